@@ -1,0 +1,553 @@
+//! The compiled mapping: what runs for every record.
+//!
+//! [`compile`] turns a [`MappingSpec`] into an immutable [`Plan`], checking everything that needs the
+//! whole spec (duplicate or overlapping targets, rules naming unknown targets, steps that cannot
+//! apply to the declared type, defaults that fail their own validators) and collecting *every*
+//! problem with its position. [`Plan::apply`] is pure and synchronous: bytes in, [`Outcome`] out.
+//! A record that fails validation is an `Outcome`, never an `Err`.
+
+mod output;
+pub mod path;
+mod rules;
+pub mod spec_tests;
+pub mod transform;
+pub mod types;
+pub mod validate;
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+use serde_json::Value;
+use serde_json_path::JsonPath;
+
+use crate::diagnostic::{Diagnostic, Pos, Spanned};
+use crate::spec::{FieldSpec, MappingSpec};
+use output::OutputTree;
+use path::Extractor;
+use rules::Rule;
+use transform::Transform;
+use types::{FieldType, Kind};
+use validate::Validator;
+
+/// The mapping, compiled. Immutable, `Send + Sync`: build once, share by reference.
+#[derive(Debug)]
+pub struct Plan {
+    name: String,
+    extractor: Extractor,
+    fields: Vec<Field>,
+    rules: Vec<Rule>,
+    output: OutputTree,
+    key_field: Option<usize>,
+    headers: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Field {
+    target: String,
+    source: FieldSource,
+    ty: FieldType,
+    required: bool,
+    default: Option<Value>,
+    transforms: Vec<Transform>,
+    validators: Vec<Validator>,
+    sensitive: bool,
+}
+
+#[derive(Debug)]
+enum FieldSource {
+    /// A slot filled by the extractor, and the non-plain rest of the JSONPath, if any.
+    Path { text: String, slot: usize, tail: Option<JsonPath> },
+    /// Already transformed, type-checked and validated at compile time.
+    Const(Value),
+}
+
+/// Where a record failed: reading it, a field's checks, or a cross-field rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Decode,
+    Validate,
+    Rule,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::Validate => "validate",
+            Stage::Rule => "rule",
+        }
+    }
+}
+
+/// One problem with one record: which output field, which rule or validator, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FieldError {
+    pub field: Option<String>,
+    pub rule: String,
+    pub message: String,
+}
+
+/// What a transform or validator reports; the field name is added by the caller.
+#[derive(Debug, PartialEq)]
+pub struct StepError {
+    pub rule: String,
+    pub message: String,
+}
+
+/// The result of applying the plan to one record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Mapped(Mapped),
+    Failed(Failure),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mapped {
+    /// The output object as JSON bytes, fields in spec order.
+    pub value: Vec<u8>,
+    /// The Kafka key chosen by the spec's `key:` (string values as their text), if it names one.
+    pub key: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub stage: Stage,
+    pub errors: Vec<FieldError>,
+}
+
+impl Outcome {
+    /// The output as a `Value` (tests and the embedded spec tests use this).
+    pub fn ok_value(&self) -> Option<Value> {
+        match self {
+            Outcome::Mapped(m) => serde_json::from_slice(&m.value).ok(),
+            Outcome::Failed(_) => None,
+        }
+    }
+
+    pub fn errors(&self) -> &[FieldError] {
+        match self {
+            Outcome::Mapped(_) => &[],
+            Outcome::Failed(f) => &f.errors,
+        }
+    }
+}
+
+/// A field's value during one record's evaluation.
+#[derive(Debug)]
+enum FieldState<'a> {
+    Absent,
+    Present(Cow<'a, Value>),
+    /// It already has errors; rules do not pile more on it.
+    Failed,
+}
+
+impl Plan {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Source headers to copy onto ok records, as the spec's `headers:` lists them.
+    pub fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    pub fn field_count(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Maps one record value. Never panics, whatever the bytes.
+    pub fn apply(&self, bytes: &[u8]) -> Outcome {
+        let slots = match self.extractor.scan(bytes) {
+            Ok(slots) => slots,
+            Err(e) => {
+                return Outcome::Failed(Failure {
+                    stage: Stage::Decode,
+                    errors: vec![FieldError { field: None, rule: "json".into(), message: format!("value is not a usable JSON object: {e}") }],
+                });
+            }
+        };
+        let mut errors = Vec::new();
+        let states: Vec<FieldState<'_>> = self.fields.iter().map(|f| f.evaluate(&slots, &mut errors)).collect();
+        let field_errors = !errors.is_empty();
+        for rule in &self.rules {
+            rule.check(&states, &self.fields, &mut errors);
+        }
+        if !errors.is_empty() {
+            let stage = if field_errors { Stage::Validate } else { Stage::Rule };
+            return Outcome::Failed(Failure { stage, errors });
+        }
+        let mut value = Vec::with_capacity(bytes.len() / 2);
+        self.output.write(&states, &mut value);
+        let key = self.key_field.and_then(|i| match &states[i] {
+            FieldState::Present(v) => Some(match v.as_ref() {
+                Value::String(s) => s.as_bytes().to_vec(),
+                other => other.to_string().into_bytes(),
+            }),
+            _ => None,
+        });
+        Outcome::Mapped(Mapped { value, key })
+    }
+}
+
+impl Field {
+    /// resolve → default → required → transforms → type check → validators.
+    fn evaluate<'a>(&'a self, slots: &'a [Option<Value>], errors: &mut Vec<FieldError>) -> FieldState<'a> {
+        let error = |errors: &mut Vec<FieldError>, rule: &str, message: String| {
+            errors.push(FieldError { field: Some(self.target.clone()), rule: rule.into(), message });
+            FieldState::Failed
+        };
+        let (text, resolved) = match &self.source {
+            FieldSource::Const(v) => return FieldState::Present(Cow::Borrowed(v)),
+            FieldSource::Path { text, slot, tail } => {
+                let found = slots[*slot].as_ref();
+                let resolved = match (tail, found) {
+                    (_, None) => None,
+                    (None, Some(v)) => Some(Cow::Borrowed(v)),
+                    (Some(query), Some(v)) => {
+                        let nodes = query.query(v).all();
+                        if self.ty == FieldType::Array {
+                            (!nodes.is_empty()).then(|| Cow::Owned(Value::Array(nodes.into_iter().cloned().collect())))
+                        } else {
+                            match nodes.as_slice() {
+                                [] => None,
+                                [one] => Some(Cow::Borrowed(*one)),
+                                many => {
+                                    let message = format!(
+                                        "source `{text}` matched {} values, but a field of type `{}` takes one (declare `type: array` to collect them)",
+                                        many.len(),
+                                        self.ty.name()
+                                    );
+                                    return error(errors, "type", message);
+                                }
+                            }
+                        }
+                    }
+                };
+                (text, resolved.filter(|v| !v.is_null()))
+            }
+        };
+        let value = match (resolved, &self.default) {
+            (Some(v), _) => v,
+            (None, Some(default)) => Cow::Borrowed(default),
+            (None, None) if self.required => {
+                return error(errors, "required", format!("required field is missing: `{text}` is absent or null"));
+            }
+            (None, None) => return FieldState::Absent,
+        };
+        self.run_pipeline(value, errors)
+    }
+}
+
+/// A mapping file that could not be turned into a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read mapping file {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("mapping file {path} is invalid:\n{}", render_all(path, diagnostics))]
+    Invalid { path: String, diagnostics: Vec<Diagnostic> },
+}
+
+fn render_all(path: &str, diagnostics: &[Diagnostic]) -> String {
+    diagnostics.iter().map(|d| d.render(path)).collect::<Vec<_>>().join("\n")
+}
+
+/// Parses and compiles mapping text: every shape and meaning problem, or a plan.
+pub fn load_str(text: &str) -> Result<(MappingSpec, Plan), Vec<Diagnostic>> {
+    let (spec, mut diags) = crate::spec::parse(text);
+    match compile(&spec) {
+        Ok(plan) if diags.is_empty() => Ok((spec, plan)),
+        Ok(_) => Err(diags),
+        Err(more) => {
+            diags.extend(more);
+            diags.sort();
+            diags.dedup();
+            Err(diags)
+        }
+    }
+}
+
+/// Reads, parses and compiles a mapping file.
+pub fn load_file(path: &std::path::Path) -> Result<(MappingSpec, Plan), LoadError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: shown.clone(), source })?;
+    load_str(&text).map_err(|diagnostics| LoadError::Invalid { path: shown, diagnostics })
+}
+
+/// The version of the mapping format this program reads.
+pub const SPEC_VERSION: i64 = 1;
+
+/// Compiles a spec, reporting every problem found, sorted by position.
+pub fn compile(spec: &MappingSpec) -> Result<Plan, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    if let Some(v) = &spec.version
+        && v.value != SPEC_VERSION
+    {
+        diags.push(Diagnostic::new(v.pos, format!("unsupported `version: {}`; this program reads version {SPEC_VERSION}", v.value)));
+    }
+    let mut extractor = Extractor::default();
+    let mut fields = Vec::with_capacity(spec.fields.len());
+    let mut targets: Vec<(Spanned<String>, usize)> = Vec::new();
+    for field_spec in &spec.fields {
+        if let Some(field) = compile_field(field_spec, &mut extractor, &mut diags) {
+            targets.push((field_spec.target.clone().expect("compiled fields have a target"), fields.len()));
+            fields.push(field);
+        }
+    }
+    extractor.finish();
+    check_targets(&targets, &mut diags);
+    if spec.fields.is_empty() && spec.name.is_some() {
+        diags.push(Diagnostic::new(Pos::new(1, 1), "`fields` is empty; a mapping needs at least one field"));
+    }
+    let find = |name: &Spanned<String>, what: &str, diags: &mut Vec<Diagnostic>| -> Option<usize> {
+        let found = targets.iter().find(|(t, _)| t.value == name.value).map(|(_, i)| *i);
+        if found.is_none() {
+            let known = targets.iter().map(|(t, _)| t.value.as_str());
+            diags.push(Diagnostic::new(
+                name.pos,
+                format!("{what} names unknown target `{}`{}", name.value, crate::diagnostic::suggestion(&name.value, known)),
+            ));
+        }
+        found
+    };
+    let key_field = spec.key.as_ref().and_then(|key| {
+        let i = find(key, "`key`", &mut diags)?;
+        let f = &fields[i];
+        let always_present = f.required || f.default.is_some() || matches!(f.source, FieldSource::Const(_));
+        if !always_present {
+            diags.push(Diagnostic::new(key.pos, format!("`key` target `{}` may be absent; make it `required: true` or give it a `default`", key.value)));
+        }
+        if matches!(f.ty, FieldType::Object | FieldType::Array) {
+            diags.push(Diagnostic::new(key.pos, format!("`key` target `{}` is an {}; a key must be a scalar", key.value, f.ty.name())));
+        }
+        Some(i)
+    });
+    for header in &spec.headers {
+        if header.value.is_empty() {
+            diags.push(Diagnostic::new(header.pos, "header names cannot be empty"));
+        }
+    }
+    let rules = rules::compile(&spec.rules, |name, what, d| find(name, what, d), &mut diags);
+    let output = OutputTree::build(fields.iter().map(|f| f.target.as_str()));
+    if !diags.is_empty() {
+        diags.sort();
+        diags.dedup();
+        return Err(diags);
+    }
+    Ok(Plan {
+        name: spec.name.as_ref().map(|n| n.value.clone()).unwrap_or_default(),
+        extractor,
+        fields,
+        rules,
+        output,
+        key_field,
+        headers: spec.headers.iter().map(|h| h.value.clone()).collect(),
+    })
+}
+
+fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: &mut Vec<Diagnostic>) -> Option<Field> {
+    let before = diags.len();
+    let target = spec.target.as_ref()?;
+    if target.value.is_empty() || target.value.split('.').any(|s| s.trim().is_empty()) {
+        diags.push(Diagnostic::new(target.pos, format!("target `{}` has an empty segment; use names separated by dots, like `customer.email`", target.value)));
+    }
+    let ty = match (&spec.kind, &spec.constant) {
+        (Some(t), _) => match FieldType::from_name(&t.value) {
+            Some(ty) => ty,
+            None => {
+                diags.push(Diagnostic::new(
+                    t.pos,
+                    format!(
+                        "unknown type `{}`{}; types: {}",
+                        t.value,
+                        crate::diagnostic::suggestion(&t.value, FieldType::NAMES.iter().copied()),
+                        FieldType::NAMES.join(", ")
+                    ),
+                ));
+                return None;
+            }
+        },
+        (None, Some(_)) => FieldType::Any,
+        (None, None) => {
+            diags.push(Diagnostic::new(spec.pos, format!("field `{}` is missing `type`", target.value)));
+            FieldType::Any
+        }
+    };
+    let required = spec.required.as_ref().is_some_and(|r| r.value);
+    if let (Some(r), Some(_)) = (&spec.required, &spec.default)
+        && r.value
+    {
+        diags.push(Diagnostic::new(r.pos, format!("field `{}` is `required` and has a `default`; a default makes it never missing, so keep one", target.value)));
+    }
+
+    let transforms: Vec<Transform> = spec.transform.iter().filter_map(|s| Transform::compile(s, diags)).collect();
+    if transforms.len() == spec.transform.len() {
+        check_transform_flow(spec, &transforms, ty, diags);
+    }
+    let validators: Vec<Validator> = spec.validate.iter().filter_map(|s| Validator::compile(s, ty, diags)).collect();
+
+    let source = match (&spec.source, &spec.constant) {
+        (Some(src), None) => match path::parse_source(&src.value) {
+            Ok(p) => FieldSource::Path { text: src.value.clone(), slot: extractor.add(&p.prefix), tail: p.tail },
+            Err(e) => {
+                diags.push(Diagnostic::new(src.pos.shifted(e.offset), format!("invalid JSONPath `{}`: {}", src.value, e.message)));
+                return None;
+            }
+        },
+        (None, Some(c)) => {
+            if let Some(r) = &spec.required {
+                diags.push(Diagnostic::new(r.pos, "a `const` field is always present; `required` does not apply"));
+            }
+            if let Some(d) = &spec.default {
+                diags.push(Diagnostic::new(d.pos, "a `const` field is always present; `default` does not apply"));
+            }
+            let value = match c.to_json() {
+                Ok(v) => v,
+                Err(d) => {
+                    diags.push(d);
+                    return None;
+                }
+            };
+            FieldSource::Const(value)
+        }
+        (Some(src), Some(_)) => {
+            diags.push(Diagnostic::new(src.pos, format!("field `{}` has both `source` and `const`; keep one", target.value)));
+            return None;
+        }
+        (None, None) => {
+            diags.push(Diagnostic::new(spec.pos, format!("field `{}` needs a `source` (a JSONPath) or a `const`", target.value)));
+            return None;
+        }
+    };
+    if diags.len() > before {
+        return None;
+    }
+    let mut field = Field {
+        target: target.value.clone(),
+        source,
+        ty,
+        required,
+        default: None,
+        transforms,
+        validators,
+        sensitive: spec.sensitive,
+    };
+    // A default or const must survive the field's own pipeline; run it now so a bad one is a
+    // compile error at its position, not a failure on every record that lacks the field.
+    let literal = match (&field.source, &spec.default) {
+        (FieldSource::Const(v), _) => Some((v.clone(), spec.constant.as_ref().map(|c| c.pos), "const")),
+        (_, Some(d)) => match d.to_json() {
+            Ok(v) => Some((v, Some(d.pos), "default")),
+            Err(e) => {
+                diags.push(e);
+                return None;
+            }
+        },
+        _ => None,
+    };
+    if let Some((value, pos, what)) = literal {
+        let pos = pos.unwrap_or(spec.pos);
+        if value.is_null() {
+            diags.push(Diagnostic::new(pos, format!("`{what}` cannot be null")));
+            return None;
+        }
+        let mut errors = Vec::new();
+        let checked = match field.run_pipeline(Cow::Borrowed(&value), &mut errors) {
+            FieldState::Present(v) => Some(v.into_owned()),
+            _ => None,
+        };
+        for e in &errors {
+            diags.push(Diagnostic::new(pos, format!("`{what}` fails its own field's checks ({}): {}", e.rule, e.message)));
+        }
+        match checked {
+            None => return None,
+            // A const is stored already transformed; a default flows through the transforms
+            // at run time like any resolved value, so it is kept as written.
+            Some(v) if what == "const" => field.source = FieldSource::Const(v),
+            Some(_) => field.default = Some(value),
+        }
+    }
+    Some(field)
+}
+
+impl Field {
+    /// Transforms, type check and validators on a value already resolved (for defaults and consts).
+    fn run_pipeline<'a>(&'a self, value: Cow<'a, Value>, errors: &mut Vec<FieldError>) -> FieldState<'a> {
+        let mut value = value;
+        for transform in &self.transforms {
+            value = match transform.apply(value, self.sensitive) {
+                Ok(v) => v,
+                Err(e) => {
+                    errors.push(FieldError { field: Some(self.target.clone()), rule: e.rule, message: e.message });
+                    return FieldState::Failed;
+                }
+            };
+        }
+        let value = match self.ty.check(value, self.sensitive) {
+            Ok(v) => v,
+            Err(message) => {
+                errors.push(FieldError { field: Some(self.target.clone()), rule: "type".into(), message });
+                return FieldState::Failed;
+            }
+        };
+        let before = errors.len();
+        for validator in &self.validators {
+            if let Err(e) = validator.check(&value, self.sensitive) {
+                errors.push(FieldError { field: Some(self.target.clone()), rule: e.rule, message: e.message });
+            }
+        }
+        if errors.len() > before { FieldState::Failed } else { FieldState::Present(value) }
+    }
+}
+
+/// Follows the static kind of the value through the transforms and against the declared type.
+fn check_transform_flow(spec: &FieldSpec, transforms: &[Transform], ty: FieldType, diags: &mut Vec<Diagnostic>) {
+    let mut kind = match &spec.constant {
+        Some(c) => c.to_json().map(|v| Kind::of(&v)).unwrap_or(Kind::Unknown),
+        None => Kind::Unknown,
+    };
+    let mut produced_by: Option<&str> = None;
+    for (transform, step) in transforms.iter().zip(&spec.transform) {
+        if !transform.accepts(kind) {
+            let after = produced_by.map(|p| format!(" (the result of `{p}`)")).unwrap_or_default();
+            diags.push(Diagnostic::new(
+                step.name.pos,
+                format!("transform `{}` takes {}, but receives {}{after}", transform.name(), transform.input_description(), kind.name()),
+            ));
+            return;
+        }
+        kind = transform.output(kind);
+        produced_by = Some(transform.name());
+    }
+    if let Some(last) = produced_by
+        && !ty.accepts(kind)
+    {
+        let pos = spec.kind.as_ref().map_or(spec.pos, |k| k.pos);
+        diags.push(Diagnostic::new(pos, format!("type `{}` cannot hold {}, which is what `{last}` produces", ty.name(), kind.name())));
+    }
+}
+
+/// Duplicate targets, and targets nested inside another target (`a.b` and `a.b.c`).
+fn check_targets(targets: &[(Spanned<String>, usize)], diags: &mut Vec<Diagnostic>) {
+    for (i, (later, _)) in targets.iter().enumerate() {
+        for (earlier, _) in &targets[..i] {
+            let (a, b) = (&earlier.value, &later.value);
+            if a == b {
+                diags.push(Diagnostic::new(later.pos, format!("duplicate target `{b}` (first defined at {})", earlier.pos)));
+            } else if is_inside(a, b) || is_inside(b, a) {
+                let (outer, inner) = if a.len() < b.len() { (a, b) } else { (b, a) };
+                diags.push(Diagnostic::new(
+                    later.pos,
+                    format!("target `{b}` overlaps `{a}` (defined at {}): `{inner}` would be inside the value of `{outer}`", earlier.pos),
+                ));
+            }
+        }
+    }
+}
+
+fn is_inside(outer: &str, inner: &str) -> bool {
+    inner.len() > outer.len() && inner.starts_with(outer) && inner.as_bytes()[outer.len()] == b'.'
+}
+
+#[cfg(test)]
+mod tests;

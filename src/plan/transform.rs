@@ -1,0 +1,515 @@
+//! Transforms: value → value steps applied in order before the type check.
+//!
+//! Each is resolved from its spec (name + argument) once at compile time; regexes are compiled then.
+//! At run time a transform either returns the new value or a [`StepError`]: a wrong JSON type is a
+//! `type` error, anything else is named after the transform.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use regex::Regex;
+use serde_json::{Number, Value};
+
+use super::StepError;
+use super::types::{Kind, describe};
+use crate::diagnostic::{Diagnostic, suggestion};
+use crate::spec::{Node, NodeKind, StepSpec};
+
+#[derive(Debug)]
+pub enum Transform {
+    Trim,
+    Lowercase,
+    Uppercase,
+    DigitsOnly,
+    Replace { pattern: Regex, with: String },
+    Truncate { max: usize },
+    Map { values: HashMap<String, Value>, default: Option<Value> },
+    ToInteger,
+    ToNumber,
+    ToString,
+    Multiply(Factor),
+    Divide(Factor),
+}
+
+/// A numeric argument, kept exact when it is an integer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Factor {
+    Int(i64),
+    Float(f64),
+}
+
+pub const NAMES: &[&str] = &[
+    "trim",
+    "lowercase",
+    "uppercase",
+    "digits_only",
+    "replace",
+    "truncate",
+    "map",
+    "to_integer",
+    "to_number",
+    "to_string",
+    "multiply",
+    "divide",
+];
+
+impl Transform {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transform::Trim => "trim",
+            Transform::Lowercase => "lowercase",
+            Transform::Uppercase => "uppercase",
+            Transform::DigitsOnly => "digits_only",
+            Transform::Replace { .. } => "replace",
+            Transform::Truncate { .. } => "truncate",
+            Transform::Map { .. } => "map",
+            Transform::ToInteger => "to_integer",
+            Transform::ToNumber => "to_number",
+            Transform::ToString => "to_string",
+            Transform::Multiply(_) => "multiply",
+            Transform::Divide(_) => "divide",
+        }
+    }
+
+    pub fn compile(step: &StepSpec, diags: &mut Vec<Diagnostic>) -> Option<Transform> {
+        let name = step.name.as_str();
+        let pos = step.name.pos;
+        let no_arg = |t: Transform, diags: &mut Vec<Diagnostic>| {
+            if let Some(arg) = &step.arg {
+                diags.push(Diagnostic::new(arg.pos, format!("transform `{name}` takes no argument")));
+                return None;
+            }
+            Some(t)
+        };
+        let need_arg = |diags: &mut Vec<Diagnostic>, shape: &str| -> Option<&Node> {
+            if step.arg.is_none() {
+                diags.push(Diagnostic::new(pos, format!("transform `{name}` needs an argument: `{name}: {shape}`")));
+            }
+            step.arg.as_ref()
+        };
+        match name {
+            "trim" => no_arg(Transform::Trim, diags),
+            "lowercase" => no_arg(Transform::Lowercase, diags),
+            "uppercase" => no_arg(Transform::Uppercase, diags),
+            "digits_only" => no_arg(Transform::DigitsOnly, diags),
+            "to_integer" => no_arg(Transform::ToInteger, diags),
+            "to_number" => no_arg(Transform::ToNumber, diags),
+            "to_string" => no_arg(Transform::ToString, diags),
+            "replace" => {
+                let arg = need_arg(diags, "{pattern: REGEX, with: TEXT}")?;
+                let args = args_map(arg, name, &["pattern", "with"], diags)?;
+                let pattern = string_arg(&args, arg, "pattern", name, diags)?;
+                let with = string_arg(&args, arg, "with", name, diags)?;
+                let pattern = compile_regex(&pattern.0, pattern.1, diags)?;
+                Some(Transform::Replace { pattern, with: with.0 })
+            }
+            "truncate" => {
+                let arg = need_arg(diags, "{max: N}")?;
+                let args = args_map(arg, name, &["max"], diags)?;
+                let Some(max) = args.iter().find(|(k, _)| k == "max").map(|(_, n)| n) else {
+                    diags.push(Diagnostic::new(arg.pos, "`truncate` needs `max`"));
+                    return None;
+                };
+                match max.kind {
+                    NodeKind::Int(n) if n > 0 => Some(Transform::Truncate { max: n as usize }),
+                    _ => {
+                        diags.push(Diagnostic::new(max.pos, "`max` must be a positive integer"));
+                        None
+                    }
+                }
+            }
+            "map" => {
+                let arg = need_arg(diags, "{values: {FROM: TO}, default: VALUE}")?;
+                let args = args_map(arg, name, &["values", "default"], diags)?;
+                let Some(values) = args.iter().find(|(k, _)| k == "values").map(|(_, n)| n) else {
+                    diags.push(Diagnostic::new(arg.pos, "`map` needs `values`"));
+                    return None;
+                };
+                let NodeKind::Map(entries) = &values.kind else {
+                    diags.push(Diagnostic::new(values.pos, format!("`values` must be a mapping, found {}", values.kind_name())));
+                    return None;
+                };
+                let mut table = HashMap::with_capacity(entries.len());
+                for (from, to) in entries {
+                    match to.to_json() {
+                        Ok(v) => {
+                            table.insert(from.value.clone(), v);
+                        }
+                        Err(d) => diags.push(d),
+                    }
+                }
+                let default = match args.iter().find(|(k, _)| k == "default") {
+                    None => None,
+                    Some((_, n)) => match n.to_json() {
+                        Ok(v) => Some(v),
+                        Err(d) => {
+                            diags.push(d);
+                            return None;
+                        }
+                    },
+                };
+                Some(Transform::Map { values: table, default })
+            }
+            "multiply" | "divide" => {
+                let arg = need_arg(diags, "N")?;
+                let factor = match arg.kind {
+                    NodeKind::Int(n) => Factor::Int(n),
+                    NodeKind::Float(f) if f.is_finite() => Factor::Float(f),
+                    _ => {
+                        diags.push(Diagnostic::new(arg.pos, format!("`{name}` takes a number, found {}", arg.kind_name())));
+                        return None;
+                    }
+                };
+                if name == "divide" {
+                    if matches!(factor, Factor::Int(0)) || matches!(factor, Factor::Float(f) if f == 0.0) {
+                        diags.push(Diagnostic::new(arg.pos, "`divide` by zero"));
+                        return None;
+                    }
+                    Some(Transform::Divide(factor))
+                } else {
+                    Some(Transform::Multiply(factor))
+                }
+            }
+            _ => {
+                diags.push(Diagnostic::new(
+                    pos,
+                    format!("unknown transform `{name}`{}; known transforms: {}", suggestion(name, NAMES.iter().copied()), NAMES.join(", ")),
+                ));
+                None
+            }
+        }
+    }
+
+    /// Whether the transform can take a value of this static kind.
+    pub fn accepts(&self, kind: Kind) -> bool {
+        if kind == Kind::Unknown {
+            return true;
+        }
+        match self {
+            Transform::Trim
+            | Transform::Lowercase
+            | Transform::Uppercase
+            | Transform::DigitsOnly
+            | Transform::Replace { .. }
+            | Transform::Truncate { .. } => kind == Kind::Str,
+            Transform::Map { .. } => matches!(kind, Kind::Str | Kind::Int | Kind::Num | Kind::Bool),
+            Transform::ToInteger | Transform::ToNumber => matches!(kind, Kind::Str | Kind::Int | Kind::Num),
+            Transform::ToString => true,
+            Transform::Multiply(_) | Transform::Divide(_) => matches!(kind, Kind::Int | Kind::Num),
+        }
+    }
+
+    /// What the transform accepts, for messages.
+    pub fn input_description(&self) -> &'static str {
+        match self {
+            Transform::Map { .. } => "a string, number or boolean",
+            Transform::ToInteger | Transform::ToNumber => "a string or a number",
+            Transform::ToString => "any value",
+            Transform::Multiply(_) | Transform::Divide(_) => "a number",
+            _ => "a string",
+        }
+    }
+
+    /// The static kind of the result.
+    pub fn output(&self, input: Kind) -> Kind {
+        match self {
+            Transform::Map { values, default } => {
+                let mut kinds = values.values().chain(default.iter()).map(Kind::of);
+                match kinds.next() {
+                    Some(first) if kinds.all(|k| k == first) => first,
+                    _ => Kind::Unknown,
+                }
+            }
+            Transform::ToInteger => Kind::Int,
+            Transform::ToNumber => match input {
+                Kind::Int => Kind::Int,
+                _ => Kind::Num,
+            },
+            Transform::ToString => Kind::Str,
+            Transform::Multiply(Factor::Int(_)) if input == Kind::Int => Kind::Int,
+            Transform::Multiply(_) | Transform::Divide(_) => Kind::Num,
+            _ => Kind::Str,
+        }
+    }
+
+    pub fn apply<'v>(&self, value: Cow<'v, Value>, sensitive: bool) -> Result<Cow<'v, Value>, StepError> {
+        let wrong_type = |value: &Value| StepError {
+            rule: "type".into(),
+            message: format!("transform `{}` takes {}, found {}", self.name(), self.input_description(), describe(value, sensitive)),
+        };
+        let failed = |message: String| StepError { rule: self.name().into(), message };
+        let text = || value.as_str().ok_or_else(|| wrong_type(&value));
+        Ok(Cow::Owned(match self {
+            Transform::Trim => {
+                let s = text()?;
+                let trimmed = s.trim();
+                if trimmed.len() == s.len() {
+                    return Ok(value);
+                }
+                Value::String(trimmed.to_owned())
+            }
+            Transform::Lowercase => Value::String(text()?.to_lowercase()),
+            Transform::Uppercase => Value::String(text()?.to_uppercase()),
+            Transform::DigitsOnly => Value::String(text()?.chars().filter(char::is_ascii_digit).collect()),
+            Transform::Replace { pattern, with } => Value::String(pattern.replace_all(text()?, with.as_str()).into_owned()),
+            Transform::Truncate { max } => {
+                let s = text()?;
+                match s.char_indices().nth(*max) {
+                    None => return Ok(value),
+                    Some((cut, _)) => Value::String(s[..cut].to_owned()),
+                }
+            }
+            Transform::Map { values, default } => {
+                let key = match value.as_ref() {
+                    Value::String(s) => Cow::Borrowed(s.as_str()),
+                    Value::Number(_) | Value::Bool(_) => Cow::Owned(value.to_string()),
+                    other => return Err(wrong_type(other)),
+                };
+                match values.get(key.as_ref()).or(default.as_ref()) {
+                    Some(mapped) => mapped.clone(),
+                    None => {
+                        return Err(failed(format!(
+                            "{} is not in the map and the map has no default",
+                            describe(&value, sensitive)
+                        )));
+                    }
+                }
+            }
+            Transform::ToInteger => match value.as_ref() {
+                Value::Number(n) if n.is_i64() || n.is_u64() => return Ok(value),
+                Value::Number(n) => {
+                    let f = n.as_f64().unwrap_or(f64::NAN);
+                    if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                        Value::from(f as i64)
+                    } else {
+                        return Err(failed(format!("{} is not a whole number within 64 bits", describe(&value, sensitive))));
+                    }
+                }
+                Value::String(s) => match parse_integer(s.trim()) {
+                    Some(n) => Value::Number(n),
+                    None => return Err(failed(format!("expected an integer in text, found {}", describe(&value, sensitive)))),
+                },
+                other => return Err(wrong_type(other)),
+            },
+            Transform::ToNumber => match value.as_ref() {
+                Value::Number(_) => return Ok(value),
+                Value::String(s) => {
+                    let t = s.trim();
+                    match parse_integer(t).or_else(|| t.parse::<f64>().ok().and_then(Number::from_f64).filter(|_| looks_numeric(t))) {
+                        Some(n) => Value::Number(n),
+                        None => return Err(failed(format!("expected a number in text, found {}", describe(&value, sensitive)))),
+                    }
+                }
+                other => return Err(wrong_type(other)),
+            },
+            Transform::ToString => match value.as_ref() {
+                Value::String(_) => return Ok(value),
+                other => Value::String(other.to_string()),
+            },
+            Transform::Multiply(factor) => arithmetic(&value, *factor, false).map_err(|m| match m {
+                None => wrong_type(&value),
+                Some(m) => failed(m),
+            })?,
+            Transform::Divide(factor) => arithmetic(&value, *factor, true).map_err(|m| match m {
+                None => wrong_type(&value),
+                Some(m) => failed(m),
+            })?,
+        }))
+    }
+}
+
+fn parse_integer(s: &str) -> Option<Number> {
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let s = s.strip_prefix('+').unwrap_or(s);
+    s.parse::<i64>().map(Number::from).ok().or_else(|| s.parse::<u64>().map(Number::from).ok())
+}
+
+/// Rust's float parser also takes `inf`, `NaN` and `1e5`-free oddities like `infinity`; JSON does not.
+fn looks_numeric(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')) && s.bytes().any(|b| b.is_ascii_digit())
+}
+
+/// Integer × integer and exact integer ÷ integer stay integers; everything else is a float.
+/// `Err(None)` means the value is not a number; `Err(Some(msg))` an overflow.
+fn arithmetic(value: &Value, factor: Factor, divide: bool) -> Result<Value, Option<String>> {
+    let Value::Number(n) = value else { return Err(None) };
+    if let (Some(a), Factor::Int(b)) = (n.as_i64(), factor) {
+        if divide {
+            if a % b == 0 {
+                return Ok(Value::from(a / b));
+            }
+        } else {
+            return a.checked_mul(b).map(Value::from).ok_or_else(|| Some(format!("{a} × {b} overflows a 64-bit integer")));
+        }
+    }
+    let a = n.as_f64().ok_or(None)?;
+    let b = match factor {
+        Factor::Int(i) => i as f64,
+        Factor::Float(f) => f,
+    };
+    let result = if divide { a / b } else { a * b };
+    Number::from_f64(result).map(Value::Number).ok_or_else(|| Some(format!("the result of {a} and {b} is not a finite number")))
+}
+
+type ArgMap<'a> = Vec<(String, &'a Node)>;
+
+fn args_map<'a>(arg: &'a Node, name: &str, allowed: &[&str], diags: &mut Vec<Diagnostic>) -> Option<ArgMap<'a>> {
+    let NodeKind::Map(entries) = &arg.kind else {
+        diags.push(Diagnostic::new(arg.pos, format!("the argument of `{name}` must be a mapping, found {}", arg.kind_name())));
+        return None;
+    };
+    let mut ok = true;
+    for (k, _) in entries {
+        if !allowed.contains(&k.as_str()) {
+            ok = false;
+            diags.push(Diagnostic::new(
+                k.pos,
+                format!("unknown key `{}` in `{name}`{}; allowed keys: {}", k.value, suggestion(&k.value, allowed.iter().copied()), allowed.join(", ")),
+            ));
+        }
+    }
+    ok.then(|| entries.iter().map(|(k, v)| (k.value.clone(), v)).collect())
+}
+
+fn string_arg(
+    args: &ArgMap<'_>,
+    arg: &Node,
+    key: &str,
+    name: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<(String, crate::diagnostic::Pos)> {
+    match args.iter().find(|(k, _)| k == key) {
+        None => {
+            diags.push(Diagnostic::new(arg.pos, format!("`{name}` needs `{key}`")));
+            None
+        }
+        Some((_, node)) => match &node.kind {
+            NodeKind::Str(s) => Some((s.clone(), node.pos)),
+            _ => {
+                diags.push(Diagnostic::new(node.pos, format!("`{key}` must be a string, found {}", node.kind_name())));
+                None
+            }
+        },
+    }
+}
+
+/// Compiles a user regex, pointing at it when it does not compile.
+pub fn compile_regex(pattern: &str, pos: crate::diagnostic::Pos, diags: &mut Vec<Diagnostic>) -> Option<Regex> {
+    match Regex::new(pattern) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            let detail = e.to_string().lines().last().unwrap_or_default().trim().to_owned();
+            diags.push(Diagnostic::new(pos, format!("invalid regex `{pattern}`: {detail}")));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::{Pos, Spanned};
+    use serde_json::json;
+
+    fn t(name: &str, arg: Option<NodeKind>) -> Transform {
+        let step = StepSpec {
+            name: Spanned::new(name.into(), Pos::new(1, 1)),
+            arg: arg.map(|kind| Node { pos: Pos::new(1, 10), kind }),
+        };
+        let mut diags = vec![];
+        let t = Transform::compile(&step, &mut diags);
+        assert!(diags.is_empty(), "{diags:?}");
+        t.unwrap()
+    }
+
+    fn run(t: &Transform, v: Value) -> Result<Value, StepError> {
+        t.apply(Cow::Owned(v), false).map(Cow::into_owned)
+    }
+
+    fn yaml(text: &str) -> NodeKind {
+        crate::spec::load_yaml(text, &mut vec![]).unwrap().kind
+    }
+
+    #[test]
+    fn string_transforms() {
+        assert_eq!(run(&t("trim", None), json!("  a b ")).unwrap(), json!("a b"));
+        assert_eq!(run(&t("lowercase", None), json!("ÀB")).unwrap(), json!("àb"));
+        assert_eq!(run(&t("uppercase", None), json!("sp")).unwrap(), json!("SP"));
+        assert_eq!(run(&t("digits_only", None), json!("123.456.789-09")).unwrap(), json!("12345678909"));
+        assert_eq!(run(&t("truncate", Some(yaml("{max: 3}"))), json!("çãoxyz")).unwrap(), json!("ção"));
+        assert_eq!(run(&t("truncate", Some(yaml("{max: 3}"))), json!("ab")).unwrap(), json!("ab"));
+        let replace = t("replace", Some(yaml("{pattern: '\\s+', with: ' '}")));
+        assert_eq!(run(&replace, json!("a   b\t c")).unwrap(), json!("a b c"));
+    }
+
+    #[test]
+    fn wrong_json_type_is_a_type_error() {
+        let e = run(&t("trim", None), json!(12)).unwrap_err();
+        assert_eq!(e.rule, "type");
+        assert!(e.message.contains("`trim` takes a string, found a number 12"), "{}", e.message);
+    }
+
+    #[test]
+    fn conversions() {
+        assert_eq!(run(&t("to_integer", None), json!(" 42 ")).unwrap(), json!(42));
+        assert_eq!(run(&t("to_integer", None), json!(42.0)).unwrap(), json!(42));
+        assert_eq!(run(&t("to_integer", None), json!("18446744073709551615")).unwrap(), json!(u64::MAX));
+        assert_eq!(run(&t("to_integer", None), json!("4.5")).unwrap_err().rule, "to_integer");
+        assert_eq!(run(&t("to_integer", None), json!(4.5)).unwrap_err().rule, "to_integer");
+        assert_eq!(run(&t("to_integer", None), json!(true)).unwrap_err().rule, "type");
+        assert_eq!(run(&t("to_number", None), json!("12.50")).unwrap(), json!(12.5));
+        assert_eq!(run(&t("to_number", None), json!("12")).unwrap(), json!(12));
+        assert_eq!(run(&t("to_number", None), json!("inf")).unwrap_err().rule, "to_number");
+        assert_eq!(run(&t("to_number", None), json!("NaN")).unwrap_err().rule, "to_number");
+        assert_eq!(run(&t("to_string", None), json!(12)).unwrap(), json!("12"));
+        assert_eq!(run(&t("to_string", None), json!(true)).unwrap(), json!("true"));
+    }
+
+    #[test]
+    fn arithmetic_keeps_integers_exact() {
+        assert_eq!(run(&t("multiply", Some(NodeKind::Int(100))), json!(12)).unwrap(), json!(1200));
+        assert_eq!(run(&t("multiply", Some(NodeKind::Float(100.0))), json!(12.34)).unwrap(), json!(1234.0));
+        assert_eq!(run(&t("divide", Some(NodeKind::Int(100))), json!(1200)).unwrap(), json!(12));
+        assert_eq!(run(&t("divide", Some(NodeKind::Int(100))), json!(1234)).unwrap(), json!(12.34));
+        assert_eq!(run(&t("multiply", Some(NodeKind::Int(i64::MAX))), json!(3)).unwrap_err().rule, "multiply");
+        assert_eq!(run(&t("divide", Some(NodeKind::Int(2))), json!("4")).unwrap_err().rule, "type");
+        let mut diags = vec![];
+        let step = StepSpec { name: Spanned::new("divide".into(), Pos::new(1, 1)), arg: Some(Node { pos: Pos::new(1, 9), kind: NodeKind::Int(0) }) };
+        assert!(Transform::compile(&step, &mut diags).is_none());
+        assert!(diags[0].message.contains("by zero"));
+    }
+
+    #[test]
+    fn map_looks_up_text_and_falls_back_to_default() {
+        let m = t("map", Some(yaml("{values: {C: CREDIT, D: DEBIT, '1': one}}")));
+        assert_eq!(run(&m, json!("C")).unwrap(), json!("CREDIT"));
+        assert_eq!(run(&m, json!(1)).unwrap(), json!("one"));
+        assert_eq!(run(&m, json!("X")).unwrap_err().rule, "map");
+        let with_default = t("map", Some(yaml("{values: {C: CREDIT}, default: OTHER}")));
+        assert_eq!(run(&with_default, json!("X")).unwrap(), json!("OTHER"));
+        assert_eq!(run(&with_default, json!([1])).unwrap_err().rule, "type");
+    }
+
+    #[test]
+    fn bad_arguments_are_diagnosed() {
+        let mut diags = vec![];
+        let step = |name: &str, arg: Option<&str>| StepSpec {
+            name: Spanned::new(name.into(), Pos::new(3, 7)),
+            arg: arg.map(|a| crate::spec::load_yaml(a, &mut vec![]).unwrap()),
+        };
+        assert!(Transform::compile(&step("trimm", None), &mut diags).is_none());
+        assert!(Transform::compile(&step("replace", Some("{pattern: '(', with: x}")), &mut diags).is_none());
+        assert!(Transform::compile(&step("truncate", Some("{max: 0}")), &mut diags).is_none());
+        assert!(Transform::compile(&step("trim", Some("yes")), &mut diags).is_none());
+        assert!(Transform::compile(&step("replace", None), &mut diags).is_none());
+        let messages: Vec<_> = diags.iter().map(|d| d.message.as_str()).collect();
+        assert!(messages[0].contains("unknown transform `trimm`; did you mean `trim`?"), "{messages:?}");
+        assert!(messages[1].contains("invalid regex `(`"), "{messages:?}");
+        assert!(messages[2].contains("positive integer"), "{messages:?}");
+        assert!(messages[3].contains("takes no argument"), "{messages:?}");
+        assert!(messages[4].contains("needs an argument"), "{messages:?}");
+    }
+}

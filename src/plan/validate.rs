@@ -1,0 +1,471 @@
+//! Validators: checks on the final, type-checked value of a field. A failing validator gives an
+//! error named after it (`cpf`, `range`, …); every validator of a field runs, so a record reports
+//! all its problems at once.
+
+use regex::Regex;
+use serde_json::{Number, Value};
+
+use super::StepError;
+use super::transform::compile_regex;
+use super::types::{FieldType, describe, normalize_datetime, parse_date};
+use crate::diagnostic::{Diagnostic, suggestion};
+use crate::spec::{Node, NodeKind, StepSpec};
+
+#[derive(Debug)]
+pub enum Validator {
+    Pattern(Regex),
+    OneOf(Vec<Value>),
+    Range { min: Option<Number>, max: Option<Number> },
+    Length { min: Option<usize>, max: Option<usize> },
+    Email,
+    Uuid,
+    Datetime,
+    Date,
+    Cpf,
+    Cnpj,
+    Cep,
+}
+
+pub const NAMES: &[&str] =
+    &["pattern", "one_of", "range", "length", "email", "uuid", "datetime", "date", "cpf", "cnpj", "cep"];
+
+impl Validator {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Validator::Pattern(_) => "pattern",
+            Validator::OneOf(_) => "one_of",
+            Validator::Range { .. } => "range",
+            Validator::Length { .. } => "length",
+            Validator::Email => "email",
+            Validator::Uuid => "uuid",
+            Validator::Datetime => "datetime",
+            Validator::Date => "date",
+            Validator::Cpf => "cpf",
+            Validator::Cnpj => "cnpj",
+            Validator::Cep => "cep",
+        }
+    }
+
+    /// Resolves a validator and checks it fits the field's declared type.
+    pub fn compile(step: &StepSpec, field_type: FieldType, diags: &mut Vec<Diagnostic>) -> Option<Validator> {
+        let name = step.name.as_str();
+        let pos = step.name.pos;
+        let before = diags.len();
+        let validator = match name {
+            "email" | "uuid" | "datetime" | "date" | "cpf" | "cnpj" | "cep" => {
+                if let Some(arg) = &step.arg {
+                    diags.push(Diagnostic::new(arg.pos, format!("validator `{name}` takes no argument")));
+                    return None;
+                }
+                match name {
+                    "email" => Validator::Email,
+                    "uuid" => Validator::Uuid,
+                    "datetime" => Validator::Datetime,
+                    "date" => Validator::Date,
+                    "cpf" => Validator::Cpf,
+                    "cnpj" => Validator::Cnpj,
+                    _ => Validator::Cep,
+                }
+            }
+            "pattern" => {
+                let Some(Node { kind: NodeKind::Str(p), pos }) = &step.arg else {
+                    diags.push(Diagnostic::new(pos, "`pattern` takes a regex string: `pattern: '^[A-Z]{2}$'`"));
+                    return None;
+                };
+                Validator::Pattern(compile_regex(p, *pos, diags)?)
+            }
+            "one_of" => {
+                let Some(Node { kind: NodeKind::Seq(items), pos: list_pos }) = &step.arg else {
+                    diags.push(Diagnostic::new(pos, "`one_of` takes a list of allowed values: `one_of: [A, B]`"));
+                    return None;
+                };
+                if items.is_empty() {
+                    diags.push(Diagnostic::new(*list_pos, "`one_of` needs at least one value"));
+                }
+                let mut values = Vec::with_capacity(items.len());
+                for item in items {
+                    match item.to_json() {
+                        Ok(v) => {
+                            if let Err(msg) = field_type.check(std::borrow::Cow::Borrowed(&v), false) {
+                                diags.push(Diagnostic::new(
+                                    item.pos,
+                                    format!("`one_of` value does not fit the field's type `{}`: {msg}", field_type.name()),
+                                ));
+                            }
+                            values.push(v);
+                        }
+                        Err(d) => diags.push(d),
+                    }
+                }
+                Validator::OneOf(values)
+            }
+            "range" => {
+                let (min, max) = bounds(step, diags, |n| match n.kind {
+                    NodeKind::Int(i) => Some(Number::from(i)),
+                    NodeKind::Float(f) => Number::from_f64(f),
+                    _ => None,
+                })?;
+                if let (Some(lo), Some(hi)) = (&min, &max)
+                    && lo.as_f64() > hi.as_f64()
+                {
+                    diags.push(Diagnostic::new(pos, format!("`range` has min {lo} above max {hi}")));
+                }
+                Validator::Range { min, max }
+            }
+            "length" => {
+                let (min, max) = bounds(step, diags, |n| match n.kind {
+                    NodeKind::Int(i) if i >= 0 => Some(i as usize),
+                    _ => None,
+                })?;
+                if let (Some(lo), Some(hi)) = (min, max)
+                    && lo > hi
+                {
+                    diags.push(Diagnostic::new(pos, format!("`length` has min {lo} above max {hi}")));
+                }
+                Validator::Length { min, max }
+            }
+            _ => {
+                diags.push(Diagnostic::new(
+                    pos,
+                    format!("unknown validator `{name}`{}; known validators: {}", suggestion(name, NAMES.iter().copied()), NAMES.join(", ")),
+                ));
+                return None;
+            }
+        };
+        if !validator.fits(field_type) {
+            diags.push(Diagnostic::new(
+                pos,
+                format!("validator `{name}` cannot apply to a field of type `{}`; it checks {}", field_type.name(), validator.applies_to()),
+            ));
+            return None;
+        }
+        (diags.len() == before).then_some(validator)
+    }
+
+    fn fits(&self, t: FieldType) -> bool {
+        match self {
+            Validator::OneOf(_) => !matches!(t, FieldType::Object | FieldType::Array),
+            Validator::Range { .. } => t.is_numeric(),
+            Validator::Length { .. } => t.is_textual() || t == FieldType::Array,
+            _ => t.is_textual(),
+        }
+    }
+
+    fn applies_to(&self) -> &'static str {
+        match self {
+            Validator::OneOf(_) => "strings, numbers and booleans",
+            Validator::Range { .. } => "integers and numbers",
+            Validator::Length { .. } => "strings and arrays",
+            _ => "strings (types string, datetime, date)",
+        }
+    }
+
+    pub fn check(&self, value: &Value, sensitive: bool) -> Result<(), StepError> {
+        let fail = |expected: String| Err(StepError { rule: self.name().into(), message: format!("{expected}, found {}", describe(value, sensitive)) });
+        // Types were checked before validators run; a mismatch here means a value of another
+        // JSON type under `any`, and it fails the validator rather than passing silently.
+        match self {
+            Validator::OneOf(allowed) => {
+                if allowed.iter().any(|a| json_equal(a, value)) {
+                    return Ok(());
+                }
+                let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
+                fail(format!("expected one of [{}]", list.join(", ")))
+            }
+            Validator::Range { min, max } => {
+                let Value::Number(n) = value else { return fail(range_text(min, max)) };
+                let below = min.as_ref().is_some_and(|lo| compare(n, lo).is_lt());
+                let above = max.as_ref().is_some_and(|hi| compare(n, hi).is_gt());
+                if below || above { fail(range_text(min, max)) } else { Ok(()) }
+            }
+            Validator::Length { min, max } => {
+                let len = match value {
+                    Value::String(s) => s.chars().count(),
+                    Value::Array(items) => items.len(),
+                    _ => return fail("expected a string or an array".into()),
+                };
+                if min.is_some_and(|lo| len < lo) || max.is_some_and(|hi| len > hi) {
+                    let bounds = match (min, max) {
+                        (Some(lo), Some(hi)) => format!("between {lo} and {hi}"),
+                        (Some(lo), None) => format!("at least {lo}"),
+                        (None, Some(hi)) => format!("at most {hi}"),
+                        (None, None) => unreachable!("a length check with no bound never fails"),
+                    };
+                    let unit = if value.is_array() { "items" } else { "characters" };
+                    return Err(StepError {
+                        rule: "length".into(),
+                        message: format!("expected {bounds} {unit}, found {len} ({})", describe(value, sensitive)),
+                    });
+                }
+                Ok(())
+            }
+            text_check => {
+                let Value::String(s) = value else { return fail(format!("expected a string for `{}`", self.name())) };
+                let (ok, expected) = match text_check {
+                    Validator::Pattern(re) => (re.is_match(s), format!("expected text matching /{}/", re.as_str())),
+                    Validator::Email => (is_email(s), "expected an e-mail address".into()),
+                    Validator::Uuid => (is_uuid(s), "expected a UUID (8-4-4-4-12 hex digits)".into()),
+                    Validator::Datetime => (normalize_datetime(s).is_some(), "expected an RFC 3339 datetime".into()),
+                    Validator::Date => (parse_date(s).is_some(), "expected a date as YYYY-MM-DD".into()),
+                    Validator::Cpf => (is_cpf(s), "expected a valid CPF (11 digits, check digits must match)".into()),
+                    Validator::Cnpj => (is_cnpj(s), "expected a valid CNPJ (14 characters, check digits must match)".into()),
+                    Validator::Cep => (is_cep(s), "expected a CEP (8 digits, optionally 5-3 with a hyphen)".into()),
+                    _ => unreachable!("non-text validators are matched above"),
+                };
+                if ok { Ok(()) } else { fail(expected) }
+            }
+        }
+    }
+}
+
+/// Reads `{min, max}`, at least one present, each through `read`.
+fn bounds<T>(step: &StepSpec, diags: &mut Vec<Diagnostic>, read: impl Fn(&Node) -> Option<T>) -> Option<(Option<T>, Option<T>)> {
+    let name = step.name.as_str();
+    let Some(Node { kind: NodeKind::Map(entries), pos }) = &step.arg else {
+        diags.push(Diagnostic::new(step.name.pos, format!("`{name}` takes `{{min: N, max: N}}` (either may be left out)")));
+        return None;
+    };
+    let (mut min, mut max, mut ok) = (None, None, true);
+    for (key, node) in entries {
+        let slot = match key.as_str() {
+            "min" => &mut min,
+            "max" => &mut max,
+            other => {
+                diags.push(Diagnostic::new(key.pos, format!("unknown key `{other}` in `{name}`; allowed keys: min, max")));
+                ok = false;
+                continue;
+            }
+        };
+        match read(node) {
+            Some(v) => *slot = Some(v),
+            None => {
+                let what = if name == "length" { "a non-negative integer" } else { "a number" };
+                diags.push(Diagnostic::new(node.pos, format!("`{name}` bound `{}` must be {what}, found {}", key.value, node.kind_name())));
+                ok = false;
+            }
+        }
+    }
+    if min.is_none() && max.is_none() && ok {
+        diags.push(Diagnostic::new(*pos, format!("`{name}` needs `min`, `max` or both")));
+        ok = false;
+    }
+    ok.then_some((min, max))
+}
+
+fn range_text(min: &Option<Number>, max: &Option<Number>) -> String {
+    match (min, max) {
+        (Some(lo), Some(hi)) => format!("expected a number from {lo} to {hi}"),
+        (Some(lo), None) => format!("expected a number of at least {lo}"),
+        (None, Some(hi)) => format!("expected a number of at most {hi}"),
+        (None, None) => "expected a number".into(),
+    }
+}
+
+/// Compares exactly when both are integers, as floats otherwise.
+fn compare(a: &Number, b: &Number) -> std::cmp::Ordering {
+    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
+        return x.cmp(&y);
+    }
+    if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {
+        return x.cmp(&y);
+    }
+    let (x, y) = (a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
+    x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal)
+}
+
+/// JSON equality where `1` equals `1.0`.
+pub fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => compare(x, y).is_eq(),
+        _ => a == b,
+    }
+}
+
+/// A pragmatic address check (what a form would accept): `local@domain.tld`, ASCII, no spaces.
+fn is_email(s: &str) -> bool {
+    if s.len() > 254 {
+        return false;
+    }
+    let Some((local, domain)) = s.rsplit_once('@') else { return false };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
+    local_ok && domain_ok
+}
+
+/// Canonical hyphenated UUID, any version, either case.
+fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36 && b.iter().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+}
+
+/// The characters of a document number with the usual punctuation (`.`, `-`, `/`) removed;
+/// `None` when anything else is there.
+fn document_chars(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(14);
+    for b in s.bytes() {
+        match b {
+            b'.' | b'-' | b'/' => {}
+            b'0'..=b'9' | b'A'..=b'Z' => out.push(b),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Mod-11 check digit over `values` with `weights`, the way CPF and CNPJ compute it.
+fn mod11(values: &[u32], weights: &[u32]) -> u32 {
+    let sum: u32 = values.iter().zip(weights).map(|(v, w)| v * w).sum();
+    let r = sum % 11;
+    if r < 2 { 0 } else { 11 - r }
+}
+
+pub fn is_cpf(s: &str) -> bool {
+    let Some(chars) = document_chars(s) else { return false };
+    if chars.len() != 11 || !chars.iter().all(u8::is_ascii_digit) || chars.iter().all(|c| *c == chars[0]) {
+        return false;
+    }
+    let d: Vec<u32> = chars.iter().map(|c| u32::from(c - b'0')).collect();
+    let first = mod11(&d[..9], &[10, 9, 8, 7, 6, 5, 4, 3, 2]);
+    let second = mod11(&d[..10], &[11, 10, 9, 8, 7, 6, 5, 4, 3, 2]);
+    d[9] == first && d[10] == second
+}
+
+/// CNPJ, numeric or the alphanumeric form Receita Federal issues from July 2026: twelve characters
+/// `0-9A-Z` (each worth its ASCII code minus 48), then two numeric check digits.
+pub fn is_cnpj(s: &str) -> bool {
+    let Some(chars) = document_chars(s) else { return false };
+    if chars.len() != 14 || !chars[12..].iter().all(u8::is_ascii_digit) || chars.iter().all(|c| *c == chars[0]) {
+        return false;
+    }
+    let v: Vec<u32> = chars.iter().map(|c| u32::from(c - b'0')).collect();
+    let first = mod11(&v[..12], &[5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]);
+    let second = mod11(&v[..13], &[6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]);
+    v[12] == first && v[13] == second
+}
+
+pub fn is_cep(s: &str) -> bool {
+    let b = s.as_bytes();
+    match b.len() {
+        8 => b.iter().all(u8::is_ascii_digit),
+        9 => b[5] == b'-' && b[..5].iter().chain(&b[6..]).all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::{Pos, Spanned};
+    use serde_json::json;
+
+    fn v(name: &str, arg: Option<&str>, t: FieldType) -> Result<Validator, Vec<Diagnostic>> {
+        let step = StepSpec {
+            name: Spanned::new(name.into(), Pos::new(2, 9)),
+            arg: arg.map(|a| crate::spec::load_yaml(a, &mut vec![]).unwrap()),
+        };
+        let mut diags = vec![];
+        Validator::compile(&step, t, &mut diags).ok_or(diags)
+    }
+
+    #[test]
+    fn brazilian_documents() {
+        assert!(is_cpf("529.982.247-25"));
+        assert!(is_cpf("52998224725"));
+        assert!(!is_cpf("529.982.247-24"));
+        assert!(!is_cpf("111.111.111-11"), "all-same digits are refused");
+        assert!(!is_cpf("5299822472"));
+        assert!(!is_cpf("529 982 247 25"));
+        assert!(is_cnpj("11.222.333/0001-81"));
+        assert!(is_cnpj("11222333000181"));
+        assert!(!is_cnpj("11.222.333/0001-82"));
+        assert!(!is_cnpj("00000000000000"));
+        // Alphanumeric CNPJ, the example Receita Federal publishes.
+        assert!(is_cnpj("12.ABC.345/01DE-35"));
+        assert!(!is_cnpj("12.ABC.345/01DE-36"));
+        assert!(is_cep("01310-100"));
+        assert!(is_cep("01310100"));
+        assert!(!is_cep("1310-100"));
+        assert!(!is_cep("01310_100"));
+    }
+
+    #[test]
+    fn email_and_uuid() {
+        assert!(is_email("ana.silva+news@example.com.br"));
+        assert!(!is_email("ana@localhost"));
+        assert!(!is_email("ana@@example.com"));
+        assert!(!is_email("a na@example.com"));
+        assert!(!is_email(".ana@example.com"));
+        assert!(is_uuid("3f1c2a9e-8b7d-4c6e-9f00-1a2b3c4d5e6f"));
+        assert!(is_uuid("3F1C2A9E-8B7D-4C6E-9F00-1A2B3C4D5E6F"));
+        assert!(!is_uuid("3f1c2a9e8b7d4c6e9f001a2b3c4d5e6f"));
+        assert!(!is_uuid("3f1c2a9e-8b7d-4c6e-9f00-1a2b3c4d5e6g"));
+    }
+
+    #[test]
+    fn range_is_inclusive_and_exact_for_integers() {
+        let r = v("range", Some("{min: 1, max: 100}"), FieldType::Integer).unwrap();
+        assert!(r.check(&json!(1), false).is_ok());
+        assert!(r.check(&json!(100), false).is_ok());
+        let e = r.check(&json!(101), false).unwrap_err();
+        assert_eq!(e.rule, "range");
+        assert_eq!(e.message, "expected a number from 1 to 100, found a number 101");
+        let big = v("range", Some("{max: 9007199254740993}"), FieldType::Integer).unwrap();
+        assert!(big.check(&json!(9007199254740994u64), false).is_err(), "no float rounding at 2^53");
+    }
+
+    #[test]
+    fn length_counts_characters_and_items() {
+        let l = v("length", Some("{min: 2, max: 3}"), FieldType::String).unwrap();
+        assert!(l.check(&json!("çã"), false).is_ok());
+        assert!(l.check(&json!("abcd"), false).unwrap_err().message.contains("between 2 and 3 characters, found 4"));
+        let a = v("length", Some("{min: 1}"), FieldType::Array).unwrap();
+        assert!(a.check(&json!([]), false).unwrap_err().message.contains("at least 1 items"));
+    }
+
+    #[test]
+    fn one_of_and_pattern() {
+        let o = v("one_of", Some("[CREATED, PAID]"), FieldType::String).unwrap();
+        assert!(o.check(&json!("PAID"), false).is_ok());
+        assert_eq!(o.check(&json!("paid"), false).unwrap_err().message, r#"expected one of ["CREATED", "PAID"], found a string "paid""#);
+        let p = v("pattern", Some("'^[A-Z]{2}$'"), FieldType::String).unwrap();
+        assert!(p.check(&json!("SP"), false).is_ok());
+        assert!(p.check(&json!("SPX"), false).is_err());
+        let unanchored = v("pattern", Some("'[0-9]'"), FieldType::String).unwrap();
+        assert!(unanchored.check(&json!("ab1"), false).is_ok());
+    }
+
+    #[test]
+    fn validators_must_fit_the_type() {
+        let e = v("range", Some("{min: 1}"), FieldType::String).unwrap_err();
+        assert!(e[0].message.contains("cannot apply to a field of type `string`"), "{e:?}");
+        assert!(v("cpf", None, FieldType::Integer).is_err());
+        assert!(v("length", Some("{max: 3}"), FieldType::Integer).is_err());
+        let e = v("one_of", Some("[1, two]"), FieldType::Integer).unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].pos, Pos::new(1, 5));
+        let e = v("range", Some("{min: 5, max: 1}"), FieldType::Integer).unwrap_err();
+        assert!(e[0].message.contains("min 5 above max 1"));
+        let e = v("rnage", Some("{min: 5}"), FieldType::Integer).unwrap_err();
+        assert!(e[0].message.contains("did you mean `range`?"), "{e:?}");
+    }
+
+    #[test]
+    fn sensitive_values_stay_out_of_messages() {
+        let e = Validator::Cpf.check(&json!("123.456.789-00"), true).unwrap_err();
+        assert!(!e.message.contains("123"), "{}", e.message);
+    }
+}

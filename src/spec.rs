@@ -1,0 +1,587 @@
+//! The mapping file as the user wrote it.
+//!
+//! [`parse`] reads YAML (with `saphyr`, which keeps a position for every node) into [`MappingSpec`]:
+//! plain data that mirrors the file one to one, each piece carrying its `line:col`. This layer only
+//! checks *shape* — unknown keys, a string where a list belongs, a missing `target` — and collects
+//! every such problem. Meaning (does `trim` exist, is the regex valid, do targets overlap) is the
+//! plan compiler's job; see [`crate::plan::compile`].
+
+use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use serde_json::Value;
+
+use crate::diagnostic::{Diagnostic, Pos, Spanned, suggestion};
+
+/// A YAML node, owned and position-tagged, detached from the parser's lifetimes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub pos: Pos,
+    pub kind: NodeKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeKind {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    /// Entries in file order; keys are the scalar keys' text.
+    Map(Vec<(Spanned<String>, Node)>),
+}
+
+impl Node {
+    /// What kind of node this is, for messages ("expected a list, found a string").
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            NodeKind::Null => "null",
+            NodeKind::Bool(_) => "a boolean",
+            NodeKind::Int(_) => "an integer",
+            NodeKind::Float(_) => "a number",
+            NodeKind::Str(_) => "a string",
+            NodeKind::Seq(_) => "a list",
+            NodeKind::Map(_) => "a mapping",
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The node as JSON (for defaults, constants, test inputs and expected outputs).
+    pub fn to_json(&self) -> Result<Value, Diagnostic> {
+        Ok(match &self.kind {
+            NodeKind::Null => Value::Null,
+            NodeKind::Bool(b) => Value::Bool(*b),
+            NodeKind::Int(i) => Value::from(*i),
+            NodeKind::Float(f) => match serde_json::Number::from_f64(*f) {
+                Some(n) => Value::Number(n),
+                None => {
+                    return Err(Diagnostic::new(self.pos, format!("{f} cannot be represented in JSON")));
+                }
+            },
+            NodeKind::Str(s) => Value::String(s.clone()),
+            NodeKind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect::<Result<_, _>>()?),
+            NodeKind::Map(entries) => {
+                let mut object = serde_json::Map::with_capacity(entries.len());
+                for (key, value) in entries {
+                    object.insert(key.value.clone(), value.to_json()?);
+                }
+                Value::Object(object)
+            }
+        })
+    }
+}
+
+/// The whole mapping file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MappingSpec {
+    pub version: Option<Spanned<i64>>,
+    pub name: Option<Spanned<String>>,
+    pub description: Option<String>,
+    /// Output target whose value becomes the Kafka key of ok records.
+    pub key: Option<Spanned<String>>,
+    /// Source headers copied onto ok records.
+    pub headers: Vec<Spanned<String>>,
+    pub fields: Vec<FieldSpec>,
+    pub rules: Vec<RuleSpec>,
+    pub tests: Vec<TestSpec>,
+}
+
+/// One entry of `fields:`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldSpec {
+    pub pos: Pos,
+    pub target: Option<Spanned<String>>,
+    pub source: Option<Spanned<String>>,
+    /// `const:` — a fixed value; a field has either a source or a const.
+    pub constant: Option<Node>,
+    pub kind: Option<Spanned<String>>,
+    pub required: Option<Spanned<bool>>,
+    pub default: Option<Node>,
+    pub transform: Vec<StepSpec>,
+    pub validate: Vec<StepSpec>,
+    pub sensitive: bool,
+    pub description: Option<String>,
+}
+
+/// A transform or validator: `trim`, or `range: {min: 1}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepSpec {
+    pub name: Spanned<String>,
+    pub arg: Option<Node>,
+}
+
+/// One entry of `rules:`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleSpec {
+    pub pos: Pos,
+    pub name: Option<Spanned<String>>,
+    pub when: Option<WhenSpec>,
+    pub require: Vec<Spanned<String>>,
+    pub forbid: Vec<Spanned<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WhenSpec {
+    pub pos: Pos,
+    pub field: Option<Spanned<String>>,
+    pub equals: Option<Node>,
+    pub one_of: Option<Spanned<Vec<Node>>>,
+    pub present: Option<Spanned<bool>>,
+}
+
+/// One entry of `tests:`, an example the mapping must satisfy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TestSpec {
+    pub pos: Pos,
+    pub name: Option<Spanned<String>>,
+    pub input: Option<TestInput>,
+    pub expect: Option<ExpectSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TestInput {
+    /// `input:` — a YAML mapping, fed to the plan as its JSON text.
+    Structured(Node),
+    /// `input_raw:` — the exact bytes of a record value, for testing bad JSON.
+    Raw(Spanned<String>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExpectSpec {
+    Ok(Node),
+    Fail(Vec<ExpectedError>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExpectedError {
+    pub pos: Pos,
+    /// `None` for record-level errors such as `json`.
+    pub field: Option<String>,
+    pub rule: String,
+}
+
+/// Parses a mapping file. Always returns a spec (possibly partial) so the compiler can report its own
+/// problems too; the diagnostics list every shape problem found.
+pub fn parse(text: &str) -> (MappingSpec, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let Some(root) = load_yaml(text, &mut diags) else {
+        return (MappingSpec::default(), diags);
+    };
+    let spec = read_spec(&root, &mut diags);
+    (spec, diags)
+}
+
+/// Loads a single YAML document into an owned [`Node`] tree.
+pub fn load_yaml(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
+    let docs = match MarkedYaml::load_from_str(text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            let m = e.marker();
+            diags.push(Diagnostic::new(
+                Pos::new(m.line() as u32, m.col() as u32 + 1),
+                format!("invalid YAML: {}", e.info()),
+            ));
+            return None;
+        }
+    };
+    match docs.len() {
+        0 => {
+            diags.push(Diagnostic::new(Pos::new(1, 1), "the file is empty; expected a mapping spec"));
+            None
+        }
+        1 => convert(&docs[0], diags),
+        _ => {
+            let second = pos_of(&docs[1]);
+            diags.push(Diagnostic::new(second, "expected one YAML document, found several"));
+            None
+        }
+    }
+}
+
+fn pos_of(node: &MarkedYaml<'_>) -> Pos {
+    Pos::new(node.span.start.line() as u32, node.span.start.col() as u32 + 1)
+}
+
+fn convert(node: &MarkedYaml<'_>, diags: &mut Vec<Diagnostic>) -> Option<Node> {
+    let pos = pos_of(node);
+    let kind = match &node.data {
+        YamlData::Value(scalar) => scalar_kind(scalar),
+        YamlData::Representation(text, _, _) => NodeKind::Str(text.to_string()),
+        YamlData::Sequence(items) => NodeKind::Seq(items.iter().filter_map(|n| convert(n, diags)).collect()),
+        YamlData::Mapping(entries) => {
+            let mut out = Vec::with_capacity(entries.len());
+            for (key, value) in entries {
+                let key_pos = pos_of(key);
+                let key_text = match &key.data {
+                    YamlData::Value(Scalar::String(s)) => s.to_string(),
+                    YamlData::Value(Scalar::Integer(i)) => i.to_string(),
+                    YamlData::Value(Scalar::Boolean(b)) => b.to_string(),
+                    YamlData::Value(Scalar::FloatingPoint(f)) => f.to_string(),
+                    YamlData::Value(Scalar::Null) => "null".to_string(),
+                    _ => {
+                        diags.push(Diagnostic::new(key_pos, "mapping keys must be plain scalars"));
+                        continue;
+                    }
+                };
+                if let Some(value) = convert(value, diags) {
+                    out.push((Spanned::new(key_text, key_pos), value));
+                }
+            }
+            NodeKind::Map(out)
+        }
+        YamlData::Tagged(tag, inner) => {
+            diags.push(Diagnostic::new(pos, format!("YAML tags are not supported (found `{tag}`)")));
+            return convert(inner, diags);
+        }
+        YamlData::Alias(_) | YamlData::BadValue => {
+            diags.push(Diagnostic::new(pos, "this value cannot be read (bad scalar or unresolved alias)"));
+            return None;
+        }
+    };
+    Some(Node { pos, kind })
+}
+
+fn scalar_kind(scalar: &Scalar<'_>) -> NodeKind {
+    match scalar {
+        Scalar::Null => NodeKind::Null,
+        Scalar::Boolean(b) => NodeKind::Bool(*b),
+        Scalar::Integer(i) => NodeKind::Int(*i),
+        Scalar::FloatingPoint(f) => NodeKind::Float(f.into_inner()),
+        Scalar::String(s) => NodeKind::Str(s.to_string()),
+    }
+}
+
+/// A mapping node checked against the keys its place allows.
+struct Fields<'a> {
+    entries: &'a [(Spanned<String>, Node)],
+}
+
+impl<'a> Fields<'a> {
+    /// Reads `node` as a mapping whose keys must be among `allowed`; reports the others.
+    fn read(node: &'a Node, what: &str, allowed: &[&str], diags: &mut Vec<Diagnostic>) -> Option<Self> {
+        let NodeKind::Map(entries) = &node.kind else {
+            diags.push(Diagnostic::new(node.pos, format!("{what} must be a mapping, found {}", node.kind_name())));
+            return None;
+        };
+        for (key, _) in entries {
+            if !allowed.contains(&key.as_str()) {
+                diags.push(Diagnostic::new(
+                    key.pos,
+                    format!(
+                        "unknown key `{}` in {what}{}; allowed keys: {}",
+                        key.value,
+                        suggestion(&key.value, allowed.iter().copied()),
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+        Some(Fields { entries })
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Node> {
+        self.entries.iter().find(|(k, _)| k.value == key).map(|(_, v)| v)
+    }
+
+    fn string(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<Spanned<String>> {
+        self.get(key).and_then(|node| expect_string(node, key, diags))
+    }
+
+    fn boolean(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<Spanned<bool>> {
+        let node = self.get(key)?;
+        match node.kind {
+            NodeKind::Bool(b) => Some(Spanned::new(b, node.pos)),
+            _ => {
+                diags.push(Diagnostic::new(node.pos, format!("`{key}` must be true or false, found {}", node.kind_name())));
+                None
+            }
+        }
+    }
+
+    fn list(&self, key: &str, diags: &mut Vec<Diagnostic>) -> &'a [Node] {
+        match self.get(key) {
+            None => &[],
+            Some(Node { kind: NodeKind::Seq(items), .. }) => items,
+            Some(node) => {
+                diags.push(Diagnostic::new(node.pos, format!("`{key}` must be a list, found {}", node.kind_name())));
+                &[]
+            }
+        }
+    }
+
+    fn string_list(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Vec<Spanned<String>> {
+        self.list(key, diags).iter().filter_map(|n| expect_string(n, key, diags)).collect()
+    }
+}
+
+fn expect_string(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<Spanned<String>> {
+    match &node.kind {
+        NodeKind::Str(s) => Some(Spanned::new(s.clone(), node.pos)),
+        _ => {
+            diags.push(Diagnostic::new(node.pos, format!("`{what}` must be a string, found {}", node.kind_name())));
+            None
+        }
+    }
+}
+
+const TOP_KEYS: &[&str] = &["version", "name", "description", "key", "headers", "fields", "rules", "tests"];
+const FIELD_KEYS: &[&str] = &[
+    "target",
+    "source",
+    "const",
+    "type",
+    "required",
+    "default",
+    "transform",
+    "validate",
+    "sensitive",
+    "description",
+];
+const RULE_KEYS: &[&str] = &["name", "when", "require", "forbid"];
+const WHEN_KEYS: &[&str] = &["field", "equals", "in", "present"];
+const TEST_KEYS: &[&str] = &["name", "input", "input_raw", "expect"];
+const EXPECT_KEYS: &[&str] = &["ok", "fail"];
+const EXPECTED_ERROR_KEYS: &[&str] = &["field", "rule"];
+
+fn read_spec(root: &Node, diags: &mut Vec<Diagnostic>) -> MappingSpec {
+    let mut spec = MappingSpec::default();
+    let Some(top) = Fields::read(root, "the mapping spec", TOP_KEYS, diags) else {
+        return spec;
+    };
+    match top.get("version") {
+        None => diags.push(Diagnostic::new(root.pos, "missing `version` (this program reads `version: 1`)")),
+        Some(Node { kind: NodeKind::Int(v), pos }) => spec.version = Some(Spanned::new(*v, *pos)),
+        Some(node) => diags.push(Diagnostic::new(node.pos, format!("`version` must be an integer, found {}", node.kind_name()))),
+    }
+    spec.name = top.string("name", diags);
+    if spec.name.is_none() && top.get("name").is_none() {
+        diags.push(Diagnostic::new(root.pos, "missing `name` (it identifies the mapping in the fail topic)"));
+    }
+    spec.description = top.string("description", diags).map(|s| s.value);
+    spec.key = top.string("key", diags);
+    spec.headers = top.string_list("headers", diags);
+
+    match top.get("fields") {
+        None => diags.push(Diagnostic::new(root.pos, "missing `fields`")),
+        Some(_) => {
+            let items = top.list("fields", diags);
+            spec.fields = items.iter().filter_map(|n| read_field(n, diags)).collect();
+        }
+    }
+    spec.rules = top.list("rules", diags).iter().filter_map(|n| read_rule(n, diags)).collect();
+    spec.tests = top.list("tests", diags).iter().filter_map(|n| read_test(n, diags)).collect();
+    spec
+}
+
+fn read_field(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<FieldSpec> {
+    let f = Fields::read(node, "a field", FIELD_KEYS, diags)?;
+    let target = f.string("target", diags);
+    if f.get("target").is_none() {
+        diags.push(Diagnostic::new(node.pos, "field is missing `target`"));
+    }
+    Some(FieldSpec {
+        pos: node.pos,
+        target,
+        source: f.string("source", diags),
+        constant: f.get("const").cloned(),
+        kind: f.string("type", diags),
+        required: f.boolean("required", diags),
+        default: f.get("default").cloned(),
+        transform: f.list("transform", diags).iter().filter_map(|n| read_step(n, "transform", diags)).collect(),
+        validate: f.list("validate", diags).iter().filter_map(|n| read_step(n, "validator", diags)).collect(),
+        sensitive: f.boolean("sensitive", diags).is_some_and(|b| b.value),
+        description: f.string("description", diags).map(|s| s.value),
+    })
+}
+
+/// A step is either a bare name (`trim`) or a one-entry mapping (`range: {min: 1}`).
+fn read_step(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<StepSpec> {
+    match &node.kind {
+        NodeKind::Str(name) => Some(StepSpec { name: Spanned::new(name.clone(), node.pos), arg: None }),
+        NodeKind::Map(entries) if entries.len() == 1 => {
+            let (name, arg) = &entries[0];
+            Some(StepSpec { name: name.clone(), arg: Some(arg.clone()) })
+        }
+        NodeKind::Map(entries) => {
+            diags.push(Diagnostic::new(
+                node.pos,
+                format!("a {what} with arguments is one `name: argument` entry, found {} entries", entries.len()),
+            ));
+            None
+        }
+        _ => {
+            diags.push(Diagnostic::new(
+                node.pos,
+                format!("a {what} is a name or a `name: argument` entry, found {}", node.kind_name()),
+            ));
+            None
+        }
+    }
+}
+
+fn read_rule(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<RuleSpec> {
+    let f = Fields::read(node, "a rule", RULE_KEYS, diags)?;
+    let name = f.string("name", diags);
+    if f.get("name").is_none() {
+        diags.push(Diagnostic::new(node.pos, "rule is missing `name`"));
+    }
+    let when = match f.get("when") {
+        None => {
+            diags.push(Diagnostic::new(node.pos, "rule is missing `when`"));
+            None
+        }
+        Some(w) => read_when(w, diags),
+    };
+    Some(RuleSpec { pos: node.pos, name, when, require: f.string_list("require", diags), forbid: f.string_list("forbid", diags) })
+}
+
+fn read_when(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<WhenSpec> {
+    let f = Fields::read(node, "`when`", WHEN_KEYS, diags)?;
+    let field = f.string("field", diags);
+    if f.get("field").is_none() {
+        diags.push(Diagnostic::new(node.pos, "`when` is missing `field`"));
+    }
+    let one_of = f.get("in").and_then(|n| match &n.kind {
+        NodeKind::Seq(items) => Some(Spanned::new(items.clone(), n.pos)),
+        _ => {
+            diags.push(Diagnostic::new(n.pos, format!("`in` must be a list, found {}", n.kind_name())));
+            None
+        }
+    });
+    Some(WhenSpec { pos: node.pos, field, equals: f.get("equals").cloned(), one_of, present: f.boolean("present", diags) })
+}
+
+fn read_test(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<TestSpec> {
+    let f = Fields::read(node, "a test", TEST_KEYS, diags)?;
+    let name = f.string("name", diags);
+    if f.get("name").is_none() {
+        diags.push(Diagnostic::new(node.pos, "test is missing `name`"));
+    }
+    let input = match (f.get("input"), f.get("input_raw")) {
+        (Some(i), None) => Some(TestInput::Structured(i.clone())),
+        (None, Some(_)) => f.string("input_raw", diags).map(TestInput::Raw),
+        (Some(i), Some(_)) => {
+            diags.push(Diagnostic::new(i.pos, "a test has either `input` or `input_raw`, not both"));
+            None
+        }
+        (None, None) => {
+            diags.push(Diagnostic::new(node.pos, "test is missing `input`"));
+            None
+        }
+    };
+    let expect = match f.get("expect") {
+        None => {
+            diags.push(Diagnostic::new(node.pos, "test is missing `expect`"));
+            None
+        }
+        Some(e) => read_expect(e, diags),
+    };
+    Some(TestSpec { pos: node.pos, name, input, expect })
+}
+
+fn read_expect(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ExpectSpec> {
+    let f = Fields::read(node, "`expect`", EXPECT_KEYS, diags)?;
+    match (f.get("ok"), f.get("fail")) {
+        (Some(ok), None) => Some(ExpectSpec::Ok(ok.clone())),
+        (None, Some(_)) => {
+            let errors = f
+                .list("fail", diags)
+                .iter()
+                .filter_map(|n| {
+                    let e = Fields::read(n, "an expected error", EXPECTED_ERROR_KEYS, diags)?;
+                    let field = match e.get("field") {
+                        None | Some(Node { kind: NodeKind::Null, .. }) => None,
+                        Some(_) => Some(e.string("field", diags)?.value),
+                    };
+                    let rule = e.string("rule", diags);
+                    if e.get("rule").is_none() {
+                        diags.push(Diagnostic::new(n.pos, "expected error is missing `rule`"));
+                    }
+                    Some(ExpectedError { pos: n.pos, field, rule: rule?.value })
+                })
+                .collect();
+            Some(ExpectSpec::Fail(errors))
+        }
+        _ => {
+            diags.push(Diagnostic::new(node.pos, "`expect` has exactly one of `ok` or `fail`"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_and_point_at_the_node() {
+        let (spec, diags) = parse("version: 1\nname: x\nfields:\n  - target: a\n    source: $.a\n    type: string\n");
+        assert!(diags.is_empty(), "{diags:?}");
+        let field = &spec.fields[0];
+        assert_eq!(field.pos, Pos::new(4, 5));
+        assert_eq!(field.source.as_ref().unwrap().pos, Pos::new(5, 13));
+        assert_eq!(spec.version.unwrap().value, 1);
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_with_a_suggestion() {
+        let (_, diags) = parse("version: 1\nname: x\nfields:\n  - target: a\n    source: $.a\n    type: string\n    requird: true\n");
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].pos, Pos::new(7, 5));
+        assert!(diags[0].message.contains("unknown key `requird`"), "{}", diags[0].message);
+        assert!(diags[0].message.contains("did you mean `required`?"), "{}", diags[0].message);
+    }
+
+    #[test]
+    fn yaml_syntax_errors_are_located() {
+        let (_, diags) = parse("version: 1\nname: [unclosed\n");
+        assert_eq!(diags.len(), 1);
+        assert!(diags[0].message.starts_with("invalid YAML"), "{}", diags[0].message);
+        assert!(diags[0].pos.line >= 2);
+    }
+
+    #[test]
+    fn duplicate_yaml_keys_are_refused() {
+        let (_, diags) = parse("version: 1\nname: x\nname: y\nfields: []\n");
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].message.contains("duplicated key"), "{}", diags[0].message);
+    }
+
+    #[test]
+    fn steps_take_bare_names_or_one_argument() {
+        let (spec, diags) = parse(
+            "version: 1\nname: x\nfields:\n  - target: a\n    source: $.a\n    type: integer\n    transform: [to_integer, {divide: 100}]\n    validate:\n      - range: { min: 1 }\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let f = &spec.fields[0];
+        assert_eq!(f.transform[0].name.value, "to_integer");
+        assert!(f.transform[0].arg.is_none());
+        assert_eq!(f.transform[1].arg.as_ref().unwrap().kind, NodeKind::Int(100));
+        assert_eq!(f.validate[0].name.value, "range");
+    }
+
+    #[test]
+    fn quoted_scalars_stay_strings() {
+        let mut diags = vec![];
+        let node = load_yaml("a: '123'\nb: 123\nc: yes\n", &mut diags).unwrap();
+        let json = node.to_json().unwrap();
+        assert_eq!(json, serde_json::json!({"a": "123", "b": 123, "c": "yes"}));
+    }
+
+    #[test]
+    fn every_shape_problem_is_collected() {
+        let (_, diags) = parse("version: one\nfields:\n  - source: $.a\n  - 42\nrules:\n  - when: {field: a, equls: 1}\n");
+        let messages: Vec<_> = diags.iter().map(|d| d.message.as_str()).collect();
+        assert!(messages.iter().any(|m| m.contains("`version` must be an integer")), "{messages:?}");
+        assert!(messages.iter().any(|m| m.contains("missing `name`")), "{messages:?}");
+        assert!(messages.iter().any(|m| m.contains("missing `target`")), "{messages:?}");
+        assert!(messages.iter().any(|m| m.contains("a field must be a mapping")), "{messages:?}");
+        assert!(messages.iter().any(|m| m.contains("unknown key `equls`")), "{messages:?}");
+        assert!(messages.iter().any(|m| m.contains("rule is missing `name`")), "{messages:?}");
+    }
+}
