@@ -150,7 +150,12 @@ pub fn validate_mapping(files: &[PathBuf], format: Format) -> ExitCode {
     }
 }
 
-fn write_text_report(out: &mut impl Write, reports: &[FileReport], tests_run: usize, tests_failed: usize) -> io::Result<()> {
+fn write_text_report(
+    out: &mut impl Write,
+    reports: &[FileReport],
+    tests_run: usize,
+    tests_failed: usize,
+) -> io::Result<()> {
     for r in reports {
         if let Some(e) = &r.unreadable {
             writeln!(out, "{}: error: cannot read file: {e}", r.file)?;
@@ -173,10 +178,20 @@ fn write_text_report(out: &mut impl Write, reports: &[FileReport], tests_run: us
         }
     }
     let bad = reports.iter().filter(|r| !r.ok()).count();
-    writeln!(out, "{} file(s) checked, {bad} with problems; {tests_run} test(s) run, {tests_failed} failed", reports.len())
+    writeln!(
+        out,
+        "{} file(s) checked, {bad} with problems; {tests_run} test(s) run, {tests_failed} failed",
+        reports.len()
+    )
 }
 
-fn write_json_report(out: &mut impl Write, reports: &[FileReport], all_ok: bool, tests_run: usize, tests_failed: usize) -> io::Result<()> {
+fn write_json_report(
+    out: &mut impl Write,
+    reports: &[FileReport],
+    all_ok: bool,
+    tests_run: usize,
+    tests_failed: usize,
+) -> io::Result<()> {
     let files: Vec<_> = reports
         .iter()
         .map(|r| {
@@ -248,7 +263,7 @@ fn read_input(input: &Path) -> Result<Vec<u8>, CliError> {
 pub fn process_lines(plan: &Plan, text: &[u8], out: &mut impl Write) -> Result<Tally, CliError> {
     let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).collect();
     let lines = match lines.last() {
-        Some(last) if last.is_empty() => &lines[..lines.len() - 1],
+        Some([]) => &lines[..lines.len() - 1],
         _ => &lines[..],
     };
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(lines.len().div_ceil(256)).max(1);
@@ -270,6 +285,15 @@ pub fn process_lines(plan: &Plan, text: &[u8], out: &mut impl Write) -> Result<T
         tally.skipped += t.skipped;
     }
     Ok(tally)
+}
+
+/// A failed record in the dry run's output; a struct so `route` comes first.
+#[derive(serde::Serialize)]
+struct FailLine<'a> {
+    route: &'static str,
+    line: usize,
+    stage: plan::Stage,
+    errors: &'a [plan::FieldError],
 }
 
 fn render_chunk(plan: &Plan, lines: &[&[u8]], first_index: usize) -> (Vec<u8>, Tally) {
@@ -296,7 +320,7 @@ fn render_chunk(plan: &Plan, lines: &[&[u8]], first_index: usize) -> (Vec<u8>, T
             }
             Outcome::Failed(f) => {
                 tally.failed += 1;
-                let doc = json!({"route": "fail", "line": line_no, "stage": f.stage, "errors": f.errors});
+                let doc = FailLine { route: "fail", line: line_no, stage: f.stage, errors: &f.errors };
                 serde_json::to_writer(&mut out, &doc).expect("in-memory write");
                 out.push(b'\n');
             }
@@ -304,4 +328,3 @@ fn render_chunk(plan: &Plan, lines: &[&[u8]], first_index: usize) -> (Vec<u8>, T
     }
     (out, tally)
 }
-

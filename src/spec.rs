@@ -297,7 +297,10 @@ impl<'a> Fields<'a> {
         match node.kind {
             NodeKind::Bool(b) => Some(Spanned::new(b, node.pos)),
             _ => {
-                diags.push(Diagnostic::new(node.pos, format!("`{key}` must be true or false, found {}", node.kind_name())));
+                diags.push(Diagnostic::new(
+                    node.pos,
+                    format!("`{key}` must be true or false, found {}", node.kind_name()),
+                ));
                 None
             }
         }
@@ -330,18 +333,8 @@ fn expect_string(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option
 }
 
 const TOP_KEYS: &[&str] = &["version", "name", "description", "key", "headers", "fields", "rules", "tests"];
-const FIELD_KEYS: &[&str] = &[
-    "target",
-    "source",
-    "const",
-    "type",
-    "required",
-    "default",
-    "transform",
-    "validate",
-    "sensitive",
-    "description",
-];
+const FIELD_KEYS: &[&str] =
+    &["target", "source", "const", "type", "required", "default", "transform", "validate", "sensitive", "description"];
 const RULE_KEYS: &[&str] = &["name", "when", "require", "forbid"];
 const WHEN_KEYS: &[&str] = &["field", "equals", "in", "present"];
 const TEST_KEYS: &[&str] = &["name", "input", "input_raw", "expect"];
@@ -356,7 +349,9 @@ fn read_spec(root: &Node, diags: &mut Vec<Diagnostic>) -> MappingSpec {
     match top.get("version") {
         None => diags.push(Diagnostic::new(root.pos, "missing `version` (this program reads `version: 1`)")),
         Some(Node { kind: NodeKind::Int(v), pos }) => spec.version = Some(Spanned::new(*v, *pos)),
-        Some(node) => diags.push(Diagnostic::new(node.pos, format!("`version` must be an integer, found {}", node.kind_name()))),
+        Some(node) => {
+            diags.push(Diagnostic::new(node.pos, format!("`version` must be an integer, found {}", node.kind_name())))
+        }
     }
     spec.name = top.string("name", diags);
     if spec.name.is_none() && top.get("name").is_none() {
@@ -437,7 +432,13 @@ fn read_rule(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<RuleSpec> {
         }
         Some(w) => read_when(w, diags),
     };
-    Some(RuleSpec { pos: node.pos, name, when, require: f.string_list("require", diags), forbid: f.string_list("forbid", diags) })
+    Some(RuleSpec {
+        pos: node.pos,
+        name,
+        when,
+        require: f.string_list("require", diags),
+        forbid: f.string_list("forbid", diags),
+    })
 }
 
 fn read_when(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<WhenSpec> {
@@ -453,7 +454,13 @@ fn read_when(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<WhenSpec> {
             None
         }
     });
-    Some(WhenSpec { pos: node.pos, field, equals: f.get("equals").cloned(), one_of, present: f.boolean("present", diags) })
+    Some(WhenSpec {
+        pos: node.pos,
+        field,
+        equals: f.get("equals").cloned(),
+        one_of,
+        present: f.boolean("present", diags),
+    })
 }
 
 fn read_test(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<TestSpec> {
@@ -530,7 +537,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_reported_with_a_suggestion() {
-        let (_, diags) = parse("version: 1\nname: x\nfields:\n  - target: a\n    source: $.a\n    type: string\n    requird: true\n");
+        let (_, diags) = parse(
+            "version: 1\nname: x\nfields:\n  - target: a\n    source: $.a\n    type: string\n    requird: true\n",
+        );
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].pos, Pos::new(7, 5));
         assert!(diags[0].message.contains("unknown key `requird`"), "{}", diags[0].message);
@@ -575,7 +584,8 @@ mod tests {
 
     #[test]
     fn every_shape_problem_is_collected() {
-        let (_, diags) = parse("version: one\nfields:\n  - source: $.a\n  - 42\nrules:\n  - when: {field: a, equls: 1}\n");
+        let (_, diags) =
+            parse("version: one\nfields:\n  - source: $.a\n  - 42\nrules:\n  - when: {field: a, equls: 1}\n");
         let messages: Vec<_> = diags.iter().map(|d| d.message.as_str()).collect();
         assert!(messages.iter().any(|m| m.contains("`version` must be an integer")), "{messages:?}");
         assert!(messages.iter().any(|m| m.contains("missing `name`")), "{messages:?}");

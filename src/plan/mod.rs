@@ -163,7 +163,11 @@ impl Plan {
             Err(e) => {
                 return Outcome::Failed(Failure {
                     stage: Stage::Decode,
-                    errors: vec![FieldError { field: None, rule: "json".into(), message: format!("value is not a usable JSON object: {e}") }],
+                    errors: vec![FieldError {
+                        field: None,
+                        rule: "json".into(),
+                        message: format!("value is not a usable JSON object: {e}"),
+                    }],
                 });
             }
         };
@@ -283,7 +287,10 @@ pub fn compile(spec: &MappingSpec) -> Result<Plan, Vec<Diagnostic>> {
     if let Some(v) = &spec.version
         && v.value != SPEC_VERSION
     {
-        diags.push(Diagnostic::new(v.pos, format!("unsupported `version: {}`; this program reads version {SPEC_VERSION}", v.value)));
+        diags.push(Diagnostic::new(
+            v.pos,
+            format!("unsupported `version: {}`; this program reads version {SPEC_VERSION}", v.value),
+        ));
     }
     let mut extractor = Extractor::default();
     let mut fields = Vec::with_capacity(spec.fields.len());
@@ -299,13 +306,19 @@ pub fn compile(spec: &MappingSpec) -> Result<Plan, Vec<Diagnostic>> {
     if spec.fields.is_empty() && spec.name.is_some() {
         diags.push(Diagnostic::new(Pos::new(1, 1), "`fields` is empty; a mapping needs at least one field"));
     }
+    // Targets of fields that failed to compile are still known: naming one is not a new error.
+    let declared: Vec<&str> = spec.fields.iter().filter_map(|f| f.target.as_ref()).map(|t| t.as_str()).collect();
     let find = |name: &Spanned<String>, what: &str, diags: &mut Vec<Diagnostic>| -> Option<usize> {
         let found = targets.iter().find(|(t, _)| t.value == name.value).map(|(_, i)| *i);
-        if found.is_none() {
+        if found.is_none() && !declared.contains(&name.as_str()) {
             let known = targets.iter().map(|(t, _)| t.value.as_str());
             diags.push(Diagnostic::new(
                 name.pos,
-                format!("{what} names unknown target `{}`{}", name.value, crate::diagnostic::suggestion(&name.value, known)),
+                format!(
+                    "{what} names unknown target `{}`{}",
+                    name.value,
+                    crate::diagnostic::suggestion(&name.value, known)
+                ),
             ));
         }
         found
@@ -315,10 +328,16 @@ pub fn compile(spec: &MappingSpec) -> Result<Plan, Vec<Diagnostic>> {
         let f = &fields[i];
         let always_present = f.required || f.default.is_some() || matches!(f.source, FieldSource::Const(_));
         if !always_present {
-            diags.push(Diagnostic::new(key.pos, format!("`key` target `{}` may be absent; make it `required: true` or give it a `default`", key.value)));
+            diags.push(Diagnostic::new(
+                key.pos,
+                format!("`key` target `{}` may be absent; make it `required: true` or give it a `default`", key.value),
+            ));
         }
         if matches!(f.ty, FieldType::Object | FieldType::Array) {
-            diags.push(Diagnostic::new(key.pos, format!("`key` target `{}` is an {}; a key must be a scalar", key.value, f.ty.name())));
+            diags.push(Diagnostic::new(
+                key.pos,
+                format!("`key` target `{}` is an {}; a key must be a scalar", key.value, f.ty.name()),
+            ));
         }
         Some(i)
     });
@@ -349,7 +368,13 @@ fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: &mut Vec<Di
     let before = diags.len();
     let target = spec.target.as_ref()?;
     if target.value.is_empty() || target.value.split('.').any(|s| s.trim().is_empty()) {
-        diags.push(Diagnostic::new(target.pos, format!("target `{}` has an empty segment; use names separated by dots, like `customer.email`", target.value)));
+        diags.push(Diagnostic::new(
+            target.pos,
+            format!(
+                "target `{}` has an empty segment; use names separated by dots, like `customer.email`",
+                target.value
+            ),
+        ));
     }
     let ty = match (&spec.kind, &spec.constant) {
         (Some(t), _) => match FieldType::from_name(&t.value) {
@@ -377,7 +402,13 @@ fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: &mut Vec<Di
     if let (Some(r), Some(_)) = (&spec.required, &spec.default)
         && r.value
     {
-        diags.push(Diagnostic::new(r.pos, format!("field `{}` is `required` and has a `default`; a default makes it never missing, so keep one", target.value)));
+        diags.push(Diagnostic::new(
+            r.pos,
+            format!(
+                "field `{}` is `required` and has a `default`; a default makes it never missing, so keep one",
+                target.value
+            ),
+        ));
     }
 
     let transforms: Vec<Transform> = spec.transform.iter().filter_map(|s| Transform::compile(s, diags)).collect();
@@ -390,7 +421,10 @@ fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: &mut Vec<Di
         (Some(src), None) => match path::parse_source(&src.value) {
             Ok(p) => FieldSource::Path { text: src.value.clone(), slot: extractor.add(&p.prefix), tail: p.tail },
             Err(e) => {
-                diags.push(Diagnostic::new(src.pos.shifted(e.offset), format!("invalid JSONPath `{}`: {}", src.value, e.message)));
+                diags.push(Diagnostic::new(
+                    src.pos.shifted(e.offset),
+                    format!("invalid JSONPath `{}`: {}", src.value, e.message),
+                ));
                 return None;
             }
         },
@@ -411,11 +445,17 @@ fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: &mut Vec<Di
             FieldSource::Const(value)
         }
         (Some(src), Some(_)) => {
-            diags.push(Diagnostic::new(src.pos, format!("field `{}` has both `source` and `const`; keep one", target.value)));
+            diags.push(Diagnostic::new(
+                src.pos,
+                format!("field `{}` has both `source` and `const`; keep one", target.value),
+            ));
             return None;
         }
         (None, None) => {
-            diags.push(Diagnostic::new(spec.pos, format!("field `{}` needs a `source` (a JSONPath) or a `const`", target.value)));
+            diags.push(Diagnostic::new(
+                spec.pos,
+                format!("field `{}` needs a `source` (a JSONPath) or a `const`", target.value),
+            ));
             return None;
         }
     };
@@ -457,7 +497,10 @@ fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: &mut Vec<Di
             _ => None,
         };
         for e in &errors {
-            diags.push(Diagnostic::new(pos, format!("`{what}` fails its own field's checks ({}): {}", e.rule, e.message)));
+            diags.push(Diagnostic::new(
+                pos,
+                format!("`{what}` fails its own field's checks ({}): {}", e.rule, e.message),
+            ));
         }
         match checked {
             None => return None,
@@ -512,7 +555,12 @@ fn check_transform_flow(spec: &FieldSpec, transforms: &[Transform], ty: FieldTyp
             let after = produced_by.map(|p| format!(" (the result of `{p}`)")).unwrap_or_default();
             diags.push(Diagnostic::new(
                 step.name.pos,
-                format!("transform `{}` takes {}, but receives {}{after}", transform.name(), transform.input_description(), kind.name()),
+                format!(
+                    "transform `{}` takes {}, but receives {}{after}",
+                    transform.name(),
+                    transform.input_description(),
+                    kind.name()
+                ),
             ));
             return;
         }
@@ -523,22 +571,34 @@ fn check_transform_flow(spec: &FieldSpec, transforms: &[Transform], ty: FieldTyp
         && !ty.accepts(kind)
     {
         let pos = spec.kind.as_ref().map_or(spec.pos, |k| k.pos);
-        diags.push(Diagnostic::new(pos, format!("type `{}` cannot hold {}, which is what `{last}` produces", ty.name(), kind.name())));
+        diags.push(Diagnostic::new(
+            pos,
+            format!("type `{}` cannot hold {}, which is what `{last}` produces", ty.name(), kind.name()),
+        ));
     }
 }
 
 /// Duplicate targets, and targets nested inside another target (`a.b` and `a.b.c`).
 fn check_targets(targets: &[(Spanned<String>, usize)], diags: &mut Vec<Diagnostic>) {
     for (i, (later, _)) in targets.iter().enumerate() {
-        for (earlier, _) in &targets[..i] {
+        for (j, (earlier, _)) in targets[..i].iter().enumerate() {
+            if targets[..j].iter().any(|(t, _)| t.value == earlier.value) {
+                continue; // a repeated target was reported once; compare only with its first
+            }
             let (a, b) = (&earlier.value, &later.value);
             if a == b {
-                diags.push(Diagnostic::new(later.pos, format!("duplicate target `{b}` (first defined at {})", earlier.pos)));
+                diags.push(Diagnostic::new(
+                    later.pos,
+                    format!("duplicate target `{b}` (first defined at {})", earlier.pos),
+                ));
             } else if is_inside(a, b) || is_inside(b, a) {
                 let (outer, inner) = if a.len() < b.len() { (a, b) } else { (b, a) };
                 diags.push(Diagnostic::new(
                     later.pos,
-                    format!("target `{b}` overlaps `{a}` (defined at {}): `{inner}` would be inside the value of `{outer}`", earlier.pos),
+                    format!(
+                        "target `{b}` overlaps `{a}` (defined at {}): `{inner}` would be inside the value of `{outer}`",
+                        earlier.pos
+                    ),
                 ));
             }
         }

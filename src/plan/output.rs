@@ -39,7 +39,11 @@ impl OutputTree {
                 }
                 let existing = level.iter().position(|n| matches!(n, OutNode::Object { name, .. } if name == segment));
                 let index = existing.unwrap_or_else(|| {
-                    level.push(OutNode::Object { name: segment.to_owned(), key: key_bytes(segment), children: Vec::new() });
+                    level.push(OutNode::Object {
+                        name: segment.to_owned(),
+                        key: key_bytes(segment),
+                        children: Vec::new(),
+                    });
                     level.len() - 1
                 });
                 level = match &mut level[index] {

@@ -41,15 +41,25 @@ pub struct PathError {
 /// Parses and splits a source path. The whole path is checked by `serde_json_path` first, so the
 /// error messages are the RFC 9535 parser's.
 pub fn parse_source(text: &str) -> Result<SourcePath, PathError> {
+    if !text.starts_with('$') {
+        return Err(PathError {
+            offset: 0,
+            message: format!("a JSONPath starts at the root `$`, like `$.{}`", text.trim_start_matches('.')),
+        });
+    }
     if let Err(e) = JsonPath::parse(text) {
-        return Err(PathError { offset: text[..e.position().min(text.len())].chars().count(), message: e.message().to_string() });
+        return Err(PathError {
+            offset: text[..e.position().min(text.len())].chars().count(),
+            message: e.message().to_string(),
+        });
     }
     let (prefix, rest) = plain_prefix(text);
     if rest.is_empty() {
         return Ok(SourcePath { prefix, tail: None });
     }
     // A `$` in the tail (an absolute query inside a filter) needs the whole document as its root.
-    let (prefix, tail_text) = if rest.contains('$') { (Vec::new(), text.to_string()) } else { (prefix, format!("${rest}")) };
+    let (prefix, tail_text) =
+        if rest.contains('$') { (Vec::new(), text.to_string()) } else { (prefix, format!("${rest}")) };
     let tail = JsonPath::parse(&tail_text).map_err(|e| PathError { offset: 0, message: e.message().to_string() })?;
     Ok(SourcePath { prefix, tail: Some(tail) })
 }
@@ -329,7 +339,10 @@ impl<'de> Visitor<'de> for NodeVisitor<'_, '_> {
                         false
                     };
                     if duplicate {
-                        return Err(de::Error::custom(format_args!("duplicate key \"{}\" in the input", self.node.keys[i].0)));
+                        return Err(de::Error::custom(format_args!(
+                            "duplicate key \"{}\" in the input",
+                            self.node.keys[i].0
+                        )));
                     }
                     map.next_value_seed(NodeSeed { node: &self.node.keys[i].1, slots: self.slots })?;
                 }

@@ -36,7 +36,10 @@ pub fn compile(
         let before = diags.len();
         if let Some(name) = &spec.name {
             if let Some(first) = names.iter().find(|n| n.value == name.value) {
-                diags.push(Diagnostic::new(name.pos, format!("duplicate rule name `{}` (first used at {})", name.value, first.pos)));
+                diags.push(Diagnostic::new(
+                    name.pos,
+                    format!("duplicate rule name `{}` (first used at {})", name.value, first.pos),
+                ));
             }
             names.push(name);
         }
@@ -61,7 +64,10 @@ pub fn compile(
             }
             n => {
                 let found = if n == 0 { "none" } else { "several" };
-                diags.push(Diagnostic::new(when.pos, format!("`when` needs exactly one of `equals`, `in` or `present`, found {found}")));
+                diags.push(Diagnostic::new(
+                    when.pos,
+                    format!("`when` needs exactly one of `equals`, `in` or `present`, found {found}"),
+                ));
                 None
             }
         };
@@ -101,13 +107,21 @@ impl Rule {
         for &i in &self.require {
             if matches!(states[i], FieldState::Absent) {
                 let target = &fields[i].target;
-                errors.push(FieldError { field: Some(target.clone()), rule: self.name.clone(), message: format!("`{target}` is required when {because}") });
+                errors.push(FieldError {
+                    field: Some(target.clone()),
+                    rule: self.name.clone(),
+                    message: format!("`{target}` is required when {because}"),
+                });
             }
         }
         for &i in &self.forbid {
             if matches!(states[i], FieldState::Present(_)) {
                 let target = &fields[i].target;
-                errors.push(FieldError { field: Some(target.clone()), rule: self.name.clone(), message: format!("`{target}` must be absent when {because}") });
+                errors.push(FieldError {
+                    field: Some(target.clone()),
+                    rule: self.name.clone(),
+                    message: format!("`{target}` must be absent when {because}"),
+                });
             }
         }
     }

@@ -40,14 +40,23 @@ fn run_one(test: &crate::spec::TestSpec, plan: &Plan) -> Result<(), String> {
         (Some(ExpectSpec::Ok(expected)), Outcome::Mapped(_)) => {
             let expected = expected.to_json().map_err(|d| d.message)?;
             let actual = outcome.ok_value().unwrap_or(Value::Null);
-            if deep_equal(&expected, &actual) {
+            let mut differences = Vec::new();
+            diff(&expected, &actual, &mut String::new(), &mut differences);
+            if differences.is_empty() {
                 Ok(())
             } else {
-                Err(format!("expected output {expected}, got {actual}"))
+                let shown = differences.len().min(MAX_DIFFERENCES);
+                let more = differences.len() - shown;
+                let tail = if more > 0 { format!("; and {more} more") } else { String::new() };
+                Err(format!("output differs: {}{tail}", differences[..shown].join("; ")))
             }
         }
         (Some(ExpectSpec::Ok(_)), Outcome::Failed(failure)) => {
-            let got: Vec<String> = failure.errors.iter().map(|e| format!("{} ({}): {}", e.field.as_deref().unwrap_or("-"), e.rule, e.message)).collect();
+            let got: Vec<String> = failure
+                .errors
+                .iter()
+                .map(|e| format!("{} ({}): {}", e.field.as_deref().unwrap_or("-"), e.rule, e.message))
+                .collect();
             Err(format!("expected ok, but the record failed: {}", got.join("; ")))
         }
         (Some(ExpectSpec::Fail(_)), Outcome::Mapped(_)) => {
@@ -62,18 +71,74 @@ fn run_one(test: &crate::spec::TestSpec, plan: &Plan) -> Result<(), String> {
             if missing.is_empty() {
                 Ok(())
             } else {
-                let got: Vec<String> = failure.errors.iter().map(|e| format!("{{field: {}, rule: {}}}", e.field.as_deref().unwrap_or("null"), e.rule)).collect();
+                let got: Vec<String> = failure
+                    .errors
+                    .iter()
+                    .map(|e| format!("{{field: {}, rule: {}}}", e.field.as_deref().unwrap_or("null"), e.rule))
+                    .collect();
                 Err(format!("expected errors {} not reported; got {}", missing.join(", "), got.join(", ")))
             }
         }
     }
 }
 
-/// Exact structural equality, except that `1` and `1.0` are the same number.
-fn deep_equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| deep_equal(p, q)),
-        (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| deep_equal(v, w))),
-        _ => json_equal(a, b),
+const MAX_DIFFERENCES: usize = 5;
+
+/// Lists where `actual` differs from `expected`, by output path (`customer.tier`, `skus[1]`).
+/// Equality is exact and structural, except that `1` and `1.0` are the same number.
+fn diff(expected: &Value, actual: &Value, path: &mut String, out: &mut Vec<String>) {
+    let here = |path: &str| if path.is_empty() { "the output".to_string() } else { format!("`{path}`") };
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (key, ev) in e {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                match a.get(key) {
+                    Some(av) => diff(ev, av, path, out),
+                    None => out.push(format!("{} is missing (expected {ev})", here(path))),
+                }
+                path.truncate(len);
+            }
+            for (key, av) in a.iter().filter(|(k, _)| !e.contains_key(*k)) {
+                let shown = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                out.push(format!("`{shown}` is not expected (got {av})"));
+            }
+        }
+        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => {
+            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                diff(ev, av, path, out);
+                path.truncate(len);
+            }
+        }
+        _ if json_equal(expected, actual) => {}
+        _ => out.push(format!("{}: expected {expected}, got {actual}", here(path))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn differences(e: Value, a: Value) -> Vec<String> {
+        let mut out = Vec::new();
+        diff(&e, &a, &mut String::new(), &mut out);
+        out
+    }
+
+    #[test]
+    fn diff_names_each_differing_path() {
+        let d = differences(json!({"a": {"b": 1, "c": 2}, "l": [1, 2]}), json!({"a": {"b": 1.0, "d": 3}, "l": [1, 3]}));
+        assert_eq!(
+            d,
+            vec!["`a.c` is missing (expected 2)", "`a.d` is not expected (got 3)", "`l[1]`: expected 2, got 3"]
+        );
+        assert!(differences(json!({"x": [1]}), json!({"x": [1]})).is_empty());
+        assert_eq!(differences(json!([1]), json!([1, 2])), vec!["the output: expected [1], got [1,2]"]);
     }
 }

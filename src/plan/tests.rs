@@ -1,0 +1,257 @@
+use serde_json::{Value, json};
+
+use super::*;
+
+fn plan(fields_and_more: &str) -> Plan {
+    let text = format!("version: 1\nname: t\n{fields_and_more}");
+    match load_str(&text) {
+        Ok((_, plan)) => plan,
+        Err(diags) => panic!("expected the spec to compile, got {diags:#?}"),
+    }
+}
+
+fn problems(fields_and_more: &str) -> Vec<String> {
+    let text = format!("version: 1\nname: t\n{fields_and_more}");
+    match load_str(&text) {
+        Ok(_) => panic!("expected the spec to be refused"),
+        Err(diags) => diags.iter().map(|d| format!("{}: {}", d.pos, d.message)).collect(),
+    }
+}
+
+fn apply(plan: &Plan, input: Value) -> Outcome {
+    plan.apply(&serde_json::to_vec(&input).unwrap())
+}
+
+fn rules_of(outcome: &Outcome) -> Vec<(Option<&str>, &str)> {
+    outcome.errors().iter().map(|e| (e.field.as_deref(), e.rule.as_str())).collect()
+}
+
+#[test]
+fn plan_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Plan>();
+}
+
+#[test]
+fn output_keeps_spec_order_and_nests_dotted_targets() {
+    let p = plan(
+        "fields:\n  - {target: z, source: $.a, type: integer}\n  - {target: ship_to.state, source: $.s, type: string}\n  - {target: m, source: $.b, type: string}\n  - {target: ship_to.city, source: $.c, type: string}\n",
+    );
+    let Outcome::Mapped(m) = apply(&p, json!({"a": 1, "s": "SP", "b": "x", "c": "São Paulo", "unused": [1, 2]}))
+    else {
+        panic!()
+    };
+    assert_eq!(String::from_utf8(m.value).unwrap(), r#"{"z":1,"ship_to":{"state":"SP","city":"São Paulo"},"m":"x"}"#);
+}
+
+#[test]
+fn absent_optional_fields_and_empty_objects_are_left_out() {
+    let p =
+        plan("fields:\n  - {target: a, source: $.a, type: integer}\n  - {target: o.b, source: $.b, type: string}\n");
+    let Outcome::Mapped(m) = apply(&p, json!({"a": 1, "b": null})) else { panic!() };
+    assert_eq!(m.value, br#"{"a":1}"#);
+    let Outcome::Mapped(m) = apply(&p, json!({})) else { panic!() };
+    assert_eq!(m.value, b"{}");
+}
+
+#[test]
+fn missing_null_default_and_required() {
+    let p = plan(
+        "fields:\n  - {target: a, source: $.a, type: string, default: web, transform: [uppercase]}\n  - {target: b, source: $.b, type: string, required: true}\n",
+    );
+    assert_eq!(
+        apply(&p, json!({"b": "x"})).ok_value(),
+        Some(json!({"a": "WEB", "b": "x"})),
+        "the default flows through transforms"
+    );
+    assert_eq!(
+        apply(&p, json!({"a": null, "b": "x"})).ok_value(),
+        Some(json!({"a": "WEB", "b": "x"})),
+        "null counts as missing"
+    );
+    let failed = apply(&p, json!({"a": "x", "b": null}));
+    assert_eq!(rules_of(&failed), vec![(Some("b"), "required")]);
+    assert!(failed.errors()[0].message.contains("`$.b` is absent or null"));
+}
+
+#[test]
+fn type_errors_skip_validators_and_all_errors_are_collected() {
+    let p = plan(
+        "fields:\n  - {target: n, source: $.n, type: integer, validate: [{range: {min: 1}}]}\n  - {target: s, source: $.s, type: string, validate: [uuid, {length: {max: 3}}]}\n",
+    );
+    let out = apply(&p, json!({"n": "12", "s": "not-a-uuid"}));
+    assert_eq!(rules_of(&out), vec![(Some("n"), "type"), (Some("s"), "uuid"), (Some("s"), "length")]);
+    let Outcome::Failed(f) = out else { panic!() };
+    assert_eq!(f.stage, Stage::Validate);
+}
+
+#[test]
+fn wildcard_sources_collect_for_arrays_and_refuse_several_for_scalars() {
+    let p = plan(
+        "fields:\n  - {target: skus, source: '$.items[*].sku', type: array}\n  - {target: first, source: '$.items[?@.qty > 1].sku', type: string}\n",
+    );
+    let out = apply(&p, json!({"items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2}]}));
+    assert_eq!(out.ok_value(), Some(json!({"skus": ["a", "b"], "first": "b"})));
+    let out = apply(&p, json!({"items": [{"sku": "a", "qty": 3}, {"sku": "b", "qty": 2}]}));
+    assert_eq!(rules_of(&out), vec![(Some("first"), "type")]);
+    assert!(out.errors()[0].message.contains("matched 2 values"), "{}", out.errors()[0].message);
+    let out = apply(&p, json!({"items": []}));
+    assert_eq!(out.ok_value(), Some(json!({})), "no match is missing");
+}
+
+#[test]
+fn plain_paths_reach_indexes_and_odd_keys() {
+    let p = plan(
+        "fields:\n  - {target: a, source: '$.items[1].sku', type: string}\n  - {target: b, source: \"$['odd key'].x\", type: integer}\n  - {target: c, source: '$.items[-1].sku', type: string}\n  - {target: d, source: '$.items', type: array}\n",
+    );
+    let out = apply(&p, json!({"items": [{"sku": "a"}, {"sku": "b"}, {"sku": "c"}], "odd key": {"x": 5}}));
+    assert_eq!(
+        out.ok_value(),
+        Some(json!({"a": "b", "b": 5, "c": "c", "d": [{"sku": "a"}, {"sku": "b"}, {"sku": "c"}]}))
+    );
+}
+
+#[test]
+fn const_fields_and_keys() {
+    let p = plan(
+        "key: id\nfields:\n  - {target: id, source: $.id, type: integer, required: true}\n  - {target: schema, const: billing.v1}\n",
+    );
+    let Outcome::Mapped(m) = apply(&p, json!({"id": 42})) else { panic!() };
+    assert_eq!(m.value, br#"{"id":42,"schema":"billing.v1"}"#);
+    assert_eq!(m.key.as_deref(), Some(&b"42"[..]));
+}
+
+#[test]
+fn rules_require_and_forbid_over_output_targets() {
+    let p = plan(
+        "fields:\n  - {target: status, source: $.status, type: string}\n  - {target: reason, source: $.reason, type: string}\n  - {target: paid_at, source: $.paid_at, type: string}\nrules:\n  - {name: reason_when_cancelled, when: {field: status, equals: CANCELLED}, require: [reason]}\n  - {name: no_reason_otherwise, when: {field: status, in: [PAID, CREATED]}, forbid: [reason]}\n  - {name: paid_needs_status, when: {field: paid_at, present: true}, require: [status]}\n",
+    );
+    assert!(matches!(apply(&p, json!({"status": "CANCELLED", "reason": "x"})), Outcome::Mapped(_)));
+    let out = apply(&p, json!({"status": "CANCELLED"}));
+    assert_eq!(rules_of(&out), vec![(Some("reason"), "reason_when_cancelled")]);
+    let Outcome::Failed(f) = &out else { panic!() };
+    assert_eq!(f.stage, Stage::Rule);
+    assert_eq!(
+        rules_of(&apply(&p, json!({"status": "PAID", "reason": "x"}))),
+        vec![(Some("reason"), "no_reason_otherwise")]
+    );
+    assert_eq!(rules_of(&apply(&p, json!({"paid_at": "x"}))), vec![(Some("status"), "paid_needs_status")]);
+}
+
+#[test]
+fn decode_errors_name_no_field() {
+    let p = plan("fields:\n  - {target: a, source: $.a, type: integer}\n");
+    for bad in [&b"not json"[..], b"[1]", b"42", b"", b"{\"a\":1}{", b"\xff\xfe"] {
+        let Outcome::Failed(f) = p.apply(bad) else { panic!("{bad:?} should fail") };
+        assert_eq!(f.stage, Stage::Decode);
+        assert_eq!(rules_of(&Outcome::Failed(f.clone())), vec![(None, "json")]);
+    }
+}
+
+#[test]
+fn huge_numbers_are_type_errors_not_panics() {
+    let p = plan("fields:\n  - {target: a, source: $.a, type: integer}\n  - {target: b, source: $.b, type: number}\n");
+    let out = p.apply(br#"{"a": 123456789012345678901234567890, "b": 1e308}"#);
+    assert_eq!(rules_of(&out), vec![(Some("a"), "type")]);
+    let out = p.apply(br#"{"a": 1, "b": 1e999}"#);
+    assert_eq!(rules_of(&out), vec![(None, "json")], "serde_json refuses numbers beyond f64");
+}
+
+// ---- compile errors: each kind is reported, located, and all are collected ----
+
+#[test]
+fn unknown_keys_transforms_validators_and_types() {
+    let p = problems(
+        "fields:\n  - target: a\n    source: $.a\n    type: strin\n  - target: b\n    source: $.b\n    type: string\n    requird: true\n    transform: [trimm]\n    validate: [emial]\n",
+    );
+    assert_eq!(p.len(), 4, "{p:#?}");
+    assert!(p[0].starts_with("6:11: unknown type `strin`; did you mean `string`?"), "{p:#?}");
+    assert!(p[1].starts_with("10:5: unknown key `requird`"), "{p:#?}");
+    assert!(p[2].starts_with("11:17: unknown transform `trimm`; did you mean `trim`?"), "{p:#?}");
+    assert!(p[3].starts_with("12:16: unknown validator `emial`; did you mean `email`?"), "{p:#?}");
+}
+
+#[test]
+fn invalid_regex_and_jsonpath_point_inside_the_value() {
+    let p = problems(
+        "fields:\n  - target: a\n    source: $.a[?@.x ==]\n    type: string\n  - target: b\n    source: $.b\n    type: string\n    validate: [{pattern: '([A-Z'}]\n",
+    );
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(p[0].starts_with("5:"), "{p:#?}");
+    assert!(p[0].contains("invalid JSONPath `$.a[?@.x ==]`"), "{p:#?}");
+    assert!(p[1].starts_with("10:26: invalid regex `([A-Z`"), "{p:#?}");
+}
+
+#[test]
+fn duplicate_and_overlapping_targets() {
+    let p = problems(
+        "fields:\n  - {target: a.b, source: $.x, type: string}\n  - {target: a.b, source: $.y, type: string}\n  - {target: a.b.c, source: $.z, type: string}\n  - {target: a, source: $.w, type: object}\n  - {target: 'x..y', source: $.v, type: string}\n",
+    );
+    assert!(p.iter().any(|m| m.starts_with("5:14: duplicate target `a.b` (first defined at 4:14)")), "{p:#?}");
+    assert!(p.iter().any(|m| m.starts_with("6:14: target `a.b.c` overlaps `a.b`")), "{p:#?}");
+    assert!(p.iter().any(|m| m.starts_with("7:14: target `a` overlaps `a.b`")), "{p:#?}");
+    assert!(p.iter().any(|m| m.contains("target `x..y` has an empty segment")), "{p:#?}");
+}
+
+#[test]
+fn steps_that_cannot_apply_to_the_type() {
+    let p = problems(
+        "fields:\n  - {target: a, source: $.a, type: string, validate: [{range: {min: 1}}]}\n  - {target: b, source: $.b, type: integer, transform: [trim]}\n  - {target: c, source: $.c, type: string, transform: [to_integer, uppercase]}\n  - {target: d, source: $.d, type: boolean, transform: [{divide: 2}]}\n",
+    );
+    assert_eq!(p.len(), 4, "{p:#?}");
+    assert!(p[0].contains("validator `range` cannot apply to a field of type `string`"), "{p:#?}");
+    assert!(p[1].contains("type `integer` cannot hold a string, which is what `trim` produces"), "{p:#?}");
+    assert!(
+        p[2].contains("transform `uppercase` takes a string, but receives an integer (the result of `to_integer`)"),
+        "{p:#?}"
+    );
+    assert!(p[3].contains("type `boolean` cannot hold a number"), "{p:#?}");
+}
+
+#[test]
+fn defaults_and_consts_must_pass_their_own_checks() {
+    let p = problems(
+        "fields:\n  - {target: a, source: $.a, type: integer, default: many}\n  - {target: b, source: $.b, type: string, default: XX, validate: [{one_of: [web, app]}]}\n  - {target: c, const: 5, type: string}\n  - {target: d, source: $.d, type: string, required: true, default: x}\n",
+    );
+    assert_eq!(p.len(), 4, "{p:#?}");
+    assert!(p[0].starts_with("4:54: `default` fails its own field's checks (type)"), "{p:#?}");
+    assert!(p[1].contains("`default` fails its own field's checks (one_of)"), "{p:#?}");
+    assert!(p[2].contains("`const` fails its own field's checks (type)"), "{p:#?}");
+    assert!(p[3].contains("is `required` and has a `default`"), "{p:#?}");
+}
+
+#[test]
+fn rules_and_key_must_name_known_targets() {
+    let p = problems(
+        "key: order\nfields:\n  - {target: status, source: $.s, type: string}\n  - {target: opt, source: $.o, type: string}\nrules:\n  - {name: r, when: {field: stauts, equals: X}, require: [reason]}\n  - {name: r, when: {field: status}, forbid: [opt]}\n  - {name: s, when: {field: status, equals: X}}\n",
+    );
+    assert!(p.iter().any(|m| m.starts_with("3:6: `key` names unknown target `order`")), "{p:#?}");
+    assert!(p.iter().any(|m| m.contains("`when` names unknown target `stauts`; did you mean `status`?")), "{p:#?}");
+    assert!(p.iter().any(|m| m.contains("`require` names unknown target `reason`")), "{p:#?}");
+    assert!(p.iter().any(|m| m.contains("duplicate rule name `r`")), "{p:#?}");
+    assert!(p.iter().any(|m| m.contains("exactly one of `equals`, `in` or `present`, found none")), "{p:#?}");
+    assert!(p.iter().any(|m| m.contains("neither `require` nor `forbid`")), "{p:#?}");
+}
+
+#[test]
+fn optional_key_targets_are_refused() {
+    let p = problems("key: id\nfields:\n  - {target: id, source: $.id, type: string}\n");
+    assert!(p[0].contains("`key` target `id` may be absent"), "{p:#?}");
+}
+
+#[test]
+fn problems_are_sorted_by_position() {
+    let p =
+        problems("fields:\n  - {target: b, source: $.b, type: nope}\n  - {target: a, source: 'bad', type: string}\n");
+    assert_eq!(p.len(), 2);
+    assert!(p[0].starts_with("4:"), "{p:#?}");
+    assert!(p[1].starts_with("5:"), "{p:#?}");
+}
+
+#[test]
+fn unsupported_version() {
+    let (_, diags) = crate::spec::parse("version: 2\nname: t\nfields: [{target: a, const: 1}]\n");
+    assert!(diags.is_empty());
+    let err = load_str("version: 2\nname: t\nfields: [{target: a, const: 1}]\n").unwrap_err();
+    assert_eq!(err[0].to_string(), "1:10: error: unsupported `version: 2`; this program reads version 1");
+}

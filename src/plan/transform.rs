@@ -126,7 +126,10 @@ impl Transform {
                     return None;
                 };
                 let NodeKind::Map(entries) = &values.kind else {
-                    diags.push(Diagnostic::new(values.pos, format!("`values` must be a mapping, found {}", values.kind_name())));
+                    diags.push(Diagnostic::new(
+                        values.pos,
+                        format!("`values` must be a mapping, found {}", values.kind_name()),
+                    ));
                     return None;
                 };
                 let mut table = HashMap::with_capacity(entries.len());
@@ -156,7 +159,10 @@ impl Transform {
                     NodeKind::Int(n) => Factor::Int(n),
                     NodeKind::Float(f) if f.is_finite() => Factor::Float(f),
                     _ => {
-                        diags.push(Diagnostic::new(arg.pos, format!("`{name}` takes a number, found {}", arg.kind_name())));
+                        diags.push(Diagnostic::new(
+                            arg.pos,
+                            format!("`{name}` takes a number, found {}", arg.kind_name()),
+                        ));
                         return None;
                     }
                 };
@@ -173,7 +179,11 @@ impl Transform {
             _ => {
                 diags.push(Diagnostic::new(
                     pos,
-                    format!("unknown transform `{name}`{}; known transforms: {}", suggestion(name, NAMES.iter().copied()), NAMES.join(", ")),
+                    format!(
+                        "unknown transform `{name}`{}; known transforms: {}",
+                        suggestion(name, NAMES.iter().copied()),
+                        NAMES.join(", ")
+                    ),
                 ));
                 None
             }
@@ -235,7 +245,12 @@ impl Transform {
     pub fn apply<'v>(&self, value: Cow<'v, Value>, sensitive: bool) -> Result<Cow<'v, Value>, StepError> {
         let wrong_type = |value: &Value| StepError {
             rule: "type".into(),
-            message: format!("transform `{}` takes {}, found {}", self.name(), self.input_description(), describe(value, sensitive)),
+            message: format!(
+                "transform `{}` takes {}, found {}",
+                self.name(),
+                self.input_description(),
+                describe(value, sensitive)
+            ),
         };
         let failed = |message: String| StepError { rule: self.name().into(), message };
         let text = || value.as_str().ok_or_else(|| wrong_type(&value));
@@ -251,7 +266,9 @@ impl Transform {
             Transform::Lowercase => Value::String(text()?.to_lowercase()),
             Transform::Uppercase => Value::String(text()?.to_uppercase()),
             Transform::DigitsOnly => Value::String(text()?.chars().filter(char::is_ascii_digit).collect()),
-            Transform::Replace { pattern, with } => Value::String(pattern.replace_all(text()?, with.as_str()).into_owned()),
+            Transform::Replace { pattern, with } => {
+                Value::String(pattern.replace_all(text()?, with.as_str()).into_owned())
+            }
             Transform::Truncate { max } => {
                 let s = text()?;
                 match s.char_indices().nth(*max) {
@@ -282,12 +299,20 @@ impl Transform {
                     if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
                         Value::from(f as i64)
                     } else {
-                        return Err(failed(format!("{} is not a whole number within 64 bits", describe(&value, sensitive))));
+                        return Err(failed(format!(
+                            "{} is not a whole number within 64 bits",
+                            describe(&value, sensitive)
+                        )));
                     }
                 }
                 Value::String(s) => match parse_integer(s.trim()) {
                     Some(n) => Value::Number(n),
-                    None => return Err(failed(format!("expected an integer in text, found {}", describe(&value, sensitive)))),
+                    None => {
+                        return Err(failed(format!(
+                            "expected an integer in text, found {}",
+                            describe(&value, sensitive)
+                        )));
+                    }
                 },
                 other => return Err(wrong_type(other)),
             },
@@ -295,9 +320,16 @@ impl Transform {
                 Value::Number(_) => return Ok(value),
                 Value::String(s) => {
                     let t = s.trim();
-                    match parse_integer(t).or_else(|| t.parse::<f64>().ok().and_then(Number::from_f64).filter(|_| looks_numeric(t))) {
+                    match parse_integer(t)
+                        .or_else(|| t.parse::<f64>().ok().and_then(Number::from_f64).filter(|_| looks_numeric(t)))
+                    {
                         Some(n) => Value::Number(n),
-                        None => return Err(failed(format!("expected a number in text, found {}", describe(&value, sensitive)))),
+                        None => {
+                            return Err(failed(format!(
+                                "expected a number in text, found {}",
+                                describe(&value, sensitive)
+                            )));
+                        }
                     }
                 }
                 other => return Err(wrong_type(other)),
@@ -329,7 +361,8 @@ fn parse_integer(s: &str) -> Option<Number> {
 
 /// Rust's float parser also takes `inf`, `NaN` and `1e5`-free oddities like `infinity`; JSON does not.
 fn looks_numeric(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')) && s.bytes().any(|b| b.is_ascii_digit())
+    s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+        && s.bytes().any(|b| b.is_ascii_digit())
 }
 
 /// Integer × integer and exact integer ÷ integer stay integers; everything else is a float.
@@ -342,7 +375,10 @@ fn arithmetic(value: &Value, factor: Factor, divide: bool) -> Result<Value, Opti
                 return Ok(Value::from(a / b));
             }
         } else {
-            return a.checked_mul(b).map(Value::from).ok_or_else(|| Some(format!("{a} × {b} overflows a 64-bit integer")));
+            return a
+                .checked_mul(b)
+                .map(Value::from)
+                .ok_or_else(|| Some(format!("{a} × {b} overflows a 64-bit integer")));
         }
     }
     let a = n.as_f64().ok_or(None)?;
@@ -351,14 +387,19 @@ fn arithmetic(value: &Value, factor: Factor, divide: bool) -> Result<Value, Opti
         Factor::Float(f) => f,
     };
     let result = if divide { a / b } else { a * b };
-    Number::from_f64(result).map(Value::Number).ok_or_else(|| Some(format!("the result of {a} and {b} is not a finite number")))
+    Number::from_f64(result)
+        .map(Value::Number)
+        .ok_or_else(|| Some(format!("the result of {a} and {b} is not a finite number")))
 }
 
 type ArgMap<'a> = Vec<(String, &'a Node)>;
 
 fn args_map<'a>(arg: &'a Node, name: &str, allowed: &[&str], diags: &mut Vec<Diagnostic>) -> Option<ArgMap<'a>> {
     let NodeKind::Map(entries) = &arg.kind else {
-        diags.push(Diagnostic::new(arg.pos, format!("the argument of `{name}` must be a mapping, found {}", arg.kind_name())));
+        diags.push(Diagnostic::new(
+            arg.pos,
+            format!("the argument of `{name}` must be a mapping, found {}", arg.kind_name()),
+        ));
         return None;
     };
     let mut ok = true;
@@ -367,7 +408,12 @@ fn args_map<'a>(arg: &'a Node, name: &str, allowed: &[&str], diags: &mut Vec<Dia
             ok = false;
             diags.push(Diagnostic::new(
                 k.pos,
-                format!("unknown key `{}` in `{name}`{}; allowed keys: {}", k.value, suggestion(&k.value, allowed.iter().copied()), allowed.join(", ")),
+                format!(
+                    "unknown key `{}` in `{name}`{}; allowed keys: {}",
+                    k.value,
+                    suggestion(&k.value, allowed.iter().copied()),
+                    allowed.join(", ")
+                ),
             ));
         }
     }
@@ -401,7 +447,8 @@ pub fn compile_regex(pattern: &str, pos: crate::diagnostic::Pos, diags: &mut Vec
     match Regex::new(pattern) {
         Ok(r) => Some(r),
         Err(e) => {
-            let detail = e.to_string().lines().last().unwrap_or_default().trim().to_owned();
+            let detail =
+                e.to_string().lines().last().unwrap_or_default().trim().trim_start_matches("error: ").to_owned();
             diags.push(Diagnostic::new(pos, format!("invalid regex `{pattern}`: {detail}")));
             None
         }
@@ -477,7 +524,10 @@ mod tests {
         assert_eq!(run(&t("multiply", Some(NodeKind::Int(i64::MAX))), json!(3)).unwrap_err().rule, "multiply");
         assert_eq!(run(&t("divide", Some(NodeKind::Int(2))), json!("4")).unwrap_err().rule, "type");
         let mut diags = vec![];
-        let step = StepSpec { name: Spanned::new("divide".into(), Pos::new(1, 1)), arg: Some(Node { pos: Pos::new(1, 9), kind: NodeKind::Int(0) }) };
+        let step = StepSpec {
+            name: Spanned::new("divide".into(), Pos::new(1, 1)),
+            arg: Some(Node { pos: Pos::new(1, 9), kind: NodeKind::Int(0) }),
+        };
         assert!(Transform::compile(&step, &mut diags).is_none());
         assert!(diags[0].message.contains("by zero"));
     }

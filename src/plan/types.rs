@@ -206,7 +206,10 @@ mod tests {
     #[test]
     fn datetimes_are_normalised_to_utc() {
         assert_eq!(check(FieldType::Datetime, json!("2026-11-01T10:00:00-03:00")), Ok(json!("2026-11-01T13:00:00Z")));
-        assert_eq!(check(FieldType::Datetime, json!("2026-11-01T10:00:00.250+00:00")), Ok(json!("2026-11-01T10:00:00.250Z")));
+        assert_eq!(
+            check(FieldType::Datetime, json!("2026-11-01T10:00:00.250+00:00")),
+            Ok(json!("2026-11-01T10:00:00.250Z"))
+        );
         assert!(check(FieldType::Datetime, json!("2026-11-01")).unwrap_err().contains("RFC 3339"));
         assert!(check(FieldType::Datetime, json!(1700000000)).is_err());
     }
@@ -220,7 +223,9 @@ mod tests {
 
     #[test]
     fn no_silent_coercion() {
-        assert!(check(FieldType::Integer, json!("12")).unwrap_err().contains("expected an integer, found a string \"12\""));
+        assert!(
+            check(FieldType::Integer, json!("12")).unwrap_err().contains("expected an integer, found a string \"12\"")
+        );
         assert!(check(FieldType::Integer, json!(12.5)).is_err());
         assert!(check(FieldType::Integer, json!(12.0)).is_err());
         assert!(check(FieldType::Integer, json!(u64::MAX)).is_ok());

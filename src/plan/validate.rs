@@ -89,7 +89,10 @@ impl Validator {
                             if let Err(msg) = field_type.check(std::borrow::Cow::Borrowed(&v), false) {
                                 diags.push(Diagnostic::new(
                                     item.pos,
-                                    format!("`one_of` value does not fit the field's type `{}`: {msg}", field_type.name()),
+                                    format!(
+                                        "`one_of` value does not fit the field's type `{}`: {msg}",
+                                        field_type.name()
+                                    ),
                                 ));
                             }
                             values.push(v);
@@ -127,7 +130,11 @@ impl Validator {
             _ => {
                 diags.push(Diagnostic::new(
                     pos,
-                    format!("unknown validator `{name}`{}; known validators: {}", suggestion(name, NAMES.iter().copied()), NAMES.join(", ")),
+                    format!(
+                        "unknown validator `{name}`{}; known validators: {}",
+                        suggestion(name, NAMES.iter().copied()),
+                        NAMES.join(", ")
+                    ),
                 ));
                 return None;
             }
@@ -135,7 +142,11 @@ impl Validator {
         if !validator.fits(field_type) {
             diags.push(Diagnostic::new(
                 pos,
-                format!("validator `{name}` cannot apply to a field of type `{}`; it checks {}", field_type.name(), validator.applies_to()),
+                format!(
+                    "validator `{name}` cannot apply to a field of type `{}`; it checks {}",
+                    field_type.name(),
+                    validator.applies_to()
+                ),
             ));
             return None;
         }
@@ -161,7 +172,12 @@ impl Validator {
     }
 
     pub fn check(&self, value: &Value, sensitive: bool) -> Result<(), StepError> {
-        let fail = |expected: String| Err(StepError { rule: self.name().into(), message: format!("{expected}, found {}", describe(value, sensitive)) });
+        let fail = |expected: String| {
+            Err(StepError {
+                rule: self.name().into(),
+                message: format!("{expected}, found {}", describe(value, sensitive)),
+            })
+        };
         // Types were checked before validators run; a mismatch here means a value of another
         // JSON type under `any`, and it fails the validator rather than passing silently.
         match self {
@@ -208,7 +224,9 @@ impl Validator {
                     Validator::Datetime => (normalize_datetime(s).is_some(), "expected an RFC 3339 datetime".into()),
                     Validator::Date => (parse_date(s).is_some(), "expected a date as YYYY-MM-DD".into()),
                     Validator::Cpf => (is_cpf(s), "expected a valid CPF (11 digits, check digits must match)".into()),
-                    Validator::Cnpj => (is_cnpj(s), "expected a valid CNPJ (14 characters, check digits must match)".into()),
+                    Validator::Cnpj => {
+                        (is_cnpj(s), "expected a valid CNPJ (14 characters, check digits must match)".into())
+                    }
                     Validator::Cep => (is_cep(s), "expected a CEP (8 digits, optionally 5-3 with a hyphen)".into()),
                     _ => unreachable!("non-text validators are matched above"),
                 };
@@ -219,10 +237,17 @@ impl Validator {
 }
 
 /// Reads `{min, max}`, at least one present, each through `read`.
-fn bounds<T>(step: &StepSpec, diags: &mut Vec<Diagnostic>, read: impl Fn(&Node) -> Option<T>) -> Option<(Option<T>, Option<T>)> {
+fn bounds<T>(
+    step: &StepSpec,
+    diags: &mut Vec<Diagnostic>,
+    read: impl Fn(&Node) -> Option<T>,
+) -> Option<(Option<T>, Option<T>)> {
     let name = step.name.as_str();
     let Some(Node { kind: NodeKind::Map(entries), pos }) = &step.arg else {
-        diags.push(Diagnostic::new(step.name.pos, format!("`{name}` takes `{{min: N, max: N}}` (either may be left out)")));
+        diags.push(Diagnostic::new(
+            step.name.pos,
+            format!("`{name}` takes `{{min: N, max: N}}` (either may be left out)"),
+        ));
         return None;
     };
     let (mut min, mut max, mut ok) = (None, None, true);
@@ -231,7 +256,10 @@ fn bounds<T>(step: &StepSpec, diags: &mut Vec<Diagnostic>, read: impl Fn(&Node) 
             "min" => &mut min,
             "max" => &mut max,
             other => {
-                diags.push(Diagnostic::new(key.pos, format!("unknown key `{other}` in `{name}`; allowed keys: min, max")));
+                diags.push(Diagnostic::new(
+                    key.pos,
+                    format!("unknown key `{other}` in `{name}`; allowed keys: min, max"),
+                ));
                 ok = false;
                 continue;
             }
@@ -240,7 +268,10 @@ fn bounds<T>(step: &StepSpec, diags: &mut Vec<Diagnostic>, read: impl Fn(&Node) 
             Some(v) => *slot = Some(v),
             None => {
                 let what = if name == "length" { "a non-negative integer" } else { "a number" };
-                diags.push(Diagnostic::new(node.pos, format!("`{name}` bound `{}` must be {what}, found {}", key.value, node.kind_name())));
+                diags.push(Diagnostic::new(
+                    node.pos,
+                    format!("`{name}` bound `{}` must be {what}, found {}", key.value, node.kind_name()),
+                ));
                 ok = false;
             }
         }
@@ -309,7 +340,10 @@ fn is_email(s: &str) -> bool {
 /// Canonical hyphenated UUID, any version, either case.
 fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() == 36 && b.iter().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+    b.len() == 36
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
 }
 
 /// The characters of a document number with the usual punctuation (`.`, `-`, `/`) removed;
@@ -440,7 +474,10 @@ mod tests {
     fn one_of_and_pattern() {
         let o = v("one_of", Some("[CREATED, PAID]"), FieldType::String).unwrap();
         assert!(o.check(&json!("PAID"), false).is_ok());
-        assert_eq!(o.check(&json!("paid"), false).unwrap_err().message, r#"expected one of ["CREATED", "PAID"], found a string "paid""#);
+        assert_eq!(
+            o.check(&json!("paid"), false).unwrap_err().message,
+            r#"expected one of ["CREATED", "PAID"], found a string "paid""#
+        );
         let p = v("pattern", Some("'^[A-Z]{2}$'"), FieldType::String).unwrap();
         assert!(p.check(&json!("SP"), false).is_ok());
         assert!(p.check(&json!("SPX"), false).is_err());

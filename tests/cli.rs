@@ -1,0 +1,153 @@
+//! The command line: exit codes, output formats, and the dry run on the shipped example.
+
+use serde_json::Value;
+
+use crate::util::{TempFile, fixture, lambda_stream, stderr, stdout};
+
+#[test]
+fn the_shipped_mapping_validates_and_its_tests_pass() {
+    let out = lambda_stream(&["validate-mapping", "mappings/orders-to-billing.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("mappings/orders-to-billing.yaml: ok (25 fields, 6/6 tests passed)"), "{text}");
+    assert!(text.contains("1 file(s) checked, 0 with problems; 6 test(s) run, 0 failed"), "{text}");
+}
+
+#[test]
+fn several_files_exit_1_when_any_has_problems() {
+    let out =
+        lambda_stream(&["validate-mapping", "mappings/orders-to-billing.yaml", "tests/fixtures/broken/types.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("2 file(s) checked, 1 with problems"));
+}
+
+#[test]
+fn unreadable_files_and_usage_errors_exit_2() {
+    let out = lambda_stream(&["validate-mapping", "does/not/exist.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains("does/not/exist.yaml: error: cannot read file"), "{}", stdout(&out));
+    assert_eq!(lambda_stream(&["validate-mapping"]).status.code(), Some(2));
+    assert_eq!(lambda_stream(&["validate-mapping", "--format", "xml", "x.yaml"]).status.code(), Some(2));
+    assert_eq!(lambda_stream(&["no-such-command"]).status.code(), Some(2));
+}
+
+#[test]
+fn json_format_reports_the_same_problems() {
+    let out = lambda_stream(&[
+        "validate-mapping",
+        "--format",
+        "json",
+        "tests/fixtures/broken/types.yaml",
+        "mappings/orders-to-billing.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], false);
+    let broken = &doc["files"][0];
+    assert_eq!(broken["ok"], false);
+    let diags = broken["diagnostics"].as_array().unwrap();
+    assert_eq!(diags.len(), 6);
+    assert_eq!(diags[0]["line"], 8);
+    assert_eq!(diags[0]["col"], 9);
+    assert!(diags[0]["message"].as_str().unwrap().contains("validator `range` cannot apply"));
+    let text = stdout(&lambda_stream(&["validate-mapping", "tests/fixtures/broken/types.yaml"]));
+    for d in diags {
+        assert!(text.contains(d["rendered"].as_str().unwrap()), "text and JSON formats agree");
+    }
+    let good = &doc["files"][1];
+    assert_eq!(good["ok"], true);
+    assert_eq!(good["tests"].as_array().unwrap().len(), 6);
+    assert_eq!(doc["tests"]["run"], 6);
+}
+
+#[test]
+fn dry_run_routes_every_line_in_order() {
+    let out = lambda_stream(&[
+        "process",
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--input",
+        "tests/fixtures/orders.jsonl",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect();
+    let routes: Vec<(&str, u64)> =
+        lines.iter().map(|l| (l["route"].as_str().unwrap(), l["line"].as_u64().unwrap())).collect();
+    assert_eq!(routes, vec![("ok", 1), ("ok", 2), ("fail", 3), ("fail", 4), ("fail", 5), ("fail", 7), ("ok", 8)]);
+    assert_eq!(lines[0]["key"], "3f1c2a9e-8b7d-4c6e-9f00-1a2b3c4d5e6f");
+    assert_eq!(lines[0]["value"]["created_at"], "2026-11-01T13:00:00Z");
+    assert_eq!(lines[0]["value"]["customer"]["tier"], "gold");
+    assert_eq!(lines[1]["value"]["channel"], "web", "null channel takes the default");
+    assert_eq!(lines[2]["stage"], "rule");
+    assert_eq!(lines[2]["errors"][0]["rule"], "cancel_reason_required");
+    assert_eq!(lines[3]["stage"], "validate");
+    let rules: Vec<&str> = lines[3]["errors"].as_array().unwrap().iter().map(|e| e["rule"].as_str().unwrap()).collect();
+    assert_eq!(rules, vec!["cpf", "email", "type", "type"]);
+    assert!(!stdout(&out).contains("123.456.789-00"), "sensitive values never appear in errors");
+    assert_eq!(lines[4]["stage"], "decode");
+    assert_eq!(lines[4]["errors"][0]["field"], Value::Null);
+    assert!(stderr(&out).contains("7 records: 3 ok, 4 failed, 1 skipped"), "{}", stderr(&out));
+}
+
+#[test]
+fn dry_run_reads_stdin() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+        .args(["process", "--mapping", "mappings/orders-to-billing.yaml", "--input", "-"])
+        .current_dir(crate::util::root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let record = std::fs::read_to_string(fixture("order.json")).unwrap();
+    let one_line: Value = serde_json::from_str(&record).unwrap();
+    child.stdin.take().unwrap().write_all(format!("{one_line}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let line: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(line["route"], "ok");
+    assert_eq!(line["value"]["total"], 259.9);
+}
+
+#[test]
+fn dry_run_keeps_input_order_across_threads() {
+    // Enough lines that the work is split across threads.
+    let mut input = String::new();
+    for i in 0..5000 {
+        input.push_str(&format!("{{\"id\": {i}}}\n"));
+    }
+    let mapping = TempFile::new(
+        "m.yaml",
+        b"version: 1\nname: order\nfields:\n  - {target: id, source: $.id, type: integer, required: true}\n",
+    );
+    let data = TempFile::new("in.jsonl", input.as_bytes());
+    let out = lambda_stream(&["process", "--mapping", mapping.arg(), "--input", data.arg()]);
+    assert_eq!(out.status.code(), Some(0));
+    for (i, line) in stdout(&out).lines().enumerate() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["value"]["id"], i as u64);
+        assert_eq!(v["line"], i as u64 + 1);
+    }
+}
+
+#[test]
+fn dry_run_with_a_broken_mapping_exits_1_listing_problems() {
+    let out = lambda_stream(&[
+        "process",
+        "--mapping",
+        "tests/fixtures/broken/types.yaml",
+        "--input",
+        "tests/fixtures/orders.jsonl",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("tests/fixtures/broken/types.yaml:8:9: error: validator `range`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty(), "no record is processed with a refused mapping");
+    let out = lambda_stream(&["process", "--mapping", "mappings/orders-to-billing.yaml", "--input", "nope.jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,66 @@
+//! Golden tests: `validate-mapping` output on broken specs, one file per kind of problem.
+//! `UPDATE_GOLDEN=1 cargo test golden` rewrites the `.expected` files; review the diff.
+
+use crate::util::{lambda_stream, root, stdout};
+
+fn check(name: &str) {
+    let spec = format!("tests/fixtures/broken/{name}.yaml");
+    let expected_path = root().join(format!("tests/fixtures/broken/{name}.expected"));
+    let out = lambda_stream(&["validate-mapping", &spec]);
+    assert_eq!(out.status.code(), Some(1), "a broken spec exits 1");
+    let actual = stdout(&out);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&expected_path, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&expected_path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", expected_path.display()));
+    assert_eq!(actual, expected, "output of validate-mapping {spec} changed");
+    for line in actual.lines().filter(|l| l.contains(": error: ")) {
+        let location = line.split(": error: ").next().unwrap();
+        let parts: Vec<&str> = location.rsplitn(3, ':').collect();
+        assert!(
+            parts.len() == 3 && parts[0].parse::<u32>().is_ok() && parts[1].parse::<u32>().is_ok(),
+            "not FILE:LINE:COL: {line}"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_steps_and_types() {
+    check("typos");
+}
+
+#[test]
+fn yaml_syntax_error() {
+    check("syntax");
+}
+
+#[test]
+fn invalid_jsonpaths_and_regexes() {
+    check("paths-and-regexes");
+}
+
+#[test]
+fn duplicate_and_overlapping_targets() {
+    check("targets");
+}
+
+#[test]
+fn steps_that_do_not_fit_the_type() {
+    check("types");
+}
+
+#[test]
+fn defaults_and_consts_that_fail_their_checks() {
+    check("literals");
+}
+
+#[test]
+fn rules_naming_unknown_targets() {
+    check("rules");
+}
+
+#[test]
+fn failing_embedded_tests() {
+    check("failing-tests");
+}

@@ -1,0 +1,100 @@
+//! Property tests: applying a plan never panics, whatever the input, and its outcome is coherent.
+
+use lambda_stream::plan::{self, Outcome, Plan};
+use proptest::prelude::*;
+use serde_json::Value;
+use std::sync::OnceLock;
+
+fn shipped_plan() -> &'static Plan {
+    static PLAN: OnceLock<Plan> = OnceLock::new();
+    PLAN.get_or_init(|| plan::load_file(&crate::util::root().join("mappings/orders-to-billing.yaml")).unwrap().1)
+}
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        ".{0,12}".prop_map(Value::String),
+        prop_oneof![Just("PAID"), Just("529.982.247-25"), Just("2026-11-01T10:00:00Z"), Just(" sp "), Just("G")]
+            .prop_map(|s| Value::String(s.into())),
+    ];
+    leaf.prop_recursive(6, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("order".to_string()),
+                    Just("customer".to_string()),
+                    Just("id".to_string()),
+                    Just("status".to_string()),
+                    Just("items".to_string()),
+                    Just("sku".to_string()),
+                    Just("address".to_string()),
+                    Just("shipping".to_string()),
+                    Just("payment".to_string()),
+                    "[a-z]{1,6}",
+                ],
+                inner,
+                0..6
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn check_coherent(outcome: &Outcome) {
+    match outcome {
+        Outcome::Mapped(m) => {
+            let v: Value = serde_json::from_slice(&m.value).expect("ok output is valid JSON");
+            assert!(v.is_object());
+        }
+        Outcome::Failed(f) => assert!(!f.errors.is_empty(), "a failure always explains itself"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn apply_never_panics_on_arbitrary_json(value in arb_json()) {
+        let bytes = serde_json::to_vec(&value).unwrap();
+        check_coherent(&shipped_plan().apply(&bytes));
+    }
+
+    #[test]
+    fn apply_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        check_coherent(&shipped_plan().apply(&bytes));
+    }
+
+    #[test]
+    fn apply_is_deterministic(value in arb_json()) {
+        let bytes = serde_json::to_vec(&value).unwrap();
+        prop_assert_eq!(shipped_plan().apply(&bytes), shipped_plan().apply(&bytes));
+    }
+
+    #[test]
+    fn huge_numbers_in_any_field_never_panic(digits in "[1-9][0-9]{18,400}", exp in 300i32..400) {
+        for text in [format!("{{\"payment\":{{\"amount_cents\":{digits}}}}}"), format!("{{\"shipping\":{{\"weight_kg\":1e{exp}}}}}"), format!("{{\"customer\":{{\"loyalty_points\":\"{digits}\"}}}}")] {
+            check_coherent(&shipped_plan().apply(text.as_bytes()));
+        }
+    }
+}
+
+#[test]
+fn deep_nesting_is_refused_cleanly() {
+    for depth in [10usize, 127, 128, 129, 1_000, 100_000] {
+        for (open, close) in [("[", "]"), ("{\"order\":", "}")] {
+            let text = format!("{{\"order\":{}1{}}}", open.repeat(depth), close.repeat(depth));
+            check_coherent(&shipped_plan().apply(text.as_bytes()));
+        }
+    }
+}
+
+#[test]
+fn deep_nesting_under_unmapped_keys_is_also_safe() {
+    let text = format!("{{\"junk\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    check_coherent(&shipped_plan().apply(text.as_bytes()));
+}

@@ -1,0 +1,6 @@
+//! Integration tests: one test binary (as ripgrep does), one module per area.
+
+mod cli;
+mod golden;
+mod properties;
+mod util;
