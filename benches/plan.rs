@@ -1,1 +1,86 @@
-fn main() {}
+//! `cargo bench --bench plan`
+//!
+//! - `plan/apply`: the shipped 25-field mapping on the 1.3 KB, 51-leaf reference order
+//!   (bytes in → output bytes), one record per iteration, on one core.
+//! - `plan/baseline_value_roundtrip`: the same bytes parsed into a `serde_json::Value` and
+//!   serialised back — what any "parse, pick, re-emit" implementation pays at least.
+//! - `compile/40_fields`: parsing and compiling a 40-field spec.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use lambda_stream::plan::{self, Outcome};
+use serde_json::Value;
+
+fn reference_record() -> Vec<u8> {
+    let pretty = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/order.json")).unwrap();
+    let value: Value = serde_json::from_slice(&pretty).unwrap();
+    serde_json::to_vec(&value).unwrap()
+}
+
+/// A 40-field spec over the reference record's leaves, with a realistic mix of steps.
+pub fn forty_field_spec() -> String {
+    let mut spec = String::from("version: 1\nname: forty\nkey: f0\nfields:\n");
+    let sources = [
+        ("$.order.id", "string", "    required: true\n    validate: [uuid]\n"),
+        ("$.order.number", "string", "    transform: [{replace: {pattern: '^BR-', with: ''}}]\n"),
+        ("$.order.status", "string", "    validate: [{one_of: [CREATED, PAID, SHIPPED, CANCELLED]}]\n"),
+        ("$.order.channel", "string", "    transform: [trim, lowercase]\n"),
+        ("$.order.created_at", "datetime", ""),
+        ("$.order.delivery_date", "date", ""),
+        ("$.order.notes", "string", "    transform: [trim, {truncate: {max: 40}}]\n"),
+        ("$.customer.document", "string", "    transform: [digits_only]\n    validate: [cpf]\n"),
+        ("$.customer.email", "string", "    transform: [trim, lowercase]\n    validate: [email]\n"),
+        ("$.customer.segment", "string", "    transform: [{map: {values: {G: gold, S: silver}, default: std}}]\n"),
+        ("$.customer.loyalty_points", "integer", "    transform: [to_integer]\n    validate: [{range: {min: 0}}]\n"),
+        ("$.customer.company.cnpj", "string", "    validate: [cnpj]\n"),
+        ("$.shipping.address.zip", "string", "    validate: [cep]\n"),
+        (
+            "$.shipping.address.state",
+            "string",
+            "    transform: [trim, uppercase]\n    validate: [{pattern: '^[A-Z]{2}$'}]\n",
+        ),
+        ("$.payment.amount_cents", "number", "    transform: [{divide: 100}]\n"),
+        ("$.payment.installments", "integer", "    validate: [{range: {min: 1, max: 24}}]\n"),
+        ("$.items[*].sku", "array", "    validate: [{length: {min: 1}}]\n"),
+        ("$.customer.name", "string", "    validate: [{length: {min: 1, max: 200}}]\n"),
+        ("$.payment.paid_at", "string", "    validate: [datetime]\n"),
+        ("$.customer.id", "string", "    transform: [to_string]\n"),
+    ];
+    for i in 0..40 {
+        let (source, ty, steps) = sources[i % sources.len()];
+        spec.push_str(&format!("  - target: group{}.f{i}\n    source: '{source}'\n    type: {ty}\n{steps}", i % 5));
+    }
+    spec.replace("key: f0", "key: group0.f0")
+}
+
+fn bench_plan(c: &mut Criterion) {
+    let record = reference_record();
+    let (_, plan) =
+        plan::load_file(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/orders-to-billing.yaml")))
+            .expect("the shipped mapping compiles");
+    assert!(matches!(plan.apply(&record), Outcome::Mapped(_)), "the reference record maps");
+
+    let mut group = c.benchmark_group("plan");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("apply", |b| b.iter(|| plan.apply(black_box(&record))));
+    group.bench_function("baseline_value_roundtrip", |b| {
+        b.iter(|| {
+            let value: Value = serde_json::from_slice(black_box(&record)).unwrap();
+            serde_json::to_vec(&value).unwrap()
+        })
+    });
+    group.finish();
+
+    let spec = forty_field_spec();
+    let (_, compiled) = plan::load_str(&spec).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert_eq!(compiled.field_count(), 40);
+    c.bench_function("compile/40_fields", |b| b.iter(|| plan::load_str(black_box(&spec)).unwrap()));
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(4));
+    targets = bench_plan
+}
+criterion_main!(benches);

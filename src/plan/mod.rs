@@ -6,6 +6,7 @@
 //! problem with its position. [`Plan::apply`] is pure and synchronous: bytes in, [`Outcome`] out.
 //! A record that fails validation is an `Outcome`, never an `Err`.
 
+pub mod extract;
 mod output;
 pub mod path;
 mod rules;
@@ -13,8 +14,7 @@ pub mod spec_tests;
 pub mod transform;
 pub mod types;
 pub mod validate;
-
-use std::borrow::Cow;
+pub mod value;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -22,12 +22,13 @@ use serde_json_path::JsonPath;
 
 use crate::diagnostic::{Diagnostic, Pos, Spanned};
 use crate::spec::{FieldSpec, MappingSpec};
+use extract::Extractor;
 use output::OutputTree;
-use path::Extractor;
 use rules::Rule;
 use transform::Transform;
 use types::{FieldType, Kind};
 use validate::Validator;
+use value::Val;
 
 /// The mapping, compiled. Immutable, `Send + Sync`: build once, share by reference.
 #[derive(Debug)]
@@ -56,7 +57,8 @@ struct Field {
 #[derive(Debug)]
 enum FieldSource {
     /// A slot filled by the extractor, and the non-plain rest of the JSONPath, if any.
-    Path { text: String, slot: usize, tail: Option<JsonPath> },
+    /// A `multi` slot holds the array of every match of a wildcard path.
+    Path { text: String, slot: usize, multi: bool, tail: Option<JsonPath> },
     /// Already transformed, type-checked and validated at compile time.
     Const(Value),
 }
@@ -137,7 +139,7 @@ impl Outcome {
 #[derive(Debug)]
 enum FieldState<'a> {
     Absent,
-    Present(Cow<'a, Value>),
+    Present(Val<'a>),
     /// It already has errors; rules do not pile more on it.
     Failed,
 }
@@ -181,12 +183,13 @@ impl Plan {
             let stage = if field_errors { Stage::Validate } else { Stage::Rule };
             return Outcome::Failed(Failure { stage, errors });
         }
-        let mut value = Vec::with_capacity(bytes.len() / 2);
+        // Outputs are smaller than inputs: one allocation, no regrowth.
+        let mut value = Vec::with_capacity(bytes.len());
         self.output.write(&states, &mut value);
         let key = self.key_field.and_then(|i| match &states[i] {
-            FieldState::Present(v) => Some(match v.as_ref() {
-                Value::String(s) => s.as_bytes().to_vec(),
-                other => other.to_string().into_bytes(),
+            FieldState::Present(v) => Some(match (v.as_str(), v.json()) {
+                (Some(s), _) => s.as_bytes().to_vec(),
+                (None, other) => other.map(Value::to_string).unwrap_or_default().into_bytes(),
             }),
             _ => None,
         });
@@ -196,34 +199,37 @@ impl Plan {
 
 impl Field {
     /// resolve → default → required → transforms → type check → validators.
-    fn evaluate<'a>(&'a self, slots: &'a [Option<Value>], errors: &mut Vec<FieldError>) -> FieldState<'a> {
+    fn evaluate<'a>(&'a self, slots: &'a [Option<Val<'a>>], errors: &mut Vec<FieldError>) -> FieldState<'a> {
         let error = |errors: &mut Vec<FieldError>, rule: &str, message: String| {
             errors.push(FieldError { field: Some(self.target.clone()), rule: rule.into(), message });
             FieldState::Failed
         };
         let (text, resolved) = match &self.source {
-            FieldSource::Const(v) => return FieldState::Present(Cow::Borrowed(v)),
-            FieldSource::Path { text, slot, tail } => {
+            FieldSource::Const(v) => return FieldState::Present(Val::borrowed(v)),
+            FieldSource::Path { text, slot, multi, tail } => {
                 let found = slots[*slot].as_ref();
                 let resolved = match (tail, found) {
                     (_, None) => None,
-                    (None, Some(v)) => Some(Cow::Borrowed(v)),
-                    (Some(query), Some(v)) => {
-                        let nodes = query.query(v).all();
+                    (None, Some(v)) if !*multi => Some(v.reborrow()),
+                    // A multi slot already is the array of matches.
+                    (None, Some(v)) if self.ty == FieldType::Array => Some(v.reborrow()),
+                    (None, Some(v)) => {
+                        let matches = v.json().and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+                        match self.single_match(matches.iter(), text) {
+                            Ok(v) => v.map(Val::borrowed),
+                            Err(message) => return error(errors, "type", message),
+                        }
+                    }
+                    // A query below a string matches nothing.
+                    (Some(_), Some(Val::Str(_) | Val::Raw(_))) => None,
+                    (Some(query), Some(Val::Other(root))) => {
+                        let nodes = query.query(root).all();
                         if self.ty == FieldType::Array {
-                            (!nodes.is_empty()).then(|| Cow::Owned(Value::Array(nodes.into_iter().cloned().collect())))
+                            (!nodes.is_empty()).then(|| Val::owned(Value::Array(nodes.into_iter().cloned().collect())))
                         } else {
-                            match nodes.as_slice() {
-                                [] => None,
-                                [one] => Some(Cow::Borrowed(*one)),
-                                many => {
-                                    let message = format!(
-                                        "source `{text}` matched {} values, but a field of type `{}` takes one (declare `type: array` to collect them)",
-                                        many.len(),
-                                        self.ty.name()
-                                    );
-                                    return error(errors, "type", message);
-                                }
+                            match self.single_match(nodes.into_iter(), text) {
+                                Ok(v) => v.map(Val::borrowed),
+                                Err(message) => return error(errors, "type", message),
                             }
                         }
                     }
@@ -233,7 +239,7 @@ impl Field {
         };
         let value = match (resolved, &self.default) {
             (Some(v), _) => v,
-            (None, Some(default)) => Cow::Borrowed(default),
+            (None, Some(default)) => Val::borrowed(default),
             (None, None) if self.required => {
                 return error(errors, "required", format!("required field is missing: `{text}` is absent or null"));
             }
@@ -419,7 +425,10 @@ fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: &mut Vec<Di
 
     let source = match (&spec.source, &spec.constant) {
         (Some(src), None) => match path::parse_source(&src.value) {
-            Ok(p) => FieldSource::Path { text: src.value.clone(), slot: extractor.add(&p.prefix), tail: p.tail },
+            Ok(p) => {
+                let slot = extractor.add(&p.prefix);
+                FieldSource::Path { text: src.value.clone(), slot, multi: extractor.is_multi(slot), tail: p.tail }
+            }
             Err(e) => {
                 diags.push(Diagnostic::new(
                     src.pos.shifted(e.offset),
@@ -492,8 +501,8 @@ fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: &mut Vec<Di
             return None;
         }
         let mut errors = Vec::new();
-        let checked = match field.run_pipeline(Cow::Borrowed(&value), &mut errors) {
-            FieldState::Present(v) => Some(v.into_owned()),
+        let checked = match field.run_pipeline(Val::borrowed(&value), &mut errors) {
+            FieldState::Present(v) => Some(v.into_value()),
             _ => None,
         };
         for e in &errors {
@@ -514,8 +523,23 @@ fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: &mut Vec<Di
 }
 
 impl Field {
+    /// The one value a non-array field takes from a list of matches.
+    fn single_match<'v>(
+        &self,
+        mut nodes: impl ExactSizeIterator<Item = &'v Value>,
+        text: &str,
+    ) -> Result<Option<&'v Value>, String> {
+        match nodes.len() {
+            0 | 1 => Ok(nodes.next()),
+            n => Err(format!(
+                "source `{text}` matched {n} values, but a field of type `{}` takes one (declare `type: array` to collect them)",
+                self.ty.name()
+            )),
+        }
+    }
+
     /// Transforms, type check and validators on a value already resolved (for defaults and consts).
-    fn run_pipeline<'a>(&'a self, value: Cow<'a, Value>, errors: &mut Vec<FieldError>) -> FieldState<'a> {
+    fn run_pipeline<'a>(&'a self, value: Val<'a>, errors: &mut Vec<FieldError>) -> FieldState<'a> {
         let mut value = value;
         for transform in &self.transforms {
             value = match transform.apply(value, self.sensitive) {

@@ -3,8 +3,6 @@
 //! Keys are escaped once at compile time; a record only appends. A nested object whose fields are
 //! all absent is left out rather than written as `{}`.
 
-use serde_json::Value;
-
 use super::FieldState;
 
 #[derive(Debug, Default)]
@@ -72,7 +70,7 @@ fn write_object(nodes: &[OutNode], states: &[FieldState<'_>], out: &mut Vec<u8>)
                         out.push(b',');
                     }
                     out.extend_from_slice(key);
-                    write_value(value, out);
+                    value.write_json(out);
                     wrote = true;
                 }
             }
@@ -92,9 +90,4 @@ fn write_object(nodes: &[OutNode], states: &[FieldState<'_>], out: &mut Vec<u8>)
     }
     out.push(b'}');
     wrote
-}
-
-fn write_value(value: &Value, out: &mut Vec<u8>) {
-    // Writing a `Value` into a Vec cannot fail: no I/O, and map keys are always strings.
-    serde_json::to_writer(&mut *out, value).expect("serialising a Value into memory cannot fail");
 }

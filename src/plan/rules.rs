@@ -2,7 +2,6 @@
 
 use serde_json::Value;
 
-use super::validate::json_equal;
 use super::{Field, FieldError, FieldState};
 use crate::diagnostic::{Diagnostic, Spanned};
 use crate::spec::RuleSpec;
@@ -86,23 +85,26 @@ impl Rule {
         let holds = match (&states[self.when_field], &self.condition) {
             // The condition cannot be judged on a field that already failed.
             (FieldState::Failed, _) => return,
-            (FieldState::Present(v), Condition::Equals(expected)) => json_equal(v, expected),
-            (FieldState::Present(v), Condition::In(allowed)) => allowed.iter().any(|a| json_equal(v, a)),
+            (FieldState::Present(v), Condition::Equals(expected)) => v.equals(expected),
+            (FieldState::Present(v), Condition::In(allowed)) => allowed.iter().any(|a| v.equals(a)),
             (FieldState::Absent, Condition::Equals(_) | Condition::In(_)) => false,
             (state, Condition::Present(want)) => matches!(state, FieldState::Present(_)) == *want,
         };
         if !holds {
             return;
         }
-        let when = &fields[self.when_field].target;
-        let because = match &self.condition {
-            Condition::Equals(v) => format!("`{when}` is {v}"),
-            Condition::In(values) => {
-                let list: Vec<String> = values.iter().map(Value::to_string).collect();
-                format!("`{when}` is one of [{}]", list.join(", "))
+        // The explanation is built only when a rule is broken.
+        let because = || {
+            let when = &fields[self.when_field].target;
+            match &self.condition {
+                Condition::Equals(v) => format!("`{when}` is {v}"),
+                Condition::In(values) => {
+                    let list: Vec<String> = values.iter().map(Value::to_string).collect();
+                    format!("`{when}` is one of [{}]", list.join(", "))
+                }
+                Condition::Present(true) => format!("`{when}` is present"),
+                Condition::Present(false) => format!("`{when}` is absent"),
             }
-            Condition::Present(true) => format!("`{when}` is present"),
-            Condition::Present(false) => format!("`{when}` is absent"),
         };
         for &i in &self.require {
             if matches!(states[i], FieldState::Absent) {
@@ -110,7 +112,7 @@ impl Rule {
                 errors.push(FieldError {
                     field: Some(target.clone()),
                     rule: self.name.clone(),
-                    message: format!("`{target}` is required when {because}"),
+                    message: format!("`{target}` is required when {}", because()),
                 });
             }
         }
@@ -120,7 +122,7 @@ impl Rule {
                 errors.push(FieldError {
                     field: Some(target.clone()),
                     rule: self.name.clone(),
-                    message: format!("`{target}` must be absent when {because}"),
+                    message: format!("`{target}` must be absent when {}", because()),
                 });
             }
         }

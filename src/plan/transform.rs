@@ -12,6 +12,7 @@ use serde_json::{Number, Value};
 
 use super::StepError;
 use super::types::{Kind, describe};
+use super::value::Val;
 use crate::diagnostic::{Diagnostic, suggestion};
 use crate::spec::{Node, NodeKind, StepSpec};
 
@@ -242,8 +243,8 @@ impl Transform {
         }
     }
 
-    pub fn apply<'v>(&self, value: Cow<'v, Value>, sensitive: bool) -> Result<Cow<'v, Value>, StepError> {
-        let wrong_type = |value: &Value| StepError {
+    pub fn apply<'v>(&'v self, value: Val<'v>, sensitive: bool) -> Result<Val<'v>, StepError> {
+        let wrong_type = |value: &Val<'_>| StepError {
             rule: "type".into(),
             message: format!(
                 "transform `{}` takes {}, found {}",
@@ -253,37 +254,67 @@ impl Transform {
             ),
         };
         let failed = |message: String| StepError { rule: self.name().into(), message };
-        let text = || value.as_str().ok_or_else(|| wrong_type(&value));
-        Ok(Cow::Owned(match self {
+        // String transforms: unchanged text keeps its borrow, so no allocation.
+        let text: &str = match (value.as_str(), self.takes_text()) {
+            (Some(s), true) => s,
+            (None, true) => return Err(wrong_type(&value)),
+            _ => "",
+        };
+        Ok(match self {
             Transform::Trim => {
-                let s = text()?;
-                let trimmed = s.trim();
-                if trimmed.len() == s.len() {
+                // Most values are already trimmed: both ends plain ASCII means nothing to do.
+                let plain = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii() && !b.is_ascii_whitespace());
+                if plain(text.as_bytes().first()) && plain(text.as_bytes().last()) {
                     return Ok(value);
                 }
-                Value::String(trimmed.to_owned())
-            }
-            Transform::Lowercase => Value::String(text()?.to_lowercase()),
-            Transform::Uppercase => Value::String(text()?.to_uppercase()),
-            Transform::DigitsOnly => Value::String(text()?.chars().filter(char::is_ascii_digit).collect()),
-            Transform::Replace { pattern, with } => {
-                Value::String(pattern.replace_all(text()?, with.as_str()).into_owned())
-            }
-            Transform::Truncate { max } => {
-                let s = text()?;
-                match s.char_indices().nth(*max) {
-                    None => return Ok(value),
-                    Some((cut, _)) => Value::String(s[..cut].to_owned()),
+                let trimmed = text.trim();
+                if trimmed.len() == text.len() {
+                    return Ok(value);
+                }
+                match value {
+                    Val::Raw(s) => Val::Raw(s.trim()),
+                    Val::Str(Cow::Borrowed(s)) => Val::Str(Cow::Borrowed(s.trim())),
+                    _ => Val::text(trimmed.to_owned()),
                 }
             }
+            Transform::Lowercase => {
+                if !text.chars().any(char::is_uppercase) {
+                    return Ok(value);
+                }
+                Val::text(text.to_lowercase())
+            }
+            Transform::Uppercase => {
+                if !text.chars().any(char::is_lowercase) {
+                    return Ok(value);
+                }
+                Val::text(text.to_uppercase())
+            }
+            Transform::DigitsOnly => {
+                if text.bytes().all(|b| b.is_ascii_digit()) {
+                    return Ok(value);
+                }
+                Val::text(text.chars().filter(char::is_ascii_digit).collect())
+            }
+            Transform::Replace { pattern, with } => match pattern.replace_all(text, with.as_str()) {
+                Cow::Borrowed(_) => return Ok(value),
+                Cow::Owned(replaced) => Val::text(replaced),
+            },
+            Transform::Truncate { max } => match text.char_indices().nth(*max) {
+                None => return Ok(value),
+                Some((cut, _)) => match value {
+                    Val::Raw(s) => Val::Raw(&s[..cut]),
+                    Val::Str(Cow::Borrowed(s)) => Val::Str(Cow::Borrowed(&s[..cut])),
+                    _ => Val::text(text[..cut].to_owned()),
+                },
+            },
             Transform::Map { values, default } => {
-                let key = match value.as_ref() {
-                    Value::String(s) => Cow::Borrowed(s.as_str()),
-                    Value::Number(_) | Value::Bool(_) => Cow::Owned(value.to_string()),
-                    other => return Err(wrong_type(other)),
+                let found = match (value.as_str(), value.json()) {
+                    (Some(s), _) => values.get(s),
+                    (None, Some(v)) if v.is_number() || v.is_boolean() => values.get(&v.to_string()),
+                    _ => return Err(wrong_type(&value)),
                 };
-                match values.get(key.as_ref()).or(default.as_ref()) {
-                    Some(mapped) => mapped.clone(),
+                match found.or(default.as_ref()) {
+                    Some(mapped) => Val::borrowed(mapped),
                     None => {
                         return Err(failed(format!(
                             "{} is not in the map and the map has no default",
@@ -292,12 +323,12 @@ impl Transform {
                     }
                 }
             }
-            Transform::ToInteger => match value.as_ref() {
-                Value::Number(n) if n.is_i64() || n.is_u64() => return Ok(value),
-                Value::Number(n) => {
-                    let f = n.as_f64().unwrap_or(f64::NAN);
+            Transform::ToInteger => match &value {
+                Val::Other(v) if v.as_i64().is_some() || v.as_u64().is_some() => return Ok(value),
+                Val::Other(v) if v.is_number() => {
+                    let f = v.as_f64().unwrap_or(f64::NAN);
                     if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
-                        Value::from(f as i64)
+                        Val::owned(Value::from(f as i64))
                     } else {
                         return Err(failed(format!(
                             "{} is not a whole number within 64 bits",
@@ -305,8 +336,8 @@ impl Transform {
                         )));
                     }
                 }
-                Value::String(s) => match parse_integer(s.trim()) {
-                    Some(n) => Value::Number(n),
+                Val::Raw(_) | Val::Str(_) => match parse_integer(value.as_str().unwrap_or_default().trim()) {
+                    Some(n) => Val::owned(Value::Number(n)),
                     None => {
                         return Err(failed(format!(
                             "expected an integer in text, found {}",
@@ -314,16 +345,16 @@ impl Transform {
                         )));
                     }
                 },
-                other => return Err(wrong_type(other)),
+                Val::Other(_) => return Err(wrong_type(&value)),
             },
-            Transform::ToNumber => match value.as_ref() {
-                Value::Number(_) => return Ok(value),
-                Value::String(s) => {
-                    let t = s.trim();
-                    match parse_integer(t)
-                        .or_else(|| t.parse::<f64>().ok().and_then(Number::from_f64).filter(|_| looks_numeric(t)))
-                    {
-                        Some(n) => Value::Number(n),
+            Transform::ToNumber => match &value {
+                Val::Other(v) if v.is_number() => return Ok(value),
+                Val::Raw(_) | Val::Str(_) => {
+                    let t = value.as_str().unwrap_or_default().trim();
+                    let parsed = parse_integer(t)
+                        .or_else(|| t.parse::<f64>().ok().and_then(Number::from_f64).filter(|_| looks_numeric(t)));
+                    match parsed {
+                        Some(n) => Val::owned(Value::Number(n)),
                         None => {
                             return Err(failed(format!(
                                 "expected a number in text, found {}",
@@ -332,21 +363,37 @@ impl Transform {
                         }
                     }
                 }
-                other => return Err(wrong_type(other)),
+                Val::Other(_) => return Err(wrong_type(&value)),
             },
-            Transform::ToString => match value.as_ref() {
-                Value::String(_) => return Ok(value),
-                other => Value::String(other.to_string()),
+            Transform::ToString => match &value {
+                Val::Raw(_) | Val::Str(_) => return Ok(value),
+                Val::Other(v) => match v.as_ref() {
+                    Value::Number(n) => Val::text(n.to_string()),
+                    other => Val::text(serde_json::to_string(other).expect("a Value always serialises")),
+                },
             },
-            Transform::Multiply(factor) => arithmetic(&value, *factor, false).map_err(|m| match m {
-                None => wrong_type(&value),
-                Some(m) => failed(m),
-            })?,
-            Transform::Divide(factor) => arithmetic(&value, *factor, true).map_err(|m| match m {
-                None => wrong_type(&value),
-                Some(m) => failed(m),
-            })?,
-        }))
+            Transform::Multiply(factor) | Transform::Divide(factor) => {
+                let divide = matches!(self, Transform::Divide(_));
+                match arithmetic(value.json(), *factor, divide) {
+                    Ok(v) => Val::owned(v),
+                    Err(None) => return Err(wrong_type(&value)),
+                    Err(Some(m)) => return Err(failed(m)),
+                }
+            }
+        })
+    }
+
+    /// Whether the transform works on text only.
+    fn takes_text(&self) -> bool {
+        matches!(
+            self,
+            Transform::Trim
+                | Transform::Lowercase
+                | Transform::Uppercase
+                | Transform::DigitsOnly
+                | Transform::Replace { .. }
+                | Transform::Truncate { .. }
+        )
     }
 }
 
@@ -367,8 +414,8 @@ fn looks_numeric(s: &str) -> bool {
 
 /// Integer × integer and exact integer ÷ integer stay integers; everything else is a float.
 /// `Err(None)` means the value is not a number; `Err(Some(msg))` an overflow.
-fn arithmetic(value: &Value, factor: Factor, divide: bool) -> Result<Value, Option<String>> {
-    let Value::Number(n) = value else { return Err(None) };
+fn arithmetic(value: Option<&Value>, factor: Factor, divide: bool) -> Result<Value, Option<String>> {
+    let Some(Value::Number(n)) = value else { return Err(None) };
     if let (Some(a), Factor::Int(b)) = (n.as_i64(), factor) {
         if divide {
             if a % b == 0 {
@@ -473,7 +520,7 @@ mod tests {
     }
 
     fn run(t: &Transform, v: Value) -> Result<Value, StepError> {
-        t.apply(Cow::Owned(v), false).map(Cow::into_owned)
+        t.apply(Val::owned(v), false).map(Val::into_value)
     }
 
     fn yaml(text: &str) -> NodeKind {

@@ -1,12 +1,10 @@
 //! Field types: the runtime check of a value against its declared `type`, and the static kinds
 //! the compiler uses to refuse steps that can never apply (`range` on a `string`).
 
-use std::borrow::Cow;
-
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::Value;
 
-use super::path::json_kind;
+use super::value::Val;
 
 /// A declared `type:`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,29 +75,28 @@ impl FieldType {
 
     /// Checks `value` against the type. Datetimes come back normalised to UTC (`…Z`).
     /// The error is the message of a `type` error.
-    pub fn check<'v>(self, value: Cow<'v, Value>, sensitive: bool) -> Result<Cow<'v, Value>, String> {
-        let ok = match (self, value.as_ref()) {
-            (FieldType::Any, _) => true,
-            (FieldType::String, Value::String(_)) => true,
-            (FieldType::Integer, Value::Number(n)) => n.is_i64() || n.is_u64(),
-            (FieldType::Number, Value::Number(_)) => true,
-            (FieldType::Boolean, Value::Bool(_)) => true,
-            (FieldType::Object, Value::Object(_)) => true,
-            (FieldType::Array, Value::Array(_)) => true,
-            (FieldType::Datetime, Value::String(s)) => {
-                return match normalize_datetime(s) {
-                    Some(normalized) if normalized == *s => Ok(value),
-                    Some(normalized) => Ok(Cow::Owned(Value::String(normalized))),
+    pub fn check<'v>(self, value: Val<'v>, sensitive: bool) -> Result<Val<'v>, String> {
+        let ok = match (self, &value) {
+            (FieldType::Any, _) | (FieldType::String, Val::Raw(_) | Val::Str(_)) => true,
+            (FieldType::Datetime, Val::Raw(_) | Val::Str(_)) => {
+                return match normalize_datetime(value.as_str().unwrap_or_default()) {
+                    Some(normalized) if value.as_str() == Some(normalized.as_str()) => Ok(value),
+                    Some(normalized) => Ok(Val::text(normalized)),
                     None => Err(format!("expected an RFC 3339 datetime, found {}", describe(&value, sensitive))),
                 };
             }
-            (FieldType::Date, Value::String(s)) => {
-                if parse_date(s).is_some() {
+            (FieldType::Date, Val::Raw(_) | Val::Str(_)) => {
+                if value.as_str().and_then(parse_date).is_some() {
                     true
                 } else {
                     return Err(format!("expected a date as YYYY-MM-DD, found {}", describe(&value, sensitive)));
                 }
             }
+            (FieldType::Integer, Val::Other(v)) => v.as_i64().is_some() || v.as_u64().is_some(),
+            (FieldType::Number, Val::Other(v)) => v.is_number(),
+            (FieldType::Boolean, Val::Other(v)) => v.is_boolean(),
+            (FieldType::Object, Val::Other(v)) => v.is_object(),
+            (FieldType::Array, Val::Other(v)) => v.is_array(),
             _ => false,
         };
         if ok {
@@ -160,10 +157,47 @@ impl Kind {
     }
 }
 
-/// RFC 3339 in, RFC 3339 UTC with `Z` out; sub-second digits are kept as given (in groups of 3).
+/// RFC 3339 in, RFC 3339 UTC with `Z` out; sub-second digits are kept (in groups of 3).
 pub fn normalize_datetime(s: &str) -> Option<String> {
-    let parsed = DateTime::parse_from_rfc3339(s).ok()?;
-    Some(parsed.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    use chrono::{Datelike, Timelike};
+    let utc = DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc);
+    // Written by hand: chrono's formatter interprets a format string on every call.
+    let mut out = String::with_capacity(30);
+    let year = utc.year();
+    if !(0..=9999).contains(&year) {
+        return Some(utc.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+    }
+    push_digits(&mut out, year as u32, 4);
+    out.push('-');
+    push_digits(&mut out, utc.month(), 2);
+    out.push('-');
+    push_digits(&mut out, utc.day(), 2);
+    out.push('T');
+    push_digits(&mut out, utc.hour(), 2);
+    out.push(':');
+    push_digits(&mut out, utc.minute(), 2);
+    out.push(':');
+    push_digits(&mut out, utc.second(), 2);
+    let nanos = utc.nanosecond() % 1_000_000_000;
+    if nanos != 0 {
+        out.push('.');
+        if nanos % 1_000_000 == 0 {
+            push_digits(&mut out, nanos / 1_000_000, 3);
+        } else if nanos % 1_000 == 0 {
+            push_digits(&mut out, nanos / 1_000, 6);
+        } else {
+            push_digits(&mut out, nanos, 9);
+        }
+    }
+    out.push('Z');
+    Some(out)
+}
+
+/// Appends `n` as exactly `width` decimal digits (zero-padded).
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for i in (0..width).rev() {
+        out.push(char::from(b'0' + (n / 10u32.pow(i) % 10) as u8));
+    }
 }
 
 /// Strictly `YYYY-MM-DD`, and a real calendar day.
@@ -176,21 +210,34 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
     if !shape {
         return None;
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+    let number = |range: std::ops::Range<usize>| b[range].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    NaiveDate::from_ymd_opt(number(0..4) as i32, number(5..7), number(8..10))
+}
+
+/// "an array", "a string"… for messages about JSON values.
+pub fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// How a value is shown in an error message: its kind, and its text unless the field is sensitive.
-pub fn describe(value: &Value, sensitive: bool) -> String {
+pub fn describe(value: &Val<'_>, sensitive: bool) -> String {
     if sensitive {
-        return format!("{} (value hidden: sensitive field)", json_kind(value));
+        return format!("{} (value hidden: sensitive field)", value.kind_name());
     }
     const MAX: usize = 80;
-    let text = value.to_string();
+    let text = value.to_value().to_string();
     if text.chars().count() <= MAX {
-        format!("{} {text}", json_kind(value))
+        format!("{} {text}", value.kind_name())
     } else {
         let cut: String = text.chars().take(MAX).collect();
-        format!("{} {cut}…", json_kind(value))
+        format!("{} {cut}…", value.kind_name())
     }
 }
 
@@ -200,7 +247,7 @@ mod tests {
     use serde_json::json;
 
     fn check(t: FieldType, v: Value) -> Result<Value, String> {
-        t.check(Cow::Owned(v), false).map(Cow::into_owned)
+        t.check(Val::owned(v), false).map(Val::into_value)
     }
 
     #[test]
@@ -210,6 +257,16 @@ mod tests {
             check(FieldType::Datetime, json!("2026-11-01T10:00:00.250+00:00")),
             Ok(json!("2026-11-01T10:00:00.250Z"))
         );
+        assert_eq!(
+            check(FieldType::Datetime, json!("2026-11-01T10:00:00.000123-00:30")),
+            Ok(json!("2026-11-01T10:30:00.000123Z"))
+        );
+        assert_eq!(
+            check(FieldType::Datetime, json!("2026-11-01T10:00:00.000000001Z")),
+            Ok(json!("2026-11-01T10:00:00.000000001Z"))
+        );
+        assert_eq!(check(FieldType::Datetime, json!("2026-12-31T23:30:00-01:00")), Ok(json!("2027-01-01T00:30:00Z")));
+        assert_eq!(check(FieldType::Datetime, json!("0001-01-01T00:00:00+01:00")), Ok(json!("0000-12-31T23:00:00Z")));
         assert!(check(FieldType::Datetime, json!("2026-11-01")).unwrap_err().contains("RFC 3339"));
         assert!(check(FieldType::Datetime, json!(1700000000)).is_err());
     }
@@ -219,6 +276,10 @@ mod tests {
         assert!(check(FieldType::Date, json!("2026-02-28")).is_ok());
         assert!(check(FieldType::Date, json!("2026-02-30")).is_err());
         assert!(check(FieldType::Date, json!("2026-2-3")).is_err());
+        assert!(check(FieldType::Date, json!("2024-02-29")).is_ok());
+        assert!(check(FieldType::Date, json!("2025-02-29")).is_err());
+        assert!(check(FieldType::Date, json!("2026-13-01")).is_err());
+        assert!(check(FieldType::Date, json!("2026-00-10")).is_err());
     }
 
     #[test]
@@ -236,14 +297,14 @@ mod tests {
 
     #[test]
     fn sensitive_values_are_never_echoed() {
-        let msg = FieldType::Integer.check(Cow::Owned(json!("secret-123")), true).unwrap_err();
+        let msg = FieldType::Integer.check(Val::owned(json!("secret-123")), true).unwrap_err();
         assert!(!msg.contains("secret"), "{msg}");
         assert!(msg.contains("hidden"), "{msg}");
     }
 
     #[test]
     fn long_values_are_cut_in_messages() {
-        let msg = describe(&json!("x".repeat(500)), false);
+        let msg = describe(&Val::owned(json!("x".repeat(500))), false);
         assert!(msg.chars().count() < 100, "{msg}");
         assert!(msg.ends_with('…'));
     }

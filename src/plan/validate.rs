@@ -7,7 +7,10 @@ use serde_json::{Number, Value};
 
 use super::StepError;
 use super::transform::compile_regex;
-use super::types::{FieldType, describe, normalize_datetime, parse_date};
+use chrono::DateTime;
+
+use super::types::{FieldType, describe, parse_date};
+use super::value::Val;
 use crate::diagnostic::{Diagnostic, suggestion};
 use crate::spec::{Node, NodeKind, StepSpec};
 
@@ -86,7 +89,7 @@ impl Validator {
                 for item in items {
                     match item.to_json() {
                         Ok(v) => {
-                            if let Err(msg) = field_type.check(std::borrow::Cow::Borrowed(&v), false) {
+                            if let Err(msg) = field_type.check(Val::borrowed(&v), false) {
                                 diags.push(Diagnostic::new(
                                     item.pos,
                                     format!(
@@ -171,7 +174,7 @@ impl Validator {
         }
     }
 
-    pub fn check(&self, value: &Value, sensitive: bool) -> Result<(), StepError> {
+    pub fn check(&self, value: &Val<'_>, sensitive: bool) -> Result<(), StepError> {
         let fail = |expected: String| {
             Err(StepError {
                 rule: self.name().into(),
@@ -182,22 +185,22 @@ impl Validator {
         // JSON type under `any`, and it fails the validator rather than passing silently.
         match self {
             Validator::OneOf(allowed) => {
-                if allowed.iter().any(|a| json_equal(a, value)) {
+                if allowed.iter().any(|a| value.equals(a)) {
                     return Ok(());
                 }
                 let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
                 fail(format!("expected one of [{}]", list.join(", ")))
             }
             Validator::Range { min, max } => {
-                let Value::Number(n) = value else { return fail(range_text(min, max)) };
+                let Some(Value::Number(n)) = value.json() else { return fail(range_text(min, max)) };
                 let below = min.as_ref().is_some_and(|lo| compare(n, lo).is_lt());
                 let above = max.as_ref().is_some_and(|hi| compare(n, hi).is_gt());
                 if below || above { fail(range_text(min, max)) } else { Ok(()) }
             }
             Validator::Length { min, max } => {
-                let len = match value {
-                    Value::String(s) => s.chars().count(),
-                    Value::Array(items) => items.len(),
+                let len = match (value.as_str(), value.json()) {
+                    (Some(s), _) => s.chars().count(),
+                    (None, Some(Value::Array(items))) => items.len(),
                     _ => return fail("expected a string or an array".into()),
                 };
                 if min.is_some_and(|lo| len < lo) || max.is_some_and(|hi| len > hi) {
@@ -207,7 +210,7 @@ impl Validator {
                         (None, Some(hi)) => format!("at most {hi}"),
                         (None, None) => unreachable!("a length check with no bound never fails"),
                     };
-                    let unit = if value.is_array() { "items" } else { "characters" };
+                    let unit = if value.as_str().is_some() { "characters" } else { "items" };
                     return Err(StepError {
                         rule: "length".into(),
                         message: format!("expected {bounds} {unit}, found {len} ({})", describe(value, sensitive)),
@@ -216,22 +219,35 @@ impl Validator {
                 Ok(())
             }
             text_check => {
-                let Value::String(s) = value else { return fail(format!("expected a string for `{}`", self.name())) };
-                let (ok, expected) = match text_check {
-                    Validator::Pattern(re) => (re.is_match(s), format!("expected text matching /{}/", re.as_str())),
-                    Validator::Email => (is_email(s), "expected an e-mail address".into()),
-                    Validator::Uuid => (is_uuid(s), "expected a UUID (8-4-4-4-12 hex digits)".into()),
-                    Validator::Datetime => (normalize_datetime(s).is_some(), "expected an RFC 3339 datetime".into()),
-                    Validator::Date => (parse_date(s).is_some(), "expected a date as YYYY-MM-DD".into()),
-                    Validator::Cpf => (is_cpf(s), "expected a valid CPF (11 digits, check digits must match)".into()),
-                    Validator::Cnpj => {
-                        (is_cnpj(s), "expected a valid CNPJ (14 characters, check digits must match)".into())
-                    }
-                    Validator::Cep => (is_cep(s), "expected a CEP (8 digits, optionally 5-3 with a hyphen)".into()),
+                let Some(s) = value.as_str() else { return fail(format!("expected a string for `{}`", self.name())) };
+                let ok = match text_check {
+                    Validator::Pattern(re) => re.is_match(s),
+                    Validator::Email => is_email(s),
+                    Validator::Uuid => is_uuid(s),
+                    Validator::Datetime => DateTime::parse_from_rfc3339(s).is_ok(),
+                    Validator::Date => parse_date(s).is_some(),
+                    Validator::Cpf => is_cpf(s),
+                    Validator::Cnpj => is_cnpj(s),
+                    Validator::Cep => is_cep(s),
                     _ => unreachable!("non-text validators are matched above"),
                 };
-                if ok { Ok(()) } else { fail(expected) }
+                if ok { Ok(()) } else { fail(self.expectation()) }
             }
+        }
+    }
+
+    /// What a text validator wants, for its error message (built only when a check fails).
+    fn expectation(&self) -> String {
+        match self {
+            Validator::Pattern(re) => format!("expected text matching /{}/", re.as_str()),
+            Validator::Email => "expected an e-mail address".into(),
+            Validator::Uuid => "expected a UUID (8-4-4-4-12 hex digits)".into(),
+            Validator::Datetime => "expected an RFC 3339 datetime".into(),
+            Validator::Date => "expected a date as YYYY-MM-DD".into(),
+            Validator::Cpf => "expected a valid CPF (11 digits, check digits must match)".into(),
+            Validator::Cnpj => "expected a valid CNPJ (14 characters, check digits must match)".into(),
+            Validator::Cep => "expected a CEP (8 digits, optionally 5-3 with a hyphen)".into(),
+            other => format!("expected a value accepted by `{}`", other.name()),
         }
     }
 }
@@ -452,37 +468,42 @@ mod tests {
     #[test]
     fn range_is_inclusive_and_exact_for_integers() {
         let r = v("range", Some("{min: 1, max: 100}"), FieldType::Integer).unwrap();
-        assert!(r.check(&json!(1), false).is_ok());
-        assert!(r.check(&json!(100), false).is_ok());
-        let e = r.check(&json!(101), false).unwrap_err();
+        assert!(r.check(&Val::owned(json!(1)), false).is_ok());
+        assert!(r.check(&Val::owned(json!(100)), false).is_ok());
+        let e = r.check(&Val::owned(json!(101)), false).unwrap_err();
         assert_eq!(e.rule, "range");
         assert_eq!(e.message, "expected a number from 1 to 100, found a number 101");
         let big = v("range", Some("{max: 9007199254740993}"), FieldType::Integer).unwrap();
-        assert!(big.check(&json!(9007199254740994u64), false).is_err(), "no float rounding at 2^53");
+        assert!(big.check(&Val::owned(json!(9007199254740994u64)), false).is_err(), "no float rounding at 2^53");
     }
 
     #[test]
     fn length_counts_characters_and_items() {
         let l = v("length", Some("{min: 2, max: 3}"), FieldType::String).unwrap();
-        assert!(l.check(&json!("çã"), false).is_ok());
-        assert!(l.check(&json!("abcd"), false).unwrap_err().message.contains("between 2 and 3 characters, found 4"));
+        assert!(l.check(&Val::owned(json!("çã")), false).is_ok());
+        assert!(
+            l.check(&Val::owned(json!("abcd")), false)
+                .unwrap_err()
+                .message
+                .contains("between 2 and 3 characters, found 4")
+        );
         let a = v("length", Some("{min: 1}"), FieldType::Array).unwrap();
-        assert!(a.check(&json!([]), false).unwrap_err().message.contains("at least 1 items"));
+        assert!(a.check(&Val::owned(json!([])), false).unwrap_err().message.contains("at least 1 items"));
     }
 
     #[test]
     fn one_of_and_pattern() {
         let o = v("one_of", Some("[CREATED, PAID]"), FieldType::String).unwrap();
-        assert!(o.check(&json!("PAID"), false).is_ok());
+        assert!(o.check(&Val::owned(json!("PAID")), false).is_ok());
         assert_eq!(
-            o.check(&json!("paid"), false).unwrap_err().message,
+            o.check(&Val::owned(json!("paid")), false).unwrap_err().message,
             r#"expected one of ["CREATED", "PAID"], found a string "paid""#
         );
         let p = v("pattern", Some("'^[A-Z]{2}$'"), FieldType::String).unwrap();
-        assert!(p.check(&json!("SP"), false).is_ok());
-        assert!(p.check(&json!("SPX"), false).is_err());
+        assert!(p.check(&Val::owned(json!("SP")), false).is_ok());
+        assert!(p.check(&Val::owned(json!("SPX")), false).is_err());
         let unanchored = v("pattern", Some("'[0-9]'"), FieldType::String).unwrap();
-        assert!(unanchored.check(&json!("ab1"), false).is_ok());
+        assert!(unanchored.check(&Val::owned(json!("ab1")), false).is_ok());
     }
 
     #[test]
@@ -502,7 +523,7 @@ mod tests {
 
     #[test]
     fn sensitive_values_stay_out_of_messages() {
-        let e = Validator::Cpf.check(&json!("123.456.789-00"), true).unwrap_err();
+        let e = Validator::Cpf.check(&Val::owned(json!("123.456.789-00")), true).unwrap_err();
         assert!(!e.message.contains("123"), "{}", e.message);
     }
 }

@@ -1,0 +1,33 @@
+//! Runs `Plan::apply` on the reference record in a loop, for profilers (`perf record`, callgrind).
+//! `[MAPPING=file.yaml] cargo run --release --example profile_apply -- 2000000 [baseline]`
+
+use lambda_stream::plan;
+use serde_json::Value;
+
+fn main() {
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(format!("{root}/tests/fixtures/order.json")).unwrap()).unwrap();
+    let record = serde_json::to_vec(&record).unwrap();
+    let mapping = std::env::var("MAPPING").unwrap_or_else(|_| format!("{root}/mappings/orders-to-billing.yaml"));
+    let (_, plan) = plan::load_file(std::path::Path::new(&mapping)).unwrap();
+    let started = std::time::Instant::now();
+    if std::env::args().nth(2).as_deref() == Some("baseline") {
+        for _ in 0..n {
+            let value: Value = serde_json::from_slice(std::hint::black_box(&record)).unwrap();
+            std::hint::black_box(serde_json::to_vec(&value).unwrap());
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!("baseline: {n} records in {secs:.2} s: {:.0} records/s", n as f64 / secs);
+        return;
+    }
+    let mut ok = 0usize;
+    for _ in 0..n {
+        if let plan::Outcome::Mapped(_) = std::hint::black_box(plan.apply(std::hint::black_box(&record))) {
+            ok += 1;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("{n} records ({ok} ok) in {secs:.2} s: {:.0} records/s", n as f64 / secs);
+}

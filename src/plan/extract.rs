@@ -1,0 +1,834 @@
+//! The one-pass extractor: the hot path of every record.
+//!
+//! All source prefixes of a mapping go into one trie. [`Extractor::scan`] walks the record's bytes
+//! once, descending only into keys, indexes and wildcards the trie names; everything else is
+//! skipped — validated as JSON but never decoded or allocated. Only values at the trie's capture
+//! points become `serde_json::Value`s.
+//!
+//! Why hand-written: driving `serde_json`'s deserializer with `IgnoredAny` cost about half of
+//! `Plan::apply` on the reference record (generic visitor dispatch, a UTF-8 check per key, a
+//! `Value` tree for every `[*]`). This scanner checks UTF-8 once for the whole input, compares raw
+//! key bytes (decoding only keys that contain escapes), and skips with a tight byte loop. Captured
+//! values that are not plain strings, small integers or literals are still parsed by `serde_json`,
+//! so number semantics (big integers become floats, `1e999` is refused) stay `serde_json`'s.
+//!
+//! The scanner accepts exactly JSON (RFC 8259): one value, no trailing characters, no control
+//! characters in strings, valid escapes and numbers. Nesting is limited to [`MAX_DEPTH`] levels, as
+//! in `serde_json`, so hostile input cannot exhaust the stack.
+
+use std::fmt;
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use super::path::{Segment, lookup_all};
+use super::value::Val;
+
+/// Deepest nesting of arrays and objects accepted (the same limit `serde_json` applies).
+pub const MAX_DEPTH: usize = 128;
+
+/// Why a record value is not a JSON object the extractor can read; positions are 1-based.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanError {
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for ScanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at line {} column {}", self.message, self.line, self.column)
+    }
+}
+
+/// The trie of every prefix the mapping reads; `slot`s number the values it captures.
+#[derive(Debug, Default)]
+pub struct Extractor {
+    root: TrieNode,
+    /// Per slot: whether it collects every match (its path has a wildcard) into an array.
+    multi: Vec<bool>,
+}
+
+#[derive(Debug, Default)]
+struct TrieNode {
+    /// The slot that receives the value here.
+    capture: Option<usize>,
+    /// Parse the value here into a `Value` (set by `finish` for captures and for nodes whose
+    /// children are easier to serve from a materialised value).
+    materialize: bool,
+    /// Slots below a materialised node, filled by looking inside its value.
+    derived: Vec<(Vec<Segment>, usize)>,
+    keys: Vec<(Box<str>, TrieNode)>,
+    /// Open-addressing index over `keys` (entry = key index + 1, 0 = empty; length a power of two),
+    /// so matching a record's key costs one probe and one comparison instead of a scan of `keys`.
+    key_table: Vec<u16>,
+    indexes: Vec<(usize, TrieNode)>,
+    wildcard: Option<Box<TrieNode>>,
+}
+
+/// Cheap hash of a key: its length and its first and last bytes tell most field names apart.
+#[inline]
+fn key_hash(key: &[u8]) -> usize {
+    let first = key.first().map_or(0, |b| u32::from(*b));
+    let last = key.last().map_or(0, |b| u32::from(*b));
+    let mixed = (key.len() as u32 ^ (first << 8) ^ (last << 16)).wrapping_mul(0x9E37_79B1);
+    (mixed >> 16) as usize
+}
+
+impl TrieNode {
+    fn build_key_table(&mut self) {
+        if self.keys.is_empty() {
+            return;
+        }
+        let size = (self.keys.len() * 2).next_power_of_two().max(8);
+        let mut table = vec![0u16; size];
+        for (i, (key, _)) in self.keys.iter().enumerate() {
+            let mut slot = key_hash(key.as_bytes()) & (size - 1);
+            while table[slot] != 0 {
+                slot = (slot + 1) & (size - 1);
+            }
+            table[slot] = u16::try_from(i + 1).expect("fewer than 65535 keys in one object of a mapping");
+        }
+        self.key_table = table;
+    }
+
+    #[inline]
+    fn find_key(&self, key: &str) -> Option<usize> {
+        if self.key_table.is_empty() {
+            return None;
+        }
+        let mask = self.key_table.len() - 1;
+        let mut slot = key_hash(key.as_bytes()) & mask;
+        loop {
+            match self.key_table[slot] {
+                0 => return None,
+                entry => {
+                    let i = usize::from(entry - 1);
+                    if *self.keys[i].0 == *key {
+                        return Some(i);
+                    }
+                }
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+}
+
+impl Extractor {
+    /// Registers a prefix and returns its slot; equal prefixes share one slot.
+    pub fn add(&mut self, prefix: &[Segment]) -> usize {
+        let mut node = &mut self.root;
+        for segment in prefix {
+            node = match segment {
+                Segment::Key(k) => {
+                    let i = node.keys.iter().position(|(name, _)| name == k).unwrap_or_else(|| {
+                        node.keys.push((k.clone(), TrieNode::default()));
+                        node.keys.len() - 1
+                    });
+                    &mut node.keys[i].1
+                }
+                Segment::Index(idx) => {
+                    let i = node.indexes.iter().position(|(n, _)| n == idx).unwrap_or_else(|| {
+                        node.indexes.push((*idx, TrieNode::default()));
+                        node.indexes.len() - 1
+                    });
+                    &mut node.indexes[i].1
+                }
+                Segment::Wildcard => node.wildcard.get_or_insert_with(Box::default),
+            };
+        }
+        let multi = &mut self.multi;
+        *node.capture.get_or_insert_with(|| {
+            multi.push(prefix.iter().any(Segment::is_wildcard));
+            multi.len() - 1
+        })
+    }
+
+    /// Whether the slot holds every match of a wildcard path, as an array.
+    pub fn is_multi(&self, slot: usize) -> bool {
+        self.multi[slot]
+    }
+
+    pub fn slot_count(&self) -> usize {
+        self.multi.len()
+    }
+
+    /// Call once after the last `add`. Captures nested inside other captures become lookups in the
+    /// outer value, and so do the children of a node that has both a wildcard and named children
+    /// (one value cannot be handed to two trie nodes while streaming).
+    pub fn finish(&mut self) {
+        fn fold(node: &mut TrieNode) {
+            node.build_key_table();
+            let mixed = node.wildcard.is_some() && (!node.keys.is_empty() || !node.indexes.is_empty());
+            if node.capture.is_some() || mixed {
+                let mut derived = Vec::new();
+                collect(node, &mut Vec::new(), &mut derived, true);
+                node.derived = derived;
+                node.materialize = true;
+                node.keys.clear();
+                node.key_table.clear();
+                node.indexes.clear();
+                node.wildcard = None;
+            } else {
+                node.keys.iter_mut().for_each(|(_, n)| fold(n));
+                node.indexes.iter_mut().for_each(|(_, n)| fold(n));
+                if let Some(w) = node.wildcard.as_deref_mut() {
+                    fold(w);
+                }
+            }
+        }
+        fn collect(node: &TrieNode, path: &mut Vec<Segment>, out: &mut Vec<(Vec<Segment>, usize)>, top: bool) {
+            if let (false, Some(slot)) = (top, node.capture) {
+                out.push((path.clone(), slot));
+            }
+            for (k, child) in &node.keys {
+                path.push(Segment::Key(k.clone()));
+                collect(child, path, out, false);
+                path.pop();
+            }
+            for (i, child) in &node.indexes {
+                path.push(Segment::Index(*i));
+                collect(child, path, out, false);
+                path.pop();
+            }
+            if let Some(w) = &node.wildcard {
+                path.push(Segment::Wildcard);
+                collect(w, path, out, false);
+                path.pop();
+            }
+        }
+        fold(&mut self.root);
+    }
+
+    /// Scans one record value, returning one entry per slot (`None` = no match). Multi slots
+    /// hold an array of their matches. Fails when the bytes are not one JSON object, or when an
+    /// object the mapping reads repeats a key it reads (which value was meant is ambiguous).
+    pub fn scan<'a>(&self, bytes: &'a [u8]) -> Result<Vec<Option<Val<'a>>>, Box<ScanError>> {
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let mut s = Scanner { text: "", bytes, pos: e.valid_up_to() };
+                return Err(s.error(format!("invalid UTF-8 (byte {} does not start a character)", e.valid_up_to())));
+            }
+        };
+        let mut scanner = Scanner { text, bytes, pos: 0 };
+        let mut slots = vec![None; self.multi.len()];
+        scanner.skip_ws();
+        let found = match scanner.peek() {
+            Some(b'{') => None,
+            Some(b'[') => Some("an array"),
+            Some(b'"') => Some("a string"),
+            Some(b'-' | b'0'..=b'9') => Some("a number"),
+            Some(b't' | b'f') => Some("a boolean"),
+            Some(b'n') => Some("null"),
+            Some(other) => return Err(scanner.error(format!("expected a JSON value, found `{}`", char::from(other)))),
+            None => return Err(scanner.error("the value is empty".into())),
+        };
+        if let Some(found) = found {
+            return Err(scanner.error(format!("expected a JSON object, found {found}")));
+        }
+        let mut sink = Sink { slots: &mut slots, multi: &self.multi };
+        scanner.value(&self.root, &mut sink, 0)?;
+        scanner.skip_ws();
+        if scanner.pos != bytes.len() {
+            return Err(scanner.error("trailing characters after the JSON object".into()));
+        }
+        Ok(slots)
+    }
+}
+
+/// Where captured values go.
+struct Sink<'s, 'a> {
+    slots: &'s mut [Option<Val<'a>>],
+    multi: &'s [bool],
+}
+
+impl<'a> Sink<'_, 'a> {
+    fn store(&mut self, slot: usize, value: Val<'a>) {
+        if self.multi[slot] {
+            match &mut self.slots[slot] {
+                Some(Val::Other(Cow::Owned(Value::Array(items)))) => items.push(value.into_value()),
+                empty => *empty = Some(Val::Other(Cow::Owned(Value::Array(vec![value.into_value()])))),
+            }
+        } else {
+            self.slots[slot] = Some(value);
+        }
+    }
+
+    fn fill(&mut self, node: &TrieNode, value: Val<'a>) {
+        if let (false, Some(outer)) = (node.derived.is_empty(), value.json()) {
+            let mut found = Vec::new();
+            for (path, slot) in &node.derived {
+                found.clear();
+                lookup_all(outer, path, &mut found);
+                for v in &found {
+                    self.store(*slot, Val::owned((*v).clone()));
+                }
+            }
+        }
+        if let Some(slot) = node.capture {
+            self.store(slot, value);
+        }
+    }
+}
+
+/// The offset of the first `"`, `\\` or control character in `bytes` (`bytes.len()` if none),
+/// eight bytes at a time: string bytes are the bulk of a record, so this loop is most of the scan.
+#[inline]
+pub(crate) fn special_byte_offset(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of a byte is set where the byte was zero (the lowest such byte is exact).
+    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut pos = 0;
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("an 8-byte slice"));
+        let stop = zero_bytes(word ^ (ONES * u64::from(b'"')))
+            | zero_bytes(word ^ (ONES * u64::from(b'\\')))
+            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
+        if stop != 0 {
+            return pos + (stop.trailing_zeros() / 8) as usize;
+        }
+        pos += 8;
+    }
+    while let Some(&b) = bytes.get(pos) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return pos;
+        }
+        pos += 1;
+    }
+    pos
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+/// Boxed so the `Ok` path of every scanner step stays a register-sized `Result`.
+type Scan<T = ()> = Result<T, Box<ScanError>>;
+
+impl<'a> Scanner<'a> {
+    #[cold]
+    fn error(&mut self, message: String) -> Box<ScanError> {
+        let upto = &self.bytes[..self.pos.min(self.bytes.len())];
+        let line = upto.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = upto.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        Box::new(ScanError { message, line, column: self.pos - line_start + 1 })
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    #[inline]
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8, what: &str) -> Scan {
+        self.skip_ws();
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.unexpected(what))
+        }
+    }
+
+    #[cold]
+    fn unexpected(&mut self, expected: &str) -> Box<ScanError> {
+        match self.peek() {
+            None => self.error(format!("unexpected end of input; expected {expected}")),
+            Some(b) => self.error(format!("expected {expected}, found `{}`", char::from(b))),
+        }
+    }
+
+    fn enter(&mut self, depth: usize) -> Scan<usize> {
+        if depth >= MAX_DEPTH {
+            return Err(self.error(format!("nesting deeper than {MAX_DEPTH} levels")));
+        }
+        self.pos += 1;
+        Ok(depth + 1)
+    }
+
+    /// A value at a trie node.
+    fn value(&mut self, node: &TrieNode, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {
+        self.skip_ws();
+        if node.materialize {
+            let start = self.pos;
+            // Strings are the common capture; their scan already says whether they had escapes.
+            let value = if self.peek() == Some(b'"') && !self.skip_string()? {
+                Val::Raw(&self.text[start + 1..self.pos - 1])
+            } else {
+                if self.pos == start {
+                    self.skip_value(depth)?;
+                }
+                self.parse_captured(start)?
+            };
+            sink.fill(node, value);
+            return Ok(());
+        }
+        match self.peek() {
+            Some(b'{') if !node.keys.is_empty() || node.wildcard.is_some() => self.object(node, sink, depth),
+            Some(b'[') if !node.indexes.is_empty() || node.wildcard.is_some() => self.array(node, sink, depth),
+            _ => self.skip_value(depth),
+        }
+    }
+
+    fn object(&mut self, node: &TrieNode, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {
+        let depth = self.enter(depth)?;
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        // Bit i set = key child i already seen (more than 64 mapped keys in one object fall back to
+        // a list, still catching duplicates).
+        let mut seen: u64 = 0;
+        let mut seen_more: Vec<usize> = Vec::new();
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.unexpected("a string key"));
+            }
+            let key_start = self.pos;
+            let matched = self.key(node)?;
+            self.expect(b':', "`:` after an object key")?;
+            match matched {
+                Some(i) => {
+                    let repeated = if i < 64 {
+                        let r = seen & (1 << i) != 0;
+                        seen |= 1 << i;
+                        r
+                    } else if seen_more.contains(&i) {
+                        true
+                    } else {
+                        seen_more.push(i);
+                        false
+                    };
+                    if repeated {
+                        self.pos = key_start;
+                        return Err(
+                            self.error(format!("duplicate key \"{}\" in an object the mapping reads", node.keys[i].0))
+                        );
+                    }
+                    self.value(&node.keys[i].1, sink, depth)?;
+                }
+                None => match &node.wildcard {
+                    Some(w) => self.value(w, sink, depth)?,
+                    None => self.skip_value(depth)?,
+                },
+            }
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.unexpected("`,` or `}` in an object")),
+            }
+        }
+    }
+
+    fn array(&mut self, node: &TrieNode, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {
+        let depth = self.enter(depth)?;
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        let mut index = 0usize;
+        loop {
+            match node.indexes.iter().find(|(i, _)| *i == index) {
+                Some((_, child)) => self.value(child, sink, depth)?,
+                None => match &node.wildcard {
+                    Some(w) => self.value(w, sink, depth)?,
+                    None => self.skip_value(depth)?,
+                },
+            }
+            index += 1;
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.unexpected("`,` or `]` in an array")),
+            }
+        }
+    }
+
+    /// Reads an object key (at its opening quote) and finds it among the node's keys.
+    fn key(&mut self, node: &TrieNode) -> Scan<Option<usize>> {
+        let start = self.pos + 1;
+        let escaped = self.skip_string()?;
+        let raw = &self.text[start..self.pos - 1];
+        if !escaped {
+            return Ok(node.find_key(raw));
+        }
+        if node.keys.is_empty() {
+            return Ok(None);
+        }
+        let decoded: String = serde_json::from_str(&self.text[start - 1..self.pos]).map_err(|e| {
+            self.pos = start - 1;
+            self.error(format!("invalid string: {}", strip_position(&e)))
+        })?;
+        Ok(node.find_key(&decoded))
+    }
+
+    /// Moves the cursor to the next `"`, `\\` or control character (or the end).
+    #[inline]
+    fn skip_plain_string_bytes(&mut self) {
+        self.pos += special_byte_offset(&self.bytes[self.pos..]);
+    }
+
+    /// Skips a string (at its opening quote), validating it; returns whether it had escapes.
+    fn skip_string(&mut self) -> Scan<bool> {
+        self.pos += 1;
+        let mut escaped = false;
+        loop {
+            self.skip_plain_string_bytes();
+            let Some(&b) = self.bytes.get(self.pos) else {
+                return Err(self.error("unterminated string".into()));
+            };
+            match b {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(escaped);
+                }
+                b'\\' => {
+                    escaped = true;
+                    match self.bytes.get(self.pos + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 2,
+                        Some(b'u') => {
+                            let hex = self.bytes.get(self.pos + 2..self.pos + 6);
+                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                return Err(self.error("invalid \\u escape in string".into()));
+                            }
+                            self.pos += 6;
+                        }
+                        _ => return Err(self.error("invalid escape in string".into())),
+                    }
+                }
+                0x00..=0x1f => return Err(self.error("control character in string (it must be escaped)".into())),
+                _ => self.pos += 1,
+            }
+        }
+    }
+
+    fn skip_number(&mut self) -> Scan {
+        let digits = |s: &mut Self| {
+            let start = s.pos;
+            while let Some(b'0'..=b'9') = s.peek() {
+                s.pos += 1;
+            }
+            s.pos > start
+        };
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                digits(self);
+            }
+            _ => return Err(self.unexpected("a digit")),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if !digits(self) {
+                return Err(self.unexpected("a digit after the decimal point"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if !digits(self) {
+                return Err(self.unexpected("a digit in the exponent"));
+            }
+        }
+        Ok(())
+    }
+
+    fn skip_literal(&mut self, literal: &[u8]) -> Scan {
+        if self.bytes[self.pos..].starts_with(literal) {
+            self.pos += literal.len();
+            Ok(())
+        } else {
+            Err(self.error("invalid literal (expected true, false or null)".into()))
+        }
+    }
+
+    /// Skips any value, validating it.
+    fn skip_value(&mut self, depth: usize) -> Scan {
+        self.skip_ws();
+        match self.peek() {
+            Some(b'"') => self.skip_string().map(drop),
+            Some(b'-' | b'0'..=b'9') => self.skip_number(),
+            Some(b't') => self.skip_literal(b"true"),
+            Some(b'f') => self.skip_literal(b"false"),
+            Some(b'n') => self.skip_literal(b"null"),
+            Some(b'{') => {
+                let depth = self.enter(depth)?;
+                self.skip_ws();
+                if self.peek() == Some(b'}') {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.skip_ws();
+                    if self.peek() != Some(b'"') {
+                        return Err(self.unexpected("a string key"));
+                    }
+                    self.skip_string()?;
+                    self.expect(b':', "`:` after an object key")?;
+                    self.skip_value(depth)?;
+                    self.skip_ws();
+                    match self.peek() {
+                        Some(b',') => self.pos += 1,
+                        Some(b'}') => {
+                            self.pos += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.unexpected("`,` or `}` in an object")),
+                    }
+                }
+            }
+            Some(b'[') => {
+                let depth = self.enter(depth)?;
+                self.skip_ws();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.skip_value(depth)?;
+                    self.skip_ws();
+                    match self.peek() {
+                        Some(b',') => self.pos += 1,
+                        Some(b']') => {
+                            self.pos += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.unexpected("`,` or `]` in an array")),
+                    }
+                }
+            }
+            _ => Err(self.unexpected("a JSON value")),
+        }
+    }
+
+    /// Turns the (already validated) text from `start` to the cursor into a `Value`, with fast paths
+    /// for the common leaves.
+    fn parse_captured(&mut self, start: usize) -> Scan<Val<'a>> {
+        let text: &'a str = self.text;
+        let raw = &text[start..self.pos];
+        let bytes = raw.as_bytes();
+        match bytes[0] {
+            b't' => return Ok(Val::owned(Value::Bool(true))),
+            b'f' => return Ok(Val::owned(Value::Bool(false))),
+            b'n' => return Ok(Val::owned(Value::Null)),
+            b'-' | b'0'..=b'9' => {
+                let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+                if digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) {
+                    let magnitude = digits.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+                    return Ok(Val::owned(Value::from(if bytes[0] == b'-' { -magnitude } else { magnitude })));
+                }
+            }
+            _ => {}
+        }
+        serde_json::from_str(raw).map(Val::owned).map_err(|e| {
+            self.pos = start;
+            self.error(format!("invalid value: {}", strip_position(&e)))
+        })
+    }
+}
+
+/// `serde_json`'s message without its " at line L column C" (positions are relative to a slice).
+fn strip_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::path::parse_source;
+    use serde_json::json;
+
+    /// Scans and turns every slot into a plain `Value` for comparisons.
+    fn values(x: &Extractor, bytes: &[u8]) -> Vec<Option<Value>> {
+        x.scan(bytes).unwrap().into_iter().map(|v| v.map(Val::into_value)).collect()
+    }
+
+    fn extractor(paths: &[&str]) -> (Extractor, Vec<usize>) {
+        let mut x = Extractor::default();
+        let slots = paths.iter().map(|p| x.add(&parse_source(p).unwrap().prefix)).collect();
+        x.finish();
+        (x, slots)
+    }
+
+    #[test]
+    fn special_bytes_are_found_at_every_offset() {
+        for len in 0..40 {
+            let plain = "a".repeat(len);
+            assert_eq!(special_byte_offset(plain.as_bytes()), len);
+            for at in 0..len {
+                for special in [b'"', b'\\', b'\n', 0x00, 0x1f] {
+                    let mut bytes = plain.clone().into_bytes();
+                    bytes[at] = special;
+                    assert_eq!(special_byte_offset(&bytes), at, "{special:#x} at {at} of {len}");
+                }
+            }
+        }
+        // Bytes just above the specials, and UTF-8 continuation bytes, are not special.
+        assert_eq!(special_byte_offset("#]!\x20ção€😀".as_bytes()), "#]!\x20ção€😀".len());
+    }
+
+    #[test]
+    fn key_index_finds_every_key_and_only_those() {
+        let names: Vec<String> =
+            (0..300).map(|i| format!("k{i}")).chain(["".into(), "a".into(), "ab".into()]).collect();
+        let mut node = TrieNode::default();
+        for n in &names {
+            node.keys.push((n.as_str().into(), TrieNode::default()));
+        }
+        node.build_key_table();
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(node.find_key(n), Some(i), "{n}");
+        }
+        for missing in ["k300", "b", "k-1", "abc", "K1"] {
+            assert_eq!(node.find_key(missing), None, "{missing}");
+        }
+        assert_eq!(TrieNode::default().find_key("x"), None);
+    }
+
+    #[test]
+    fn captures_only_registered_prefixes() {
+        let (x, s) = extractor(&["$.a.b", "$.c[1]", "$.nope"]);
+        let slots = values(&x, br#"{"z": [1, {"q": 2}], "a": {"b": "B", "x": 1}, "c": [10, 20, 30]}"#);
+        assert_eq!(slots[s[0]], Some(json!("B")));
+        assert_eq!(slots[s[1]], Some(json!(20)));
+        assert_eq!(slots[s[2]], None);
+    }
+
+    #[test]
+    fn nested_captures_are_derived_from_the_outer_value() {
+        let (x, s) = extractor(&["$.a.b", "$.a"]);
+        let slots = values(&x, br#"{"a": {"b": 1}}"#);
+        assert_eq!(slots[s[1]], Some(json!({"b": 1})));
+        assert_eq!(slots[s[0]], Some(json!(1)));
+    }
+
+    #[test]
+    fn wildcards_collect_every_match_in_order() {
+        let (x, s) = extractor(&["$.items[*].sku", "$.o.*", "$.items[0].sku"]);
+        let slots = values(&x, br#"{"items": [{"sku": "a"}, {"qty": 1}, {"sku": "c"}], "o": {"x": 1, "y": [2]}}"#);
+        assert_eq!(slots[s[0]], Some(json!(["a", "c"])));
+        assert_eq!(slots[s[1]], Some(json!([1, [2]])));
+        assert_eq!(slots[s[2]], Some(json!("a")), "a wildcard beside an index is served from the materialised array");
+        assert!(x.is_multi(s[0]) && x.is_multi(s[1]) && !x.is_multi(s[2]));
+        let slots = values(&x, br#"{"items": []}"#);
+        assert_eq!(slots[s[0]], None, "no match leaves the slot empty");
+    }
+
+    #[test]
+    fn values_keep_serde_json_number_semantics() {
+        let (x, s) = extractor(&["$.a", "$.b", "$.c", "$.d", "$.e"]);
+        let slots = values(
+            &x,
+            br#"{"a": -42, "b": 18446744073709551615, "c": 123456789012345678901234567890, "d": 1.5e3, "e": "x\"y"}"#,
+        );
+        assert_eq!(slots[s[0]], Some(json!(-42)));
+        assert_eq!(slots[s[1]], Some(json!(u64::MAX)));
+        assert_eq!(slots[s[2]], Some(json!(1.2345678901234568e29)));
+        assert_eq!(slots[s[3]], Some(json!(1500.0)));
+        assert_eq!(slots[s[4]], Some(json!("x\"y")));
+        assert!(x.scan(br#"{"a": 1e999}"#).unwrap_err().message.contains("number out of range"));
+    }
+
+    #[test]
+    fn rejects_what_is_not_json() {
+        let (x, _) = extractor(&["$.a"]);
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "the value is empty"),
+            (b"   ", "the value is empty"),
+            (b"[1,2]", "expected a JSON object, found an array"),
+            (b"\"s\"", "found a string"),
+            (b"42", "found a number"),
+            (b"nul", "found null"),
+            (b"{\"a\": 1", "unexpected end of input"),
+            (b"{\"a\": 1} x", "trailing characters"),
+            (b"{\"a\": 01}", "expected `,` or `}`"),
+            (b"{\"b\": [1,]}", "expected a JSON value, found `]`"),
+            (b"{\"b\": tru}", "invalid literal"),
+            (b"{\"b\": \"a\tb\"}", "control character"),
+            (b"{\"b\": \"\\x\"}", "invalid escape"),
+            (b"{\"b\": \"\\u12\"}", "invalid \\u escape"),
+            (b"{\"b\": 1.}", "a digit after the decimal point"),
+            (b"{\"b\": -}", "expected a digit"),
+            (b"{b: 1}", "expected a string key"),
+            (b"{\"b\" 1}", "expected `:`"),
+            (b"{\"a\": \"\xff\"}", "invalid UTF-8"),
+            (b"{\"a\": 1, \"a\": 2}", "duplicate key \"a\""),
+        ];
+        for (input, want) in cases {
+            let e = x.scan(input).expect_err(&String::from_utf8_lossy(input));
+            assert!(e.to_string().contains(want), "{:?}: {e}", String::from_utf8_lossy(input));
+        }
+        assert!(x.scan(br#"{"a": 1, "b": 2, "b": 3}"#).is_ok(), "duplicates the mapping never reads do not matter");
+        assert!(x.scan(b" {\"a\":1} \n").is_ok());
+    }
+
+    #[test]
+    fn errors_carry_line_and_column() {
+        let (x, _) = extractor(&["$.a"]);
+        let e = x.scan(b"{\n  \"a\": 1,\n  \"b\": ?\n}").unwrap_err();
+        assert_eq!((e.line, e.column), (3, 8));
+    }
+
+    #[test]
+    fn nesting_is_limited() {
+        let (x, _) = extractor(&["$.a"]);
+        let ok = format!("{{\"b\":{}1{}}}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        assert!(x.scan(ok.as_bytes()).is_ok());
+        let deep = format!("{{\"b\":{}1{}}}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(x.scan(deep.as_bytes()).unwrap_err().message.contains("nesting deeper than 128"));
+        let hostile = format!("{{\"a\":{}", "[".repeat(1_000_000));
+        assert!(x.scan(hostile.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn escaped_keys_still_match() {
+        let (x, s) = extractor(&["$.café", "$['a\"b']"]);
+        let slots = values(&x, br#"{"caf\u00e9": 1, "a\"b": 2}"#);
+        assert_eq!(slots[s[0]], Some(json!(1)));
+        assert_eq!(slots[s[1]], Some(json!(2)), "a double quote inside single quotes needs no escape");
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_what_is_valid() {
+        let (x, _) = extractor(&["$.a.b", "$.c[*]"]);
+        for text in [
+            r#"{"a": {"b": [1, 2.5e-3, -0, "\ud83d\ude00", null, true, false, {}]}, "c": [{"d": []}]}"#,
+            r#"{"a": "not an object", "c": 3}"#,
+            r#"{"a": {"b": 1}, "c": [1, 2, 3], "z": {"deep": [[[[{"x": "y"}]]]]}}"#,
+        ] {
+            assert!(serde_json::from_str::<Value>(text).is_ok());
+            assert!(x.scan(text.as_bytes()).is_ok(), "{text}");
+        }
+    }
+}

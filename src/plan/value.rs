@@ -1,0 +1,145 @@
+//! [`Val`]: a field's value while one record is mapped.
+//!
+//! Strings are the bulk of a record, so they get their own variant that can borrow: straight from
+//! the record's bytes when the JSON string has no escapes, or from the plan (constants, defaults,
+//! `map` tables). Transforms that change nothing (`trim` of trimmed text, `lowercase` of lower-case
+//! text) hand the borrow on. A typical record is mapped with few allocations besides its output.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use super::types::json_kind;
+use super::validate::json_equal;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val<'a> {
+    /// Text straight from the record: it had no escapes there, so it needs none in the output.
+    Raw(&'a str),
+    Str(Cow<'a, str>),
+    /// Any JSON value but a string.
+    Other(Cow<'a, Value>),
+}
+
+impl<'a> Val<'a> {
+    pub fn borrowed(value: &'a Value) -> Self {
+        match value {
+            Value::String(s) => Val::Str(Cow::Borrowed(s)),
+            other => Val::Other(Cow::Borrowed(other)),
+        }
+    }
+
+    pub fn owned(value: Value) -> Self {
+        match value {
+            Value::String(s) => Val::Str(Cow::Owned(s)),
+            other => Val::Other(Cow::Owned(other)),
+        }
+    }
+
+    pub fn text(s: String) -> Self {
+        Val::Str(Cow::Owned(s))
+    }
+
+    /// The same value, borrowed from `self` (cheap: no copy of the contents).
+    pub fn reborrow(&self) -> Val<'_> {
+        match self {
+            Val::Raw(s) => Val::Raw(s),
+            Val::Str(s) => Val::Str(Cow::Borrowed(s)),
+            Val::Other(v) => Val::Other(Cow::Borrowed(v)),
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Val::Raw(s) => Some(s),
+            Val::Str(s) => Some(s),
+            Val::Other(_) => None,
+        }
+    }
+
+    /// The non-string JSON value, if this is not a string.
+    pub fn json(&self) -> Option<&Value> {
+        match self {
+            Val::Raw(_) | Val::Str(_) => None,
+            Val::Other(v) => Some(v),
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Val::Other(v) if v.is_null())
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            Val::Raw(s) => Value::String(s.to_string()),
+            Val::Str(s) => Value::String(s.to_string()),
+            Val::Other(v) => v.as_ref().clone(),
+        }
+    }
+
+    pub fn into_value(self) -> Value {
+        match self {
+            Val::Raw(s) => Value::String(s.to_owned()),
+            Val::Str(s) => Value::String(s.into_owned()),
+            Val::Other(v) => v.into_owned(),
+        }
+    }
+
+    /// "a string", "a number"… for messages.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Val::Raw(_) | Val::Str(_) => "a string",
+            Val::Other(v) => json_kind(v),
+        }
+    }
+
+    /// JSON equality with a spec value, where `1` equals `1.0`.
+    pub fn equals(&self, other: &Value) -> bool {
+        match (self.as_str(), other) {
+            (Some(s), Value::String(o)) => s == o,
+            (Some(_), _) => false,
+            (None, o) => self.json().is_some_and(|v| json_equal(v, o)),
+        }
+    }
+
+    /// Appends the value as JSON.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Writing into a Vec cannot fail: no I/O, and map keys are always strings.
+        match self {
+            Val::Raw(s) => write_quoted(out, s),
+            // Most text needs no escaping: copy it.
+            Val::Str(s) if !needs_escape(s.as_bytes()) => write_quoted(out, s),
+            Val::Str(s) => serde_json::to_writer(&mut *out, s.as_ref()).expect("serialising into memory cannot fail"),
+            Val::Other(v) => serde_json::to_writer(&mut *out, v.as_ref()).expect("serialising into memory cannot fail"),
+        }
+    }
+}
+
+fn write_quoted(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+/// Whether JSON needs escapes for this text. Written as a fold without early exit so it compiles to
+/// branch-free vector code: output strings are short, and a data-dependent exit mispredicts.
+fn needs_escape(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |found, &b| found | (b == b'"') | (b == b'\\') | (b < 0x20))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strings_are_written_as_valid_json() {
+        for text in ["plain", "", "ção 😀", "quote \" here", "back\\slash", "new\nline", "\u{1f}", "tab\there"] {
+            let mut out = Vec::new();
+            Val::Str(Cow::Borrowed(text)).write_json(&mut out);
+            assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), json!(text), "{text:?}");
+            assert_eq!(out, serde_json::to_vec(text).unwrap());
+        }
+    }
+}
