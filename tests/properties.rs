@@ -98,3 +98,65 @@ fn deep_nesting_under_unmapped_keys_is_also_safe() {
     let text = format!("{{\"junk\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
     check_coherent(&shipped_plan().apply(text.as_bytes()));
 }
+
+/// A plan that reads keys random documents rarely contain, so acceptance depends on JSON
+/// validity alone (duplicate keys of mapped objects are the one deliberate difference).
+fn validity_plan() -> &'static Plan {
+    static PLAN: OnceLock<Plan> = OnceLock::new();
+    PLAN.get_or_init(|| {
+        let spec = "version: 1\nname: v\nfields:\n  - {target: a, source: '$.zz.q', type: any}\n  - {target: b, source: '$.yy[*].w', type: array}\n";
+        plan::load_str(spec).unwrap().1
+    })
+}
+
+/// JSON-ish text: valid documents, then mangled by cutting, inserting or replacing bytes.
+fn arb_jsonish() -> impl Strategy<Value = Vec<u8>> {
+    let token = prop_oneof![
+        Just("{".to_string()),
+        Just("}".to_string()),
+        Just("[".to_string()),
+        Just("]".to_string()),
+        Just(",".to_string()),
+        Just(":".to_string()),
+        Just("\"k\"".to_string()),
+        Just("\"zz\"".to_string()),
+        Just("\"yy\"".to_string()),
+        Just("\"w\"".to_string()),
+        Just("1".to_string()),
+        Just("-0.5e3".to_string()),
+        Just("true".to_string()),
+        Just("null".to_string()),
+        Just(" ".to_string()),
+        Just("\"a\\\"b\"".to_string()),
+        Just("\"\\u00e9\"".to_string()),
+        Just("01".to_string()),
+        Just("1.".to_string()),
+        Just("\"\t\"".to_string()),
+    ];
+    let mangled = prop::collection::vec(token, 0..24).prop_map(|t| t.concat().into_bytes());
+    let valid = arb_json().prop_map(|v| serde_json::to_vec(&v).unwrap());
+    let cut = (arb_json(), any::<prop::sample::Index>()).prop_map(|(v, i)| {
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let at = i.index(bytes.len() + 1);
+        bytes[..at].to_vec()
+    });
+    prop_oneof![mangled, valid, cut]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn the_scanner_accepts_exactly_what_serde_json_accepts(bytes in arb_jsonish()) {
+        let serde_ok = serde_json::from_slice::<Value>(&bytes).is_ok_and(|v| v.is_object());
+        let outcome = validity_plan().apply(&bytes);
+        let decode_failed = matches!(&outcome, Outcome::Failed(f) if f.stage == plan::Stage::Decode);
+        if decode_failed && serde_ok {
+            // The one deliberate difference: a repeated key in an object the mapping reads.
+            let message = &outcome.errors()[0].message;
+            prop_assert!(message.contains("duplicate key"), "{} refused: {message}", String::from_utf8_lossy(&bytes));
+        } else {
+            prop_assert_eq!(!decode_failed, serde_ok, "{}: {:?}", String::from_utf8_lossy(&bytes), outcome);
+        }
+    }
+}

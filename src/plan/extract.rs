@@ -484,44 +484,43 @@ impl<'a> Scanner<'a> {
         Ok(node.find_key(&decoded))
     }
 
-    /// Moves the cursor to the next `"`, `\\` or control character (or the end).
-    #[inline]
-    fn skip_plain_string_bytes(&mut self) {
-        self.pos += special_byte_offset(&self.bytes[self.pos..]);
-    }
-
     /// Skips a string (at its opening quote), validating it; returns whether it had escapes.
+    #[inline]
     fn skip_string(&mut self) -> Scan<bool> {
-        self.pos += 1;
+        // A local cursor: the compiler keeps it in a register instead of going through `self`.
+        let bytes = self.bytes;
+        let mut pos = self.pos + 1;
         let mut escaped = false;
         loop {
-            self.skip_plain_string_bytes();
-            let Some(&b) = self.bytes.get(self.pos) else {
-                return Err(self.error("unterminated string".into()));
-            };
-            match b {
-                b'"' => {
-                    self.pos += 1;
+            pos += special_byte_offset(&bytes[pos..]);
+            match bytes.get(pos) {
+                Some(b'"') => {
+                    self.pos = pos + 1;
                     return Ok(escaped);
                 }
-                b'\\' => {
+                Some(b'\\') => {
                     escaped = true;
-                    match self.bytes.get(self.pos + 1) {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 2,
-                        Some(b'u') => {
-                            let hex = self.bytes.get(self.pos + 2..self.pos + 6);
-                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                                return Err(self.error("invalid \\u escape in string".into()));
-                            }
-                            self.pos += 6;
+                    match bytes.get(pos + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => pos += 2,
+                        Some(b'u')
+                            if bytes.get(pos + 2..pos + 6).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+                        {
+                            pos += 6;
                         }
-                        _ => return Err(self.error("invalid escape in string".into())),
+                        Some(b'u') => return Err(self.error_at(pos, "invalid \\u escape in string")),
+                        _ => return Err(self.error_at(pos, "invalid escape in string")),
                     }
                 }
-                0x00..=0x1f => return Err(self.error("control character in string (it must be escaped)".into())),
-                _ => self.pos += 1,
+                Some(_) => return Err(self.error_at(pos, "control character in string (it must be escaped)")),
+                None => return Err(self.error_at(pos, "unterminated string")),
             }
         }
+    }
+
+    #[cold]
+    fn error_at(&mut self, pos: usize, message: &str) -> Box<ScanError> {
+        self.pos = pos;
+        self.error(message.into())
     }
 
     fn skip_number(&mut self) -> Scan {

@@ -340,16 +340,19 @@ fn is_email(s: &str) -> bool {
         && !local.ends_with('.')
         && !local.contains("..")
         && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let domain_ok = match domain.rsplit_once('.') {
+        Some((rest, tld)) => {
+            tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()) && rest.split('.').all(label_ok)
+        }
+        None => false,
+    };
     local_ok && domain_ok
 }
 
@@ -362,18 +365,22 @@ fn is_uuid(s: &str) -> bool {
             .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
 }
 
-/// The characters of a document number with the usual punctuation (`.`, `-`, `/`) removed;
-/// `None` when anything else is there.
-fn document_chars(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(14);
+/// The characters of a document number with the usual punctuation (`.`, `-`, `/`) removed, in a
+/// stack buffer; `None` when anything else is there or there are more than 14.
+fn document_chars(s: &str) -> Option<([u8; 14], usize)> {
+    let mut out = [0u8; 14];
+    let mut len = 0;
     for b in s.bytes() {
         match b {
             b'.' | b'-' | b'/' => {}
-            b'0'..=b'9' | b'A'..=b'Z' => out.push(b),
+            b'0'..=b'9' | b'A'..=b'Z' => {
+                *out.get_mut(len)? = b;
+                len += 1;
+            }
             _ => return None,
         }
     }
-    Some(out)
+    Some((out, len))
 }
 
 /// Mod-11 check digit over `values` with `weights`, the way CPF and CNPJ compute it.
@@ -384,11 +391,12 @@ fn mod11(values: &[u32], weights: &[u32]) -> u32 {
 }
 
 pub fn is_cpf(s: &str) -> bool {
-    let Some(chars) = document_chars(s) else { return false };
+    let Some((buf, len)) = document_chars(s) else { return false };
+    let chars = &buf[..len];
     if chars.len() != 11 || !chars.iter().all(u8::is_ascii_digit) || chars.iter().all(|c| *c == chars[0]) {
         return false;
     }
-    let d: Vec<u32> = chars.iter().map(|c| u32::from(c - b'0')).collect();
+    let d: [u32; 11] = std::array::from_fn(|i| u32::from(chars[i] - b'0'));
     let first = mod11(&d[..9], &[10, 9, 8, 7, 6, 5, 4, 3, 2]);
     let second = mod11(&d[..10], &[11, 10, 9, 8, 7, 6, 5, 4, 3, 2]);
     d[9] == first && d[10] == second
@@ -397,11 +405,12 @@ pub fn is_cpf(s: &str) -> bool {
 /// CNPJ, numeric or the alphanumeric form Receita Federal issues from July 2026: twelve characters
 /// `0-9A-Z` (each worth its ASCII code minus 48), then two numeric check digits.
 pub fn is_cnpj(s: &str) -> bool {
-    let Some(chars) = document_chars(s) else { return false };
+    let Some((buf, len)) = document_chars(s) else { return false };
+    let chars = &buf[..len];
     if chars.len() != 14 || !chars[12..].iter().all(u8::is_ascii_digit) || chars.iter().all(|c| *c == chars[0]) {
         return false;
     }
-    let v: Vec<u32> = chars.iter().map(|c| u32::from(c - b'0')).collect();
+    let v: [u32; 14] = std::array::from_fn(|i| u32::from(chars[i] - b'0'));
     let first = mod11(&v[..12], &[5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]);
     let second = mod11(&v[..13], &[6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]);
     v[12] == first && v[13] == second
@@ -439,6 +448,8 @@ mod tests {
         assert!(!is_cpf("111.111.111-11"), "all-same digits are refused");
         assert!(!is_cpf("5299822472"));
         assert!(!is_cpf("529 982 247 25"));
+        assert!(!is_cpf("529.982.247-25.1234"), "too many digits");
+        assert!(!is_cnpj("11.222.333/0001-81-99999"));
         assert!(is_cnpj("11.222.333/0001-81"));
         assert!(is_cnpj("11222333000181"));
         assert!(!is_cnpj("11.222.333/0001-82"));
@@ -459,6 +470,10 @@ mod tests {
         assert!(!is_email("ana@@example.com"));
         assert!(!is_email("a na@example.com"));
         assert!(!is_email(".ana@example.com"));
+        assert!(!is_email("ana@example.c0m"));
+        assert!(!is_email("ana@-example.com"));
+        assert!(!is_email("ana@example..com"));
+        assert!(is_email("a@b.example.org"));
         assert!(is_uuid("3f1c2a9e-8b7d-4c6e-9f00-1a2b3c4d5e6f"));
         assert!(is_uuid("3F1C2A9E-8B7D-4C6E-9F00-1A2B3C4D5E6F"));
         assert!(!is_uuid("3f1c2a9e8b7d4c6e9f001a2b3c4d5e6f"));
