@@ -32,14 +32,27 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Dry run: map JSON lines through a mapping and print where each record would go.
+    /// Run a mapping locally: on JSON lines (dry run), or on a saved Lambda Kafka event through the
+    /// same handler code as the function (dry run, or produced to a real cluster with --brokers).
     Process {
         /// The mapping file.
         #[arg(long)]
         mapping: PathBuf,
         /// JSON lines, one record value per line; `-` reads standard input.
+        #[arg(long, conflicts_with = "event", required_unless_present = "event")]
+        input: Option<PathBuf>,
+        /// A Lambda Kafka event (MSK or self-managed), as the function receives it.
         #[arg(long)]
-        input: PathBuf,
+        event: Option<PathBuf>,
+        /// Produce to this Kafka cluster instead of printing (with --event).
+        #[arg(long, requires_all = ["event", "topic_ok", "topic_fail"])]
+        brokers: Option<String>,
+        /// Destination topic for mapped records.
+        #[arg(long)]
+        topic_ok: Option<String>,
+        /// Destination topic for failed records.
+        #[arg(long)]
+        topic_fail: Option<String>,
     },
 }
 
@@ -58,6 +71,10 @@ pub enum CliError {
     Write(#[from] io::Error),
     #[error("{0}")]
     Mapping(#[from] plan::LoadError),
+    #[error("{0}")]
+    Event(#[from] crate::lambda::HandlerError),
+    #[error("{0}")]
+    Sink(#[from] crate::sink::SinkError),
 }
 
 impl CliError {
@@ -78,13 +95,17 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(2)
         }
         Some(Command::ValidateMapping { files, format }) => validate_mapping(&files, format),
-        Some(Command::Process { mapping, input }) => match process(&mapping, &input) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
+        Some(Command::Process { mapping, input, event, brokers, topic_ok, topic_fail }) => {
+            let result = match (input, event) {
+                (Some(input), _) => process(&mapping, &input).map(|()| ExitCode::SUCCESS),
+                (None, Some(event)) => process_event(&mapping, &event, brokers, topic_ok, topic_fail),
+                (None, None) => unreachable!("clap requires --input or --event"),
+            };
+            result.unwrap_or_else(|e| {
                 eprintln!("lambda-stream: {e}");
                 e.exit_code()
-            }
-        },
+            })
+        }
     }
 }
 
@@ -327,4 +348,127 @@ fn render_chunk(plan: &Plan, lines: &[&[u8]], first_index: usize) -> (Vec<u8>, T
         }
     }
     (out, tally)
+}
+
+/// `process --event`: the Lambda handler's code on a saved event.
+pub fn process_event(
+    mapping: &Path,
+    event: &Path,
+    brokers: Option<String>,
+    topic_ok: Option<String>,
+    topic_fail: Option<String>,
+) -> Result<ExitCode, CliError> {
+    use crate::lambda::Function;
+    use crate::pipeline::Pipeline;
+    use crate::route::Router;
+    use crate::sink::{KafkaSink, MemorySink, ProducerSettings};
+
+    crate::lambda::init_logging(false, "error");
+    let (_, plan) = plan::load_file(mapping)?;
+    let text = read_input(event)?;
+    let payload: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| CliError::Event(crate::record::EventError::NotJson(e).into()))?;
+    let router = Router {
+        topic_ok: topic_ok.unwrap_or_else(|| "ok".into()),
+        topic_fail: topic_fail.unwrap_or_else(|| "fail".into()),
+        function_name: std::env::var("LAMBDA_NAME").unwrap_or_else(|_| "lambda-stream-local".into()),
+        function_env: std::env::var("LAMBDA_ENV").unwrap_or_else(|_| "local".into()),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Write)?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let pipeline = Pipeline { plan, router };
+    let margin = std::time::Duration::ZERO;
+    match brokers {
+        None => {
+            let function =
+                Function { pipeline, sink: MemorySink::default(), partial_batch: false, delivery_margin: margin };
+            let report = runtime.block_on(function.run_event(payload, deadline))?;
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            for routed in &report.routed {
+                out.write_all(&render_routed(routed))?;
+            }
+            out.flush()?;
+            let s = &report.summary;
+            eprintln!(
+                "{} records: {} ok, {} failed, {} skipped (tombstones) in {} ms",
+                s.received, s.ok, s.failed, s.skipped, s.duration_ms
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(brokers) => {
+            let sink = KafkaSink::new(&ProducerSettings::new(brokers))?;
+            let function = Function { pipeline, sink, partial_batch: false, delivery_margin: margin };
+            let response = runtime.block_on(function.handle(payload, deadline))?;
+            println!("{response}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// One dry-run line: route, source position, key, destination, and value or errors.
+pub fn render_routed(routed: &crate::route::Routed) -> Vec<u8> {
+    use crate::route::{Route, Routed, text_or_base64};
+    use serde_json::value::RawValue;
+
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        route: &'a str,
+        topic: &'a str,
+        partition: i32,
+        offset: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        value: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stage: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        errors: Option<Vec<plan::FieldError>>,
+    }
+
+    let line = match routed {
+        Routed::Skipped(o) => serde_json::to_vec(&Line {
+            route: "skip",
+            topic: &o.topic,
+            partition: o.partition,
+            offset: o.offset,
+            key: None,
+            to: None,
+            value: None,
+            stage: None,
+            errors: None,
+        }),
+        Routed::Message(m) => {
+            let (value, stage, errors) = match m.route {
+                // The mapped bytes as they are: spec order preserved.
+                Route::Ok => (serde_json::from_slice::<&RawValue>(&m.payload).ok(), None, None),
+                Route::Fail => {
+                    #[derive(serde::Deserialize)]
+                    struct Envelope {
+                        stage: String,
+                        errors: Vec<plan::FieldError>,
+                    }
+                    let envelope: Option<Envelope> = serde_json::from_slice(&m.payload).ok();
+                    let (stage, errors) = envelope.map(|e| (e.stage, e.errors)).unzip();
+                    (None, stage, errors)
+                }
+            };
+            serde_json::to_vec(&Line {
+                route: if m.route == Route::Ok { "ok" } else { "fail" },
+                topic: &m.origin.topic,
+                partition: m.origin.partition,
+                offset: m.origin.offset,
+                key: m.key.as_deref().map(|k| text_or_base64(k).0),
+                to: Some(&m.topic),
+                value,
+                stage,
+                errors,
+            })
+        }
+    };
+    let mut line = line.expect("a dry-run line always serialises");
+    line.push(b'\n');
+    line
 }

@@ -9,9 +9,22 @@
 //! - [`spec`] — the mapping file as written: YAML → spec types with positions; shape checks only.
 //! - [`plan`] — `compile(&spec) -> Plan` collecting every problem; `Plan::apply(&[u8]) -> Outcome`,
 //!   pure and synchronous. Knows nothing of Kafka, Lambda or async runtimes.
+//! - [`record`] — Lambda Kafka event → inputs (base64, signed header bytes, tombstones), lenient
+//!   per record so one bad record never fails a batch.
+//! - [`route`] — `(input, outcome)` → ok message or fail envelope with `lambda-stream.error.*` headers.
+//! - [`sink`] — where messages go: `KafkaSink` (the only `rdkafka` import), stdout, memory.
+//! - [`pipeline`] — one batch end to end, shared by the Lambda, `process` and the worker.
+//! - [`config`] — settings read once at cold start.
+//! - [`lambda`] — the AWS Lambda entry (the only `lambda_runtime` import).
 //! - [`cli`] — the command line: `validate-mapping`, `process` (the local dry run).
 
 pub mod cli;
+pub mod config;
 pub mod diagnostic;
+pub mod lambda;
+pub mod pipeline;
 pub mod plan;
+pub mod record;
+pub mod route;
+pub mod sink;
 pub mod spec;

@@ -1,7 +1,25 @@
-//! The `lambda-stream` binary: parses the command line and hands over to the library.
+//! The `lambda-stream` binary: the Lambda function when started by the Lambda runtime
+//! (`AWS_LAMBDA_RUNTIME_API` set, no subcommand), the command line otherwise.
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
-fn main() -> std::process::ExitCode {
-    lambda_stream::cli::run(lambda_stream::cli::Cli::parse())
+fn main() -> ExitCode {
+    let cli = lambda_stream::cli::Cli::parse();
+    if cli.command.is_none() && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return match serve_lambda() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("lambda-stream: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    lambda_stream::cli::run(cli)
+}
+
+fn serve_lambda() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(lambda_stream::lambda::run()).map_err(|e| anyhow::anyhow!(e))
 }

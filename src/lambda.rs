@@ -1,0 +1,176 @@
+//! The AWS Lambda entry: the only module that touches `lambda_runtime`.
+//!
+//! Cold start builds everything once — settings, the compiled mapping, one idempotent producer —
+//! and logs `init_ms`. Each invocation decodes the Kafka event, runs the shared pipeline and
+//! returns a summary; if any delivery failed it returns an error so Lambda retries the batch
+//! (or, in partial-batch mode, names the first failed record of each partition).
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::{Value, json};
+
+use crate::config::FunctionSettings;
+use crate::pipeline::{BatchReport, Pipeline};
+use crate::record;
+use crate::route::Router;
+use crate::sink::{KafkaSink, Sink};
+
+/// What an invocation can fail with (the batch is then retried by Lambda).
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("the invocation event is not a Kafka event: {0}")]
+    Event(#[from] record::EventError),
+    #[error("{count} of {total} messages were not delivered (first: {first}); the batch will be retried")]
+    Undelivered { count: usize, total: usize, first: String },
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let error_type = match e {
+            HandlerError::Event(_) => "InvalidKafkaEvent",
+            HandlerError::Undelivered { .. } => "DeliveryFailed",
+        };
+        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    }
+}
+
+/// Cold-start failures, each naming what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ColdStartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Mapping(#[from] crate::plan::LoadError),
+    #[error(transparent)]
+    Producer(#[from] crate::sink::SinkError),
+}
+
+/// Everything built at cold start and borrowed by every invocation.
+pub struct Function<S> {
+    pub pipeline: Pipeline,
+    pub sink: S,
+    pub partial_batch: bool,
+    pub delivery_margin: Duration,
+}
+
+impl<S: Sink> Function<S> {
+    /// Handles one event payload; `deadline` is when Lambda will stop the function.
+    pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Value, HandlerError> {
+        let report = self.run_event(payload, deadline).await?;
+        self.respond(&report)
+    }
+
+    /// Decodes the event and runs the batch, keeping the whole report (the CLI prints it).
+    pub async fn run_event(&self, payload: Value, deadline: Instant) -> Result<BatchReport, HandlerError> {
+        let event = record::decode_event_value(payload)?;
+        // Stop waiting for the broker early enough to answer before Lambda kills us.
+        let deliver_by = deadline.checked_sub(self.delivery_margin).unwrap_or(deadline);
+        let report = self.pipeline.run_batch(&self.sink, &event.inputs, deliver_by).await;
+        log_summary(&report, event.event_source.as_deref());
+        Ok(report)
+    }
+
+    /// The invocation's answer: the summary, a partial-batch response, or an error to retry.
+    pub fn respond(&self, report: &BatchReport) -> Result<Value, HandlerError> {
+        let summary = serde_json::to_value(&report.summary).expect("a summary always serialises");
+        if report.undelivered.is_empty() {
+            return Ok(summary);
+        }
+        if self.partial_batch
+            && let Some(items) = report.batch_item_failures()
+        {
+            let failures: Vec<Value> = items.iter().map(|i| json!({"itemIdentifier": i})).collect();
+            let mut response = json!({ "batchItemFailures": failures });
+            response["summary"] = summary;
+            return Ok(response);
+        }
+        Err(HandlerError::Undelivered {
+            count: report.undelivered.len(),
+            total: report.summary.ok + report.summary.failed,
+            first: report.undelivered[0].1.to_string(),
+        })
+    }
+}
+
+fn log_summary(report: &BatchReport, event_source: Option<&str>) {
+    let s = &report.summary;
+    tracing::info!(
+        event_source = event_source.unwrap_or(""),
+        received = s.received,
+        ok = s.ok,
+        failed = s.failed,
+        skipped = s.skipped,
+        undelivered = report.undelivered.len(),
+        duration_ms = s.duration_ms,
+        "batch done"
+    );
+    if let Some((origin, error)) = report.undelivered.first() {
+        tracing::error!(topic = %origin.topic, partition = origin.partition, offset = origin.offset, %error, "delivery failed");
+    }
+}
+
+/// The Lambda deadline (milliseconds since the epoch) as an `Instant`.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
+/// Logs as JSON in Lambda (one object per line, CloudWatch-friendly), as text elsewhere.
+pub fn init_logging(json_lines: bool, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json_lines {
+        builder.json().with_current_span(false).without_time().with_ansi(false).try_init()
+    } else {
+        builder.with_ansi(false).try_init()
+    };
+}
+
+/// Cold start, then serve the Lambda Runtime API until the process is stopped.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    let started = Instant::now();
+    init_logging(true, "info");
+    let function = match cold_start() {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed");
+            return Err(e.into());
+        }
+    };
+    tracing::info!(
+        init_ms = started.elapsed().as_secs_f64() * 1000.0,
+        mapping = function.pipeline.plan.name(),
+        fields = function.pipeline.plan.field_count(),
+        partial_batch = function.partial_batch,
+        "ready"
+    );
+    let function = &function;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = deadline_from_epoch_ms(event.context.deadline);
+        function.handle(event.payload, deadline).await
+    }))
+    .await
+}
+
+/// Reads settings, compiles the mapping and creates the producer: one clear error if any fails.
+pub fn cold_start() -> Result<Function<KafkaSink>, ColdStartError> {
+    let settings = FunctionSettings::from_env()?;
+    let (_, plan) = crate::plan::load_file(&settings.mapping_file)?;
+    let sink = KafkaSink::new(&settings.producer)?;
+    Ok(Function {
+        pipeline: Pipeline {
+            plan,
+            router: Router {
+                topic_ok: settings.topic_ok.clone(),
+                topic_fail: settings.topic_fail.clone(),
+                function_name: settings.lambda_name.clone(),
+                function_env: settings.lambda_env.clone(),
+            },
+        },
+        sink,
+        partial_batch: settings.partial_batch,
+        delivery_margin: Duration::from_millis(settings.delivery_margin_ms),
+    })
+}

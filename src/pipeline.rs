@@ -1,0 +1,211 @@
+//! One batch, end to end: inputs → plan → route → sink. The Lambda handler, `process --event` and
+//! the worker all call [`Pipeline::run_batch`]; they differ only in where inputs come from and
+//! which [`Sink`] receives the messages.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::plan::Plan;
+use crate::record::Input;
+use crate::route::{Origin, Route, Routed, Router};
+use crate::sink::{Sink, SinkError};
+
+/// The compiled mapping and the routing names, built once at cold start.
+pub struct Pipeline {
+    pub plan: Plan,
+    pub router: Router,
+}
+
+/// What happened to a batch: every input is counted exactly once in `ok`, `failed` or `skipped`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub received: usize,
+    pub ok: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug)]
+pub struct BatchReport {
+    pub summary: Summary,
+    /// Every input's fate, in input order.
+    pub routed: Vec<Routed>,
+    /// Messages whose delivery failed, in input order, with why.
+    pub undelivered: Vec<(Origin, SinkError)>,
+}
+
+/// Below this many records a batch is mapped on the calling thread (threads cost more than they save).
+const PARALLEL_THRESHOLD: usize = 256;
+
+impl Pipeline {
+    /// Maps and routes every input, on all available cores, keeping input order (and so the order
+    /// within each source partition).
+    pub fn route_all(&self, inputs: &[Input]) -> Vec<Routed> {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if workers == 1 || inputs.len() < PARALLEL_THRESHOLD {
+            return inputs.iter().map(|i| self.router.route(&self.plan, i)).collect();
+        }
+        let chunk = inputs.len().div_ceil(workers);
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = inputs
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || part.iter().map(|i| self.router.route(&self.plan, i)).collect::<Vec<_>>())
+                })
+                .collect();
+            parts.into_iter().flat_map(|p| p.join().expect("routing never panics")).collect()
+        })
+    }
+
+    /// Routes a batch and delivers it through `sink` before `deadline`.
+    pub async fn run_batch<S: Sink>(&self, sink: &S, inputs: &[Input], deadline: Instant) -> BatchReport {
+        let started = Instant::now();
+        let routed = self.route_all(inputs);
+        let mut summary = Summary { received: inputs.len(), ..Summary::default() };
+        let mut messages = Vec::with_capacity(routed.len());
+        for r in &routed {
+            match r {
+                Routed::Message(m) => {
+                    match m.route {
+                        Route::Ok => summary.ok += 1,
+                        Route::Fail => summary.failed += 1,
+                    }
+                    messages.push(m.clone());
+                }
+                Routed::Skipped(origin) => {
+                    summary.skipped += 1;
+                    tracing::debug!(topic = %origin.topic, partition = origin.partition, offset = origin.offset, "tombstone skipped");
+                }
+            }
+        }
+        for m in messages.iter().filter(|m| m.route == Route::Fail) {
+            let reason = m
+                .headers
+                .iter()
+                .find(|(k, _)| k == crate::route::HEADER_MESSAGE)
+                .map(|(_, v)| String::from_utf8_lossy(v));
+            let stage = m
+                .headers
+                .iter()
+                .find(|(k, _)| k == crate::route::HEADER_STAGE)
+                .map(|(_, v)| String::from_utf8_lossy(v));
+            tracing::warn!(
+                topic = %m.origin.topic, partition = m.origin.partition, offset = m.origin.offset,
+                stage = stage.as_deref().unwrap_or(""), error = reason.as_deref().unwrap_or(""),
+                "record routed to the fail topic"
+            );
+        }
+        let deliveries = sink.send_all(&messages, deadline).await;
+        let undelivered: Vec<(Origin, SinkError)> =
+            messages.iter().zip(deliveries).filter_map(|(m, d)| d.err().map(|e| (m.origin.clone(), e))).collect();
+        summary.duration_ms = started.elapsed().as_millis() as u64;
+        BatchReport { summary, routed, undelivered }
+    }
+}
+
+/// A partial-batch response entry: the record Lambda should resume the partition from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ItemIdentifier {
+    /// The event's `topic-partition` key.
+    pub partition: String,
+    pub offset: i64,
+}
+
+impl BatchReport {
+    /// For `ReportBatchItemFailures`: per source partition, the first record whose delivery failed
+    /// (everything after it in that partition is retried too). `None` when a failed record has no
+    /// offset to name, in which case only failing the whole batch is safe.
+    pub fn batch_item_failures(&self) -> Option<Vec<ItemIdentifier>> {
+        let mut firsts: Vec<ItemIdentifier> = Vec::new();
+        for (origin, _) in &self.undelivered {
+            let offset = origin.offset?;
+            match firsts.iter_mut().find(|f| f.partition == origin.group) {
+                Some(f) => f.offset = f.offset.min(offset),
+                None => firsts.push(ItemIdentifier { partition: origin.group.clone(), offset }),
+            }
+        }
+        Some(firsts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Payload, Source};
+    use crate::sink::MemorySink;
+    use std::time::Duration;
+
+    fn pipeline() -> Pipeline {
+        let plan = crate::plan::load_str(
+            "version: 1\nname: m\nfields:\n  - {target: id, source: $.id, type: integer, required: true}\n",
+        )
+        .unwrap()
+        .1;
+        Pipeline {
+            plan,
+            router: Router {
+                topic_ok: "ok".into(),
+                topic_fail: "fail".into(),
+                function_name: "f".into(),
+                function_env: "test".into(),
+            },
+        }
+    }
+
+    fn inputs(n: usize) -> Vec<Input> {
+        (0..n)
+            .map(|i| Input {
+                source: Source {
+                    topic: "in".into(),
+                    partition: (i % 3) as i32,
+                    offset: Some(i as i64),
+                    group: format!("in-{}", i % 3),
+                    ..Source::default()
+                },
+                payload: match i % 5 {
+                    0 => Payload::Tombstone,
+                    1 => Payload::Value(b"{\"id\": \"bad\"}".to_vec()),
+                    _ => Payload::Value(format!("{{\"id\": {i}}}").into_bytes()),
+                },
+            })
+            .collect()
+    }
+
+    fn deadline() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn every_input_is_counted_once_and_order_is_kept() {
+        let sink = MemorySink::default();
+        let ins = inputs(1000);
+        let report = pipeline().run_batch(&sink, &ins, deadline()).await;
+        let s = &report.summary;
+        assert_eq!((s.received, s.ok, s.failed, s.skipped), (1000, 600, 200, 200));
+        assert_eq!(s.ok + s.failed + s.skipped, s.received);
+        assert!(report.undelivered.is_empty());
+        let delivered = sink.delivered.lock().unwrap();
+        assert_eq!(delivered.len(), 800);
+        let offsets: Vec<i64> = delivered.iter().map(|m| m.origin.offset.unwrap()).collect();
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "input order survives parallel mapping");
+    }
+
+    #[tokio::test]
+    async fn failed_deliveries_are_reported_per_partition() {
+        let sink = MemorySink { failing_topic: Some("fail".into()), ..MemorySink::default() };
+        let report = pipeline().run_batch(&sink, &inputs(20), deadline()).await;
+        assert_eq!(report.undelivered.len(), 4, "offsets 1, 6, 11, 16 went to the failing fail topic");
+        let mut firsts = report.batch_item_failures().unwrap();
+        firsts.sort_by(|a, b| a.partition.cmp(&b.partition));
+        assert_eq!(
+            firsts,
+            vec![
+                ItemIdentifier { partition: "in-0".into(), offset: 6 },
+                ItemIdentifier { partition: "in-1".into(), offset: 1 },
+                ItemIdentifier { partition: "in-2".into(), offset: 11 },
+            ]
+        );
+    }
+}

@@ -1,0 +1,342 @@
+//! Kafka event → records: what a Lambda event (Amazon MSK or self-managed Kafka) carries.
+//!
+//! The event is `{"eventSource": "aws:kafka" | "SelfManagedKafka", "records": {"topic-partition":
+//! [record, …]}, …}`, each record with base64 `key` and `value` and headers as *signed* bytes.
+//!
+//! Decoding is deliberately lenient per record, strict per field: `aws_lambda_events`' typed
+//! `KafkaRecord` requires `headers`, so one record without them makes the whole event fail to
+//! deserialize — and Lambda retries that batch forever. Here every record is decoded on its own;
+//! a record that cannot be decoded becomes an [`Input`] whose value is a [`Payload::Undecodable`]
+//! (it goes to the fail topic with stage `decode`), never an error for the batch.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Where a record came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Source {
+    pub topic: String,
+    pub partition: i32,
+    /// `None` only when the event did not say (the record is then still routed, to the fail topic).
+    pub offset: Option<i64>,
+    pub timestamp: Option<i64>,
+    pub timestamp_type: Option<String>,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The event's grouping key for this record (`topic-partition`), as given.
+    pub group: String,
+}
+
+impl Source {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
+    }
+}
+
+/// A record's value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    Value(Vec<u8>),
+    /// Value null or absent: a Kafka delete marker. Skipped, and counted.
+    Tombstone,
+    /// The record could not be read; `raw` is what the event held, for the fail record.
+    Undecodable {
+        reason: String,
+        raw: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Input {
+    pub source: Source,
+    pub payload: Payload,
+}
+
+/// An event that is not a Kafka event at all (the whole invocation is refused).
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("the event is not JSON: {0}")]
+    NotJson(#[from] serde_json::Error),
+    #[error("the event has no `records` object; is this a Kafka event?")]
+    NoRecords,
+    #[error("`records[\"{0}\"]` is not a list of records")]
+    BadGroup(String),
+}
+
+/// The event's top level; records are kept as JSON and decoded one by one.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEvent {
+    #[serde(default)]
+    event_source: Option<String>,
+    #[serde(default)]
+    records: Option<serde_json::Map<String, Value>>,
+}
+
+/// A decoded event: its source kind and its records, in event order (per partition, offset order).
+#[derive(Debug)]
+pub struct Event {
+    pub event_source: Option<String>,
+    pub inputs: Vec<Input>,
+}
+
+/// Decodes a Lambda Kafka event. Only a malformed *event* is an error; malformed *records* are
+/// inputs with an undecodable payload.
+pub fn decode_event(bytes: &[u8]) -> Result<Event, EventError> {
+    let raw: RawEvent = serde_json::from_slice(bytes)?;
+    decode_raw(raw)
+}
+
+/// Same, from an already parsed JSON value (the Lambda runtime hands us one).
+pub fn decode_event_value(value: Value) -> Result<Event, EventError> {
+    let raw: RawEvent = serde_json::from_value(value)?;
+    decode_raw(raw)
+}
+
+fn decode_raw(raw: RawEvent) -> Result<Event, EventError> {
+    let records = raw.records.ok_or(EventError::NoRecords)?;
+    let mut inputs = Vec::with_capacity(records.values().map(|v| v.as_array().map_or(0, Vec::len)).sum());
+    for (group, list) in records {
+        let Value::Array(list) = list else { return Err(EventError::BadGroup(group)) };
+        let (group_topic, group_partition) = split_group(&group);
+        for record in list {
+            inputs.push(decode_record(record, &group, group_topic, group_partition));
+        }
+    }
+    Ok(Event { event_source: raw.event_source, inputs })
+}
+
+/// `"orders-3"` → (`"orders"`, 3); topics may contain `-`, so split at the last one.
+fn split_group(group: &str) -> (Option<&str>, Option<i32>) {
+    match group.rsplit_once('-') {
+        Some((topic, partition)) => match partition.parse() {
+            Ok(p) => (Some(topic), Some(p)),
+            Err(_) => (None, None),
+        },
+        None => (None, None),
+    }
+}
+
+fn decode_record(record: Value, group: &str, group_topic: Option<&str>, group_partition: Option<i32>) -> Input {
+    let mut problems: Vec<String> = Vec::new();
+    let Value::Object(mut fields) = record else {
+        let source = Source {
+            topic: group_topic.unwrap_or(group).to_owned(),
+            partition: group_partition.unwrap_or(-1),
+            group: group.to_owned(),
+            ..Source::default()
+        };
+        let reason = format!("the record is {}, not an object", kind(&record));
+        return Input { source, payload: Payload::Undecodable { reason, raw: Some(record.to_string()) } };
+    };
+    let mut take = |name: &str| fields.remove(name).filter(|v| !v.is_null());
+
+    let topic = match take("topic") {
+        Some(Value::String(t)) => t,
+        Some(other) => {
+            problems.push(format!("`topic` is {}", kind(&other)));
+            group_topic.unwrap_or(group).to_owned()
+        }
+        None => group_topic.unwrap_or(group).to_owned(),
+    };
+    let partition = match take("partition").map(|v| v.as_i64().and_then(|p| i32::try_from(p).ok())) {
+        Some(Some(p)) => p,
+        Some(None) => {
+            problems.push("`partition` is not a 32-bit integer".into());
+            group_partition.unwrap_or(-1)
+        }
+        None => group_partition.unwrap_or(-1),
+    };
+    let offset = match take("offset") {
+        Some(v) => match v.as_i64() {
+            Some(o) => Some(o),
+            None => {
+                problems.push("`offset` is not an integer".into());
+                None
+            }
+        },
+        None => {
+            problems.push("`offset` is missing".into());
+            None
+        }
+    };
+    let timestamp = take("timestamp").and_then(|v| v.as_i64());
+    let timestamp_type = take("timestampType").and_then(|v| v.as_str().map(str::to_owned));
+    let key = match take("key") {
+        None => None,
+        Some(Value::String(k)) => match BASE64.decode(k.as_bytes()) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                problems.push(format!("`key` is not base64: {e}"));
+                Some(k.into_bytes())
+            }
+        },
+        Some(other) => {
+            problems.push(format!("`key` is {}, not a base64 string", kind(&other)));
+            None
+        }
+    };
+    let headers = match take("headers") {
+        None => Vec::new(),
+        Some(h) => decode_headers(h, &mut problems),
+    };
+    let raw_value = take("value");
+    let source = Source { topic, partition, offset, timestamp, timestamp_type, key, headers, group: group.to_owned() };
+    let payload = match raw_value {
+        None if problems.is_empty() => Payload::Tombstone,
+        None => Payload::Undecodable { reason: problems.join("; "), raw: None },
+        Some(Value::String(text)) => match BASE64.decode(text.as_bytes()) {
+            Ok(bytes) if problems.is_empty() => Payload::Value(bytes),
+            Ok(_) => Payload::Undecodable { reason: problems.join("; "), raw: Some(text) },
+            Err(e) => {
+                problems.push(format!("`value` is not base64: {e}"));
+                Payload::Undecodable { reason: problems.join("; "), raw: Some(text) }
+            }
+        },
+        Some(other) => {
+            problems.push(format!("`value` is {}, not a base64 string", kind(&other)));
+            Payload::Undecodable { reason: problems.join("; "), raw: Some(other.to_string()) }
+        }
+    };
+    Input { source, payload }
+}
+
+/// Lambda sends headers as `[{"name": [signed bytes]}, …]`; bytes above 127 arrive negative.
+fn decode_headers(headers: Value, problems: &mut Vec<String>) -> Vec<(String, Vec<u8>)> {
+    let Value::Array(entries) = headers else {
+        problems.push(format!("`headers` is {}, not a list", kind(&headers)));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let Value::Object(map) = entry else {
+            problems.push(format!("a header is {}, not an object", kind(&entry)));
+            continue;
+        };
+        for (name, bytes) in map {
+            let decoded = match &bytes {
+                Value::Array(items) => items
+                    .iter()
+                    .map(|b| b.as_i64().filter(|n| (-128..=255).contains(n)).map(|n| n as u8))
+                    .collect::<Option<Vec<u8>>>(),
+                // Some producers of test events put text; accept it as its bytes.
+                Value::String(s) => Some(s.as_bytes().to_vec()),
+                _ => None,
+            };
+            match decoded {
+                Some(value) => out.push((name, value)),
+                None => problems.push(format!("header `{name}` is not a list of bytes")),
+            }
+        }
+    }
+    out
+}
+
+fn kind(value: &Value) -> &'static str {
+    crate::plan::types::json_kind(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn b64(s: &[u8]) -> String {
+        BASE64.encode(s)
+    }
+
+    fn event(records: Value) -> Event {
+        decode_event(&serde_json::to_vec(&json!({"eventSource": "aws:kafka", "records": records})).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn decodes_msk_records_with_signed_header_bytes() {
+        let e = event(json!({"orders-0": [{
+            "topic": "orders", "partition": 0, "offset": 15, "timestamp": 1_700_000_000_000_i64,
+            "timestampType": "CREATE_TIME", "key": b64(b"k1"), "value": b64(b"{\"a\":1}"),
+            "headers": [{"traceparent": [48, 48]}, {"bin": [-1, -128, 127]}]
+        }]}));
+        assert_eq!(e.event_source.as_deref(), Some("aws:kafka"));
+        let input = &e.inputs[0];
+        assert_eq!(input.source.topic, "orders");
+        assert_eq!(input.source.offset, Some(15));
+        assert_eq!(input.source.key.as_deref(), Some(&b"k1"[..]));
+        assert_eq!(input.source.header("traceparent"), Some(&b"00"[..]));
+        assert_eq!(input.source.header("bin"), Some(&[0xff, 0x80, 0x7f][..]));
+        assert_eq!(input.payload, Payload::Value(b"{\"a\":1}".to_vec()));
+    }
+
+    #[test]
+    fn missing_headers_key_and_null_value_are_fine() {
+        let e = event(json!({"my-topic-2": [
+            {"topic": "my-topic", "partition": 2, "offset": 1, "timestamp": 0, "value": b64(b"{}")},
+            {"topic": "my-topic", "partition": 2, "offset": 2, "timestamp": 0, "value": null},
+            {"topic": "my-topic", "partition": 2, "offset": 3, "timestamp": 0}
+        ]}));
+        assert_eq!(e.inputs[0].payload, Payload::Value(b"{}".to_vec()));
+        assert!(e.inputs[0].source.headers.is_empty());
+        assert_eq!(e.inputs[0].source.key, None);
+        assert_eq!(e.inputs[1].payload, Payload::Tombstone);
+        assert_eq!(e.inputs[2].payload, Payload::Tombstone);
+    }
+
+    #[test]
+    fn per_partition_order_is_kept() {
+        let recs: Vec<Value> =
+            (0..50).map(|o| json!({"topic": "t", "partition": 1, "offset": o, "value": b64(b"{}")})).collect();
+        let e = event(json!({"t-1": recs}));
+        let offsets: Vec<i64> = e.inputs.iter().map(|i| i.source.offset.unwrap()).collect();
+        assert_eq!(offsets, (0..50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn bad_records_become_undecodable_inputs_not_errors() {
+        let e = event(json!({"t-0": [
+            {"topic": "t", "partition": 0, "offset": 1, "value": "%%% not base64 %%%"},
+            {"topic": "t", "partition": 0, "offset": 2, "value": 42},
+            {"topic": "t", "partition": 0, "offset": 3, "value": b64(b"{}"), "headers": "nope"},
+            "not an object",
+            {"topic": "t", "partition": "zero", "offset": 5, "value": b64(b"{}")},
+            {"partition": 0, "value": b64(b"{}")}
+        ]}));
+        assert_eq!(e.inputs.len(), 6);
+        let reasons: Vec<String> = e
+            .inputs
+            .iter()
+            .map(|i| match &i.payload {
+                Payload::Undecodable { reason, .. } => reason.clone(),
+                other => panic!("expected undecodable, got {other:?}"),
+            })
+            .collect();
+        assert!(reasons[0].contains("`value` is not base64"), "{reasons:?}");
+        assert!(reasons[1].contains("`value` is a number"), "{reasons:?}");
+        assert!(reasons[2].contains("`headers` is a string"), "{reasons:?}");
+        assert!(reasons[3].contains("not an object"), "{reasons:?}");
+        assert!(reasons[4].contains("`partition` is not a 32-bit integer"), "{reasons:?}");
+        assert!(reasons[5].contains("`offset` is missing"), "{reasons:?}");
+        assert_eq!(e.inputs[3].source.topic, "t", "position falls back to the group key");
+        assert_eq!(e.inputs[5].source.topic, "t");
+    }
+
+    #[test]
+    fn group_keys_that_are_not_topic_partition_still_work() {
+        let e = event(json!({"weird": [{"topic": "real", "partition": 4, "offset": 9, "value": b64(b"{}")}]}));
+        assert_eq!(e.inputs[0].source.topic, "real");
+        assert_eq!(e.inputs[0].source.partition, 4);
+        let e = event(json!({"weird": [{"offset": 9, "value": b64(b"{}")}]}));
+        assert_eq!(e.inputs[0].source.topic, "weird");
+        assert_eq!(e.inputs[0].source.partition, -1);
+        assert_eq!(split_group("my-topic-12"), (Some("my-topic"), Some(12)));
+    }
+
+    #[test]
+    fn malformed_events_are_errors() {
+        assert!(matches!(decode_event(b"nope"), Err(EventError::NotJson(_))));
+        assert!(matches!(decode_event(b"{}"), Err(EventError::NoRecords)));
+        assert!(matches!(decode_event(br#"{"records": {"t-0": 5}}"#), Err(EventError::BadGroup(_))));
+        let empty = decode_event(br#"{"eventSource": "SelfManagedKafka", "records": {}}"#).unwrap();
+        assert!(empty.inputs.is_empty());
+    }
+}

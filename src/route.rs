@@ -1,0 +1,336 @@
+//! Where each record goes: `(Source, Outcome)` → an [`OutMessage`] for the ok or the fail topic.
+//!
+//! The fail record is a JSON envelope (documented in the README) and carries headers named after
+//! Kafka Connect's `__connect.errors.*`, so dead-letter tooling that reads those finds its way:
+//! `lambda-stream.error.stage`, `.topic`, `.partition`, `.offset`, `.message`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::Serialize;
+
+use crate::plan::{FieldError, Outcome, Plan, Stage};
+use crate::record::{Input, Payload, Source};
+
+/// A message to produce, with the position of the input it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutMessage {
+    pub route: Route,
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The input record's position (for logs, accounting and partial-batch responses).
+    pub origin: Origin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    Ok,
+    Fail,
+}
+
+/// An input record's identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: Option<i64>,
+}
+
+impl Origin {
+    pub fn of(source: &Source) -> Self {
+        Origin {
+            group: source.group.clone(),
+            topic: source.topic.clone(),
+            partition: source.partition,
+            offset: source.offset,
+        }
+    }
+}
+
+/// What happened to one input record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Routed {
+    Message(OutMessage),
+    /// A tombstone: nothing to map. Counted, never silent.
+    Skipped(Origin),
+}
+
+/// Who is routing: names that go into every fail record.
+#[derive(Clone, Debug)]
+pub struct Router {
+    pub topic_ok: String,
+    pub topic_fail: String,
+    pub function_name: String,
+    pub function_env: String,
+}
+
+pub const HEADER_STAGE: &str = "lambda-stream.error.stage";
+pub const HEADER_TOPIC: &str = "lambda-stream.error.topic";
+pub const HEADER_PARTITION: &str = "lambda-stream.error.partition";
+pub const HEADER_OFFSET: &str = "lambda-stream.error.offset";
+pub const HEADER_MESSAGE: &str = "lambda-stream.error.message";
+pub const HEADER_MAPPING: &str = "lambda-stream.error.mapping";
+
+/// The fail topic's JSON document.
+#[derive(Debug, Serialize)]
+pub struct FailEnvelope<'a> {
+    pub source: EnvelopeSource<'a>,
+    pub stage: Stage,
+    pub errors: &'a [FieldError],
+    pub mapping: Named<'a>,
+    pub function: FunctionInfo<'a>,
+    pub failed_at: String,
+    /// The original value: text when it is UTF-8, else base64 (see `value_encoding`).
+    pub value: Option<String>,
+    pub value_encoding: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EnvelopeSource<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: Option<i64>,
+    pub timestamp: Option<i64>,
+    /// The key as text when it is UTF-8, else base64 (see `key_encoding`).
+    pub key: Option<String>,
+    pub key_encoding: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Named<'a> {
+    pub name: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FunctionInfo<'a> {
+    pub name: &'a str,
+    pub env: &'a str,
+}
+
+/// Bytes as text when they are UTF-8, else base64; and which one it is.
+pub fn text_or_base64(bytes: &[u8]) -> (String, &'static str) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_owned(), "utf8"),
+        Err(_) => (BASE64.encode(bytes), "base64"),
+    }
+}
+
+impl Router {
+    /// Maps and routes one input: the single path shared by the Lambda handler, `process` and
+    /// the worker.
+    pub fn route(&self, plan: &Plan, input: &Input) -> Routed {
+        match &input.payload {
+            Payload::Tombstone => Routed::Skipped(Origin::of(&input.source)),
+            Payload::Value(bytes) => Routed::Message(match plan.apply(bytes) {
+                Outcome::Mapped(m) => self.ok_message(plan, &input.source, m.value, m.key),
+                Outcome::Failed(f) => self.fail_message(plan, &input.source, f.stage, &f.errors, Some(bytes)),
+            }),
+            Payload::Undecodable { reason, raw } => {
+                let errors = [FieldError { field: None, rule: "record".into(), message: reason.clone() }];
+                Routed::Message(self.fail_message(
+                    plan,
+                    &input.source,
+                    Stage::Decode,
+                    &errors,
+                    raw.as_deref().map(str::as_bytes),
+                ))
+            }
+        }
+    }
+
+    fn ok_message(&self, plan: &Plan, source: &Source, value: Vec<u8>, key: Option<Vec<u8>>) -> OutMessage {
+        let headers =
+            plan.headers().iter().filter_map(|name| source.header(name).map(|v| (name.clone(), v.to_vec()))).collect();
+        OutMessage {
+            route: Route::Ok,
+            topic: self.topic_ok.clone(),
+            key: key.or_else(|| source.key.clone()),
+            payload: value,
+            headers,
+            origin: Origin::of(source),
+        }
+    }
+
+    fn fail_message(
+        &self,
+        plan: &Plan,
+        source: &Source,
+        stage: Stage,
+        errors: &[FieldError],
+        value: Option<&[u8]>,
+    ) -> OutMessage {
+        let (key, key_encoding) = match &source.key {
+            Some(k) => {
+                let (text, encoding) = text_or_base64(k);
+                (Some(text), encoding)
+            }
+            None => (None, "utf8"),
+        };
+        let (value, value_encoding) = match value {
+            Some(v) => {
+                let (text, encoding) = text_or_base64(v);
+                (Some(text), encoding)
+            }
+            None => (None, "utf8"),
+        };
+        let envelope = FailEnvelope {
+            source: EnvelopeSource {
+                topic: &source.topic,
+                partition: source.partition,
+                offset: source.offset,
+                timestamp: source.timestamp,
+                key,
+                key_encoding,
+            },
+            stage,
+            errors,
+            mapping: Named { name: plan.name() },
+            function: FunctionInfo { name: &self.function_name, env: &self.function_env },
+            failed_at: now_rfc3339(),
+            value,
+            value_encoding,
+        };
+        let payload = serde_json::to_vec(&envelope).expect("the envelope always serialises");
+        let headers = vec![
+            (HEADER_STAGE.to_owned(), stage.as_str().as_bytes().to_vec()),
+            (HEADER_TOPIC.to_owned(), source.topic.as_bytes().to_vec()),
+            (HEADER_PARTITION.to_owned(), source.partition.to_string().into_bytes()),
+            (HEADER_OFFSET.to_owned(), source.offset.map_or_else(String::new, |o| o.to_string()).into_bytes()),
+            (HEADER_MESSAGE.to_owned(), summary(errors).into_bytes()),
+            (HEADER_MAPPING.to_owned(), plan.name().as_bytes().to_vec()),
+        ];
+        OutMessage {
+            route: Route::Fail,
+            topic: self.topic_fail.clone(),
+            key: source.key.clone(),
+            payload,
+            headers,
+            origin: Origin::of(source),
+        }
+    }
+}
+
+/// One line for the `.message` header: the first error, and how many more.
+pub fn summary(errors: &[FieldError]) -> String {
+    let Some(first) = errors.first() else { return String::new() };
+    let field = first.field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default();
+    let more = match errors.len() {
+        1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    format!("{field}{} ({}){more}", first.message, first.rule)
+}
+
+fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    chrono::DateTime::from_timestamp(now.as_secs() as i64, now.subsec_nanos())
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn plan() -> Plan {
+        crate::plan::load_str(
+            "version: 1\nname: m\nheaders: [traceparent]\nfields:\n  - {target: id, source: $.id, type: integer, required: true}\n",
+        )
+        .unwrap()
+        .1
+    }
+
+    fn router() -> Router {
+        Router {
+            topic_ok: "ok".into(),
+            topic_fail: "fail".into(),
+            function_name: "fn".into(),
+            function_env: "dev".into(),
+        }
+    }
+
+    fn input(value: Payload) -> Input {
+        Input {
+            source: Source {
+                topic: "orders".into(),
+                partition: 3,
+                offset: Some(42),
+                timestamp: Some(1_700_000_000_000),
+                key: Some(b"k-1".to_vec()),
+                headers: vec![("traceparent".into(), b"00-abc".to_vec()), ("other".into(), b"x".to_vec())],
+                group: "orders-3".into(),
+                ..Source::default()
+            },
+            payload: value,
+        }
+    }
+
+    #[test]
+    fn ok_records_keep_the_key_and_pass_selected_headers() {
+        let Routed::Message(m) = router().route(&plan(), &input(Payload::Value(br#"{"id": 7}"#.to_vec()))) else {
+            panic!()
+        };
+        assert_eq!(m.route, Route::Ok);
+        assert_eq!(m.topic, "ok");
+        assert_eq!(m.key.as_deref(), Some(&b"k-1"[..]));
+        assert_eq!(m.payload, br#"{"id":7}"#);
+        assert_eq!(m.headers, vec![("traceparent".to_string(), b"00-abc".to_vec())]);
+        assert_eq!(m.origin.offset, Some(42));
+    }
+
+    #[test]
+    fn fail_records_carry_the_envelope_and_headers() {
+        let Routed::Message(m) = router().route(&plan(), &input(Payload::Value(br#"{"id": "x"}"#.to_vec()))) else {
+            panic!()
+        };
+        assert_eq!(m.route, Route::Fail);
+        assert_eq!(m.topic, "fail");
+        assert_eq!(m.key.as_deref(), Some(&b"k-1"[..]));
+        let doc: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(
+            doc["source"],
+            json!({"topic": "orders", "partition": 3, "offset": 42, "timestamp": 1_700_000_000_000_i64, "key": "k-1", "key_encoding": "utf8"})
+        );
+        assert_eq!(doc["stage"], "validate");
+        assert_eq!(doc["errors"][0]["rule"], "type");
+        assert_eq!(doc["mapping"]["name"], "m");
+        assert_eq!(doc["function"], json!({"name": "fn", "env": "dev"}));
+        assert_eq!(doc["value"], r#"{"id": "x"}"#);
+        assert!(doc["failed_at"].as_str().unwrap().ends_with('Z'));
+        let header =
+            |name: &str| m.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8(v.clone()).unwrap());
+        assert_eq!(header(HEADER_STAGE).as_deref(), Some("validate"));
+        assert_eq!(header(HEADER_TOPIC).as_deref(), Some("orders"));
+        assert_eq!(header(HEADER_PARTITION).as_deref(), Some("3"));
+        assert_eq!(header(HEADER_OFFSET).as_deref(), Some("42"));
+        assert!(header(HEADER_MESSAGE).unwrap().starts_with("id: expected an integer"), "{:?}", header(HEADER_MESSAGE));
+    }
+
+    #[test]
+    fn binary_values_are_base64_in_the_envelope() {
+        let Routed::Message(m) = router().route(&plan(), &input(Payload::Value(vec![0xff, 0xfe, 0x00]))) else {
+            panic!()
+        };
+        let doc: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(doc["stage"], "decode");
+        assert_eq!(doc["value"], "//4A");
+        assert_eq!(doc["value_encoding"], "base64");
+    }
+
+    #[test]
+    fn undecodable_records_and_tombstones() {
+        let undecodable = Payload::Undecodable { reason: "`value` is not base64".into(), raw: Some("%%%".into()) };
+        let Routed::Message(m) = router().route(&plan(), &input(undecodable)) else { panic!() };
+        let doc: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(doc["stage"], "decode");
+        assert_eq!(doc["errors"][0], json!({"field": null, "rule": "record", "message": "`value` is not base64"}));
+        assert_eq!(doc["value"], "%%%");
+        assert!(
+            matches!(router().route(&plan(), &input(Payload::Tombstone)), Routed::Skipped(o) if o.offset == Some(42))
+        );
+    }
+}

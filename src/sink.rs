@@ -1,0 +1,163 @@
+//! Where routed messages go: Kafka (the only `rdkafka` import of the crate), or memory (for tests
+//! and the local dry run).
+//!
+//! [`Sink::send_all`] delivers a batch and reports, per message and in order, whether it was
+//! delivered. It never drops a message silently: a message whose delivery was not confirmed by the
+//! deadline is reported as failed, and the caller returns an error so the batch is retried.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
+use rdkafka::util::Timeout;
+
+use crate::route::OutMessage;
+
+/// Why a message was not delivered. Never carries credentials: only topic names and broker errors.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    #[error("cannot create the Kafka producer: {0}")]
+    Create(String),
+    #[error("delivery to topic `{topic}` failed: {reason}")]
+    Delivery { topic: String, reason: String },
+    #[error("delivery to topic `{topic}` was not confirmed before the deadline")]
+    Timeout { topic: String },
+    #[error("cannot write output: {0}")]
+    Io(String),
+}
+
+pub type Delivery = Result<(), SinkError>;
+
+pub trait Sink: Send + Sync {
+    /// Delivers every message, in order per destination partition; returns one result per message.
+    fn send_all(&self, messages: &[OutMessage], deadline: Instant) -> impl Future<Output = Vec<Delivery>> + Send;
+}
+
+/// Producer settings; the defaults are what the Lambda uses (see the README).
+#[derive(Clone, Debug)]
+pub struct ProducerSettings {
+    pub brokers: String,
+    /// Extra librdkafka properties (security settings come in here), applied last.
+    pub extra: Vec<(String, String)>,
+    pub linger_ms: u32,
+    pub compression: String,
+    /// Upper bound on one message's delivery, whatever the invocation's deadline.
+    pub message_timeout_ms: u32,
+}
+
+impl ProducerSettings {
+    pub fn new(brokers: impl Into<String>) -> Self {
+        ProducerSettings {
+            brokers: brokers.into(),
+            extra: Vec::new(),
+            linger_ms: 5,
+            compression: "lz4".into(),
+            message_timeout_ms: 30_000,
+        }
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            // Idempotent: retries never duplicate or reorder within a partition.
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("max.in.flight.requests.per.connection", "5")
+            // Batches form while a Lambda batch is being enqueued; 5 ms is negligible latency.
+            .set("linger.ms", self.linger_ms.to_string())
+            .set("compression.type", &self.compression)
+            .set("batch.size", "1000000")
+            .set("queue.buffering.max.messages", "1000000")
+            .set("message.timeout.ms", self.message_timeout_ms.to_string())
+            .set("socket.keepalive.enable", "true")
+            .set("client.id", "lambda-stream");
+        for (k, v) in &self.extra {
+            config.set(k, v);
+        }
+        config
+    }
+}
+
+/// Produces to Kafka with one idempotent producer, created once and shared by every invocation.
+pub struct KafkaSink {
+    producer: FutureProducer,
+}
+
+impl KafkaSink {
+    pub fn new(settings: &ProducerSettings) -> Result<Self, SinkError> {
+        let producer: FutureProducer =
+            settings.client_config().create().map_err(|e| SinkError::Create(e.to_string()))?;
+        Ok(KafkaSink { producer })
+    }
+
+    /// Waits up to `timeout` for anything still queued (used before a process exits).
+    pub fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
+        self.producer
+            .flush(Timeout::After(timeout))
+            .map_err(|e| SinkError::Delivery { topic: "*".into(), reason: e.to_string() })
+    }
+}
+
+fn owned_headers(headers: &[(String, Vec<u8>)]) -> OwnedHeaders {
+    headers.iter().fold(OwnedHeaders::new_with_capacity(headers.len()), |h, (key, value)| {
+        h.insert(Header { key, value: Some(value.as_slice()) })
+    })
+}
+
+impl Sink for KafkaSink {
+    async fn send_all(&self, messages: &[OutMessage], deadline: Instant) -> Vec<Delivery> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        // Each future enqueues on first poll (in order, so per-partition order is kept) and then
+        // waits for the broker's acknowledgement. Polling them together pipelines the batch.
+        let sends = messages.iter().map(|m| {
+            let mut record = FutureRecord::to(&m.topic).payload(&m.payload).headers(owned_headers(&m.headers));
+            if let Some(key) = &m.key {
+                record = record.key(key);
+            }
+            async move {
+                match self.producer.send(record, Timeout::After(remaining)).await {
+                    Ok(_) => Ok(()),
+                    Err((e, _)) => Err(SinkError::Delivery { topic: m.topic.clone(), reason: e.to_string() }),
+                }
+            }
+        });
+        match tokio::time::timeout_at(deadline.into(), futures::future::join_all(sends)).await {
+            Ok(results) => results,
+            Err(_) => {
+                // Not confirmed in time: report every message as undelivered (the batch will be
+                // retried; at-least-once) and drop what is still queued so it does not mix with
+                // the next invocation's work. In-flight requests finish on their own.
+                self.producer.purge(PurgeConfig::default().queue());
+                messages.iter().map(|m| Err(SinkError::Timeout { topic: m.topic.clone() })).collect()
+            }
+        }
+    }
+}
+
+/// Keeps messages in memory; can be told to fail deliveries to a topic (for tests of routing).
+#[derive(Default)]
+pub struct MemorySink {
+    pub delivered: Mutex<Vec<OutMessage>>,
+    pub failing_topic: Option<String>,
+}
+
+impl Sink for MemorySink {
+    async fn send_all(&self, messages: &[OutMessage], _deadline: Instant) -> Vec<Delivery> {
+        let mut delivered = self.delivered.lock().expect("not poisoned");
+        messages
+            .iter()
+            .map(|m| {
+                if self.failing_topic.as_deref() == Some(m.topic.as_str()) {
+                    Err(SinkError::Delivery { topic: m.topic.clone(), reason: "injected failure".into() })
+                } else {
+                    delivered.push(m.clone());
+                    Ok(())
+                }
+            })
+            .collect()
+    }
+}
