@@ -119,22 +119,24 @@ impl Sink for KafkaSink {
                 record = record.key(key);
             }
             async move {
-                match self.producer.send(record, Timeout::After(remaining)).await {
-                    Ok(_) => Ok(()),
-                    Err((e, _)) => Err(SinkError::Delivery { topic: m.topic.clone(), reason: e.to_string() }),
+                // Each message is bounded by the deadline on its own, so the ones that were
+                // acknowledged in time count as delivered even when others were not.
+                let sent =
+                    tokio::time::timeout_at(deadline.into(), self.producer.send(record, Timeout::After(remaining)));
+                match sent.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((e, _))) => Err(SinkError::Delivery { topic: m.topic.clone(), reason: e.to_string() }),
+                    Err(_) => Err(SinkError::Timeout { topic: m.topic.clone() }),
                 }
             }
         });
-        match tokio::time::timeout_at(deadline.into(), futures::future::join_all(sends)).await {
-            Ok(results) => results,
-            Err(_) => {
-                // Not confirmed in time: report every message as undelivered (the batch will be
-                // retried; at-least-once) and drop what is still queued so it does not mix with
-                // the next invocation's work. In-flight requests finish on their own.
-                self.producer.purge(PurgeConfig::default().queue());
-                messages.iter().map(|m| Err(SinkError::Timeout { topic: m.topic.clone() })).collect()
-            }
+        let results = futures::future::join_all(sends).await;
+        if results.iter().any(|r| matches!(r, Err(SinkError::Timeout { .. }))) {
+            // Drop what is still queued so it does not mix with the next invocation's work (the
+            // batch is retried: at-least-once). In-flight requests finish on their own.
+            self.producer.purge(PurgeConfig::default().queue());
         }
+        results
     }
 }
 

@@ -2,5 +2,8 @@
 
 mod cli;
 mod golden;
+mod kafka_util;
+mod lambda_kafka;
+mod lambda_rie;
 mod properties;
 mod util;
