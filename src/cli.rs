@@ -398,8 +398,11 @@ pub fn process_event(
         Some(brokers) => {
             let sink = KafkaSink::new(&ProducerSettings::new(brokers))?;
             let function = Function { pipeline, sink, partial_batch: false, delivery_margin: margin };
+            let started = Instant::now();
             let response = runtime.block_on(function.handle(payload, deadline))?;
             println!("{response}");
+            let peak = crate::lambda::peak_rss_mib().map(|m| format!(", peak RSS {m:.1} MiB")).unwrap_or_default();
+            eprintln!("delivered in {:.1} ms{peak}", started.elapsed().as_secs_f64() * 1000.0);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -128,9 +128,9 @@ pub fn init_logging(json_lines: bool, default_level: &str) {
     };
 }
 
-/// Cold start, then serve the Lambda Runtime API until the process is stopped.
-pub async fn run() -> Result<(), lambda_runtime::Error> {
-    let started = Instant::now();
+/// Cold start, then serve the Lambda Runtime API until the process is stopped. `started` is taken
+/// first thing in `main`, so `init_ms` covers runtime setup, settings, mapping and producer.
+pub async fn run(started: Instant) -> Result<(), lambda_runtime::Error> {
     init_logging(true, "info");
     let function = match cold_start() {
         Ok(f) => f,
@@ -173,4 +173,12 @@ pub fn cold_start() -> Result<Function<KafkaSink>, ColdStartError> {
         partial_batch: settings.partial_batch,
         delivery_margin: Duration::from_millis(settings.delivery_margin_ms),
     })
+}
+
+/// The process's peak resident memory in MiB (Linux `VmHWM`), for reports; `None` elsewhere.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let cli = lambda_stream::cli::Cli::parse();
     if cli.command.is_none() && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        return match serve_lambda() {
+        return match serve_lambda(started) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("lambda-stream: {e:#}");
@@ -19,7 +20,7 @@ fn main() -> ExitCode {
     lambda_stream::cli::run(cli)
 }
 
-fn serve_lambda() -> anyhow::Result<()> {
+fn serve_lambda(started: std::time::Instant) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(lambda_stream::lambda::run()).map_err(|e| anyhow::anyhow!(e))
+    runtime.block_on(lambda_stream::lambda::run(started)).map_err(|e| anyhow::anyhow!(e))
 }

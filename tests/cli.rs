@@ -151,3 +151,92 @@ fn dry_run_with_a_broken_mapping_exits_1_listing_problems() {
     let out = lambda_stream(&["process", "--mapping", "mappings/orders-to-billing.yaml", "--input", "nope.jsonl"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn event_dry_run_prints_every_record_in_order_with_skips() {
+    let out = lambda_stream(&[
+        "process",
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--event",
+        "tests/fixtures/events/msk.json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let routes: Vec<(String, i64, i64)> = lines
+        .iter()
+        .map(|l| {
+            (l["route"].as_str().unwrap().to_string(), l["partition"].as_i64().unwrap(), l["offset"].as_i64().unwrap())
+        })
+        .collect();
+    let expected = [
+        ("ok", 0, 100),
+        ("fail", 0, 101),
+        ("skip", 0, 102),
+        ("fail", 0, 103),
+        ("ok", 1, 7),
+        ("fail", 1, 8),
+        ("fail", 1, 9),
+        ("ok", 1, 10),
+    ];
+    assert_eq!(routes, expected.iter().map(|(r, p, o)| (r.to_string(), *p, *o)).collect::<Vec<_>>());
+    assert_eq!(lines[0]["key"], "3f1c2a9e-8b7d-4c6e-9f00-1a2b3c4d5e6f");
+    assert_eq!(lines[0]["topic"], "orders.checkout.v1");
+    assert!(
+        stdout(&out).lines().next().unwrap().contains(
+            r#""value":{"order_id":"3f1c2a9e-8b7d-4c6e-9f00-1a2b3c4d5e6f","order_number":"2026-000123","status":"PAID""#
+        ),
+        "spec order kept"
+    );
+    assert_eq!(lines[1]["stage"], "rule");
+    assert_eq!(lines[1]["errors"][0]["rule"], "cancel_reason_required");
+    assert_eq!(lines[7]["key"], "2c3d4e5f-6071-4829-93a4-b5c6d7e8f9a0", "no source key: the spec's key field");
+    assert!(stderr(&out).contains("8 records: 3 ok, 4 failed, 1 skipped"), "{}", stderr(&out));
+}
+
+#[test]
+fn event_runs_can_produce_to_a_real_cluster() {
+    let brokers = crate::kafka_util::bootstrap();
+    let (ok, fail) = (crate::kafka_util::unique_topic("cli-ok"), crate::kafka_util::unique_topic("cli-fail"));
+    tokio::runtime::Runtime::new().unwrap().block_on(crate::kafka_util::create_topics(&[(&ok, 1), (&fail, 1)]));
+    let out = lambda_stream(&[
+        "process",
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--event",
+        "tests/fixtures/events/self-managed.json",
+        "--brokers",
+        &brokers,
+        "--topic-ok",
+        &ok,
+        "--topic-fail",
+        &fail,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!((summary["ok"].as_u64(), summary["skipped"].as_u64()), (Some(1), Some(1)));
+    let got = crate::kafka_util::consume(&ok, 1, 1, std::time::Duration::from_secs(10));
+    assert_eq!(got.len(), 1);
+    assert_eq!(crate::kafka_util::json_payload(&got[0])["order_id"], "3d4e5f60-7182-4a3b-a4b5-c6d7e8f9a0b1");
+    assert!(stderr(&out).contains("peak RSS"), "{}", stderr(&out));
+}
+
+#[test]
+fn event_options_are_checked() {
+    let out = lambda_stream(&[
+        "process",
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--event",
+        "x.json",
+        "--brokers",
+        "b:9092",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "--brokers needs both topics");
+    let out = lambda_stream(&["process", "--mapping", "mappings/orders-to-billing.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "--input or --event is required");
+    let bad = TempFile::new("e.json", b"{\"not\": \"an event\"}");
+    let out = lambda_stream(&["process", "--mapping", "mappings/orders-to-billing.yaml", "--event", bad.arg()]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("no `records` object"), "{}", stderr(&out));
+}
