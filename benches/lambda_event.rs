@@ -39,11 +39,17 @@ fn main() {
     let (ok, fail, pass) = (format!("bench-ok-{tag}"), format!("bench-fail-{tag}"), format!("bench-pass-{tag}"));
     runtime.block_on(create_topics(&brokers, &[(&ok, 3), (&fail, 1), (&pass, 3)]));
 
-    let (_, plan) = lambda_stream::plan::load_file(&std::path::Path::new(ROOT).join("mappings/orders-to-billing.yaml")).unwrap();
+    let (_, plan) =
+        lambda_stream::plan::load_file(&std::path::Path::new(ROOT).join("mappings/orders-to-billing.yaml")).unwrap();
     let function = Function {
         pipeline: Pipeline {
             plan,
-            router: Router { topic_ok: ok.clone(), topic_fail: fail.clone(), function_name: "bench".into(), function_env: "bench".into() },
+            router: Router {
+                topic_ok: ok.clone(),
+                topic_fail: fail.clone(),
+                function_name: "bench".into(),
+                function_env: "bench".into(),
+            },
         },
         sink: KafkaSink::new(&ProducerSettings::new(&brokers)).unwrap(),
         partial_batch: false,
@@ -56,7 +62,8 @@ fn main() {
     for round in 0..rounds + 1 {
         let payload = event.clone();
         let started = Instant::now();
-        let summary = runtime.block_on(function.handle(payload, Instant::now() + Duration::from_secs(60))).expect("delivered");
+        let summary =
+            runtime.block_on(function.handle(payload, Instant::now() + Duration::from_secs(60))).expect("delivered");
         let handler = started.elapsed().as_secs_f64() * 1000.0;
         assert_eq!(summary["ok"].as_u64(), Some(records as u64), "every reference record maps");
 
@@ -72,8 +79,14 @@ fn main() {
     }
     let (h, b) = (median(&mut handler_ms), median(&mut baseline_ms));
     println!("event: {} records, {:.2} MB; {} rounds", records, event_bytes.len() as f64 / 1e6, rounds);
-    println!("lambda handler (decode, map, route, produce, acks=all): median {h:.1} ms ({:.0} records/s)", records as f64 / h * 1000.0);
-    println!("pass-through baseline (decode, produce unmapped):       median {b:.1} ms ({:.0} records/s)", records as f64 / b * 1000.0);
+    println!(
+        "lambda handler (decode, map, route, produce, acks=all): median {h:.1} ms ({:.0} records/s)",
+        records as f64 / h * 1000.0
+    );
+    println!(
+        "pass-through baseline (decode, produce unmapped):       median {b:.1} ms ({:.0} records/s)",
+        records as f64 / b * 1000.0
+    );
     println!("handler / baseline time: {:.2}x", h / b);
 
     if !quick {
@@ -87,7 +100,8 @@ fn main() {
 
 /// 3,000 (or `n`) reference orders over three partitions, each with its own order id.
 fn build_event(n: usize) -> Value {
-    let order: Value = serde_json::from_slice(&std::fs::read(format!("{ROOT}/tests/fixtures/order.json")).unwrap()).unwrap();
+    let order: Value =
+        serde_json::from_slice(&std::fs::read(format!("{ROOT}/tests/fixtures/order.json")).unwrap()).unwrap();
     let mut groups = serde_json::Map::new();
     for i in 0..n {
         let mut o = order.clone();
@@ -100,7 +114,12 @@ fn build_event(n: usize) -> Value {
             "timestampType": "CREATE_TIME", "key": BASE64.encode(&id), "value": BASE64.encode(&value),
             "headers": [{"traceparent": b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec()}],
         });
-        groups.entry(format!("orders.checkout.v1-{partition}")).or_insert_with(|| json!([])).as_array_mut().unwrap().push(record);
+        groups
+            .entry(format!("orders.checkout.v1-{partition}"))
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .unwrap()
+            .push(record);
     }
     json!({"eventSource": "aws:kafka", "eventSourceArn": "arn:aws:kafka:sa-east-1:123456789012:cluster/bench/x", "records": groups})
 }
@@ -180,7 +199,8 @@ fn peak_rss(brokers: &str, ok: &str, fail: &str, event: &std::path::Path) {
 }
 
 async fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
     let new: Vec<NewTopic> = topics.iter().map(|(n, p)| NewTopic::new(n, *p, TopicReplication::Fixed(1))).collect();
     for r in admin.create_topics(&new, &AdminOptions::new()).await.unwrap() {
         r.unwrap();

@@ -81,21 +81,7 @@ impl Pipeline {
             }
         }
         for m in messages.iter().filter(|m| m.route == Route::Fail) {
-            let reason = m
-                .headers
-                .iter()
-                .find(|(k, _)| k == crate::route::HEADER_MESSAGE)
-                .map(|(_, v)| String::from_utf8_lossy(v));
-            let stage = m
-                .headers
-                .iter()
-                .find(|(k, _)| k == crate::route::HEADER_STAGE)
-                .map(|(_, v)| String::from_utf8_lossy(v));
-            tracing::warn!(
-                topic = %m.origin.topic, partition = m.origin.partition, offset = m.origin.offset,
-                stage = stage.as_deref().unwrap_or(""), error = reason.as_deref().unwrap_or(""),
-                "record routed to the fail topic"
-            );
+            log_failed_record(m);
         }
         let deliveries = sink.send_all(&messages, deadline).await;
         let undelivered: Vec<(Origin, SinkError)> =
@@ -103,6 +89,23 @@ impl Pipeline {
         summary.duration_ms = started.elapsed().as_millis() as u64;
         BatchReport { summary, routed, undelivered }
     }
+}
+
+/// One warning per failed record: its position, stage and `field:rule` pairs. Rules and field
+/// names only, never messages or values, so nothing from the payload reaches the logs.
+fn log_failed_record(m: &crate::route::OutMessage) {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        stage: String,
+        errors: Vec<crate::plan::FieldError>,
+    }
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(&m.payload) else { return };
+    let rules: Vec<String> =
+        envelope.errors.iter().map(|e| format!("{}:{}", e.field.as_deref().unwrap_or("-"), e.rule)).collect();
+    tracing::warn!(
+        topic = %m.origin.topic, partition = m.origin.partition, offset = m.origin.offset,
+        stage = %envelope.stage, rules = %rules.join(","), "record routed to the fail topic"
+    );
 }
 
 /// A partial-batch response entry: the record Lambda should resume the partition from.

@@ -150,6 +150,12 @@ fn the_function_serves_a_saved_msk_event_behind_the_emulator() {
     let ready: Value = serde_json::from_str(ready[0]).expect("JSON log lines in Lambda");
     assert!(ready["fields"]["init_ms"].as_f64().unwrap() > 0.0, "{ready}");
     assert!(log.contains("\"batch done\""), "{log}");
+    let failed: Vec<&str> = log.lines().filter(|l| l.contains("record routed to the fail topic")).collect();
+    assert_eq!(failed.len(), 4, "one line per failed record:\n{log}");
+    assert!(
+        failed.iter().any(|l| l.contains("\"rules\":\"customer.document:cpf\"") && l.contains("\"offset\":103")),
+        "{failed:?}"
+    );
     assert!(!log.contains("529.982.247-25") && !log.contains("123.456.789-00"), "no document numbers in the logs");
 }
 
