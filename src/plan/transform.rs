@@ -243,17 +243,19 @@ impl Transform {
         }
     }
 
-    pub fn apply<'v>(&'v self, value: Val<'v>, sensitive: bool) -> Result<Val<'v>, StepError> {
-        let wrong_type = |value: &Val<'_>| StepError {
-            rule: "type".into(),
-            message: format!(
-                "transform `{}` takes {}, found {}",
-                self.name(),
-                self.input_description(),
-                describe(value, sensitive)
-            ),
+    pub fn apply<'v>(&'v self, value: Val<'v>, sensitive: bool) -> Result<Val<'v>, Box<StepError>> {
+        let wrong_type = |value: &Val<'_>| {
+            Box::new(StepError {
+                rule: "type".into(),
+                message: format!(
+                    "transform `{}` takes {}, found {}",
+                    self.name(),
+                    self.input_description(),
+                    describe(value, sensitive)
+                ),
+            })
         };
-        let failed = |message: String| StepError { rule: self.name().into(), message };
+        let failed = |message: String| Box::new(StepError { rule: self.name().into(), message });
         // String transforms: unchanged text keeps its borrow, so no allocation.
         let text: &str = match (value.as_str(), self.takes_text()) {
             (Some(s), true) => s,
@@ -519,7 +521,7 @@ mod tests {
         t.unwrap()
     }
 
-    fn run(t: &Transform, v: Value) -> Result<Value, StepError> {
+    fn run(t: &Transform, v: Value) -> Result<Value, Box<StepError>> {
         t.apply(Val::owned(v), false).map(Val::into_value)
     }
 

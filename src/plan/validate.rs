@@ -174,12 +174,12 @@ impl Validator {
         }
     }
 
-    pub fn check(&self, value: &Val<'_>, sensitive: bool) -> Result<(), StepError> {
+    pub fn check(&self, value: &Val<'_>, sensitive: bool) -> Result<(), Box<StepError>> {
         let fail = |expected: String| {
-            Err(StepError {
+            Err(Box::new(StepError {
                 rule: self.name().into(),
                 message: format!("{expected}, found {}", describe(value, sensitive)),
-            })
+            }))
         };
         // Types were checked before validators run; a mismatch here means a value of another
         // JSON type under `any`, and it fails the validator rather than passing silently.
@@ -211,10 +211,10 @@ impl Validator {
                         (None, None) => unreachable!("a length check with no bound never fails"),
                     };
                     let unit = if value.as_str().is_some() { "characters" } else { "items" };
-                    return Err(StepError {
+                    return Err(Box::new(StepError {
                         rule: "length".into(),
                         message: format!("expected {bounds} {unit}, found {len} ({})", describe(value, sensitive)),
-                    });
+                    }));
                 }
                 Ok(())
             }
