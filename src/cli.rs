@@ -32,6 +32,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Check environments files: every environment's settings, and the mapping each one names.
+    ValidateConfig {
+        /// environments.yaml files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Run a mapping locally: on JSON lines (dry run), or on a saved Lambda Kafka event through the
     /// same handler code as the function (dry run, or produced to a real cluster with --brokers).
     Process {
@@ -95,6 +104,7 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(2)
         }
         Some(Command::ValidateMapping { files, format }) => validate_mapping(&files, format),
+        Some(Command::ValidateConfig { files, format }) => validate_config(&files, format),
         Some(Command::Process { mapping, input, event, brokers, topic_ok, topic_fail }) => {
             let result = match (input, event) {
                 (Some(input), _) => process(&mapping, &input).map(|()| ExitCode::SUCCESS),
@@ -235,6 +245,81 @@ fn write_json_report(
     let doc = json!({ "ok": all_ok, "files": files, "tests": { "run": tests_run, "failed": tests_failed } });
     serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::other)?;
     writeln!(out)
+}
+
+/// `validate-config`: the same conventions as `validate-mapping` (problems as FILE:LINE:COL, exit
+/// 0 / 1 / 2, `--format json`).
+pub fn validate_config(files: &[PathBuf], format: Format) -> ExitCode {
+    use crate::config::environments;
+    let mut unreadable = false;
+    let mut reports = Vec::new();
+    for path in files {
+        let shown = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                unreadable = true;
+                reports.push(
+                    json!({"file": shown, "ok": false, "error": e.to_string(), "environments": [], "diagnostics": []}),
+                );
+                continue;
+            }
+        };
+        let (parsed, diags) = environments::parse(&text);
+        let mut located: Vec<environments::Located> =
+            diags.into_iter().map(|d| environments::Located { file: path.clone(), diagnostic: d }).collect();
+        for env in &parsed.environments {
+            environments::check(env, path, &mut located);
+        }
+        let names: Vec<String> = parsed.environments.iter().map(|e| e.name()).collect();
+        let rendered: Vec<serde_json::Value> = located
+            .iter()
+            .map(|l| {
+                let file = l.file.display().to_string();
+                json!({"file": file, "line": l.diagnostic.pos.line, "col": l.diagnostic.pos.col, "severity": "error",
+                       "message": l.diagnostic.message, "rendered": l.diagnostic.render(&file)})
+            })
+            .collect();
+        reports.push(json!({"file": shown, "ok": located.is_empty(), "error": null, "environments": names, "diagnostics": rendered}));
+    }
+    let all_ok = reports.iter().all(|r| r["ok"] == true);
+    let mut out = io::stdout().lock();
+    let written = match format {
+        Format::Json => serde_json::to_writer_pretty(&mut out, &json!({"ok": all_ok, "files": reports}))
+            .map_err(io::Error::other)
+            .and_then(|()| writeln!(out)),
+        Format::Text => (|| {
+            for r in &reports {
+                if let Some(e) = r["error"].as_str() {
+                    writeln!(out, "{}: error: cannot read file: {e}", r["file"].as_str().unwrap_or_default())?;
+                    continue;
+                }
+                for d in r["diagnostics"].as_array().into_iter().flatten() {
+                    writeln!(out, "{}", d["rendered"].as_str().unwrap_or_default())?;
+                }
+                let envs = r["environments"].as_array().map_or(0, Vec::len);
+                let problems = r["diagnostics"].as_array().map_or(0, Vec::len);
+                let verdict = if problems == 0 { "ok".to_string() } else { format!("{problems} problem(s)") };
+                writeln!(
+                    out,
+                    "{}: {verdict} ({envs} environment(s) and their mappings checked)",
+                    r["file"].as_str().unwrap_or_default()
+                )?;
+            }
+            Ok(())
+        })(),
+    };
+    if let Err(e) = written.and_then(|()| out.flush()) {
+        eprintln!("lambda-stream: cannot write output: {e}");
+        return ExitCode::from(2);
+    }
+    if unreadable {
+        ExitCode::from(2)
+    } else if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// Counts for the one-line summary on stderr.

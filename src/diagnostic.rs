@@ -30,7 +30,7 @@ impl fmt::Display for Pos {
 }
 
 /// A value together with where it was written.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Spanned<T> {
     pub value: T,
     pub pos: Pos,

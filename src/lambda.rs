@@ -156,7 +156,9 @@ pub async fn run(started: Instant) -> Result<(), lambda_runtime::Error> {
 
 /// Reads settings, compiles the mapping and creates the producer: one clear error if any fails.
 pub fn cold_start() -> Result<Function<KafkaSink>, ColdStartError> {
-    let settings = FunctionSettings::from_env()?;
+    // parameter:// resolution through SSM comes with the AWS SDK wiring; until then a reference
+    // fails the cold start saying so.
+    let settings = FunctionSettings::from_env(&crate::config::NoParameterStore)?;
     let (_, plan) = crate::plan::load_file(&settings.mapping_file)?;
     let sink = KafkaSink::new(&settings.producer)?;
     Ok(Function {

@@ -6,6 +6,7 @@
 //!
 //! Module map (data flows top to bottom):
 //! - [`diagnostic`] — positions (`line:col`) and located problems shared by loading and compiling.
+//! - [`yaml`] — YAML with positions and unknown-key checks, for the spec and `environments.yaml`.
 //! - [`spec`] — the mapping file as written: YAML → spec types with positions; shape checks only.
 //! - [`plan`] — `compile(&spec) -> Plan` collecting every problem; `Plan::apply(&[u8]) -> Outcome`,
 //!   pure and synchronous. Knows nothing of Kafka, Lambda or async runtimes.
@@ -28,3 +29,4 @@ pub mod record;
 pub mod route;
 pub mod sink;
 pub mod spec;
+pub mod yaml;

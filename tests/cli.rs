@@ -240,3 +240,41 @@ fn event_options_are_checked() {
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("no `records` object"), "{}", stderr(&out));
 }
+
+#[test]
+fn the_shipped_environments_file_validates() {
+    let out = lambda_stream(&["validate-config", "environments.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("environments.yaml: ok (3 environment(s) and their mappings checked)"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn validate_config_lists_every_problem_in_both_files() {
+    let out = lambda_stream(&["validate-config", "tests/fixtures/environments/broken.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let f = "tests/fixtures/environments/broken.yaml";
+    for expected in [
+        format!("{f}:13:5: error: unknown key `lambda_nme` in environment `acme/dev`; did you mean `lambda_name`?"),
+        format!("{f}:5:18: error: `parameter://acme/kafka servers` is not a valid parameter reference"),
+        format!("{f}:6:21: error: source topic `billing.out` is also a destination"),
+        format!("{f}:10:20: error: batch `size` must be 1 to 10000"),
+        format!("{f}:10:46: error: `starting_position` must be one of LATEST, TRIM_HORIZON, found `EARLIEST`"),
+        format!("{f}:11:24: error: `security: sasl_scram` needs `scram_secret`"),
+        format!("{f}:9:14: error: mapping `tests/fixtures/environments/../broken/types.yaml` of environment `acme/prod` has 6 problem(s)"),
+        "tests/fixtures/environments/../broken/types.yaml:8:9: error: validator `range` cannot apply to a field of type `string`".to_string(),
+        format!("{f}:13:5: error: environment `acme/dev` is missing required setting `msk_servers`"),
+    ] {
+        assert!(text.contains(&expected), "missing:\n{expected}\nin:\n{text}");
+    }
+    let json = lambda_stream(&["validate-config", "--format", "json", f]);
+    assert_eq!(json.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["files"][0]["environments"], serde_json::json!(["acme/prod", "acme/dev"]));
+    assert!(doc["files"][0]["diagnostics"].as_array().unwrap().len() >= 9);
+    assert_eq!(lambda_stream(&["validate-config", "missing.yaml"]).status.code(), Some(2));
+}

@@ -1,0 +1,469 @@
+//! `environments.yaml`: per-environment settings, in the seed's shape (account → stage → settings).
+//!
+//! ```yaml
+//! version: 1
+//! aws-account-henrique:              # selected by LAMBDA_ENV
+//!   master:                          # selected by LAMBDA_STAGE (or the only stage)
+//!     lambda_name: lambda-stream
+//!     msk_servers: parameter://aws-henrique/parameterstore/kafka_bootstrap_servers
+//!     source_topics: [orders.checkout.v1]
+//!     topic_ok: billing.records.v1
+//!     topic_fail: billing.records.v1.fail
+//!     mapping: mappings/orders-to-billing.yaml
+//!     batch: { size: 500, window_seconds: 1, starting_position: LATEST, partial_batch_response: true }
+//!     kafka: { security: sasl_scram, scram_secret: parameter://aws-henrique/kafka/scram }
+//! ```
+//!
+//! Parsing collects every problem with its position, like the mapping compiler; [`check`] adds the
+//! checks that need more than one key (and compiles each environment's mapping).
+
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{Diagnostic, Pos, Spanned};
+use crate::yaml::{Fields, Node, NodeKind, load_yaml};
+
+/// The version of the environments format this program reads.
+pub const ENVIRONMENTS_VERSION: i64 = 1;
+
+pub const SECURITY_KINDS: &[&str] = &["plaintext", "tls", "sasl_scram", "iam"];
+pub const STARTING_POSITIONS: &[&str] = &["LATEST", "TRIM_HORIZON"];
+pub const PARAMETER_PREFIX: &str = "parameter://";
+
+#[derive(Clone, Debug, Default)]
+pub struct EnvironmentsFile {
+    pub environments: Vec<Environment>,
+}
+
+/// One account/stage entry.
+#[derive(Clone, Debug, Default)]
+pub struct Environment {
+    pub account: Spanned<String>,
+    pub stage: Spanned<String>,
+    pub pos: Pos,
+    pub lambda_name: Option<Spanned<String>>,
+    pub msk_servers: Option<Spanned<String>>,
+    pub source_topics: Vec<Spanned<String>>,
+    pub topic_ok: Option<Spanned<String>>,
+    pub topic_fail: Option<Spanned<String>>,
+    pub mapping: Option<Spanned<String>>,
+    pub batch: Batch,
+    pub kafka: KafkaSecurity,
+    pub producer: Producer,
+}
+
+/// Event source mapping settings (used by the deployment template).
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    pub size: Option<Spanned<i64>>,
+    pub window_seconds: Option<Spanned<i64>>,
+    pub starting_position: Option<Spanned<String>>,
+    pub partial_batch_response: Option<Spanned<bool>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct KafkaSecurity {
+    /// `plaintext`, `tls`, `sasl_scram` or `iam`; plaintext when absent.
+    pub security: Option<Spanned<String>>,
+    /// SCRAM credentials: a `parameter://` SecureString holding `{"username": …, "password": …}`.
+    pub scram_secret: Option<Spanned<String>>,
+    /// CA bundle (PEM file) for `tls` and `sasl_scram` against self-managed clusters.
+    pub ca_bundle: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Producer {
+    pub linger_ms: Option<Spanned<i64>>,
+    pub compression: Option<Spanned<String>>,
+    pub message_timeout_ms: Option<Spanned<i64>>,
+}
+
+const SETTING_KEYS: &[&str] = &[
+    "lambda_name",
+    "lambda_env",
+    "msk_servers",
+    "source_topics",
+    "topic_ok",
+    "topic_fail",
+    "mapping",
+    "batch",
+    "kafka",
+    "producer",
+];
+const BATCH_KEYS: &[&str] = &["size", "window_seconds", "starting_position", "partial_batch_response"];
+const KAFKA_KEYS: &[&str] = &["security", "scram_secret", "ca_bundle"];
+const PRODUCER_KEYS: &[&str] = &["linger_ms", "compression", "message_timeout_ms"];
+
+impl Environment {
+    /// `account/stage`, how messages name an environment.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.account.value, self.stage.value)
+    }
+}
+
+/// Parses the file, collecting every shape problem.
+pub fn parse(text: &str) -> (EnvironmentsFile, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut file = EnvironmentsFile::default();
+    let Some(root) = load_yaml(text, &mut diags) else { return (file, diags) };
+    let NodeKind::Map(top) = &root.kind else {
+        diags.push(Diagnostic::new(
+            root.pos,
+            format!("environments.yaml must be a mapping of accounts, found {}", root.kind_name()),
+        ));
+        return (file, diags);
+    };
+    let mut saw_version = false;
+    for (account, stages) in top {
+        if account.value == "version" {
+            saw_version = true;
+            // The seed writes `version: '1.0'`; accept 1, 1.0 and "1.0".
+            let ok = match &stages.kind {
+                NodeKind::Int(v) => *v == ENVIRONMENTS_VERSION,
+                NodeKind::Float(v) => *v == ENVIRONMENTS_VERSION as f64,
+                NodeKind::Str(s) => s == "1" || s == "1.0",
+                _ => false,
+            };
+            if !ok {
+                diags.push(Diagnostic::new(
+                    stages.pos,
+                    format!("unsupported environments version; this program reads version {ENVIRONMENTS_VERSION}"),
+                ));
+            }
+            continue;
+        }
+        let NodeKind::Map(stage_entries) = &stages.kind else {
+            diags.push(Diagnostic::new(
+                stages.pos,
+                format!("account `{}` must map stage names to settings, found {}", account.value, stages.kind_name()),
+            ));
+            continue;
+        };
+        if stage_entries.is_empty() {
+            diags.push(Diagnostic::new(stages.pos, format!("account `{}` has no stages", account.value)));
+        }
+        for (stage, settings) in stage_entries {
+            if let Some(env) = read_environment(account, stage, settings, &mut diags) {
+                file.environments.push(env);
+            }
+        }
+    }
+    if !saw_version {
+        diags.push(Diagnostic::new(
+            root.pos,
+            format!("missing `version` (this program reads `version: {ENVIRONMENTS_VERSION}`)"),
+        ));
+    }
+    (file, diags)
+}
+
+fn read_environment(
+    account: &Spanned<String>,
+    stage: &Spanned<String>,
+    node: &Node,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Environment> {
+    let what = format!("environment `{}/{}`", account.value, stage.value);
+    let f = Fields::read(node, &what, SETTING_KEYS, diags)?;
+    let mut env =
+        Environment { account: account.clone(), stage: stage.clone(), pos: node.pos, ..Environment::default() };
+    env.lambda_name = f.string("lambda_name", diags);
+    if let Some(lambda_env) = f.string("lambda_env", diags)
+        && lambda_env.value != account.value
+    {
+        diags.push(Diagnostic::new(
+            lambda_env.pos,
+            format!(
+                "`lambda_env` is `{}` but the account key is `{}`; LAMBDA_ENV selects the account, so they must match",
+                lambda_env.value, account.value
+            ),
+        ));
+    }
+    env.msk_servers = f.string("msk_servers", diags);
+    env.source_topics = f.string_list("source_topics", diags);
+    env.topic_ok = f.string("topic_ok", diags);
+    env.topic_fail = f.string("topic_fail", diags);
+    env.mapping = f.string("mapping", diags);
+    let int = |node: Option<&Node>, key: &str, diags: &mut Vec<Diagnostic>| -> Option<Spanned<i64>> {
+        let node = node?;
+        match node.kind {
+            NodeKind::Int(i) => Some(Spanned::new(i, node.pos)),
+            _ => {
+                diags
+                    .push(Diagnostic::new(node.pos, format!("`{key}` must be an integer, found {}", node.kind_name())));
+                None
+            }
+        }
+    };
+    if let Some(b) = f.get("batch").and_then(|n| Fields::read(n, "`batch`", BATCH_KEYS, diags)) {
+        env.batch = Batch {
+            size: int(b.get("size"), "size", diags),
+            window_seconds: int(b.get("window_seconds"), "window_seconds", diags),
+            starting_position: b.string("starting_position", diags),
+            partial_batch_response: b.boolean("partial_batch_response", diags),
+        };
+    }
+    if let Some(k) = f.get("kafka").and_then(|n| Fields::read(n, "`kafka`", KAFKA_KEYS, diags)) {
+        env.kafka = KafkaSecurity {
+            security: k.string("security", diags),
+            scram_secret: k.string("scram_secret", diags),
+            ca_bundle: k.string("ca_bundle", diags),
+        };
+    }
+    if let Some(p) = f.get("producer").and_then(|n| Fields::read(n, "`producer`", PRODUCER_KEYS, diags)) {
+        env.producer = Producer {
+            linger_ms: int(p.get("linger_ms"), "linger_ms", diags),
+            compression: p.string("compression", diags),
+            message_timeout_ms: int(p.get("message_timeout_ms"), "message_timeout_ms", diags),
+        };
+    }
+    Some(env)
+}
+
+/// A problem found by [`check`]: in the environments file, or in a mapping it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Located {
+    pub file: PathBuf,
+    pub diagnostic: Diagnostic,
+}
+
+/// Checks one environment as deployed: required settings present, values in range, the security
+/// settings complete, `parameter://` references well formed, and its mapping compiling.
+pub fn check(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
+    let here = |d: Diagnostic| Located { file: file.to_path_buf(), diagnostic: d };
+    let name = env.name();
+    let missing = |key: &str, present: bool, diags: &mut Vec<Located>| {
+        if !present {
+            diags.push(here(Diagnostic::new(
+                env.pos,
+                format!("environment `{name}` is missing required setting `{key}`"),
+            )));
+        }
+    };
+    missing("lambda_name", env.lambda_name.is_some(), diags);
+    missing("msk_servers", env.msk_servers.is_some(), diags);
+    missing("source_topics", !env.source_topics.is_empty(), diags);
+    missing("topic_ok", env.topic_ok.is_some(), diags);
+    missing("topic_fail", env.topic_fail.is_some(), diags);
+    missing("mapping", env.mapping.is_some(), diags);
+    for value in [&env.msk_servers, &env.topic_ok, &env.topic_fail, &env.kafka.scram_secret].into_iter().flatten() {
+        if let Err(why) = parameter_name(&value.value).unwrap_or(Ok(String::new())) {
+            diags.push(here(Diagnostic::new(value.pos, why)));
+        }
+    }
+    if let (Some(ok), Some(fail)) = (&env.topic_ok, &env.topic_fail)
+        && ok.value == fail.value
+    {
+        diags.push(here(Diagnostic::new(
+            fail.pos,
+            "`topic_fail` must differ from `topic_ok`: failures would be mixed with results",
+        )));
+    }
+    for topic in &env.source_topics {
+        if [&env.topic_ok, &env.topic_fail].into_iter().flatten().any(|t| t.value == topic.value) {
+            diags.push(here(Diagnostic::new(
+                topic.pos,
+                format!(
+                    "source topic `{}` is also a destination: the function would consume its own output",
+                    topic.value
+                ),
+            )));
+        }
+    }
+    if let Some(size) = &env.batch.size
+        && !(1..=10_000).contains(&size.value)
+    {
+        diags.push(here(Diagnostic::new(
+            size.pos,
+            format!("batch `size` must be 1 to 10000 (Lambda's limit for Kafka), found {}", size.value),
+        )));
+    }
+    if let Some(w) = &env.batch.window_seconds
+        && !(0..=300).contains(&w.value)
+    {
+        diags.push(here(Diagnostic::new(w.pos, format!("batch `window_seconds` must be 0 to 300, found {}", w.value))));
+    }
+    if let Some(p) = &env.batch.starting_position
+        && !STARTING_POSITIONS.contains(&p.value.as_str())
+    {
+        diags.push(here(Diagnostic::new(
+            p.pos,
+            format!("`starting_position` must be one of {}, found `{}`", STARTING_POSITIONS.join(", "), p.value),
+        )));
+    }
+    match env.kafka.security.as_ref().map(|s| (s.value.as_str(), s.pos)) {
+        None | Some(("plaintext" | "tls" | "iam", _)) => {}
+        Some(("sasl_scram", pos)) => {
+            if env.kafka.scram_secret.is_none() {
+                diags.push(here(Diagnostic::new(
+                    pos,
+                    "`security: sasl_scram` needs `scram_secret` (a parameter:// reference to the credentials)",
+                )));
+            }
+        }
+        Some((other, pos)) => diags.push(here(Diagnostic::new(
+            pos,
+            format!(
+                "unknown `security` `{other}`{}; one of {}",
+                crate::diagnostic::suggestion(other, SECURITY_KINDS.iter().copied()),
+                SECURITY_KINDS.join(", ")
+            ),
+        ))),
+    }
+    if let Some(secret) = &env.kafka.scram_secret
+        && !secret.value.starts_with(PARAMETER_PREFIX)
+    {
+        diags.push(here(Diagnostic::new(
+            secret.pos,
+            "`scram_secret` must be a parameter:// reference; credentials never go in this file",
+        )));
+    }
+    if let Some(c) = &env.producer.compression
+        && !["none", "gzip", "snappy", "lz4"].contains(&c.value.as_str())
+    {
+        diags.push(here(Diagnostic::new(
+            c.pos,
+            format!("`compression` must be none, gzip, snappy or lz4, found `{}`", c.value),
+        )));
+    }
+    if let Some(mapping) = &env.mapping {
+        let path = resolve_relative(file, &mapping.value);
+        match std::fs::read_to_string(&path) {
+            Err(e) => {
+                diags.push(here(Diagnostic::new(mapping.pos, format!("cannot read mapping `{}`: {e}", path.display()))))
+            }
+            Ok(text) => {
+                if let Err(problems) = crate::plan::load_str(&text) {
+                    diags.push(here(Diagnostic::new(
+                        mapping.pos,
+                        format!(
+                            "mapping `{}` of environment `{name}` has {} problem(s), listed below",
+                            path.display(),
+                            problems.len()
+                        ),
+                    )));
+                    diags.extend(problems.into_iter().map(|d| Located { file: path.clone(), diagnostic: d }));
+                }
+            }
+        }
+    }
+}
+
+/// A path in the environments file, relative to the file's own directory.
+pub fn resolve_relative(file: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() { p.to_path_buf() } else { file.parent().unwrap_or(Path::new(".")).join(p) }
+}
+
+/// For a `parameter://NAME` value: `Some(Ok(ssm_name))`, or `Some(Err(why))` when malformed;
+/// `None` for a plain value. SSM hierarchical names start with `/`, which is added when missing
+/// (`parameter://team/kafka/servers` → `/team/kafka/servers`).
+pub fn parameter_name(value: &str) -> Option<Result<String, String>> {
+    let name = value.strip_prefix(PARAMETER_PREFIX)?;
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace()) {
+        return Some(Err(format!(
+            "`{value}` is not a valid parameter reference: expected parameter://name/with/segments"
+        )));
+    }
+    let valid = name.chars().all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c));
+    if !valid {
+        return Some(Err(format!("`{value}`: SSM parameter names use letters, digits and `/ _ . -` only")));
+    }
+    Some(Ok(if name.starts_with('/') || !name.contains('/') { name.to_string() } else { format!("/{name}") }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "version: '1.0'\nacme:\n  master:\n    lambda_name: fn\n    msk_servers: parameter://acme/kafka/servers\n    source_topics: [in]\n    topic_ok: out\n    topic_fail: out.fail\n    mapping: ../../mappings/orders-to-billing.yaml\n    batch: {size: 500, window_seconds: 1, starting_position: LATEST, partial_batch_response: true}\n    kafka: {security: sasl_scram, scram_secret: parameter://acme/kafka/scram}\n  dev:\n    lambda_name: fn-dev\n    msk_servers: localhost:9092\n    source_topics: [in]\n    topic_ok: out\n    topic_fail: out.fail\n    mapping: ../../mappings/orders-to-billing.yaml\n";
+
+    fn here() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config/environments.yaml")
+    }
+
+    #[test]
+    fn parses_accounts_and_stages_in_the_seed_shape() {
+        let (file, diags) = parse(GOOD);
+        assert!(diags.is_empty(), "{diags:?}");
+        let names: Vec<String> = file.environments.iter().map(Environment::name).collect();
+        assert_eq!(names, vec!["acme/master", "acme/dev"]);
+        let master = &file.environments[0];
+        assert_eq!(master.batch.size.as_ref().unwrap().value, 500);
+        assert_eq!(master.kafka.security.as_ref().unwrap().value, "sasl_scram");
+        let mut problems = Vec::new();
+        for env in &file.environments {
+            check(env, &here(), &mut problems);
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn every_problem_is_located() {
+        let text = "version: 1\nacme:\n  prod:\n    lambda_name: fn\n    topik_ok: out\n    source_topics: [out]\n    topic_ok: out\n    topic_fail: out\n    mapping: nope.yaml\n    batch: {size: 0, starting_position: EARLIEST}\n    kafka: {security: sasl_scrm}\n";
+        let (file, diags) = parse(text);
+        assert_eq!(diags.len(), 1);
+        assert!(
+            diags[0].message.contains("unknown key `topik_ok`")
+                && diags[0].message.contains("did you mean `topic_ok`?"),
+            "{diags:?}"
+        );
+        assert_eq!(diags[0].pos, Pos::new(5, 5));
+        let mut problems = Vec::new();
+        check(&file.environments[0], &here(), &mut problems);
+        let messages: Vec<String> =
+            problems.iter().map(|p| format!("{}: {}", p.diagnostic.pos, p.diagnostic.message)).collect();
+        let has = |needle: &str| messages.iter().any(|m| m.contains(needle));
+        assert!(has("missing required setting `msk_servers`"), "{messages:#?}");
+        assert!(has("`topic_fail` must differ from `topic_ok`"), "{messages:#?}");
+        assert!(has("source topic `out` is also a destination"), "{messages:#?}");
+        assert!(has("batch `size` must be 1 to 10000"), "{messages:#?}");
+        assert!(has("`starting_position` must be one of LATEST, TRIM_HORIZON"), "{messages:#?}");
+        assert!(has("unknown `security` `sasl_scrm`; did you mean `sasl_scram`?"), "{messages:#?}");
+        assert!(has("cannot read mapping"), "{messages:#?}");
+    }
+
+    #[test]
+    fn mapping_problems_are_reported_in_the_mapping_file() {
+        let dir = std::env::temp_dir().join(format!("ls-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("bad.yaml"),
+            "version: 1\nname: b\nfields:\n  - {target: a, source: $.a, type: strng}\n",
+        )
+        .unwrap();
+        let env_file = dir.join("environments.yaml");
+        let text = "version: 1\nacme:\n  prod: {lambda_name: f, msk_servers: b:9092, source_topics: [in], topic_ok: o, topic_fail: f, mapping: bad.yaml}\n";
+        let (file, _) = parse(text);
+        let mut problems = Vec::new();
+        check(&file.environments[0], &env_file, &mut problems);
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert_eq!(problems[1].file, dir.join("bad.yaml"));
+        assert!(problems[1].diagnostic.message.contains("unknown type `strng`"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn parameter_references() {
+        assert_eq!(parameter_name("localhost:9092"), None);
+        assert_eq!(
+            parameter_name("parameter://aws-henrique/parameterstore/kafka_bootstrap_servers"),
+            Some(Ok("/aws-henrique/parameterstore/kafka_bootstrap_servers".into()))
+        );
+        assert_eq!(parameter_name("parameter:///abs/name"), Some(Ok("/abs/name".into())));
+        assert_eq!(parameter_name("parameter://flat"), Some(Ok("flat".into())));
+        assert!(parameter_name("parameter://").unwrap().is_err());
+        assert!(parameter_name("parameter://a b").unwrap().is_err());
+        assert!(parameter_name("parameter://a$b").unwrap().is_err());
+    }
+
+    #[test]
+    fn lambda_env_must_match_the_account() {
+        let (_, diags) = parse("version: 1\nacme:\n  prod: {lambda_env: other}\n");
+        assert!(
+            diags.iter().any(|d| d.message.contains("`lambda_env` is `other` but the account key is `acme`")),
+            "{diags:?}"
+        );
+        let (_, diags) = parse("acme:\n  prod: {}\n");
+        assert!(diags.iter().any(|d| d.message.contains("missing `version`")));
+    }
+}

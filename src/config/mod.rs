@@ -1,0 +1,380 @@
+//! The function's settings, read once at cold start.
+//!
+//! Environment variables (names as the seed project uses them where it has them):
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `LAMBDA_NAME` | function name in fail records and logs | `AWS_LAMBDA_FUNCTION_NAME` |
+//! | `LAMBDA_ENV` | environment name (`dev`, `prod`, …) | required |
+//! | `MSK_SERVERS` | bootstrap servers of the cluster to produce to | required |
+//! | `MAPPING_FILE` | the mapping spec | required |
+//! | `TOPIC_OK`, `TOPIC_FAIL` | destination topics | required |
+//! | `PARTIAL_BATCH_RESPONSE` | `true`: answer `batchItemFailures` instead of failing the batch | `false` |
+//! | `KAFKA_LINGER_MS`, `KAFKA_COMPRESSION`, `KAFKA_MESSAGE_TIMEOUT_MS` | producer tuning | 5, lz4, 30000 |
+//! | `DELIVERY_MARGIN_MS` | stop waiting for deliveries this long before Lambda's deadline | 1000 |
+//!
+//! With an `environments.yaml` (`ENVIRONMENTS_FILE`, else `$LAMBDA_TASK_ROOT/environments.yaml`, else
+//! `./environments.yaml`), `LAMBDA_ENV` (and `LAMBDA_STAGE` when an account has several stages)
+//! selects an entry whose values fill in what the environment does not set: variables win.
+
+pub mod environments;
+
+use std::path::PathBuf;
+
+use crate::sink::ProducerSettings;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("missing required setting `{key}`{context}")]
+    Missing { key: &'static str, context: String },
+    #[error("setting {name} has an invalid value {value:?}: {why}")]
+    Invalid { name: &'static str, value: String, why: String },
+    #[error("cannot read {file}: {why}")]
+    Read { file: String, why: String },
+    #[error("{file} is invalid:\n{problems}")]
+    File { file: String, problems: String },
+    #[error("{file}: unknown environment `{env}` (from LAMBDA_ENV); environments in the file: {known}")]
+    UnknownEnvironment { file: String, env: String, known: String },
+    #[error("{file}: environment `{env}` has no stage `{stage}` (from LAMBDA_STAGE); its stages: {known}")]
+    UnknownStage { file: String, env: String, stage: String, known: String },
+    #[error("{file}: environment `{env}` has several stages ({known}); set LAMBDA_STAGE to choose one")]
+    AmbiguousStage { file: String, env: String, known: String },
+    #[error("setting `{key}` refers to parameter `{name}`, which cannot be resolved: {why}")]
+    Parameter { key: &'static str, name: String, why: String },
+}
+
+/// Resolves `parameter://` references (AWS SSM Parameter Store in Lambda).
+pub trait ParameterResolver {
+    /// The parameter's value (SecureStrings decrypted). The error must not contain the value.
+    fn resolve(&self, name: &str) -> Result<String, String>;
+}
+
+/// For places without a parameter store: every reference is an error that says so.
+pub struct NoParameterStore;
+
+impl ParameterResolver for NoParameterStore {
+    fn resolve(&self, _name: &str) -> Result<String, String> {
+        Err("no parameter store is configured here".into())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct FunctionSettings {
+    pub lambda_name: String,
+    pub lambda_env: String,
+    pub mapping_file: PathBuf,
+    pub topic_ok: String,
+    pub topic_fail: String,
+    pub partial_batch: bool,
+    pub producer: ProducerSettings,
+    pub delivery_margin_ms: u64,
+}
+
+/// Where the environments file is, if there is one.
+fn environments_file(get: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    if let Some(explicit) = get("ENVIRONMENTS_FILE") {
+        return Some(PathBuf::from(explicit));
+    }
+    let candidates = [get("LAMBDA_TASK_ROOT").map(PathBuf::from), Some(PathBuf::from("."))];
+    candidates.into_iter().flatten().map(|dir| dir.join("environments.yaml")).find(|p| p.is_file())
+}
+
+impl FunctionSettings {
+    /// Settings from the process environment and, when present, `environments.yaml`.
+    pub fn from_env(resolver: &dyn ParameterResolver) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()), resolver)
+    }
+
+    /// Reads settings through `get` (the environment, or a map in tests). Environment variables
+    /// override the environments file; `parameter://` values are resolved through `resolver`.
+    pub fn from_lookup(
+        get: impl Fn(&str) -> Option<String>,
+        resolver: &dyn ParameterResolver,
+    ) -> Result<Self, ConfigError> {
+        let file = environments_file(&get);
+        let selected = match &file {
+            Some(path) => Some(select(path, &get)?),
+            None => None,
+        };
+        let env = selected.as_ref();
+        let context = match (&file, env) {
+            (Some(f), Some(e)) => {
+                format!(" for environment `{}` in {} (or its environment variable)", e.name(), f.display())
+            }
+            _ => " (set the environment variable)".to_string(),
+        };
+        let from_file = |pick: fn(&environments::Environment) -> Option<String>| env.and_then(pick);
+        // Environment variable first, then the file; `parameter://` values resolved.
+        let value = |var: &'static str,
+                     key: &'static str,
+                     pick: fn(&environments::Environment) -> Option<String>|
+         -> Result<Option<String>, ConfigError> {
+            let Some(raw) = get(var).or_else(|| from_file(pick)) else { return Ok(None) };
+            match environments::parameter_name(&raw) {
+                None => Ok(Some(raw)),
+                Some(Err(why)) => Err(ConfigError::Invalid { name: var, value: raw, why }),
+                Some(Ok(name)) => {
+                    resolver.resolve(&name).map(Some).map_err(|why| ConfigError::Parameter { key, name, why })
+                }
+            }
+        };
+        let required =
+            |var: &'static str, key: &'static str, pick: fn(&environments::Environment) -> Option<String>| {
+                value(var, key, pick)?.ok_or_else(|| ConfigError::Missing { key, context: context.clone() })
+            };
+        let number = |var: &'static str,
+                      default: u64,
+                      pick: fn(&environments::Environment) -> Option<String>|
+         -> Result<u64, ConfigError> {
+            match get(var).or_else(|| from_file(pick)) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|e: std::num::ParseIntError| ConfigError::Invalid {
+                    name: var,
+                    value: v,
+                    why: e.to_string(),
+                }),
+            }
+        };
+        let lambda_name =
+            match get("LAMBDA_NAME").or_else(|| from_file(|e| e.lambda_name.as_ref().map(|s| s.value.clone()))) {
+                Some(n) => n,
+                None => get("AWS_LAMBDA_FUNCTION_NAME")
+                    .ok_or_else(|| ConfigError::Missing { key: "lambda_name", context: context.clone() })?,
+            };
+        let partial = get("PARTIAL_BATCH_RESPONSE")
+            .or_else(|| from_file(|e| e.batch.partial_batch_response.as_ref().map(|b| b.value.to_string())));
+        let partial_batch = match partial.as_deref().map(str::trim) {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "PARTIAL_BATCH_RESPONSE",
+                    value: other.into(),
+                    why: "expected true or false".into(),
+                });
+            }
+        };
+        let mut producer = ProducerSettings::new(required("MSK_SERVERS", "msk_servers", |e| {
+            e.msk_servers.as_ref().map(|s| s.value.clone())
+        })?);
+        producer.linger_ms =
+            number("KAFKA_LINGER_MS", 5, |e| e.producer.linger_ms.as_ref().map(|v| v.value.to_string()))? as u32;
+        producer.message_timeout_ms = number("KAFKA_MESSAGE_TIMEOUT_MS", 30_000, |e| {
+            e.producer.message_timeout_ms.as_ref().map(|v| v.value.to_string())
+        })? as u32;
+        if let Some(c) =
+            get("KAFKA_COMPRESSION").or_else(|| from_file(|e| e.producer.compression.as_ref().map(|s| s.value.clone())))
+        {
+            if !["none", "gzip", "snappy", "lz4"].contains(&c.as_str()) {
+                return Err(ConfigError::Invalid {
+                    name: "KAFKA_COMPRESSION",
+                    value: c,
+                    why: "expected none, gzip, snappy or lz4".into(),
+                });
+            }
+            producer.compression = c;
+        }
+        let mapping_file = match get("MAPPING_FILE") {
+            Some(m) => PathBuf::from(m),
+            None => match (env.and_then(|e| e.mapping.as_ref()), &file) {
+                (Some(m), Some(f)) => environments::resolve_relative(f, &m.value),
+                _ => return Err(ConfigError::Missing { key: "mapping", context }),
+            },
+        };
+        Ok(FunctionSettings {
+            lambda_name,
+            lambda_env: get("LAMBDA_ENV")
+                .ok_or_else(|| ConfigError::Missing { key: "LAMBDA_ENV", context: context.clone() })?,
+            mapping_file,
+            topic_ok: required("TOPIC_OK", "topic_ok", |e| e.topic_ok.as_ref().map(|s| s.value.clone()))?,
+            topic_fail: required("TOPIC_FAIL", "topic_fail", |e| e.topic_fail.as_ref().map(|s| s.value.clone()))?,
+            partial_batch,
+            producer,
+            delivery_margin_ms: number("DELIVERY_MARGIN_MS", 1000, |_| None)?,
+        })
+    }
+}
+
+/// Reads the environments file and picks the entry named by LAMBDA_ENV (and LAMBDA_STAGE).
+fn select(
+    path: &std::path::Path,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<environments::Environment, ConfigError> {
+    let shown = path.display().to_string();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ConfigError::Read { file: shown.clone(), why: e.to_string() })?;
+    let (parsed, diags) = environments::parse(&text);
+    if !diags.is_empty() {
+        let problems = diags.iter().map(|d| d.render(&shown)).collect::<Vec<_>>().join("\n");
+        return Err(ConfigError::File { file: shown, problems });
+    }
+    let env = get("LAMBDA_ENV").ok_or_else(|| ConfigError::Missing {
+        key: "LAMBDA_ENV",
+        context: format!(" to choose an environment in {shown}"),
+    })?;
+    let stages: Vec<&environments::Environment> =
+        parsed.environments.iter().filter(|e| e.account.value == env).collect();
+    if stages.is_empty() {
+        let mut known: Vec<&str> = parsed.environments.iter().map(|e| e.account.value.as_str()).collect();
+        known.dedup();
+        return Err(ConfigError::UnknownEnvironment { file: shown, env, known: known.join(", ") });
+    }
+    let known = || stages.iter().map(|e| e.stage.value.as_str()).collect::<Vec<_>>().join(", ");
+    let chosen = match get("LAMBDA_STAGE") {
+        Some(stage) => stages.iter().find(|e| e.stage.value == stage).ok_or_else(|| ConfigError::UnknownStage {
+            file: shown.clone(),
+            env: env.clone(),
+            stage,
+            known: known(),
+        })?,
+        None if stages.len() == 1 => &stages[0],
+        None => return Err(ConfigError::AmbiguousStage { file: shown, env, known: known() }),
+    };
+    Ok((*chosen).clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("AWS_LAMBDA_FUNCTION_NAME", "fn"),
+        ("LAMBDA_ENV", "dev"),
+        ("MSK_SERVERS", "b1:9092"),
+        ("MAPPING_FILE", "m.yaml"),
+        ("TOPIC_OK", "ok"),
+        ("TOPIC_FAIL", "fail"),
+        ("ENVIRONMENTS_FILE", "/nonexistent/never-read-when-unset"),
+    ];
+
+    fn without_file(pairs: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        pairs.iter().copied().filter(|(k, _)| *k != "ENVIRONMENTS_FILE").collect()
+    }
+
+    #[test]
+    fn reads_required_settings_with_defaults() {
+        let s = FunctionSettings::from_lookup(lookup(&without_file(BASE)), &NoParameterStore).unwrap();
+        assert_eq!(s.lambda_name, "fn");
+        assert_eq!(s.producer.brokers, "b1:9092");
+        assert!(!s.partial_batch);
+        assert_eq!(s.producer.compression, "lz4");
+        assert_eq!(s.delivery_margin_ms, 1000);
+    }
+
+    #[test]
+    fn names_the_missing_or_invalid_setting() {
+        let without: Vec<_> = without_file(BASE).into_iter().filter(|(k, _)| *k != "TOPIC_FAIL").collect();
+        let e = FunctionSettings::from_lookup(lookup(&without), &NoParameterStore).unwrap_err();
+        assert_eq!(e.to_string(), "missing required setting `topic_fail` (set the environment variable)");
+        let mut bad = without_file(BASE);
+        bad.push(("PARTIAL_BATCH_RESPONSE", "yes please"));
+        let e = FunctionSettings::from_lookup(lookup(&bad), &NoParameterStore).unwrap_err();
+        assert!(e.to_string().contains("PARTIAL_BATCH_RESPONSE"), "{e}");
+        let mut bad = without_file(BASE);
+        bad.push(("KAFKA_LINGER_MS", "soon"));
+        assert!(
+            FunctionSettings::from_lookup(lookup(&bad), &NoParameterStore)
+                .unwrap_err()
+                .to_string()
+                .contains("KAFKA_LINGER_MS")
+        );
+    }
+
+    struct FakeStore;
+    impl ParameterResolver for FakeStore {
+        fn resolve(&self, name: &str) -> Result<String, String> {
+            match name {
+                "/acme/kafka/servers" => Ok("resolved:9092".into()),
+                _ => Err("ParameterNotFound".into()),
+            }
+        }
+    }
+
+    fn environments(text: &str) -> (PathBuf, impl Drop + use<>) {
+        struct Dir(PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ls-cfg-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("environments.yaml");
+        std::fs::write(&path, text).unwrap();
+        (path, Dir(dir))
+    }
+
+    const FILE: &str = "version: 1\nacme:\n  master:\n    lambda_name: fn-master\n    msk_servers: parameter://acme/kafka/servers\n    source_topics: [in]\n    topic_ok: out\n    topic_fail: out.fail\n    mapping: m.yaml\n    batch: {partial_batch_response: true}\n  dev:\n    msk_servers: localhost:9092\n    topic_ok: dev.out\n    topic_fail: dev.fail\n    mapping: m.yaml\n";
+
+    #[test]
+    fn selects_the_environment_and_lets_variables_override() {
+        let (path, _dir) = environments(FILE);
+        let p = path.to_str().unwrap();
+        let s = FunctionSettings::from_lookup(
+            lookup(&[("ENVIRONMENTS_FILE", p), ("LAMBDA_ENV", "acme"), ("LAMBDA_STAGE", "master")]),
+            &FakeStore,
+        )
+        .unwrap();
+        assert_eq!(s.lambda_name, "fn-master");
+        assert_eq!(s.producer.brokers, "resolved:9092", "parameter:// resolved through the store");
+        assert_eq!(s.topic_ok, "out");
+        assert!(s.partial_batch);
+        assert_eq!(s.mapping_file, path.parent().unwrap().join("m.yaml"), "relative to the file");
+        let s = FunctionSettings::from_lookup(
+            lookup(&[
+                ("ENVIRONMENTS_FILE", p),
+                ("LAMBDA_ENV", "acme"),
+                ("LAMBDA_STAGE", "dev"),
+                ("TOPIC_OK", "override"),
+                ("AWS_LAMBDA_FUNCTION_NAME", "aws-name"),
+            ]),
+            &FakeStore,
+        )
+        .unwrap();
+        assert_eq!(s.topic_ok, "override", "variables win over the file");
+        assert_eq!(s.producer.brokers, "localhost:9092");
+        assert_eq!(s.lambda_name, "aws-name");
+    }
+
+    #[test]
+    fn errors_name_the_file_the_key_and_the_environment() {
+        let (path, _dir) = environments(FILE);
+        let p = path.to_str().unwrap();
+        let e =
+            |pairs: &[(&str, &str)]| FunctionSettings::from_lookup(lookup(pairs), &FakeStore).unwrap_err().to_string();
+        let unknown = e(&[("ENVIRONMENTS_FILE", p), ("LAMBDA_ENV", "acmee")]);
+        assert!(
+            unknown.contains(p) && unknown.contains("unknown environment `acmee`") && unknown.contains("acme"),
+            "{unknown}"
+        );
+        let ambiguous = e(&[("ENVIRONMENTS_FILE", p), ("LAMBDA_ENV", "acme")]);
+        assert!(ambiguous.contains("several stages (master, dev)"), "{ambiguous}");
+        let stage = e(&[("ENVIRONMENTS_FILE", p), ("LAMBDA_ENV", "acme"), ("LAMBDA_STAGE", "prod")]);
+        assert!(stage.contains("no stage `prod`"), "{stage}");
+        let missing = e(&[("ENVIRONMENTS_FILE", p), ("LAMBDA_ENV", "acme"), ("LAMBDA_STAGE", "dev")]);
+        assert!(missing.contains("missing required setting `lambda_name` for environment `acme/dev` in"), "{missing}");
+        let (bad, _d2) = environments("version: 1\nacme:\n  master: {topik_ok: x}\n");
+        let b = bad.to_str().unwrap();
+        let invalid = e(&[("ENVIRONMENTS_FILE", b), ("LAMBDA_ENV", "acme")]);
+        assert!(invalid.contains(&format!("{b}:3:12: error: unknown key `topik_ok`")), "{invalid}");
+        let (missing_param, _d3) =
+            environments(&FILE.replace("parameter://acme/kafka/servers", "parameter://acme/nope"));
+        let m = missing_param.to_str().unwrap();
+        let param = e(&[("ENVIRONMENTS_FILE", m), ("LAMBDA_ENV", "acme"), ("LAMBDA_STAGE", "master")]);
+        assert_eq!(
+            param,
+            "setting `msk_servers` refers to parameter `/acme/nope`, which cannot be resolved: ParameterNotFound"
+        );
+    }
+}
