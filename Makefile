@@ -1,0 +1,38 @@
+# Build and deploy lambda-stream. `make deploy ENV=aws-account-henrique STAGE=master` after
+# `make build`; deploy is documented, never run in CI.
+#
+#   make build     cargo lambda build --release --arm64  → target/lambda/lambda-stream/bootstrap
+#   make package   bootstrap + environments.yaml + mappings/ → target/lambda-stream.zip
+#   make lint      validate-config, validate-mapping, cfn-lint on template.yaml
+#   make deploy    sam deploy --guided with the chosen environment
+
+ENV ?= aws-account-henrique
+STAGE ?= master
+ZIP := target/lambda-stream.zip
+
+.PHONY: build package lint deploy test
+
+build:
+	pip install --quiet cargo-lambda==1.9.2 ziglang
+	cargo lambda build --release --arm64
+
+package: build
+	rm -rf target/package && mkdir -p target/package
+	cp target/lambda/lambda-stream/bootstrap target/package/
+	cp environments.yaml target/package/
+	cp -r mappings target/package/
+	cd target/package && zip -qr ../lambda-stream.zip .
+	@ls -l $(ZIP)
+
+lint:
+	cargo run --quiet -- validate-config environments.yaml
+	cargo run --quiet -- validate-mapping mappings/*.yaml
+	pip install --quiet cfn-lint==1.58.0
+	cfn-lint template.yaml
+
+deploy: lint
+	sam build
+	sam deploy --guided --parameter-overrides EnvironmentName=$(ENV) StageName=$(STAGE)
+
+test:
+	scripts/test
