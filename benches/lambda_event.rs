@@ -156,6 +156,7 @@ fn cold_start(brokers: &str, ok: &str, fail: &str) {
             .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
             .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
             .env("LAMBDA_ENV", "bench")
+            .env("ENVIRONMENTS_FILE", "none")
             .env("MSK_SERVERS", brokers)
             .env("MAPPING_FILE", format!("{ROOT}/mappings/orders-to-billing.yaml"))
             .env("TOPIC_OK", ok)

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
-use crate::config::FunctionSettings;
 use crate::pipeline::{BatchReport, Pipeline};
 use crate::record;
 use crate::route::Router;
@@ -132,7 +131,7 @@ pub fn init_logging(json_lines: bool, default_level: &str) {
 /// first thing in `main`, so `init_ms` covers runtime setup, settings, mapping and producer.
 pub async fn run(started: Instant) -> Result<(), lambda_runtime::Error> {
     init_logging(true, "info");
-    let function = match cold_start() {
+    let function = match cold_start().await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, "cold start failed");
@@ -154,11 +153,11 @@ pub async fn run(started: Instant) -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// Reads settings, compiles the mapping and creates the producer: one clear error if any fails.
-pub fn cold_start() -> Result<Function<KafkaSink>, ColdStartError> {
-    // parameter:// resolution through SSM comes with the AWS SDK wiring; until then a reference
-    // fails the cold start saying so.
-    let settings = FunctionSettings::from_env(&crate::config::NoParameterStore)?;
+/// Reads settings (resolving `parameter://` values from SSM), compiles the mapping and creates the
+/// producer: one clear error if any fails.
+pub async fn cold_start() -> Result<Function<KafkaSink>, ColdStartError> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let settings = crate::config::ssm::settings_with_parameters(env, crate::config::ssm::lambda_client).await?;
     let (_, plan) = crate::plan::load_file(&settings.mapping_file)?;
     let sink = KafkaSink::new(&settings.producer)?;
     Ok(Function {

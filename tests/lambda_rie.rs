@@ -112,6 +112,7 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
 fn settings(brokers: &str, ok: &str, fail: &str) -> Vec<(&'static str, String)> {
     vec![
         ("LAMBDA_ENV", "test".into()),
+        ("ENVIRONMENTS_FILE", "none".into()),
         ("MSK_SERVERS", brokers.into()),
         ("MAPPING_FILE", root().join("mappings/orders-to-billing.yaml").display().to_string()),
         ("TOPIC_OK", ok.into()),
@@ -173,5 +174,5 @@ fn a_missing_setting_fails_the_cold_start_with_one_clear_line() {
         .lines()
         .find(|l| l.contains("cold start failed"))
         .unwrap_or_else(|| panic!("no cold start error in:\n{log}"));
-    assert!(line.contains("missing required setting TOPIC_FAIL"), "{line}");
+    assert!(line.contains("missing required setting `topic_fail` (environment variable TOPIC_FAIL)"), "{line}");
 }

@@ -6,4 +6,5 @@ mod kafka_util;
 mod lambda_kafka;
 mod lambda_rie;
 mod properties;
+mod ssm_moto;
 mod util;

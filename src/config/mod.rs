@@ -14,10 +14,11 @@
 //! | `DELIVERY_MARGIN_MS` | stop waiting for deliveries this long before Lambda's deadline | 1000 |
 //!
 //! With an `environments.yaml` (`ENVIRONMENTS_FILE`, else `$LAMBDA_TASK_ROOT/environments.yaml`, else
-//! `./environments.yaml`), `LAMBDA_ENV` (and `LAMBDA_STAGE` when an account has several stages)
+//! `./environments.yaml`; `ENVIRONMENTS_FILE=none` uses none), `LAMBDA_ENV` (and `LAMBDA_STAGE` when an account has several stages)
 //! selects an entry whose values fill in what the environment does not set: variables win.
 
 pub mod environments;
+pub mod ssm;
 
 use std::path::PathBuf;
 
@@ -25,8 +26,8 @@ use crate::sink::ProducerSettings;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("missing required setting `{key}`{context}")]
-    Missing { key: &'static str, context: String },
+    #[error("missing required setting `{key}` (environment variable {var}){context}")]
+    Missing { key: &'static str, var: &'static str, context: String },
     #[error("setting {name} has an invalid value {value:?}: {why}")]
     Invalid { name: &'static str, value: String, why: String },
     #[error("cannot read {file}: {why}")]
@@ -70,10 +71,11 @@ pub struct FunctionSettings {
     pub delivery_margin_ms: u64,
 }
 
-/// Where the environments file is, if there is one.
+/// Where the environments file is, if there is one. `ENVIRONMENTS_FILE=none` means no file, even
+/// if one is lying around (settings then come from variables only).
 fn environments_file(get: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
     if let Some(explicit) = get("ENVIRONMENTS_FILE") {
-        return Some(PathBuf::from(explicit));
+        return (explicit != "none").then(|| PathBuf::from(explicit));
     }
     let candidates = [get("LAMBDA_TASK_ROOT").map(PathBuf::from), Some(PathBuf::from("."))];
     candidates.into_iter().flatten().map(|dir| dir.join("environments.yaml")).find(|p| p.is_file())
@@ -99,9 +101,9 @@ impl FunctionSettings {
         let env = selected.as_ref();
         let context = match (&file, env) {
             (Some(f), Some(e)) => {
-                format!(" for environment `{}` in {} (or its environment variable)", e.name(), f.display())
+                format!(" for environment `{}` in {}", e.name(), f.display())
             }
-            _ => " (set the environment variable)".to_string(),
+            _ => String::new(),
         };
         let from_file = |pick: fn(&environments::Environment) -> Option<String>| env.and_then(pick);
         // Environment variable first, then the file; `parameter://` values resolved.
@@ -120,7 +122,7 @@ impl FunctionSettings {
         };
         let required =
             |var: &'static str, key: &'static str, pick: fn(&environments::Environment) -> Option<String>| {
-                value(var, key, pick)?.ok_or_else(|| ConfigError::Missing { key, context: context.clone() })
+                value(var, key, pick)?.ok_or_else(|| ConfigError::Missing { key, var, context: context.clone() })
             };
         let number = |var: &'static str,
                       default: u64,
@@ -138,8 +140,11 @@ impl FunctionSettings {
         let lambda_name =
             match get("LAMBDA_NAME").or_else(|| from_file(|e| e.lambda_name.as_ref().map(|s| s.value.clone()))) {
                 Some(n) => n,
-                None => get("AWS_LAMBDA_FUNCTION_NAME")
-                    .ok_or_else(|| ConfigError::Missing { key: "lambda_name", context: context.clone() })?,
+                None => get("AWS_LAMBDA_FUNCTION_NAME").ok_or_else(|| ConfigError::Missing {
+                    key: "lambda_name",
+                    var: "LAMBDA_NAME",
+                    context: context.clone(),
+                })?,
             };
         let partial = get("PARTIAL_BATCH_RESPONSE")
             .or_else(|| from_file(|e| e.batch.partial_batch_response.as_ref().map(|b| b.value.to_string())));
@@ -178,13 +183,16 @@ impl FunctionSettings {
             Some(m) => PathBuf::from(m),
             None => match (env.and_then(|e| e.mapping.as_ref()), &file) {
                 (Some(m), Some(f)) => environments::resolve_relative(f, &m.value),
-                _ => return Err(ConfigError::Missing { key: "mapping", context }),
+                _ => return Err(ConfigError::Missing { key: "mapping", var: "MAPPING_FILE", context }),
             },
         };
         Ok(FunctionSettings {
             lambda_name,
-            lambda_env: get("LAMBDA_ENV")
-                .ok_or_else(|| ConfigError::Missing { key: "LAMBDA_ENV", context: context.clone() })?,
+            lambda_env: get("LAMBDA_ENV").ok_or_else(|| ConfigError::Missing {
+                key: "lambda_env",
+                var: "LAMBDA_ENV",
+                context: context.clone(),
+            })?,
             mapping_file,
             topic_ok: required("TOPIC_OK", "topic_ok", |e| e.topic_ok.as_ref().map(|s| s.value.clone()))?,
             topic_fail: required("TOPIC_FAIL", "topic_fail", |e| e.topic_fail.as_ref().map(|s| s.value.clone()))?,
@@ -209,7 +217,8 @@ fn select(
         return Err(ConfigError::File { file: shown, problems });
     }
     let env = get("LAMBDA_ENV").ok_or_else(|| ConfigError::Missing {
-        key: "LAMBDA_ENV",
+        key: "lambda_env",
+        var: "LAMBDA_ENV",
         context: format!(" to choose an environment in {shown}"),
     })?;
     let stages: Vec<&environments::Environment> =
@@ -250,11 +259,12 @@ mod tests {
         ("MAPPING_FILE", "m.yaml"),
         ("TOPIC_OK", "ok"),
         ("TOPIC_FAIL", "fail"),
-        ("ENVIRONMENTS_FILE", "/nonexistent/never-read-when-unset"),
+        ("ENVIRONMENTS_FILE", "none"),
     ];
 
+    /// Settings from variables only (the repository's own environments.yaml must not leak in).
     fn without_file(pairs: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-        pairs.iter().copied().filter(|(k, _)| *k != "ENVIRONMENTS_FILE").collect()
+        pairs.to_vec()
     }
 
     #[test]
@@ -271,7 +281,7 @@ mod tests {
     fn names_the_missing_or_invalid_setting() {
         let without: Vec<_> = without_file(BASE).into_iter().filter(|(k, _)| *k != "TOPIC_FAIL").collect();
         let e = FunctionSettings::from_lookup(lookup(&without), &NoParameterStore).unwrap_err();
-        assert_eq!(e.to_string(), "missing required setting `topic_fail` (set the environment variable)");
+        assert_eq!(e.to_string(), "missing required setting `topic_fail` (environment variable TOPIC_FAIL)");
         let mut bad = without_file(BASE);
         bad.push(("PARTIAL_BATCH_RESPONSE", "yes please"));
         let e = FunctionSettings::from_lookup(lookup(&bad), &NoParameterStore).unwrap_err();
@@ -363,7 +373,7 @@ mod tests {
         let stage = e(&[("ENVIRONMENTS_FILE", p), ("LAMBDA_ENV", "acme"), ("LAMBDA_STAGE", "prod")]);
         assert!(stage.contains("no stage `prod`"), "{stage}");
         let missing = e(&[("ENVIRONMENTS_FILE", p), ("LAMBDA_ENV", "acme"), ("LAMBDA_STAGE", "dev")]);
-        assert!(missing.contains("missing required setting `lambda_name` for environment `acme/dev` in"), "{missing}");
+        assert!(missing.contains("missing required setting `lambda_name` (environment variable LAMBDA_NAME) for environment `acme/dev` in"), "{missing}");
         let (bad, _d2) = environments("version: 1\nacme:\n  master: {topik_ok: x}\n");
         let b = bad.to_str().unwrap();
         let invalid = e(&[("ENVIRONMENTS_FILE", b), ("LAMBDA_ENV", "acme")]);
