@@ -1,7 +1,7 @@
 # Build and deploy lambda-stream. `make deploy ENV=aws-account-henrique STAGE=master` after
 # `make build`; deploy is documented, never run in CI.
 #
-#   make build     cargo lambda build --release --arm64  → target/lambda/lambda-stream/bootstrap
+#   make build     scripts/build-lambda: cargo lambda build --release --arm64 → target/lambda/lambda-stream/bootstrap
 #   make package   bootstrap + environments.yaml + mappings/ → target/lambda-stream.zip
 #   make lint      validate-config, validate-mapping, cfn-lint on template.yaml
 #   make deploy    sam deploy --guided with the chosen environment
@@ -13,8 +13,7 @@ ZIP := target/lambda-stream.zip
 .PHONY: build package lint deploy test
 
 build:
-	pip install --quiet cargo-lambda==1.9.2 ziglang
-	cargo lambda build --release --arm64
+	scripts/build-lambda
 
 package: build
 	rm -rf target/package && mkdir -p target/package
