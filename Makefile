@@ -30,7 +30,7 @@ lint:
 	cfn-lint template.yaml
 
 deploy: lint
-	sam build
+	bash -c 'source scripts/zig/env && sam build'
 	sam deploy --guided --parameter-overrides EnvironmentName=$(ENV) StageName=$(STAGE)
 
 test:
