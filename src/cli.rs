@@ -168,17 +168,7 @@ pub fn validate_mapping(files: &[PathBuf], format: Format) -> ExitCode {
         Format::Text => write_text_report(&mut out, &reports, tests_run, tests_failed),
         Format::Json => write_json_report(&mut out, &reports, all_ok, tests_run, tests_failed),
     };
-    if let Err(e) = written.and_then(|()| out.flush()) {
-        eprintln!("lambda-stream: cannot write output: {e}");
-        return ExitCode::from(2);
-    }
-    if unreadable {
-        ExitCode::from(2)
-    } else if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    checker_exit(written.and_then(|()| out.flush()), unreadable, all_ok)
 }
 
 fn write_text_report(
@@ -247,6 +237,21 @@ fn write_json_report(
     writeln!(out)
 }
 
+/// The checkers' exit code: 2 when output failed or a file was unreadable, 1 for problems, else 0.
+fn checker_exit(written: io::Result<()>, unreadable: bool, all_ok: bool) -> ExitCode {
+    if let Err(e) = written {
+        eprintln!("lambda-stream: cannot write output: {e}");
+        return ExitCode::from(2);
+    }
+    if unreadable {
+        ExitCode::from(2)
+    } else if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 /// `validate-config`: the same conventions as `validate-mapping` (problems as FILE:LINE:COL, exit
 /// 0 / 1 / 2, `--format json`).
 pub fn validate_config(files: &[PathBuf], format: Format) -> ExitCode {
@@ -309,17 +314,7 @@ pub fn validate_config(files: &[PathBuf], format: Format) -> ExitCode {
             Ok(())
         })(),
     };
-    if let Err(e) = written.and_then(|()| out.flush()) {
-        eprintln!("lambda-stream: cannot write output: {e}");
-        return ExitCode::from(2);
-    }
-    if unreadable {
-        ExitCode::from(2)
-    } else if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    checker_exit(written.and_then(|()| out.flush()), unreadable, all_ok)
 }
 
 /// Counts for the one-line summary on stderr.

@@ -36,6 +36,25 @@ fn function(brokers: &str, mapping: &str, ok: &str, fail: &str, partial: bool) -
     }
 }
 
+/// A function on an inline mapping, producing to the real broker.
+fn function_with_mapping(brokers: &str, mapping: &str, ok: &str, fail: &str) -> Function<KafkaSink> {
+    let (_, plan) = plan::load_str(mapping).unwrap();
+    Function {
+        pipeline: Pipeline {
+            plan,
+            router: Router {
+                topic_ok: ok.into(),
+                topic_fail: fail.into(),
+                function_name: "f".into(),
+                function_env: "t".into(),
+            },
+        },
+        sink: KafkaSink::new(&ProducerSettings::new(brokers)).unwrap(),
+        partial_batch: false,
+        delivery_margin: Duration::from_millis(500),
+    }
+}
+
 fn deadline(secs: u64) -> Instant {
     Instant::now() + Duration::from_secs(secs)
 }
@@ -116,25 +135,12 @@ async fn order_within_each_source_partition_survives_a_large_concurrent_batch() 
     let brokers = bootstrap();
     let (ok, fail) = (unique_topic("ok"), unique_topic("fail"));
     create_topics(&[(&ok, 3), (&fail, 1)]).await;
-    let mapping = crate::util::TempFile::new(
-        "seq.yaml",
-        b"version: 1\nname: seq\nfields:\n  - {target: src, source: $.src, type: integer, required: true}\n  - {target: seq, source: $.seq, type: integer, required: true}\n",
+    let f = function_with_mapping(
+        &brokers,
+        "version: 1\nname: seq\nfields:\n  - {target: src, source: $.src, type: integer, required: true}\n  - {target: seq, source: $.seq, type: integer, required: true}\n",
+        &ok,
+        &fail,
     );
-    let (_, plan) = plan::load_file(&mapping.path).unwrap();
-    let f = Function {
-        pipeline: Pipeline {
-            plan,
-            router: Router {
-                topic_ok: ok.clone(),
-                topic_fail: fail.clone(),
-                function_name: "f".into(),
-                function_env: "t".into(),
-            },
-        },
-        sink: KafkaSink::new(&ProducerSettings::new(&brokers)).unwrap(),
-        partial_batch: false,
-        delivery_margin: Duration::from_millis(500),
-    };
     // Three source partitions, 700 records each; all records of a source partition share a key,
     // so they share an output partition, where their order must be the input order.
     let mut records = Vec::new();
@@ -163,25 +169,12 @@ async fn every_input_is_in_exactly_one_place() {
     let brokers = bootstrap();
     let (ok, fail) = (unique_topic("ok"), unique_topic("fail"));
     create_topics(&[(&ok, 2), (&fail, 2)]).await;
-    let mapping = crate::util::TempFile::new(
-        "id.yaml",
-        b"version: 1\nname: ids\nfields:\n  - {target: id, source: $.id, type: integer, required: true}\n",
+    let f = function_with_mapping(
+        &brokers,
+        "version: 1\nname: ids\nfields:\n  - {target: id, source: $.id, type: integer, required: true}\n",
+        &ok,
+        &fail,
     );
-    let (_, plan) = plan::load_file(&mapping.path).unwrap();
-    let f = Function {
-        pipeline: Pipeline {
-            plan,
-            router: Router {
-                topic_ok: ok.clone(),
-                topic_fail: fail.clone(),
-                function_name: "f".into(),
-                function_env: "t".into(),
-            },
-        },
-        sink: KafkaSink::new(&ProducerSettings::new(&brokers)).unwrap(),
-        partial_batch: false,
-        delivery_margin: Duration::from_millis(500),
-    };
     let n: usize = 600;
     let mut records = Vec::new();
     let mut tombstones = 0;
