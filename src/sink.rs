@@ -37,7 +37,7 @@ pub trait Sink: Send + Sync {
 }
 
 /// Producer settings; the defaults are what the Lambda uses (see the README).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ProducerSettings {
     pub brokers: String,
     /// Extra librdkafka properties (security settings come in here), applied last.
@@ -46,6 +46,26 @@ pub struct ProducerSettings {
     pub compression: String,
     /// Upper bound on one message's delivery, whatever the invocation's deadline.
     pub message_timeout_ms: u32,
+}
+
+/// Properties whose values are secrets: never printed.
+const SECRET_PROPERTIES: &[&str] = &["sasl.password", "sasl.oauthbearer.client.secret", "ssl.key.password"];
+
+impl std::fmt::Debug for ProducerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let extra: Vec<(&str, &str)> = self
+            .extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), if SECRET_PROPERTIES.contains(&k.as_str()) { "<redacted>" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("ProducerSettings")
+            .field("brokers", &self.brokers)
+            .field("extra", &extra)
+            .field("linger_ms", &self.linger_ms)
+            .field("compression", &self.compression)
+            .field("message_timeout_ms", &self.message_timeout_ms)
+            .finish()
+    }
 }
 
 impl ProducerSettings {

@@ -254,3 +254,72 @@ async fn partial_batch_mode_names_the_first_undelivered_record_per_partition() {
     assert_eq!(response["summary"]["ok"], 3);
     assert_eq!(consume(&ok, 1, 3, Duration::from_secs(10)).len(), 3, "the ok records were delivered");
 }
+
+/// The broker's SASL/SCRAM-SHA-512 listener (scripts/kafka/run: client port + 2).
+fn scram_brokers() -> String {
+    let plain = bootstrap();
+    let (host, port) = plain.rsplit_once(':').unwrap();
+    format!("{host}:{}", port.parse::<u16>().unwrap() + 2)
+}
+
+fn scram_function(password: &str, ok: &str, fail: &str) -> Function<KafkaSink> {
+    use lambda_stream::config::{FunctionSettings, NoParameterStore};
+    let brokers = scram_brokers();
+    let secret = format!(r#"{{"username": "lambda-stream", "password": "{password}"}}"#);
+    let vars = [
+        ("ENVIRONMENTS_FILE", "none"),
+        ("LAMBDA_NAME", "scram-test"),
+        ("LAMBDA_ENV", "test"),
+        ("MSK_SERVERS", brokers.as_str()),
+        ("MAPPING_FILE", "unused.yaml"),
+        ("TOPIC_OK", ok),
+        ("TOPIC_FAIL", fail),
+        ("KAFKA_SECURITY", "sasl_scram"),
+        ("KAFKA_TLS", "false"),
+        ("KAFKA_SCRAM_SECRET", secret.as_str()),
+        ("KAFKA_MESSAGE_TIMEOUT_MS", "10000"),
+    ];
+    let settings = FunctionSettings::from_lookup(
+        |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()),
+        &NoParameterStore,
+    )
+    .unwrap();
+    let (_, plan) = plan::load_file(&root().join("mappings/orders-to-billing.yaml")).unwrap();
+    Function {
+        pipeline: Pipeline {
+            plan,
+            router: Router {
+                topic_ok: ok.into(),
+                topic_fail: fail.into(),
+                function_name: "f".into(),
+                function_env: "t".into(),
+            },
+        },
+        sink: KafkaSink::new(&settings.producer).unwrap(),
+        partial_batch: false,
+        delivery_margin: Duration::from_millis(500),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sasl_scram_credentials_authenticate_against_the_real_broker() {
+    let (ok, fail) = (unique_topic("scram-ok"), unique_topic("scram-fail"));
+    create_topics(&[(&ok, 1), (&fail, 1)]).await;
+    let event: Value =
+        serde_json::from_slice(&std::fs::read(root().join("tests/fixtures/events/self-managed.json")).unwrap())
+            .unwrap();
+
+    let summary = scram_function("lambda-stream-local", &ok, &fail)
+        .handle(event.clone(), deadline(20))
+        .await
+        .expect("delivered over SCRAM");
+    assert_eq!(summary["ok"], 1);
+    assert_eq!(consume(&ok, 1, 1, Duration::from_secs(10)).len(), 1);
+
+    let started = Instant::now();
+    let refused =
+        scram_function("wrong-password-123", &ok, &fail).handle(event, Instant::now() + Duration::from_secs(4)).await;
+    let e = refused.expect_err("a wrong password cannot deliver").to_string();
+    assert!(started.elapsed() < Duration::from_secs(4), "answered before the deadline");
+    assert!(!e.contains("wrong-password-123"), "credentials never appear in errors: {e}");
+}

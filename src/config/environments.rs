@@ -68,6 +68,8 @@ pub struct KafkaSecurity {
     pub scram_secret: Option<Spanned<String>>,
     /// CA bundle (PEM file) for `tls` and `sasl_scram` against self-managed clusters.
     pub ca_bundle: Option<Spanned<String>>,
+    /// `sasl_scram` over TLS (the default, as MSK's port 9096) or, `false`, over plaintext.
+    pub tls: Option<Spanned<bool>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -90,7 +92,7 @@ const SETTING_KEYS: &[&str] = &[
     "producer",
 ];
 const BATCH_KEYS: &[&str] = &["size", "window_seconds", "starting_position", "partial_batch_response"];
-const KAFKA_KEYS: &[&str] = &["security", "scram_secret", "ca_bundle"];
+const KAFKA_KEYS: &[&str] = &["security", "scram_secret", "ca_bundle", "tls"];
 const PRODUCER_KEYS: &[&str] = &["linger_ms", "compression", "message_timeout_ms"];
 
 impl Environment {
@@ -207,6 +209,7 @@ fn read_environment(
             security: k.string("security", diags),
             scram_secret: k.string("scram_secret", diags),
             ca_bundle: k.string("ca_bundle", diags),
+            tls: k.boolean("tls", diags),
         };
     }
     if let Some(p) = f.get("producer").and_then(|n| Fields::read(n, "`producer`", PRODUCER_KEYS, diags)) {
@@ -291,7 +294,11 @@ pub fn check(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
         )));
     }
     match env.kafka.security.as_ref().map(|s| (s.value.as_str(), s.pos)) {
-        None | Some(("plaintext" | "tls" | "iam", _)) => {}
+        None | Some(("plaintext" | "tls", _)) => {}
+        Some(("iam", pos)) => diags.push(here(Diagnostic::new(
+            pos,
+            "`security: iam` (MSK IAM, SASL/OAUTHBEARER) is not implemented yet; use sasl_scram or tls",
+        ))),
         Some(("sasl_scram", pos)) => {
             if env.kafka.scram_secret.is_none() {
                 diags.push(here(Diagnostic::new(

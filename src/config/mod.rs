@@ -179,6 +179,7 @@ impl FunctionSettings {
             }
             producer.compression = c;
         }
+        security(&value, &get, env, &mut producer)?;
         let mapping_file = match get("MAPPING_FILE") {
             Some(m) => PathBuf::from(m),
             None => match (env.and_then(|e| e.mapping.as_ref()), &file) {
@@ -200,6 +201,102 @@ impl FunctionSettings {
             producer,
             delivery_margin_ms: number("DELIVERY_MARGIN_MS", 1000, |_| None)?,
         })
+    }
+}
+
+/// Picks a setting's value out of an environments-file entry.
+type Pick = fn(&environments::Environment) -> Option<String>;
+
+/// Looks a setting up by (variable, file key, pick): the variable, else the file, with
+/// `parameter://` values resolved.
+type Lookup<'a> = dyn Fn(&'static str, &'static str, Pick) -> Result<Option<String>, ConfigError> + 'a;
+
+/// Kafka authentication → librdkafka properties on the producer.
+fn security(
+    value: &Lookup<'_>,
+    get: &impl Fn(&str) -> Option<String>,
+    env: Option<&environments::Environment>,
+    producer: &mut ProducerSettings,
+) -> Result<(), ConfigError> {
+    let kind = value("KAFKA_SECURITY", "kafka.security", |e| e.kafka.security.as_ref().map(|s| s.value.clone()))?
+        .unwrap_or_else(|| "plaintext".into());
+    let ca = value("KAFKA_CA_BUNDLE", "kafka.ca_bundle", |e| e.kafka.ca_bundle.as_ref().map(|s| s.value.clone()))?;
+    let tls = match get("KAFKA_TLS")
+        .or_else(|| env.and_then(|e| e.kafka.tls.as_ref().map(|t| t.value.to_string())))
+        .as_deref()
+    {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                name: "KAFKA_TLS",
+                value: other.into(),
+                why: "expected true or false".into(),
+            });
+        }
+    };
+    let mut set = |k: &str, v: &str| producer.extra.push((k.to_string(), v.to_string()));
+    match kind.as_str() {
+        "plaintext" => {}
+        "tls" => set("security.protocol", "ssl"),
+        "sasl_scram" => {
+            let secret = value("KAFKA_SCRAM_SECRET", "kafka.scram_secret", |e| {
+                e.kafka.scram_secret.as_ref().map(|s| s.value.clone())
+            })?
+            .ok_or(ConfigError::Missing {
+                key: "kafka.scram_secret",
+                var: "KAFKA_SCRAM_SECRET",
+                context: String::new(),
+            })?;
+            #[derive(serde::Deserialize)]
+            struct Credentials {
+                username: String,
+                password: String,
+            }
+            // The message says what is wrong with the shape, never the value.
+            let creds: Credentials = serde_json::from_str(&secret).map_err(|e| ConfigError::Invalid {
+                name: "KAFKA_SCRAM_SECRET",
+                value: "<redacted>".into(),
+                why: format!("expected JSON {{\"username\": …, \"password\": …}} ({})", e.classify_name()),
+            })?;
+            set("security.protocol", if tls { "sasl_ssl" } else { "sasl_plaintext" });
+            set("sasl.mechanism", "SCRAM-SHA-512");
+            set("sasl.username", &creds.username);
+            set("sasl.password", &creds.password);
+        }
+        "iam" => {
+            return Err(ConfigError::Invalid {
+                name: "KAFKA_SECURITY",
+                value: kind,
+                why: "MSK IAM authentication (OAUTHBEARER) is not implemented yet; use sasl_scram or tls".into(),
+            });
+        }
+        other => {
+            return Err(ConfigError::Invalid {
+                name: "KAFKA_SECURITY",
+                value: other.into(),
+                why: format!("expected one of {}", environments::SECURITY_KINDS.join(", ")),
+            });
+        }
+    }
+    if let Some(ca) = ca {
+        set("ssl.ca.location", &ca);
+    }
+    Ok(())
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "unreadable",
+            serde_json::error::Category::Syntax => "not JSON",
+            serde_json::error::Category::Data => "JSON of the wrong shape",
+            serde_json::error::Category::Eof => "truncated JSON",
+        }
     }
 }
 
@@ -326,6 +423,45 @@ mod tests {
     }
 
     const FILE: &str = "version: 1\nacme:\n  master:\n    lambda_name: fn-master\n    msk_servers: parameter://acme/kafka/servers\n    source_topics: [in]\n    topic_ok: out\n    topic_fail: out.fail\n    mapping: m.yaml\n    batch: {partial_batch_response: true}\n  dev:\n    msk_servers: localhost:9092\n    topic_ok: dev.out\n    topic_fail: dev.fail\n    mapping: m.yaml\n";
+
+    #[test]
+    fn scram_credentials_become_producer_properties_and_are_never_printed() {
+        let mut pairs = without_file(BASE);
+        pairs.push(("KAFKA_SECURITY", "sasl_scram"));
+        pairs.push(("KAFKA_SCRAM_SECRET", r#"{"username": "svc", "password": "hunter2-secret"}"#));
+        let s = FunctionSettings::from_lookup(lookup(&pairs), &NoParameterStore).unwrap();
+        let get = |k: &str| s.producer.extra.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(get("sasl.username"), Some("svc"));
+        assert_eq!(get("sasl.password"), Some("hunter2-secret"));
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+
+        let mut plain = pairs.clone();
+        plain.push(("KAFKA_TLS", "false"));
+        let s = FunctionSettings::from_lookup(lookup(&plain), &NoParameterStore).unwrap();
+        assert!(s.producer.extra.contains(&("security.protocol".into(), "sasl_plaintext".into())));
+
+        let mut bad = without_file(BASE);
+        bad.push(("KAFKA_SECURITY", "sasl_scram"));
+        bad.push(("KAFKA_SCRAM_SECRET", "user:hunter2-secret"));
+        let e = FunctionSettings::from_lookup(lookup(&bad), &NoParameterStore).unwrap_err().to_string();
+        assert!(e.contains("KAFKA_SCRAM_SECRET") && e.contains("not JSON") && !e.contains("hunter2"), "{e}");
+
+        let mut tls = without_file(BASE);
+        tls.push(("KAFKA_SECURITY", "tls"));
+        tls.push(("KAFKA_CA_BUNDLE", "/etc/ca.pem"));
+        let s = FunctionSettings::from_lookup(lookup(&tls), &NoParameterStore).unwrap();
+        assert_eq!(
+            s.producer.extra,
+            vec![
+                ("security.protocol".to_string(), "ssl".to_string()),
+                ("ssl.ca.location".into(), "/etc/ca.pem".into())
+            ]
+        );
+    }
 
     #[test]
     fn selects_the_environment_and_lets_variables_override() {
