@@ -16,6 +16,7 @@
 //! - [`sink`] — where messages go: `KafkaSink` (the only `rdkafka` import), stdout, memory.
 //! - [`pipeline`] — one batch end to end, shared by the Lambda, `process` and the worker.
 //! - [`config`] — settings read once at cold start.
+//! - [`msk_iam`] — SigV4-signed SASL/OAUTHBEARER tokens for MSK IAM authentication.
 //! - [`lambda`] — the AWS Lambda entry (the only `lambda_runtime` import).
 //! - [`cli`] — the command line: `validate-mapping`, `process` (the local dry run).
 
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod diagnostic;
 pub mod lambda;
+pub mod msk_iam;
 pub mod pipeline;
 pub mod plan;
 pub mod record;

@@ -294,11 +294,7 @@ pub fn check(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
         )));
     }
     match env.kafka.security.as_ref().map(|s| (s.value.as_str(), s.pos)) {
-        None | Some(("plaintext" | "tls", _)) => {}
-        Some(("iam", pos)) => diags.push(here(Diagnostic::new(
-            pos,
-            "`security: iam` (MSK IAM, SASL/OAUTHBEARER) is not implemented yet; use sasl_scram or tls",
-        ))),
+        None | Some(("plaintext" | "tls" | "iam", _)) => {}
         Some(("sasl_scram", pos)) => {
             if env.kafka.scram_secret.is_none() {
                 diags.push(here(Diagnostic::new(

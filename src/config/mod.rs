@@ -11,6 +11,8 @@
 //! | `TOPIC_OK`, `TOPIC_FAIL` | destination topics | required |
 //! | `PARTIAL_BATCH_RESPONSE` | `true`: answer `batchItemFailures` instead of failing the batch | `false` |
 //! | `KAFKA_LINGER_MS`, `KAFKA_COMPRESSION`, `KAFKA_MESSAGE_TIMEOUT_MS` | producer tuning | 5, lz4, 30000 |
+//! | `KAFKA_SECURITY` | `plaintext`, `tls`, `sasl_scram` or `iam` (see the README) | `plaintext` |
+//! | `MSK_IAM_REGION` | region MSK IAM tokens are signed for | `AWS_REGION` |
 //! | `DELIVERY_MARGIN_MS` | stop waiting for deliveries this long before Lambda's deadline | 1000 |
 //!
 //! With an `environments.yaml` (`ENVIRONMENTS_FILE`, else `$LAMBDA_TASK_ROOT/environments.yaml`, else
@@ -265,11 +267,15 @@ fn security(
             set("sasl.password", &creds.password);
         }
         "iam" => {
-            return Err(ConfigError::Invalid {
-                name: "KAFKA_SECURITY",
-                value: kind,
-                why: "MSK IAM authentication (OAUTHBEARER) is not implemented yet; use sasl_scram or tls".into(),
-            });
+            // Lambda always sets AWS_REGION; MSK_IAM_REGION is for a cluster in another region.
+            let region = get("MSK_IAM_REGION").or_else(|| get("AWS_REGION")).ok_or(ConfigError::Missing {
+                key: "region",
+                var: "AWS_REGION",
+                context: " (MSK IAM signs for the cluster's region; set MSK_IAM_REGION if it differs)".into(),
+            })?;
+            set("security.protocol", if tls { "sasl_ssl" } else { "sasl_plaintext" });
+            set("sasl.mechanism", "OAUTHBEARER");
+            producer.msk_iam_region = Some(region);
         }
         other => {
             return Err(ConfigError::Invalid {
@@ -461,6 +467,27 @@ mod tests {
                 ("ssl.ca.location".into(), "/etc/ca.pem".into())
             ]
         );
+    }
+
+    #[test]
+    fn iam_uses_oauthbearer_signed_for_the_lambda_region() {
+        let mut pairs = without_file(BASE);
+        pairs.push(("KAFKA_SECURITY", "iam"));
+        let e = FunctionSettings::from_lookup(lookup(&pairs), &NoParameterStore).unwrap_err().to_string();
+        assert!(e.contains("AWS_REGION") && e.contains("MSK_IAM_REGION"), "{e}");
+        pairs.push(("AWS_REGION", "sa-east-1"));
+        let s = FunctionSettings::from_lookup(lookup(&pairs), &NoParameterStore).unwrap();
+        assert_eq!(s.producer.msk_iam_region.as_deref(), Some("sa-east-1"));
+        assert_eq!(
+            s.producer.extra,
+            vec![
+                ("security.protocol".to_string(), "sasl_ssl".to_string()),
+                ("sasl.mechanism".into(), "OAUTHBEARER".into())
+            ]
+        );
+        pairs.push(("MSK_IAM_REGION", "us-east-1"));
+        let s = FunctionSettings::from_lookup(lookup(&pairs), &NoParameterStore).unwrap();
+        assert_eq!(s.producer.msk_iam_region.as_deref(), Some("us-east-1"));
     }
 
     #[test]
