@@ -42,15 +42,15 @@ fn main() {
     let (_, plan) =
         lambda_stream::plan::load_file(&std::path::Path::new(ROOT).join("mappings/orders-to-billing.yaml")).unwrap();
     let function = Function {
-        pipeline: Pipeline {
+        pipeline: Pipeline::new(
             plan,
-            router: Router {
+            Router {
                 topic_ok: ok.clone(),
                 topic_fail: fail.clone(),
                 function_name: "bench".into(),
                 function_env: "bench".into(),
             },
-        },
+        ),
         sink: KafkaSink::new(&ProducerSettings::new(&brokers)).unwrap(),
         partial_batch: false,
         delivery_margin: Duration::from_millis(500),

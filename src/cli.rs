@@ -63,6 +63,77 @@ pub enum Command {
         #[arg(long)]
         topic_fail: Option<String>,
     },
+    /// Run as a Kafka consumer-group worker: consume, map, produce to the ok and fail topics, and
+    /// commit offsets only after delivery. Stops cleanly on SIGTERM or Ctrl-C.
+    Run(Box<RunArgs>),
+}
+
+/// `lambda-stream run`'s flags; each overrides the environment variable in brackets, which
+/// overrides `environments.yaml` (used when `--env` or LAMBDA_ENV names an entry).
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The mapping file [MAPPING_FILE].
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// Bootstrap servers [MSK_SERVERS].
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Topics to consume, comma-separated [SOURCE_TOPICS].
+    #[arg(long)]
+    pub topics: Option<String>,
+    /// Consumer group id [CONSUMER_GROUP].
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Destination for mapped records [TOPIC_OK].
+    #[arg(long)]
+    pub topic_ok: Option<String>,
+    /// Destination for failed records [TOPIC_FAIL].
+    #[arg(long)]
+    pub topic_fail: Option<String>,
+    /// Environment (account) in environments.yaml [LAMBDA_ENV].
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Stage under the environment [LAMBDA_STAGE].
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// The environments file [ENVIRONMENTS_FILE] (default ./environments.yaml).
+    #[arg(long)]
+    pub environments: Option<PathBuf>,
+    /// Outputs and offsets commit atomically in one transaction per batch.
+    #[arg(long)]
+    pub exactly_once: bool,
+    /// The producer's transactional.id with --exactly-once (default: unique per process). Give a
+    /// restarted instance its old id so it fences the dead one at once.
+    #[arg(long, requires = "exactly_once")]
+    pub transactional_id: Option<String>,
+    /// Threads that map a batch [WORKER_CONCURRENCY] (default: all cores).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Largest batch [WORKER_MAX_BATCH].
+    #[arg(long)]
+    pub max_batch: Option<usize>,
+    /// Wait this long for a batch to fill once it has a record.
+    #[arg(long, default_value_t = 20)]
+    pub max_wait_ms: u64,
+    /// Give up (exit 1, nothing committed past the stuck records) after deliveries have failed
+    /// this long.
+    #[arg(long, default_value_t = 120)]
+    pub delivery_timeout_s: u64,
+    /// Seconds between progress lines (0: none).
+    #[arg(long, default_value_t = 10)]
+    pub stats_interval_s: u64,
+    /// Extra librdkafka consumer property, `key=value` (repeatable).
+    #[arg(long = "consumer-property", value_name = "KEY=VALUE")]
+    pub consumer_properties: Vec<String>,
+    /// Extra librdkafka producer property, `key=value` (repeatable).
+    #[arg(long = "producer-property", value_name = "KEY=VALUE")]
+    pub producer_properties: Vec<String>,
+    /// Copy values unmapped to the ok topic (a mirror; the benchmark's baseline).
+    #[arg(long)]
+    pub pass_through: bool,
+    /// Log JSON lines instead of text.
+    #[arg(long)]
+    pub json_logs: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -84,12 +155,20 @@ pub enum CliError {
     Event(#[from] crate::lambda::HandlerError),
     #[error("{0}")]
     Sink(#[from] crate::sink::SinkError),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Worker(#[from] crate::worker::WorkerError),
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             CliError::Mapping(plan::LoadError::Invalid { .. }) => ExitCode::from(1),
+            // A worker that stops on an infrastructure failure: a supervisor should restart it.
+            CliError::Worker(_) => ExitCode::from(1),
             _ => ExitCode::from(2),
         }
     }
@@ -105,6 +184,11 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Some(Command::ValidateMapping { files, format }) => validate_mapping(&files, format),
         Some(Command::ValidateConfig { files, format }) => validate_config(&files, format),
+        Some(Command::Run(args)) => run_worker(*args).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "worker stopped");
+            eprintln!("lambda-stream: {e}");
+            e.exit_code()
+        }),
         Some(Command::Process { mapping, input, event, brokers, topic_ok, topic_fail }) => {
             let result = match (input, event) {
                 (Some(input), _) => process(&mapping, &input).map(|()| ExitCode::SUCCESS),
@@ -456,7 +540,7 @@ pub fn process_event(
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Write)?;
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
-    let pipeline = Pipeline { plan, router };
+    let pipeline = Pipeline::new(plan, router);
     let margin = std::time::Duration::ZERO;
     match brokers {
         None => {
@@ -486,6 +570,106 @@ pub fn process_event(
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn properties(list: &[String], flag: &str) -> Result<Vec<(String, String)>, CliError> {
+    list.iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(CliError::Usage(format!("{flag} expects KEY=VALUE, found {p:?}"))),
+        })
+        .collect()
+}
+
+/// `lambda-stream run`: settings from flags, the environment and (with an environment named)
+/// `environments.yaml`, `parameter://` values from SSM; then the worker until a stop signal.
+pub fn run_worker(args: RunArgs) -> Result<ExitCode, CliError> {
+    use crate::worker::{Worker, WorkerOptions};
+
+    crate::lambda::init_logging(args.json_logs, "info");
+    let flags: Vec<(&str, Option<String>)> = vec![
+        ("MAPPING_FILE", args.mapping.as_ref().map(|p| p.display().to_string())),
+        ("MSK_SERVERS", args.brokers.clone()),
+        ("SOURCE_TOPICS", args.topics.clone()),
+        ("TOPIC_OK", args.topic_ok.clone()),
+        ("TOPIC_FAIL", args.topic_fail.clone()),
+        ("LAMBDA_ENV", args.env.clone()),
+        ("LAMBDA_STAGE", args.stage.clone()),
+        ("ENVIRONMENTS_FILE", args.environments.as_ref().map(|p| p.display().to_string())),
+    ];
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let flag = |name: &str| flags.iter().find(|(n, _)| *n == name).and_then(|(_, v)| v.clone());
+    let named_env = flag("LAMBDA_ENV").or_else(|| env("LAMBDA_ENV"));
+    let get = |name: &str| -> Option<String> {
+        if let Some(v) = flag(name).or_else(|| env(name)) {
+            return Some(v);
+        }
+        match name {
+            // Without a named environment the file is not read: flags and variables only.
+            "ENVIRONMENTS_FILE" if named_env.is_none() => Some("none".into()),
+            "LAMBDA_ENV" => Some("local".into()),
+            "LAMBDA_NAME" => Some("lambda-stream-worker".into()),
+            _ => None,
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Write)?;
+    let settings =
+        runtime.block_on(crate::config::ssm::settings_with_parameters(&get, crate::config::ssm::lambda_client))?;
+    let group = args
+        .group
+        .clone()
+        .or_else(|| env("CONSUMER_GROUP"))
+        .ok_or_else(|| CliError::Usage("the consumer group is required: --group or CONSUMER_GROUP".into()))?;
+    if settings.source_topics.is_empty() {
+        return Err(CliError::Usage(
+            "no topics to consume: --topics, SOURCE_TOPICS or `source_topics` in environments.yaml".into(),
+        ));
+    }
+    let (_, plan) = plan::load_file(&settings.mapping_file)?;
+    let mut pipeline = crate::pipeline::Pipeline::new(
+        plan,
+        crate::route::Router {
+            topic_ok: settings.topic_ok.clone(),
+            topic_fail: settings.topic_fail.clone(),
+            function_name: settings.lambda_name.clone(),
+            function_env: settings.lambda_env.clone(),
+        },
+    );
+    let number = |flag: Option<usize>, var: &str| -> Result<Option<usize>, CliError> {
+        match flag.map(Ok).or_else(|| env(var).map(|v| v.parse::<usize>())) {
+            None => Ok(None),
+            Some(Ok(n)) if n > 0 => Ok(Some(n)),
+            Some(_) => Err(CliError::Usage(format!("{var} must be a positive number"))),
+        }
+    };
+    if let Some(n) = number(args.concurrency, "WORKER_CONCURRENCY")? {
+        pipeline.threads = n;
+    }
+    let mut producer = settings.producer.clone();
+    producer.transactional_id = args.transactional_id.clone();
+    producer.extra.extend(properties(&args.producer_properties, "--producer-property")?);
+    let mut options = WorkerOptions::new(producer, settings.source_topics.clone(), group);
+    options.exactly_once = args.exactly_once;
+    if let Some(n) = number(args.max_batch, "WORKER_MAX_BATCH")? {
+        options.max_batch = n;
+    }
+    options.max_wait = std::time::Duration::from_millis(args.max_wait_ms);
+    options.delivery_timeout = std::time::Duration::from_secs(args.delivery_timeout_s);
+    options.stats_interval = std::time::Duration::from_secs(args.stats_interval_s);
+    options.consumer_extra = properties(&args.consumer_properties, "--consumer-property")?;
+    options.pass_through = args.pass_through;
+    tracing::info!(
+        topics = %options.topics.join(","), group = %options.group, exactly_once = options.exactly_once,
+        topic_ok = %settings.topic_ok, topic_fail = %settings.topic_fail, mapping = %settings.mapping_file.display(),
+        "worker starting"
+    );
+    // The stream consumer spawns its wake-up task on the current runtime.
+    let _entered = runtime.enter();
+    let mut worker = Worker::new(pipeline, options)?;
+    let totals = runtime.block_on(worker.run(crate::worker::shutdown_signal()))?;
+    // One machine-readable line on stdout for scripts and tests: the run's accounting.
+    println!("{}", serde_json::to_string(&totals).expect("totals serialise"));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One dry-run line: route, source position, key, destination, and value or errors.

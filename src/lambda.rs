@@ -161,15 +161,15 @@ pub async fn cold_start() -> Result<Function<KafkaSink>, ColdStartError> {
     let (_, plan) = crate::plan::load_file(&settings.mapping_file)?;
     let sink = KafkaSink::new(&settings.producer)?;
     Ok(Function {
-        pipeline: Pipeline {
+        pipeline: Pipeline::new(
             plan,
-            router: Router {
+            Router {
                 topic_ok: settings.topic_ok.clone(),
                 topic_fail: settings.topic_fail.clone(),
                 function_name: settings.lambda_name.clone(),
                 function_env: settings.lambda_env.clone(),
             },
-        },
+        ),
         sink,
         partial_batch: settings.partial_batch,
         delivery_margin: Duration::from_millis(settings.delivery_margin_ms),

@@ -13,11 +13,13 @@
 //! - [`record`] — Lambda Kafka event → inputs (base64, signed header bytes, tombstones), lenient
 //!   per record so one bad record never fails a batch.
 //! - [`route`] — `(input, outcome)` → ok message or fail envelope with `lambda-stream.error.*` headers.
-//! - [`sink`] — where messages go: `KafkaSink` (the only `rdkafka` import), stdout, memory.
+//! - [`sink`] — where messages go: `KafkaSink` (with `worker`, the only `rdkafka` user), memory.
 //! - [`pipeline`] — one batch end to end, shared by the Lambda, `process` and the worker.
 //! - [`config`] — settings read once at cold start.
 //! - [`msk_iam`] — SigV4-signed SASL/OAUTHBEARER tokens for MSK IAM authentication.
 //! - [`lambda`] — the AWS Lambda entry (the only `lambda_runtime` import).
+//! - [`worker`] — `lambda-stream run`: the same pipeline fed by a Kafka consumer group, committing
+//!   offsets only after delivery (or inside a transaction with `--exactly-once`).
 //! - [`cli`] — the command line: `validate-mapping`, `process` (the local dry run).
 
 pub mod cli;
@@ -31,4 +33,5 @@ pub mod record;
 pub mod route;
 pub mod sink;
 pub mod spec;
+pub mod worker;
 pub mod yaml;

@@ -15,6 +15,8 @@ use crate::sink::{Sink, SinkError};
 pub struct Pipeline {
     pub plan: Plan,
     pub router: Router,
+    /// How many threads map a large batch (all cores by default).
+    pub threads: usize,
 }
 
 /// What happened to a batch: every input is counted exactly once in `ok`, `failed` or `skipped`.
@@ -40,10 +42,16 @@ pub struct BatchReport {
 const PARALLEL_THRESHOLD: usize = 256;
 
 impl Pipeline {
+    /// A pipeline that maps large batches on every available core.
+    pub fn new(plan: Plan, router: Router) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Pipeline { plan, router, threads }
+    }
+
     /// Maps and routes every input, on all available cores, keeping input order (and so the order
     /// within each source partition).
     pub fn route_all(&self, inputs: &[Input]) -> Vec<Routed> {
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = self.threads.max(1);
         if workers == 1 || inputs.len() < PARALLEL_THRESHOLD {
             return inputs.iter().map(|i| self.router.route(&self.plan, i)).collect();
         }
@@ -146,15 +154,15 @@ mod tests {
         )
         .unwrap()
         .1;
-        Pipeline {
+        Pipeline::new(
             plan,
-            router: Router {
+            Router {
                 topic_ok: "ok".into(),
                 topic_fail: "fail".into(),
                 function_name: "f".into(),
                 function_env: "test".into(),
             },
-        }
+        )
     }
 
     fn inputs(n: usize) -> Vec<Input> {

@@ -33,6 +33,37 @@ pub enum SinkError {
 
 pub type Delivery = Result<(), SinkError>;
 
+/// A transactional call failed; what to do next follows librdkafka's classification.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransactionError {
+    /// Abort the transaction and run the batch again in a new one.
+    #[error("transaction must be aborted: {0}")]
+    Abortable(String),
+    /// The same call may be retried.
+    #[error("transaction call may be retried: {0}")]
+    Retriable(String),
+    /// The producer is unusable (for example fenced by a newer instance): stop.
+    #[error("fatal transactional producer error: {0}")]
+    Fatal(String),
+}
+
+impl From<rdkafka::error::KafkaError> for TransactionError {
+    fn from(e: rdkafka::error::KafkaError) -> Self {
+        match &e {
+            rdkafka::error::KafkaError::Transaction(t) if t.is_fatal() => TransactionError::Fatal(e.to_string()),
+            rdkafka::error::KafkaError::Transaction(t) if t.txn_requires_abort() => {
+                TransactionError::Abortable(e.to_string())
+            }
+            rdkafka::error::KafkaError::Transaction(t) if t.is_retriable() => {
+                TransactionError::Retriable(e.to_string())
+            }
+            // Anything else (a timeout, a state error) is treated as needing an abort; an abort
+            // that then fails fatally stops the worker.
+            _ => TransactionError::Abortable(e.to_string()),
+        }
+    }
+}
+
 pub trait Sink: Send + Sync {
     /// Delivers every message, in order per destination partition; returns one result per message.
     fn send_all(&self, messages: &[OutMessage], deadline: Instant) -> impl Future<Output = Vec<Delivery>> + Send;
@@ -50,6 +81,8 @@ pub struct ProducerSettings {
     pub message_timeout_ms: u32,
     /// MSK IAM (SASL/OAUTHBEARER): the region whose `kafka-cluster` endpoint tokens are signed for.
     pub msk_iam_region: Option<String>,
+    /// Makes the producer transactional (the worker's `--exactly-once`).
+    pub transactional_id: Option<String>,
 }
 
 /// Properties whose values are secrets: never printed.
@@ -69,6 +102,7 @@ impl std::fmt::Debug for ProducerSettings {
             .field("compression", &self.compression)
             .field("message_timeout_ms", &self.message_timeout_ms)
             .field("msk_iam_region", &self.msk_iam_region)
+            .field("transactional_id", &self.transactional_id)
             .finish()
     }
 }
@@ -82,6 +116,7 @@ impl ProducerSettings {
             compression: "lz4".into(),
             message_timeout_ms: 30_000,
             msk_iam_region: None,
+            transactional_id: None,
         }
     }
 
@@ -93,7 +128,7 @@ impl ProducerSettings {
             }
             None => None,
         };
-        Ok(KafkaContext { msk_iam })
+        Ok(KafkaContext::new(msk_iam))
     }
 
     pub(crate) fn client_config(&self) -> ClientConfig {
@@ -112,6 +147,9 @@ impl ProducerSettings {
             .set("message.timeout.ms", self.message_timeout_ms.to_string())
             .set("socket.keepalive.enable", "true")
             .set("client.id", "lambda-stream");
+        if let Some(id) = &self.transactional_id {
+            config.set("transactional.id", id);
+        }
         for (k, v) in &self.extra {
             config.set(k, v);
         }
@@ -121,13 +159,38 @@ impl ProducerSettings {
 
 /// What every Kafka client of the crate carries: the MSK IAM signer when that is the
 /// authentication, whose tokens librdkafka asks for at start and at 80% of each one's lifetime.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct KafkaContext {
     pub msk_iam: Option<MskIamSigner>,
+    /// The last client error logged and when: librdkafka repeats the same error (all brokers
+    /// down) many times a second while a broker is away; once per interval is enough.
+    last_error: Mutex<Option<(String, Instant)>>,
 }
+
+impl KafkaContext {
+    pub fn new(msk_iam: Option<MskIamSigner>) -> Self {
+        KafkaContext { msk_iam, last_error: Mutex::new(None) }
+    }
+}
+
+/// How often the same client error is logged again.
+const REPEATED_ERROR_INTERVAL: Duration = Duration::from_secs(10);
 
 impl ClientContext for KafkaContext {
     const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        let text = format!("{error}: {reason}");
+        let mut last = self.last_error.lock().expect("not poisoned");
+        if let Some((previous, at)) = last.as_ref()
+            && *previous == text
+            && at.elapsed() < REPEATED_ERROR_INTERVAL
+        {
+            return;
+        }
+        tracing::error!(error = %text, "Kafka client error");
+        *last = Some((text, Instant::now()));
+    }
 
     fn generate_oauth_token(&self, _config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
         let signer = self.msk_iam.as_ref().ok_or("sasl.mechanism OAUTHBEARER needs `security: iam` (MSK IAM)")?;
@@ -148,11 +211,36 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     pub fn new(settings: &ProducerSettings) -> Result<Self, SinkError> {
-        let producer = settings
+        let producer: FutureProducer<KafkaContext> = settings
             .client_config()
             .create_with_context(settings.context()?)
             .map_err(|e| SinkError::Create(e.to_string()))?;
+        if settings.transactional_id.is_some() {
+            // Fences any older producer with the same id and recovers its unfinished transaction.
+            producer.init_transactions(Duration::from_secs(30)).map_err(|e| SinkError::Create(e.to_string()))?;
+        }
         Ok(KafkaSink { producer })
+    }
+
+    pub fn begin_transaction(&self) -> Result<(), TransactionError> {
+        self.producer.begin_transaction().map_err(TransactionError::from)
+    }
+
+    /// Adds the consumed offsets to the open transaction and commits it: outputs and offsets become
+    /// visible together, or not at all.
+    pub fn commit_transaction_with_offsets(
+        &self,
+        offsets: &rdkafka::TopicPartitionList,
+        group: &rdkafka::consumer::ConsumerGroupMetadata,
+        timeout: Duration,
+    ) -> Result<(), TransactionError> {
+        self.producer.send_offsets_to_transaction(offsets, group, timeout)?;
+        self.producer.commit_transaction(timeout)?;
+        Ok(())
+    }
+
+    pub fn abort_transaction(&self, timeout: Duration) -> Result<(), TransactionError> {
+        self.producer.abort_transaction(timeout).map_err(TransactionError::from)
     }
 
     /// Waits up to `timeout` for anything still queued (used before a process exits).
@@ -259,7 +347,7 @@ mod tests {
         settings.extra.push(("security.protocol".into(), "sasl_plaintext".into()));
         settings.extra.push(("sasl.mechanism".into(), "OAUTHBEARER".into()));
         let producer: BaseProducer<KafkaContext> =
-            settings.client_config().create_with_context(KafkaContext { msk_iam: Some(signer) }).unwrap();
+            settings.client_config().create_with_context(KafkaContext::new(Some(signer))).unwrap();
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(4) {
             producer.poll(Duration::from_millis(100));

@@ -21,15 +21,15 @@ fn function(brokers: &str, mapping: &str, ok: &str, fail: &str, partial: bool) -
     let mut settings = ProducerSettings::new(brokers);
     settings.message_timeout_ms = 10_000;
     Function {
-        pipeline: Pipeline {
+        pipeline: Pipeline::new(
             plan,
-            router: Router {
+            Router {
                 topic_ok: ok.into(),
                 topic_fail: fail.into(),
                 function_name: "orders-fn".into(),
                 function_env: "test".into(),
             },
-        },
+        ),
         sink: KafkaSink::new(&settings).unwrap(),
         partial_batch: partial,
         delivery_margin: Duration::from_millis(500),
@@ -40,15 +40,15 @@ fn function(brokers: &str, mapping: &str, ok: &str, fail: &str, partial: bool) -
 fn function_with_mapping(brokers: &str, mapping: &str, ok: &str, fail: &str) -> Function<KafkaSink> {
     let (_, plan) = plan::load_str(mapping).unwrap();
     Function {
-        pipeline: Pipeline {
+        pipeline: Pipeline::new(
             plan,
-            router: Router {
+            Router {
                 topic_ok: ok.into(),
                 topic_fail: fail.into(),
                 function_name: "f".into(),
                 function_env: "t".into(),
             },
-        },
+        ),
         sink: KafkaSink::new(&ProducerSettings::new(brokers)).unwrap(),
         partial_batch: false,
         delivery_margin: Duration::from_millis(500),
@@ -255,6 +255,24 @@ async fn partial_batch_mode_names_the_first_undelivered_record_per_partition() {
     assert_eq!(consume(&ok, 1, 3, Duration::from_secs(10)).len(), 3, "the ok records were delivered");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_fail_topic_fails_the_whole_batch_so_lambda_retries_it() {
+    let brokers = bootstrap();
+    let ok = unique_topic("ok");
+    create_topics(&[(&ok, 1)]).await;
+    let missing = unique_topic("missing-fail");
+    let f = function(&brokers, "mappings/orders-to-billing.yaml", &ok, &missing, false);
+    let event: Value =
+        serde_json::from_slice(&std::fs::read(root().join("tests/fixtures/events/msk.json")).unwrap()).unwrap();
+    match f.handle(event, Instant::now() + Duration::from_secs(4)).await {
+        Err(HandlerError::Undelivered { count, total, first }) => {
+            assert_eq!((count, total), (4, 7), "the four fail records had nowhere to go");
+            assert!(first.contains(&missing), "the error names the topic: {first}");
+        }
+        other => panic!("expected an error so Lambda retries the batch, got {other:?}"),
+    }
+}
+
 /// The broker's SASL/SCRAM-SHA-512 listener (scripts/kafka/run: client port + 2).
 fn scram_brokers() -> String {
     let plain = bootstrap();
@@ -286,15 +304,15 @@ fn scram_function(password: &str, ok: &str, fail: &str) -> Function<KafkaSink> {
     .unwrap();
     let (_, plan) = plan::load_file(&root().join("mappings/orders-to-billing.yaml")).unwrap();
     Function {
-        pipeline: Pipeline {
+        pipeline: Pipeline::new(
             plan,
-            router: Router {
+            Router {
                 topic_ok: ok.into(),
                 topic_fail: fail.into(),
                 function_name: "f".into(),
                 function_env: "t".into(),
             },
-        },
+        ),
         sink: KafkaSink::new(&settings.producer).unwrap(),
         partial_batch: false,
         delivery_margin: Duration::from_millis(500),

@@ -8,3 +8,4 @@ mod lambda_rie;
 mod properties;
 mod ssm_moto;
 mod util;
+mod worker;

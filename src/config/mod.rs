@@ -13,6 +13,7 @@
 //! | `KAFKA_LINGER_MS`, `KAFKA_COMPRESSION`, `KAFKA_MESSAGE_TIMEOUT_MS` | producer tuning | 5, lz4, 30000 |
 //! | `KAFKA_SECURITY` | `plaintext`, `tls`, `sasl_scram` or `iam` (see the README) | `plaintext` |
 //! | `MSK_IAM_REGION` | region MSK IAM tokens are signed for | `AWS_REGION` |
+//! | `SOURCE_TOPICS` | topics the worker consumes (comma-separated) | `source_topics` |
 //! | `DELIVERY_MARGIN_MS` | stop waiting for deliveries this long before Lambda's deadline | 1000 |
 //!
 //! With an `environments.yaml` (`ENVIRONMENTS_FILE`, else `$LAMBDA_TASK_ROOT/environments.yaml`, else
@@ -71,6 +72,8 @@ pub struct FunctionSettings {
     pub partial_batch: bool,
     pub producer: ProducerSettings,
     pub delivery_margin_ms: u64,
+    /// Topics to consume (the worker; in Lambda the event source mapping names them).
+    pub source_topics: Vec<String>,
 }
 
 /// Where the environments file is, if there is one. `ENVIRONMENTS_FILE=none` means no file, even
@@ -202,6 +205,10 @@ impl FunctionSettings {
             partial_batch,
             producer,
             delivery_margin_ms: number("DELIVERY_MARGIN_MS", 1000, |_| None)?,
+            source_topics: match get("SOURCE_TOPICS") {
+                Some(list) => list.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
+                None => env.map(|e| e.source_topics.iter().map(|t| t.value.clone()).collect()).unwrap_or_default(),
+            },
         })
     }
 }

@@ -1,0 +1,596 @@
+//! Worker mode (`lambda-stream run`): the same pipeline as the Lambda, fed by a Kafka consumer
+//! group instead of Lambda events.
+//!
+//! The loop gathers a batch from the consumer, runs it through [`Pipeline::run_batch`] (the code
+//! the Lambda handler runs) into a [`KafkaSink`], and only when every message of the batch is
+//! delivered commits the batch's offsets:
+//! - **at-least-once** (default): a plain offset commit after delivery. A crash between delivery
+//!   and commit redelivers the batch (duplicates, never loss).
+//! - **exactly-once** (`--exactly-once`): each batch is one producer transaction that also
+//!   carries the consumed offsets (`send_offsets_to_transaction`), so outputs and offsets commit
+//!   together; `read_committed` readers see each input's output once. An abortable error aborts
+//!   and reruns the batch (still in memory) in a new transaction; a fatal one (fenced) stops.
+//!
+//! Records are owned by the batch in memory until they are committed, so a failed delivery is
+//! retried from memory; after `delivery_timeout` of failures the worker stops with an error,
+//! having committed nothing past what it could not place. Rebalances only happen while the
+//! consumer is polled, which is between batches or while a batch is being gathered; records of a
+//! partition revoked while gathering are released unprocessed (their new owner reads them from
+//! the committed offset) and counted.
+//!
+//! Like `sink`, this module talks to `rdkafka` (the consumer side).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message, Timestamp};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+use crate::pipeline::{Pipeline, Summary};
+use crate::record::{Input, Payload, Source};
+use crate::route::{OutMessage, Route, Routed};
+use crate::sink::{KafkaContext, KafkaSink, ProducerSettings, Sink, SinkError, TransactionError};
+
+/// How the worker runs; the CLI fills it from flags, `environments.yaml` and the environment.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    pub producer: ProducerSettings,
+    pub topics: Vec<String>,
+    pub group: String,
+    pub exactly_once: bool,
+    /// Largest batch gathered before it is processed.
+    pub max_batch: usize,
+    /// How long to wait for more records once a batch has its first one.
+    pub max_wait: Duration,
+    /// How long a batch's delivery may keep failing before the worker gives up.
+    pub delivery_timeout: Duration,
+    /// How often to log the one-line progress report (zero: never).
+    pub stats_interval: Duration,
+    /// Extra librdkafka consumer properties (`--consumer-property k=v`), applied last.
+    pub consumer_extra: Vec<(String, String)>,
+    /// Map nothing: copy each value unchanged to the ok topic (the benchmark's baseline).
+    pub pass_through: bool,
+}
+
+impl WorkerOptions {
+    pub fn new(producer: ProducerSettings, topics: Vec<String>, group: String) -> Self {
+        WorkerOptions {
+            producer,
+            topics,
+            group,
+            exactly_once: false,
+            max_batch: 5000,
+            max_wait: Duration::from_millis(20),
+            delivery_timeout: Duration::from_secs(120),
+            stats_interval: Duration::from_secs(10),
+            consumer_extra: Vec::new(),
+            pass_through: false,
+        }
+    }
+
+    fn consumer_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.producer.brokers)
+            .set("group.id", &self.group)
+            .set("client.id", "lambda-stream-worker")
+            // Offsets are committed by the worker, only for delivered batches.
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // Never map records of an aborted upstream transaction.
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "false");
+        if !self.stats_interval.is_zero() {
+            config.set("statistics.interval.ms", self.stats_interval.as_millis().to_string());
+        }
+        // Security settings (TLS, SASL) are the producer's.
+        for (k, v) in &self.producer.extra {
+            config.set(k, v);
+        }
+        for (k, v) in &self.consumer_extra {
+            config.set(k, v);
+        }
+        config
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("cannot create the Kafka consumer: {0}")]
+    Consumer(String),
+    #[error("cannot subscribe to {topics}: {why}")]
+    Subscribe { topics: String, why: String },
+    #[error(transparent)]
+    Producer(#[from] SinkError),
+    #[error(
+        "{count} message(s) could not be delivered for {seconds} s (first: {first}); stopped without committing \
+         past {topic}[{partition}] offset {offset}"
+    )]
+    Undeliverable { count: usize, seconds: u64, first: String, topic: String, partition: i32, offset: i64 },
+    #[error(transparent)]
+    Transaction(TransactionError),
+    #[error("cannot commit offsets: {0}")]
+    Commit(String),
+}
+
+/// Counts since the worker started: `ok + failed + skipped = received`; `released` records were
+/// gathered from a partition revoked before they were processed (their new owner maps them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    pub received: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub released: u64,
+    pub batches: u64,
+    /// Batch deliveries that had to be retried (each may have produced duplicates in
+    /// at-least-once mode).
+    pub retried_batches: u64,
+}
+
+impl Totals {
+    fn add(&mut self, s: &Summary) {
+        self.received += s.received as u64;
+        self.ok += s.ok as u64;
+        self.failed += s.failed as u64;
+        self.skipped += s.skipped as u64;
+        self.batches += 1;
+    }
+}
+
+/// The consumer's context: the crate's Kafka context (MSK IAM tokens) plus the consumer lag from
+/// librdkafka's statistics and a log line per rebalance.
+pub struct WorkerContext {
+    kafka: KafkaContext,
+    lag: Mutex<HashMap<(String, i32), i64>>,
+}
+
+impl ClientContext for WorkerContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn stats(&self, statistics: Statistics) {
+        let mut lag = self.lag.lock().expect("not poisoned");
+        lag.clear();
+        for (topic, t) in statistics.topics {
+            for (partition, p) in t.partitions {
+                // -1 is librdkafka's internal "unassigned" partition; -1 lag means unknown yet.
+                if partition >= 0 && p.consumer_lag >= 0 {
+                    lag.insert((topic.clone(), partition), p.consumer_lag);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.kafka.error(error, reason);
+    }
+
+    fn generate_oauth_token(
+        &self,
+        config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        self.kafka.generate_oauth_token(config)
+    }
+}
+
+impl ConsumerContext for WorkerContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => tracing::info!(partitions = %describe(tpl), "partitions revoked"),
+            Rebalance::Assign(tpl) => tracing::info!(partitions = %describe(tpl), "partitions assigned"),
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+fn describe(tpl: &TopicPartitionList) -> String {
+    tpl.elements().iter().map(|e| format!("{}-{}", e.topic(), e.partition())).collect::<Vec<_>>().join(",")
+}
+
+pub struct Worker {
+    pipeline: Pipeline,
+    sink: KafkaSink,
+    consumer: StreamConsumer<WorkerContext>,
+    options: WorkerOptions,
+    totals: Totals,
+    /// Since when batches have kept failing (exactly-once), to give up after `delivery_timeout`.
+    failing_since: Option<Instant>,
+}
+
+impl Worker {
+    /// Creates the producer (transactional with `exactly_once`) and the consumer, and subscribes.
+    /// Blocks while the transactional producer registers with the broker.
+    pub fn new(pipeline: Pipeline, mut options: WorkerOptions) -> Result<Self, WorkerError> {
+        if options.exactly_once && options.producer.transactional_id.is_none() {
+            // One id per process: KIP-447 fences zombies through the consumer group's
+            // generation, so ids need not be tied to partitions.
+            options.producer.transactional_id = Some(format!("lambda-stream-{}-{}", options.group, std::process::id()));
+        }
+        let sink = KafkaSink::new(&options.producer)?;
+        let context = WorkerContext { kafka: options.producer.context()?, lag: Mutex::new(HashMap::new()) };
+        let consumer: StreamConsumer<WorkerContext> =
+            options.consumer_config().create_with_context(context).map_err(|e| WorkerError::Consumer(e.to_string()))?;
+        let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| WorkerError::Subscribe { topics: options.topics.join(","), why: e.to_string() })?;
+        Ok(Worker { pipeline, sink, consumer, options, totals: Totals::default(), failing_since: None })
+    }
+
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// Runs until `shutdown` resolves (then finishes the batch in hand, commits and leaves the
+    /// group) or an unrecoverable error.
+    pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<Totals, WorkerError> {
+        tokio::pin!(shutdown);
+        let started = Instant::now();
+        let mut last_report = (Instant::now(), 0u64);
+        let mut stopping = false;
+        while !stopping {
+            let mut batch = Vec::new();
+            // The first record of a batch: wait for it, or for the stop signal.
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                first = self.consumer.recv() => push(&mut batch, first),
+                () = tokio::time::sleep(self.options.stats_interval.max(Duration::from_millis(200))) => {}
+            }
+            if !batch.is_empty() {
+                let fill_until = tokio::time::Instant::now() + self.options.max_wait;
+                while batch.len() < self.options.max_batch {
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => { stopping = true; break }
+                        next = self.consumer.recv() => push(&mut batch, next),
+                        () = tokio::time::sleep_until(fill_until) => break,
+                    }
+                }
+                self.release_revoked(&mut batch);
+                if !batch.is_empty() {
+                    self.process(&batch).await?;
+                }
+            }
+            if !self.options.stats_interval.is_zero() && last_report.0.elapsed() >= self.options.stats_interval {
+                self.report_progress(&mut last_report);
+            }
+        }
+        // Leave the group now, so its partitions move to the other members at once.
+        self.consumer.unsubscribe();
+        self.sink.flush(Duration::from_secs(10))?;
+        tracing::info!(
+            received = self.totals.received,
+            ok = self.totals.ok,
+            failed = self.totals.failed,
+            skipped = self.totals.skipped,
+            released = self.totals.released,
+            retried_batches = self.totals.retried_batches,
+            seconds = started.elapsed().as_secs_f64(),
+            "worker stopped"
+        );
+        Ok(self.totals.clone())
+    }
+
+    /// Drops gathered records of partitions no longer assigned to this member (revoked by a
+    /// rebalance while the batch was being gathered); their new owner reads them again.
+    fn release_revoked(&mut self, batch: &mut Vec<Input>) {
+        let Ok(assignment) = self.consumer.assignment() else { return };
+        let elements = assignment.elements();
+        let assigned: Vec<(&str, i32)> = elements.iter().map(|e| (e.topic(), e.partition())).collect();
+        let before = batch.len();
+        batch.retain(|i| assigned.contains(&(i.source.topic.as_str(), i.source.partition)));
+        if batch.len() < before {
+            self.totals.released += (before - batch.len()) as u64;
+            tracing::info!(released = before - batch.len(), "records of revoked partitions released unprocessed");
+        }
+    }
+
+    async fn process(&mut self, batch: &[Input]) -> Result<(), WorkerError> {
+        let offsets = next_offsets(batch);
+        if self.options.exactly_once {
+            self.process_transaction(batch, &offsets).await
+        } else {
+            self.process_at_least_once(batch, &offsets).await
+        }
+    }
+
+    async fn route_and_send(&self, batch: &[Input], deadline: Instant) -> BatchOutcome {
+        if self.options.pass_through {
+            let routed: Vec<Routed> = batch.iter().map(|i| pass_through(i, &self.pipeline.router.topic_ok)).collect();
+            let messages: Vec<OutMessage> =
+                routed.iter().filter_map(|r| if let Routed::Message(m) = r { Some(m.clone()) } else { None }).collect();
+            let deliveries = self.sink.send_all(&messages, deadline).await;
+            let summary = Summary {
+                received: batch.len(),
+                ok: messages.len(),
+                skipped: batch.len() - messages.len(),
+                ..Summary::default()
+            };
+            let undelivered =
+                messages.into_iter().zip(deliveries).filter_map(|(m, d)| d.err().map(|e| (m, e))).collect();
+            return BatchOutcome { summary, undelivered };
+        }
+        let report = self.pipeline.run_batch(&self.sink, batch, deadline).await;
+        let undelivered = report
+            .undelivered
+            .into_iter()
+            .filter_map(|(origin, e)| {
+                report.routed.iter().find_map(|r| match r {
+                    Routed::Message(m) if m.origin == origin => Some((m.clone(), e.clone())),
+                    _ => None,
+                })
+            })
+            .collect();
+        BatchOutcome { summary: report.summary, undelivered }
+    }
+
+    fn message_deadline(&self) -> Instant {
+        Instant::now() + Duration::from_millis(self.options.producer.message_timeout_ms as u64 + 1000)
+    }
+
+    async fn process_at_least_once(
+        &mut self,
+        batch: &[Input],
+        offsets: &TopicPartitionList,
+    ) -> Result<(), WorkerError> {
+        let give_up_at = Instant::now() + self.options.delivery_timeout;
+        let outcome = self.route_and_send(batch, self.message_deadline()).await;
+        let mut undelivered = outcome.undelivered;
+        let mut backoff = Duration::from_millis(200);
+        while !undelivered.is_empty() {
+            let (first, error) = &undelivered[0];
+            if Instant::now() >= give_up_at {
+                return Err(undeliverable(&undelivered, self.options.delivery_timeout, batch, first));
+            }
+            tracing::warn!(undelivered = undelivered.len(), %error, "delivery failed; retrying the batch's undelivered messages");
+            self.totals.retried_batches += 1;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            let messages: Vec<OutMessage> = undelivered.iter().map(|(m, _)| m.clone()).collect();
+            let deadline = self.message_deadline().min(give_up_at.max(Instant::now() + Duration::from_secs(1)));
+            let deliveries = self.sink.send_all(&messages, deadline).await;
+            undelivered = messages.into_iter().zip(deliveries).filter_map(|(m, d)| d.err().map(|e| (m, e))).collect();
+        }
+        self.totals.add(&outcome.summary);
+        // A failed commit is not fatal: the next commit covers these offsets too; until then a
+        // restart would redeliver them (at-least-once).
+        if let Err(e) = self.consumer.commit(offsets, CommitMode::Sync) {
+            tracing::warn!(error = %e, "offset commit failed; the next batch's commit will cover it");
+        }
+        Ok(())
+    }
+
+    async fn process_transaction(&mut self, batch: &[Input], offsets: &TopicPartitionList) -> Result<(), WorkerError> {
+        let timeout = Duration::from_millis(self.options.producer.message_timeout_ms as u64 + 5000);
+        let attempt: Result<Summary, TransactionError> = async {
+            self.sink.begin_transaction()?;
+            let outcome = self.route_and_send(batch, self.message_deadline()).await;
+            if let Some((_, e)) = outcome.undelivered.first() {
+                return Err(TransactionError::Abortable(e.to_string()));
+            }
+            let group = self
+                .consumer
+                .group_metadata()
+                .ok_or_else(|| TransactionError::Abortable("no consumer group metadata yet".into()))?;
+            let give_up_at = Instant::now() + self.options.delivery_timeout;
+            loop {
+                match tokio::task::block_in_place(|| {
+                    self.sink.commit_transaction_with_offsets(offsets, &group, timeout)
+                }) {
+                    Err(TransactionError::Retriable(e)) if Instant::now() < give_up_at => {
+                        tracing::warn!(error = %e, "transaction commit will be retried");
+                    }
+                    other => return other.map(|()| outcome.summary),
+                }
+            }
+        }
+        .await;
+        match attempt {
+            Ok(summary) => {
+                self.totals.add(&summary);
+                self.failing_since = None;
+                Ok(())
+            }
+            Err(TransactionError::Fatal(e)) => Err(WorkerError::Transaction(TransactionError::Fatal(e))),
+            Err(e) => {
+                // Abort, and go back to polling from the batch's first records: the consumer may
+                // have to rejoin the group (its membership is what the offsets are committed
+                // under), which only happens while it is polled.
+                tracing::warn!(error = %e, "transaction aborted; the batch will be consumed and run again");
+                self.totals.retried_batches += 1;
+                tokio::task::block_in_place(|| self.sink.abort_transaction(timeout))
+                    .map_err(WorkerError::Transaction)?;
+                self.rewind(batch);
+                let since = *self.failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.options.delivery_timeout {
+                    return Err(WorkerError::Transaction(e));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves the consumer back to the first record of `batch` in each of its partitions (those
+    /// still assigned; a partition that moved elsewhere restarts from its committed offset).
+    fn rewind(&self, batch: &[Input]) {
+        let mut first: HashMap<(&str, i32), i64> = HashMap::new();
+        for i in batch {
+            if let Some(o) = i.source.offset {
+                let e = first.entry((i.source.topic.as_str(), i.source.partition)).or_insert(o);
+                *e = (*e).min(o);
+            }
+        }
+        for ((topic, partition), offset) in first {
+            if let Err(e) = self.consumer.seek(topic, partition, Offset::Offset(offset), Duration::from_secs(5)) {
+                tracing::info!(topic, partition, offset, error = %e, "not rewound (the partition restarts from its committed offset)");
+            }
+        }
+    }
+
+    fn report_progress(&self, last: &mut (Instant, u64)) {
+        let seconds = last.0.elapsed().as_secs_f64();
+        let rate = (self.totals.received - last.1) as f64 / seconds.max(1e-9);
+        let lag = self.consumer.context().lag.lock().expect("not poisoned").clone();
+        let mut lag: Vec<_> = lag.into_iter().collect();
+        lag.sort();
+        let lag_text = lag.iter().map(|((t, p), l)| format!("{t}-{p}:{l}")).collect::<Vec<_>>().join(",");
+        tracing::info!(
+            records_per_s = rate.round() as u64, received = self.totals.received, ok = self.totals.ok,
+            failed = self.totals.failed, skipped = self.totals.skipped, lag = %lag_text, "progress"
+        );
+        *last = (Instant::now(), self.totals.received);
+    }
+}
+
+struct BatchOutcome {
+    summary: Summary,
+    undelivered: Vec<(OutMessage, SinkError)>,
+}
+
+fn undeliverable(
+    undelivered: &[(OutMessage, SinkError)],
+    waited: Duration,
+    batch: &[Input],
+    first: &OutMessage,
+) -> WorkerError {
+    // The committed position stays before the batch's first record of that partition.
+    let offset = batch
+        .iter()
+        .filter(|i| i.source.topic == first.origin.topic && i.source.partition == first.origin.partition)
+        .filter_map(|i| i.source.offset)
+        .min()
+        .unwrap_or_default();
+    WorkerError::Undeliverable {
+        count: undelivered.len(),
+        seconds: waited.as_secs(),
+        first: undelivered[0].1.to_string(),
+        topic: first.origin.topic.clone(),
+        partition: first.origin.partition,
+        offset,
+    }
+}
+
+fn push(batch: &mut Vec<Input>, received: Result<BorrowedMessage<'_>, rdkafka::error::KafkaError>) {
+    match received {
+        Ok(m) => batch.push(input_of(&m)),
+        // Consumer errors (a broker going away, a partition moving) are reported by librdkafka and
+        // retried by it; no record is lost by skipping the error itself.
+        Err(e) => tracing::warn!(error = %e, "consumer error"),
+    }
+}
+
+/// A consumed record as the pipeline's input (the same shape the Lambda event decoder gives).
+pub fn input_of(m: &BorrowedMessage<'_>) -> Input {
+    let headers = m
+        .headers()
+        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
+        .unwrap_or_default();
+    let (timestamp, timestamp_type) = match m.timestamp() {
+        Timestamp::NotAvailable => (None, None),
+        Timestamp::CreateTime(t) => (Some(t), Some("CREATE_TIME".to_string())),
+        Timestamp::LogAppendTime(t) => (Some(t), Some("LOG_APPEND_TIME".to_string())),
+    };
+    Input {
+        source: Source {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: Some(m.offset()),
+            timestamp,
+            timestamp_type,
+            key: m.key().map(<[u8]>::to_vec),
+            headers,
+            group: format!("{}-{}", m.topic(), m.partition()),
+        },
+        payload: match m.payload() {
+            None => Payload::Tombstone,
+            Some(p) => Payload::Value(p.to_vec()),
+        },
+    }
+}
+
+/// The next offset to consume per partition of the batch: what a commit records.
+fn next_offsets(batch: &[Input]) -> TopicPartitionList {
+    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+    for i in batch {
+        if let Some(o) = i.source.offset {
+            let e = next.entry((i.source.topic.as_str(), i.source.partition)).or_insert(o + 1);
+            *e = (*e).max(o + 1);
+        }
+    }
+    let mut tpl = TopicPartitionList::with_capacity(next.len());
+    for ((topic, partition), offset) in next {
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).expect("a valid offset");
+    }
+    tpl
+}
+
+fn pass_through(input: &Input, topic_ok: &str) -> Routed {
+    let origin = crate::route::Origin::of(&input.source);
+    match &input.payload {
+        Payload::Value(v) => Routed::Message(OutMessage {
+            route: Route::Ok,
+            topic: topic_ok.to_string(),
+            key: input.source.key.clone(),
+            payload: v.clone(),
+            headers: input.source.headers.clone(),
+            origin,
+        }),
+        _ => Routed::Skipped(origin),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: finishing the batch in hand, committing, leaving the group"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing the batch in hand, committing, leaving the group"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(topic: &str, partition: i32, offset: i64) -> Input {
+        Input {
+            source: Source { topic: topic.into(), partition, offset: Some(offset), ..Source::default() },
+            payload: Payload::Tombstone,
+        }
+    }
+
+    #[test]
+    fn commits_the_offset_after_the_last_record_of_each_partition() {
+        let batch = [input("a", 0, 5), input("a", 1, 9), input("a", 0, 7), input("b", 0, 1), input("a", 0, 6)];
+        let tpl = next_offsets(&batch);
+        let mut got: Vec<(String, i32, Offset)> =
+            tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition(), e.offset())).collect();
+        got.sort_by(|x, y| (&x.0, x.1).cmp(&(&y.0, y.1)));
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), 0, Offset::Offset(8)),
+                ("a".into(), 1, Offset::Offset(10)),
+                ("b".into(), 0, Offset::Offset(2))
+            ]
+        );
+    }
+
+    #[test]
+    fn pass_through_copies_values_and_skips_tombstones() {
+        let mut i = input("a", 0, 1);
+        assert!(matches!(pass_through(&i, "ok"), Routed::Skipped(_)));
+        i.payload = Payload::Value(b"{}".to_vec());
+        i.source.key = Some(b"k".to_vec());
+        let Routed::Message(m) = pass_through(&i, "ok") else { panic!("a message") };
+        assert_eq!((m.topic.as_str(), m.payload.as_slice(), m.key.as_deref()), ("ok", &b"{}"[..], Some(&b"k"[..])));
+    }
+}

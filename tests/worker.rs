@@ -1,0 +1,561 @@
+//! `lambda-stream run` against real Kafka brokers: the worker as a separate process, as operators
+//! run it. Accounting (every input in exactly one place), clean SIGTERM, two members sharing a
+//! group, SIGKILL and restart, a missing fail topic, exactly-once to a `read_committed` reader, and
+//! a broker stopped and restarted mid-stream (on a private broker this test can stop).
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::kafka_util::*;
+use crate::util::{TempFile, root};
+
+/// id must be an integer: `{"id": "x7"}` fails with a type error and goes to the fail topic.
+const MAPPING: &str = "version: 1\nname: worker-test\nfields:\n  - {target: id, source: $.id, type: integer, required: true}\n  - {target: n, source: $.n, type: string}\n";
+
+/// What input `i` is: valid (→ ok), invalid (→ fail) or a tombstone (→ counted skip).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Valid,
+    Invalid,
+    Tombstone,
+}
+
+fn kind(i: u64) -> Kind {
+    match i % 10 {
+        3 => Kind::Invalid,
+        7 => Kind::Tombstone,
+        _ => Kind::Valid,
+    }
+}
+
+fn producer(brokers: &str) -> ThreadedProducer<DefaultProducerContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "120000")
+        .create()
+        .expect("test producer")
+}
+
+fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, i: u64) {
+    let key = format!("k{i}");
+    let value = match kind(i) {
+        Kind::Valid => Some(format!(r#"{{"id": {i}, "n": "record {i}", "pad": "{}"}}"#, "x".repeat(64))),
+        Kind::Invalid => Some(format!(r#"{{"id": "x{i}"}}"#)),
+        Kind::Tombstone => None,
+    };
+    let mut record = BaseRecord::to(topic).key(&key);
+    if let Some(v) = &value {
+        record = record.payload(v);
+    }
+    let mut record = record;
+    loop {
+        match p.send(record) {
+            Ok(()) => return,
+            Err((e, r)) => {
+                assert!(matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull)), "{e}");
+                record = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+fn produce_range(brokers: &str, topic: &str, range: std::ops::Range<u64>) {
+    let p = producer(brokers);
+    for i in range {
+        send(&p, topic, i);
+    }
+    p.flush(Duration::from_secs(60)).expect("inputs produced");
+}
+
+/// Where each input id ended up, read from the ok and fail topics (`read_committed`).
+#[derive(Default, Debug)]
+struct Placed {
+    ok: BTreeMap<u64, usize>,
+    fail: BTreeMap<u64, usize>,
+}
+
+impl Placed {
+    /// Reads until the outputs of every input in `inputs` could be there (or `timeout`).
+    fn read(
+        brokers: &str,
+        ok: &str,
+        fail: &str,
+        partitions: i32,
+        inputs: std::ops::Range<u64>,
+        timeout: Duration,
+    ) -> Placed {
+        let mut placed = Placed::default();
+        let want_ok = inputs.clone().filter(|i| kind(*i) == Kind::Valid).count();
+        let want_fail = inputs.filter(|i| kind(*i) == Kind::Invalid).count();
+        let (oks, fails) = std::thread::scope(|s| {
+            let oks = s.spawn(|| consume_from(brokers, ok, partitions, want_ok, timeout));
+            let fails = s.spawn(|| consume_from(brokers, fail, partitions, want_fail, timeout));
+            (oks.join().unwrap(), fails.join().unwrap())
+        });
+        for m in oks {
+            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            *placed.ok.entry(v["id"].as_u64().expect("an integer id")).or_default() += 1;
+        }
+        for m in fails {
+            let envelope: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            let value: serde_json::Value = serde_json::from_str(envelope["value"].as_str().unwrap()).unwrap();
+            let id = value["id"].as_str().unwrap().trim_start_matches('x').parse().unwrap();
+            *placed.fail.entry(id).or_default() += 1;
+        }
+        placed
+    }
+
+    fn total(&self) -> usize {
+        self.ok.values().sum::<usize>() + self.fail.values().sum::<usize>()
+    }
+
+    fn duplicates(&self) -> usize {
+        self.ok.values().chain(self.fail.values()).map(|n| n - 1).sum()
+    }
+
+    /// Every non-tombstone input of `range` is in its right topic at least once, and nothing else
+    /// is there.
+    fn assert_complete(&self, range: std::ops::Range<u64>) {
+        let want_ok: HashSet<u64> = range.clone().filter(|i| kind(*i) == Kind::Valid).collect();
+        let want_fail: HashSet<u64> = range.filter(|i| kind(*i) == Kind::Invalid).collect();
+        let got_ok: HashSet<u64> = self.ok.keys().copied().collect();
+        let got_fail: HashSet<u64> = self.fail.keys().copied().collect();
+        let missing_ok: Vec<_> = want_ok.difference(&got_ok).take(10).collect();
+        let missing_fail: Vec<_> = want_fail.difference(&got_fail).take(10).collect();
+        assert!(missing_ok.is_empty() && missing_fail.is_empty(), "lost: ok {missing_ok:?}, fail {missing_fail:?}");
+        assert_eq!(got_ok.len(), want_ok.len(), "unexpected ids on the ok topic");
+        assert_eq!(got_fail.len(), want_fail.len(), "unexpected ids on the fail topic");
+    }
+}
+
+/// Like `kafka_util::consume`, against any broker.
+fn consume_from(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<rdkafka::message::OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique_topic("reader"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut grace: Option<Instant> = None;
+    while started.elapsed() < timeout && grace.is_none_or(|g| Instant::now() < g) {
+        if let Some(r) = consumer.poll(Duration::from_millis(100)) {
+            match r {
+                Ok(m) => out.push(m.detach()),
+                Err(e) => eprintln!("reader: {e}"),
+            }
+        }
+        if out.len() >= expected && grace.is_none() {
+            grace = Some(Instant::now() + Duration::from_millis(1500));
+        }
+    }
+    out
+}
+
+/// The group's committed offsets, per partition.
+fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<Offset> {
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    (0..partitions).map(|p| got.find_partition(topic, p).unwrap().offset()).collect()
+}
+
+fn end_offsets(brokers: &str, topic: &str, partitions: i32) -> Vec<Offset> {
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", "watermarks").create().unwrap();
+    (0..partitions)
+        .map(|p| Offset::Offset(consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap().1))
+        .collect()
+}
+
+/// A `lambda-stream run` process; killed if still running when dropped.
+struct WorkerProcess {
+    child: Child,
+    log: PathBuf,
+    _dir: TempFile,
+}
+
+impl WorkerProcess {
+    fn start(
+        brokers: &str,
+        mapping: &TempFile,
+        topics: &str,
+        group: &str,
+        ok: &str,
+        fail: &str,
+        extra: &[&str],
+    ) -> Self {
+        let dir = TempFile::new(&format!("{}.log", unique_topic("worker")), b"");
+        let log = dir.path.clone();
+        let mut args: Vec<String> = [
+            "run",
+            "--mapping",
+            mapping.arg(),
+            "--brokers",
+            brokers,
+            "--topics",
+            topics,
+            "--group",
+            group,
+            "--topic-ok",
+            ok,
+            "--topic-fail",
+            fail,
+            "--stats-interval-s",
+            "1",
+            "--consumer-property",
+            "session.timeout.ms=6000",
+            "--consumer-property",
+            "heartbeat.interval.ms=500",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+            .args(&args)
+            .current_dir(root())
+            .env_remove("LAMBDA_ENV")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("worker starts");
+        WorkerProcess { child, log, _dir: dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last lines of the log, without the per-record lines (for failure messages).
+    fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().filter(|l| !l.contains("routed to the fail topic")).collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if self.log().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no `{needle}` in the worker's log within {timeout:?}:\n{}", self.log());
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns its status and stdout.
+    fn wait(&mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut out = String::new();
+                self.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+                return (status, out);
+            }
+            assert!(started.elapsed() < timeout, "the worker did not exit within {timeout:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then the totals line it prints on a clean exit.
+    fn stop(&mut self) -> serde_json::Value {
+        self.signal("-TERM");
+        let started = Instant::now();
+        let (status, out) = self.wait(Duration::from_secs(20));
+        assert!(status.success(), "exit {status:?}:\n{}", self.log());
+        assert!(started.elapsed() < Duration::from_secs(15), "a clean stop is bounded");
+        serde_json::from_str(out.lines().last().expect("a totals line")).expect("totals JSON")
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Topics {
+    input: String,
+    ok: String,
+    fail: String,
+    group: String,
+}
+
+async fn topics(prefix: &str, partitions: i32) -> Topics {
+    let t = Topics {
+        input: unique_topic(&format!("{prefix}-in")),
+        ok: unique_topic(&format!("{prefix}-ok")),
+        fail: unique_topic(&format!("{prefix}-fail")),
+        group: unique_topic(&format!("{prefix}-group")),
+    };
+    create_topics(&[(&t.input, partitions), (&t.ok, partitions), (&t.fail, partitions)]).await;
+    t
+}
+
+fn mapping() -> TempFile {
+    TempFile::new(&format!("{}.yaml", unique_topic("mapping")), MAPPING.as_bytes())
+}
+
+fn assert_accounting(totals: &serde_json::Value, n: u64) {
+    let get = |k: &str| totals[k].as_u64().unwrap_or_else(|| panic!("{k} in {totals}"));
+    assert_eq!(get("received"), n, "{totals}");
+    assert_eq!(get("ok") + get("failed") + get("skipped"), get("received"), "{totals}");
+    assert_eq!(get("skipped"), (0..n).filter(|i| kind(*i) == Kind::Tombstone).count() as u64, "{totals}");
+    assert_eq!(get("failed"), (0..n).filter(|i| kind(*i) == Kind::Invalid).count() as u64, "{totals}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_places_every_record_commits_and_stops_cleanly_on_sigterm() {
+    let brokers = bootstrap();
+    let t = topics("w-basic", 3).await;
+    let m = mapping();
+    let n = 3000;
+    produce_range(&brokers, &t.input, 0..n);
+    let mut w = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &[]);
+    let placed = Placed::read(&brokers, &t.ok, &t.fail, 3, 0..n, Duration::from_secs(60));
+    placed.assert_complete(0..n);
+    assert_eq!(placed.duplicates(), 0, "a clean run produces each output once");
+    w.wait_for_log("progress", Duration::from_secs(10));
+    let totals = w.stop();
+    assert_accounting(&totals, n);
+    assert!(w.log().contains("worker stopped"));
+    // Offsets were committed up to the end of every partition.
+    assert_eq!(committed(&brokers, &t.group, &t.input, 3), end_offsets(&brokers, &t.input, 3));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_workers_in_one_group_share_the_partitions() {
+    let brokers = bootstrap();
+    let t = topics("w-group", 4).await;
+    let m = mapping();
+    let mut a = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &[]);
+    a.wait_for_log("partitions assigned", Duration::from_secs(30));
+    let mut b = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &[]);
+    b.wait_for_log("partitions assigned", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    let n = 4000;
+    produce_range(&brokers, &t.input, 0..n);
+    let placed = Placed::read(&brokers, &t.ok, &t.fail, 4, 0..n, Duration::from_secs(60));
+    placed.assert_complete(0..n);
+    let (ta, tb) = (a.stop(), b.stop());
+    let (ra, rb) = (ta["received"].as_u64().unwrap(), tb["received"].as_u64().unwrap());
+    assert!(ra > 0 && rb > 0, "both members consumed: {ta} {tb}");
+    assert_eq!(ra + rb, n + placed.duplicates() as u64, "{ta} {tb}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_stream_then_restart_loses_nothing() {
+    let brokers = bootstrap();
+    let t = topics("w-kill", 3).await;
+    let m = mapping();
+    let n = 30_000;
+    produce_range(&brokers, &t.input, 0..n);
+    let small = ["--max-batch", "100"];
+    let mut first = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &small);
+    // Kill it as soon as it has mapped its first batch: mid-stream.
+    first.wait_for_log("record routed to the fail topic", Duration::from_secs(30));
+    first.signal("-KILL");
+    let (status, _) = first.wait(Duration::from_secs(10));
+    assert!(!status.success());
+    let done_before: i64 =
+        committed(&brokers, &t.group, &t.input, 3).iter().map(|o| if let Offset::Offset(o) = o { *o } else { 0 }).sum();
+    assert!(done_before < n as i64, "the kill happened mid-stream ({done_before} inputs committed before it)");
+    let mut second = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &small);
+    let placed = Placed::read(&brokers, &t.ok, &t.fail, 3, 0..n, Duration::from_secs(90));
+    placed.assert_complete(0..n);
+    let totals = second.stop();
+    eprintln!(
+        "killed after {done_before} committed inputs; after restart: {} outputs for {} placed inputs, {} duplicates; {totals}",
+        placed.total(),
+        placed.ok.len() + placed.fail.len(),
+        placed.duplicates()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exactly_once_survives_sigkill_without_duplicates() {
+    let brokers = bootstrap();
+    let t = topics("w-eos", 3).await;
+    let m = mapping();
+    let n = 20_000;
+    produce_range(&brokers, &t.input, 0..n);
+    let txn = unique_topic("txn");
+    let args = ["--exactly-once", "--max-batch", "100", "--transactional-id", txn.as_str()];
+    let mut first = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &args);
+    first.wait_for_log("record routed to the fail topic", Duration::from_secs(30));
+    first.signal("-KILL");
+    first.wait(Duration::from_secs(10));
+    // The restart uses the same transactional id: it fences the dead instance and aborts its open
+    // transaction, so read_committed readers are not held up.
+    let mut second = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &args);
+    let placed = Placed::read(&brokers, &t.ok, &t.fail, 3, 0..n, Duration::from_secs(90));
+    placed.assert_complete(0..n);
+    assert_eq!(placed.duplicates(), 0, "a read_committed reader sees each input's output once");
+    second.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_fail_topic_stops_the_worker_without_committing_past_it() {
+    let brokers = bootstrap();
+    let input = unique_topic("w-nofail-in");
+    let ok = unique_topic("w-nofail-ok");
+    let fail = unique_topic("w-nofail-fail");
+    let group = unique_topic("w-nofail-group");
+    create_topics(&[(&input, 1), (&ok, 1)]).await;
+    let m = mapping();
+    let n = 200;
+    produce_range(&brokers, &input, 0..n);
+    let mut w = WorkerProcess::start(
+        &brokers,
+        &m,
+        &input,
+        &group,
+        &ok,
+        &fail,
+        &["--delivery-timeout-s", "4", "--producer-property", "message.timeout.ms=1500"],
+    );
+    let (status, _) = w.wait(Duration::from_secs(40));
+    assert_eq!(status.code(), Some(1), "{}", w.log());
+    let log = w.log();
+    assert!(log.contains(&fail) && log.contains("stopped without committing past"), "{log}");
+    // Nothing committed: the batch that held records for the missing topic was never acknowledged.
+    assert_eq!(committed(&brokers, &group, &input, 1), vec![Offset::Invalid]);
+    // Once the topic exists, a new worker places everything.
+    create_topics(&[(&fail, 1)]).await;
+    let mut again = WorkerProcess::start(&brokers, &m, &input, &group, &ok, &fail, &[]);
+    let placed = Placed::read(&brokers, &ok, &fail, 1, 0..n, Duration::from_secs(60));
+    placed.assert_complete(0..n);
+    assert_accounting(&again.stop(), n);
+}
+
+/// A broker of this test's own (another port, its own data), so it can be stopped and restarted
+/// while the shared one keeps serving the other tests.
+struct PrivateBroker {
+    home: PathBuf,
+    port: u16,
+}
+
+impl PrivateBroker {
+    fn run(&self, command: &str) {
+        let status = Command::new(root().join("scripts/kafka/run"))
+            .arg(command)
+            .env("KAFKA_HOME", &self.home)
+            .env("KAFKA_LIBS", root().join(".kafka/libs"))
+            .env("KAFKA_PORT", self.port.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "scripts/kafka/run {command} on port {}", self.port);
+    }
+
+    fn start() -> Self {
+        let broker = PrivateBroker { home: std::env::temp_dir().join(unique_topic("private-kafka")), port: 19092 };
+        broker.run("start");
+        broker
+    }
+
+    fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.run("stop");
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_stopped_and_restarted_mid_stream_loses_nothing() {
+    let broker = PrivateBroker::start();
+    let brokers = broker.brokers();
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let names = ["r-in", "r-ok-alo", "r-fail-alo", "r-ok-eos", "r-fail-eos"];
+    let new: Vec<_> =
+        names.iter().map(|t| rdkafka::admin::NewTopic::new(t, 3, rdkafka::admin::TopicReplication::Fixed(1))).collect();
+    for r in admin.create_topics(&new, &rdkafka::admin::AdminOptions::new()).await.unwrap() {
+        r.unwrap();
+    }
+    let m = mapping();
+    let slow = ["--max-batch", "200", "--delivery-timeout-s", "120"];
+    let mut alo = WorkerProcess::start(&brokers, &m, "r-in", "g-alo", "r-ok-alo", "r-fail-alo", &slow);
+    let eos_args = [&slow[..], &["--exactly-once", "--transactional-id", "r-eos"]].concat();
+    let mut eos = WorkerProcess::start(&brokers, &m, "r-in", "g-eos", "r-ok-eos", "r-fail-eos", &eos_args);
+    alo.wait_for_log("partitions assigned", Duration::from_secs(30));
+    eos.wait_for_log("partitions assigned", Duration::from_secs(30));
+
+    // Inputs keep arriving before, during and after the outage (the test producer retries).
+    let n = 12_000;
+    let feeder = {
+        let brokers = brokers.clone();
+        std::thread::spawn(move || {
+            let p = producer(&brokers);
+            for i in 0..n {
+                send(&p, "r-in", i);
+                if i % 100 == 99 {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            p.flush(Duration::from_secs(120)).expect("all inputs produced");
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    broker.run("stop");
+    std::thread::sleep(Duration::from_secs(3));
+    broker.run("start");
+    feeder.join().unwrap();
+
+    let at_least_once = Placed::read(&brokers, "r-ok-alo", "r-fail-alo", 3, 0..n, Duration::from_secs(120));
+    let exactly_once = Placed::read(&brokers, "r-ok-eos", "r-fail-eos", 3, 0..n, Duration::from_secs(120));
+    for (placed, worker, mode) in [(&at_least_once, &alo, "at-least-once"), (&exactly_once, &eos, "exactly-once")] {
+        if std::panic::catch_unwind(|| placed.assert_complete(0..n)).is_err() {
+            panic!("{mode} lost records; its log ends with:\n{}", worker.log_tail());
+        }
+    }
+    assert_eq!(exactly_once.duplicates(), 0, "exactly-once: no duplicate to a read_committed reader");
+    let (ta, te) = (alo.stop(), eos.stop());
+    eprintln!(
+        "broker restart: at-least-once {} duplicates ({ta}); exactly-once {} duplicates ({te})",
+        at_least_once.duplicates(),
+        exactly_once.duplicates()
+    );
+}
