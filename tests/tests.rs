@@ -2,6 +2,7 @@
 
 mod cli;
 mod golden;
+mod hostile;
 mod kafka_util;
 mod lambda_kafka;
 mod lambda_rie;
