@@ -84,9 +84,12 @@ pub struct Event {
 
 /// Decodes a Lambda Kafka event. Only a malformed *event* is an error; malformed *records* are
 /// inputs with an undecodable payload.
+///
+/// The whole event must be JSON, as the Lambda runtime requires before it hands us the event
+/// (fuzzing found that deserializing straight into the event's fields skipped, unchecked, fields
+/// we do not read; `process --event` then accepted files Lambda would refuse).
 pub fn decode_event(bytes: &[u8]) -> Result<Event, EventError> {
-    let raw: RawEvent = serde_json::from_slice(bytes)?;
-    decode_raw(raw)
+    decode_event_value(serde_json::from_slice(bytes)?)
 }
 
 /// Same, from an already parsed JSON value (the Lambda runtime hands us one).

@@ -262,3 +262,18 @@ async fn a_mixed_hostile_batch_is_fully_accounted() {
     assert_eq!(count("ok") + count("failed") + count("skipped"), n as u64, "{summary}");
     assert_eq!(f.sink.delivered.lock().unwrap().len() as u64, count("ok") + count("failed"));
 }
+
+/// Found by `cargo fuzz run event_decoder`: invalid UTF-8 in a field the decoder does not read
+/// (`bootstrapServers`). The saved-event decoder used to skip it unchecked and accept an event the
+/// Lambda runtime refuses; now both paths refuse it.
+#[test]
+fn fuzz_event_decoder_5e70fa0b_invalid_utf8_in_an_unread_field() {
+    let bytes = std::fs::read(crate::util::fixture("fuzz/event_decoder-5e70fa0b.json")).unwrap();
+    assert!(serde_json::from_slice::<Value>(&bytes).is_err(), "the event is not valid JSON");
+    match lambda_stream::record::decode_event(&bytes) {
+        Err(lambda_stream::record::EventError::NotJson(e)) => {
+            assert!(e.to_string().contains("line 3"), "{e}")
+        }
+        other => panic!("expected the event to be refused as not JSON, got {other:?}"),
+    }
+}

@@ -1,0 +1,185 @@
+//! `scripts/bench worker` (starts the local broker, then `cargo bench --bench worker`).
+//!
+//! Worker throughput end to end on the local broker: N reference records (the 1.3 KB order of
+//! `tests/fixtures/order.json`, keys varying) are consumed by a consumer group, mapped with the
+//! shipped mapping on one mapping thread, produced (`acks=all`, lz4) and committed. Measured from
+//! the group's committed offsets: the rate between the first commit and the commit of the last
+//! record. The baseline is the same worker in pass-through mode (consume → produce the value
+//! unchanged, no mapping). Rounds alternate the two on fresh groups; medians are reported.
+//! Without `--bench` (as `cargo test --all-targets` runs it) it does one small round as a check.
+
+use std::time::{Duration, Instant};
+
+use lambda_stream::pipeline::Pipeline;
+use lambda_stream::plan;
+use lambda_stream::route::Router;
+use lambda_stream::sink::ProducerSettings;
+use lambda_stream::worker::{Worker, WorkerOptions};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const PARTITIONS: i32 = 3;
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let records: i64 = std::env::var("WORKER_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(if quick {
+        2_000
+    } else {
+        400_000
+    });
+    let rounds = if quick { 1 } else { 5 };
+    let brokers = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let tag = std::process::id();
+    let (input, ok, fail, pass) =
+        (format!("wb-in-{tag}"), format!("wb-ok-{tag}"), format!("wb-fail-{tag}"), format!("wb-pass-{tag}"));
+    runtime.block_on(create_topics(
+        &brokers,
+        &[(&input, PARTITIONS), (&ok, PARTITIONS), (&fail, PARTITIONS), (&pass, PARTITIONS)],
+    ));
+    let order = std::fs::read(format!("{ROOT}/tests/fixtures/order.json")).unwrap();
+    let order: serde_json::Value = serde_json::from_slice(&order).unwrap();
+    let value = serde_json::to_vec(&order).unwrap();
+    let started = Instant::now();
+    produce(&brokers, &input, &value, records);
+    eprintln!(
+        "produced {records} records of {} bytes in {:.1} s",
+        value.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut mapped_rates = Vec::new();
+    let mut pass_rates = Vec::new();
+    for round in 0..rounds {
+        for pass_through in [true, false] {
+            let group = format!("wb-group-{tag}-{round}-{pass_through}");
+            let rate = runtime.block_on(run_once(&brokers, &input, &group, &ok, &fail, &pass, pass_through, records));
+            eprintln!("round {round}: {} {rate:.0} records/s", if pass_through { "pass-through" } else { "mapped" });
+            if pass_through { pass_rates.push(rate) } else { mapped_rates.push(rate) }
+        }
+    }
+    let (mapped, baseline) = (median(&mut mapped_rates), median(&mut pass_rates));
+    println!(
+        "worker: mapped {mapped:.0} records/s, pass-through {baseline:.0} records/s, ratio {:.2} ({records} records, {rounds} rounds, medians)",
+        mapped / baseline
+    );
+    runtime.block_on(delete_topics(&brokers, &[&input, &ok, &fail, &pass]));
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_once(
+    brokers: &str,
+    input: &str,
+    group: &str,
+    ok: &str,
+    fail: &str,
+    pass: &str,
+    pass_through: bool,
+    records: i64,
+) -> f64 {
+    let (_, plan) = plan::load_file(std::path::Path::new(&format!("{ROOT}/mappings/orders-to-billing.yaml"))).unwrap();
+    let mut pipeline = Pipeline::new(
+        plan,
+        Router {
+            topic_ok: if pass_through { pass.into() } else { ok.into() },
+            topic_fail: fail.into(),
+            function_name: "bench".into(),
+            function_env: "bench".into(),
+        },
+    );
+    pipeline.threads = 1;
+    let mut options = WorkerOptions::new(ProducerSettings::new(brokers), vec![input.to_string()], group.to_string());
+    options.pass_through = pass_through;
+    options.stats_interval = Duration::ZERO;
+    let mut worker = Worker::new(pipeline, options).expect("worker");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = {
+        let (brokers, group, input) = (brokers.to_string(), group.to_string(), input.to_string());
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer =
+                ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", &group).create().unwrap();
+            let mut first: Option<(Instant, i64)> = None;
+            let deadline = Instant::now() + Duration::from_secs(600);
+            loop {
+                let done = committed(&consumer, &input);
+                if done > 0 && first.is_none() {
+                    first = Some((Instant::now(), done));
+                }
+                if done >= records {
+                    let (t0, c0) = first.unwrap();
+                    let _ = stop.send(());
+                    return (done - c0) as f64 / t0.elapsed().as_secs_f64().max(1e-6);
+                }
+                assert!(Instant::now() < deadline, "the worker did not finish ({done} of {records} committed)");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let totals = worker
+        .run(async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("worker run");
+    assert_eq!(totals.received as i64, records, "every record consumed once: {totals:?}");
+    assert_eq!(totals.ok + totals.failed + totals.skipped, totals.received);
+    watcher.await.unwrap()
+}
+
+fn committed(consumer: &BaseConsumer, topic: &str) -> i64 {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(topic, p);
+    }
+    let Ok(got) = consumer.committed_offsets(tpl, Duration::from_secs(5)) else { return 0 };
+    got.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { o } else { 0 }).sum()
+}
+
+fn produce(brokers: &str, topic: &str, value: &[u8], records: i64) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .set("compression.type", "lz4")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    for i in 0..records {
+        let key = format!("order-{i}");
+        let mut record = BaseRecord::to(topic).key(&key).payload(value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+async fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let new: Vec<NewTopic> = topics.iter().map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1))).collect();
+    for r in admin.create_topics(&new, &AdminOptions::new()).await.unwrap() {
+        r.unwrap();
+    }
+}
+
+async fn delete_topics(brokers: &str, topics: &[&str]) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let _ = admin.delete_topics(topics, &AdminOptions::new()).await;
+}

@@ -1,0 +1,17 @@
+//! The mapping loader and compiler on arbitrary text: never panics; a refused mapping always says
+//! why, with a position inside the text.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use lambda_stream::plan::load_str;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Err(diagnostics) = load_str(text) {
+        assert!(!diagnostics.is_empty(), "a refusal lists its problems");
+        let lines = (text.lines().count().max(1) + 1) as u32;
+        for d in &diagnostics {
+            assert!(d.pos.line >= 1 && d.pos.line <= lines, "{d:?} is outside the text ({lines} lines)");
+        }
+    }
+});
