@@ -506,7 +506,8 @@ pub fn input_of(m: &BorrowedMessage<'_>) -> Input {
             timestamp_type,
             key: m.key().map(<[u8]>::to_vec),
             headers,
-            group: format!("{}-{}", m.topic(), m.partition()),
+            // Only Lambda events group records (`topic-partition`); partial-batch answers use it.
+            group: String::new(),
         },
         payload: match m.payload() {
             None => Payload::Tombstone,

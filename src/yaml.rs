@@ -92,7 +92,7 @@ pub fn load_yaml(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
             diags.push(Diagnostic::new(Pos::new(1, 1), "the file is empty; expected a mapping spec"));
             None
         }
-        1 => convert(&docs[0], diags),
+        1 => convert(&docs[0], Pos::new(1, 1), diags),
         _ => {
             let second = pos_of(&docs[1]);
             diags.push(Diagnostic::new(second, "expected one YAML document, found several"));
@@ -105,16 +105,25 @@ fn pos_of(node: &MarkedYaml<'_>) -> Pos {
     Pos::new(node.span.start.line() as u32, node.span.start.col() as u32 + 1)
 }
 
-fn convert(node: &MarkedYaml<'_>, diags: &mut Vec<Diagnostic>) -> Option<Node> {
-    let pos = pos_of(node);
+/// `parent` is where the enclosing node starts: saphyr gives some nodes (the empty value under a
+/// tag, `key: !tag`) no position at all (line 0), and those borrow their parent's (found by
+/// fuzzing the mapping loader).
+fn convert(node: &MarkedYaml<'_>, parent: Pos, diags: &mut Vec<Diagnostic>) -> Option<Node> {
+    let pos = match pos_of(node) {
+        Pos { line: 0, .. } => parent,
+        pos => pos,
+    };
     let kind = match &node.data {
         YamlData::Value(scalar) => scalar_kind(scalar),
         YamlData::Representation(text, _, _) => NodeKind::Str(text.to_string()),
-        YamlData::Sequence(items) => NodeKind::Seq(items.iter().filter_map(|n| convert(n, diags)).collect()),
+        YamlData::Sequence(items) => NodeKind::Seq(items.iter().filter_map(|n| convert(n, pos, diags)).collect()),
         YamlData::Mapping(entries) => {
             let mut out = Vec::with_capacity(entries.len());
             for (key, value) in entries {
-                let key_pos = pos_of(key);
+                let key_pos = match pos_of(key) {
+                    Pos { line: 0, .. } => pos,
+                    key_pos => key_pos,
+                };
                 let key_text = match &key.data {
                     YamlData::Value(Scalar::String(s)) => s.to_string(),
                     YamlData::Value(Scalar::Integer(i)) => i.to_string(),
@@ -126,7 +135,7 @@ fn convert(node: &MarkedYaml<'_>, diags: &mut Vec<Diagnostic>) -> Option<Node> {
                         continue;
                     }
                 };
-                if let Some(value) = convert(value, diags) {
+                if let Some(value) = convert(value, key_pos, diags) {
                     out.push((Spanned::new(key_text, key_pos), value));
                 }
             }
@@ -134,7 +143,7 @@ fn convert(node: &MarkedYaml<'_>, diags: &mut Vec<Diagnostic>) -> Option<Node> {
         }
         YamlData::Tagged(tag, inner) => {
             diags.push(Diagnostic::new(pos, format!("YAML tags are not supported (found `{tag}`)")));
-            return convert(inner, diags);
+            return convert(inner, pos, diags);
         }
         YamlData::Alias(_) | YamlData::BadValue => {
             diags.push(Diagnostic::new(pos, "this value cannot be read (bad scalar or unresolved alias)"));

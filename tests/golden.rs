@@ -19,8 +19,8 @@ fn check(name: &str) {
         let location = line.split(": error: ").next().unwrap();
         let parts: Vec<&str> = location.rsplitn(3, ':').collect();
         assert!(
-            parts.len() == 3 && parts[0].parse::<u32>().is_ok() && parts[1].parse::<u32>().is_ok(),
-            "not FILE:LINE:COL: {line}"
+            parts.len() == 3 && parts[0].parse::<u32>().is_ok_and(|c| c >= 1) && parts[1].parse::<u32>().is_ok_and(|l| l >= 1),
+            "not FILE:LINE:COL with 1-based line and column: {line}"
         );
     }
 }
@@ -63,4 +63,10 @@ fn rules_naming_unknown_targets() {
 #[test]
 fn failing_embedded_tests() {
     check("failing-tests");
+}
+
+/// Found by `cargo fuzz run mapping_loader`: a problem reported at line 0.
+#[test]
+fn empty_tagged_value_is_located_at_its_key() {
+    check("fuzz-30fb4ca0-empty-tagged-value");
 }
