@@ -142,7 +142,8 @@ async fn pass_through(sink: &KafkaSink, payload: Value, topic: &str) {
             _ => None,
         })
         .collect();
-    let results = sink.send_all(&messages, Instant::now() + Duration::from_secs(60)).await;
+    let refs: Vec<&OutMessage> = messages.iter().collect();
+    let results = sink.send_all(&refs, Instant::now() + Duration::from_secs(60)).await;
     assert!(results.iter().all(Result::is_ok), "baseline delivered");
 }
 

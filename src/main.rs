@@ -5,6 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's allocator: the worker's loop allocates and frees per record while
+/// librdkafka's threads free what it handed over, and glibc's arenas made allocation a quarter
+/// of the loop's time (README, Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
     let cli = lambda_stream::cli::Cli::parse();

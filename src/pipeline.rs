@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::plan::Plan;
 use crate::record::Input;
-use crate::route::{Origin, Route, Routed, Router};
+use crate::route::{Origin, OutMessage, Route, Routed, Router};
 use crate::sink::{Sink, SinkError};
 
 /// The compiled mapping and the routing names, built once at cold start.
@@ -67,30 +67,34 @@ impl Pipeline {
         })
     }
 
-    /// Routes a batch and delivers it through `sink` before `deadline`.
-    pub async fn run_batch<S: Sink>(&self, sink: &S, inputs: &[Input], deadline: Instant) -> BatchReport {
-        let started = Instant::now();
+    /// Maps and routes a batch and counts it (`duration_ms` left at zero); logs each failed
+    /// record. The worker delivers the result itself (to overlap delivery with consuming).
+    pub fn route_batch(&self, inputs: &[Input]) -> (Vec<Routed>, Summary) {
         let routed = self.route_all(inputs);
         let mut summary = Summary { received: inputs.len(), ..Summary::default() };
-        let mut messages = Vec::with_capacity(routed.len());
         for r in &routed {
             match r {
-                Routed::Message(m) => {
-                    match m.route {
-                        Route::Ok => summary.ok += 1,
-                        Route::Fail => summary.failed += 1,
+                Routed::Message(m) => match m.route {
+                    Route::Ok => summary.ok += 1,
+                    Route::Fail => {
+                        summary.failed += 1;
+                        log_failed_record(m);
                     }
-                    messages.push(m.clone());
-                }
+                },
                 Routed::Skipped(origin) => {
                     summary.skipped += 1;
                     tracing::debug!(topic = %origin.topic, partition = origin.partition, offset = origin.offset, "tombstone skipped");
                 }
             }
         }
-        for m in messages.iter().filter(|m| m.route == Route::Fail) {
-            log_failed_record(m);
-        }
+        (routed, summary)
+    }
+
+    /// Routes a batch and delivers it through `sink` before `deadline`.
+    pub async fn run_batch<S: Sink>(&self, sink: &S, inputs: &[Input], deadline: Instant) -> BatchReport {
+        let started = Instant::now();
+        let (routed, mut summary) = self.route_batch(inputs);
+        let messages: Vec<&OutMessage> = routed.iter().filter_map(Routed::message).collect();
         let deliveries = sink.send_all(&messages, deadline).await;
         let undelivered: Vec<(Origin, SinkError)> =
             messages.iter().zip(deliveries).filter_map(|(m, d)| d.err().map(|e| (m.origin.clone(), e))).collect();
@@ -101,7 +105,7 @@ impl Pipeline {
 
 /// One warning per failed record: its position, stage and `field:rule` pairs. Rules and field
 /// names only, never messages or values, so nothing from the payload reaches the logs.
-fn log_failed_record(m: &crate::route::OutMessage) {
+fn log_failed_record(m: &OutMessage) {
     #[derive(serde::Deserialize)]
     struct Envelope {
         stage: String,

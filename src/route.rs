@@ -58,6 +58,16 @@ pub enum Routed {
     Skipped(Origin),
 }
 
+impl Routed {
+    /// The message to produce, unless the input was skipped.
+    pub fn message(&self) -> Option<&OutMessage> {
+        match self {
+            Routed::Message(m) => Some(m),
+            Routed::Skipped(_) => None,
+        }
+    }
+}
+
 /// Who is routing: names that go into every fail record.
 #[derive(Clone, Debug)]
 pub struct Router {

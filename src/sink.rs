@@ -6,12 +6,16 @@
 //! deadline is reported as failed, and the caller returns an error so the batch is retried.
 
 use std::future::Future;
+
+use futures::FutureExt as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::client::OAuthToken;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, PurgeConfig};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, ClientContext};
 
@@ -66,7 +70,7 @@ impl From<rdkafka::error::KafkaError> for TransactionError {
 
 pub trait Sink: Send + Sync {
     /// Delivers every message, in order per destination partition; returns one result per message.
-    fn send_all(&self, messages: &[OutMessage], deadline: Instant) -> impl Future<Output = Vec<Delivery>> + Send;
+    fn send_all(&self, messages: &[&OutMessage], deadline: Instant) -> impl Future<Output = Vec<Delivery>> + Send;
 }
 
 /// Producer settings; the defaults are what the Lambda uses (see the README).
@@ -257,35 +261,96 @@ fn owned_headers(headers: &[(String, Vec<u8>)]) -> OwnedHeaders {
     })
 }
 
-impl Sink for KafkaSink {
-    async fn send_all(&self, messages: &[OutMessage], deadline: Instant) -> Vec<Delivery> {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        // Each future enqueues on first poll (in order, so per-partition order is kept) and then
-        // waits for the broker's acknowledgement. Polling them together pipelines the batch.
-        let sends = messages.iter().map(|m| {
-            let mut record = FutureRecord::to(&m.topic).payload(&m.payload).headers(owned_headers(&m.headers));
-            if let Some(key) = &m.key {
-                record = record.key(key);
-            }
-            async move {
-                // Each message is bounded by the deadline on its own, so the ones that were
-                // acknowledged in time count as delivered even when others were not.
-                let sent =
-                    tokio::time::timeout_at(deadline.into(), self.producer.send(record, Timeout::After(remaining)));
-                match sent.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err((e, _))) => Err(SinkError::Delivery { topic: m.topic.clone(), reason: e.to_string() }),
-                    Err(_) => Err(SinkError::Timeout { topic: m.topic.clone() }),
+/// A message handed to librdkafka whose acknowledgement has not been awaited yet.
+pub struct PendingDelivery {
+    topic: String,
+    acknowledgement: Result<DeliveryFuture, SinkError>,
+}
+
+impl KafkaSink {
+    /// Hands every message to the producer now, in order (per-partition order is the order of
+    /// this call), waiting for queue space if the producer is full. Acknowledgements are awaited
+    /// separately ([`KafkaSink::confirm`]), so the caller can do other work meanwhile.
+    pub fn enqueue<'m>(&self, messages: impl IntoIterator<Item = &'m OutMessage>) -> Vec<PendingDelivery> {
+        messages
+            .into_iter()
+            .map(|m| {
+                let mut record = FutureRecord::to(&m.topic).payload(&m.payload);
+                // librdkafka allocates a header list even for none: only make one when needed.
+                if !m.headers.is_empty() {
+                    record = record.headers(owned_headers(&m.headers));
                 }
-            }
-        });
-        let results = futures::future::join_all(sends).await;
-        if results.iter().any(|r| matches!(r, Err(SinkError::Timeout { .. }))) {
+                if let Some(key) = &m.key {
+                    record = record.key(key);
+                }
+                let acknowledgement = loop {
+                    match self.producer.send_result(record) {
+                        Ok(future) => break Ok(future),
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                            // The producer's own thread drains the queue; wait a moment for room.
+                            record = back;
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        Err((e, _)) => {
+                            break Err(SinkError::Delivery { topic: m.topic.clone(), reason: e.to_string() });
+                        }
+                    }
+                };
+                PendingDelivery { topic: m.topic.clone(), acknowledgement }
+            })
+            .collect()
+    }
+
+    /// Waits for the broker's acknowledgement of each pending message, each bounded by `deadline`.
+    pub async fn confirm(&self, pending: Vec<PendingDelivery>, deadline: Instant) -> Vec<Delivery> {
+        // Acknowledgements are awaited in order under one shared timer (a timer per message costs
+        // more than the message); every message is in flight meanwhile. Once the deadline has
+        // passed, the rest are only checked: those acknowledged in time still count as delivered.
+        let timer = tokio::time::sleep_until(deadline.into());
+        tokio::pin!(timer);
+        let mut expired = false;
+        let mut results = Vec::with_capacity(pending.len());
+        for p in pending {
+            let future = match p.acknowledgement {
+                Ok(future) => future,
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            let outcome = if expired {
+                future.now_or_never()
+            } else {
+                tokio::select! {
+                    biased;
+                    acknowledged = future => Some(acknowledged),
+                    () = &mut timer => { expired = true; None }
+                }
+            };
+            results.push(match outcome {
+                Some(Ok(Ok(_))) => Ok(()),
+                Some(Ok(Err((e, _)))) => Err(SinkError::Delivery { topic: p.topic, reason: e.to_string() }),
+                Some(Err(_canceled)) => {
+                    Err(SinkError::Delivery { topic: p.topic, reason: "the producer was closed".into() })
+                }
+                None => Err(SinkError::Timeout { topic: p.topic }),
+            });
+        }
+        if expired {
             // Drop what is still queued so it does not mix with the next invocation's work (the
             // batch is retried: at-least-once). In-flight requests finish on their own.
             self.producer.purge(PurgeConfig::default().queue());
         }
         results
+    }
+}
+
+impl Sink for KafkaSink {
+    async fn send_all(&self, messages: &[&OutMessage], deadline: Instant) -> Vec<Delivery> {
+        // Enqueueing everything first pipelines the batch: librdkafka batches and sends while
+        // the acknowledgements are awaited together.
+        let pending = self.enqueue(messages.iter().copied());
+        self.confirm(pending, deadline).await
     }
 }
 
@@ -297,7 +362,7 @@ pub struct MemorySink {
 }
 
 impl Sink for MemorySink {
-    async fn send_all(&self, messages: &[OutMessage], _deadline: Instant) -> Vec<Delivery> {
+    async fn send_all(&self, messages: &[&OutMessage], _deadline: Instant) -> Vec<Delivery> {
         let mut delivered = self.delivered.lock().expect("not poisoned");
         messages
             .iter()
@@ -305,7 +370,7 @@ impl Sink for MemorySink {
                 if self.failing_topic.as_deref() == Some(m.topic.as_str()) {
                     Err(SinkError::Delivery { topic: m.topic.clone(), reason: "injected failure".into() })
                 } else {
-                    delivered.push(m.clone());
+                    delivered.push((*m).clone());
                     Ok(())
                 }
             })

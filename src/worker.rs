@@ -33,7 +33,7 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use crate::pipeline::{Pipeline, Summary};
 use crate::record::{Input, Payload, Source};
 use crate::route::{OutMessage, Route, Routed};
-use crate::sink::{KafkaContext, KafkaSink, ProducerSettings, Sink, SinkError, TransactionError};
+use crate::sink::{KafkaContext, KafkaSink, PendingDelivery, ProducerSettings, Sink, SinkError, TransactionError};
 
 /// How the worker runs; the CLI fills it from flags, `environments.yaml` and the environment.
 #[derive(Clone, Debug)]
@@ -200,6 +200,10 @@ pub struct Worker {
     totals: Totals,
     /// Since when batches have kept failing (exactly-once), to give up after `delivery_timeout`.
     failing_since: Option<Instant>,
+    /// At-least-once: the batch with the producer, settled when the next one is ready.
+    in_flight: Option<InFlight>,
+    /// The offsets of the last settled batch (committed again, synchronously, at shutdown).
+    last_commit: Option<TopicPartitionList>,
 }
 
 impl Worker {
@@ -219,7 +223,16 @@ impl Worker {
         consumer
             .subscribe(&topics)
             .map_err(|e| WorkerError::Subscribe { topics: options.topics.join(","), why: e.to_string() })?;
-        Ok(Worker { pipeline, sink, consumer, options, totals: Totals::default(), failing_since: None })
+        Ok(Worker {
+            pipeline,
+            sink,
+            consumer,
+            options,
+            totals: Totals::default(),
+            failing_since: None,
+            in_flight: None,
+            last_commit: None,
+        })
     }
 
     pub fn totals(&self) -> &Totals {
@@ -235,31 +248,53 @@ impl Worker {
         let mut stopping = false;
         while !stopping {
             let mut batch = Vec::new();
-            // The first record of a batch: wait for it, or for the stop signal.
+            // The first record of a batch: wait for it, or for the stop signal. With a batch in
+            // flight, wait only briefly: when nothing more comes, settle it (deliver, commit).
+            let idle = if self.in_flight.is_some() {
+                self.options.max_wait
+            } else {
+                self.options.stats_interval.max(Duration::from_millis(200))
+            };
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 first = self.consumer.recv() => push(&mut batch, first),
-                () = tokio::time::sleep(self.options.stats_interval.max(Duration::from_millis(200))) => {}
+                () = tokio::time::sleep(idle) => {
+                    if let Some(in_flight) = self.in_flight.take() {
+                        self.settle(in_flight).await?;
+                    }
+                }
             }
             if !batch.is_empty() {
-                let fill_until = tokio::time::Instant::now() + self.options.max_wait;
+                // One timer for the whole batch (a timer per record costs more than the record).
+                let fill_timer = tokio::time::sleep(self.options.max_wait);
+                tokio::pin!(fill_timer);
                 while batch.len() < self.options.max_batch {
                     tokio::select! {
                         biased;
                         () = &mut shutdown => { stopping = true; break }
                         next = self.consumer.recv() => push(&mut batch, next),
-                        () = tokio::time::sleep_until(fill_until) => break,
+                        () = &mut fill_timer => break,
                     }
                 }
                 self.release_revoked(&mut batch);
                 if !batch.is_empty() {
-                    self.process(&batch).await?;
+                    self.process(batch).await?;
                 }
             }
             if !self.options.stats_interval.is_zero() && last_report.0.elapsed() >= self.options.stats_interval {
                 self.report_progress(&mut last_report);
             }
+        }
+        // Finish the batch in hand: delivered, then committed (synchronously: the process is
+        // about to leave the group).
+        if let Some(in_flight) = self.in_flight.take() {
+            self.settle(in_flight).await?;
+        }
+        if let Some(offsets) = &self.last_commit
+            && let Err(e) = self.consumer.commit(offsets, CommitMode::Sync)
+        {
+            return Err(WorkerError::Commit(e.to_string()));
         }
         // Leave the group now, so its partitions move to the other members at once.
         self.consumer.unsubscribe();
@@ -291,87 +326,95 @@ impl Worker {
         }
     }
 
-    async fn process(&mut self, batch: &[Input]) -> Result<(), WorkerError> {
-        let offsets = next_offsets(batch);
+    async fn process(&mut self, mut batch: Vec<Input>) -> Result<(), WorkerError> {
+        let offsets = next_offsets(&batch);
         if self.options.exactly_once {
-            self.process_transaction(batch, &offsets).await
-        } else {
-            self.process_at_least_once(batch, &offsets).await
+            return self.process_transaction(&mut batch, &offsets).await;
         }
+        // At-least-once, pipelined: this batch is mapped while the previous one's
+        // acknowledgements arrive; the previous one is then settled (delivered, committed) before
+        // this one is handed to the producer, so a retry never overtakes newer messages.
+        let (messages, summary) = self.route(&mut batch);
+        if let Some(previous) = self.in_flight.take() {
+            self.settle(previous).await?;
+        }
+        let pending = self.sink.enqueue(&messages);
+        self.in_flight = Some(InFlight { batch, messages, pending, summary, offsets });
+        Ok(())
     }
 
-    async fn route_and_send(&self, batch: &[Input], deadline: Instant) -> BatchOutcome {
+    /// Maps and routes a batch into the messages to produce. In pass-through mode the values are
+    /// moved out of the batch (only its positions are needed afterwards), not copied.
+    fn route(&self, batch: &mut [Input]) -> (Vec<OutMessage>, Summary) {
         if self.options.pass_through {
-            let routed: Vec<Routed> = batch.iter().map(|i| pass_through(i, &self.pipeline.router.topic_ok)).collect();
             let messages: Vec<OutMessage> =
-                routed.iter().filter_map(|r| if let Routed::Message(m) = r { Some(m.clone()) } else { None }).collect();
-            let deliveries = self.sink.send_all(&messages, deadline).await;
+                batch.iter_mut().filter_map(|i| pass_through(i, &self.pipeline.router.topic_ok)).collect();
             let summary = Summary {
                 received: batch.len(),
                 ok: messages.len(),
                 skipped: batch.len() - messages.len(),
                 ..Summary::default()
             };
-            let undelivered =
-                messages.into_iter().zip(deliveries).filter_map(|(m, d)| d.err().map(|e| (m, e))).collect();
-            return BatchOutcome { summary, undelivered };
+            return (messages, summary);
         }
-        let report = self.pipeline.run_batch(&self.sink, batch, deadline).await;
-        let undelivered = report
-            .undelivered
+        let (routed, summary) = self.pipeline.route_batch(batch);
+        let messages = routed
             .into_iter()
-            .filter_map(|(origin, e)| {
-                report.routed.iter().find_map(|r| match r {
-                    Routed::Message(m) if m.origin == origin => Some((m.clone(), e.clone())),
-                    _ => None,
-                })
+            .filter_map(|r| match r {
+                Routed::Message(m) => Some(m),
+                Routed::Skipped(_) => None,
             })
             .collect();
-        BatchOutcome { summary: report.summary, undelivered }
+        (messages, summary)
     }
 
     fn message_deadline(&self) -> Instant {
         Instant::now() + Duration::from_millis(self.options.producer.message_timeout_ms as u64 + 1000)
     }
 
-    async fn process_at_least_once(
-        &mut self,
-        batch: &[Input],
-        offsets: &TopicPartitionList,
-    ) -> Result<(), WorkerError> {
+    /// Waits for a batch's acknowledgements, retries what failed (in order, with backoff) until
+    /// `delivery_timeout`, then commits its offsets. A failed commit is not fatal: the next commit
+    /// covers these offsets too; until then a restart would redeliver them (at-least-once).
+    async fn settle(&mut self, in_flight: InFlight) -> Result<(), WorkerError> {
+        let InFlight { batch, messages, pending, summary, offsets } = in_flight;
         let give_up_at = Instant::now() + self.options.delivery_timeout;
-        let outcome = self.route_and_send(batch, self.message_deadline()).await;
-        let mut undelivered = outcome.undelivered;
+        let deliveries = self.sink.confirm(pending, self.message_deadline()).await;
+        let mut undelivered: Vec<(&OutMessage, SinkError)> =
+            messages.iter().zip(deliveries).filter_map(|(m, d)| d.err().map(|e| (m, e))).collect();
         let mut backoff = Duration::from_millis(200);
-        while !undelivered.is_empty() {
-            let (first, error) = &undelivered[0];
+        while let Some((first, error)) = undelivered.first() {
             if Instant::now() >= give_up_at {
-                return Err(undeliverable(&undelivered, self.options.delivery_timeout, batch, first));
+                return Err(undeliverable(&undelivered, self.options.delivery_timeout, &batch, first));
             }
             tracing::warn!(undelivered = undelivered.len(), %error, "delivery failed; retrying the batch's undelivered messages");
             self.totals.retried_batches += 1;
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
-            let messages: Vec<OutMessage> = undelivered.iter().map(|(m, _)| m.clone()).collect();
+            let retry: Vec<&OutMessage> = undelivered.iter().map(|(m, _)| *m).collect();
             let deadline = self.message_deadline().min(give_up_at.max(Instant::now() + Duration::from_secs(1)));
-            let deliveries = self.sink.send_all(&messages, deadline).await;
-            undelivered = messages.into_iter().zip(deliveries).filter_map(|(m, d)| d.err().map(|e| (m, e))).collect();
+            let deliveries = self.sink.send_all(&retry, deadline).await;
+            undelivered = retry.into_iter().zip(deliveries).filter_map(|(m, d)| d.err().map(|e| (m, e))).collect();
         }
-        self.totals.add(&outcome.summary);
-        // A failed commit is not fatal: the next commit covers these offsets too; until then a
-        // restart would redeliver them (at-least-once).
-        if let Err(e) = self.consumer.commit(offsets, CommitMode::Sync) {
+        self.totals.add(&summary);
+        if let Err(e) = self.consumer.commit(&offsets, CommitMode::Async) {
             tracing::warn!(error = %e, "offset commit failed; the next batch's commit will cover it");
         }
+        self.last_commit = Some(offsets);
         Ok(())
     }
 
-    async fn process_transaction(&mut self, batch: &[Input], offsets: &TopicPartitionList) -> Result<(), WorkerError> {
+    async fn process_transaction(
+        &mut self,
+        batch: &mut [Input],
+        offsets: &TopicPartitionList,
+    ) -> Result<(), WorkerError> {
         let timeout = Duration::from_millis(self.options.producer.message_timeout_ms as u64 + 5000);
         let attempt: Result<Summary, TransactionError> = async {
             self.sink.begin_transaction()?;
-            let outcome = self.route_and_send(batch, self.message_deadline()).await;
-            if let Some((_, e)) = outcome.undelivered.first() {
+            let (messages, summary) = self.route(batch);
+            let refs: Vec<&OutMessage> = messages.iter().collect();
+            let deliveries = self.sink.send_all(&refs, self.message_deadline()).await;
+            if let Some(Err(e)) = deliveries.into_iter().find(Result::is_err) {
                 return Err(TransactionError::Abortable(e.to_string()));
             }
             let group = self
@@ -386,7 +429,7 @@ impl Worker {
                     Err(TransactionError::Retriable(e)) if Instant::now() < give_up_at => {
                         tracing::warn!(error = %e, "transaction commit will be retried");
                     }
-                    other => return other.map(|()| outcome.summary),
+                    other => return other.map(|()| summary),
                 }
             }
         }
@@ -449,13 +492,17 @@ impl Worker {
     }
 }
 
-struct BatchOutcome {
+/// A batch handed to the producer whose acknowledgements have not been awaited yet.
+struct InFlight {
+    batch: Vec<Input>,
+    messages: Vec<OutMessage>,
+    pending: Vec<PendingDelivery>,
     summary: Summary,
-    undelivered: Vec<(OutMessage, SinkError)>,
+    offsets: TopicPartitionList,
 }
 
 fn undeliverable(
-    undelivered: &[(OutMessage, SinkError)],
+    undelivered: &[(&OutMessage, SinkError)],
     waited: Duration,
     batch: &[Input],
     first: &OutMessage,
@@ -532,18 +579,17 @@ fn next_offsets(batch: &[Input]) -> TopicPartitionList {
     tpl
 }
 
-fn pass_through(input: &Input, topic_ok: &str) -> Routed {
-    let origin = crate::route::Origin::of(&input.source);
-    match &input.payload {
-        Payload::Value(v) => Routed::Message(OutMessage {
+fn pass_through(input: &mut Input, topic_ok: &str) -> Option<OutMessage> {
+    match &mut input.payload {
+        Payload::Value(v) => Some(OutMessage {
             route: Route::Ok,
             topic: topic_ok.to_string(),
             key: input.source.key.clone(),
-            payload: v.clone(),
+            payload: std::mem::take(v),
             headers: input.source.headers.clone(),
-            origin,
+            origin: crate::route::Origin::of(&input.source),
         }),
-        _ => Routed::Skipped(origin),
+        _ => None,
     }
 }
 
@@ -588,10 +634,10 @@ mod tests {
     #[test]
     fn pass_through_copies_values_and_skips_tombstones() {
         let mut i = input("a", 0, 1);
-        assert!(matches!(pass_through(&i, "ok"), Routed::Skipped(_)));
+        assert!(pass_through(&mut i, "ok").is_none());
         i.payload = Payload::Value(b"{}".to_vec());
         i.source.key = Some(b"k".to_vec());
-        let Routed::Message(m) = pass_through(&i, "ok") else { panic!("a message") };
+        let m = pass_through(&mut i, "ok").expect("a message");
         assert_eq!((m.topic.as_str(), m.payload.as_slice(), m.key.as_deref()), ("ok", &b"{}"[..], Some(&b"k"[..])));
     }
 }

@@ -19,7 +19,9 @@ fn check(name: &str) {
         let location = line.split(": error: ").next().unwrap();
         let parts: Vec<&str> = location.rsplitn(3, ':').collect();
         assert!(
-            parts.len() == 3 && parts[0].parse::<u32>().is_ok_and(|c| c >= 1) && parts[1].parse::<u32>().is_ok_and(|l| l >= 1),
+            parts.len() == 3
+                && parts[0].parse::<u32>().is_ok_and(|c| c >= 1)
+                && parts[1].parse::<u32>().is_ok_and(|l| l >= 1),
             "not FILE:LINE:COL with 1-based line and column: {line}"
         );
     }
