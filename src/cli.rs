@@ -122,6 +122,11 @@ pub struct RunArgs {
     /// Seconds between progress lines (0: none).
     #[arg(long, default_value_t = 10)]
     pub stats_interval_s: u64,
+    /// Exit with status 1 when the loop stays this long in one step (a client call that never
+    /// returns), for the supervisor to restart the worker. Default: the longest bound of any
+    /// step (the message timeout + 5 s) plus 60 s.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(5..))]
+    pub stall_timeout_s: Option<u64>,
     /// Extra librdkafka consumer property, `key=value` (repeatable).
     #[arg(long = "consumer-property", value_name = "KEY=VALUE")]
     pub consumer_properties: Vec<String>,
@@ -656,6 +661,7 @@ pub fn run_worker(args: RunArgs) -> Result<ExitCode, CliError> {
     options.max_wait = std::time::Duration::from_millis(args.max_wait_ms);
     options.delivery_timeout = std::time::Duration::from_secs(args.delivery_timeout_s);
     options.stats_interval = std::time::Duration::from_secs(args.stats_interval_s);
+    options.stall_timeout = args.stall_timeout_s.map(std::time::Duration::from_secs);
     options.consumer_extra = properties(&args.consumer_properties, "--consumer-property")?;
     options.pass_through = args.pass_through;
     tracing::info!(
@@ -666,10 +672,33 @@ pub fn run_worker(args: RunArgs) -> Result<ExitCode, CliError> {
     // The stream consumer spawns its wake-up task on the current runtime.
     let _entered = runtime.enter();
     let mut worker = Worker::new(pipeline, options)?;
+    watch_for_stalls(worker.heartbeat(), worker.stall_limit());
     let totals = runtime.block_on(worker.run(crate::worker::shutdown_signal()))?;
     // One machine-readable line on stdout for scripts and tests: the run's accounting.
     println!("{}", serde_json::to_string(&totals).expect("totals serialise"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Exits the process when the worker's loop stays in one step far longer than any of its bounds
+/// (a client call that never returns). Nothing is lost: what was not committed is consumed again
+/// by the next member, and an open transaction is aborted when the next producer with its id
+/// starts. Silence would be worse: a stuck member keeps its partitions and reports nothing.
+fn watch_for_stalls(heartbeat: std::sync::Arc<crate::worker::Heartbeat>, limit: std::time::Duration) {
+    let watchdog = move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            if let Some((step, stalled)) = heartbeat.stalled(limit) {
+                tracing::error!(
+                    step,
+                    seconds = stalled.as_secs(),
+                    limit_s = limit.as_secs(),
+                    "worker stuck in one step longer than any of its bounds; exiting for a restart"
+                );
+                std::process::exit(1);
+            }
+        }
+    };
+    std::thread::Builder::new().name("watchdog".into()).spawn(watchdog).expect("a thread can be spawned");
 }
 
 /// One dry-run line: route, source position, key, destination, and value or errors.

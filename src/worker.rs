@@ -22,9 +22,10 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message, Timestamp};
 use rdkafka::statistics::Statistics;
@@ -54,6 +55,9 @@ pub struct WorkerOptions {
     pub consumer_extra: Vec<(String, String)>,
     /// Map nothing: copy each value unchanged to the ok topic (the benchmark's baseline).
     pub pass_through: bool,
+    /// How long the loop may stay in one step before the watchdog gives up on it (`None`: the
+    /// longest bound of any step plus a margin, see [`Worker::stall_limit`]).
+    pub stall_timeout: Option<Duration>,
 }
 
 impl WorkerOptions {
@@ -69,6 +73,7 @@ impl WorkerOptions {
             stats_interval: Duration::from_secs(10),
             consumer_extra: Vec::new(),
             pass_through: false,
+            stall_timeout: None,
         }
     }
 
@@ -116,6 +121,33 @@ pub enum WorkerError {
     Transaction(TransactionError),
     #[error("cannot commit offsets: {0}")]
     Commit(String),
+}
+
+/// Which step the worker's loop is in, and since when. A watchdog thread reads it: every step
+/// is bounded (librdkafka timeouts, delivery deadlines, the idle timer), so a step that lasts far
+/// longer than any bound means the loop is stuck inside a client call, and the process should
+/// exit for its supervisor to restart it rather than sit silently holding its partitions.
+#[derive(Debug)]
+pub struct Heartbeat {
+    current: Mutex<(&'static str, Instant)>,
+}
+
+impl Heartbeat {
+    fn new() -> Self {
+        Heartbeat { current: Mutex::new(("starting", Instant::now())) }
+    }
+
+    /// Records that the loop entered `step` now.
+    pub fn beat(&self, step: &'static str) {
+        *self.current.lock().expect("not poisoned") = (step, Instant::now());
+    }
+
+    /// The step the loop has been in for longer than `limit`, and for how long.
+    pub fn stalled(&self, limit: Duration) -> Option<(&'static str, Duration)> {
+        let (step, since) = *self.current.lock().expect("not poisoned");
+        let elapsed = since.elapsed();
+        (elapsed > limit).then_some((step, elapsed))
+    }
 }
 
 /// Counts since the worker started: `ok + failed + skipped = received`; `released` records were
@@ -204,6 +236,7 @@ pub struct Worker {
     in_flight: Option<InFlight>,
     /// The offsets of the last settled batch (committed again, synchronously, at shutdown).
     last_commit: Option<TopicPartitionList>,
+    heartbeat: Arc<Heartbeat>,
 }
 
 impl Worker {
@@ -232,11 +265,33 @@ impl Worker {
             failing_since: None,
             in_flight: None,
             last_commit: None,
+            heartbeat: Arc::new(Heartbeat::new()),
         })
     }
 
     pub fn totals(&self) -> &Totals {
         &self.totals
+    }
+
+    /// The loop's heartbeat, for a watchdog (`lambda-stream run` exits when it stalls).
+    pub fn heartbeat(&self) -> Arc<Heartbeat> {
+        Arc::clone(&self.heartbeat)
+    }
+
+    /// How long one step of the loop may take before the watchdog gives up: `stall_timeout`, or
+    /// else the longest librdkafka call bound (a transactional call waits up to the message
+    /// timeout + 5 s) with a margin.
+    pub fn stall_limit(&self) -> Duration {
+        self.options.stall_timeout.unwrap_or_else(|| self.transaction_timeout() + Duration::from_secs(60))
+    }
+
+    fn transaction_timeout(&self) -> Duration {
+        Duration::from_millis(self.options.producer.message_timeout_ms as u64 + 5000)
+    }
+
+    fn step(&self, step: &'static str) {
+        self.heartbeat.beat(step);
+        tracing::trace!(step, "worker step");
     }
 
     /// Runs until `shutdown` resolves (then finishes the batch in hand, commits and leaves the
@@ -247,13 +302,15 @@ impl Worker {
         let mut last_report = (Instant::now(), 0u64);
         let mut stopping = false;
         while !stopping {
+            self.step("polling");
             let mut batch = Vec::new();
             // The first record of a batch: wait for it, or for the stop signal. With a batch in
             // flight, wait only briefly: when nothing more comes, settle it (deliver, commit).
+            // At most a second either way: the heartbeat must keep beating while idle.
             let idle = if self.in_flight.is_some() {
                 self.options.max_wait
             } else {
-                self.options.stats_interval.max(Duration::from_millis(200))
+                self.options.stats_interval.clamp(Duration::from_millis(200), Duration::from_secs(1))
             };
             tokio::select! {
                 biased;
@@ -261,22 +318,27 @@ impl Worker {
                 first = self.consumer.recv() => push(&mut batch, first),
                 () = tokio::time::sleep(idle) => {
                     if let Some(in_flight) = self.in_flight.take() {
+                        self.step("settling an idle batch");
                         self.settle(in_flight).await?;
                     }
                 }
             }
             if !batch.is_empty() {
-                // One timer for the whole batch (a timer per record costs more than the record).
+                // One timer and one message stream for the whole batch: a timer per record costs
+                // more than the record, and `recv` registers and drops a waker slot per call.
                 let fill_timer = tokio::time::sleep(self.options.max_wait);
                 tokio::pin!(fill_timer);
+                let mut messages = self.consumer.stream();
                 while batch.len() < self.options.max_batch {
                     tokio::select! {
                         biased;
                         () = &mut shutdown => { stopping = true; break }
-                        next = self.consumer.recv() => push(&mut batch, next),
+                        next = messages.next() => push(&mut batch, next.expect("Kafka streams never end")),
                         () = &mut fill_timer => break,
                     }
                 }
+                drop(messages);
+                self.step("releasing revoked records");
                 self.release_revoked(&mut batch);
                 if !batch.is_empty() {
                     self.process(batch).await?;
@@ -288,6 +350,7 @@ impl Worker {
         }
         // Finish the batch in hand: delivered, then committed (synchronously: the process is
         // about to leave the group).
+        self.step("stopping");
         if let Some(in_flight) = self.in_flight.take() {
             self.settle(in_flight).await?;
         }
@@ -334,10 +397,12 @@ impl Worker {
         // At-least-once, pipelined: this batch is mapped while the previous one's
         // acknowledgements arrive; the previous one is then settled (delivered, committed) before
         // this one is handed to the producer, so a retry never overtakes newer messages.
+        self.step("mapping");
         let (messages, summary) = self.route(&mut batch);
         if let Some(previous) = self.in_flight.take() {
             self.settle(previous).await?;
         }
+        self.step("enqueueing");
         let pending = self.sink.enqueue(&messages);
         self.in_flight = Some(InFlight { batch, messages, pending, summary, offsets });
         Ok(())
@@ -378,6 +443,7 @@ impl Worker {
     async fn settle(&mut self, in_flight: InFlight) -> Result<(), WorkerError> {
         let InFlight { batch, messages, pending, summary, offsets } = in_flight;
         let give_up_at = Instant::now() + self.options.delivery_timeout;
+        self.step("awaiting acknowledgements");
         let deliveries = self.sink.confirm(pending, self.message_deadline()).await;
         let mut undelivered: Vec<(&OutMessage, SinkError)> =
             messages.iter().zip(deliveries).filter_map(|(m, d)| d.err().map(|e| (m, e))).collect();
@@ -390,12 +456,14 @@ impl Worker {
             self.totals.retried_batches += 1;
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
+            self.step("retrying deliveries");
             let retry: Vec<&OutMessage> = undelivered.iter().map(|(m, _)| *m).collect();
             let deadline = self.message_deadline().min(give_up_at.max(Instant::now() + Duration::from_secs(1)));
             let deliveries = self.sink.send_all(&retry, deadline).await;
             undelivered = retry.into_iter().zip(deliveries).filter_map(|(m, d)| d.err().map(|e| (m, e))).collect();
         }
         self.totals.add(&summary);
+        self.step("committing offsets");
         if let Err(e) = self.consumer.commit(&offsets, CommitMode::Async) {
             tracing::warn!(error = %e, "offset commit failed; the next batch's commit will cover it");
         }
@@ -408,11 +476,14 @@ impl Worker {
         batch: &mut [Input],
         offsets: &TopicPartitionList,
     ) -> Result<(), WorkerError> {
-        let timeout = Duration::from_millis(self.options.producer.message_timeout_ms as u64 + 5000);
+        let timeout = self.transaction_timeout();
         let attempt: Result<Summary, TransactionError> = async {
+            self.step("beginning a transaction");
             self.sink.begin_transaction()?;
+            self.step("mapping");
             let (messages, summary) = self.route(batch);
             let refs: Vec<&OutMessage> = messages.iter().collect();
+            self.step("producing in the transaction");
             let deliveries = self.sink.send_all(&refs, self.message_deadline()).await;
             if let Some(Err(e)) = deliveries.into_iter().find(Result::is_err) {
                 return Err(TransactionError::Abortable(e.to_string()));
@@ -423,9 +494,16 @@ impl Worker {
                 .ok_or_else(|| TransactionError::Abortable("no consumer group metadata yet".into()))?;
             let give_up_at = Instant::now() + self.options.delivery_timeout;
             loop {
-                match tokio::task::block_in_place(|| {
-                    self.sink.commit_transaction_with_offsets(offsets, &group, timeout)
-                }) {
+                self.step("committing the transaction");
+                let started = Instant::now();
+                let committed =
+                    tokio::task::block_in_place(|| self.sink.commit_transaction_with_offsets(offsets, &group, timeout));
+                tracing::debug!(
+                    ms = started.elapsed().as_millis() as u64,
+                    ok = committed.is_ok(),
+                    "transaction commit"
+                );
+                match committed {
                     Err(TransactionError::Retriable(e)) if Instant::now() < give_up_at => {
                         tracing::warn!(error = %e, "transaction commit will be retried");
                     }
@@ -447,8 +525,12 @@ impl Worker {
                 // under), which only happens while it is polled.
                 tracing::warn!(error = %e, "transaction aborted; the batch will be consumed and run again");
                 self.totals.retried_batches += 1;
+                self.step("aborting the transaction");
+                let started = Instant::now();
                 tokio::task::block_in_place(|| self.sink.abort_transaction(timeout))
                     .map_err(WorkerError::Transaction)?;
+                tracing::debug!(ms = started.elapsed().as_millis() as u64, "transaction aborted");
+                self.step("rewinding");
                 self.rewind(batch);
                 let since = *self.failing_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= self.options.delivery_timeout {
@@ -612,6 +694,19 @@ mod tests {
             source: Source { topic: topic.into(), partition, offset: Some(offset), ..Source::default() },
             payload: Payload::Tombstone,
         }
+    }
+
+    #[test]
+    fn heartbeat_reports_the_step_that_outlasts_the_limit() {
+        let heartbeat = Heartbeat::new();
+        heartbeat.beat("committing the transaction");
+        assert_eq!(heartbeat.stalled(Duration::from_secs(5)), None, "a fresh step is not stalled");
+        std::thread::sleep(Duration::from_millis(30));
+        let (step, for_how_long) = heartbeat.stalled(Duration::from_millis(10)).expect("stalled");
+        assert_eq!(step, "committing the transaction");
+        assert!(for_how_long >= Duration::from_millis(30));
+        heartbeat.beat("polling");
+        assert_eq!(heartbeat.stalled(Duration::from_millis(10)), None, "a new step resets the clock");
     }
 
     #[test]
