@@ -91,10 +91,19 @@ async fn run_once(
             function_env: "bench".into(),
         },
     );
-    pipeline.threads = 1;
+    pipeline.threads = std::env::var("WORKER_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let mut options = WorkerOptions::new(ProducerSettings::new(brokers), vec![input.to_string()], group.to_string());
     options.pass_through = pass_through;
     options.stats_interval = Duration::ZERO;
+    // Experiments: extra librdkafka consumer properties, `k=v,k=v`.
+    if let Ok(extra) = std::env::var("WORKER_BENCH_CONSUMER") {
+        options.consumer_extra =
+            extra.split(',').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
+    }
+    if let Ok(extra) = std::env::var("WORKER_BENCH_PRODUCER") {
+        options.producer.extra =
+            extra.split(',').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
+    }
     let mut worker = Worker::new(pipeline, options).expect("worker");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let watcher = {
@@ -127,6 +136,11 @@ async fn run_once(
         .expect("worker run");
     assert_eq!(totals.received as i64, records, "every record consumed once: {totals:?}");
     assert_eq!(totals.ok + totals.failed + totals.skipped, totals.received);
+    eprintln!(
+        "  {} batches, {:.0} records each on average",
+        totals.batches,
+        records as f64 / totals.batches.max(1) as f64
+    );
     watcher.await.unwrap()
 }
 

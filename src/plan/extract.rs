@@ -7,7 +7,8 @@
 //!
 //! Why hand-written: driving `serde_json`'s deserializer with `IgnoredAny` cost about half of
 //! `Plan::apply` on the reference record (generic visitor dispatch, a UTF-8 check per key, a
-//! `Value` tree for every `[*]`). This scanner checks UTF-8 once for the whole input, compares raw
+//! `Value` tree for every `[*]`). This scanner checks UTF-8 only where it can occur (inside
+//! strings, as part of the vector string scan, so ASCII text costs nothing extra), compares raw
 //! key bytes (decoding only keys that contain escapes), and skips with a tight byte loop. Captured
 //! values that are not plain strings, small integers or literals are still parsed by `serde_json`,
 //! so number semantics (big integers become floats, `1e999` is refused) stay `serde_json`'s.
@@ -205,14 +206,7 @@ impl Extractor {
     /// hold an array of their matches. Fails when the bytes are not one JSON object, or when an
     /// object the mapping reads repeats a key it reads (which value was meant is ambiguous).
     pub fn scan<'a>(&self, bytes: &'a [u8]) -> Result<Vec<Option<Val<'a>>>, Box<ScanError>> {
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(e) => {
-                let mut s = Scanner { text: "", bytes, pos: e.valid_up_to() };
-                return Err(s.error(format!("invalid UTF-8 (byte {} does not start a character)", e.valid_up_to())));
-            }
-        };
-        let mut scanner = Scanner { text, bytes, pos: 0 };
+        let mut scanner = Scanner { bytes, pos: 0 };
         let mut slots = vec![None; self.multi.len()];
         scanner.skip_ws();
         let found = match scanner.peek() {
@@ -273,9 +267,11 @@ impl<'a> Sink<'_, 'a> {
     }
 }
 
-/// The offset of the first `"`, `\\` or control character in `bytes` (`bytes.len()` if none).
-/// String bytes are the bulk of a record, so this loop is most of the scan: sixteen bytes at a
-/// time with SSE2 (part of every x86_64 CPU), then eight at a time (SWAR) for the last bytes.
+/// The offset of the first `"`, `\\`, control character or non-ASCII byte in `bytes`
+/// (`bytes.len()` if none): where a string scan must look closer (its end, an escape, an error, or
+/// a character to check as UTF-8). String bytes are the bulk of a record, so this loop is most of
+/// the scan: sixteen bytes at a time with SSE2 (part of every x86_64 CPU), then eight at a time
+/// (SWAR) for the last bytes.
 #[inline]
 pub(crate) fn special_byte_offset(bytes: &[u8]) -> usize {
     #[cfg(target_arch = "x86_64")]
@@ -310,7 +306,8 @@ fn sse2_blocks(bytes: &[u8]) -> Result<usize, usize> {
                 _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
                 _mm_cmpeq_epi8(_mm_min_epu8(v, below_space), v),
             );
-            let mask = _mm_movemask_epi8(special) as u32;
+            // The sign bits of `v` itself mark the non-ASCII bytes.
+            let mask = (_mm_movemask_epi8(special) | _mm_movemask_epi8(v)) as u32;
             if mask != 0 {
                 return Ok(pos + mask.trailing_zeros() as usize);
             }
@@ -332,14 +329,15 @@ pub(crate) fn swar_special_byte_offset(bytes: &[u8]) -> usize {
         let word = u64::from_le_bytes(chunk.try_into().expect("an 8-byte slice"));
         let stop = zero_bytes(word ^ (ONES * u64::from(b'"')))
             | zero_bytes(word ^ (ONES * u64::from(b'\\')))
-            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
+            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH)
+            | (word & HIGH);
         if stop != 0 {
             return pos + (stop.trailing_zeros() / 8) as usize;
         }
         pos += 8;
     }
     while let Some(&b) = bytes.get(pos) {
-        if b == b'"' || b == b'\\' || b < 0x20 {
+        if b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b) {
             return pos;
         }
         pos += 1;
@@ -348,7 +346,6 @@ pub(crate) fn swar_special_byte_offset(bytes: &[u8]) -> usize {
 }
 
 struct Scanner<'a> {
-    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
 }
@@ -357,6 +354,25 @@ struct Scanner<'a> {
 type Scan<T = ()> = Result<T, Box<ScanError>>;
 
 impl<'a> Scanner<'a> {
+    /// The text of `bytes[start..end]`, a range the scan has already gone through.
+    #[inline]
+    fn scanned_text(&self, start: usize, end: usize) -> &'a str {
+        let bytes = &self.bytes[start..end];
+        debug_assert!(std::str::from_utf8(bytes).is_ok(), "only scanned ranges are read as text");
+        // SAFETY: the scanner reads every byte of a range before it is read as text, and accepts
+        // non-ASCII bytes only inside strings, where `skip_string` checks each character as
+        // UTF-8; outside strings it accepts only ASCII (structure, numbers, literals, whitespace).
+        // Ranges start and end at ASCII bytes (quotes, brackets, digits), so on char boundaries.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
+
+    /// The (valid) character at the cursor, for messages.
+    #[cold]
+    fn scanned_char(&self) -> char {
+        let width = utf8_char_at(self.bytes, self.pos).unwrap_or(1);
+        std::str::from_utf8(&self.bytes[self.pos..self.pos + width]).ok().and_then(|s| s.chars().next()).unwrap_or('?')
+    }
+
     #[cold]
     fn error(&mut self, message: String) -> Box<ScanError> {
         let upto = &self.bytes[..self.pos.min(self.bytes.len())];
@@ -391,6 +407,13 @@ impl<'a> Scanner<'a> {
     fn unexpected(&mut self, expected: &str) -> Box<ScanError> {
         match self.peek() {
             None => self.error(format!("unexpected end of input; expected {expected}")),
+            Some(b) if b >= 0x80 && utf8_char_at(self.bytes, self.pos).is_none() => {
+                self.error(format!("{}; expected {expected}", invalid_utf8(b)))
+            }
+            Some(b) if b >= 0x80 => {
+                let c = self.scanned_char();
+                self.error(format!("expected {expected}, found `{c}`"))
+            }
             Some(b) => self.error(format!("expected {expected}, found `{}`", char::from(b))),
         }
     }
@@ -410,7 +433,7 @@ impl<'a> Scanner<'a> {
             let start = self.pos;
             // Strings are the common capture; their scan already says whether they had escapes.
             let value = if self.peek() == Some(b'"') && !self.skip_string()? {
-                Val::Raw(&self.text[start + 1..self.pos - 1])
+                Val::Raw(self.scanned_text(start + 1, self.pos - 1))
             } else {
                 if self.pos == start {
                     self.skip_value(depth)?;
@@ -516,14 +539,14 @@ impl<'a> Scanner<'a> {
     fn key(&mut self, node: &TrieNode) -> Scan<Option<usize>> {
         let start = self.pos + 1;
         let escaped = self.skip_string()?;
-        let raw = &self.text[start..self.pos - 1];
+        let raw = self.scanned_text(start, self.pos - 1);
         if !escaped {
             return Ok(node.find_key(raw));
         }
         if node.keys.is_empty() {
             return Ok(None);
         }
-        let decoded: String = serde_json::from_str(&self.text[start - 1..self.pos]).map_err(|e| {
+        let decoded: String = serde_json::from_str(self.scanned_text(start - 1, self.pos)).map_err(|e| {
             self.pos = start - 1;
             self.error(format!("invalid string: {}", strip_position(&e)))
         })?;
@@ -557,6 +580,10 @@ impl<'a> Scanner<'a> {
                         _ => return Err(self.error_at(pos, "invalid escape in string")),
                     }
                 }
+                Some(&b) if b >= 0x80 => match utf8_char_at(bytes, pos) {
+                    Some(width) => pos += width,
+                    None => return Err(self.error_at(pos, &invalid_utf8(b))),
+                },
                 Some(_) => return Err(self.error_at(pos, "control character in string (it must be escaped)")),
                 None => return Err(self.error_at(pos, "unterminated string")),
             }
@@ -676,8 +703,7 @@ impl<'a> Scanner<'a> {
     /// Turns the (already validated) text from `start` to the cursor into a `Value`, with fast paths
     /// for the common leaves.
     fn parse_captured(&mut self, start: usize) -> Scan<Val<'a>> {
-        let text: &'a str = self.text;
-        let raw = &text[start..self.pos];
+        let raw = self.scanned_text(start, self.pos);
         let bytes = raw.as_bytes();
         match bytes[0] {
             b't' => return Ok(Val::owned(Value::Bool(true))),
@@ -697,6 +723,25 @@ impl<'a> Scanner<'a> {
             self.error(format!("invalid value: {}", strip_position(&e)))
         })
     }
+}
+
+/// The width of the valid UTF-8 character at `bytes[pos]` (a non-ASCII byte), or `None`.
+#[inline]
+fn utf8_char_at(bytes: &[u8], pos: usize) -> Option<usize> {
+    let width = match bytes[pos] {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => return None,
+    };
+    // `from_utf8` on the few bytes refuses overlong forms, surrogates and values past U+10FFFF.
+    let char_bytes = bytes.get(pos..pos + width)?;
+    std::str::from_utf8(char_bytes).ok().map(|_| width)
+}
+
+#[cold]
+fn invalid_utf8(byte: u8) -> String {
+    format!("invalid UTF-8 (byte {byte:#04x} does not start a character)")
 }
 
 /// `serde_json`'s message without its " at line L column C" (positions are relative to a slice).
@@ -739,8 +784,9 @@ mod tests {
                 }
             }
         }
-        // Bytes just above the specials, and UTF-8 continuation bytes, are not special.
-        assert_eq!(special_byte_offset("#]!\x20ção€😀".as_bytes()), "#]!\x20ção€😀".len());
+        // Bytes just above the specials are not special; non-ASCII bytes are (checked as UTF-8).
+        assert_eq!(special_byte_offset("#]!\x20cao~\x7f".as_bytes()), "#]!\x20cao~\x7f".len());
+        assert_eq!(special_byte_offset("#]!\x20ção".as_bytes()), 4);
     }
 
     #[test]
@@ -753,7 +799,10 @@ mod tests {
                     for b in 0..=255u8 {
                         let mut bytes = vec![background; len];
                         bytes[at] = b;
-                        let naive = bytes.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).unwrap_or(len);
+                        let naive = bytes
+                            .iter()
+                            .position(|&c| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c))
+                            .unwrap_or(len);
                         assert_eq!(special_byte_offset(&bytes), naive, "{b:#x} at {at} of {len} on {background:#x}");
                         assert_eq!(swar_special_byte_offset(&bytes), naive);
                     }

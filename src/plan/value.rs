@@ -110,7 +110,19 @@ impl<'a> Val<'a> {
             // Most text needs no escaping: copy it.
             Val::Str(s) if !needs_escape(s.as_bytes()) => write_quoted(out, s),
             Val::Str(s) => serde_json::to_writer(&mut *out, s.as_ref()).expect("serialising into memory cannot fail"),
-            Val::Other(v) => serde_json::to_writer(&mut *out, v.as_ref()).expect("serialising into memory cannot fail"),
+            // Integers are most of the non-string outputs; `itoa` writes them without the
+            // serializer's dispatch (the digits are the same).
+            Val::Other(v) => match v.as_ref() {
+                Value::Number(n) if n.is_i64() || n.is_u64() => {
+                    let mut digits = itoa::Buffer::new();
+                    let text = match n.as_i64() {
+                        Some(i) => digits.format(i),
+                        None => digits.format(n.as_u64().expect("an integer Number is i64 or u64")),
+                    };
+                    out.extend_from_slice(text.as_bytes());
+                }
+                other => serde_json::to_writer(&mut *out, other).expect("serialising into memory cannot fail"),
+            },
         }
     }
 }
@@ -132,6 +144,28 @@ fn needs_escape(bytes: &[u8]) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn values_are_written_as_serde_json_writes_them() {
+        for value in [
+            json!(0),
+            json!(-1),
+            json!(i64::MIN),
+            json!(i64::MAX),
+            json!(u64::MAX),
+            json!(1.25),
+            json!(-0.0),
+            json!(1e300),
+            json!(true),
+            json!(null),
+            json!(["a", 1, {"b": [2.5]}]),
+            json!({"k": "v\n"}),
+        ] {
+            let mut out = Vec::new();
+            Val::owned(value.clone()).write_json(&mut out);
+            assert_eq!(out, serde_json::to_vec(&value).unwrap(), "{value}");
+        }
+    }
 
     #[test]
     fn strings_are_written_as_valid_json() {
