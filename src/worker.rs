@@ -11,6 +11,12 @@
 //!   together; `read_committed` readers see each input's output once. An abortable error aborts
 //!   and reruns the batch (still in memory) in a new transaction; a fatal one (fenced) stops.
 //!
+//! At-least-once batches flow through three stages at once: batch *n+1* is gathered on the loop
+//! while batch *n* is mapped on a blocking thread and batch *n−1* is with the producer; a batch is
+//! handed to the producer only after the one before it is settled, so commits stay in order and a
+//! retry never overtakes newer messages. Exactly-once batches run one at a time (a transaction
+//! spans consuming, mapping and producing).
+//!
 //! Records are owned by the batch in memory until they are committed, so a failed delivery is
 //! retried from memory; after `delivery_timeout` of failures the worker stops with an error,
 //! having committed nothing past what it could not place. Rebalances only happen while the
@@ -125,6 +131,8 @@ pub enum WorkerError {
     Transaction(TransactionError),
     #[error("cannot commit offsets: {0}")]
     Commit(String),
+    #[error("mapping a batch failed: {0}")]
+    Mapping(String),
 }
 
 /// Which step the worker's loop is in, and since when. A watchdog thread reads it: every step
@@ -229,13 +237,16 @@ fn describe(tpl: &TopicPartitionList) -> String {
 }
 
 pub struct Worker {
-    pipeline: Pipeline,
+    pipeline: Arc<Pipeline>,
     sink: KafkaSink,
     consumer: StreamConsumer<WorkerContext>,
     options: WorkerOptions,
     totals: Totals,
     /// Since when batches have kept failing (exactly-once), to give up after `delivery_timeout`.
     failing_since: Option<Instant>,
+    /// At-least-once: the batch being mapped on a blocking thread while the loop gathers the
+    /// next one.
+    mapping: Option<tokio::task::JoinHandle<MappedBatch>>,
     /// At-least-once: the batch with the producer, settled when the next one is ready.
     in_flight: Option<InFlight>,
     /// The offsets of the last settled batch (committed again, synchronously, at shutdown).
@@ -261,12 +272,13 @@ impl Worker {
             .subscribe(&topics)
             .map_err(|e| WorkerError::Subscribe { topics: options.topics.join(","), why: e.to_string() })?;
         Ok(Worker {
-            pipeline,
+            pipeline: Arc::new(pipeline),
             sink,
             consumer,
             options,
             totals: Totals::default(),
             failing_since: None,
+            mapping: None,
             in_flight: None,
             last_commit: None,
             heartbeat: Arc::new(Heartbeat::new()),
@@ -311,7 +323,7 @@ impl Worker {
             // The first record of a batch: wait for it, or for the stop signal. With a batch in
             // flight, wait only briefly: when nothing more comes, settle it (deliver, commit).
             // At most a second either way: the heartbeat must keep beating while idle.
-            let idle = if self.in_flight.is_some() {
+            let idle = if self.mapping.is_some() || self.in_flight.is_some() {
                 self.options.max_wait
             } else {
                 self.options.stats_interval.clamp(Duration::from_millis(200), Duration::from_secs(1))
@@ -321,7 +333,11 @@ impl Worker {
                 () = &mut shutdown => break,
                 first = self.consumer.recv() => push(&mut batch, first),
                 () = tokio::time::sleep(idle) => {
-                    if let Some(in_flight) = self.in_flight.take() {
+                    // Nothing new: move what is in hand one stage on (mapped → produced → settled).
+                    if let Some(mapping) = self.mapping.take() {
+                        self.step("handing over an idle batch");
+                        self.hand_over(mapping).await?;
+                    } else if let Some(in_flight) = self.in_flight.take() {
                         self.step("settling an idle batch");
                         self.settle(in_flight).await?;
                     }
@@ -355,6 +371,9 @@ impl Worker {
         // Finish the batch in hand: delivered, then committed (synchronously: the process is
         // about to leave the group).
         self.step("stopping");
+        if let Some(mapping) = self.mapping.take() {
+            self.hand_over(mapping).await?;
+        }
         if let Some(in_flight) = self.in_flight.take() {
             self.settle(in_flight).await?;
         }
@@ -398,11 +417,30 @@ impl Worker {
         if self.options.exactly_once {
             return self.process_transaction(&mut batch, &offsets).await;
         }
-        // At-least-once, pipelined: this batch is mapped while the previous one's
-        // acknowledgements arrive; the previous one is then settled (delivered, committed) before
-        // this one is handed to the producer, so a retry never overtakes newer messages.
-        self.step("mapping");
-        let (messages, summary) = self.route(&mut batch);
+        // At-least-once, pipelined in three stages: this batch is mapped on a blocking thread
+        // while the loop hands the previous (mapped) batch to the producer and then gathers the
+        // next one. Before a batch is handed over, the one before it is settled (delivered,
+        // committed), so a retry never overtakes newer messages and commits stay in order.
+        self.step("starting to map");
+        let (pipeline, pass) = (Arc::clone(&self.pipeline), self.options.pass_through);
+        let mapping = tokio::task::spawn_blocking(move || {
+            let (messages, summary) = route(&pipeline, pass, &mut batch);
+            MappedBatch { batch, messages, summary, offsets }
+        });
+        if let Some(previous) = self.mapping.replace(mapping) {
+            self.hand_over(previous).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for a mapped batch, settles the batch before it, and hands it to the producer.
+    async fn hand_over(&mut self, mapping: tokio::task::JoinHandle<MappedBatch>) -> Result<(), WorkerError> {
+        self.step("waiting for a mapped batch");
+        let MappedBatch { batch, messages, summary, offsets } = match mapping.await {
+            Ok(mapped) => mapped,
+            // Mapping never panics (property- and fuzz-tested); if it did, stop before any commit.
+            Err(e) => return Err(WorkerError::Mapping(e.to_string())),
+        };
         if let Some(previous) = self.in_flight.take() {
             self.settle(previous).await?;
         }
@@ -410,31 +448,6 @@ impl Worker {
         let pending = self.sink.enqueue(&messages);
         self.in_flight = Some(InFlight { batch, messages, pending, summary, offsets });
         Ok(())
-    }
-
-    /// Maps and routes a batch into the messages to produce. In pass-through mode the values are
-    /// moved out of the batch (only its positions are needed afterwards), not copied.
-    fn route(&self, batch: &mut [Input]) -> (Vec<OutMessage>, Summary) {
-        if self.options.pass_through {
-            let messages: Vec<OutMessage> =
-                batch.iter_mut().filter_map(|i| pass_through(i, &self.pipeline.router.topic_ok)).collect();
-            let summary = Summary {
-                received: batch.len(),
-                ok: messages.len(),
-                skipped: batch.len() - messages.len(),
-                ..Summary::default()
-            };
-            return (messages, summary);
-        }
-        let (routed, summary) = self.pipeline.route_batch(batch);
-        let messages = routed
-            .into_iter()
-            .filter_map(|r| match r {
-                Routed::Message(m) => Some(m),
-                Routed::Skipped(_) => None,
-            })
-            .collect();
-        (messages, summary)
     }
 
     fn message_deadline(&self) -> Instant {
@@ -485,7 +498,7 @@ impl Worker {
             self.step("beginning a transaction");
             self.sink.begin_transaction()?;
             self.step("mapping");
-            let (messages, summary) = self.route(batch);
+            let (messages, summary) = route(&self.pipeline, self.options.pass_through, batch);
             let refs: Vec<&OutMessage> = messages.iter().collect();
             self.step("producing in the transaction");
             let deliveries = self.sink.send_all(&refs, self.message_deadline()).await;
@@ -576,6 +589,39 @@ impl Worker {
         );
         *last = (Instant::now(), self.totals.received);
     }
+}
+
+/// Maps and routes a batch into the messages to produce. In pass-through mode the values are
+/// moved out of the batch (only its positions are needed afterwards), not copied.
+fn route(pipeline: &Pipeline, pass_through_only: bool, batch: &mut [Input]) -> (Vec<OutMessage>, Summary) {
+    if pass_through_only {
+        let messages: Vec<OutMessage> =
+            batch.iter_mut().filter_map(|i| pass_through(i, &pipeline.router.topic_ok)).collect();
+        let summary = Summary {
+            received: batch.len(),
+            ok: messages.len(),
+            skipped: batch.len() - messages.len(),
+            ..Summary::default()
+        };
+        return (messages, summary);
+    }
+    let (routed, summary) = pipeline.route_batch(batch);
+    let messages = routed
+        .into_iter()
+        .filter_map(|r| match r {
+            Routed::Message(m) => Some(m),
+            Routed::Skipped(_) => None,
+        })
+        .collect();
+    (messages, summary)
+}
+
+/// A batch mapped on a blocking thread, ready for the producer.
+struct MappedBatch {
+    batch: Vec<Input>,
+    messages: Vec<OutMessage>,
+    summary: Summary,
+    offsets: TopicPartitionList,
 }
 
 /// A batch handed to the producer whose acknowledgements have not been awaited yet.
