@@ -7,6 +7,8 @@
 //! record. The baseline is the same worker in pass-through mode (consume → produce the value
 //! unchanged, no mapping). Rounds alternate the two on fresh groups; medians are reported.
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does one small round as a check.
+//! Environment: `WORKER_BENCH_RECORDS`, `WORKER_BENCH_THREADS` (mapping threads, default 1),
+//! `WORKER_BENCH_CONSUMER` / `WORKER_BENCH_PRODUCER` (`k=v,k=v` librdkafka properties).
 
 use std::time::{Duration, Instant};
 
