@@ -20,9 +20,10 @@
 //! Records are owned by the batch in memory until they are committed, so a failed delivery is
 //! retried from memory; after `delivery_timeout` of failures the worker stops with an error,
 //! having committed nothing past what it could not place. Rebalances only happen while the
-//! consumer is polled, which is between batches or while a batch is being gathered; records of a
-//! partition revoked while gathering are released unprocessed (their new owner reads them from
-//! the committed offset) and counted.
+//! consumer is polled, that is while a batch is being gathered; records of a partition revoked
+//! then are released unprocessed (their new owner reads them from the committed offset) and
+//! counted. Earlier batches still being mapped or delivered are finished and committed; a commit
+//! the group refuses means the new owner maps those records again (duplicates, never loss).
 //!
 //! Like `sink`, this module talks to `rdkafka` (the consumer side).
 
