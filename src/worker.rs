@@ -437,7 +437,7 @@ impl Worker {
     /// Waits for a mapped batch, settles the batch before it, and hands it to the producer.
     async fn hand_over(&mut self, mapping: tokio::task::JoinHandle<MappedBatch>) -> Result<(), WorkerError> {
         self.step("waiting for a mapped batch");
-        let MappedBatch { batch, messages, summary, offsets } = match mapping.await {
+        let mapped = match mapping.await {
             Ok(mapped) => mapped,
             // Mapping never panics (property- and fuzz-tested); if it did, stop before any commit.
             Err(e) => return Err(WorkerError::Mapping(e.to_string())),
@@ -446,8 +446,8 @@ impl Worker {
             self.settle(previous).await?;
         }
         self.step("enqueueing");
-        let pending = self.sink.enqueue(&messages);
-        self.in_flight = Some(InFlight { batch, messages, pending, summary, offsets });
+        let pending = self.sink.enqueue(&mapped.messages);
+        self.in_flight = Some(InFlight { mapped, pending });
         Ok(())
     }
 
@@ -459,7 +459,7 @@ impl Worker {
     /// `delivery_timeout`, then commits its offsets. A failed commit is not fatal: the next commit
     /// covers these offsets too; until then a restart would redeliver them (at-least-once).
     async fn settle(&mut self, in_flight: InFlight) -> Result<(), WorkerError> {
-        let InFlight { batch, messages, pending, summary, offsets } = in_flight;
+        let InFlight { mapped: MappedBatch { batch, messages, summary, offsets }, pending } = in_flight;
         let give_up_at = Instant::now() + self.options.delivery_timeout;
         self.step("awaiting acknowledgements");
         let deliveries = self.sink.confirm(pending, self.message_deadline()).await;
@@ -627,11 +627,8 @@ struct MappedBatch {
 
 /// A batch handed to the producer whose acknowledgements have not been awaited yet.
 struct InFlight {
-    batch: Vec<Input>,
-    messages: Vec<OutMessage>,
+    mapped: MappedBatch,
     pending: Vec<PendingDelivery>,
-    summary: Summary,
-    offsets: TopicPartitionList,
 }
 
 fn undeliverable(

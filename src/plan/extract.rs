@@ -366,13 +366,6 @@ impl<'a> Scanner<'a> {
         unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 
-    /// The (valid) character at the cursor, for messages.
-    #[cold]
-    fn scanned_char(&self) -> char {
-        let width = utf8_char_at(self.bytes, self.pos).unwrap_or(1);
-        std::str::from_utf8(&self.bytes[self.pos..self.pos + width]).ok().and_then(|s| s.chars().next()).unwrap_or('?')
-    }
-
     #[cold]
     fn error(&mut self, message: String) -> Box<ScanError> {
         let upto = &self.bytes[..self.pos.min(self.bytes.len())];
@@ -407,13 +400,13 @@ impl<'a> Scanner<'a> {
     fn unexpected(&mut self, expected: &str) -> Box<ScanError> {
         match self.peek() {
             None => self.error(format!("unexpected end of input; expected {expected}")),
-            Some(b) if b >= 0x80 && utf8_char_at(self.bytes, self.pos).is_none() => {
-                self.error(format!("{}; expected {expected}", invalid_utf8(b)))
-            }
-            Some(b) if b >= 0x80 => {
-                let c = self.scanned_char();
-                self.error(format!("expected {expected}, found `{c}`"))
-            }
+            Some(b) if b >= 0x80 => match utf8_char_at(self.bytes, self.pos) {
+                None => self.error(format!("{}; expected {expected}", invalid_utf8(b))),
+                Some(width) => {
+                    let found = String::from_utf8_lossy(&self.bytes[self.pos..self.pos + width]).into_owned();
+                    self.error(format!("expected {expected}, found `{found}`"))
+                }
+            },
             Some(b) => self.error(format!("expected {expected}, found `{}`", char::from(b))),
         }
     }
