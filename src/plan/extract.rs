@@ -206,8 +206,16 @@ impl Extractor {
     /// hold an array of their matches. Fails when the bytes are not one JSON object, or when an
     /// object the mapping reads repeats a key it reads (which value was meant is ambiguous).
     pub fn scan<'a>(&self, bytes: &'a [u8]) -> Result<Vec<Option<Val<'a>>>, Box<ScanError>> {
-        let mut scanner = Scanner { bytes, pos: 0 };
         let mut slots = vec![None; self.multi.len()];
+        self.scan_into(bytes, &mut slots)?;
+        Ok(slots)
+    }
+
+    /// [`scan`](Self::scan) into the caller's slots (all `None`, one per slot), so the hot path
+    /// keeps them where it created them instead of moving them out of a `Result`.
+    pub fn scan_into<'a>(&self, bytes: &'a [u8], slots: &mut [Option<Val<'a>>]) -> Result<(), Box<ScanError>> {
+        debug_assert_eq!(slots.len(), self.multi.len());
+        let mut scanner = Scanner { bytes, pos: 0 };
         scanner.skip_ws();
         let found = match scanner.peek() {
             Some(b'{') => None,
@@ -222,13 +230,13 @@ impl Extractor {
         if let Some(found) = found {
             return Err(scanner.error(format!("expected a JSON object, found {found}")));
         }
-        let mut sink = Sink { slots: &mut slots, multi: &self.multi };
+        let mut sink = Sink { slots, multi: &self.multi };
         scanner.value(&self.root, &mut sink, 0)?;
         scanner.skip_ws();
         if scanner.pos != bytes.len() {
             return Err(scanner.error("trailing characters after the JSON object".into()));
         }
-        Ok(slots)
+        Ok(())
     }
 }
 
@@ -243,7 +251,12 @@ impl<'a> Sink<'_, 'a> {
         if self.multi[slot] {
             match &mut self.slots[slot] {
                 Some(Val::Other(Cow::Owned(Value::Array(items)))) => items.push(value.into_value()),
-                empty => *empty = Some(Val::Other(Cow::Owned(Value::Array(vec![value.into_value()])))),
+                empty => {
+                    // Room for a few matches at once: growing from one item is a reallocation per record.
+                    let mut items = Vec::with_capacity(4);
+                    items.push(value.into_value());
+                    *empty = Some(Val::Other(Cow::Owned(Value::Array(items))));
+                }
             }
         } else {
             self.slots[slot] = Some(value);

@@ -144,6 +144,9 @@ enum FieldState<'a> {
     Failed,
 }
 
+/// Mappings with up to this many distinct source paths scan into slots on the stack.
+const INLINE_SLOTS: usize = 32;
+
 impl Plan {
     pub fn name(&self) -> &str {
         &self.name
@@ -160,21 +163,28 @@ impl Plan {
 
     /// Maps one record value. Never panics, whatever the bytes.
     pub fn apply(&self, bytes: &[u8]) -> Outcome {
-        let slots = match self.extractor.scan(bytes) {
-            Ok(slots) => slots,
-            Err(e) => {
-                return Outcome::Failed(Failure {
-                    stage: Stage::Decode,
-                    errors: vec![FieldError {
-                        field: None,
-                        rule: "json".into(),
-                        message: format!("value is not a usable JSON object: {e}"),
-                    }],
-                });
+        // Slots on the stack when they fit (they do for typical mappings): no allocation per record.
+        let mut inline: [Option<Val<'_>>; INLINE_SLOTS] = [const { None }; INLINE_SLOTS];
+        let mut spilled = Vec::new();
+        let slots = match self.extractor.slot_count() {
+            n if n <= INLINE_SLOTS => &mut inline[..n],
+            n => {
+                spilled.resize(n, None);
+                &mut spilled[..]
             }
         };
+        if let Err(e) = self.extractor.scan_into(bytes, slots) {
+            return Outcome::Failed(Failure {
+                stage: Stage::Decode,
+                errors: vec![FieldError {
+                    field: None,
+                    rule: "json".into(),
+                    message: format!("value is not a usable JSON object: {e}"),
+                }],
+            });
+        }
         let mut errors = Vec::new();
-        let states: Vec<FieldState<'_>> = self.fields.iter().map(|f| f.evaluate(&slots, &mut errors)).collect();
+        let states: Vec<FieldState<'_>> = self.fields.iter().map(|f| f.evaluate(slots, &mut errors)).collect();
         let field_errors = !errors.is_empty();
         for rule in &self.rules {
             rule.check(&states, &self.fields, &mut errors);

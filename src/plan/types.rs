@@ -1,6 +1,8 @@
 //! Field types: the runtime check of a value against its declared `type`, and the static kinds
 //! the compiler uses to refuse steps that can never apply (`range` on a `string`).
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::Value;
 
@@ -80,8 +82,8 @@ impl FieldType {
             (FieldType::Any, _) | (FieldType::String, Val::Raw(_) | Val::Str(_)) => true,
             (FieldType::Datetime, Val::Raw(_) | Val::Str(_)) => {
                 return match normalize_datetime(value.as_str().unwrap_or_default()) {
-                    Some(normalized) if value.as_str() == Some(normalized.as_str()) => Ok(value),
-                    Some(normalized) => Ok(Val::text(normalized)),
+                    Some(Cow::Borrowed(_)) => Ok(value),
+                    Some(Cow::Owned(normalized)) => Ok(Val::text(normalized)),
                     None => Err(format!("expected an RFC 3339 datetime, found {}", describe(&value, sensitive))),
                 };
             }
@@ -158,7 +160,158 @@ impl Kind {
 }
 
 /// RFC 3339 in, RFC 3339 UTC with `Z` out; sub-second digits are kept (in groups of 3).
-pub fn normalize_datetime(s: &str) -> Option<String> {
+/// Borrows `s` when it already is in that form.
+pub fn normalize_datetime(s: &str) -> Option<Cow<'_, str>> {
+    let Some(utc) = CommonDateTime::parse(s) else {
+        return normalize_with_chrono(s).map(|n| if n == s { Cow::Borrowed(s) } else { Cow::Owned(n) });
+    };
+    let mut buf = [0u8; CommonDateTime::MAX_LEN];
+    let text = utc.write_utc(&mut buf);
+    Some(if text == s { Cow::Borrowed(s) } else { Cow::Owned(text.to_owned()) })
+}
+
+/// Whether `s` is an RFC 3339 datetime (as chrono's `parse_from_rfc3339` decides).
+pub fn is_rfc3339(s: &str) -> bool {
+    CommonDateTime::parse(s).is_some() || DateTime::parse_from_rfc3339(s).is_ok()
+}
+
+/// A datetime in the shape nearly every producer writes — `YYYY-MM-DDTHH:MM:SS`, up to nine
+/// fraction digits, then `Z` or `±HH:MM` — already shifted to UTC.
+///
+/// Why by hand: chrono's general RFC 3339 parser and its time-zone conversion cost more than the
+/// rest of the field's work. [`CommonDateTime::parse`] never refuses: anything outside this shape
+/// or its easy ranges (leap seconds, lower-case `t`/`z`, a space separator, more than nine
+/// fraction digits, a shift out of years 0000–9999) returns `None`, and chrono decides. A property
+/// test checks that both give the same answer.
+#[derive(Debug, PartialEq, Eq)]
+struct CommonDateTime {
+    year: u32,
+    month: u32,
+    day: u32,
+    /// Minutes since midnight.
+    minutes: u32,
+    second: u32,
+    nanos: u32,
+}
+
+impl CommonDateTime {
+    const MAX_LEN: usize = "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ".len();
+
+    fn parse(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        let number = |digits: &[u8]| {
+            digits.iter().try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+        };
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        let (mut year, mut month, mut day) = (number(&b[0..4])?, number(&b[5..7])?, number(&b[8..10])?);
+        let (hour, minute, second) = (number(&b[11..13])?, number(&b[14..16])?, number(&b[17..19])?);
+        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+            return None;
+        }
+        if hour > 23 || minute > 59 || second > 59 {
+            return None;
+        }
+        let mut rest = &b[19..];
+        let mut nanos = 0;
+        if let [b'.', fraction @ ..] = rest {
+            let digits = fraction.iter().take_while(|d| d.is_ascii_digit()).count();
+            if !(1..=9).contains(&digits) {
+                return None;
+            }
+            nanos = number(&fraction[..digits])? * 10u32.pow(9 - digits as u32);
+            rest = &fraction[digits..];
+        }
+        let offset = match *rest {
+            [b'Z'] => 0,
+            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+                let (hours, mins) = (number(&[h1, h2])?, number(&[m1, m2])?);
+                if hours > 23 || mins > 59 {
+                    return None;
+                }
+                let offset = (hours * 60 + mins) as i32;
+                if sign == b'-' { -offset } else { offset }
+            }
+            _ => return None,
+        };
+        // Local time minus its offset is UTC: at most one day earlier or later.
+        let mut minutes = (hour * 60 + minute) as i32 - offset;
+        if minutes < 0 {
+            minutes += 24 * 60;
+            if day > 1 {
+                day -= 1;
+            } else if month > 1 {
+                month -= 1;
+                day = days_in_month(year, month);
+            } else if year > 0 {
+                (year, month, day) = (year - 1, 12, 31);
+            } else {
+                return None;
+            }
+        } else if minutes >= 24 * 60 {
+            minutes -= 24 * 60;
+            if day < days_in_month(year, month) {
+                day += 1;
+            } else if month < 12 {
+                (month, day) = (month + 1, 1);
+            } else if year < 9999 {
+                (year, month, day) = (year + 1, 1, 1);
+            } else {
+                return None;
+            }
+        }
+        Some(CommonDateTime { year, month, day, minutes: minutes as u32, second, nanos })
+    }
+
+    /// Writes `YYYY-MM-DDTHH:MM:SS[.fff[fff[fff]]]Z`, the form [`normalize_with_chrono`] writes.
+    fn write_utc<'b>(&self, buf: &'b mut [u8; Self::MAX_LEN]) -> &'b str {
+        let mut len = 0;
+        let mut put = |n: u32, width: u32, after: Option<u8>| {
+            for i in (0..width).rev() {
+                buf[len] = b'0' + (n / 10u32.pow(i) % 10) as u8;
+                len += 1;
+            }
+            if let Some(separator) = after {
+                buf[len] = separator;
+                len += 1;
+            }
+        };
+        put(self.year, 4, Some(b'-'));
+        put(self.month, 2, Some(b'-'));
+        put(self.day, 2, Some(b'T'));
+        put(self.minutes / 60, 2, Some(b':'));
+        put(self.minutes % 60, 2, Some(b':'));
+        match self.nanos {
+            0 => put(self.second, 2, Some(b'Z')),
+            n if n % 1_000_000 == 0 => {
+                put(self.second, 2, Some(b'.'));
+                put(n / 1_000_000, 3, Some(b'Z'));
+            }
+            n if n % 1_000 == 0 => {
+                put(self.second, 2, Some(b'.'));
+                put(n / 1_000, 6, Some(b'Z'));
+            }
+            n => {
+                put(self.second, 2, Some(b'.'));
+                put(n, 9, Some(b'Z'));
+            }
+        }
+        std::str::from_utf8(&buf[..len]).expect("digits and ASCII separators")
+    }
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// The general path, for what [`CommonDateTime`] leaves to chrono.
+fn normalize_with_chrono(s: &str) -> Option<String> {
     use chrono::{Datelike, Timelike};
     let utc = DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc);
     // Written by hand: chrono's formatter interprets a format string on every call.
@@ -269,6 +422,64 @@ mod tests {
         assert_eq!(check(FieldType::Datetime, json!("0001-01-01T00:00:00+01:00")), Ok(json!("0000-12-31T23:00:00Z")));
         assert!(check(FieldType::Datetime, json!("2026-11-01")).unwrap_err().contains("RFC 3339"));
         assert!(check(FieldType::Datetime, json!(1700000000)).is_err());
+    }
+
+    #[test]
+    fn common_datetimes_take_the_fast_path() {
+        let parsed =
+            |s: &str| CommonDateTime::parse(s).map(|d| d.write_utc(&mut [0; CommonDateTime::MAX_LEN]).to_owned());
+        assert_eq!(parsed("2026-11-01T10:00:00-03:00").as_deref(), Some("2026-11-01T13:00:00Z"));
+        assert_eq!(parsed("2024-02-29T23:00:00-03:00").as_deref(), Some("2024-03-01T02:00:00Z"));
+        assert_eq!(parsed("2025-03-01T01:00:00.5+02:00").as_deref(), Some("2025-02-28T23:00:00.500Z"));
+        assert_eq!(parsed("2026-11-01T10:00:00.123456789Z").as_deref(), Some("2026-11-01T10:00:00.123456789Z"));
+        // Left to chrono: out of the fast path's shape or ranges.
+        for other in [
+            "2026-11-01t10:00:00Z",
+            "2026-11-01 10:00:00Z",
+            "2026-11-01T10:00:00z",
+            "2016-12-31T23:59:60Z",
+            "2026-11-01T10:00:00.1234567891Z",
+            "0000-01-01T00:30:00+01:00",
+            "9999-12-31T23:30:00-01:00",
+            "2026-02-29T10:00:00Z",
+        ] {
+            assert_eq!(CommonDateTime::parse(other), None, "{other}");
+        }
+        // An already normalised value is handed back borrowed.
+        assert!(matches!(normalize_datetime("2026-11-01T13:00:00Z"), Some(Cow::Borrowed(_))));
+        assert!(matches!(normalize_datetime("2016-12-31T23:59:60Z"), Some(Cow::Owned(_)) | Some(Cow::Borrowed(_))));
+    }
+
+    /// Text shaped like a datetime, with every part sometimes out of range or in an unusual form.
+    fn datetime_like() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let year = prop_oneof![0u32..=9999, Just(0), Just(9999), Just(2024), Just(1900), Just(2000)];
+        let date = (year, 0u32..=13, 0u32..=32);
+        let time = (0u32..=24, 0u32..=60, prop_oneof![0u32..=59, 59u32..=61]);
+        let separator = prop::sample::select(vec!["T", "T", "T", "t", " "]);
+        let fraction = prop::option::of("[0-9]{0,11}");
+        let offset = prop_oneof![
+            Just("Z".to_owned()),
+            Just("z".to_owned()),
+            (prop::sample::select(vec!['+', '-']), 0u32..=25, 0u32..=61)
+                .prop_map(|(s, h, m)| format!("{s}{h:02}:{m:02}")),
+            Just("+0300".to_owned()),
+            Just(String::new()),
+        ];
+        (date, separator, time, fraction, offset).prop_map(|((y, mo, d), sep, (h, mi, s), fraction, offset)| {
+            let fraction = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+            format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}{fraction}{offset}")
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn the_fast_datetime_path_agrees_with_chrono(s in datetime_like()) {
+            let expected = normalize_with_chrono(&s);
+            proptest::prop_assert_eq!(normalize_datetime(&s).map(Cow::into_owned), expected.clone(), "{}", s);
+            proptest::prop_assert_eq!(is_rfc3339(&s), expected.is_some(), "{}", s);
+        }
     }
 
     #[test]

@@ -7,9 +7,8 @@ use serde_json::{Number, Value};
 
 use super::StepError;
 use super::transform::compile_regex;
-use chrono::DateTime;
 
-use super::types::{FieldType, describe, parse_date};
+use super::types::{FieldType, describe, is_rfc3339, parse_date};
 use super::value::Val;
 use crate::diagnostic::{Diagnostic, suggestion};
 use crate::spec::{Node, NodeKind, StepSpec};
@@ -224,7 +223,7 @@ impl Validator {
                     Validator::Pattern(re) => re.is_match(s),
                     Validator::Email => is_email(s),
                     Validator::Uuid => is_uuid(s),
-                    Validator::Datetime => DateTime::parse_from_rfc3339(s).is_ok(),
+                    Validator::Datetime => is_rfc3339(s),
                     Validator::Date => parse_date(s).is_some(),
                     Validator::Cpf => is_cpf(s),
                     Validator::Cnpj => is_cnpj(s),
