@@ -19,12 +19,10 @@
 
 use std::fmt;
 
-use std::borrow::Cow;
-
 use serde_json::Value;
 
 use super::path::{Segment, lookup_all};
-use super::value::Val;
+use super::value::{Item, Val};
 
 /// Deepest nesting of arrays and objects accepted (the same limit `serde_json` applies).
 pub const MAX_DEPTH: usize = 128;
@@ -250,12 +248,12 @@ impl<'a> Sink<'_, 'a> {
     fn store(&mut self, slot: usize, value: Val<'a>) {
         if self.multi[slot] {
             match &mut self.slots[slot] {
-                Some(Val::Other(Cow::Owned(Value::Array(items)))) => items.push(value.into_value()),
+                Some(Val::List(items)) => items.push(Item::from_val(value)),
                 empty => {
                     // Room for a few matches at once: growing from one item is a reallocation per record.
                     let mut items = Vec::with_capacity(4);
-                    items.push(value.into_value());
-                    *empty = Some(Val::Other(Cow::Owned(Value::Array(items))));
+                    items.push(Item::from_val(value));
+                    *empty = Some(Val::List(items));
                 }
             }
         } else {

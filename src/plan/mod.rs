@@ -28,7 +28,7 @@ use rules::Rule;
 use transform::Transform;
 use types::{FieldType, Kind};
 use validate::Validator;
-use value::Val;
+use value::{Item, Val};
 
 /// The mapping, compiled. Immutable, `Send + Sync`: build once, share by reference.
 #[derive(Debug)]
@@ -197,9 +197,13 @@ impl Plan {
         let mut value = Vec::with_capacity(bytes.len());
         self.output.write(&states, &mut value);
         let key = self.key_field.and_then(|i| match &states[i] {
-            FieldState::Present(v) => Some(match (v.as_str(), v.json()) {
-                (Some(s), _) => s.as_bytes().to_vec(),
-                (None, other) => other.map(Value::to_string).unwrap_or_default().into_bytes(),
+            FieldState::Present(v) => Some(match v.as_str() {
+                Some(s) => s.as_bytes().to_vec(),
+                None => {
+                    let mut json = Vec::new();
+                    v.write_json(&mut json);
+                    json
+                }
             }),
             _ => None,
         });
@@ -223,15 +227,26 @@ impl Field {
                     (None, Some(v)) if !*multi => Some(v.reborrow()),
                     // A multi slot already is the array of matches.
                     (None, Some(v)) if self.ty == FieldType::Array => Some(v.reborrow()),
-                    (None, Some(v)) => {
-                        let matches = v.json().and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
-                        match self.single_match(matches.iter(), text) {
-                            Ok(v) => v.map(Val::borrowed),
-                            Err(message) => return error(errors, "type", message),
-                        }
-                    }
+                    (None, Some(v)) => match self.single_match(v.items().unwrap_or_default().iter(), text) {
+                        Ok(v) => v.map(Item::as_val),
+                        Err(message) => return error(errors, "type", message),
+                    },
                     // A query below a string matches nothing.
                     (Some(_), Some(Val::Str(_) | Val::Raw(_))) => None,
+                    // Not reached: a path with a query after its prefix has no wildcard in the
+                    // prefix, so its slot never collects a list. Answered correctly all the same.
+                    (Some(query), Some(list @ (Val::List(_) | Val::Items(_)))) => {
+                        let root = list.to_value();
+                        let nodes = query.query(&root).all();
+                        if self.ty == FieldType::Array {
+                            (!nodes.is_empty()).then(|| Val::owned(Value::Array(nodes.into_iter().cloned().collect())))
+                        } else {
+                            match self.single_match(nodes.into_iter(), text) {
+                                Ok(v) => v.map(|v| Val::owned(v.clone())),
+                                Err(message) => return error(errors, "type", message),
+                            }
+                        }
+                    }
                     (Some(query), Some(Val::Other(root))) => {
                         let nodes = query.query(root).all();
                         if self.ty == FieldType::Array {
@@ -534,11 +549,7 @@ fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: &mut Vec<Di
 
 impl Field {
     /// The one value a non-array field takes from a list of matches.
-    fn single_match<'v>(
-        &self,
-        mut nodes: impl ExactSizeIterator<Item = &'v Value>,
-        text: &str,
-    ) -> Result<Option<&'v Value>, String> {
+    fn single_match<T>(&self, mut nodes: impl ExactSizeIterator<Item = T>, text: &str) -> Result<Option<T>, String> {
         match nodes.len() {
             0 | 1 => Ok(nodes.next()),
             n => Err(format!(

@@ -100,6 +100,28 @@ fn wildcard_sources_collect_for_arrays_and_refuse_several_for_scalars() {
 }
 
 #[test]
+fn wildcard_matches_go_through_every_step_as_an_array() {
+    let p = plan(
+        "fields:\n  - {target: skus, source: '$.items[*].sku', type: array, required: true, validate: [{length: {max: 2}}]}\n  - {target: one, source: '$.one[*].v', type: string}\n  - {target: kinds, source: '$.mixed[*]', type: array}\nrules:\n  - {name: ab, when: {field: skus, equals: [a, b]}, forbid: [one]}\n",
+    );
+    let input = json!({
+        "items": [{"sku": "a"}, {"sku": "q\"é"}],
+        "one": [{"v": "only"}],
+        "mixed": [1, -2.5, true, null, {"k": ["x"]}, "s"],
+    });
+    let out = apply(&p, input);
+    let Outcome::Mapped(m) = out else { panic!("expected a mapped record, got {:?}", out.errors()) };
+    let value: Value = serde_json::from_slice(&m.value).unwrap();
+    assert_eq!(value, json!({"skus": ["a", "q\"é"], "one": "only", "kinds": [1, -2.5, true, null, {"k": ["x"]}, "s"]}));
+
+    let out = apply(&p, json!({"items": [{"sku": "a"}, {"sku": "b"}, {"sku": "c"}]}));
+    assert_eq!(rules_of(&out), vec![(Some("skus"), "length")]);
+    assert!(out.errors()[0].message.contains("found 3"), "{}", out.errors()[0].message);
+    let out = apply(&p, json!({"items": [{"sku": "a"}, {"sku": "b"}], "one": [{"v": "x"}]}));
+    assert_eq!(rules_of(&out), vec![(Some("one"), "ab")], "a rule compares the array with `equals`");
+}
+
+#[test]
 fn plain_paths_reach_indexes_and_odd_keys() {
     let p = plan(
         "fields:\n  - {target: a, source: '$.items[1].sku', type: string}\n  - {target: b, source: \"$['odd key'].x\", type: integer}\n  - {target: c, source: '$.items[-1].sku', type: string}\n  - {target: d, source: '$.items', type: array}\n",

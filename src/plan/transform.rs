@@ -347,7 +347,7 @@ impl Transform {
                         )));
                     }
                 },
-                Val::Other(_) => return Err(wrong_type(&value)),
+                Val::Other(_) | Val::List(_) | Val::Items(_) => return Err(wrong_type(&value)),
             },
             Transform::ToNumber => match &value {
                 Val::Other(v) if v.is_number() => return Ok(value),
@@ -365,10 +365,11 @@ impl Transform {
                         }
                     }
                 }
-                Val::Other(_) => return Err(wrong_type(&value)),
+                Val::Other(_) | Val::List(_) | Val::Items(_) => return Err(wrong_type(&value)),
             },
             Transform::ToString => match &value {
                 Val::Raw(_) | Val::Str(_) => return Ok(value),
+                Val::List(_) | Val::Items(_) => Val::text(value.to_value().to_string()),
                 Val::Other(v) => match v.as_ref() {
                     Value::Number(n) => Val::text(n.to_string()),
                     other => Val::text(serde_json::to_string(other).expect("a Value always serialises")),

@@ -200,6 +200,7 @@ impl Validator {
                 let len = match (value.as_str(), value.json()) {
                     (Some(s), _) => s.chars().count(),
                     (None, Some(Value::Array(items))) => items.len(),
+                    (None, None) if value.items().is_some() => value.items().map_or(0, <[_]>::len),
                     _ => return fail("expected a string or an array".into()),
                 };
                 if min.is_some_and(|lo| len < lo) || max.is_some_and(|hi| len > hi) {

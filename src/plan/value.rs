@@ -17,7 +17,13 @@ pub enum Val<'a> {
     /// Text straight from the record: it had no escapes there, so it needs none in the output.
     Raw(&'a str),
     Str(Cow<'a, str>),
-    /// Any JSON value but a string.
+    /// The matches of a wildcard path (`$.items[*].sku`), an array kept as the values were found
+    /// (mostly text borrowed from the record) until it is written: building a `Value` array would
+    /// copy every item only to serialise and free it again.
+    List(Vec<Item<'a>>),
+    /// A [`Val::List`] lent out by [`Val::reborrow`].
+    Items(&'a [Item<'a>]),
+    /// Any other JSON value but a string.
     Other(Cow<'a, Value>),
 }
 
@@ -45,7 +51,18 @@ impl<'a> Val<'a> {
         match self {
             Val::Raw(s) => Val::Raw(s),
             Val::Str(s) => Val::Str(Cow::Borrowed(s)),
+            Val::List(items) => Val::Items(items),
+            Val::Items(items) => Val::Items(items),
             Val::Other(v) => Val::Other(Cow::Borrowed(v)),
+        }
+    }
+
+    /// The items of a list of matches.
+    pub fn items(&self) -> Option<&[Item<'a>]> {
+        match self {
+            Val::List(items) => Some(items),
+            Val::Items(items) => Some(items),
+            _ => None,
         }
     }
 
@@ -53,14 +70,14 @@ impl<'a> Val<'a> {
         match self {
             Val::Raw(s) => Some(s),
             Val::Str(s) => Some(s),
-            Val::Other(_) => None,
+            Val::List(_) | Val::Items(_) | Val::Other(_) => None,
         }
     }
 
-    /// The non-string JSON value, if this is not a string.
+    /// The JSON value, if this is neither a string nor a list of matches.
     pub fn json(&self) -> Option<&Value> {
         match self {
-            Val::Raw(_) | Val::Str(_) => None,
+            Val::Raw(_) | Val::Str(_) | Val::List(_) | Val::Items(_) => None,
             Val::Other(v) => Some(v),
         }
     }
@@ -73,6 +90,8 @@ impl<'a> Val<'a> {
         match self {
             Val::Raw(s) => Value::String(s.to_string()),
             Val::Str(s) => Value::String(s.to_string()),
+            Val::List(items) => Value::Array(items.iter().map(Item::to_value).collect()),
+            Val::Items(items) => Value::Array(items.iter().map(Item::to_value).collect()),
             Val::Other(v) => v.as_ref().clone(),
         }
     }
@@ -81,6 +100,8 @@ impl<'a> Val<'a> {
         match self {
             Val::Raw(s) => Value::String(s.to_owned()),
             Val::Str(s) => Value::String(s.into_owned()),
+            Val::List(items) => Value::Array(items.into_iter().map(Item::into_value).collect()),
+            Val::Items(items) => Value::Array(items.iter().map(Item::to_value).collect()),
             Val::Other(v) => v.into_owned(),
         }
     }
@@ -89,6 +110,7 @@ impl<'a> Val<'a> {
     pub fn kind_name(&self) -> &'static str {
         match self {
             Val::Raw(_) | Val::Str(_) => "a string",
+            Val::List(_) | Val::Items(_) => "an array",
             Val::Other(v) => json_kind(v),
         }
     }
@@ -98,6 +120,7 @@ impl<'a> Val<'a> {
         match (self.as_str(), other) {
             (Some(s), Value::String(o)) => s == o,
             (Some(_), _) => false,
+            (None, o) if self.items().is_some() => json_equal(&self.to_value(), o),
             (None, o) => self.json().is_some_and(|v| json_equal(v, o)),
         }
     }
@@ -110,6 +133,8 @@ impl<'a> Val<'a> {
             // Most text needs no escaping: copy it.
             Val::Str(s) if !needs_escape(s.as_bytes()) => write_quoted(out, s),
             Val::Str(s) => serde_json::to_writer(&mut *out, s.as_ref()).expect("serialising into memory cannot fail"),
+            Val::List(items) => write_items(out, items),
+            Val::Items(items) => write_items(out, items),
             // Integers are most of the non-string outputs; `itoa` writes them without the
             // serializer's dispatch (the digits are the same).
             Val::Other(v) => match v.as_ref() {
@@ -123,6 +148,56 @@ impl<'a> Val<'a> {
                 }
                 other => serde_json::to_writer(&mut *out, other).expect("serialising into memory cannot fail"),
             },
+        }
+    }
+}
+
+fn write_items(out: &mut Vec<u8>, items: &[Item<'_>]) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item.as_val().write_json(out);
+    }
+    out.push(b']');
+}
+
+/// One match in a [`Val::List`]. Not a `Val` itself, so `Val` stays non-recursive and dropping one
+/// stays a few inlined checks instead of a call per value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item<'a> {
+    /// Text straight from the record, without escapes.
+    Raw(&'a str),
+    Json(Value),
+}
+
+impl<'a> Item<'a> {
+    pub fn from_val(value: Val<'a>) -> Self {
+        match value {
+            Val::Raw(s) => Item::Raw(s),
+            other => Item::Json(other.into_value()),
+        }
+    }
+
+    pub fn as_val(&self) -> Val<'_> {
+        match self {
+            Item::Raw(s) => Val::Raw(s),
+            Item::Json(v) => Val::borrowed(v),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        match self {
+            Item::Raw(s) => Value::String((*s).to_owned()),
+            Item::Json(v) => v.clone(),
+        }
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            Item::Raw(s) => Value::String(s.to_owned()),
+            Item::Json(v) => v,
         }
     }
 }
