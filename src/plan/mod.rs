@@ -144,7 +144,8 @@ enum FieldState<'a> {
     Failed,
 }
 
-/// Mappings with up to this many distinct source paths scan into slots on the stack.
+/// Mappings with up to this many distinct source paths (and fields) keep their per-record slots
+/// (and field states) on the stack.
 const INLINE_SLOTS: usize = 32;
 
 impl Plan {
@@ -184,10 +185,23 @@ impl Plan {
             });
         }
         let mut errors = Vec::new();
-        let states: Vec<FieldState<'_>> = self.fields.iter().map(|f| f.evaluate(slots, &mut errors)).collect();
+        // Field states on the stack too, for the same reason.
+        let mut inline_states: [FieldState<'_>; INLINE_SLOTS] = [const { FieldState::Absent }; INLINE_SLOTS];
+        let mut spilled_states = Vec::new();
+        let states = match self.fields.len() {
+            n if n <= INLINE_SLOTS => &mut inline_states[..n],
+            n => {
+                spilled_states.resize_with(n, || FieldState::Absent);
+                &mut spilled_states[..]
+            }
+        };
+        for (state, field) in states.iter_mut().zip(&self.fields) {
+            *state = field.evaluate(slots, &mut errors);
+        }
+        let states = &*states;
         let field_errors = !errors.is_empty();
         for rule in &self.rules {
-            rule.check(&states, &self.fields, &mut errors);
+            rule.check(states, &self.fields, &mut errors);
         }
         if !errors.is_empty() {
             let stage = if field_errors { Stage::Validate } else { Stage::Rule };
@@ -195,7 +209,7 @@ impl Plan {
         }
         // Outputs are smaller than inputs: one allocation, no regrowth.
         let mut value = Vec::with_capacity(bytes.len());
-        self.output.write(&states, &mut value);
+        self.output.write(states, &mut value);
         let key = self.key_field.and_then(|i| match &states[i] {
             FieldState::Present(v) => Some(match v.as_str() {
                 Some(s) => s.as_bytes().to_vec(),

@@ -279,6 +279,20 @@ impl Transform {
                     _ => Val::text(trimmed.to_owned()),
                 }
             }
+            // ASCII text (nearly all of it) takes the byte-wise path: the Unicode case mapping
+            // looks every character up in tables.
+            Transform::Lowercase if text.is_ascii() => {
+                if !text.bytes().any(|b| b.is_ascii_uppercase()) {
+                    return Ok(value);
+                }
+                Val::text(text.to_ascii_lowercase())
+            }
+            Transform::Uppercase if text.is_ascii() => {
+                if !text.bytes().any(|b| b.is_ascii_lowercase()) {
+                    return Ok(value);
+                }
+                Val::text(text.to_ascii_uppercase())
+            }
             Transform::Lowercase => {
                 if !text.chars().any(char::is_uppercase) {
                     return Ok(value);
@@ -535,6 +549,11 @@ mod tests {
         assert_eq!(run(&t("trim", None), json!("  a b ")).unwrap(), json!("a b"));
         assert_eq!(run(&t("lowercase", None), json!("ÀB")).unwrap(), json!("àb"));
         assert_eq!(run(&t("uppercase", None), json!("sp")).unwrap(), json!("SP"));
+        // The ASCII path and the Unicode path agree on what they share.
+        assert_eq!(run(&t("lowercase", None), json!("Ana.Souza@Example.COM")).unwrap(), json!("ana.souza@example.com"));
+        assert_eq!(run(&t("uppercase", None), json!(" sp-1 ")).unwrap(), json!(" SP-1 "));
+        assert_eq!(run(&t("uppercase", None), json!("são")).unwrap(), json!("SÃO"));
+        assert_eq!(run(&t("lowercase", None), json!("already lower")).unwrap(), json!("already lower"));
         assert_eq!(run(&t("digits_only", None), json!("123.456.789-09")).unwrap(), json!("12345678909"));
         assert_eq!(run(&t("truncate", Some(yaml("{max: 3}"))), json!("çãoxyz")).unwrap(), json!("ção"));
         assert_eq!(run(&t("truncate", Some(yaml("{max: 3}"))), json!("ab")).unwrap(), json!("ab"));

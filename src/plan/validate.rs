@@ -334,12 +334,39 @@ fn is_email(s: &str) -> bool {
         return false;
     }
     let Some((local, domain)) = s.rsplit_once('@') else { return false };
+    // Byte loops, not `str::contains("..")`: setting up a substring searcher cost more than the
+    // rest of the check.
+    let local_bytes = local.as_bytes();
     let local_ok = !local.is_empty()
         && local.len() <= 64
         && !local.starts_with('.')
         && !local.ends_with('.')
-        && !local.contains("..")
-        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b));
+        && !local_bytes.windows(2).any(|pair| pair == b"..")
+        && local_bytes.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'/'
+                        | b'='
+                        | b'?'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'{'
+                        | b'|'
+                        | b'}'
+                        | b'~'
+                        | b'.'
+                        | b'-'
+                )
+        });
     let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
@@ -473,6 +500,10 @@ mod tests {
         assert!(!is_email("ana@example.c0m"));
         assert!(!is_email("ana@-example.com"));
         assert!(!is_email("ana@example..com"));
+        assert!(!is_email("an..a@example.com"));
+        assert!(!is_email("ana.@example.com"));
+        assert!(!is_email("an\"a@example.com"));
+        assert!(is_email("o'brien_{x}@example.com"));
         assert!(is_email("a@b.example.org"));
         assert!(is_uuid("3f1c2a9e-8b7d-4c6e-9f00-1a2b3c4d5e6f"));
         assert!(is_uuid("3F1C2A9E-8B7D-4C6E-9F00-1A2B3C4D5E6F"));
