@@ -264,18 +264,13 @@ impl Transform {
         };
         Ok(match self {
             Transform::Trim => {
-                // Most values are already trimmed: both ends plain ASCII means nothing to do.
-                let plain = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii() && !b.is_ascii_whitespace());
-                if plain(text.as_bytes().first()) && plain(text.as_bytes().last()) {
-                    return Ok(value);
-                }
-                let trimmed = text.trim();
+                let trimmed = trim_whitespace(text);
                 if trimmed.len() == text.len() {
                     return Ok(value);
                 }
                 match value {
-                    Val::Raw(s) => Val::Raw(s.trim()),
-                    Val::Str(Cow::Borrowed(s)) => Val::Str(Cow::Borrowed(s.trim())),
+                    Val::Raw(s) => Val::Raw(trim_whitespace(s)),
+                    Val::Str(Cow::Borrowed(s)) => Val::Str(Cow::Borrowed(trim_whitespace(s))),
                     _ => Val::text(trimmed.to_owned()),
                 }
             }
@@ -519,6 +514,22 @@ pub fn compile_regex(pattern: &str, pos: crate::diagnostic::Pos, diags: &mut Vec
     }
 }
 
+/// `str::trim`, with ASCII ends handled byte by byte: `str::trim` decodes and classifies every
+/// character it looks at, which cost more than the rest of a `trim` step. An end that is not ASCII
+/// (it may be Unicode white space, such as U+00A0) goes to `str::trim`.
+fn trim_whitespace(s: &str) -> &str {
+    // Exactly the ASCII characters `char::is_whitespace` accepts (U+000B included, unlike
+    // `u8::is_ascii_whitespace`).
+    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|&b| !is_space(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|&b| !is_space(b)).map_or(start, |i| i + 1);
+    if !bytes[start..end].first().is_none_or(u8::is_ascii) || !bytes[start..end].last().is_none_or(u8::is_ascii) {
+        return s.trim();
+    }
+    &s[start..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,6 +570,20 @@ mod tests {
         assert_eq!(run(&t("truncate", Some(yaml("{max: 3}"))), json!("ab")).unwrap(), json!("ab"));
         let replace = t("replace", Some(yaml("{pattern: '\\s+', with: ' '}")));
         assert_eq!(run(&replace, json!("a   b\t c")).unwrap(), json!("a b c"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn trim_agrees_with_str_trim(s in "[ \\t\\n\\r\\x0b\\x0c\\u{85}\\u{a0}\\u{2003}\\u{3000}aé😀-]{0,12}") {
+            proptest::prop_assert_eq!(trim_whitespace(&s), s.trim());
+        }
+    }
+
+    #[test]
+    fn trim_handles_every_white_space_end() {
+        for s in ["\u{0b}abc\u{0c}", "\u{a0} a \u{a0}", "  ", "", "é ", " \u{3000}x\u{2003}", "a\u{85}", "plain"] {
+            assert_eq!(trim_whitespace(s), s.trim(), "{s:?}");
+        }
     }
 
     #[test]
