@@ -247,29 +247,16 @@ impl Field {
                     },
                     // A query below a string matches nothing.
                     (Some(_), Some(Val::Str(_) | Val::Raw(_))) => None,
+                    (Some(query), Some(Val::Other(root))) => match self.query_tail(query, root, text) {
+                        Ok(v) => v,
+                        Err(message) => return error(errors, "type", message),
+                    },
                     // Not reached: a path with a query after its prefix has no wildcard in the
                     // prefix, so its slot never collects a list. Answered correctly all the same.
                     (Some(query), Some(list @ (Val::List(_) | Val::Items(_)))) => {
-                        let root = list.to_value();
-                        let nodes = query.query(&root).all();
-                        if self.ty == FieldType::Array {
-                            (!nodes.is_empty()).then(|| Val::owned(Value::Array(nodes.into_iter().cloned().collect())))
-                        } else {
-                            match self.single_match(nodes.into_iter(), text) {
-                                Ok(v) => v.map(|v| Val::owned(v.clone())),
-                                Err(message) => return error(errors, "type", message),
-                            }
-                        }
-                    }
-                    (Some(query), Some(Val::Other(root))) => {
-                        let nodes = query.query(root).all();
-                        if self.ty == FieldType::Array {
-                            (!nodes.is_empty()).then(|| Val::owned(Value::Array(nodes.into_iter().cloned().collect())))
-                        } else {
-                            match self.single_match(nodes.into_iter(), text) {
-                                Ok(v) => v.map(Val::borrowed),
-                                Err(message) => return error(errors, "type", message),
-                            }
+                        match self.query_tail(query, &list.to_value(), text) {
+                            Ok(v) => v.map(|v| Val::owned(v.into_value())),
+                            Err(message) => return error(errors, "type", message),
                         }
                     }
                 };
@@ -562,6 +549,17 @@ fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: &mut Vec<Di
 }
 
 impl Field {
+    /// Runs the query after a source's prefix on the prefix's value: every match for an array
+    /// field, else the one match.
+    fn query_tail<'v>(&self, query: &JsonPath, root: &'v Value, text: &str) -> Result<Option<Val<'v>>, String> {
+        let nodes = query.query(root).all();
+        if self.ty == FieldType::Array {
+            Ok((!nodes.is_empty()).then(|| Val::owned(Value::Array(nodes.into_iter().cloned().collect()))))
+        } else {
+            Ok(self.single_match(nodes.into_iter(), text)?.map(Val::borrowed))
+        }
+    }
+
     /// The one value a non-array field takes from a list of matches.
     fn single_match<T>(&self, mut nodes: impl ExactSizeIterator<Item = T>, text: &str) -> Result<Option<T>, String> {
         match nodes.len() {
