@@ -265,7 +265,7 @@ impl CommonDateTime {
         Some(CommonDateTime { year, month, day, minutes: minutes as u32, second, nanos })
     }
 
-    /// Writes `YYYY-MM-DDTHH:MM:SS[.fff[fff[fff]]]Z`, the form [`normalize_with_chrono`] writes.
+    /// Writes `YYYY-MM-DDTHH:MM:SS[.fff[fff[fff]]]Z`, the one form datetimes leave in (both paths use it).
     fn write_utc<'b>(&self, buf: &'b mut [u8; Self::MAX_LEN]) -> &'b str {
         let mut len = 0;
         let mut put = |n: u32, width: u32, after: Option<u8>| {
@@ -315,43 +315,20 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 fn normalize_with_chrono(s: &str) -> Option<String> {
     use chrono::{Datelike, Timelike};
     let utc = DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc);
-    // Written by hand: chrono's formatter interprets a format string on every call.
-    let mut out = String::with_capacity(30);
-    let year = utc.year();
-    if !(0..=9999).contains(&year) {
+    let Ok(year @ 0..=9999) = u32::try_from(utc.year()) else {
         return Some(utc.to_rfc3339_opts(SecondsFormat::AutoSi, true));
-    }
-    push_digits(&mut out, year as u32, 4);
-    out.push('-');
-    push_digits(&mut out, utc.month(), 2);
-    out.push('-');
-    push_digits(&mut out, utc.day(), 2);
-    out.push('T');
-    push_digits(&mut out, utc.hour(), 2);
-    out.push(':');
-    push_digits(&mut out, utc.minute(), 2);
-    out.push(':');
-    push_digits(&mut out, utc.second(), 2);
-    let nanos = utc.nanosecond() % 1_000_000_000;
-    if nanos != 0 {
-        out.push('.');
-        if nanos % 1_000_000 == 0 {
-            push_digits(&mut out, nanos / 1_000_000, 3);
-        } else if nanos % 1_000 == 0 {
-            push_digits(&mut out, nanos / 1_000, 6);
-        } else {
-            push_digits(&mut out, nanos, 9);
-        }
-    }
-    out.push('Z');
-    Some(out)
-}
-
-/// Appends `n` as exactly `width` decimal digits (zero-padded).
-fn push_digits(out: &mut String, n: u32, width: u32) {
-    for i in (0..width).rev() {
-        out.push(char::from(b'0' + (n / 10u32.pow(i) % 10) as u8));
-    }
+    };
+    // Written by hand: chrono's formatter interprets a format string on every call. A leap
+    // second's extra nanoseconds (chrono counts it as :59 plus a second) are dropped.
+    let parts = CommonDateTime {
+        year,
+        month: utc.month(),
+        day: utc.day(),
+        minutes: utc.hour() * 60 + utc.minute(),
+        second: utc.second(),
+        nanos: utc.nanosecond() % 1_000_000_000,
+    };
+    Some(parts.write_utc(&mut [0; CommonDateTime::MAX_LEN]).to_owned())
 }
 
 /// Strictly `YYYY-MM-DD`, and a real calendar day.
