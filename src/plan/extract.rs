@@ -75,6 +75,24 @@ fn key_hash(key: &[u8]) -> usize {
     (mixed >> 16) as usize
 }
 
+/// `a == b` for short byte strings (object keys), without a call to `memcmp`: keys are a few bytes
+/// long, and the call and its length dispatch cost more than comparing two overlapping words.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    match n {
+        // Two words that may overlap cover every byte.
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
+    }
+}
+
 impl TrieNode {
     fn build_key_table(&mut self) {
         if self.keys.is_empty() {
@@ -92,7 +110,9 @@ impl TrieNode {
         self.key_table = table;
     }
 
-    #[inline]
+    // Always inlined: called once per key of every object the mapping reads, and as a call its
+    // register saving cost as much as the lookup.
+    #[inline(always)]
     fn find_key(&self, key: &str) -> Option<usize> {
         if self.key_table.is_empty() {
             return None;
@@ -104,7 +124,7 @@ impl TrieNode {
                 0 => return None,
                 entry => {
                     let i = usize::from(entry - 1);
-                    if *self.keys[i].0 == *key {
+                    if same_bytes(self.keys[i].0.as_bytes(), key.as_bytes()) {
                         return Some(i);
                     }
                 }
@@ -833,6 +853,20 @@ mod tests {
             assert_eq!(node.find_key(missing), None, "{missing}");
         }
         assert_eq!(TrieNode::default().find_key("x"), None);
+    }
+
+    #[test]
+    fn short_key_comparison_sees_every_byte() {
+        for n in 0..40 {
+            let a: Vec<u8> = (0..n as u8).map(|i| b'a' + i % 26).collect();
+            assert!(same_bytes(&a, &a.clone()), "length {n}");
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(&a, &b), "length {n}, byte {at} differs");
+            }
+            assert!(!same_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0, "length {n} vs shorter");
+        }
     }
 
     #[test]

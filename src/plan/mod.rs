@@ -16,6 +16,8 @@ pub mod types;
 pub mod validate;
 pub mod value;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde::Serialize;
 use serde_json::Value;
 use serde_json_path::JsonPath;
@@ -40,6 +42,9 @@ pub struct Plan {
     output: OutputTree,
     key_field: Option<usize>,
     headers: Vec<String>,
+    /// The longest output written so far: the capacity each new output starts with (capped by
+    /// its input's length). A sizing hint only; it never changes what `apply` returns.
+    output_capacity: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -207,9 +212,16 @@ impl Plan {
             let stage = if field_errors { Stage::Validate } else { Stage::Rule };
             return Outcome::Failed(Failure { stage, errors });
         }
-        // Outputs are smaller than inputs: one allocation, no regrowth.
-        let mut value = Vec::with_capacity(bytes.len());
+        // One allocation, rarely a regrowth: outputs are smaller than their input, and most are
+        // about as long as the longest seen so far. Sizing by the input alone wastes half of each
+        // buffer on a typical mapping, and a buffer past the allocator's small-size caches costs
+        // several times more to allocate and free.
+        let longest = self.output_capacity.load(Ordering::Relaxed);
+        let mut value = Vec::with_capacity(if longest == 0 { bytes.len() } else { longest.min(bytes.len()) });
         self.output.write(states, &mut value);
+        if value.len() > longest {
+            self.output_capacity.fetch_max(value.len(), Ordering::Relaxed);
+        }
         let key = self.key_field.and_then(|i| match &states[i] {
             FieldState::Present(v) => Some(match v.as_str() {
                 Some(s) => s.as_bytes().to_vec(),
@@ -393,6 +405,7 @@ pub fn compile(spec: &MappingSpec) -> Result<Plan, Vec<Diagnostic>> {
         output,
         key_field,
         headers: spec.headers.iter().map(|h| h.value.clone()).collect(),
+        output_capacity: AtomicUsize::new(0),
     })
 }
 

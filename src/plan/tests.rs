@@ -277,3 +277,24 @@ fn unsupported_version() {
     let err = load_str("version: 2\nname: t\nfields: [{target: a, const: 1}]\n").unwrap_err();
     assert_eq!(err[0].to_string(), "1:10: error: unsupported `version: 2`; this program reads version 1");
 }
+
+#[test]
+fn output_buffers_are_sized_by_earlier_outputs() {
+    let p = plan("fields:\n  - {target: a, source: $.a, type: string}\n");
+    let long = "x".repeat(5000);
+    let inputs = [json!({"a": "short", "pad": "p".repeat(100)}), json!({"a": long}), json!({"a": "s"})];
+    let mut outputs = Vec::new();
+    for input in &inputs {
+        let bytes = serde_json::to_vec(input).unwrap();
+        let Outcome::Mapped(m) = p.apply(&bytes) else { panic!("{input}") };
+        // At most the input's length, or twice the output when it outgrew its first buffer.
+        let bound = bytes.len().max(2 * m.value.len());
+        assert!(m.value.capacity() <= bound, "capacity {} for a {}-byte input", m.value.capacity(), bytes.len());
+        outputs.push(String::from_utf8(m.value).unwrap());
+    }
+    assert_eq!(outputs, [r#"{"a":"short"}"#.to_string(), format!(r#"{{"a":"{long}"}}"#), r#"{"a":"s"}"#.into()]);
+    // After the first record the buffer starts at the longest output, not at the input's length.
+    let bytes = serde_json::to_vec(&json!({"a": "short", "pad": "p".repeat(6000)})).unwrap();
+    let Outcome::Mapped(m) = p.apply(&bytes) else { panic!() };
+    assert!(m.value.capacity() < bytes.len(), "{} vs {}", m.value.capacity(), bytes.len());
+}

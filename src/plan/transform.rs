@@ -380,7 +380,12 @@ impl Transform {
                 Val::Raw(_) | Val::Str(_) => return Ok(value),
                 Val::List(_) | Val::Items(_) => Val::text(value.to_value().to_string()),
                 Val::Other(v) => match v.as_ref() {
-                    Value::Number(n) => Val::text(n.to_string()),
+                    // Integers (ids, codes) are the usual case: `itoa` writes them without the
+                    // formatting machinery and its buffer regrowth.
+                    Value::Number(n) => Val::text(match n.as_i64() {
+                        Some(i) => itoa::Buffer::new().format(i).to_owned(),
+                        None => n.to_string(),
+                    }),
                     other => Val::text(serde_json::to_string(other).expect("a Value always serialises")),
                 },
             },
@@ -606,6 +611,9 @@ mod tests {
         assert_eq!(run(&t("to_number", None), json!("inf")).unwrap_err().rule, "to_number");
         assert_eq!(run(&t("to_number", None), json!("NaN")).unwrap_err().rule, "to_number");
         assert_eq!(run(&t("to_string", None), json!(12)).unwrap(), json!("12"));
+        assert_eq!(run(&t("to_string", None), json!(i64::MIN)).unwrap(), json!(i64::MIN.to_string()));
+        assert_eq!(run(&t("to_string", None), json!(u64::MAX)).unwrap(), json!(u64::MAX.to_string()));
+        assert_eq!(run(&t("to_string", None), json!(2.5)).unwrap(), json!("2.5"));
         assert_eq!(run(&t("to_string", None), json!(true)).unwrap(), json!("true"));
     }
 
