@@ -329,67 +329,115 @@ pub fn json_equal(a: &Value, b: &Value) -> bool {
 }
 
 /// A pragmatic address check (what a form would accept): `local@domain.tld`, ASCII, no spaces.
+/// Byte classes for the e-mail and UUID checks, one table lookup per byte.
+const LOCAL: u8 = 1; // allowed in the local part (RFC 5322 atext, plus `.`)
+const LABEL: u8 = 2; // allowed in a domain label: ASCII letters, digits, `-`
+const ALPHA: u8 = 4; // ASCII letters (a top-level domain)
+const HEX: u8 = 8;
+
+static BYTE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let mut class = 0;
+        if c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'/'
+                    | b'='
+                    | b'?'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'{'
+                    | b'|'
+                    | b'}'
+                    | b'~'
+                    | b'.'
+                    | b'-'
+            )
+        {
+            class |= LOCAL;
+        }
+        if c.is_ascii_alphanumeric() || c == b'-' {
+            class |= LABEL;
+        }
+        if c.is_ascii_alphabetic() {
+            class |= ALPHA;
+        }
+        if c.is_ascii_hexdigit() {
+            class |= HEX;
+        }
+        table[b] = class;
+        b += 1;
+    }
+    table
+};
+
+/// A practical address check: `local@domain`, the local part dot-atom text of at most 64 bytes,
+/// the domain at least two labels of letters, digits and inner hyphens (at most 63 each), the last
+/// one all letters and at least two long. One pass over the bytes: this runs on every record.
 fn is_email(s: &str) -> bool {
-    if s.len() > 254 {
+    let b = s.as_bytes();
+    if b.len() > 254 {
         return false;
     }
-    let Some((local, domain)) = s.rsplit_once('@') else { return false };
-    // Byte loops, not `str::contains("..")`: setting up a substring searcher cost more than the
-    // rest of the check.
-    let local_bytes = local.as_bytes();
+    // The local part cannot hold `@`, so the split is at the only one.
+    let Some(at) = b.iter().position(|&c| c == b'@') else { return false };
+    let (local, domain) = (&b[..at], &b[at + 1..]);
     let local_ok = !local.is_empty()
         && local.len() <= 64
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local_bytes.windows(2).any(|pair| pair == b"..")
-        && local_bytes.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'/'
-                        | b'='
-                        | b'?'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'{'
-                        | b'|'
-                        | b'}'
-                        | b'~'
-                        | b'.'
-                        | b'-'
-                )
-        });
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    let domain_ok = match domain.rsplit_once('.') {
-        Some((rest, tld)) => {
-            tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()) && rest.split('.').all(label_ok)
+        && local[0] != b'.'
+        && local[local.len() - 1] != b'.'
+        && local.iter().all(|&c| BYTE_CLASS[usize::from(c)] & LOCAL != 0)
+        && !local.windows(2).any(|pair| pair == b"..");
+    if !local_ok {
+        return false;
+    }
+    // Labels: [label_start, i) at each `.` and at the end.
+    let mut label_start = 0;
+    let mut labels = 0;
+    let mut tld_alpha = true;
+    for i in 0..=domain.len() {
+        let c = domain.get(i).copied().unwrap_or(b'.');
+        if c != b'.' {
+            let class = BYTE_CLASS[usize::from(c)];
+            if class & LABEL == 0 {
+                return false;
+            }
+            tld_alpha &= class & ALPHA != 0;
+            continue;
         }
-        None => false,
-    };
-    local_ok && domain_ok
+        let label = &domain[label_start..i];
+        if label.is_empty() || label.len() > 63 || label[0] == b'-' || label[label.len() - 1] == b'-' {
+            return false;
+        }
+        labels += 1;
+        if i < domain.len() {
+            label_start = i + 1;
+            tld_alpha = true;
+        }
+    }
+    labels >= 2 && tld_alpha && domain.len() - label_start >= 2
 }
 
 /// Canonical hyphenated UUID, any version, either case.
 fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+        && b[8] == b'-'
+        && b[13] == b'-'
+        && b[18] == b'-'
+        && b[23] == b'-'
+        && b.iter().enumerate().all(|(i, &c)| BYTE_CLASS[usize::from(c)] & HEX != 0 || matches!(i, 8 | 13 | 18 | 23))
 }
 
 /// The characters of a document number with the usual punctuation (`.`, `-`, `/`) removed, in a
@@ -488,6 +536,82 @@ mod tests {
         assert!(is_cep("01310100"));
         assert!(!is_cep("1310-100"));
         assert!(!is_cep("01310_100"));
+    }
+
+    /// The straightforward versions the one-pass checks replaced, kept as their oracle.
+    fn reference_is_email(s: &str) -> bool {
+        if s.len() > 254 {
+            return false;
+        }
+        let Some((local, domain)) = s.rsplit_once('@') else { return false };
+        // Byte loops, not `str::contains("..")`: setting up a substring searcher cost more than the
+        // rest of the check.
+        let local_bytes = local.as_bytes();
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local_bytes.windows(2).any(|pair| pair == b"..")
+            && local_bytes.iter().all(|&b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(
+                        b,
+                        b'!' | b'#'
+                            | b'$'
+                            | b'%'
+                            | b'&'
+                            | b'\''
+                            | b'*'
+                            | b'+'
+                            | b'/'
+                            | b'='
+                            | b'?'
+                            | b'^'
+                            | b'_'
+                            | b'`'
+                            | b'{'
+                            | b'|'
+                            | b'}'
+                            | b'~'
+                            | b'.'
+                            | b'-'
+                    )
+            });
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        let domain_ok = match domain.rsplit_once('.') {
+            Some((rest, tld)) => {
+                tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()) && rest.split('.').all(label_ok)
+            }
+            None => false,
+        };
+        local_ok && domain_ok
+    }
+
+    fn reference_is_uuid(s: &str) -> bool {
+        let b = s.as_bytes();
+        b.len() == 36
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn the_one_pass_email_check_agrees_with_the_reference(s in "[a-z.@-]{0,3}[A-Za-z0-9.@_+'-]{0,12}@?[a-zA-Z0-9.-]{0,14}[.a-z0-9]{0,4}") {
+            proptest::prop_assert_eq!(is_email(&s), reference_is_email(&s), "{:?}", s);
+        }
+
+        #[test]
+        fn the_table_uuid_check_agrees_with_the_reference(s in "[0-9a-fA-Fg-]{30,38}") {
+            proptest::prop_assert_eq!(is_uuid(&s), reference_is_uuid(&s), "{:?}", s);
+        }
     }
 
     #[test]
