@@ -4,6 +4,7 @@
 //! all absent is left out rather than written as `{}`.
 
 use super::FieldState;
+use super::value::append;
 
 #[derive(Debug, Default)]
 pub struct OutputTree {
@@ -69,7 +70,7 @@ fn write_object(nodes: &[OutNode], states: &[FieldState<'_>], out: &mut Vec<u8>)
                     if wrote {
                         out.push(b',');
                     }
-                    out.extend_from_slice(key);
+                    append(out, key);
                     value.write_json(out);
                     wrote = true;
                 }
@@ -79,7 +80,7 @@ fn write_object(nodes: &[OutNode], states: &[FieldState<'_>], out: &mut Vec<u8>)
                 if wrote {
                     out.push(b',');
                 }
-                out.extend_from_slice(key);
+                append(out, key);
                 if write_object(children, states, out) {
                     wrote = true;
                 } else {

@@ -435,8 +435,9 @@ fn arithmetic(value: Option<&Value>, factor: Factor, divide: bool) -> Result<Val
     let Some(Value::Number(n)) = value else { return Err(None) };
     if let (Some(a), Factor::Int(b)) = (n.as_i64(), factor) {
         if divide {
-            if a % b == 0 {
-                return Ok(Value::from(a / b));
+            // Checked: `i64::MIN / -1` overflows (and would panic); it takes the float path below.
+            if let (Some(0), Some(quotient)) = (a.checked_rem(b), a.checked_div(b)) {
+                return Ok(Value::from(quotient));
             }
         } else {
             return a
@@ -527,6 +528,15 @@ fn trim_whitespace(s: &str) -> &str {
     // `u8::is_ascii_whitespace`).
     let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
     let bytes = s.as_bytes();
+    // Most values are already trimmed: two byte checks say so.
+    if let (Some(&first), Some(&last)) = (bytes.first(), bytes.last())
+        && first.is_ascii()
+        && last.is_ascii()
+        && !is_space(first)
+        && !is_space(last)
+    {
+        return s;
+    }
     let start = bytes.iter().position(|&b| !is_space(b)).unwrap_or(bytes.len());
     let end = bytes.iter().rposition(|&b| !is_space(b)).map_or(start, |i| i + 1);
     if !bytes[start..end].first().is_none_or(u8::is_ascii) || !bytes[start..end].last().is_none_or(u8::is_ascii) {
@@ -623,6 +633,9 @@ mod tests {
         assert_eq!(run(&t("multiply", Some(NodeKind::Float(100.0))), json!(12.34)).unwrap(), json!(1234.0));
         assert_eq!(run(&t("divide", Some(NodeKind::Int(100))), json!(1200)).unwrap(), json!(12));
         assert_eq!(run(&t("divide", Some(NodeKind::Int(100))), json!(1234)).unwrap(), json!(12.34));
+        // The one integer division that overflows goes to floating point instead of panicking.
+        assert_eq!(run(&t("divide", Some(NodeKind::Int(-1))), json!(i64::MIN)).unwrap(), json!(-(i64::MIN as f64)));
+        assert_eq!(run(&t("divide", Some(NodeKind::Int(-1))), json!(-8)).unwrap(), json!(8));
         assert_eq!(run(&t("multiply", Some(NodeKind::Int(i64::MAX))), json!(3)).unwrap_err().rule, "multiply");
         assert_eq!(run(&t("divide", Some(NodeKind::Int(2))), json!("4")).unwrap_err().rule, "type");
         let mut diags = vec![];

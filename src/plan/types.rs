@@ -268,11 +268,15 @@ impl CommonDateTime {
     /// Writes `YYYY-MM-DDTHH:MM:SS[.fff[fff[fff]]]Z`, the one form datetimes leave in (both paths use it).
     fn write_utc<'b>(&self, buf: &'b mut [u8; Self::MAX_LEN]) -> &'b str {
         let mut len = 0;
-        let mut put = |n: u32, width: u32, after: Option<u8>| {
-            for i in (0..width).rev() {
-                buf[len] = b'0' + (n / 10u32.pow(i) % 10) as u8;
-                len += 1;
+        let mut put = |n: u32, width: usize, after: Option<u8>| {
+            // Last digit first, dividing by the constant 10 (a multiply): dividing by a computed
+            // power of ten is a hardware division per digit, slow enough to show in a profile.
+            let mut rest = n;
+            for slot in buf[len..len + width].iter_mut().rev() {
+                *slot = b'0' + (rest % 10) as u8;
+                rest /= 10;
             }
+            len += width;
             if let Some(separator) = after {
                 buf[len] = separator;
                 len += 1;
