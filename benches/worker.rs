@@ -5,7 +5,8 @@
 //! shipped mapping on one mapping thread, produced (`acks=all`, lz4) and committed. Measured from
 //! the group's committed offsets: the rate between the first commit and the commit of the last
 //! record. The baseline is the same worker in pass-through mode (consume → produce the value
-//! unchanged, no mapping). Rounds alternate the two on fresh groups; medians are reported.
+//! unchanged, no mapping). Each round runs both on fresh groups, back to back; the median of the
+//! per-round ratios is reported, with the medians of the rates.
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does one small round as a check.
 //! Environment: `WORKER_BENCH_RECORDS`, `WORKER_BENCH_THREADS` (mapping threads, default 1),
 //! `WORKER_BENCH_CONSUMER` / `WORKER_BENCH_PRODUCER` (`k=v,k=v` librdkafka properties).
@@ -37,7 +38,7 @@ fn main() {
     } else {
         400_000
     });
-    let rounds = if quick { 1 } else { 5 };
+    let rounds = if quick { 1 } else { 9 };
     let brokers = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let tag = std::process::id();
@@ -54,20 +55,34 @@ fn main() {
     produce(&brokers, &input, &value, records);
     eprintln!("produced {records} records of {} bytes in {:.1} s", value.len(), started.elapsed().as_secs_f64());
 
+    // Paired rounds, as in `plan_ratio`: each round runs both modes back to back (the order
+    // alternating, so a drift within a round favours neither) and yields one ratio. On a shared VM
+    // whose speed wanders by a third over minutes, the median of those ratios is steadier than
+    // the ratio of two medians taken from different minutes.
     let mut mapped_rates = Vec::new();
     let mut pass_rates = Vec::new();
+    let mut ratios = Vec::new();
     for round in 0..rounds {
-        for pass_through in [true, false] {
+        let order = if round % 2 == 0 { [true, false] } else { [false, true] };
+        let mut pair = [0.0f64; 2];
+        for pass_through in order {
             let group = format!("wb-group-{tag}-{round}-{pass_through}");
             let rate = runtime.block_on(run_once(&brokers, &input, &group, &ok, &fail, &pass, pass_through, records));
             eprintln!("round {round}: {} {rate:.0} records/s", if pass_through { "pass-through" } else { "mapped" });
-            if pass_through { pass_rates.push(rate) } else { mapped_rates.push(rate) }
+            pair[usize::from(pass_through)] = rate;
         }
+        let [mapped, pass] = pair;
+        eprintln!("round {round}: ratio {:.2}", mapped / pass);
+        mapped_rates.push(mapped);
+        pass_rates.push(pass);
+        ratios.push(mapped / pass);
     }
     let (mapped, baseline) = (median(&mut mapped_rates), median(&mut pass_rates));
+    let ratio = median(&mut ratios);
+    let (q1, q3) = (ratios[ratios.len() / 4], ratios[(ratios.len() * 3) / 4]);
     println!(
-        "worker: mapped {mapped:.0} records/s, pass-through {baseline:.0} records/s, ratio {:.2} ({records} records, {rounds} rounds, medians)",
-        mapped / baseline
+        "worker: mapped {mapped:.0} records/s, pass-through {baseline:.0} records/s (medians); \
+         paired ratio median {ratio:.2} [q1 {q1:.2}, q3 {q3:.2}] ({records} records, {rounds} rounds)"
     );
     runtime.block_on(delete_topics(&brokers, &[&input, &ok, &fail, &pass]));
 }
