@@ -268,9 +268,13 @@ impl Transform {
                 if trimmed.len() == text.len() {
                     return Ok(value);
                 }
+                // `text` is the value's own text, so the trimmed part is a range of it: borrowed
+                // values keep borrowing, without trimming a second time.
+                let start = trimmed.as_ptr() as usize - text.as_ptr() as usize;
+                let range = start..start + trimmed.len();
                 match value {
-                    Val::Raw(s) => Val::Raw(trim_whitespace(s)),
-                    Val::Str(Cow::Borrowed(s)) => Val::Str(Cow::Borrowed(trim_whitespace(s))),
+                    Val::Raw(s) => Val::Raw(&s[range]),
+                    Val::Str(Cow::Borrowed(s)) => Val::Str(Cow::Borrowed(&s[range])),
                     _ => Val::text(trimmed.to_owned()),
                 }
             }
@@ -585,6 +589,17 @@ mod tests {
         assert_eq!(run(&t("truncate", Some(yaml("{max: 3}"))), json!("ab")).unwrap(), json!("ab"));
         let replace = t("replace", Some(yaml("{pattern: '\\s+', with: ' '}")));
         assert_eq!(run(&replace, json!("a   b\t c")).unwrap(), json!("a b c"));
+    }
+
+    #[test]
+    fn trimming_borrowed_text_keeps_borrowing_the_trimmed_part() {
+        let trim = t("trim", None);
+        for text in ["  a b ", "\u{3000}ção\u{a0}", "x", " ", "\tleft", "right\n"] {
+            let raw = trim.apply(Val::Raw(text), false).unwrap();
+            assert!(matches!(raw, Val::Raw(s) if s == text.trim()), "{text:?} -> {raw:?}");
+            let borrowed = trim.apply(Val::Str(Cow::Borrowed(text)), false).unwrap();
+            assert!(matches!(&borrowed, Val::Str(Cow::Borrowed(s)) if *s == text.trim()), "{text:?} -> {borrowed:?}");
+        }
     }
 
     proptest::proptest! {
