@@ -308,9 +308,13 @@ impl Transform {
                 if text.bytes().all(|b| b.is_ascii_digit()) {
                     return Ok(value);
                 }
-                Val::text(text.chars().filter(char::is_ascii_digit).collect())
+                // Sized once: collecting from a filter grows the string from nothing (two allocations
+                // for a CPF). Bytes, not chars: no byte of a multi-byte character is an ASCII digit.
+                let mut digits = String::with_capacity(text.len());
+                digits.extend(text.bytes().filter(u8::is_ascii_digit).map(char::from));
+                Val::text(digits)
             }
-            Transform::Replace { pattern, with } => match pattern.replace_all(text, with.as_str()) {
+            Transform::Replace { pattern, with } => match replace_all(pattern, text, with) {
                 Cow::Borrowed(_) => return Ok(value),
                 Cow::Owned(replaced) => Val::text(replaced),
             },
@@ -425,6 +429,27 @@ fn parse_integer(s: &str) -> Option<Number> {
     }
     let s = s.strip_prefix('+').unwrap_or(s);
     s.parse::<i64>().map(Number::from).ok().or_else(|| s.parse::<u64>().map(Number::from).ok())
+}
+
+/// `pattern.replace_all(text, with)`. A replacement without `$` is literal text, and then the
+/// matches are spliced in here directly: `Regex::replace_all` checks the replacement for `$` and
+/// walks the matches through an enumerated, peekable iterator on every call, which cost as much as
+/// the search itself for a typical short value.
+fn replace_all<'t>(pattern: &Regex, text: &'t str, with: &str) -> Cow<'t, str> {
+    if with.contains('$') {
+        return pattern.replace_all(text, with);
+    }
+    let mut matches = pattern.find_iter(text);
+    let Some(first) = matches.next() else { return Cow::Borrowed(text) };
+    let mut out = String::with_capacity(text.len());
+    let mut copied_to = 0;
+    for m in std::iter::once(first).chain(matches) {
+        out.push_str(&text[copied_to..m.start()]);
+        out.push_str(with);
+        copied_to = m.end();
+    }
+    out.push_str(&text[copied_to..]);
+    Cow::Owned(out)
 }
 
 /// Rust's float parser also takes `inf`, `NaN` and `1e5`-free oddities like `infinity`; JSON does not.
@@ -585,6 +610,7 @@ mod tests {
         assert_eq!(run(&t("uppercase", None), json!("são")).unwrap(), json!("SÃO"));
         assert_eq!(run(&t("lowercase", None), json!("already lower")).unwrap(), json!("already lower"));
         assert_eq!(run(&t("digits_only", None), json!("123.456.789-09")).unwrap(), json!("12345678909"));
+        assert_eq!(run(&t("digits_only", None), json!("٣ 4ção5 ")).unwrap(), json!("45"));
         assert_eq!(run(&t("truncate", Some(yaml("{max: 3}"))), json!("çãoxyz")).unwrap(), json!("ção"));
         assert_eq!(run(&t("truncate", Some(yaml("{max: 3}"))), json!("ab")).unwrap(), json!("ab"));
         let replace = t("replace", Some(yaml("{pattern: '\\s+', with: ' '}")));
@@ -603,6 +629,16 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The literal-replacement path gives exactly what `Regex::replace_all` gives, empty
+        /// matches and non-ASCII text included.
+        #[test]
+        fn replace_agrees_with_regex_replace_all(text in "[ab -çã]{0,12}", with in "[x$1-]{0,3}") {
+            for pattern in ["^BR-", "a", "a*", "\\s+", "^", "$", "(a)(b)?", "ç|-", "\\b"] {
+                let re = Regex::new(pattern).unwrap();
+                proptest::prop_assert_eq!(replace_all(&re, &text, &with), re.replace_all(&text, with.as_str()), "/{}/ {:?} {:?}", pattern, text, with);
+            }
+        }
+
         #[test]
         fn trim_agrees_with_str_trim(s in "[ \\t\\n\\r\\x0b\\x0c\\u{85}\\u{a0}\\u{2003}\\u{3000}aé😀-]{0,12}") {
             proptest::prop_assert_eq!(trim_whitespace(&s), s.trim());
