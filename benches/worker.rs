@@ -1,7 +1,7 @@
 //! `scripts/bench worker` (starts the local broker, then `cargo bench --bench worker`).
 //!
 //! Worker throughput end to end on the local broker: N reference records (the 1.3 KB order of
-//! `tests/fixtures/order.json`, keys varying) are consumed by a consumer group, mapped with the
+//! `tests/fixtures/order.json`, keys and order ids varying) are consumed by a consumer group, mapped with the
 //! shipped mapping on one mapping thread, produced (`acks=all`, lz4) and committed. Measured from
 //! the group's committed offsets: the rate between the first commit and the commit of the last
 //! record. The baseline is the same worker in pass-through mode (consume → produce the value
@@ -183,9 +183,16 @@ fn produce(brokers: &str, topic: &str, value: &[u8], records: i64) {
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .unwrap();
+    // Every record its own order id, as in a real stream: the mapped output is keyed by it, and
+    // one id for all would put every mapped record in a single partition of the ok topic.
+    const ORDER_ID: &[u8] = b"3f1c2a9e-8b7d-4c6e-9f00-1a2b3c4d5e6f";
+    let id_at = value.windows(ORDER_ID.len()).position(|w| w == ORDER_ID).expect("the fixture's order id");
+    let mut value = value.to_vec();
     for i in 0..records {
         let key = format!("order-{i}");
-        let mut record = BaseRecord::to(topic).key(&key).payload(value);
+        // The id's last 12 hex digits count the records.
+        value[id_at + 24..id_at + 36].copy_from_slice(format!("{i:012x}").as_bytes());
+        let mut record = BaseRecord::to(topic).key(&key).payload(&value);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
