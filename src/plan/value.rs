@@ -211,7 +211,8 @@ fn write_quoted(out: &mut Vec<u8>, s: &str) {
 
 /// `out.extend_from_slice(bytes)`, with short slices (keys and most values of an output) copied
 /// inline: two possibly overlapping word moves instead of a call to `memcpy`, whose dispatch on
-/// the length cost more than the copy (measured: 4% of a record's instructions went to it).
+/// the length cost more than the copy (measured: 2% of a record's instructions went to it, with
+/// two mispredicted branches for every three calls in its size dispatch, by cachegrind).
 #[inline]
 pub(super) fn append(out: &mut Vec<u8>, bytes: &[u8]) {
     let n = bytes.len();
