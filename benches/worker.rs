@@ -8,7 +8,7 @@
 //! unchanged, no mapping). Each round runs both on fresh groups, back to back; the median of the
 //! per-round ratios is reported, with the medians of the rates.
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does one small round as a check.
-//! Environment: `WORKER_BENCH_RECORDS`, `WORKER_BENCH_THREADS` (mapping threads, default 1),
+//! Environment: `WORKER_BENCH_MAPPING` (another mapping file), `WORKER_BENCH_RECORDS`, `WORKER_BENCH_THREADS` (mapping threads, default 1),
 //! `WORKER_BENCH_CONSUMER` / `WORKER_BENCH_PRODUCER` (`k=v,k=v` librdkafka properties).
 
 use std::time::{Duration, Instant};
@@ -98,7 +98,9 @@ async fn run_once(
     pass_through: bool,
     records: i64,
 ) -> f64 {
-    let (_, plan) = plan::load_file(std::path::Path::new(&format!("{ROOT}/mappings/orders-to-billing.yaml"))).unwrap();
+    let mapping =
+        std::env::var("WORKER_BENCH_MAPPING").unwrap_or_else(|_| format!("{ROOT}/mappings/orders-to-billing.yaml"));
+    let (_, plan) = plan::load_file(std::path::Path::new(&mapping)).unwrap();
     let mut pipeline = Pipeline::new(
         plan,
         Router {
