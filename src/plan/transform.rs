@@ -22,9 +22,19 @@ pub enum Transform {
     Lowercase,
     Uppercase,
     DigitsOnly,
-    Replace { pattern: Regex, with: String },
-    Truncate { max: usize },
-    Map { values: HashMap<String, Value>, default: Option<Value> },
+    /// `literal`: the replacement has no `$` group reference (decided once, at compile time).
+    Replace {
+        pattern: Regex,
+        with: String,
+        literal: bool,
+    },
+    Truncate {
+        max: usize,
+    },
+    Map {
+        values: HashMap<String, Value>,
+        default: Option<Value>,
+    },
     ToInteger,
     ToNumber,
     ToString,
@@ -102,7 +112,7 @@ impl Transform {
                 let pattern = string_arg(&args, arg, "pattern", name, diags)?;
                 let with = string_arg(&args, arg, "with", name, diags)?;
                 let pattern = compile_regex(&pattern.0, pattern.1, diags)?;
-                Some(Transform::Replace { pattern, with: with.0 })
+                Some(Transform::Replace { pattern, literal: !with.0.contains('$'), with: with.0 })
             }
             "truncate" => {
                 let arg = need_arg(diags, "{max: N}")?;
@@ -314,7 +324,7 @@ impl Transform {
                 digits.extend(text.bytes().filter(u8::is_ascii_digit).map(char::from));
                 Val::text(digits)
             }
-            Transform::Replace { pattern, with } => match replace_all(pattern, text, with) {
+            Transform::Replace { pattern, with, literal } => match replace_all(pattern, text, with, *literal) {
                 Cow::Borrowed(_) => return Ok(value),
                 Cow::Owned(replaced) => Val::text(replaced),
             },
@@ -431,12 +441,12 @@ fn parse_integer(s: &str) -> Option<Number> {
     s.parse::<i64>().map(Number::from).ok().or_else(|| s.parse::<u64>().map(Number::from).ok())
 }
 
-/// `pattern.replace_all(text, with)`. A replacement without `$` is literal text, and then the
-/// matches are spliced in here directly: `Regex::replace_all` checks the replacement for `$` and
-/// walks the matches through an enumerated, peekable iterator on every call, which cost as much as
-/// the search itself for a typical short value.
-fn replace_all<'t>(pattern: &Regex, text: &'t str, with: &str) -> Cow<'t, str> {
-    if with.contains('$') {
+/// `pattern.replace_all(text, with)`. A `literal` replacement (no `$`) is spliced in here
+/// directly: `Regex::replace_all` checks the replacement for `$` and walks the matches through an
+/// enumerated, peekable iterator on every call, which cost as much as the search itself for a
+/// typical short value.
+fn replace_all<'t>(pattern: &Regex, text: &'t str, with: &str, literal: bool) -> Cow<'t, str> {
+    if !literal {
         return pattern.replace_all(text, with);
     }
     let mut matches = pattern.find_iter(text);
@@ -635,7 +645,7 @@ mod tests {
         fn replace_agrees_with_regex_replace_all(text in "[ab -çã]{0,12}", with in "[x$1-]{0,3}") {
             for pattern in ["^BR-", "a", "a*", "\\s+", "^", "$", "(a)(b)?", "ç|-", "\\b"] {
                 let re = Regex::new(pattern).unwrap();
-                proptest::prop_assert_eq!(replace_all(&re, &text, &with), re.replace_all(&text, with.as_str()), "/{}/ {:?} {:?}", pattern, text, with);
+                proptest::prop_assert_eq!(replace_all(&re, &text, &with, !with.contains('$')), re.replace_all(&text, with.as_str()), "/{}/ {:?} {:?}", pattern, text, with);
             }
         }
 
