@@ -9,6 +9,7 @@
 pub mod extract;
 mod output;
 pub mod path;
+pub mod pattern;
 mod rules;
 pub mod spec_tests;
 pub mod transform;

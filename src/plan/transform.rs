@@ -7,10 +7,10 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use regex::Regex;
 use serde_json::{Number, Value};
 
 use super::StepError;
+use super::pattern::Pattern;
 use super::types::{Kind, describe};
 use super::value::Val;
 use crate::diagnostic::{Diagnostic, suggestion};
@@ -24,7 +24,7 @@ pub enum Transform {
     DigitsOnly,
     /// `literal`: the replacement has no `$` group reference (decided once, at compile time).
     Replace {
-        pattern: Regex,
+        pattern: Pattern,
         with: String,
         literal: bool,
     },
@@ -324,7 +324,7 @@ impl Transform {
                 digits.extend(text.bytes().filter(u8::is_ascii_digit).map(char::from));
                 Val::text(digits)
             }
-            Transform::Replace { pattern, with, literal } => match replace_all(pattern, text, with, *literal) {
+            Transform::Replace { pattern, with, literal } => match pattern.replace_all(text, with, *literal) {
                 Cow::Borrowed(_) => return Ok(value),
                 Cow::Owned(replaced) => Val::text(replaced),
             },
@@ -441,27 +441,6 @@ fn parse_integer(s: &str) -> Option<Number> {
     s.parse::<i64>().map(Number::from).ok().or_else(|| s.parse::<u64>().map(Number::from).ok())
 }
 
-/// `pattern.replace_all(text, with)`. A `literal` replacement (no `$`) is spliced in here
-/// directly: `Regex::replace_all` checks the replacement for `$` and walks the matches through an
-/// enumerated, peekable iterator on every call, which cost as much as the search itself for a
-/// typical short value.
-fn replace_all<'t>(pattern: &Regex, text: &'t str, with: &str, literal: bool) -> Cow<'t, str> {
-    if !literal {
-        return pattern.replace_all(text, with);
-    }
-    let mut matches = pattern.find_iter(text);
-    let Some(first) = matches.next() else { return Cow::Borrowed(text) };
-    let mut out = String::with_capacity(text.len());
-    let mut copied_to = 0;
-    for m in std::iter::once(first).chain(matches) {
-        out.push_str(&text[copied_to..m.start()]);
-        out.push_str(with);
-        copied_to = m.end();
-    }
-    out.push_str(&text[copied_to..]);
-    Cow::Owned(out)
-}
-
 /// Rust's float parser also takes `inf`, `NaN` and `1e5`-free oddities like `infinity`; JSON does not.
 fn looks_numeric(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
@@ -547,8 +526,8 @@ fn string_arg(
 }
 
 /// Compiles a user regex, pointing at it when it does not compile.
-pub fn compile_regex(pattern: &str, pos: crate::diagnostic::Pos, diags: &mut Vec<Diagnostic>) -> Option<Regex> {
-    match Regex::new(pattern) {
+pub fn compile_regex(pattern: &str, pos: crate::diagnostic::Pos, diags: &mut Vec<Diagnostic>) -> Option<Pattern> {
+    match Pattern::new(pattern) {
         Ok(r) => Some(r),
         Err(e) => {
             let detail =
@@ -588,6 +567,7 @@ fn trim_whitespace(s: &str) -> &str {
 mod tests {
     use super::*;
     use crate::diagnostic::{Pos, Spanned};
+    use regex::Regex;
     use serde_json::json;
 
     fn t(name: &str, arg: Option<NodeKind>) -> Transform {
@@ -645,7 +625,7 @@ mod tests {
         fn replace_agrees_with_regex_replace_all(text in "[ab -çã]{0,12}", with in "[x$1-]{0,3}") {
             for pattern in ["^BR-", "a", "a*", "\\s+", "^", "$", "(a)(b)?", "ç|-", "\\b"] {
                 let re = Regex::new(pattern).unwrap();
-                proptest::prop_assert_eq!(replace_all(&re, &text, &with, !with.contains('$')), re.replace_all(&text, with.as_str()), "/{}/ {:?} {:?}", pattern, text, with);
+                proptest::prop_assert_eq!(Pattern::new(pattern).unwrap().replace_all(&text, &with, !with.contains('$')), re.replace_all(&text, with.as_str()), "/{}/ {:?} {:?}", pattern, text, with);
             }
         }
 

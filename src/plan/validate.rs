@@ -2,10 +2,10 @@
 //! error named after it (`cpf`, `range`, …); every validator of a field runs, so a record reports
 //! all its problems at once.
 
-use regex::Regex;
 use serde_json::{Number, Value};
 
 use super::StepError;
+use super::pattern::Pattern;
 use super::transform::compile_regex;
 
 use super::types::{FieldType, describe, is_rfc3339, parse_date};
@@ -15,7 +15,7 @@ use crate::spec::{Node, NodeKind, StepSpec};
 
 #[derive(Debug)]
 pub enum Validator {
-    Pattern(Regex),
+    Pattern(Pattern),
     OneOf(Vec<Value>),
     Range { min: Option<Number>, max: Option<Number> },
     Length { min: Option<usize>, max: Option<usize> },
