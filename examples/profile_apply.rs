@@ -16,15 +16,9 @@ fn main() {
     let started = std::time::Instant::now();
     if std::env::args().nth(2).as_deref() == Some("scan") {
         // Only the extractor's scan, over the mapping's source paths.
-        let spec: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(&mapping)
-                .map(|t| serde_json::to_string(&serde_norway_free_sources(&t)).unwrap())
-                .unwrap(),
-        )
-        .unwrap();
         let mut extractor = plan::extract::Extractor::default();
-        for source in spec.as_array().unwrap() {
-            let path = plan::path::parse_source(source.as_str().unwrap()).unwrap();
+        for source in source_paths(&std::fs::read_to_string(&mapping).unwrap()) {
+            let path = plan::path::parse_source(&source).unwrap();
             extractor.add(&path.prefix);
         }
         extractor.finish();
