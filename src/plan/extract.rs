@@ -59,20 +59,46 @@ struct TrieNode {
     /// Slots below a materialised node, filled by looking inside its value.
     derived: Vec<(Vec<Segment>, usize)>,
     keys: Vec<(Box<str>, TrieNode)>,
-    /// Open-addressing index over `keys` (entry = key index + 1, 0 = empty; length a power of two),
-    /// so matching a record's key costs one probe and one comparison instead of a scan of `keys`.
-    key_table: Vec<u16>,
+    /// Open-addressing index over `keys` (length a power of two), so matching a record's key costs
+    /// one probe instead of a scan of `keys`.
+    key_table: Vec<KeyEntry>,
     indexes: Vec<(usize, TrieNode)>,
     wildcard: Option<Box<TrieNode>>,
 }
 
-/// Cheap hash of a key: its length and its first and last bytes tell most field names apart.
-#[inline]
-fn key_hash(key: &[u8]) -> usize {
-    let first = key.first().map_or(0, |b| u32::from(*b));
-    let last = key.last().map_or(0, |b| u32::from(*b));
-    let mixed = (key.len() as u32 ^ (first << 8) ^ (last << 16)).wrapping_mul(0x9E37_79B1);
-    (mixed >> 16) as usize
+/// One entry of a node's key index: the key's length and [`key_words`], so a probe compares keys
+/// of up to 16 bytes (most field names) without following a pointer to the key's text.
+#[derive(Debug, Clone, Copy)]
+struct KeyEntry {
+    words: (u64, u64),
+    len: u32,
+    /// Index into `keys`.
+    index: u32,
+}
+
+impl KeyEntry {
+    const EMPTY: KeyEntry = KeyEntry { words: (0, 0), len: u32::MAX, index: 0 };
+}
+
+/// Two words that, with the key's length, determine a key of up to 16 bytes: overlapping loads
+/// that together cover every byte (longer keys: their first and last 8 bytes).
+#[inline(always)]
+fn key_words(key: &[u8]) -> (u64, u64) {
+    let n = key.len();
+    let word = |at: usize| u64::from_le_bytes(key[at..at + 8].try_into().expect("8 bytes"));
+    let half = |at: usize| u64::from(u32::from_le_bytes(key[at..at + 4].try_into().expect("4 bytes")));
+    match n {
+        0 => (0, 0),
+        1..=3 => (u64::from(key[0]) | u64::from(key[n / 2]) << 8 | u64::from(key[n - 1]) << 16, 0),
+        4..=7 => (half(0) | half(n - 4) << 32, 0),
+        _ => (word(0), word(n - 8)),
+    }
+}
+
+#[inline(always)]
+fn key_hash(words: (u64, u64), len: usize) -> usize {
+    let mixed = (words.0 ^ words.1.rotate_left(29) ^ len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> 40) as usize
 }
 
 /// `a == b` for short byte strings (object keys), without a call to `memcmp`: keys are a few bytes
@@ -99,13 +125,18 @@ impl TrieNode {
             return;
         }
         let size = (self.keys.len() * 2).next_power_of_two().max(8);
-        let mut table = vec![0u16; size];
+        let mut table = vec![KeyEntry::EMPTY; size];
         for (i, (key, _)) in self.keys.iter().enumerate() {
-            let mut slot = key_hash(key.as_bytes()) & (size - 1);
-            while table[slot] != 0 {
+            let words = key_words(key.as_bytes());
+            let mut slot = key_hash(words, key.len()) & (size - 1);
+            while table[slot].len != u32::MAX {
                 slot = (slot + 1) & (size - 1);
             }
-            table[slot] = u16::try_from(i + 1).expect("fewer than 65535 keys in one object of a mapping");
+            table[slot] = KeyEntry {
+                words,
+                len: u32::try_from(key.len()).expect("a key shorter than 4 GiB"),
+                index: u32::try_from(i).expect("fewer than 2^32 keys in one object of a mapping"),
+            };
         }
         self.key_table = table;
     }
@@ -117,17 +148,20 @@ impl TrieNode {
         if self.key_table.is_empty() {
             return None;
         }
+        let key = key.as_bytes();
+        let words = key_words(key);
         let mask = self.key_table.len() - 1;
-        let mut slot = key_hash(key.as_bytes()) & mask;
+        let mut slot = key_hash(words, key.len()) & mask;
         loop {
-            match self.key_table[slot] {
-                0 => return None,
-                entry => {
-                    let i = usize::from(entry - 1);
-                    if same_bytes(self.keys[i].0.as_bytes(), key.as_bytes()) {
-                        return Some(i);
-                    }
+            let entry = &self.key_table[slot];
+            if entry.len as usize == key.len() && entry.words == words {
+                let i = entry.index as usize;
+                // Up to 16 bytes, the words are the whole key.
+                if key.len() <= 16 || same_bytes(self.keys[i].0.as_bytes(), key) {
+                    return Some(i);
                 }
+            } else if entry.len == u32::MAX {
+                return None;
             }
             slot = (slot + 1) & mask;
         }
@@ -417,7 +451,13 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline]
     fn expect(&mut self, byte: u8, what: &str) -> Scan {
+        // Compact JSON (what producers send) has the byte right here.
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            return Ok(());
+        }
         self.skip_ws();
         if self.peek() == Some(byte) {
             self.pos += 1;
@@ -839,8 +879,13 @@ mod tests {
 
     #[test]
     fn key_index_finds_every_key_and_only_those() {
-        let names: Vec<String> =
-            (0..300).map(|i| format!("k{i}")).chain(["".into(), "a".into(), "ab".into()]).collect();
+        // Every length class of `key_words`: 0, 1–3, 4–7, 8–16 and longer.
+        let names: Vec<String> = (0..300)
+            .map(|i| format!("k{i}"))
+            .chain((0..50).map(|i| format!("medium_{i:03}")))
+            .chain((0..50).map(|i| format!("a_rather_long_field_name_{i}_of_the_record")))
+            .chain(["".into(), "a".into(), "ab".into(), "abcdefgh".into(), "abcdefghijklmnop".into()])
+            .collect();
         let mut node = TrieNode::default();
         for n in &names {
             node.keys.push((n.as_str().into(), TrieNode::default()));
@@ -849,8 +894,17 @@ mod tests {
         for (i, n) in names.iter().enumerate() {
             assert_eq!(node.find_key(n), Some(i), "{n}");
         }
-        for missing in ["k300", "b", "k-1", "abc", "K1"] {
+        for missing in ["k300", "b", "k-1", "abc", "K1", "medium_050", "abcdefgi", "abcdefghijklmnoq"] {
             assert_eq!(node.find_key(missing), None, "{missing}");
+        }
+        // A key that differs from a registered one in any single byte is not found.
+        for name in names.iter().filter(|n| !n.is_empty()) {
+            for at in 0..name.len() {
+                let mut changed = name.clone().into_bytes();
+                changed[at] = b'#';
+                let changed = String::from_utf8(changed).unwrap();
+                assert_eq!(node.find_key(&changed), None, "{name} with byte {at} changed");
+            }
         }
         assert_eq!(TrieNode::default().find_key("x"), None);
     }
