@@ -122,6 +122,8 @@ impl Pattern {
             // `^` (not multi-line) matches only at the start: at most one match, at 0.
             return match a.match_len(text) {
                 None => Cow::Borrowed(text),
+                // Removing a prefix (the usual use): the rest, borrowed.
+                Some(len) if with.is_empty() => Cow::Borrowed(&text[len..]),
                 Some(len) => {
                     let mut out = String::with_capacity(with.len() + text.len() - len);
                     out.push_str(with);
@@ -291,6 +293,8 @@ mod tests {
     fn anchored_replacement_replaces_only_at_the_start() {
         let p = Pattern::new("^BR-").unwrap();
         assert_eq!(p.replace_all("BR-2026-BR-1", "", true), "2026-BR-1");
+        assert!(matches!(p.replace_all("BR-1", "", true), Cow::Borrowed("1")), "a removed prefix borrows the rest");
+        assert_eq!(p.replace_all("BR-1", "US-", true), "US-1");
         assert!(matches!(p.replace_all("XBR-1", "", true), Cow::Borrowed("XBR-1")));
         let optional = Pattern::new("^x*").unwrap();
         assert!(optional.is_walked());
@@ -320,7 +324,9 @@ mod tests {
             let re = Regex::new(&pattern).unwrap();
             for text in &texts {
                 proptest::prop_assert_eq!(p.is_match(text), re.is_match(text), "/{}/ {:?} (walked: {})", pattern, text, p.is_walked());
-                proptest::prop_assert_eq!(p.replace_all(text, "<>", true), re.replace_all(text, "<>"), "/{}/ {:?}", pattern, text);
+                for with in ["<>", ""] {
+                    proptest::prop_assert_eq!(p.replace_all(text, with, true), re.replace_all(text, with), "/{}/ {:?} → {:?}", pattern, text, with);
+                }
             }
         }
     }

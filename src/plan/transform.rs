@@ -278,15 +278,9 @@ impl Transform {
                 if trimmed.len() == text.len() {
                     return Ok(value);
                 }
-                // `text` is the value's own text, so the trimmed part is a range of it: borrowed
-                // values keep borrowing, without trimming a second time.
-                let start = trimmed.as_ptr() as usize - text.as_ptr() as usize;
-                let range = start..start + trimmed.len();
-                match value {
-                    Val::Raw(s) => Val::Raw(&s[range]),
-                    Val::Str(Cow::Borrowed(s)) => Val::Str(Cow::Borrowed(&s[range])),
-                    _ => Val::text(trimmed.to_owned()),
-                }
+                // Borrowed values keep borrowing, without trimming a second time.
+                let range = range_in(text, trimmed);
+                narrowed(value, range)
             }
             // ASCII text (nearly all of it) takes the byte-wise path: the Unicode case mapping
             // looks every character up in tables.
@@ -325,7 +319,12 @@ impl Transform {
                 Val::text(digits)
             }
             Transform::Replace { pattern, with, literal } => match pattern.replace_all(text, with, *literal) {
-                Cow::Borrowed(_) => return Ok(value),
+                Cow::Borrowed(kept) if kept.len() == text.len() => return Ok(value),
+                // A prefix removed (`^BR-` with `''`): the rest is a range of the value's text.
+                Cow::Borrowed(kept) => {
+                    let range = range_in(text, kept);
+                    narrowed(value, range)
+                }
                 Cow::Owned(replaced) => Val::text(replaced),
             },
             Transform::Truncate { max } => match text.char_indices().nth(*max) {
@@ -439,6 +438,23 @@ fn parse_integer(s: &str) -> Option<Number> {
     }
     let s = s.strip_prefix('+').unwrap_or(s);
     s.parse::<i64>().map(Number::from).ok().or_else(|| s.parse::<u64>().map(Number::from).ok())
+}
+
+/// Where `part`, a slice of `text`, lies in it.
+fn range_in(text: &str, part: &str) -> std::ops::Range<usize> {
+    let start = part.as_ptr() as usize - text.as_ptr() as usize;
+    debug_assert!(start + part.len() <= text.len(), "part is a slice of text");
+    start..start + part.len()
+}
+
+/// `value`'s text narrowed to `range`: text borrowed from the record stays borrowed (and `Raw`
+/// stays `Raw`: a part of text without escapes has none either).
+fn narrowed(value: Val<'_>, range: std::ops::Range<usize>) -> Val<'_> {
+    match value {
+        Val::Raw(s) => Val::Raw(&s[range]),
+        Val::Str(Cow::Borrowed(s)) => Val::Str(Cow::Borrowed(&s[range])),
+        other => Val::text(other.as_str().map_or_else(String::new, |s| s[range].to_owned())),
+    }
 }
 
 /// Rust's float parser also takes `inf`, `NaN` and `1e5`-free oddities like `infinity`; JSON does not.
@@ -605,6 +621,20 @@ mod tests {
         assert_eq!(run(&t("truncate", Some(yaml("{max: 3}"))), json!("ab")).unwrap(), json!("ab"));
         let replace = t("replace", Some(yaml("{pattern: '\\s+', with: ' '}")));
         assert_eq!(run(&replace, json!("a   b\t c")).unwrap(), json!("a b c"));
+    }
+
+    #[test]
+    fn removing_a_prefix_keeps_borrowing_the_rest() {
+        let strip = t("replace", Some(yaml("{pattern: '^BR-', with: ''}")));
+        let raw = strip.apply(Val::Raw("BR-2026-000123"), false).unwrap();
+        assert!(matches!(raw, Val::Raw("2026-000123")), "{raw:?}");
+        let borrowed = strip.apply(Val::Str(Cow::Borrowed("BR-x")), false).unwrap();
+        assert!(matches!(borrowed, Val::Str(Cow::Borrowed("x"))), "{borrowed:?}");
+        let owned = strip.apply(Val::text("BR-é".to_owned()), false).unwrap();
+        assert_eq!(owned.as_str(), Some("é"));
+        let untouched = strip.apply(Val::Raw("US-1"), false).unwrap();
+        assert!(matches!(untouched, Val::Raw("US-1")), "{untouched:?}");
+        assert_eq!(run(&strip, json!("BR-BR-1")).unwrap(), json!("BR-1"), "only the start is anchored");
     }
 
     #[test]
