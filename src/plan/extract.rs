@@ -315,6 +315,18 @@ impl<'a> Sink<'_, 'a> {
         }
     }
 
+    /// [`store`](Self::store) for text from the record, built in its slot: a `Val` made first and
+    /// then moved in is copied as two 16-byte loads straddling the word stores that made it, which
+    /// stalls (store forwarding fails) on every captured string.
+    #[inline]
+    fn store_raw(&mut self, slot: usize, text: &'a str) {
+        if self.multi[slot] {
+            self.store(slot, Val::Raw(text));
+        } else {
+            self.slots[slot] = Some(Val::Raw(text));
+        }
+    }
+
     fn fill(&mut self, node: &TrieNode, value: Val<'a>) {
         if let (false, Some(outer)) = (node.derived.is_empty(), value.json()) {
             let mut found = Vec::new();
@@ -496,14 +508,17 @@ impl<'a> Scanner<'a> {
         if node.materialize {
             let start = self.pos;
             // Strings are the common capture; their scan already says whether they had escapes.
-            let value = if self.peek() == Some(b'"') && !self.skip_string()? {
-                Val::Raw(self.scanned_text(start + 1, self.pos - 1))
-            } else {
-                if self.pos == start {
-                    self.skip_value(depth)?;
+            if self.peek() == Some(b'"') && !self.skip_string()? {
+                // Text has no derived captures; it goes straight into its slot.
+                if let Some(slot) = node.capture {
+                    sink.store_raw(slot, self.scanned_text(start + 1, self.pos - 1));
                 }
-                self.parse_captured(start)?
-            };
+                return Ok(());
+            }
+            if self.pos == start {
+                self.skip_value(depth)?;
+            }
+            let value = self.parse_captured(start)?;
             sink.fill(node, value);
             return Ok(());
         }

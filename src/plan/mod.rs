@@ -31,7 +31,7 @@ use rules::Rule;
 use transform::Transform;
 use types::{FieldType, Kind};
 use validate::Validator;
-use value::{Item, Val};
+use value::Val;
 
 /// The mapping, compiled. Immutable, `Send + Sync`: build once, share by reference.
 #[derive(Debug)]
@@ -202,7 +202,7 @@ impl Plan {
             }
         };
         for (state, field) in states.iter_mut().zip(&self.fields) {
-            *state = field.evaluate(slots, &mut errors);
+            field.evaluate(slots, state, &mut errors);
         }
         let states = &*states;
         let field_errors = !errors.is_empty();
@@ -239,52 +239,83 @@ impl Plan {
 }
 
 impl Field {
-    /// resolve → default → required → transforms → type check → validators.
-    fn evaluate<'a>(&'a self, slots: &'a [Option<Val<'a>>], errors: &mut Vec<FieldError>) -> FieldState<'a> {
+    /// resolve → default → required → transforms → type check → validators, into `state` (which
+    /// is `Absent` on entry). The value is built in `state` and worked on there: see
+    /// [`Transform::apply`] for why it is never moved.
+    fn evaluate<'a>(&'a self, slots: &'a [Option<Val<'a>>], state: &mut FieldState<'a>, errors: &mut Vec<FieldError>) {
+        debug_assert!(matches!(state, FieldState::Absent), "states start absent");
         let error = |errors: &mut Vec<FieldError>, rule: &str, message: String| {
             errors.push(FieldError { field: Some(self.target.clone()), rule: rule.into(), message });
             FieldState::Failed
         };
-        let (text, resolved) = match &self.source {
-            FieldSource::Const(v) => return FieldState::Present(Val::borrowed(v)),
+        match &self.source {
+            FieldSource::Const(v) => {
+                *state = FieldState::Present(Val::borrowed(v));
+                return;
+            }
             FieldSource::Path { text, slot, multi, tail } => {
-                let found = slots[*slot].as_ref();
-                let resolved = match (tail, found) {
-                    (_, None) => None,
-                    (None, Some(v)) if !*multi => Some(v.reborrow()),
+                let found = slots[*slot].as_ref().filter(|v| !v.is_null());
+                match (tail, found) {
+                    (_, None) => {}
+                    (None, Some(v)) if !*multi => *state = FieldState::Present(v.reborrow()),
                     // A multi slot already is the array of matches.
-                    (None, Some(v)) if self.ty == FieldType::Array => Some(v.reborrow()),
+                    (None, Some(v)) if self.ty == FieldType::Array => *state = FieldState::Present(v.reborrow()),
                     (None, Some(v)) => match self.single_match(v.items().unwrap_or_default().iter(), text) {
-                        Ok(v) => v.map(Item::as_val),
-                        Err(message) => return error(errors, "type", message),
+                        Ok(Some(item)) => *state = FieldState::Present(item.as_val()),
+                        Ok(None) => {}
+                        Err(message) => {
+                            *state = error(errors, "type", message);
+                            return;
+                        }
                     },
                     // A query below a string matches nothing.
-                    (Some(_), Some(Val::Str(_) | Val::Raw(_))) => None,
+                    (Some(_), Some(Val::Str(_) | Val::Raw(_))) => {}
                     (Some(query), Some(Val::Other(root))) => match self.query_tail(query, root, text) {
-                        Ok(v) => v,
-                        Err(message) => return error(errors, "type", message),
+                        Ok(Some(v)) => *state = FieldState::Present(v),
+                        Ok(None) => {}
+                        Err(message) => {
+                            *state = error(errors, "type", message);
+                            return;
+                        }
                     },
                     // Not reached: a path with a query after its prefix has no wildcard in the
                     // prefix, so its slot never collects a list. Answered correctly all the same.
                     (Some(query), Some(list @ (Val::List(_) | Val::Items(_)))) => {
                         match self.query_tail(query, &list.to_value(), text) {
-                            Ok(v) => v.map(|v| Val::owned(v.into_value())),
-                            Err(message) => return error(errors, "type", message),
+                            Ok(Some(v)) => *state = FieldState::Present(Val::owned(v.into_value())),
+                            Ok(None) => {}
+                            Err(message) => {
+                                *state = error(errors, "type", message);
+                                return;
+                            }
                         }
                     }
-                };
-                (text, resolved.filter(|v| !v.is_null()))
+                }
+                // A match that is null counts as absent.
+                if matches!(state, FieldState::Present(v) if v.is_null()) {
+                    *state = FieldState::Absent;
+                }
+                if matches!(state, FieldState::Absent) {
+                    match &self.default {
+                        Some(default) => *state = FieldState::Present(Val::borrowed(default)),
+                        None if self.required => {
+                            *state = error(
+                                errors,
+                                "required",
+                                format!("required field is missing: `{text}` is absent or null"),
+                            );
+                            return;
+                        }
+                        None => return,
+                    }
+                }
             }
-        };
-        let value = match (resolved, &self.default) {
-            (Some(v), _) => v,
-            (None, Some(default)) => Val::borrowed(default),
-            (None, None) if self.required => {
-                return error(errors, "required", format!("required field is missing: `{text}` is absent or null"));
-            }
-            (None, None) => return FieldState::Absent,
-        };
-        self.run_pipeline(value, errors)
+        }
+        if let FieldState::Present(value) = state
+            && !self.run_pipeline(value, errors)
+        {
+            *state = FieldState::Failed;
+        }
     }
 }
 
@@ -541,10 +572,8 @@ fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: &mut Vec<Di
             return None;
         }
         let mut errors = Vec::new();
-        let checked = match field.run_pipeline(Val::borrowed(&value), &mut errors) {
-            FieldState::Present(v) => Some(v.into_value()),
-            _ => None,
-        };
+        let mut checked = Val::borrowed(&value);
+        let checked = field.run_pipeline(&mut checked, &mut errors).then(|| checked.into_value());
         for e in &errors {
             diags.push(Diagnostic::new(
                 pos,
@@ -585,32 +614,26 @@ impl Field {
         }
     }
 
-    /// Transforms, type check and validators on a value already resolved (for defaults and consts).
-    fn run_pipeline<'a>(&'a self, value: Val<'a>, errors: &mut Vec<FieldError>) -> FieldState<'a> {
-        let mut value = value;
+    /// Runs the transforms, the type check and the validators on a resolved `value` in place (also
+    /// for defaults and consts at compile time); `false` if any failed (their errors are in `errors`).
+    fn run_pipeline<'a>(&'a self, value: &mut Val<'a>, errors: &mut Vec<FieldError>) -> bool {
         for transform in &self.transforms {
-            value = match transform.apply(value, self.sensitive) {
-                Ok(v) => v,
-                Err(e) => {
-                    errors.push(FieldError { field: Some(self.target.clone()), rule: e.rule, message: e.message });
-                    return FieldState::Failed;
-                }
-            };
-        }
-        let value = match self.ty.check(value, self.sensitive) {
-            Ok(v) => v,
-            Err(message) => {
-                errors.push(FieldError { field: Some(self.target.clone()), rule: "type".into(), message });
-                return FieldState::Failed;
+            if let Err(e) = transform.apply(value, self.sensitive) {
+                errors.push(FieldError { field: Some(self.target.clone()), rule: e.rule, message: e.message });
+                return false;
             }
-        };
+        }
+        if let Err(message) = self.ty.check(value, self.sensitive) {
+            errors.push(FieldError { field: Some(self.target.clone()), rule: "type".into(), message });
+            return false;
+        }
         let before = errors.len();
         for validator in &self.validators {
-            if let Err(e) = validator.check(&value, self.sensitive) {
+            if let Err(e) = validator.check(value, self.sensitive) {
                 errors.push(FieldError { field: Some(self.target.clone()), rule: e.rule, message: e.message });
             }
         }
-        if errors.len() > before { FieldState::Failed } else { FieldState::Present(value) }
+        errors.len() == before
     }
 }
 

@@ -77,21 +77,24 @@ impl FieldType {
 
     /// Checks `value` against the type. Datetimes come back normalised to UTC (`…Z`).
     /// The error is the message of a `type` error.
-    pub fn check<'v>(self, value: Val<'v>, sensitive: bool) -> Result<Val<'v>, String> {
-        let ok = match (self, &value) {
+    pub fn check(self, value: &mut Val<'_>, sensitive: bool) -> Result<(), String> {
+        let ok = match (self, &*value) {
             (FieldType::Any, _) | (FieldType::String, Val::Raw(_) | Val::Str(_)) => true,
             (FieldType::Datetime, Val::Raw(_) | Val::Str(_)) => {
                 return match normalize_datetime(value.as_str().unwrap_or_default()) {
-                    Some(Cow::Borrowed(_)) => Ok(value),
-                    Some(Cow::Owned(normalized)) => Ok(Val::text(normalized)),
-                    None => Err(format!("expected an RFC 3339 datetime, found {}", describe(&value, sensitive))),
+                    Some(Cow::Borrowed(_)) => Ok(()),
+                    Some(Cow::Owned(normalized)) => {
+                        *value = Val::text(normalized);
+                        Ok(())
+                    }
+                    None => Err(format!("expected an RFC 3339 datetime, found {}", describe(value, sensitive))),
                 };
             }
             (FieldType::Date, Val::Raw(_) | Val::Str(_)) => {
                 if value.as_str().and_then(parse_date).is_some() {
                     true
                 } else {
-                    return Err(format!("expected a date as YYYY-MM-DD, found {}", describe(&value, sensitive)));
+                    return Err(format!("expected a date as YYYY-MM-DD, found {}", describe(value, sensitive)));
                 }
             }
             (FieldType::Integer, Val::Other(v)) => v.as_i64().is_some() || v.as_u64().is_some(),
@@ -103,7 +106,7 @@ impl FieldType {
             _ => false,
         };
         if ok {
-            Ok(value)
+            Ok(())
         } else {
             let expected = match self {
                 FieldType::Integer => "an integer",
@@ -115,7 +118,7 @@ impl FieldType {
                 FieldType::Date => "a YYYY-MM-DD date string",
                 FieldType::String | FieldType::Any => "a string",
             };
-            Err(format!("expected {expected}, found {}", describe(&value, sensitive)))
+            Err(format!("expected {expected}, found {}", describe(value, sensitive)))
         }
     }
 }
@@ -382,7 +385,8 @@ mod tests {
     use serde_json::json;
 
     fn check(t: FieldType, v: Value) -> Result<Value, String> {
-        t.check(Val::owned(v), false).map(Val::into_value)
+        let mut v = Val::owned(v);
+        t.check(&mut v, false).map(|()| v.into_value())
     }
 
     #[test]
@@ -490,7 +494,7 @@ mod tests {
 
     #[test]
     fn sensitive_values_are_never_echoed() {
-        let msg = FieldType::Integer.check(Val::owned(json!("secret-123")), true).unwrap_err();
+        let msg = FieldType::Integer.check(&mut Val::owned(json!("secret-123")), true).unwrap_err();
         assert!(!msg.contains("secret"), "{msg}");
         assert!(msg.contains("hidden"), "{msg}");
     }

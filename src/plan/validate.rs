@@ -88,7 +88,7 @@ impl Validator {
                 for item in items {
                     match item.to_json() {
                         Ok(v) => {
-                            if let Err(msg) = field_type.check(Val::borrowed(&v), false) {
+                            if let Err(msg) = field_type.check(&mut Val::borrowed(&v), false) {
                                 diags.push(Diagnostic::new(
                                     item.pos,
                                     format!(
