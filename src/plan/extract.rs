@@ -323,7 +323,11 @@ impl<'a> Sink<'_, 'a> {
         if self.multi[slot] {
             self.store(slot, Val::Raw(text));
         } else {
-            self.slots[slot] = Some(Val::Raw(text));
+            let cell = &mut self.slots[slot];
+            // Emptied first, so the assignment below has nothing to drop and the compiler writes
+            // the value straight into the slot instead of building it aside and copying it.
+            *cell = None;
+            *cell = Some(Val::Raw(text));
         }
     }
 

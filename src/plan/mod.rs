@@ -17,6 +17,7 @@ pub mod types;
 pub mod validate;
 pub mod value;
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
@@ -239,11 +240,12 @@ impl Plan {
 }
 
 impl Field {
-    /// resolve → default → required → transforms → type check → validators, into `state` (which
-    /// is `Absent` on entry). The value is built in `state` and worked on there: see
+    /// resolve → default → required → transforms → type check → validators, into `state`. The value is built in `state` and worked on there: see
     /// [`Transform::apply`] for why it is never moved.
     fn evaluate<'a>(&'a self, slots: &'a [Option<Val<'a>>], state: &mut FieldState<'a>, errors: &mut Vec<FieldError>) {
-        debug_assert!(matches!(state, FieldState::Absent), "states start absent");
+        // Already so; said again so the compiler knows the assignments below drop nothing and
+        // writes each value straight into `state` (see `Sink::store_raw`).
+        *state = FieldState::Absent;
         let error = |errors: &mut Vec<FieldError>, rule: &str, message: String| {
             errors.push(FieldError { field: Some(self.target.clone()), rule: rule.into(), message });
             FieldState::Failed
@@ -257,9 +259,9 @@ impl Field {
                 let found = slots[*slot].as_ref().filter(|v| !v.is_null());
                 match (tail, found) {
                     (_, None) => {}
-                    (None, Some(v)) if !*multi => *state = FieldState::Present(v.reborrow()),
+                    (None, Some(v)) if !*multi => present_borrowed(state, v),
                     // A multi slot already is the array of matches.
-                    (None, Some(v)) if self.ty == FieldType::Array => *state = FieldState::Present(v.reborrow()),
+                    (None, Some(v)) if self.ty == FieldType::Array => present_borrowed(state, v),
                     (None, Some(v)) => match self.single_match(v.items().unwrap_or_default().iter(), text) {
                         Ok(Some(item)) => *state = FieldState::Present(item.as_val()),
                         Ok(None) => {}
@@ -316,6 +318,20 @@ impl Field {
         {
             *state = FieldState::Failed;
         }
+    }
+}
+
+/// `state = Present(v.reborrow())`, written variant by variant: built whole and then stored, the
+/// value's bytes after its tag (part of `serde_json::Value`'s layout) were copied through the stack
+/// and stalled on store forwarding, once per field.
+#[inline(always)]
+fn present_borrowed<'a>(state: &mut FieldState<'a>, v: &'a Val<'a>) {
+    match v {
+        Val::Raw(s) => *state = FieldState::Present(Val::Raw(s)),
+        Val::Str(s) => *state = FieldState::Present(Val::Str(Cow::Borrowed(s))),
+        Val::List(items) => *state = FieldState::Present(Val::Items(items)),
+        Val::Items(items) => *state = FieldState::Present(Val::Items(items)),
+        Val::Other(v) => *state = FieldState::Present(Val::Other(Cow::Borrowed(v))),
     }
 }
 
