@@ -98,7 +98,7 @@ impl Pattern {
         self.regex.as_str()
     }
 
-    /// Whether the fast walk serves this pattern (for tests and benchmarks).
+    /// Whether the fast walk serves this pattern (the tests check which patterns take it).
     pub fn is_walked(&self) -> bool {
         self.anchored.is_some()
     }
