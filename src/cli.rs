@@ -154,6 +154,8 @@ pub enum CliError {
     Read { path: String, source: io::Error },
     #[error("cannot write output: {0}")]
     Write(#[from] io::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(io::Error),
     #[error("{0}")]
     Mapping(#[from] plan::LoadError),
     #[error("{0}")]
@@ -543,7 +545,7 @@ pub fn process_event(
         function_name: std::env::var("LAMBDA_NAME").unwrap_or_else(|_| "lambda-stream-local".into()),
         function_env: std::env::var("LAMBDA_ENV").unwrap_or_else(|_| "local".into()),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Write)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)?;
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
     let pipeline = Pipeline::new(plan, router);
     let margin = std::time::Duration::ZERO;
@@ -617,7 +619,7 @@ pub fn run_worker(args: RunArgs) -> Result<ExitCode, CliError> {
             _ => None,
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Write)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)?;
     let settings =
         runtime.block_on(crate::config::ssm::settings_with_parameters(&get, crate::config::ssm::lambda_client))?;
     let group = args

@@ -268,37 +268,38 @@ pub struct PendingDelivery {
 }
 
 impl KafkaSink {
-    /// Hands every message to the producer now, in order (per-partition order is the order of
-    /// this call), waiting for queue space if the producer is full. Acknowledgements are awaited
-    /// separately ([`KafkaSink::confirm`]), so the caller can do other work meanwhile.
-    pub fn enqueue<'m>(&self, messages: impl IntoIterator<Item = &'m OutMessage>) -> Vec<PendingDelivery> {
-        messages
-            .into_iter()
-            .map(|m| {
-                let mut record = FutureRecord::to(&m.topic).payload(&m.payload);
-                // librdkafka allocates a header list even for none: only make one when needed.
-                if !m.headers.is_empty() {
-                    record = record.headers(owned_headers(&m.headers));
-                }
-                if let Some(key) = &m.key {
-                    record = record.key(key);
-                }
-                let acknowledgement = loop {
-                    match self.producer.send_result(record) {
-                        Ok(future) => break Ok(future),
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                            // The producer's own thread drains the queue; wait a moment for room.
-                            record = back;
-                            std::thread::sleep(Duration::from_millis(1));
-                        }
-                        Err((e, _)) => {
-                            break Err(SinkError::Delivery { topic: m.topic.clone(), reason: e.to_string() });
-                        }
+    /// Hands every message to the producer, in order (per-partition order is the order of this
+    /// call), waiting for queue space if the producer is full. The wait is a timer, not a sleep of
+    /// the thread: this runs on the async runtime, whose other tasks (the worker's heartbeat, the
+    /// next batch's consumer) must go on meanwhile. Acknowledgements are awaited separately
+    /// ([`KafkaSink::confirm`]), so the caller can do other work meanwhile.
+    pub async fn enqueue<M: std::borrow::Borrow<OutMessage> + Sync>(&self, messages: &[M]) -> Vec<PendingDelivery> {
+        let mut pending = Vec::with_capacity(messages.len());
+        for m in messages.iter().map(M::borrow) {
+            let mut record = FutureRecord::to(&m.topic).payload(&m.payload);
+            // librdkafka allocates a header list even for none: only make one when needed.
+            if !m.headers.is_empty() {
+                record = record.headers(owned_headers(&m.headers));
+            }
+            if let Some(key) = &m.key {
+                record = record.key(key);
+            }
+            let acknowledgement = loop {
+                match self.producer.send_result(record) {
+                    Ok(future) => break Ok(future),
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        // The producer's own thread drains the queue; wait a moment for room.
+                        record = back;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
                     }
-                };
-                PendingDelivery { topic: m.topic.clone(), acknowledgement }
-            })
-            .collect()
+                    Err((e, _)) => {
+                        break Err(SinkError::Delivery { topic: m.topic.clone(), reason: e.to_string() });
+                    }
+                }
+            };
+            pending.push(PendingDelivery { topic: m.topic.clone(), acknowledgement });
+        }
+        pending
     }
 
     /// Waits for the broker's acknowledgement of each pending message, each bounded by `deadline`.
@@ -349,7 +350,7 @@ impl Sink for KafkaSink {
     async fn send_all(&self, messages: &[&OutMessage], deadline: Instant) -> Vec<Delivery> {
         // Enqueueing everything first pipelines the batch: librdkafka batches and sends while
         // the acknowledgements are awaited together.
-        let pending = self.enqueue(messages.iter().copied());
+        let pending = self.enqueue(messages).await;
         self.confirm(pending, deadline).await
     }
 }
@@ -422,6 +423,47 @@ mod tests {
         // refresh; many more, a refresh loop.
         let n = calls.load(Ordering::SeqCst);
         assert!((2..=6).contains(&n), "{n} tokens in 4 s with a 2 s lifetime");
+    }
+
+    /// A full producer queue is waited out on a timer: other tasks of the same runtime thread keep
+    /// running meanwhile. The broker address is closed, so the first message stays queued until
+    /// its timeout frees the room the second one waits for.
+    #[test]
+    fn a_full_queue_is_waited_for_without_blocking_the_runtime() {
+        let mut settings = ProducerSettings::new("127.0.0.1:1");
+        settings.message_timeout_ms = 1500;
+        settings.extra.push(("queue.buffering.max.messages".into(), "1".into()));
+        let sink = KafkaSink::new(&settings).unwrap();
+        let message = |n: u8| OutMessage {
+            route: crate::route::Route::Ok,
+            topic: "t".into(),
+            key: None,
+            payload: vec![n],
+            headers: Vec::new(),
+            origin: crate::route::Origin {
+                group: "s-0".into(),
+                topic: "s".into(),
+                partition: 0,
+                offset: Some(i64::from(n)),
+            },
+        };
+        let messages = [message(1), message(2)];
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let (enqueued_at, ticked_at) = runtime.block_on(async {
+            let ticker = tokio::spawn(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Instant::now()
+            });
+            let pending = sink.enqueue(&messages).await;
+            let enqueued_at = Instant::now();
+            assert_eq!(pending.len(), 2);
+            (enqueued_at, ticker.await.unwrap())
+        });
+        assert!(
+            ticked_at + Duration::from_millis(500) < enqueued_at,
+            "the other task ran only {:?} after enqueueing, not while it waited",
+            ticked_at.checked_duration_since(enqueued_at)
+        );
     }
 
     #[test]

@@ -41,7 +41,9 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use crate::pipeline::{Pipeline, Summary};
 use crate::record::{Input, Payload, Source};
 use crate::route::{OutMessage, Route, Routed};
-use crate::sink::{KafkaContext, KafkaSink, PendingDelivery, ProducerSettings, Sink, SinkError, TransactionError};
+use crate::sink::{
+    Delivery, KafkaContext, KafkaSink, PendingDelivery, ProducerSettings, Sink, SinkError, TransactionError,
+};
 
 /// How the worker runs; the CLI fills it from flags, `environments.yaml` and the environment.
 #[derive(Clone, Debug)]
@@ -413,21 +415,19 @@ impl Worker {
         }
     }
 
-    async fn process(&mut self, mut batch: Vec<Input>) -> Result<(), WorkerError> {
+    async fn process(&mut self, batch: Vec<Input>) -> Result<(), WorkerError> {
         let offsets = next_offsets(&batch);
+        self.step("starting to map");
+        let mapping = map_on_blocking_thread(&self.pipeline, self.options.pass_through, batch, offsets);
         if self.options.exactly_once {
-            return self.process_transaction(&mut batch, &offsets).await;
+            self.step("mapping");
+            let mapped = mapping.await.map_err(|e| WorkerError::Mapping(e.to_string()))?;
+            return self.process_transaction(mapped).await;
         }
         // At-least-once, pipelined in three stages: this batch is mapped on a blocking thread
         // while the loop hands the previous (mapped) batch to the producer and then gathers the
         // next one. Before a batch is handed over, the one before it is settled (delivered,
         // committed), so a retry never overtakes newer messages and commits stay in order.
-        self.step("starting to map");
-        let (pipeline, pass) = (Arc::clone(&self.pipeline), self.options.pass_through);
-        let mapping = tokio::task::spawn_blocking(move || {
-            let (messages, summary) = route(&pipeline, pass, &mut batch);
-            MappedBatch { batch, messages, summary, offsets }
-        });
         if let Some(previous) = self.mapping.replace(mapping) {
             self.hand_over(previous).await?;
         }
@@ -446,7 +446,7 @@ impl Worker {
             self.settle(previous).await?;
         }
         self.step("enqueueing");
-        let pending = self.sink.enqueue(&mapped.messages);
+        let pending = self.sink.enqueue(&mapped.messages).await;
         self.in_flight = Some(InFlight { mapped, pending });
         Ok(())
     }
@@ -462,23 +462,31 @@ impl Worker {
         let InFlight { mapped: MappedBatch { batch, messages, summary, offsets }, pending } = in_flight;
         let give_up_at = Instant::now() + self.options.delivery_timeout;
         self.step("awaiting acknowledgements");
-        let deliveries = self.sink.confirm(pending, self.message_deadline()).await;
-        let mut undelivered: Vec<(&OutMessage, SinkError)> =
-            messages.iter().zip(deliveries).filter_map(|(m, d)| d.err().map(|e| (m, e))).collect();
+        let mut sent: Vec<&OutMessage> = messages.iter().collect();
+        let mut deliveries = self.sink.confirm(pending, self.message_deadline()).await;
         let mut backoff = Duration::from_millis(200);
-        while let Some((first, error)) = undelivered.first() {
+        loop {
+            let resend = to_resend(&sent, &deliveries);
+            if resend.is_empty() {
+                break;
+            }
+            let undelivered: Vec<(&OutMessage, SinkError)> =
+                sent.iter().zip(&deliveries).filter_map(|(m, d)| d.clone().err().map(|e| (*m, e))).collect();
+            let (first, error) = &undelivered[0];
             if Instant::now() >= give_up_at {
                 return Err(undeliverable(&undelivered, self.options.delivery_timeout, &batch, first));
             }
-            tracing::warn!(undelivered = undelivered.len(), %error, "delivery failed; retrying the batch's undelivered messages");
+            tracing::warn!(
+                undelivered = undelivered.len(), resent = resend.len(), %error,
+                "delivery failed; sending again, in order, every message from the first undelivered one of its topic"
+            );
             self.totals.retried_batches += 1;
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
             self.step("retrying deliveries");
-            let retry: Vec<&OutMessage> = undelivered.iter().map(|(m, _)| *m).collect();
             let deadline = self.message_deadline().min(give_up_at.max(Instant::now() + Duration::from_secs(1)));
-            let deliveries = self.sink.send_all(&retry, deadline).await;
-            undelivered = retry.into_iter().zip(deliveries).filter_map(|(m, d)| d.err().map(|e| (m, e))).collect();
+            sent = resend;
+            deliveries = self.sink.send_all(&sent, deadline).await;
         }
         self.totals.add(&summary);
         self.step("committing offsets");
@@ -489,17 +497,13 @@ impl Worker {
         Ok(())
     }
 
-    async fn process_transaction(
-        &mut self,
-        batch: &mut [Input],
-        offsets: &TopicPartitionList,
-    ) -> Result<(), WorkerError> {
+    async fn process_transaction(&mut self, mapped: MappedBatch) -> Result<(), WorkerError> {
+        let MappedBatch { batch, messages, summary, offsets } = mapped;
+        let offsets = &offsets;
         let timeout = self.transaction_timeout();
         let attempt: Result<Summary, TransactionError> = async {
             self.step("beginning a transaction");
             self.sink.begin_transaction()?;
-            self.step("mapping");
-            let (messages, summary) = route(&self.pipeline, self.options.pass_through, batch);
             let refs: Vec<&OutMessage> = messages.iter().collect();
             self.step("producing in the transaction");
             let deliveries = self.sink.send_all(&refs, self.message_deadline()).await;
@@ -549,7 +553,7 @@ impl Worker {
                     .map_err(WorkerError::Transaction)?;
                 tracing::debug!(ms = started.elapsed().as_millis() as u64, "transaction aborted");
                 self.step("rewinding");
-                self.rewind(batch);
+                self.rewind(&batch);
                 let since = *self.failing_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= self.options.delivery_timeout {
                     return Err(WorkerError::Transaction(e));
@@ -590,6 +594,41 @@ impl Worker {
         );
         *last = (Instant::now(), self.totals.received);
     }
+}
+
+/// Maps a batch on the runtime's blocking pool, in both modes: mapping is CPU work that would
+/// otherwise hold an async thread, and with it the consumer's wake-ups and the heartbeat.
+fn map_on_blocking_thread(
+    pipeline: &Arc<Pipeline>,
+    pass_through: bool,
+    mut batch: Vec<Input>,
+    offsets: TopicPartitionList,
+) -> tokio::task::JoinHandle<MappedBatch> {
+    let pipeline = Arc::clone(pipeline);
+    tokio::task::spawn_blocking(move || {
+        let (messages, summary) = route(&pipeline, pass_through, &mut batch);
+        MappedBatch { batch, messages, summary, offsets }
+    })
+}
+
+/// The messages a retry sends again, in their original order: for each destination topic, every
+/// message from its first undelivered one on, delivered or not. Sending only the undelivered ones
+/// would put them after later messages of the same partition that did arrive; sending the rest
+/// of the topic again keeps the last copy of each message in order (the copies in between are
+/// the duplicates at-least-once allows).
+fn to_resend<'m>(sent: &[&'m OutMessage], deliveries: &[Delivery]) -> Vec<&'m OutMessage> {
+    let mut failed_topics: Vec<&str> = Vec::new();
+    let mut resend = Vec::new();
+    for (message, delivery) in sent.iter().zip(deliveries) {
+        let topic = message.topic.as_str();
+        if delivery.is_err() && !failed_topics.contains(&topic) {
+            failed_topics.push(topic);
+        }
+        if failed_topics.contains(&topic) {
+            resend.push(*message);
+        }
+    }
+    resend
 }
 
 /// Maps and routes a batch into the messages to produce. In pass-through mode the values are
@@ -742,6 +781,70 @@ mod tests {
             source: Source { topic: topic.into(), partition, offset: Some(offset), ..Source::default() },
             payload: Payload::Tombstone,
         }
+    }
+
+    fn message(topic: &str, offset: i64) -> OutMessage {
+        OutMessage {
+            route: Route::Ok,
+            topic: topic.into(),
+            key: None,
+            payload: offset.to_string().into_bytes(),
+            headers: Vec::new(),
+            origin: crate::route::Origin {
+                group: "in-0".into(),
+                topic: "in".into(),
+                partition: 0,
+                offset: Some(offset),
+            },
+        }
+    }
+
+    #[test]
+    fn a_retry_sends_again_everything_after_the_first_failure_of_each_topic_in_order() {
+        let messages = [message("ok", 1), message("fail", 2), message("ok", 3), message("ok", 4), message("fail", 5)];
+        let sent: Vec<&OutMessage> = messages.iter().collect();
+        let lost = || Err(SinkError::Timeout { topic: "ok".into() });
+        // The message at offset 3 failed while 4, after it in the same topic, arrived: 3 alone
+        // sent again would land after 4.
+        let deliveries = vec![Ok(()), Ok(()), lost(), Ok(()), Ok(())];
+        let again: Vec<i64> = to_resend(&sent, &deliveries).iter().map(|m| m.origin.offset.unwrap()).collect();
+        assert_eq!(again, vec![3, 4], "the fail topic, fully delivered, is not sent again");
+        let deliveries = vec![lost(), Ok(()), Ok(()), Ok(()), lost()];
+        let again: Vec<i64> = to_resend(&sent, &deliveries).iter().map(|m| m.origin.offset.unwrap()).collect();
+        assert_eq!(again, vec![1, 3, 4, 5]);
+        assert!(to_resend(&sent, &[Ok(()), Ok(()), Ok(()), Ok(()), Ok(())]).is_empty());
+    }
+
+    /// Mapping holds no async thread: on a one-thread runtime, another task runs while a large
+    /// batch is being mapped.
+    #[test]
+    fn batches_are_mapped_off_the_async_threads() {
+        let (_, plan) = crate::plan::load_file(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/mappings/orders-to-billing.yaml"
+        )))
+        .unwrap();
+        let router = crate::route::Router {
+            topic_ok: "ok".into(),
+            topic_fail: "fail".into(),
+            function_name: "f".into(),
+            function_env: "test".into(),
+        };
+        let mut pipeline = Pipeline::new(plan, router);
+        pipeline.threads = 1;
+        let pipeline = Arc::new(pipeline);
+        let record = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/order.json")).unwrap();
+        let batch: Vec<Input> =
+            (0..20_000).map(|i| Input { payload: Payload::Value(record.clone()), ..input("in", 0, i) }).collect();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let (mapped_at, ticked_at, ok) = runtime.block_on(async {
+            let ticker = tokio::spawn(async { Instant::now() });
+            let offsets = next_offsets(&batch);
+            let mapped = map_on_blocking_thread(&pipeline, false, batch, offsets).await.unwrap();
+            (Instant::now(), ticker.await.unwrap(), mapped.summary.ok)
+        });
+        assert_eq!(ok, 20_000);
+        assert!(ticked_at < mapped_at, "the other task waited for the mapping to finish");
     }
 
     #[test]

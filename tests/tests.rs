@@ -1,12 +1,11 @@
-//! Integration tests: one test binary (as ripgrep does), one module per area.
+//! Integration tests that need no outside service: one test binary (as ripgrep does), one module
+//! per area. `cargo test` runs them. The tests against the real broker, the Lambda Runtime
+//! Interface Emulator and moto are the `services` binary, which `scripts/test` runs after starting
+//! those services.
 
 mod cli;
+mod doc_examples;
 mod golden;
 mod hostile;
-mod kafka_util;
-mod lambda_kafka;
-mod lambda_rie;
 mod properties;
-mod ssm_moto;
 mod util;
-mod worker;

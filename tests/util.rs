@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests.
+#![allow(dead_code)] // shared by the two test binaries; each uses part of it
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -796,7 +796,10 @@ impl<'a> Scanner<'a> {
             b'n' => return Ok(Val::owned(Value::Null)),
             b'-' | b'0'..=b'9' => {
                 let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
-                if digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) {
+                // `-0` goes to serde_json, which reads it as the float -0.0, as it does a `-0`
+                // nested in an array or object: one meaning for a number wherever it stands.
+                let negative_zero = bytes[0] == b'-' && digits == b"0";
+                if digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) && !negative_zero {
                     let magnitude = digits.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
                     return Ok(Val::owned(Value::from(if bytes[0] == b'-' { -magnitude } else { magnitude })));
                 }
@@ -1043,6 +1046,22 @@ mod tests {
         let slots = values(&x, br#"{"caf\u00e9": 1, "a\"b": 2}"#);
         assert_eq!(slots[s[0]], Some(json!(1)));
         assert_eq!(slots[s[1]], Some(json!(2)), "a double quote inside single quotes needs no escape");
+    }
+
+    #[test]
+    fn numbers_mean_what_serde_json_reads_whether_leaf_or_nested() {
+        let (x, s) = extractor(&["$.leaf", "$.nested"]);
+        for literal in
+            ["0", "-0", "-0.0", "0.0", "-1", "7", "-000e1", "123456789012345678", "-123456789012345678", "1e2"]
+        {
+            let text = format!(r#"{{"leaf": {literal}, "nested": [{literal}]}}"#);
+            let Ok(expected) = serde_json::from_str::<Value>(&text) else { continue };
+            let slots = values(&x, text.as_bytes());
+            // Compared as text: `-0.0 == 0.0` and an integer 0 differs from the float only in kind.
+            let shown = |v: &Option<Value>| v.as_ref().map(Value::to_string);
+            assert_eq!(shown(&slots[s[0]]), Some(expected["leaf"].to_string()), "leaf {literal}");
+            assert_eq!(shown(&slots[s[1]]), Some(expected["nested"].to_string()), "nested {literal}");
+        }
     }
 
     #[test]

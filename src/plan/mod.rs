@@ -394,7 +394,7 @@ pub fn compile(spec: &MappingSpec) -> Result<Plan, Vec<Diagnostic>> {
         }
     }
     extractor.finish();
-    check_targets(&targets, &mut diags);
+    check_targets(&spec.fields.iter().filter_map(|f| f.target.as_ref()).collect::<Vec<_>>(), &mut diags);
     if spec.fields.is_empty() && spec.name.is_some() {
         diags.push(Diagnostic::new(Pos::new(1, 1), "`fields` is empty; a mapping needs at least one field"));
     }
@@ -689,34 +689,46 @@ fn check_transform_flow(spec: &FieldSpec, transforms: &[Transform], ty: FieldTyp
 }
 
 /// Duplicate targets, and targets nested inside another target (`a.b` and `a.b.c`).
-fn check_targets(targets: &[(Spanned<String>, usize)], diags: &mut Vec<Diagnostic>) {
-    for (i, (later, _)) in targets.iter().enumerate() {
-        for (j, (earlier, _)) in targets[..i].iter().enumerate() {
-            if targets[..j].iter().any(|(t, _)| t.value == earlier.value) {
-                continue; // a repeated target was reported once; compare only with its first
-            }
-            let (a, b) = (&earlier.value, &later.value);
-            if a == b {
-                diags.push(Diagnostic::new(
-                    later.pos,
-                    format!("duplicate target `{b}` (first defined at {})", earlier.pos),
-                ));
-            } else if is_inside(a, b) || is_inside(b, a) {
-                let (outer, inner) = if a.len() < b.len() { (a, b) } else { (b, a) };
-                diags.push(Diagnostic::new(
-                    later.pos,
-                    format!(
-                        "target `{b}` overlaps `{a}` (defined at {}): `{inner}` would be inside the value of `{outer}`",
-                        earlier.pos
-                    ),
-                ));
+/// Reports duplicate and overlapping targets among every declared target, including those of
+/// fields with other errors, so every problem is listed at once. Each target is compared with the
+/// first definition of each earlier target through maps of targets and of their dotted prefixes:
+/// time grows with the number of targets times their depth, not with its square.
+fn check_targets(targets: &[&Spanned<String>], diags: &mut Vec<Diagnostic>) {
+    use std::collections::HashMap;
+    let mut first: HashMap<&str, Pos> = HashMap::new();
+    // A dotted prefix → the first definitions of the earlier targets inside it, in order.
+    let mut inside: HashMap<&str, Vec<(&str, Pos)>> = HashMap::new();
+    for later in targets {
+        let b = later.value.as_str();
+        let mut found: Vec<(Pos, String)> = Vec::new();
+        if let Some(pos) = first.get(b) {
+            found.push((*pos, format!("duplicate target `{b}` (first defined at {pos})")));
+        }
+        for (a, pos) in dotted_prefixes(b).filter_map(|p| first.get(p).map(|pos| (p, *pos))) {
+            found.push((pos, overlap_message(a, b, pos)));
+        }
+        for (a, pos) in inside.get(b).into_iter().flatten() {
+            found.push((*pos, overlap_message(a, b, *pos)));
+        }
+        found.sort_by_key(|(pos, _)| *pos);
+        diags.extend(found.into_iter().map(|(_, message)| Diagnostic::new(later.pos, message)));
+        if !first.contains_key(b) {
+            first.insert(b, later.pos);
+            for prefix in dotted_prefixes(b) {
+                inside.entry(prefix).or_default().push((b, later.pos));
             }
         }
     }
 }
 
-fn is_inside(outer: &str, inner: &str) -> bool {
-    inner.len() > outer.len() && inner.starts_with(outer) && inner.as_bytes()[outer.len()] == b'.'
+fn overlap_message(a: &str, b: &str, a_pos: Pos) -> String {
+    let (outer, inner) = if a.len() < b.len() { (a, b) } else { (b, a) };
+    format!("target `{b}` overlaps `{a}` (defined at {a_pos}): `{inner}` would be inside the value of `{outer}`")
+}
+
+/// `a.b.c` → `a`, `a.b`: the targets whose value would contain this one.
+fn dotted_prefixes(target: &str) -> impl Iterator<Item = &str> {
+    target.match_indices('.').map(move |(i, _)| &target[..i])
 }
 
 #[cfg(test)]

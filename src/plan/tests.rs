@@ -216,6 +216,16 @@ fn duplicate_and_overlapping_targets() {
 }
 
 #[test]
+fn a_duplicate_target_is_reported_even_when_its_first_definition_has_another_error() {
+    let p = problems(
+        "fields:\n  - {target: a, source: $.x, type: strin}\n  - {target: a, source: $.y, type: string}\n  - {target: a.b, source: $.z, type: string}\n",
+    );
+    assert!(p.iter().any(|m| m.starts_with("4:36: unknown type `strin`")), "{p:#?}");
+    assert!(p.iter().any(|m| m.starts_with("5:14: duplicate target `a` (first defined at 4:14)")), "{p:#?}");
+    assert!(p.iter().any(|m| m.starts_with("6:14: target `a.b` overlaps `a`")), "{p:#?}");
+}
+
+#[test]
 fn steps_that_cannot_apply_to_the_type() {
     let p = problems(
         "fields:\n  - {target: a, source: $.a, type: string, validate: [{range: {min: 1}}]}\n  - {target: b, source: $.b, type: integer, transform: [trim]}\n  - {target: c, source: $.c, type: string, transform: [to_integer, uppercase]}\n  - {target: d, source: $.d, type: boolean, transform: [{divide: 2}]}\n",

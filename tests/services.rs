@@ -1,0 +1,12 @@
+//! Integration tests against real services: the local Apache Kafka broker (`scripts/kafka/run`),
+//! AWS's Lambda Runtime Interface Emulator (`scripts/install-rie`) and moto in server mode.
+//! `scripts/test` starts them and runs this binary (`cargo test --test services`); a missing
+//! service fails these tests, it never skips them.
+
+mod cli_kafka;
+mod kafka_util;
+mod lambda_kafka;
+mod lambda_rie;
+mod ssm_moto;
+mod util;
+mod worker;
