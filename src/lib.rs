@@ -22,6 +22,11 @@
 //!   offsets only after delivery (or inside a transaction with `--exactly-once`).
 //! - [`cli`] — the command line: `validate-mapping`, `process` (the local dry run).
 
+// `unsafe` is refused everywhere but in the few functions that allow it by name, each with the
+// argument for its soundness: the SSE2 string scan, the scanner's already-checked UTF-8, and the
+// output's short copies.
+#![deny(unsafe_code)]
+
 pub mod cli;
 pub mod config;
 pub mod diagnostic;

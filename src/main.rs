@@ -7,7 +7,7 @@ use clap::Parser;
 
 /// mimalloc instead of glibc's allocator: the worker's loop allocates and frees per record while
 /// librdkafka's threads free what it handed over, and glibc's arenas made allocation a quarter
-/// of the loop's time (README, Performance).
+/// of the loop's time (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -238,7 +238,7 @@ fn decode_headers(headers: Value, problems: &mut Vec<String>) -> Vec<(String, Ve
 }
 
 fn kind(value: &Value) -> &'static str {
-    crate::plan::types::json_kind(value)
+    crate::plan::json::json_kind(value)
 }
 
 #[cfg(test)]

@@ -100,8 +100,8 @@ impl WorkerOptions {
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "false")
             // Once its prefetch queue is full, librdkafka waits this long before fetching again
-            // (default 1 s). The loop drains a full queue in a fraction of that and then sat idle:
-            // pass-through throughput was capped at ~88,000 records/s; with 10 ms it is ~290,000.
+            // (default 1 s). The loop drains a full queue in a fraction of that and then sat idle,
+            // which capped throughput far below what the loop can do (docs/performance.md).
             .set("fetch.queue.backoff.ms", "10");
         if !self.stats_interval.is_zero() {
             config.set("statistics.interval.ms", self.stats_interval.as_millis().to_string());

@@ -3,6 +3,7 @@
 //! Interface Emulator and moto are the `services` binary, which `scripts/test` runs after starting
 //! those services.
 
+mod architecture;
 mod cli;
 mod doc_examples;
 mod golden;

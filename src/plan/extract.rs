@@ -368,6 +368,7 @@ pub(crate) fn special_byte_offset(bytes: &[u8]) -> usize {
 /// bytes left after the last whole block.
 #[cfg(target_arch = "x86_64")]
 #[inline]
+#[allow(unsafe_code)] // SSE2 intrinsics; see the SAFETY comment
 fn sse2_blocks(bytes: &[u8]) -> Result<usize, usize> {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
@@ -437,6 +438,7 @@ type Scan<T = ()> = Result<T, Box<ScanError>>;
 impl<'a> Scanner<'a> {
     /// The text of `bytes[start..end]`, a range the scan has already gone through.
     #[inline]
+    #[allow(unsafe_code)] // skips a second UTF-8 check; see the SAFETY comment
     fn scanned_text(&self, start: usize, end: usize) -> &'a str {
         let bytes = &self.bytes[start..end];
         debug_assert!(std::str::from_utf8(bytes).is_ok(), "only scanned ranges are read as text");

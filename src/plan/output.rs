@@ -3,7 +3,7 @@
 //! Keys are escaped once at compile time; a record only appends. A nested object whose fields are
 //! all absent is left out rather than written as `{}`.
 
-use super::FieldState;
+use super::field::FieldState;
 use super::value::append;
 
 #[derive(Debug, Default)]

@@ -3,9 +3,8 @@
 //! Most patterns in mapping files are anchored runs of literals and character classes:
 //! `^\d{4}-\d{6}$`, `^[A-Z]{2}$`, `^BR-`. Those are matched here by a short list of steps (a class
 //! and how many times it repeats), walked once over the text. Why: `regex` answers them correctly
-//! but through its general machinery (a cache taken from a pool, a lazy DFA, prefilters): about 350
-//! instructions a call on the reference record's values against the walk's 200 (callgrind), and in
-//! the worker, whose mapping thread is not the pool's owner, taking the cache also goes through the
+//! but through its general machinery (a cache taken from a pool, a lazy DFA, prefilters), which
+//! costs more per call than the whole walk on the short values of a record; and in the worker, whose mapping thread is not the pool's owner, taking the cache also goes through the
 //! pool's slow path (a mutex), which showed in its profile. Every other pattern,
 //! and every pattern whose steps could need backtracking, goes to `regex`. The walk gives exactly
 //! `regex`'s answers (Unicode classes included: `\d` matches `٣`); a property test holds it to that.
@@ -13,6 +12,8 @@
 use std::borrow::Cow;
 
 use regex::Regex;
+
+use crate::diagnostic::{Diagnostic, Pos};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 /// A compiled user regex, with its fast walk when its shape allows one.
@@ -261,6 +262,19 @@ fn greedy_is_exact(steps: &[Step]) -> bool {
         }
         true
     })
+}
+
+/// Compiles a user regex, pointing at it when it does not compile.
+pub fn compile_regex(pattern: &str, pos: Pos, diags: &mut Vec<Diagnostic>) -> Option<Pattern> {
+    match Pattern::new(pattern) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            let detail =
+                e.to_string().lines().last().unwrap_or_default().trim().trim_start_matches("error: ").to_owned();
+            diags.push(Diagnostic::new(pos, format!("invalid regex `{pattern}`: {detail}")));
+            None
+        }
+    }
 }
 
 #[cfg(test)]

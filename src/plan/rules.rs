@@ -2,7 +2,8 @@
 
 use serde_json::Value;
 
-use super::{Field, FieldError, FieldState};
+use super::field::{Field, FieldState};
+use super::outcome::FieldError;
 use crate::diagnostic::{Diagnostic, Spanned};
 use crate::spec::RuleSpec;
 

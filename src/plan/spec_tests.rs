@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::validate::json_equal;
+use super::json::json_equal;
 use super::{Outcome, Plan};
 use crate::diagnostic::Pos;
 use crate::spec::{ExpectSpec, MappingSpec, TestInput};

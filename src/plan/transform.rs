@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use serde_json::{Number, Value};
 
-use super::StepError;
-use super::pattern::Pattern;
+use super::outcome::StepError;
+use super::pattern::{Pattern, compile_regex};
 use super::types::{Kind, describe};
 use super::value::Val;
 use crate::diagnostic::{Diagnostic, suggestion};
@@ -255,8 +255,8 @@ impl Transform {
 
     /// Applies the transform to `value` in place; an unchanged value is left untouched. Moving a
     /// `Val` in and out of every step stalled: its 32 bytes are copied as two 16-byte loads that
-    /// straddle the word stores that built it, so store forwarding fails (with the other such moves
-    /// in `evaluate` and the scanner, ≈14% of `Plan::apply`'s time in `perf`).
+    /// straddle the word stores that built it, so store forwarding fails and each move waits for
+    /// the stores to retire (seen in `perf annotate` as samples piling on those loads).
     pub fn apply<'v>(&'v self, value: &mut Val<'v>, sensitive: bool) -> Result<(), Box<StepError>> {
         let wrong_type = |value: &Val<'_>| {
             Box::new(StepError {
@@ -540,19 +540,6 @@ fn string_arg(
                 None
             }
         },
-    }
-}
-
-/// Compiles a user regex, pointing at it when it does not compile.
-pub fn compile_regex(pattern: &str, pos: crate::diagnostic::Pos, diags: &mut Vec<Diagnostic>) -> Option<Pattern> {
-    match Pattern::new(pattern) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            let detail =
-                e.to_string().lines().last().unwrap_or_default().trim().trim_start_matches("error: ").to_owned();
-            diags.push(Diagnostic::new(pos, format!("invalid regex `{pattern}`: {detail}")));
-            None
-        }
     }
 }
 

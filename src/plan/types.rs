@@ -352,18 +352,6 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(number(0..4) as i32, number(5..7), number(8..10))
 }
 
-/// "an array", "a string"… for messages about JSON values.
-pub fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// How a value is shown in an error message: its kind, and its text unless the field is sensitive.
 pub fn describe(value: &Val<'_>, sensitive: bool) -> String {
     if sensitive {

@@ -4,10 +4,9 @@
 
 use serde_json::{Number, Value};
 
-use super::StepError;
-use super::pattern::Pattern;
-use super::transform::compile_regex;
-
+use super::json::compare;
+use super::outcome::StepError;
+use super::pattern::{Pattern, compile_regex};
 use super::types::{FieldType, describe, is_rfc3339, parse_date};
 use super::value::Val;
 use crate::diagnostic::{Diagnostic, suggestion};
@@ -305,26 +304,6 @@ fn range_text(min: &Option<Number>, max: &Option<Number>) -> String {
         (Some(lo), None) => format!("expected a number of at least {lo}"),
         (None, Some(hi)) => format!("expected a number of at most {hi}"),
         (None, None) => "expected a number".into(),
-    }
-}
-
-/// Compares exactly when both are integers, as floats otherwise.
-fn compare(a: &Number, b: &Number) -> std::cmp::Ordering {
-    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
-        return x.cmp(&y);
-    }
-    if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {
-        return x.cmp(&y);
-    }
-    let (x, y) = (a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
-    x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal)
-}
-
-/// JSON equality where `1` equals `1.0`.
-pub fn json_equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => compare(x, y).is_eq(),
-        _ => a == b,
     }
 }
 

@@ -1,0 +1,77 @@
+//! What applying a plan to one record gives: a mapped output or a failure with every error. These
+//! are values, never `Err`: a record that fails is data for the fail topic.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Where a record failed: reading it, a field's checks, or a cross-field rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Decode,
+    Validate,
+    Rule,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::Validate => "validate",
+            Stage::Rule => "rule",
+        }
+    }
+}
+
+/// One problem with one record: which output field, which rule or validator, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FieldError {
+    pub field: Option<String>,
+    pub rule: String,
+    pub message: String,
+}
+
+/// What a transform or validator reports; the field name is added by the caller.
+#[derive(Debug, PartialEq)]
+pub struct StepError {
+    pub rule: String,
+    pub message: String,
+}
+
+/// The result of applying the plan to one record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Mapped(Mapped),
+    Failed(Failure),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mapped {
+    /// The output object as JSON bytes, fields in spec order.
+    pub value: Vec<u8>,
+    /// The Kafka key chosen by the spec's `key:` (string values as their text), if it names one.
+    pub key: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub stage: Stage,
+    pub errors: Vec<FieldError>,
+}
+
+impl Outcome {
+    /// The output as a `Value` (tests and the embedded spec tests use this).
+    pub fn ok_value(&self) -> Option<Value> {
+        match self {
+            Outcome::Mapped(m) => serde_json::from_slice(&m.value).ok(),
+            Outcome::Failed(_) => None,
+        }
+    }
+
+    pub fn errors(&self) -> &[FieldError] {
+        match self {
+            Outcome::Mapped(_) => &[],
+            Outcome::Failed(f) => &f.errors,
+        }
+    }
+}
