@@ -8,7 +8,8 @@
 
 ENV ?= aws-account-henrique
 STAGE ?= master
-ZIP := target/lambda-stream.zip
+TARGET := $(or $(CARGO_TARGET_DIR),target)
+ZIP := $(TARGET)/lambda-stream.zip
 
 .PHONY: build package lint deploy test
 
@@ -16,11 +17,11 @@ build:
 	scripts/build-lambda
 
 package: build
-	rm -rf target/package && mkdir -p target/package
-	cp target/lambda/lambda-stream/bootstrap target/package/
-	cp environments.yaml target/package/
-	cp -r mappings target/package/
-	cd target/package && zip -qr ../lambda-stream.zip .
+	rm -rf $(TARGET)/package && mkdir -p $(TARGET)/package
+	cp $(TARGET)/lambda/lambda-stream/bootstrap $(TARGET)/package/
+	cp environments.yaml $(TARGET)/package/
+	cp -r mappings $(TARGET)/package/
+	cd $(TARGET)/package && zip -qr ../lambda-stream.zip .
 	@ls -l $(ZIP)
 
 lint:

@@ -138,6 +138,7 @@ async fn pass_through(sink: &KafkaSink, payload: Value, topic: &str) {
                 payload: v,
                 headers: input.source.headers.clone(),
                 origin: Origin::of(&input.source),
+                failure: None,
             }),
             _ => None,
         })

@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 
 use crate::pipeline::{BatchReport, Pipeline};
 use crate::record;
-use crate::route::Router;
 use crate::sink::{KafkaSink, Sink};
 
 /// What an invocation can fail with (the batch is then retried by Lambda).
@@ -115,22 +114,10 @@ pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
     Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
-/// Logs as JSON in Lambda (one object per line, CloudWatch-friendly), as text elsewhere.
-pub fn init_logging(json_lines: bool, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json_lines {
-        builder.json().with_current_span(false).without_time().with_ansi(false).try_init()
-    } else {
-        builder.with_ansi(false).try_init()
-    };
-}
-
 /// Cold start, then serve the Lambda Runtime API until the process is stopped. `started` is taken
 /// first thing in `main`, so `init_ms` covers runtime setup, settings, mapping and producer.
 pub async fn run(started: Instant) -> Result<(), lambda_runtime::Error> {
-    init_logging(true, "info");
+    crate::logging::init(true, "info");
     let function = match cold_start().await {
         Ok(f) => f,
         Err(e) => {
@@ -156,30 +143,16 @@ pub async fn run(started: Instant) -> Result<(), lambda_runtime::Error> {
 /// Reads settings (resolving `parameter://` values from SSM), compiles the mapping and creates the
 /// producer: one clear error if any fails.
 pub async fn cold_start() -> Result<Function<KafkaSink>, ColdStartError> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let settings = crate::config::ssm::settings_with_parameters(env, crate::config::ssm::lambda_client).await?;
+    let layers = crate::config::Layers::environment();
+    let settings =
+        crate::config::ssm::settings_with_parameters(|name: &str| layers.get(name), crate::config::ssm::lambda_client)
+            .await?;
     let (_, plan) = crate::plan::load_file(&settings.mapping_file)?;
     let sink = KafkaSink::new(&settings.producer)?;
     Ok(Function {
-        pipeline: Pipeline::new(
-            plan,
-            Router {
-                topic_ok: settings.topic_ok.clone(),
-                topic_fail: settings.topic_fail.clone(),
-                function_name: settings.lambda_name.clone(),
-                function_env: settings.lambda_env.clone(),
-            },
-        ),
+        pipeline: Pipeline::new(plan, settings.router()),
         sink,
         partial_batch: settings.partial_batch,
         delivery_margin: Duration::from_millis(settings.delivery_margin_ms),
     })
-}
-
-/// The process's peak resident memory in MiB (Linux `VmHWM`), for reports; `None` elsewhere.
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }

@@ -4,7 +4,8 @@
 //! validate them. It is loaded and compiled once; every record then runs through the compiled plan,
 //! and the result goes to the *ok* topic or, with every error explained, to the *fail* topic.
 //!
-//! Module map (data flows top to bottom):
+//! Module map, in layers (each uses only those above it in this list; `tests/architecture.rs`
+//! checks that there is no cycle). `docs/architecture.md` says why it is shaped so.
 //! - [`diagnostic`] — positions (`line:col`) and located problems shared by loading and compiling.
 //! - [`yaml`] — YAML with positions and unknown-key checks, for the spec and `environments.yaml`.
 //! - [`spec`] — the mapping file as written: YAML → spec types with positions; shape checks only.
@@ -13,14 +14,15 @@
 //! - [`record`] — Lambda Kafka event → inputs (base64, signed header bytes, tombstones), lenient
 //!   per record so one bad record never fails a batch.
 //! - [`route`] — `(input, outcome)` → ok message or fail envelope with `lambda-stream.error.*` headers.
+//! - [`msk_iam`] — SigV4-signed SASL/OAUTHBEARER tokens for MSK IAM authentication.
 //! - [`sink`] — where messages go: `KafkaSink` (with `worker`, the only `rdkafka` user), memory.
 //! - [`pipeline`] — one batch end to end, shared by the Lambda, `process` and the worker.
-//! - [`config`] — settings read once at cold start.
-//! - [`msk_iam`] — SigV4-signed SASL/OAUTHBEARER tokens for MSK IAM authentication.
+//! - [`config`] — settings resolved once: flags over environment over `environments.yaml`.
+//! - [`logging`] — log set-up shared by every entry.
 //! - [`lambda`] — the AWS Lambda entry (the only `lambda_runtime` import).
 //! - [`worker`] — `lambda-stream run`: the same pipeline fed by a Kafka consumer group, committing
 //!   offsets only after delivery (or inside a transaction with `--exactly-once`).
-//! - [`cli`] — the command line: `validate-mapping`, `process` (the local dry run).
+//! - [`cli`] — the command line, one module per command.
 
 // `unsafe` is refused everywhere but in the few functions that allow it by name, each with the
 // argument for its soundness: the SSE2 string scan, the scanner's already-checked UTF-8, and the
@@ -31,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod diagnostic;
 pub mod lambda;
+pub mod logging;
 pub mod msk_iam;
 pub mod pipeline;
 pub mod plan;

@@ -38,8 +38,26 @@ pub struct BatchReport {
     pub undelivered: Vec<(Origin, SinkError)>,
 }
 
-/// Below this many records a batch is mapped on the calling thread (threads cost more than they save).
+/// Each thread gets at least this many records; a smaller batch is mapped on the calling thread
+/// (threads cost more than they save).
 const PARALLEL_THRESHOLD: usize = 256;
+
+/// Splits `items` into contiguous chunks, one per thread (at most `threads`, each of at least
+/// [`PARALLEL_THRESHOLD`] items), runs `work(first_index, chunk)` on each, and returns the results
+/// in input order. The chunked parallel mapping shared by batches and the dry run on files.
+pub fn map_chunks<T: Sync, R: Send>(items: &[T], threads: usize, work: impl Fn(usize, &[T]) -> R + Sync) -> Vec<R> {
+    let workers = threads.min(items.len().div_ceil(PARALLEL_THRESHOLD)).max(1);
+    if workers == 1 {
+        return vec![work(0, items)];
+    }
+    let chunk = items.len().div_ceil(workers);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let parts: Vec<_> =
+            items.chunks(chunk).enumerate().map(|(i, part)| scope.spawn(move || work(i * chunk, part))).collect();
+        parts.into_iter().map(|p| p.join().expect("mapping never panics")).collect()
+    })
+}
 
 impl Pipeline {
     /// A pipeline that maps large batches on every available core.
@@ -51,20 +69,13 @@ impl Pipeline {
     /// Maps and routes every input, on all available cores, keeping input order (and so the order
     /// within each source partition).
     pub fn route_all(&self, inputs: &[Input]) -> Vec<Routed> {
-        let workers = self.threads.max(1);
-        if workers == 1 || inputs.len() < PARALLEL_THRESHOLD {
-            return inputs.iter().map(|i| self.router.route(&self.plan, i)).collect();
+        let parts = map_chunks(inputs, self.threads, |_, part| {
+            part.iter().map(|i| self.router.route(&self.plan, i)).collect::<Vec<_>>()
+        });
+        match <[Vec<Routed>; 1]>::try_from(parts) {
+            Ok([one]) => one,
+            Err(parts) => parts.into_iter().flatten().collect(),
         }
-        let chunk = inputs.len().div_ceil(workers);
-        std::thread::scope(|scope| {
-            let parts: Vec<_> = inputs
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || part.iter().map(|i| self.router.route(&self.plan, i)).collect::<Vec<_>>())
-                })
-                .collect();
-            parts.into_iter().flat_map(|p| p.join().expect("routing never panics")).collect()
-        })
     }
 
     /// Maps and routes a batch and counts it (`duration_ms` left at zero); logs each failed
@@ -106,17 +117,12 @@ impl Pipeline {
 /// One warning per failed record: its position, stage and `field:rule` pairs. Rules and field
 /// names only, never messages or values, so nothing from the payload reaches the logs.
 fn log_failed_record(m: &OutMessage) {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        stage: String,
-        errors: Vec<crate::plan::FieldError>,
-    }
-    let Ok(envelope) = serde_json::from_slice::<Envelope>(&m.payload) else { return };
+    let Some(failure) = &m.failure else { return };
     let rules: Vec<String> =
-        envelope.errors.iter().map(|e| format!("{}:{}", e.field.as_deref().unwrap_or("-"), e.rule)).collect();
+        failure.errors.iter().map(|e| format!("{}:{}", e.field.as_deref().unwrap_or("-"), e.rule)).collect();
     tracing::warn!(
         topic = %m.origin.topic, partition = m.origin.partition, offset = m.origin.offset,
-        stage = %envelope.stage, rules = %rules.join(","), "record routed to the fail topic"
+        stage = failure.stage.as_str(), rules = %rules.join(","), "record routed to the fail topic"
     );
 }
 

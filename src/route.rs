@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Serialize;
 
-use crate::plan::{FieldError, Outcome, Plan, Stage};
+use crate::plan::{Failure, FieldError, Outcome, Plan, Stage};
 use crate::record::{Input, Payload, Source};
 
 /// A message to produce, with the position of the input it came from.
@@ -21,6 +21,9 @@ pub struct OutMessage {
     pub headers: Vec<(String, Vec<u8>)>,
     /// The input record's position (for logs, accounting and partial-batch responses).
     pub origin: Origin,
+    /// Why the record failed, exactly when `route` is `Fail`: kept as data next to the envelope
+    /// written from it, so logs and the dry run never parse the envelope back.
+    pub failure: Option<Failure>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -136,17 +139,12 @@ impl Router {
             Payload::Tombstone => Routed::Skipped(Origin::of(&input.source)),
             Payload::Value(bytes) => Routed::Message(match plan.apply(bytes) {
                 Outcome::Mapped(m) => self.ok_message(plan, &input.source, m.value, m.key),
-                Outcome::Failed(f) => self.fail_message(plan, &input.source, f.stage, &f.errors, Some(bytes)),
+                Outcome::Failed(f) => self.fail_message(plan, &input.source, f, Some(bytes)),
             }),
             Payload::Undecodable { reason, raw } => {
-                let errors = [FieldError { field: None, rule: "record".into(), message: reason.clone() }];
-                Routed::Message(self.fail_message(
-                    plan,
-                    &input.source,
-                    Stage::Decode,
-                    &errors,
-                    raw.as_deref().map(str::as_bytes),
-                ))
+                let errors = vec![FieldError { field: None, rule: "record".into(), message: reason.clone() }];
+                let failure = Failure { stage: Stage::Decode, errors };
+                Routed::Message(self.fail_message(plan, &input.source, failure, raw.as_deref().map(str::as_bytes)))
             }
         }
     }
@@ -161,17 +159,12 @@ impl Router {
             payload: value,
             headers,
             origin: Origin::of(source),
+            failure: None,
         }
     }
 
-    fn fail_message(
-        &self,
-        plan: &Plan,
-        source: &Source,
-        stage: Stage,
-        errors: &[FieldError],
-        value: Option<&[u8]>,
-    ) -> OutMessage {
+    fn fail_message(&self, plan: &Plan, source: &Source, failure: Failure, value: Option<&[u8]>) -> OutMessage {
+        let (stage, errors) = (failure.stage, failure.errors.as_slice());
         let (key, key_encoding) = match &source.key {
             Some(k) => {
                 let (text, encoding) = text_or_base64(k);
@@ -219,6 +212,7 @@ impl Router {
             payload,
             headers,
             origin: Origin::of(source),
+            failure: Some(failure),
         }
     }
 }

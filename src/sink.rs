@@ -446,6 +446,7 @@ mod tests {
                 partition: 0,
                 offset: Some(i64::from(n)),
             },
+            failure: None,
         };
         let messages = [message(1), message(2)];
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();

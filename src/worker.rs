@@ -757,6 +757,7 @@ fn pass_through(input: &mut Input, topic_ok: &str) -> Option<OutMessage> {
             payload: std::mem::take(v),
             headers: input.source.headers.clone(),
             origin: crate::route::Origin::of(&input.source),
+            failure: None,
         }),
         _ => None,
     }
@@ -796,6 +797,7 @@ mod tests {
                 partition: 0,
                 offset: Some(offset),
             },
+            failure: None,
         }
     }
 

@@ -281,7 +281,7 @@ fn scram_brokers() -> String {
 }
 
 fn scram_function(password: &str, ok: &str, fail: &str) -> Function<KafkaSink> {
-    use lambda_stream::config::{FunctionSettings, NoParameterStore};
+    use lambda_stream::config::{NoParameterStore, Settings};
     let brokers = scram_brokers();
     let secret = format!(r#"{{"username": "lambda-stream", "password": "{password}"}}"#);
     let vars = [
@@ -297,11 +297,9 @@ fn scram_function(password: &str, ok: &str, fail: &str) -> Function<KafkaSink> {
         ("KAFKA_SCRAM_SECRET", secret.as_str()),
         ("KAFKA_MESSAGE_TIMEOUT_MS", "10000"),
     ];
-    let settings = FunctionSettings::from_lookup(
-        |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()),
-        &NoParameterStore,
-    )
-    .unwrap();
+    let settings =
+        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()), &NoParameterStore)
+            .unwrap();
     let (_, plan) = plan::load_file(&root().join("mappings/orders-to-billing.yaml")).unwrap();
     Function {
         pipeline: Pipeline::new(

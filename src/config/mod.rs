@@ -1,6 +1,9 @@
-//! The function's settings, read once at cold start.
+//! Settings, resolved in one place for every entry (the Lambda function, `process`, `run`):
+//! command-line flags over environment variables over `environments.yaml`, with `parameter://`
+//! values read from SSM, into one [`Settings`] from which the router, the producer and the
+//! worker's options are built. Read once at start-up.
 //!
-//! Environment variables (names as the seed project uses them where it has them):
+//! Environment variables (each flag of `lambda-stream run` overrides the one it names):
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
@@ -15,6 +18,8 @@
 //! | `MSK_IAM_REGION` | region MSK IAM tokens are signed for | `AWS_REGION` |
 //! | `SOURCE_TOPICS` | topics the worker consumes (comma-separated) | `source_topics` |
 //! | `DELIVERY_MARGIN_MS` | stop waiting for deliveries this long before Lambda's deadline | 1000 |
+//! | `CONSUMER_GROUP` | the worker's consumer group | — |
+//! | `WORKER_CONCURRENCY`, `WORKER_MAX_BATCH` | the worker's mapping threads and largest batch | all cores, 5000 |
 //!
 //! With an `environments.yaml` (`ENVIRONMENTS_FILE`, else `$LAMBDA_TASK_ROOT/environments.yaml`, else
 //! `./environments.yaml`; `ENVIRONMENTS_FILE=none` uses none), `LAMBDA_ENV` (and `LAMBDA_STAGE` when an account has several stages)
@@ -62,8 +67,9 @@ impl ParameterResolver for NoParameterStore {
     }
 }
 
+/// Everything an entry needs, resolved: flags over variables over `environments.yaml`.
 #[derive(Clone, Debug)]
-pub struct FunctionSettings {
+pub struct Settings {
     pub lambda_name: String,
     pub lambda_env: String,
     pub mapping_file: PathBuf,
@@ -74,6 +80,48 @@ pub struct FunctionSettings {
     pub delivery_margin_ms: u64,
     /// Topics to consume (the worker; in Lambda the event source mapping names them).
     pub source_topics: Vec<String>,
+    /// The worker's consumer group.
+    pub consumer_group: Option<String>,
+    /// The worker's mapping threads (default: all cores).
+    pub worker_concurrency: Option<usize>,
+    /// The worker's largest batch.
+    pub worker_max_batch: Option<usize>,
+}
+
+/// The layers a setting is looked up in, first match wins: command-line flags (by the name of the
+/// variable each overrides), then the process environment (empty values count as unset), then
+/// the entry's own defaults.
+pub struct Layers {
+    pub flags: Vec<(&'static str, String)>,
+    pub defaults: Vec<(&'static str, String)>,
+}
+
+impl Layers {
+    /// The environment alone: the Lambda function.
+    pub fn environment() -> Self {
+        Layers { flags: Vec::new(), defaults: Vec::new() }
+    }
+
+    /// For a command run outside Lambda: `flags` first. Without a named environment (`--env` or
+    /// `LAMBDA_ENV`) the environments file is not read, so a checkout's `environments.yaml` never
+    /// leaks into a flags-only run; names default to local ones.
+    pub fn command_line(flags: Vec<(&'static str, Option<String>)>, default_name: &str) -> Self {
+        let flags: Vec<(&'static str, String)> = flags.into_iter().filter_map(|(k, v)| Some((k, v?))).collect();
+        let mut layers = Layers { flags, defaults: Vec::new() };
+        if layers.get("LAMBDA_ENV").is_none() {
+            layers.defaults.push(("ENVIRONMENTS_FILE", "none".into()));
+        }
+        layers.defaults.push(("LAMBDA_ENV", "local".into()));
+        layers.defaults.push(("LAMBDA_NAME", default_name.into()));
+        layers
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        let find = |list: &[(&'static str, String)]| list.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone());
+        find(&self.flags)
+            .or_else(|| std::env::var(name).ok().filter(|v| !v.is_empty()))
+            .or_else(|| find(&self.defaults))
+    }
 }
 
 /// Where the environments file is, if there is one. `ENVIRONMENTS_FILE=none` means no file, even
@@ -86,7 +134,7 @@ fn environments_file(get: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
     candidates.into_iter().flatten().map(|dir| dir.join("environments.yaml")).find(|p| p.is_file())
 }
 
-impl FunctionSettings {
+impl Settings {
     /// Settings from the process environment and, when present, `environments.yaml`.
     pub fn from_env(resolver: &dyn ParameterResolver) -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()), resolver)
@@ -192,7 +240,7 @@ impl FunctionSettings {
                 _ => return Err(ConfigError::Missing { key: "mapping", var: "MAPPING_FILE", context }),
             },
         };
-        Ok(FunctionSettings {
+        Ok(Settings {
             lambda_name,
             lambda_env: get("LAMBDA_ENV").ok_or_else(|| ConfigError::Missing {
                 key: "lambda_env",
@@ -209,7 +257,31 @@ impl FunctionSettings {
                 Some(list) => list.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
                 None => env.map(|e| e.source_topics.iter().map(|t| t.value.clone()).collect()).unwrap_or_default(),
             },
+            consumer_group: get("CONSUMER_GROUP"),
+            worker_concurrency: positive(&get, "WORKER_CONCURRENCY")?,
+            worker_max_batch: positive(&get, "WORKER_MAX_BATCH")?,
         })
+    }
+
+    /// The names that go into every fail record, and the destination topics.
+    pub fn router(&self) -> crate::route::Router {
+        crate::route::Router {
+            topic_ok: self.topic_ok.clone(),
+            topic_fail: self.topic_fail.clone(),
+            function_name: self.lambda_name.clone(),
+            function_env: self.lambda_env.clone(),
+        }
+    }
+}
+
+/// A count that must be positive when given.
+fn positive(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<usize>, ConfigError> {
+    match get(name) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(ConfigError::Invalid { name, value: v, why: "expected a positive number".into() }),
+        },
     }
 }
 
@@ -377,9 +449,46 @@ mod tests {
         pairs.to_vec()
     }
 
+    /// Flags win over the environment, which wins over an entry's defaults (PATH is set in any
+    /// test process; the `LAMBDA_STREAM_TEST_…` names in none).
+    #[test]
+    fn layers_take_flags_then_the_environment_then_defaults() {
+        let path = std::env::var("PATH").unwrap();
+        let layers = Layers {
+            flags: vec![("LAMBDA_STREAM_TEST_FLAG", "from the flag".into())],
+            defaults: vec![("PATH", "a default".into()), ("LAMBDA_STREAM_TEST_DEFAULT", "d".into())],
+        };
+        assert_eq!(layers.get("LAMBDA_STREAM_TEST_FLAG").as_deref(), Some("from the flag"));
+        assert_eq!(layers.get("PATH"), Some(path), "the environment over a default");
+        assert_eq!(layers.get("LAMBDA_STREAM_TEST_DEFAULT").as_deref(), Some("d"));
+        assert_eq!(layers.get("LAMBDA_STREAM_TEST_NOTHING"), None);
+        let over = Layers { flags: vec![("PATH", "flag".into())], defaults: Vec::new() };
+        assert_eq!(over.get("PATH").as_deref(), Some("flag"), "a flag over the environment");
+    }
+
+    #[test]
+    fn a_command_line_reads_the_environments_file_only_for_a_named_environment() {
+        let flags_only = Layers::command_line(vec![("TOPIC_OK", Some("out".into())), ("TOPIC_FAIL", None)], "w");
+        assert_eq!(flags_only.get("TOPIC_OK").as_deref(), Some("out"));
+        assert_eq!(flags_only.get("TOPIC_FAIL"), None, "an absent flag is no value");
+        if std::env::var_os("LAMBDA_ENV").is_none() {
+            assert_eq!(flags_only.get("ENVIRONMENTS_FILE").as_deref(), Some("none"));
+            assert_eq!(flags_only.get("LAMBDA_ENV").as_deref(), Some("local"));
+        }
+        let named = Layers::command_line(vec![("LAMBDA_ENV", Some("acme".into()))], "w");
+        assert_eq!(named.get("LAMBDA_ENV").as_deref(), Some("acme"));
+        if std::env::var_os("ENVIRONMENTS_FILE").is_none() {
+            assert_eq!(named.get("ENVIRONMENTS_FILE"), None, "the file is looked for as usual");
+        }
+        assert_eq!(
+            named.get("LAMBDA_NAME").as_deref().filter(|_| std::env::var_os("LAMBDA_NAME").is_none()),
+            Some("w")
+        );
+    }
+
     #[test]
     fn reads_required_settings_with_defaults() {
-        let s = FunctionSettings::from_lookup(lookup(&without_file(BASE)), &NoParameterStore).unwrap();
+        let s = Settings::from_lookup(lookup(&without_file(BASE)), &NoParameterStore).unwrap();
         assert_eq!(s.lambda_name, "fn");
         assert_eq!(s.producer.brokers, "b1:9092");
         assert!(!s.partial_batch);
@@ -390,19 +499,16 @@ mod tests {
     #[test]
     fn names_the_missing_or_invalid_setting() {
         let without: Vec<_> = without_file(BASE).into_iter().filter(|(k, _)| *k != "TOPIC_FAIL").collect();
-        let e = FunctionSettings::from_lookup(lookup(&without), &NoParameterStore).unwrap_err();
+        let e = Settings::from_lookup(lookup(&without), &NoParameterStore).unwrap_err();
         assert_eq!(e.to_string(), "missing required setting `topic_fail` (environment variable TOPIC_FAIL)");
         let mut bad = without_file(BASE);
         bad.push(("PARTIAL_BATCH_RESPONSE", "yes please"));
-        let e = FunctionSettings::from_lookup(lookup(&bad), &NoParameterStore).unwrap_err();
+        let e = Settings::from_lookup(lookup(&bad), &NoParameterStore).unwrap_err();
         assert!(e.to_string().contains("PARTIAL_BATCH_RESPONSE"), "{e}");
         let mut bad = without_file(BASE);
         bad.push(("KAFKA_LINGER_MS", "soon"));
         assert!(
-            FunctionSettings::from_lookup(lookup(&bad), &NoParameterStore)
-                .unwrap_err()
-                .to_string()
-                .contains("KAFKA_LINGER_MS")
+            Settings::from_lookup(lookup(&bad), &NoParameterStore).unwrap_err().to_string().contains("KAFKA_LINGER_MS")
         );
     }
 
@@ -442,7 +548,7 @@ mod tests {
         let mut pairs = without_file(BASE);
         pairs.push(("KAFKA_SECURITY", "sasl_scram"));
         pairs.push(("KAFKA_SCRAM_SECRET", r#"{"username": "svc", "password": "hunter2-secret"}"#));
-        let s = FunctionSettings::from_lookup(lookup(&pairs), &NoParameterStore).unwrap();
+        let s = Settings::from_lookup(lookup(&pairs), &NoParameterStore).unwrap();
         let get = |k: &str| s.producer.extra.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("security.protocol"), Some("sasl_ssl"));
         assert_eq!(get("sasl.mechanism"), Some("SCRAM-SHA-512"));
@@ -454,19 +560,19 @@ mod tests {
 
         let mut plain = pairs.clone();
         plain.push(("KAFKA_TLS", "false"));
-        let s = FunctionSettings::from_lookup(lookup(&plain), &NoParameterStore).unwrap();
+        let s = Settings::from_lookup(lookup(&plain), &NoParameterStore).unwrap();
         assert!(s.producer.extra.contains(&("security.protocol".into(), "sasl_plaintext".into())));
 
         let mut bad = without_file(BASE);
         bad.push(("KAFKA_SECURITY", "sasl_scram"));
         bad.push(("KAFKA_SCRAM_SECRET", "user:hunter2-secret"));
-        let e = FunctionSettings::from_lookup(lookup(&bad), &NoParameterStore).unwrap_err().to_string();
+        let e = Settings::from_lookup(lookup(&bad), &NoParameterStore).unwrap_err().to_string();
         assert!(e.contains("KAFKA_SCRAM_SECRET") && e.contains("not JSON") && !e.contains("hunter2"), "{e}");
 
         let mut tls = without_file(BASE);
         tls.push(("KAFKA_SECURITY", "tls"));
         tls.push(("KAFKA_CA_BUNDLE", "/etc/ca.pem"));
-        let s = FunctionSettings::from_lookup(lookup(&tls), &NoParameterStore).unwrap();
+        let s = Settings::from_lookup(lookup(&tls), &NoParameterStore).unwrap();
         assert_eq!(
             s.producer.extra,
             vec![
@@ -480,10 +586,10 @@ mod tests {
     fn iam_uses_oauthbearer_signed_for_the_lambda_region() {
         let mut pairs = without_file(BASE);
         pairs.push(("KAFKA_SECURITY", "iam"));
-        let e = FunctionSettings::from_lookup(lookup(&pairs), &NoParameterStore).unwrap_err().to_string();
+        let e = Settings::from_lookup(lookup(&pairs), &NoParameterStore).unwrap_err().to_string();
         assert!(e.contains("AWS_REGION") && e.contains("MSK_IAM_REGION"), "{e}");
         pairs.push(("AWS_REGION", "sa-east-1"));
-        let s = FunctionSettings::from_lookup(lookup(&pairs), &NoParameterStore).unwrap();
+        let s = Settings::from_lookup(lookup(&pairs), &NoParameterStore).unwrap();
         assert_eq!(s.producer.msk_iam_region.as_deref(), Some("sa-east-1"));
         assert_eq!(
             s.producer.extra,
@@ -493,7 +599,7 @@ mod tests {
             ]
         );
         pairs.push(("MSK_IAM_REGION", "us-east-1"));
-        let s = FunctionSettings::from_lookup(lookup(&pairs), &NoParameterStore).unwrap();
+        let s = Settings::from_lookup(lookup(&pairs), &NoParameterStore).unwrap();
         assert_eq!(s.producer.msk_iam_region.as_deref(), Some("us-east-1"));
     }
 
@@ -501,7 +607,7 @@ mod tests {
     fn selects_the_environment_and_lets_variables_override() {
         let (path, _dir) = environments(FILE);
         let p = path.to_str().unwrap();
-        let s = FunctionSettings::from_lookup(
+        let s = Settings::from_lookup(
             lookup(&[("ENVIRONMENTS_FILE", p), ("LAMBDA_ENV", "acme"), ("LAMBDA_STAGE", "master")]),
             &FakeStore,
         )
@@ -511,7 +617,7 @@ mod tests {
         assert_eq!(s.topic_ok, "out");
         assert!(s.partial_batch);
         assert_eq!(s.mapping_file, path.parent().unwrap().join("m.yaml"), "relative to the file");
-        let s = FunctionSettings::from_lookup(
+        let s = Settings::from_lookup(
             lookup(&[
                 ("ENVIRONMENTS_FILE", p),
                 ("LAMBDA_ENV", "acme"),
@@ -531,8 +637,7 @@ mod tests {
     fn errors_name_the_file_the_key_and_the_environment() {
         let (path, _dir) = environments(FILE);
         let p = path.to_str().unwrap();
-        let e =
-            |pairs: &[(&str, &str)]| FunctionSettings::from_lookup(lookup(pairs), &FakeStore).unwrap_err().to_string();
+        let e = |pairs: &[(&str, &str)]| Settings::from_lookup(lookup(pairs), &FakeStore).unwrap_err().to_string();
         let unknown = e(&[("ENVIRONMENTS_FILE", p), ("LAMBDA_ENV", "acmee")]);
         assert!(
             unknown.contains(p) && unknown.contains("unknown environment `acmee`") && unknown.contains("acme"),

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use aws_sdk_ssm::Client;
 
-use super::{ConfigError, FunctionSettings, ParameterResolver};
+use super::{ConfigError, ParameterResolver, Settings};
 
 /// Answers every reference with a placeholder and remembers the names asked for.
 #[derive(Default)]
@@ -80,15 +80,15 @@ pub async fn fetch(client: &Client, names: &[String]) -> FetchedParameters {
 pub async fn settings_with_parameters(
     get: impl Fn(&str) -> Option<String>,
     client: impl AsyncFnOnce() -> Client,
-) -> Result<FunctionSettings, ConfigError> {
+) -> Result<Settings, ConfigError> {
     let recorder = RecordingResolver::default();
-    FunctionSettings::from_lookup(&get, &recorder)?;
+    Settings::from_lookup(&get, &recorder)?;
     let names = recorder.names.into_inner();
     if names.is_empty() {
-        return FunctionSettings::from_lookup(&get, &super::NoParameterStore);
+        return Settings::from_lookup(&get, &super::NoParameterStore);
     }
     let fetched = fetch(&client().await, &names).await;
-    FunctionSettings::from_lookup(&get, &fetched)
+    Settings::from_lookup(&get, &fetched)
 }
 
 /// The SSM client of a Lambda: region and credentials from the function's environment.

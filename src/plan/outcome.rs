@@ -53,7 +53,8 @@ pub struct Mapped {
     pub key: Option<Vec<u8>>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// Why a record failed: where, and every error found.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     pub stage: Stage,
     pub errors: Vec<FieldError>,

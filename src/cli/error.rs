@@ -1,0 +1,40 @@
+//! What stops a command, and the exit code it gives.
+
+use std::io;
+use std::process::ExitCode;
+
+use crate::plan;
+
+/// Problems that stop a command (as opposed to records that fail, which are output).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: io::Error },
+    #[error("cannot write output: {0}")]
+    Write(#[from] io::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(io::Error),
+    #[error("{0}")]
+    Mapping(#[from] plan::LoadError),
+    #[error("{0}")]
+    Event(#[from] crate::lambda::HandlerError),
+    #[error("{0}")]
+    Sink(#[from] crate::sink::SinkError),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Worker(#[from] crate::worker::WorkerError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Mapping(plan::LoadError::Invalid { .. }) => ExitCode::from(1),
+            // A worker that stops on an infrastructure failure: a supervisor should restart it.
+            CliError::Worker(_) => ExitCode::from(1),
+            _ => ExitCode::from(2),
+        }
+    }
+}

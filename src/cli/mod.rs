@@ -1,0 +1,105 @@
+//! The command line: argument parsing (clap), and one module per command.
+//!
+//! - [`validate`] — `validate-mapping` and `validate-config`: every problem as `FILE:LINE:COL`.
+//! - [`process`] — the local dry run on JSON lines or a saved Lambda event.
+//! - [`run`] — `lambda-stream run`, the consumer-group worker, and its watchdog.
+//!
+//! Exit codes follow compiler conventions: 0 success, 1 the input has problems (an invalid mapping,
+//! a failing embedded test), 2 usage errors and unreadable files.
+
+mod error;
+pub mod process;
+pub mod run;
+pub mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use error::CliError;
+pub use run::RunArgs;
+pub use validate::Format;
+
+#[derive(Debug, Parser)]
+#[command(name = "lambda-stream", version, about = "Config-driven mapping between two Kafka topics")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check mapping files: compile each one and run its embedded tests.
+    ValidateMapping {
+        /// Mapping files (YAML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Check environments files: every environment's settings, and the mapping each one names.
+    ValidateConfig {
+        /// environments.yaml files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Run a mapping locally: on JSON lines (dry run), or on a saved Lambda Kafka event through the
+    /// same handler code as the function (dry run, or produced to a real cluster with --brokers).
+    Process {
+        /// The mapping file.
+        #[arg(long)]
+        mapping: PathBuf,
+        /// JSON lines, one record value per line; `-` reads standard input.
+        #[arg(long, conflicts_with = "event", required_unless_present = "event")]
+        input: Option<PathBuf>,
+        /// A Lambda Kafka event (MSK or self-managed), as the function receives it.
+        #[arg(long)]
+        event: Option<PathBuf>,
+        /// Produce to this Kafka cluster instead of printing (with --event).
+        #[arg(long, requires_all = ["event", "topic_ok", "topic_fail"])]
+        brokers: Option<String>,
+        /// Destination topic for mapped records.
+        #[arg(long)]
+        topic_ok: Option<String>,
+        /// Destination topic for failed records.
+        #[arg(long)]
+        topic_fail: Option<String>,
+    },
+    /// Run as a Kafka consumer-group worker: consume, map, produce to the ok and fail topics, and
+    /// commit offsets only after delivery. Stops cleanly on SIGTERM or Ctrl-C.
+    Run(Box<RunArgs>),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        None => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let _ = cmd.print_help();
+            ExitCode::from(2)
+        }
+        Some(Command::ValidateMapping { files, format }) => validate::validate_mapping(&files, format),
+        Some(Command::ValidateConfig { files, format }) => validate::validate_config(&files, format),
+        Some(Command::Run(args)) => run::run_worker(*args).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "worker stopped");
+            eprintln!("lambda-stream: {e}");
+            e.exit_code()
+        }),
+        Some(Command::Process { mapping, input, event, brokers, topic_ok, topic_fail }) => {
+            let result = match (input, event) {
+                (Some(input), _) => process::process(&mapping, &input).map(|()| ExitCode::SUCCESS),
+                (None, Some(event)) => process::process_event(&mapping, &event, brokers, topic_ok, topic_fail),
+                (None, None) => unreachable!("clap requires --input or --event"),
+            };
+            result.unwrap_or_else(|e| {
+                eprintln!("lambda-stream: {e}");
+                e.exit_code()
+            })
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! `process`: the local dry run, on JSON lines or on a saved Lambda Kafka event through the
+//! handler's own code (printing routed records, or producing to a real cluster with `--brokers`).
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use super::error::CliError;
+use crate::plan::{self, Outcome, Plan};
+
+/// Counts for the one-line summary on stderr.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub records: usize,
+    pub ok: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+pub fn process(mapping: &Path, input: &Path) -> Result<(), CliError> {
+    let (_spec, plan) = plan::load_file(mapping)?;
+    let text = read_input(input)?;
+    let started = Instant::now();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let tally = process_lines(&plan, &text, &mut out)?;
+    out.flush()?;
+    let secs = started.elapsed().as_secs_f64();
+    let rate = if secs > 0.0 { tally.records as f64 / secs } else { 0.0 };
+    eprintln!(
+        "{} records: {} ok, {} failed, {} skipped (blank lines) in {:.1} ms ({:.0} records/s)",
+        tally.records,
+        tally.ok,
+        tally.failed,
+        tally.skipped,
+        secs * 1000.0,
+        rate
+    );
+    Ok(())
+}
+
+fn read_input(input: &Path) -> Result<Vec<u8>, CliError> {
+    let shown = input.display().to_string();
+    let read_err = |source| CliError::Read { path: shown.clone(), source };
+    if input == Path::new("-") {
+        let mut buf = Vec::new();
+        io::stdin().lock().read_to_end(&mut buf).map_err(read_err)?;
+        Ok(buf)
+    } else {
+        std::fs::read(input).map_err(read_err)
+    }
+}
+
+/// Maps every line, using all cores, and writes the results in input order.
+pub fn process_lines(plan: &Plan, text: &[u8], out: &mut impl Write) -> Result<Tally, CliError> {
+    let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).collect();
+    let lines = match lines.last() {
+        Some([]) => &lines[..lines.len() - 1],
+        _ => &lines[..],
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rendered = crate::pipeline::map_chunks(lines, threads, |first, part| render_chunk(plan, part, first));
+    let mut tally = Tally::default();
+    for (bytes, t) in rendered {
+        out.write_all(&bytes)?;
+        tally.records += t.records;
+        tally.ok += t.ok;
+        tally.failed += t.failed;
+        tally.skipped += t.skipped;
+    }
+    Ok(tally)
+}
+
+/// A failed record in the dry run's output; a struct so `route` comes first.
+#[derive(serde::Serialize)]
+struct FailLine<'a> {
+    route: &'static str,
+    line: usize,
+    stage: plan::Stage,
+    errors: &'a [plan::FieldError],
+}
+
+fn render_chunk(plan: &Plan, lines: &[&[u8]], first_index: usize) -> (Vec<u8>, Tally) {
+    let mut out = Vec::with_capacity(lines.len() * 512);
+    let mut tally = Tally::default();
+    for (i, line) in lines.iter().enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            tally.skipped += 1;
+            continue;
+        }
+        tally.records += 1;
+        let line_no = first_index + i + 1;
+        match plan.apply(line) {
+            Outcome::Mapped(m) => {
+                tally.ok += 1;
+                out.extend_from_slice(format!(r#"{{"route":"ok","line":{line_no}"#).as_bytes());
+                if let Some(key) = &m.key {
+                    out.extend_from_slice(br#","key":"#);
+                    serde_json::to_writer(&mut out, &String::from_utf8_lossy(key)).expect("in-memory write");
+                }
+                out.extend_from_slice(br#","value":"#);
+                out.extend_from_slice(&m.value);
+                out.extend_from_slice(b"}\n");
+            }
+            Outcome::Failed(f) => {
+                tally.failed += 1;
+                let doc = FailLine { route: "fail", line: line_no, stage: f.stage, errors: &f.errors };
+                serde_json::to_writer(&mut out, &doc).expect("in-memory write");
+                out.push(b'\n');
+            }
+        }
+    }
+    (out, tally)
+}
+
+/// `process --event`: the Lambda handler's code on a saved event.
+pub fn process_event(
+    mapping: &Path,
+    event: &Path,
+    brokers: Option<String>,
+    topic_ok: Option<String>,
+    topic_fail: Option<String>,
+) -> Result<ExitCode, CliError> {
+    use crate::lambda::Function;
+    use crate::pipeline::Pipeline;
+    use crate::route::Router;
+    use crate::sink::{KafkaSink, MemorySink, ProducerSettings};
+
+    crate::logging::init(false, "error");
+    let (_, plan) = plan::load_file(mapping)?;
+    let text = read_input(event)?;
+    let payload: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| CliError::Event(crate::record::EventError::NotJson(e).into()))?;
+    // A dry run needs no cluster settings: only the names that go into fail records.
+    let layers = crate::config::Layers::command_line(Vec::new(), "lambda-stream-local");
+    let name = |n: &str| layers.get(n).unwrap_or_default();
+    let router = Router {
+        topic_ok: topic_ok.unwrap_or_else(|| "ok".into()),
+        topic_fail: topic_fail.unwrap_or_else(|| "fail".into()),
+        function_name: name("LAMBDA_NAME"),
+        function_env: name("LAMBDA_ENV"),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let pipeline = Pipeline::new(plan, router);
+    let margin = std::time::Duration::ZERO;
+    match brokers {
+        None => {
+            let function =
+                Function { pipeline, sink: MemorySink::default(), partial_batch: false, delivery_margin: margin };
+            let report = runtime.block_on(function.run_event(payload, deadline))?;
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            for routed in &report.routed {
+                out.write_all(&render_routed(routed))?;
+            }
+            out.flush()?;
+            let s = &report.summary;
+            eprintln!(
+                "{} records: {} ok, {} failed, {} skipped (tombstones) in {} ms",
+                s.received, s.ok, s.failed, s.skipped, s.duration_ms
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(brokers) => {
+            let sink = KafkaSink::new(&ProducerSettings::new(brokers))?;
+            let function = Function { pipeline, sink, partial_batch: false, delivery_margin: margin };
+            let started = Instant::now();
+            let response = runtime.block_on(function.handle(payload, deadline))?;
+            println!("{response}");
+            let peak = crate::logging::peak_rss_mib().map(|m| format!(", peak RSS {m:.1} MiB")).unwrap_or_default();
+            eprintln!("delivered in {:.1} ms{peak}", started.elapsed().as_secs_f64() * 1000.0);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// One dry-run line: route, source position, key, destination, and value or errors.
+pub fn render_routed(routed: &crate::route::Routed) -> Vec<u8> {
+    use crate::route::{Route, Routed, text_or_base64};
+    use serde_json::value::RawValue;
+
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        route: &'a str,
+        topic: &'a str,
+        partition: i32,
+        offset: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        value: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stage: Option<plan::Stage>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        errors: Option<&'a [plan::FieldError]>,
+    }
+
+    let line = match routed {
+        Routed::Skipped(o) => serde_json::to_vec(&Line {
+            route: "skip",
+            topic: &o.topic,
+            partition: o.partition,
+            offset: o.offset,
+            key: None,
+            to: None,
+            value: None,
+            stage: None,
+            errors: None,
+        }),
+        Routed::Message(m) => {
+            let value = match m.route {
+                // The mapped bytes as they are: spec order preserved.
+                Route::Ok => serde_json::from_slice::<&RawValue>(&m.payload).ok(),
+                Route::Fail => None,
+            };
+            let (stage, errors) = m.failure.as_ref().map(|f| (f.stage, f.errors.as_slice())).unzip();
+            serde_json::to_vec(&Line {
+                route: if m.route == Route::Ok { "ok" } else { "fail" },
+                topic: &m.origin.topic,
+                partition: m.origin.partition,
+                offset: m.origin.offset,
+                key: m.key.as_deref().map(|k| text_or_base64(k).0),
+                to: Some(&m.topic),
+                value,
+                stage,
+                errors,
+            })
+        }
+    };
+    let mut line = line.expect("a dry-run line always serialises");
+    line.push(b'\n');
+    line
+}

@@ -1,0 +1,180 @@
+//! `lambda-stream run`: the consumer-group worker, with settings from flags, the environment and
+//! `environments.yaml`, and a watchdog that exits when the loop stalls.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::error::CliError;
+use crate::plan;
+
+/// `lambda-stream run`'s flags; each overrides the environment variable in brackets, which
+/// overrides `environments.yaml` (used when `--env` or LAMBDA_ENV names an entry).
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The mapping file [MAPPING_FILE].
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// Bootstrap servers [MSK_SERVERS].
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Topics to consume, comma-separated [SOURCE_TOPICS].
+    #[arg(long)]
+    pub topics: Option<String>,
+    /// Consumer group id [CONSUMER_GROUP].
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Destination for mapped records [TOPIC_OK].
+    #[arg(long)]
+    pub topic_ok: Option<String>,
+    /// Destination for failed records [TOPIC_FAIL].
+    #[arg(long)]
+    pub topic_fail: Option<String>,
+    /// Environment (account) in environments.yaml [LAMBDA_ENV].
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Stage under the environment [LAMBDA_STAGE].
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// The environments file [ENVIRONMENTS_FILE] (default ./environments.yaml).
+    #[arg(long)]
+    pub environments: Option<PathBuf>,
+    /// Outputs and offsets commit atomically in one transaction per batch.
+    #[arg(long)]
+    pub exactly_once: bool,
+    /// The producer's transactional.id with --exactly-once (default: unique per process). Give a
+    /// restarted instance its old id so it fences the dead one at once.
+    #[arg(long, requires = "exactly_once")]
+    pub transactional_id: Option<String>,
+    /// Threads that map a batch [WORKER_CONCURRENCY] (default: all cores).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Largest batch [WORKER_MAX_BATCH].
+    #[arg(long)]
+    pub max_batch: Option<usize>,
+    /// Wait this long for a batch to fill once it has a record.
+    #[arg(long, default_value_t = 20)]
+    pub max_wait_ms: u64,
+    /// Give up (exit 1, nothing committed past the stuck records) after deliveries have failed
+    /// this long.
+    #[arg(long, default_value_t = 120)]
+    pub delivery_timeout_s: u64,
+    /// Seconds between progress lines (0: none).
+    #[arg(long, default_value_t = 10)]
+    pub stats_interval_s: u64,
+    /// Exit with status 1 when the loop stays this long in one step (a client call that never
+    /// returns), for the supervisor to restart the worker. Default: the longest bound of any
+    /// step (the message timeout + 5 s) plus 60 s.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(5..))]
+    pub stall_timeout_s: Option<u64>,
+    /// Extra librdkafka consumer property, `key=value` (repeatable).
+    #[arg(long = "consumer-property", value_name = "KEY=VALUE")]
+    pub consumer_properties: Vec<String>,
+    /// Extra librdkafka producer property, `key=value` (repeatable).
+    #[arg(long = "producer-property", value_name = "KEY=VALUE")]
+    pub producer_properties: Vec<String>,
+    /// Copy values unmapped to the ok topic (a mirror; the benchmark's baseline).
+    #[arg(long)]
+    pub pass_through: bool,
+    /// Log JSON lines instead of text.
+    #[arg(long)]
+    pub json_logs: bool,
+}
+
+fn properties(list: &[String], flag: &str) -> Result<Vec<(String, String)>, CliError> {
+    list.iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(CliError::Usage(format!("{flag} expects KEY=VALUE, found {p:?}"))),
+        })
+        .collect()
+}
+
+/// `lambda-stream run`: settings from flags, the environment and (with an environment named)
+/// `environments.yaml`, `parameter://` values from SSM; then the worker until a stop signal.
+pub fn run_worker(args: RunArgs) -> Result<ExitCode, CliError> {
+    use crate::worker::{Worker, WorkerOptions};
+
+    crate::logging::init(args.json_logs, "info");
+    let flags = vec![
+        ("MAPPING_FILE", args.mapping.as_ref().map(|p| p.display().to_string())),
+        ("MSK_SERVERS", args.brokers.clone()),
+        ("SOURCE_TOPICS", args.topics.clone()),
+        ("CONSUMER_GROUP", args.group.clone()),
+        ("TOPIC_OK", args.topic_ok.clone()),
+        ("TOPIC_FAIL", args.topic_fail.clone()),
+        ("LAMBDA_ENV", args.env.clone()),
+        ("LAMBDA_STAGE", args.stage.clone()),
+        ("ENVIRONMENTS_FILE", args.environments.as_ref().map(|p| p.display().to_string())),
+        ("WORKER_CONCURRENCY", args.concurrency.map(|n| n.to_string())),
+        ("WORKER_MAX_BATCH", args.max_batch.map(|n| n.to_string())),
+    ];
+    let layers = crate::config::Layers::command_line(flags, "lambda-stream-worker");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)?;
+    let settings = runtime.block_on(crate::config::ssm::settings_with_parameters(
+        |name: &str| layers.get(name),
+        crate::config::ssm::lambda_client,
+    ))?;
+    let group = settings
+        .consumer_group
+        .clone()
+        .ok_or_else(|| CliError::Usage("the consumer group is required: --group or CONSUMER_GROUP".into()))?;
+    if settings.source_topics.is_empty() {
+        return Err(CliError::Usage(
+            "no topics to consume: --topics, SOURCE_TOPICS or `source_topics` in environments.yaml".into(),
+        ));
+    }
+    let (_, plan) = plan::load_file(&settings.mapping_file)?;
+    let mut pipeline = crate::pipeline::Pipeline::new(plan, settings.router());
+    if let Some(n) = settings.worker_concurrency {
+        pipeline.threads = n;
+    }
+    let mut producer = settings.producer.clone();
+    producer.transactional_id = args.transactional_id.clone();
+    producer.extra.extend(properties(&args.producer_properties, "--producer-property")?);
+    let mut options = WorkerOptions::new(producer, settings.source_topics.clone(), group);
+    options.exactly_once = args.exactly_once;
+    if let Some(n) = settings.worker_max_batch {
+        options.max_batch = n;
+    }
+    options.max_wait = std::time::Duration::from_millis(args.max_wait_ms);
+    options.delivery_timeout = std::time::Duration::from_secs(args.delivery_timeout_s);
+    options.stats_interval = std::time::Duration::from_secs(args.stats_interval_s);
+    options.stall_timeout = args.stall_timeout_s.map(std::time::Duration::from_secs);
+    options.consumer_extra = properties(&args.consumer_properties, "--consumer-property")?;
+    options.pass_through = args.pass_through;
+    tracing::info!(
+        topics = %options.topics.join(","), group = %options.group, exactly_once = options.exactly_once,
+        topic_ok = %settings.topic_ok, topic_fail = %settings.topic_fail, mapping = %settings.mapping_file.display(),
+        "worker starting"
+    );
+    // The stream consumer spawns its wake-up task on the current runtime.
+    let _entered = runtime.enter();
+    let mut worker = Worker::new(pipeline, options)?;
+    watch_for_stalls(worker.heartbeat(), worker.stall_limit());
+    let totals = runtime.block_on(worker.run(crate::worker::shutdown_signal()))?;
+    // One machine-readable line on stdout for scripts and tests: the run's accounting.
+    println!("{}", serde_json::to_string(&totals).expect("totals serialise"));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exits the process when the worker's loop stays in one step far longer than any of its bounds
+/// (a client call that never returns). Nothing is lost: what was not committed is consumed again
+/// by the next member, and an open transaction is aborted when the next producer with its id
+/// starts. Silence would be worse: a stuck member keeps its partitions and reports nothing.
+fn watch_for_stalls(heartbeat: std::sync::Arc<crate::worker::Heartbeat>, limit: std::time::Duration) {
+    let watchdog = move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            if let Some((step, stalled)) = heartbeat.stalled(limit) {
+                tracing::error!(
+                    step,
+                    seconds = stalled.as_secs(),
+                    limit_s = limit.as_secs(),
+                    "worker stuck in one step longer than any of its bounds; exiting for a restart"
+                );
+                std::process::exit(1);
+            }
+        }
+    };
+    std::thread::Builder::new().name("watchdog".into()).spawn(watchdog).expect("a thread can be spawned");
+}

@@ -1,0 +1,216 @@
+//! `validate-mapping` and `validate-config`: compile-style reports (`FILE:LINE:COL: error: …`),
+//! `--format json`, exit 0 / 1 / 2.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use crate::diagnostic::Diagnostic;
+use crate::plan::{self, spec_tests};
+
+/// How a checker prints its report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// What `validate-mapping` found in one file.
+struct FileReport {
+    file: String,
+    unreadable: Option<String>,
+    diagnostics: Vec<Diagnostic>,
+    fields: usize,
+    tests: Vec<spec_tests::SpecTestResult>,
+}
+
+impl FileReport {
+    fn failed_tests(&self) -> usize {
+        self.tests.iter().filter(|t| t.failure.is_some()).count()
+    }
+    fn ok(&self) -> bool {
+        self.unreadable.is_none() && self.diagnostics.is_empty() && self.failed_tests() == 0
+    }
+}
+
+fn check_file(path: &Path) -> FileReport {
+    let file = path.display().to_string();
+    let mut report = FileReport { file, unreadable: None, diagnostics: Vec::new(), fields: 0, tests: Vec::new() };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            report.unreadable = Some(e.to_string());
+            return report;
+        }
+    };
+    match plan::load_str(&text) {
+        Ok((spec, plan)) => {
+            report.fields = plan.field_count();
+            report.tests = spec_tests::run(&spec, &plan);
+        }
+        Err(diagnostics) => report.diagnostics = diagnostics,
+    }
+    report
+}
+
+pub fn validate_mapping(files: &[PathBuf], format: Format) -> ExitCode {
+    let reports: Vec<FileReport> = files.iter().map(|f| check_file(f)).collect();
+    let tests_run: usize = reports.iter().map(|r| r.tests.len()).sum();
+    let tests_failed: usize = reports.iter().map(FileReport::failed_tests).sum();
+    let all_ok = reports.iter().all(FileReport::ok);
+    let unreadable = reports.iter().any(|r| r.unreadable.is_some());
+    let mut out = io::stdout().lock();
+    let written = match format {
+        Format::Text => write_text_report(&mut out, &reports, tests_run, tests_failed),
+        Format::Json => write_json_report(&mut out, &reports, all_ok, tests_run, tests_failed),
+    };
+    checker_exit(written.and_then(|()| out.flush()), unreadable, all_ok)
+}
+
+fn write_text_report(
+    out: &mut impl Write,
+    reports: &[FileReport],
+    tests_run: usize,
+    tests_failed: usize,
+) -> io::Result<()> {
+    for r in reports {
+        if let Some(e) = &r.unreadable {
+            writeln!(out, "{}: error: cannot read file: {e}", r.file)?;
+            continue;
+        }
+        for d in &r.diagnostics {
+            writeln!(out, "{}", d.render(&r.file))?;
+        }
+        for t in &r.tests {
+            if let Some(why) = &t.failure {
+                writeln!(out, "{}:{}:{}: error: test \"{}\" failed: {why}", r.file, t.pos.line, t.pos.col, t.name)?;
+            }
+        }
+        if r.diagnostics.is_empty() {
+            let passed = r.tests.len() - r.failed_tests();
+            let verdict = if r.ok() { "ok" } else { "FAILED" };
+            writeln!(out, "{}: {verdict} ({} fields, {passed}/{} tests passed)", r.file, r.fields, r.tests.len())?;
+        } else {
+            writeln!(out, "{}: {} problem(s); the mapping is refused", r.file, r.diagnostics.len())?;
+        }
+    }
+    let bad = reports.iter().filter(|r| !r.ok()).count();
+    writeln!(
+        out,
+        "{} file(s) checked, {bad} with problems; {tests_run} test(s) run, {tests_failed} failed",
+        reports.len()
+    )
+}
+
+fn write_json_report(
+    out: &mut impl Write,
+    reports: &[FileReport],
+    all_ok: bool,
+    tests_run: usize,
+    tests_failed: usize,
+) -> io::Result<()> {
+    let files: Vec<_> = reports
+        .iter()
+        .map(|r| {
+            json!({
+                "file": r.file,
+                "ok": r.ok(),
+                "error": r.unreadable,
+                "fields": r.fields,
+                "diagnostics": r.diagnostics.iter().map(|d| json!({
+                    "line": d.pos.line, "col": d.pos.col, "severity": "error", "message": d.message,
+                    "rendered": d.render(&r.file),
+                })).collect::<Vec<_>>(),
+                "tests": r.tests.iter().map(|t| json!({
+                    "name": t.name, "line": t.pos.line, "col": t.pos.col,
+                    "passed": t.failure.is_none(), "message": t.failure,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let doc = json!({ "ok": all_ok, "files": files, "tests": { "run": tests_run, "failed": tests_failed } });
+    serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::other)?;
+    writeln!(out)
+}
+
+/// The checkers' exit code: 2 when output failed or a file was unreadable, 1 for problems, else 0.
+fn checker_exit(written: io::Result<()>, unreadable: bool, all_ok: bool) -> ExitCode {
+    if let Err(e) = written {
+        eprintln!("lambda-stream: cannot write output: {e}");
+        return ExitCode::from(2);
+    }
+    if unreadable {
+        ExitCode::from(2)
+    } else if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `validate-config`: the same conventions as `validate-mapping` (problems as FILE:LINE:COL, exit
+/// 0 / 1 / 2, `--format json`).
+pub fn validate_config(files: &[PathBuf], format: Format) -> ExitCode {
+    use crate::config::environments;
+    let mut unreadable = false;
+    let mut reports = Vec::new();
+    for path in files {
+        let shown = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                unreadable = true;
+                reports.push(
+                    json!({"file": shown, "ok": false, "error": e.to_string(), "environments": [], "diagnostics": []}),
+                );
+                continue;
+            }
+        };
+        let (parsed, diags) = environments::parse(&text);
+        let mut located: Vec<environments::Located> =
+            diags.into_iter().map(|d| environments::Located { file: path.clone(), diagnostic: d }).collect();
+        for env in &parsed.environments {
+            environments::check(env, path, &mut located);
+        }
+        let names: Vec<String> = parsed.environments.iter().map(|e| e.name()).collect();
+        let rendered: Vec<serde_json::Value> = located
+            .iter()
+            .map(|l| {
+                let file = l.file.display().to_string();
+                json!({"file": file, "line": l.diagnostic.pos.line, "col": l.diagnostic.pos.col, "severity": "error",
+                       "message": l.diagnostic.message, "rendered": l.diagnostic.render(&file)})
+            })
+            .collect();
+        reports.push(json!({"file": shown, "ok": located.is_empty(), "error": null, "environments": names, "diagnostics": rendered}));
+    }
+    let all_ok = reports.iter().all(|r| r["ok"] == true);
+    let mut out = io::stdout().lock();
+    let written = match format {
+        Format::Json => serde_json::to_writer_pretty(&mut out, &json!({"ok": all_ok, "files": reports}))
+            .map_err(io::Error::other)
+            .and_then(|()| writeln!(out)),
+        Format::Text => (|| {
+            for r in &reports {
+                if let Some(e) = r["error"].as_str() {
+                    writeln!(out, "{}: error: cannot read file: {e}", r["file"].as_str().unwrap_or_default())?;
+                    continue;
+                }
+                for d in r["diagnostics"].as_array().into_iter().flatten() {
+                    writeln!(out, "{}", d["rendered"].as_str().unwrap_or_default())?;
+                }
+                let envs = r["environments"].as_array().map_or(0, Vec::len);
+                let problems = r["diagnostics"].as_array().map_or(0, Vec::len);
+                let verdict = if problems == 0 { "ok".to_string() } else { format!("{problems} problem(s)") };
+                writeln!(
+                    out,
+                    "{}: {verdict} ({envs} environment(s) and their mappings checked)",
+                    r["file"].as_str().unwrap_or_default()
+                )?;
+            }
+            Ok(())
+        })(),
+    };
+    checker_exit(written.and_then(|()| out.flush()), unreadable, all_ok)
+}
