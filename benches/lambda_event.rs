@@ -8,6 +8,10 @@
 //!    wall time from spawn to the `ready` log line.
 //! 3. Peak RSS of the binary handling the 6 MB event (`process --event --brokers`, the same
 //!    handler code), read from the process's own `VmHWM`.
+//! 4. The same event through a real Lambda Runtime API: the binary behind AWS's Runtime Interface
+//!    Emulator, warm invocations; the emulator's `REPORT` Duration (everything the runtime does:
+//!    receiving and decoding the event, the handler, the response) against the handler's own
+//!    `duration_ms` (map, route, deliver). Their ratio is the invocation's overhead.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -24,6 +28,9 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use serde_json::{Value, json};
+
+#[path = "../tests/emulator.rs"]
+mod emulator;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -89,6 +96,7 @@ fn main() {
     );
     println!("handler / baseline time: {:.2}x", h / b);
 
+    behind_the_emulator(&brokers, &ok, &fail, &event_bytes, records, rounds);
     if !quick {
         let path = std::env::temp_dir().join(format!("lambda-stream-bench-event-{tag}.json"));
         std::fs::write(&path, &event_bytes).unwrap();
@@ -146,6 +154,64 @@ async fn pass_through(sink: &KafkaSink, payload: Value, topic: &str) {
     let refs: Vec<&OutMessage> = messages.iter().collect();
     let results = sink.send_all(&refs, Instant::now() + Duration::from_secs(60)).await;
     assert!(results.iter().all(Result::is_ok), "baseline delivered");
+}
+
+/// Warm invocations behind aws-lambda-rie: the emulator's REPORT Duration against the handler's
+/// own `duration_ms` from the same invocation's answer.
+fn behind_the_emulator(brokers: &str, ok: &str, fail: &str, event: &[u8], records: usize, rounds: usize) {
+    let env = [
+        ("LAMBDA_ENV", "bench".to_string()),
+        ("ENVIRONMENTS_FILE", "none".into()),
+        ("MSK_SERVERS", brokers.into()),
+        ("MAPPING_FILE", format!("{ROOT}/mappings/orders-to-billing.yaml")),
+        ("TOPIC_OK", ok.into()),
+        ("TOPIC_FAIL", fail.into()),
+        ("RUST_LOG", "warn".into()),
+    ];
+    let function = emulator::Emulated::start(std::path::Path::new(env!("CARGO_BIN_EXE_lambda-stream")), &env);
+    let (mut report_ms, mut handler_ms, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds + 1 {
+        let (status, body) = function.invoke(event);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let summary: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(summary["ok"].as_u64(), Some(records as u64), "{summary}");
+        let handler = summary["duration_ms"].as_f64().unwrap().max(1.0);
+        // The emulator writes its REPORT line once the invocation is answered.
+        let started = Instant::now();
+        let report = loop {
+            let durations = report_durations(&function.log());
+            if durations.len() > round {
+                break durations[round];
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "no REPORT line in:\n{}", function.log());
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if round > 0 {
+            // Round 0 is the cold start.
+            report_ms.push(report);
+            handler_ms.push(handler);
+            ratios.push(report / handler);
+        }
+    }
+    println!(
+        "behind aws-lambda-rie, warm: REPORT Duration median {:.1} ms, handler duration_ms median {:.1} ms; \
+         REPORT / handler median {:.2}x ({} invocations)",
+        median(&mut report_ms),
+        median(&mut handler_ms),
+        median(&mut ratios),
+        ratios.len()
+    );
+}
+
+/// `Duration: 12.34 ms` of each emulator REPORT line, in order.
+fn report_durations(log: &str) -> Vec<f64> {
+    log.lines()
+        .filter(|l| l.contains("REPORT RequestId"))
+        .filter_map(|l| {
+            let rest = &l[l.find("\tDuration: ").or_else(|| l.find(" Duration: "))? + 11..];
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .collect()
 }
 
 fn cold_start(brokers: &str, ok: &str, fail: &str) {

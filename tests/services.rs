@@ -4,6 +4,7 @@
 //! service fails these tests, it never skips them.
 
 mod cli_kafka;
+mod emulator;
 mod kafka_util;
 mod lambda_kafka;
 mod lambda_rie;
