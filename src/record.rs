@@ -11,8 +11,12 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Where a record came from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,14 +69,38 @@ pub enum EventError {
     BadGroup(String),
 }
 
-/// The event's top level; records are kept as JSON and decoded one by one.
+/// The event's top level, borrowed from its text: each group's records stay unparsed JSON until
+/// they are decoded one by one. Groups come in key order (as a `BTreeMap` gives them).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawEvent {
-    #[serde(default)]
-    event_source: Option<String>,
-    #[serde(default)]
-    records: Option<serde_json::Map<String, Value>>,
+struct RawEvent<'a> {
+    #[serde(default, borrow)]
+    event_source: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    records: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
+}
+
+/// One record's fields, each kept as its JSON text: a field of the wrong kind is a problem of
+/// that record, reported in its fail record, not an error for the whole event.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRecord<'a> {
+    #[serde(default, borrow)]
+    topic: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    partition: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    offset: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    timestamp_type: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    key: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    headers: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    value: Option<&'a RawValue>,
 }
 
 /// A decoded event: its source kind and its records, in event order (per partition, offset order).
@@ -82,33 +110,38 @@ pub struct Event {
     pub inputs: Vec<Input>,
 }
 
-/// Decodes a Lambda Kafka event. Only a malformed *event* is an error; malformed *records* are
-/// inputs with an undecodable payload.
+/// Decodes a Lambda Kafka event from its bytes. Only a malformed *event* is an error; malformed
+/// *records* are inputs with an undecodable payload.
 ///
 /// The whole event must be JSON, as the Lambda runtime requires before it hands us the event
 /// (fuzzing found that deserializing straight into the event's fields skipped, unchecked, fields
-/// we do not read; `process --event` then accepted files Lambda would refuse).
+/// we do not read; `process --event` then accepted files Lambda would refuse): the text is
+/// checked first, then decoded by [`decode_event_text`].
 pub fn decode_event(bytes: &[u8]) -> Result<Event, EventError> {
-    decode_event_value(serde_json::from_slice(bytes)?)
+    let checked: &RawValue = serde_json::from_slice(bytes)?;
+    decode_event_text(checked.get())
 }
 
-/// Same, from an already parsed JSON value (the Lambda runtime hands us one).
-pub fn decode_event_value(value: Value) -> Result<Event, EventError> {
-    let raw: RawEvent = serde_json::from_value(value)?;
-    decode_raw(raw)
-}
-
-fn decode_raw(raw: RawEvent) -> Result<Event, EventError> {
-    let records = raw.records.ok_or(EventError::NoRecords)?;
-    let mut inputs = Vec::with_capacity(records.values().map(|v| v.as_array().map_or(0, Vec::len)).sum());
-    for (group, list) in records {
-        let Value::Array(list) = list else { return Err(EventError::BadGroup(group)) };
-        let (group_topic, group_partition) = split_group(&group);
-        for record in list {
-            inputs.push(decode_record(record, &group, group_topic, group_partition));
+/// Decodes an event whose text is known to be JSON (the Lambda runtime checked it). Values,
+/// keys and names are read straight from the text; only the base64 payloads are decoded into
+/// bytes of their own, and no JSON tree of the event is ever built.
+pub fn decode_event_text(text: &str) -> Result<Event, EventError> {
+    let raw: RawEvent<'_> = serde_json::from_str(text)?;
+    let groups = raw.records.ok_or(EventError::NoRecords)?;
+    let mut lists = Vec::with_capacity(groups.len());
+    for (group, list) in &groups {
+        let records: Vec<&RawValue> =
+            serde_json::from_str(list.get()).map_err(|_| EventError::BadGroup(group.to_string()))?;
+        lists.push((group, records));
+    }
+    let mut inputs = Vec::with_capacity(lists.iter().map(|(_, records)| records.len()).sum());
+    for (group, records) in lists {
+        let (group_topic, group_partition) = split_group(group);
+        for record in records {
+            inputs.push(decode_record(record, group, group_topic, group_partition));
         }
     }
-    Ok(Event { event_source: raw.event_source, inputs })
+    Ok(Event { event_source: raw.event_source.map(Cow::into_owned), inputs })
 }
 
 /// `"orders-3"` → (`"orders"`, 3); topics may contain `-`, so split at the last one.
@@ -122,29 +155,34 @@ fn split_group(group: &str) -> (Option<&str>, Option<i32>) {
     }
 }
 
-fn decode_record(record: Value, group: &str, group_topic: Option<&str>, group_partition: Option<i32>) -> Input {
+fn decode_record(record: &RawValue, group: &str, group_topic: Option<&str>, group_partition: Option<i32>) -> Input {
     let mut problems: Vec<String> = Vec::new();
-    let Value::Object(mut fields) = record else {
-        let source = Source {
-            topic: group_topic.unwrap_or(group).to_owned(),
-            partition: group_partition.unwrap_or(-1),
-            group: group.to_owned(),
-            ..Source::default()
-        };
-        let reason = format!("the record is {}, not an object", kind(&record));
-        return Input { source, payload: Payload::Undecodable { reason, raw: Some(record.to_string()) } };
+    let fields: RawRecord<'_> = match serde_json::from_str(record.get()) {
+        Ok(fields) => fields,
+        Err(e) => {
+            let source = Source {
+                topic: group_topic.unwrap_or(group).to_owned(),
+                partition: group_partition.unwrap_or(-1),
+                group: group.to_owned(),
+                ..Source::default()
+            };
+            let reason = match kind(record) {
+                "an object" => format!("the record cannot be read: {e}"),
+                other => format!("the record is {other}, not an object"),
+            };
+            return Input { source, payload: Payload::Undecodable { reason, raw: Some(record.get().to_owned()) } };
+        }
     };
-    let mut take = |name: &str| fields.remove(name).filter(|v| !v.is_null());
 
-    let topic = match take("topic") {
-        Some(Value::String(t)) => t,
-        Some(other) => {
-            problems.push(format!("`topic` is {}", kind(&other)));
+    let topic = match fields.topic.map(|t| (t, text(t))) {
+        Some((_, Some(t))) => t.into_owned(),
+        Some((other, None)) => {
+            problems.push(format!("`topic` is {}", kind(other)));
             group_topic.unwrap_or(group).to_owned()
         }
         None => group_topic.unwrap_or(group).to_owned(),
     };
-    let partition = match take("partition").map(|v| v.as_i64().and_then(|p| i32::try_from(p).ok())) {
+    let partition = match fields.partition.map(|v| integer(v).and_then(|p| i32::try_from(p).ok())) {
         Some(Some(p)) => p,
         Some(None) => {
             problems.push("`partition` is not a 32-bit integer".into());
@@ -152,8 +190,8 @@ fn decode_record(record: Value, group: &str, group_topic: Option<&str>, group_pa
         }
         None => group_partition.unwrap_or(-1),
     };
-    let offset = match take("offset") {
-        Some(v) => match v.as_i64() {
+    let offset = match fields.offset {
+        Some(v) => match integer(v) {
             Some(o) => Some(o),
             None => {
                 problems.push("`offset` is not an integer".into());
@@ -165,57 +203,79 @@ fn decode_record(record: Value, group: &str, group_topic: Option<&str>, group_pa
             None
         }
     };
-    let timestamp = take("timestamp").and_then(|v| v.as_i64());
-    let timestamp_type = take("timestampType").and_then(|v| v.as_str().map(str::to_owned));
-    let key = match take("key") {
+    let timestamp = fields.timestamp.and_then(integer);
+    let timestamp_type = fields.timestamp_type.and_then(text).map(Cow::into_owned);
+    let key = match fields.key.map(|k| (k, text(k))) {
         None => None,
-        Some(Value::String(k)) => match BASE64.decode(k.as_bytes()) {
+        Some((_, Some(k))) => match BASE64.decode(k.as_bytes()) {
             Ok(bytes) => Some(bytes),
             Err(e) => {
                 problems.push(format!("`key` is not base64: {e}"));
-                Some(k.into_bytes())
+                Some(k.into_owned().into_bytes())
             }
         },
-        Some(other) => {
-            problems.push(format!("`key` is {}, not a base64 string", kind(&other)));
+        Some((other, None)) => {
+            problems.push(format!("`key` is {}, not a base64 string", kind(other)));
             None
         }
     };
-    let headers = match take("headers") {
+    let headers = match fields.headers {
         None => Vec::new(),
-        Some(h) => decode_headers(h, &mut problems),
-    };
-    let raw_value = take("value");
-    let source = Source { topic, partition, offset, timestamp, timestamp_type, key, headers, group: group.to_owned() };
-    let payload = match raw_value {
-        None if problems.is_empty() => Payload::Tombstone,
-        None => Payload::Undecodable { reason: problems.join("; "), raw: None },
-        Some(Value::String(text)) => match BASE64.decode(text.as_bytes()) {
-            Ok(bytes) if problems.is_empty() => Payload::Value(bytes),
-            Ok(_) => Payload::Undecodable { reason: problems.join("; "), raw: Some(text) },
+        Some(h) => match serde_json::from_str::<Value>(h.get()) {
+            Ok(h) => decode_headers(h, &mut problems),
             Err(e) => {
-                problems.push(format!("`value` is not base64: {e}"));
-                Payload::Undecodable { reason: problems.join("; "), raw: Some(text) }
+                problems.push(format!("`headers` cannot be read: {e}"));
+                Vec::new()
             }
         },
-        Some(other) => {
-            problems.push(format!("`value` is {}, not a base64 string", kind(&other)));
-            Payload::Undecodable { reason: problems.join("; "), raw: Some(other.to_string()) }
+    };
+    let source = Source { topic, partition, offset, timestamp, timestamp_type, key, headers, group: group.to_owned() };
+    let payload = match fields.value.map(|v| (v, text(v))) {
+        None if problems.is_empty() => Payload::Tombstone,
+        None => Payload::Undecodable { reason: problems.join("; "), raw: None },
+        Some((_, Some(text))) => match BASE64.decode(text.as_bytes()) {
+            Ok(bytes) if problems.is_empty() => Payload::Value(bytes),
+            Ok(_) => Payload::Undecodable { reason: problems.join("; "), raw: Some(text.into_owned()) },
+            Err(e) => {
+                problems.push(format!("`value` is not base64: {e}"));
+                Payload::Undecodable { reason: problems.join("; "), raw: Some(text.into_owned()) }
+            }
+        },
+        Some((other, None)) => {
+            problems.push(format!("`value` is {}, not a base64 string", kind(other)));
+            Payload::Undecodable { reason: problems.join("; "), raw: Some(other.get().to_owned()) }
         }
     };
     Input { source, payload }
 }
 
+/// A JSON string's text: borrowed when it has no escapes (base64 never has), else unescaped.
+/// `None` when the value is not a string.
+fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let json = raw.get();
+    let inner = json.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(json).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(inner))
+    }
+}
+
+/// A JSON integer that fits 64 bits (`3.0` is not one, as `Value::as_i64` has it).
+fn integer(raw: &RawValue) -> Option<i64> {
+    serde_json::from_str(raw.get()).ok()
+}
+
 /// Lambda sends headers as `[{"name": [signed bytes]}, …]`; bytes above 127 arrive negative.
 fn decode_headers(headers: Value, problems: &mut Vec<String>) -> Vec<(String, Vec<u8>)> {
     let Value::Array(entries) = headers else {
-        problems.push(format!("`headers` is {}, not a list", kind(&headers)));
+        problems.push(format!("`headers` is {}, not a list", value_kind(&headers)));
         return Vec::new();
     };
     let mut out = Vec::new();
     for entry in entries {
         let Value::Object(map) = entry else {
-            problems.push(format!("a header is {}, not an object", kind(&entry)));
+            problems.push(format!("a header is {}, not an object", value_kind(&entry)));
             continue;
         };
         for (name, bytes) in map {
@@ -237,7 +297,19 @@ fn decode_headers(headers: Value, problems: &mut Vec<String>) -> Vec<(String, Ve
     out
 }
 
-fn kind(value: &Value) -> &'static str {
+/// "a string", "an object"… of a JSON value, by its first character.
+fn kind(raw: &RawValue) -> &'static str {
+    match raw.get().as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+fn value_kind(value: &Value) -> &'static str {
     crate::plan::json::json_kind(value)
 }
 

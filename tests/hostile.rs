@@ -191,7 +191,7 @@ async fn every_hostile_row_ends_in_one_clear_place() {
         let f = function();
         let event = json!({"eventSource": "aws:kafka", "records": {row.group.clone(): [row.record]}});
         let started = Instant::now();
-        let response = f.handle(event, Instant::now() + Duration::from_secs(10)).await;
+        let response = f.handle(&event.to_string(), Instant::now() + Duration::from_secs(10)).await;
         let elapsed = started.elapsed();
         assert!(elapsed < Duration::from_secs(3), "{}: took {elapsed:?}", row.name);
         let summary = response.unwrap_or_else(|e| panic!("{}: the batch failed: {e}", row.name));
@@ -234,7 +234,7 @@ async fn negative_header_bytes_arrive_as_the_bytes_kafka_had() {
     let mut r = record(Some(br#"{"id": 3}"#));
     r["headers"] = json!([{"traceparent": [-1, -128, 0, 65, 127]}]);
     let event = json!({"eventSource": "aws:kafka", "records": {"orders-0": [r]}});
-    f.handle(event, Instant::now() + Duration::from_secs(5)).await.unwrap();
+    f.handle(&event.to_string(), Instant::now() + Duration::from_secs(5)).await.unwrap();
     let delivered = f.sink.delivered.lock().unwrap();
     let header = delivered[0].headers.iter().find(|(k, _)| k == "traceparent").unwrap();
     assert_eq!(header.1, vec![255, 128, 0, 65, 127]);
@@ -254,7 +254,7 @@ async fn a_mixed_hostile_batch_is_fully_accounted() {
     }
     let f = function();
     let summary = f
-        .handle(json!({"eventSource": "SelfManagedKafka", "records": groups}), Instant::now() + Duration::from_secs(10))
+        .handle(&json!({"eventSource": "SelfManagedKafka", "records": groups}).to_string(), Instant::now() + Duration::from_secs(10))
         .await
         .unwrap();
     let count = |k: &str| summary[k].as_u64().unwrap();

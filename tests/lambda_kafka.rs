@@ -68,7 +68,7 @@ async fn the_saved_msk_event_lands_on_ok_and_fail_topics_exactly() {
     let event: Value =
         serde_json::from_slice(&std::fs::read(root().join("tests/fixtures/events/msk.json")).unwrap()).unwrap();
 
-    let summary = f.handle(event.clone(), deadline(20)).await.expect("all delivered");
+    let summary = f.handle(&event.to_string(), deadline(20)).await.expect("all delivered");
     assert_eq!(summary["received"], 8);
     assert_eq!(
         (summary["ok"].as_u64(), summary["failed"].as_u64(), summary["skipped"].as_u64()),
@@ -78,7 +78,7 @@ async fn the_saved_msk_event_lands_on_ok_and_fail_topics_exactly() {
     // Ok records: exactly what the plan makes of each input value, keyed, with traceparent passed on.
     let oks = consume(&ok, 1, 3, Duration::from_secs(15));
     assert_eq!(oks.len(), 3);
-    let inputs = lambda_stream::record::decode_event_value(event).unwrap().inputs;
+    let inputs = lambda_stream::record::decode_event_text(&event.to_string()).unwrap().inputs;
     let expected: Vec<(String, Vec<u8>)> = [0usize, 4, 7]
         .iter()
         .map(|&i| {
@@ -150,7 +150,7 @@ async fn order_within_each_source_partition_survives_a_large_concurrent_batch() 
             records.push(event_record("in", src, seq, Some(&format!("source-{src}")), Some(value.as_bytes())));
         }
     }
-    let summary = f.handle(msk_event("in", records), deadline(30)).await.unwrap();
+    let summary = f.handle(&msk_event("in", records).to_string(), deadline(30)).await.unwrap();
     assert_eq!(summary["ok"], 2100);
     let got = consume(&ok, 3, 2100, Duration::from_secs(30));
     assert_eq!(got.len(), 2100);
@@ -191,7 +191,7 @@ async fn every_input_is_in_exactly_one_place() {
         }
         records.push(event_record("in", (i % 4) as i32, i as i64, Some(&key), value.as_deref()));
     }
-    let summary = f.handle(msk_event("in", records), deadline(30)).await.unwrap();
+    let summary = f.handle(&msk_event("in", records).to_string(), deadline(30)).await.unwrap();
     let (s_ok, s_fail, s_skip) =
         (summary["ok"].as_u64().unwrap(), summary["failed"].as_u64().unwrap(), summary["skipped"].as_u64().unwrap());
     assert_eq!(s_ok + s_fail + s_skip, n as u64);
@@ -214,7 +214,7 @@ async fn an_unreachable_broker_fails_the_batch_before_the_deadline() {
     let event: Value =
         serde_json::from_slice(&std::fs::read(root().join("tests/fixtures/events/msk.json")).unwrap()).unwrap();
     let started = Instant::now();
-    let result = f.handle(event, Instant::now() + Duration::from_secs(3)).await;
+    let result = f.handle(&event.to_string(), Instant::now() + Duration::from_secs(3)).await;
     let elapsed = started.elapsed();
     match result {
         Err(HandlerError::Undelivered { count, total, .. }) => {
@@ -237,7 +237,7 @@ async fn partial_batch_mode_names_the_first_undelivered_record_per_partition() {
     let f = function(&brokers, "mappings/orders-to-billing.yaml", &ok, &missing, true);
     let event: Value =
         serde_json::from_slice(&std::fs::read(root().join("tests/fixtures/events/msk.json")).unwrap()).unwrap();
-    let response = f.handle(event, Instant::now() + Duration::from_secs(6)).await.expect("partial mode answers");
+    let response = f.handle(&event.to_string(), Instant::now() + Duration::from_secs(6)).await.expect("partial mode answers");
     let mut failures: Vec<(String, i64)> = response["batchItemFailures"]
         .as_array()
         .unwrap()
@@ -264,7 +264,7 @@ async fn a_missing_fail_topic_fails_the_whole_batch_so_lambda_retries_it() {
     let f = function(&brokers, "mappings/orders-to-billing.yaml", &ok, &missing, false);
     let event: Value =
         serde_json::from_slice(&std::fs::read(root().join("tests/fixtures/events/msk.json")).unwrap()).unwrap();
-    match f.handle(event, Instant::now() + Duration::from_secs(4)).await {
+    match f.handle(&event.to_string(), Instant::now() + Duration::from_secs(4)).await {
         Err(HandlerError::Undelivered { count, total, first }) => {
             assert_eq!((count, total), (4, 7), "the four fail records had nowhere to go");
             assert!(first.contains(&missing), "the error names the topic: {first}");
@@ -326,7 +326,7 @@ async fn sasl_scram_credentials_authenticate_against_the_real_broker() {
             .unwrap();
 
     let summary = scram_function("lambda-stream-local", &ok, &fail)
-        .handle(event.clone(), deadline(20))
+        .handle(&event.to_string(), deadline(20))
         .await
         .expect("delivered over SCRAM");
     assert_eq!(summary["ok"], 1);
@@ -334,7 +334,7 @@ async fn sasl_scram_credentials_authenticate_against_the_real_broker() {
 
     let started = Instant::now();
     let refused =
-        scram_function("wrong-password-123", &ok, &fail).handle(event, Instant::now() + Duration::from_secs(4)).await;
+        scram_function("wrong-password-123", &ok, &fail).handle(&event.to_string(), Instant::now() + Duration::from_secs(4)).await;
     let e = refused.expect_err("a wrong password cannot deliver").to_string();
     assert!(started.elapsed() < Duration::from_secs(4), "answered before the deadline");
     assert!(!e.contains("wrong-password-123"), "credentials never appear in errors: {e}");

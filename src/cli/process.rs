@@ -130,8 +130,10 @@ pub fn process_event(
     crate::logging::init(false, "error");
     let (_, plan) = plan::load_file(mapping)?;
     let text = read_input(event)?;
-    let payload: serde_json::Value =
+    // Checked as the Lambda runtime checks an event before handing it over: JSON throughout.
+    let payload: &serde_json::value::RawValue =
         serde_json::from_slice(&text).map_err(|e| CliError::Event(crate::record::EventError::NotJson(e).into()))?;
+    let payload = payload.get();
     // A dry run needs no cluster settings: only the names that go into fail records.
     let layers = crate::config::Layers::command_line(Vec::new(), "lambda-stream-local");
     let name = |n: &str| layers.get(n).unwrap_or_default();
