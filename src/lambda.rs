@@ -61,11 +61,14 @@ impl<S: Sink> Function<S> {
     }
 
     /// Decodes the event and runs the batch, keeping the whole report (the CLI prints it).
+    /// `duration_ms` is the handler's own time: from the event's text to the last acknowledgement.
     pub async fn run_event(&self, event: &str, deadline: Instant) -> Result<BatchReport, HandlerError> {
+        let started = Instant::now();
         let event = record::decode_event_text(event)?;
         // Stop waiting for the broker early enough to answer before Lambda kills us.
         let deliver_by = deadline.checked_sub(self.delivery_margin).unwrap_or(deadline);
-        let report = self.pipeline.run_batch(&self.sink, &event.inputs, deliver_by).await;
+        let mut report = self.pipeline.run_batch(&self.sink, &event.inputs, deliver_by).await;
+        report.summary.duration_ms = started.elapsed().as_millis() as u64;
         log_summary(&report, event.event_source.as_deref());
         Ok(report)
     }

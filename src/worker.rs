@@ -455,7 +455,8 @@ impl Worker {
         Instant::now() + Duration::from_millis(self.options.producer.message_timeout_ms as u64 + 1000)
     }
 
-    /// Waits for a batch's acknowledgements, retries what failed (in order, with backoff) until
+    /// Waits for a batch's acknowledgements, retries what failed (with backoff, and with every
+    /// later message of the same topic, so per-partition order holds; see [`to_resend`]) until
     /// `delivery_timeout`, then commits its offsets. A failed commit is not fatal: the next commit
     /// covers these offsets too; until then a restart would redeliver them (at-least-once).
     async fn settle(&mut self, in_flight: InFlight) -> Result<(), WorkerError> {

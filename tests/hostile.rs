@@ -254,7 +254,10 @@ async fn a_mixed_hostile_batch_is_fully_accounted() {
     }
     let f = function();
     let summary = f
-        .handle(&json!({"eventSource": "SelfManagedKafka", "records": groups}).to_string(), Instant::now() + Duration::from_secs(10))
+        .handle(
+            &json!({"eventSource": "SelfManagedKafka", "records": groups}).to_string(),
+            Instant::now() + Duration::from_secs(10),
+        )
         .await
         .unwrap();
     let count = |k: &str| summary[k].as_u64().unwrap();

@@ -237,7 +237,8 @@ async fn partial_batch_mode_names_the_first_undelivered_record_per_partition() {
     let f = function(&brokers, "mappings/orders-to-billing.yaml", &ok, &missing, true);
     let event: Value =
         serde_json::from_slice(&std::fs::read(root().join("tests/fixtures/events/msk.json")).unwrap()).unwrap();
-    let response = f.handle(&event.to_string(), Instant::now() + Duration::from_secs(6)).await.expect("partial mode answers");
+    let response =
+        f.handle(&event.to_string(), Instant::now() + Duration::from_secs(6)).await.expect("partial mode answers");
     let mut failures: Vec<(String, i64)> = response["batchItemFailures"]
         .as_array()
         .unwrap()
@@ -333,8 +334,9 @@ async fn sasl_scram_credentials_authenticate_against_the_real_broker() {
     assert_eq!(consume(&ok, 1, 1, Duration::from_secs(10)).len(), 1);
 
     let started = Instant::now();
-    let refused =
-        scram_function("wrong-password-123", &ok, &fail).handle(&event.to_string(), Instant::now() + Duration::from_secs(4)).await;
+    let refused = scram_function("wrong-password-123", &ok, &fail)
+        .handle(&event.to_string(), Instant::now() + Duration::from_secs(4))
+        .await;
     let e = refused.expect_err("a wrong password cannot deliver").to_string();
     assert!(started.elapsed() < Duration::from_secs(4), "answered before the deadline");
     assert!(!e.contains("wrong-password-123"), "credentials never appear in errors: {e}");

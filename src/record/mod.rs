@@ -11,12 +11,14 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use std::borrow::Cow;
-use std::collections::BTreeMap;
+mod raw;
 
-use serde::Deserialize;
+use std::borrow::Cow;
+
 use serde_json::Value;
 use serde_json::value::RawValue;
+
+use raw::{RawEvent, RawRecord, RecordEntry};
 
 /// Where a record came from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,40 +71,6 @@ pub enum EventError {
     BadGroup(String),
 }
 
-/// The event's top level, borrowed from its text: each group's records stay unparsed JSON until
-/// they are decoded one by one. Groups come in key order (as a `BTreeMap` gives them).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawEvent<'a> {
-    #[serde(default, borrow)]
-    event_source: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    records: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
-}
-
-/// One record's fields, each kept as its JSON text: a field of the wrong kind is a problem of
-/// that record, reported in its fail record, not an error for the whole event.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawRecord<'a> {
-    #[serde(default, borrow)]
-    topic: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    partition: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    offset: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    timestamp: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    timestamp_type: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    key: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    headers: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    value: Option<&'a RawValue>,
-}
-
 /// A decoded event: its source kind and its records, in event order (per partition, offset order).
 #[derive(Debug)]
 pub struct Event {
@@ -128,20 +96,16 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, EventError> {
 pub fn decode_event_text(text: &str) -> Result<Event, EventError> {
     let raw: RawEvent<'_> = serde_json::from_str(text)?;
     let groups = raw.records.ok_or(EventError::NoRecords)?;
-    let mut lists = Vec::with_capacity(groups.len());
-    for (group, list) in &groups {
-        let records: Vec<&RawValue> =
-            serde_json::from_str(list.get()).map_err(|_| EventError::BadGroup(group.to_string()))?;
-        lists.push((group, records));
-    }
-    let mut inputs = Vec::with_capacity(lists.iter().map(|(_, records)| records.len()).sum());
-    for (group, records) in lists {
-        let (group_topic, group_partition) = split_group(group);
+    let mut inputs = Vec::with_capacity(groups.values().map(|g| g.0.as_ref().map_or(0, Vec::len)).sum());
+    for (group, records) in groups {
+        let group = group.0;
+        let Some(records) = records.0 else { return Err(EventError::BadGroup(group.into_owned())) };
+        let (group_topic, group_partition) = split_group(&group);
         for record in records {
-            inputs.push(decode_record(record, group, group_topic, group_partition));
+            inputs.push(decode_record(record, &group, group_topic, group_partition));
         }
     }
-    Ok(Event { event_source: raw.event_source.map(Cow::into_owned), inputs })
+    Ok(Event { event_source: raw.event_source.map(|s| s.0.into_owned()), inputs })
 }
 
 /// `"orders-3"` → (`"orders"`, 3); topics may contain `-`, so split at the last one.
@@ -155,25 +119,30 @@ fn split_group(group: &str) -> (Option<&str>, Option<i32>) {
     }
 }
 
-fn decode_record(record: &RawValue, group: &str, group_topic: Option<&str>, group_partition: Option<i32>) -> Input {
+fn decode_record(
+    record: RecordEntry<'_>,
+    group: &str,
+    group_topic: Option<&str>,
+    group_partition: Option<i32>,
+) -> Input {
     let mut problems: Vec<String> = Vec::new();
-    let fields: RawRecord<'_> = match serde_json::from_str(record.get()) {
-        Ok(fields) => fields,
-        Err(e) => {
-            let source = Source {
-                topic: group_topic.unwrap_or(group).to_owned(),
-                partition: group_partition.unwrap_or(-1),
-                group: group.to_owned(),
-                ..Source::default()
-            };
-            let reason = match kind(record) {
-                "an object" => format!("the record cannot be read: {e}"),
-                other => format!("the record is {other}, not an object"),
-            };
-            return Input { source, payload: Payload::Undecodable { reason, raw: Some(record.get().to_owned()) } };
-        }
+    let (reason, raw) = match record {
+        RecordEntry::Fields(fields) => return decode_fields(fields, group, group_topic, group_partition),
+        RecordEntry::NotObject { kind, raw } => (format!("the record is {kind}, not an object"), raw),
+        RecordEntry::Repeated { field, raw } => (format!("the record gives `{field}` more than once"), raw),
     };
+    let source = Source {
+        topic: group_topic.unwrap_or(group).to_owned(),
+        partition: group_partition.unwrap_or(-1),
+        group: group.to_owned(),
+        ..Source::default()
+    };
+    problems.push(reason);
+    Input { source, payload: Payload::Undecodable { reason: problems.join("; "), raw: Some(raw) } }
+}
 
+fn decode_fields(fields: RawRecord<'_>, group: &str, group_topic: Option<&str>, group_partition: Option<i32>) -> Input {
+    let mut problems: Vec<String> = Vec::new();
     let topic = match fields.topic.map(|t| (t, text(t))) {
         Some((_, Some(t))) => t.into_owned(),
         Some((other, None)) => {
@@ -221,12 +190,16 @@ fn decode_record(record: &RawValue, group: &str, group_topic: Option<&str>, grou
     };
     let headers = match fields.headers {
         None => Vec::new(),
-        Some(h) => match serde_json::from_str::<Value>(h.get()) {
-            Ok(h) => decode_headers(h, &mut problems),
-            Err(e) => {
-                problems.push(format!("`headers` cannot be read: {e}"));
-                Vec::new()
-            }
+        Some(h) => match raw::headers(h) {
+            Some(headers) => headers,
+            // Not the usual shape: read as JSON values to say what is wrong.
+            None => match serde_json::from_str::<Value>(h.get()) {
+                Ok(h) => decode_headers(h, &mut problems),
+                Err(e) => {
+                    problems.push(format!("`headers` cannot be read: {e}"));
+                    Vec::new()
+                }
+            },
         },
     };
     let source = Source { topic, partition, offset, timestamp, timestamp_type, key, headers, group: group.to_owned() };
@@ -404,6 +377,32 @@ mod tests {
         assert_eq!(e.inputs[0].source.topic, "weird");
         assert_eq!(e.inputs[0].source.partition, -1);
         assert_eq!(split_group("my-topic-12"), (Some("my-topic"), Some(12)));
+    }
+
+    /// The text is read as JSON, not as bytes: escapes in names are unescaped, a repeated field
+    /// makes its record undecodable (which copy was meant?), and fields the decoder does not
+    /// read are still checked as JSON.
+    #[test]
+    fn records_are_read_from_the_event_text_as_json() {
+        let text = format!(
+            r#"{{"records": {{"t-0": [
+                {{"topic": "or\u0064ers", "partition": 0, "offset": 1, "key": "{k}", "value": "{v}", "extra": [1, {{"x": null}}]}},
+                {{"topic": "t", "partition": 0, "offset": 2, "value": "{v}", "value": "{v}"}}
+            ]}}}}"#,
+            k = b64(b"k1"),
+            v = b64(br#"{"id": 1}"#)
+        );
+        let e = decode_event(text.as_bytes()).unwrap();
+        assert_eq!(e.inputs[0].source.topic, "orders");
+        assert_eq!(e.inputs[0].source.key.as_deref(), Some(&b"k1"[..]));
+        assert_eq!(e.inputs[0].payload, Payload::Value(br#"{"id": 1}"#.to_vec()));
+        assert!(
+            matches!(&e.inputs[1].payload, Payload::Undecodable { reason, .. } if reason.contains("gives `value` more than once")),
+            "{:?}",
+            e.inputs[1].payload
+        );
+        assert!(decode_event(br#"{"records": {}, "unread": [1, 2,]}"#).is_err(), "unread fields are checked too");
+        assert!(decode_event(b"{\"records\": {}, \"unread\": \"\xff\"}").is_err(), "and must be UTF-8");
     }
 
     #[test]
