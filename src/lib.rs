@@ -24,9 +24,8 @@
 //!   offsets only after delivery (or inside a transaction with `--exactly-once`).
 //! - [`cli`] — the command line, one module per command.
 
-// `unsafe` is refused everywhere but in the few functions that allow it by name, each with the
-// argument for its soundness: the SSE2 string scan, the scanner's already-checked UTF-8, and the
-// output's short copies.
+// `unsafe` is refused everywhere but in the two functions that allow it by name, each with the
+// argument for its soundness: the SSE2 string scan and the scanner's already-checked UTF-8.
 #![deny(unsafe_code)]
 
 pub mod cli;

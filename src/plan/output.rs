@@ -4,7 +4,6 @@
 //! all absent is left out rather than written as `{}`.
 
 use super::field::FieldState;
-use super::value::append;
 
 #[derive(Debug, Default)]
 pub struct OutputTree {
@@ -70,7 +69,7 @@ fn write_object(nodes: &[OutNode], states: &[FieldState<'_>], out: &mut Vec<u8>)
                     if wrote {
                         out.push(b',');
                     }
-                    append(out, key);
+                    out.extend_from_slice(key);
                     value.write_json(out);
                     wrote = true;
                 }
@@ -80,7 +79,7 @@ fn write_object(nodes: &[OutNode], states: &[FieldState<'_>], out: &mut Vec<u8>)
                 if wrote {
                     out.push(b',');
                 }
-                append(out, key);
+                out.extend_from_slice(key);
                 if write_object(children, states, out) {
                     wrote = true;
                 } else {

@@ -143,7 +143,7 @@ impl<'a> Val<'a> {
                         Some(i) => digits.format(i),
                         None => digits.format(n.as_u64().expect("an integer Number is i64 or u64")),
                     };
-                    append(out, text.as_bytes());
+                    out.extend_from_slice(text.as_bytes());
                 }
                 other => serde_json::to_writer(&mut *out, other).expect("serialising into memory cannot fail"),
             },
@@ -204,45 +204,8 @@ impl<'a> Item<'a> {
 fn write_quoted(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    append(out, s.as_bytes());
+    out.extend_from_slice(s.as_bytes());
     out.push(b'"');
-}
-
-/// `out.extend_from_slice(bytes)`, with short slices (keys and most values of an output) copied
-/// inline: two possibly overlapping word moves instead of a call to `memcpy`, whose dispatch on
-/// the length cost more than the copy (cachegrind showed its size dispatch mispredicting on the
-/// short, varied lengths of keys and values).
-#[inline]
-#[allow(unsafe_code)] // the copy below; its SAFETY comment gives the argument
-pub(super) fn append(out: &mut Vec<u8>, bytes: &[u8]) {
-    let n = bytes.len();
-    if n > 16 {
-        out.extend_from_slice(bytes);
-        return;
-    }
-    out.reserve(n);
-    let len = out.len();
-    // SAFETY: `reserve` made room for `n` more bytes after `len`. Every copy below reads inside
-    // `bytes` (offsets `0..n`) and writes inside `len..len + n` of `out`'s allocation (the two
-    // moves of a pair may overlap each other, never outside that range); the two buffers are
-    // distinct because `out` is borrowed mutably. After the copy, bytes `len..len + n` are
-    // initialised, so `set_len` exposes only written bytes.
-    unsafe {
-        let src = bytes.as_ptr();
-        let dst = out.as_mut_ptr().add(len);
-        if n >= 8 {
-            std::ptr::copy_nonoverlapping(src, dst, 8);
-            std::ptr::copy_nonoverlapping(src.add(n - 8), dst.add(n - 8), 8);
-        } else if n >= 4 {
-            std::ptr::copy_nonoverlapping(src, dst, 4);
-            std::ptr::copy_nonoverlapping(src.add(n - 4), dst.add(n - 4), 4);
-        } else {
-            for i in 0..n {
-                *dst.add(i) = *src.add(i);
-            }
-        }
-        out.set_len(len + n);
-    }
 }
 
 /// Whether JSON needs escapes for this text. Written as a fold without early exit so it compiles to
@@ -275,20 +238,6 @@ mod tests {
             let mut out = Vec::new();
             Val::owned(value.clone()).write_json(&mut out);
             assert_eq!(out, serde_json::to_vec(&value).unwrap(), "{value}");
-        }
-    }
-
-    #[test]
-    fn append_copies_every_length_exactly() {
-        let source: Vec<u8> = (0..40u8).map(|i| b'A' + i).collect();
-        for start in 0..3 {
-            for n in 0..=source.len() {
-                let mut out = b"xy".repeat(start);
-                let before = out.clone();
-                append(&mut out, &source[..n]);
-                assert_eq!(out[..before.len()], before[..], "prefix kept, length {n}");
-                assert_eq!(out[before.len()..], source[..n], "length {n}");
-            }
         }
     }
 
