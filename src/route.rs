@@ -1,6 +1,6 @@
 //! Where each record goes: `(Source, Outcome)` → an [`OutMessage`] for the ok or the fail topic.
 //!
-//! The fail record is a JSON envelope (documented in the README) and carries headers named after
+//! The fail record is a JSON envelope (documented in docs/operations.md) and carries headers named after
 //! Kafka Connect's `__connect.errors.*`, so dead-letter tooling that reads those finds its way:
 //! `lambda-stream.error.stage`, `.topic`, `.partition`, `.offset`, `.message`.
 

@@ -73,7 +73,7 @@ pub trait Sink: Send + Sync {
     fn send_all(&self, messages: &[&OutMessage], deadline: Instant) -> impl Future<Output = Vec<Delivery>> + Send;
 }
 
-/// Producer settings; the defaults are what the Lambda uses (see the README).
+/// Producer settings; the defaults are what the Lambda uses (docs/deployment.md).
 #[derive(Clone)]
 pub struct ProducerSettings {
     pub brokers: String,

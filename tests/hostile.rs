@@ -1,7 +1,7 @@
 //! Hostile input, table-driven, through the Lambda handler's code (decode → plan → route), with an
 //! in-memory sink: each row must end on the ok topic, on the fail topic with a clear stage and
-//! message, or as a counted skip — never a panic, a hang, or a lost record. The README lists the
-//! rows.
+//! message, or as a counted skip — never a panic, a hang, or a lost record. docs/development.md
+//! lists the rows.
 
 use std::time::{Duration, Instant};
 

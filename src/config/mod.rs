@@ -14,7 +14,7 @@
 //! | `TOPIC_OK`, `TOPIC_FAIL` | destination topics | required |
 //! | `PARTIAL_BATCH_RESPONSE` | `true`: answer `batchItemFailures` instead of failing the batch | `false` |
 //! | `KAFKA_LINGER_MS`, `KAFKA_COMPRESSION`, `KAFKA_MESSAGE_TIMEOUT_MS` | producer tuning | 5, lz4, 30000 |
-//! | `KAFKA_SECURITY` | `plaintext`, `tls`, `sasl_scram` or `iam` (see the README) | `plaintext` |
+//! | `KAFKA_SECURITY` | `plaintext`, `tls`, `sasl_scram` or `iam` (docs/deployment.md) | `plaintext` |
 //! | `MSK_IAM_REGION` | region MSK IAM tokens are signed for | `AWS_REGION` |
 //! | `SOURCE_TOPICS` | topics the worker consumes (comma-separated) | `source_topics` |
 //! | `DELIVERY_MARGIN_MS` | stop waiting for deliveries this long before Lambda's deadline | 1000 |

@@ -175,6 +175,15 @@ fn huge_numbers_are_type_errors_not_panics() {
     let p = plan("fields:\n  - {target: a, source: $.a, type: integer}\n  - {target: b, source: $.b, type: number}\n");
     let out = p.apply(br#"{"a": 123456789012345678901234567890, "b": 1e308}"#);
     assert_eq!(rules_of(&out), vec![(Some("a"), "type")]);
+    for beyond_i64 in ["9223372036854775808", "18446744073709551615"] {
+        let out = p.apply(format!(r#"{{"a": {beyond_i64}, "b": 1}}"#).as_bytes());
+        assert_eq!(rules_of(&out), vec![(Some("a"), "type")], "{beyond_i64} is no signed 64-bit integer");
+    }
+    let to_integer = plan("fields:\n  - {target: a, source: $.a, type: integer, transform: [to_integer]}\n");
+    for beyond_i64 in ["9223372036854775808", "\"18446744073709551615\""] {
+        let out = to_integer.apply(format!(r#"{{"a": {beyond_i64}}}"#).as_bytes());
+        assert_eq!(rules_of(&out), vec![(Some("a"), "to_integer")], "{beyond_i64}");
+    }
     let out = p.apply(br#"{"a": 1, "b": 1e999}"#);
     assert_eq!(rules_of(&out), vec![(None, "json")], "serde_json refuses numbers beyond f64");
 }

@@ -352,7 +352,7 @@ impl Transform {
                 }
             }
             Transform::ToInteger => match &*value {
-                Val::Other(v) if v.as_i64().is_some() || v.as_u64().is_some() => return Ok(()),
+                Val::Other(v) if v.as_i64().is_some() => return Ok(()),
                 Val::Other(v) if v.is_number() => {
                     let f = v.as_f64().unwrap_or(f64::NAN);
                     if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
@@ -365,7 +365,13 @@ impl Transform {
                     }
                 }
                 Val::Raw(_) | Val::Str(_) => match parse_integer(value.as_str().unwrap_or_default().trim()) {
-                    Some(n) => Val::owned(Value::Number(n)),
+                    Some(n) if n.is_i64() => Val::owned(Value::Number(n)),
+                    Some(_) => {
+                        return Err(failed(format!(
+                            "{} is beyond a signed 64-bit integer",
+                            describe(value, sensitive)
+                        )));
+                    }
                     None => {
                         return Err(failed(format!(
                             "expected an integer in text, found {}",
@@ -678,7 +684,9 @@ mod tests {
     fn conversions() {
         assert_eq!(run(&t("to_integer", None), json!(" 42 ")).unwrap(), json!(42));
         assert_eq!(run(&t("to_integer", None), json!(42.0)).unwrap(), json!(42));
-        assert_eq!(run(&t("to_integer", None), json!("18446744073709551615")).unwrap(), json!(u64::MAX));
+        assert_eq!(run(&t("to_integer", None), json!("-9223372036854775808")).unwrap(), json!(i64::MIN));
+        let beyond = run(&t("to_integer", None), json!("18446744073709551615")).unwrap_err();
+        assert_eq!((beyond.rule.as_str(), beyond.message.contains("beyond a signed 64-bit")), ("to_integer", true));
         assert_eq!(run(&t("to_integer", None), json!("4.5")).unwrap_err().rule, "to_integer");
         assert_eq!(run(&t("to_integer", None), json!(4.5)).unwrap_err().rule, "to_integer");
         assert_eq!(run(&t("to_integer", None), json!(true)).unwrap_err().rule, "type");

@@ -97,7 +97,8 @@ impl FieldType {
                     return Err(format!("expected a date as YYYY-MM-DD, found {}", describe(value, sensitive)));
                 }
             }
-            (FieldType::Integer, Val::Other(v)) => v.as_i64().is_some() || v.as_u64().is_some(),
+            // Integers are signed 64-bit: 2^63 and above is not one, though JSON can write it.
+            (FieldType::Integer, Val::Other(v)) => v.as_i64().is_some(),
             (FieldType::Number, Val::Other(v)) => v.is_number(),
             (FieldType::Boolean, Val::Other(v)) => v.is_boolean(),
             (FieldType::Object, Val::Other(v)) => v.is_object(),
@@ -141,7 +142,7 @@ impl Kind {
     pub fn of(value: &Value) -> Kind {
         match value {
             Value::String(_) => Kind::Str,
-            Value::Number(n) if n.is_i64() || n.is_u64() => Kind::Int,
+            Value::Number(n) if n.is_i64() => Kind::Int,
             Value::Number(_) => Kind::Num,
             Value::Bool(_) => Kind::Bool,
             Value::Object(_) => Kind::Obj,
@@ -474,7 +475,9 @@ mod tests {
         );
         assert!(check(FieldType::Integer, json!(12.5)).is_err());
         assert!(check(FieldType::Integer, json!(12.0)).is_err());
-        assert!(check(FieldType::Integer, json!(u64::MAX)).is_ok());
+        assert!(check(FieldType::Integer, json!(i64::MAX)).is_ok());
+        assert!(check(FieldType::Integer, json!(i64::MAX as u64 + 1)).is_err(), "2^63 is beyond a signed 64-bit integer");
+        assert!(check(FieldType::Integer, json!(u64::MAX)).is_err());
         assert!(check(FieldType::Number, json!(12.5)).is_ok());
         assert!(check(FieldType::String, json!(12)).is_err());
         assert!(check(FieldType::Boolean, json!("true")).is_err());
