@@ -111,6 +111,68 @@ impl Pattern {
         }
     }
 
+    /// Checks that every group a replacement names exists in this pattern, reading the
+    /// replacement as `regex` does: `$name` takes the longest run of letters, digits and `_` (so
+    /// `$1T` names a group `1T`, not group 1 then `T`), `${name}` is braced, `$$` is a `$`, and a
+    /// `$` followed by anything else is itself. `regex` replaces a group that does not exist with
+    /// nothing, silently; here it is refused, with a message naming the reference.
+    pub fn check_replacement(&self, with: &str) -> Result<(), String> {
+        let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let mut rest = with;
+        while let Some(at) = rest.find('$') {
+            let after = &rest[at + 1..];
+            let (name, reference, skip) = if let Some(braced) = after.strip_prefix('{') {
+                match braced.find('}') {
+                    Some(end) => (&braced[..end], &rest[at..at + end + 3], end + 3),
+                    None => ("", "", 1),
+                }
+            } else if after.starts_with('$') {
+                ("", "", 2)
+            } else {
+                let end = after.find(|c: char| !is_name(c)).unwrap_or(after.len());
+                (&after[..end], &rest[at..at + 1 + end], 1 + end)
+            };
+            if !name.is_empty() && !self.has_group(name) {
+                let digits_then_text = name.find(|c: char| !c.is_ascii_digit()).filter(|&i| i > 0);
+                let hint = match digits_then_text {
+                    Some(i) => format!(
+                        "; to follow group {} with `{}`, write `${{{}}}{}`",
+                        &name[..i],
+                        &name[i..],
+                        &name[..i],
+                        &name[i..]
+                    ),
+                    None => String::new(),
+                };
+                return Err(format!(
+                    "replacement `{with}` refers to group `{reference}`, which the pattern does not have ({}){hint}",
+                    self.groups()
+                ));
+            }
+            rest = &rest[at + skip..];
+        }
+        Ok(())
+    }
+
+    fn has_group(&self, name: &str) -> bool {
+        match name.parse::<usize>() {
+            Ok(index) => index < self.regex.captures_len(),
+            Err(_) => self.regex.capture_names().flatten().any(|n| n == name),
+        }
+    }
+
+    /// "groups 0 to 2 and `y`", for messages.
+    fn groups(&self) -> String {
+        let last = self.regex.captures_len() - 1;
+        let mut text =
+            if last == 0 { "only group 0, the whole match".to_string() } else { format!("groups 0 to {last}") };
+        let names: Vec<String> = self.regex.capture_names().flatten().map(|n| format!("`{n}`")).collect();
+        if !names.is_empty() {
+            text.push_str(&format!(" and {}", names.join(", ")));
+        }
+        text
+    }
+
     /// `Regex::replace_all(text, with)`, where `literal` says that `with` has no `$` group
     /// reference (decided once, at compile time). A literal replacement is spliced in directly:
     /// `Regex::replace_all` checks the replacement for `$` and walks the matches through an

@@ -225,6 +225,28 @@ fn duplicate_and_overlapping_targets() {
 }
 
 #[test]
+fn a_replacement_naming_a_group_the_pattern_lacks_is_refused_where_it_stands() {
+    let p = problems(concat!(
+        "fields:\n",
+        "  - {target: a, source: $.a, type: string, transform: [{replace: {pattern: '(a)(b)', with: 'x${3}'}}]}\n",
+        "  - {target: b, source: $.b, type: string, transform: [{replace: {pattern: '(\\d)', with: '$1T'}}]}\n",
+        "  - {target: c, source: $.c, type: string, transform: [{replace: {pattern: '(?<y>\\d+)', with: '$y-$$-${1}'}}]}\n",
+    ));
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(
+        p[0].starts_with(
+            "4:92: replacement `x${3}` refers to group `${3}`, which the pattern does not have (groups 0 to 2)"
+        ),
+        "{p:#?}"
+    );
+    assert!(
+        p[1].contains("refers to group `$1T`") && p[1].ends_with("to follow group 1 with `T`, write `${1}T`"),
+        "{p:#?}"
+    );
+    assert!(p[1].starts_with("5:90: "), "{p:#?}");
+}
+
+#[test]
 fn a_duplicate_target_is_reported_even_when_its_first_definition_has_another_error() {
     let p = problems(
         "fields:\n  - {target: a, source: $.x, type: strin}\n  - {target: a, source: $.y, type: string}\n  - {target: a.b, source: $.z, type: string}\n",

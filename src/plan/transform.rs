@@ -112,6 +112,12 @@ impl Transform {
                 let pattern = string_arg(&args, arg, "pattern", name, diags)?;
                 let with = string_arg(&args, arg, "with", name, diags)?;
                 let pattern = compile_regex(&pattern.0, pattern.1, diags)?;
+                // Pointed at the replacement itself: inside a quoted scalar a column would be off
+                // by the quote and by every escape; the message quotes the reference.
+                if let Err(message) = pattern.check_replacement(&with.0) {
+                    diags.push(Diagnostic::new(with.1, message));
+                    return None;
+                }
                 Some(Transform::Replace { pattern, literal: !with.0.contains('$'), with: with.0 })
             }
             "truncate" => {

@@ -476,7 +476,10 @@ mod tests {
         assert!(check(FieldType::Integer, json!(12.5)).is_err());
         assert!(check(FieldType::Integer, json!(12.0)).is_err());
         assert!(check(FieldType::Integer, json!(i64::MAX)).is_ok());
-        assert!(check(FieldType::Integer, json!(i64::MAX as u64 + 1)).is_err(), "2^63 is beyond a signed 64-bit integer");
+        assert!(
+            check(FieldType::Integer, json!(i64::MAX as u64 + 1)).is_err(),
+            "2^63 is beyond a signed 64-bit integer"
+        );
         assert!(check(FieldType::Integer, json!(u64::MAX)).is_err());
         assert!(check(FieldType::Number, json!(12.5)).is_ok());
         assert!(check(FieldType::String, json!(12)).is_err());
