@@ -125,7 +125,6 @@ fn decode_record(
     group_topic: Option<&str>,
     group_partition: Option<i32>,
 ) -> Input {
-    let mut problems: Vec<String> = Vec::new();
     let (reason, raw) = match record {
         RecordEntry::Fields(fields) => return decode_fields(fields, group, group_topic, group_partition),
         RecordEntry::NotObject { kind, raw } => (format!("the record is {kind}, not an object"), raw),
@@ -137,8 +136,7 @@ fn decode_record(
         group: group.to_owned(),
         ..Source::default()
     };
-    problems.push(reason);
-    Input { source, payload: Payload::Undecodable { reason: problems.join("; "), raw: Some(raw) } }
+    Input { source, payload: Payload::Undecodable { reason, raw: Some(raw) } }
 }
 
 fn decode_fields(fields: RawRecord<'_>, group: &str, group_topic: Option<&str>, group_partition: Option<i32>) -> Input {
