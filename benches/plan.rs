@@ -54,6 +54,19 @@ pub fn forty_field_spec() -> String {
     spec.replace("key: f0", "key: group0.f0")
 }
 
+/// A generated mapping of `n` fields in 50 nested groups, each with a transform and a validator:
+/// the shape a code generator writes. Compile time must grow about linearly with `n`.
+fn generated_spec(n: usize) -> String {
+    let mut spec = String::from("version: 1\nname: generated\nfields:\n");
+    for i in 0..n {
+        spec.push_str(&format!(
+            "  - {{target: g{}.f{i}, source: $.a{i}.b, type: string, transform: [trim], validate: [{{length: {{max: 10}}}}]}}\n",
+            i % 50
+        ));
+    }
+    spec
+}
+
 fn bench_plan(c: &mut Criterion) {
     let record = reference_record();
     let (_, plan) =
@@ -76,6 +89,15 @@ fn bench_plan(c: &mut Criterion) {
     let (_, compiled) = plan::load_str(&spec).unwrap_or_else(|d| panic!("{d:#?}"));
     assert_eq!(compiled.field_count(), 40);
     c.bench_function("compile/40_fields", |b| b.iter(|| plan::load_str(black_box(&spec)).unwrap()));
+
+    let mut generated = c.benchmark_group("compile_generated");
+    generated.sample_size(10);
+    for n in [1_000, 10_000] {
+        let spec = generated_spec(n);
+        assert_eq!(plan::load_str(&spec).unwrap_or_else(|d| panic!("{d:#?}")).1.field_count(), n);
+        generated.bench_function(format!("{n}_fields"), |b| b.iter(|| plan::load_str(black_box(&spec)).unwrap()));
+    }
+    generated.finish();
 }
 
 criterion_group! {
