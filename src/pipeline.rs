@@ -26,6 +26,8 @@ pub struct Summary {
     pub ok: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Of the skipped, those the mapping's `drop:` chose (the rest are tombstones).
+    pub dropped: usize,
     pub duration_ms: u64,
 }
 
@@ -92,9 +94,12 @@ impl Pipeline {
                         log_failed_record(m);
                     }
                 },
-                Routed::Skipped(origin) => {
+                Routed::Skipped(origin, reason) => {
                     summary.skipped += 1;
-                    tracing::debug!(topic = %origin.topic, partition = origin.partition, offset = origin.offset, "tombstone skipped");
+                    if *reason == crate::route::SkipReason::Dropped {
+                        summary.dropped += 1;
+                    }
+                    tracing::debug!(topic = %origin.topic, partition = origin.partition, offset = origin.offset, ?reason, "record skipped");
                 }
             }
         }

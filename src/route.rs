@@ -57,8 +57,18 @@ impl Origin {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Routed {
     Message(OutMessage),
-    /// A tombstone: nothing to map. Counted, never silent.
-    Skipped(Origin),
+    /// Nothing to produce: counted, never silent.
+    Skipped(Origin, SkipReason),
+}
+
+/// Why a record was skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SkipReason {
+    /// A tombstone (null value): nothing to map.
+    Tombstone,
+    /// The mapping's `drop:` holds for it (test events and the like).
+    Dropped,
 }
 
 impl Routed {
@@ -66,7 +76,7 @@ impl Routed {
     pub fn message(&self) -> Option<&OutMessage> {
         match self {
             Routed::Message(m) => Some(m),
-            Routed::Skipped(_) => None,
+            Routed::Skipped(..) => None,
         }
     }
 }
@@ -136,11 +146,12 @@ impl Router {
     /// the worker.
     pub fn route(&self, plan: &Plan, input: &Input) -> Routed {
         match &input.payload {
-            Payload::Tombstone => Routed::Skipped(Origin::of(&input.source)),
-            Payload::Value(bytes) => Routed::Message(match plan.apply(bytes) {
-                Outcome::Mapped(m) => self.ok_message(plan, &input.source, m.value, m.key),
-                Outcome::Failed(f) => self.fail_message(plan, &input.source, f, Some(bytes)),
-            }),
+            Payload::Tombstone => Routed::Skipped(Origin::of(&input.source), SkipReason::Tombstone),
+            Payload::Value(bytes) => match plan.apply(bytes) {
+                Outcome::Mapped(m) => Routed::Message(self.ok_message(plan, &input.source, m.value, m.key)),
+                Outcome::Failed(f) => Routed::Message(self.fail_message(plan, &input.source, f, Some(bytes))),
+                Outcome::Dropped => Routed::Skipped(Origin::of(&input.source), SkipReason::Dropped),
+            },
             Payload::Undecodable { reason, raw } => {
                 let errors = vec![FieldError { field: None, rule: "record".into(), message: reason.clone() }];
                 let failure = Failure { stage: Stage::Decode, errors };
@@ -334,7 +345,7 @@ mod tests {
         assert_eq!(doc["errors"][0], json!({"field": null, "rule": "record", "message": "`value` is not base64"}));
         assert_eq!(doc["value"], "%%%");
         assert!(
-            matches!(router().route(&plan(), &input(Payload::Tombstone)), Routed::Skipped(o) if o.offset == Some(42))
+            matches!(router().route(&plan(), &input(Payload::Tombstone)), Routed::Skipped(o, SkipReason::Tombstone) if o.offset == Some(42))
         );
     }
 }

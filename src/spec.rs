@@ -20,6 +20,10 @@ pub struct MappingSpec {
     pub key: Option<Spanned<String>>,
     /// Source headers copied onto ok records.
     pub headers: Vec<Spanned<String>>,
+    /// `lookups:` — named tables for `lookup()` and the `lookup` transform.
+    pub lookups: Vec<LookupSpec>,
+    /// `drop:` — an expression over the record; records where it holds are skipped.
+    pub drop: Option<Spanned<String>>,
     pub fields: Vec<FieldSpec>,
     pub rules: Vec<RuleSpec>,
     pub tests: Vec<TestSpec>,
@@ -40,13 +44,31 @@ pub struct FieldSpec {
     pub validate: Vec<StepSpec>,
     pub sensitive: bool,
     pub description: Option<String>,
+    /// `expr:` — the value is computed from other targets.
+    pub expr: Option<Spanned<String>>,
+    /// `when:` — the field applies only when this expression holds.
+    pub when: Option<Spanned<String>>,
+    /// `items:` — the fields of each item of the array this field reads.
+    pub items: Option<Spanned<Vec<FieldSpec>>>,
+    /// `output: false` — read and checked, never written.
+    pub output: Option<Spanned<bool>>,
 }
 
-/// A transform or validator: `trim`, or `range: {min: 1}`.
+/// A transform or validator: `trim`, or `range: {min: 1}`, optionally with `when:`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepSpec {
     pub name: Spanned<String>,
     pub arg: Option<Node>,
+    pub when: Option<Spanned<String>>,
+}
+
+/// One entry of `lookups:`: a table given inline (`values:`) or read from a CSV or JSON file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LookupSpec {
+    pub name: Spanned<String>,
+    pub values: Option<Node>,
+    pub file: Option<Spanned<String>>,
+    pub default: Option<Node>,
 }
 
 /// One entry of `rules:`.
@@ -54,9 +76,22 @@ pub struct StepSpec {
 pub struct RuleSpec {
     pub pos: Pos,
     pub name: Option<Spanned<String>>,
-    pub when: Option<WhenSpec>,
+    pub when: Option<RuleWhen>,
     pub require: Vec<Spanned<String>>,
     pub forbid: Vec<Spanned<String>>,
+    /// `check:` — an expression that must hold.
+    pub check: Option<Spanned<String>>,
+    /// `message:` — what a broken rule says.
+    pub message: Option<String>,
+    /// `field:` — the target a broken rule's error names (else the error names none).
+    pub field: Option<Spanned<String>>,
+}
+
+/// A rule's `when`: the field-condition form, or an expression.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuleWhen {
+    Field(WhenSpec),
+    Expr(Spanned<String>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -89,6 +124,8 @@ pub enum TestInput {
 pub enum ExpectSpec {
     Ok(Node),
     Fail(Vec<ExpectedError>),
+    /// `dropped: true` — the mapping's `drop:` skips the record.
+    Dropped,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -110,13 +147,29 @@ pub fn parse(text: &str) -> (MappingSpec, Vec<Diagnostic>) {
     (spec, diags)
 }
 
-const TOP_KEYS: &[&str] = &["version", "name", "description", "key", "headers", "fields", "rules", "tests"];
-const FIELD_KEYS: &[&str] =
-    &["target", "source", "const", "type", "required", "default", "transform", "validate", "sensitive", "description"];
-const RULE_KEYS: &[&str] = &["name", "when", "require", "forbid"];
+const TOP_KEYS: &[&str] =
+    &["version", "name", "description", "key", "headers", "lookups", "drop", "fields", "rules", "tests"];
+const FIELD_KEYS: &[&str] = &[
+    "target",
+    "source",
+    "const",
+    "expr",
+    "type",
+    "required",
+    "default",
+    "when",
+    "transform",
+    "validate",
+    "items",
+    "output",
+    "sensitive",
+    "description",
+];
+const RULE_KEYS: &[&str] = &["name", "when", "check", "message", "field", "require", "forbid"];
+const LOOKUP_KEYS: &[&str] = &["values", "file", "default"];
 const WHEN_KEYS: &[&str] = &["field", "equals", "in", "present"];
 const TEST_KEYS: &[&str] = &["name", "input", "input_raw", "expect"];
-const EXPECT_KEYS: &[&str] = &["ok", "fail"];
+const EXPECT_KEYS: &[&str] = &["ok", "fail", "dropped"];
 const EXPECTED_ERROR_KEYS: &[&str] = &["field", "rule"];
 
 fn read_spec(root: &Node, diags: &mut Vec<Diagnostic>) -> MappingSpec {
@@ -138,6 +191,27 @@ fn read_spec(root: &Node, diags: &mut Vec<Diagnostic>) -> MappingSpec {
     spec.description = top.string("description", diags).map(|s| s.value);
     spec.key = top.string("key", diags);
     spec.headers = top.string_list("headers", diags);
+    spec.drop = top.get("drop").and_then(|n| expression(n, "`drop`", diags));
+    if let Some(node) = top.get("lookups") {
+        match &node.kind {
+            NodeKind::Map(entries) => {
+                for (name, table) in entries {
+                    if let Some(f) = Fields::read(table, "a lookup table", LOOKUP_KEYS, diags) {
+                        spec.lookups.push(LookupSpec {
+                            name: name.clone(),
+                            values: f.get("values").cloned(),
+                            file: f.string("file", diags),
+                            default: f.get("default").cloned(),
+                        });
+                    }
+                }
+            }
+            _ => diags.push(Diagnostic::new(
+                node.pos,
+                format!("`lookups` maps table names to tables, found {}", node.kind_name()),
+            )),
+        }
+    }
 
     match top.get("fields") {
         None => diags.push(Diagnostic::new(root.pos, "missing `fields`")),
@@ -169,16 +243,51 @@ fn read_field(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<FieldSpec> {
         validate: f.list("validate", diags).iter().filter_map(|n| read_step(n, "validator", diags)).collect(),
         sensitive: f.boolean("sensitive", diags).is_some_and(|b| b.value),
         description: f.string("description", diags).map(|s| s.value),
+        expr: f.get("expr").and_then(|n| expression(n, "`expr`", diags)),
+        when: f.get("when").and_then(|n| expression(n, "`when`", diags)),
+        items: f.get("items").map(|n| {
+            let items = f.list("items", diags);
+            Spanned::new(items.iter().filter_map(|i| read_field(i, diags)).collect(), n.pos)
+        }),
+        output: f.boolean("output", diags),
     })
+}
+
+/// An expression is a YAML scalar; `true`, `5` and the like are their text.
+fn expression(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<Spanned<String>> {
+    let text = match &node.kind {
+        NodeKind::Str(s) => s.clone(),
+        NodeKind::Bool(b) => b.to_string(),
+        NodeKind::Int(i) => i.to_string(),
+        NodeKind::Float(f) => f.to_string(),
+        _ => {
+            diags.push(Diagnostic::new(
+                node.pos,
+                format!(
+                    "{what} is an expression written as text, found {}; quote it if it starts with `!`, `[`, `{{`, `&`, `*` or `%`",
+                    node.kind_name()
+                ),
+            ));
+            return None;
+        }
+    };
+    Some(Spanned::new(text, node.pos))
 }
 
 /// A step is either a bare name (`trim`) or a one-entry mapping (`range: {min: 1}`).
 fn read_step(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<StepSpec> {
     match &node.kind {
-        NodeKind::Str(name) => Some(StepSpec { name: Spanned::new(name.clone(), node.pos), arg: None }),
+        NodeKind::Str(name) => Some(StepSpec { name: Spanned::new(name.clone(), node.pos), arg: None, when: None }),
         NodeKind::Map(entries) if entries.len() == 1 => {
             let (name, arg) = &entries[0];
-            Some(StepSpec { name: name.clone(), arg: Some(arg.clone()) })
+            Some(StepSpec { name: name.clone(), arg: Some(arg.clone()), when: None })
+        }
+        // `- cpf:` with `when:` on the next line: the step, and the condition it applies under.
+        NodeKind::Map(entries) if entries.len() == 2 && entries.iter().any(|(k, _)| k.value == "when") => {
+            let (_, when) = entries.iter().find(|(k, _)| k.value == "when").expect("checked");
+            let (name, arg) = entries.iter().find(|(k, _)| k.value != "when").expect("two entries");
+            let arg = (!matches!(arg.kind, NodeKind::Null)).then(|| arg.clone());
+            Some(StepSpec { name: name.clone(), arg, when: expression(when, "`when`", diags) })
         }
         NodeKind::Map(entries) => {
             diags.push(Diagnostic::new(
@@ -203,12 +312,15 @@ fn read_rule(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<RuleSpec> {
     if f.get("name").is_none() {
         diags.push(Diagnostic::new(node.pos, "rule is missing `name`"));
     }
+    let check = f.get("check").and_then(|n| expression(n, "`check`", diags));
     let when = match f.get("when") {
+        None if f.get("check").is_some() => None,
         None => {
-            diags.push(Diagnostic::new(node.pos, "rule is missing `when`"));
+            diags.push(Diagnostic::new(node.pos, "rule is missing `check` (an expression that must hold) or `when`"));
             None
         }
-        Some(w) => read_when(w, diags),
+        Some(w @ Node { kind: NodeKind::Map(_), .. }) => read_when(w, diags).map(RuleWhen::Field),
+        Some(w) => expression(w, "`when`", diags).map(RuleWhen::Expr),
     };
     Some(RuleSpec {
         pos: node.pos,
@@ -216,6 +328,9 @@ fn read_rule(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<RuleSpec> {
         when,
         require: f.string_list("require", diags),
         forbid: f.string_list("forbid", diags),
+        check,
+        message: f.string("message", diags).map(|s| s.value),
+        field: f.string("field", diags),
     })
 }
 
@@ -271,9 +386,17 @@ fn read_test(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<TestSpec> {
 
 fn read_expect(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ExpectSpec> {
     let f = Fields::read(node, "`expect`", EXPECT_KEYS, diags)?;
-    match (f.get("ok"), f.get("fail")) {
-        (Some(ok), None) => Some(ExpectSpec::Ok(ok.clone())),
-        (None, Some(_)) => {
+    match (f.get("ok"), f.get("fail"), f.get("dropped")) {
+        (None, None, Some(_)) => match f.boolean("dropped", diags) {
+            Some(b) if b.value => Some(ExpectSpec::Dropped),
+            Some(b) => {
+                diags.push(Diagnostic::new(b.pos, "`dropped: false` says nothing; expect `ok` or `fail` instead"));
+                None
+            }
+            None => None,
+        },
+        (Some(ok), None, None) => Some(ExpectSpec::Ok(ok.clone())),
+        (None, Some(_), None) => {
             let errors = f
                 .list("fail", diags)
                 .iter()
@@ -293,7 +416,7 @@ fn read_expect(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ExpectSpec> {
             Some(ExpectSpec::Fail(errors))
         }
         _ => {
-            diags.push(Diagnostic::new(node.pos, "`expect` has exactly one of `ok` or `fail`"));
+            diags.push(Diagnostic::new(node.pos, "`expect` has exactly one of `ok`, `fail` or `dropped`"));
             None
         }
     }

@@ -651,7 +651,7 @@ fn route(pipeline: &Pipeline, pass_through_only: bool, batch: &mut [Input]) -> (
         .into_iter()
         .filter_map(|r| match r {
             Routed::Message(m) => Some(m),
-            Routed::Skipped(_) => None,
+            Routed::Skipped(..) => None,
         })
         .collect();
     (messages, summary)

@@ -86,7 +86,7 @@ fn dry_run_routes_every_line_in_order() {
     assert!(!stdout(&out).contains("123.456.789-00"), "sensitive values never appear in errors");
     assert_eq!(lines[4]["stage"], "decode");
     assert_eq!(lines[4]["errors"][0]["field"], Value::Null);
-    assert!(stderr(&out).contains("7 records: 3 ok, 4 failed, 1 skipped"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("7 records: 3 ok, 4 failed, 0 dropped; 1 blank line(s) skipped"), "{}", stderr(&out));
 }
 
 #[test]

@@ -52,6 +52,7 @@ fn check_coherent(outcome: &Outcome) {
             assert!(v.is_object());
         }
         Outcome::Failed(f) => assert!(!f.errors.is_empty(), "a failure always explains itself"),
+        Outcome::Dropped => panic!("these mappings have no `drop:`"),
     }
 }
 

@@ -15,7 +15,10 @@ pub struct Tally {
     pub records: usize,
     pub ok: usize,
     pub failed: usize,
+    /// Blank lines.
     pub skipped: usize,
+    /// Records the mapping's `drop:` chose.
+    pub dropped: usize,
 }
 
 pub fn process(mapping: &Path, input: &Path) -> Result<(), CliError> {
@@ -29,10 +32,11 @@ pub fn process(mapping: &Path, input: &Path) -> Result<(), CliError> {
     let secs = started.elapsed().as_secs_f64();
     let rate = if secs > 0.0 { tally.records as f64 / secs } else { 0.0 };
     eprintln!(
-        "{} records: {} ok, {} failed, {} skipped (blank lines) in {:.1} ms ({:.0} records/s)",
+        "{} records: {} ok, {} failed, {} dropped; {} blank line(s) skipped; in {:.1} ms ({:.0} records/s)",
         tally.records,
         tally.ok,
         tally.failed,
+        tally.dropped,
         tally.skipped,
         secs * 1000.0,
         rate
@@ -68,6 +72,7 @@ pub fn process_lines(plan: &Plan, text: &[u8], out: &mut impl Write) -> Result<T
         tally.ok += t.ok;
         tally.failed += t.failed;
         tally.skipped += t.skipped;
+        tally.dropped += t.dropped;
     }
     Ok(tally)
 }
@@ -107,6 +112,11 @@ fn render_chunk(plan: &Plan, lines: &[&[u8]], first_index: usize) -> (Vec<u8>, T
                 tally.failed += 1;
                 let doc = FailLine { route: "fail", line: line_no, stage: f.stage, errors: &f.errors };
                 serde_json::to_writer(&mut out, &doc).expect("in-memory write");
+                out.push(b'\n');
+            }
+            Outcome::Dropped => {
+                tally.dropped += 1;
+                out.extend_from_slice(format!(r#"{{"route":"skip","line":{line_no},"reason":"dropped"}}"#).as_bytes());
                 out.push(b'\n');
             }
         }
@@ -159,8 +169,8 @@ pub fn process_event(
             out.flush()?;
             let s = &report.summary;
             eprintln!(
-                "{} records: {} ok, {} failed, {} skipped (tombstones) in {} ms",
-                s.received, s.ok, s.failed, s.skipped, s.duration_ms
+                "{} records: {} ok, {} failed, {} skipped ({} dropped by the mapping, the rest tombstones) in {} ms",
+                s.received, s.ok, s.failed, s.skipped, s.dropped, s.duration_ms
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -198,11 +208,14 @@ pub fn render_routed(routed: &crate::route::Routed) -> Vec<u8> {
         stage: Option<plan::Stage>,
         #[serde(skip_serializing_if = "Option::is_none")]
         errors: Option<&'a [plan::FieldError]>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<crate::route::SkipReason>,
     }
 
     let line = match routed {
-        Routed::Skipped(o) => serde_json::to_vec(&Line {
+        Routed::Skipped(o, reason) => serde_json::to_vec(&Line {
             route: "skip",
+            reason: Some(*reason),
             topic: &o.topic,
             partition: o.partition,
             offset: o.offset,
@@ -229,6 +242,7 @@ pub fn render_routed(routed: &crate::route::Routed) -> Vec<u8> {
                 value,
                 stage,
                 errors,
+                reason: None,
             })
         }
     };

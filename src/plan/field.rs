@@ -1,18 +1,23 @@
 //! One compiled field: where its value comes from, its type and steps, and its evaluation for one
-//! record (resolve → default → required → transforms → type check → validators).
+//! record (condition → resolve or compute → default → required → items → transforms → type check →
+//! validators). A [`FieldSet`] is the fields of one scope: the record, or each item of an
+//! `items:` field.
 
 use std::borrow::Cow;
 
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
+use super::expr::{Compiled, EVal, Env};
 use super::extract::Extractor;
 use super::outcome::FieldError;
-use super::path;
+use super::output::OutputTree;
+use super::path::{self, Segment};
 use super::transform::Transform;
 use super::types::{FieldType, Kind};
 use super::validate::Validator;
-use super::value::Val;
+use super::types::describe;
+use super::value::{FieldState, Rows, Val};
 use crate::diagnostic::Diagnostic;
 use crate::spec::FieldSpec;
 
@@ -25,7 +30,63 @@ pub(super) struct Field {
     pub(super) default: Option<Value>,
     pub(super) transforms: Vec<Transform>,
     pub(super) validators: Vec<Validator>,
+    /// Per validator, the condition it applies under (empty when none has one).
+    pub(super) validator_when: Vec<Option<Compiled>>,
     pub(super) sensitive: bool,
+    /// `when:` — the field applies only when this holds.
+    pub(super) when: Option<Compiled>,
+    /// `items:` — each item of the array mapped by its own fields.
+    pub(super) items: Option<Box<FieldSet>>,
+    /// `output: false` fields are read, checked and usable by expressions, never written.
+    pub(super) output: bool,
+    /// Whether it reads other fields (or maps items), so it is evaluated after the plain fields.
+    pub(super) later: bool,
+}
+
+/// What a field compiles with besides its spec: the parts that need the whole scope.
+#[derive(Default)]
+pub(super) struct Extras {
+    pub(super) computed: Option<Compiled>,
+    pub(super) inferred: Option<FieldType>,
+    pub(super) when: Option<Compiled>,
+    pub(super) validator_when: Vec<Option<Compiled>>,
+    pub(super) items: Option<Box<FieldSet>>,
+}
+
+/// Where a field's source path goes: the record's extractor, or the paths read in each item.
+pub(super) enum PathSink<'e> {
+    Record(&'e mut Extractor),
+    Item(&'e mut Vec<Vec<Segment>>),
+}
+
+impl PathSink<'_> {
+    /// The slot of a plain prefix, and whether it collects every match of a wildcard.
+    pub(super) fn add(&mut self, prefix: &[Segment]) -> (usize, bool) {
+        match self {
+            PathSink::Record(extractor) => {
+                let slot = extractor.add(prefix);
+                (slot, extractor.is_multi(slot))
+            }
+            PathSink::Item(paths) => match paths.iter().position(|p| p == prefix) {
+                Some(slot) => (slot, false),
+                None => {
+                    paths.push(prefix.to_vec());
+                    (paths.len() - 1, false)
+                }
+            },
+        }
+    }
+}
+
+/// The fields of one scope, compiled.
+#[derive(Debug)]
+pub(super) struct FieldSet {
+    pub(super) fields: Vec<Field>,
+    /// The fields that read other fields, in an order where each comes after what it reads.
+    pub(super) later: Vec<usize>,
+    pub(super) output: OutputTree,
+    /// In an item scope: the plain paths read inside each item, by slot.
+    pub(super) paths: Vec<Vec<Segment>>,
 }
 
 #[derive(Debug)]
@@ -35,19 +96,20 @@ pub(super) enum FieldSource {
     Path { text: String, slot: usize, multi: bool, tail: Option<JsonPath> },
     /// Already transformed, type-checked and validated at compile time.
     Const(Value),
+    /// `expr:` — computed from other fields.
+    Computed(Compiled),
 }
 
-/// A field's value during one record's evaluation.
-#[derive(Debug)]
-pub(super) enum FieldState<'a> {
-    Absent,
-    Present(Val<'a>),
-    /// It already has errors; rules do not pile more on it.
-    Failed,
+/// Whether any field an expression reads has errors: then it is not evaluated, and the field's
+/// own error stands alone.
+pub(super) fn reads_failed(expr: &Compiled, fields: &[FieldState<'_>]) -> bool {
+    expr.reads.iter().any(|&i| matches!(fields[i], FieldState::Failed))
 }
+
 
 impl Field {
-    /// resolve → default → required → transforms → type check → validators, into `state`. The value is built in `state` and worked on there: see
+    /// resolve → default → required → transforms → type check → validators, into `state`, for a
+    /// field that reads no other field. The value is built in `state` and worked on there: see
     /// [`Transform::apply`] for why it is never moved.
     pub(super) fn evaluate<'a>(
         &'a self,
@@ -55,18 +117,28 @@ impl Field {
         state: &mut FieldState<'a>,
         errors: &mut Vec<FieldError>,
     ) {
+        if self.resolve(slots, state, errors)
+            && let FieldState::Present(value) = state
+            && !self.run_pipeline(value, errors, None)
+        {
+            *state = FieldState::Failed;
+        }
+    }
+
+    /// Resolves the source into `state` (default and `required` included); `true` when the
+    /// pipeline is to run on the value (a const already ran it at compile time).
+    #[inline(always)]
+    fn resolve<'a>(&'a self, slots: &'a [Option<Val<'a>>], state: &mut FieldState<'a>, errors: &mut Vec<FieldError>) -> bool {
         // Already so; said again so the compiler knows the assignments below drop nothing and
         // writes each value straight into `state` (see `Sink::store_raw`).
         *state = FieldState::Absent;
-        let error = |errors: &mut Vec<FieldError>, rule: &str, message: String| {
-            errors.push(FieldError { field: Some(self.target.clone()), rule: rule.into(), message });
-            FieldState::Failed
-        };
         match &self.source {
             FieldSource::Const(v) => {
                 *state = FieldState::Present(Val::borrowed(v));
-                return;
+                false
             }
+            // Evaluated with the fields it reads, by `evaluate_later`.
+            FieldSource::Computed(_) => false,
             FieldSource::Path { text, slot, multi, tail } => {
                 let found = slots[*slot].as_ref().filter(|v| !v.is_null());
                 match (tail, found) {
@@ -78,8 +150,8 @@ impl Field {
                         Ok(Some(item)) => *state = FieldState::Present(item.as_val()),
                         Ok(None) => {}
                         Err(message) => {
-                            *state = error(errors, "type", message);
-                            return;
+                            *state = self.error(errors, "type", message);
+                            return false;
                         }
                     },
                     // A query below a string matches nothing.
@@ -88,19 +160,19 @@ impl Field {
                         Ok(Some(v)) => *state = FieldState::Present(v),
                         Ok(None) => {}
                         Err(message) => {
-                            *state = error(errors, "type", message);
-                            return;
+                            *state = self.error(errors, "type", message);
+                            return false;
                         }
                     },
                     // Not reached: a path with a query after its prefix has no wildcard in the
                     // prefix, so its slot never collects a list. Answered correctly all the same.
-                    (Some(query), Some(list @ (Val::List(_) | Val::Items(_)))) => {
+                    (Some(query), Some(list @ (Val::List(_) | Val::Items(_) | Val::Rows(_)))) => {
                         match self.query_tail(query, &list.to_value(), text) {
                             Ok(Some(v)) => *state = FieldState::Present(Val::owned(v.into_value())),
                             Ok(None) => {}
                             Err(message) => {
-                                *state = error(errors, "type", message);
-                                return;
+                                *state = self.error(errors, "type", message);
+                                return false;
                             }
                         }
                     }
@@ -110,27 +182,108 @@ impl Field {
                     *state = FieldState::Absent;
                 }
                 if matches!(state, FieldState::Absent) {
-                    match &self.default {
-                        Some(default) => *state = FieldState::Present(Val::borrowed(default)),
-                        None if self.required => {
-                            *state = error(
-                                errors,
-                                "required",
-                                format!("required field is missing: `{text}` is absent or null"),
-                            );
-                            return;
-                        }
-                        None => return,
-                    }
+                    self.absent(text, state, errors)
+                } else {
+                    true
                 }
             }
         }
-        if let FieldState::Present(value) = state
-            && !self.run_pipeline(value, errors)
+    }
+
+    /// A missing source: the default, or error `required`, or nothing. `true` when a value is there.
+    fn absent<'a>(&'a self, text: &str, state: &mut FieldState<'a>, errors: &mut Vec<FieldError>) -> bool {
+        match &self.default {
+            Some(default) => {
+                *state = FieldState::Present(Val::borrowed(default));
+                true
+            }
+            None if self.required => {
+                *state = self.error(errors, "required", format!("required field is missing: `{text}` is absent or null"));
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn error<'a>(&self, errors: &mut Vec<FieldError>, rule: &str, message: String) -> FieldState<'a> {
+        errors.push(FieldError { field: Some(self.target.clone()), rule: rule.into(), message });
+        FieldState::Failed
+    }
+
+    /// A field that reads other fields, maps items, or belongs to an item: its condition, its
+    /// value (computed, or resolved from `slots`), its items, its pipeline. `env` holds the
+    /// fields evaluated so far; `state` never borrows from it.
+    pub(super) fn evaluate_later<'a>(
+        &'a self,
+        env: Env<'_>,
+        slots: Slots<'_, 'a>,
+        state: &mut FieldState<'a>,
+        errors: &mut Vec<FieldError>,
+    ) {
+        *state = FieldState::Absent;
+        let mut locals = Vec::new();
+        if let Some(when) = &self.when {
+            if reads_failed(when, env.fields) {
+                return;
+            }
+            match when.code.eval(env, &mut locals) {
+                Ok(EVal::Bool(true)) => {}
+                Ok(_) => return,
+                Err(e) => {
+                    *state = self.error(errors, "when", format!("the field's `when` could not be evaluated: {e}"));
+                    return;
+                }
+            }
+        }
+        let run = match (&self.source, slots) {
+            (FieldSource::Computed(expr), _) => {
+                if reads_failed(expr, env.fields) {
+                    return;
+                }
+                match expr.code.eval(env, &mut locals).and_then(EVal::into_val) {
+                    Ok(Some(v)) => {
+                        *state = FieldState::Present(v);
+                        true
+                    }
+                    Ok(None) => self.absent("its expression gave null; the value", state, errors),
+                    Err(e) => {
+                        *state = self.error(errors, "expr", format!("could not be computed: {e}"));
+                        return;
+                    }
+                }
+            }
+            (_, Slots::Record(record)) => self.resolve(record, state, errors),
+            (FieldSource::Const(v), Slots::Item(_)) => {
+                *state = FieldState::Present(Val::borrowed(v));
+                false
+            }
+            // Item fields read plain paths: one match at most, copied out of the item's slots
+            // (a borrow of the record, so copying is cheap).
+            (FieldSource::Path { text, slot, .. }, Slots::Item(item)) => match item[*slot].as_ref().filter(|v| !v.is_null()) {
+                Some(v) => {
+                    *state = FieldState::Present(v.clone());
+                    true
+                }
+                None => self.absent(text, state, errors),
+            },
+        };
+        if let (Some(set), FieldState::Present(array)) = (&self.items, &*state) {
+            *state = self.map_items(set, array, errors);
+        }
+        if run
+            && let FieldState::Present(value) = state
+            && !self.run_pipeline(value, errors, Some(env))
         {
             *state = FieldState::Failed;
         }
     }
+}
+
+/// Where a field's source slots are: the record's (borrowed for the whole record) or one item's.
+#[derive(Clone, Copy)]
+pub(super) enum Slots<'x, 'a> {
+    Record(&'a [Option<Val<'a>>]),
+    Item(&'x [Option<Val<'a>>]),
 }
 
 /// `state = Present(v.reborrow())`, written variant by variant: built whole and then stored, the
@@ -144,10 +297,16 @@ fn present_borrowed<'a>(state: &mut FieldState<'a>, v: &'a Val<'a>) {
         Val::List(items) => *state = FieldState::Present(Val::Items(items)),
         Val::Items(items) => *state = FieldState::Present(Val::Items(items)),
         Val::Other(v) => *state = FieldState::Present(Val::Other(Cow::Borrowed(v))),
+        Val::Rows(rows) => *state = FieldState::Present(Val::Rows(rows.clone())),
     }
 }
 
-pub(super) fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: &mut Vec<Diagnostic>) -> Option<Field> {
+pub(super) fn compile_field(
+    spec: &FieldSpec,
+    sink: &mut PathSink<'_>,
+    extras: Extras,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Field> {
     let before = diags.len();
     let target = spec.target.as_ref()?;
     if target.value.is_empty() || target.value.split('.').any(|s| s.trim().is_empty()) {
@@ -176,11 +335,32 @@ pub(super) fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: 
             }
         },
         (None, Some(_)) => FieldType::Any,
+        (None, None) if spec.expr.is_some() => extras.inferred.unwrap_or(FieldType::Any),
+        (None, None) if spec.items.is_some() => FieldType::Array,
         (None, None) => {
             diags.push(Diagnostic::new(spec.pos, format!("field `{}` is missing `type`", target.value)));
             FieldType::Any
         }
     };
+    if let (Some(_), Some(t)) = (&spec.items, &spec.kind)
+        && ty != FieldType::Array
+    {
+        diags.push(Diagnostic::new(
+            t.pos,
+            format!("field `{}` maps `items`, so it is an `array`, not `{}`", target.value, t.value),
+        ));
+    }
+    if let Some(items) = &spec.items {
+        if let Some(step) = spec.transform.first() {
+            diags.push(Diagnostic::new(
+                step.name.pos,
+                "a field with `items` takes no transforms: transform each item's fields instead",
+            ));
+        }
+        if spec.source.is_none() {
+            diags.push(Diagnostic::new(items.pos, format!("field `{}` maps `items` of an array: give its `source`", target.value)));
+        }
+    }
     let required = spec.required.as_ref().is_some_and(|r| r.value);
     if let (Some(r), Some(_)) = (&spec.required, &spec.default)
         && r.value
@@ -200,11 +380,34 @@ pub(super) fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: 
     }
     let validators: Vec<Validator> = spec.validate.iter().filter_map(|s| Validator::compile(s, ty, diags)).collect();
 
+    if let (Some(_), Some(other)) = (&spec.expr, spec.source.as_ref().map(|s| s.pos).or(spec.constant.as_ref().map(|c| c.pos))) {
+        diags.push(Diagnostic::new(
+            other,
+            format!("field `{}` has an `expr` and a `source` or `const`; keep one", target.value),
+        ));
+        return None;
+    }
+    let in_item = matches!(sink, PathSink::Item(_));
     let source = match (&spec.source, &spec.constant) {
+        _ if spec.expr.is_some() => match extras.computed {
+            Some(c) => FieldSource::Computed(c),
+            // Its expression did not compile; that is reported already.
+            None => return None,
+        },
         (Some(src), None) => match path::parse_source(&src.value) {
+            Ok(p) if in_item && (p.tail.is_some() || p.prefix.iter().any(Segment::is_wildcard)) => {
+                diags.push(Diagnostic::new(
+                    src.pos,
+                    format!(
+                        "inside `items`, a source is a plain path into the item, like `$.sku` or `$.price.amount`; `{}` is not",
+                        src.value
+                    ),
+                ));
+                return None;
+            }
             Ok(p) => {
-                let slot = extractor.add(&p.prefix);
-                FieldSource::Path { text: src.value.clone(), slot, multi: extractor.is_multi(slot), tail: p.tail }
+                let (slot, multi) = sink.add(&p.prefix);
+                FieldSource::Path { text: src.value.clone(), slot, multi, tail: p.tail }
             }
             Err(e) => {
                 diags.push(Diagnostic::new(
@@ -240,7 +443,7 @@ pub(super) fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: 
         (None, None) => {
             diags.push(Diagnostic::new(
                 spec.pos,
-                format!("field `{}` needs a `source` (a JSONPath) or a `const`", target.value),
+                format!("field `{}` needs a `source` (a JSONPath), a `const` or an `expr`", target.value),
             ));
             return None;
         }
@@ -248,6 +451,11 @@ pub(super) fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: 
     if diags.len() > before {
         return None;
     }
+    let later = in_item
+        || matches!(source, FieldSource::Computed(_))
+        || extras.when.is_some()
+        || extras.items.is_some()
+        || extras.validator_when.iter().any(Option::is_some);
     let mut field = Field {
         target: target.value.clone(),
         source,
@@ -256,7 +464,12 @@ pub(super) fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: 
         default: None,
         transforms,
         validators,
+        validator_when: if extras.validator_when.iter().any(Option::is_some) { extras.validator_when } else { Vec::new() },
         sensitive: spec.sensitive,
+        when: extras.when,
+        items: extras.items,
+        output: spec.output.as_ref().is_none_or(|o| o.value),
+        later,
     };
     // A default or const must survive the field's own pipeline; run it now so a bad one is a
     // compile error at its position, not a failure on every record that lacks the field.
@@ -279,7 +492,7 @@ pub(super) fn compile_field(spec: &FieldSpec, extractor: &mut Extractor, diags: 
         }
         let mut errors = Vec::new();
         let mut checked = Val::borrowed(&value);
-        let checked = field.run_pipeline(&mut checked, &mut errors).then(|| checked.into_value());
+        let checked = field.run_pipeline(&mut checked, &mut errors, None).then(|| checked.into_value());
         for e in &errors {
             diags.push(Diagnostic::new(
                 pos,
@@ -322,7 +535,7 @@ impl Field {
 
     /// Runs the transforms, the type check and the validators on a resolved `value` in place (also
     /// for defaults and consts at compile time); `false` if any failed (their errors are in `errors`).
-    fn run_pipeline<'a>(&'a self, value: &mut Val<'a>, errors: &mut Vec<FieldError>) -> bool {
+    fn run_pipeline<'a>(&'a self, value: &mut Val<'a>, errors: &mut Vec<FieldError>, env: Option<Env<'_>>) -> bool {
         for transform in &self.transforms {
             if let Err(e) = transform.apply(value, self.sensitive) {
                 errors.push(FieldError { field: Some(self.target.clone()), rule: e.rule, message: e.message });
@@ -334,12 +547,118 @@ impl Field {
             return false;
         }
         let before = errors.len();
-        for validator in &self.validators {
+        for (k, validator) in self.validators.iter().enumerate() {
+            if let Some(Some(when)) = self.validator_when.get(k) {
+                // Without the other fields (a default checked at compile time) a conditional
+                // validator cannot be judged; at run time it applies only when its condition holds.
+                let Some(env) = env else { continue };
+                if reads_failed(when, env.fields) {
+                    continue;
+                }
+                match when.code.eval(env, &mut Vec::new()) {
+                    Ok(EVal::Bool(true)) => {}
+                    Ok(_) => continue,
+                    Err(e) => {
+                        errors.push(FieldError {
+                            field: Some(self.target.clone()),
+                            rule: "when".into(),
+                            message: format!("the `when` of validator `{}` could not be evaluated: {e}", validator.name()),
+                        });
+                        continue;
+                    }
+                }
+            }
             if let Err(e) = validator.check(value, self.sensitive) {
                 errors.push(FieldError { field: Some(self.target.clone()), rule: e.rule, message: e.message });
             }
         }
         errors.len() == before
+    }
+
+    /// Maps each item of an array with the item fields; an item's error is named after it
+    /// (`items[1].quantity`). Any error fails the whole field.
+    fn map_items<'a>(&'a self, set: &'a FieldSet, array: &Val<'a>, errors: &mut Vec<FieldError>) -> FieldState<'a> {
+        let items: Vec<Val<'a>> = match array {
+            Val::Other(Cow::Borrowed(Value::Array(items))) => items.iter().map(Val::borrowed).collect(),
+            Val::Other(Cow::Owned(Value::Array(items))) => items.iter().map(|v| Val::owned(v.clone())).collect(),
+            Val::Items(items) => items.iter().map(|i| i.as_val()).collect(),
+            Val::List(items) => items.iter().map(|i| Val::owned(i.as_val().into_value())).collect(),
+            other => {
+                return self.error(errors, "type", format!("`items` maps an array, found {}", describe(other, self.sensitive)));
+            }
+        };
+        let mut json = Vec::with_capacity(2 + 64 * items.len());
+        json.push(b'[');
+        let mut rows = Vec::with_capacity(items.len());
+        let mut failed = false;
+        for (index, item) in items.iter().enumerate() {
+            let slots: Vec<Option<Val<'a>>> = set.paths.iter().map(|p| lookup_in_item(item, p)).collect();
+            let mut states: Vec<FieldState<'a>> = (0..set.fields.len()).map(|_| FieldState::Absent).collect();
+            let before = errors.len();
+            set.evaluate(Slots::Item(&slots), &mut states, errors);
+            if errors.len() > before {
+                failed = true;
+                for e in &mut errors[before..] {
+                    let inner = e.field.as_deref().unwrap_or_default();
+                    e.field = Some(format!("{}[{index}].{inner}", self.target));
+                }
+                continue;
+            }
+            if index > 0 {
+                json.push(b',');
+            }
+            set.output.write(&states, &mut json);
+            rows.push(states.into_boxed_slice());
+        }
+        if failed {
+            return FieldState::Failed;
+        }
+        json.push(b']');
+        FieldState::Present(Val::Rows(Box::new(Rows { json, rows })))
+    }
+}
+
+/// The value at a plain path inside one item (the item itself for `$`).
+fn lookup_in_item<'a>(item: &Val<'a>, path: &[Segment]) -> Option<Val<'a>> {
+    if path.is_empty() {
+        return Some(item.clone());
+    }
+    match *item {
+        Val::Other(Cow::Borrowed(v)) => {
+            let mut found = Vec::with_capacity(1);
+            path::lookup_all(v, path, &mut found);
+            found.first().map(|&v| Val::borrowed(v))
+        }
+        Val::Other(Cow::Owned(ref v)) => {
+            let mut found = Vec::with_capacity(1);
+            path::lookup_all(v, path, &mut found);
+            found.first().map(|v| Val::owned((*v).clone()))
+        }
+        _ => None,
+    }
+}
+
+impl FieldSet {
+    /// Evaluates the fields of one scope: those that read no other field first, in spec order,
+    /// then the others in dependency order. Item scopes have no first group: every item field
+    /// copies its value out of the item's slots.
+    pub(super) fn evaluate<'a>(&'a self, slots: Slots<'_, 'a>, states: &mut [FieldState<'a>], errors: &mut Vec<FieldError>) {
+        if let Slots::Record(record) = slots {
+            for (state, field) in states.iter_mut().zip(&self.fields) {
+                if !field.later {
+                    field.evaluate(record, state, errors);
+                }
+            }
+        }
+        for &i in &self.later {
+            let mut state = FieldState::Absent;
+            let env_slots: &[Option<Val<'a>>] = match slots {
+                Slots::Record(r) => r,
+                Slots::Item(x) => x,
+            };
+            self.fields[i].evaluate_later(Env { fields: states, slots: env_slots }, slots, &mut state, errors);
+            states[i] = state;
+        }
     }
 }
 

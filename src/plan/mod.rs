@@ -6,6 +6,8 @@
 //! problem with its position. [`Plan::apply`] is pure and synchronous: bytes in, [`Outcome`] out.
 //! A record that fails validation is an `Outcome`, never an `Err`.
 
+pub mod dates;
+pub mod expr;
 pub mod extract;
 mod field;
 pub mod json;
@@ -14,22 +16,27 @@ mod output;
 pub mod path;
 pub mod pattern;
 mod rules;
+mod scope;
 pub mod spec_tests;
 pub mod transform;
 pub mod types;
 pub mod validate;
 pub mod value;
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::diagnostic::{Diagnostic, Pos, Spanned};
-use crate::spec::MappingSpec;
+use crate::spec::{LookupSpec, MappingSpec};
+use expr::{Compiled, EVal, Env, LookupTable, Ty};
 use extract::Extractor;
-use field::{Field, FieldSource, FieldState, compile_field};
-use output::OutputTree;
+use field::{FieldSet, FieldSource, PathSink, Slots};
 use rules::Rule;
+use scope::{Context, ScopeNames, compile_condition, compile_scope};
 use types::FieldType;
-use value::Val;
+use value::{FieldState, Val};
 
 pub use outcome::{Failure, FieldError, Mapped, Outcome, Stage, StepError};
 
@@ -38,9 +45,10 @@ pub use outcome::{Failure, FieldError, Mapped, Outcome, Stage, StepError};
 pub struct Plan {
     name: String,
     extractor: Extractor,
-    fields: Vec<Field>,
+    /// `drop:` — records where it holds are skipped before any field is read.
+    drop: Option<Compiled>,
+    set: FieldSet,
     rules: Vec<Rule>,
-    output: OutputTree,
     key_field: Option<usize>,
     headers: Vec<String>,
     /// The longest output written so far: the capacity each new output starts with (capped by
@@ -63,7 +71,7 @@ impl Plan {
     }
 
     pub fn field_count(&self) -> usize {
-        self.fields.len()
+        self.set.fields.len()
     }
 
     /// Maps one record value. Never panics, whatever the bytes.
@@ -78,7 +86,9 @@ impl Plan {
                 &mut spilled[..]
             }
         };
-        if let Err(e) = self.extractor.scan_into(bytes, slots) {
+        let scanned = self.extractor.scan_into(bytes, slots);
+        let slots: &[Option<Val<'_>>] = slots;
+        if let Err(e) = scanned {
             return Outcome::Failed(Failure {
                 stage: Stage::Decode,
                 errors: vec![FieldError {
@@ -88,24 +98,38 @@ impl Plan {
                 }],
             });
         }
+        if let Some(drop) = &self.drop {
+            match drop.code.eval(Env { fields: &[], slots }, &mut Vec::new()) {
+                Ok(EVal::Bool(true)) => return Outcome::Dropped,
+                Ok(_) => {}
+                Err(e) => {
+                    return Outcome::Failed(Failure {
+                        stage: Stage::Decode,
+                        errors: vec![FieldError {
+                            field: None,
+                            rule: "drop".into(),
+                            message: format!("`drop` could not be evaluated: {e}"),
+                        }],
+                    });
+                }
+            }
+        }
         let mut errors = Vec::new();
         // Field states on the stack too, for the same reason.
         let mut inline_states: [FieldState<'_>; INLINE_SLOTS] = [const { FieldState::Absent }; INLINE_SLOTS];
         let mut spilled_states = Vec::new();
-        let states = match self.fields.len() {
+        let states = match self.set.fields.len() {
             n if n <= INLINE_SLOTS => &mut inline_states[..n],
             n => {
                 spilled_states.resize_with(n, || FieldState::Absent);
                 &mut spilled_states[..]
             }
         };
-        for (state, field) in states.iter_mut().zip(&self.fields) {
-            field.evaluate(slots, state, &mut errors);
-        }
+        self.set.evaluate(Slots::Record(slots), states, &mut errors);
         let states = &*states;
         let field_errors = !errors.is_empty();
         for rule in &self.rules {
-            rule.check(states, &self.fields, &mut errors);
+            rule.check(Env { fields: states, slots }, &self.set.fields, &mut errors);
         }
         if !errors.is_empty() {
             let stage = if field_errors { Stage::Validate } else { Stage::Rule };
@@ -117,7 +141,7 @@ impl Plan {
         // several times more to allocate and free.
         let longest = self.output_capacity.load(Ordering::Relaxed);
         let mut value = Vec::with_capacity(if longest == 0 { bytes.len() } else { longest.min(bytes.len()) });
-        self.output.write(states, &mut value);
+        self.set.output.write(states, &mut value);
         if value.len() > longest {
             self.output_capacity.fetch_max(value.len(), Ordering::Relaxed);
         }
@@ -149,10 +173,16 @@ fn render_all(path: &str, diagnostics: &[Diagnostic]) -> String {
     diagnostics.iter().map(|d| d.render(path)).collect::<Vec<_>>().join("\n")
 }
 
-/// Parses and compiles mapping text: every shape and meaning problem, or a plan.
+/// Parses and compiles mapping text: every shape and meaning problem, or a plan. Lookup files
+/// are read relative to the current directory.
 pub fn load_str(text: &str) -> Result<(MappingSpec, Plan), Vec<Diagnostic>> {
+    load_str_in(text, &CompileOptions::default())
+}
+
+/// [`load_str`] with options (the directory lookup files are read from).
+pub fn load_str_in(text: &str, options: &CompileOptions) -> Result<(MappingSpec, Plan), Vec<Diagnostic>> {
     let (spec, mut diags) = crate::spec::parse(text);
-    match compile(&spec) {
+    match compile_with(&spec, options) {
         Ok(plan) if diags.is_empty() => Ok((spec, plan)),
         Ok(_) => Err(diags),
         Err(more) => {
@@ -168,14 +198,45 @@ pub fn load_str(text: &str) -> Result<(MappingSpec, Plan), Vec<Diagnostic>> {
 pub fn load_file(path: &std::path::Path) -> Result<(MappingSpec, Plan), LoadError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: shown.clone(), source })?;
-    load_str(&text).map_err(|diagnostics| LoadError::Invalid { path: shown, diagnostics })
+    let options = CompileOptions { base_dir: path.parent().map(Path::to_path_buf), ..CompileOptions::default() };
+    load_str_in(&text, &options).map_err(|diagnostics| LoadError::Invalid { path: shown, diagnostics })
 }
 
 /// The version of the mapping format this program reads.
 pub const SPEC_VERSION: i64 = 1;
 
+/// How a mapping compiles beyond its text.
+pub struct CompileOptions {
+    /// Where `lookups:` files are read from (the mapping file's directory); else the current one.
+    pub base_dir: Option<PathBuf>,
+    /// Resolves an HMAC key reference. The default reads `env://NAME` from the environment.
+    pub secret: Box<dyn Fn(&str) -> Result<Vec<u8>, String> + Send + Sync>,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions { base_dir: None, secret: Box::new(env_secret) }
+    }
+}
+
+/// `env://NAME`: the variable's bytes. Keys never sit in the mapping file itself.
+pub fn env_secret(reference: &str) -> Result<Vec<u8>, String> {
+    match reference.strip_prefix("env://") {
+        Some(name) => match std::env::var(name) {
+            Ok(v) if !v.is_empty() => Ok(v.into_bytes()),
+            _ => Err(format!("the key `{reference}` is not available: environment variable `{name}` is not set")),
+        },
+        None => Err(format!("a key is a reference like `env://NAME`, found `{reference}`; the key itself never goes in the mapping")),
+    }
+}
+
 /// Compiles a spec, reporting every problem found, sorted by position.
 pub fn compile(spec: &MappingSpec) -> Result<Plan, Vec<Diagnostic>> {
+    compile_with(spec, &CompileOptions::default())
+}
+
+/// [`compile`] with options.
+pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     if let Some(v) = &spec.version
         && v.value != SPEC_VERSION
@@ -185,41 +246,37 @@ pub fn compile(spec: &MappingSpec) -> Result<Plan, Vec<Diagnostic>> {
             format!("unsupported `version: {}`; this program reads version {SPEC_VERSION}", v.value),
         ));
     }
+    let lookups = compile_lookups(&spec.lookups, options.base_dir.as_deref(), &mut diags);
+    let secret = |reference: &str| (options.secret)(reference).map(Arc::from);
+    let ctx = Context { lookups: &lookups, secret: &secret };
     let mut extractor = Extractor::default();
-    let mut fields = Vec::with_capacity(spec.fields.len());
-    let mut targets: Vec<(Spanned<String>, usize)> = Vec::new();
-    for field_spec in &spec.fields {
-        if let Some(field) = compile_field(field_spec, &mut extractor, &mut diags) {
-            targets.push((field_spec.target.clone().expect("compiled fields have a target"), fields.len()));
-            fields.push(field);
-        }
-    }
-    extractor.finish();
+    let set = compile_scope(&spec.fields, &mut PathSink::Record(&mut extractor), &ctx, &mut diags);
     check_targets(&spec.fields.iter().filter_map(|f| f.target.as_ref()).collect::<Vec<_>>(), &mut diags);
     if spec.fields.is_empty() && spec.name.is_some() {
         diags.push(Diagnostic::new(Pos::new(1, 1), "`fields` is empty; a mapping needs at least one field"));
     }
     // Targets of fields that failed to compile are still known: naming one is not a new error.
     let declared: Vec<&str> = spec.fields.iter().filter_map(|f| f.target.as_ref()).map(|t| t.as_str()).collect();
+    let mut target_index: HashMap<&str, usize> = HashMap::new();
+    for (i, t) in declared.iter().enumerate() {
+        target_index.entry(t).or_insert(i);
+    }
+    let compiled = set.as_ref().map(|s| &s.fields[..]).unwrap_or_default();
     let find = |name: &Spanned<String>, what: &str, diags: &mut Vec<Diagnostic>| -> Option<usize> {
-        let found = targets.iter().find(|(t, _)| t.value == name.value).map(|(_, i)| *i);
+        let found = compiled.iter().position(|f| f.target == name.value);
         if found.is_none() && !declared.contains(&name.as_str()) {
-            let known = targets.iter().map(|(t, _)| t.value.as_str());
+            let known = declared.iter().copied();
             diags.push(Diagnostic::new(
                 name.pos,
-                format!(
-                    "{what} names unknown target `{}`{}",
-                    name.value,
-                    crate::diagnostic::suggestion(&name.value, known)
-                ),
+                format!("{what} names unknown target `{}`{}", name.value, crate::diagnostic::suggestion(&name.value, known)),
             ));
         }
         found
     };
     let key_field = spec.key.as_ref().and_then(|key| {
         let i = find(key, "`key`", &mut diags)?;
-        let f = &fields[i];
-        let always_present = f.required || f.default.is_some() || matches!(f.source, FieldSource::Const(_));
+        let f = &compiled[i];
+        let always_present = (f.required || f.default.is_some() || matches!(f.source, FieldSource::Const(_))) && f.when.is_none();
         if !always_present {
             diags.push(Diagnostic::new(
                 key.pos,
@@ -239,23 +296,150 @@ pub fn compile(spec: &MappingSpec) -> Result<Plan, Vec<Diagnostic>> {
             diags.push(Diagnostic::new(header.pos, "header names cannot be empty"));
         }
     }
-    let rules = rules::compile(&spec.rules, |name, what, d| find(name, what, d), &mut diags);
-    let output = OutputTree::build(fields.iter().map(|f| f.target.as_str()));
-    if !diags.is_empty() {
+    // Rules and `drop` see the record's targets with their final types.
+    let tys: Vec<Ty> = match &set {
+        Some(s) => s.fields.iter().map(scope::field_ty).collect(),
+        None => vec![Ty::Dyn; declared.len()],
+    };
+    // Without a compiled field set, names still resolve (as `any`), so only real problems show.
+    let record_targets = target_index;
+    let drop = spec.drop.as_ref().and_then(|d| {
+        let mut names = ScopeNames {
+            targets: &record_targets,
+            tys: &tys,
+            sink: &mut PathSink::Record(&mut extractor),
+            ctx: &ctx,
+            no_targets: Some("`drop` is decided before any field is read: read the record with a `$` path, like `$.event_type`"),
+        };
+        compile_condition(d, "`drop`", &mut names, &mut diags)
+    });
+    let rules = {
+        let mut sink = PathSink::Record(&mut extractor);
+        rules::compile(
+            &spec.rules,
+            find,
+            |text, diags| {
+                let mut names = ScopeNames { targets: &record_targets, tys: &tys, sink: &mut sink, ctx: &ctx, no_targets: None };
+                compile_condition(text, "a rule", &mut names, diags)
+            },
+            &mut diags,
+        )
+    };
+    extractor.finish();
+    let Some(set) = set.filter(|_| diags.is_empty()) else {
+        if diags.is_empty() {
+            diags.push(Diagnostic::new(Pos::new(1, 1), "the mapping could not be compiled"));
+        }
         diags.sort();
         diags.dedup();
         return Err(diags);
-    }
+    };
     Ok(Plan {
         name: spec.name.as_ref().map(|n| n.value.clone()).unwrap_or_default(),
         extractor,
-        fields,
+        drop,
+        set,
         rules,
-        output,
         key_field,
         headers: spec.headers.iter().map(|h| h.value.clone()).collect(),
         output_capacity: AtomicUsize::new(0),
     })
+}
+
+/// Reads every `lookups:` table, inline or from a CSV or JSON file next to the mapping.
+fn compile_lookups(
+    specs: &[LookupSpec],
+    base_dir: Option<&Path>,
+    diags: &mut Vec<Diagnostic>,
+) -> HashMap<String, Arc<LookupTable>> {
+    let mut tables = HashMap::new();
+    for spec in specs {
+        let name = &spec.name;
+        let values: Option<HashMap<String, serde_json::Value>> = match (&spec.values, &spec.file) {
+            (Some(node), None) => match &node.kind {
+                crate::spec::NodeKind::Map(entries) => {
+                    let mut table = HashMap::with_capacity(entries.len());
+                    for (from, to) in entries {
+                        match to.to_json() {
+                            Ok(v) => {
+                                table.insert(from.value.clone(), v);
+                            }
+                            Err(d) => diags.push(d),
+                        }
+                    }
+                    Some(table)
+                }
+                _ => {
+                    diags.push(Diagnostic::new(node.pos, format!("`values` maps codes to values, found {}", node.kind_name())));
+                    None
+                }
+            },
+            (None, Some(file)) => {
+                let path = base_dir.map_or_else(|| PathBuf::from(&file.value), |d| d.join(&file.value));
+                match read_lookup_file(&path) {
+                    Ok(t) => Some(t),
+                    Err(message) => {
+                        diags.push(Diagnostic::new(file.pos, format!("lookup table `{}`: {message}", name.value)));
+                        None
+                    }
+                }
+            }
+            (Some(node), Some(_)) => {
+                diags.push(Diagnostic::new(node.pos, format!("lookup table `{}` has both `values` and `file`; keep one", name.value)));
+                None
+            }
+            (None, None) => {
+                diags.push(Diagnostic::new(name.pos, format!("lookup table `{}` needs `values:` or `file:`", name.value)));
+                None
+            }
+        };
+        let default = match spec.default.as_ref().map(|d| d.to_json()) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            Some(Err(d)) => {
+                diags.push(d);
+                None
+            }
+        };
+        let Some(values) = values else { continue };
+        let mut kinds = values.values().chain(default.iter()).map(|v| match v {
+            serde_json::Value::String(_) => Ty::String,
+            serde_json::Value::Number(n) if n.is_i64() => Ty::Int,
+            serde_json::Value::Number(_) => Ty::Number,
+            serde_json::Value::Bool(_) => Ty::Bool,
+            _ => Ty::Dyn,
+        });
+        let first = kinds.next().unwrap_or(Ty::Dyn);
+        let ty = if kinds.all(|k| k == first) { first } else { Ty::Dyn };
+        tables.insert(name.value.clone(), Arc::new(LookupTable { name: name.value.clone(), values, default, ty }));
+    }
+    tables
+}
+
+/// A lookup file: JSON (an object of code → value) or CSV (a header row, then code,value rows).
+fn read_lookup_file(path: &Path) -> Result<HashMap<String, serde_json::Value>, String> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(serde_json::Value::Object(map)) => Ok(map.into_iter().collect()),
+            Ok(other) => Err(format!("{shown} must hold a JSON object of code → value, found {}", json::json_kind(&other))),
+            Err(e) => Err(format!("{shown} is not valid JSON: {e}")),
+        },
+        Some("csv") => {
+            let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(&bytes[..]);
+            let mut table = HashMap::new();
+            for (row, record) in reader.records().enumerate() {
+                let record = record.map_err(|e| format!("{shown}: {e}"))?;
+                if record.len() != 2 {
+                    return Err(format!("{shown} line {}: expected two columns (code,value), found {}", row + 2, record.len()));
+                }
+                table.insert(record[0].to_owned(), serde_json::Value::String(record[1].to_owned()));
+            }
+            Ok(table)
+        }
+        _ => Err(format!("{shown}: a lookup file is `.csv` (code,value with a header row) or `.json` (an object)")),
+    }
 }
 
 /// Reports duplicate and overlapping targets among every declared target, including those of

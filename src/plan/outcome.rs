@@ -43,6 +43,8 @@ pub struct StepError {
 pub enum Outcome {
     Mapped(Mapped),
     Failed(Failure),
+    /// The mapping's `drop:` holds for this record: it is skipped, and counted.
+    Dropped,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -65,13 +67,13 @@ impl Outcome {
     pub fn ok_value(&self) -> Option<Value> {
         match self {
             Outcome::Mapped(m) => serde_json::from_slice(&m.value).ok(),
-            Outcome::Failed(_) => None,
+            Outcome::Failed(_) | Outcome::Dropped => None,
         }
     }
 
     pub fn errors(&self) -> &[FieldError] {
         match self {
-            Outcome::Mapped(_) => &[],
+            Outcome::Mapped(_) | Outcome::Dropped => &[],
             Outcome::Failed(f) => &f.errors,
         }
     }

@@ -3,7 +3,7 @@
 //! Keys are escaped once at compile time; a record only appends. A nested object whose fields are
 //! all absent is left out rather than written as `{}`.
 
-use super::field::FieldState;
+use super::value::FieldState;
 
 #[derive(Debug, Default)]
 pub struct OutputTree {
@@ -24,10 +24,11 @@ fn key_bytes(name: &str) -> Box<[u8]> {
 }
 
 impl OutputTree {
-    /// Targets in spec order; the compiler has already refused duplicates and overlaps.
-    pub fn build<'a>(targets: impl Iterator<Item = &'a str>) -> Self {
+    /// The written targets, with their field indexes, in spec order; the compiler has already
+    /// refused duplicates and overlaps.
+    pub fn build<'a>(targets: impl Iterator<Item = (usize, &'a str)>) -> Self {
         let mut tree = OutputTree::default();
-        for (field, target) in targets.enumerate() {
+        for (field, target) in targets {
             let mut level = &mut tree.root;
             let mut segments = target.split('.').peekable();
             while let Some(segment) = segments.next() {

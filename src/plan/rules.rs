@@ -1,14 +1,35 @@
-//! Cross-field business rules, checked over the output targets after every field is evaluated.
+//! Cross-field business rules, checked over the output targets after every field is evaluated:
+//! an expression that must hold (`check:`), or the field-condition form (`when:` a field
+//! equals/is in/is present, then `require`/`forbid` targets).
 
 use serde_json::Value;
 
-use super::field::{Field, FieldState};
+use super::expr::{Compiled, EVal, Env};
+use super::field::{Field, reads_failed};
 use super::outcome::FieldError;
+use super::value::{FieldState, Val};
 use crate::diagnostic::{Diagnostic, Spanned};
-use crate::spec::RuleSpec;
+use crate::spec::{RuleSpec, RuleWhen};
 
 #[derive(Debug)]
-pub struct Rule {
+pub enum Rule {
+    Fields(FieldRule),
+    Expr(ExprRule),
+}
+
+/// `check:` an expression, optionally `when:` another.
+#[derive(Debug)]
+pub struct ExprRule {
+    name: String,
+    text: String,
+    check: Compiled,
+    when: Option<Compiled>,
+    message: Option<String>,
+    field: Option<usize>,
+}
+
+#[derive(Debug)]
+pub struct FieldRule {
     name: String,
     when_field: usize,
     condition: Condition,
@@ -24,10 +45,11 @@ enum Condition {
 }
 
 /// Resolves rules against the compiled fields; `find` maps a target name to its field index and
-/// reports unknown names.
+/// reports unknown names; `expression` compiles an expression over the targets.
 pub fn compile(
     specs: &[RuleSpec],
     mut find: impl FnMut(&Spanned<String>, &str, &mut Vec<Diagnostic>) -> Option<usize>,
+    mut expression: impl FnMut(&Spanned<String>, &mut Vec<Diagnostic>) -> Option<Compiled>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Rule> {
     let mut rules = Vec::new();
@@ -43,12 +65,61 @@ pub fn compile(
             }
             names.push(name);
         }
+        if let Some(check) = &spec.check {
+            if !spec.require.is_empty() || !spec.forbid.is_empty() {
+                diags.push(Diagnostic::new(
+                    check.pos,
+                    "a rule has either `check` or `require`/`forbid`; write the requirement into the check, like `has(x)`",
+                ));
+            }
+            let when = match &spec.when {
+                None => None,
+                Some(RuleWhen::Expr(w)) => Some(expression(w, diags)),
+                Some(RuleWhen::Field(w)) => {
+                    diags.push(Diagnostic::new(
+                        w.pos,
+                        "with `check`, `when` is an expression too, like `status == \"DECLINED\"`",
+                    ));
+                    continue;
+                }
+            };
+            let compiled = expression(check, diags);
+            let field = spec.field.as_ref().and_then(|f| find(f, "`field`", diags));
+            if diags.len() > before {
+                continue;
+            }
+            if let (Some(name), Some(check), Some(when)) = (&spec.name, compiled, when.map_or(Some(None), |w| w.map(Some))) {
+                rules.push(Rule::Expr(ExprRule {
+                    name: name.value.clone(),
+                    text: spec.check.as_ref().map(|c| c.value.clone()).unwrap_or_default(),
+                    check,
+                    when,
+                    message: spec.message.clone(),
+                    field,
+                }));
+            }
+            continue;
+        }
+        if spec.message.is_some() || spec.field.is_some() {
+            diags.push(Diagnostic::new(spec.pos, "`message` and `field` belong to rules with a `check` expression"));
+        }
+        let when = match &spec.when {
+            Some(RuleWhen::Field(w)) => Some(w),
+            Some(RuleWhen::Expr(w)) => {
+                diags.push(Diagnostic::new(
+                    w.pos,
+                    "a `when` expression needs a `check` expression; for `require`/`forbid`, `when` names a field: `{field: status, equals: PAID}`",
+                ));
+                continue;
+            }
+            None => None,
+        };
         if spec.require.is_empty() && spec.forbid.is_empty() {
             diags.push(Diagnostic::new(spec.pos, "rule has neither `require` nor `forbid`; it would check nothing"));
         }
         let require: Vec<usize> = spec.require.iter().filter_map(|t| find(t, "`require`", diags)).collect();
         let forbid: Vec<usize> = spec.forbid.iter().filter_map(|t| find(t, "`forbid`", diags)).collect();
-        let Some(when) = &spec.when else { continue };
+        let Some(when) = when else { continue };
         let when_field = when.field.as_ref().and_then(|f| find(f, "`when`", diags));
         let conditions = [when.equals.is_some(), when.one_of.is_some(), when.present.is_some()];
         let condition = match conditions.iter().filter(|c| **c).count() {
@@ -75,14 +146,80 @@ pub fn compile(
             continue;
         }
         if let (Some(name), Some(when_field), Some(condition)) = (&spec.name, when_field, condition) {
-            rules.push(Rule { name: name.value.clone(), when_field, condition, require, forbid });
+            rules.push(Rule::Fields(FieldRule { name: name.value.clone(), when_field, condition, require, forbid }));
         }
     }
     rules
 }
 
 impl Rule {
-    pub fn check(&self, states: &[FieldState<'_>], fields: &[Field], errors: &mut Vec<FieldError>) {
+    pub fn check(&self, env: Env<'_>, fields: &[Field], errors: &mut Vec<FieldError>) {
+        match self {
+            Rule::Fields(rule) => rule.check(env.fields, fields, errors),
+            Rule::Expr(rule) => rule.check(env, fields, errors),
+        }
+    }
+}
+
+impl ExprRule {
+    /// Judged only when every field it reads is valid; a `null` verdict (it compared an absent
+    /// value) is not judged either.
+    fn check(&self, env: Env<'_>, fields: &[Field], errors: &mut Vec<FieldError>) {
+        if reads_failed(&self.check, env.fields) || self.when.as_ref().is_some_and(|w| reads_failed(w, env.fields)) {
+            return;
+        }
+        let mut locals = Vec::new();
+        let field = self.field.map(|i| fields[i].target.clone());
+        let mut error = |message: String| errors.push(FieldError { field: field.clone(), rule: self.name.clone(), message });
+        if let Some(when) = &self.when {
+            match when.code.eval(env, &mut locals) {
+                Ok(EVal::Bool(true)) => {}
+                Ok(_) => return,
+                Err(e) => return error(format!("the rule's `when` could not be evaluated: {e}")),
+            }
+        }
+        match self.check.code.eval(env, &mut locals) {
+            Ok(EVal::Bool(true) | EVal::Null) => {}
+            Ok(EVal::Bool(false)) => {
+                let said = self.message.clone().unwrap_or_else(|| format!("`{}` does not hold", self.text));
+                error(format!("{said} ({})", self.values_read(env, fields)))
+            }
+            Ok(other) => error(format!("`{}` gave {other:?}, not a boolean", self.text)),
+            Err(e) => error(format!("`{}` could not be evaluated: {e}", self.text)),
+        }
+    }
+
+    /// `a = 1, b = absent` for the fields the rule read; sensitive values hidden.
+    fn values_read(&self, env: Env<'_>, fields: &[Field]) -> String {
+        let mut shown: Vec<String> = Vec::new();
+        for &i in self.when.iter().flat_map(|w| &w.reads).chain(&self.check.reads) {
+            let f = &fields[i];
+            let text = format!("{} = {}", f.target, describe_state(&env.fields[i], f.sensitive));
+            if !shown.contains(&text) {
+                shown.push(text);
+            }
+        }
+        shown.join(", ")
+    }
+}
+
+fn describe_state(state: &FieldState<'_>, sensitive: bool) -> String {
+    match state {
+        FieldState::Absent => "absent".into(),
+        FieldState::Failed => "invalid".into(),
+        FieldState::Present(_) if sensitive => "(hidden: sensitive field)".into(),
+        FieldState::Present(Val::Rows(rows)) => format!("{} item(s)", rows.rows.len()),
+        FieldState::Present(v) => {
+            let mut out = Vec::new();
+            v.write_json(&mut out);
+            let text = String::from_utf8_lossy(&out).into_owned();
+            if text.chars().count() > 80 { format!("{}…", text.chars().take(80).collect::<String>()) } else { text }
+        }
+    }
+}
+
+impl FieldRule {
+    fn check(&self, states: &[FieldState<'_>], fields: &[Field], errors: &mut Vec<FieldError>) {
         let holds = match (&states[self.when_field], &self.condition) {
             // The condition cannot be judged on a field that already failed.
             (FieldState::Failed, _) => return,

@@ -59,6 +59,17 @@ fn run_one(test: &crate::spec::TestSpec, plan: &Plan) -> Result<(), String> {
                 .collect();
             Err(format!("expected ok, but the record failed: {}", got.join("; ")))
         }
+        (Some(ExpectSpec::Dropped), Outcome::Dropped) => Ok(()),
+        (Some(ExpectSpec::Dropped), Outcome::Mapped(_)) => {
+            Err(format!("expected the record dropped, but it mapped to {}", outcome.ok_value().unwrap_or(Value::Null)))
+        }
+        (Some(ExpectSpec::Dropped), Outcome::Failed(failure)) => {
+            let got: Vec<String> = failure.errors.iter().map(|e| format!("{} ({})", e.field.as_deref().unwrap_or("-"), e.rule)).collect();
+            Err(format!("expected the record dropped, but it failed: {}", got.join("; ")))
+        }
+        (Some(ExpectSpec::Ok(_) | ExpectSpec::Fail(_)), Outcome::Dropped) => {
+            Err("the record was dropped by the mapping's `drop`".into())
+        }
         (Some(ExpectSpec::Fail(_)), Outcome::Mapped(_)) => {
             Err(format!("expected a failure, but the record mapped to {}", outcome.ok_value().unwrap_or(Value::Null)))
         }

@@ -9,6 +9,11 @@ use std::collections::HashMap;
 
 use serde_json::{Number, Value};
 
+use rust_decimal::Decimal;
+
+use super::dates;
+use super::expr::eval::mask;
+use super::expr::{Rounding, rescale};
 use super::outcome::StepError;
 use super::pattern::{Pattern, compile_regex};
 use super::types::{Kind, describe};
@@ -40,6 +45,28 @@ pub enum Transform {
     ToString,
     Multiply(Factor),
     Divide(Factor),
+    /// Lower-case hex SHA-256 of the text.
+    Sha256,
+    /// Keeps the first and last characters, masks the rest.
+    Mask {
+        keep_first: usize,
+        keep_last: usize,
+        with: char,
+    },
+    /// Local date and time text in a format and an IANA zone → RFC 3339 in UTC.
+    ParseDatetime {
+        format: String,
+        zone: Option<chrono_tz::Tz>,
+    },
+    /// Date text in a format → `YYYY-MM-DD`.
+    ParseDate {
+        format: String,
+    },
+    /// A number, or a number in text → a decimal string with exactly `scale` digits after the point.
+    ToDecimal {
+        scale: u32,
+        rounding: Rounding,
+    },
 }
 
 /// A numeric argument, kept exact when it is an integer.
@@ -62,6 +89,11 @@ pub const NAMES: &[&str] = &[
     "to_string",
     "multiply",
     "divide",
+    "to_decimal",
+    "parse_datetime",
+    "parse_date",
+    "sha256",
+    "mask",
 ];
 
 impl Transform {
@@ -79,6 +111,11 @@ impl Transform {
             Transform::ToString => "to_string",
             Transform::Multiply(_) => "multiply",
             Transform::Divide(_) => "divide",
+            Transform::Sha256 => "sha256",
+            Transform::Mask { .. } => "mask",
+            Transform::ParseDatetime { .. } => "parse_datetime",
+            Transform::ParseDate { .. } => "parse_date",
+            Transform::ToDecimal { .. } => "to_decimal",
         }
     }
 
@@ -106,6 +143,100 @@ impl Transform {
             "to_integer" => no_arg(Transform::ToInteger, diags),
             "to_number" => no_arg(Transform::ToNumber, diags),
             "to_string" => no_arg(Transform::ToString, diags),
+            "sha256" => no_arg(Transform::Sha256, diags),
+            "mask" => {
+                let arg = need_arg(diags, "{keep_first: N, keep_last: N, with: '*'}")?;
+                let args = args_map(arg, name, &["keep_first", "keep_last", "with"], diags)?;
+                let count = |key: &str, diags: &mut Vec<Diagnostic>| -> Option<usize> {
+                    match args.iter().find(|(k, _)| k == key).map(|(_, n)| *n) {
+                        None => Some(0),
+                        Some(Node { kind: NodeKind::Int(n), .. }) if *n >= 0 => Some(*n as usize),
+                        Some(n) => {
+                            diags.push(Diagnostic::new(n.pos, format!("`{key}` must be a whole number ≥ 0")));
+                            None
+                        }
+                    }
+                };
+                let keep_first = count("keep_first", diags)?;
+                let keep_last = count("keep_last", diags)?;
+                let with = match args.iter().find(|(k, _)| k == "with").map(|(_, n)| *n) {
+                    None => '*',
+                    Some(n) => match n.as_str().map(|s| (s.chars().count(), s.chars().next())) {
+                        Some((1, Some(c))) => c,
+                        _ => {
+                            diags.push(Diagnostic::new(n.pos, "`with` is the one character that masks, like '*'"));
+                            return None;
+                        }
+                    },
+                };
+                Some(Transform::Mask { keep_first, keep_last, with })
+            }
+            "parse_datetime" | "parse_date" => {
+                let shape = if name == "parse_date" { "{format: '%Y%m%d'}" } else { "{format: '%d/%m/%Y %H:%M:%S', zone: America/Sao_Paulo}" };
+                let arg = need_arg(diags, shape)?;
+                let allowed: &[&str] = if name == "parse_date" { &["format"] } else { &["format", "zone"] };
+                let args = args_map(arg, name, allowed, diags)?;
+                let (format, format_pos) = string_arg(&args, arg, "format", name, diags)?;
+                if let Some(bad) = dates::format_problem(&format, name == "parse_datetime") {
+                    diags.push(Diagnostic::new(format_pos, format!("format `{format}`: {bad}")));
+                    return None;
+                }
+                if name == "parse_date" {
+                    return Some(Transform::ParseDate { format });
+                }
+                let zone = match args.iter().find(|(k, _)| k == "zone").map(|(_, n)| *n) {
+                    None => None,
+                    Some(node) => match node.as_str().map(|z| (z, z.parse::<chrono_tz::Tz>())) {
+                        Some((_, Ok(tz))) => Some(tz),
+                        Some((z, Err(_))) => {
+                            let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
+                            diags.push(Diagnostic::new(
+                                node.pos,
+                                format!("unknown time zone `{z}`{}; use an IANA name like `America/Sao_Paulo` or `UTC`", suggestion(z, names)),
+                            ));
+                            return None;
+                        }
+                        None => {
+                            diags.push(Diagnostic::new(node.pos, "`zone` is an IANA time zone name, like `America/Sao_Paulo`"));
+                            return None;
+                        }
+                    },
+                };
+                if zone.is_none() && !dates::has_offset(&format) {
+                    diags.push(Diagnostic::new(
+                        arg.pos,
+                        "`parse_datetime` needs a `zone` (like `America/Sao_Paulo`) unless the format reads an offset (`%z`)",
+                    ));
+                    return None;
+                }
+                Some(Transform::ParseDatetime { format, zone })
+            }
+            "to_decimal" => {
+                let arg = need_arg(diags, "{scale: 2, rounding: half_even}")?;
+                let args = args_map(arg, name, &["scale", "rounding"], diags)?;
+                let scale = match args.iter().find(|(k, _)| k == "scale").map(|(_, n)| *n) {
+                    Some(Node { kind: NodeKind::Int(n), .. }) if (0..=28).contains(n) => *n as u32,
+                    Some(n) => {
+                        diags.push(Diagnostic::new(n.pos, "`scale` is the number of digits after the point, 0 to 28"));
+                        return None;
+                    }
+                    None => {
+                        diags.push(Diagnostic::new(arg.pos, "`to_decimal` needs `scale`"));
+                        return None;
+                    }
+                };
+                let rounding = match args.iter().find(|(k, _)| k == "rounding").map(|(_, n)| *n) {
+                    None => Rounding::HalfEven,
+                    Some(n) => match n.as_str().and_then(Rounding::from_name) {
+                        Some(r) => r,
+                        None => {
+                            diags.push(Diagnostic::new(n.pos, format!("`rounding` is one of {}", Rounding::NAMES.join(", "))));
+                            return None;
+                        }
+                    },
+                };
+                Some(Transform::ToDecimal { scale, rounding })
+            }
             "replace" => {
                 let arg = need_arg(diags, "{pattern: REGEX, with: TEXT}")?;
                 let args = args_map(arg, name, &["pattern", "with"], diags)?;
@@ -223,6 +354,10 @@ impl Transform {
             Transform::ToInteger | Transform::ToNumber => matches!(kind, Kind::Str | Kind::Int | Kind::Num),
             Transform::ToString => true,
             Transform::Multiply(_) | Transform::Divide(_) => matches!(kind, Kind::Int | Kind::Num),
+            Transform::Sha256 | Transform::Mask { .. } | Transform::ParseDatetime { .. } | Transform::ParseDate { .. } => {
+                kind == Kind::Str
+            }
+            Transform::ToDecimal { .. } => matches!(kind, Kind::Str | Kind::Int | Kind::Num),
         }
     }
 
@@ -230,7 +365,7 @@ impl Transform {
     pub fn input_description(&self) -> &'static str {
         match self {
             Transform::Map { .. } => "a string, number or boolean",
-            Transform::ToInteger | Transform::ToNumber => "a string or a number",
+            Transform::ToInteger | Transform::ToNumber | Transform::ToDecimal { .. } => "a string or a number",
             Transform::ToString => "any value",
             Transform::Multiply(_) | Transform::Divide(_) => "a number",
             _ => "a string",
@@ -385,7 +520,7 @@ impl Transform {
                         )));
                     }
                 },
-                Val::Other(_) | Val::List(_) | Val::Items(_) => return Err(wrong_type(value)),
+                Val::Other(_) | Val::List(_) | Val::Items(_) | Val::Rows(_) => return Err(wrong_type(value)),
             },
             Transform::ToNumber => match &*value {
                 Val::Other(v) if v.is_number() => return Ok(()),
@@ -403,11 +538,11 @@ impl Transform {
                         }
                     }
                 }
-                Val::Other(_) | Val::List(_) | Val::Items(_) => return Err(wrong_type(value)),
+                Val::Other(_) | Val::List(_) | Val::Items(_) | Val::Rows(_) => return Err(wrong_type(value)),
             },
             Transform::ToString => match &*value {
                 Val::Raw(_) | Val::Str(_) => return Ok(()),
-                Val::List(_) | Val::Items(_) => Val::text(value.to_value().to_string()),
+                Val::List(_) | Val::Items(_) | Val::Rows(_) => Val::text(value.to_value().to_string()),
                 Val::Other(v) => match v.as_ref() {
                     // Integers (ids, codes) are the usual case: `itoa` writes them without the
                     // formatting machinery and its buffer regrowth.
@@ -426,6 +561,30 @@ impl Transform {
                     Err(Some(m)) => return Err(failed(m)),
                 }
             }
+            Transform::Sha256 => {
+                use sha2::Digest;
+                Val::text(hex::encode(sha2::Sha256::digest(text.as_bytes())))
+            }
+            Transform::Mask { keep_first, keep_last, with } => Val::text(mask(text, *keep_first, *keep_last, *with)),
+            Transform::ParseDatetime { format, zone } => match dates::parse_datetime(text, format, *zone) {
+                Ok(utc) => Val::text(utc),
+                Err(why) => return Err(failed(format!("{} {why}", describe(value, sensitive)))),
+            },
+            Transform::ParseDate { format } => match dates::parse_date(text, format) {
+                Ok(day) => Val::text(day),
+                Err(why) => return Err(failed(format!("{} {why}", describe(value, sensitive)))),
+            },
+            Transform::ToDecimal { scale, rounding } => {
+                let parsed = match (value.as_str(), value.json()) {
+                    (Some(s), _) => s.trim().parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(s.trim()).ok()),
+                    (None, Some(Value::Number(n))) => n.to_string().parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(&n.to_string()).ok()),
+                    _ => return Err(wrong_type(value)),
+                };
+                match parsed.and_then(|d| rescale(d, *scale, *rounding)) {
+                    Some(d) => Val::text(d.to_string()),
+                    None => return Err(failed(format!("expected a decimal number, found {}", describe(value, sensitive)))),
+                }
+            }
         };
         *value = changed;
         Ok(())
@@ -441,6 +600,10 @@ impl Transform {
                 | Transform::DigitsOnly
                 | Transform::Replace { .. }
                 | Transform::Truncate { .. }
+                | Transform::Sha256
+                | Transform::Mask { .. }
+                | Transform::ParseDatetime { .. }
+                | Transform::ParseDate { .. }
         )
     }
 }
@@ -597,6 +760,7 @@ mod tests {
         let step = StepSpec {
             name: Spanned::new(name.into(), Pos::new(1, 1)),
             arg: arg.map(|kind| Node { pos: Pos::new(1, 10), kind }),
+            when: None,
         };
         let mut diags = vec![];
         let t = Transform::compile(&step, &mut diags);
@@ -722,6 +886,7 @@ mod tests {
         let step = StepSpec {
             name: Spanned::new("divide".into(), Pos::new(1, 1)),
             arg: Some(Node { pos: Pos::new(1, 9), kind: NodeKind::Int(0) }),
+            when: None,
         };
         assert!(Transform::compile(&step, &mut diags).is_none());
         assert!(diags[0].message.contains("by zero"));
@@ -744,6 +909,7 @@ mod tests {
         let step = |name: &str, arg: Option<&str>| StepSpec {
             name: Spanned::new(name.into(), Pos::new(3, 7)),
             arg: arg.map(|a| crate::spec::load_yaml(a, &mut vec![]).unwrap()),
+            when: None,
         };
         assert!(Transform::compile(&step("trimm", None), &mut diags).is_none());
         assert!(Transform::compile(&step("replace", Some("{pattern: '(', with: x}")), &mut diags).is_none());

@@ -103,7 +103,7 @@ impl FieldType {
             (FieldType::Boolean, Val::Other(v)) => v.is_boolean(),
             (FieldType::Object, Val::Other(v)) => v.is_object(),
             (FieldType::Array, Val::Other(v)) => v.is_array(),
-            (FieldType::Array, Val::List(_) | Val::Items(_)) => true,
+            (FieldType::Array, Val::List(_) | Val::Items(_) | Val::Rows(_)) => true,
             _ => false,
         };
         if ok {

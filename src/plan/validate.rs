@@ -196,10 +196,9 @@ impl Validator {
                 if below || above { fail(range_text(min, max)) } else { Ok(()) }
             }
             Validator::Length { min, max } => {
-                let len = match (value.as_str(), value.json()) {
+                let len = match (value.as_str(), value.array_len()) {
                     (Some(s), _) => s.chars().count(),
-                    (None, Some(Value::Array(items))) => items.len(),
-                    (None, None) if value.items().is_some() => value.items().map_or(0, <[_]>::len),
+                    (None, Some(n)) => n,
                     _ => return fail("expected a string or an array".into()),
                 };
                 if min.is_some_and(|lo| len < lo) || max.is_some_and(|hi| len > hi) {
@@ -489,6 +488,7 @@ mod tests {
         let step = StepSpec {
             name: Spanned::new(name.into(), Pos::new(2, 9)),
             arg: arg.map(|a| crate::spec::load_yaml(a, &mut vec![]).unwrap()),
+            when: None,
         };
         let mut diags = vec![];
         Validator::compile(&step, t, &mut diags).ok_or(diags)

@@ -24,6 +24,25 @@ pub enum Val<'a> {
     Items(&'a [Item<'a>]),
     /// Any other JSON value but a string.
     Other(Cow<'a, Value>),
+    /// The objects an `items:` field mapped from an array: their output already written, their
+    /// fields kept for the expressions that read them (`items.map(i, i.total_cents)`).
+    Rows(Box<Rows<'a>>),
+}
+
+/// A field's value during one record's evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FieldState<'a> {
+    Absent,
+    Present(Val<'a>),
+    /// It already has errors; rules and expressions do not pile more on it.
+    Failed,
+}
+
+/// What an `items:` field made of an array: the JSON array, and each item's field states.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rows<'a> {
+    pub json: Vec<u8>,
+    pub rows: Vec<Box<[FieldState<'a>]>>,
 }
 
 impl<'a> Val<'a> {
@@ -53,6 +72,7 @@ impl<'a> Val<'a> {
             Val::List(items) => Val::Items(items),
             Val::Items(items) => Val::Items(items),
             Val::Other(v) => Val::Other(Cow::Borrowed(v)),
+            Val::Rows(rows) => Val::Rows(rows.clone()),
         }
     }
 
@@ -69,14 +89,14 @@ impl<'a> Val<'a> {
         match self {
             Val::Raw(s) => Some(s),
             Val::Str(s) => Some(s),
-            Val::List(_) | Val::Items(_) | Val::Other(_) => None,
+            Val::List(_) | Val::Items(_) | Val::Other(_) | Val::Rows(_) => None,
         }
     }
 
     /// The JSON value, if this is neither a string nor a list of matches.
     pub fn json(&self) -> Option<&Value> {
         match self {
-            Val::Raw(_) | Val::Str(_) | Val::List(_) | Val::Items(_) => None,
+            Val::Raw(_) | Val::Str(_) | Val::List(_) | Val::Items(_) | Val::Rows(_) => None,
             Val::Other(v) => Some(v),
         }
     }
@@ -92,6 +112,7 @@ impl<'a> Val<'a> {
             Val::List(items) => Value::Array(items.iter().map(Item::to_value).collect()),
             Val::Items(items) => Value::Array(items.iter().map(Item::to_value).collect()),
             Val::Other(v) => v.as_ref().clone(),
+            Val::Rows(rows) => serde_json::from_slice(&rows.json).expect("rows are written as valid JSON"),
         }
     }
 
@@ -102,6 +123,18 @@ impl<'a> Val<'a> {
             Val::List(items) => Value::Array(items.into_iter().map(Item::into_value).collect()),
             Val::Items(items) => Value::Array(items.iter().map(Item::to_value).collect()),
             Val::Other(v) => v.into_owned(),
+            Val::Rows(rows) => serde_json::from_slice(&rows.json).expect("rows are written as valid JSON"),
+        }
+    }
+
+    /// The number of items of an array value, whatever its form.
+    pub fn array_len(&self) -> Option<usize> {
+        match self {
+            Val::List(items) => Some(items.len()),
+            Val::Items(items) => Some(items.len()),
+            Val::Rows(rows) => Some(rows.rows.len()),
+            Val::Other(v) => v.as_array().map(Vec::len),
+            Val::Raw(_) | Val::Str(_) => None,
         }
     }
 
@@ -109,7 +142,7 @@ impl<'a> Val<'a> {
     pub fn kind_name(&self) -> &'static str {
         match self {
             Val::Raw(_) | Val::Str(_) => "a string",
-            Val::List(_) | Val::Items(_) => "an array",
+            Val::List(_) | Val::Items(_) | Val::Rows(_) => "an array",
             Val::Other(v) => json_kind(v),
         }
     }
@@ -119,7 +152,7 @@ impl<'a> Val<'a> {
         match (self.as_str(), other) {
             (Some(s), Value::String(o)) => s == o,
             (Some(_), _) => false,
-            (None, o) if self.items().is_some() => json_equal(&self.to_value(), o),
+            (None, o) if self.items().is_some() || matches!(self, Val::Rows(_)) => json_equal(&self.to_value(), o),
             (None, o) => self.json().is_some_and(|v| json_equal(v, o)),
         }
     }
@@ -134,6 +167,7 @@ impl<'a> Val<'a> {
             Val::Str(s) => serde_json::to_writer(&mut *out, s.as_ref()).expect("serialising into memory cannot fail"),
             Val::List(items) => write_items(out, items),
             Val::Items(items) => write_items(out, items),
+            Val::Rows(rows) => out.extend_from_slice(&rows.json),
             // Integers are most of the non-string outputs; `itoa` writes them without the
             // serializer's dispatch (the digits are the same).
             Val::Other(v) => match v.as_ref() {

@@ -1,0 +1,110 @@
+//! Dates and times by format and time zone: `parse_datetime` and `parse_date`.
+//!
+//! Formats are chrono's strftime (`%d/%m/%Y %H:%M:%S`, `%Y%m%d`), checked at compile time. Local
+//! times are placed in an IANA zone (`America/Sao_Paulo`, from the bundled tz database, so the
+//! answer does not depend on the machine) and written in UTC. A day that does not exist
+//! (`30/02/2026`) and a local time a clock change skips are errors that say so; a local time a
+//! clock change repeats takes the earlier of its two instants, as `java.time` and Python do.
+
+use chrono::format::{Fixed, Item, Numeric, ParseErrorKind, StrftimeItems};
+use chrono::{NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// Why a format cannot be used, if it cannot: unknown `%` codes, or a datetime format without a
+/// time or a date without a day.
+pub fn format_problem(format: &str, needs_time: bool) -> Option<String> {
+    let items: Vec<Item<'_>> = StrftimeItems::new(format).collect();
+    if items.iter().any(|i| matches!(i, Item::Error)) {
+        return Some("has an unknown or incomplete `%` code (see chrono's strftime codes: %Y %m %d %H %M %S %z …)".into());
+    }
+    let has = |wanted: &[Numeric]| items.iter().any(|i| matches!(i, Item::Numeric(n, _) if wanted.contains(n)));
+    let has_fixed = |wanted: Fixed| items.iter().any(|i| matches!(i, Item::Fixed(f) if *f == wanted));
+    let full_date = has_fixed(Fixed::RFC3339) || (has(&[Numeric::Year]) && (has(&[Numeric::Ordinal]) || (has(&[Numeric::Month]) || has_fixed(Fixed::ShortMonthName) || has_fixed(Fixed::LongMonthName)) && has(&[Numeric::Day])));
+    if !full_date {
+        return Some("does not read a full date (a year, a month and a day, like `%Y-%m-%d`)".into());
+    }
+    if needs_time && !has_fixed(Fixed::RFC3339) && !has(&[Numeric::Hour, Numeric::Hour12]) {
+        return Some("reads no time; use `parse_date` for dates".into());
+    }
+    None
+}
+
+/// Whether the format reads a UTC offset itself (then no zone is needed).
+pub fn has_offset(format: &str) -> bool {
+    StrftimeItems::new(format).any(|i| {
+        matches!(
+            i,
+            Item::Fixed(Fixed::TimezoneOffset | Fixed::TimezoneOffsetColon | Fixed::TimezoneOffsetColonZ | Fixed::TimezoneOffsetZ | Fixed::RFC3339)
+        )
+    })
+}
+
+fn why(kind: ParseErrorKind, format: &str) -> String {
+    match kind {
+        ParseErrorKind::OutOfRange | ParseErrorKind::Impossible => {
+            "is not a real date or time: that day (or hour) does not exist".into()
+        }
+        _ => format!("does not match the format `{format}`"),
+    }
+}
+
+/// Local text in `format` (in `zone`, unless the format has an offset) → RFC 3339 UTC with `Z`.
+pub fn parse_datetime(text: &str, format: &str, zone: Option<Tz>) -> Result<String, String> {
+    let utc = if has_offset(format) {
+        chrono::DateTime::parse_from_str(text, format).map_err(|e| why(e.kind(), format))?.with_timezone(&Utc)
+    } else {
+        let zone = zone.unwrap_or(Tz::UTC);
+        let local = NaiveDateTime::parse_from_str(text, format).map_err(|e| why(e.kind(), format))?;
+        match zone.from_local_datetime(&local) {
+            chrono::LocalResult::Single(t) => t.with_timezone(&Utc),
+            chrono::LocalResult::Ambiguous(earlier, _) => earlier.with_timezone(&Utc),
+            chrono::LocalResult::None => {
+                return Err(format!("does not exist in {}: a clock change skips that local time", zone.name()));
+            }
+        }
+    };
+    Ok(utc.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+/// Date text in `format` → `YYYY-MM-DD`.
+pub fn parse_date(text: &str, format: &str) -> Result<String, String> {
+    let day = NaiveDate::parse_from_str(text, format).map_err(|e| why(e.kind(), format))?;
+    Ok(day.format("%Y-%m-%d").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_times_become_utc_through_the_zone() {
+        let sp: Tz = "America/Sao_Paulo".parse().unwrap();
+        assert_eq!(parse_datetime("2026-11-01 10:00:00", "%Y-%m-%d %H:%M:%S", Some(sp)).unwrap(), "2026-11-01T13:00:00Z");
+        // Brazil kept daylight saving time until 2019: in January 2018 São Paulo was UTC−2.
+        assert_eq!(parse_datetime("15/01/2018 10:00:00", "%d/%m/%Y %H:%M:%S", Some(sp)).unwrap(), "2018-01-15T12:00:00Z");
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let gap = parse_datetime("2026-03-08 02:30:00", "%Y-%m-%d %H:%M:%S", Some(ny)).unwrap_err();
+        assert!(gap.contains("clock change skips"), "{gap}");
+        // 01:30 happens twice on 2026-11-01 in New York: the earlier (EDT, UTC−4) is taken.
+        assert_eq!(parse_datetime("2026-11-01 01:30:00", "%Y-%m-%d %H:%M:%S", Some(ny)).unwrap(), "2026-11-01T05:30:00Z");
+        assert_eq!(parse_datetime("2026-11-01 10:00:00 -0300", "%Y-%m-%d %H:%M:%S %z", None).unwrap(), "2026-11-01T13:00:00Z");
+    }
+
+    #[test]
+    fn days_that_do_not_exist_say_so() {
+        let e = parse_date("20260230", "%Y%m%d").unwrap_err();
+        assert!(e.contains("does not exist"), "{e}");
+        let e = parse_date("2026-02-03", "%Y%m%d").unwrap_err();
+        assert!(e.contains("does not match the format `%Y%m%d`"), "{e}");
+        assert_eq!(parse_date("20260203", "%Y%m%d").unwrap(), "2026-02-03");
+    }
+
+    #[test]
+    fn formats_are_checked() {
+        assert!(format_problem("%Y-%m-%d %H:%M:%S", true).is_none());
+        assert!(format_problem("%Y%m%d", false).is_none());
+        assert!(format_problem("%Y-%m-%d", true).unwrap().contains("reads no time"));
+        assert!(format_problem("%Y-%q", false).unwrap().contains("unknown"));
+        assert!(format_problem("%m/%d", false).unwrap().contains("full date"));
+    }
+}

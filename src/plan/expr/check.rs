@@ -1,0 +1,711 @@
+//! Name resolution and type checking: an [`Ast`] becomes [`Code`] with a static [`Ty`], or a list
+//! of every problem found, each at its character offset.
+
+use std::sync::Arc;
+
+use super::syntax::{Ast, AstKind, BinaryOp, PathStep, UnaryOp};
+use super::code::{Code, FUNCTIONS, Func, Lit, LookupTable, MacroKind, Rounding, Ty};
+use crate::diagnostic::suggestion;
+
+/// What an expression can name: the scope's targets, record paths, lookup tables and secrets.
+pub trait Names {
+    /// A target of this scope: its field index and static type.
+    fn target(&self, name: &str) -> Option<(usize, Ty)>;
+    /// Every target name, for suggestions.
+    fn target_names(&self) -> Vec<String>;
+    /// Why targets cannot be read here, if they cannot (`drop:` runs before any field).
+    fn targets_unavailable(&self) -> Option<&'static str> {
+        None
+    }
+    /// Registers a plain path into the record (or the item being mapped) and gives its slot.
+    fn path(&mut self, steps: &[PathStep]) -> usize;
+    fn lookup(&self, name: &str) -> Option<Arc<LookupTable>>;
+    fn lookup_names(&self) -> Vec<String>;
+    /// Resolves a key reference (`env://NAME`) at compile time.
+    fn secret(&self, reference: &str) -> Result<Arc<[u8]>, String>;
+}
+
+/// A checked expression.
+#[derive(Debug)]
+pub struct Compiled {
+    pub code: Code,
+    pub ty: Ty,
+    /// The fields it reads: it is evaluated only when none of them failed.
+    pub reads: Vec<usize>,
+}
+
+/// Parses and checks `text`; errors are `(character offset, message)`.
+pub fn compile(text: &str, names: &mut dyn Names) -> Result<Compiled, Vec<(usize, String)>> {
+    let ast = super::syntax::parse(text).map_err(|e| vec![(e.at, e.message)])?;
+    let mut checker = Checker { names, errors: Vec::new(), reads: Vec::new(), locals: Vec::new() };
+    let checked = checker.check(&ast);
+    match checked {
+        Some((code, ty)) if checker.errors.is_empty() => {
+            let mut reads = checker.reads;
+            reads.sort_unstable();
+            reads.dedup();
+            Ok(Compiled { code, ty, reads })
+        }
+        _ => {
+            let mut errors = checker.errors;
+            if errors.is_empty() {
+                errors.push((0, "the expression cannot be compiled".into()));
+            }
+            Err(errors)
+        }
+    }
+}
+
+struct Checker<'n> {
+    names: &'n mut dyn Names,
+    errors: Vec<(usize, String)>,
+    reads: Vec<usize>,
+    locals: Vec<(String, Ty)>,
+}
+
+type Checked = Option<(Code, Ty)>;
+
+/// `a.b.c` as its names, when the node is a plain chain of names.
+fn name_chain(ast: &Ast) -> Option<Vec<&str>> {
+    match &ast.kind {
+        AstKind::Ident(name) => Some(vec![name.as_str()]),
+        AstKind::Select(inner, name) => {
+            let mut chain = name_chain(inner)?;
+            chain.push(name);
+            Some(chain)
+        }
+        _ => None,
+    }
+}
+
+impl Checker<'_> {
+    fn error(&mut self, at: usize, message: impl Into<String>) -> Checked {
+        self.errors.push((at, message.into()));
+        None
+    }
+
+    fn check(&mut self, ast: &Ast) -> Checked {
+        let at = ast.at;
+        match &ast.kind {
+            AstKind::Null => Some((Code::Const(Lit::Null), Ty::Null)),
+            AstKind::Bool(b) => Some((Code::Const(Lit::Bool(*b)), Ty::Bool)),
+            AstKind::Int(n) => Some((Code::Const(Lit::Int(*n)), Ty::Int)),
+            AstKind::Double(d) => Some((Code::Const(Lit::Double(*d)), Ty::Double)),
+            AstKind::Str(s) => Some((Code::Const(Lit::Str(s.clone())), Ty::String)),
+            AstKind::List(items) => {
+                let checked: Vec<Checked> = items.iter().map(|i| self.check(i)).collect();
+                let mut codes = Vec::with_capacity(items.len());
+                let mut item_ty: Option<Ty> = None;
+                for c in checked {
+                    let (code, ty) = c?;
+                    item_ty = Some(match item_ty {
+                        None => ty,
+                        Some(t) if t == ty => t,
+                        Some(t) if t.is_numeric() && ty.is_numeric() => numeric_join(&t, &ty).unwrap_or(Ty::Dyn),
+                        Some(_) => Ty::Dyn,
+                    });
+                    codes.push(code);
+                }
+                Some((Code::List(codes), Ty::List(Box::new(item_ty.unwrap_or(Ty::Dyn)))))
+            }
+            AstKind::Ident(_) | AstKind::Select(..) => match name_chain(ast) {
+                Some(chain) => self.resolve(at, &chain),
+                None => {
+                    let AstKind::Select(inner, name) = &ast.kind else { unreachable!("an Ident is a chain") };
+                    let (code, ty) = self.check(inner)?;
+                    self.member(at, code, &ty, name)
+                }
+            },
+            AstKind::Path(steps, _) => {
+                if steps.is_empty() {
+                    return self.error(at, "`$` alone is the whole record; name a field of it, like `$.event_type`");
+                }
+                let slot = self.names.path(steps);
+                Some((Code::Slot(slot), Ty::Dyn))
+            }
+            AstKind::Index(list, index) => {
+                let l = self.check(list);
+                let i = self.check(index);
+                let ((lc, lt), (ic, it)) = (l?, i?);
+                let item = match (&lt, &it) {
+                    (Ty::List(item), Ty::Int | Ty::Dyn) => (**item).clone(),
+                    (Ty::Dyn, _) => Ty::Dyn,
+                    (Ty::List(_), other) => {
+                        return self.error(index.at, format!("a list is indexed by an integer, found {}", other.name()));
+                    }
+                    (other, _) => return self.error(at, format!("only lists can be indexed, found {}", other.name())),
+                };
+                Some((Code::Index(Box::new(lc), Box::new(ic)), item))
+            }
+            AstKind::Unary(UnaryOp::Not, inner) => {
+                let (code, ty) = self.check(inner)?;
+                self.expect_bool(inner.at, &ty, "`!`")?;
+                Some((Code::Not(Box::new(code)), Ty::Bool))
+            }
+            AstKind::Unary(UnaryOp::Neg, inner) => {
+                let (code, ty) = self.check(inner)?;
+                if !ty.is_numeric() && ty != Ty::Dyn {
+                    return self.error(inner.at, format!("`-` takes a number, found {}", ty.name()));
+                }
+                Some((Code::Neg(Box::new(code)), ty))
+            }
+            AstKind::Binary(op, left, right) => self.binary(*op, left, right),
+            AstKind::Cond(cond, yes, no) => {
+                let c = self.check(cond);
+                let y = self.check(yes);
+                let n = self.check(no);
+                let ((cc, ct), (yc, yt), (nc, nt)) = (c?, y?, n?);
+                self.expect_bool(cond.at, &ct, "the condition of `? :`")?;
+                let ty = match (&yt, &nt) {
+                    (a, b) if a == b => a.clone(),
+                    (Ty::Null, b) => b.clone(),
+                    (a, Ty::Null) => a.clone(),
+                    (a, b) if a.is_numeric() && b.is_numeric() => numeric_join(a, b).unwrap_or(Ty::Dyn),
+                    (a, b) if a.fits(b) => Ty::Dyn,
+                    (a, b) => {
+                        return self.error(
+                            no.at,
+                            format!("the branches of `? :` give {} and {}; they must agree", a.name(), b.name()),
+                        );
+                    }
+                };
+                Some((Code::Cond(Box::new(cc), Box::new(yc), Box::new(nc)), ty))
+            }
+            AstKind::Call { receiver, name, args } => {
+                let mut all: Vec<&Ast> = Vec::with_capacity(args.len() + 1);
+                if let Some(r) = receiver {
+                    all.push(r);
+                }
+                all.extend(args.iter());
+                self.call(at, name, &all, receiver.is_some())
+            }
+        }
+    }
+
+    fn expect_bool(&mut self, at: usize, ty: &Ty, what: &str) -> Option<()> {
+        if matches!(ty, Ty::Bool | Ty::Dyn | Ty::Null) {
+            Some(())
+        } else {
+            self.error(at, format!("{what} takes a boolean, found {}", ty.name()))?;
+            None
+        }
+    }
+
+    /// A chain of names: a macro variable, else the longest prefix that is a target, then members.
+    fn resolve(&mut self, at: usize, chain: &[&str]) -> Checked {
+        if let Some(depth) = self.locals.iter().rposition(|(n, _)| n == chain[0]) {
+            let mut ty = self.locals[depth].1.clone();
+            let mut code = Code::Local(depth);
+            for name in &chain[1..] {
+                let (c, t) = self.member(at, code, &ty, name)?;
+                code = c;
+                ty = t;
+            }
+            return Some((code, ty));
+        }
+        if let Some(reason) = self.names.targets_unavailable() {
+            return self.error(at, format!("`{}` is not available here: {reason}", chain.join(".")));
+        }
+        for take in (1..=chain.len()).rev() {
+            let name = chain[..take].join(".");
+            if let Some((index, ty)) = self.names.target(&name) {
+                self.reads.push(index);
+                let mut code = if ty == Ty::Timestamp { Code::FieldTime(index) } else { Code::Field(index) };
+                let mut ty = ty;
+                for member in &chain[take..] {
+                    let (c, t) = self.member(at, code, &ty, member)?;
+                    code = c;
+                    ty = t;
+                }
+                return Some((code, ty));
+            }
+        }
+        let full = chain.join(".");
+        let known = self.names.target_names();
+        let hint = suggestion(&full, known.iter().map(String::as_str));
+        let hint = if hint.is_empty() && FUNCTIONS_WITHOUT_CALL.contains(&full.as_str()) {
+            format!("; `{full}` is a function: call it as `{full}(…)`")
+        } else {
+            hint
+        };
+        self.error(at, format!("unknown name `{full}`: not a target of this mapping{hint}"))
+    }
+
+    fn member(&mut self, at: usize, code: Code, ty: &Ty, name: &str) -> Checked {
+        match ty {
+            Ty::Row(shape) => match shape.fields.iter().position(|(n, _)| n == name) {
+                Some(i) => Some((Code::RowField(Box::new(code), i), shape.fields[i].1.clone())),
+                None => {
+                    let known = shape.fields.iter().map(|(n, _)| n.as_str());
+                    let hint = suggestion(name, known.clone());
+                    let list: Vec<&str> = known.collect();
+                    self.error(at, format!("an item has no field `{name}`{hint}; its fields: {}", list.join(", ")))
+                }
+            },
+            Ty::Dyn | Ty::Null => Some((Code::Member(Box::new(code), name.to_owned()), Ty::Dyn)),
+            other => self.error(at, format!("{} has no field `{name}`", other.name())),
+        }
+    }
+
+    fn binary(&mut self, op: BinaryOp, left: &Ast, right: &Ast) -> Checked {
+        let l = self.check(left);
+        let r = self.check(right);
+        let ((lc, lt), (rc, rt)) = (l?, r?);
+        let at = left.at;
+        let both = (Box::new(lc), Box::new(rc));
+        match op {
+            BinaryOp::And | BinaryOp::Or => {
+                self.expect_bool(left.at, &lt, &format!("`{}`", op.symbol()))?;
+                self.expect_bool(right.at, &rt, &format!("`{}`", op.symbol()))?;
+                let code = if op == BinaryOp::And { Code::And(both.0, both.1) } else { Code::Or(both.0, both.1) };
+                Some((code, Ty::Bool))
+            }
+            BinaryOp::Eq | BinaryOp::Ne => {
+                if !comparable(&lt, &rt) {
+                    return self.error(
+                        right.at,
+                        format!("`{}` compares {} with {}: they are never equal", op.symbol(), lt.name(), rt.name()),
+                    );
+                }
+                Some((Code::Binary(op, both.0, both.1), Ty::Bool))
+            }
+            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+                let ordered = match (&lt, &rt) {
+                    (Ty::Dyn | Ty::Null, _) | (_, Ty::Dyn | Ty::Null) => true,
+                    (a, b) if a.is_numeric() && b.is_numeric() => numeric_join(a, b).is_ok(),
+                    (Ty::String | Ty::Date, Ty::String | Ty::Date) => true,
+                    (Ty::Timestamp, Ty::Timestamp) => true,
+                    _ => false,
+                };
+                if !ordered {
+                    return self.error(
+                        right.at,
+                        format!("`{}` cannot order {} and {}", op.symbol(), lt.name(), rt.name()),
+                    );
+                }
+                Some((Code::Binary(op, both.0, both.1), Ty::Bool))
+            }
+            BinaryOp::In => {
+                match &rt {
+                    Ty::List(item) if !comparable(&lt, item) => {
+                        return self.error(
+                            at,
+                            format!("`in` looks for {} in {}: it is never found", lt.name(), rt.name()),
+                        );
+                    }
+                    Ty::List(_) | Ty::Dyn => {}
+                    other => {
+                        return self.error(right.at, format!("`in` takes a list on its right, found {}", other.name()));
+                    }
+                }
+                Some((Code::Binary(op, both.0, both.1), Ty::Bool))
+            }
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => {
+                let ty = match (&lt, &rt) {
+                    (Ty::Dyn, _) | (_, Ty::Dyn) => Ty::Dyn,
+                    (Ty::Null, _) | (_, Ty::Null) => {
+                        return self.error(at, format!("`{}` with a literal `null` is always null", op.symbol()));
+                    }
+                    (Ty::String, Ty::String) if op == BinaryOp::Add => Ty::String,
+                    (Ty::List(a), Ty::List(b)) if op == BinaryOp::Add => {
+                        if a == b { Ty::List(a.clone()) } else { Ty::List(Box::new(Ty::Dyn)) }
+                    }
+                    (a, b) if a.is_numeric() && b.is_numeric() => match numeric_join(a, b) {
+                        Ok(t) => t,
+                        Err(message) => return self.error(at, message),
+                    },
+                    (Ty::String, b) | (b, Ty::String) if op == BinaryOp::Add => {
+                        return self.error(
+                            at,
+                            format!("`+` joins two strings, found a string and {}; convert with `string(…)`", b.name()),
+                        );
+                    }
+                    (a, b) => {
+                        return self.error(
+                            at,
+                            format!("`{}` takes numbers, found {} and {}", op.symbol(), a.name(), b.name()),
+                        );
+                    }
+                };
+                Some((Code::Binary(op, both.0, both.1), ty))
+            }
+        }
+    }
+
+    /// A function call; `args[0]` is the receiver when `method` (`x.f(a)` is `f(x, a)`).
+    fn call(&mut self, at: usize, name: &str, args: &[&Ast], method: bool) -> Checked {
+        let shown = if method { format!("`.{name}()`") } else { format!("`{name}()`") };
+        let arity = |n: std::ops::RangeInclusive<usize>, this: &mut Self| -> Option<()> {
+            if n.contains(&args.len()) {
+                Some(())
+            } else {
+                let want = if n.start() == n.end() { n.start().to_string() } else { format!("{} to {}", n.start(), n.end()) };
+                let given = if method { format!("{} (the receiver counts as the first)", args.len()) } else { args.len().to_string() };
+                this.error(at, format!("{shown} takes {want} argument(s), given {given}"))?;
+                None
+            }
+        };
+        match name {
+            "has" => {
+                arity(1..=1, self)?;
+                let target = args[0];
+                if !matches!(target.kind, AstKind::Ident(_) | AstKind::Select(..) | AstKind::Path(..)) {
+                    return self.error(target.at, "`has()` tests a field or a path, like `has(decline_code)`");
+                }
+                let (code, _) = self.check(target)?;
+                return Some((Code::Has(Box::new(code)), Ty::Bool));
+            }
+            "all" | "exists" | "any" | "map" | "filter" => return self.macro_call(at, name, args, method),
+            _ => {}
+        }
+        // Constant arguments are read before checking, so they are not compiled as values.
+        let literal_text = |a: &Ast| match &a.kind {
+            AstKind::Str(s) => Some(s.clone()),
+            _ => None,
+        };
+        let func_with_literal = match name {
+            "lookup" => {
+                arity(2..=2, self)?;
+                let Some(table) = literal_text(args[0]) else {
+                    return self.error(args[0].at, "`lookup()` names its table as a string: `lookup(\"table\", key)`");
+                };
+                match self.names.lookup(&table) {
+                    Some(t) => Some((Func::Lookup(t), 1)),
+                    None => {
+                        let known = self.names.lookup_names();
+                        let hint = suggestion(&table, known.iter().map(String::as_str));
+                        let list = if known.is_empty() { "none are defined under `lookups:`".to_owned() } else { format!("tables: {}", known.join(", ")) };
+                        return self.error(args[0].at, format!("unknown lookup table `{table}`{hint}; {list}"));
+                    }
+                }
+            }
+            "hmac_sha256" => {
+                arity(2..=2, self)?;
+                let Some(reference) = literal_text(args[1]) else {
+                    return self.error(args[1].at, "`hmac_sha256()` takes its key as a reference string, like \"env://DOCUMENT_HASH_KEY\"");
+                };
+                match self.names.secret(&reference) {
+                    Ok(key) => Some((Func::HmacSha256(key), 0)),
+                    Err(message) => return self.error(args[1].at, message),
+                }
+            }
+            "matches" => {
+                arity(2..=2, self)?;
+                let Some(pattern) = literal_text(args[1]) else {
+                    return self.error(args[1].at, "`matches()` takes its regex as a string literal");
+                };
+                match regex::Regex::new(&pattern) {
+                    Ok(re) => Some((Func::Matches(re), 0)),
+                    Err(e) => return self.error(args[1].at, format!("invalid regex: {e}")),
+                }
+            }
+            "round" => {
+                arity(2..=3, self)?;
+                let mode = match args.get(2) {
+                    None => Rounding::HalfEven,
+                    Some(a) => match literal_text(a).as_deref().and_then(Rounding::from_name) {
+                        Some(m) => m,
+                        None => {
+                            return self.error(
+                                a.at,
+                                format!("`round()` takes a rounding mode as a string: {}", Rounding::NAMES.join(", ")),
+                            );
+                        }
+                    },
+                };
+                match args[1].kind {
+                    AstKind::Int(n) if (0..=28).contains(&n) => {}
+                    _ => return self.error(args[1].at, "`round()` takes the number of decimal places as an integer from 0 to 28"),
+                }
+                Some((Func::Round(mode), 0))
+            }
+            _ => None,
+        };
+        // Arguments compiled as values (a literal table name or key is not one).
+        let (skip_first, skip_from) = match &func_with_literal {
+            Some((Func::Lookup(_), _)) => (true, usize::MAX),
+            Some((Func::HmacSha256(_) | Func::Matches(_), _)) => (false, 1),
+            Some((Func::Round(_), _)) => (false, 2),
+            _ => (false, usize::MAX),
+        };
+        let mut codes = Vec::with_capacity(args.len());
+        let mut tys = Vec::with_capacity(args.len());
+        let mut failed = false;
+        for (i, a) in args.iter().enumerate() {
+            if (skip_first && i == 0) || i >= skip_from {
+                continue;
+            }
+            match self.check(a) {
+                Some((c, t)) => {
+                    codes.push(c);
+                    tys.push(t);
+                }
+                None => failed = true,
+            }
+        }
+        if failed {
+            return None;
+        }
+        let value_args: Vec<&Ast> = args
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !((skip_first && *i == 0) || *i >= skip_from))
+            .map(|(_, a)| *a)
+            .collect();
+        // Checks argument `i` against the accepted types (any value fits `Dyn`).
+        let want = |this: &mut Self, i: usize, accepted: &[Ty], what: &str| -> Option<()> {
+            let t = &tys[i];
+            if accepted.iter().any(|a| a.fits(t)) {
+                Some(())
+            } else {
+                this.error(value_args[i].at, format!("{shown} takes {what}, found {}", t.name()))?;
+                None
+            }
+        };
+        let string = [Ty::String, Ty::Date];
+        let (func, ty) = match name {
+            "lookup" => {
+                let Some((Func::Lookup(table), _)) = func_with_literal else { unreachable!("resolved above") };
+                want(self, 0, &[Ty::String, Ty::Int, Ty::Bool, Ty::Number], "a string, integer or boolean key")?;
+                let ty = table.ty.clone();
+                (Func::Lookup(table), ty)
+            }
+            "hmac_sha256" => {
+                want(self, 0, &string, "a string")?;
+                let Some((f, _)) = func_with_literal else { unreachable!("resolved above") };
+                (f, Ty::String)
+            }
+            "matches" => {
+                want(self, 0, &string, "a string")?;
+                let Some((f, _)) = func_with_literal else { unreachable!("resolved above") };
+                (f, Ty::Bool)
+            }
+            "round" => {
+                want(self, 0, &[Ty::Int, Ty::Decimal, Ty::Double, Ty::Number, Ty::String], "a number")?;
+                let Some((f, _)) = func_with_literal else { unreachable!("resolved above") };
+                (f, Ty::Decimal)
+            }
+            "size" | "count" => {
+                arity(1..=1, self)?;
+                if !matches!(tys[0], Ty::String | Ty::List(_) | Ty::Dyn | Ty::Null) {
+                    return self.error(value_args[0].at, format!("{shown} takes a string or a list, found {}", tys[0].name()));
+                }
+                (Func::Size, Ty::Int)
+            }
+            "coalesce" => {
+                if args.len() < 2 {
+                    return self.error(at, format!("{shown} takes two or more values"));
+                }
+                let mut ty = Ty::Null;
+                for t in &tys {
+                    ty = match (&ty, t) {
+                        (Ty::Null, t) => t.clone(),
+                        (a, b) if a == b => a.clone(),
+                        (a, b) if a.is_numeric() && b.is_numeric() => numeric_join(a, b).unwrap_or(Ty::Dyn),
+                        _ => Ty::Dyn,
+                    };
+                }
+                (Func::Coalesce, ty)
+            }
+            "string" => {
+                arity(1..=1, self)?;
+                (Func::String, Ty::String)
+            }
+            "int" => {
+                arity(1..=1, self)?;
+                want(self, 0, &[Ty::Int, Ty::Double, Ty::Number, Ty::Decimal, Ty::String], "a number or a string")?;
+                (Func::Int, Ty::Int)
+            }
+            "double" => {
+                arity(1..=1, self)?;
+                want(self, 0, &[Ty::Int, Ty::Double, Ty::Number, Ty::Decimal, Ty::String], "a number or a string")?;
+                (Func::Double, Ty::Double)
+            }
+            "decimal" => {
+                arity(1..=1, self)?;
+                want(self, 0, &[Ty::Int, Ty::Double, Ty::Number, Ty::Decimal, Ty::String], "a number or a string")?;
+                (Func::Decimal, Ty::Decimal)
+            }
+            "timestamp" => {
+                arity(1..=1, self)?;
+                want(self, 0, &[Ty::String, Ty::Timestamp], "an RFC 3339 string")?;
+                (Func::Timestamp, Ty::Timestamp)
+            }
+            "abs" => {
+                arity(1..=1, self)?;
+                want(self, 0, &[Ty::Int, Ty::Double, Ty::Number, Ty::Decimal], "a number")?;
+                (Func::Abs, tys[0].clone())
+            }
+            "lower" | "upper" | "trim" | "sha256" => {
+                arity(1..=1, self)?;
+                want(self, 0, &string, "a string")?;
+                let f = match name {
+                    "lower" => Func::Lower,
+                    "upper" => Func::Upper,
+                    "trim" => Func::Trim,
+                    _ => Func::Sha256,
+                };
+                (f, Ty::String)
+            }
+            "split" => {
+                arity(2..=2, self)?;
+                want(self, 0, &string, "a string")?;
+                want(self, 1, &string, "a separator string")?;
+                (Func::Split, Ty::List(Box::new(Ty::String)))
+            }
+            "join" => {
+                arity(1..=2, self)?;
+                if !matches!(tys[0], Ty::List(_) | Ty::Dyn) {
+                    return self.error(value_args[0].at, format!("{shown} takes a list, found {}", tys[0].name()));
+                }
+                if tys.len() > 1 {
+                    want(self, 1, &string, "a separator string")?;
+                }
+                (Func::Join, Ty::String)
+            }
+            "substring" => {
+                arity(2..=3, self)?;
+                want(self, 0, &string, "a string")?;
+                for i in 1..tys.len() {
+                    want(self, i, &[Ty::Int], "character positions as integers")?;
+                }
+                (Func::Substring, Ty::String)
+            }
+            "pad_left" | "pad_right" => {
+                arity(2..=3, self)?;
+                want(self, 0, &string, "a string")?;
+                want(self, 1, &[Ty::Int], "a width as an integer")?;
+                if let Some(fill) = value_args.get(2) {
+                    want(self, 2, &string, "a one-character fill string")?;
+                    if let AstKind::Str(s) = &fill.kind
+                        && s.chars().count() != 1
+                    {
+                        return self.error(fill.at, format!("{shown} fills with one character, found {s:?}"));
+                    }
+                }
+                (if name == "pad_left" { Func::PadLeft } else { Func::PadRight }, Ty::String)
+            }
+            "startsWith" | "endsWith" | "contains" => {
+                arity(2..=2, self)?;
+                want(self, 0, &string, "a string")?;
+                want(self, 1, &string, "a string")?;
+                let f = match name {
+                    "startsWith" => Func::StartsWith,
+                    "endsWith" => Func::EndsWith,
+                    _ => Func::Contains,
+                };
+                (f, Ty::Bool)
+            }
+            "replace" => {
+                arity(3..=3, self)?;
+                for i in 0..3 {
+                    want(self, i, &string, "strings")?;
+                }
+                (Func::Replace, Ty::String)
+            }
+            "mask" => {
+                arity(3..=4, self)?;
+                want(self, 0, &string, "a string")?;
+                want(self, 1, &[Ty::Int], "the number of characters kept at the start")?;
+                want(self, 2, &[Ty::Int], "the number of characters kept at the end")?;
+                if tys.len() > 3 {
+                    want(self, 3, &string, "a one-character mask string")?;
+                }
+                (Func::Mask, Ty::String)
+            }
+            "sum" | "min" | "max" => {
+                arity(1..=1, self)?;
+                let item = match &tys[0] {
+                    Ty::List(item) => (**item).clone(),
+                    Ty::Dyn => Ty::Dyn,
+                    other => return self.error(value_args[0].at, format!("{shown} takes a list, found {}", other.name())),
+                };
+                let numeric = item.is_numeric() || item == Ty::Dyn;
+                if !numeric && !(name != "sum" && matches!(item, Ty::String | Ty::Date | Ty::Timestamp)) {
+                    return self.error(value_args[0].at, format!("{shown} takes a list of numbers, found {}", tys[0].name()));
+                }
+                let f = match name {
+                    "sum" => Func::Sum,
+                    "min" => Func::Min,
+                    _ => Func::Max,
+                };
+                (f, item)
+            }
+            _ => {
+                let hint = suggestion(name, FUNCTIONS.iter().copied());
+                return self.error(at, format!("unknown function `{name}`{hint}"));
+            }
+        };
+        Some((Code::Call(func, codes), ty))
+    }
+
+    /// `list.all(x, p)`, `exists`/`any`, `map`, `filter`: `x` names each item inside the body.
+    fn macro_call(&mut self, at: usize, name: &str, args: &[&Ast], method: bool) -> Checked {
+        if !method || args.len() != 3 {
+            return self.error(at, format!("`{name}` is written `list.{name}(item, expression)`"));
+        }
+        let (list_code, list_ty) = self.check(args[0])?;
+        let item_ty = match &list_ty {
+            Ty::List(item) => (**item).clone(),
+            Ty::Dyn | Ty::Null => Ty::Dyn,
+            other => return self.error(args[0].at, format!("`.{name}()` takes a list, found {}", other.name())),
+        };
+        let AstKind::Ident(var) = &args[1].kind else {
+            return self.error(args[1].at, format!("`.{name}()` names each item first, like `items.{name}(i, …)`"));
+        };
+        self.locals.push((var.clone(), item_ty));
+        let depth = self.locals.len() - 1;
+        let body = self.check(args[2]);
+        self.locals.pop();
+        let (body_code, body_ty) = body?;
+        let kind = match name {
+            "all" => MacroKind::All,
+            "exists" | "any" => MacroKind::Exists,
+            "map" => MacroKind::Map,
+            _ => MacroKind::Filter,
+        };
+        let ty = match kind {
+            MacroKind::All | MacroKind::Exists => {
+                self.expect_bool(args[2].at, &body_ty, &format!("the body of `.{name}()`"))?;
+                Ty::Bool
+            }
+            MacroKind::Filter => {
+                self.expect_bool(args[2].at, &body_ty, &format!("the body of `.{name}()`"))?;
+                list_ty.clone()
+            }
+            MacroKind::Map => Ty::List(Box::new(body_ty)),
+        };
+        Some((Code::Macro { kind, list: Box::new(list_code), depth, body: Box::new(body_code) }, ty))
+    }
+}
+
+/// Names of functions that a user may write without parentheses by mistake.
+const FUNCTIONS_WITHOUT_CALL: &[&str] = &["size", "count", "sum", "min", "max", "now", "sha256"];
+
+/// Whether `==` between these types can ever be true.
+fn comparable(a: &Ty, b: &Ty) -> bool {
+    match (a, b) {
+        (Ty::Dyn | Ty::Null, _) | (_, Ty::Dyn | Ty::Null) => true,
+        (a, b) if a.is_numeric() && b.is_numeric() => true,
+        (Ty::String | Ty::Date, Ty::String | Ty::Date) => true,
+        (Ty::List(x), Ty::List(y)) => comparable(x, y),
+        (a, b) => a == b,
+    }
+}
+
+/// The type of arithmetic between two numeric types: exact decimals never meet floats.
+fn numeric_join(a: &Ty, b: &Ty) -> Result<Ty, String> {
+    Ok(match (a, b) {
+        (Ty::Int, Ty::Int) => Ty::Int,
+        (Ty::Decimal, Ty::Int | Ty::Decimal) | (Ty::Int, Ty::Decimal) => Ty::Decimal,
+        (Ty::Decimal, _) | (_, Ty::Decimal) => {
+            return Err(format!(
+                "mixes {} and {}: an exact decimal never meets a float; convert with `decimal(…)` or `double(…)`",
+                a.name(),
+                b.name()
+            ));
+        }
+        (Ty::Double, _) | (_, Ty::Double) => Ty::Double,
+        _ => Ty::Number,
+    })
+}

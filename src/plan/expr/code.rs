@@ -1,0 +1,273 @@
+//! The compiled form of expressions: static types, code nodes, built-in functions, lookup tables.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use super::syntax;
+
+/// A static type, as the checker follows it through an expression.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ty {
+    Null,
+    Bool,
+    Int,
+    Double,
+    /// A JSON number of a `type: number` field: an integer or a float.
+    Number,
+    Decimal,
+    String,
+    /// A `datetime` field or `timestamp(…)`: compared as instants.
+    Timestamp,
+    /// A `date` field: `YYYY-MM-DD` text, compared as text (which orders days).
+    Date,
+    List(Box<Ty>),
+    /// One object of an `items:` field.
+    Row(Arc<RowShape>),
+    /// Known only at run time (`type: any`, `object`, a `$` path).
+    Dyn,
+}
+
+/// The fields of an `items:` field's objects, by name.
+#[derive(Debug, PartialEq)]
+pub struct RowShape {
+    pub fields: Vec<(String, Ty)>,
+}
+
+impl Ty {
+    pub fn name(&self) -> String {
+        match self {
+            Ty::Null => "null".into(),
+            Ty::Bool => "a boolean".into(),
+            Ty::Int => "an integer".into(),
+            Ty::Double => "a float".into(),
+            Ty::Number => "a number".into(),
+            Ty::Decimal => "a decimal".into(),
+            Ty::String => "a string".into(),
+            Ty::Timestamp => "a datetime".into(),
+            Ty::Date => "a date".into(),
+            Ty::List(item) if **item == Ty::Dyn => "a list".into(),
+            Ty::List(item) => format!("a list of {}", plural(item)),
+            Ty::Row(_) => "an item object".into(),
+            Ty::Dyn => "any value".into(),
+        }
+    }
+
+    pub fn is_numeric(&self) -> bool {
+        matches!(self, Ty::Int | Ty::Double | Ty::Number | Ty::Decimal)
+    }
+
+    /// Whether a value of this type may be of type `other` (one is `Dyn`, or they agree).
+    pub fn fits(&self, other: &Ty) -> bool {
+        match (self, other) {
+            (Ty::Dyn, _) | (_, Ty::Dyn) | (Ty::Null, _) | (_, Ty::Null) => true,
+            (Ty::Number, t) | (t, Ty::Number) => matches!(t, Ty::Int | Ty::Double | Ty::Number),
+            (Ty::List(a), Ty::List(b)) => a.fits(b),
+            (Ty::Row(a), Ty::Row(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a == b,
+        }
+    }
+}
+
+fn plural(item: &Ty) -> String {
+    match item {
+        Ty::Int => "integers".into(),
+        Ty::String => "strings".into(),
+        Ty::Decimal => "decimals".into(),
+        Ty::Row(_) => "item objects".into(),
+        other => format!("values of {}", other.name()),
+    }
+}
+
+/// A `lookups:` table: codes to values, with an optional default.
+#[derive(Debug)]
+pub struct LookupTable {
+    pub name: String,
+    pub values: HashMap<String, Value>,
+    pub default: Option<Value>,
+    /// The type every value (and the default) shares, or `Dyn`.
+    pub ty: Ty,
+}
+
+/// How `round()` and `to_decimal` round, by CEL-ish names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rounding {
+    HalfEven,
+    HalfUp,
+    HalfDown,
+    Down,
+    Up,
+    Floor,
+    Ceiling,
+}
+
+impl Rounding {
+    pub const NAMES: &'static [&'static str] = &["half_even", "half_up", "half_down", "down", "up", "floor", "ceiling"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "half_even" => Rounding::HalfEven,
+            "half_up" => Rounding::HalfUp,
+            "half_down" => Rounding::HalfDown,
+            "down" => Rounding::Down,
+            "up" => Rounding::Up,
+            "floor" => Rounding::Floor,
+            "ceiling" => Rounding::Ceiling,
+            _ => return None,
+        })
+    }
+
+    pub fn strategy(self) -> rust_decimal::RoundingStrategy {
+        use rust_decimal::RoundingStrategy as S;
+        match self {
+            Rounding::HalfEven => S::MidpointNearestEven,
+            Rounding::HalfUp => S::MidpointAwayFromZero,
+            Rounding::HalfDown => S::MidpointTowardZero,
+            Rounding::Down => S::ToZero,
+            Rounding::Up => S::AwayFromZero,
+            Rounding::Floor => S::ToNegativeInfinity,
+            Rounding::Ceiling => S::ToPositiveInfinity,
+        }
+    }
+}
+
+/// `d` with exactly `places` digits after the point (rounded, or padded with zeros), or `None`
+/// when that does not fit a decimal.
+pub fn rescale(d: Decimal, places: u32, rounding: Rounding) -> Option<Decimal> {
+    let mut r = d.round_dp_with_strategy(places, rounding.strategy());
+    if r.scale() < places {
+        // Padding multiplies the mantissa; `rescale` would silently lose digits past 28.
+        let zeros = Decimal::from_i128_with_scale(10_i128.checked_pow(places - r.scale())?, 0);
+        let mut widened = r.checked_mul(zeros)?;
+        widened.set_scale(widened.scale() + places - r.scale()).ok()?;
+        if widened.scale() != places {
+            return None;
+        }
+        r = widened;
+    }
+    Some(r)
+}
+
+/// A compiled expression node. Names are already resolved to indexes.
+#[derive(Debug)]
+pub enum Code {
+    Const(Lit),
+    /// A field of the scope (a target), by index.
+    Field(usize),
+    /// A `datetime` field, read as an instant.
+    FieldTime(usize),
+    /// A `$` path: an extractor slot.
+    Slot(usize),
+    /// A macro variable, by nesting depth.
+    Local(usize),
+    /// A field of an item object, by index.
+    RowField(Box<Code>, usize),
+    /// `x.name` on a value known only at run time (an object).
+    Member(Box<Code>, String),
+    Index(Box<Code>, Box<Code>),
+    Not(Box<Code>),
+    Neg(Box<Code>),
+    And(Box<Code>, Box<Code>),
+    Or(Box<Code>, Box<Code>),
+    Cond(Box<Code>, Box<Code>, Box<Code>),
+    Binary(syntax::BinaryOp, Box<Code>, Box<Code>),
+    List(Vec<Code>),
+    Has(Box<Code>),
+    Call(Func, Vec<Code>),
+    /// `list.all(x, p)` and friends: `body` sees the item as `Local(depth)`.
+    Macro { kind: MacroKind, list: Box<Code>, depth: usize, body: Box<Code> },
+}
+
+/// A constant, owned by the plan.
+#[derive(Debug, Clone)]
+pub enum Lit {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Str(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MacroKind {
+    All,
+    Exists,
+    Map,
+    Filter,
+}
+
+/// Built-in functions, resolved at compile time (with their constant arguments).
+#[derive(Debug)]
+pub enum Func {
+    Size,
+    Coalesce,
+    String,
+    Int,
+    Double,
+    Decimal,
+    Timestamp,
+    Round(Rounding),
+    Abs,
+    Lower,
+    Upper,
+    Trim,
+    Split,
+    Join,
+    Substring,
+    PadLeft,
+    PadRight,
+    StartsWith,
+    EndsWith,
+    Contains,
+    Matches(regex::Regex),
+    Replace,
+    Mask,
+    Sha256,
+    HmacSha256(Arc<[u8]>),
+    Lookup(Arc<LookupTable>),
+    Sum,
+    Min,
+    Max,
+}
+
+/// Function names, for suggestions and the reference.
+pub const FUNCTIONS: &[&str] = &[
+    "has",
+    "size",
+    "count",
+    "coalesce",
+    "string",
+    "int",
+    "double",
+    "decimal",
+    "timestamp",
+    "round",
+    "abs",
+    "lower",
+    "upper",
+    "trim",
+    "split",
+    "join",
+    "substring",
+    "pad_left",
+    "pad_right",
+    "startsWith",
+    "endsWith",
+    "contains",
+    "matches",
+    "replace",
+    "mask",
+    "sha256",
+    "hmac_sha256",
+    "lookup",
+    "sum",
+    "min",
+    "max",
+    "all",
+    "exists",
+    "any",
+    "map",
+    "filter",
+];

@@ -1,0 +1,741 @@
+//! Running compiled expressions over one record's fields.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use hmac::{Hmac, Mac};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use serde_json::{Number, Value};
+use sha2::{Digest, Sha256};
+
+use super::syntax::BinaryOp;
+use super::code::{Code, Func, Lit, MacroKind, rescale};
+use crate::plan::json::json_equal;
+use crate::plan::value::{FieldState, Item, Val};
+
+/// A value while an expression runs. Text and JSON borrow from the record or the plan.
+#[derive(Clone, Debug)]
+pub enum EVal<'s> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Dec(Decimal),
+    Str(Cow<'s, str>),
+    Time(DateTime<Utc>),
+    List(Vec<EVal<'s>>),
+    /// An array or object from the record (or a `type: any` field).
+    Json(&'s Value),
+    /// One object of an `items:` field.
+    Row(&'s [FieldState<'s>]),
+}
+
+/// An expression that cannot give a value for this record (division by zero, an overflow, a value
+/// of the wrong kind where the type was only known at run time).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalError(pub String);
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn fail<T>(message: impl Into<String>) -> Result<T, EvalError> {
+    Err(EvalError(message.into()))
+}
+
+/// What an expression reads: the scope's field states and the extractor's slots.
+#[derive(Clone, Copy)]
+pub struct Env<'s> {
+    pub fields: &'s [FieldState<'s>],
+    pub slots: &'s [Option<Val<'s>>],
+}
+
+impl<'s> EVal<'s> {
+    /// A field's value as an expression sees it.
+    pub fn read(value: &'s Val<'s>) -> EVal<'s> {
+        match value {
+            Val::Raw(s) => EVal::Str(Cow::Borrowed(s)),
+            Val::Str(s) => EVal::Str(Cow::Borrowed(s)),
+            Val::Other(v) => EVal::from_json(v),
+            Val::List(items) => EVal::List(items.iter().map(EVal::from_item).collect()),
+            Val::Items(items) => EVal::List(items.iter().map(EVal::from_item).collect()),
+            Val::Rows(rows) => EVal::List(rows.rows.iter().map(|r| EVal::Row(r)).collect()),
+        }
+    }
+
+    fn from_item(item: &'s Item<'s>) -> EVal<'s> {
+        match item {
+            Item::Raw(s) => EVal::Str(Cow::Borrowed(s)),
+            Item::Json(v) => EVal::from_json(v),
+        }
+    }
+
+    pub fn from_json(v: &'s Value) -> EVal<'s> {
+        match v {
+            Value::Null => EVal::Null,
+            Value::Bool(b) => EVal::Bool(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => EVal::Int(i),
+                None => EVal::Double(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::String(s) => EVal::Str(Cow::Borrowed(s)),
+            Value::Array(_) | Value::Object(_) => EVal::Json(v),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            EVal::Null => "null",
+            EVal::Bool(_) => "a boolean",
+            EVal::Int(_) => "an integer",
+            EVal::Double(_) => "a float",
+            EVal::Dec(_) => "a decimal",
+            EVal::Str(_) => "a string",
+            EVal::Time(_) => "a datetime",
+            EVal::List(_) => "a list",
+            EVal::Json(Value::Array(_)) => "an array",
+            EVal::Json(_) => "an object",
+            EVal::Row(_) => "an item object",
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, EVal::Null)
+    }
+
+    /// The value as the JSON it would be written as.
+    pub fn to_json(&self) -> Result<Value, EvalError> {
+        Ok(match self {
+            EVal::Null => Value::Null,
+            EVal::Bool(b) => Value::Bool(*b),
+            EVal::Int(i) => Value::from(*i),
+            EVal::Double(d) => match Number::from_f64(*d) {
+                Some(n) => Value::Number(n),
+                None => return fail(format!("{d} is not a number JSON can hold")),
+            },
+            EVal::Dec(d) => Value::String(d.to_string()),
+            EVal::Str(s) => Value::String(s.to_string()),
+            EVal::Time(t) => Value::String(t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+            EVal::List(items) => Value::Array(items.iter().map(EVal::to_json).collect::<Result<_, _>>()?),
+            EVal::Json(v) => (*v).clone(),
+            EVal::Row(_) => return fail("an item object is not a value on its own; take its fields"),
+        })
+    }
+
+    /// The value for a field's state: `None` for null (the field is absent).
+    pub fn into_val(self) -> Result<Option<Val<'static>>, EvalError> {
+        Ok(Some(match self {
+            EVal::Null => return Ok(None),
+            EVal::Str(s) => Val::text(s.into_owned()),
+            EVal::Dec(d) => Val::text(d.to_string()),
+            EVal::Time(t) => Val::text(t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+            other => Val::owned(other.to_json()?),
+        }))
+    }
+
+    /// Text for `string()`, `join()` and lookups.
+    fn text(&self) -> Result<Cow<'s, str>, EvalError> {
+        Ok(match self {
+            EVal::Str(s) => s.clone(),
+            EVal::Int(i) => Cow::Owned(itoa::Buffer::new().format(*i).to_owned()),
+            EVal::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+            other => match other.to_json()? {
+                Value::String(s) => Cow::Owned(s),
+                v => Cow::Owned(v.to_string()),
+            },
+        })
+    }
+}
+
+fn truth(v: &EVal<'_>, what: &str) -> Result<Option<bool>, EvalError> {
+    match v {
+        EVal::Bool(b) => Ok(Some(*b)),
+        EVal::Null => Ok(None),
+        other => fail(format!("{what} needs a boolean, found {}", other.kind())),
+    }
+}
+
+impl Code {
+    /// Evaluates the expression over one record.
+    pub fn eval<'s>(&'s self, env: Env<'s>, locals: &mut Vec<EVal<'s>>) -> Result<EVal<'s>, EvalError> {
+        Ok(match self {
+            Code::Const(lit) => match lit {
+                Lit::Null => EVal::Null,
+                Lit::Bool(b) => EVal::Bool(*b),
+                Lit::Int(i) => EVal::Int(*i),
+                Lit::Double(d) => EVal::Double(*d),
+                Lit::Str(s) => EVal::Str(Cow::Borrowed(s)),
+            },
+            Code::Field(i) => match &env.fields[*i] {
+                FieldState::Present(v) => EVal::read(v),
+                FieldState::Absent => EVal::Null,
+                FieldState::Failed => return fail("reads a field that has errors"),
+            },
+            Code::FieldTime(i) => match &env.fields[*i] {
+                FieldState::Present(v) => match v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()) {
+                    Some(t) => EVal::Time(t.with_timezone(&Utc)),
+                    None => EVal::read(v),
+                },
+                FieldState::Absent => EVal::Null,
+                FieldState::Failed => return fail("reads a field that has errors"),
+            },
+            Code::Slot(i) => match &env.slots[*i] {
+                Some(v) => EVal::read(v),
+                None => EVal::Null,
+            },
+            Code::Local(depth) => locals[*depth].clone(),
+            Code::RowField(row, i) => match row.eval(env, locals)? {
+                EVal::Row(fields) => match &fields[*i] {
+                    FieldState::Present(v) => EVal::read(v),
+                    _ => EVal::Null,
+                },
+                EVal::Null => EVal::Null,
+                other => return fail(format!("expected an item object, found {}", other.kind())),
+            },
+            Code::Member(inner, name) => match inner.eval(env, locals)? {
+                EVal::Json(Value::Object(map)) => map.get(name).map_or(EVal::Null, EVal::from_json),
+                EVal::Null => EVal::Null,
+                other => return fail(format!("`.{name}` reads a field of an object, found {}", other.kind())),
+            },
+            Code::Index(list, index) => {
+                let l = list.eval(env, locals)?;
+                let i = index.eval(env, locals)?;
+                let i = match i {
+                    EVal::Int(i) => i,
+                    EVal::Null => return Ok(EVal::Null),
+                    other => return fail(format!("a list index must be an integer, found {}", other.kind())),
+                };
+                let at = |len: usize| -> Option<usize> {
+                    let len = i64::try_from(len).ok()?;
+                    let k = if i < 0 { len + i } else { i };
+                    (0..len).contains(&k).then_some(k as usize)
+                };
+                match l {
+                    EVal::List(items) => at(items.len()).map_or(EVal::Null, |k| items[k].clone()),
+                    EVal::Json(Value::Array(items)) => at(items.len()).map_or(EVal::Null, |k| EVal::from_json(&items[k])),
+                    EVal::Null => EVal::Null,
+                    other => return fail(format!("only lists can be indexed, found {}", other.kind())),
+                }
+            }
+            Code::Not(inner) => match truth(&inner.eval(env, locals)?, "`!`")? {
+                Some(b) => EVal::Bool(!b),
+                None => EVal::Null,
+            },
+            Code::Neg(inner) => match inner.eval(env, locals)? {
+                EVal::Int(i) => EVal::Int(i.checked_neg().ok_or_else(|| EvalError(format!("-({i}) overflows a 64-bit integer")))?),
+                EVal::Double(d) => EVal::Double(-d),
+                EVal::Dec(d) => EVal::Dec(-d),
+                EVal::Null => EVal::Null,
+                other => return fail(format!("`-` takes a number, found {}", other.kind())),
+            },
+            // CEL's logic: a decisive side wins even when the other is null or fails.
+            Code::And(a, b) => {
+                let left = a.eval(env, locals).and_then(|v| truth(&v, "`&&`"));
+                if let Ok(Some(false)) = left {
+                    return Ok(EVal::Bool(false));
+                }
+                let right = b.eval(env, locals).and_then(|v| truth(&v, "`&&`"));
+                match (left, right) {
+                    (_, Ok(Some(false))) => EVal::Bool(false),
+                    (Err(e), _) | (_, Err(e)) => return Err(e),
+                    (Ok(Some(true)), Ok(Some(true))) => EVal::Bool(true),
+                    _ => EVal::Null,
+                }
+            }
+            Code::Or(a, b) => {
+                let left = a.eval(env, locals).and_then(|v| truth(&v, "`||`"));
+                if let Ok(Some(true)) = left {
+                    return Ok(EVal::Bool(true));
+                }
+                let right = b.eval(env, locals).and_then(|v| truth(&v, "`||`"));
+                match (left, right) {
+                    (_, Ok(Some(true))) => EVal::Bool(true),
+                    (Err(e), _) | (_, Err(e)) => return Err(e),
+                    (Ok(Some(false)), Ok(Some(false))) => EVal::Bool(false),
+                    _ => EVal::Null,
+                }
+            }
+            Code::Cond(c, yes, no) => match truth(&c.eval(env, locals)?, "`? :`")? {
+                Some(true) => yes.eval(env, locals)?,
+                Some(false) => no.eval(env, locals)?,
+                None => EVal::Null,
+            },
+            Code::Binary(op, a, b) => {
+                let left = a.eval(env, locals)?;
+                let right = b.eval(env, locals)?;
+                binary(*op, left, right)?
+            }
+            Code::List(items) => EVal::List(items.iter().map(|c| c.eval(env, locals)).collect::<Result<_, _>>()?),
+            Code::Has(inner) => EVal::Bool(!inner.eval(env, locals)?.is_null()),
+            Code::Call(func, args) => {
+                let mut values = Vec::with_capacity(args.len());
+                for a in args {
+                    values.push(a.eval(env, locals)?);
+                }
+                call(func, values)?
+            }
+            Code::Macro { kind, list, depth, body } => {
+                let items: Vec<EVal<'s>> = match list.eval(env, locals)? {
+                    EVal::List(items) => items,
+                    EVal::Json(Value::Array(items)) => items.iter().map(EVal::from_json).collect(),
+                    EVal::Null => return Ok(EVal::Null),
+                    other => return fail(format!("expected a list, found {}", other.kind())),
+                };
+                debug_assert_eq!(locals.len(), *depth);
+                let mut out = Vec::new();
+                let mut verdict = *kind == MacroKind::All;
+                for item in items {
+                    locals.push(item);
+                    let result = body.eval(env, locals);
+                    let item = locals.pop().expect("pushed above");
+                    let result = result?;
+                    match kind {
+                        MacroKind::Map => out.push(result),
+                        MacroKind::Filter => {
+                            if truth(&result, "the body of `.filter()`")? == Some(true) {
+                                out.push(item);
+                            }
+                        }
+                        MacroKind::All => {
+                            if truth(&result, "the body of `.all()`")? != Some(true) {
+                                verdict = false;
+                                break;
+                            }
+                        }
+                        MacroKind::Exists => {
+                            if truth(&result, "the body of `.exists()`")? == Some(true) {
+                                verdict = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+                match kind {
+                    MacroKind::Map | MacroKind::Filter => EVal::List(out),
+                    MacroKind::All | MacroKind::Exists => EVal::Bool(verdict),
+                }
+            }
+        })
+    }
+}
+
+/// A JSON scalar as the matching plain value (arrays and objects stay JSON).
+fn plain<'s>(v: EVal<'s>) -> EVal<'s> {
+    match v {
+        EVal::Json(j) if !j.is_array() && !j.is_object() => EVal::from_json(j),
+        other => other,
+    }
+}
+
+fn dec_of_double(d: f64) -> Result<Decimal, EvalError> {
+    // The shortest text that reads back as the same float: `0.1` stays `0.1`, not its binary value.
+    let text = format!("{d}");
+    text.parse::<Decimal>().or_else(|_| Decimal::from_f64(d).ok_or(())).map_err(|_| EvalError(format!("{d} does not fit a decimal")))
+}
+
+fn parse_decimal(s: &str) -> Result<Decimal, EvalError> {
+    let t = s.trim();
+    Decimal::from_str_exact(t)
+        .or_else(|_| Decimal::from_scientific(t))
+        .map_err(|_| EvalError(format!("{s:?} is not a decimal number")))
+}
+
+fn to_decimal(v: &EVal<'_>) -> Result<Decimal, EvalError> {
+    match v {
+        EVal::Int(i) => Ok(Decimal::from(*i)),
+        EVal::Dec(d) => Ok(*d),
+        EVal::Double(d) => dec_of_double(*d),
+        EVal::Str(s) => parse_decimal(s),
+        other => fail(format!("expected a number, found {}", other.kind())),
+    }
+}
+
+fn overflow(op: BinaryOp) -> EvalError {
+    EvalError(format!("`{}` overflows", op.symbol()))
+}
+
+fn binary<'s>(op: BinaryOp, a: EVal<'s>, b: EVal<'s>) -> Result<EVal<'s>, EvalError> {
+    let (a, b) = (plain(a), plain(b));
+    match op {
+        BinaryOp::Eq => return Ok(EVal::Bool(equal(&a, &b))),
+        BinaryOp::Ne => return Ok(EVal::Bool(!equal(&a, &b))),
+        BinaryOp::In => {
+            return Ok(match &b {
+                EVal::Null => EVal::Null,
+                EVal::List(items) => EVal::Bool(items.iter().any(|i| equal(&a, i))),
+                EVal::Json(Value::Array(items)) => EVal::Bool(items.iter().any(|i| equal(&a, &plain(EVal::from_json(i))))),
+                EVal::Json(Value::Object(map)) => EVal::Bool(matches!(&a, EVal::Str(k) if map.contains_key(k.as_ref()))),
+                other => return fail(format!("`in` takes a list on its right, found {}", other.kind())),
+            });
+        }
+        BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+            if a.is_null() || b.is_null() {
+                return Ok(EVal::Null);
+            }
+            let Some(ord) = order(&a, &b)? else {
+                return fail(format!("`{}` cannot order {} and {}", op.symbol(), a.kind(), b.kind()));
+            };
+            return Ok(EVal::Bool(match op {
+                BinaryOp::Lt => ord.is_lt(),
+                BinaryOp::Le => ord.is_le(),
+                BinaryOp::Gt => ord.is_gt(),
+                _ => ord.is_ge(),
+            }));
+        }
+        _ => {}
+    }
+    Ok(match (a, b) {
+        (EVal::Null, _) | (_, EVal::Null) => EVal::Null,
+        (EVal::Int(x), EVal::Int(y)) => EVal::Int(match op {
+            BinaryOp::Add => x.checked_add(y),
+            BinaryOp::Sub => x.checked_sub(y),
+            BinaryOp::Mul => x.checked_mul(y),
+            BinaryOp::Div if y == 0 => return fail("division by zero"),
+            BinaryOp::Div => x.checked_div(y),
+            BinaryOp::Rem if y == 0 => return fail("remainder of a division by zero"),
+            BinaryOp::Rem => x.checked_rem(y),
+            _ => unreachable!("arithmetic operators only"),
+        }
+        .ok_or_else(|| overflow(op))?),
+        (x @ EVal::Dec(_), y @ (EVal::Int(_) | EVal::Dec(_))) | (x @ EVal::Int(_), y @ EVal::Dec(_)) => {
+            let (x, y) = (to_decimal(&x)?, to_decimal(&y)?);
+            EVal::Dec(match op {
+                BinaryOp::Add => x.checked_add(y),
+                BinaryOp::Sub => x.checked_sub(y),
+                BinaryOp::Mul => x.checked_mul(y),
+                BinaryOp::Div if y.is_zero() => return fail("division by zero"),
+                BinaryOp::Div => x.checked_div(y).map(|d| d.normalize().max_scale_with(x.scale().max(y.scale()))),
+                BinaryOp::Rem if y.is_zero() => return fail("remainder of a division by zero"),
+                BinaryOp::Rem => x.checked_rem(y),
+                _ => unreachable!("arithmetic operators only"),
+            }
+            .ok_or_else(|| overflow(op))?)
+        }
+        (EVal::Dec(_), EVal::Double(_)) | (EVal::Double(_), EVal::Dec(_)) => {
+            return fail("an exact decimal never meets a float; convert with `decimal(…)` or `double(…)`");
+        }
+        (x @ (EVal::Int(_) | EVal::Double(_)), y @ (EVal::Int(_) | EVal::Double(_))) => {
+            let f = |v: &EVal<'_>| match v {
+                EVal::Int(i) => *i as f64,
+                EVal::Double(d) => *d,
+                _ => unreachable!("matched numbers"),
+            };
+            let (x, y) = (f(&x), f(&y));
+            EVal::Double(match op {
+                BinaryOp::Add => x + y,
+                BinaryOp::Sub => x - y,
+                BinaryOp::Mul => x * y,
+                BinaryOp::Div => x / y,
+                BinaryOp::Rem => x % y,
+                _ => unreachable!("arithmetic operators only"),
+            })
+        }
+        (EVal::Str(x), EVal::Str(y)) if op == BinaryOp::Add => {
+            let mut s = String::with_capacity(x.len() + y.len());
+            s.push_str(&x);
+            s.push_str(&y);
+            EVal::Str(Cow::Owned(s))
+        }
+        (EVal::List(mut x), EVal::List(y)) if op == BinaryOp::Add => {
+            x.extend(y);
+            EVal::List(x)
+        }
+        (x, y) => return fail(format!("`{}` cannot take {} and {}", op.symbol(), x.kind(), y.kind())),
+    })
+}
+
+/// A decimal quotient: exact digits, but no more scale than needed (`25990 / 100` is `259.9`).
+trait MaxScale {
+    fn max_scale_with(self, min_scale: u32) -> Decimal;
+}
+
+impl MaxScale for Decimal {
+    fn max_scale_with(self, min_scale: u32) -> Decimal {
+        if self.scale() >= min_scale {
+            self
+        } else {
+            let mut d = self;
+            d.rescale(min_scale);
+            d
+        }
+    }
+}
+
+/// Equality as users read it: `1 == 1.0`, decimals equal by value, JSON by JSON equality.
+pub fn equal(a: &EVal<'_>, b: &EVal<'_>) -> bool {
+    match (a, b) {
+        (EVal::Null, EVal::Null) => true,
+        (EVal::Null, _) | (_, EVal::Null) => false,
+        (EVal::Bool(x), EVal::Bool(y)) => x == y,
+        (EVal::Str(x), EVal::Str(y)) => x == y,
+        (EVal::Time(x), EVal::Time(y)) => x == y,
+        (EVal::Row(x), EVal::Row(y)) => std::ptr::eq(*x, *y),
+        (EVal::Json(_), _) | (_, EVal::Json(_)) => {
+            let (x, y) = (plain(a.clone()), plain(b.clone()));
+            match (&x, &y) {
+                (EVal::Json(_), _) | (_, EVal::Json(_)) => match (x.to_json(), y.to_json()) {
+                    (Ok(x), Ok(y)) => json_equal(&x, &y),
+                    _ => false,
+                },
+                _ => equal(&x, &y),
+            }
+        }
+        (EVal::List(x), EVal::List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(i, j)| equal(i, j)),
+        _ => matches!(order(a, b), Ok(Some(Ordering::Equal))),
+    }
+}
+
+/// Order of two values of the same kind; `None` when they do not order.
+fn order(a: &EVal<'_>, b: &EVal<'_>) -> Result<Option<Ordering>, EvalError> {
+    Ok(match (a, b) {
+        (EVal::Int(x), EVal::Int(y)) => Some(x.cmp(y)),
+        (EVal::Int(x), EVal::Double(y)) => (*x as f64).partial_cmp(y),
+        (EVal::Double(x), EVal::Int(y)) => x.partial_cmp(&(*y as f64)),
+        (EVal::Double(x), EVal::Double(y)) => x.partial_cmp(y),
+        (EVal::Dec(_), EVal::Int(_) | EVal::Dec(_) | EVal::Double(_))
+        | (EVal::Int(_) | EVal::Double(_), EVal::Dec(_)) => Some(to_decimal(a)?.cmp(&to_decimal(b)?)),
+        (EVal::Str(x), EVal::Str(y)) => Some(x.cmp(y)),
+        (EVal::Time(x), EVal::Time(y)) => Some(x.cmp(y)),
+        (EVal::Json(_), _) | (_, EVal::Json(_)) => {
+            let (x, y) = (plain(a.clone()), plain(b.clone()));
+            if matches!(x, EVal::Json(_)) || matches!(y, EVal::Json(_)) {
+                None
+            } else {
+                order(&x, &y)?
+            }
+        }
+        _ => None,
+    })
+}
+
+fn int_arg(v: &EVal<'_>, what: &str) -> Result<i64, EvalError> {
+    match plain(v.clone()) {
+        EVal::Int(i) => Ok(i),
+        other => fail(format!("{what} must be an integer, found {}", other.kind())),
+    }
+}
+
+fn str_arg<'s>(v: &EVal<'s>, what: &str) -> Result<Cow<'s, str>, EvalError> {
+    match plain(v.clone()) {
+        EVal::Str(s) => Ok(s),
+        other => fail(format!("{what} must be a string, found {}", other.kind())),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
+/// Runs a function; a `null` argument gives `null`, except where the function is about nulls.
+fn call<'s>(func: &'s Func, args: Vec<EVal<'s>>) -> Result<EVal<'s>, EvalError> {
+    match func {
+        Func::Coalesce => return Ok(args.into_iter().map(plain).find(|v| !v.is_null()).unwrap_or(EVal::Null)),
+        Func::Lookup(table) => {
+            let key = plain(args.into_iter().next().unwrap_or(EVal::Null));
+            let found = match &key {
+                EVal::Null => None,
+                k => table.values.get(k.text()?.as_ref()),
+            };
+            return Ok(match found.or(table.default.as_ref()) {
+                Some(v) => EVal::from_json(v),
+                None => EVal::Null,
+            });
+        }
+        _ => {}
+    }
+    if args.iter().any(EVal::is_null) {
+        return Ok(EVal::Null);
+    }
+    let mut args = args.into_iter().map(plain);
+    let mut next = || args.next().expect("arity checked at compile time");
+    Ok(match func {
+        Func::Size => match next() {
+            EVal::Str(s) => EVal::Int(s.chars().count() as i64),
+            EVal::List(items) => EVal::Int(items.len() as i64),
+            EVal::Json(Value::Array(items)) => EVal::Int(items.len() as i64),
+            EVal::Json(Value::Object(map)) => EVal::Int(map.len() as i64),
+            other => return fail(format!("`size()` takes a string or a list, found {}", other.kind())),
+        },
+        Func::String => EVal::Str(next().text()?),
+        Func::Int => match next() {
+            EVal::Int(i) => EVal::Int(i),
+            EVal::Double(d) if d.is_finite() && d.trunc() >= i64::MIN as f64 && d.trunc() < i64::MAX as f64 => {
+                EVal::Int(d.trunc() as i64)
+            }
+            EVal::Dec(d) => EVal::Int(d.trunc().to_i64().ok_or_else(|| EvalError(format!("{d} does not fit a 64-bit integer")))?),
+            EVal::Str(s) => match s.trim().parse::<i64>() {
+                Ok(i) => EVal::Int(i),
+                Err(_) => return fail(format!("{s:?} is not an integer")),
+            },
+            other => return fail(format!("`int()` cannot convert {}", other.kind())),
+        },
+        Func::Double => match next() {
+            EVal::Int(i) => EVal::Double(i as f64),
+            EVal::Double(d) => EVal::Double(d),
+            EVal::Dec(d) => EVal::Double(d.to_f64().unwrap_or(f64::NAN)),
+            EVal::Str(s) => match s.trim().parse::<f64>() {
+                Ok(d) if d.is_finite() => EVal::Double(d),
+                _ => return fail(format!("{s:?} is not a number")),
+            },
+            other => return fail(format!("`double()` cannot convert {}", other.kind())),
+        },
+        Func::Decimal => EVal::Dec(to_decimal(&next())?),
+        Func::Timestamp => match next() {
+            EVal::Time(t) => EVal::Time(t),
+            EVal::Str(s) => match DateTime::parse_from_rfc3339(&s) {
+                Ok(t) => EVal::Time(t.with_timezone(&Utc)),
+                Err(_) => return fail(format!("{s:?} is not an RFC 3339 datetime")),
+            },
+            other => return fail(format!("`timestamp()` takes a string, found {}", other.kind())),
+        },
+        Func::Round(mode) => {
+            let value = to_decimal(&next())?;
+            let places = int_arg(&next(), "the number of places")?;
+            let places = u32::try_from(places).map_err(|_| EvalError("places must be 0 to 28".into()))?;
+            EVal::Dec(rescale(value, places, *mode).ok_or_else(|| EvalError(format!("{value} does not fit {places} decimal places")))?)
+        }
+        Func::Abs => match next() {
+            EVal::Int(i) => EVal::Int(i.checked_abs().ok_or_else(|| EvalError(format!("abs({i}) overflows")))?),
+            EVal::Double(d) => EVal::Double(d.abs()),
+            EVal::Dec(d) => EVal::Dec(d.abs()),
+            other => return fail(format!("`abs()` takes a number, found {}", other.kind())),
+        },
+        Func::Lower => EVal::Str(Cow::Owned(str_arg(&next(), "the value")?.to_lowercase())),
+        Func::Upper => EVal::Str(Cow::Owned(str_arg(&next(), "the value")?.to_uppercase())),
+        Func::Trim => match str_arg(&next(), "the value")? {
+            Cow::Borrowed(s) => EVal::Str(Cow::Borrowed(s.trim())),
+            Cow::Owned(s) => EVal::Str(Cow::Owned(s.trim().to_owned())),
+        },
+        Func::Split => {
+            let s = str_arg(&next(), "the value")?;
+            let sep = str_arg(&next(), "the separator")?;
+            if sep.is_empty() {
+                EVal::List(s.chars().map(|c| EVal::Str(Cow::Owned(c.to_string()))).collect())
+            } else {
+                EVal::List(s.split(sep.as_ref()).map(|p| EVal::Str(Cow::Owned(p.to_owned()))).collect())
+            }
+        }
+        Func::Join => {
+            let list = match next() {
+                EVal::List(items) => items,
+                EVal::Json(Value::Array(items)) => items.iter().map(EVal::from_json).collect(),
+                other => return fail(format!("`join()` takes a list, found {}", other.kind())),
+            };
+            let sep = match args.next() {
+                Some(s) => str_arg(&s, "the separator")?.into_owned(),
+                None => String::new(),
+            };
+            let parts: Vec<Cow<'_, str>> = list.iter().filter(|i| !i.is_null()).map(EVal::text).collect::<Result<_, _>>()?;
+            EVal::Str(Cow::Owned(parts.join(&sep)))
+        }
+        Func::Substring => {
+            let s = str_arg(&next(), "the value")?;
+            let len = s.chars().count() as i64;
+            let start = int_arg(&next(), "the start")?;
+            let end = match args.next() {
+                Some(e) => int_arg(&e, "the end")?,
+                None => len,
+            };
+            if start < 0 || end < start || end > len {
+                return fail(format!("substring({start}, {end}) is outside a string of {len} characters"));
+            }
+            EVal::Str(Cow::Owned(s.chars().skip(start as usize).take((end - start) as usize).collect()))
+        }
+        Func::PadLeft | Func::PadRight => {
+            let s = str_arg(&next(), "the value")?;
+            let width = int_arg(&next(), "the width")?;
+            let fill = match args.next() {
+                Some(f) => str_arg(&f, "the fill")?.into_owned(),
+                None => " ".into(),
+            };
+            let mut chars = fill.chars();
+            let (Some(fill), None) = (chars.next(), chars.next()) else {
+                return fail(format!("the fill must be one character, found {fill:?}"));
+            };
+            let missing = usize::try_from(width).unwrap_or(0).saturating_sub(s.chars().count());
+            if missing == 0 {
+                EVal::Str(s)
+            } else {
+                let pad: String = std::iter::repeat_n(fill, missing).collect();
+                EVal::Str(Cow::Owned(if matches!(func, Func::PadLeft) { pad + &s } else { s.into_owned() + &pad }))
+            }
+        }
+        Func::StartsWith | Func::EndsWith | Func::Contains => {
+            let s = str_arg(&next(), "the value")?;
+            let p = str_arg(&next(), "the argument")?;
+            EVal::Bool(match func {
+                Func::StartsWith => s.starts_with(p.as_ref()),
+                Func::EndsWith => s.ends_with(p.as_ref()),
+                _ => s.contains(p.as_ref()),
+            })
+        }
+        Func::Matches(re) => EVal::Bool(re.is_match(&str_arg(&next(), "the value")?)),
+        Func::Replace => {
+            let s = str_arg(&next(), "the value")?;
+            let from = str_arg(&next(), "the text to replace")?;
+            let to = str_arg(&next(), "the replacement")?;
+            if from.is_empty() { EVal::Str(s) } else { EVal::Str(Cow::Owned(s.replace(from.as_ref(), &to))) }
+        }
+        Func::Mask => {
+            let s = str_arg(&next(), "the value")?;
+            let first = usize::try_from(int_arg(&next(), "the characters kept at the start")?).unwrap_or(0);
+            let last = usize::try_from(int_arg(&next(), "the characters kept at the end")?).unwrap_or(0);
+            let with = match args.next() {
+                Some(m) => str_arg(&m, "the mask")?.chars().next().unwrap_or('*'),
+                None => '*',
+            };
+            EVal::Str(Cow::Owned(mask(&s, first, last, with)))
+        }
+        Func::Sha256 => EVal::Str(Cow::Owned(hex(&Sha256::digest(str_arg(&next(), "the value")?.as_bytes())))),
+        Func::HmacSha256(key) => {
+            let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+            mac.update(str_arg(&next(), "the value")?.as_bytes());
+            EVal::Str(Cow::Owned(hex(&mac.finalize().into_bytes())))
+        }
+        Func::Sum | Func::Min | Func::Max => {
+            let items: Vec<EVal<'s>> = match next() {
+                EVal::List(items) => items.into_iter().map(plain).filter(|v| !v.is_null()).collect(),
+                EVal::Json(Value::Array(items)) => items.iter().map(EVal::from_json).filter(|v| !v.is_null()).collect(),
+                other => return fail(format!("expected a list, found {}", other.kind())),
+            };
+            if matches!(func, Func::Sum) {
+                let mut total = EVal::Int(0);
+                for item in items {
+                    total = binary(BinaryOp::Add, total, item)?;
+                }
+                total
+            } else {
+                let mut best: Option<EVal<'s>> = None;
+                for item in items {
+                    best = Some(match best {
+                        None => item,
+                        Some(b) => {
+                            let Some(ord) = order(&item, &b)? else {
+                                return fail(format!("cannot order {} and {}", item.kind(), b.kind()));
+                            };
+                            let better = if matches!(func, Func::Min) { ord.is_lt() } else { ord.is_gt() };
+                            if better { item } else { b }
+                        }
+                    });
+                }
+                best.unwrap_or(EVal::Null)
+            }
+        }
+        Func::Coalesce | Func::Lookup(_) => unreachable!("handled before the null check"),
+    })
+}
+
+/// Keeps the first `first` and last `last` characters and masks the rest. A value too short to
+/// hide anything between them is masked whole: a mask never reveals a short secret.
+pub fn mask(s: &str, first: usize, last: usize, with: char) -> String {
+    let n = s.chars().count();
+    if first + last >= n {
+        return std::iter::repeat_n(with, n).collect();
+    }
+    s.chars().enumerate().map(|(i, c)| if i < first || i >= n - last { c } else { with }).collect()
+}

@@ -1,0 +1,647 @@
+//! The expression grammar: a subset of CEL's, parsed into an [`Ast`] whose nodes keep the character
+//! offset where they start inside the YAML scalar, so every compile error can point into it.
+//!
+//! ```text
+//! expr    = or ( "?" expr ":" expr )?
+//! or      = and ( "||" and )*
+//! and     = rel ( "&&" rel )*
+//! rel     = add ( ( "==" | "!=" | "<" | "<=" | ">" | ">=" | "in" ) add )?
+//! add     = mul ( ( "+" | "-" ) mul )*
+//! mul     = unary ( ( "*" | "/" | "%" ) unary )*
+//! unary   = ( "!" | "-" ) unary | postfix
+//! postfix = primary ( "." IDENT ( "(" args ")" )? | "[" expr "]" )*
+//! primary = literal | IDENT ( "(" args ")" )? | "(" expr ")" | "[" args "]" | path
+//! path    = "$" ( "." IDENT | "[" INT "]" | "[" STRING "]" )*
+//! ```
+//!
+//! Why by hand: the grammar is small, and a hand-written recursive-descent parser gives messages in
+//! the mapping's own terms ("expected `)` to close the call of `size`") with exact columns.
+
+use std::fmt;
+
+/// A parsed expression: `at` is the character offset of the node inside the expression text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ast {
+    pub at: usize,
+    pub kind: AstKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AstKind {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Str(String),
+    List(Vec<Ast>),
+    Ident(String),
+    /// `$.a.b[0]`: a path into the record (or into the array item being mapped).
+    Path(Vec<PathStep>, String),
+    Select(Box<Ast>, String),
+    Index(Box<Ast>, Box<Ast>),
+    /// `f(args)` or, with a receiver, `x.f(args)`.
+    Call { receiver: Option<Box<Ast>>, name: String, args: Vec<Ast> },
+    Unary(UnaryOp, Box<Ast>),
+    Binary(BinaryOp, Box<Ast>, Box<Ast>),
+    Cond(Box<Ast>, Box<Ast>, Box<Ast>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum PathStep {
+    Key(String),
+    Index(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    Not,
+    Neg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+}
+
+impl BinaryOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Or => "||",
+            BinaryOp::And => "&&",
+            BinaryOp::Eq => "==",
+            BinaryOp::Ne => "!=",
+            BinaryOp::Lt => "<",
+            BinaryOp::Le => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::Ge => ">=",
+            BinaryOp::In => "in",
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::Rem => "%",
+        }
+    }
+}
+
+/// A syntax error at a character offset of the expression.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyntaxError {
+    pub at: usize,
+    pub message: String,
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    /// Unsigned: `-9223372036854775808` is a negated literal one past `i64::MAX`.
+    Int(u64),
+    Double(f64),
+    Str(String),
+    Ident(String),
+    Dollar,
+    Punct(&'static str),
+    End,
+}
+
+impl Tok {
+    fn describe(&self) -> String {
+        match self {
+            Tok::Int(i) => format!("number `{i}`"),
+            Tok::Double(d) => format!("number `{d}`"),
+            Tok::Str(s) => format!("string {s:?}"),
+            Tok::Ident(s) => format!("`{s}`"),
+            Tok::Dollar => "`$`".into(),
+            Tok::Punct(p) => format!("`{p}`"),
+            Tok::End => "the end of the expression".into(),
+        }
+    }
+}
+
+const PUNCTS: &[&str] = &[
+    "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "+", "-", "*", "/", "%", "(", ")", "[", "]", ".", ",", "?", ":",
+];
+
+/// Deepest nesting accepted: a hostile or generated expression cannot exhaust the stack.
+const MAX_NESTING: usize = 64;
+
+fn lex(text: &str) -> Result<Vec<(usize, Tok)>, SyntaxError> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        if c.is_ascii_digit() {
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            let mut is_double = false;
+            if i + 1 < chars.len() && chars[i] == '.' && chars[i + 1].is_ascii_digit() {
+                is_double = true;
+                i += 1;
+                while i < chars.len() && chars[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+            if i < chars.len() && (chars[i] == 'e' || chars[i] == 'E') {
+                is_double = true;
+                i += 1;
+                if i < chars.len() && (chars[i] == '+' || chars[i] == '-') {
+                    i += 1;
+                }
+                while i < chars.len() && chars[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+            let literal: String = chars[start..i].iter().collect();
+            if i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                return Err(SyntaxError { at: i, message: format!("unexpected `{}` after the number `{literal}`", chars[i]) });
+            }
+            let tok = if is_double {
+                match literal.parse::<f64>() {
+                    Ok(d) if d.is_finite() => Tok::Double(d),
+                    _ => return Err(SyntaxError { at: start, message: format!("number `{literal}` is out of range") }),
+                }
+            } else {
+                match literal.parse::<u64>() {
+                    Ok(n) if n <= 1 << 63 => Tok::Int(n),
+                    _ => {
+                        return Err(SyntaxError {
+                            at: start,
+                            message: format!("integer `{literal}` does not fit a signed 64-bit integer"),
+                        });
+                    }
+                }
+            };
+            out.push((start, tok));
+            continue;
+        }
+        if c.is_alphabetic() || c == '_' {
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            out.push((start, Tok::Ident(chars[start..i].iter().collect())));
+            continue;
+        }
+        if c == '"' || c == '\'' {
+            i += 1;
+            let mut s = String::new();
+            loop {
+                let Some(&ch) = chars.get(i) else {
+                    return Err(SyntaxError { at: start, message: "string is not closed".into() });
+                };
+                i += 1;
+                if ch == c {
+                    break;
+                }
+                if ch == '\\' {
+                    let Some(&esc) = chars.get(i) else {
+                        return Err(SyntaxError { at: start, message: "string is not closed".into() });
+                    };
+                    i += 1;
+                    s.push(match esc {
+                        'n' => '\n',
+                        't' => '\t',
+                        'r' => '\r',
+                        '\\' => '\\',
+                        '"' => '"',
+                        '\'' => '\'',
+                        other => {
+                            return Err(SyntaxError {
+                                at: i - 2,
+                                message: format!(
+                                    "unknown escape `\\{other}` in a string (known: \\n \\t \\r \\\\ \\\" \\')"
+                                ),
+                            });
+                        }
+                    });
+                } else {
+                    s.push(ch);
+                }
+            }
+            out.push((start, Tok::Str(s)));
+            continue;
+        }
+        if c == '$' {
+            out.push((start, Tok::Dollar));
+            i += 1;
+            continue;
+        }
+        let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
+        match PUNCTS.iter().find(|p| rest.starts_with(**p)) {
+            Some(p) => {
+                out.push((start, Tok::Punct(p)));
+                i += p.chars().count();
+            }
+            None => {
+                let hint = match c {
+                    '=' => " (compare with `==`)",
+                    '&' => " (write `&&` for and)",
+                    '|' => " (write `||` for or)",
+                    _ => "",
+                };
+                return Err(SyntaxError { at: start, message: format!("unexpected character `{c}`{hint}") });
+            }
+        }
+    }
+    out.push((chars.len(), Tok::End));
+    Ok(out)
+}
+
+/// Parses an expression.
+pub fn parse(text: &str) -> Result<Ast, SyntaxError> {
+    let tokens = lex(text)?;
+    let mut parser = Parser { tokens, next: 0, depth: 0 };
+    let ast = parser.expr()?;
+    match parser.peek() {
+        Tok::End => Ok(ast),
+        other => Err(SyntaxError {
+            at: parser.at(),
+            message: format!("unexpected {} after a complete expression", other.describe()),
+        }),
+    }
+}
+
+struct Parser {
+    tokens: Vec<(usize, Tok)>,
+    next: usize,
+    depth: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> &Tok {
+        &self.tokens[self.next].1
+    }
+
+    fn at(&self) -> usize {
+        self.tokens[self.next].0
+    }
+
+    fn bump(&mut self) -> (usize, Tok) {
+        let t = self.tokens[self.next].clone();
+        if self.next + 1 < self.tokens.len() {
+            self.next += 1;
+        }
+        t
+    }
+
+    fn eat(&mut self, p: &str) -> bool {
+        if matches!(self.peek(), Tok::Punct(q) if *q == p) {
+            self.bump();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, p: &str, context: &str) -> Result<(), SyntaxError> {
+        if self.eat(p) {
+            Ok(())
+        } else {
+            Err(SyntaxError { at: self.at(), message: format!("expected `{p}` {context}, found {}", self.peek().describe()) })
+        }
+    }
+
+    fn enter(&mut self) -> Result<(), SyntaxError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(SyntaxError { at: self.at(), message: format!("expression nests deeper than {MAX_NESTING} levels") });
+        }
+        Ok(())
+    }
+
+    fn expr(&mut self) -> Result<Ast, SyntaxError> {
+        self.enter()?;
+        let cond = self.or()?;
+        let result = if self.eat("?") {
+            let yes = self.expr()?;
+            self.expect(":", "between the two branches of `? :`")?;
+            let no = self.expr()?;
+            Ast { at: cond.at, kind: AstKind::Cond(Box::new(cond), Box::new(yes), Box::new(no)) }
+        } else {
+            cond
+        };
+        self.depth -= 1;
+        Ok(result)
+    }
+
+    fn or(&mut self) -> Result<Ast, SyntaxError> {
+        let mut left = self.and()?;
+        while self.eat("||") {
+            let right = self.and()?;
+            left = Ast { at: left.at, kind: AstKind::Binary(BinaryOp::Or, Box::new(left), Box::new(right)) };
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Ast, SyntaxError> {
+        let mut left = self.rel()?;
+        while self.eat("&&") {
+            let right = self.rel()?;
+            left = Ast { at: left.at, kind: AstKind::Binary(BinaryOp::And, Box::new(left), Box::new(right)) };
+        }
+        Ok(left)
+    }
+
+    fn rel(&mut self) -> Result<Ast, SyntaxError> {
+        let left = self.add()?;
+        let op = match self.peek() {
+            Tok::Punct("==") => BinaryOp::Eq,
+            Tok::Punct("!=") => BinaryOp::Ne,
+            Tok::Punct("<") => BinaryOp::Lt,
+            Tok::Punct("<=") => BinaryOp::Le,
+            Tok::Punct(">") => BinaryOp::Gt,
+            Tok::Punct(">=") => BinaryOp::Ge,
+            Tok::Ident(s) if s == "in" => BinaryOp::In,
+            _ => return Ok(left),
+        };
+        self.bump();
+        let right = self.add()?;
+        if let Tok::Punct(p @ ("==" | "!=" | "<" | "<=" | ">" | ">=")) = self.peek() {
+            return Err(SyntaxError {
+                at: self.at(),
+                message: format!("comparisons do not chain: write `a {} b && b {p} c`", op.symbol()),
+            });
+        }
+        Ok(Ast { at: left.at, kind: AstKind::Binary(op, Box::new(left), Box::new(right)) })
+    }
+
+    fn add(&mut self) -> Result<Ast, SyntaxError> {
+        let mut left = self.mul()?;
+        loop {
+            let op = match self.peek() {
+                Tok::Punct("+") => BinaryOp::Add,
+                Tok::Punct("-") => BinaryOp::Sub,
+                _ => return Ok(left),
+            };
+            self.bump();
+            let right = self.mul()?;
+            left = Ast { at: left.at, kind: AstKind::Binary(op, Box::new(left), Box::new(right)) };
+        }
+    }
+
+    fn mul(&mut self) -> Result<Ast, SyntaxError> {
+        let mut left = self.unary()?;
+        loop {
+            let op = match self.peek() {
+                Tok::Punct("*") => BinaryOp::Mul,
+                Tok::Punct("/") => BinaryOp::Div,
+                Tok::Punct("%") => BinaryOp::Rem,
+                _ => return Ok(left),
+            };
+            self.bump();
+            let right = self.unary()?;
+            left = Ast { at: left.at, kind: AstKind::Binary(op, Box::new(left), Box::new(right)) };
+        }
+    }
+
+    fn unary(&mut self) -> Result<Ast, SyntaxError> {
+        let at = self.at();
+        let op = match self.peek() {
+            Tok::Punct("!") => UnaryOp::Not,
+            Tok::Punct("-") => UnaryOp::Neg,
+            _ => return self.postfix(),
+        };
+        self.bump();
+        if op == UnaryOp::Neg && *self.peek() == Tok::Int(1 << 63) {
+            self.bump();
+            return Ok(Ast { at, kind: AstKind::Int(i64::MIN) });
+        }
+        self.enter()?;
+        let operand = self.unary()?;
+        self.depth -= 1;
+        // `-5` is a literal, so `-9223372036854775808` fits.
+        if op == UnaryOp::Neg {
+            match operand.kind {
+                AstKind::Int(n) => return Ok(Ast { at, kind: AstKind::Int(-n) }),
+                AstKind::Double(d) => return Ok(Ast { at, kind: AstKind::Double(-d) }),
+                _ => {}
+            }
+        }
+        Ok(Ast { at, kind: AstKind::Unary(op, Box::new(operand)) })
+    }
+
+    fn postfix(&mut self) -> Result<Ast, SyntaxError> {
+        let mut node = self.primary()?;
+        loop {
+            if self.eat(".") {
+                let at = self.at();
+                let name = match self.bump().1 {
+                    Tok::Ident(name) => name,
+                    other => {
+                        return Err(SyntaxError { at, message: format!("expected a name after `.`, found {}", other.describe()) });
+                    }
+                };
+                if self.eat("(") {
+                    let args = self.args(")", &format!("to close the call of `{name}`"))?;
+                    node = Ast { at: node.at, kind: AstKind::Call { receiver: Some(Box::new(node)), name, args } };
+                } else {
+                    node = Ast { at: node.at, kind: AstKind::Select(Box::new(node), name) };
+                }
+            } else if self.eat("[") {
+                let index = self.expr()?;
+                self.expect("]", "to close the index")?;
+                node = Ast { at: node.at, kind: AstKind::Index(Box::new(node), Box::new(index)) };
+            } else {
+                return Ok(node);
+            }
+        }
+    }
+
+    fn args(&mut self, close: &str, context: &str) -> Result<Vec<Ast>, SyntaxError> {
+        let mut args = Vec::new();
+        if self.eat(close) {
+            return Ok(args);
+        }
+        loop {
+            args.push(self.expr()?);
+            if self.eat(close) {
+                return Ok(args);
+            }
+            if !self.eat(",") {
+                return Err(SyntaxError {
+                    at: self.at(),
+                    message: format!("expected `,` or `{close}` {context}, found {}", self.peek().describe()),
+                });
+            }
+        }
+    }
+
+    fn primary(&mut self) -> Result<Ast, SyntaxError> {
+        let (at, tok) = self.bump();
+        let kind = match tok {
+            Tok::Int(n) => match i64::try_from(n) {
+                Ok(n) => AstKind::Int(n),
+                Err(_) => {
+                    return Err(SyntaxError { at, message: format!("integer `{n}` does not fit a signed 64-bit integer") });
+                }
+            },
+            Tok::Double(d) => AstKind::Double(d),
+            Tok::Str(s) => AstKind::Str(s),
+            Tok::Ident(name) => match name.as_str() {
+                "true" => AstKind::Bool(true),
+                "false" => AstKind::Bool(false),
+                "null" => AstKind::Null,
+                _ if self.eat("(") => {
+                    let args = self.args(")", &format!("to close the call of `{name}`"))?;
+                    AstKind::Call { receiver: None, name, args }
+                }
+                _ => AstKind::Ident(name),
+            },
+            Tok::Punct("(") => {
+                let inner = self.expr()?;
+                self.expect(")", "to close `(`")?;
+                return Ok(inner);
+            }
+            Tok::Punct("[") => AstKind::List(self.args("]", "to close the list")?),
+            Tok::Dollar => return self.path(at),
+            other => {
+                return Err(SyntaxError {
+                    at,
+                    message: format!("expected a value, a field name or `(`, found {}", other.describe()),
+                });
+            }
+        };
+        Ok(Ast { at, kind })
+    }
+
+    /// `$` then `.name`, `[index]` or `['key']` steps; the text is kept for messages.
+    fn path(&mut self, at: usize) -> Result<Ast, SyntaxError> {
+        let mut steps = Vec::new();
+        let mut text = String::from("$");
+        loop {
+            // `.` followed by a name continues the path; `.size()` after a path is a call.
+            if matches!(self.peek(), Tok::Punct(".")) && matches!(self.tokens.get(self.next + 1), Some((_, Tok::Ident(_))))
+                && !matches!(self.tokens.get(self.next + 2), Some((_, Tok::Punct("("))))
+            {
+                self.bump();
+                let Tok::Ident(name) = self.bump().1 else { unreachable!("checked above") };
+                text.push('.');
+                text.push_str(&name);
+                steps.push(PathStep::Key(name));
+            } else if matches!(self.peek(), Tok::Punct("[")) {
+                let open = self.at();
+                self.bump();
+                match self.bump().1 {
+                    Tok::Int(n) if n <= i64::MAX as u64 => {
+                        text.push_str(&format!("[{n}]"));
+                        steps.push(PathStep::Index(n as usize));
+                    }
+                    Tok::Str(key) => {
+                        text.push_str(&format!("['{key}']"));
+                        steps.push(PathStep::Key(key));
+                    }
+                    other => {
+                        return Err(SyntaxError {
+                            at: open,
+                            message: format!(
+                                "a path in an expression takes `.name`, `[N]` or `['key']` steps, found {} \
+                                 (wildcards and filters belong in a field's `source`)",
+                                other.describe()
+                            ),
+                        });
+                    }
+                }
+                self.expect("]", "to close the path step")?;
+            } else {
+                return Ok(Ast { at, kind: AstKind::Path(steps, text) });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(text: &str) -> String {
+        fn show(a: &Ast) -> String {
+            match &a.kind {
+                AstKind::Null => "null".into(),
+                AstKind::Bool(b) => b.to_string(),
+                AstKind::Int(n) => n.to_string(),
+                AstKind::Double(d) => format!("{d:?}"),
+                AstKind::Str(s) => format!("{s:?}"),
+                AstKind::List(items) => format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(", ")),
+                AstKind::Ident(n) => n.clone(),
+                AstKind::Path(_, text) => text.clone(),
+                AstKind::Select(x, n) => format!("{}.{n}", show(x)),
+                AstKind::Index(x, i) => format!("{}[{}]", show(x), show(i)),
+                AstKind::Call { receiver, name, args } => {
+                    let args = args.iter().map(show).collect::<Vec<_>>().join(", ");
+                    match receiver {
+                        Some(r) => format!("{}.{name}({args})", show(r)),
+                        None => format!("{name}({args})"),
+                    }
+                }
+                AstKind::Unary(UnaryOp::Not, x) => format!("!{}", show(x)),
+                AstKind::Unary(UnaryOp::Neg, x) => format!("-{}", show(x)),
+                AstKind::Binary(op, l, r) => format!("({} {} {})", show(l), op.symbol(), show(r)),
+                AstKind::Cond(c, y, n) => format!("({} ? {} : {})", show(c), show(y), show(n)),
+            }
+        }
+        show(&parse(text).unwrap())
+    }
+
+    #[test]
+    fn precedence_follows_cel() {
+        assert_eq!(shape("a + b * c"), "(a + (b * c))");
+        assert_eq!(shape("a - b - c"), "((a - b) - c)");
+        assert_eq!(shape("a || b && c"), "(a || (b && c))");
+        assert_eq!(shape("!a && b == 1"), "(!a && (b == 1))");
+        assert_eq!(shape("x in ['A', 'B'] ? 1 : 2"), "((x in [\"A\", \"B\"]) ? 1 : 2)");
+        assert_eq!(shape("-5 + -x"), "(-5 + -x)");
+        assert_eq!(shape("items.map(i, i.q * 2).sum()"), "items.map(i, (i.q * 2)).sum()");
+        assert_eq!(shape("payer.document_type == \"CPF\""), "(payer.document_type == \"CPF\")");
+        assert_eq!(shape("$.event_type == 'x' && $['odd key'][0].a"), "(($.event_type == \"x\") && $['odd key'][0].a)");
+    }
+
+    #[test]
+    fn paths_and_calls_after_them() {
+        assert_eq!(shape("$.a.b[2]['c d']"), "$.a.b[2]['c d']");
+        assert_eq!(shape("$.tags.size()"), "$.tags.size()");
+        assert_eq!(shape("-9223372036854775808"), "-9223372036854775808");
+    }
+
+    #[test]
+    fn errors_point_at_the_offending_character() {
+        let e = parse("a = 1").unwrap_err();
+        assert_eq!((e.at, e.message.contains("compare with `==`")), (2, true), "{e:?}");
+        let e = parse("size(a").unwrap_err();
+        assert_eq!(e.at, 6);
+        assert!(e.message.contains("to close the call of `size`"), "{}", e.message);
+        let e = parse("a < b < c").unwrap_err();
+        assert!(e.message.contains("do not chain"), "{}", e.message);
+        let e = parse("'open").unwrap_err();
+        assert_eq!((e.at, e.message.as_str()), (0, "string is not closed"));
+        let e = parse("$.items[*].sku").unwrap_err();
+        assert!(e.message.contains("belong in a field's `source`"), "{}", e.message);
+        let e = parse("a b").unwrap_err();
+        assert_eq!(e.at, 2);
+        let e = parse(&"(".repeat(100)).unwrap_err();
+        assert!(e.message.contains("nests deeper"), "{}", e.message);
+    }
+}

@@ -1,0 +1,328 @@
+//! Compiling the fields of one scope — the record, or each item of an `items:` field — with the
+//! expressions that tie them together: computed values, conditions, conditional validators.
+//!
+//! Types flow between fields: a computed field without a `type:` takes its expression's type, and
+//! expressions reading it see that type. The compiler infers those types first (a few passes over
+//! the expressions, each seeing the types the last one found), then compiles every field for good,
+//! then orders the fields that read others so each comes after what it reads, refusing cycles.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::expr::syntax::PathStep;
+use super::expr::{self, Compiled, LookupTable, Names, RowShape, Ty};
+use super::field::{Extras, Field, FieldSet, PathSink, compile_field};
+use super::output::OutputTree;
+use super::path::Segment;
+use super::types::FieldType;
+use crate::diagnostic::{Diagnostic, Spanned};
+use crate::spec::FieldSpec;
+
+/// What every scope of a mapping shares.
+pub(super) struct Context<'c> {
+    pub(super) lookups: &'c HashMap<String, Arc<LookupTable>>,
+    pub(super) secret: &'c dyn Fn(&str) -> Result<Arc<[u8]>, String>,
+}
+
+/// The static type expressions see for a field of this declared type.
+pub(super) fn ty_of(field_type: FieldType) -> Ty {
+    match field_type {
+        FieldType::String => Ty::String,
+        FieldType::Integer => Ty::Int,
+        FieldType::Number => Ty::Number,
+        FieldType::Boolean => Ty::Bool,
+        FieldType::Datetime => Ty::Timestamp,
+        FieldType::Date => Ty::Date,
+        FieldType::Array => Ty::List(Box::new(Ty::Dyn)),
+        FieldType::Object | FieldType::Any => Ty::Dyn,
+    }
+}
+
+/// The field type a computed value of this static type is written as.
+fn field_type_of(ty: &Ty) -> FieldType {
+    match ty {
+        Ty::Int => FieldType::Integer,
+        Ty::Double | Ty::Number => FieldType::Number,
+        Ty::Decimal | Ty::String => FieldType::String,
+        Ty::Bool => FieldType::Boolean,
+        Ty::Timestamp => FieldType::Datetime,
+        Ty::Date => FieldType::Date,
+        Ty::List(_) => FieldType::Array,
+        Ty::Null | Ty::Row(_) | Ty::Dyn => FieldType::Any,
+    }
+}
+
+/// Whether a declared type can hold what an expression computes.
+fn holds(declared: FieldType, computed: &Ty) -> bool {
+    match (declared, computed) {
+        (FieldType::Any, _) | (_, Ty::Dyn | Ty::Null) => true,
+        (FieldType::String, Ty::String | Ty::Decimal | Ty::Date | Ty::Timestamp) => true,
+        (FieldType::Number, t) => matches!(t, Ty::Int | Ty::Double | Ty::Number),
+        (t, c) => t == field_type_of(c),
+    }
+}
+
+/// Names an expression of a scope can use.
+pub(super) struct ScopeNames<'x, 'e> {
+    pub(super) targets: &'x HashMap<&'x str, usize>,
+    pub(super) tys: &'x [Ty],
+    pub(super) sink: &'x mut PathSink<'e>,
+    pub(super) ctx: &'x Context<'x>,
+    /// Set for `drop:`, which runs before any field.
+    pub(super) no_targets: Option<&'static str>,
+}
+
+impl Names for ScopeNames<'_, '_> {
+    fn target(&self, name: &str) -> Option<(usize, Ty)> {
+        if self.no_targets.is_some() {
+            return None;
+        }
+        self.targets.get(name).map(|&i| (i, self.tys[i].clone()))
+    }
+
+    fn target_names(&self) -> Vec<String> {
+        self.targets.keys().map(|k| k.to_string()).collect()
+    }
+
+    fn targets_unavailable(&self) -> Option<&'static str> {
+        self.no_targets
+    }
+
+    fn path(&mut self, steps: &[PathStep]) -> usize {
+        let segments: Vec<Segment> = steps
+            .iter()
+            .map(|s| match s {
+                PathStep::Key(k) => Segment::Key(k.clone().into_boxed_str()),
+                PathStep::Index(i) => Segment::Index(*i),
+            })
+            .collect();
+        self.sink.add(&segments).0
+    }
+
+    fn lookup(&self, name: &str) -> Option<Arc<LookupTable>> {
+        self.ctx.lookups.get(name).cloned()
+    }
+
+    fn lookup_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.ctx.lookups.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn secret(&self, reference: &str) -> Result<Arc<[u8]>, String> {
+        (self.ctx.secret)(reference)
+    }
+}
+
+/// Compiles an expression written at `text.pos`, reporting its errors at their columns.
+pub(super) fn compile_expression(
+    text: &Spanned<String>,
+    names: &mut dyn Names,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Compiled> {
+    match expr::compile(&text.value, names) {
+        Ok(c) => Some(c),
+        Err(errors) => {
+            for (at, message) in errors {
+                diags.push(Diagnostic::new(text.pos.shifted(at), format!("in expression `{}`: {message}", text.value)));
+            }
+            None
+        }
+    }
+}
+
+/// A boolean condition (`when:`, a rule's `check`).
+pub(super) fn compile_condition(
+    text: &Spanned<String>,
+    what: &str,
+    names: &mut dyn Names,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Compiled> {
+    let compiled = compile_expression(text, names, diags)?;
+    if !matches!(compiled.ty, Ty::Bool | Ty::Dyn | Ty::Null) {
+        diags.push(Diagnostic::new(
+            text.pos,
+            format!("{what} is a condition, but `{}` gives {}, not a boolean", text.value, compiled.ty.name()),
+        ));
+        return None;
+    }
+    Some(compiled)
+}
+
+/// Compiles the fields of a scope. `None` when any field has a problem (all are reported).
+pub(super) fn compile_scope(
+    specs: &[FieldSpec],
+    sink: &mut PathSink<'_>,
+    ctx: &Context<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<FieldSet> {
+    let before = diags.len();
+    // Targets by name (the first definition; duplicates are reported elsewhere).
+    let mut targets: HashMap<&str, usize> = HashMap::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        if let Some(t) = &spec.target {
+            targets.entry(t.as_str()).or_insert(i);
+        }
+    }
+    // Item scopes first: their shapes are the types of the fields that map them.
+    let mut item_sets: Vec<Option<Box<FieldSet>>> = Vec::with_capacity(specs.len());
+    let mut tys: Vec<Ty> = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let mut set = None;
+        let ty = if let Some(items) = &spec.items {
+            let mut paths = Vec::new();
+            set = compile_scope(&items.value, &mut PathSink::Item(&mut paths), ctx, diags).map(|mut s| {
+                s.paths = paths;
+                Box::new(s)
+            });
+            match &set {
+                Some(s) => {
+                    let fields = s.fields.iter().map(|f| (f.target.clone(), field_ty(f))).collect();
+                    Ty::List(Box::new(Ty::Row(Arc::new(RowShape { fields }))))
+                }
+                None => Ty::Dyn,
+            }
+        } else {
+            match spec.kind.as_ref().and_then(|k| FieldType::from_name(&k.value)) {
+                Some(t) => ty_of(t),
+                None => Ty::Dyn,
+            }
+        };
+        item_sets.push(set);
+        tys.push(ty);
+    }
+    // Computed fields without a `type:` take their expression's type; a few passes let types
+    // flow along chains of computed fields.
+    let untyped: Vec<usize> = (0..specs.len()).filter(|&i| specs[i].expr.is_some() && specs[i].kind.is_none()).collect();
+    for _ in 0..=untyped.len().min(8) {
+        let mut changed = false;
+        for &i in &untyped {
+            let text = specs[i].expr.as_ref().expect("filtered on expr");
+            let mut names = ScopeNames { targets: &targets, tys: &tys, sink: &mut *sink, ctx, no_targets: None };
+            if let Ok(c) = expr::compile(&text.value, &mut names)
+                && c.ty != tys[i]
+            {
+                tys[i] = c.ty;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    // Every field, for good.
+    let mut fields: Vec<Option<Field>> = Vec::with_capacity(specs.len());
+    let mut deps: Vec<Vec<usize>> = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        let mut names = ScopeNames { targets: &targets, tys: &tys, sink: &mut *sink, ctx, no_targets: None };
+        let computed = spec.expr.as_ref().and_then(|e| compile_expression(e, &mut names, diags));
+        if let (Some(c), Some(kind)) = (&computed, &spec.kind)
+            && let Some(declared) = FieldType::from_name(&kind.value)
+            && !holds(declared, &c.ty)
+        {
+            diags.push(Diagnostic::new(
+                kind.pos,
+                format!("`type: {}` cannot hold what the expression gives: {}", kind.value, c.ty.name()),
+            ));
+        }
+        let when = spec.when.as_ref().and_then(|w| compile_condition(w, "`when`", &mut names, diags));
+        let validator_when: Vec<Option<Compiled>> = spec
+            .validate
+            .iter()
+            .map(|step| step.when.as_ref().and_then(|w| compile_condition(w, "`when`", &mut names, diags)))
+            .collect();
+        for step in &spec.transform {
+            if let Some(w) = &step.when {
+                diags.push(Diagnostic::new(
+                    w.pos,
+                    "`when` applies to validators and fields; for a conditional value, compute it with `expr` and `? :`",
+                ));
+            }
+        }
+        let mut reads: Vec<usize> = Vec::new();
+        for c in computed.iter().chain(&when).chain(validator_when.iter().flatten()) {
+            reads.extend(&c.reads);
+        }
+        reads.sort_unstable();
+        reads.dedup();
+        deps.push(reads);
+        let inferred = computed.as_ref().map(|c| field_type_of(&c.ty));
+        let extras = Extras { computed, inferred, when, validator_when, items: item_sets[i].take() };
+        fields.push(compile_field(spec, sink, extras, diags));
+    }
+    if diags.len() > before || fields.iter().any(Option::is_none) {
+        return None;
+    }
+    let fields: Vec<Field> = fields.into_iter().map(|f| f.expect("checked above")).collect();
+    let later = evaluation_order(specs, &fields, &deps, diags)?;
+    let output = OutputTree::build(fields.iter().enumerate().filter(|(_, f)| f.output).map(|(i, f)| (i, f.target.as_str())));
+    Some(FieldSet { fields, later, output, paths: Vec::new() })
+}
+
+/// The static type of a compiled field, as expressions see it.
+pub(super) fn field_ty(field: &Field) -> Ty {
+    match (&field.items, &field.source) {
+        (Some(set), _) => {
+            let fields = set.fields.iter().map(|f| (f.target.clone(), field_ty(f))).collect();
+            Ty::List(Box::new(Ty::Row(Arc::new(RowShape { fields }))))
+        }
+        (None, super::field::FieldSource::Computed(c)) if field.ty == FieldType::Any => c.ty.clone(),
+        _ => ty_of(field.ty),
+    }
+}
+
+/// The fields evaluated after the plain ones, each after every field it reads; a cycle is an
+/// error naming its path.
+fn evaluation_order(specs: &[FieldSpec], fields: &[Field], deps: &[Vec<usize>], diags: &mut Vec<Diagnostic>) -> Option<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let mut marks = vec![Mark::New; fields.len()];
+    let mut order = Vec::new();
+    let mut failed = false;
+    // Iterative depth-first search: generated mappings can chain many computed fields.
+    for root in 0..fields.len() {
+        if !fields[root].later || marks[root] != Mark::New {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        marks[root] = Mark::Active;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if let Some(&dep) = deps[node].get(*next) {
+                *next += 1;
+                match marks[dep] {
+                    Mark::Done => {}
+                    Mark::Active => {
+                        let start = stack.iter().position(|(n, _)| *n == dep).unwrap_or(0);
+                        let mut cycle: Vec<&str> = stack[start..].iter().map(|(n, _)| fields[*n].target.as_str()).collect();
+                        cycle.push(&fields[dep].target);
+                        let pos = specs[dep].expr.as_ref().or(specs[dep].when.as_ref()).map_or(specs[dep].pos, |e| e.pos);
+                        diags.push(Diagnostic::new(
+                            pos,
+                            format!("fields read each other in a cycle: {}; a value cannot depend on itself", cycle.join(" → ")),
+                        ));
+                        failed = true;
+                    }
+                    Mark::New if !fields[dep].later => marks[dep] = Mark::Done,
+                    Mark::New => {
+                        marks[dep] = Mark::Active;
+                        stack.push((dep, 0));
+                    }
+                }
+            } else {
+                marks[node] = Mark::Done;
+                order.push(node);
+                stack.pop();
+            }
+        }
+    }
+    if failed {
+        diags.sort();
+        diags.dedup();
+        return None;
+    }
+    Some(order)
+}
