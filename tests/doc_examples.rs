@@ -2,7 +2,9 @@
 //! that must compile and whose embedded tests must pass, and every type, transform and validator
 //! the compiler knows must have an example there. A reference that drifts from the code fails here.
 
-use lambda_stream::plan::{self, spec_tests, transform, types::FieldType, validate};
+use lambda_stream::plan::expr::syntax::{self, Ast, AstKind};
+use lambda_stream::plan::{self, expr, spec_tests, transform, types::FieldType, validate};
+use lambda_stream::spec::{FieldSpec, RuleWhen};
 
 use crate::util::root;
 
@@ -38,7 +40,15 @@ fn every_example_in_the_mapping_reference_compiles_and_its_tests_pass() {
     let mut problems = Vec::new();
     for example in &examples {
         let at = |line: u32| format!("docs/mapping-spec.md:{}", example.line + line as usize - 1);
-        match plan::load_str(&example.text) {
+        // The reference's HMAC example reads its key from `env://DOCUMENT_HASH_KEY`.
+        let options = plan::CompileOptions {
+            secret: Box::new(|reference| match reference {
+                "env://DOCUMENT_HASH_KEY" => Ok(b"example-key".to_vec()),
+                other => plan::env_secret(other),
+            }),
+            ..plan::CompileOptions::default()
+        };
+        match plan::load_str_in(&example.text, &options) {
             Err(diagnostics) => {
                 for d in diagnostics {
                     problems.push(format!("{}:{}: {}", at(d.pos.line), d.pos.col, d.message));
@@ -59,16 +69,76 @@ fn every_example_in_the_mapping_reference_compiles_and_its_tests_pass() {
     assert!(problems.is_empty(), "the mapping reference does not run:\n{}", problems.join("\n"));
 }
 
+/// Every function called in an expression.
+fn calls(ast: &Ast, out: &mut Vec<String>) {
+    match &ast.kind {
+        AstKind::Call { receiver, name, args } => {
+            out.push(name.clone());
+            receiver.iter().for_each(|r| calls(r, out));
+            args.iter().for_each(|a| calls(a, out));
+        }
+        AstKind::List(items) => items.iter().for_each(|a| calls(a, out)),
+        AstKind::Select(x, _) | AstKind::Unary(_, x) => calls(x, out),
+        AstKind::Index(a, b) | AstKind::Binary(_, a, b) => {
+            calls(a, out);
+            calls(b, out);
+        }
+        AstKind::Cond(a, b, c) => {
+            calls(a, out);
+            calls(b, out);
+            calls(c, out);
+        }
+        _ => {}
+    }
+}
+
+/// Every expression of a field list, items included.
+fn field_expressions(fields: &[FieldSpec], out: &mut Vec<String>) {
+    for f in fields {
+        out.extend(f.expr.iter().chain(&f.when).map(|e| e.value.clone()));
+        out.extend(f.validate.iter().filter_map(|s| s.when.as_ref()).map(|e| e.value.clone()));
+        if let Some(items) = &f.items {
+            field_expressions(&items.value, out);
+        }
+    }
+}
+
+fn fields_of<'a>(fields: &'a [FieldSpec], out: &mut Vec<&'a FieldSpec>) {
+    for f in fields {
+        out.push(f);
+        if let Some(items) = &f.items {
+            fields_of(&items.value, out);
+        }
+    }
+}
+
 #[test]
-fn every_type_transform_and_validator_has_an_example() {
+fn every_type_transform_validator_and_function_has_an_example() {
     let doc = std::fs::read_to_string(root().join("docs/mapping-spec.md")).unwrap();
     let (mut types, mut transforms, mut validators) = (Vec::new(), Vec::new(), Vec::new());
+    let mut functions = Vec::new();
     for example in examples(&doc) {
         let (spec, _) = lambda_stream::spec::parse(&example.text);
-        for field in &spec.fields {
+        let mut all = Vec::new();
+        fields_of(&spec.fields, &mut all);
+        for field in all {
             types.extend(field.kind.as_ref().map(|k| k.value.clone()));
             transforms.extend(field.transform.iter().map(|s| s.name.value.clone()));
             validators.extend(field.validate.iter().map(|s| s.name.value.clone()));
+        }
+        let mut texts = Vec::new();
+        field_expressions(&spec.fields, &mut texts);
+        texts.extend(spec.drop.iter().map(|d| d.value.clone()));
+        for rule in &spec.rules {
+            texts.extend(rule.check.iter().map(|c| c.value.clone()));
+            if let Some(RuleWhen::Expr(w)) = &rule.when {
+                texts.push(w.value.clone());
+            }
+        }
+        for text in texts {
+            if let Ok(ast) = syntax::parse(&text) {
+                calls(&ast, &mut functions);
+            }
         }
     }
     let missing = |known: &[&str], used: &[String], what: &str| -> Vec<String> {
@@ -77,5 +147,6 @@ fn every_type_transform_and_validator_has_an_example() {
     let mut absent = missing(FieldType::NAMES, &types, "type");
     absent.extend(missing(transform::NAMES, &transforms, "transform"));
     absent.extend(missing(validate::NAMES, &validators, "validator"));
+    absent.extend(missing(expr::FUNCTIONS, &functions, "function"));
     assert!(absent.is_empty(), "no example in docs/mapping-spec.md uses: {}", absent.join(", "));
 }

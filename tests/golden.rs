@@ -28,6 +28,11 @@ fn check(name: &str) {
 }
 
 #[test]
+fn expressions_that_do_not_compile() {
+    check("expressions");
+}
+
+#[test]
 fn unknown_keys_steps_and_types() {
     check("typos");
 }

@@ -8,5 +8,6 @@ mod cli;
 mod doc_examples;
 mod golden;
 mod hostile;
+mod payments;
 mod properties;
 mod util;

@@ -15,11 +15,17 @@ use chrono_tz::Tz;
 pub fn format_problem(format: &str, needs_time: bool) -> Option<String> {
     let items: Vec<Item<'_>> = StrftimeItems::new(format).collect();
     if items.iter().any(|i| matches!(i, Item::Error)) {
-        return Some("has an unknown or incomplete `%` code (see chrono's strftime codes: %Y %m %d %H %M %S %z …)".into());
+        return Some(
+            "has an unknown or incomplete `%` code (see chrono's strftime codes: %Y %m %d %H %M %S %z …)".into(),
+        );
     }
     let has = |wanted: &[Numeric]| items.iter().any(|i| matches!(i, Item::Numeric(n, _) if wanted.contains(n)));
     let has_fixed = |wanted: Fixed| items.iter().any(|i| matches!(i, Item::Fixed(f) if *f == wanted));
-    let full_date = has_fixed(Fixed::RFC3339) || (has(&[Numeric::Year]) && (has(&[Numeric::Ordinal]) || (has(&[Numeric::Month]) || has_fixed(Fixed::ShortMonthName) || has_fixed(Fixed::LongMonthName)) && has(&[Numeric::Day])));
+    let full_date = has_fixed(Fixed::RFC3339)
+        || (has(&[Numeric::Year])
+            && (has(&[Numeric::Ordinal])
+                || (has(&[Numeric::Month]) || has_fixed(Fixed::ShortMonthName) || has_fixed(Fixed::LongMonthName))
+                    && has(&[Numeric::Day])));
     if !full_date {
         return Some("does not read a full date (a year, a month and a day, like `%Y-%m-%d`)".into());
     }
@@ -34,7 +40,13 @@ pub fn has_offset(format: &str) -> bool {
     StrftimeItems::new(format).any(|i| {
         matches!(
             i,
-            Item::Fixed(Fixed::TimezoneOffset | Fixed::TimezoneOffsetColon | Fixed::TimezoneOffsetColonZ | Fixed::TimezoneOffsetZ | Fixed::RFC3339)
+            Item::Fixed(
+                Fixed::TimezoneOffset
+                    | Fixed::TimezoneOffsetColon
+                    | Fixed::TimezoneOffsetColonZ
+                    | Fixed::TimezoneOffsetZ
+                    | Fixed::RFC3339
+            )
         )
     })
 }
@@ -79,15 +91,27 @@ mod tests {
     #[test]
     fn local_times_become_utc_through_the_zone() {
         let sp: Tz = "America/Sao_Paulo".parse().unwrap();
-        assert_eq!(parse_datetime("2026-11-01 10:00:00", "%Y-%m-%d %H:%M:%S", Some(sp)).unwrap(), "2026-11-01T13:00:00Z");
+        assert_eq!(
+            parse_datetime("2026-11-01 10:00:00", "%Y-%m-%d %H:%M:%S", Some(sp)).unwrap(),
+            "2026-11-01T13:00:00Z"
+        );
         // Brazil kept daylight saving time until 2019: in January 2018 São Paulo was UTC−2.
-        assert_eq!(parse_datetime("15/01/2018 10:00:00", "%d/%m/%Y %H:%M:%S", Some(sp)).unwrap(), "2018-01-15T12:00:00Z");
+        assert_eq!(
+            parse_datetime("15/01/2018 10:00:00", "%d/%m/%Y %H:%M:%S", Some(sp)).unwrap(),
+            "2018-01-15T12:00:00Z"
+        );
         let ny: Tz = "America/New_York".parse().unwrap();
         let gap = parse_datetime("2026-03-08 02:30:00", "%Y-%m-%d %H:%M:%S", Some(ny)).unwrap_err();
         assert!(gap.contains("clock change skips"), "{gap}");
         // 01:30 happens twice on 2026-11-01 in New York: the earlier (EDT, UTC−4) is taken.
-        assert_eq!(parse_datetime("2026-11-01 01:30:00", "%Y-%m-%d %H:%M:%S", Some(ny)).unwrap(), "2026-11-01T05:30:00Z");
-        assert_eq!(parse_datetime("2026-11-01 10:00:00 -0300", "%Y-%m-%d %H:%M:%S %z", None).unwrap(), "2026-11-01T13:00:00Z");
+        assert_eq!(
+            parse_datetime("2026-11-01 01:30:00", "%Y-%m-%d %H:%M:%S", Some(ny)).unwrap(),
+            "2026-11-01T05:30:00Z"
+        );
+        assert_eq!(
+            parse_datetime("2026-11-01 10:00:00 -0300", "%Y-%m-%d %H:%M:%S %z", None).unwrap(),
+            "2026-11-01T13:00:00Z"
+        );
     }
 
     #[test]
@@ -104,7 +128,7 @@ mod tests {
         assert!(format_problem("%Y-%m-%d %H:%M:%S", true).is_none());
         assert!(format_problem("%Y%m%d", false).is_none());
         assert!(format_problem("%Y-%m-%d", true).unwrap().contains("reads no time"));
-        assert!(format_problem("%Y-%q", false).unwrap().contains("unknown"));
+        assert!(format_problem("%Y-%m-%d %!", false).unwrap().contains("unknown"));
         assert!(format_problem("%m/%d", false).unwrap().contains("full date"));
     }
 }

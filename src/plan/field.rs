@@ -14,9 +14,9 @@ use super::outcome::FieldError;
 use super::output::OutputTree;
 use super::path::{self, Segment};
 use super::transform::Transform;
+use super::types::describe;
 use super::types::{FieldType, Kind};
 use super::validate::Validator;
-use super::types::describe;
 use super::value::{FieldState, Rows, Val};
 use crate::diagnostic::Diagnostic;
 use crate::spec::FieldSpec;
@@ -106,7 +106,6 @@ pub(super) fn reads_failed(expr: &Compiled, fields: &[FieldState<'_>]) -> bool {
     expr.reads.iter().any(|&i| matches!(fields[i], FieldState::Failed))
 }
 
-
 impl Field {
     /// resolve → default → required → transforms → type check → validators, into `state`, for a
     /// field that reads no other field. The value is built in `state` and worked on there: see
@@ -128,7 +127,12 @@ impl Field {
     /// Resolves the source into `state` (default and `required` included); `true` when the
     /// pipeline is to run on the value (a const already ran it at compile time).
     #[inline(always)]
-    fn resolve<'a>(&'a self, slots: &'a [Option<Val<'a>>], state: &mut FieldState<'a>, errors: &mut Vec<FieldError>) -> bool {
+    fn resolve<'a>(
+        &'a self,
+        slots: &'a [Option<Val<'a>>],
+        state: &mut FieldState<'a>,
+        errors: &mut Vec<FieldError>,
+    ) -> bool {
         // Already so; said again so the compiler knows the assignments below drop nothing and
         // writes each value straight into `state` (see `Sink::store_raw`).
         *state = FieldState::Absent;
@@ -181,11 +185,7 @@ impl Field {
                 if matches!(state, FieldState::Present(v) if v.is_null()) {
                     *state = FieldState::Absent;
                 }
-                if matches!(state, FieldState::Absent) {
-                    self.absent(text, state, errors)
-                } else {
-                    true
-                }
+                if matches!(state, FieldState::Absent) { self.absent(text, state, errors) } else { true }
             }
         }
     }
@@ -198,7 +198,8 @@ impl Field {
                 true
             }
             None if self.required => {
-                *state = self.error(errors, "required", format!("required field is missing: `{text}` is absent or null"));
+                *state =
+                    self.error(errors, "required", format!("required field is missing: `{text}` is absent or null"));
                 false
             }
             None => false,
@@ -259,13 +260,15 @@ impl Field {
             }
             // Item fields read plain paths: one match at most, copied out of the item's slots
             // (a borrow of the record, so copying is cheap).
-            (FieldSource::Path { text, slot, .. }, Slots::Item(item)) => match item[*slot].as_ref().filter(|v| !v.is_null()) {
-                Some(v) => {
-                    *state = FieldState::Present(v.clone());
-                    true
+            (FieldSource::Path { text, slot, .. }, Slots::Item(item)) => {
+                match item[*slot].as_ref().filter(|v| !v.is_null()) {
+                    Some(v) => {
+                        *state = FieldState::Present(v.clone());
+                        true
+                    }
+                    None => self.absent(text, state, errors),
                 }
-                None => self.absent(text, state, errors),
-            },
+            }
         };
         if let (Some(set), FieldState::Present(array)) = (&self.items, &*state) {
             *state = self.map_items(set, array, errors);
@@ -358,7 +361,10 @@ pub(super) fn compile_field(
             ));
         }
         if spec.source.is_none() {
-            diags.push(Diagnostic::new(items.pos, format!("field `{}` maps `items` of an array: give its `source`", target.value)));
+            diags.push(Diagnostic::new(
+                items.pos,
+                format!("field `{}` maps `items` of an array: give its `source`", target.value),
+            ));
         }
     }
     let required = spec.required.as_ref().is_some_and(|r| r.value);
@@ -380,7 +386,9 @@ pub(super) fn compile_field(
     }
     let validators: Vec<Validator> = spec.validate.iter().filter_map(|s| Validator::compile(s, ty, diags)).collect();
 
-    if let (Some(_), Some(other)) = (&spec.expr, spec.source.as_ref().map(|s| s.pos).or(spec.constant.as_ref().map(|c| c.pos))) {
+    if let (Some(_), Some(other)) =
+        (&spec.expr, spec.source.as_ref().map(|s| s.pos).or(spec.constant.as_ref().map(|c| c.pos)))
+    {
         diags.push(Diagnostic::new(
             other,
             format!("field `{}` has an `expr` and a `source` or `const`; keep one", target.value),
@@ -464,7 +472,11 @@ pub(super) fn compile_field(
         default: None,
         transforms,
         validators,
-        validator_when: if extras.validator_when.iter().any(Option::is_some) { extras.validator_when } else { Vec::new() },
+        validator_when: if extras.validator_when.iter().any(Option::is_some) {
+            extras.validator_when
+        } else {
+            Vec::new()
+        },
         sensitive: spec.sensitive,
         when: extras.when,
         items: extras.items,
@@ -562,7 +574,10 @@ impl Field {
                         errors.push(FieldError {
                             field: Some(self.target.clone()),
                             rule: "when".into(),
-                            message: format!("the `when` of validator `{}` could not be evaluated: {e}", validator.name()),
+                            message: format!(
+                                "the `when` of validator `{}` could not be evaluated: {e}",
+                                validator.name()
+                            ),
                         });
                         continue;
                     }
@@ -584,7 +599,11 @@ impl Field {
             Val::Items(items) => items.iter().map(|i| i.as_val()).collect(),
             Val::List(items) => items.iter().map(|i| Val::owned(i.as_val().into_value())).collect(),
             other => {
-                return self.error(errors, "type", format!("`items` maps an array, found {}", describe(other, self.sensitive)));
+                return self.error(
+                    errors,
+                    "type",
+                    format!("`items` maps an array, found {}", describe(other, self.sensitive)),
+                );
             }
         };
         let mut json = Vec::with_capacity(2 + 64 * items.len());
@@ -642,7 +661,12 @@ impl FieldSet {
     /// Evaluates the fields of one scope: those that read no other field first, in spec order,
     /// then the others in dependency order. Item scopes have no first group: every item field
     /// copies its value out of the item's slots.
-    pub(super) fn evaluate<'a>(&'a self, slots: Slots<'_, 'a>, states: &mut [FieldState<'a>], errors: &mut Vec<FieldError>) {
+    pub(super) fn evaluate<'a>(
+        &'a self,
+        slots: Slots<'_, 'a>,
+        states: &mut [FieldState<'a>],
+        errors: &mut Vec<FieldError>,
+    ) {
         if let Slots::Record(record) = slots {
             for (state, field) in states.iter_mut().zip(&self.fields) {
                 if !field.later {

@@ -210,8 +210,11 @@ pub struct CompileOptions {
     /// Where `lookups:` files are read from (the mapping file's directory); else the current one.
     pub base_dir: Option<PathBuf>,
     /// Resolves an HMAC key reference. The default reads `env://NAME` from the environment.
-    pub secret: Box<dyn Fn(&str) -> Result<Vec<u8>, String> + Send + Sync>,
+    pub secret: SecretResolver,
 }
+
+/// Turns a key reference (`env://NAME`) into the key's bytes, or says why it cannot.
+pub type SecretResolver = Box<dyn Fn(&str) -> Result<Vec<u8>, String> + Send + Sync>;
 
 impl Default for CompileOptions {
     fn default() -> Self {
@@ -226,7 +229,9 @@ pub fn env_secret(reference: &str) -> Result<Vec<u8>, String> {
             Ok(v) if !v.is_empty() => Ok(v.into_bytes()),
             _ => Err(format!("the key `{reference}` is not available: environment variable `{name}` is not set")),
         },
-        None => Err(format!("a key is a reference like `env://NAME`, found `{reference}`; the key itself never goes in the mapping")),
+        None => Err(format!(
+            "a key is a reference like `env://NAME`, found `{reference}`; the key itself never goes in the mapping"
+        )),
     }
 }
 
@@ -250,16 +255,19 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
     let secret = |reference: &str| (options.secret)(reference).map(Arc::from);
     let ctx = Context { lookups: &lookups, secret: &secret };
     let mut extractor = Extractor::default();
-    let set = compile_scope(&spec.fields, &mut PathSink::Record(&mut extractor), &ctx, &mut diags);
+    let (set, scope_tys) = compile_scope(&spec.fields, &mut PathSink::Record(&mut extractor), &ctx, &mut diags);
     check_targets(&spec.fields.iter().filter_map(|f| f.target.as_ref()).collect::<Vec<_>>(), &mut diags);
     if spec.fields.is_empty() && spec.name.is_some() {
         diags.push(Diagnostic::new(Pos::new(1, 1), "`fields` is empty; a mapping needs at least one field"));
     }
     // Targets of fields that failed to compile are still known: naming one is not a new error.
     let declared: Vec<&str> = spec.fields.iter().filter_map(|f| f.target.as_ref()).map(|t| t.as_str()).collect();
+    // By spec index: a field's index in the compiled set, and in the scope's types.
     let mut target_index: HashMap<&str, usize> = HashMap::new();
-    for (i, t) in declared.iter().enumerate() {
-        target_index.entry(t).or_insert(i);
+    for (i, f) in spec.fields.iter().enumerate() {
+        if let Some(t) = &f.target {
+            target_index.entry(t.as_str()).or_insert(i);
+        }
     }
     let compiled = set.as_ref().map(|s| &s.fields[..]).unwrap_or_default();
     let find = |name: &Spanned<String>, what: &str, diags: &mut Vec<Diagnostic>| -> Option<usize> {
@@ -268,7 +276,11 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
             let known = declared.iter().copied();
             diags.push(Diagnostic::new(
                 name.pos,
-                format!("{what} names unknown target `{}`{}", name.value, crate::diagnostic::suggestion(&name.value, known)),
+                format!(
+                    "{what} names unknown target `{}`{}",
+                    name.value,
+                    crate::diagnostic::suggestion(&name.value, known)
+                ),
             ));
         }
         found
@@ -276,7 +288,8 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
     let key_field = spec.key.as_ref().and_then(|key| {
         let i = find(key, "`key`", &mut diags)?;
         let f = &compiled[i];
-        let always_present = (f.required || f.default.is_some() || matches!(f.source, FieldSource::Const(_))) && f.when.is_none();
+        let always_present =
+            (f.required || f.default.is_some() || matches!(f.source, FieldSource::Const(_))) && f.when.is_none();
         if !always_present {
             diags.push(Diagnostic::new(
                 key.pos,
@@ -299,7 +312,7 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
     // Rules and `drop` see the record's targets with their final types.
     let tys: Vec<Ty> = match &set {
         Some(s) => s.fields.iter().map(scope::field_ty).collect(),
-        None => vec![Ty::Dyn; declared.len()],
+        None => scope_tys,
     };
     // Without a compiled field set, names still resolve (as `any`), so only real problems show.
     let record_targets = target_index;
@@ -309,7 +322,9 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
             tys: &tys,
             sink: &mut PathSink::Record(&mut extractor),
             ctx: &ctx,
-            no_targets: Some("`drop` is decided before any field is read: read the record with a `$` path, like `$.event_type`"),
+            no_targets: Some(
+                "`drop` is decided before any field is read: read the record with a `$` path, like `$.event_type`",
+            ),
         };
         compile_condition(d, "`drop`", &mut names, &mut diags)
     });
@@ -319,7 +334,8 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
             &spec.rules,
             find,
             |text, diags| {
-                let mut names = ScopeNames { targets: &record_targets, tys: &tys, sink: &mut sink, ctx: &ctx, no_targets: None };
+                let mut names =
+                    ScopeNames { targets: &record_targets, tys: &tys, sink: &mut sink, ctx: &ctx, no_targets: None };
                 compile_condition(text, "a rule", &mut names, diags)
             },
             &mut diags,
@@ -370,7 +386,10 @@ fn compile_lookups(
                     Some(table)
                 }
                 _ => {
-                    diags.push(Diagnostic::new(node.pos, format!("`values` maps codes to values, found {}", node.kind_name())));
+                    diags.push(Diagnostic::new(
+                        node.pos,
+                        format!("`values` maps codes to values, found {}", node.kind_name()),
+                    ));
                     None
                 }
             },
@@ -385,11 +404,17 @@ fn compile_lookups(
                 }
             }
             (Some(node), Some(_)) => {
-                diags.push(Diagnostic::new(node.pos, format!("lookup table `{}` has both `values` and `file`; keep one", name.value)));
+                diags.push(Diagnostic::new(
+                    node.pos,
+                    format!("lookup table `{}` has both `values` and `file`; keep one", name.value),
+                ));
                 None
             }
             (None, None) => {
-                diags.push(Diagnostic::new(name.pos, format!("lookup table `{}` needs `values:` or `file:`", name.value)));
+                diags.push(Diagnostic::new(
+                    name.pos,
+                    format!("lookup table `{}` needs `values:` or `file:`", name.value),
+                ));
                 None
             }
         };
@@ -423,7 +448,9 @@ fn read_lookup_file(path: &Path) -> Result<HashMap<String, serde_json::Value>, S
     match path.extension().and_then(|e| e.to_str()) {
         Some("json") => match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(serde_json::Value::Object(map)) => Ok(map.into_iter().collect()),
-            Ok(other) => Err(format!("{shown} must hold a JSON object of code → value, found {}", json::json_kind(&other))),
+            Ok(other) => {
+                Err(format!("{shown} must hold a JSON object of code → value, found {}", json::json_kind(&other)))
+            }
             Err(e) => Err(format!("{shown} is not valid JSON: {e}")),
         },
         Some("csv") => {
@@ -432,7 +459,11 @@ fn read_lookup_file(path: &Path) -> Result<HashMap<String, serde_json::Value>, S
             for (row, record) in reader.records().enumerate() {
                 let record = record.map_err(|e| format!("{shown}: {e}"))?;
                 if record.len() != 2 {
-                    return Err(format!("{shown} line {}: expected two columns (code,value), found {}", row + 2, record.len()));
+                    return Err(format!(
+                        "{shown} line {}: expected two columns (code,value), found {}",
+                        row + 2,
+                        record.len()
+                    ));
                 }
                 table.insert(record[0].to_owned(), serde_json::Value::String(record[1].to_owned()));
             }

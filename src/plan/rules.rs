@@ -88,7 +88,9 @@ pub fn compile(
             if diags.len() > before {
                 continue;
             }
-            if let (Some(name), Some(check), Some(when)) = (&spec.name, compiled, when.map_or(Some(None), |w| w.map(Some))) {
+            if let (Some(name), Some(check), Some(when)) =
+                (&spec.name, compiled, when.map_or(Some(None), |w| w.map(Some)))
+            {
                 rules.push(Rule::Expr(ExprRule {
                     name: name.value.clone(),
                     text: spec.check.as_ref().map(|c| c.value.clone()).unwrap_or_default(),
@@ -170,7 +172,8 @@ impl ExprRule {
         }
         let mut locals = Vec::new();
         let field = self.field.map(|i| fields[i].target.clone());
-        let mut error = |message: String| errors.push(FieldError { field: field.clone(), rule: self.name.clone(), message });
+        let mut error =
+            |message: String| errors.push(FieldError { field: field.clone(), rule: self.name.clone(), message });
         if let Some(when) = &self.when {
             match when.code.eval(env, &mut locals) {
                 Ok(EVal::Bool(true)) => {}

@@ -21,8 +21,11 @@ use crate::spec::FieldSpec;
 /// What every scope of a mapping shares.
 pub(super) struct Context<'c> {
     pub(super) lookups: &'c HashMap<String, Arc<LookupTable>>,
-    pub(super) secret: &'c dyn Fn(&str) -> Result<Arc<[u8]>, String>,
+    pub(super) secret: &'c SharedSecret,
 }
+
+/// A key reference → the key, shared by every expression that uses it.
+pub(super) type SharedSecret = dyn Fn(&str) -> Result<Arc<[u8]>, String>;
 
 /// The static type expressions see for a field of this declared type.
 pub(super) fn ty_of(field_type: FieldType) -> Ty {
@@ -149,13 +152,14 @@ pub(super) fn compile_condition(
     Some(compiled)
 }
 
-/// Compiles the fields of a scope. `None` when any field has a problem (all are reported).
+/// Compiles the fields of a scope: the field set (`None` when any field has a problem; all are
+/// reported) and the static type of each field, for the expressions outside the scope.
 pub(super) fn compile_scope(
     specs: &[FieldSpec],
     sink: &mut PathSink<'_>,
     ctx: &Context<'_>,
     diags: &mut Vec<Diagnostic>,
-) -> Option<FieldSet> {
+) -> (Option<FieldSet>, Vec<Ty>) {
     let before = diags.len();
     // Targets by name (the first definition; duplicates are reported elsewhere).
     let mut targets: HashMap<&str, usize> = HashMap::with_capacity(specs.len());
@@ -171,7 +175,7 @@ pub(super) fn compile_scope(
         let mut set = None;
         let ty = if let Some(items) = &spec.items {
             let mut paths = Vec::new();
-            set = compile_scope(&items.value, &mut PathSink::Item(&mut paths), ctx, diags).map(|mut s| {
+            set = compile_scope(&items.value, &mut PathSink::Item(&mut paths), ctx, diags).0.map(|mut s| {
                 s.paths = paths;
                 Box::new(s)
             });
@@ -193,7 +197,8 @@ pub(super) fn compile_scope(
     }
     // Computed fields without a `type:` take their expression's type; a few passes let types
     // flow along chains of computed fields.
-    let untyped: Vec<usize> = (0..specs.len()).filter(|&i| specs[i].expr.is_some() && specs[i].kind.is_none()).collect();
+    let untyped: Vec<usize> =
+        (0..specs.len()).filter(|&i| specs[i].expr.is_some() && specs[i].kind.is_none()).collect();
     for _ in 0..=untyped.len().min(8) {
         let mut changed = false;
         for &i in &untyped {
@@ -250,13 +255,28 @@ pub(super) fn compile_scope(
         let extras = Extras { computed, inferred, when, validator_when, items: item_sets[i].take() };
         fields.push(compile_field(spec, sink, extras, diags));
     }
+    // Which fields wait for others: known from the spec, so a cycle is reported with the rest.
+    let in_item = matches!(sink, PathSink::Item(_));
+    let waits: Vec<bool> = specs
+        .iter()
+        .map(|s| {
+            in_item
+                || s.expr.is_some()
+                || s.when.is_some()
+                || s.items.is_some()
+                || s.validate.iter().any(|v| v.when.is_some())
+        })
+        .collect();
+    let targets_by_index: Vec<&str> = specs.iter().map(|s| s.target.as_ref().map_or("", |t| t.as_str())).collect();
+    let later = evaluation_order(specs, &targets_by_index, &waits, &deps, diags);
     if diags.len() > before || fields.iter().any(Option::is_none) {
-        return None;
+        return (None, tys);
     }
     let fields: Vec<Field> = fields.into_iter().map(|f| f.expect("checked above")).collect();
-    let later = evaluation_order(specs, &fields, &deps, diags)?;
-    let output = OutputTree::build(fields.iter().enumerate().filter(|(_, f)| f.output).map(|(i, f)| (i, f.target.as_str())));
-    Some(FieldSet { fields, later, output, paths: Vec::new() })
+    let Some(later) = later else { return (None, tys) };
+    let output =
+        OutputTree::build(fields.iter().enumerate().filter(|(_, f)| f.output).map(|(i, f)| (i, f.target.as_str())));
+    (Some(FieldSet { fields, later, output, paths: Vec::new() }), tys)
 }
 
 /// The static type of a compiled field, as expressions see it.
@@ -273,19 +293,25 @@ pub(super) fn field_ty(field: &Field) -> Ty {
 
 /// The fields evaluated after the plain ones, each after every field it reads; a cycle is an
 /// error naming its path.
-fn evaluation_order(specs: &[FieldSpec], fields: &[Field], deps: &[Vec<usize>], diags: &mut Vec<Diagnostic>) -> Option<Vec<usize>> {
+fn evaluation_order(
+    specs: &[FieldSpec],
+    targets: &[&str],
+    waits: &[bool],
+    deps: &[Vec<usize>],
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
         Active,
         Done,
     }
-    let mut marks = vec![Mark::New; fields.len()];
+    let mut marks = vec![Mark::New; specs.len()];
     let mut order = Vec::new();
     let mut failed = false;
     // Iterative depth-first search: generated mappings can chain many computed fields.
-    for root in 0..fields.len() {
-        if !fields[root].later || marks[root] != Mark::New {
+    for root in 0..specs.len() {
+        if !waits[root] || marks[root] != Mark::New {
             continue;
         }
         let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
@@ -297,16 +323,20 @@ fn evaluation_order(specs: &[FieldSpec], fields: &[Field], deps: &[Vec<usize>], 
                     Mark::Done => {}
                     Mark::Active => {
                         let start = stack.iter().position(|(n, _)| *n == dep).unwrap_or(0);
-                        let mut cycle: Vec<&str> = stack[start..].iter().map(|(n, _)| fields[*n].target.as_str()).collect();
-                        cycle.push(&fields[dep].target);
-                        let pos = specs[dep].expr.as_ref().or(specs[dep].when.as_ref()).map_or(specs[dep].pos, |e| e.pos);
+                        let mut cycle: Vec<&str> = stack[start..].iter().map(|(n, _)| targets[*n]).collect();
+                        cycle.push(targets[dep]);
+                        let pos =
+                            specs[dep].expr.as_ref().or(specs[dep].when.as_ref()).map_or(specs[dep].pos, |e| e.pos);
                         diags.push(Diagnostic::new(
                             pos,
-                            format!("fields read each other in a cycle: {}; a value cannot depend on itself", cycle.join(" → ")),
+                            format!(
+                                "fields read each other in a cycle: {}; a value cannot depend on itself",
+                                cycle.join(" → ")
+                            ),
                         ));
                         failed = true;
                     }
-                    Mark::New if !fields[dep].later => marks[dep] = Mark::Done,
+                    Mark::New if !waits[dep] => marks[dep] = Mark::Done,
                     Mark::New => {
                         marks[dep] = Mark::Active;
                         stack.push((dep, 0));

@@ -64,7 +64,8 @@ fn run_one(test: &crate::spec::TestSpec, plan: &Plan) -> Result<(), String> {
             Err(format!("expected the record dropped, but it mapped to {}", outcome.ok_value().unwrap_or(Value::Null)))
         }
         (Some(ExpectSpec::Dropped), Outcome::Failed(failure)) => {
-            let got: Vec<String> = failure.errors.iter().map(|e| format!("{} ({})", e.field.as_deref().unwrap_or("-"), e.rule)).collect();
+            let got: Vec<String> =
+                failure.errors.iter().map(|e| format!("{} ({})", e.field.as_deref().unwrap_or("-"), e.rule)).collect();
             Err(format!("expected the record dropped, but it failed: {}", got.join("; ")))
         }
         (Some(ExpectSpec::Ok(_) | ExpectSpec::Fail(_)), Outcome::Dropped) => {

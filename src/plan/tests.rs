@@ -339,3 +339,167 @@ fn output_buffers_are_sized_by_earlier_outputs() {
     let Outcome::Mapped(m) = p.apply(&bytes) else { panic!() };
     assert!(m.value.capacity() < bytes.len(), "{} vs {}", m.value.capacity(), bytes.len());
 }
+
+mod expressions {
+    use super::*;
+
+    fn value_of(expr: &str, input: Value) -> Result<Option<Value>, String> {
+        let p = plan(&format!(
+            "fields:\n  - {{target: a, source: $.a, type: any}}\n  - {{target: b, source: $.b, type: any}}\n  - target: out\n    expr: '{}'\n",
+            expr.replace('\'', "''")
+        ));
+        match apply(&p, input) {
+            Outcome::Mapped(m) => Ok(serde_json::from_slice::<Value>(&m.value).unwrap().get("out").cloned()),
+            Outcome::Failed(f) => {
+                Err(f.errors.iter().map(|e| format!("{}: {}", e.rule, e.message)).collect::<Vec<_>>().join("; "))
+            }
+            Outcome::Dropped => Err("dropped".into()),
+        }
+    }
+
+    #[test]
+    fn absent_inputs_give_null_and_leave_the_field_out() {
+        assert_eq!(value_of("a + 1", json!({})), Ok(None));
+        assert_eq!(value_of("a + 1", json!({"a": 1})), Ok(Some(json!(2))));
+        assert_eq!(value_of("a == null", json!({})), Ok(Some(json!(true))));
+        assert_eq!(value_of("has(a)", json!({"a": null})), Ok(Some(json!(false))));
+        assert_eq!(value_of("coalesce(a, b, 7)", json!({"b": 3})), Ok(Some(json!(3))));
+    }
+
+    #[test]
+    fn logic_is_cels_a_decisive_side_wins_over_null_and_errors() {
+        assert_eq!(value_of("a > 1 || b", json!({"a": 5})), Ok(Some(json!(true))));
+        assert_eq!(value_of("a > 1 && b", json!({"a": 0})), Ok(Some(json!(false))));
+        assert_eq!(value_of("b || a > 1", json!({"a": 5})), Ok(Some(json!(true))));
+        assert_eq!(value_of("1 / a == 1 || true", json!({"a": 0})), Ok(Some(json!(true))));
+        assert_eq!(value_of("b && true", json!({})), Ok(None), "null && true is null");
+    }
+
+    #[test]
+    fn integers_are_exact_and_failures_are_errors_of_the_field() {
+        assert_eq!(
+            value_of("a * 2", json!({"a": i64::MAX})).unwrap_err(),
+            "expr: could not be computed: `*` overflows"
+        );
+        assert!(value_of("a / b", json!({"a": 1, "b": 0})).unwrap_err().contains("division by zero"));
+        assert_eq!(value_of("7 / 2", json!({})), Ok(Some(json!(3))), "integer division truncates, as in CEL");
+        assert_eq!(value_of("-7 % 3", json!({})), Ok(Some(json!(-1))));
+        assert_eq!(value_of("a + 0.5", json!({"a": 1})), Ok(Some(json!(1.5))));
+    }
+
+    #[test]
+    fn decimals_never_go_through_a_float() {
+        assert_eq!(value_of("decimal(\"0.1\") + decimal(\"0.2\")", json!({})), Ok(Some(json!("0.3"))));
+        assert_eq!(value_of("round(decimal(a) / 100, 2)", json!({"a": 25990})), Ok(Some(json!("259.90"))));
+        assert_eq!(value_of("round(decimal(\"2.345\"), 2)", json!({})), Ok(Some(json!("2.34"))), "half_even");
+        assert_eq!(value_of("round(decimal(\"2.345\"), 2, \"half_up\")", json!({})), Ok(Some(json!("2.35"))));
+        assert_eq!(value_of("round(decimal(\"-2.341\"), 1, \"floor\")", json!({})), Ok(Some(json!("-2.4"))));
+        assert_eq!(value_of("round(decimal(\"2.3\"), 0, \"ceiling\")", json!({})), Ok(Some(json!("3"))));
+        assert_eq!(value_of("decimal(1) / 3", json!({})), Ok(Some(json!("0.3333333333333333333333333333"))));
+        assert_eq!(value_of("decimal(a)", json!({"a": "12.50"})), Ok(Some(json!("12.50"))), "the scale is kept");
+        assert!(value_of("decimal(a)", json!({"a": "twelve"})).unwrap_err().contains("not a decimal"));
+        // A decimal and a float are refused when the types are known…
+        let p =
+            problems("fields:\n  - {target: r, source: $.r, type: number}\n  - {target: x, expr: 'decimal(1) + r'}\n");
+        assert!(p[0].contains("an exact decimal never meets a float"), "{p:?}");
+        // …and fail when they meet at run time.
+        assert!(value_of("decimal(1) + a", json!({"a": 0.5})).unwrap_err().contains("never meets a float"));
+    }
+
+    #[test]
+    fn strings_lists_and_aggregates() {
+        assert_eq!(value_of("size(a) + size(b)", json!({"a": "ção", "b": [1, 2]})), Ok(Some(json!(5))));
+        assert_eq!(value_of("a in [\"x\", \"y\"]", json!({"a": "y"})), Ok(Some(json!(true))));
+        assert_eq!(value_of("a[1] + a[-1]", json!({"a": [1, 2, 3]})), Ok(Some(json!(5))));
+        assert_eq!(value_of("a.b.c", json!({"a": {"b": {"c": "deep"}}})), Ok(Some(json!("deep"))));
+        assert_eq!(value_of("sum(a) + max(a) - min(a)", json!({"a": [3, 1, 2]})), Ok(Some(json!(8))));
+        assert_eq!(
+            value_of("sum(a)", json!({"a": ["1.5", 2]})).unwrap_err(),
+            "expr: could not be computed: `+` cannot take an integer and a string"
+        );
+        assert_eq!(value_of("a.map(x, x * 2).filter(x, x > 2)", json!({"a": [1, 2, 3]})), Ok(Some(json!([4, 6]))));
+        assert_eq!(value_of("substring(a, 1, 3)", json!({"a": "abcd"})), Ok(Some(json!("bc"))));
+        assert!(value_of("substring(a, 1, 9)", json!({"a": "abcd"})).unwrap_err().contains("outside a string of 4"));
+        assert_eq!(value_of("mask(a, 2, 2)", json!({"a": "abc"})), Ok(Some(json!("***"))), "too short: masked whole");
+    }
+
+    #[test]
+    fn fields_are_evaluated_after_what_they_read_and_cycles_are_refused() {
+        let p = plan(
+            "fields:\n  - {target: c, expr: b * 2}\n  - {target: b, expr: a + 1}\n  - {target: a, source: $.a, type: integer}\n",
+        );
+        assert_eq!(apply(&p, json!({"a": 1})).ok_value(), Some(json!({"c": 4, "b": 2, "a": 1})));
+        let p = problems(
+            "fields:\n  - {target: a, expr: b + 1}\n  - {target: b, expr: c + 1}\n  - {target: c, expr: a + 1}\n",
+        );
+        assert!(p.iter().any(|m| m.contains("cycle: a → b → c → a")), "{p:?}");
+        let p = problems("fields:\n  - {target: a, source: $.a, type: integer, when: a > 1}\n");
+        assert!(p.iter().any(|m| m.contains("cycle: a → a")), "{p:?}");
+    }
+
+    #[test]
+    fn a_rule_reading_a_failed_field_is_not_judged() {
+        let p = plan(
+            "fields:\n  - {target: a, source: $.a, type: integer}\n  - {target: b, source: $.b, type: integer}\nrules:\n  - {name: a_le_b, check: a <= b}\n",
+        );
+        assert_eq!(rules_of(&apply(&p, json!({"a": 2, "b": 1}))), [(None, "a_le_b")]);
+        assert_eq!(rules_of(&apply(&p, json!({"a": "x", "b": 1}))), [(Some("a"), "type")]);
+        assert!(matches!(apply(&p, json!({"b": 1})), Outcome::Mapped(_)), "null <= 1 is not judged");
+    }
+
+    #[test]
+    fn drop_reads_only_the_record_and_is_counted_not_lost() {
+        let p =
+            plan("drop: $.kind == \"test\"\nfields:\n  - {target: id, source: $.id, type: string, required: true}\n");
+        assert_eq!(apply(&p, json!({"kind": "test"})), Outcome::Dropped);
+        assert_eq!(rules_of(&apply(&p, json!({"kind": "live"}))), [(Some("id"), "required")]);
+        let d = problems("drop: id == \"x\"\nfields:\n  - {target: id, source: $.id, type: string}\n");
+        assert!(d[0].contains("`drop` is decided before any field is read"), "{d:?}");
+    }
+
+    #[test]
+    fn hmac_keys_come_from_the_resolver_never_the_file() {
+        let text = "version: 1\nname: t\nfields:\n  - {target: d, source: $.d, type: string}\n  - {target: h, expr: 'hmac_sha256(d, \"env://K\")'}\n";
+        let options = CompileOptions {
+            secret: Box::new(|r| if r == "env://K" { Ok(b"key".to_vec()) } else { Err("no".into()) }),
+            ..CompileOptions::default()
+        };
+        let (_, p) = load_str_in(text, &options).unwrap();
+        // HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog"), RFC 4231-style known answer.
+        assert_eq!(
+            apply(&p, json!({"d": "The quick brown fox jumps over the lazy dog"})).ok_value().unwrap()["h"],
+            "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+        );
+        let refused = load_str(&text.replace("env://K", "env://LAMBDA_STREAM_SURELY_UNSET")).unwrap_err();
+        assert!(
+            refused[0].message.contains("environment variable `LAMBDA_STREAM_SURELY_UNSET` is not set"),
+            "{refused:?}"
+        );
+        let refused = load_str(&text.replace("env://K", "my-secret")).unwrap_err();
+        assert!(refused[0].message.contains("never goes in the mapping"), "{refused:?}");
+    }
+
+    #[test]
+    fn lookup_tables_from_csv_and_json_files_next_to_the_mapping() {
+        let dir = std::env::temp_dir().join(format!("lookups-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("mcc.csv"), "mcc,category\n5651,apparel\n5411,grocery\n").unwrap();
+        std::fs::write(dir.join("tiers.json"), r#"{"G": "gold", "S": "silver"}"#).unwrap();
+        let text = "version: 1\nname: t\nlookups:\n  mcc: {file: mcc.csv, default: other}\n  tiers: {file: tiers.json}\nfields:\n  - {target: m, source: $.m, type: any}\n  - {target: t, source: $.t, type: string}\n  - {target: c, expr: 'lookup(\"mcc\", m)'}\n  - {target: tier, expr: 'lookup(\"tiers\", t)'}\n";
+        let options = CompileOptions { base_dir: Some(dir.clone()), ..CompileOptions::default() };
+        let (_, p) = load_str_in(text, &options).unwrap();
+        assert_eq!(
+            apply(&p, json!({"m": 5411, "t": "G"})).ok_value().unwrap(),
+            json!({"m": 5411, "t": "G", "c": "grocery", "tier": "gold"})
+        );
+        assert_eq!(
+            apply(&p, json!({"m": 1, "t": "X"})).ok_value().unwrap(),
+            json!({"m": 1, "t": "X", "c": "other"}),
+            "no default: absent"
+        );
+        std::fs::write(dir.join("mcc.csv"), "mcc,category,extra\n5651,apparel,x\n").unwrap();
+        let refused = load_str_in(text, &options).unwrap_err();
+        assert!(refused[0].message.contains("expected two columns"), "{refused:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

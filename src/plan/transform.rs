@@ -172,7 +172,11 @@ impl Transform {
                 Some(Transform::Mask { keep_first, keep_last, with })
             }
             "parse_datetime" | "parse_date" => {
-                let shape = if name == "parse_date" { "{format: '%Y%m%d'}" } else { "{format: '%d/%m/%Y %H:%M:%S', zone: America/Sao_Paulo}" };
+                let shape = if name == "parse_date" {
+                    "{format: '%Y%m%d'}"
+                } else {
+                    "{format: '%d/%m/%Y %H:%M:%S', zone: America/Sao_Paulo}"
+                };
                 let arg = need_arg(diags, shape)?;
                 let allowed: &[&str] = if name == "parse_date" { &["format"] } else { &["format", "zone"] };
                 let args = args_map(arg, name, allowed, diags)?;
@@ -192,12 +196,18 @@ impl Transform {
                             let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
                             diags.push(Diagnostic::new(
                                 node.pos,
-                                format!("unknown time zone `{z}`{}; use an IANA name like `America/Sao_Paulo` or `UTC`", suggestion(z, names)),
+                                format!(
+                                    "unknown time zone `{z}`{}; use an IANA name like `America/Sao_Paulo` or `UTC`",
+                                    suggestion(z, names)
+                                ),
                             ));
                             return None;
                         }
                         None => {
-                            diags.push(Diagnostic::new(node.pos, "`zone` is an IANA time zone name, like `America/Sao_Paulo`"));
+                            diags.push(Diagnostic::new(
+                                node.pos,
+                                "`zone` is an IANA time zone name, like `America/Sao_Paulo`",
+                            ));
                             return None;
                         }
                     },
@@ -230,7 +240,10 @@ impl Transform {
                     Some(n) => match n.as_str().and_then(Rounding::from_name) {
                         Some(r) => r,
                         None => {
-                            diags.push(Diagnostic::new(n.pos, format!("`rounding` is one of {}", Rounding::NAMES.join(", "))));
+                            diags.push(Diagnostic::new(
+                                n.pos,
+                                format!("`rounding` is one of {}", Rounding::NAMES.join(", ")),
+                            ));
                             return None;
                         }
                     },
@@ -354,9 +367,10 @@ impl Transform {
             Transform::ToInteger | Transform::ToNumber => matches!(kind, Kind::Str | Kind::Int | Kind::Num),
             Transform::ToString => true,
             Transform::Multiply(_) | Transform::Divide(_) => matches!(kind, Kind::Int | Kind::Num),
-            Transform::Sha256 | Transform::Mask { .. } | Transform::ParseDatetime { .. } | Transform::ParseDate { .. } => {
-                kind == Kind::Str
-            }
+            Transform::Sha256
+            | Transform::Mask { .. }
+            | Transform::ParseDatetime { .. }
+            | Transform::ParseDate { .. } => kind == Kind::Str,
             Transform::ToDecimal { .. } => matches!(kind, Kind::Str | Kind::Int | Kind::Num),
         }
     }
@@ -576,13 +590,19 @@ impl Transform {
             },
             Transform::ToDecimal { scale, rounding } => {
                 let parsed = match (value.as_str(), value.json()) {
-                    (Some(s), _) => s.trim().parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(s.trim()).ok()),
-                    (None, Some(Value::Number(n))) => n.to_string().parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(&n.to_string()).ok()),
+                    (Some(s), _) => {
+                        s.trim().parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(s.trim()).ok())
+                    }
+                    (None, Some(Value::Number(n))) => {
+                        n.to_string().parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(&n.to_string()).ok())
+                    }
                     _ => return Err(wrong_type(value)),
                 };
                 match parsed.and_then(|d| rescale(d, *scale, *rounding)) {
                     Some(d) => Val::text(d.to_string()),
-                    None => return Err(failed(format!("expected a decimal number, found {}", describe(value, sensitive)))),
+                    None => {
+                        return Err(failed(format!("expected a decimal number, found {}", describe(value, sensitive))));
+                    }
                 }
             }
         };

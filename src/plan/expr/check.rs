@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::syntax::{Ast, AstKind, BinaryOp, PathStep, UnaryOp};
 use super::code::{Code, FUNCTIONS, Func, Lit, LookupTable, MacroKind, Rounding, Ty};
+use super::syntax::{Ast, AstKind, BinaryOp, PathStep, UnaryOp};
 use crate::diagnostic::suggestion;
 
 /// What an expression can name: the scope's targets, record paths, lookup tables and secrets.
@@ -131,7 +131,8 @@ impl Checker<'_> {
                     (Ty::List(item), Ty::Int | Ty::Dyn) => (**item).clone(),
                     (Ty::Dyn, _) => Ty::Dyn,
                     (Ty::List(_), other) => {
-                        return self.error(index.at, format!("a list is indexed by an integer, found {}", other.name()));
+                        return self
+                            .error(index.at, format!("a list is indexed by an integer, found {}", other.name()));
                     }
                     (other, _) => return self.error(at, format!("only lists can be indexed, found {}", other.name())),
                 };
@@ -278,20 +279,16 @@ impl Checker<'_> {
                     _ => false,
                 };
                 if !ordered {
-                    return self.error(
-                        right.at,
-                        format!("`{}` cannot order {} and {}", op.symbol(), lt.name(), rt.name()),
-                    );
+                    return self
+                        .error(right.at, format!("`{}` cannot order {} and {}", op.symbol(), lt.name(), rt.name()));
                 }
                 Some((Code::Binary(op, both.0, both.1), Ty::Bool))
             }
             BinaryOp::In => {
                 match &rt {
                     Ty::List(item) if !comparable(&lt, item) => {
-                        return self.error(
-                            at,
-                            format!("`in` looks for {} in {}: it is never found", lt.name(), rt.name()),
-                        );
+                        return self
+                            .error(at, format!("`in` looks for {} in {}: it is never found", lt.name(), rt.name()));
                     }
                     Ty::List(_) | Ty::Dyn => {}
                     other => {
@@ -308,7 +305,11 @@ impl Checker<'_> {
                     }
                     (Ty::String, Ty::String) if op == BinaryOp::Add => Ty::String,
                     (Ty::List(a), Ty::List(b)) if op == BinaryOp::Add => {
-                        if a == b { Ty::List(a.clone()) } else { Ty::List(Box::new(Ty::Dyn)) }
+                        if a == b {
+                            Ty::List(a.clone())
+                        } else {
+                            Ty::List(Box::new(Ty::Dyn))
+                        }
                     }
                     (a, b) if a.is_numeric() && b.is_numeric() => match numeric_join(a, b) {
                         Ok(t) => t,
@@ -339,8 +340,13 @@ impl Checker<'_> {
             if n.contains(&args.len()) {
                 Some(())
             } else {
-                let want = if n.start() == n.end() { n.start().to_string() } else { format!("{} to {}", n.start(), n.end()) };
-                let given = if method { format!("{} (the receiver counts as the first)", args.len()) } else { args.len().to_string() };
+                let want =
+                    if n.start() == n.end() { n.start().to_string() } else { format!("{} to {}", n.start(), n.end()) };
+                let given = if method {
+                    format!("{} (the receiver counts as the first)", args.len())
+                } else {
+                    args.len().to_string()
+                };
                 this.error(at, format!("{shown} takes {want} argument(s), given {given}"))?;
                 None
             }
@@ -374,7 +380,11 @@ impl Checker<'_> {
                     None => {
                         let known = self.names.lookup_names();
                         let hint = suggestion(&table, known.iter().map(String::as_str));
-                        let list = if known.is_empty() { "none are defined under `lookups:`".to_owned() } else { format!("tables: {}", known.join(", ")) };
+                        let list = if known.is_empty() {
+                            "none are defined under `lookups:`".to_owned()
+                        } else {
+                            format!("tables: {}", known.join(", "))
+                        };
                         return self.error(args[0].at, format!("unknown lookup table `{table}`{hint}; {list}"));
                     }
                 }
@@ -382,7 +392,10 @@ impl Checker<'_> {
             "hmac_sha256" => {
                 arity(2..=2, self)?;
                 let Some(reference) = literal_text(args[1]) else {
-                    return self.error(args[1].at, "`hmac_sha256()` takes its key as a reference string, like \"env://DOCUMENT_HASH_KEY\"");
+                    return self.error(
+                        args[1].at,
+                        "`hmac_sha256()` takes its key as a reference string, like \"env://DOCUMENT_HASH_KEY\"",
+                    );
                 };
                 match self.names.secret(&reference) {
                     Ok(key) => Some((Func::HmacSha256(key), 0)),
@@ -415,7 +428,12 @@ impl Checker<'_> {
                 };
                 match args[1].kind {
                     AstKind::Int(n) if (0..=28).contains(&n) => {}
-                    _ => return self.error(args[1].at, "`round()` takes the number of decimal places as an integer from 0 to 28"),
+                    _ => {
+                        return self.error(
+                            args[1].at,
+                            "`round()` takes the number of decimal places as an integer from 0 to 28",
+                        );
+                    }
                 }
                 Some((Func::Round(mode), 0))
             }
@@ -488,7 +506,8 @@ impl Checker<'_> {
             "size" | "count" => {
                 arity(1..=1, self)?;
                 if !matches!(tys[0], Ty::String | Ty::List(_) | Ty::Dyn | Ty::Null) {
-                    return self.error(value_args[0].at, format!("{shown} takes a string or a list, found {}", tys[0].name()));
+                    return self
+                        .error(value_args[0].at, format!("{shown} takes a string or a list, found {}", tys[0].name()));
                 }
                 (Func::Size, Ty::Int)
             }
@@ -618,11 +637,15 @@ impl Checker<'_> {
                 let item = match &tys[0] {
                     Ty::List(item) => (**item).clone(),
                     Ty::Dyn => Ty::Dyn,
-                    other => return self.error(value_args[0].at, format!("{shown} takes a list, found {}", other.name())),
+                    other => {
+                        return self.error(value_args[0].at, format!("{shown} takes a list, found {}", other.name()));
+                    }
                 };
                 let numeric = item.is_numeric() || item == Ty::Dyn;
-                if !numeric && !(name != "sum" && matches!(item, Ty::String | Ty::Date | Ty::Timestamp)) {
-                    return self.error(value_args[0].at, format!("{shown} takes a list of numbers, found {}", tys[0].name()));
+                let ordered_text = name != "sum" && matches!(item, Ty::String | Ty::Date | Ty::Timestamp);
+                if !numeric && !ordered_text {
+                    return self
+                        .error(value_args[0].at, format!("{shown} takes a list of numbers, found {}", tys[0].name()));
                 }
                 let f = match name {
                     "sum" => Func::Sum,

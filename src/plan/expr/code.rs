@@ -177,7 +177,12 @@ pub enum Code {
     Has(Box<Code>),
     Call(Func, Vec<Code>),
     /// `list.all(x, p)` and friends: `body` sees the item as `Local(depth)`.
-    Macro { kind: MacroKind, list: Box<Code>, depth: usize, body: Box<Code> },
+    Macro {
+        kind: MacroKind,
+        list: Box<Code>,
+        depth: usize,
+        body: Box<Code>,
+    },
 }
 
 /// A constant, owned by the plan.

@@ -11,8 +11,8 @@ use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
 
-use super::syntax::BinaryOp;
 use super::code::{Code, Func, Lit, MacroKind, rescale};
+use super::syntax::BinaryOp;
 use crate::plan::json::json_equal;
 use crate::plan::value::{FieldState, Item, Val};
 
@@ -217,7 +217,9 @@ impl Code {
                 };
                 match l {
                     EVal::List(items) => at(items.len()).map_or(EVal::Null, |k| items[k].clone()),
-                    EVal::Json(Value::Array(items)) => at(items.len()).map_or(EVal::Null, |k| EVal::from_json(&items[k])),
+                    EVal::Json(Value::Array(items)) => {
+                        at(items.len()).map_or(EVal::Null, |k| EVal::from_json(&items[k]))
+                    }
                     EVal::Null => EVal::Null,
                     other => return fail(format!("only lists can be indexed, found {}", other.kind())),
                 }
@@ -227,7 +229,9 @@ impl Code {
                 None => EVal::Null,
             },
             Code::Neg(inner) => match inner.eval(env, locals)? {
-                EVal::Int(i) => EVal::Int(i.checked_neg().ok_or_else(|| EvalError(format!("-({i}) overflows a 64-bit integer")))?),
+                EVal::Int(i) => {
+                    EVal::Int(i.checked_neg().ok_or_else(|| EvalError(format!("-({i}) overflows a 64-bit integer")))?)
+                }
                 EVal::Double(d) => EVal::Double(-d),
                 EVal::Dec(d) => EVal::Dec(-d),
                 EVal::Null => EVal::Null,
@@ -335,7 +339,9 @@ fn plain<'s>(v: EVal<'s>) -> EVal<'s> {
 fn dec_of_double(d: f64) -> Result<Decimal, EvalError> {
     // The shortest text that reads back as the same float: `0.1` stays `0.1`, not its binary value.
     let text = format!("{d}");
-    text.parse::<Decimal>().or_else(|_| Decimal::from_f64(d).ok_or(())).map_err(|_| EvalError(format!("{d} does not fit a decimal")))
+    text.parse::<Decimal>()
+        .or_else(|_| Decimal::from_f64(d).ok_or(()))
+        .map_err(|_| EvalError(format!("{d} does not fit a decimal")))
 }
 
 fn parse_decimal(s: &str) -> Result<Decimal, EvalError> {
@@ -368,8 +374,12 @@ fn binary<'s>(op: BinaryOp, a: EVal<'s>, b: EVal<'s>) -> Result<EVal<'s>, EvalEr
             return Ok(match &b {
                 EVal::Null => EVal::Null,
                 EVal::List(items) => EVal::Bool(items.iter().any(|i| equal(&a, i))),
-                EVal::Json(Value::Array(items)) => EVal::Bool(items.iter().any(|i| equal(&a, &plain(EVal::from_json(i))))),
-                EVal::Json(Value::Object(map)) => EVal::Bool(matches!(&a, EVal::Str(k) if map.contains_key(k.as_ref()))),
+                EVal::Json(Value::Array(items)) => {
+                    EVal::Bool(items.iter().any(|i| equal(&a, &plain(EVal::from_json(i)))))
+                }
+                EVal::Json(Value::Object(map)) => {
+                    EVal::Bool(matches!(&a, EVal::Str(k) if map.contains_key(k.as_ref())))
+                }
                 other => return fail(format!("`in` takes a list on its right, found {}", other.kind())),
             });
         }
@@ -391,30 +401,34 @@ fn binary<'s>(op: BinaryOp, a: EVal<'s>, b: EVal<'s>) -> Result<EVal<'s>, EvalEr
     }
     Ok(match (a, b) {
         (EVal::Null, _) | (_, EVal::Null) => EVal::Null,
-        (EVal::Int(x), EVal::Int(y)) => EVal::Int(match op {
-            BinaryOp::Add => x.checked_add(y),
-            BinaryOp::Sub => x.checked_sub(y),
-            BinaryOp::Mul => x.checked_mul(y),
-            BinaryOp::Div if y == 0 => return fail("division by zero"),
-            BinaryOp::Div => x.checked_div(y),
-            BinaryOp::Rem if y == 0 => return fail("remainder of a division by zero"),
-            BinaryOp::Rem => x.checked_rem(y),
-            _ => unreachable!("arithmetic operators only"),
-        }
-        .ok_or_else(|| overflow(op))?),
-        (x @ EVal::Dec(_), y @ (EVal::Int(_) | EVal::Dec(_))) | (x @ EVal::Int(_), y @ EVal::Dec(_)) => {
-            let (x, y) = (to_decimal(&x)?, to_decimal(&y)?);
-            EVal::Dec(match op {
+        (EVal::Int(x), EVal::Int(y)) => EVal::Int(
+            match op {
                 BinaryOp::Add => x.checked_add(y),
                 BinaryOp::Sub => x.checked_sub(y),
                 BinaryOp::Mul => x.checked_mul(y),
-                BinaryOp::Div if y.is_zero() => return fail("division by zero"),
-                BinaryOp::Div => x.checked_div(y).map(|d| d.normalize().max_scale_with(x.scale().max(y.scale()))),
-                BinaryOp::Rem if y.is_zero() => return fail("remainder of a division by zero"),
+                BinaryOp::Div if y == 0 => return fail("division by zero"),
+                BinaryOp::Div => x.checked_div(y),
+                BinaryOp::Rem if y == 0 => return fail("remainder of a division by zero"),
                 BinaryOp::Rem => x.checked_rem(y),
                 _ => unreachable!("arithmetic operators only"),
             }
-            .ok_or_else(|| overflow(op))?)
+            .ok_or_else(|| overflow(op))?,
+        ),
+        (x @ EVal::Dec(_), y @ (EVal::Int(_) | EVal::Dec(_))) | (x @ EVal::Int(_), y @ EVal::Dec(_)) => {
+            let (x, y) = (to_decimal(&x)?, to_decimal(&y)?);
+            EVal::Dec(
+                match op {
+                    BinaryOp::Add => x.checked_add(y),
+                    BinaryOp::Sub => x.checked_sub(y),
+                    BinaryOp::Mul => x.checked_mul(y),
+                    BinaryOp::Div if y.is_zero() => return fail("division by zero"),
+                    BinaryOp::Div => x.checked_div(y).map(|d| d.normalize().max_scale_with(x.scale().max(y.scale()))),
+                    BinaryOp::Rem if y.is_zero() => return fail("remainder of a division by zero"),
+                    BinaryOp::Rem => x.checked_rem(y),
+                    _ => unreachable!("arithmetic operators only"),
+                }
+                .ok_or_else(|| overflow(op))?,
+            )
         }
         (EVal::Dec(_), EVal::Double(_)) | (EVal::Double(_), EVal::Dec(_)) => {
             return fail("an exact decimal never meets a float; convert with `decimal(…)` or `double(…)`");
@@ -503,11 +517,7 @@ fn order(a: &EVal<'_>, b: &EVal<'_>) -> Result<Option<Ordering>, EvalError> {
         (EVal::Time(x), EVal::Time(y)) => Some(x.cmp(y)),
         (EVal::Json(_), _) | (_, EVal::Json(_)) => {
             let (x, y) = (plain(a.clone()), plain(b.clone()));
-            if matches!(x, EVal::Json(_)) || matches!(y, EVal::Json(_)) {
-                None
-            } else {
-                order(&x, &y)?
-            }
+            if matches!(x, EVal::Json(_)) || matches!(y, EVal::Json(_)) { None } else { order(&x, &y)? }
         }
         _ => None,
     })
@@ -567,7 +577,9 @@ fn call<'s>(func: &'s Func, args: Vec<EVal<'s>>) -> Result<EVal<'s>, EvalError> 
             EVal::Double(d) if d.is_finite() && d.trunc() >= i64::MIN as f64 && d.trunc() < i64::MAX as f64 => {
                 EVal::Int(d.trunc() as i64)
             }
-            EVal::Dec(d) => EVal::Int(d.trunc().to_i64().ok_or_else(|| EvalError(format!("{d} does not fit a 64-bit integer")))?),
+            EVal::Dec(d) => {
+                EVal::Int(d.trunc().to_i64().ok_or_else(|| EvalError(format!("{d} does not fit a 64-bit integer")))?)
+            }
             EVal::Str(s) => match s.trim().parse::<i64>() {
                 Ok(i) => EVal::Int(i),
                 Err(_) => return fail(format!("{s:?} is not an integer")),
@@ -597,7 +609,10 @@ fn call<'s>(func: &'s Func, args: Vec<EVal<'s>>) -> Result<EVal<'s>, EvalError> 
             let value = to_decimal(&next())?;
             let places = int_arg(&next(), "the number of places")?;
             let places = u32::try_from(places).map_err(|_| EvalError("places must be 0 to 28".into()))?;
-            EVal::Dec(rescale(value, places, *mode).ok_or_else(|| EvalError(format!("{value} does not fit {places} decimal places")))?)
+            EVal::Dec(
+                rescale(value, places, *mode)
+                    .ok_or_else(|| EvalError(format!("{value} does not fit {places} decimal places")))?,
+            )
         }
         Func::Abs => match next() {
             EVal::Int(i) => EVal::Int(i.checked_abs().ok_or_else(|| EvalError(format!("abs({i}) overflows")))?),
@@ -630,7 +645,8 @@ fn call<'s>(func: &'s Func, args: Vec<EVal<'s>>) -> Result<EVal<'s>, EvalError> 
                 Some(s) => str_arg(&s, "the separator")?.into_owned(),
                 None => String::new(),
             };
-            let parts: Vec<Cow<'_, str>> = list.iter().filter(|i| !i.is_null()).map(EVal::text).collect::<Result<_, _>>()?;
+            let parts: Vec<Cow<'_, str>> =
+                list.iter().filter(|i| !i.is_null()).map(EVal::text).collect::<Result<_, _>>()?;
             EVal::Str(Cow::Owned(parts.join(&sep)))
         }
         Func::Substring => {

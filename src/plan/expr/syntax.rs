@@ -40,7 +40,11 @@ pub enum AstKind {
     Select(Box<Ast>, String),
     Index(Box<Ast>, Box<Ast>),
     /// `f(args)` or, with a receiver, `x.f(args)`.
-    Call { receiver: Option<Box<Ast>>, name: String, args: Vec<Ast> },
+    Call {
+        receiver: Option<Box<Ast>>,
+        name: String,
+        args: Vec<Ast>,
+    },
     Unary(UnaryOp, Box<Ast>),
     Binary(BinaryOp, Box<Ast>, Box<Ast>),
     Cond(Box<Ast>, Box<Ast>, Box<Ast>),
@@ -178,7 +182,10 @@ fn lex(text: &str) -> Result<Vec<(usize, Tok)>, SyntaxError> {
             }
             let literal: String = chars[start..i].iter().collect();
             if i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-                return Err(SyntaxError { at: i, message: format!("unexpected `{}` after the number `{literal}`", chars[i]) });
+                return Err(SyntaxError {
+                    at: i,
+                    message: format!("unexpected `{}` after the number `{literal}`", chars[i]),
+                });
             }
             let tok = if is_double {
                 match literal.parse::<f64>() {
@@ -321,14 +328,20 @@ impl Parser {
         if self.eat(p) {
             Ok(())
         } else {
-            Err(SyntaxError { at: self.at(), message: format!("expected `{p}` {context}, found {}", self.peek().describe()) })
+            Err(SyntaxError {
+                at: self.at(),
+                message: format!("expected `{p}` {context}, found {}", self.peek().describe()),
+            })
         }
     }
 
     fn enter(&mut self) -> Result<(), SyntaxError> {
         self.depth += 1;
         if self.depth > MAX_NESTING {
-            return Err(SyntaxError { at: self.at(), message: format!("expression nests deeper than {MAX_NESTING} levels") });
+            return Err(SyntaxError {
+                at: self.at(),
+                message: format!("expression nests deeper than {MAX_NESTING} levels"),
+            });
         }
         Ok(())
     }
@@ -452,7 +465,10 @@ impl Parser {
                 let name = match self.bump().1 {
                     Tok::Ident(name) => name,
                     other => {
-                        return Err(SyntaxError { at, message: format!("expected a name after `.`, found {}", other.describe()) });
+                        return Err(SyntaxError {
+                            at,
+                            message: format!("expected a name after `.`, found {}", other.describe()),
+                        });
                     }
                 };
                 if self.eat("(") {
@@ -496,7 +512,10 @@ impl Parser {
             Tok::Int(n) => match i64::try_from(n) {
                 Ok(n) => AstKind::Int(n),
                 Err(_) => {
-                    return Err(SyntaxError { at, message: format!("integer `{n}` does not fit a signed 64-bit integer") });
+                    return Err(SyntaxError {
+                        at,
+                        message: format!("integer `{n}` does not fit a signed 64-bit integer"),
+                    });
                 }
             },
             Tok::Double(d) => AstKind::Double(d),
@@ -534,7 +553,8 @@ impl Parser {
         let mut text = String::from("$");
         loop {
             // `.` followed by a name continues the path; `.size()` after a path is a call.
-            if matches!(self.peek(), Tok::Punct(".")) && matches!(self.tokens.get(self.next + 1), Some((_, Tok::Ident(_))))
+            if matches!(self.peek(), Tok::Punct("."))
+                && matches!(self.tokens.get(self.next + 1), Some((_, Tok::Ident(_))))
                 && !matches!(self.tokens.get(self.next + 2), Some((_, Tok::Punct("("))))
             {
                 self.bump();
