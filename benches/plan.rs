@@ -5,6 +5,11 @@
 //! - `plan/baseline_value_roundtrip`: the same bytes parsed into a `serde_json::Value` and
 //!   serialised back — what any "parse, pick, re-emit" implementation pays at least.
 //! - `compile/40_fields`: parsing and compiling a 40-field spec.
+//! - `payments/apply`: `mappings/payments-to-ledger.yaml` (computed fields, decimals, local
+//!   times, items, a lookup, a hash, conditional validators, five rules) on the first payment of
+//!   `tests/fixtures/payments.jsonl`.
+//! - `payments/compile_with_tests`: loading that mapping and running its embedded tests, as
+//!   `validate-mapping` and every cold start do.
 
 use std::hint::black_box;
 
@@ -81,6 +86,26 @@ fn bench_plan(c: &mut Criterion) {
         b.iter(|| {
             let value: Value = serde_json::from_slice(black_box(&record)).unwrap();
             serde_json::to_vec(&value).unwrap()
+        })
+    });
+    group.finish();
+
+    let payments_path = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/payments-to-ledger.yaml");
+    let payments_text = std::fs::read_to_string(payments_path).unwrap();
+    let (_, payments) = plan::load_str(&payments_text).expect("the payments mapping compiles");
+    let fixtures =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/payments.jsonl")).unwrap();
+    let payment = fixtures.lines().next().unwrap().as_bytes().to_vec();
+    assert!(matches!(payments.apply(&payment), Outcome::Mapped(_)), "the first payment maps");
+    let mut group = c.benchmark_group("payments");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("apply", |b| b.iter(|| payments.apply(black_box(&payment))));
+    group.bench_function("compile_with_tests", |b| {
+        b.iter(|| {
+            let (spec, plan) = plan::load_str(black_box(&payments_text)).unwrap();
+            let results = plan::spec_tests::run(&spec, &plan);
+            assert!(results.iter().all(|r| r.failure.is_none()));
+            results
         })
     });
     group.finish();

@@ -64,6 +64,11 @@ impl Diagnostic {
     pub fn render(&self, file: &str) -> String {
         format!("{file}:{}:{}: error: {}", self.pos.line, self.pos.col, self.message)
     }
+
+    /// The same, as a warning: the mapping still loads.
+    pub fn render_warning(&self, file: &str) -> String {
+        format!("{file}:{}:{}: warning: {}", self.pos.line, self.pos.col, self.message)
+    }
 }
 
 impl fmt::Display for Diagnostic {

@@ -92,7 +92,12 @@ pub fn load_yaml(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
             diags.push(Diagnostic::new(Pos::new(1, 1), "the file is empty; expected a mapping spec"));
             None
         }
-        1 => convert(&docs[0], Pos::new(1, 1), diags),
+        1 => {
+            // Quoted scalars are located at their first character, not their quote, so offsets
+            // into them (a JSONPath, an expression) land on the right column.
+            let chars: Vec<char> = text.chars().collect();
+            convert(&docs[0], Pos::new(1, 1), &chars, diags)
+        }
         _ => {
             let second = pos_of(&docs[1]);
             diags.push(Diagnostic::new(second, "expected one YAML document, found several"));
@@ -108,15 +113,20 @@ fn pos_of(node: &MarkedYaml<'_>) -> Pos {
 /// `parent` is where the enclosing node starts: saphyr gives some nodes (the empty value under a
 /// tag, `key: !tag`) no position at all (line 0), and those borrow their parent's (found by
 /// fuzzing the mapping loader).
-fn convert(node: &MarkedYaml<'_>, parent: Pos, diags: &mut Vec<Diagnostic>) -> Option<Node> {
+fn convert(node: &MarkedYaml<'_>, parent: Pos, text: &[char], diags: &mut Vec<Diagnostic>) -> Option<Node> {
     let pos = match pos_of(node) {
         Pos { line: 0, .. } => parent,
+        pos if matches!(node.data, YamlData::Value(Scalar::String(_)))
+            && matches!(text.get(node.span.start.index()), Some('\'' | '"')) =>
+        {
+            pos.shifted(1)
+        }
         pos => pos,
     };
     let kind = match &node.data {
         YamlData::Value(scalar) => scalar_kind(scalar),
         YamlData::Representation(text, _, _) => NodeKind::Str(text.to_string()),
-        YamlData::Sequence(items) => NodeKind::Seq(items.iter().filter_map(|n| convert(n, pos, diags)).collect()),
+        YamlData::Sequence(items) => NodeKind::Seq(items.iter().filter_map(|n| convert(n, pos, text, diags)).collect()),
         YamlData::Mapping(entries) => {
             let mut out = Vec::with_capacity(entries.len());
             for (key, value) in entries {
@@ -135,7 +145,7 @@ fn convert(node: &MarkedYaml<'_>, parent: Pos, diags: &mut Vec<Diagnostic>) -> O
                         continue;
                     }
                 };
-                if let Some(value) = convert(value, key_pos, diags) {
+                if let Some(value) = convert(value, key_pos, text, diags) {
                     out.push((Spanned::new(key_text, key_pos), value));
                 }
             }
@@ -143,7 +153,7 @@ fn convert(node: &MarkedYaml<'_>, parent: Pos, diags: &mut Vec<Diagnostic>) -> O
         }
         YamlData::Tagged(tag, inner) => {
             diags.push(Diagnostic::new(pos, format!("YAML tags are not supported (found `{tag}`)")));
-            return convert(inner, pos, diags);
+            return convert(inner, pos, text, diags);
         }
         YamlData::Alias(_) | YamlData::BadValue => {
             diags.push(Diagnostic::new(pos, "this value cannot be read (bad scalar or unresolved alias)"));

@@ -22,6 +22,7 @@ struct FileReport {
     file: String,
     unreadable: Option<String>,
     diagnostics: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
     fields: usize,
     tests: Vec<spec_tests::SpecTestResult>,
 }
@@ -37,7 +38,14 @@ impl FileReport {
 
 fn check_file(path: &Path) -> FileReport {
     let file = path.display().to_string();
-    let mut report = FileReport { file, unreadable: None, diagnostics: Vec::new(), fields: 0, tests: Vec::new() };
+    let mut report = FileReport {
+        file,
+        unreadable: None,
+        diagnostics: Vec::new(),
+        warnings: Vec::new(),
+        fields: 0,
+        tests: Vec::new(),
+    };
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
@@ -45,9 +53,12 @@ fn check_file(path: &Path) -> FileReport {
             return report;
         }
     };
-    match plan::load_str(&text) {
+    // Lookup files are read next to the mapping, as the function reads them.
+    let options = plan::CompileOptions { base_dir: path.parent().map(Path::to_path_buf), ..Default::default() };
+    match plan::load_str_in(&text, &options) {
         Ok((spec, plan)) => {
             report.fields = plan.field_count();
+            report.warnings = plan.warnings().to_vec();
             report.tests = spec_tests::run(&spec, &plan);
         }
         Err(diagnostics) => report.diagnostics = diagnostics,
@@ -82,6 +93,9 @@ fn write_text_report(
         }
         for d in &r.diagnostics {
             writeln!(out, "{}", d.render(&r.file))?;
+        }
+        for w in &r.warnings {
+            writeln!(out, "{}", w.render_warning(&r.file))?;
         }
         for t in &r.tests {
             if let Some(why) = &t.failure {
@@ -122,7 +136,10 @@ fn write_json_report(
                 "diagnostics": r.diagnostics.iter().map(|d| json!({
                     "line": d.pos.line, "col": d.pos.col, "severity": "error", "message": d.message,
                     "rendered": d.render(&r.file),
-                })).collect::<Vec<_>>(),
+                })).chain(r.warnings.iter().map(|w| json!({
+                    "line": w.pos.line, "col": w.pos.col, "severity": "warning", "message": w.message,
+                    "rendered": w.render_warning(&r.file),
+                }))).collect::<Vec<_>>(),
                 "tests": r.tests.iter().map(|t| json!({
                     "name": t.name, "line": t.pos.line, "col": t.pos.col,
                     "passed": t.failure.is_none(), "message": t.failure,

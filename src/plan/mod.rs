@@ -51,6 +51,8 @@ pub struct Plan {
     rules: Vec<Rule>,
     key_field: Option<usize>,
     headers: Vec<String>,
+    /// Things that compile but are surely mistakes; `validate-mapping` shows them.
+    warnings: Vec<Diagnostic>,
     /// The longest output written so far: the capacity each new output starts with (capped by
     /// its input's length). A sizing hint only; it never changes what `apply` returns.
     output_capacity: AtomicUsize,
@@ -68,6 +70,11 @@ impl Plan {
     /// Source headers to copy onto ok records, as the spec's `headers:` lists them.
     pub fn headers(&self) -> &[String] {
         &self.headers
+    }
+
+    /// Located warnings: parts of the mapping that compile but are surely mistakes.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
     }
 
     pub fn field_count(&self) -> usize {
@@ -253,7 +260,8 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
     }
     let lookups = compile_lookups(&spec.lookups, options.base_dir.as_deref(), &mut diags);
     let secret = |reference: &str| (options.secret)(reference).map(Arc::from);
-    let ctx = Context { lookups: &lookups, secret: &secret };
+    let ctx = Context { lookups: &lookups, secret: &secret, warnings: Default::default() };
+    let domains: Vec<_> = spec.fields.iter().map(scope::domain_of).collect();
     let mut extractor = Extractor::default();
     let (set, scope_tys) = compile_scope(&spec.fields, &mut PathSink::Record(&mut extractor), &ctx, &mut diags);
     check_targets(&spec.fields.iter().filter_map(|f| f.target.as_ref()).collect::<Vec<_>>(), &mut diags);
@@ -322,6 +330,7 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
             tys: &tys,
             sink: &mut PathSink::Record(&mut extractor),
             ctx: &ctx,
+            domains: &domains,
             no_targets: Some(
                 "`drop` is decided before any field is read: read the record with a `$` path, like `$.event_type`",
             ),
@@ -334,13 +343,40 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
             &spec.rules,
             find,
             |text, diags| {
-                let mut names =
-                    ScopeNames { targets: &record_targets, tys: &tys, sink: &mut sink, ctx: &ctx, no_targets: None };
+                let mut names = ScopeNames {
+                    targets: &record_targets,
+                    tys: &tys,
+                    sink: &mut sink,
+                    ctx: &ctx,
+                    no_targets: None,
+                    domains: &domains,
+                };
                 compile_condition(text, "a rule", &mut names, diags)
             },
             &mut diags,
         )
     };
+    // Field-condition rules that can never fire.
+    for rule in &spec.rules {
+        let Some(crate::spec::RuleWhen::Field(when)) = &rule.when else { continue };
+        let Some(field) = &when.field else { continue };
+        let Some(domain) = record_targets.get(field.as_str()).and_then(|&i| domains[i].as_ref()) else { continue };
+        let texts: Vec<&str> = match (&when.equals, &when.one_of) {
+            (Some(node), _) => node.as_str().into_iter().collect(),
+            (None, Some(list)) => list.value.iter().filter_map(|n| n.as_str()).collect(),
+            _ => continue,
+        };
+        let reasons: Vec<String> = texts.iter().filter_map(|t| domain.excludes(t)).collect();
+        if !texts.is_empty() && reasons.len() == texts.len() {
+            ctx.warnings.borrow_mut().push(Diagnostic::new(
+                when.pos,
+                format!("this rule can never fire: `{}` never equals {:?} ({})", field.value, texts, reasons[0]),
+            ));
+        }
+    }
+    let mut warnings = ctx.warnings.take();
+    warnings.sort();
+    warnings.dedup();
     extractor.finish();
     let Some(set) = set.filter(|_| diags.is_empty()) else {
         if diags.is_empty() {
@@ -358,6 +394,7 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
         rules,
         key_field,
         headers: spec.headers.iter().map(|h| h.value.clone()).collect(),
+        warnings,
         output_capacity: AtomicUsize::new(0),
     })
 }

@@ -10,22 +10,43 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::expr::syntax::PathStep;
-use super::expr::{self, Compiled, LookupTable, Names, RowShape, Ty};
+use super::expr::{self, Compiled, Domain, LookupTable, Names, RowShape, Ty};
 use super::field::{Extras, Field, FieldSet, PathSink, compile_field};
 use super::output::OutputTree;
 use super::path::Segment;
 use super::types::FieldType;
 use crate::diagnostic::{Diagnostic, Spanned};
-use crate::spec::FieldSpec;
+use crate::spec::{FieldSpec, NodeKind};
 
 /// What every scope of a mapping shares.
 pub(super) struct Context<'c> {
     pub(super) lookups: &'c HashMap<String, Arc<LookupTable>>,
-    pub(super) secret: &'c SharedSecret,
+    pub(super) secret: &'c SharedSecret<'c>,
+    /// Located warnings: compiled, but surely a mistake.
+    pub(super) warnings: std::cell::RefCell<Vec<Diagnostic>>,
+}
+
+/// What the compiler knows about a field's possible values, from its spec.
+pub(super) fn domain_of(spec: &FieldSpec) -> Option<Domain> {
+    let one_of = spec
+        .validate
+        .iter()
+        .filter(|s| s.when.is_none() && s.name.value == "one_of")
+        .find_map(|s| s.arg.as_ref())
+        .and_then(|n| match &n.kind {
+            NodeKind::Seq(items) => items.iter().map(|i| i.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>(),
+            _ => None,
+        });
+    let upper = match spec.transform.last().map(|s| s.name.as_str()) {
+        Some("uppercase") => Some(true),
+        Some("lowercase") => Some(false),
+        _ => None,
+    };
+    (one_of.is_some() || upper.is_some()).then_some(Domain { one_of, upper })
 }
 
 /// A key reference → the key, shared by every expression that uses it.
-pub(super) type SharedSecret = dyn Fn(&str) -> Result<Arc<[u8]>, String>;
+pub(super) type SharedSecret<'a> = dyn Fn(&str) -> Result<Arc<[u8]>, String> + 'a;
 
 /// The static type expressions see for a field of this declared type.
 pub(super) fn ty_of(field_type: FieldType) -> Ty {
@@ -73,6 +94,8 @@ pub(super) struct ScopeNames<'x, 'e> {
     pub(super) ctx: &'x Context<'x>,
     /// Set for `drop:`, which runs before any field.
     pub(super) no_targets: Option<&'static str>,
+    /// Per field, what its values can be (for warnings).
+    pub(super) domains: &'x [Option<Domain>],
 }
 
 impl Names for ScopeNames<'_, '_> {
@@ -115,16 +138,27 @@ impl Names for ScopeNames<'_, '_> {
     fn secret(&self, reference: &str) -> Result<Arc<[u8]>, String> {
         (self.ctx.secret)(reference)
     }
+
+    fn domain(&self, index: usize) -> Option<Domain> {
+        self.domains.get(index).cloned().flatten()
+    }
 }
 
 /// Compiles an expression written at `text.pos`, reporting its errors at their columns.
 pub(super) fn compile_expression(
     text: &Spanned<String>,
-    names: &mut dyn Names,
+    names: &mut ScopeNames<'_, '_>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Compiled> {
     match expr::compile(&text.value, names) {
-        Ok(c) => Some(c),
+        Ok(c) => {
+            let mut warnings = names.ctx.warnings.borrow_mut();
+            for (at, message) in &c.warnings {
+                warnings
+                    .push(Diagnostic::new(text.pos.shifted(*at), format!("in expression `{}`: {message}", text.value)));
+            }
+            Some(c)
+        }
         Err(errors) => {
             for (at, message) in errors {
                 diags.push(Diagnostic::new(text.pos.shifted(at), format!("in expression `{}`: {message}", text.value)));
@@ -138,7 +172,7 @@ pub(super) fn compile_expression(
 pub(super) fn compile_condition(
     text: &Spanned<String>,
     what: &str,
-    names: &mut dyn Names,
+    names: &mut ScopeNames<'_, '_>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Compiled> {
     let compiled = compile_expression(text, names, diags)?;
@@ -168,6 +202,7 @@ pub(super) fn compile_scope(
             targets.entry(t.as_str()).or_insert(i);
         }
     }
+    let domains: Vec<Option<Domain>> = specs.iter().map(domain_of).collect();
     // Item scopes first: their shapes are the types of the fields that map them.
     let mut item_sets: Vec<Option<Box<FieldSet>>> = Vec::with_capacity(specs.len());
     let mut tys: Vec<Ty> = Vec::with_capacity(specs.len());
@@ -203,7 +238,8 @@ pub(super) fn compile_scope(
         let mut changed = false;
         for &i in &untyped {
             let text = specs[i].expr.as_ref().expect("filtered on expr");
-            let mut names = ScopeNames { targets: &targets, tys: &tys, sink: &mut *sink, ctx, no_targets: None };
+            let mut names =
+                ScopeNames { targets: &targets, tys: &tys, sink: &mut *sink, ctx, no_targets: None, domains: &domains };
             if let Ok(c) = expr::compile(&text.value, &mut names)
                 && c.ty != tys[i]
             {
@@ -219,7 +255,8 @@ pub(super) fn compile_scope(
     let mut fields: Vec<Option<Field>> = Vec::with_capacity(specs.len());
     let mut deps: Vec<Vec<usize>> = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
-        let mut names = ScopeNames { targets: &targets, tys: &tys, sink: &mut *sink, ctx, no_targets: None };
+        let mut names =
+            ScopeNames { targets: &targets, tys: &tys, sink: &mut *sink, ctx, no_targets: None, domains: &domains };
         let computed = spec.expr.as_ref().and_then(|e| compile_expression(e, &mut names, diags));
         if let (Some(c), Some(kind)) = (&computed, &spec.kind)
             && let Some(declared) = FieldType::from_name(&kind.value)

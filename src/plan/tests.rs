@@ -210,7 +210,7 @@ fn invalid_regex_and_jsonpath_point_inside_the_value() {
     assert_eq!(p.len(), 2, "{p:#?}");
     assert!(p[0].starts_with("5:"), "{p:#?}");
     assert!(p[0].contains("invalid JSONPath `$.a[?@.x ==]`"), "{p:#?}");
-    assert!(p[1].starts_with("10:26: invalid regex `([A-Z`"), "{p:#?}");
+    assert!(p[1].starts_with("10:27: invalid regex `([A-Z`"), "{p:#?}");
 }
 
 #[test]
@@ -235,7 +235,7 @@ fn a_replacement_naming_a_group_the_pattern_lacks_is_refused_where_it_stands() {
     assert_eq!(p.len(), 2, "{p:#?}");
     assert!(
         p[0].starts_with(
-            "4:92: replacement `x${3}` refers to group `${3}`, which the pattern does not have (groups 0 to 2)"
+            "4:93: replacement `x${3}` refers to group `${3}`, which the pattern does not have (groups 0 to 2)"
         ),
         "{p:#?}"
     );
@@ -243,7 +243,7 @@ fn a_replacement_naming_a_group_the_pattern_lacks_is_refused_where_it_stands() {
         p[1].contains("refers to group `$1T`") && p[1].ends_with("to follow group 1 with `T`, write `${1}T`"),
         "{p:#?}"
     );
-    assert!(p[1].starts_with("5:90: "), "{p:#?}");
+    assert!(p[1].starts_with("5:91: "), "{p:#?}");
 }
 
 #[test]
@@ -502,4 +502,34 @@ mod expressions {
         assert!(refused[0].message.contains("expected two columns"), "{refused:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+#[test]
+fn a_filter_at_the_root_keeps_the_record_level_checks() {
+    let p = plan("fields:\n  - {target: big, source: '$[?@ > 10]', type: array}\n");
+    assert_eq!(p.apply(br#"{"a": 5, "b": 20}"#).ok_value(), Some(json!({"big": [20]})));
+    let message = |bytes: &[u8]| p.apply(bytes).errors().first().map(|e| e.message.clone()).unwrap_or_default();
+    let dup = message(b"{\"a\": 5,\n \"c\": {\"x\": 1, \"x\": 2}}");
+    assert!(dup.contains("duplicate key \"x\"") && dup.contains("line 2"), "{dup}");
+    let range = message(b"{\"a\": 1,\n  \"b\": 1e999}");
+    assert!(range.contains("line 2 column"), "{range}");
+    assert!(!range.contains("column 1 "), "the position points at the number, not the record's start: {range}");
+}
+
+#[test]
+fn comparisons_and_rules_that_can_never_hold_are_warned_about() {
+    let p = plan(
+        "fields:\n  - {target: status, source: $.s, type: string, transform: [trim, uppercase]}\n  - {target: kind, source: $.k, type: string, validate: [{one_of: [A, B]}]}\n  - {target: x, expr: 'status == \"declined\"'}\n  - {target: y, expr: 'kind in [\"A\", \"Z\"]'}\nrules:\n  - {name: r, when: {field: kind, in: [c, d]}, require: [status]}\n",
+    );
+    let warnings: Vec<String> = p.warnings().iter().map(|w| format!("{}: {}", w.pos, w.message)).collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("6:34:")
+            && warnings[0].contains("can never be true")
+            && warnings[0].contains("upper-cased"),
+        "{warnings:?}"
+    );
+    assert!(warnings[1].contains("this rule can never fire") && warnings[1].contains("one_of"), "{warnings:?}");
+    // `kind in ["A", "Z"]` can hold (A): no warning; and warnings never refuse a mapping.
+    assert!(matches!(apply(&p, json!({"s": "x", "k": "A"})), Outcome::Mapped(_)));
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::code::{Code, FUNCTIONS, Func, Lit, LookupTable, MacroKind, Rounding, Ty};
+use super::code::{Code, Domain, FUNCTIONS, Func, Lit, LookupTable, MacroKind, Rounding, Ty};
 use super::syntax::{Ast, AstKind, BinaryOp, PathStep, UnaryOp};
 use crate::diagnostic::suggestion;
 
@@ -23,6 +23,10 @@ pub trait Names {
     fn lookup_names(&self) -> Vec<String>;
     /// Resolves a key reference (`env://NAME`) at compile time.
     fn secret(&self, reference: &str) -> Result<Arc<[u8]>, String>;
+    /// What a string field's values can be, when the compiler knows.
+    fn domain(&self, _index: usize) -> Option<Domain> {
+        None
+    }
 }
 
 /// A checked expression.
@@ -32,19 +36,22 @@ pub struct Compiled {
     pub ty: Ty,
     /// The fields it reads: it is evaluated only when none of them failed.
     pub reads: Vec<usize>,
+    /// Things that compile but are surely mistakes (a comparison that can never hold), by offset.
+    pub warnings: Vec<(usize, String)>,
 }
 
 /// Parses and checks `text`; errors are `(character offset, message)`.
 pub fn compile(text: &str, names: &mut dyn Names) -> Result<Compiled, Vec<(usize, String)>> {
     let ast = super::syntax::parse(text).map_err(|e| vec![(e.at, e.message)])?;
-    let mut checker = Checker { names, errors: Vec::new(), reads: Vec::new(), locals: Vec::new() };
+    let mut checker =
+        Checker { names, errors: Vec::new(), reads: Vec::new(), locals: Vec::new(), warnings: Vec::new() };
     let checked = checker.check(&ast);
     match checked {
         Some((code, ty)) if checker.errors.is_empty() => {
             let mut reads = checker.reads;
             reads.sort_unstable();
             reads.dedup();
-            Ok(Compiled { code, ty, reads })
+            Ok(Compiled { code, ty, reads, warnings: checker.warnings })
         }
         _ => {
             let mut errors = checker.errors;
@@ -61,6 +68,7 @@ struct Checker<'n> {
     errors: Vec<(usize, String)>,
     reads: Vec<usize>,
     locals: Vec<(String, Ty)>,
+    warnings: Vec<(usize, String)>,
 }
 
 type Checked = Option<(Code, Ty)>;
@@ -268,6 +276,7 @@ impl Checker<'_> {
                         format!("`{}` compares {} with {}: they are never equal", op.symbol(), lt.name(), rt.name()),
                     );
                 }
+                self.never_equal(op, &both.0, &both.1, right.at);
                 Some((Code::Binary(op, both.0, both.1), Ty::Bool))
             }
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
@@ -295,6 +304,7 @@ impl Checker<'_> {
                         return self.error(right.at, format!("`in` takes a list on its right, found {}", other.name()));
                     }
                 }
+                self.never_equal(op, &both.0, &both.1, right.at);
                 Some((Code::Binary(op, both.0, both.1), Ty::Bool))
             }
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => {
@@ -331,6 +341,42 @@ impl Checker<'_> {
                 Some((Code::Binary(op, both.0, both.1), ty))
             }
         }
+    }
+
+    /// Warns when a field is compared with text it can never hold: `==` never true, `!=` always.
+    fn never_equal(&mut self, op: BinaryOp, left: &Code, right: &Code, at: usize) {
+        let (field, texts): (usize, Vec<&str>) = match (left, right) {
+            (Code::Field(i), Code::Const(Lit::Str(s))) | (Code::Const(Lit::Str(s)), Code::Field(i)) => {
+                (*i, vec![s.as_str()])
+            }
+            (Code::Field(i), Code::List(items)) if op == BinaryOp::In => {
+                let texts: Vec<&str> = items
+                    .iter()
+                    .filter_map(|c| match c {
+                        Code::Const(Lit::Str(s)) => Some(s.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                if texts.len() != items.len() {
+                    return;
+                }
+                (*i, texts)
+            }
+            _ => return,
+        };
+        let Some(domain) = self.names.domain(field) else { return };
+        let reasons: Vec<(String, &str)> = texts.iter().filter_map(|t| domain.excludes(t).map(|r| (r, *t))).collect();
+        if reasons.len() != texts.len() || reasons.is_empty() {
+            return;
+        }
+        let (why, _) = &reasons[0];
+        let shown: Vec<String> = texts.iter().map(|t| format!("{t:?}")).collect();
+        let verdict = match op {
+            BinaryOp::Ne => "is always true",
+            _ => "can never be true",
+        };
+        self.warnings
+            .push((at, format!("this comparison {verdict}: the field never equals {} ({why})", shown.join(" or "))));
     }
 
     /// A function call; `args[0]` is the receiver when `method` (`x.f(a)` is `f(x, a)`).

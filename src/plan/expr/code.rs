@@ -30,6 +30,32 @@ pub enum Ty {
     Dyn,
 }
 
+/// What the compiler knows a string field's values can be, to warn about comparisons that can
+/// never hold (`status == "declined"` when `status` is upper-cased, or checked `one_of`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Domain {
+    /// The field's unconditional `one_of` list, when every value is a string.
+    pub one_of: Option<Vec<String>>,
+    /// `Some(true)` when its last transform upper-cases, `Some(false)` when it lower-cases.
+    pub upper: Option<bool>,
+}
+
+impl Domain {
+    /// Why `value` can never be this field's value, if it cannot.
+    pub fn excludes(&self, value: &str) -> Option<String> {
+        if let Some(list) = &self.one_of
+            && !list.iter().any(|v| v == value)
+        {
+            return Some(format!("it is checked `one_of` [{}]", list.join(", ")));
+        }
+        match self.upper {
+            Some(true) if value.chars().any(char::is_lowercase) => Some("it is upper-cased".into()),
+            Some(false) if value.chars().any(char::is_uppercase) => Some("it is lower-cased".into()),
+            _ => None,
+        }
+    }
+}
+
 /// The fields of an `items:` field's objects, by name.
 #[derive(Debug, PartialEq)]
 pub struct RowShape {
