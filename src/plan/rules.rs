@@ -14,7 +14,7 @@ use crate::spec::{RuleSpec, RuleWhen};
 #[derive(Debug)]
 pub enum Rule {
     Fields(FieldRule),
-    Expr(ExprRule),
+    Expr(Box<ExprRule>),
 }
 
 /// `check:` an expression, optionally `when:` another.
@@ -91,14 +91,14 @@ pub fn compile(
             if let (Some(name), Some(check), Some(when)) =
                 (&spec.name, compiled, when.map_or(Some(None), |w| w.map(Some)))
             {
-                rules.push(Rule::Expr(ExprRule {
+                rules.push(Rule::Expr(Box::new(ExprRule {
                     name: name.value.clone(),
                     text: spec.check.as_ref().map(|c| c.value.clone()).unwrap_or_default(),
                     check,
                     when,
                     message: spec.message.clone(),
                     field,
-                }));
+                })));
             }
             continue;
         }
