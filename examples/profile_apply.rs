@@ -1,5 +1,6 @@
 //! Runs `Plan::apply` on the reference record in a loop, for profilers (`perf record`, callgrind).
-//! `[MAPPING=file.yaml] cargo run --release --example profile_apply -- 2000000 [baseline|scan]`
+//! `[MAPPING=file.yaml] [RECORD=file.json] cargo run --release --example profile_apply -- 2000000 [baseline|scan]`
+//! (`RECORD` defaults to the reference order; a `.jsonl` file gives its first line).
 //! (`scan`: only the extractor's pass over the record, for the mapping's source paths).
 
 use lambda_stream::plan;
@@ -8,8 +9,10 @@ use serde_json::Value;
 fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let root = env!("CARGO_MANIFEST_DIR");
-    let record: Value =
-        serde_json::from_slice(&std::fs::read(format!("{root}/tests/fixtures/order.json")).unwrap()).unwrap();
+    let record_path = std::env::var("RECORD").unwrap_or_else(|_| format!("{root}/tests/fixtures/order.json"));
+    let text = std::fs::read_to_string(&record_path).unwrap();
+    let first = if record_path.ends_with(".jsonl") { text.lines().next().unwrap_or_default() } else { &text };
+    let record: Value = serde_json::from_str(first).unwrap();
     let record = serde_json::to_vec(&record).unwrap();
     let mapping = std::env::var("MAPPING").unwrap_or_else(|_| format!("{root}/mappings/orders-to-billing.yaml"));
     let (_, plan) = plan::load_file(std::path::Path::new(&mapping)).unwrap();

@@ -103,6 +103,7 @@ fn log_summary(report: &BatchReport, event_source: Option<&str>) {
         ok = s.ok,
         failed = s.failed,
         skipped = s.skipped,
+        dropped = s.dropped,
         undelivered = report.undelivered.len(),
         duration_ms = s.duration_ms,
         "batch done"

@@ -10,7 +10,8 @@
 //! - [`yaml`] — YAML with positions and unknown-key checks, for the spec and `environments.yaml`.
 //! - [`spec`] — the mapping file as written: YAML → spec types with positions; shape checks only.
 //! - [`plan`] — `compile(&spec) -> Plan` collecting every problem; `Plan::apply(&[u8]) -> Outcome`,
-//!   pure and synchronous. Knows nothing of Kafka, Lambda or async runtimes.
+//!   pure and synchronous; expressions (`plan::expr`) for computed fields, conditions and rules.
+//!   Knows nothing of Kafka, Lambda or async runtimes.
 //! - [`record`] — Lambda Kafka event → inputs (base64, signed header bytes, tombstones), lenient
 //!   per record so one bad record never fails a batch.
 //! - [`route`] — `(input, outcome)` → ok message or fail envelope with `lambda-stream.error.*` headers.

@@ -164,11 +164,11 @@ mod tests {
     use std::time::Duration;
 
     fn pipeline() -> Pipeline {
-        let plan = crate::plan::load_str(
-            "version: 1\nname: m\nfields:\n  - {target: id, source: $.id, type: integer, required: true}\n",
-        )
-        .unwrap()
-        .1;
+        with_mapping("version: 1\nname: m\nfields:\n  - {target: id, source: $.id, type: integer, required: true}\n")
+    }
+
+    fn with_mapping(text: &str) -> Pipeline {
+        let plan = crate::plan::load_str(text).unwrap().1;
         Pipeline::new(
             plan,
             Router {
@@ -201,6 +201,21 @@ mod tests {
 
     fn deadline() -> Instant {
         Instant::now() + Duration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn dropped_records_are_skipped_and_counted_apart_from_tombstones() {
+        let sink = MemorySink::default();
+        let p = with_mapping(
+            "version: 1\nname: m\ndrop: $.id == \"bad\"\nfields:\n  - {target: id, source: $.id, type: integer, required: true}\n",
+        );
+        let report = p.run_batch(&sink, &inputs(1000), deadline()).await;
+        let s = &report.summary;
+        assert_eq!((s.received, s.ok, s.failed, s.skipped, s.dropped), (1000, 600, 0, 400, 200));
+        assert_eq!(sink.delivered.lock().unwrap().len(), 600, "nothing is produced for a skipped record");
+        let reasons =
+            report.routed.iter().filter(|r| matches!(r, Routed::Skipped(_, crate::route::SkipReason::Dropped))).count();
+        assert_eq!(reasons, 200);
     }
 
     #[tokio::test]

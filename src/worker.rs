@@ -173,6 +173,8 @@ pub struct Totals {
     pub ok: u64,
     pub failed: u64,
     pub skipped: u64,
+    /// Of the skipped, those the mapping's `drop:` chose (the rest are tombstones).
+    pub dropped: u64,
     pub released: u64,
     pub batches: u64,
     /// Batch deliveries that had to be retried (each may have produced duplicates in
@@ -186,6 +188,7 @@ impl Totals {
         self.ok += s.ok as u64;
         self.failed += s.failed as u64;
         self.skipped += s.skipped as u64;
+        self.dropped += s.dropped as u64;
         self.batches += 1;
     }
 }
@@ -393,6 +396,7 @@ impl Worker {
             ok = self.totals.ok,
             failed = self.totals.failed,
             skipped = self.totals.skipped,
+            dropped = self.totals.dropped,
             released = self.totals.released,
             retried_batches = self.totals.retried_batches,
             seconds = started.elapsed().as_secs_f64(),

@@ -169,8 +169,14 @@ pub fn process_event(
             out.flush()?;
             let s = &report.summary;
             eprintln!(
-                "{} records: {} ok, {} failed, {} skipped ({} dropped by the mapping, the rest tombstones) in {} ms",
-                s.received, s.ok, s.failed, s.skipped, s.dropped, s.duration_ms
+                "{} records: {} ok, {} failed, {} skipped ({} dropped by the mapping, {} tombstones) in {} ms",
+                s.received,
+                s.ok,
+                s.failed,
+                s.skipped,
+                s.dropped,
+                s.skipped - s.dropped,
+                s.duration_ms
             );
             Ok(ExitCode::SUCCESS)
         }

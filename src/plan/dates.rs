@@ -6,8 +6,8 @@
 //! (`30/02/2026`) and a local time a clock change skips are errors that say so; a local time a
 //! clock change repeats takes the earlier of its two instants, as `java.time` and Python do.
 
-use chrono::format::{Fixed, Item, Numeric, ParseErrorKind, StrftimeItems};
-use chrono::{NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::format::{Fixed, Item, Numeric, ParseErrorKind, Parsed, StrftimeItems};
+use chrono::{SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// Why a format cannot be used, if it cannot: unknown `%` codes, or a datetime format without a
@@ -60,13 +60,40 @@ fn why(kind: ParseErrorKind, format: &str) -> String {
     }
 }
 
+/// A format, parsed once: chrono's `parse_from_str` re-reads the format text on every call.
+#[derive(Debug)]
+pub struct DateFormat {
+    text: String,
+    items: Vec<Item<'static>>,
+    offset: bool,
+}
+
+impl DateFormat {
+    /// The format, or why it cannot be used.
+    pub fn new(text: &str, needs_time: bool) -> Result<Self, String> {
+        if let Some(problem) = format_problem(text, needs_time) {
+            return Err(problem);
+        }
+        let items = StrftimeItems::new(text).parse_to_owned().map_err(|e| e.to_string())?;
+        Ok(DateFormat { text: text.to_owned(), items, offset: has_offset(text) })
+    }
+
+    fn parse(&self, text: &str) -> Result<Parsed, String> {
+        let mut parsed = Parsed::new();
+        chrono::format::parse(&mut parsed, text, self.items.iter()).map_err(|e| why(e.kind(), &self.text))?;
+        Ok(parsed)
+    }
+}
+
 /// Local text in `format` (in `zone`, unless the format has an offset) → RFC 3339 UTC with `Z`.
-pub fn parse_datetime(text: &str, format: &str, zone: Option<Tz>) -> Result<String, String> {
-    let utc = if has_offset(format) {
-        chrono::DateTime::parse_from_str(text, format).map_err(|e| why(e.kind(), format))?.with_timezone(&Utc)
+pub fn parse_datetime(text: &str, format: &DateFormat, zone: Option<Tz>) -> Result<String, String> {
+    let parsed = format.parse(text)?;
+    let fail = |e: chrono::format::ParseError| why(e.kind(), &format.text);
+    let utc = if format.offset {
+        parsed.to_datetime().map_err(fail)?.with_timezone(&Utc)
     } else {
         let zone = zone.unwrap_or(Tz::UTC);
-        let local = NaiveDateTime::parse_from_str(text, format).map_err(|e| why(e.kind(), format))?;
+        let local = parsed.to_naive_datetime_with_offset(0).map_err(fail)?;
         match zone.from_local_datetime(&local) {
             chrono::LocalResult::Single(t) => t.with_timezone(&Utc),
             chrono::LocalResult::Ambiguous(earlier, _) => earlier.with_timezone(&Utc),
@@ -79,8 +106,8 @@ pub fn parse_datetime(text: &str, format: &str, zone: Option<Tz>) -> Result<Stri
 }
 
 /// Date text in `format` → `YYYY-MM-DD`.
-pub fn parse_date(text: &str, format: &str) -> Result<String, String> {
-    let day = NaiveDate::parse_from_str(text, format).map_err(|e| why(e.kind(), format))?;
+pub fn parse_date(text: &str, format: &DateFormat) -> Result<String, String> {
+    let day = format.parse(text)?.to_naive_date().map_err(|e| why(e.kind(), &format.text))?;
     Ok(day.format("%Y-%m-%d").to_string())
 }
 
@@ -91,6 +118,8 @@ mod tests {
     #[test]
     fn local_times_become_utc_through_the_zone() {
         let sp: Tz = "America/Sao_Paulo".parse().unwrap();
+        let f = |text: &str| DateFormat::new(text, true).unwrap();
+        let parse_datetime = |text: &str, format: &str, zone| parse_datetime(text, &f(format), zone);
         assert_eq!(
             parse_datetime("2026-11-01 10:00:00", "%Y-%m-%d %H:%M:%S", Some(sp)).unwrap(),
             "2026-11-01T13:00:00Z"
@@ -116,6 +145,7 @@ mod tests {
 
     #[test]
     fn days_that_do_not_exist_say_so() {
+        let parse_date = |text: &str, format: &str| parse_date(text, &DateFormat::new(format, false).unwrap());
         let e = parse_date("20260230", "%Y%m%d").unwrap_err();
         assert!(e.contains("does not exist"), "{e}");
         let e = parse_date("2026-02-03", "%Y%m%d").unwrap_err();

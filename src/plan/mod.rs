@@ -5,6 +5,10 @@
 //! apply to the declared type, defaults that fail their own validators) and collecting *every*
 //! problem with its position. [`Plan::apply`] is pure and synchronous: bytes in, [`Outcome`] out.
 //! A record that fails validation is an `Outcome`, never an `Err`.
+//!
+//! Expressions ([`expr`]) tie fields together: computed values, conditions, business rules and
+//! `drop`. `scope` compiles the fields of one scope (the record, or each item of an `items:`
+//! field) with them and orders the fields that read others.
 
 pub mod dates;
 pub mod expr;

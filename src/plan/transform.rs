@@ -55,12 +55,12 @@ pub enum Transform {
     },
     /// Local date and time text in a format and an IANA zone → RFC 3339 in UTC.
     ParseDatetime {
-        format: String,
+        format: dates::DateFormat,
         zone: Option<chrono_tz::Tz>,
     },
     /// Date text in a format → `YYYY-MM-DD`.
     ParseDate {
-        format: String,
+        format: dates::DateFormat,
     },
     /// A number, or a number in text → a decimal string with exactly `scale` digits after the point.
     ToDecimal {
@@ -181,12 +181,15 @@ impl Transform {
                 let allowed: &[&str] = if name == "parse_date" { &["format"] } else { &["format", "zone"] };
                 let args = args_map(arg, name, allowed, diags)?;
                 let (format, format_pos) = string_arg(&args, arg, "format", name, diags)?;
-                if let Some(bad) = dates::format_problem(&format, name == "parse_datetime") {
-                    diags.push(Diagnostic::new(format_pos, format!("format `{format}`: {bad}")));
-                    return None;
-                }
+                let parsed = match dates::DateFormat::new(&format, name == "parse_datetime") {
+                    Ok(f) => f,
+                    Err(bad) => {
+                        diags.push(Diagnostic::new(format_pos, format!("format `{format}`: {bad}")));
+                        return None;
+                    }
+                };
                 if name == "parse_date" {
-                    return Some(Transform::ParseDate { format });
+                    return Some(Transform::ParseDate { format: parsed });
                 }
                 let zone = match args.iter().find(|(k, _)| k == "zone").map(|(_, n)| *n) {
                     None => None,
@@ -219,7 +222,7 @@ impl Transform {
                     ));
                     return None;
                 }
-                Some(Transform::ParseDatetime { format, zone })
+                Some(Transform::ParseDatetime { format: parsed, zone })
             }
             "to_decimal" => {
                 let arg = need_arg(diags, "{scale: 2, rounding: half_even}")?;

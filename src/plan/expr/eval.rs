@@ -276,56 +276,91 @@ impl Code {
             }
             Code::List(items) => EVal::List(items.iter().map(|c| c.eval(env, locals)).collect::<Result<_, _>>()?),
             Code::Has(inner) => EVal::Bool(!inner.eval(env, locals)?.is_null()),
-            Code::Call(func, args) => {
-                let mut values = Vec::with_capacity(args.len());
-                for a in args {
-                    values.push(a.eval(env, locals)?);
-                }
-                call(func, values)?
-            }
-            Code::Macro { kind, list, depth, body } => {
-                let items: Vec<EVal<'s>> = match list.eval(env, locals)? {
-                    EVal::List(items) => items,
-                    EVal::Json(Value::Array(items)) => items.iter().map(EVal::from_json).collect(),
-                    EVal::Null => return Ok(EVal::Null),
-                    other => return fail(format!("expected a list, found {}", other.kind())),
-                };
-                debug_assert_eq!(locals.len(), *depth);
-                let mut out = Vec::new();
-                let mut verdict = *kind == MacroKind::All;
-                for item in items {
-                    locals.push(item);
-                    let result = body.eval(env, locals);
-                    let item = locals.pop().expect("pushed above");
-                    let result = result?;
-                    match kind {
-                        MacroKind::Map => out.push(result),
-                        MacroKind::Filter => {
-                            if truth(&result, "the body of `.filter()`")? == Some(true) {
-                                out.push(item);
-                            }
-                        }
-                        MacroKind::All => {
-                            if truth(&result, "the body of `.all()`")? != Some(true) {
-                                verdict = false;
-                                break;
-                            }
-                        }
-                        MacroKind::Exists => {
-                            if truth(&result, "the body of `.exists()`")? == Some(true) {
-                                verdict = true;
-                                break;
-                            }
-                        }
-                    }
-                }
-                match kind {
-                    MacroKind::Map | MacroKind::Filter => EVal::List(out),
-                    MacroKind::All | MacroKind::Exists => EVal::Bool(verdict),
-                }
-            }
+            Code::Call(func, args) => eval_call(func, args, env, locals)?,
+            Code::Macro { kind, list, depth, body } => eval_macro(*kind, list, *depth, body, env, locals)?,
         })
     }
+}
+
+/// A function call, kept out of [`Code::eval`] so the recursive walk keeps a small stack frame.
+#[inline(never)]
+fn eval_call<'s>(
+    func: &'s Func,
+    args: &'s [Code],
+    env: Env<'s>,
+    locals: &mut Vec<EVal<'s>>,
+) -> Result<EVal<'s>, EvalError> {
+    Ok({
+        // Arguments on the stack: most calls take one to three, and a `Vec` per call was a
+        // large share of an expression's time.
+        const INLINE: usize = 4;
+        if args.len() <= INLINE {
+            let mut values: [EVal<'s>; INLINE] = [const { EVal::Null }; INLINE];
+            for (slot, a) in values.iter_mut().zip(args) {
+                *slot = a.eval(env, locals)?;
+            }
+            call(func, &mut values[..args.len()])?
+        } else {
+            let mut values = Vec::with_capacity(args.len());
+            for a in args {
+                values.push(a.eval(env, locals)?);
+            }
+            call(func, &mut values)?
+        }
+    })
+}
+
+/// `all`, `exists`, `map`, `filter`, out of [`Code::eval`] for the same reason.
+#[inline(never)]
+fn eval_macro<'s>(
+    kind: MacroKind,
+    list: &'s Code,
+    depth: usize,
+    body: &'s Code,
+    env: Env<'s>,
+    locals: &mut Vec<EVal<'s>>,
+) -> Result<EVal<'s>, EvalError> {
+    Ok({
+        let items: Vec<EVal<'s>> = match list.eval(env, locals)? {
+            EVal::List(items) => items,
+            EVal::Json(Value::Array(items)) => items.iter().map(EVal::from_json).collect(),
+            EVal::Null => return Ok(EVal::Null),
+            other => return fail(format!("expected a list, found {}", other.kind())),
+        };
+        debug_assert_eq!(locals.len(), depth);
+        let mut out = Vec::new();
+        let mut verdict = kind == MacroKind::All;
+        for item in items {
+            locals.push(item);
+            let result = body.eval(env, locals);
+            let item = locals.pop().expect("pushed above");
+            let result = result?;
+            match kind {
+                MacroKind::Map => out.push(result),
+                MacroKind::Filter => {
+                    if truth(&result, "the body of `.filter()`")? == Some(true) {
+                        out.push(item);
+                    }
+                }
+                MacroKind::All => {
+                    if truth(&result, "the body of `.all()`")? != Some(true) {
+                        verdict = false;
+                        break;
+                    }
+                }
+                MacroKind::Exists => {
+                    if truth(&result, "the body of `.exists()`")? == Some(true) {
+                        verdict = true;
+                        break;
+                    }
+                }
+            }
+        }
+        match kind {
+            MacroKind::Map | MacroKind::Filter => EVal::List(out),
+            MacroKind::All | MacroKind::Exists => EVal::Bool(verdict),
+        }
+    })
 }
 
 /// A JSON scalar as the matching plain value (arrays and objects stay JSON).
@@ -542,11 +577,12 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Runs a function; a `null` argument gives `null`, except where the function is about nulls.
-fn call<'s>(func: &'s Func, args: Vec<EVal<'s>>) -> Result<EVal<'s>, EvalError> {
+fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError> {
+    let take = |v: &mut EVal<'s>| plain(std::mem::replace(v, EVal::Null));
     match func {
-        Func::Coalesce => return Ok(args.into_iter().map(plain).find(|v| !v.is_null()).unwrap_or(EVal::Null)),
+        Func::Coalesce => return Ok(args.iter_mut().map(take).find(|v| !v.is_null()).unwrap_or(EVal::Null)),
         Func::Lookup(table) => {
-            let key = plain(args.into_iter().next().unwrap_or(EVal::Null));
+            let key = args.first_mut().map_or(EVal::Null, take);
             let found = match &key {
                 EVal::Null => None,
                 k => table.values.get(k.text()?.as_ref()),
@@ -561,7 +597,7 @@ fn call<'s>(func: &'s Func, args: Vec<EVal<'s>>) -> Result<EVal<'s>, EvalError> 
     if args.iter().any(EVal::is_null) {
         return Ok(EVal::Null);
     }
-    let mut args = args.into_iter().map(plain);
+    let mut args = args.iter_mut().map(take);
     let mut next = || args.next().expect("arity checked at compile time");
     Ok(match func {
         Func::Size => match next() {
