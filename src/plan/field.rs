@@ -610,8 +610,11 @@ impl Field {
         json.push(b'[');
         let mut rows = Vec::with_capacity(items.len());
         let mut failed = false;
+        // One slot vector for every item: item fields copy their values out of it.
+        let mut slots: Vec<Option<Val<'a>>> = Vec::with_capacity(set.paths.len());
         for (index, item) in items.iter().enumerate() {
-            let slots: Vec<Option<Val<'a>>> = set.paths.iter().map(|p| lookup_in_item(item, p)).collect();
+            slots.clear();
+            slots.extend(set.paths.iter().map(|p| lookup_in_item(item, p)));
             let mut states: Vec<FieldState<'a>> = (0..set.fields.len()).map(|_| FieldState::Absent).collect();
             let before = errors.len();
             set.evaluate(Slots::Item(&slots), &mut states, errors);
@@ -643,18 +646,23 @@ fn lookup_in_item<'a>(item: &Val<'a>, path: &[Segment]) -> Option<Val<'a>> {
         return Some(item.clone());
     }
     match *item {
-        Val::Other(Cow::Borrowed(v)) => {
-            let mut found = Vec::with_capacity(1);
-            path::lookup_all(v, path, &mut found);
-            found.first().map(|&v| Val::borrowed(v))
-        }
-        Val::Other(Cow::Owned(ref v)) => {
-            let mut found = Vec::with_capacity(1);
-            path::lookup_all(v, path, &mut found);
-            found.first().map(|v| Val::owned((*v).clone()))
-        }
+        Val::Other(Cow::Borrowed(v)) => lookup_plain(v, path).map(Val::borrowed),
+        Val::Other(Cow::Owned(ref v)) => lookup_plain(v, path).map(|v| Val::owned(v.clone())),
         _ => None,
     }
+}
+
+/// A plain path (names and indexes; item paths have no wildcards) inside a value, without the
+/// list of matches `lookup_all` builds.
+fn lookup_plain<'v>(mut value: &'v Value, path: &[Segment]) -> Option<&'v Value> {
+    for segment in path {
+        value = match (segment, value) {
+            (Segment::Key(k), Value::Object(map)) => map.get(&**k)?,
+            (Segment::Index(i), Value::Array(items)) => items.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(value)
 }
 
 impl FieldSet {

@@ -31,6 +31,8 @@ pub enum EVal<'s> {
     Json(&'s Value),
     /// One object of an `items:` field.
     Row(&'s [FieldState<'s>]),
+    /// An `items:` field as read, not yet made a list: `size(items)` needs no list.
+    Rows(&'s [Box<[FieldState<'s>]>]),
 }
 
 /// An expression that cannot give a value for this record (division by zero, an overflow, a value
@@ -64,7 +66,7 @@ impl<'s> EVal<'s> {
             Val::Other(v) => EVal::from_json(v),
             Val::List(items) => EVal::List(items.iter().map(EVal::from_item).collect()),
             Val::Items(items) => EVal::List(items.iter().map(EVal::from_item).collect()),
-            Val::Rows(rows) => EVal::List(rows.rows.iter().map(|r| EVal::Row(r)).collect()),
+            Val::Rows(rows) => EVal::Rows(&rows.rows),
         }
     }
 
@@ -97,7 +99,7 @@ impl<'s> EVal<'s> {
             EVal::Dec(_) => "a decimal",
             EVal::Str(_) => "a string",
             EVal::Time(_) => "a datetime",
-            EVal::List(_) => "a list",
+            EVal::List(_) | EVal::Rows(_) => "a list",
             EVal::Json(Value::Array(_)) => "an array",
             EVal::Json(_) => "an object",
             EVal::Row(_) => "an item object",
@@ -123,7 +125,7 @@ impl<'s> EVal<'s> {
             EVal::Time(t) => Value::String(t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
             EVal::List(items) => Value::Array(items.iter().map(EVal::to_json).collect::<Result<_, _>>()?),
             EVal::Json(v) => (*v).clone(),
-            EVal::Row(_) => return fail("an item object is not a value on its own; take its fields"),
+            EVal::Row(_) | EVal::Rows(_) => return fail("an item object is not a value on its own; take its fields"),
         })
     }
 
@@ -217,6 +219,7 @@ impl Code {
                 };
                 match l {
                     EVal::List(items) => at(items.len()).map_or(EVal::Null, |k| items[k].clone()),
+                    EVal::Rows(rows) => at(rows.len()).map_or(EVal::Null, |k| EVal::Row(&rows[k])),
                     EVal::Json(Value::Array(items)) => {
                         at(items.len()).map_or(EVal::Null, |k| EVal::from_json(&items[k]))
                     }
@@ -323,6 +326,7 @@ fn eval_macro<'s>(
     Ok({
         let items: Vec<EVal<'s>> = match list.eval(env, locals)? {
             EVal::List(items) => items,
+            EVal::Rows(rows) => rows.iter().map(|r| EVal::Row(r)).collect(),
             EVal::Json(Value::Array(items)) => items.iter().map(EVal::from_json).collect(),
             EVal::Null => return Ok(EVal::Null),
             other => return fail(format!("expected a list, found {}", other.kind())),
@@ -363,10 +367,11 @@ fn eval_macro<'s>(
     })
 }
 
-/// A JSON scalar as the matching plain value (arrays and objects stay JSON).
+/// A JSON scalar as the matching plain value (arrays and objects stay JSON); items as a list.
 fn plain<'s>(v: EVal<'s>) -> EVal<'s> {
     match v {
         EVal::Json(j) if !j.is_array() && !j.is_object() => EVal::from_json(j),
+        EVal::Rows(rows) => EVal::List(rows.iter().map(|r| EVal::Row(r)).collect()),
         other => other,
     }
 }
@@ -484,8 +489,13 @@ fn binary<'s>(op: BinaryOp, a: EVal<'s>, b: EVal<'s>) -> Result<EVal<'s>, EvalEr
                 _ => unreachable!("arithmetic operators only"),
             })
         }
+        // `a + b + c` grows the first result in place instead of copying it at every `+`.
+        (EVal::Str(Cow::Owned(mut x)), EVal::Str(y)) if op == BinaryOp::Add => {
+            x.push_str(&y);
+            EVal::Str(Cow::Owned(x))
+        }
         (EVal::Str(x), EVal::Str(y)) if op == BinaryOp::Add => {
-            let mut s = String::with_capacity(x.len() + y.len());
+            let mut s = String::with_capacity(x.len() + y.len() + 16);
             s.push_str(&x);
             s.push_str(&y);
             EVal::Str(Cow::Owned(s))
@@ -579,6 +589,9 @@ fn hex(bytes: &[u8]) -> String {
 /// Runs a function; a `null` argument gives `null`, except where the function is about nulls.
 fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError> {
     let take = |v: &mut EVal<'s>| plain(std::mem::replace(v, EVal::Null));
+    if let (Func::Size, [EVal::Rows(rows)]) = (func, &*args) {
+        return Ok(EVal::Int(rows.len() as i64));
+    }
     match func {
         Func::Coalesce => return Ok(args.iter_mut().map(take).find(|v| !v.is_null()).unwrap_or(EVal::Null)),
         Func::Lookup(table) => {
