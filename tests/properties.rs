@@ -10,6 +10,55 @@ fn shipped_plan() -> &'static Plan {
     PLAN.get_or_init(|| plan::load_file(&crate::util::root().join("mappings/orders-to-billing.yaml")).unwrap().1)
 }
 
+fn payments_plan() -> &'static Plan {
+    static PLAN: OnceLock<Plan> = OnceLock::new();
+    PLAN.get_or_init(|| plan::load_file(&crate::util::root().join("mappings/payments-to-ledger.yaml")).unwrap().1)
+}
+
+/// Every expression the mapping reference and the payments mapping use, as material for mutation.
+const EXPRESSION_PIECES: &[&str] = &[
+    "amount_cents",
+    "a",
+    "b",
+    "items",
+    "i",
+    "$.x",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    ".",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "==",
+    "<=",
+    "&&",
+    "||",
+    "!",
+    "?",
+    ":",
+    "in",
+    "has(",
+    "size(",
+    "sum(",
+    "map(",
+    "round(",
+    "decimal(",
+    "\"x\"",
+    "'y'",
+    "1",
+    "2.5",
+    "null",
+    "true",
+    "9223372036854775807",
+    "-9223372036854775808",
+    " ",
+];
+
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -68,6 +117,36 @@ proptest! {
     #[test]
     fn apply_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         check_coherent(&shipped_plan().apply(&bytes));
+    }
+
+    #[test]
+    fn the_payments_mapping_never_panics_on_arbitrary_json(value in arb_json()) {
+        let bytes = serde_json::to_vec(&value).unwrap();
+        let outcome = payments_plan().apply(&bytes);
+        if let Outcome::Failed(f) = &outcome {
+            prop_assert!(!f.errors.is_empty());
+        }
+    }
+
+    #[test]
+    fn expressions_of_any_shape_compile_or_are_refused_without_panicking(
+        pieces in prop::collection::vec(prop::sample::select(EXPRESSION_PIECES), 0..24),
+        a in arb_json(),
+        b in arb_json(),
+    ) {
+        let text = pieces.concat();
+        let spec = format!(
+            "version: 1\nname: p\nfields:\n  - {{target: a, source: $.a, type: any}}\n  - {{target: b, source: $.b, type: any}}\n  - target: c\n    expr: '{}'\n",
+            text.replace('\'', "''")
+        );
+        match plan::load_str(&spec) {
+            Err(diagnostics) => prop_assert!(diagnostics.iter().all(|d| d.pos.line >= 1 && d.pos.col >= 1)),
+            // Whatever compiles runs on any record without panicking.
+            Ok((_, p)) => {
+                let bytes = serde_json::to_vec(&serde_json::json!({"a": a, "b": b})).unwrap();
+                let _ = p.apply(&bytes);
+            }
+        }
     }
 
     #[test]
