@@ -171,9 +171,11 @@ impl ExprRule {
             return;
         }
         let mut locals = Vec::new();
-        let field = self.field.map(|i| fields[i].target.clone());
-        let mut error =
-            |message: String| errors.push(FieldError { field: field.clone(), rule: self.name.clone(), message });
+        // Only a broken rule pays for its names.
+        let mut error = |message: String| {
+            let field = self.field.map(|i| fields[i].target.clone());
+            errors.push(FieldError { field, rule: self.name.clone(), message })
+        };
         if let Some(when) = &self.when {
             match when.code.eval(env, &mut locals) {
                 Ok(EVal::Bool(true)) => {}
