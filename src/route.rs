@@ -153,8 +153,7 @@ impl Router {
                 Outcome::Dropped => Routed::Skipped(Origin::of(&input.source), SkipReason::Dropped),
             },
             Payload::Undecodable { reason, raw } => {
-                let errors = vec![FieldError { field: None, rule: "record".into(), message: reason.clone() }];
-                let failure = Failure { stage: Stage::Decode, errors };
+                let failure = Failure::of_record("record", reason.clone());
                 Routed::Message(self.fail_message(plan, &input.source, failure, raw.as_deref().map(str::as_bytes)))
             }
         }

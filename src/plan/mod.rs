@@ -100,28 +100,14 @@ impl Plan {
         let scanned = self.extractor.scan_into(bytes, slots);
         let slots: &[Option<Val<'_>>] = slots;
         if let Err(e) = scanned {
-            return Outcome::Failed(Failure {
-                stage: Stage::Decode,
-                errors: vec![FieldError {
-                    field: None,
-                    rule: "json".into(),
-                    message: format!("value is not a usable JSON object: {e}"),
-                }],
-            });
+            return Outcome::Failed(Failure::of_record("json", format!("value is not a usable JSON object: {e}")));
         }
         if let Some(drop) = &self.drop {
             match drop.code.eval(Env { fields: &[], slots }, &mut Vec::new()) {
                 Ok(EVal::Bool(true)) => return Outcome::Dropped,
                 Ok(_) => {}
                 Err(e) => {
-                    return Outcome::Failed(Failure {
-                        stage: Stage::Decode,
-                        errors: vec![FieldError {
-                            field: None,
-                            rule: "drop".into(),
-                            message: format!("`drop` could not be evaluated: {e}"),
-                        }],
-                    });
+                    return Outcome::Failed(Failure::of_record("drop", format!("`drop` could not be evaluated: {e}")));
                 }
             }
         }
@@ -413,27 +399,7 @@ fn compile_lookups(
     for spec in specs {
         let name = &spec.name;
         let values: Option<HashMap<String, serde_json::Value>> = match (&spec.values, &spec.file) {
-            (Some(node), None) => match &node.kind {
-                crate::spec::NodeKind::Map(entries) => {
-                    let mut table = HashMap::with_capacity(entries.len());
-                    for (from, to) in entries {
-                        match to.to_json() {
-                            Ok(v) => {
-                                table.insert(from.value.clone(), v);
-                            }
-                            Err(d) => diags.push(d),
-                        }
-                    }
-                    Some(table)
-                }
-                _ => {
-                    diags.push(Diagnostic::new(
-                        node.pos,
-                        format!("`values` maps codes to values, found {}", node.kind_name()),
-                    ));
-                    None
-                }
-            },
+            (Some(node), None) => transform::value_table(node, diags),
             (None, Some(file)) => {
                 let path = base_dir.map_or_else(|| PathBuf::from(&file.value), |d| d.join(&file.value));
                 match read_lookup_file(&path) {
@@ -477,7 +443,7 @@ fn compile_lookups(
         });
         let first = kinds.next().unwrap_or(Ty::Dyn);
         let ty = if kinds.all(|k| k == first) { first } else { Ty::Dyn };
-        tables.insert(name.value.clone(), Arc::new(LookupTable { name: name.value.clone(), values, default, ty }));
+        tables.insert(name.value.clone(), Arc::new(LookupTable { values, default, ty }));
     }
     tables
 }

@@ -62,6 +62,14 @@ pub struct Failure {
     pub errors: Vec<FieldError>,
 }
 
+impl Failure {
+    /// A failure of the whole record at the decode stage (not JSON, unreadable, `drop` failed):
+    /// one error that names no field.
+    pub fn of_record(rule: &str, message: String) -> Self {
+        Failure { stage: Stage::Decode, errors: vec![FieldError { field: None, rule: rule.into(), message }] }
+    }
+}
+
 impl Outcome {
     /// The output as a `Value` (tests and the embedded spec tests use this).
     pub fn ok_value(&self) -> Option<Value> {

@@ -289,22 +289,7 @@ impl Transform {
                     diags.push(Diagnostic::new(arg.pos, "`map` needs `values`"));
                     return None;
                 };
-                let NodeKind::Map(entries) = &values.kind else {
-                    diags.push(Diagnostic::new(
-                        values.pos,
-                        format!("`values` must be a mapping, found {}", values.kind_name()),
-                    ));
-                    return None;
-                };
-                let mut table = HashMap::with_capacity(entries.len());
-                for (from, to) in entries {
-                    match to.to_json() {
-                        Ok(v) => {
-                            table.insert(from.value.clone(), v);
-                        }
-                        Err(d) => diags.push(d),
-                    }
-                }
+                let table = value_table(values, diags)?;
                 let default = match args.iter().find(|(k, _)| k == "default") {
                     None => None,
                     Some((_, n)) => match n.to_json() {
@@ -689,6 +674,25 @@ fn arithmetic(value: Option<&Value>, factor: Factor, divide: bool) -> Result<Val
     Number::from_f64(result)
         .map(Value::Number)
         .ok_or_else(|| Some(format!("the result of {a} and {b} is not a finite number")))
+}
+
+/// A `values:` mapping of codes to values (the `map` transform, `lookups:` tables). A value that
+/// JSON cannot hold is reported and left out.
+pub fn value_table(values: &Node, diags: &mut Vec<Diagnostic>) -> Option<HashMap<String, Value>> {
+    let NodeKind::Map(entries) = &values.kind else {
+        diags.push(Diagnostic::new(values.pos, format!("`values` must be a mapping, found {}", values.kind_name())));
+        return None;
+    };
+    let mut table = HashMap::with_capacity(entries.len());
+    for (from, to) in entries {
+        match to.to_json() {
+            Ok(v) => {
+                table.insert(from.value.clone(), v);
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    Some(table)
 }
 
 type ArgMap<'a> = Vec<(String, &'a Node)>;

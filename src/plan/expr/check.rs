@@ -749,7 +749,7 @@ impl Checker<'_> {
 }
 
 /// Names of functions that a user may write without parentheses by mistake.
-const FUNCTIONS_WITHOUT_CALL: &[&str] = &["size", "count", "sum", "min", "max", "now", "sha256"];
+const FUNCTIONS_WITHOUT_CALL: &[&str] = &["size", "count", "sum", "min", "max", "sha256"];
 
 /// Whether `==` between these types can ever be true.
 fn comparable(a: &Ty, b: &Ty) -> bool {

@@ -110,7 +110,6 @@ fn plural(item: &Ty) -> String {
 /// A `lookups:` table: codes to values, with an optional default.
 #[derive(Debug)]
 pub struct LookupTable {
-    pub name: String,
     pub values: HashMap<String, Value>,
     pub default: Option<Value>,
     /// The type every value (and the default) shares, or `Dyn`.
