@@ -7,7 +7,7 @@
 //! clock change repeats takes the earlier of its two instants, as `java.time` and Python do.
 
 use chrono::format::{Fixed, Item, Numeric, ParseErrorKind, Parsed, StrftimeItems};
-use chrono::{SecondsFormat, TimeZone, Utc};
+use chrono::{Datelike, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// Why a format cannot be used, if it cannot: unknown `%` codes, or a datetime format without a
@@ -108,7 +108,19 @@ pub fn parse_datetime(text: &str, format: &DateFormat, zone: Option<Tz>) -> Resu
 /// Date text in `format` → `YYYY-MM-DD`.
 pub fn parse_date(text: &str, format: &DateFormat) -> Result<String, String> {
     let day = format.parse(text)?.to_naive_date().map_err(|e| why(e.kind(), &format.text))?;
-    Ok(day.format("%Y-%m-%d").to_string())
+    // Written by hand: `format("%Y-%m-%d")` reads its format string again for every value.
+    if (0..=9999).contains(&day.year()) {
+        let (y, m, d) = (day.year() as u32, day.month(), day.day());
+        let digit = |n: u32| b'0' + (n % 10) as u8;
+        let text = [digit(y / 1000), digit(y / 100), digit(y / 10), digit(y), b'-', digit(m / 10), digit(m), b'-'];
+        let mut out = String::with_capacity(10);
+        out.push_str(std::str::from_utf8(&text).expect("ASCII digits"));
+        out.push(char::from(digit(d / 10)));
+        out.push(char::from(digit(d)));
+        Ok(out)
+    } else {
+        Ok(day.format("%Y-%m-%d").to_string())
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +163,9 @@ mod tests {
         let e = parse_date("2026-02-03", "%Y%m%d").unwrap_err();
         assert!(e.contains("does not match the format `%Y%m%d`"), "{e}");
         assert_eq!(parse_date("20260203", "%Y%m%d").unwrap(), "2026-02-03");
+        // Written by hand for years 0 to 9999: leading zeros kept, as chrono writes them.
+        assert_eq!(parse_date("00420203", "%Y%m%d").unwrap(), "0042-02-03");
+        assert_eq!(parse_date("19991231", "%Y%m%d").unwrap(), "1999-12-31");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
-use super::expr::{Compiled, EVal, Env};
+use super::expr::{Compiled, Env};
 use super::extract::Extractor;
 use super::outcome::FieldError;
 use super::output::OutputTree;
@@ -227,8 +227,8 @@ impl Field {
             if reads_failed(when, env.fields) {
                 return;
             }
-            match when.code.eval(env, &mut locals) {
-                Ok(EVal::Bool(true)) => {}
+            match when.code.condition(env, &mut locals) {
+                Ok(Some(true)) => {}
                 Ok(_) => return,
                 Err(e) => {
                     *state = self.error(errors, "when", format!("the field's `when` could not be evaluated: {e}"));
@@ -241,7 +241,7 @@ impl Field {
                 if reads_failed(expr, env.fields) {
                     return;
                 }
-                match expr.code.eval(env, &mut locals).and_then(EVal::into_val) {
+                match expr.code.value(env, &mut locals) {
                     Ok(Some(v)) => {
                         *state = FieldState::Present(v);
                         true
@@ -567,8 +567,8 @@ impl Field {
                 if reads_failed(when, env.fields) {
                     continue;
                 }
-                match when.code.eval(env, &mut Vec::new()) {
-                    Ok(EVal::Bool(true)) => {}
+                match when.code.condition(env, &mut Vec::new()) {
+                    Ok(Some(true)) => {}
                     Ok(_) => continue,
                     Err(e) => {
                         errors.push(FieldError {

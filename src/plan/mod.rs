@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::diagnostic::{Diagnostic, Pos, Spanned};
 use crate::spec::{LookupSpec, MappingSpec};
-use expr::{Compiled, EVal, Env, LookupTable, Ty};
+use expr::{Compiled, Env, LookupTable, Ty};
 use extract::Extractor;
 use field::{FieldSet, FieldSource, PathSink, Slots};
 use rules::Rule;
@@ -103,8 +103,8 @@ impl Plan {
             return Outcome::Failed(Failure::of_record("json", format!("value is not a usable JSON object: {e}")));
         }
         if let Some(drop) = &self.drop {
-            match drop.code.eval(Env { fields: &[], slots }, &mut Vec::new()) {
-                Ok(EVal::Bool(true)) => return Outcome::Dropped,
+            match drop.code.condition(Env { fields: &[], slots }, &mut Vec::new()) {
+                Ok(Some(true)) => return Outcome::Dropped,
                 Ok(_) => {}
                 Err(e) => {
                     return Outcome::Failed(Failure::of_record("drop", format!("`drop` could not be evaluated: {e}")));

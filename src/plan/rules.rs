@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::expr::{Compiled, EVal, Env};
+use super::expr::{Compiled, Env};
 use super::field::{Field, reads_failed};
 use super::outcome::FieldError;
 use super::value::{FieldState, Val};
@@ -177,19 +177,18 @@ impl ExprRule {
             errors.push(FieldError { field, rule: self.name.clone(), message })
         };
         if let Some(when) = &self.when {
-            match when.code.eval(env, &mut locals) {
-                Ok(EVal::Bool(true)) => {}
+            match when.code.condition(env, &mut locals) {
+                Ok(Some(true)) => {}
                 Ok(_) => return,
                 Err(e) => return error(format!("the rule's `when` could not be evaluated: {e}")),
             }
         }
-        match self.check.code.eval(env, &mut locals) {
-            Ok(EVal::Bool(true) | EVal::Null) => {}
-            Ok(EVal::Bool(false)) => {
+        match self.check.code.condition(env, &mut locals) {
+            Ok(Some(true) | None) => {}
+            Ok(Some(false)) => {
                 let said = self.message.clone().unwrap_or_else(|| format!("`{}` does not hold", self.text));
                 error(format!("{said} ({})", self.values_read(env, fields)))
             }
-            Ok(other) => error(format!("`{}` gave {other:?}, not a boolean", self.text)),
             Err(e) => error(format!("`{}` could not be evaluated: {e}", self.text)),
         }
     }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::json::{json_equal, json_kind};
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub enum Val<'a> {
     /// Text straight from the record: it had no escapes there, so it needs none in the output.
     Raw(&'a str),
@@ -43,6 +43,35 @@ pub enum FieldState<'a> {
 pub struct Rows<'a> {
     pub json: Vec<u8>,
     pub rows: Vec<Box<[FieldState<'a>]>>,
+}
+
+impl Clone for Val<'_> {
+    /// Copies of borrowed text — most values — are built in place: as a call, the copy came back
+    /// through memory and was moved again with loads that straddle the stores that wrote it,
+    /// which stalls.
+    #[inline(always)]
+    fn clone(&self) -> Self {
+        match self {
+            Val::Raw(s) => Val::Raw(s),
+            Val::Str(Cow::Borrowed(s)) => Val::Str(Cow::Borrowed(s)),
+            Val::Items(items) => Val::Items(items),
+            other => other.clone_owned(),
+        }
+    }
+}
+
+impl Val<'_> {
+    #[inline(never)]
+    fn clone_owned(&self) -> Self {
+        match self {
+            Val::Raw(s) => Val::Raw(s),
+            Val::Str(s) => Val::Str(s.clone()),
+            Val::List(items) => Val::List(items.clone()),
+            Val::Items(items) => Val::Items(items),
+            Val::Other(v) => Val::Other(v.clone()),
+            Val::Rows(rows) => Val::Rows(rows.clone()),
+        }
+    }
 }
 
 impl<'a> Val<'a> {

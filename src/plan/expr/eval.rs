@@ -162,7 +162,179 @@ fn truth(v: &EVal<'_>, what: &str) -> Result<Option<bool>, EvalError> {
     }
 }
 
+/// What [`Code::quick`] gives: small enough to come back in registers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Quick {
+    Int(i64),
+    Bool(bool),
+    Null,
+    /// Not an integer-or-boolean node over plain values, or an error: the general walk decides.
+    Slow,
+}
+
+impl Quick {
+    /// A field's value, when it is an integer, a boolean or null.
+    #[inline]
+    fn of(value: &Val<'_>) -> Quick {
+        match value {
+            Val::Other(v) => match v.as_ref() {
+                Value::Number(n) => n.as_i64().map_or(Quick::Slow, Quick::Int),
+                Value::Bool(b) => Quick::Bool(*b),
+                Value::Null => Quick::Null,
+                _ => Quick::Slow,
+            },
+            _ => Quick::Slow,
+        }
+    }
+}
+
+/// A string leaf (a constant, a field, a path) as text, without building an [`EVal`]:
+/// `Some(None)` for null, `None` when it is not a plain string leaf.
+#[inline(always)]
+fn text_leaf<'s>(code: &'s Code, env: Env<'s>) -> Option<Option<&'s str>> {
+    let value = match code {
+        Code::Const(Lit::Str(s)) => return Some(Some(s)),
+        Code::Field(i) => match &env.fields[*i] {
+            FieldState::Present(v) => v,
+            FieldState::Absent => return Some(None),
+            FieldState::Failed => return None,
+        },
+        Code::Slot(i) => match &env.slots[*i] {
+            Some(v) => v,
+            None => return Some(None),
+        },
+        _ => return None,
+    };
+    match value {
+        Val::Raw(s) => Some(Some(s)),
+        Val::Str(s) => Some(Some(s)),
+        _ => None,
+    }
+}
+
 impl Code {
+    /// The fast path for the integer and boolean nodes most rules and computed fields are made
+    /// of (`refunded_cents <= captured_cents`, `status == "DECLINED"`, `a - b - c`, `has(x)`).
+    /// The general walk returns every value as an [`EVal`] through memory, and moving those
+    /// results up the tree cost more than the work at each node; these results travel in
+    /// registers. Whatever is not plain here, errors included, gives [`Quick::Slow`] and is
+    /// evaluated again by [`Code::eval`]: expressions have no side effects, so the answer is
+    /// the same, and an error is rare enough to be worked out twice.
+    fn quick(&self, env: Env<'_>) -> Quick {
+        match self {
+            Code::Const(Lit::Int(i)) => Quick::Int(*i),
+            Code::Const(Lit::Bool(b)) => Quick::Bool(*b),
+            Code::Const(Lit::Null) => Quick::Null,
+            Code::Field(i) => match &env.fields[*i] {
+                FieldState::Present(v) => Quick::of(v),
+                FieldState::Absent => Quick::Null,
+                FieldState::Failed => Quick::Slow,
+            },
+            Code::Slot(i) => match &env.slots[*i] {
+                Some(v) => Quick::of(v),
+                None => Quick::Null,
+            },
+            Code::Not(a) => match a.quick(env) {
+                Quick::Bool(b) => Quick::Bool(!b),
+                Quick::Null => Quick::Null,
+                _ => Quick::Slow,
+            },
+            Code::And(a, b) => match (a.quick(env), b.quick(env)) {
+                (Quick::Bool(false), _) | (Quick::Bool(true) | Quick::Null, Quick::Bool(false)) => Quick::Bool(false),
+                (Quick::Bool(true), Quick::Bool(true)) => Quick::Bool(true),
+                (Quick::Bool(true) | Quick::Null, Quick::Bool(true) | Quick::Null) => Quick::Null,
+                _ => Quick::Slow,
+            },
+            Code::Or(a, b) => match (a.quick(env), b.quick(env)) {
+                (Quick::Bool(true), _) | (Quick::Bool(false) | Quick::Null, Quick::Bool(true)) => Quick::Bool(true),
+                (Quick::Bool(false), Quick::Bool(false)) => Quick::Bool(false),
+                (Quick::Bool(false) | Quick::Null, Quick::Bool(false) | Quick::Null) => Quick::Null,
+                _ => Quick::Slow,
+            },
+            Code::Has(inner) => match &**inner {
+                Code::Field(i) => match &env.fields[*i] {
+                    FieldState::Present(v) => Quick::Bool(!v.is_null()),
+                    FieldState::Absent => Quick::Bool(false),
+                    FieldState::Failed => Quick::Slow,
+                },
+                Code::Slot(i) => Quick::Bool(env.slots[*i].as_ref().is_some_and(|v| !v.is_null())),
+                _ => Quick::Slow,
+            },
+            Code::Binary(op, a, b) => {
+                if matches!(op, BinaryOp::Eq | BinaryOp::Ne)
+                    && let (Some(x), Some(y)) = (text_leaf(a, env), text_leaf(b, env))
+                {
+                    return Quick::Bool((x == y) == (*op == BinaryOp::Eq));
+                }
+                quick_binary(*op, a.quick(env), b.quick(env))
+            }
+            Code::Call(Func::Size, args) => match args.as_slice() {
+                [Code::Field(i)] => match &env.fields[*i] {
+                    FieldState::Present(Val::Rows(rows)) => Quick::Int(rows.rows.len() as i64),
+                    FieldState::Absent => Quick::Null,
+                    _ => Quick::Slow,
+                },
+                _ => Quick::Slow,
+            },
+            // `sum(items.map(i, i.field))`: the items' own states, without a list of them.
+            Code::Call(Func::Sum, args) => match args.as_slice() {
+                [Code::Macro { kind: MacroKind::Map, list, depth, body }] => match (&**list, &**body) {
+                    (Code::Field(i), Code::RowField(row, k)) if matches!(**row, Code::Local(d) if d == *depth) => {
+                        match &env.fields[*i] {
+                            FieldState::Present(Val::Rows(rows)) => {
+                                let mut total = 0i64;
+                                for row in &rows.rows {
+                                    let item = match &row[*k] {
+                                        FieldState::Present(v) => Quick::of(v),
+                                        _ => Quick::Null,
+                                    };
+                                    match item {
+                                        Quick::Int(n) => match total.checked_add(n) {
+                                            Some(t) => total = t,
+                                            None => return Quick::Slow,
+                                        },
+                                        Quick::Null => {}
+                                        _ => return Quick::Slow,
+                                    }
+                                }
+                                Quick::Int(total)
+                            }
+                            FieldState::Absent => Quick::Null,
+                            _ => Quick::Slow,
+                        }
+                    }
+                    _ => Quick::Slow,
+                },
+                _ => Quick::Slow,
+            },
+            _ => Quick::Slow,
+        }
+    }
+
+    /// A condition's verdict (`when`, `check`, `drop`): `None` when it is null. A value that is
+    /// not a boolean is an error that says what it was.
+    pub fn condition<'s>(&'s self, env: Env<'s>, locals: &mut Vec<EVal<'s>>) -> Result<Option<bool>, EvalError> {
+        match self.quick(env) {
+            Quick::Bool(b) => Ok(Some(b)),
+            Quick::Null => Ok(None),
+            _ => match self.eval(env, locals)? {
+                EVal::Bool(b) => Ok(Some(b)),
+                EVal::Null => Ok(None),
+                other => fail(format!("it gave {}, not a boolean", other.kind())),
+            },
+        }
+    }
+
+    /// The value for a computed field's state: `None` for null (the field is absent).
+    pub fn value<'s>(&'s self, env: Env<'s>, locals: &mut Vec<EVal<'s>>) -> Result<Option<Val<'static>>, EvalError> {
+        match self.quick(env) {
+            Quick::Int(i) => Ok(Some(Val::Other(Cow::Owned(Value::from(i))))),
+            Quick::Bool(b) => Ok(Some(Val::Other(Cow::Owned(Value::Bool(b))))),
+            Quick::Null => Ok(None),
+            Quick::Slow => self.eval(env, locals)?.into_val(),
+        }
+    }
+
     /// Evaluates the expression over one record.
     pub fn eval<'s>(&'s self, env: Env<'s>, locals: &mut Vec<EVal<'s>>) -> Result<EVal<'s>, EvalError> {
         Ok(match self {
@@ -272,16 +444,55 @@ impl Code {
                 Some(false) => no.eval(env, locals)?,
                 None => EVal::Null,
             },
-            Code::Binary(op, a, b) => {
-                let left = a.eval(env, locals)?;
-                let right = b.eval(env, locals)?;
-                binary(*op, left, right)?
-            }
+            Code::Binary(op, a, b) => match self.quick(env) {
+                Quick::Int(i) => EVal::Int(i),
+                Quick::Bool(b) => EVal::Bool(b),
+                Quick::Null => EVal::Null,
+                Quick::Slow => {
+                    let left = a.eval(env, locals)?;
+                    let right = b.eval(env, locals)?;
+                    binary(*op, left, right)?
+                }
+            },
             Code::List(items) => EVal::List(items.iter().map(|c| c.eval(env, locals)).collect::<Result<_, _>>()?),
             Code::Has(inner) => EVal::Bool(!inner.eval(env, locals)?.is_null()),
             Code::Call(func, args) => eval_call(func, args, env, locals)?,
             Code::Macro { kind, list, depth, body } => eval_macro(*kind, list, *depth, body, env, locals)?,
         })
+    }
+}
+
+/// [`binary`] for integers, booleans and nulls; [`Quick::Slow`] for the rest and for errors.
+#[inline]
+fn quick_binary(op: BinaryOp, a: Quick, b: Quick) -> Quick {
+    use Quick::{Bool, Int, Null, Slow};
+    match (op, a, b) {
+        (_, Slow, _) | (_, _, Slow) | (BinaryOp::In, ..) => Slow,
+        (BinaryOp::Eq | BinaryOp::Ne, x, y) => {
+            let same = match (x, y) {
+                (Int(x), Int(y)) => x == y,
+                (Bool(x), Bool(y)) => x == y,
+                (Null, Null) => true,
+                (Null, _) | (_, Null) => false,
+                _ => return Slow,
+            };
+            Bool(same == (op == BinaryOp::Eq))
+        }
+        (_, Bool(_), _) | (_, _, Bool(_)) => Slow,
+        (_, Null, _) | (_, _, Null) => Null,
+        (op, Int(x), Int(y)) => match op {
+            BinaryOp::Lt => Bool(x < y),
+            BinaryOp::Le => Bool(x <= y),
+            BinaryOp::Gt => Bool(x > y),
+            BinaryOp::Ge => Bool(x >= y),
+            BinaryOp::Add => x.checked_add(y).map_or(Slow, Int),
+            BinaryOp::Sub => x.checked_sub(y).map_or(Slow, Int),
+            BinaryOp::Mul => x.checked_mul(y).map_or(Slow, Int),
+            // Division by zero and overflow: errors, worded by the general walk.
+            BinaryOp::Div => x.checked_div(y).map_or(Slow, Int),
+            BinaryOp::Rem => x.checked_rem(y).map_or(Slow, Int),
+            _ => Slow,
+        },
     }
 }
 
@@ -726,8 +937,16 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
             if missing == 0 {
                 EVal::Str(s)
             } else {
-                let pad: String = std::iter::repeat_n(fill, missing).collect();
-                EVal::Str(Cow::Owned(if matches!(func, Func::PadLeft) { pad + &s } else { s.into_owned() + &pad }))
+                let mut padded = String::with_capacity(s.len() + missing * fill.len_utf8());
+                let left = matches!(func, Func::PadLeft);
+                if !left {
+                    padded.push_str(&s);
+                }
+                padded.extend(std::iter::repeat_n(fill, missing));
+                if left {
+                    padded.push_str(&s);
+                }
+                EVal::Str(Cow::Owned(padded))
             }
         }
         Func::StartsWith | Func::EndsWith | Func::Contains => {
@@ -803,4 +1022,128 @@ pub fn mask(s: &str, first: usize, last: usize, with: char) -> String {
         return std::iter::repeat_n(with, n).collect();
     }
     s.chars().enumerate().map(|(i, c)| if i < first || i >= n - last { c } else { with }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast path must give what the general walk gives, for every operator and every kind
+    //! of operand it takes, or step aside.
+    use super::*;
+
+    const OPS: [BinaryOp; 12] = [
+        BinaryOp::Eq,
+        BinaryOp::Ne,
+        BinaryOp::Lt,
+        BinaryOp::Le,
+        BinaryOp::Gt,
+        BinaryOp::Ge,
+        BinaryOp::In,
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Rem,
+    ];
+
+    fn leaves() -> Vec<Lit> {
+        let mut leaves = vec![Lit::Null, Lit::Bool(true), Lit::Bool(false), Lit::Double(1.0), Lit::Str("7".into())];
+        for i in [0, 1, -1, 7, -7, 3, i64::MAX, i64::MIN, i64::MAX - 1] {
+            leaves.push(Lit::Int(i));
+        }
+        leaves
+    }
+
+    /// What the general walk makes of `code`, as a `Quick` (`Slow` for errors and other kinds).
+    fn general(result: Result<EVal<'_>, EvalError>) -> Quick {
+        match result {
+            Ok(EVal::Int(i)) => Quick::Int(i),
+            Ok(EVal::Bool(b)) => Quick::Bool(b),
+            Ok(EVal::Null) => Quick::Null,
+            _ => Quick::Slow,
+        }
+    }
+
+    fn agrees(fast: Quick, general: Quick, what: &str) {
+        assert!(fast == Quick::Slow || fast == general, "{what}: fast path {fast:?}, general walk {general:?}");
+    }
+
+    #[test]
+    fn binary_operators_agree_with_the_general_walk() {
+        let env = Env { fields: &[], slots: &[] };
+        let mut decided = 0;
+        for op in OPS {
+            for a in leaves() {
+                for b in leaves() {
+                    let (x, y) = (Code::Const(a.clone()), Code::Const(b.clone()));
+                    let fast = quick_binary(op, x.quick(env), y.quick(env));
+                    let slow = general(binary(
+                        op,
+                        x.eval(env, &mut Vec::new()).unwrap(),
+                        y.eval(env, &mut Vec::new()).unwrap(),
+                    ));
+                    agrees(fast, slow, &format!("{a:?} {} {b:?}", op.symbol()));
+                    decided += usize::from(fast != Quick::Slow);
+                }
+            }
+        }
+        // The fast path takes the integer, boolean and null cases, not none of them.
+        assert!(decided > 500, "only {decided} cases took the fast path");
+    }
+
+    #[test]
+    fn logic_and_presence_agree_with_the_general_walk() {
+        let leaves = || [Lit::Null, Lit::Bool(true), Lit::Bool(false), Lit::Int(1)];
+        let fields = [FieldState::Absent, FieldState::Present(Val::Other(Cow::Owned(Value::Null))), FieldState::Failed];
+        let env = Env { fields: &fields, slots: &[] };
+        let c = |l: &Lit| Box::new(Code::Const(l.clone()));
+        for a in leaves() {
+            let not = Code::Not(c(&a));
+            agrees(not.quick(env), general(not.eval(env, &mut Vec::new())), &format!("!{a:?}"));
+            for b in leaves() {
+                for code in [Code::And(c(&a), c(&b)), Code::Or(c(&a), c(&b))] {
+                    let what = format!("{code:?}");
+                    agrees(code.quick(env), general(code.eval(env, &mut Vec::new())), &what);
+                }
+            }
+        }
+        for (i, field) in fields.iter().enumerate() {
+            let has = Code::Has(Box::new(Code::Field(i)));
+            agrees(has.quick(env), general(has.eval(env, &mut Vec::new())), &format!("has on {field:?}"));
+        }
+    }
+
+    #[test]
+    fn text_equality_agrees_with_the_general_walk() {
+        let fields = [
+            FieldState::Present(Val::Raw("CPF")),
+            FieldState::Absent,
+            FieldState::Present(Val::Str(Cow::Borrowed("cpf"))),
+        ];
+        let env = Env { fields: &fields, slots: &[] };
+        let operands = || {
+            vec![
+                Code::Field(0),
+                Code::Field(1),
+                Code::Field(2),
+                Code::Const(Lit::Str("CPF".into())),
+                Code::Const(Lit::Null),
+            ]
+        };
+        for op in [BinaryOp::Eq, BinaryOp::Ne] {
+            for a in 0..operands().len() {
+                for b in 0..operands().len() {
+                    let (a, b) = (operands().swap_remove(a), operands().swap_remove(b));
+                    let what = format!("{a:?} {} {b:?}", op.symbol());
+                    let code = Code::Binary(op, Box::new(a), Box::new(b));
+                    let Code::Binary(_, x, y) = &code else { unreachable!() };
+                    let slow = general(binary(
+                        op,
+                        x.eval(env, &mut Vec::new()).unwrap(),
+                        y.eval(env, &mut Vec::new()).unwrap(),
+                    ));
+                    agrees(code.quick(env), slow, &what);
+                }
+            }
+        }
+    }
 }
