@@ -22,7 +22,8 @@ use std::fmt;
 use serde_json::Value;
 
 use super::path::{Segment, lookup_all};
-use super::value::{Item, Val};
+use super::value::{Item, ScannedArray, Val};
+use std::rc::Rc;
 
 /// Deepest nesting of arrays and objects accepted (the same limit `serde_json` applies).
 pub const MAX_DEPTH: usize = 128;
@@ -64,6 +65,15 @@ struct TrieNode {
     key_table: Vec<KeyEntry>,
     indexes: Vec<(usize, TrieNode)>,
     wildcard: Option<Box<TrieNode>>,
+    /// The array here is an `items:` field's: each item is scanned with the item fields' trie.
+    items: Option<Box<ItemsCapture>>,
+}
+
+/// An `items:` field's array: its own slot, and the trie of the paths its item fields read.
+#[derive(Debug)]
+struct ItemsCapture {
+    slot: usize,
+    trie: Extractor,
 }
 
 /// One entry of a node's key index: the key's length and [`key_words`], so a probe compares keys
@@ -171,7 +181,38 @@ impl TrieNode {
 impl Extractor {
     /// Registers a prefix and returns its slot; equal prefixes share one slot.
     pub fn add(&mut self, prefix: &[Segment]) -> usize {
-        let mut node = &mut self.root;
+        let node = Self::node(&mut self.root, prefix);
+        let multi = &mut self.multi;
+        *node.capture.get_or_insert_with(|| {
+            multi.push(prefix.iter().any(Segment::is_wildcard));
+            multi.len() - 1
+        })
+    }
+
+    /// Registers the array of an `items:` field (a prefix without wildcards) and returns its own
+    /// slot. The slot receives a [`Val::Array`]: for each item, the values at `item_paths` (plain
+    /// paths into the item), found by scanning the item as a record is scanned — no `Value` of
+    /// the array is built. Anything but an array is captured as it is, for the field to refuse.
+    pub fn add_items(&mut self, prefix: &[Segment], item_paths: &[Vec<Segment>]) -> usize {
+        debug_assert!(!prefix.iter().any(Segment::is_wildcard), "one array per record");
+        let node = Self::node(&mut self.root, prefix);
+        if node.items.is_some() {
+            // A second `items:` field on the same array reads the captured value instead.
+            return self.add(prefix);
+        }
+        let mut trie = Extractor::default();
+        for path in item_paths {
+            trie.add(path);
+        }
+        trie.finish();
+        self.multi.push(false);
+        let slot = self.multi.len() - 1;
+        node.items = Some(Box::new(ItemsCapture { slot, trie }));
+        slot
+    }
+
+    fn node<'n>(root: &'n mut TrieNode, prefix: &[Segment]) -> &'n mut TrieNode {
+        let mut node = root;
         for segment in prefix {
             node = match segment {
                 Segment::Key(k) => {
@@ -191,11 +232,7 @@ impl Extractor {
                 Segment::Wildcard => node.wildcard.get_or_insert_with(Box::default),
             };
         }
-        let multi = &mut self.multi;
-        *node.capture.get_or_insert_with(|| {
-            multi.push(prefix.iter().any(Segment::is_wildcard));
-            multi.len() - 1
-        })
+        node
     }
 
     /// Whether the slot holds every match of a wildcard path, as an array.
@@ -234,6 +271,10 @@ impl Extractor {
         fn collect(node: &TrieNode, path: &mut Vec<Segment>, out: &mut Vec<(Vec<Segment>, usize)>, top: bool) {
             if let (false, Some(slot)) = (top, node.capture) {
                 out.push((path.clone(), slot));
+            }
+            // Inside a value parsed whole, an `items:` array is looked up in it like any capture.
+            if let (false, Some(items)) = (top, &node.items) {
+                out.push((path.clone(), items.slot));
             }
             for (k, child) in &node.keys {
                 path.push(Segment::Key(k.clone()));
@@ -511,6 +552,17 @@ impl<'a> Scanner<'a> {
     /// A value at a trie node.
     fn value(&mut self, node: &TrieNode, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {
         self.skip_ws();
+        if let Some(items) = &node.items {
+            let start = self.pos;
+            self.items(items, sink, depth)?;
+            let others =
+                node.materialize || !node.keys.is_empty() || !node.indexes.is_empty() || node.wildcard.is_some();
+            if !others {
+                return Ok(());
+            }
+            // Other fields read this value too: scan it again for them.
+            self.pos = start;
+        }
         if node.materialize {
             let start = self.pos;
             // Strings are the common capture; their scan already says whether they had escapes.
@@ -533,6 +585,46 @@ impl<'a> Scanner<'a> {
             Some(b'[') if !node.indexes.is_empty() || node.wildcard.is_some() => self.array(node, sink, depth),
             _ => self.skip_value(depth),
         }
+    }
+
+    /// An `items:` field's array, each item scanned with the item fields' trie into its own row
+    /// of slots.
+    fn items(&mut self, capture: &ItemsCapture, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {
+        let start = self.pos;
+        if self.peek() != Some(b'[') {
+            self.skip_value(depth)?;
+            let value = self.parse_captured(start)?;
+            sink.slots[capture.slot] = Some(value);
+            return Ok(());
+        }
+        let width = capture.trie.slot_count();
+        let mut slots: Vec<Option<Val<'a>>> = Vec::new();
+        let mut len = 0;
+        let depth = self.enter(depth)?;
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+        } else {
+            loop {
+                slots.resize(slots.len() + width, None);
+                let row = slots.len() - width;
+                let mut item_sink = Sink { slots: &mut slots[row..], multi: &capture.trie.multi };
+                self.value(&capture.trie.root, &mut item_sink, depth)?;
+                len += 1;
+                self.skip_ws();
+                match self.peek() {
+                    Some(b',') => self.pos += 1,
+                    Some(b']') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return Err(self.unexpected("`,` or `]` in an array")),
+                }
+            }
+        }
+        let text = self.scanned_text(start, self.pos);
+        sink.slots[capture.slot] = Some(Val::Array(Rc::new(ScannedArray { text, len, slots })));
+        Ok(())
     }
 
     fn object(&mut self, node: &TrieNode, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {

@@ -170,7 +170,7 @@ impl Field {
                     },
                     // Not reached: a path with a query after its prefix has no wildcard in the
                     // prefix, so its slot never collects a list. Answered correctly all the same.
-                    (Some(query), Some(list @ (Val::List(_) | Val::Items(_) | Val::Rows(_)))) => {
+                    (Some(query), Some(list @ (Val::List(_) | Val::Items(_) | Val::Rows(_) | Val::Array(_)))) => {
                         match self.query_tail(query, &list.to_value(), text) {
                             Ok(Some(v)) => *state = FieldState::Present(Val::owned(v.into_value())),
                             Ok(None) => {}
@@ -301,6 +301,7 @@ fn present_borrowed<'a>(state: &mut FieldState<'a>, v: &'a Val<'a>) {
         Val::Items(items) => *state = FieldState::Present(Val::Items(items)),
         Val::Other(v) => *state = FieldState::Present(Val::Other(Cow::Borrowed(v))),
         Val::Rows(rows) => *state = FieldState::Present(Val::Rows(rows.clone())),
+        Val::Array(array) => *state = FieldState::Present(Val::Array(array.clone())),
     }
 }
 
@@ -414,7 +415,15 @@ pub(super) fn compile_field(
                 return None;
             }
             Ok(p) => {
-                let (slot, multi) = sink.add(&p.prefix);
+                let (slot, multi) = match (&mut *sink, &extras.items) {
+                    // The record's array is scanned item by item with the item fields' paths.
+                    (PathSink::Record(extractor), Some(set))
+                        if p.tail.is_none() && !p.prefix.iter().any(Segment::is_wildcard) =>
+                    {
+                        (extractor.add_items(&p.prefix, &set.paths), false)
+                    }
+                    _ => sink.add(&p.prefix),
+                };
                 FieldSource::Path { text: src.value.clone(), slot, multi, tail: p.tail }
             }
             Err(e) => {
@@ -594,6 +603,7 @@ impl Field {
     /// (`items[1].quantity`). Any error fails the whole field.
     fn map_items<'a>(&'a self, set: &'a FieldSet, array: &Val<'a>, errors: &mut Vec<FieldError>) -> FieldState<'a> {
         let items: Vec<Val<'a>> = match array {
+            Val::Array(scanned) => return self.map_rows(set, scanned.len, &scanned.slots, errors),
             Val::Other(Cow::Borrowed(Value::Array(items))) => items.iter().map(Val::borrowed).collect(),
             Val::Other(Cow::Owned(Value::Array(items))) => items.iter().map(|v| Val::owned(v.clone())).collect(),
             Val::Items(items) => items.iter().map(|i| i.as_val()).collect(),
@@ -606,18 +616,30 @@ impl Field {
                 );
             }
         };
-        let mut json = Vec::with_capacity(2 + 64 * items.len());
+        let slots: Vec<Option<Val<'a>>> =
+            items.iter().flat_map(|item| set.paths.iter().map(|p| lookup_in_item(item, p))).collect();
+        self.map_rows(set, items.len(), &slots, errors)
+    }
+
+    /// Maps `len` items whose slots (one per path of `set`) follow one another in `slots`.
+    fn map_rows<'a>(
+        &'a self,
+        set: &'a FieldSet,
+        len: usize,
+        slots: &[Option<Val<'a>>],
+        errors: &mut Vec<FieldError>,
+    ) -> FieldState<'a> {
+        let width = set.paths.len();
+        debug_assert_eq!(slots.len(), len * width);
+        let mut json = Vec::with_capacity(2 + 64 * len);
         json.push(b'[');
-        let mut rows = Vec::with_capacity(items.len());
+        let mut rows = Vec::with_capacity(len);
         let mut failed = false;
-        // One slot vector for every item: item fields copy their values out of it.
-        let mut slots: Vec<Option<Val<'a>>> = Vec::with_capacity(set.paths.len());
-        for (index, item) in items.iter().enumerate() {
-            slots.clear();
-            slots.extend(set.paths.iter().map(|p| lookup_in_item(item, p)));
+        for index in 0..len {
+            let slots = &slots[index * width..(index + 1) * width];
             let mut states: Vec<FieldState<'a>> = (0..set.fields.len()).map(|_| FieldState::Absent).collect();
             let before = errors.len();
-            set.evaluate(Slots::Item(&slots), &mut states, errors);
+            set.evaluate(Slots::Item(slots), &mut states, errors);
             if errors.len() > before {
                 failed = true;
                 for e in &mut errors[before..] {

@@ -533,3 +533,84 @@ fn comparisons_and_rules_that_can_never_hold_are_warned_about() {
     // `kind in ["A", "Z"]` can hold (A): no warning; and warnings never refuse a mapping.
     assert!(matches!(apply(&p, json!({"s": "x", "k": "A"})), Outcome::Mapped(_)));
 }
+
+mod items {
+    //! An `items:` array is scanned item by item with the item fields' own paths; these cases
+    //! pin that it reads what a parsed array would, in every form the array and its items take.
+    use super::*;
+
+    const LINES: &str = "fields:
+  - target: lines
+    source: $.order.lines
+    items:
+      - {target: sku, source: $.sku, type: string, required: true}
+      - {target: amount, source: $.price.amount, type: integer}
+      - {target: whole, source: $, type: any}
+";
+
+    fn mapped(plan: &Plan, input: &str) -> Value {
+        match plan.apply(input.as_bytes()) {
+            Outcome::Mapped(m) => serde_json::from_slice(&m.value).unwrap(),
+            other => panic!("expected {input} to map, got {:?}", other.errors()),
+        }
+    }
+
+    #[test]
+    fn item_values_are_found_at_every_depth_and_in_every_form() {
+        let p = plan(LINES);
+        let out = mapped(
+            &p,
+            r#"{"order": {"lines": [ {"sku": "a\"b", "price": {"amount": 7}, "x": [1, {"y": 2}]} , {"price": {"amount": -3}, "sku": "é"} ]}}"#,
+        );
+        assert_eq!(
+            out["lines"],
+            json!([
+                {"sku": "a\"b", "amount": 7, "whole": {"sku": "a\"b", "price": {"amount": 7}, "x": [1, {"y": 2}]}},
+                {"sku": "é", "amount": -3, "whole": {"price": {"amount": -3}, "sku": "é"}}
+            ])
+        );
+        assert_eq!(mapped(&p, r#"{"order": {"lines": []}}"#)["lines"], json!([]));
+    }
+
+    #[test]
+    fn items_that_are_not_objects_and_arrays_that_are_not_arrays() {
+        let p = plan(LINES);
+        let out = apply(&p, json!({"order": {"lines": [{"sku": "a"}, 5]}}));
+        assert_eq!(rules_of(&out), vec![(Some("lines[1].sku"), "required")]);
+        let out = apply(&p, json!({"order": {"lines": {"sku": "a"}}}));
+        assert_eq!(rules_of(&out), vec![(Some("lines"), "type")]);
+        assert!(out.errors()[0].message.contains("maps an array, found"), "{:?}", out.errors());
+        // null is absent, as for any field.
+        let out = apply(&p, json!({"order": {"lines": null}}));
+        assert!(matches!(out, Outcome::Mapped(_)), "{:?}", out.errors());
+    }
+
+    #[test]
+    fn a_key_an_item_field_reads_may_not_repeat_in_an_item() {
+        let p = plan(LINES);
+        let Outcome::Failed(f) = p.apply(br#"{"order": {"lines": [{"sku": "a", "sku": "b"}]}}"#) else {
+            panic!("a repeated key that is read is refused")
+        };
+        assert_eq!(f.errors[0].rule, "json");
+        assert!(f.errors[0].message.contains("duplicate key \"sku\""), "{}", f.errors[0].message);
+        // Broken JSON inside the array is refused where it is.
+        let Outcome::Failed(f) = p.apply(br#"{"order": {"lines": [{"sku": "a"} {"sku": "b"}]}}"#) else {
+            panic!("a missing comma is refused")
+        };
+        assert!(f.errors[0].message.contains("column 35"), "{}", f.errors[0].message);
+    }
+
+    #[test]
+    fn the_same_array_read_by_other_fields_too() {
+        let p = plan(&format!(
+            "{LINES}  - {{target: raw, source: $.order.lines, type: array}}\n  - {{target: first_sku, source: '$.order.lines[0].sku', type: string}}\n  - {{target: order, source: $.order, type: object}}\n  - target: again\n    source: $.order.lines\n    items:\n      - {{target: s, source: $.sku, type: string}}\n"
+        ));
+        let input = json!({"order": {"lines": [{"sku": "a", "price": {"amount": 1}}, {"sku": "b"}]}});
+        let out = mapped(&p, &input.to_string());
+        assert_eq!(out["raw"], input["order"]["lines"]);
+        assert_eq!(out["first_sku"], json!("a"));
+        assert_eq!(out["order"], input["order"]);
+        assert_eq!(out["lines"][1], json!({"sku": "b", "whole": {"sku": "b"}}));
+        assert_eq!(out["again"], json!([{"s": "a"}, {"s": "b"}]));
+    }
+}

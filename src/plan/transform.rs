@@ -522,7 +522,9 @@ impl Transform {
                         )));
                     }
                 },
-                Val::Other(_) | Val::List(_) | Val::Items(_) | Val::Rows(_) => return Err(wrong_type(value)),
+                Val::Other(_) | Val::List(_) | Val::Items(_) | Val::Rows(_) | Val::Array(_) => {
+                    return Err(wrong_type(value));
+                }
             },
             Transform::ToNumber => match &*value {
                 Val::Other(v) if v.is_number() => return Ok(()),
@@ -540,11 +542,13 @@ impl Transform {
                         }
                     }
                 }
-                Val::Other(_) | Val::List(_) | Val::Items(_) | Val::Rows(_) => return Err(wrong_type(value)),
+                Val::Other(_) | Val::List(_) | Val::Items(_) | Val::Rows(_) | Val::Array(_) => {
+                    return Err(wrong_type(value));
+                }
             },
             Transform::ToString => match &*value {
                 Val::Raw(_) | Val::Str(_) => return Ok(()),
-                Val::List(_) | Val::Items(_) | Val::Rows(_) => Val::text(value.to_value().to_string()),
+                Val::List(_) | Val::Items(_) | Val::Rows(_) | Val::Array(_) => Val::text(value.to_value().to_string()),
                 Val::Other(v) => match v.as_ref() {
                     // Integers (ids, codes) are the usual case: `itoa` writes them without the
                     // formatting machinery and its buffer regrowth.

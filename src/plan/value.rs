@@ -6,6 +6,7 @@
 //! text) hand the borrow on. A typical record is mapped with few allocations besides its output.
 
 use std::borrow::Cow;
+use std::rc::Rc;
 
 use serde_json::Value;
 
@@ -27,6 +28,27 @@ pub enum Val<'a> {
     /// The objects an `items:` field mapped from an array: their output already written, their
     /// fields kept for the expressions that read them (`items.map(i, i.total_cents)`).
     Rows(Box<Rows<'a>>),
+    /// The array an `items:` field reads, as the extractor scanned it: each item's values found
+    /// by the item fields' own paths, no `Value` tree built. Only its `items:` field sees it (it
+    /// has a slot of its own), and turns it into [`Val::Rows`].
+    /// Shared, not boxed: the field's state borrows it from the slot without copying the items.
+    Array(Rc<ScannedArray<'a>>),
+}
+
+/// An array scanned item by item: its JSON text, and the item fields' slots of every item, one
+/// item after the other.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScannedArray<'a> {
+    pub text: &'a str,
+    pub len: usize,
+    pub slots: Vec<Option<Val<'a>>>,
+}
+
+impl<'a> ScannedArray<'a> {
+    fn to_value(&self) -> Value {
+        // The scanner checked the text as JSON; a number `serde_json` cannot hold becomes null.
+        serde_json::from_str(self.text).unwrap_or(Value::Null)
+    }
 }
 
 /// A field's value during one record's evaluation.
@@ -70,6 +92,7 @@ impl Val<'_> {
             Val::Items(items) => Val::Items(items),
             Val::Other(v) => Val::Other(v.clone()),
             Val::Rows(rows) => Val::Rows(rows.clone()),
+            Val::Array(array) => Val::Array(array.clone()),
         }
     }
 }
@@ -102,6 +125,7 @@ impl<'a> Val<'a> {
             Val::Items(items) => Val::Items(items),
             Val::Other(v) => Val::Other(Cow::Borrowed(v)),
             Val::Rows(rows) => Val::Rows(rows.clone()),
+            Val::Array(array) => Val::Array(array.clone()),
         }
     }
 
@@ -118,14 +142,14 @@ impl<'a> Val<'a> {
         match self {
             Val::Raw(s) => Some(s),
             Val::Str(s) => Some(s),
-            Val::List(_) | Val::Items(_) | Val::Other(_) | Val::Rows(_) => None,
+            Val::List(_) | Val::Items(_) | Val::Other(_) | Val::Rows(_) | Val::Array(_) => None,
         }
     }
 
     /// The JSON value, if this is neither a string nor a list of matches.
     pub fn json(&self) -> Option<&Value> {
         match self {
-            Val::Raw(_) | Val::Str(_) | Val::List(_) | Val::Items(_) | Val::Rows(_) => None,
+            Val::Raw(_) | Val::Str(_) | Val::List(_) | Val::Items(_) | Val::Rows(_) | Val::Array(_) => None,
             Val::Other(v) => Some(v),
         }
     }
@@ -142,6 +166,7 @@ impl<'a> Val<'a> {
             Val::Items(items) => Value::Array(items.iter().map(Item::to_value).collect()),
             Val::Other(v) => v.as_ref().clone(),
             Val::Rows(rows) => serde_json::from_slice(&rows.json).expect("rows are written as valid JSON"),
+            Val::Array(array) => array.to_value(),
         }
     }
 
@@ -153,6 +178,7 @@ impl<'a> Val<'a> {
             Val::Items(items) => Value::Array(items.iter().map(Item::to_value).collect()),
             Val::Other(v) => v.into_owned(),
             Val::Rows(rows) => serde_json::from_slice(&rows.json).expect("rows are written as valid JSON"),
+            Val::Array(array) => array.to_value(),
         }
     }
 
@@ -162,6 +188,7 @@ impl<'a> Val<'a> {
             Val::List(items) => Some(items.len()),
             Val::Items(items) => Some(items.len()),
             Val::Rows(rows) => Some(rows.rows.len()),
+            Val::Array(array) => Some(array.len),
             Val::Other(v) => v.as_array().map(Vec::len),
             Val::Raw(_) | Val::Str(_) => None,
         }
@@ -171,7 +198,7 @@ impl<'a> Val<'a> {
     pub fn kind_name(&self) -> &'static str {
         match self {
             Val::Raw(_) | Val::Str(_) => "a string",
-            Val::List(_) | Val::Items(_) | Val::Rows(_) => "an array",
+            Val::List(_) | Val::Items(_) | Val::Rows(_) | Val::Array(_) => "an array",
             Val::Other(v) => json_kind(v),
         }
     }
@@ -181,7 +208,9 @@ impl<'a> Val<'a> {
         match (self.as_str(), other) {
             (Some(s), Value::String(o)) => s == o,
             (Some(_), _) => false,
-            (None, o) if self.items().is_some() || matches!(self, Val::Rows(_)) => json_equal(&self.to_value(), o),
+            (None, o) if self.items().is_some() || matches!(self, Val::Rows(_) | Val::Array(_)) => {
+                json_equal(&self.to_value(), o)
+            }
             (None, o) => self.json().is_some_and(|v| json_equal(v, o)),
         }
     }
@@ -197,6 +226,9 @@ impl<'a> Val<'a> {
             Val::List(items) => write_items(out, items),
             Val::Items(items) => write_items(out, items),
             Val::Rows(rows) => out.extend_from_slice(&rows.json),
+            Val::Array(array) => {
+                serde_json::to_writer(&mut *out, &array.to_value()).expect("serialising into memory cannot fail")
+            }
             // Integers are most of the non-string outputs; `itoa` writes them without the
             // serializer's dispatch (the digits are the same).
             Val::Other(v) => match v.as_ref() {

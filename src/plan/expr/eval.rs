@@ -67,6 +67,8 @@ impl<'s> EVal<'s> {
             Val::List(items) => EVal::List(items.iter().map(EVal::from_item).collect()),
             Val::Items(items) => EVal::List(items.iter().map(EVal::from_item).collect()),
             Val::Rows(rows) => EVal::Rows(&rows.rows),
+            // Only in the slot of the `items:` field that maps it, which no expression reads.
+            Val::Array(_) => EVal::Null,
         }
     }
 
