@@ -10,12 +10,19 @@
 //!   `tests/fixtures/payments.jsonl`.
 //! - `payments/compile_with_tests`: loading that mapping and running its embedded tests, as
 //!   `validate-mapping` and every cold start do.
+//!
+//! With the binary's allocator (mimalloc), so the figures are the binary's. `plan_ratio` keeps the
+//! system allocator: its ratio is against a `serde_json` round trip, measured the same way since
+//! the first figure.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lambda_stream::plan::{self, Outcome};
 use serde_json::Value;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn reference_record() -> Vec<u8> {
     let pretty = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/order.json")).unwrap();

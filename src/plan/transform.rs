@@ -569,7 +569,7 @@ impl Transform {
             }
             Transform::Sha256 => {
                 use sha2::Digest;
-                Val::text(hex::encode(sha2::Sha256::digest(text.as_bytes())))
+                Val::text(crate::plan::expr::hex(&sha2::Sha256::digest(text.as_bytes())))
             }
             Transform::Mask { keep_first, keep_last, with } => Val::text(mask(text, *keep_first, *keep_last, *with)),
             Transform::ParseDatetime { format, zone } => match dates::parse_datetime(text, format, *zone) {

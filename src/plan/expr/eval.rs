@@ -795,8 +795,16 @@ fn str_arg<'s>(v: &EVal<'s>, what: &str) -> Result<Cow<'s, str>, EvalError> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    hex::encode(bytes)
+/// Lower-case hexadecimal, written straight into a sized string (`hex::encode` collects an
+/// iterator of characters, which cost as much as the SHA-256 it printed).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
+    }
+    String::from_utf8(out).expect("hexadecimal digits are ASCII")
 }
 
 /// Runs a function; a `null` argument gives `null`, except where the function is about nulls.
