@@ -553,16 +553,36 @@ impl<'a> Scanner<'a> {
     fn value(&mut self, node: &TrieNode, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {
         self.skip_ws();
         if let Some(items) = &node.items {
-            let start = self.pos;
-            self.items(items, sink, depth)?;
-            let others =
-                node.materialize || !node.keys.is_empty() || !node.indexes.is_empty() || node.wildcard.is_some();
-            if !others {
-                return Ok(());
-            }
-            // Other fields read this value too: scan it again for them.
-            self.pos = start;
+            return self.items_and_value(node, items, sink, depth);
         }
+        self.value_here(node, sink, depth)
+    }
+
+    /// An `items:` array, and then, when other fields read it too, the value for them. Out of
+    /// line, so that [`value`](Self::value), the scan's recursion, stays small enough for the
+    /// compiler to inline the key lookup into it.
+    #[inline(never)]
+    fn items_and_value(
+        &mut self,
+        node: &TrieNode,
+        items: &ItemsCapture,
+        sink: &mut Sink<'_, 'a>,
+        depth: usize,
+    ) -> Scan {
+        let start = self.pos;
+        self.items(items, sink, depth)?;
+        let others = node.materialize || !node.keys.is_empty() || !node.indexes.is_empty() || node.wildcard.is_some();
+        if !others {
+            return Ok(());
+        }
+        // Other fields read this value too: scan it again for them.
+        self.pos = start;
+        self.value_here(node, sink, depth)
+    }
+
+    /// A value at a trie node, whitespace skipped, the node's `items` already served.
+    #[inline(always)]
+    fn value_here(&mut self, node: &TrieNode, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {
         if node.materialize {
             let start = self.pos;
             // Strings are the common capture; their scan already says whether they had escapes.
@@ -881,6 +901,7 @@ impl<'a> Scanner<'a> {
 
     /// Turns the (already validated) text from `start` to the cursor into a `Value`, with fast paths
     /// for the common leaves.
+    #[inline(always)]
     fn parse_captured(&mut self, start: usize) -> Scan<Val<'a>> {
         let raw = self.scanned_text(start, self.pos);
         let bytes = raw.as_bytes();
