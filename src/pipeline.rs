@@ -42,7 +42,7 @@ pub struct BatchReport {
 
 /// Each thread gets at least this many records; a smaller batch is mapped on the calling thread
 /// (threads cost more than they save).
-const PARALLEL_THRESHOLD: usize = 256;
+pub const PARALLEL_THRESHOLD: usize = 256;
 
 /// Splits `items` into contiguous chunks, one per thread (at most `threads`, each of at least
 /// [`PARALLEL_THRESHOLD`] items), runs `work(first_index, chunk)` on each, and returns the results

@@ -2,7 +2,7 @@
 //!
 //! - [`validate`] — `validate-mapping` and `validate-config`: every problem as `FILE:LINE:COL`.
 //! - [`process`] — the local dry run on JSON lines or a saved Lambda event.
-//! - [`run`] — `lambda-stream run`, the consumer-group worker, and its watchdog.
+//! - [`run`](mod@run) — `lambda-stream run`, the consumer-group worker, and its watchdog.
 //!
 //! Exit codes follow compiler conventions: 0 success, 1 the input has problems (an invalid mapping,
 //! a failing embedded test), 2 usage errors and unreadable files.

@@ -7,35 +7,35 @@ use std::process::ExitCode;
 use super::error::CliError;
 use crate::plan;
 
-/// `lambda-stream run`'s flags; each overrides the environment variable in brackets, which
+/// `lambda-stream run`'s flags; each overrides the environment variable named after `env`, which
 /// overrides `environments.yaml` (used when `--env` or LAMBDA_ENV names an entry).
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The mapping file [MAPPING_FILE].
+    /// The mapping file (env MAPPING_FILE).
     #[arg(long)]
     pub mapping: Option<PathBuf>,
-    /// Bootstrap servers [MSK_SERVERS].
+    /// Bootstrap servers (env MSK_SERVERS).
     #[arg(long)]
     pub brokers: Option<String>,
-    /// Topics to consume, comma-separated [SOURCE_TOPICS].
+    /// Topics to consume, comma-separated (env SOURCE_TOPICS).
     #[arg(long)]
     pub topics: Option<String>,
-    /// Consumer group id [CONSUMER_GROUP].
+    /// Consumer group id (env CONSUMER_GROUP).
     #[arg(long)]
     pub group: Option<String>,
-    /// Destination for mapped records [TOPIC_OK].
+    /// Destination for mapped records (env TOPIC_OK).
     #[arg(long)]
     pub topic_ok: Option<String>,
-    /// Destination for failed records [TOPIC_FAIL].
+    /// Destination for failed records (env TOPIC_FAIL).
     #[arg(long)]
     pub topic_fail: Option<String>,
-    /// Environment (account) in environments.yaml [LAMBDA_ENV].
+    /// Environment (account) in environments.yaml (env LAMBDA_ENV).
     #[arg(long)]
     pub env: Option<String>,
-    /// Stage under the environment [LAMBDA_STAGE].
+    /// Stage under the environment (env LAMBDA_STAGE).
     #[arg(long)]
     pub stage: Option<String>,
-    /// The environments file [ENVIRONMENTS_FILE] (default ./environments.yaml).
+    /// The environments file (env ENVIRONMENTS_FILE) (default ./environments.yaml).
     #[arg(long)]
     pub environments: Option<PathBuf>,
     /// Outputs and offsets commit atomically in one transaction per batch.
@@ -45,10 +45,10 @@ pub struct RunArgs {
     /// restarted instance its old id so it fences the dead one at once.
     #[arg(long, requires = "exactly_once")]
     pub transactional_id: Option<String>,
-    /// Threads that map a batch [WORKER_CONCURRENCY] (default: all cores).
+    /// Threads that map a batch (env WORKER_CONCURRENCY) (default: all cores).
     #[arg(long)]
     pub concurrency: Option<usize>,
-    /// Largest batch [WORKER_MAX_BATCH].
+    /// Largest batch (env WORKER_MAX_BATCH).
     #[arg(long)]
     pub max_batch: Option<usize>,
     /// Wait this long for a batch to fill once it has a record.

@@ -358,6 +358,13 @@ mod expressions {
     }
 
     #[test]
+    fn negating_the_smallest_integer_is_an_overflow_not_a_wrap() {
+        let e = value_of("--9223372036854775808", json!({})).unwrap_err();
+        assert!(e.contains("overflows"), "{e}");
+        assert_eq!(value_of("-(-9223372036854775807)", json!({})), Ok(Some(json!(9223372036854775807_i64))));
+    }
+
+    #[test]
     fn absent_inputs_give_null_and_leave_the_field_out() {
         assert_eq!(value_of("a + 1", json!({})), Ok(None));
         assert_eq!(value_of("a + 1", json!({"a": 1})), Ok(Some(json!(2))));

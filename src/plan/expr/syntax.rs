@@ -449,7 +449,8 @@ impl Parser {
         // `-5` is a literal, so `-9223372036854775808` fits.
         if op == UnaryOp::Neg {
             match operand.kind {
-                AstKind::Int(n) => return Ok(Ast { at, kind: AstKind::Int(-n) }),
+                // `--9223372036854775808` has no literal: it stays a negation, an overflow when run.
+                AstKind::Int(n) if n != i64::MIN => return Ok(Ast { at, kind: AstKind::Int(-n) }),
                 AstKind::Double(d) => return Ok(Ast { at, kind: AstKind::Double(-d) }),
                 _ => {}
             }
@@ -644,6 +645,9 @@ mod tests {
         assert_eq!(shape("$.a.b[2]['c d']"), "$.a.b[2]['c d']");
         assert_eq!(shape("$.tags.size()"), "$.tags.size()");
         assert_eq!(shape("-9223372036854775808"), "-9223372036854775808");
+        // Its negation has no literal: it stays a negation (an overflow error when it runs).
+        assert_eq!(shape("--9223372036854775808"), "--9223372036854775808");
+        assert_eq!(shape("--5"), "5");
     }
 
     #[test]
