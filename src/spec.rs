@@ -459,7 +459,11 @@ mod tests {
     fn duplicate_yaml_keys_are_refused() {
         let (_, diags) = parse("version: 1\nname: x\nname: y\nfields: []\n");
         assert_eq!(diags.len(), 1, "{diags:?}");
-        assert!(diags[0].message.contains("duplicated key"), "{}", diags[0].message);
+        assert_eq!(
+            diags[0].message,
+            "`name` is given twice in the same block (first on line 2); a block takes each key once: keep one"
+        );
+        assert_eq!((diags[0].pos.line, diags[0].pos.col), (3, 1));
     }
 
     #[test]

@@ -80,10 +80,7 @@ pub fn load_yaml(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
         Ok(docs) => docs,
         Err(e) => {
             let m = e.marker();
-            diags.push(Diagnostic::new(
-                Pos::new(m.line() as u32, m.col() as u32 + 1),
-                format!("invalid YAML: {}", e.info()),
-            ));
+            diags.push(explain_yaml_error(text, e.info(), Pos::new(m.line() as u32, m.col() as u32 + 1)));
             return None;
         }
     };
@@ -253,5 +250,204 @@ impl<'a> Fields<'a> {
     /// The entries, in file order.
     pub fn entries(&self) -> &'a [(Spanned<String>, Node)] {
         self.entries
+    }
+}
+
+/// A YAML parser error in the terms of a mapping file, at the place to fix: the parser's own
+/// words name its state ("while scanning a plain scalar"), and some point past the mistake.
+fn explain_yaml_error(text: &str, info: &str, at: Pos) -> Diagnostic {
+    let line_text = |line: u32| text.lines().nth(line.saturating_sub(1) as usize).unwrap_or_default();
+    let tab_here = line_text(at.line).chars().nth(at.col.saturating_sub(1) as usize) == Some('\t');
+    if info.contains("found a tab") || (tab_here && info.contains("cannot start any token")) {
+        // The tab itself, which the parser may report on an earlier line.
+        let from: usize = text.lines().take(at.line.saturating_sub(1) as usize).map(|l| l.len() + 1).sum();
+        if let Some(offset) = text.get(from..).and_then(|rest| rest.find('\t')) {
+            let before = &text[..from + offset];
+            let line = before.matches('\n').count() as u32 + 1;
+            let col = before.rsplit('\n').next().unwrap_or_default().chars().count() as u32 + 1;
+            return Diagnostic::new(
+                Pos::new(line, col),
+                "a tab character: YAML indents with spaces only; replace the tab with spaces",
+            );
+        }
+    }
+    if info.contains("duplicated key") {
+        let here = line_text(at.line);
+        let key = key_at(here, at.col);
+        if let Some(key) = key {
+            let first = first_occurrence(text, at.line, key);
+            let said = match first {
+                Some(line) => format!(" (first on line {line})"),
+                None => String::new(),
+            };
+            return Diagnostic::new(
+                at,
+                format!("`{key}` is given twice in the same block{said}; a block takes each key once: keep one"),
+            );
+        }
+    }
+    if info.contains("unknown escape character") {
+        let here = line_text(at.line);
+        let start = here.char_indices().nth(at.col.saturating_sub(1) as usize).map(|(i, _)| i).unwrap_or(0);
+        if let Some(quoted) = here[start..].strip_prefix('"').and_then(|rest| rest.split('"').next()) {
+            let suggestion = format!("'{}'", quoted.replace('\'', "''"));
+            return Diagnostic::new(
+                at,
+                format!(
+                    "in double quotes YAML reads `\\` as the start of an escape, and `{}` is not one; write a pattern in single quotes, where backslashes stay as written: {suggestion}",
+                    unknown_escape(quoted).unwrap_or("\\")
+                ),
+            );
+        }
+    }
+    if info.contains("did not find expected") || info.contains("mapping values are not allowed") {
+        if let Some(d) = unquoted_flow_value(line_text(at.line), at.line) {
+            return d;
+        }
+        if let Some(d) = misaligned_key(text, at.line) {
+            return d;
+        }
+    }
+    Diagnostic::new(at, format!("invalid YAML: {info}"))
+}
+
+/// `pattern: [A-Z]{2}` — a value starting with `[` or `{`, which YAML reads as a list or a
+/// mapping, and the rest of the line then makes no sense to it.
+fn unquoted_flow_value(line: &str, number: u32) -> Option<Diagnostic> {
+    let (key_part, rest) = line.split_once(": ")?;
+    let value = rest.trim();
+    let opener = value.chars().next().filter(|c| matches!(c, '[' | '{'))?;
+    // Only when text follows the closed list or mapping (`[A-Z]{2}`): an unclosed `[a, b` is a
+    // list with a missing bracket, and the parser's words fit it.
+    let mut depth = 0usize;
+    let close = value.char_indices().find_map(|(i, c)| {
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        (depth == 0).then_some(i)
+    })?;
+    let after = value[close + 1..].trim();
+    if after.is_empty() || after.starts_with('#') {
+        return None;
+    }
+    let key = key_part.trim().trim_start_matches("- ").trim();
+    let col = key_part.chars().count() + 2 + (rest.chars().count() - rest.trim_start().chars().count()) + 1;
+    let read_as = if opener == '[' { "a list" } else { "a mapping" };
+    Some(Diagnostic::new(
+        Pos::new(number, col as u32),
+        format!(
+            "the value of `{key}` starts with `{opener}`, which YAML reads as {read_as}; quote it to mean text: '{}'",
+            value.replace('\'', "''")
+        ),
+    ))
+}
+
+/// A key indented differently from the key above it in the same block.
+fn misaligned_key(text: &str, number: u32) -> Option<Diagnostic> {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = *lines.get(number.checked_sub(1)? as usize)?;
+    let key = here.trim_start().split(':').next()?.trim();
+    if key.is_empty() || !here.contains(':') || here.trim_start().starts_with('-') {
+        return None;
+    }
+    let indent = here.len() - here.trim_start().len();
+    let above =
+        lines[..number as usize - 1].iter().rev().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    let (mut above_indent, mut above_body) = (above.len() - above.trim_start().len(), above.trim_start());
+    if let Some(after) = above_body.strip_prefix("- ") {
+        above_indent += 2;
+        above_body = after;
+    }
+    let above_key = above_body.split(':').next()?.trim();
+    if above_indent == indent || above_key.is_empty() {
+        return None;
+    }
+    Some(Diagnostic::new(
+        Pos::new(number, indent as u32 + 1),
+        format!(
+            "`{key}` is indented {indent} spaces, but `{above_key}` on the line above is at {above_indent}: the keys of one block line up"
+        ),
+    ))
+}
+
+/// The key (`name:`, or `- name:`) starting at 1-based column `col` of `line`.
+fn key_at(line: &str, col: u32) -> Option<&str> {
+    let start = line.char_indices().nth(col.saturating_sub(1) as usize).map(|(i, _)| i)?;
+    let rest = line[start..].trim_start_matches("- ");
+    let key = rest.split(':').next()?.trim();
+    (!key.is_empty() && rest.contains(':')).then_some(key)
+}
+
+/// The line before `line` where the same block first gives `key`: walking up at the same
+/// indentation until the block starts.
+fn first_occurrence(text: &str, line: u32, key: &str) -> Option<u32> {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line.checked_sub(1)? as usize)?;
+    let indent = here.len() - here.trim_start().len();
+    for n in (0..line.saturating_sub(1) as usize).rev() {
+        let l = lines[n];
+        if l.trim().is_empty() || l.trim_start().starts_with('#') {
+            continue;
+        }
+        let i = l.len() - l.trim_start().len();
+        let body = l.trim_start();
+        // `- key:` opens the block at the list item's indentation plus two.
+        let (i, body) = match body.strip_prefix("- ") {
+            Some(after) => (i + 2, after),
+            None => (i, body),
+        };
+        if i == indent && body.split(':').next().map(str::trim) == Some(key) {
+            return Some(n as u32 + 1);
+        }
+        if i < indent {
+            return None;
+        }
+    }
+    None
+}
+
+/// The first `\x` in double-quoted text that YAML has no escape for.
+fn unknown_escape(quoted: &str) -> Option<&str> {
+    const KNOWN: &str = "0abtnvfre \"/\\N_LPxuU\t";
+    let mut chars = quoted.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c == '\\' {
+            let (j, next) = chars.next()?;
+            if !KNOWN.contains(next) {
+                return quoted.get(i..j + next.len_utf8());
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod explain_tests {
+    use super::*;
+
+    fn first_error(text: &str) -> String {
+        let mut diags = Vec::new();
+        assert!(load_yaml(text, &mut diags).is_none(), "expected {text:?} to be refused");
+        format!("{}: {}", diags[0].pos, diags[0].message)
+    }
+
+    #[test]
+    fn an_unclosed_list_keeps_the_parsers_words() {
+        let e = first_error("a:\n  values: [x, y\n  b: 1\n");
+        assert!(e.contains("invalid YAML"), "{e}");
+    }
+
+    #[test]
+    fn a_stray_character_is_not_blamed_on_a_later_tab() {
+        let e = first_error("a: 1\nb: `x`\nc:\td\n");
+        assert!(!e.contains("tab"), "{e}");
+    }
+
+    #[test]
+    fn a_key_repeated_on_a_list_items_first_line_is_found() {
+        let e = first_error("fields:\n  - target: a\n    target: b\n");
+        assert!(e.starts_with("3:5: `target` is given twice in the same block (first on line 2)"), "{e}");
     }
 }

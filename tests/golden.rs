@@ -77,3 +77,18 @@ fn failing_embedded_tests() {
 fn empty_tagged_value_is_located_at_its_key() {
     check("fuzz-30fb4ca0-empty-tagged-value");
 }
+
+#[test]
+fn yaml_mistakes_in_mapping_terms() {
+    // Each stops the YAML parser, so each has its own file.
+    check("yaml-tab");
+    check("yaml-duplicate-key");
+    check("yaml-double-quoted-regex");
+    check("yaml-unquoted-regex");
+    check("yaml-indentation");
+}
+
+#[test]
+fn jsonpath_mistakes_say_how_to_write_the_path() {
+    check("jsonpath-mistakes");
+}

@@ -51,10 +51,10 @@ pub fn parse_source(text: &str) -> Result<SourcePath, PathError> {
         });
     }
     if let Err(e) = JsonPath::parse(text) {
-        return Err(PathError {
+        return Err(common_mistake(text).unwrap_or_else(|| PathError {
             offset: text[..e.position().min(text.len())].chars().count(),
             message: e.message().to_string(),
-        });
+        }));
     }
     let (segments, rest) = plain_prefix(text);
     let mut prefix: Vec<Segment> = segments.iter().map(|(s, _)| s.clone()).collect();
@@ -72,6 +72,50 @@ pub fn parse_source(text: &str) -> Result<SourcePath, PathError> {
         if rest.contains('$') { (Vec::new(), text.to_string()) } else { (prefix, format!("${rest}")) };
     let tail = JsonPath::parse(&tail_text).map_err(|e| PathError { offset: 0, message: e.message().to_string() })?;
     Ok(SourcePath { prefix, tail: Some(tail) })
+}
+
+/// What is wrong with a path the JSONPath parser refused, and how to write it, for the mistakes
+/// people make most (the parser itself only says where it stopped).
+fn common_mistake(text: &str) -> Option<PathError> {
+    let chars = |bytes: usize| text[..bytes].chars().count();
+    // `$transaction.status`
+    if text[1..].starts_with(|c: char| c.is_alphanumeric() || c == '_') {
+        return Some(PathError { offset: 1, message: format!("after `$`, a name needs a dot: `$.{}`", &text[1..]) });
+    }
+    // `= 1` in a filter, meant as `==`
+    if let Some(filter) = text.find("[?") {
+        let bytes = text.as_bytes();
+        for (i, _) in text.match_indices('=').filter(|(i, _)| *i > filter) {
+            let before = bytes[i - 1];
+            let after = bytes.get(i + 1).copied();
+            if !matches!(before, b'=' | b'!' | b'<' | b'>') && after != Some(b'=') {
+                let fixed = format!("{}=={}", &text[..i], &text[i + 1..]);
+                return Some(PathError {
+                    offset: chars(i),
+                    message: format!("a filter compares with `==`, not `=`: `{fixed}`"),
+                });
+            }
+        }
+    }
+    // `$.a.sales-channel`: a name with characters the dotted form does not take
+    let mut at = 0;
+    while let Some(dot) = text[at..].find('.') {
+        let start = at + dot + 1;
+        let name: &str = text[start..].split(['.', '[']).next().unwrap_or_default();
+        let plain = |c: char| c.is_alphanumeric() || c == '_' || !c.is_ascii();
+        if !name.is_empty() && !name.chars().all(plain) && !text[..start].contains("[?") {
+            let fixed =
+                format!("{}['{}']{}", &text[..start - 1], name.replace('\'', "\\'"), &text[start + name.len()..]);
+            return Some(PathError {
+                offset: chars(start),
+                message: format!(
+                    "`{name}` has characters a dotted name does not take; write it in brackets and quotes: `{fixed}`"
+                ),
+            });
+        }
+        at = start;
+    }
+    None
 }
 
 /// The longest run of plain segments after `$` (each with its byte offset), and the text after it.
