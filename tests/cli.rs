@@ -86,7 +86,12 @@ fn dry_run_routes_every_line_in_order() {
     assert!(!stdout(&out).contains("123.456.789-00"), "sensitive values never appear in errors");
     assert_eq!(lines[4]["stage"], "decode");
     assert_eq!(lines[4]["errors"][0]["field"], Value::Null);
-    assert!(stderr(&out).contains("7 records: 3 ok, 4 failed, 0 dropped; 1 blank line(s) skipped"), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("7 records: 3 ok, 4 failed, 0 skipped (dropped by the mapping); 1 blank line ignored; in "),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -208,6 +213,17 @@ fn event_options_are_checked() {
     assert_eq!(out.status.code(), Some(2), "--brokers needs both topics");
     let out = lambda_stream(&["process", "--mapping", "mappings/orders-to-billing.yaml"]);
     assert_eq!(out.status.code(), Some(2), "--input or --event is required");
+    assert!(stderr(&out).contains("--input <INPUT>|--event <EVENT>"), "names both: {}", stderr(&out));
+    let out = lambda_stream(&[
+        "process",
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--input",
+        "tests/fixtures/orders.jsonl",
+        "--event",
+        "x.json",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "one source of records at a time");
     let bad = TempFile::new("e.json", b"{\"not\": \"an event\"}");
     let out = lambda_stream(&["process", "--mapping", "mappings/orders-to-billing.yaml", "--event", bad.arg()]);
     assert_ne!(out.status.code(), Some(0));

@@ -45,7 +45,7 @@ fn every_payment_ends_in_one_place_with_the_right_values() {
         ["ok", "ok", "skip", "fail", "fail", "ok", "fail", "fail", "fail", "ok", "fail", "fail"],
         "one line per record, in order"
     );
-    assert!(summary.contains("12 records: 4 ok, 7 failed, 1 dropped"), "{summary}");
+    assert!(summary.contains("12 records: 4 ok, 7 failed, 1 skipped (dropped by the mapping)"), "{summary}");
     assert_eq!(lines[2]["reason"], "dropped");
 
     let first = &lines[0]["value"];

@@ -50,15 +50,16 @@ pub enum Command {
     },
     /// Run a mapping locally: on JSON lines (dry run), or on a saved Lambda Kafka event through the
     /// same handler code as the function (dry run, or produced to a real cluster with --brokers).
+    #[command(group = clap::ArgGroup::new("records").required(true).multiple(false))]
     Process {
         /// The mapping file.
         #[arg(long)]
         mapping: PathBuf,
         /// JSON lines, one record value per line; `-` reads standard input.
-        #[arg(long, conflicts_with = "event", required_unless_present = "event")]
+        #[arg(long, group = "records")]
         input: Option<PathBuf>,
         /// A Lambda Kafka event (MSK or self-managed), as the function receives it.
-        #[arg(long)]
+        #[arg(long, group = "records")]
         event: Option<PathBuf>,
         /// Produce to this Kafka cluster instead of printing (with --event).
         #[arg(long, requires_all = ["event", "topic_ok", "topic_fail"])]

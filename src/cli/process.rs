@@ -31,17 +31,34 @@ pub fn process(mapping: &Path, input: &Path) -> Result<(), CliError> {
     out.flush()?;
     let secs = started.elapsed().as_secs_f64();
     let rate = if secs > 0.0 { tally.records as f64 / secs } else { 0.0 };
+    // ok + failed + skipped = records; blank lines are not records.
+    let blank = match tally.skipped {
+        0 => String::new(),
+        1 => "; 1 blank line ignored".into(),
+        n => format!("; {n} blank lines ignored"),
+    };
     eprintln!(
-        "{} records: {} ok, {} failed, {} dropped; {} blank line(s) skipped; in {:.1} ms ({:.0} records/s)",
+        "{} records: {} ok, {} failed, {} skipped (dropped by the mapping){blank}; in {} ({:.0} records/s)",
         tally.records,
         tally.ok,
         tally.failed,
         tally.dropped,
-        tally.skipped,
-        secs * 1000.0,
+        duration_text(secs),
         rate
     );
     Ok(())
+}
+
+/// A duration as a person reads it: `0.42 ms`, `12.3 ms`, `4.20 s`.
+pub fn duration_text(secs: f64) -> String {
+    let ms = secs * 1000.0;
+    if ms < 1.0 {
+        format!("{ms:.2} ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{secs:.2} s")
+    }
 }
 
 fn read_input(input: &Path) -> Result<Vec<u8>, CliError> {
@@ -161,6 +178,7 @@ pub fn process_event(
         None => {
             let function =
                 Function { pipeline, sink: MemorySink::default(), partial_batch: false, delivery_margin: margin };
+            let started = Instant::now();
             let report = runtime.block_on(function.run_event(payload, deadline))?;
             let mut out = io::BufWriter::new(io::stdout().lock());
             for routed in &report.routed {
@@ -169,14 +187,14 @@ pub fn process_event(
             out.flush()?;
             let s = &report.summary;
             eprintln!(
-                "{} records: {} ok, {} failed, {} skipped ({} dropped by the mapping, {} tombstones) in {} ms",
+                "{} records: {} ok, {} failed, {} skipped ({} dropped by the mapping, {} tombstones); in {}",
                 s.received,
                 s.ok,
                 s.failed,
                 s.skipped,
                 s.dropped,
                 s.skipped - s.dropped,
-                s.duration_ms
+                duration_text(started.elapsed().as_secs_f64())
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -187,7 +205,7 @@ pub fn process_event(
             let response = runtime.block_on(function.handle(payload, deadline))?;
             println!("{response}");
             let peak = crate::logging::peak_rss_mib().map(|m| format!(", peak RSS {m:.1} MiB")).unwrap_or_default();
-            eprintln!("delivered in {:.1} ms{peak}", started.elapsed().as_secs_f64() * 1000.0);
+            eprintln!("delivered in {}{peak}", duration_text(started.elapsed().as_secs_f64()));
             Ok(ExitCode::SUCCESS)
         }
     }

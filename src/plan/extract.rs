@@ -308,7 +308,9 @@ impl Extractor {
     /// keeps them where it created them instead of moving them out of a `Result`.
     pub fn scan_into<'a>(&self, bytes: &'a [u8], slots: &mut [Option<Val<'a>>]) -> Result<(), Box<ScanError>> {
         debug_assert_eq!(slots.len(), self.multi.len());
-        let mut scanner = Scanner { bytes, pos: 0 };
+        // A UTF-8 byte-order mark, which some editors and Windows tools write, is not part of the
+        // value (RFC 8259 lets a parser ignore it).
+        let mut scanner = Scanner { bytes, pos: if bytes.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 } };
         scanner.skip_ws();
         let found = match scanner.peek() {
             Some(b'{') => None,
@@ -317,10 +319,21 @@ impl Extractor {
             Some(b'-' | b'0'..=b'9') => Some("a number"),
             Some(b't' | b'f') => Some("a boolean"),
             Some(b'n') => Some("null"),
-            Some(other) => return Err(scanner.error(format!("expected a JSON value, found `{}`", char::from(other)))),
+            Some(_) => return Err(scanner.not_json()),
             None => return Err(scanner.error("the value is empty".into())),
         };
         if let Some(found) = found {
+            // `nope` starts like `null` and `12ab` like a number: only a whole JSON value is one.
+            let start = scanner.pos;
+            if let Err(mut e) = scanner.skip_value(0) {
+                e.message = format!("not JSON: {}", e.message);
+                return Err(e);
+            }
+            scanner.skip_ws();
+            if scanner.pos != bytes.len() {
+                return Err(scanner.error("not JSON: text after the value".into()));
+            }
+            scanner.pos = start;
             return Err(scanner.error(format!("expected a JSON object, found {found}")));
         }
         let mut sink = Sink { slots, multi: &self.multi };
@@ -539,6 +552,15 @@ impl<'a> Scanner<'a> {
             },
             Some(b) => self.error(format!("expected {expected}, found `{}`", char::from(b))),
         }
+    }
+
+    /// Text that is not JSON at all, at the cursor: what it starts with, for the eye.
+    #[cold]
+    fn not_json(&mut self) -> Box<ScanError> {
+        let rest = &self.bytes[self.pos..];
+        let shown: String = String::from_utf8_lossy(&rest[..rest.len().min(24)]).chars().take(16).collect();
+        let more = if rest.len() > shown.len() { "…" } else { "" };
+        self.error(format!("not JSON: the text starts `{shown}{more}`"))
     }
 
     fn enter(&mut self, depth: usize) -> Scan<usize> {
@@ -1184,7 +1206,13 @@ mod tests {
             (b"[1,2]", "expected a JSON object, found an array"),
             (b"\"s\"", "found a string"),
             (b"42", "found a number"),
-            (b"nul", "found null"),
+            (b"null", "expected a JSON object, found null"),
+            (b"true", "found a boolean"),
+            // Text that only starts like a JSON value is not JSON, and says so where it stops.
+            (b"nul", "not JSON: "),
+            (b"nope", "not JSON: invalid literal"),
+            (b"12ab", "not JSON: text after the value at line 1 column 3"),
+            (b"hello world", "not JSON: the text starts `hello world` at line 1 column 1"),
             (b"{\"a\": 1", "unexpected end of input"),
             (b"{\"a\": 1} x", "trailing characters"),
             (b"{\"a\": 01}", "expected `,` or `}`"),
@@ -1206,6 +1234,9 @@ mod tests {
         }
         assert!(x.scan(br#"{"a": 1, "b": 2, "b": 3}"#).is_ok(), "duplicates the mapping never reads do not matter");
         assert!(x.scan(b" {\"a\":1} \n").is_ok());
+        // A UTF-8 byte-order mark before the value is not part of it.
+        assert_eq!(x.scan(b"\xEF\xBB\xBF{\"a\":1}").unwrap()[0], Some(Val::owned(json!(1))));
+        assert!(x.scan(b"{\"a\":1}\xEF\xBB\xBF").is_err(), "only at the start");
     }
 
     #[test]
