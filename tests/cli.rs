@@ -267,3 +267,29 @@ fn validate_config_lists_every_problem_in_both_files() {
     assert!(doc["files"][0]["diagnostics"].as_array().unwrap().len() >= 9);
     assert_eq!(lambda_stream(&["validate-config", "missing.yaml"]).status.code(), Some(2));
 }
+
+#[test]
+fn a_line_over_the_limit_fails_alone_with_its_size() {
+    let input = TempFile::new(
+        "long.jsonl",
+        b"{\"order\": {\"id\": \"x\"}}\n{\"order\": {\"id\": \"a much longer line than the limit\"}}\n",
+    );
+    let out = lambda_stream(&[
+        "process",
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--input",
+        input.arg(),
+        "--max-line-bytes",
+        "30",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_ne!(lines[0]["errors"][0]["rule"], "size", "the short line is mapped: {}", lines[0]);
+    assert_eq!(lines[1]["errors"][0]["rule"], "size");
+    assert!(
+        lines[1]["errors"][0]["message"].as_str().unwrap().contains("is 54 bytes, over the limit of 30"),
+        "{}",
+        lines[1]
+    );
+}

@@ -61,6 +61,9 @@ pub enum Command {
         /// A Lambda Kafka event (MSK or self-managed), as the function receives it.
         #[arg(long, group = "records")]
         event: Option<PathBuf>,
+        /// Lines longer than this many bytes fail with rule `size` instead of being mapped.
+        #[arg(long, default_value_t = process::DEFAULT_MAX_LINE_BYTES, requires = "input")]
+        max_line_bytes: usize,
         /// Produce to this Kafka cluster instead of printing (with --event).
         #[arg(long, requires_all = ["event", "topic_ok", "topic_fail"])]
         brokers: Option<String>,
@@ -91,9 +94,9 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("lambda-stream: {e}");
             e.exit_code()
         }),
-        Some(Command::Process { mapping, input, event, brokers, topic_ok, topic_fail }) => {
+        Some(Command::Process { mapping, input, event, max_line_bytes, brokers, topic_ok, topic_fail }) => {
             let result = match (input, event) {
-                (Some(input), _) => process::process(&mapping, &input).map(|()| ExitCode::SUCCESS),
+                (Some(input), _) => process::process(&mapping, &input, max_line_bytes).map(|()| ExitCode::SUCCESS),
                 (None, Some(event)) => process::process_event(&mapping, &event, brokers, topic_ok, topic_fail),
                 (None, None) => unreachable!("clap requires --input or --event"),
             };

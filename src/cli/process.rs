@@ -21,13 +21,18 @@ pub struct Tally {
     pub dropped: usize,
 }
 
-pub fn process(mapping: &Path, input: &Path) -> Result<(), CliError> {
+/// The longest line `process` maps unless told otherwise: far above any Kafka record (brokers
+/// refuse messages over 1 MiB by default), low enough that a file that is not JSON lines (one huge
+/// line) fails at once with a clear reason.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 16 << 20;
+
+pub fn process(mapping: &Path, input: &Path, max_line_bytes: usize) -> Result<(), CliError> {
     let (_spec, plan) = plan::load_file(mapping)?;
     let text = read_input(input)?;
     let started = Instant::now();
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let tally = process_lines(&plan, &text, &mut out)?;
+    let tally = process_lines(&plan, &text, max_line_bytes, &mut out)?;
     out.flush()?;
     let secs = started.elapsed().as_secs_f64();
     let rate = if secs > 0.0 { tally.records as f64 / secs } else { 0.0 };
@@ -74,14 +79,15 @@ fn read_input(input: &Path) -> Result<Vec<u8>, CliError> {
 }
 
 /// Maps every line, using all cores, and writes the results in input order.
-pub fn process_lines(plan: &Plan, text: &[u8], out: &mut impl Write) -> Result<Tally, CliError> {
+pub fn process_lines(plan: &Plan, text: &[u8], max_line_bytes: usize, out: &mut impl Write) -> Result<Tally, CliError> {
     let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).collect();
     let lines = match lines.last() {
         Some([]) => &lines[..lines.len() - 1],
         _ => &lines[..],
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rendered = crate::pipeline::map_chunks(lines, threads, |first, part| render_chunk(plan, part, first));
+    let rendered =
+        crate::pipeline::map_chunks(lines, threads, |first, part| render_chunk(plan, part, first, max_line_bytes));
     let mut tally = Tally::default();
     for (bytes, t) in rendered {
         out.write_all(&bytes)?;
@@ -103,7 +109,7 @@ struct FailLine<'a> {
     errors: &'a [plan::FieldError],
 }
 
-fn render_chunk(plan: &Plan, lines: &[&[u8]], first_index: usize) -> (Vec<u8>, Tally) {
+fn render_chunk(plan: &Plan, lines: &[&[u8]], first_index: usize, max_line_bytes: usize) -> (Vec<u8>, Tally) {
     let mut out = Vec::with_capacity(lines.len() * 512);
     let mut tally = Tally::default();
     for (i, line) in lines.iter().enumerate() {
@@ -113,7 +119,18 @@ fn render_chunk(plan: &Plan, lines: &[&[u8]], first_index: usize) -> (Vec<u8>, T
         }
         tally.records += 1;
         let line_no = first_index + i + 1;
-        match plan.apply(line) {
+        let outcome = if line.len() > max_line_bytes {
+            Outcome::Failed(plan::Failure::of_record(
+                "size",
+                format!(
+                    "the line is {} bytes, over the limit of {max_line_bytes} (--max-line-bytes); is the input JSON lines, one record per line?",
+                    line.len()
+                ),
+            ))
+        } else {
+            plan.apply(line)
+        };
+        match outcome {
             Outcome::Mapped(m) => {
                 tally.ok += 1;
                 out.extend_from_slice(format!(r#"{{"route":"ok","line":{line_no}"#).as_bytes());
