@@ -173,7 +173,7 @@ impl Router {
         }
     }
 
-    fn fail_message(&self, plan: &Plan, source: &Source, failure: Failure, value: Option<&[u8]>) -> OutMessage {
+    pub fn fail_message(&self, plan: &Plan, source: &Source, failure: Failure, value: Option<&[u8]>) -> OutMessage {
         let (stage, errors) = (failure.stage, failure.errors.as_slice());
         let (key, key_encoding) = match &source.key {
             Some(k) => {

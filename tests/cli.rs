@@ -293,3 +293,66 @@ fn a_line_over_the_limit_fails_alone_with_its_size() {
         lines[1]
     );
 }
+
+#[test]
+fn messages_are_printed_as_they_would_be_produced() {
+    let args = ["process", "--mapping", "mappings/orders-to-billing.yaml", "--input", "tests/fixtures/orders.jsonl"];
+    let routes = lambda_stream(&args);
+    let routes: Vec<Value> = stdout(&routes).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let out = lambda_stream(
+        &[&args[..], &["--messages", "--topic-ok", "billing.ok", "--topic-fail", "billing.fail"]].concat(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let messages: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(messages.len(), routes.len(), "one message per record");
+    for (m, r) in messages.iter().zip(&routes) {
+        match r["route"].as_str().unwrap() {
+            "ok" => {
+                assert_eq!(m["topic"], "billing.ok");
+                assert_eq!(m["payload"], r["value"], "the payload is the mapped value");
+                assert_eq!(m["key"], r["key"]);
+            }
+            _ => {
+                assert_eq!(m["topic"], "billing.fail");
+                // The envelope, and the headers that name the failure.
+                assert_eq!(m["payload"]["source"]["topic"], "orders.jsonl");
+                assert_eq!(m["payload"]["source"]["offset"], r["line"].as_u64().unwrap() - 1);
+                assert_eq!(m["payload"]["errors"], r["errors"]);
+                let stage = m["headers"].as_array().unwrap().iter().find(|h| h[0] == "lambda-stream.error.stage");
+                assert_eq!(stage.unwrap()[1], r["stage"], "{m}");
+            }
+        }
+    }
+    // Keys keep the mapping's order in the payload.
+    let first = stdout(&out).lines().next().unwrap().to_owned();
+    assert!(first.contains(r#""payload":{"order_id":"#), "{first}");
+
+    // A saved event: tombstones show as skips, and record headers pass on to ok messages.
+    let out = lambda_stream(&[
+        "process",
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--event",
+        "tests/fixtures/events/msk.json",
+        "--messages",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.lines().any(|l| l.contains(r#""skipped":"tombstone""#)), "{text}");
+    assert!(text.lines().any(|l| l.contains(r#"["traceparent","#)), "{text}");
+    let out = lambda_stream(&[
+        "process",
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--event",
+        "tests/fixtures/events/msk.json",
+        "--messages",
+        "--brokers",
+        "b:9092",
+        "--topic-ok",
+        "a",
+        "--topic-fail",
+        "b",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "--messages prints; --brokers produces");
+}

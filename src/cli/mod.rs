@@ -64,6 +64,10 @@ pub enum Command {
         /// Lines longer than this many bytes fail with rule `size` instead of being mapped.
         #[arg(long, default_value_t = process::DEFAULT_MAX_LINE_BYTES, requires = "input")]
         max_line_bytes: usize,
+        /// Print the messages that would be produced — topic, key, headers, payload, the fail
+        /// envelope included — instead of one route per record.
+        #[arg(long, conflicts_with = "brokers")]
+        messages: bool,
         /// Produce to this Kafka cluster instead of printing (with --event).
         #[arg(long, requires_all = ["event", "topic_ok", "topic_fail"])]
         brokers: Option<String>,
@@ -94,10 +98,13 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("lambda-stream: {e}");
             e.exit_code()
         }),
-        Some(Command::Process { mapping, input, event, max_line_bytes, brokers, topic_ok, topic_fail }) => {
+        Some(Command::Process { mapping, input, event, max_line_bytes, messages, brokers, topic_ok, topic_fail }) => {
+            let printing = process::Printing { messages, topic_ok, topic_fail };
             let result = match (input, event) {
-                (Some(input), _) => process::process(&mapping, &input, max_line_bytes).map(|()| ExitCode::SUCCESS),
-                (None, Some(event)) => process::process_event(&mapping, &event, brokers, topic_ok, topic_fail),
+                (Some(input), _) => {
+                    process::process(&mapping, &input, max_line_bytes, &printing).map(|()| ExitCode::SUCCESS)
+                }
+                (None, Some(event)) => process::process_event(&mapping, &event, brokers, &printing),
                 (None, None) => unreachable!("clap requires --input or --event"),
             };
             result.unwrap_or_else(|e| {

@@ -26,13 +26,43 @@ pub struct Tally {
 /// line) fails at once with a clear reason.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 16 << 20;
 
-pub fn process(mapping: &Path, input: &Path, max_line_bytes: usize) -> Result<(), CliError> {
+/// How `process` prints: one route per record, or the messages that would be produced.
+pub struct Printing {
+    /// `--messages`: topic, key, headers and payload of each message, the fail envelope included.
+    pub messages: bool,
+    pub topic_ok: Option<String>,
+    pub topic_fail: Option<String>,
+}
+
+impl Printing {
+    /// The router of a dry run: the given topic names (`ok`, `fail` by default) and the function
+    /// names from the environment, as the fail envelope carries them.
+    fn router(&self) -> crate::route::Router {
+        let layers = crate::config::Layers::command_line(Vec::new(), "lambda-stream-local");
+        let name = |n: &str| layers.get(n).unwrap_or_default();
+        crate::route::Router {
+            topic_ok: self.topic_ok.clone().unwrap_or_else(|| "ok".into()),
+            topic_fail: self.topic_fail.clone().unwrap_or_else(|| "fail".into()),
+            function_name: name("LAMBDA_NAME"),
+            function_env: name("LAMBDA_ENV"),
+        }
+    }
+}
+
+pub fn process(mapping: &Path, input: &Path, max_line_bytes: usize, printing: &Printing) -> Result<(), CliError> {
     let (_spec, plan) = plan::load_file(mapping)?;
     let text = read_input(input)?;
     let started = Instant::now();
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let tally = process_lines(&plan, &text, max_line_bytes, &mut out)?;
+    let tally = if printing.messages {
+        // Each line is a record of partition 0 of a topic named after the file, at offset
+        // line − 1: what the fail envelope's `source` then shows.
+        let topic = input.file_name().map_or_else(|| "-".into(), |n| n.to_string_lossy().into_owned());
+        message_lines(&plan, &printing.router(), &topic, &text, max_line_bytes, &mut out)?
+    } else {
+        process_lines(&plan, &text, max_line_bytes, &mut out)?
+    };
     out.flush()?;
     let secs = started.elapsed().as_secs_f64();
     let rate = if secs > 0.0 { tally.records as f64 / secs } else { 0.0 };
@@ -78,13 +108,73 @@ fn read_input(input: &Path) -> Result<Vec<u8>, CliError> {
     }
 }
 
+/// The lines of a JSON-lines text (`\r\n` too), without the empty one after a final newline.
+fn split_lines(text: &[u8]) -> Vec<&[u8]> {
+    let mut lines: Vec<&[u8]> = text.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).collect();
+    if lines.last() == Some(&&b""[..]) {
+        lines.pop();
+    }
+    lines
+}
+
+/// A line over the limit: a record-level failure, never mapped.
+fn over_limit(line: &[u8], max_line_bytes: usize) -> Option<plan::Failure> {
+    (line.len() > max_line_bytes).then(|| {
+        plan::Failure::of_record(
+            "size",
+            format!(
+                "the line is {} bytes, over the limit of {max_line_bytes} (--max-line-bytes); is the input JSON lines, one record per line?",
+                line.len()
+            ),
+        )
+    })
+}
+
+/// `--messages` on lines: each record through the router, as the function would produce it.
+fn message_lines(
+    plan: &Plan,
+    router: &crate::route::Router,
+    topic: &str,
+    text: &[u8],
+    max_line_bytes: usize,
+    out: &mut impl Write,
+) -> Result<Tally, CliError> {
+    use crate::record::{Input, Payload, Source};
+    use crate::route::Routed;
+    let lines = split_lines(text);
+    let mut tally = Tally::default();
+    for (i, line) in lines.iter().enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            tally.skipped += 1;
+            continue;
+        }
+        tally.records += 1;
+        let source = Source {
+            topic: topic.to_owned(),
+            partition: 0,
+            offset: Some(i as i64),
+            group: format!("{topic}-0"),
+            ..Source::default()
+        };
+        let input = Input { source, payload: Payload::Value(line.to_vec()) };
+        let routed = match over_limit(line, max_line_bytes) {
+            Some(failure) => Routed::Message(router.fail_message(plan, &input.source, failure, Some(line))),
+            None => router.route(plan, &input),
+        };
+        match &routed {
+            Routed::Message(m) if m.route == crate::route::Route::Ok => tally.ok += 1,
+            Routed::Message(_) => tally.failed += 1,
+            Routed::Skipped(..) => tally.dropped += 1,
+        }
+        out.write_all(&render_message(&routed))?;
+    }
+    Ok(tally)
+}
+
 /// Maps every line, using all cores, and writes the results in input order.
 pub fn process_lines(plan: &Plan, text: &[u8], max_line_bytes: usize, out: &mut impl Write) -> Result<Tally, CliError> {
-    let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).collect();
-    let lines = match lines.last() {
-        Some([]) => &lines[..lines.len() - 1],
-        _ => &lines[..],
-    };
+    let lines = split_lines(text);
+    let lines = &lines[..];
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rendered =
         crate::pipeline::map_chunks(lines, threads, |first, part| render_chunk(plan, part, first, max_line_bytes));
@@ -119,16 +209,9 @@ fn render_chunk(plan: &Plan, lines: &[&[u8]], first_index: usize, max_line_bytes
         }
         tally.records += 1;
         let line_no = first_index + i + 1;
-        let outcome = if line.len() > max_line_bytes {
-            Outcome::Failed(plan::Failure::of_record(
-                "size",
-                format!(
-                    "the line is {} bytes, over the limit of {max_line_bytes} (--max-line-bytes); is the input JSON lines, one record per line?",
-                    line.len()
-                ),
-            ))
-        } else {
-            plan.apply(line)
+        let outcome = match over_limit(line, max_line_bytes) {
+            Some(failure) => Outcome::Failed(failure),
+            None => plan.apply(line),
         };
         match outcome {
             Outcome::Mapped(m) => {
@@ -163,12 +246,10 @@ pub fn process_event(
     mapping: &Path,
     event: &Path,
     brokers: Option<String>,
-    topic_ok: Option<String>,
-    topic_fail: Option<String>,
+    printing: &Printing,
 ) -> Result<ExitCode, CliError> {
     use crate::lambda::Function;
     use crate::pipeline::Pipeline;
-    use crate::route::Router;
     use crate::sink::{KafkaSink, MemorySink, ProducerSettings};
 
     crate::logging::init(false, "error");
@@ -179,14 +260,7 @@ pub fn process_event(
         serde_json::from_slice(&text).map_err(|e| CliError::Event(crate::record::EventError::NotJson(e).into()))?;
     let payload = payload.get();
     // A dry run needs no cluster settings: only the names that go into fail records.
-    let layers = crate::config::Layers::command_line(Vec::new(), "lambda-stream-local");
-    let name = |n: &str| layers.get(n).unwrap_or_default();
-    let router = Router {
-        topic_ok: topic_ok.unwrap_or_else(|| "ok".into()),
-        topic_fail: topic_fail.unwrap_or_else(|| "fail".into()),
-        function_name: name("LAMBDA_NAME"),
-        function_env: name("LAMBDA_ENV"),
-    };
+    let router = printing.router();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)?;
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
     let pipeline = Pipeline::new(plan, router);
@@ -199,7 +273,11 @@ pub fn process_event(
             let report = runtime.block_on(function.run_event(payload, deadline))?;
             let mut out = io::BufWriter::new(io::stdout().lock());
             for routed in &report.routed {
-                out.write_all(&render_routed(routed))?;
+                if printing.messages {
+                    out.write_all(&render_message(routed))?;
+                } else {
+                    out.write_all(&render_routed(routed))?;
+                }
             }
             out.flush()?;
             let s = &report.summary;
@@ -290,4 +368,50 @@ pub fn render_routed(routed: &crate::route::Routed) -> Vec<u8> {
     let mut line = line.expect("a dry-run line always serialises");
     line.push(b'\n');
     line
+}
+
+/// One routed record as `--messages` prints it: the message exactly as it would be produced —
+/// topic, key, headers, payload (JSON as JSON, other bytes as text or base64) — or the skip.
+pub fn render_message(routed: &crate::route::Routed) -> Vec<u8> {
+    use crate::route::{Routed, text_or_base64};
+    use serde_json::value::RawValue;
+    use serde_json::{Value, json};
+
+    /// The payload's own bytes when it is JSON: the mapped fields keep their spec order.
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Payload<'a> {
+        Json(&'a RawValue),
+        Bytes(Value),
+    }
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Line<'a> {
+        Message { topic: &'a str, key: Value, headers: Vec<Value>, payload: Payload<'a> },
+        Skipped { skipped: crate::route::SkipReason, source: Value },
+    }
+    let bytes = |b: &[u8]| -> Value {
+        match text_or_base64(b) {
+            (text, "utf8") => Value::String(text),
+            (encoded, _) => json!({ "base64": encoded }),
+        }
+    };
+    let line = match routed {
+        Routed::Skipped(o, reason) => Line::Skipped {
+            skipped: *reason,
+            source: json!({ "topic": o.topic, "partition": o.partition, "offset": o.offset }),
+        },
+        Routed::Message(m) => Line::Message {
+            topic: &m.topic,
+            key: m.key.as_deref().map_or(Value::Null, bytes),
+            headers: m.headers.iter().map(|(name, value)| json!([name, bytes(value)])).collect(),
+            payload: match serde_json::from_slice(&m.payload) {
+                Ok(raw) => Payload::Json(raw),
+                Err(_) => Payload::Bytes(bytes(&m.payload)),
+            },
+        },
+    };
+    let mut out = serde_json::to_vec(&line).expect("a message line always serialises");
+    out.push(b'\n');
+    out
 }
