@@ -147,9 +147,14 @@ pub fn parse(text: &str) -> (MappingSpec, Vec<Diagnostic>) {
     (spec, diags)
 }
 
-const TOP_KEYS: &[&str] =
+/// The JSON Schema of mapping files (draft 2020-12), for editors: `lambda-stream schema` prints it.
+pub const SCHEMA: &str = include_str!("../schema/mapping.schema.json");
+
+// The keys each part of a mapping file accepts; `schema/mapping.schema.json` is held to them by a
+// test.
+pub const TOP_KEYS: &[&str] =
     &["version", "name", "description", "key", "headers", "lookups", "drop", "fields", "rules", "tests"];
-const FIELD_KEYS: &[&str] = &[
+pub const FIELD_KEYS: &[&str] = &[
     "target",
     "source",
     "const",
@@ -165,12 +170,12 @@ const FIELD_KEYS: &[&str] = &[
     "sensitive",
     "description",
 ];
-const RULE_KEYS: &[&str] = &["name", "when", "check", "message", "field", "require", "forbid"];
-const LOOKUP_KEYS: &[&str] = &["values", "file", "default"];
-const WHEN_KEYS: &[&str] = &["field", "equals", "in", "present"];
-const TEST_KEYS: &[&str] = &["name", "input", "input_raw", "expect"];
-const EXPECT_KEYS: &[&str] = &["ok", "fail", "dropped"];
-const EXPECTED_ERROR_KEYS: &[&str] = &["field", "rule"];
+pub const RULE_KEYS: &[&str] = &["name", "when", "check", "message", "field", "require", "forbid"];
+pub const LOOKUP_KEYS: &[&str] = &["values", "file", "default"];
+pub const WHEN_KEYS: &[&str] = &["field", "equals", "in", "present"];
+pub const TEST_KEYS: &[&str] = &["name", "input", "input_raw", "expect"];
+pub const EXPECT_KEYS: &[&str] = &["ok", "fail", "dropped"];
+pub const EXPECTED_ERROR_KEYS: &[&str] = &["field", "rule"];
 
 fn read_spec(root: &Node, diags: &mut Vec<Diagnostic>) -> MappingSpec {
     let mut spec = MappingSpec::default();

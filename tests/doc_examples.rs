@@ -9,12 +9,12 @@ use lambda_stream::spec::{FieldSpec, RuleWhen};
 use crate::util::root;
 
 /// A `yaml` block of the document: the line its text starts on, and its text.
-struct Example {
-    line: usize,
-    text: String,
+pub(crate) struct Example {
+    pub(crate) line: usize,
+    pub(crate) text: String,
 }
 
-fn examples(doc: &str) -> Vec<Example> {
+pub(crate) fn examples(doc: &str) -> Vec<Example> {
     let mut found = Vec::new();
     let mut current: Option<Example> = None;
     for (i, line) in doc.lines().enumerate() {

@@ -10,4 +10,5 @@ mod golden;
 mod hostile;
 mod payments;
 mod properties;
+mod schema;
 mod util;

@@ -39,6 +39,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Print the JSON Schema of mapping files, for editors (the same as schema/mapping.schema.json).
+    Schema,
     /// Check environments files: every environment's settings, and the mapping each one names.
     ValidateConfig {
         /// environments.yaml files.
@@ -93,6 +95,10 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Some(Command::ValidateMapping { files, format }) => validate::validate_mapping(&files, format),
         Some(Command::ValidateConfig { files, format }) => validate::validate_config(&files, format),
+        Some(Command::Schema) => {
+            print!("{}", crate::spec::SCHEMA);
+            ExitCode::SUCCESS
+        }
         Some(Command::Run(args)) => run::run_worker(*args).unwrap_or_else(|e| {
             tracing::error!(error = %e, "worker stopped");
             eprintln!("lambda-stream: {e}");
