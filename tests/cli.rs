@@ -356,3 +356,38 @@ fn messages_are_printed_as_they_would_be_produced() {
     ]);
     assert_eq!(out.status.code(), Some(2), "--messages prints; --brokers produces");
 }
+
+#[test]
+fn init_writes_starters_that_validate_and_whose_tests_pass() {
+    let dir = TempFile::new("unused", b"");
+    for (samples, expect) in [
+        ("tests/fixtures/orders.jsonl", vec!["source: '$.order.id'", "- uuid", "type: datetime", "items:"]),
+        ("tests/fixtures/payments.jsonl", vec!["source: '$.transaction.amount_cents'", "items:"]),
+        (
+            "tests/fixtures/samples/catalog.jsonl",
+            vec![
+                "- target: catalog_id",
+                "- target: variants",
+                "- one_of: [\"G\", \"M\", \"P\"]",
+                "- cep",
+                "- email",
+                "- cpf",
+            ],
+        ),
+    ] {
+        let output = dir.path.with_file_name(format!("{}.yaml", samples.rsplit('/').next().unwrap()));
+        let out = lambda_stream(&["init", "--from", samples, "--output", output.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{samples}: {}", stderr(&out));
+        let text = std::fs::read_to_string(&output).unwrap();
+        for wanted in expect {
+            assert!(text.contains(wanted), "{samples}: the starter lacks {wanted:?}:\n{text}");
+        }
+        assert!(text.lines().filter(|l| l.contains("# guess:")).count() > 5, "guesses are marked");
+        let out = lambda_stream(&["validate-mapping", output.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{samples}: {}", stdout(&out));
+        assert!(stdout(&out).contains("2/2 tests passed"), "{samples}: {}", stdout(&out));
+        // Never over a file that exists.
+        let again = lambda_stream(&["init", "--from", samples, "--output", output.to_str().unwrap()]);
+        assert_eq!(again.status.code(), Some(2), "an existing file is not overwritten");
+    }
+}

@@ -1,6 +1,7 @@
 //! The command line: argument parsing (clap), and one module per command.
 //!
 //! - [`validate`] — `validate-mapping` and `validate-config`: every problem as `FILE:LINE:COL`.
+//! - [`init`] — a starter mapping inferred from sample records.
 //! - [`process`] — the local dry run on JSON lines or a saved Lambda event.
 //! - [`run`](mod@run) — `lambda-stream run`, the consumer-group worker, and its watchdog.
 //!
@@ -8,6 +9,7 @@
 //! a failing embedded test), 2 usage errors and unreadable files.
 
 mod error;
+pub mod init;
 pub mod process;
 pub mod run;
 pub mod validate;
@@ -38,6 +40,19 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Write a starter mapping from sample records (JSON lines): every field, type and check
+    /// inferred from the samples and marked `# guess:`, with embedded tests from two samples.
+    Init {
+        /// Sample record values, one JSON object per line.
+        #[arg(long)]
+        from: PathBuf,
+        /// The mapping's name (default: the samples' file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Write the mapping to this file (it must not exist yet) instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Print the JSON Schema of mapping files, for editors (the same as schema/mapping.schema.json).
     Schema,
@@ -95,6 +110,24 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Some(Command::ValidateMapping { files, format }) => validate::validate_mapping(&files, format),
         Some(Command::ValidateConfig { files, format }) => validate::validate_config(&files, format),
+        Some(Command::Init { from, name, output }) => {
+            let written = init::init(&from, name).and_then(|text| match &output {
+                None => {
+                    print!("{text}");
+                    Ok(())
+                }
+                Some(path) => std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+                    .map_err(|source| CliError::Read { path: path.display().to_string(), source }),
+            });
+            written.map(|()| ExitCode::SUCCESS).unwrap_or_else(|e| {
+                eprintln!("lambda-stream: {e}");
+                e.exit_code()
+            })
+        }
         Some(Command::Schema) => {
             print!("{}", crate::spec::SCHEMA);
             ExitCode::SUCCESS

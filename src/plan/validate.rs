@@ -363,7 +363,7 @@ static BYTE_CLASS: [u8; 256] = {
 /// text of at most 64 bytes, the domain at least two labels of letters, digits and inner hyphens
 /// (at most 63 each), the last one all letters and at least two long. Byte-table loops, no
 /// splitting into strings and no substring searches: this runs on every record.
-fn is_email(s: &str) -> bool {
+pub fn is_email(s: &str) -> bool {
     let b = s.as_bytes();
     if b.len() > 254 {
         return false;
@@ -408,7 +408,7 @@ fn is_email(s: &str) -> bool {
 }
 
 /// Canonical hyphenated UUID, any version, either case.
-fn is_uuid(s: &str) -> bool {
+pub fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
         && b[8] == b'-'
