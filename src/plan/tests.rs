@@ -621,3 +621,26 @@ mod items {
         assert_eq!(out["again"], json!([{"s": "a"}, {"s": "b"}]));
     }
 }
+
+#[test]
+fn an_items_array_also_read_whole_and_by_index_is_scanned_for_each() {
+    // No ancestor is parsed whole: the array's node serves the items field, then the others.
+    let p = plan(
+        "fields:
+  - target: lines
+    source: $.order.lines
+    items:
+      - {target: sku, source: $.sku, type: string}
+  - {target: raw, source: $.order.lines, type: array}
+  - {target: first, source: '$.order.lines[0].sku', type: string}
+  - {target: count, expr: size(lines)}
+",
+    );
+    let input = json!({"order": {"lines": [{"sku": "a", "q": 1}, {"sku": "b"}]}});
+    let Outcome::Mapped(m) = apply(&p, input.clone()) else { panic!("maps") };
+    let out: Value = serde_json::from_slice(&m.value).unwrap();
+    assert_eq!(
+        out,
+        json!({"lines": [{"sku": "a"}, {"sku": "b"}], "raw": input["order"]["lines"], "first": "a", "count": 2})
+    );
+}
