@@ -391,3 +391,66 @@ fn init_writes_starters_that_validate_and_whose_tests_pass() {
         assert_eq!(again.status.code(), Some(2), "an existing file is not overwritten");
     }
 }
+
+#[test]
+fn explain_tells_each_fields_story_and_agrees_with_the_mapping() {
+    use crate::util::root;
+    use lambda_stream::plan;
+    for (mapping, records) in [
+        ("mappings/orders-to-billing.yaml", "tests/fixtures/orders.jsonl"),
+        ("mappings/payments-to-ledger.yaml", "tests/fixtures/payments.jsonl"),
+    ] {
+        let (_, p) = plan::load_file(&root().join(mapping)).unwrap();
+        let text = std::fs::read_to_string(root().join(records)).unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let outcome = p.apply(line.as_bytes());
+            let e = p.explain(line.as_bytes());
+            assert_eq!(e.errors, outcome.errors(), "{line}");
+            match outcome.ok_value() {
+                Some(output) => {
+                    assert_eq!(e.outcome, "ok");
+                    for f in e.fields.iter().filter(|f| f.result.starts_with("= ")) {
+                        let pointer = format!("/{}", f.target.replace('.', "/"));
+                        match &f.value {
+                            Some(v) => {
+                                assert_eq!(output.pointer(&pointer), Some(v), "{mapping}: {} on {line}", f.target)
+                            }
+                            // Sensitive: written, never shown.
+                            None => assert!(f.result.contains("value hidden"), "{mapping}: {}", f.target),
+                        }
+                    }
+                }
+                None => assert_ne!(e.outcome, "ok", "{line}"),
+            }
+        }
+    }
+    // The command: steps in order, sensitive values hidden, one field on request, JSON too.
+    let record = TempFile::new(
+        "r.json",
+        std::fs::read_to_string(root().join("tests/fixtures/payments.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .as_bytes(),
+    );
+    let args = ["explain", "--mapping", "mappings/payments-to-ledger.yaml", "--input", record.arg()];
+    let out = lambda_stream(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("currency  ← $.transaction.currency: found"), "{text}");
+    assert!(text.contains("  cnpj             not applied: its `when` does not hold"), "{text}");
+    assert!(text.contains("rule refund_within_capture: ✓"), "{text}");
+    assert!(
+        !text.contains("52998224725") && !text.contains("529.982.247-25"),
+        "the sensitive document is hidden:\n{text}"
+    );
+    assert!(text.ends_with("outcome: ok\n"), "{text}");
+    let out = lambda_stream(&[&args[..], &["--field", "card", "--format", "json"]].concat());
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let targets: Vec<&str> = doc["fields"].as_array().unwrap().iter().map(|f| f["target"].as_str().unwrap()).collect();
+    assert_eq!(targets, ["card.bin", "card.last4", "card.exp_month", "card.exp_year", "card.masked", "card.expiry"]);
+    assert_eq!(doc["fields"][4]["value"], "411111******1111");
+    let out = lambda_stream(&[&args[..], &["--field", "nope"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -41,6 +41,22 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Show what a mapping does with one record, field by field: where each source led, the value
+    /// after each transform, each check, condition and rule, and the output or errors.
+    Explain {
+        /// The mapping file.
+        #[arg(long)]
+        mapping: PathBuf,
+        /// One record value (JSON); `-` reads standard input.
+        #[arg(long)]
+        input: PathBuf,
+        /// Only this target (and the targets under it).
+        #[arg(long)]
+        field: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Write a starter mapping from sample records (JSON lines): every field, type and check
     /// inferred from the samples and marked `# guess:`, with embedded tests from two samples.
     Init {
@@ -110,6 +126,14 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Some(Command::ValidateMapping { files, format }) => validate::validate_mapping(&files, format),
         Some(Command::ValidateConfig { files, format }) => validate::validate_config(&files, format),
+        Some(Command::Explain { mapping, input, field, format }) => {
+            process::explain(&mapping, &input, field.as_deref(), format).map(|()| ExitCode::SUCCESS).unwrap_or_else(
+                |e| {
+                    eprintln!("lambda-stream: {e}");
+                    e.exit_code()
+                },
+            )
+        }
         Some(Command::Init { from, name, output }) => {
             let written = init::init(&from, name).and_then(|text| match &output {
                 None => {

@@ -241,6 +241,34 @@ fn render_chunk(plan: &Plan, lines: &[&[u8]], first_index: usize, max_line_bytes
     (out, tally)
 }
 
+/// `lambda-stream explain`: one record through the mapping, step by step.
+pub fn explain(
+    mapping: &Path,
+    input: &Path,
+    field: Option<&str>,
+    format: super::validate::Format,
+) -> Result<(), CliError> {
+    let (_, plan) = plan::load_file(mapping)?;
+    let text = read_input(input)?;
+    // A file saved with a final newline (or a BOM) holds the same record.
+    let mut explanation = plan.explain(text.trim_ascii_end());
+    if let Some(target) = field {
+        explanation = explanation.only(target);
+        if explanation.fields.is_empty() {
+            return Err(CliError::Usage(format!("the mapping has no target `{target}`")));
+        }
+    }
+    let mut out = io::stdout().lock();
+    match format {
+        super::validate::Format::Text => out.write_all(explanation.render().as_bytes())?,
+        super::validate::Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &explanation).expect("an explanation serialises");
+            out.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
 /// `process --event`: the Lambda handler's code on a saved event.
 pub fn process_event(
     mapping: &Path,

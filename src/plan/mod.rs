@@ -11,6 +11,7 @@
 //! field) with them and orders the fields that read others.
 
 pub mod dates;
+pub mod explain;
 pub mod expr;
 pub mod extract;
 mod field;
@@ -83,6 +84,38 @@ impl Plan {
 
     pub fn field_count(&self) -> usize {
         self.set.fields.len()
+    }
+
+    /// What the plan does with one record, field by field (`lambda-stream explain`): the outcome
+    /// and every field's final state from the same evaluation as [`apply`](Self::apply), the
+    /// steps between replayed on the values the fields resolved.
+    pub fn explain(&self, bytes: &[u8]) -> explain::Explanation {
+        let outcome = self.apply(bytes);
+        let mut explanation = explain::Explanation {
+            outcome: explain::Explanation::outcome_name(&outcome),
+            record: None,
+            fields: Vec::new(),
+            rules: Vec::new(),
+            errors: outcome.errors().to_vec(),
+            output: outcome.ok_value(),
+        };
+        let mut slots = vec![None; self.extractor.slot_count()];
+        if let Err(e) = self.extractor.scan_into(bytes, &mut slots) {
+            explanation.record = Some(format!("the value is not a usable JSON object: {e}"));
+            return explanation;
+        }
+        if matches!(outcome, Outcome::Dropped) {
+            explanation.record = Some("`drop` holds: the record is skipped, no field is read".into());
+            return explanation;
+        }
+        let mut states = Vec::new();
+        states.resize_with(self.set.fields.len(), || FieldState::Absent);
+        self.set.evaluate(Slots::Record(&slots), &mut states, &mut Vec::new());
+        let env = Env { fields: &states, slots: &slots };
+        explanation.fields =
+            self.set.fields.iter().zip(&states).map(|(f, state)| f.trace(&slots, env, state)).collect();
+        explanation.rules = self.rules.iter().map(|r| r.trace(env, &self.set.fields)).collect();
+        explanation
     }
 
     /// Maps one record value. Never panics, whatever the bytes.

@@ -163,6 +163,43 @@ impl Rule {
     }
 }
 
+impl Rule {
+    /// The rule's verdict for `Plan::explain`, judged as `check` judges it.
+    pub fn trace(&self, env: Env<'_>, fields: &[Field]) -> super::explain::RuleTrace {
+        let mut errors = Vec::new();
+        self.check(env, fields, &mut errors);
+        let (name, verdict) = match self {
+            _ if !errors.is_empty() => {
+                (self.name(), errors.iter().map(|e| format!("✗ {}", e.message)).collect::<Vec<_>>().join("; "))
+            }
+            Rule::Fields(rule) => (rule.name.as_str(), "✓".to_string()),
+            Rule::Expr(rule) => {
+                let mut locals = Vec::new();
+                let verdict = if reads_failed(&rule.check, env.fields)
+                    || rule.when.as_ref().is_some_and(|w| reads_failed(w, env.fields))
+                {
+                    "not judged: it reads a field that has errors".to_string()
+                } else if rule.when.as_ref().is_some_and(|w| w.code.condition(env, &mut locals) != Ok(Some(true))) {
+                    "not applied: its `when` does not hold".into()
+                } else if rule.check.code.condition(env, &mut locals) == Ok(None) {
+                    format!("not judged: `{}` is null (it read an absent value)", rule.text)
+                } else {
+                    format!("✓ `{}` holds", rule.text)
+                };
+                (rule.name.as_str(), verdict)
+            }
+        };
+        super::explain::RuleTrace { name: name.to_string(), verdict }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Rule::Fields(rule) => &rule.name,
+            Rule::Expr(rule) => &rule.name,
+        }
+    }
+}
+
 impl ExprRule {
     /// Judged only when every field it reads is valid; a `null` verdict (it compared an absent
     /// value) is not judged either.
