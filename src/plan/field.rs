@@ -773,7 +773,7 @@ impl Field {
                 Ok(None) => "is null: the field is left out".into(),
                 Err(e) => format!("could not be evaluated: {e}"),
             };
-            steps.push(Step::new("when", verdict));
+            steps.push(Step::new(format!("when {}", when.text), verdict));
         }
         let (source, found) = match &self.source {
             FieldSource::Path { text, slot, .. } => {
@@ -797,7 +797,7 @@ impl Field {
                     Ok(None) => "computed null".into(),
                     Err(e) => format!("could not be computed: {e}"),
                 };
-                ("expr".into(), found)
+                (format!("expr {}", expr.text), found)
             }
             FieldSource::Const(v) => ("const".into(), if self.sensitive { "(hidden)".into() } else { v.to_string() }),
         };

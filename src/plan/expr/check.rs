@@ -38,6 +38,8 @@ pub struct Compiled {
     pub reads: Vec<usize>,
     /// Things that compile but are surely mistakes (a comparison that can never hold), by offset.
     pub warnings: Vec<(usize, String)>,
+    /// The expression as written, for `explain`.
+    pub text: String,
 }
 
 /// Parses and checks `text`; errors are `(character offset, message)`.
@@ -51,7 +53,7 @@ pub fn compile(text: &str, names: &mut dyn Names) -> Result<Compiled, Vec<(usize
             let mut reads = checker.reads;
             reads.sort_unstable();
             reads.dedup();
-            Ok(Compiled { code, ty, reads, warnings: checker.warnings })
+            Ok(Compiled { code, ty, reads, warnings: checker.warnings, text: text.to_owned() })
         }
         _ => {
             let mut errors = checker.errors;
