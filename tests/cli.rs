@@ -328,32 +328,20 @@ fn messages_are_printed_as_they_would_be_produced() {
     assert!(first.contains(r#""payload":{"order_id":"#), "{first}");
 
     // A saved event: tombstones show as skips, and record headers pass on to ok messages.
-    let out = lambda_stream(&[
+    let event = [
         "process",
         "--mapping",
         "mappings/orders-to-billing.yaml",
         "--event",
         "tests/fixtures/events/msk.json",
         "--messages",
-    ]);
+    ];
+    let out = lambda_stream(&event);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.lines().any(|l| l.contains(r#""skipped":"tombstone""#)), "{text}");
     assert!(text.lines().any(|l| l.contains(r#"["traceparent","#)), "{text}");
-    let out = lambda_stream(&[
-        "process",
-        "--mapping",
-        "mappings/orders-to-billing.yaml",
-        "--event",
-        "tests/fixtures/events/msk.json",
-        "--messages",
-        "--brokers",
-        "b:9092",
-        "--topic-ok",
-        "a",
-        "--topic-fail",
-        "b",
-    ]);
+    let out = lambda_stream(&[&event[..], &["--brokers", "b:9092", "--topic-ok", "a", "--topic-fail", "b"]].concat());
     assert_eq!(out.status.code(), Some(2), "--messages prints; --brokers produces");
 }
 

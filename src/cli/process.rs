@@ -55,14 +55,11 @@ pub fn process(mapping: &Path, input: &Path, max_line_bytes: usize, printing: &P
     let started = Instant::now();
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let tally = if printing.messages {
-        // Each line is a record of partition 0 of a topic named after the file, at offset
-        // line − 1: what the fail envelope's `source` then shows.
-        let topic = input.file_name().map_or_else(|| "-".into(), |n| n.to_string_lossy().into_owned());
-        message_lines(&plan, &printing.router(), &topic, &text, max_line_bytes, &mut out)?
-    } else {
-        process_lines(&plan, &text, max_line_bytes, &mut out)?
-    };
+    let messages = printing.messages.then(|| LineMessages {
+        router: printing.router(),
+        topic: input.file_name().map_or_else(|| "-".into(), |n| n.to_string_lossy().into_owned()),
+    });
+    let tally = process_lines(&plan, &text, max_line_bytes, messages.as_ref(), &mut out)?;
     out.flush()?;
     let secs = started.elapsed().as_secs_f64();
     let rate = if secs > 0.0 { tally.records as f64 / secs } else { 0.0 };
@@ -130,54 +127,49 @@ fn over_limit(line: &[u8], max_line_bytes: usize) -> Option<plan::Failure> {
     })
 }
 
-/// `--messages` on lines: each record through the router, as the function would produce it.
-fn message_lines(
-    plan: &Plan,
-    router: &crate::route::Router,
-    topic: &str,
-    text: &[u8],
-    max_line_bytes: usize,
-    out: &mut impl Write,
-) -> Result<Tally, CliError> {
-    use crate::record::{Input, Payload, Source};
-    use crate::route::Routed;
-    let lines = split_lines(text);
-    let mut tally = Tally::default();
-    for (i, line) in lines.iter().enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            tally.skipped += 1;
-            continue;
-        }
-        tally.records += 1;
+/// `--messages` on lines: each line is a record of partition 0 of a topic named after the file,
+/// at offset line − 1 (what the fail envelope's `source` then shows), routed as the function
+/// would route it.
+pub struct LineMessages {
+    router: crate::route::Router,
+    topic: String,
+}
+
+impl LineMessages {
+    fn route(&self, plan: &Plan, line: &[u8], offset: usize, max_line_bytes: usize) -> crate::route::Routed {
+        use crate::record::{Input, Payload, Source};
+        let topic = &self.topic;
         let source = Source {
-            topic: topic.to_owned(),
+            topic: topic.clone(),
             partition: 0,
-            offset: Some(i as i64),
+            offset: Some(offset as i64),
             group: format!("{topic}-0"),
             ..Source::default()
         };
         let input = Input { source, payload: Payload::Value(line.to_vec()) };
-        let routed = match over_limit(line, max_line_bytes) {
-            Some(failure) => Routed::Message(router.fail_message(plan, &input.source, failure, Some(line))),
-            None => router.route(plan, &input),
-        };
-        match &routed {
-            Routed::Message(m) if m.route == crate::route::Route::Ok => tally.ok += 1,
-            Routed::Message(_) => tally.failed += 1,
-            Routed::Skipped(..) => tally.dropped += 1,
+        match over_limit(line, max_line_bytes) {
+            Some(failure) => {
+                crate::route::Routed::Message(self.router.fail_message(plan, &input.source, failure, Some(line)))
+            }
+            None => self.router.route(plan, &input),
         }
-        out.write_all(&render_message(&routed))?;
     }
-    Ok(tally)
 }
 
 /// Maps every line, using all cores, and writes the results in input order.
-pub fn process_lines(plan: &Plan, text: &[u8], max_line_bytes: usize, out: &mut impl Write) -> Result<Tally, CliError> {
+pub fn process_lines(
+    plan: &Plan,
+    text: &[u8],
+    max_line_bytes: usize,
+    messages: Option<&LineMessages>,
+    out: &mut impl Write,
+) -> Result<Tally, CliError> {
     let lines = split_lines(text);
     let lines = &lines[..];
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rendered =
-        crate::pipeline::map_chunks(lines, threads, |first, part| render_chunk(plan, part, first, max_line_bytes));
+    let rendered = crate::pipeline::map_chunks(lines, threads, |first, part| {
+        render_chunk(plan, part, first, max_line_bytes, messages)
+    });
     let mut tally = Tally::default();
     for (bytes, t) in rendered {
         out.write_all(&bytes)?;
@@ -199,7 +191,14 @@ struct FailLine<'a> {
     errors: &'a [plan::FieldError],
 }
 
-fn render_chunk(plan: &Plan, lines: &[&[u8]], first_index: usize, max_line_bytes: usize) -> (Vec<u8>, Tally) {
+fn render_chunk(
+    plan: &Plan,
+    lines: &[&[u8]],
+    first_index: usize,
+    max_line_bytes: usize,
+    messages: Option<&LineMessages>,
+) -> (Vec<u8>, Tally) {
+    use crate::route::{Route, Routed};
     let mut out = Vec::with_capacity(lines.len() * 512);
     let mut tally = Tally::default();
     for (i, line) in lines.iter().enumerate() {
@@ -209,6 +208,16 @@ fn render_chunk(plan: &Plan, lines: &[&[u8]], first_index: usize, max_line_bytes
         }
         tally.records += 1;
         let line_no = first_index + i + 1;
+        if let Some(messages) = messages {
+            let routed = messages.route(plan, line, line_no - 1, max_line_bytes);
+            match &routed {
+                Routed::Message(m) if m.route == Route::Ok => tally.ok += 1,
+                Routed::Message(_) => tally.failed += 1,
+                Routed::Skipped(..) => tally.dropped += 1,
+            }
+            out.extend_from_slice(&render_message(&routed));
+            continue;
+        }
         let outcome = match over_limit(line, max_line_bytes) {
             Some(failure) => Outcome::Failed(failure),
             None => plan.apply(line),

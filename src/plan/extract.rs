@@ -642,28 +642,13 @@ impl<'a> Scanner<'a> {
         let width = capture.trie.slot_count();
         let mut slots: Vec<Option<Val<'a>>> = Vec::new();
         let mut len = 0;
-        let depth = self.enter(depth)?;
-        self.skip_ws();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-        } else {
-            loop {
-                slots.resize(slots.len() + width, None);
-                let row = slots.len() - width;
-                let mut item_sink = Sink { slots: &mut slots[row..], multi: &capture.trie.multi };
-                self.value(&capture.trie.root, &mut item_sink, depth)?;
-                len += 1;
-                self.skip_ws();
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b']') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(self.unexpected("`,` or `]` in an array")),
-                }
-            }
-        }
+        self.elements(depth, |scanner, _, depth| {
+            slots.resize(slots.len() + width, None);
+            let row = slots.len() - width;
+            len += 1;
+            let mut item_sink = Sink { slots: &mut slots[row..], multi: &capture.trie.multi };
+            scanner.value(&capture.trie.root, &mut item_sink, depth)
+        })?;
         let text = self.scanned_text(start, self.pos);
         sink.slots[capture.slot] = Some(Val::Array(Rc::new(ScannedArray { text, len, slots })));
         Ok(())
@@ -726,6 +711,19 @@ impl<'a> Scanner<'a> {
     }
 
     fn array(&mut self, node: &TrieNode, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {
+        self.elements(depth, |scanner, index, depth| match node.indexes.iter().find(|(i, _)| *i == index) {
+            Some((_, child)) => scanner.value(child, sink, depth),
+            None => match &node.wildcard {
+                Some(w) => scanner.value(w, sink, depth),
+                None => scanner.skip_value(depth),
+            },
+        })
+    }
+
+    /// The elements of an array, at its `[`: `each(scanner, index, depth)` reads one; the nesting
+    /// limit, the commas and the closing bracket are checked here for every array the trie reads.
+    #[inline(always)]
+    fn elements(&mut self, depth: usize, mut each: impl FnMut(&mut Self, usize, usize) -> Scan) -> Scan {
         let depth = self.enter(depth)?;
         self.skip_ws();
         if self.peek() == Some(b']') {
@@ -734,13 +732,7 @@ impl<'a> Scanner<'a> {
         }
         let mut index = 0usize;
         loop {
-            match node.indexes.iter().find(|(i, _)| *i == index) {
-                Some((_, child)) => self.value(child, sink, depth)?,
-                None => match &node.wildcard {
-                    Some(w) => self.value(w, sink, depth)?,
-                    None => self.skip_value(depth)?,
-                },
-            }
+            each(self, index, depth)?;
             index += 1;
             self.skip_ws();
             match self.peek() {

@@ -766,12 +766,15 @@ impl Field {
         let mut steps = Vec::new();
         let mut locals = Vec::new();
         if let Some(when) = &self.when {
-            let verdict = match when.code.condition(env, &mut locals) {
-                _ if reads_failed(when, env.fields) => "not judged: it reads a field that has errors".to_string(),
-                Ok(Some(true)) => "holds".into(),
-                Ok(Some(false)) => "does not hold: the field is left out".into(),
-                Ok(None) => "is null: the field is left out".into(),
-                Err(e) => format!("could not be evaluated: {e}"),
+            let verdict = if reads_failed(when, env.fields) {
+                "not judged: it reads a field that has errors".to_string()
+            } else {
+                match when.code.condition(env, &mut locals) {
+                    Ok(Some(true)) => "holds".into(),
+                    Ok(Some(false)) => "does not hold: the field is left out".into(),
+                    Ok(None) => "is null: the field is left out".into(),
+                    Err(e) => format!("could not be evaluated: {e}"),
+                }
             };
             steps.push(Step::new(format!("when {}", when.text), verdict));
         }
@@ -791,11 +794,14 @@ impl Field {
                 (text.clone(), found)
             }
             FieldSource::Computed(expr) => {
-                let found = match expr.code.value(env, &mut locals) {
-                    _ if reads_failed(expr, env.fields) => "not computed: it reads a field that has errors".into(),
-                    Ok(Some(v)) => format!("computed {}", shown(&v)),
-                    Ok(None) => "computed null".into(),
-                    Err(e) => format!("could not be computed: {e}"),
+                let found = if reads_failed(expr, env.fields) {
+                    "not computed: it reads a field that has errors".into()
+                } else {
+                    match expr.code.value(env, &mut locals) {
+                        Ok(Some(v)) => format!("computed {}", shown(&v)),
+                        Ok(None) => "computed null".into(),
+                        Err(e) => format!("could not be computed: {e}"),
+                    }
                 };
                 (format!("expr {}", expr.text), found)
             }
