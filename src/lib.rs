@@ -16,14 +16,20 @@
 //!   per record so one bad record never fails a batch.
 //! - [`route`] — `(input, outcome)` → ok message or fail envelope with `lambda-stream.error.*` headers.
 //! - [`msk_iam`] — SigV4-signed SASL/OAUTHBEARER tokens for MSK IAM authentication.
-//! - [`sink`] — where messages go: `KafkaSink` (with `worker`, the only `rdkafka` user), memory.
+//! - [`sink`] — where messages go: `sink::kafka::KafkaSink` (with `worker`, the only `rdkafka`
+//!   user), memory.
 //! - [`pipeline`] — one batch end to end, shared by the Lambda, `process` and the worker.
 //! - [`config`] — settings resolved once: flags over environment over `environments.yaml`.
 //! - [`logging`] — log set-up shared by every entry.
-//! - [`lambda`] — the AWS Lambda entry (the only `lambda_runtime` import).
+//! - [`lambda`] — the AWS Lambda function: the handler, and `lambda::runtime` (the only
+//!   `lambda_runtime` import).
 //! - [`worker`] — `lambda-stream run`: the same pipeline fed by a Kafka consumer group, committing
 //!   offsets only after delivery (or inside a transaction with `--exactly-once`).
 //! - [`cli`] — the command line, one module per command.
+//!
+//! With the `kafka` feature off (the mapping-tools build) `msk_iam`, `worker`, `sink::kafka`,
+//! `lambda::runtime`, `config::ssm` and `cli::run` are left out: the engine and the local commands
+//! remain, and no Kafka, AWS or async runtime crate is compiled.
 
 // `unsafe` is refused everywhere but in the two functions that allow it by name, each with the
 // argument for its soundness: the SSE2 string scan and the scanner's already-checked UTF-8.
@@ -34,6 +40,7 @@ pub mod config;
 pub mod diagnostic;
 pub mod lambda;
 pub mod logging;
+#[cfg(feature = "kafka")]
 pub mod msk_iam;
 pub mod pipeline;
 pub mod plan;
@@ -41,5 +48,6 @@ pub mod record;
 pub mod route;
 pub mod sink;
 pub mod spec;
+#[cfg(feature = "kafka")]
 pub mod worker;
 pub mod yaml;

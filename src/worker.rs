@@ -41,9 +41,8 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use crate::pipeline::{Pipeline, Summary};
 use crate::record::{Input, Payload, Source};
 use crate::route::{OutMessage, Route, Routed};
-use crate::sink::{
-    Delivery, KafkaContext, KafkaSink, PendingDelivery, ProducerSettings, Sink, SinkError, TransactionError,
-};
+use crate::sink::kafka::{KafkaContext, KafkaSink, PendingDelivery, TransactionError};
+use crate::sink::{Delivery, ProducerSettings, Sink, SinkError};
 
 /// How the worker runs; the CLI fills it from flags, `environments.yaml` and the environment.
 #[derive(Clone, Debug)]

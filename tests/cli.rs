@@ -398,7 +398,8 @@ fn explain_tells_each_fields_story_and_agrees_with_the_mapping() {
                 Some(output) => {
                     assert_eq!(e.outcome, "ok");
                     for f in e.fields.iter().filter(|f| f.result.starts_with("= ")) {
-                        let pointer = format!("/{}", f.target.replace('.', "/"));
+                        // `items[1].sku` → `/items/1/sku`: item fields are checked against the output too.
+                        let pointer = format!("/{}", f.target.replace(['.', '['], "/").replace(']', ""));
                         match &f.value {
                             Some(v) => {
                                 assert_eq!(output.pointer(&pointer), Some(v), "{mapping}: {} on {line}", f.target)
@@ -441,4 +442,33 @@ fn explain_tells_each_fields_story_and_agrees_with_the_mapping() {
     assert_eq!(doc["fields"][4]["value"], "411111******1111");
     let out = lambda_stream(&[&args[..], &["--field", "nope"]].concat());
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `run` (the worker) exists in the full build only; the mapping-tools build does not know it.
+#[test]
+fn run_is_a_command_of_the_full_build_only() {
+    let out = lambda_stream(&["run", "--help"]);
+    assert_eq!(out.status.success(), cfg!(feature = "kafka"), "{}", stderr(&out));
+}
+
+/// The mapping-tools build asked to produce says so, instead of failing on a missing client.
+#[cfg(not(feature = "kafka"))]
+#[test]
+fn the_tools_build_says_that_producing_needs_the_full_build() {
+    let event = fixture("events/msk.json");
+    let out = lambda_stream(&[
+        "process",
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--event",
+        event.to_str().unwrap(),
+        "--brokers",
+        "127.0.0.1:9",
+        "--topic-ok",
+        "ok",
+        "--topic-fail",
+        "fail",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("mapping-tools build"), "{}", stderr(&out));
 }

@@ -1,4 +1,5 @@
-//! Golden tests: `validate-mapping` output on broken specs, one file per kind of problem.
+//! Golden tests: `validate-mapping` output on broken specs, one file per kind of problem, and
+//! `explain` output on records (`tests/fixtures/explain/`).
 //! `UPDATE_GOLDEN=1 cargo test golden` rewrites the `.expected` files; review the diff.
 
 use crate::util::{lambda_stream, root, stdout};
@@ -91,4 +92,23 @@ fn yaml_mistakes_in_mapping_terms() {
 #[test]
 fn jsonpath_mistakes_say_how_to_write_the_path() {
     check("jsonpath-mistakes");
+}
+
+/// `explain` of a record whose second item fails: each item's fields step by step, the failing
+/// check named, the error under `items[1].quantity`, sensitive values hidden.
+#[test]
+fn explain_of_a_record_with_a_failing_item() {
+    let record = "tests/fixtures/explain/payments-bad-item.json";
+    let expected_path = root().join("tests/fixtures/explain/payments-bad-item.expected");
+    let out = lambda_stream(&["explain", "--mapping", "mappings/payments-to-ledger.yaml", "--input", record]);
+    assert_eq!(out.status.code(), Some(0), "explain succeeds whatever the record's outcome");
+    let actual = stdout(&out);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&expected_path, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&expected_path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", expected_path.display()));
+    assert_eq!(actual, expected, "output of explain on {record} changed");
+    assert!(actual.contains("items[1].quantity  ← $.quantity: found a number 0"), "{actual}");
+    assert!(actual.ends_with("outcome: fail\n"), "{actual}");
 }

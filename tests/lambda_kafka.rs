@@ -9,7 +9,8 @@ use lambda_stream::lambda::{Function, HandlerError};
 use lambda_stream::pipeline::Pipeline;
 use lambda_stream::plan::{self, Outcome};
 use lambda_stream::route::Router;
-use lambda_stream::sink::{KafkaSink, ProducerSettings};
+use lambda_stream::sink::ProducerSettings;
+use lambda_stream::sink::kafka::KafkaSink;
 use rdkafka::Message;
 use serde_json::{Value, json};
 

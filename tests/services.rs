@@ -8,6 +8,7 @@ mod emulator;
 mod kafka_util;
 mod lambda_kafka;
 mod lambda_rie;
+mod playground_browser;
 mod ssm_moto;
 mod util;
 mod worker;

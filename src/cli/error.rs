@@ -22,6 +22,7 @@ pub enum CliError {
     Sink(#[from] crate::sink::SinkError),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[cfg(feature = "kafka")]
     #[error("{0}")]
     Worker(#[from] crate::worker::WorkerError),
     #[error("{0}")]
@@ -33,6 +34,7 @@ impl CliError {
         match self {
             CliError::Mapping(plan::LoadError::Invalid { .. }) => ExitCode::from(1),
             // A worker that stops on an infrastructure failure: a supervisor should restart it.
+            #[cfg(feature = "kafka")]
             CliError::Worker(_) => ExitCode::from(1),
             _ => ExitCode::from(2),
         }

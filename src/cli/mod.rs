@@ -2,6 +2,7 @@
 //!
 //! - [`validate`] — `validate-mapping` and `validate-config`: every problem as `FILE:LINE:COL`.
 //! - [`init`] — a starter mapping inferred from sample records.
+//! - [`playground`] — a local page to edit a mapping against samples, with results as you type.
 //! - [`process`] — the local dry run on JSON lines or a saved Lambda event.
 //! - [`run`](mod@run) — `lambda-stream run`, the consumer-group worker, and its watchdog.
 //!
@@ -10,7 +11,9 @@
 
 mod error;
 pub mod init;
+pub mod playground;
 pub mod process;
+#[cfg(feature = "kafka")]
 pub mod run;
 pub mod validate;
 
@@ -20,6 +23,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use error::CliError;
+#[cfg(feature = "kafka")]
 pub use run::RunArgs;
 pub use validate::Format;
 
@@ -70,6 +74,19 @@ pub enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Edit a mapping in the browser against sample records: results and problems as you type,
+    /// explain for any sample, and save only what compiles. Serves on 127.0.0.1 only.
+    Playground {
+        /// The mapping file (written back by Save).
+        #[arg(long)]
+        mapping: PathBuf,
+        /// Sample record values, one JSON object per line (the first 1000 are used).
+        #[arg(long)]
+        samples: PathBuf,
+        /// Port on 127.0.0.1 (0 takes any free port).
+        #[arg(long, default_value_t = 8780)]
+        port: u16,
+    },
     /// Print the JSON Schema of mapping files, for editors (the same as schema/mapping.schema.json).
     Schema,
     /// Check environments files: every environment's settings, and the mapping each one names.
@@ -113,6 +130,7 @@ pub enum Command {
     },
     /// Run as a Kafka consumer-group worker: consume, map, produce to the ok and fail topics, and
     /// commit offsets only after delivery. Stops cleanly on SIGTERM or Ctrl-C.
+    #[cfg(feature = "kafka")]
     Run(Box<RunArgs>),
 }
 
@@ -152,10 +170,17 @@ pub fn run(cli: Cli) -> ExitCode {
                 e.exit_code()
             })
         }
+        Some(Command::Playground { mapping, samples, port }) => {
+            playground::serve(&mapping, &samples, port).map(|()| ExitCode::SUCCESS).unwrap_or_else(|e| {
+                eprintln!("lambda-stream: {e}");
+                e.exit_code()
+            })
+        }
         Some(Command::Schema) => {
             print!("{}", crate::spec::SCHEMA);
             ExitCode::SUCCESS
         }
+        #[cfg(feature = "kafka")]
         Some(Command::Run(args)) => run::run_worker(*args).unwrap_or_else(|e| {
             tracing::error!(error = %e, "worker stopped");
             eprintln!("lambda-stream: {e}");

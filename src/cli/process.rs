@@ -287,7 +287,7 @@ pub fn process_event(
 ) -> Result<ExitCode, CliError> {
     use crate::lambda::Function;
     use crate::pipeline::Pipeline;
-    use crate::sink::{KafkaSink, MemorySink, ProducerSettings};
+    use crate::sink::MemorySink;
 
     crate::logging::init(false, "error");
     let (_, plan) = plan::load_file(mapping)?;
@@ -298,7 +298,6 @@ pub fn process_event(
     let payload = payload.get();
     // A dry run needs no cluster settings: only the names that go into fail records.
     let router = printing.router();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)?;
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
     let pipeline = Pipeline::new(plan, router);
     let margin = std::time::Duration::ZERO;
@@ -307,7 +306,7 @@ pub fn process_event(
             let function =
                 Function { pipeline, sink: MemorySink::default(), partial_batch: false, delivery_margin: margin };
             let started = Instant::now();
-            let report = runtime.block_on(function.run_event(payload, deadline))?;
+            let report = run_ready(function.run_event(payload, deadline))?;
             let mut out = io::BufWriter::new(io::stdout().lock());
             for routed in &report.routed {
                 if printing.messages {
@@ -330,9 +329,14 @@ pub fn process_event(
             );
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(not(feature = "kafka"))]
+        Some(_) => Err(CliError::Usage(NO_KAFKA.into())),
+        #[cfg(feature = "kafka")]
         Some(brokers) => {
-            let sink = KafkaSink::new(&ProducerSettings::new(brokers))?;
+            let sink = crate::sink::kafka::KafkaSink::new(&crate::sink::ProducerSettings::new(brokers))?;
             let function = Function { pipeline, sink, partial_batch: false, delivery_margin: margin };
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)?;
             let started = Instant::now();
             let response = runtime.block_on(function.handle(payload, deadline))?;
             println!("{response}");
@@ -342,6 +346,22 @@ pub fn process_event(
         }
     }
 }
+
+/// Runs the dry run's batch to its end on this thread. Its sink is memory, which never waits, so
+/// one poll finishes it and no async runtime is needed (the mapping-tools build has none).
+fn run_ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => unreachable!("a batch delivered to memory never waits"),
+    }
+}
+
+/// What a mapping-tools build (without the `kafka` feature) says when asked to reach a cluster.
+#[cfg(not(feature = "kafka"))]
+pub const NO_KAFKA: &str = "this lambda-stream is the mapping-tools build, without Kafka: --brokers needs the full build \
+     (`cargo build --release`, see docs/deployment.md)";
 
 /// One dry-run line: route, source position, key, destination, and value or errors.
 pub fn render_routed(routed: &crate::route::Routed) -> Vec<u8> {

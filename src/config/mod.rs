@@ -26,6 +26,7 @@
 //! selects an entry whose values fill in what the environment does not set: variables win.
 
 pub mod environments;
+#[cfg(feature = "kafka")]
 pub mod ssm;
 
 use std::path::PathBuf;

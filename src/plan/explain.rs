@@ -74,14 +74,13 @@ impl Explanation {
     }
 
     /// Only the fields whose target is `target` or lies under it (`customer` keeps
-    /// `customer.email`).
+    /// `customer.email`, `lines` keeps `lines[0].sku`).
     pub fn only(mut self, target: &str) -> Self {
         let under = format!("{target}.");
-        self.fields.retain(|f| f.target == target || f.target.starts_with(&under));
+        let item = format!("{target}[");
+        self.fields.retain(|f| f.target == target || f.target.starts_with(&under) || f.target.starts_with(&item));
         self.errors.retain(|e| {
-            e.field
-                .as_deref()
-                .is_some_and(|f| f == target || f.starts_with(&under) || f.starts_with(&format!("{target}[")))
+            e.field.as_deref().is_some_and(|f| f == target || f.starts_with(&under) || f.starts_with(&item))
         });
         self
     }

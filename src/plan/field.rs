@@ -602,23 +602,25 @@ impl Field {
     /// Maps each item of an array with the item fields; an item's error is named after it
     /// (`items[1].quantity`). Any error fails the whole field.
     fn map_items<'a>(&'a self, set: &'a FieldSet, array: &Val<'a>, errors: &mut Vec<FieldError>) -> FieldState<'a> {
+        match self.item_slots(set, array) {
+            Ok((len, slots)) => self.map_rows(set, len, &slots, errors),
+            Err(message) => self.error(errors, "type", message),
+        }
+    }
+
+    /// The item count and, item after item, each item's slots (one per path of `set`): those the
+    /// scanner filled, or looked up in the array's items.
+    fn item_slots<'s, 'a>(&self, set: &FieldSet, array: &'s Val<'a>) -> Result<ItemSlots<'s, 'a>, String> {
         let items: Vec<Val<'a>> = match array {
-            Val::Array(scanned) => return self.map_rows(set, scanned.len, &scanned.slots, errors),
+            Val::Array(scanned) => return Ok((scanned.len, Cow::Borrowed(&scanned.slots[..]))),
             Val::Other(Cow::Borrowed(Value::Array(items))) => items.iter().map(Val::borrowed).collect(),
             Val::Other(Cow::Owned(Value::Array(items))) => items.iter().map(|v| Val::owned(v.clone())).collect(),
             Val::Items(items) => items.iter().map(|i| i.as_val()).collect(),
             Val::List(items) => items.iter().map(|i| Val::owned(i.as_val().into_value())).collect(),
-            other => {
-                return self.error(
-                    errors,
-                    "type",
-                    format!("`items` maps an array, found {}", describe(other, self.sensitive)),
-                );
-            }
+            other => return Err(format!("`items` maps an array, found {}", describe(other, self.sensitive))),
         };
-        let slots: Vec<Option<Val<'a>>> =
-            items.iter().flat_map(|item| set.paths.iter().map(|p| lookup_in_item(item, p))).collect();
-        self.map_rows(set, items.len(), &slots, errors)
+        let slots = items.iter().flat_map(|item| set.paths.iter().map(|p| lookup_in_item(item, p))).collect();
+        Ok((items.len(), Cow::Owned(slots)))
     }
 
     /// Maps `len` items whose slots (one per path of `set`) follow one another in `slots`.
@@ -661,6 +663,9 @@ impl Field {
         FieldState::Present(Val::Rows(Box::new(Rows { json, rows })))
     }
 }
+
+/// How many items an array has, and their slots one item after the other.
+type ItemSlots<'s, 'a> = (usize, Cow<'s, [Option<Val<'a>>]>);
 
 /// The value at a plain path inside one item (the item itself for `$`).
 fn lookup_in_item<'a>(item: &Val<'a>, path: &[Segment]) -> Option<Val<'a>> {
@@ -876,5 +881,35 @@ impl Field {
             _ => None,
         };
         FieldTrace { target: self.target.clone(), source, found, steps, result, value }
+    }
+
+    /// For an `items:` field, each item's fields traced as the record's are, named after the item
+    /// (`lines[1].quantity`), items within items included; nothing for other fields.
+    pub(super) fn trace_items<'a>(&'a self, slots: &'a [Option<Val<'a>>]) -> Vec<super::explain::FieldTrace> {
+        let (Some(set), FieldSource::Path { slot, .. }) = (&self.items, &self.source) else {
+            return Vec::new();
+        };
+        let Some(array) = slots[*slot].as_ref().filter(|v| !v.is_null()) else {
+            return Vec::new();
+        };
+        let Ok((len, rows)) = self.item_slots(set, array) else {
+            return Vec::new();
+        };
+        let width = set.paths.len();
+        let mut traces = Vec::new();
+        for index in 0..len {
+            let row = &rows[index * width..(index + 1) * width];
+            let mut states: Vec<FieldState<'_>> = (0..set.fields.len()).map(|_| FieldState::Absent).collect();
+            set.evaluate(Slots::Item(row), &mut states, &mut Vec::new());
+            let env = Env { fields: &states, slots: row };
+            for (field, state) in set.fields.iter().zip(&states) {
+                let inner = std::iter::once(field.trace(row, env, state)).chain(field.trace_items(row));
+                traces.extend(inner.map(|mut t| {
+                    t.target = format!("{}[{index}].{}", self.target, t.target);
+                    t
+                }));
+            }
+        }
+        traces
     }
 }

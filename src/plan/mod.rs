@@ -112,8 +112,10 @@ impl Plan {
         states.resize_with(self.set.fields.len(), || FieldState::Absent);
         self.set.evaluate(Slots::Record(&slots), &mut states, &mut Vec::new());
         let env = Env { fields: &states, slots: &slots };
-        explanation.fields =
-            self.set.fields.iter().zip(&states).map(|(f, state)| f.trace(&slots, env, state)).collect();
+        for (field, state) in self.set.fields.iter().zip(&states) {
+            explanation.fields.push(field.trace(&slots, env, state));
+            explanation.fields.extend(field.trace_items(&slots));
+        }
         explanation.rules = self.rules.iter().map(|r| r.trace(env, &self.set.fields)).collect();
         explanation
     }

@@ -1,16 +1,10 @@
-//! Where routed messages go: Kafka (the only `rdkafka` import of the crate), or memory (for tests
-//! and the local dry run).
-//!
-//! [`Sink::send_all`] delivers a batch and reports, per message and in order, whether it was
-//! delivered. It never drops a message silently: a message whose delivery was not confirmed by the
-//! deadline is reported as failed, and the caller returns an error so the batch is retried.
+//! The Kafka sink: one idempotent (optionally transactional) producer, and the client context
+//! shared with the worker's consumer (MSK IAM tokens, rate-limited error logs).
 
-use std::future::Future;
-
-use futures::FutureExt as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use rdkafka::client::OAuthToken;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -19,23 +13,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, ClientContext};
 
+use super::{Delivery, ProducerSettings, Sink, SinkError};
 use crate::msk_iam::{MskIamSigner, PRINCIPAL};
 use crate::route::OutMessage;
-
-/// Why a message was not delivered. Never carries credentials: only topic names and broker errors.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SinkError {
-    #[error("cannot create the Kafka producer: {0}")]
-    Create(String),
-    #[error("delivery to topic `{topic}` failed: {reason}")]
-    Delivery { topic: String, reason: String },
-    #[error("delivery to topic `{topic}` was not confirmed before the deadline")]
-    Timeout { topic: String },
-    #[error("cannot write output: {0}")]
-    Io(String),
-}
-
-pub type Delivery = Result<(), SinkError>;
 
 /// A transactional call failed; what to do next follows librdkafka's classification.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -68,62 +48,7 @@ impl From<rdkafka::error::KafkaError> for TransactionError {
     }
 }
 
-pub trait Sink: Send + Sync {
-    /// Delivers every message, in order per destination partition; returns one result per message.
-    fn send_all(&self, messages: &[&OutMessage], deadline: Instant) -> impl Future<Output = Vec<Delivery>> + Send;
-}
-
-/// Producer settings; the defaults are what the Lambda uses (docs/deployment.md).
-#[derive(Clone)]
-pub struct ProducerSettings {
-    pub brokers: String,
-    /// Extra librdkafka properties (security settings come in here), applied last.
-    pub extra: Vec<(String, String)>,
-    pub linger_ms: u32,
-    pub compression: String,
-    /// Upper bound on one message's delivery, whatever the invocation's deadline.
-    pub message_timeout_ms: u32,
-    /// MSK IAM (SASL/OAUTHBEARER): the region whose `kafka-cluster` endpoint tokens are signed for.
-    pub msk_iam_region: Option<String>,
-    /// Makes the producer transactional (the worker's `--exactly-once`).
-    pub transactional_id: Option<String>,
-}
-
-/// Properties whose values are secrets: never printed.
-const SECRET_PROPERTIES: &[&str] = &["sasl.password", "sasl.oauthbearer.client.secret", "ssl.key.password"];
-
-impl std::fmt::Debug for ProducerSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let extra: Vec<(&str, &str)> = self
-            .extra
-            .iter()
-            .map(|(k, v)| (k.as_str(), if SECRET_PROPERTIES.contains(&k.as_str()) { "<redacted>" } else { v.as_str() }))
-            .collect();
-        f.debug_struct("ProducerSettings")
-            .field("brokers", &self.brokers)
-            .field("extra", &extra)
-            .field("linger_ms", &self.linger_ms)
-            .field("compression", &self.compression)
-            .field("message_timeout_ms", &self.message_timeout_ms)
-            .field("msk_iam_region", &self.msk_iam_region)
-            .field("transactional_id", &self.transactional_id)
-            .finish()
-    }
-}
-
 impl ProducerSettings {
-    pub fn new(brokers: impl Into<String>) -> Self {
-        ProducerSettings {
-            brokers: brokers.into(),
-            extra: Vec::new(),
-            linger_ms: 5,
-            compression: "lz4".into(),
-            message_timeout_ms: 30_000,
-            msk_iam_region: None,
-            transactional_id: None,
-        }
-    }
-
     /// The client context: with MSK IAM, a signer with the default AWS credentials chain.
     pub fn context(&self) -> Result<KafkaContext, SinkError> {
         let msk_iam = match &self.msk_iam_region {
@@ -352,30 +277,6 @@ impl Sink for KafkaSink {
         // the acknowledgements are awaited together.
         let pending = self.enqueue(messages).await;
         self.confirm(pending, deadline).await
-    }
-}
-
-/// Keeps messages in memory; can be told to fail deliveries to a topic (for tests of routing).
-#[derive(Default)]
-pub struct MemorySink {
-    pub delivered: Mutex<Vec<OutMessage>>,
-    pub failing_topic: Option<String>,
-}
-
-impl Sink for MemorySink {
-    async fn send_all(&self, messages: &[&OutMessage], _deadline: Instant) -> Vec<Delivery> {
-        let mut delivered = self.delivered.lock().expect("not poisoned");
-        messages
-            .iter()
-            .map(|m| {
-                if self.failing_topic.as_deref() == Some(m.topic.as_str()) {
-                    Err(SinkError::Delivery { topic: m.topic.clone(), reason: "injected failure".into() })
-                } else {
-                    delivered.push((*m).clone());
-                    Ok(())
-                }
-            })
-            .collect()
     }
 }
 
