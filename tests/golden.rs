@@ -112,3 +112,77 @@ fn explain_of_a_record_with_a_failing_item() {
     assert!(actual.contains("items[1].quantity  ← $.quantity: found a number 0"), "{actual}");
     assert!(actual.ends_with("outcome: fail\n"), "{actual}");
 }
+
+/// `diff-mapping` of `tests/fixtures/diff/base.yaml` against one edit of it, on the samples there:
+/// the output is the golden file, the exit code 3 when something changed and 0 when not.
+fn check_diff(edit: &str, samples: &[&str], expected_exit: i32) {
+    let dir = "tests/fixtures/diff";
+    let new = format!("{dir}/{edit}.yaml");
+    let base = format!("{dir}/base.yaml");
+    let args = [&["diff-mapping", &base, &new][..], samples].concat();
+    let out = lambda_stream(&args);
+    assert_eq!(out.status.code(), Some(expected_exit), "{}", crate::util::stderr(&out));
+    let actual = stdout(&out);
+    let suffix = if samples[0] == "--event" { "-event" } else { "" };
+    let expected_path = root().join(format!("{dir}/{edit}{suffix}.expected"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&expected_path, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&expected_path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", expected_path.display()));
+    assert_eq!(actual, expected, "output of diff-mapping base.yaml {new} changed");
+}
+
+const DIFF_SAMPLES: &[&str] = &["--input", "tests/fixtures/diff/samples.jsonl"];
+
+#[test]
+fn diff_of_a_mapping_with_itself_changes_nothing() {
+    check_diff("base", DIFF_SAMPLES, 0);
+}
+
+#[test]
+fn diff_shows_records_that_now_fail_and_their_new_errors() {
+    check_diff("stricter", DIFF_SAMPLES, 3);
+}
+
+#[test]
+fn diff_shows_records_that_now_pass_and_the_errors_they_had() {
+    check_diff("looser", DIFF_SAMPLES, 3);
+}
+
+#[test]
+fn diff_shows_changed_added_and_removed_values_and_keys_hiding_sensitive_ones() {
+    check_diff("values", DIFF_SAMPLES, 3);
+    let text = std::fs::read_to_string(root().join("tests/fixtures/diff/values.expected")).unwrap();
+    assert!(!text.contains("52998224725") && !text.contains("529.982.247-25"), "{text}");
+}
+
+#[test]
+fn diff_shows_other_errors_of_records_failing_under_both() {
+    check_diff("errors", DIFF_SAMPLES, 3);
+}
+
+#[test]
+fn diff_shows_records_now_dropped() {
+    check_diff("dropped", DIFF_SAMPLES, 3);
+}
+
+#[test]
+fn diff_reads_a_lambda_event_too() {
+    check_diff("stricter", &["--event", "tests/fixtures/diff/event.json"], 3);
+}
+
+#[test]
+fn diff_of_an_invalid_mapping_lists_its_problems_and_exits_1() {
+    let out = lambda_stream(&[
+        "diff-mapping",
+        "tests/fixtures/diff/base.yaml",
+        "tests/fixtures/broken/typos.yaml",
+        "--input",
+        "tests/fixtures/diff/samples.jsonl",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(crate::util::stderr(&out).contains("tests/fixtures/broken/typos.yaml:"), "{}", crate::util::stderr(&out));
+    let out = lambda_stream(&["diff-mapping", "tests/fixtures/diff/base.yaml", "nope.yaml", "--input", "x.jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,6 +1,7 @@
 //! The command line: argument parsing (clap), and one module per command.
 //!
 //! - [`validate`] — `validate-mapping` and `validate-config`: every problem as `FILE:LINE:COL`.
+//! - [`diff`] — `diff-mapping`: what an edit of a mapping changes on sample records.
 //! - [`init`] — a starter mapping inferred from sample records.
 //! - [`playground`] — a local page to edit a mapping against samples, with results as you type.
 //! - [`process`] — the local dry run on JSON lines or a saved Lambda event.
@@ -9,6 +10,7 @@
 //! Exit codes follow compiler conventions: 0 success, 1 the input has problems (an invalid mapping,
 //! a failing embedded test), 2 usage errors and unreadable files.
 
+pub mod diff;
 mod error;
 pub mod init;
 pub mod playground;
@@ -41,6 +43,25 @@ pub enum Command {
         /// Mapping files (YAML).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Show what an edit of a mapping would change: map every sample with both and print the
+    /// records whose route, values or errors differ. Exit 0 when nothing changed, 3 when something
+    /// did, 1 when a mapping is invalid, 2 for unreadable files.
+    #[command(group = clap::ArgGroup::new("records").required(true).multiple(false))]
+    DiffMapping {
+        /// The mapping as it is (YAML).
+        old: PathBuf,
+        /// The mapping as edited (YAML).
+        new: PathBuf,
+        /// Sample record values, one JSON object per line.
+        #[arg(long, group = "records")]
+        input: Option<PathBuf>,
+        /// A saved Lambda Kafka event.
+        #[arg(long, group = "records")]
+        event: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -151,6 +172,17 @@ pub fn run(cli: Cli) -> ExitCode {
                     e.exit_code()
                 },
             )
+        }
+        Some(Command::DiffMapping { old, new, input, event, format }) => {
+            let samples = match (&input, &event) {
+                (Some(lines), _) => diff::Samples::Lines(lines),
+                (None, Some(event)) => diff::Samples::Event(event),
+                (None, None) => unreachable!("clap requires --input or --event"),
+            };
+            diff::diff_mapping(&old, &new, samples, format).unwrap_or_else(|e| {
+                eprintln!("lambda-stream: {e}");
+                e.exit_code()
+            })
         }
         Some(Command::Init { from, name, output }) => {
             let written = init::init(&from, name).and_then(|text| match &output {

@@ -106,7 +106,7 @@ fn read_input(input: &Path) -> Result<Vec<u8>, CliError> {
 }
 
 /// The lines of a JSON-lines text (`\r\n` too), without the empty one after a final newline.
-fn split_lines(text: &[u8]) -> Vec<&[u8]> {
+pub fn split_lines(text: &[u8]) -> Vec<&[u8]> {
     let mut lines: Vec<&[u8]> = text.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).collect();
     if lines.last() == Some(&&b""[..]) {
         lines.pop();

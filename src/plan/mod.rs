@@ -82,6 +82,16 @@ impl Plan {
         &self.warnings
     }
 
+    /// The targets whose values are sensitive (an `items:` field whose item fields are, as a
+    /// whole): tools that show output values hide theirs, as the fail envelope does.
+    pub fn sensitive_targets(&self) -> Vec<&str> {
+        fn any_sensitive(set: &FieldSet) -> bool {
+            set.fields.iter().any(|f| f.sensitive || f.items.as_deref().is_some_and(any_sensitive))
+        }
+        let sensitive = |f: &&field::Field| f.sensitive || f.items.as_deref().is_some_and(any_sensitive);
+        self.set.fields.iter().filter(sensitive).map(|f| f.target.as_str()).collect()
+    }
+
     pub fn field_count(&self) -> usize {
         self.set.fields.len()
     }
