@@ -21,13 +21,15 @@
 //! - [`pipeline`] — one batch end to end, shared by the Lambda, `process` and the worker.
 //! - [`config`] — settings resolved once: flags over environment over `environments.yaml`.
 //! - [`logging`] — log set-up shared by every entry.
+//! - [`mapping_source`] — where a mapping comes from (a file, `s3://`), its checked load and its
+//!   refresh into a running pipeline, between batches.
 //! - [`lambda`] — the AWS Lambda function: the handler, and `lambda::runtime` (the only
 //!   `lambda_runtime` import).
 //! - [`worker`] — `lambda-stream run`: the same pipeline fed by a Kafka consumer group, committing
 //!   offsets only after delivery (or inside a transaction with `--exactly-once`).
 //! - [`cli`] — the command line, one module per command.
 //!
-//! With the `kafka` feature off (the mapping-tools build) `msk_iam`, `worker`, `sink::kafka`,
+//! With the `kafka` feature off (the mapping-tools build) `msk_iam`, `mapping_source`, `worker`, `sink::kafka`,
 //! `lambda::runtime`, `config::ssm` and `cli::run` are left out: the engine and the local commands
 //! remain, and no Kafka, AWS or async runtime crate is compiled.
 
@@ -40,6 +42,8 @@ pub mod config;
 pub mod diagnostic;
 pub mod lambda;
 pub mod logging;
+#[cfg(feature = "kafka")]
+pub mod mapping_source;
 #[cfg(feature = "kafka")]
 pub mod msk_iam;
 pub mod pipeline;

@@ -2,6 +2,7 @@
 //! the worker all call [`Pipeline::run_batch`]; they differ only in where inputs come from and
 //! which [`Sink`] receives the messages.
 
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -11,9 +12,11 @@ use crate::record::Input;
 use crate::route::{Origin, OutMessage, Route, Routed, Router};
 use crate::sink::{Sink, SinkError};
 
-/// The compiled mapping and the routing names, built once at cold start.
+/// The compiled mapping and the routing names, built once at cold start. The mapping can be
+/// replaced while batches run (a refreshed mapping): each batch takes the current one when it
+/// starts and keeps it to its end, so no batch is ever mapped by two versions.
 pub struct Pipeline {
-    pub plan: Plan,
+    plan: RwLock<Arc<Plan>>,
     pub router: Router,
     /// How many threads map a large batch (all cores by default).
     pub threads: usize,
@@ -29,6 +32,8 @@ pub struct Summary {
     /// Of the skipped, those the mapping's `drop:` chose (the rest are tombstones).
     pub dropped: usize,
     pub duration_ms: u64,
+    /// The mapping that mapped the batch, `name@version`.
+    pub mapping: String,
 }
 
 #[derive(Debug)]
@@ -65,14 +70,31 @@ impl Pipeline {
     /// A pipeline that maps large batches on every available core.
     pub fn new(plan: Plan, router: Router) -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Pipeline { plan, router, threads }
+        Pipeline { plan: RwLock::new(Arc::new(plan)), router, threads }
+    }
+
+    /// The mapping now: what the next batch is mapped by.
+    pub fn plan(&self) -> Arc<Plan> {
+        // The lock only guards a pointer swap, which cannot leave it half-written.
+        self.plan.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Makes `plan` the mapping of every batch that starts from now on; batches already running
+    /// finish with the one they took. Returns the mapping it replaces.
+    pub fn replace_plan(&self, plan: Plan) -> Arc<Plan> {
+        std::mem::replace(&mut *self.plan.write().unwrap_or_else(PoisonError::into_inner), Arc::new(plan))
     }
 
     /// Maps and routes every input, on all available cores, keeping input order (and so the order
     /// within each source partition).
     pub fn route_all(&self, inputs: &[Input]) -> Vec<Routed> {
+        self.route_all_with(&self.plan(), inputs)
+    }
+
+    /// [`Pipeline::route_all`] with a given mapping (the one the batch took).
+    pub fn route_all_with(&self, plan: &Plan, inputs: &[Input]) -> Vec<Routed> {
         let parts = map_chunks(inputs, self.threads, |_, part| {
-            part.iter().map(|i| self.router.route(&self.plan, i)).collect::<Vec<_>>()
+            part.iter().map(|i| self.router.route(plan, i)).collect::<Vec<_>>()
         });
         match <[Vec<Routed>; 1]>::try_from(parts) {
             Ok([one]) => one,
@@ -83,8 +105,9 @@ impl Pipeline {
     /// Maps and routes a batch and counts it (`duration_ms` left at zero); logs each failed
     /// record. The worker delivers the result itself (to overlap delivery with consuming).
     pub fn route_batch(&self, inputs: &[Input]) -> (Vec<Routed>, Summary) {
-        let routed = self.route_all(inputs);
-        let mut summary = Summary { received: inputs.len(), ..Summary::default() };
+        let plan = self.plan();
+        let routed = self.route_all_with(&plan, inputs);
+        let mut summary = Summary { received: inputs.len(), mapping: plan.identity(), ..Summary::default() };
         for r in &routed {
             match r {
                 Routed::Message(m) => match m.route {

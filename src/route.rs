@@ -96,6 +96,8 @@ pub const HEADER_PARTITION: &str = "lambda-stream.error.partition";
 pub const HEADER_OFFSET: &str = "lambda-stream.error.offset";
 pub const HEADER_MESSAGE: &str = "lambda-stream.error.message";
 pub const HEADER_MAPPING: &str = "lambda-stream.error.mapping";
+/// On ok records: the mapping that made it, `name@version`.
+pub const HEADER_OK_MAPPING: &str = "lambda-stream.mapping";
 
 /// The fail topic's JSON document.
 #[derive(Debug, Serialize)]
@@ -103,7 +105,7 @@ pub struct FailEnvelope<'a> {
     pub source: EnvelopeSource<'a>,
     pub stage: Stage,
     pub errors: &'a [FieldError],
-    pub mapping: Named<'a>,
+    pub mapping: MappingInfo<'a>,
     pub function: FunctionInfo<'a>,
     pub failed_at: String,
     /// The original value: text when it is UTF-8, else base64 (see `value_encoding`).
@@ -123,8 +125,9 @@ pub struct EnvelopeSource<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Named<'a> {
+pub struct MappingInfo<'a> {
     pub name: &'a str,
+    pub version: &'a str,
 }
 
 #[derive(Debug, Serialize)]
@@ -160,8 +163,10 @@ impl Router {
     }
 
     fn ok_message(&self, plan: &Plan, source: &Source, value: Vec<u8>, key: Option<Vec<u8>>) -> OutMessage {
-        let headers =
-            plan.headers().iter().filter_map(|name| source.header(name).map(|v| (name.clone(), v.to_vec()))).collect();
+        let mut headers: Vec<(String, Vec<u8>)> = Vec::with_capacity(plan.headers().len() + 1);
+        headers
+            .extend(plan.headers().iter().filter_map(|name| source.header(name).map(|v| (name.clone(), v.to_vec()))));
+        headers.push((HEADER_OK_MAPPING.to_owned(), plan.identity().into_bytes()));
         OutMessage {
             route: Route::Ok,
             topic: self.topic_ok.clone(),
@@ -200,7 +205,7 @@ impl Router {
             },
             stage,
             errors,
-            mapping: Named { name: plan.name() },
+            mapping: MappingInfo { name: plan.name(), version: plan.version() },
             function: FunctionInfo { name: &self.function_name, env: &self.function_env },
             failed_at: now_rfc3339(),
             value,
@@ -292,7 +297,16 @@ mod tests {
         assert_eq!(m.topic, "ok");
         assert_eq!(m.key.as_deref(), Some(&b"k-1"[..]));
         assert_eq!(m.payload, br#"{"id":7}"#);
-        assert_eq!(m.headers, vec![("traceparent".to_string(), b"00-abc".to_vec())]);
+        // The mapping's identity: its name and the first 12 hex digits of its text's SHA-256.
+        let identity = format!("m@{}", plan().version());
+        assert_eq!(plan().version().len(), 12);
+        assert_eq!(
+            m.headers,
+            vec![
+                ("traceparent".to_string(), b"00-abc".to_vec()),
+                (HEADER_OK_MAPPING.to_string(), identity.into_bytes())
+            ]
+        );
         assert_eq!(m.origin.offset, Some(42));
     }
 
@@ -311,7 +325,7 @@ mod tests {
         );
         assert_eq!(doc["stage"], "validate");
         assert_eq!(doc["errors"][0]["rule"], "type");
-        assert_eq!(doc["mapping"]["name"], "m");
+        assert_eq!(doc["mapping"], json!({"name": "m", "version": plan().version()}));
         assert_eq!(doc["function"], json!({"name": "fn", "env": "dev"}));
         assert_eq!(doc["value"], r#"{"id": "x"}"#);
         assert!(doc["failed_at"].as_str().unwrap().ends_with('Z'));

@@ -294,6 +294,11 @@ impl Worker {
         &self.totals
     }
 
+    /// The pipeline the loop maps with, for replacing its mapping while it runs.
+    pub fn pipeline(&self) -> Arc<Pipeline> {
+        Arc::clone(&self.pipeline)
+    }
+
     /// The loop's heartbeat, for a watchdog (`lambda-stream run` exits when it stalls).
     pub fn heartbeat(&self) -> Arc<Heartbeat> {
         Arc::clone(&self.heartbeat)

@@ -84,7 +84,7 @@ async fn the_saved_msk_event_lands_on_ok_and_fail_topics_exactly() {
         .iter()
         .map(|&i| {
             let lambda_stream::record::Payload::Value(v) = &inputs[i].payload else { panic!() };
-            let Outcome::Mapped(m) = f.pipeline.plan.apply(v) else { panic!("input {i} maps") };
+            let Outcome::Mapped(m) = f.pipeline.plan().apply(v) else { panic!("input {i} maps") };
             (String::from_utf8(m.key.unwrap()).unwrap(), m.value)
         })
         .collect();

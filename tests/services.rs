@@ -9,6 +9,7 @@ mod kafka_util;
 mod lambda_kafka;
 mod lambda_rie;
 mod playground_browser;
+mod s3_moto;
 mod ssm_moto;
 mod util;
 mod worker;

@@ -10,13 +10,14 @@ use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ssm::types::ParameterType;
 use lambda_stream::config::ssm::settings_with_parameters;
 
-struct Moto {
+/// moto in server mode on a free port of 127.0.0.1, stopped when dropped (shared with the S3 tests).
+pub struct Moto {
     child: Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl Moto {
-    fn start(require_auth: bool) -> Self {
+    pub fn start(require_auth: bool) -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut cmd = Command::new("python3");
         cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])

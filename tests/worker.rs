@@ -569,3 +569,40 @@ async fn broker_stopped_and_restarted_mid_stream_loses_nothing() {
 async fn exactly_once_broker_stopped_and_restarted_mid_stream_no_loss_no_duplicate() {
     broker_restart(true, 19192).await;
 }
+
+/// SIGHUP with a changed mapping file: the worker checks it, swaps the new mapping in between two
+/// batches, and goes on; nothing is lost or duplicated, records before the swap carry the old
+/// mapping's header and values, records after it the new one's.
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_swaps_in_a_changed_mapping_without_losing_or_duplicating_a_record() {
+    let brokers = bootstrap();
+    let t = topics("w-hup", 3).await;
+    let m = mapping();
+    let n = 2000;
+    produce_range(&brokers, &t.input, 0..n / 2);
+    // No interval: only SIGHUP makes it look.
+    let mut w = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &["--mapping-refresh-s", "0"]);
+    Placed::read(&brokers, &t.ok, &t.fail, 3, 0..n / 2, Duration::from_secs(60)).assert_complete(0..n / 2);
+    let v1 = format!("worker-test@{}", lambda_stream::plan::text_version(MAPPING));
+    assert!(w.log().contains(&v1), "the start names the mapping: {}", w.log_tail());
+
+    let v2_text = MAPPING.replace("{target: n,", "{target: name,");
+    std::fs::write(&m.path, &v2_text).unwrap();
+    w.signal("-HUP");
+    w.wait_for_log("mapping replaced", Duration::from_secs(10));
+    let v2 = format!("worker-test@{}", lambda_stream::plan::text_version(&v2_text));
+    produce_range(&brokers, &t.input, n / 2..n);
+
+    let placed = Placed::read(&brokers, &t.ok, &t.fail, 3, 0..n, Duration::from_secs(60));
+    placed.assert_complete(0..n);
+    assert_eq!(placed.duplicates(), 0, "a swap neither loses nor repeats a record");
+    let want_ok = (0..n).filter(|i| kind(*i) == Kind::Valid).count();
+    for message in consume_from(&brokers, &t.ok, 3, want_ok, Duration::from_secs(30), GRACE) {
+        let value: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        let id = value["id"].as_u64().unwrap();
+        let (mapping, field) = if id < n / 2 { (&v1, "n") } else { (&v2, "name") };
+        assert_eq!(header(&message, "lambda-stream.mapping").as_ref(), Some(mapping), "id {id}");
+        assert!(value.get(field).is_some(), "id {id} mapped by {mapping}: {value}");
+    }
+    assert_accounting(&w.stop(), n);
+}

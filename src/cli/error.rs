@@ -25,6 +25,9 @@ pub enum CliError {
     #[cfg(feature = "kafka")]
     #[error("{0}")]
     Worker(#[from] crate::worker::WorkerError),
+    #[cfg(feature = "kafka")]
+    #[error("{0}")]
+    MappingSource(#[from] crate::mapping_source::SourceError),
     #[error("{0}")]
     Usage(String),
 }
@@ -36,6 +39,10 @@ impl CliError {
             // A worker that stops on an infrastructure failure: a supervisor should restart it.
             #[cfg(feature = "kafka")]
             CliError::Worker(_) => ExitCode::from(1),
+            #[cfg(feature = "kafka")]
+            CliError::MappingSource(
+                crate::mapping_source::SourceError::Invalid { .. } | crate::mapping_source::SourceError::Tests { .. },
+            ) => ExitCode::from(1),
             _ => ExitCode::from(2),
         }
     }

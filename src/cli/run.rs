@@ -5,13 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::error::CliError;
-use crate::plan;
 
 /// `lambda-stream run`'s flags; each overrides the environment variable named after `env`, which
 /// overrides `environments.yaml` (used when `--env` or LAMBDA_ENV names an entry).
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The mapping file (env MAPPING_FILE).
+    /// The mapping: a file, or an S3 object `s3://bucket/key[?versionId=…]` (env MAPPING_FILE).
     #[arg(long)]
     pub mapping: Option<PathBuf>,
     /// Bootstrap servers (env MSK_SERVERS).
@@ -51,6 +50,10 @@ pub struct RunArgs {
     /// Largest batch (env WORKER_MAX_BATCH).
     #[arg(long)]
     pub max_batch: Option<usize>,
+    /// Seconds between checks of the mapping for a change, 0 for none; SIGHUP checks at once
+    /// (env MAPPING_REFRESH_S, default 60).
+    #[arg(long)]
+    pub mapping_refresh_s: Option<u64>,
     /// Wait this long for a batch to fill once it has a record.
     #[arg(long, default_value_t = 20)]
     pub max_wait_ms: u64,
@@ -107,6 +110,7 @@ pub fn run_worker(args: RunArgs) -> Result<ExitCode, CliError> {
         ("ENVIRONMENTS_FILE", args.environments.as_ref().map(|p| p.display().to_string())),
         ("WORKER_CONCURRENCY", args.concurrency.map(|n| n.to_string())),
         ("WORKER_MAX_BATCH", args.max_batch.map(|n| n.to_string())),
+        ("MAPPING_REFRESH_S", args.mapping_refresh_s.map(|n| n.to_string())),
     ];
     let layers = crate::config::Layers::command_line(flags, "lambda-stream-worker");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)?;
@@ -123,7 +127,10 @@ pub fn run_worker(args: RunArgs) -> Result<ExitCode, CliError> {
             "no topics to consume: --topics, SOURCE_TOPICS or `source_topics` in environments.yaml".into(),
         ));
     }
-    let (_, plan) = plan::load_file(&settings.mapping_file)?;
+    let location = crate::mapping_source::Location::parse(&settings.mapping_file.to_string_lossy())?;
+    let interval = std::time::Duration::from_secs(settings.mapping_refresh_s);
+    let source = runtime.block_on(crate::mapping_source::MappingSource::new(location));
+    let (refresher, plan) = runtime.block_on(crate::mapping_source::Refresher::load(source, interval))?;
     let mut pipeline = crate::pipeline::Pipeline::new(plan, settings.router());
     if let Some(n) = settings.worker_concurrency {
         pipeline.threads = n;
@@ -144,17 +151,54 @@ pub fn run_worker(args: RunArgs) -> Result<ExitCode, CliError> {
     options.pass_through = args.pass_through;
     tracing::info!(
         topics = %options.topics.join(","), group = %options.group, exactly_once = options.exactly_once,
-        topic_ok = %settings.topic_ok, topic_fail = %settings.topic_fail, mapping = %settings.mapping_file.display(),
-        "worker starting"
+        topic_ok = %settings.topic_ok, topic_fail = %settings.topic_fail, mapping = %pipeline.plan().identity(),
+        location = %refresher.source.location, refresh_s = interval.as_secs(), "worker starting"
     );
     // The stream consumer spawns its wake-up task on the current runtime.
     let _entered = runtime.enter();
     let mut worker = Worker::new(pipeline, options)?;
     watch_for_stalls(worker.heartbeat(), worker.stall_limit());
+    runtime.spawn(refresh_mapping(refresher, worker.pipeline()));
     let totals = runtime.block_on(worker.run(crate::worker::shutdown_signal()))?;
     // One machine-readable line on stdout for scripts and tests: the run's accounting.
     println!("{}", serde_json::to_string(&totals).expect("totals serialise"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks the mapping's source every refresh interval and on each SIGHUP; a changed mapping that
+/// compiles and passes its tests replaces the worker's between two batches (see
+/// `mapping_source`). Runs beside the loop, never inside it.
+async fn refresh_mapping(
+    refresher: crate::mapping_source::Refresher,
+    pipeline: std::sync::Arc<crate::pipeline::Pipeline>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; the mapping is refreshed on its interval only");
+            None
+        }
+    };
+    // Zero: SIGHUP only (a period no run outlives).
+    let period = if refresher.interval.is_zero() {
+        std::time::Duration::from_secs(100 * 365 * 86_400)
+    } else {
+        refresher.interval
+    };
+    loop {
+        let hung_up = async {
+            match hangup.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = hung_up => tracing::info!("SIGHUP: checking the mapping"),
+        }
+        refresher.refresh(&pipeline).await;
+    }
 }
 
 /// Exits the process when the worker's loop stays in one step far longer than any of its bounds

@@ -328,7 +328,9 @@ pub fn check(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
             format!("`compression` must be none, gzip, snappy or lz4, found `{}`", c.value),
         )));
     }
-    if let Some(mapping) = &env.mapping {
+    // A mapping in S3 is checked where it is read: at the function's cold start (and by
+    // `validate-mapping` on a copy before it is published).
+    if let Some(mapping) = env.mapping.as_ref().filter(|m| !m.value.starts_with("s3://")) {
         let path = resolve_relative(file, &mapping.value);
         match std::fs::read_to_string(&path) {
             Err(e) => {
@@ -353,6 +355,10 @@ pub fn check(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
 
 /// A path in the environments file, relative to the file's own directory.
 pub fn resolve_relative(file: &Path, path: &str) -> PathBuf {
+    // An object in S3 is named in full; it is nowhere relative to the file.
+    if path.starts_with("s3://") {
+        return PathBuf::from(path);
+    }
     let p = Path::new(path);
     if p.is_absolute() { p.to_path_buf() } else { file.parent().unwrap_or(Path::new(".")).join(p) }
 }

@@ -10,7 +10,8 @@
 //! | `LAMBDA_NAME` | function name in fail records and logs | `AWS_LAMBDA_FUNCTION_NAME` |
 //! | `LAMBDA_ENV` | environment name (`dev`, `prod`, …) | required |
 //! | `MSK_SERVERS` | bootstrap servers of the cluster to produce to | required |
-//! | `MAPPING_FILE` | the mapping spec | required |
+//! | `MAPPING_FILE` | the mapping: a file, or an S3 object `s3://bucket/key[?versionId=…]` | required |
+//! | `MAPPING_REFRESH_S` | how often a warm instance or the worker checks the mapping for a change; 0: never | 60 |
 //! | `TOPIC_OK`, `TOPIC_FAIL` | destination topics | required |
 //! | `PARTIAL_BATCH_RESPONSE` | `true`: answer `batchItemFailures` instead of failing the batch | `false` |
 //! | `KAFKA_LINGER_MS`, `KAFKA_COMPRESSION`, `KAFKA_MESSAGE_TIMEOUT_MS` | producer tuning | 5, lz4, 30000 |
@@ -79,6 +80,8 @@ pub struct Settings {
     pub partial_batch: bool,
     pub producer: ProducerSettings,
     pub delivery_margin_ms: u64,
+    /// Seconds between checks of the mapping's source for a change (0: never).
+    pub mapping_refresh_s: u64,
     /// Topics to consume (the worker; in Lambda the event source mapping names them).
     pub source_topics: Vec<String>,
     /// The worker's consumer group.
@@ -254,6 +257,7 @@ impl Settings {
             partial_batch,
             producer,
             delivery_margin_ms: number("DELIVERY_MARGIN_MS", 1000, |_| None)?,
+            mapping_refresh_s: number("MAPPING_REFRESH_S", 60, |_| None)?,
             source_topics: match get("SOURCE_TOPICS") {
                 Some(list) => list.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
                 None => env.map(|e| e.source_topics.iter().map(|t| t.value.clone()).collect()).unwrap_or_default(),

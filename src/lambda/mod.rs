@@ -80,6 +80,7 @@ fn log_summary(report: &BatchReport, event_source: Option<&str>) {
     let s = &report.summary;
     tracing::info!(
         event_source = event_source.unwrap_or(""),
+        mapping = %s.mapping,
         received = s.received,
         ok = s.ok,
         failed = s.failed,

@@ -7,6 +7,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 
 use super::{Function, HandlerError, deadline_from_epoch_ms};
+use crate::mapping_source::{Location, MappingSource, Refresher};
 use crate::pipeline::Pipeline;
 use crate::sink::kafka::KafkaSink;
 
@@ -26,7 +27,7 @@ pub enum ColdStartError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
-    Mapping(#[from] crate::plan::LoadError),
+    Mapping(#[from] crate::mapping_source::SourceError),
     #[error(transparent)]
     Producer(#[from] crate::sink::SinkError),
 }
@@ -35,7 +36,7 @@ pub enum ColdStartError {
 /// first thing in `main`, so `init_ms` covers runtime setup, settings, mapping and producer.
 pub async fn run(started: Instant) -> Result<(), lambda_runtime::Error> {
     crate::logging::init(true, "info");
-    let function = match cold_start().await {
+    let (function, refresher) = match cold_start().await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, "cold start failed");
@@ -44,34 +45,83 @@ pub async fn run(started: Instant) -> Result<(), lambda_runtime::Error> {
     };
     tracing::info!(
         init_ms = started.elapsed().as_secs_f64() * 1000.0,
-        mapping = function.pipeline.plan.name(),
-        fields = function.pipeline.plan.field_count(),
+        mapping = function.pipeline.plan().identity(),
+        fields = function.pipeline.plan().field_count(),
         partial_batch = function.partial_batch,
+        location = %refresher.source.location,
+        refresh_s = refresher.interval.as_secs(),
         "ready"
     );
-    let function = &function;
+    // Both live as long as the process; the refresh task borrows them while invocations run.
+    let function: &'static Function<KafkaSink> = Box::leak(Box::new(function));
+    let refresh = &*Box::leak(Box::new(RefreshSchedule::new(refresher)));
     // The event arrives as its checked JSON text, not as a `Value`: a tree of a 6 MB event costs
     // a string per field and most of an invocation's overhead, and the decoder reads the text.
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
+        refresh.start_if_due(&function.pipeline);
         let deadline = deadline_from_epoch_ms(event.context.deadline);
         function.handle(event.payload.get(), deadline).await
     }))
     .await
 }
 
-/// Reads settings (resolving `parameter://` values from SSM), compiles the mapping and creates the
-/// producer: one clear error if any fails.
-pub async fn cold_start() -> Result<Function<KafkaSink>, ColdStartError> {
+/// When a warm instance checks its mapping: at the start of an invocation once the interval has
+/// passed, in a task of its own. The batch of that invocation has already taken its mapping (or
+/// takes the current one), so it never waits for the check and is never mapped by two versions;
+/// a replaced mapping serves from the next batch. A frozen instance checks nothing: the check
+/// runs while invocations do, and a long one simply finishes in a later invocation.
+struct RefreshSchedule {
+    refresher: Refresher,
+    last_check: std::sync::Mutex<Instant>,
+    running: std::sync::atomic::AtomicBool,
+}
+
+impl RefreshSchedule {
+    fn new(refresher: Refresher) -> Self {
+        RefreshSchedule {
+            refresher,
+            last_check: std::sync::Mutex::new(Instant::now()),
+            running: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn start_if_due(&'static self, pipeline: &'static Pipeline) {
+        use std::sync::atomic::Ordering;
+        let interval = self.refresher.interval;
+        if interval.is_zero() {
+            return;
+        }
+        {
+            let mut last = self.last_check.lock().expect("not poisoned");
+            if last.elapsed() < interval || self.running.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            *last = Instant::now();
+        }
+        tokio::spawn(async move {
+            self.refresher.refresh(pipeline).await;
+            self.running.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// Reads settings (resolving `parameter://` values from SSM), fetches the mapping (a file or an
+/// S3 object), compiles it and runs its embedded tests, and creates the producer: one clear error
+/// if any fails.
+pub async fn cold_start() -> Result<(Function<KafkaSink>, Refresher), ColdStartError> {
     let layers = crate::config::Layers::environment();
     let settings =
         crate::config::ssm::settings_with_parameters(|name: &str| layers.get(name), crate::config::ssm::lambda_client)
             .await?;
-    let (_, plan) = crate::plan::load_file(&settings.mapping_file)?;
+    let location = Location::parse(&settings.mapping_file.to_string_lossy())?;
+    let interval = Duration::from_secs(settings.mapping_refresh_s);
+    let (refresher, plan) = Refresher::load(MappingSource::new(location).await, interval).await?;
     let sink = KafkaSink::new(&settings.producer)?;
-    Ok(Function {
+    let function = Function {
         pipeline: Pipeline::new(plan, settings.router()),
         sink,
         partial_batch: settings.partial_batch,
         delivery_margin: Duration::from_millis(settings.delivery_margin_ms),
-    })
+    };
+    Ok((function, refresher))
 }

@@ -49,6 +49,10 @@ pub use outcome::{Failure, FieldError, Mapped, Outcome, Stage, StepError};
 #[derive(Debug)]
 pub struct Plan {
     name: String,
+    /// Which text of the mapping this is: the S3 version id when it came from a versioned
+    /// bucket, else the first 12 hex digits of the SHA-256 of its text. Empty when compiled from
+    /// a spec alone.
+    version: String,
     extractor: Extractor,
     /// `drop:` — records where it holds are skipped before any field is read.
     drop: Option<Compiled>,
@@ -73,6 +77,22 @@ impl Plan {
     }
 
     /// Source headers to copy onto ok records, as the spec's `headers:` lists them.
+    /// See [`Plan::with_version`]; a plan loaded from text has the text's SHA-256 prefix.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The mapping's identity as output records carry it: `name@version`.
+    pub fn identity(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    /// The same plan, identified by another version (an S3 object's version id).
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
     pub fn headers(&self) -> &[String] {
         &self.headers
     }
@@ -225,7 +245,7 @@ pub fn load_str(text: &str) -> Result<(MappingSpec, Plan), Vec<Diagnostic>> {
 pub fn load_str_in(text: &str, options: &CompileOptions) -> Result<(MappingSpec, Plan), Vec<Diagnostic>> {
     let (spec, mut diags) = crate::spec::parse(text);
     match compile_with(&spec, options) {
-        Ok(plan) if diags.is_empty() => Ok((spec, plan)),
+        Ok(plan) if diags.is_empty() => Ok((spec, plan.with_version(text_version(text)))),
         Ok(_) => Err(diags),
         Err(more) => {
             diags.extend(more);
@@ -234,6 +254,14 @@ pub fn load_str_in(text: &str, options: &CompileOptions) -> Result<(MappingSpec,
             Err(diags)
         }
     }
+}
+
+/// The version of a mapping text that has no other: the first 12 hex digits of its SHA-256.
+pub fn text_version(text: &str) -> String {
+    use sha2::Digest as _;
+    let mut hex = expr::hex(&sha2::Sha256::digest(text.as_bytes()));
+    hex.truncate(12);
+    hex
 }
 
 /// Reads, parses and compiles a mapping file.
@@ -423,6 +451,7 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
     };
     Ok(Plan {
         name: spec.name.as_ref().map(|n| n.value.clone()).unwrap_or_default(),
+        version: String::new(),
         extractor,
         drop,
         set,

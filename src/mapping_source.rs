@@ -1,0 +1,351 @@
+//! Where a mapping comes from — a local file or an S3 object — and its checked load, shared by
+//! cold starts, refreshes and the worker's SIGHUP: fetch, compile, run the embedded tests.
+//!
+//! The engine only compiles text; this module fetches it and decides when to. A refresh asks the
+//! source whether the text changed (S3: a conditional GET on the ETag, so an unchanged object is
+//! not downloaded; a file: its modification time and size, then its hash), compiles and tests a
+//! changed text off the batch path, and only then swaps it into the pipeline, between batches. A
+//! text that does not compile or fails its tests is refused with every problem in one log line,
+//! and the mapping in use stays (last known good); the next change is tried again.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use crate::diagnostic::Diagnostic;
+use crate::pipeline::Pipeline;
+use crate::plan::{self, Plan, spec_tests};
+
+/// Where a mapping lives: `s3://bucket/key[?versionId=…]`, or a local path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    File(PathBuf),
+    S3 { bucket: String, key: String, version_id: Option<String> },
+}
+
+impl Location {
+    pub fn parse(text: &str) -> Result<Self, SourceError> {
+        let Some(rest) = text.strip_prefix("s3://") else {
+            return Ok(Location::File(PathBuf::from(text)));
+        };
+        let bad = |why: &str| SourceError::Location { location: text.to_owned(), why: why.to_owned() };
+        let (object, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (bucket, key) = object.split_once('/').ok_or_else(|| bad("expected s3://bucket/key"))?;
+        if bucket.is_empty() || key.is_empty() {
+            return Err(bad("expected s3://bucket/key"));
+        }
+        let version_id = match query {
+            "" => None,
+            q => match q.strip_prefix("versionId=") {
+                Some(v) if !v.is_empty() && !v.contains('&') => Some(v.to_owned()),
+                _ => return Err(bad("the only query it takes is `?versionId=…`")),
+            },
+        };
+        Ok(Location::S3 { bucket: bucket.to_owned(), key: key.to_owned(), version_id })
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File(path) => write!(f, "{}", path.display()),
+            Location::S3 { bucket, key, version_id: None } => write!(f, "s3://{bucket}/{key}"),
+            Location::S3 { bucket, key, version_id: Some(v) } => write!(f, "s3://{bucket}/{key}?versionId={v}"),
+        }
+    }
+}
+
+/// Why a mapping could not be (re)loaded. Each names the location; none carries a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("invalid mapping location `{location}`: {why}")]
+    Location { location: String, why: String },
+    #[error("cannot read mapping file {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("cannot get the mapping s3://{bucket}/{key}: {reason}")]
+    S3 { bucket: String, key: String, reason: String },
+    #[error("mapping {location} is not UTF-8 text")]
+    NotText { location: String },
+    #[error("mapping {location} is invalid:\n{}", render(location, diagnostics))]
+    Invalid { location: String, diagnostics: Vec<Diagnostic> },
+    #[error("mapping {location}: {} embedded test(s) failed:\n{}", failures.len(), failures.join("\n"))]
+    Tests { location: String, failures: Vec<String> },
+}
+
+fn render(location: &str, diagnostics: &[Diagnostic]) -> String {
+    diagnostics.iter().map(|d| d.render(location)).collect::<Vec<_>>().join("\n")
+}
+
+/// What says whether the text changed since it was read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Tag {
+    File { modified: Option<SystemTime>, len: u64, version: String },
+    S3 { etag: Option<String> },
+}
+
+/// One text of the mapping and what identifies it.
+pub struct Fetched {
+    pub text: String,
+    /// The S3 object's version id (a versioned bucket), used as the mapping's version.
+    pub version_id: Option<String>,
+    tag: Tag,
+}
+
+/// A mapping's location and, for S3, the client that reads it.
+pub struct MappingSource {
+    pub location: Location,
+    s3: Option<aws_sdk_s3::Client>,
+}
+
+impl MappingSource {
+    /// For S3 locations, an S3 client with the default credentials chain (the function's role).
+    pub async fn new(location: Location) -> Self {
+        let s3 = match &location {
+            Location::File(_) => None,
+            Location::S3 { .. } => {
+                let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                // An endpoint of its own (`AWS_ENDPOINT_URL[_S3]`: MinIO, LocalStack, moto) has no
+                // per-bucket host names: address buckets in the path there.
+                let custom = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"].iter().any(|v| std::env::var_os(v).is_some());
+                let s3 = aws_sdk_s3::config::Builder::from(&config).force_path_style(custom).build();
+                Some(aws_sdk_s3::Client::from_conf(s3))
+            }
+        };
+        MappingSource { location, s3 }
+    }
+
+    /// With a given S3 client (tests point one at an emulator).
+    pub fn with_s3_client(location: Location, client: aws_sdk_s3::Client) -> Self {
+        MappingSource { location, s3: Some(client) }
+    }
+
+    /// The text, unless it is the one `last` identifies (then `None`, and nothing is downloaded).
+    async fn fetch(&self, last: Option<&Tag>) -> Result<Option<Fetched>, SourceError> {
+        match &self.location {
+            Location::File(path) => fetch_file(path, last),
+            Location::S3 { bucket, key, version_id } => {
+                let client = self.s3.as_ref().expect("an S3 location has a client");
+                let etag = match last {
+                    Some(Tag::S3 { etag }) => etag.clone(),
+                    _ => None,
+                };
+                let failed = |reason: String| SourceError::S3 { bucket: bucket.clone(), key: key.clone(), reason };
+                let request = client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .set_version_id(version_id.clone())
+                    .set_if_none_match(etag);
+                let object = match request.send().await {
+                    Ok(object) => object,
+                    Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 304) => return Ok(None),
+                    Err(e) => return Err(failed(aws_sdk_s3::error::DisplayErrorContext(&e).to_string())),
+                };
+                let tag = Tag::S3 { etag: object.e_tag().map(str::to_owned) };
+                let version_id = object.version_id().filter(|v| *v != "null").map(str::to_owned);
+                let bytes = object.body.collect().await.map_err(|e| failed(e.to_string()))?.into_bytes();
+                let text = String::from_utf8(bytes.to_vec())
+                    .map_err(|_| SourceError::NotText { location: self.location.to_string() })?;
+                Ok(Some(Fetched { text, version_id, tag }))
+            }
+        }
+    }
+
+    /// Compiles a fetched text and runs its embedded tests: a plan the function may use, with
+    /// its version (the S3 version id, else the text's hash).
+    pub fn compile(&self, fetched: &Fetched) -> Result<Plan, SourceError> {
+        let location = self.location.to_string();
+        // Lookup files are read next to a mapping file; an S3 mapping's from the working
+        // directory (the function's package).
+        let base_dir = match &self.location {
+            Location::File(path) => path.parent().map(Path::to_path_buf),
+            Location::S3 { .. } => None,
+        };
+        let options = plan::CompileOptions { base_dir, ..plan::CompileOptions::default() };
+        let (spec, plan) = plan::load_str_in(&fetched.text, &options)
+            .map_err(|diagnostics| SourceError::Invalid { location: location.clone(), diagnostics })?;
+        let failures: Vec<String> = spec_tests::run(&spec, &plan)
+            .into_iter()
+            .filter_map(|t| {
+                t.failure.map(|why| {
+                    format!("{location}:{}:{}: error: test \"{}\" failed: {why}", t.pos.line, t.pos.col, t.name)
+                })
+            })
+            .collect();
+        if !failures.is_empty() {
+            return Err(SourceError::Tests { location, failures });
+        }
+        Ok(match &fetched.version_id {
+            Some(v) => plan.with_version(v.clone()),
+            None => plan,
+        })
+    }
+}
+
+fn fetch_file(path: &Path, last: Option<&Tag>) -> Result<Option<Fetched>, SourceError> {
+    let io = |source| SourceError::Io { path: path.display().to_string(), source };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    let (modified, len) = (meta.modified().ok(), meta.len());
+    if let Some(Tag::File { modified: m, len: l, .. }) = last
+        && *m == modified
+        && modified.is_some()
+        && *l == len
+    {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    let version = plan::text_version(&text);
+    // Touched but the same text: nothing to compile.
+    if let Some(Tag::File { version: v, .. }) = last
+        && *v == version
+    {
+        return Ok(None);
+    }
+    Ok(Some(Fetched { text, version_id: None, tag: Tag::File { modified, len, version } }))
+}
+
+/// What a refresh did.
+#[derive(Debug)]
+pub enum Refresh {
+    /// The text is the one in use.
+    Unchanged,
+    /// A new mapping replaced the old one: its `name@version`.
+    Replaced(String),
+    /// A new text that does not compile or fails its tests; the mapping in use stays.
+    Rejected(SourceError),
+    /// The source could not be read; the mapping in use stays.
+    Unreadable(SourceError),
+}
+
+/// A mapping source and what was last read from it, for refreshes.
+pub struct Refresher {
+    pub source: MappingSource,
+    last: Mutex<Option<Tag>>,
+    /// How often a warm instance checks (`MAPPING_REFRESH_S`); zero: never.
+    pub interval: Duration,
+}
+
+impl Refresher {
+    /// Reads, compiles and tests the mapping: the cold start's load. Any failure is the cold
+    /// start's failure.
+    pub async fn load(source: MappingSource, interval: Duration) -> Result<(Self, Plan), SourceError> {
+        let fetched = source.fetch(None).await?.expect("a first fetch always reads");
+        let plan = source.compile(&fetched)?;
+        let refresher = Refresher { source, last: Mutex::new(Some(fetched.tag)), interval };
+        Ok((refresher, plan))
+    }
+
+    /// Checks the source once; a changed text that compiles and passes its tests replaces the
+    /// pipeline's mapping (batches already running keep theirs). Compiling runs on a blocking
+    /// thread, never on the batch path. Logs what happened.
+    pub async fn refresh(&self, pipeline: &Pipeline) -> Refresh {
+        let last = self.last.lock().expect("not poisoned").clone();
+        let outcome = match self.source.fetch(last.as_ref()).await {
+            Ok(None) => Refresh::Unchanged,
+            Err(e) => Refresh::Unreadable(e),
+            Ok(Some(fetched)) => {
+                let tag = fetched.tag.clone();
+                let compiled = tokio::task::block_in_place(|| self.source.compile(&fetched));
+                // A refused text is remembered too: it is not compiled again until it changes.
+                *self.last.lock().expect("not poisoned") = Some(tag);
+                match compiled {
+                    Ok(plan) => {
+                        let identity = plan.identity();
+                        let old = pipeline.replace_plan(plan);
+                        tracing::info!(mapping = %identity, previous = %old.identity(), location = %self.source.location, "mapping replaced");
+                        Refresh::Replaced(identity)
+                    }
+                    Err(e) => Refresh::Rejected(e),
+                }
+            }
+        };
+        match &outcome {
+            Refresh::Rejected(e) => tracing::error!(
+                mapping = %pipeline.plan().identity(), problems = %e,
+                "new mapping refused; the mapping in use stays"
+            ),
+            Refresh::Unreadable(e) => tracing::warn!(
+                mapping = %pipeline.plan().identity(), error = %e,
+                "mapping source unreadable; the mapping in use stays"
+            ),
+            Refresh::Unchanged | Refresh::Replaced(_) => {}
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_files_or_s3_objects() {
+        assert_eq!(Location::parse("mappings/a.yaml").unwrap(), Location::File("mappings/a.yaml".into()));
+        assert_eq!(
+            Location::parse("s3://b/dir/m.yaml").unwrap(),
+            Location::S3 { bucket: "b".into(), key: "dir/m.yaml".into(), version_id: None }
+        );
+        let pinned = Location::parse("s3://b/m.yaml?versionId=3HL4kqtJ").unwrap();
+        assert_eq!(pinned.to_string(), "s3://b/m.yaml?versionId=3HL4kqtJ");
+        for bad in ["s3://b", "s3:///k", "s3://b/", "s3://b/k?v=1", "s3://b/k?versionId="] {
+            let e = Location::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_file_refresh_swaps_a_good_change_and_keeps_the_old_mapping_on_a_bad_one() {
+        let dir = std::env::temp_dir().join(format!("ls-refresh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.yaml");
+        let v1 = "version: 1\nname: m\nfields:\n  - { source: $.a, target: a, type: integer }\n";
+        std::fs::write(&path, v1).unwrap();
+        let source = MappingSource::new(Location::File(path.clone())).await;
+        let (refresher, plan) = Refresher::load(source, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(plan.identity(), format!("m@{}", plan::text_version(v1)));
+        let router = crate::route::Router {
+            topic_ok: "ok".into(),
+            topic_fail: "fail".into(),
+            function_name: String::new(),
+            function_env: String::new(),
+        };
+        let pipeline = Pipeline::new(plan, router);
+        assert!(matches!(refresher.refresh(&pipeline).await, Refresh::Unchanged));
+
+        let v2 = v1.replace("target: a", "target: bb");
+        std::fs::write(&path, &v2).unwrap();
+        // A new size is seen even within the file system's time resolution.
+        match refresher.refresh(&pipeline).await {
+            Refresh::Replaced(identity) => assert_eq!(identity, format!("m@{}", plan::text_version(&v2))),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(pipeline.plan().apply(br#"{"a": 1}"#), plan::Outcome::Mapped(m) if m.value == br#"{"bb":1}"#));
+
+        std::fs::write(&path, v2.replace("type: integer", "type: integr")).unwrap();
+        match refresher.refresh(&pipeline).await {
+            Refresh::Rejected(SourceError::Invalid { diagnostics, .. }) => {
+                assert!(diagnostics[0].message.contains("integr"), "{diagnostics:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(pipeline.plan().identity(), format!("m@{}", plan::text_version(&v2)), "the last good one stays");
+        // The refused text is not compiled again until it changes.
+        assert!(matches!(refresher.refresh(&pipeline).await, Refresh::Unchanged));
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(refresher.refresh(&pipeline).await, Refresh::Unreadable(SourceError::Io { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_mapping_whose_tests_fail_is_refused_at_load_with_each_failure_located() {
+        let dir = std::env::temp_dir().join(format!("ls-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.yaml");
+        let text = "version: 1\nname: m\nfields:\n  - { source: $.a, target: a, type: integer }\ntests:\n  - name: t\n    input: { a: 1 }\n    expect: { ok: { a: 2 } }\n";
+        std::fs::write(&path, text).unwrap();
+        let source = MappingSource::new(Location::File(path.clone())).await;
+        let e = Refresher::load(source, Duration::ZERO).await.err().unwrap().to_string();
+        assert!(e.contains("1 embedded test(s) failed") && e.contains("m.yaml:6:"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
