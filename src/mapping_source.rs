@@ -204,6 +204,36 @@ fn fetch_file(path: &Path, last: Option<&Tag>) -> Result<Option<Fetched>, Source
     Ok(Some(Fetched { text, version_id: None, tag: Tag::File { modified, len, version } }))
 }
 
+/// Loads every mapping the settings name — one, or one per route — and builds the pipeline, with
+/// one refresher per mapping (its route's). Any failure is the cold start's.
+pub async fn load_pipeline(settings: &crate::config::Settings) -> Result<(Pipeline, Vec<Refresher>), SourceError> {
+    let interval = Duration::from_secs(settings.mapping_refresh_s);
+    if settings.routes.is_empty() {
+        let location = Location::parse(&settings.mapping_file.to_string_lossy())?;
+        let (refresher, plan) = Refresher::load(MappingSource::new(location).await, interval).await?;
+        return Ok((Pipeline::new(plan, settings.router()), vec![refresher]));
+    }
+    let mut routes = Vec::new();
+    let mut refreshers = Vec::new();
+    for (index, route) in settings.routes.iter().enumerate() {
+        let location = Location::parse(&route.mapping_file.to_string_lossy())?;
+        let (refresher, plan) = Refresher::load(MappingSource::new(location).await, interval).await?;
+        refreshers.push(refresher.for_route(index));
+        let router = crate::route::Router {
+            topic_ok: route.topic_ok.clone(),
+            topic_fail: route.topic_fail.clone(),
+            ..settings.router()
+        };
+        routes.push(crate::pipeline::TopicRoute { source_topic: route.source_topic.clone(), plan, router });
+    }
+    let unrouted = settings.unrouted_topic_fail.as_ref().map(|fail| crate::route::Router {
+        topic_ok: String::new(),
+        topic_fail: fail.clone(),
+        ..settings.router()
+    });
+    Ok((Pipeline::with_routes(routes, unrouted), refreshers))
+}
+
 /// What a refresh did.
 #[derive(Debug)]
 pub enum Refresh {
@@ -223,6 +253,8 @@ pub struct Refresher {
     last: Mutex<Option<Tag>>,
     /// How often a warm instance checks (`MAPPING_REFRESH_S`); zero: never.
     pub interval: Duration,
+    /// The pipeline route whose mapping this is (0 with one route).
+    route: usize,
 }
 
 impl Refresher {
@@ -231,8 +263,14 @@ impl Refresher {
     pub async fn load(source: MappingSource, interval: Duration) -> Result<(Self, Plan), SourceError> {
         let fetched = source.fetch(None).await?.expect("a first fetch always reads");
         let plan = source.compile(&fetched)?;
-        let refresher = Refresher { source, last: Mutex::new(Some(fetched.tag)), interval };
+        let refresher = Refresher { source, last: Mutex::new(Some(fetched.tag)), interval, route: 0 };
         Ok((refresher, plan))
+    }
+
+    /// The same, for route `index` of a pipeline with one route per source topic.
+    pub fn for_route(mut self, index: usize) -> Self {
+        self.route = index;
+        self
     }
 
     /// Checks the source once; a changed text that compiles and passes its tests replaces the
@@ -251,7 +289,7 @@ impl Refresher {
                 match compiled {
                     Ok(plan) => {
                         let identity = plan.identity();
-                        let old = pipeline.replace_plan(plan);
+                        let old = pipeline.replace_route_plan(self.route, plan);
                         tracing::info!(mapping = %identity, previous = %old.identity(), location = %self.source.location, "mapping replaced");
                         Refresh::Replaced(identity)
                     }
@@ -261,11 +299,11 @@ impl Refresher {
         };
         match &outcome {
             Refresh::Rejected(e) => tracing::error!(
-                mapping = %pipeline.plan().identity(), problems = %e,
+                mapping = %pipeline.route_plan(self.route).identity(), problems = %e,
                 "new mapping refused; the mapping in use stays"
             ),
             Refresh::Unreadable(e) => tracing::warn!(
-                mapping = %pipeline.plan().identity(), error = %e,
+                mapping = %pipeline.route_plan(self.route).identity(), error = %e,
                 "mapping source unreadable; the mapping in use stays"
             ),
             Refresh::Unchanged | Refresh::Replaced(_) => {}

@@ -12,14 +12,30 @@ use crate::record::Input;
 use crate::route::{Origin, OutMessage, Route, Routed, Router};
 use crate::sink::{Sink, SinkError};
 
-/// The compiled mapping and the routing names, built once at cold start. The mapping can be
-/// replaced while batches run (a refreshed mapping): each batch takes the current one when it
-/// starts and keeps it to its end, so no batch is ever mapped by two versions.
+/// The compiled mappings and the routing names, built once at cold start: one route (a mapping
+/// and its ok and fail topics) for every record, or one route per source topic. A mapping can be
+/// replaced while batches run (a refreshed mapping): each batch takes the current ones when it
+/// starts and keeps them to its end, so no batch is ever mapped by two versions of one.
 pub struct Pipeline {
-    plan: RwLock<Arc<Plan>>,
-    pub router: Router,
+    routes: Vec<RouteEntry>,
+    /// Where records of a topic no route takes go (several routes only), with why.
+    unrouted: Option<Router>,
     /// How many threads map a large batch (all cores by default).
     pub threads: usize,
+}
+
+struct RouteEntry {
+    /// The source topic it maps; `None`: every record (the one-route case).
+    topic: Option<String>,
+    plan: RwLock<Arc<Plan>>,
+    router: Router,
+}
+
+/// A route of a pipeline with several: the source topic it takes, its mapping and its topics.
+pub struct TopicRoute {
+    pub source_topic: String,
+    pub plan: Plan,
+    pub router: Router,
 }
 
 /// What happened to a batch: every input is counted exactly once in `ok`, `failed` or `skipped`.
@@ -32,7 +48,8 @@ pub struct Summary {
     /// Of the skipped, those the mapping's `drop:` chose (the rest are tombstones).
     pub dropped: usize,
     pub duration_ms: u64,
-    /// The mapping that mapped the batch, `name@version`.
+    /// The mapping that mapped the batch, `name@version` (with several routes, each route's,
+    /// comma-separated, in route order).
     pub mapping: String,
 }
 
@@ -70,31 +87,75 @@ impl Pipeline {
     /// A pipeline that maps large batches on every available core.
     pub fn new(plan: Plan, router: Router) -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Pipeline { plan: RwLock::new(Arc::new(plan)), router, threads }
+        let route = RouteEntry { topic: None, plan: RwLock::new(Arc::new(plan)), router };
+        Pipeline { routes: vec![route], unrouted: None, threads }
     }
 
-    /// The mapping now: what the next batch is mapped by.
+    /// A pipeline with one route per source topic; records of other topics go to `unrouted`'s
+    /// fail topic, if given (else to the first route's), failed with rule `route`.
+    pub fn with_routes(routes: Vec<TopicRoute>, unrouted: Option<Router>) -> Self {
+        assert!(!routes.is_empty(), "a pipeline has at least one route");
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let routes = routes
+            .into_iter()
+            .map(|r| RouteEntry { topic: Some(r.source_topic), plan: RwLock::new(Arc::new(r.plan)), router: r.router })
+            .collect();
+        Pipeline { routes, unrouted, threads }
+    }
+
+    /// How many routes it has (one mapping each).
+    pub fn route_count(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// The source topic of route `index` (`None` for the one route of every record).
+    pub fn route_topic(&self, index: usize) -> Option<&str> {
+        self.routes[index].topic.as_deref()
+    }
+
+    /// The routing names (ok and fail topics) of the first route.
+    pub fn router(&self) -> &Router {
+        &self.routes[0].router
+    }
+
+    /// The first route's mapping now: what the next batch is mapped by.
     pub fn plan(&self) -> Arc<Plan> {
-        // The lock only guards a pointer swap, which cannot leave it half-written.
-        self.plan.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.route_plan(0)
     }
 
-    /// Makes `plan` the mapping of every batch that starts from now on; batches already running
-    /// finish with the one they took. Returns the mapping it replaces.
+    /// Route `index`'s mapping now.
+    pub fn route_plan(&self, index: usize) -> Arc<Plan> {
+        // The lock only guards a pointer swap, which cannot leave it half-written.
+        self.routes[index].plan.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Makes `plan` the first route's mapping for every batch that starts from now on; batches
+    /// already running finish with the one they took. Returns the mapping it replaces.
     pub fn replace_plan(&self, plan: Plan) -> Arc<Plan> {
-        std::mem::replace(&mut *self.plan.write().unwrap_or_else(PoisonError::into_inner), Arc::new(plan))
+        self.replace_route_plan(0, plan)
+    }
+
+    /// [`Pipeline::replace_plan`] for route `index`.
+    pub fn replace_route_plan(&self, index: usize, plan: Plan) -> Arc<Plan> {
+        let mut slot = self.routes[index].plan.write().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut *slot, Arc::new(plan))
+    }
+
+    /// Every route's mapping now, taken together for one batch.
+    fn plans(&self) -> Vec<Arc<Plan>> {
+        (0..self.routes.len()).map(|i| self.route_plan(i)).collect()
     }
 
     /// Maps and routes every input, on all available cores, keeping input order (and so the order
     /// within each source partition).
     pub fn route_all(&self, inputs: &[Input]) -> Vec<Routed> {
-        self.route_all_with(&self.plan(), inputs)
+        self.route_all_with(&self.plans(), inputs)
     }
 
-    /// [`Pipeline::route_all`] with a given mapping (the one the batch took).
-    pub fn route_all_with(&self, plan: &Plan, inputs: &[Input]) -> Vec<Routed> {
+    /// [`Pipeline::route_all`] with given mappings, one per route (those the batch took).
+    fn route_all_with(&self, plans: &[Arc<Plan>], inputs: &[Input]) -> Vec<Routed> {
         let parts = map_chunks(inputs, self.threads, |_, part| {
-            part.iter().map(|i| self.router.route(plan, i)).collect::<Vec<_>>()
+            part.iter().map(|i| self.route_one(plans, i)).collect::<Vec<_>>()
         });
         match <[Vec<Routed>; 1]>::try_from(parts) {
             Ok([one]) => one,
@@ -102,12 +163,39 @@ impl Pipeline {
         }
     }
 
+    fn route_one(&self, plans: &[Arc<Plan>], input: &Input) -> Routed {
+        if let [one] = &self.routes[..]
+            && one.topic.is_none()
+        {
+            return one.router.route(&plans[0], input);
+        }
+        match self.routes.iter().position(|r| r.topic.as_deref() == Some(input.source.topic.as_str())) {
+            Some(i) => self.routes[i].router.route(&plans[i], input),
+            None => {
+                let router = self.unrouted.as_ref().unwrap_or(&self.routes[0].router);
+                let topics: Vec<&str> = self.routes.iter().filter_map(|r| r.topic.as_deref()).collect();
+                let why = format!("no route maps topic `{}` (routes: {})", input.source.topic, topics.join(", "));
+                let value = match &input.payload {
+                    crate::record::Payload::Value(v) => Some(v.as_slice()),
+                    _ => None,
+                };
+                Routed::Message(router.fail_message(
+                    None,
+                    &input.source,
+                    crate::plan::Failure::of_record("route", why),
+                    value,
+                ))
+            }
+        }
+    }
+
     /// Maps and routes a batch and counts it (`duration_ms` left at zero); logs each failed
     /// record. The worker delivers the result itself (to overlap delivery with consuming).
     pub fn route_batch(&self, inputs: &[Input]) -> (Vec<Routed>, Summary) {
-        let plan = self.plan();
-        let routed = self.route_all_with(&plan, inputs);
-        let mut summary = Summary { received: inputs.len(), mapping: plan.identity(), ..Summary::default() };
+        let plans = self.plans();
+        let routed = self.route_all_with(&plans, inputs);
+        let mapping = plans.iter().map(|p| p.identity()).collect::<Vec<_>>().join(",");
+        let mut summary = Summary { received: inputs.len(), mapping, ..Summary::default() };
         for r in &routed {
             match r {
                 Routed::Message(m) => match m.route {
@@ -271,5 +359,66 @@ mod tests {
                 ItemIdentifier { partition: "in-2".into(), offset: 11 },
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn each_topic_is_mapped_by_its_route_and_an_unrouted_one_fails_to_the_default_route() {
+        let router = |ok: &str, fail: &str| Router {
+            topic_ok: ok.into(),
+            topic_fail: fail.into(),
+            function_name: "f".into(),
+            function_env: "test".into(),
+        };
+        let plan = |name: &str, target: &str| {
+            crate::plan::load_str(&format!(
+                "version: 1\nname: {name}\nfields:\n  - {{target: {target}, source: $.id, type: integer, required: true}}\n"
+            ))
+            .unwrap()
+            .1
+        };
+        let p = Pipeline::with_routes(
+            vec![
+                TopicRoute {
+                    source_topic: "orders".into(),
+                    plan: plan("orders", "order_id"),
+                    router: router("o-ok", "o-fail"),
+                },
+                TopicRoute {
+                    source_topic: "payments".into(),
+                    plan: plan("payments", "payment_id"),
+                    router: router("p-ok", "p-fail"),
+                },
+            ],
+            Some(router("", "unrouted")),
+        );
+        let input = |topic: &str, offset: i64, value: &str| Input {
+            source: Source { topic: topic.into(), offset: Some(offset), ..Source::default() },
+            payload: Payload::Value(value.as_bytes().to_vec()),
+        };
+        let ins = vec![
+            input("orders", 0, r#"{"id": 1}"#),
+            input("payments", 0, r#"{"id": 2}"#),
+            input("payments", 1, r#"{"id": "x"}"#),
+            input("refunds", 0, r#"{"id": 3}"#),
+        ];
+        let sink = MemorySink::default();
+        let report = p.run_batch(&sink, &ins, deadline()).await;
+        let s = &report.summary;
+        assert_eq!((s.received, s.ok, s.failed), (4, 2, 2));
+        assert!(s.mapping.starts_with("orders@") && s.mapping.contains(",payments@"), "{}", s.mapping);
+        let delivered = sink.delivered.lock().unwrap();
+        let topics: Vec<&str> = delivered.iter().map(|m| m.topic.as_str()).collect();
+        assert_eq!(topics, ["o-ok", "p-ok", "p-fail", "unrouted"]);
+        assert_eq!(delivered[0].payload, br#"{"order_id":1}"#);
+        assert_eq!(delivered[1].payload, br#"{"payment_id":2}"#);
+        let envelope: serde_json::Value = serde_json::from_slice(&delivered[3].payload).unwrap();
+        assert_eq!(envelope["errors"][0]["rule"], "route");
+        assert!(envelope["errors"][0]["message"].as_str().unwrap().contains("`refunds`"), "{envelope}");
+        assert_eq!(envelope["value"], r#"{"id": 3}"#, "the record travels with its failure");
+        // A refresh of one route leaves the other alone.
+        p.replace_route_plan(1, plan("payments", "pid"));
+        assert_eq!(p.route_plan(0).name(), "orders");
+        let (routed, _) = p.route_batch(&ins[1..2]);
+        assert_eq!(routed[0].message().unwrap().payload, br#"{"pid":2}"#);
     }
 }

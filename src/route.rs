@@ -152,12 +152,13 @@ impl Router {
             Payload::Tombstone => Routed::Skipped(Origin::of(&input.source), SkipReason::Tombstone),
             Payload::Value(bytes) => match plan.apply(bytes) {
                 Outcome::Mapped(m) => Routed::Message(self.ok_message(plan, &input.source, m.value, m.key)),
-                Outcome::Failed(f) => Routed::Message(self.fail_message(plan, &input.source, f, Some(bytes))),
+                Outcome::Failed(f) => Routed::Message(self.fail_message(Some(plan), &input.source, f, Some(bytes))),
                 Outcome::Dropped => Routed::Skipped(Origin::of(&input.source), SkipReason::Dropped),
             },
             Payload::Undecodable { reason, raw } => {
                 let failure = Failure::of_record("record", reason.clone());
-                Routed::Message(self.fail_message(plan, &input.source, failure, raw.as_deref().map(str::as_bytes)))
+                let raw = raw.as_deref().map(str::as_bytes);
+                Routed::Message(self.fail_message(Some(plan), &input.source, failure, raw))
             }
         }
     }
@@ -178,7 +179,15 @@ impl Router {
         }
     }
 
-    pub fn fail_message(&self, plan: &Plan, source: &Source, failure: Failure, value: Option<&[u8]>) -> OutMessage {
+    /// The fail message of a record: its envelope names `plan`, or no mapping (`None`: a record no
+    /// route takes).
+    pub fn fail_message(
+        &self,
+        plan: Option<&Plan>,
+        source: &Source,
+        failure: Failure,
+        value: Option<&[u8]>,
+    ) -> OutMessage {
         let (stage, errors) = (failure.stage, failure.errors.as_slice());
         let (key, key_encoding) = match &source.key {
             Some(k) => {
@@ -205,7 +214,7 @@ impl Router {
             },
             stage,
             errors,
-            mapping: MappingInfo { name: plan.name(), version: plan.version() },
+            mapping: MappingInfo { name: plan.map_or("", Plan::name), version: plan.map_or("", Plan::version) },
             function: FunctionInfo { name: &self.function_name, env: &self.function_env },
             failed_at: now_rfc3339(),
             value,
@@ -218,7 +227,7 @@ impl Router {
             (HEADER_PARTITION.to_owned(), source.partition.to_string().into_bytes()),
             (HEADER_OFFSET.to_owned(), source.offset.map_or_else(String::new, |o| o.to_string()).into_bytes()),
             (HEADER_MESSAGE.to_owned(), summary(errors).into_bytes()),
-            (HEADER_MAPPING.to_owned(), plan.name().as_bytes().to_vec()),
+            (HEADER_MAPPING.to_owned(), plan.map_or("", Plan::name).as_bytes().to_vec()),
         ];
         OutMessage {
             route: Route::Fail,

@@ -645,7 +645,7 @@ fn to_resend<'m>(sent: &[&'m OutMessage], deliveries: &[Delivery]) -> Vec<&'m Ou
 fn route(pipeline: &Pipeline, pass_through_only: bool, batch: &mut [Input]) -> (Vec<OutMessage>, Summary) {
     if pass_through_only {
         let messages: Vec<OutMessage> =
-            batch.iter_mut().filter_map(|i| pass_through(i, &pipeline.router.topic_ok)).collect();
+            batch.iter_mut().filter_map(|i| pass_through(i, &pipeline.router().topic_ok)).collect();
         let summary = Summary {
             received: batch.len(),
             ok: messages.len(),

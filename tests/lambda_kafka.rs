@@ -342,3 +342,78 @@ async fn sasl_scram_credentials_authenticate_against_the_real_broker() {
     assert!(started.elapsed() < Duration::from_secs(4), "answered before the deadline");
     assert!(!e.contains("wrong-password-123"), "credentials never appear in errors: {e}");
 }
+
+/// One function, two source topics with a mapping each (routes in `environments.yaml`), and a
+/// default route: each record lands in its own route's ok or fail topic, on the real broker; a
+/// record of a topic without a route goes to the default route's fail topic.
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_send_each_source_topics_records_to_their_own_topics() {
+    let brokers = bootstrap();
+    let names: Vec<String> =
+        ["r-orders", "r-payments", "r-billing", "r-billing-fail", "r-ledger", "r-ledger-fail", "r-unrouted"]
+            .iter()
+            .map(|p| unique_topic(p))
+            .collect();
+    let [orders, payments, billing, billing_fail, ledger, ledger_fail, unrouted] = &names[..] else { unreachable!() };
+    create_topics(&names.iter().skip(2).map(|t| (t.as_str(), 1)).collect::<Vec<_>>()).await;
+    let dir = root().join("mappings");
+    let env_text = format!(
+        "version: 1\nacme:\n  prod:\n    lambda_name: f\n    msk_servers: {brokers}\n    source_topics: [{orders}, {payments}]\n    routes:\n      - {{ source_topic: {orders}, mapping: {o}, topic_ok: {billing}, topic_fail: {billing_fail} }}\n      - {{ source_topic: {payments}, mapping: {p}, topic_ok: {ledger}, topic_fail: {ledger_fail} }}\n      - {{ source_topic: '*', topic_fail: {unrouted} }}\n",
+        o = dir.join("orders-to-billing.yaml").display(),
+        p = dir.join("payments-to-ledger.yaml").display(),
+    );
+    let env_file = crate::util::TempFile::new("environments.yaml", env_text.as_bytes());
+    let lookup = |name: &str| match name {
+        "ENVIRONMENTS_FILE" => Some(env_file.arg().to_owned()),
+        "LAMBDA_ENV" => Some("acme".to_owned()),
+        _ => None,
+    };
+    let settings =
+        lambda_stream::config::Settings::from_lookup(lookup, &lambda_stream::config::NoParameterStore).unwrap();
+    let (pipeline, refreshers) = lambda_stream::mapping_source::load_pipeline(&settings).await.unwrap();
+    assert_eq!((pipeline.route_count(), refreshers.len()), (2, 2));
+    let function = Function {
+        pipeline,
+        sink: KafkaSink::new(&ProducerSettings::new(&brokers)).unwrap(),
+        partial_batch: false,
+        delivery_margin: Duration::from_millis(500),
+    };
+
+    let order = std::fs::read_to_string(root().join("tests/fixtures/orders.jsonl")).unwrap();
+    let payment = std::fs::read_to_string(root().join("tests/fixtures/payments.jsonl")).unwrap();
+    let first = |text: &str| text.lines().next().unwrap().as_bytes().to_vec();
+    let mut event = msk_event(orders, vec![event_record(orders, 0, 1, Some("o1"), Some(&first(&order)))]);
+    let payments_group = msk_event(
+        payments,
+        vec![
+            event_record(payments, 0, 1, Some("p1"), Some(&first(&payment))),
+            event_record(payments, 0, 2, Some("p2"), Some(br#"{"not": "a payment"}"#)),
+        ],
+    );
+    let refunds_group = msk_event("refunds", vec![event_record("refunds", 0, 9, Some("r9"), Some(br#"{"id": 1}"#))]);
+    for group in [payments_group, refunds_group] {
+        for (k, v) in group["records"].as_object().unwrap() {
+            event["records"][k] = v.clone();
+        }
+    }
+    let response = function.handle(&event.to_string(), deadline(30)).await.unwrap();
+    assert_eq!(
+        (&response["received"], &response["ok"], &response["failed"]),
+        (&json!(4), &json!(2), &json!(2)),
+        "{response}"
+    );
+
+    let one = |topic: &str| consume(topic, 1, 1, Duration::from_secs(15));
+    let billed = one(billing);
+    assert_eq!(billed.len(), 1);
+    assert!(header(&billed[0], "lambda-stream.mapping").unwrap().starts_with("orders-to-billing@"));
+    let booked = one(ledger);
+    assert_eq!(booked.len(), 1);
+    assert!(header(&booked[0], "lambda-stream.mapping").unwrap().starts_with("payments-to-ledger@"));
+    let failed = one(ledger_fail);
+    assert_eq!(json_payload(&failed[0])["mapping"]["name"], "payments-to-ledger");
+    let lost = one(unrouted);
+    assert_eq!(json_payload(&lost[0])["errors"][0]["rule"], "route");
+    assert_eq!(key_text(&lost[0]).as_deref(), Some("r9"));
+    assert!(consume(billing_fail, 1, 1, Duration::from_secs(2)).is_empty(), "the order maps");
+}

@@ -149,7 +149,7 @@ impl LineMessages {
         let input = Input { source, payload: Payload::Value(line.to_vec()) };
         match over_limit(line, max_line_bytes) {
             Some(failure) => {
-                crate::route::Routed::Message(self.router.fail_message(plan, &input.source, failure, Some(line)))
+                crate::route::Routed::Message(self.router.fail_message(Some(plan), &input.source, failure, Some(line)))
             }
             None => self.router.route(plan, &input),
         }

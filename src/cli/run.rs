@@ -127,11 +127,7 @@ pub fn run_worker(args: RunArgs) -> Result<ExitCode, CliError> {
             "no topics to consume: --topics, SOURCE_TOPICS or `source_topics` in environments.yaml".into(),
         ));
     }
-    let location = crate::mapping_source::Location::parse(&settings.mapping_file.to_string_lossy())?;
-    let interval = std::time::Duration::from_secs(settings.mapping_refresh_s);
-    let source = runtime.block_on(crate::mapping_source::MappingSource::new(location));
-    let (refresher, plan) = runtime.block_on(crate::mapping_source::Refresher::load(source, interval))?;
-    let mut pipeline = crate::pipeline::Pipeline::new(plan, settings.router());
+    let (mut pipeline, refreshers) = runtime.block_on(crate::mapping_source::load_pipeline(&settings))?;
     if let Some(n) = settings.worker_concurrency {
         pipeline.threads = n;
     }
@@ -151,14 +147,19 @@ pub fn run_worker(args: RunArgs) -> Result<ExitCode, CliError> {
     options.pass_through = args.pass_through;
     tracing::info!(
         topics = %options.topics.join(","), group = %options.group, exactly_once = options.exactly_once,
-        topic_ok = %settings.topic_ok, topic_fail = %settings.topic_fail, mapping = %pipeline.plan().identity(),
-        location = %refresher.source.location, refresh_s = interval.as_secs(), "worker starting"
+        topic_ok = %settings.topic_ok, topic_fail = %settings.topic_fail,
+        mapping = %(0..pipeline.route_count()).map(|i| pipeline.route_plan(i).identity()).collect::<Vec<_>>().join(","),
+        routes = pipeline.route_count(),
+        location = %refreshers.iter().map(|r| r.source.location.to_string()).collect::<Vec<_>>().join(","),
+        refresh_s = settings.mapping_refresh_s, "worker starting"
     );
     // The stream consumer spawns its wake-up task on the current runtime.
     let _entered = runtime.enter();
     let mut worker = Worker::new(pipeline, options)?;
     watch_for_stalls(worker.heartbeat(), worker.stall_limit());
-    runtime.spawn(refresh_mapping(refresher, worker.pipeline()));
+    for refresher in refreshers {
+        runtime.spawn(refresh_mapping(refresher, worker.pipeline()));
+    }
     let totals = runtime.block_on(worker.run(crate::worker::shutdown_signal()))?;
     // One machine-readable line on stdout for scripts and tests: the run's accounting.
     println!("{}", serde_json::to_string(&totals).expect("totals serialise"));

@@ -46,10 +46,26 @@ pub struct Environment {
     pub topic_ok: Option<Spanned<String>>,
     pub topic_fail: Option<Spanned<String>>,
     pub mapping: Option<Spanned<String>>,
+    /// One route per source topic, instead of `mapping`, `topic_ok` and `topic_fail`.
+    pub routes: Vec<RouteSpec>,
     pub batch: Batch,
     pub kafka: KafkaSecurity,
     pub producer: Producer,
 }
+
+/// A route: the records of one source topic, mapped by one mapping to its own topics. The route
+/// whose `source_topic` is `*` takes records of any other topic, to its fail topic only.
+#[derive(Clone, Debug, Default)]
+pub struct RouteSpec {
+    pub pos: Pos,
+    pub source_topic: Option<Spanned<String>>,
+    pub mapping: Option<Spanned<String>>,
+    pub topic_ok: Option<Spanned<String>>,
+    pub topic_fail: Option<Spanned<String>>,
+}
+
+/// The `source_topic` of the route that takes every topic without one of its own.
+pub const DEFAULT_ROUTE: &str = "*";
 
 /// Event source mapping settings (used by the deployment template).
 #[derive(Clone, Debug, Default)]
@@ -87,10 +103,12 @@ const SETTING_KEYS: &[&str] = &[
     "topic_ok",
     "topic_fail",
     "mapping",
+    "routes",
     "batch",
     "kafka",
     "producer",
 ];
+const ROUTE_KEYS: &[&str] = &["source_topic", "mapping", "topic_ok", "topic_fail"];
 const BATCH_KEYS: &[&str] = &["size", "window_seconds", "starting_position", "partial_batch_response"];
 const KAFKA_KEYS: &[&str] = &["security", "scram_secret", "ca_bundle", "tls"];
 const PRODUCER_KEYS: &[&str] = &["linger_ms", "compression", "message_timeout_ms"];
@@ -185,6 +203,17 @@ fn read_environment(
     env.topic_ok = f.string("topic_ok", diags);
     env.topic_fail = f.string("topic_fail", diags);
     env.mapping = f.string("mapping", diags);
+    for node in f.list("routes", diags) {
+        if let Some(r) = Fields::read(node, "a route", ROUTE_KEYS, diags) {
+            env.routes.push(RouteSpec {
+                pos: node.pos,
+                source_topic: r.string("source_topic", diags),
+                mapping: r.string("mapping", diags),
+                topic_ok: r.string("topic_ok", diags),
+                topic_fail: r.string("topic_fail", diags),
+            });
+        }
+    }
     let int = |node: Option<&Node>, key: &str, diags: &mut Vec<Diagnostic>| -> Option<Spanned<i64>> {
         let node = node?;
         match node.kind {
@@ -245,9 +274,13 @@ pub fn check(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
     missing("lambda_name", env.lambda_name.is_some(), diags);
     missing("msk_servers", env.msk_servers.is_some(), diags);
     missing("source_topics", !env.source_topics.is_empty(), diags);
-    missing("topic_ok", env.topic_ok.is_some(), diags);
-    missing("topic_fail", env.topic_fail.is_some(), diags);
-    missing("mapping", env.mapping.is_some(), diags);
+    if env.routes.is_empty() {
+        missing("topic_ok", env.topic_ok.is_some(), diags);
+        missing("topic_fail", env.topic_fail.is_some(), diags);
+        missing("mapping", env.mapping.is_some(), diags);
+    } else {
+        check_routes(env, file, diags);
+    }
     for value in [&env.msk_servers, &env.topic_ok, &env.topic_fail, &env.kafka.scram_secret].into_iter().flatten() {
         if let Err(why) = parameter_name(&value.value).unwrap_or(Ok(String::new())) {
             diags.push(here(Diagnostic::new(value.pos, why)));
@@ -328,9 +361,93 @@ pub fn check(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
             format!("`compression` must be none, gzip, snappy or lz4, found `{}`", c.value),
         )));
     }
-    // A mapping in S3 is checked where it is read: at the function's cold start (and by
-    // `validate-mapping` on a copy before it is published).
-    if let Some(mapping) = env.mapping.as_ref().filter(|m| !m.value.starts_with("s3://")) {
+    if let Some(mapping) = &env.mapping {
+        check_mapping(mapping, &name, file, diags);
+    }
+}
+
+/// Routes: each complete, one per source topic, every source topic routed (or a default route),
+/// no route writing to a topic the function reads, and each route's mapping compiling.
+fn check_routes(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
+    let here = |d: Diagnostic| Located { file: file.to_path_buf(), diagnostic: d };
+    let name = env.name();
+    for key in [&env.mapping, &env.topic_ok, &env.topic_fail].into_iter().flatten() {
+        diags.push(here(Diagnostic::new(
+            key.pos,
+            "with `routes`, each route names its mapping, `topic_ok` and `topic_fail`; remove this one".to_string(),
+        )));
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for route in &env.routes {
+        let Some(topic) = &route.source_topic else {
+            diags
+                .push(here(Diagnostic::new(route.pos, "a route needs its `source_topic` (`*` for every other topic)")));
+            continue;
+        };
+        if seen.contains(&topic.value.as_str()) {
+            diags.push(here(Diagnostic::new(topic.pos, format!("a second route for topic `{}`", topic.value))));
+        }
+        seen.push(&topic.value);
+        let is_default = topic.value == DEFAULT_ROUTE;
+        if is_default {
+            for key in [&route.mapping, &route.topic_ok].into_iter().flatten() {
+                diags.push(here(Diagnostic::new(
+                    key.pos,
+                    "the default route (`*`) only names `topic_fail`: records of topics without a route are failed, not mapped",
+                )));
+            }
+        } else {
+            for (key, present) in [("mapping", route.mapping.is_some()), ("topic_ok", route.topic_ok.is_some())] {
+                if !present {
+                    diags.push(here(Diagnostic::new(
+                        route.pos,
+                        format!("the route of `{}` needs `{key}`", topic.value),
+                    )));
+                }
+            }
+            if !env.source_topics.iter().any(|t| t.value == topic.value) {
+                diags.push(here(Diagnostic::new(
+                    topic.pos,
+                    format!("a route for `{}`, which is not in `source_topics`: no record would take it", topic.value),
+                )));
+            }
+        }
+        if route.topic_fail.is_none() {
+            diags.push(here(Diagnostic::new(route.pos, format!("the route of `{}` needs `topic_fail`", topic.value))));
+        }
+        for destination in [&route.topic_ok, &route.topic_fail].into_iter().flatten() {
+            if env.source_topics.iter().any(|t| t.value == destination.value) {
+                diags.push(here(Diagnostic::new(
+                    destination.pos,
+                    format!(
+                        "`{}` is also a source topic: the function would consume its own output",
+                        destination.value
+                    ),
+                )));
+            }
+        }
+        if let Some(mapping) = &route.mapping {
+            check_mapping(mapping, &name, file, diags);
+        }
+    }
+    if !seen.contains(&DEFAULT_ROUTE) {
+        for topic in env.source_topics.iter().filter(|t| !seen.contains(&t.value.as_str())) {
+            diags.push(here(Diagnostic::new(
+                topic.pos,
+                format!(
+                    "source topic `{}` has no route (add one, or a default route `source_topic: \"*\"`)",
+                    topic.value
+                ),
+            )));
+        }
+    }
+}
+
+/// The mapping an environment (or route) names compiles. A mapping in S3 is checked where it is
+/// read: at the function's cold start (and by `validate-mapping` on a copy before it is published).
+fn check_mapping(mapping: &Spanned<String>, name: &str, file: &Path, diags: &mut Vec<Located>) {
+    let here = |d: Diagnostic| Located { file: file.to_path_buf(), diagnostic: d };
+    if !mapping.value.starts_with("s3://") {
         let path = resolve_relative(file, &mapping.value);
         match std::fs::read_to_string(&path) {
             Err(e) => {
@@ -474,5 +591,49 @@ mod tests {
         );
         let (_, diags) = parse("acme:\n  prod: {}\n");
         assert!(diags.iter().any(|d| d.message.contains("missing `version`")));
+    }
+
+    const ROUTES: &str = "version: 1\nacme:\n  prod:\n    lambda_name: f\n    msk_servers: b:9092\n    source_topics: [orders, payments, refunds]\n    routes:\n      - { source_topic: orders, mapping: ../../mappings/orders-to-billing.yaml, topic_ok: billing, topic_fail: billing.fail }\n      - { source_topic: payments, mapping: ../../mappings/payments-to-ledger.yaml, topic_ok: ledger, topic_fail: ledger.fail }\n      - { source_topic: '*', topic_fail: unrouted.fail }\n";
+
+    #[test]
+    fn routes_map_each_source_topic_with_its_own_mapping_and_topics() {
+        let (file, diags) = parse(ROUTES);
+        assert!(diags.is_empty(), "{diags:?}");
+        let env = &file.environments[0];
+        assert_eq!(env.routes.len(), 3);
+        let mut problems = Vec::new();
+        check(env, &here(), &mut problems);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn every_route_problem_is_reported_at_its_place() {
+        let text = ROUTES
+            .replace("      - { source_topic: '*', topic_fail: unrouted.fail }\n", "")
+            .replace("source_topics: [orders, payments, refunds]", "source_topics: [orders, payments, refunds, ledger]")
+            .replace("    routes:\n", "    mapping: x.yaml\n    routes:\n      - { source_topic: orders, mapping: a.yaml, topic_fail: f }\n      - { source_topic: audit, mapping: ../../mappings/orders-to-billing.yaml, topic_ok: a, topic_fail: b }\n      - { source_topic: '*', mapping: a.yaml, topic_fail: u }\n");
+        let (file, diags) = parse(&text);
+        assert!(diags.is_empty(), "{diags:?}");
+        let mut problems = Vec::new();
+        check(&file.environments[0], &here(), &mut problems);
+        let messages: Vec<String> =
+            problems.iter().map(|p| format!("{}: {}", p.diagnostic.pos, p.diagnostic.message)).collect();
+        let has = |needle: &str| messages.iter().any(|m| m.contains(needle));
+        assert!(has("with `routes`, each route names its mapping"), "{messages:#?}");
+        assert!(has("the route of `orders` needs `topic_ok`"), "{messages:#?}");
+        assert!(has("a second route for topic `orders`"), "{messages:#?}");
+        assert!(has("a route for `audit`, which is not in `source_topics`"), "{messages:#?}");
+        assert!(has("the default route (`*`) only names `topic_fail`"), "{messages:#?}");
+        assert!(has("`ledger` is also a source topic"), "{messages:#?}");
+        // With a default route, `refunds` needs no route of its own.
+        assert!(!has("source topic `refunds` has no route"), "{messages:#?}");
+
+        let no_default = ROUTES.replace("      - { source_topic: '*', topic_fail: unrouted.fail }\n", "");
+        let (file, _) = parse(&no_default);
+        let mut problems = Vec::new();
+        check(&file.environments[0], &here(), &mut problems);
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].diagnostic.message.contains("source topic `refunds` has no route"), "{problems:#?}");
+        assert_eq!(problems[0].diagnostic.pos.line, 6, "at the topic in `source_topics`");
     }
 }

@@ -69,6 +69,15 @@ impl ParameterResolver for NoParameterStore {
     }
 }
 
+/// One route: the records of `source_topic`, mapped by `mapping_file`, to its own topics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteSettings {
+    pub source_topic: String,
+    pub mapping_file: PathBuf,
+    pub topic_ok: String,
+    pub topic_fail: String,
+}
+
 /// Everything an entry needs, resolved: flags over variables over `environments.yaml`.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -82,6 +91,11 @@ pub struct Settings {
     pub delivery_margin_ms: u64,
     /// Seconds between checks of the mapping's source for a change (0: never).
     pub mapping_refresh_s: u64,
+    /// One route per source topic (`routes:` in `environments.yaml`); empty with one mapping.
+    /// With routes, `mapping_file`, `topic_ok` and `topic_fail` are the first route's.
+    pub routes: Vec<RouteSettings>,
+    /// The default route's fail topic: records of topics without a route (with routes only).
+    pub unrouted_topic_fail: Option<String>,
     /// Topics to consume (the worker; in Lambda the event source mapping names them).
     pub source_topics: Vec<String>,
     /// The worker's consumer group.
@@ -177,10 +191,49 @@ impl Settings {
                 }
             }
         };
-        let required =
-            |var: &'static str, key: &'static str, pick: fn(&environments::Environment) -> Option<String>| {
-                value(var, key, pick)?.ok_or_else(|| ConfigError::Missing { key, var, context: context.clone() })
-            };
+        // `routes:` (unless the variables name one mapping): the first route fills in the one
+        // mapping's settings, which the variables would otherwise have to give.
+        let one_mapping = ["MAPPING_FILE", "TOPIC_OK", "TOPIC_FAIL"].iter().any(|v| get(v).is_some());
+        let (routes, unrouted_topic_fail) = match (env, &file) {
+            (Some(e), Some(f)) if !e.routes.is_empty() && !one_mapping => {
+                let mut routes = Vec::new();
+                let mut unrouted = None;
+                for r in &e.routes {
+                    let text = |s: &Option<crate::diagnostic::Spanned<String>>| {
+                        s.as_ref().map(|s| s.value.clone()).unwrap_or_default()
+                    };
+                    let topic = text(&r.source_topic);
+                    if topic == environments::DEFAULT_ROUTE {
+                        unrouted = r.topic_fail.as_ref().map(|t| t.value.clone());
+                        continue;
+                    }
+                    routes.push(RouteSettings {
+                        source_topic: topic,
+                        mapping_file: environments::resolve_relative(f, &text(&r.mapping)),
+                        topic_ok: text(&r.topic_ok),
+                        topic_fail: text(&r.topic_fail),
+                    });
+                }
+                (routes, unrouted)
+            }
+            _ => (Vec::new(), None),
+        };
+        let first_route = routes.first().cloned();
+        let required = |var: &'static str,
+                        key: &'static str,
+                        pick: fn(&environments::Environment) -> Option<String>| {
+            let from_route = first_route.as_ref().and_then(|r| match var {
+                "TOPIC_OK" => Some(r.topic_ok.clone()),
+                "TOPIC_FAIL" => Some(r.topic_fail.clone()),
+                _ => None,
+            });
+            match from_route {
+                Some(v) => Ok(v),
+                None => {
+                    value(var, key, pick)?.ok_or_else(|| ConfigError::Missing { key, var, context: context.clone() })
+                }
+            }
+        };
         let number = |var: &'static str,
                       default: u64,
                       pick: fn(&environments::Environment) -> Option<String>|
@@ -237,9 +290,10 @@ impl Settings {
             producer.compression = c;
         }
         security(&value, &get, env, &mut producer)?;
-        let mapping_file = match get("MAPPING_FILE") {
-            Some(m) => PathBuf::from(m),
-            None => match (env.and_then(|e| e.mapping.as_ref()), &file) {
+        let mapping_file = match (get("MAPPING_FILE"), &first_route) {
+            (Some(m), _) => PathBuf::from(m),
+            (None, Some(r)) => r.mapping_file.clone(),
+            (None, None) => match (env.and_then(|e| e.mapping.as_ref()), &file) {
                 (Some(m), Some(f)) => environments::resolve_relative(f, &m.value),
                 _ => return Err(ConfigError::Missing { key: "mapping", var: "MAPPING_FILE", context }),
             },
@@ -258,6 +312,8 @@ impl Settings {
             producer,
             delivery_margin_ms: number("DELIVERY_MARGIN_MS", 1000, |_| None)?,
             mapping_refresh_s: number("MAPPING_REFRESH_S", 60, |_| None)?,
+            routes,
+            unrouted_topic_fail,
             source_topics: match get("SOURCE_TOPICS") {
                 Some(list) => list.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
                 None => env.map(|e| e.source_topics.iter().map(|t| t.value.clone()).collect()).unwrap_or_default(),
@@ -666,5 +722,48 @@ mod tests {
             param,
             "setting `msk_servers` refers to parameter `/acme/nope`, which cannot be resolved: ParameterNotFound"
         );
+    }
+
+    #[test]
+    fn routes_give_each_source_topic_its_mapping_and_topics() {
+        let text = "version: 1\nacme:\n  prod:\n    lambda_name: f\n    msk_servers: b:9092\n    source_topics: [orders, payments]\n    routes:\n      - { source_topic: orders, mapping: o.yaml, topic_ok: billing, topic_fail: billing.fail }\n      - { source_topic: payments, mapping: s3://team/p.yaml, topic_ok: ledger, topic_fail: ledger.fail }\n      - { source_topic: '*', topic_fail: unrouted }\n";
+        let (path, _dir) = environments(text);
+        let p = path.to_str().unwrap();
+        let s = Settings::from_lookup(lookup(&[("ENVIRONMENTS_FILE", p), ("LAMBDA_ENV", "acme")]), &NoParameterStore)
+            .unwrap();
+        let dir = path.parent().unwrap();
+        assert_eq!(
+            s.routes,
+            vec![
+                RouteSettings {
+                    source_topic: "orders".into(),
+                    mapping_file: dir.join("o.yaml"),
+                    topic_ok: "billing".into(),
+                    topic_fail: "billing.fail".into()
+                },
+                RouteSettings {
+                    source_topic: "payments".into(),
+                    mapping_file: "s3://team/p.yaml".into(),
+                    topic_ok: "ledger".into(),
+                    topic_fail: "ledger.fail".into()
+                },
+            ]
+        );
+        assert_eq!(s.unrouted_topic_fail.as_deref(), Some("unrouted"));
+        assert_eq!((s.topic_ok.as_str(), s.mapping_file.clone()), ("billing", dir.join("o.yaml")), "the first route's");
+        // Variables that name one mapping win over the file's routes.
+        let s = Settings::from_lookup(
+            lookup(&[
+                ("ENVIRONMENTS_FILE", p),
+                ("LAMBDA_ENV", "acme"),
+                ("MAPPING_FILE", "m.yaml"),
+                ("TOPIC_OK", "o"),
+                ("TOPIC_FAIL", "f"),
+            ]),
+            &NoParameterStore,
+        )
+        .unwrap();
+        assert!(s.routes.is_empty());
+        assert_eq!(s.mapping_file, PathBuf::from("m.yaml"));
     }
 }

@@ -7,7 +7,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 
 use super::{Function, HandlerError, deadline_from_epoch_ms};
-use crate::mapping_source::{Location, MappingSource, Refresher};
+use crate::mapping_source::Refresher;
 use crate::pipeline::Pipeline;
 use crate::sink::kafka::KafkaSink;
 
@@ -36,7 +36,7 @@ pub enum ColdStartError {
 /// first thing in `main`, so `init_ms` covers runtime setup, settings, mapping and producer.
 pub async fn run(started: Instant) -> Result<(), lambda_runtime::Error> {
     crate::logging::init(true, "info");
-    let (function, refresher) = match cold_start().await {
+    let (function, refreshers) = match cold_start().await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, "cold start failed");
@@ -45,24 +45,33 @@ pub async fn run(started: Instant) -> Result<(), lambda_runtime::Error> {
     };
     tracing::info!(
         init_ms = started.elapsed().as_secs_f64() * 1000.0,
-        mapping = function.pipeline.plan().identity(),
+        mapping = %mappings(&function.pipeline),
+        routes = function.pipeline.route_count(),
         fields = function.pipeline.plan().field_count(),
         partial_batch = function.partial_batch,
-        location = %refresher.source.location,
-        refresh_s = refresher.interval.as_secs(),
+        location = %refreshers.iter().map(|r| r.source.location.to_string()).collect::<Vec<_>>().join(","),
+        refresh_s = refreshers[0].interval.as_secs(),
         "ready"
     );
-    // Both live as long as the process; the refresh task borrows them while invocations run.
+    // Both live as long as the process; the refresh tasks borrow them while invocations run.
     let function: &'static Function<KafkaSink> = Box::leak(Box::new(function));
-    let refresh = &*Box::leak(Box::new(RefreshSchedule::new(refresher)));
+    let schedules: &'static [RefreshSchedule] =
+        Box::leak(refreshers.into_iter().map(RefreshSchedule::new).collect::<Vec<_>>().into_boxed_slice());
     // The event arrives as its checked JSON text, not as a `Value`: a tree of a 6 MB event costs
     // a string per field and most of an invocation's overhead, and the decoder reads the text.
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
-        refresh.start_if_due(&function.pipeline);
+        for schedule in schedules {
+            schedule.start_if_due(&function.pipeline);
+        }
         let deadline = deadline_from_epoch_ms(event.context.deadline);
         function.handle(event.payload.get(), deadline).await
     }))
     .await
+}
+
+/// Every route's mapping, `name@version`, comma-separated.
+fn mappings(pipeline: &Pipeline) -> String {
+    (0..pipeline.route_count()).map(|i| pipeline.route_plan(i).identity()).collect::<Vec<_>>().join(",")
 }
 
 /// When a warm instance checks its mapping: at the start of an invocation once the interval has
@@ -108,20 +117,18 @@ impl RefreshSchedule {
 /// Reads settings (resolving `parameter://` values from SSM), fetches the mapping (a file or an
 /// S3 object), compiles it and runs its embedded tests, and creates the producer: one clear error
 /// if any fails.
-pub async fn cold_start() -> Result<(Function<KafkaSink>, Refresher), ColdStartError> {
+pub async fn cold_start() -> Result<(Function<KafkaSink>, Vec<Refresher>), ColdStartError> {
     let layers = crate::config::Layers::environment();
     let settings =
         crate::config::ssm::settings_with_parameters(|name: &str| layers.get(name), crate::config::ssm::lambda_client)
             .await?;
-    let location = Location::parse(&settings.mapping_file.to_string_lossy())?;
-    let interval = Duration::from_secs(settings.mapping_refresh_s);
-    let (refresher, plan) = Refresher::load(MappingSource::new(location).await, interval).await?;
+    let (pipeline, refreshers) = crate::mapping_source::load_pipeline(&settings).await?;
     let sink = KafkaSink::new(&settings.producer)?;
     let function = Function {
-        pipeline: Pipeline::new(plan, settings.router()),
+        pipeline,
         sink,
         partial_batch: settings.partial_batch,
         delivery_margin: Duration::from_millis(settings.delivery_margin_ms),
     };
-    Ok((function, refresher))
+    Ok((function, refreshers))
 }
