@@ -204,6 +204,19 @@ fn fetch_file(path: &Path, last: Option<&Tag>) -> Result<Option<Fetched>, Source
     Ok(Some(Fetched { text, version_id: None, tag: Tag::File { modified, len, version } }))
 }
 
+/// Reads a mapping's text once, outside an async runtime: the command line's `validate-mapping`,
+/// `process`, `explain` and `diff-mapping` on an `s3://` mapping (a file is read directly).
+pub fn read_text_blocking(location: &Location) -> Result<String, SourceError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| SourceError::Io { path: location.to_string(), source })?;
+    runtime.block_on(async {
+        let source = MappingSource::new(location.clone()).await;
+        Ok(source.fetch(None).await?.expect("a first fetch always reads").text)
+    })
+}
+
 /// Loads every mapping the settings name — one, or one per route — and builds the pipeline, with
 /// one refresher per mapping (its route's). Any failure is the cold start's.
 pub async fn load_pipeline(settings: &crate::config::Settings) -> Result<(Pipeline, Vec<Refresher>), SourceError> {

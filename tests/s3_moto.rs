@@ -94,10 +94,72 @@ async fn a_mapping_in_s3_loads_refreshes_and_refuses_a_broken_version() {
     }
     assert_eq!(pipeline.plan().identity(), format!("orders@{v2}"));
 
+    // An unreadable source (the object deleted, a permission taken away) keeps the mapping too.
+    s3.delete_object().bucket("mappings").key("orders.yaml").send().await.unwrap();
+    match refresher.refresh(&pipeline).await {
+        Refresh::Unreadable(e @ SourceError::S3 { .. }) => {
+            assert!(e.to_string().contains("s3://mappings/orders.yaml"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(pipeline.plan().identity(), format!("orders@{v2}"));
+
     // A pinned version never changes.
     let pinned = Location::parse(&format!("s3://mappings/orders.yaml?versionId={v1}")).unwrap();
     let (_, plan) = Refresher::load(MappingSource::with_s3_client(pinned, s3.clone()), Duration::ZERO).await.unwrap();
     assert_eq!(plan.identity(), format!("orders@{v1}"));
+}
+
+/// The command line reads a published mapping where it lives: `validate-mapping` and
+/// `diff-mapping` on `s3://` locations.
+#[test]
+fn commands_check_and_compare_a_mapping_in_s3() {
+    let moto = Moto::start(false);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let s3 = client(&moto);
+    runtime.block_on(versioned_bucket(&s3, "published"));
+    let orders = std::fs::read_to_string(crate::util::root().join("mappings/orders-to-billing.yaml")).unwrap();
+    let v1 = runtime.block_on(publish(&s3, "published", "orders.yaml", &orders));
+    let command = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+            .args(args)
+            .current_dir(crate::util::root())
+            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", moto.port))
+            .env("AWS_REGION", "sa-east-1")
+            .env("AWS_ACCESS_KEY_ID", "AKID")
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .output()
+            .unwrap()
+    };
+    let out = command(&["validate-mapping", "s3://published/orders.yaml"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("s3://published/orders.yaml: ok"), "{text}");
+    runtime.block_on(publish(
+        &s3,
+        "published",
+        "orders.yaml",
+        &orders.replace("validate: [uuid]", "validate: [uuidd]"),
+    ));
+    let out = command(&["validate-mapping", "s3://published/orders.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("s3://published/orders.yaml:"), "located in the object");
+    let pinned = format!("s3://published/orders.yaml?versionId={v1}");
+    let out = command(&[
+        "diff-mapping",
+        &pinned,
+        "mappings/orders-to-billing.yaml",
+        "--input",
+        "tests/fixtures/orders.jsonl",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the pinned first version is the local file: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = command(&["validate-mapping", "s3://published/nope.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "unreadable: {}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -183,4 +245,18 @@ fn the_function_picks_up_a_new_mapping_version_between_invocations() {
         }
     }
     assert!(function.log().contains("\"mapping replaced\""), "{}", function.log());
+
+    // A broken v3: refused with its problems in one log line; the next batches stay on v2.
+    runtime.block_on(publish(&s3, "live", "orders.yaml", &v2_text.replace("type: string", "type: strin")));
+    std::thread::sleep(Duration::from_millis(1200));
+    let refused = std::time::Instant::now();
+    while !function.log().contains("new mapping refused") {
+        assert!(refused.elapsed() < Duration::from_secs(10), "v3 not refused:\n{}", function.log());
+        assert_eq!(invoke(), format!("orders-to-billing@{v2}"));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(invoke(), format!("orders-to-billing@{v2}"), "the last good mapping stays");
+    let log = function.log();
+    let line = log.lines().find(|l| l.contains("new mapping refused")).unwrap();
+    assert!(line.contains("s3://live/orders.yaml:") && line.contains("strin"), "{line}");
 }

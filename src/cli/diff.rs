@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::error::CliError;
 use super::validate::Format;
-use crate::plan::{self, FieldError, Outcome, Plan};
+use crate::plan::{FieldError, Outcome, Plan};
 
 /// Exit code when at least one record would change (0 when none would), as `diff` does with 1;
 /// 1 and 2 keep their meaning from `validate-mapping`.
@@ -156,8 +156,8 @@ fn flatten<'v>(prefix: &str, value: &'v Value, out: &mut BTreeMap<String, &'v Va
 
 /// `lambda-stream diff-mapping`.
 pub fn diff_mapping(old: &Path, new: &Path, samples: Samples<'_>, format: Format) -> Result<ExitCode, CliError> {
-    let (_, old_plan) = plan::load_file(old)?;
-    let (_, new_plan) = plan::load_file(new)?;
+    let (_, old_plan) = super::source::load(old)?;
+    let (_, new_plan) = super::source::load(new)?;
     let mut hidden = old_plan.sensitive_targets();
     hidden.extend(new_plan.sensitive_targets());
     let records = read_samples(samples)?;
@@ -320,6 +320,7 @@ fn summary_line(s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan;
 
     fn plan(fields: &str) -> Plan {
         plan::load_str(&format!("version: 1\nname: t\nfields:\n{fields}")).unwrap().1

@@ -4,6 +4,7 @@
 //! - [`diff`] — `diff-mapping`: what an edit of a mapping changes on sample records.
 //! - [`init`] — a starter mapping inferred from sample records.
 //! - [`playground`] — a local page to edit a mapping against samples, with results as you type.
+//! - [`source`] — the mapping a command names: a file, or (full build) an `s3://` object.
 //! - [`process`] — the local dry run on JSON lines or a saved Lambda event.
 //! - [`run`](mod@run) — `lambda-stream run`, the consumer-group worker, and its watchdog.
 //!
@@ -17,6 +18,7 @@ pub mod playground;
 pub mod process;
 #[cfg(feature = "kafka")]
 pub mod run;
+pub mod source;
 pub mod validate;
 
 use std::path::PathBuf;

@@ -50,7 +50,7 @@ impl Printing {
 }
 
 pub fn process(mapping: &Path, input: &Path, max_line_bytes: usize, printing: &Printing) -> Result<(), CliError> {
-    let (_spec, plan) = plan::load_file(mapping)?;
+    let (_spec, plan) = super::source::load(mapping)?;
     let text = read_input(input)?;
     let started = Instant::now();
     let stdout = io::stdout();
@@ -257,7 +257,7 @@ pub fn explain(
     field: Option<&str>,
     format: super::validate::Format,
 ) -> Result<(), CliError> {
-    let (_, plan) = plan::load_file(mapping)?;
+    let (_, plan) = super::source::load(mapping)?;
     let text = read_input(input)?;
     // A file saved with a final newline (or a BOM) holds the same record.
     let mut explanation = plan.explain(text.trim_ascii_end());
@@ -290,7 +290,7 @@ pub fn process_event(
     use crate::sink::MemorySink;
 
     crate::logging::init(false, "error");
-    let (_, plan) = plan::load_file(mapping)?;
+    let (_, plan) = super::source::load(mapping)?;
     let text = read_input(event)?;
     // Checked as the Lambda runtime checks an event before handing it over: JSON throughout.
     let payload: &serde_json::value::RawValue =

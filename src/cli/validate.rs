@@ -46,15 +46,17 @@ fn check_file(path: &Path) -> FileReport {
         fields: 0,
         tests: Vec::new(),
     };
-    let text = match std::fs::read_to_string(path) {
+    let text = match super::source::read_text(path) {
         Ok(text) => text,
         Err(e) => {
-            report.unreadable = Some(e.to_string());
+            report.unreadable = Some(e);
             return report;
         }
     };
     // Lookup files are read next to the mapping, as the function reads them.
-    let options = plan::CompileOptions { base_dir: path.parent().map(Path::to_path_buf), ..Default::default() };
+    let in_s3 = path.to_string_lossy().starts_with("s3://");
+    let base_dir = path.parent().filter(|_| !in_s3).map(Path::to_path_buf);
+    let options = plan::CompileOptions { base_dir, ..Default::default() };
     match plan::load_str_in(&text, &options) {
         Ok((spec, plan)) => {
             report.fields = plan.field_count();
