@@ -19,6 +19,7 @@
 //! - [`sink`] — where messages go: `sink::kafka::KafkaSink` (with `worker`, the only `rdkafka`
 //!   user), memory.
 //! - [`pipeline`] — one batch end to end, shared by the Lambda, `process` and the worker.
+//! - [`telemetry`] — batch metrics as CloudWatch Embedded Metric Format documents.
 //! - [`config`] — settings resolved once: flags over environment over `environments.yaml`.
 //! - [`logging`] — log set-up shared by every entry.
 //! - [`mapping_source`] — where a mapping comes from (a file, `s3://`), its checked load and its
@@ -52,6 +53,7 @@ pub mod record;
 pub mod route;
 pub mod sink;
 pub mod spec;
+pub mod telemetry;
 #[cfg(feature = "kafka")]
 pub mod worker;
 pub mod yaml;

@@ -306,7 +306,10 @@ impl Refresher {
                         tracing::info!(mapping = %identity, previous = %old.identity(), location = %self.source.location, "mapping replaced");
                         Refresh::Replaced(identity)
                     }
-                    Err(e) => Refresh::Rejected(e),
+                    Err(e) => {
+                        crate::telemetry::MAPPING_REFRESH_REJECTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Refresh::Rejected(e)
+                    }
                 }
             }
         };

@@ -60,6 +60,11 @@ pub struct BatchReport {
     pub routed: Vec<Routed>,
     /// Messages whose delivery failed, in input order, with why.
     pub undelivered: Vec<(Origin, SinkError)>,
+    /// Time spent mapping and routing, and delivering (milliseconds).
+    pub mapping_ms: f64,
+    pub delivery_ms: f64,
+    /// The Lambda event's `eventSource` (`aws:kafka`, `SelfManagedKafka`), when there was one.
+    pub event_source: Option<String>,
 }
 
 /// Each thread gets at least this many records; a smaller batch is mapped on the calling thread
@@ -221,12 +226,15 @@ impl Pipeline {
     pub async fn run_batch<S: Sink>(&self, sink: &S, inputs: &[Input], deadline: Instant) -> BatchReport {
         let started = Instant::now();
         let (routed, mut summary) = self.route_batch(inputs);
+        let mapping_ms = started.elapsed().as_secs_f64() * 1e3;
         let messages: Vec<&OutMessage> = routed.iter().filter_map(Routed::message).collect();
+        let delivering = Instant::now();
         let deliveries = sink.send_all(&messages, deadline).await;
+        let delivery_ms = delivering.elapsed().as_secs_f64() * 1e3;
         let undelivered: Vec<(Origin, SinkError)> =
             messages.iter().zip(deliveries).filter_map(|(m, d)| d.err().map(|e| (m.origin.clone(), e))).collect();
         summary.duration_ms = started.elapsed().as_millis() as u64;
-        BatchReport { summary, routed, undelivered }
+        BatchReport { summary, routed, undelivered, mapping_ms, delivery_ms, event_source: None }
     }
 }
 

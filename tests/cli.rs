@@ -472,3 +472,35 @@ fn the_tools_build_says_that_producing_needs_the_full_build() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("mapping-tools build"), "{}", stderr(&out));
 }
+
+/// `process --event --metrics` prints the function's EMF documents after the records: valid
+/// against the EMF schema, counting what the summary counts, one document per failing rule.
+#[test]
+fn process_event_prints_the_batch_metrics_as_the_function_writes_them() {
+    let event = fixture("events/msk.json");
+    let out = lambda_stream(&[
+        "process",
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--event",
+        event.to_str().unwrap(),
+        "--metrics",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let docs = crate::util::emf_documents(&stdout(&out));
+    assert!(!docs.is_empty());
+    let main = &docs[0];
+    let n = |k: &str| main[k].as_f64().unwrap();
+    assert_eq!((n("RecordsReceived"), n("RecordsOk"), n("RecordsFailed"), n("RecordsSkipped")), (8.0, 3.0, 4.0, 1.0));
+    assert!(stderr(&out).starts_with("8 records: 3 ok, 4 failed, 1 skipped"), "the summary agrees: {}", stderr(&out));
+    assert_eq!(main["mapping"], "orders-to-billing");
+    assert_eq!(main["eventSource"], "aws:kafka");
+    let failures: f64 = docs[1..].iter().map(|d| d["FieldRuleFailures"].as_f64().unwrap()).sum();
+    let errors: usize = stdout(&out)
+        .lines()
+        .filter(|l| l.starts_with("{\"route\":\"fail\""))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["errors"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(failures as usize, errors, "every error of every failed record is counted under its rule");
+    assert!(docs[1..].iter().any(|d| d["rule"] == "customer.document:cpf"), "{docs:#?}");
+}

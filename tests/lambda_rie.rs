@@ -45,7 +45,8 @@ fn the_function_serves_a_saved_msk_event_behind_the_emulator() {
     let self_managed = std::fs::read(root().join("tests/fixtures/events/self-managed.json")).unwrap();
     let (status, body) = function.invoke(&self_managed);
     assert_eq!(status, 200);
-    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["ok"], 1);
+    let second: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(second["ok"], 1);
 
     let log = function.log();
     let ready: Vec<&str> = log.lines().filter(|l| l.contains("\"ready\"")).collect();
@@ -60,6 +61,29 @@ fn the_function_serves_a_saved_msk_event_behind_the_emulator() {
         "{failed:?}"
     );
     assert!(!log.contains("529.982.247-25") && !log.contains("123.456.789-00"), "no document numbers in the logs");
+
+    // Each invocation wrote its EMF documents: valid, and counting what its summary counted.
+    let docs = crate::util::emf_documents(&log);
+    let mains: Vec<&Value> = docs.iter().filter(|d| d.get("RecordsReceived").is_some()).collect();
+    assert_eq!(mains.len(), 2, "one main document per invocation:\n{log}");
+    let n = |d: &Value, k: &str| d[k].as_f64().unwrap();
+    assert_eq!(
+        (n(mains[0], "RecordsReceived"), n(mains[0], "RecordsOk"), n(mains[0], "RecordsFailed")),
+        (8.0, 3.0, 4.0)
+    );
+    for (doc, summary) in [(mains[0], &summary), (mains[1], &second)] {
+        for (metric, field) in [
+            ("RecordsReceived", "received"),
+            ("RecordsOk", "ok"),
+            ("RecordsFailed", "failed"),
+            ("RecordsSkipped", "skipped"),
+        ] {
+            assert_eq!(n(doc, metric), summary[field].as_f64().unwrap(), "{metric} = the summary's {field}");
+        }
+    }
+    assert!(mains.iter().all(|d| d["requestId"].as_str().is_some_and(|id| !id.is_empty())), "{mains:?}");
+    let failures: f64 = docs.iter().filter_map(|d| d["FieldRuleFailures"].as_f64()).sum();
+    assert!(failures >= 4.0, "the failed records' rules are counted: {failures}");
 }
 
 #[test]

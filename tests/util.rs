@@ -52,3 +52,32 @@ impl Drop for TempFile {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The EMF documents among lines of output (JSON objects with an `_aws` member), each checked
+/// against `schema/emf.schema.json` and for what a schema cannot say: every metric a directive
+/// names is a number at the root, every dimension a string there.
+pub fn emf_documents(text: &str) -> Vec<serde_json::Value> {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("schema/emf.schema.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let docs: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| l.contains("\"_aws\""))
+        .map(|l| serde_json::from_str(l).expect("an EMF line is one JSON object"))
+        .collect();
+    for doc in &docs {
+        let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?} in {doc}");
+        for directive in doc["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
+            for metric in directive["Metrics"].as_array().unwrap() {
+                assert!(doc[metric["Name"].as_str().unwrap()].is_number(), "{metric} in {doc}");
+            }
+            for set in directive["Dimensions"].as_array().unwrap() {
+                for key in set.as_array().unwrap() {
+                    assert!(doc[key.as_str().unwrap()].is_string(), "dimension {key} in {doc}");
+                }
+            }
+        }
+    }
+    docs
+}

@@ -141,6 +141,10 @@ pub enum Command {
         /// envelope included — instead of one route per record.
         #[arg(long, conflicts_with = "brokers")]
         messages: bool,
+        /// Also print the batch's CloudWatch EMF metric documents, as the function writes them
+        /// (with --event; namespace from METRICS_NAMESPACE).
+        #[arg(long, requires = "event")]
+        metrics: bool,
         /// Produce to this Kafka cluster instead of printing (with --event).
         #[arg(long, requires_all = ["event", "topic_ok", "topic_fail"])]
         brokers: Option<String>,
@@ -220,8 +224,18 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("lambda-stream: {e}");
             e.exit_code()
         }),
-        Some(Command::Process { mapping, input, event, max_line_bytes, messages, brokers, topic_ok, topic_fail }) => {
-            let printing = process::Printing { messages, topic_ok, topic_fail };
+        Some(Command::Process {
+            mapping,
+            input,
+            event,
+            max_line_bytes,
+            messages,
+            metrics,
+            brokers,
+            topic_ok,
+            topic_fail,
+        }) => {
+            let printing = process::Printing { messages, metrics, topic_ok, topic_fail };
             let result = match (input, event) {
                 (Some(input), _) => {
                     process::process(&mapping, &input, max_line_bytes, &printing).map(|()| ExitCode::SUCCESS)

@@ -30,6 +30,8 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 16 << 20;
 pub struct Printing {
     /// `--messages`: topic, key, headers and payload of each message, the fail envelope included.
     pub messages: bool,
+    /// `--metrics`: the batch's EMF documents after the records (`process --event`).
+    pub metrics: bool,
     pub topic_ok: Option<String>,
     pub topic_fail: Option<String>,
 }
@@ -314,6 +316,16 @@ pub fn process_event(
                 } else {
                     out.write_all(&render_routed(routed))?;
                 }
+            }
+            if printing.metrics {
+                let name = function.pipeline.router().function_name.clone();
+                let mut settings = crate::telemetry::MetricsSettings::from_env(&name)
+                    .unwrap_or(crate::telemetry::MetricsSettings { namespace: "lambda-stream".into(), function: name });
+                if settings.function.is_empty() {
+                    settings.function = "lambda-stream-local".into();
+                }
+                let lines = crate::telemetry::emf_lines(&report, &settings, crate::telemetry::BatchContext::default());
+                out.write_all(lines.as_bytes())?;
             }
             out.flush()?;
             let s = &report.summary;

@@ -11,6 +11,7 @@
 //! | `LAMBDA_ENV` | environment name (`dev`, `prod`, …) | required |
 //! | `MSK_SERVERS` | bootstrap servers of the cluster to produce to | required |
 //! | `MAPPING_FILE` | the mapping: a file, or an S3 object `s3://bucket/key[?versionId=…]` | required |
+//! | `METRICS`, `METRICS_NAMESPACE` | `off`: no EMF metrics; their CloudWatch namespace | on, `lambda-stream` |
 //! | `MAPPING_REFRESH_S` | how often a warm instance or the worker checks the mapping for a change; 0: never | 60 |
 //! | `TOPIC_OK`, `TOPIC_FAIL` | destination topics | required |
 //! | `PARTIAL_BATCH_RESPONSE` | `true`: answer `batchItemFailures` instead of failing the batch | `false` |

@@ -50,7 +50,8 @@ impl<S: Sink> Function<S> {
         let deliver_by = deadline.checked_sub(self.delivery_margin).unwrap_or(deadline);
         let mut report = self.pipeline.run_batch(&self.sink, &event.inputs, deliver_by).await;
         report.summary.duration_ms = started.elapsed().as_millis() as u64;
-        log_summary(&report, event.event_source.as_deref());
+        report.event_source = event.event_source;
+        log_summary(&report, report.event_source.as_deref());
         Ok(report)
     }
 

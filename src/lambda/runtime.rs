@@ -55,6 +55,8 @@ pub async fn run(started: Instant) -> Result<(), lambda_runtime::Error> {
     );
     // Both live as long as the process; the refresh tasks borrow them while invocations run.
     let function: &'static Function<KafkaSink> = Box::leak(Box::new(function));
+    let metrics = crate::telemetry::MetricsSettings::from_env(&function.pipeline.router().function_name);
+    let metrics: &'static Option<crate::telemetry::MetricsSettings> = Box::leak(Box::new(metrics));
     let schedules: &'static [RefreshSchedule] =
         Box::leak(refreshers.into_iter().map(RefreshSchedule::new).collect::<Vec<_>>().into_boxed_slice());
     // The event arrives as its checked JSON text, not as a `Value`: a tree of a 6 MB event costs
@@ -64,7 +66,14 @@ pub async fn run(started: Instant) -> Result<(), lambda_runtime::Error> {
             schedule.start_if_due(&function.pipeline);
         }
         let deadline = deadline_from_epoch_ms(event.context.deadline);
-        function.handle(event.payload.get(), deadline).await
+        let report = function.run_event(event.payload.get(), deadline).await?;
+        if let Some(settings) = metrics {
+            // One write of every document: lines of the batch never interleave with log lines.
+            let context = crate::telemetry::BatchContext { request_id: Some(&event.context.request_id) };
+            let lines = crate::telemetry::emf_lines(&report, settings, context);
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), lines.as_bytes());
+        }
+        function.respond(&report)
     }))
     .await
 }
