@@ -606,3 +606,84 @@ async fn sighup_swaps_in_a_changed_mapping_without_losing_or_duplicating_a_recor
     }
     assert_accounting(&w.stop(), n);
 }
+
+/// Scrapes `url` with Python's HTTP client and parses the text with `prometheus_client`'s parser
+/// (installed by `scripts/test`): every sample as `name{label="value",…}` → value.
+fn scrape(url: &str) -> std::collections::HashMap<String, f64> {
+    let script = r#"
+import json, sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+text = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode()
+samples = {}
+for family in text_string_to_metric_families(text):
+    for s in family.samples:
+        labels = ",".join('%s="%s"' % (k, v) for k, v in sorted(s.labels.items()))
+        samples[s.name + ("{%s}" % labels if labels else "")] = s.value
+print(json.dumps(samples))
+"#;
+    let out = Command::new("python3").args(["-c", script, url]).output().expect("python3 runs");
+    assert!(out.status.success(), "scrape of {url} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("the scrape's samples as JSON")
+}
+
+fn http_status(url: &str) -> u16 {
+    let script = "import sys, urllib.request, urllib.error\ntry:\n  print(urllib.request.urlopen(sys.argv[1], timeout=5).status)\nexcept urllib.error.HTTPError as e:\n  print(e.code)";
+    let out = Command::new("python3").args(["-c", script, url]).output().expect("python3 runs");
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("a status code")
+}
+
+/// `--metrics-addr`: during a run on the real broker the endpoint is scraped with a real HTTP
+/// client, the text parses with a Prometheus text-format parser, and the counters equal what was
+/// produced and read back; `/healthz` and `/readyz` answer 200 while the worker runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_metrics_endpoint_counts_what_the_worker_placed() {
+    let brokers = bootstrap();
+    let t = topics("w-metrics", 3).await;
+    let m = mapping();
+    let n = 1000;
+    produce_range(&brokers, &t.input, 0..n);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut w = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &["--metrics-addr", &addr]);
+    let placed = Placed::read(&brokers, &t.ok, &t.fail, 3, 0..n, Duration::from_secs(60));
+    placed.assert_complete(0..n);
+    let url = format!("http://{addr}/metrics");
+    // Counters move when a batch is committed, just after its messages are readable.
+    let started = Instant::now();
+    let samples = loop {
+        let samples = scrape(&url);
+        if samples.get("lambda_stream_records_received_total") == Some(&(n as f64)) {
+            break samples;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "received never reached {n}: {samples:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let get = |k: &str| samples.get(k).copied().unwrap_or_else(|| panic!("no {k} in {samples:?}"));
+    assert_eq!(get(r#"lambda_stream_records_total{route="ok"}"#), placed.ok.len() as f64);
+    assert_eq!(get(r#"lambda_stream_records_total{route="fail"}"#), placed.fail.len() as f64);
+    let tombstones = (0..n).filter(|i| kind(*i) == Kind::Tombstone).count();
+    assert_eq!(get(r#"lambda_stream_records_total{route="skipped"}"#), tombstones as f64);
+    assert_eq!(get(r#"lambda_stream_field_rule_failures_total{rule="id:type"}"#), placed.fail.len() as f64);
+    assert_eq!(get("lambda_stream_assigned_partitions"), 3.0);
+    assert!(get("lambda_stream_commits_total") >= 1.0);
+    assert!(get("lambda_stream_batch_duration_seconds_count") >= 1.0);
+    assert_eq!(get("lambda_stream_in_flight_records"), 0.0, "everything committed");
+    assert_eq!(http_status(&format!("http://{addr}/healthz")), 200);
+    assert_eq!(http_status(&format!("http://{addr}/readyz")), 200);
+    assert_accounting(&w.stop(), n);
+}
+
+/// A metrics address that cannot be served (taken) stops the start with a clear error, before
+/// the worker joins its group.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_taken_metrics_address_fails_the_start() {
+    let brokers = bootstrap();
+    let t = topics("w-metrics-taken", 1).await;
+    let m = mapping();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut w = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &["--metrics-addr", &addr]);
+    let (status, _) = w.wait(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(2), "{}", w.log());
+    assert!(w.log().contains(&format!("cannot serve metrics on {addr}")), "{}", w.log());
+}

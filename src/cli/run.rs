@@ -69,6 +69,10 @@ pub struct RunArgs {
     /// step (the message timeout + 5 s) plus 60 s.
     #[arg(long, value_parser = clap::value_parser!(u64).range(5..))]
     pub stall_timeout_s: Option<u64>,
+    /// Serve `/metrics` (Prometheus text format), `/healthz` and `/readyz` on this address, e.g.
+    /// 127.0.0.1:9464 (`0.0.0.0:9464` to be scraped from other hosts).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Extra librdkafka consumer property, `key=value` (repeatable).
     #[arg(long = "consumer-property", value_name = "KEY=VALUE")]
     pub consumer_properties: Vec<String>,
@@ -155,8 +159,17 @@ pub fn run_worker(args: RunArgs) -> Result<ExitCode, CliError> {
     );
     // The stream consumer spawns its wake-up task on the current runtime.
     let _entered = runtime.enter();
+    let listener = match args.metrics_addr {
+        Some(addr) => Some(crate::worker::metrics::Listener::bind(addr).map_err(CliError::Usage)?),
+        None => None,
+    };
     let mut worker = Worker::new(pipeline, options)?;
     watch_for_stalls(worker.heartbeat(), worker.stall_limit());
+    if let Some(listener) = listener {
+        let addr = listener.addr();
+        crate::worker::metrics::serve(listener, worker.metrics_endpoint()).map_err(CliError::Usage)?;
+        tracing::info!(%addr, "metrics at /metrics, health at /healthz and /readyz");
+    }
     for refresher in refreshers {
         runtime.spawn(refresh_mapping(refresher, worker.pipeline()));
     }

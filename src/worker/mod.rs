@@ -27,6 +27,10 @@
 //!
 //! Like `sink`, this module talks to `rdkafka` (the consumer side).
 
+mod heartbeat;
+pub mod metrics;
+
+pub use heartbeat::Heartbeat;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -137,33 +141,6 @@ pub enum WorkerError {
     Mapping(String),
 }
 
-/// Which step the worker's loop is in, and since when. A watchdog thread reads it: every step
-/// is bounded (librdkafka timeouts, delivery deadlines, the idle timer), so a step that lasts far
-/// longer than any bound means the loop is stuck inside a client call, and the process should
-/// exit for its supervisor to restart it rather than sit silently holding its partitions.
-#[derive(Debug)]
-pub struct Heartbeat {
-    current: Mutex<(&'static str, Instant)>,
-}
-
-impl Heartbeat {
-    fn new() -> Self {
-        Heartbeat { current: Mutex::new(("starting", Instant::now())) }
-    }
-
-    /// Records that the loop entered `step` now.
-    pub fn beat(&self, step: &'static str) {
-        *self.current.lock().expect("not poisoned") = (step, Instant::now());
-    }
-
-    /// The step the loop has been in for longer than `limit`, and for how long.
-    pub fn stalled(&self, limit: Duration) -> Option<(&'static str, Duration)> {
-        let (step, since) = *self.current.lock().expect("not poisoned");
-        let elapsed = since.elapsed();
-        (elapsed > limit).then_some((step, elapsed))
-    }
-}
-
 /// Counts since the worker started: `ok + failed + skipped = received`; `released` records were
 /// gathered from a partition revoked before they were processed (their new owner maps them).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -196,7 +173,8 @@ impl Totals {
 /// librdkafka's statistics and a log line per rebalance.
 pub struct WorkerContext {
     kafka: KafkaContext,
-    lag: Mutex<HashMap<(String, i32), i64>>,
+    lag: Arc<Mutex<HashMap<(String, i32), i64>>>,
+    metrics: Arc<metrics::WorkerMetrics>,
 }
 
 impl ClientContext for WorkerContext {
@@ -230,8 +208,14 @@ impl ClientContext for WorkerContext {
 impl ConsumerContext for WorkerContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Revoke(tpl) => tracing::info!(partitions = %describe(tpl), "partitions revoked"),
-            Rebalance::Assign(tpl) => tracing::info!(partitions = %describe(tpl), "partitions assigned"),
+            Rebalance::Revoke(tpl) => {
+                self.metrics.rebalanced("revoke", None);
+                tracing::info!(partitions = %describe(tpl), "partitions revoked")
+            }
+            Rebalance::Assign(tpl) => {
+                self.metrics.rebalanced("assign", Some(tpl.count()));
+                tracing::info!(partitions = %describe(tpl), "partitions assigned")
+            }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
     }
@@ -257,6 +241,9 @@ pub struct Worker {
     /// The offsets of the last settled batch (committed again, synchronously, at shutdown).
     last_commit: Option<TopicPartitionList>,
     heartbeat: Arc<Heartbeat>,
+    metrics: Arc<metrics::WorkerMetrics>,
+    /// Consumer lag per partition, from librdkafka's statistics (shared with the context).
+    lag: Arc<Mutex<HashMap<(String, i32), i64>>>,
 }
 
 impl Worker {
@@ -269,7 +256,10 @@ impl Worker {
             options.producer.transactional_id = Some(format!("lambda-stream-{}-{}", options.group, std::process::id()));
         }
         let sink = KafkaSink::new(&options.producer)?;
-        let context = WorkerContext { kafka: options.producer.context()?, lag: Mutex::new(HashMap::new()) };
+        let metrics = Arc::new(metrics::WorkerMetrics::new());
+        let lag = Arc::new(Mutex::new(HashMap::new()));
+        let context =
+            WorkerContext { kafka: options.producer.context()?, lag: Arc::clone(&lag), metrics: Arc::clone(&metrics) };
         let consumer: StreamConsumer<WorkerContext> =
             options.consumer_config().create_with_context(context).map_err(|e| WorkerError::Consumer(e.to_string()))?;
         let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
@@ -287,6 +277,8 @@ impl Worker {
             in_flight: None,
             last_commit: None,
             heartbeat: Arc::new(Heartbeat::new()),
+            metrics,
+            lag,
         })
     }
 
@@ -297,6 +289,16 @@ impl Worker {
     /// The pipeline the loop maps with, for replacing its mapping while it runs.
     pub fn pipeline(&self) -> Arc<Pipeline> {
         Arc::clone(&self.pipeline)
+    }
+
+    /// What the metrics endpoint reads: the counters, the lag and the heartbeat.
+    pub fn metrics_endpoint(&self) -> metrics::Endpoint {
+        metrics::Endpoint {
+            metrics: Arc::clone(&self.metrics),
+            lag: Arc::clone(&self.lag),
+            heartbeat: Arc::clone(&self.heartbeat),
+            stall_limit: self.stall_limit(),
+        }
     }
 
     /// The loop's heartbeat, for a watchdog (`lambda-stream run` exits when it stalls).
@@ -425,6 +427,7 @@ impl Worker {
 
     async fn process(&mut self, batch: Vec<Input>) -> Result<(), WorkerError> {
         let offsets = next_offsets(&batch);
+        self.metrics.consumed(batch.len());
         self.step("starting to map");
         let mapping = map_on_blocking_thread(&self.pipeline, self.options.pass_through, batch, offsets);
         if self.options.exactly_once {
@@ -468,7 +471,7 @@ impl Worker {
     /// `delivery_timeout`, then commits its offsets. A failed commit is not fatal: the next commit
     /// covers these offsets too; until then a restart would redeliver them (at-least-once).
     async fn settle(&mut self, in_flight: InFlight) -> Result<(), WorkerError> {
-        let InFlight { mapped: MappedBatch { batch, messages, summary, offsets }, pending } = in_flight;
+        let InFlight { mapped: MappedBatch { batch, messages, summary, offsets, started }, pending } = in_flight;
         let give_up_at = Instant::now() + self.options.delivery_timeout;
         self.step("awaiting acknowledgements");
         let mut sent: Vec<&OutMessage> = messages.iter().collect();
@@ -490,6 +493,7 @@ impl Worker {
                 "delivery failed; sending again, in order, every message from the first undelivered one of its topic"
             );
             self.totals.retried_batches += 1;
+            self.metrics.delivery_retried();
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
             self.step("retrying deliveries");
@@ -499,15 +503,17 @@ impl Worker {
         }
         self.totals.add(&summary);
         self.step("committing offsets");
-        if let Err(e) = self.consumer.commit(&offsets, CommitMode::Async) {
-            tracing::warn!(error = %e, "offset commit failed; the next batch's commit will cover it");
+        match self.consumer.commit(&offsets, CommitMode::Async) {
+            Ok(()) => self.metrics.committed(),
+            Err(e) => tracing::warn!(error = %e, "offset commit failed; the next batch's commit will cover it"),
         }
+        self.metrics.batch(&summary, &messages, started.elapsed().as_secs_f64());
         self.last_commit = Some(offsets);
         Ok(())
     }
 
     async fn process_transaction(&mut self, mapped: MappedBatch) -> Result<(), WorkerError> {
-        let MappedBatch { batch, messages, summary, offsets } = mapped;
+        let MappedBatch { batch, messages, summary, offsets, started } = mapped;
         let offsets = &offsets;
         let timeout = self.transaction_timeout();
         let attempt: Result<Summary, TransactionError> = async {
@@ -546,6 +552,8 @@ impl Worker {
         match attempt {
             Ok(summary) => {
                 self.totals.add(&summary);
+                self.metrics.committed();
+                self.metrics.batch(&summary, &messages, started.elapsed().as_secs_f64());
                 self.failing_since = None;
                 Ok(())
             }
@@ -556,12 +564,14 @@ impl Worker {
                 // under), which only happens while it is polled.
                 tracing::warn!(error = %e, "transaction aborted; the batch will be consumed and run again");
                 self.totals.retried_batches += 1;
+                self.metrics.transaction_aborted();
                 self.step("aborting the transaction");
                 let started = Instant::now();
                 tokio::task::block_in_place(|| self.sink.abort_transaction(timeout))
                     .map_err(WorkerError::Transaction)?;
                 tracing::debug!(ms = started.elapsed().as_millis() as u64, "transaction aborted");
                 self.step("rewinding");
+                self.metrics.released(batch.len());
                 self.rewind(&batch);
                 let since = *self.failing_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= self.options.delivery_timeout {
@@ -614,9 +624,10 @@ fn map_on_blocking_thread(
     offsets: TopicPartitionList,
 ) -> tokio::task::JoinHandle<MappedBatch> {
     let pipeline = Arc::clone(pipeline);
+    let started = Instant::now();
     tokio::task::spawn_blocking(move || {
         let (messages, summary) = route(&pipeline, pass_through, &mut batch);
-        MappedBatch { batch, messages, summary, offsets }
+        MappedBatch { batch, messages, summary, offsets, started }
     })
 }
 
@@ -671,6 +682,8 @@ struct MappedBatch {
     messages: Vec<OutMessage>,
     summary: Summary,
     offsets: TopicPartitionList,
+    /// When its mapping started (the batch-duration histogram runs from here to the commit).
+    started: Instant,
 }
 
 /// A batch handed to the producer whose acknowledgements have not been awaited yet.
