@@ -8,6 +8,8 @@
 //! unchanged, no mapping). Each round runs both on fresh groups, back to back; the median of the
 //! per-round ratios is reported, with the medians of the rates.
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does one small round as a check.
+//! `WORKER_BENCH_METRICS=1` pairs instead the mapped worker with its `/metrics` endpoint served and
+//! scraped every second against the same worker without it (the cost of metrics).
 //! Environment: `WORKER_BENCH_MAPPING` (another mapping file), `WORKER_BENCH_RECORDS`, `WORKER_BENCH_THREADS` (mapping threads, default 1),
 //! `WORKER_BENCH_CONSUMER` / `WORKER_BENCH_PRODUCER` (`k=v,k=v` librdkafka properties).
 
@@ -63,14 +65,19 @@ fn main() {
     let mut mapped_rates = Vec::new();
     let mut pass_rates = Vec::new();
     let mut ratios = Vec::new();
+    // Metrics mode: the "baseline" side is the mapped worker without the endpoint.
+    let metrics_mode = std::env::var_os("WORKER_BENCH_METRICS").is_some();
+    let (side_a, side_b) = if metrics_mode { ("mapped + /metrics", "mapped") } else { ("mapped", "pass-through") };
     for round in 0..rounds {
         let order = if round % 2 == 0 { [true, false] } else { [false, true] };
         let mut pair = [0.0f64; 2];
-        for pass_through in order {
-            let group = format!("wb-group-{tag}-{round}-{pass_through}");
-            let rate = runtime.block_on(run_once(&brokers, &input, &group, &ok, &fail, &pass, pass_through, records));
-            eprintln!("round {round}: {} {rate:.0} records/s", if pass_through { "pass-through" } else { "mapped" });
-            pair[usize::from(pass_through)] = rate;
+        for second_side in order {
+            let group = format!("wb-group-{tag}-{round}-{second_side}");
+            let (pass_through, metrics) = if metrics_mode { (false, !second_side) } else { (second_side, false) };
+            let rate =
+                runtime.block_on(run_once(&brokers, &input, &group, &ok, &fail, &pass, pass_through, metrics, records));
+            eprintln!("round {round}: {} {rate:.0} records/s", if second_side { side_b } else { side_a });
+            pair[usize::from(second_side)] = rate;
         }
         let [mapped, pass] = pair;
         eprintln!("round {round}: ratio {:.2}", mapped / pass);
@@ -82,8 +89,8 @@ fn main() {
     let ratio = median(&mut ratios);
     let (q1, q3) = (ratios[ratios.len() / 4], ratios[(ratios.len() * 3) / 4]);
     println!(
-        "worker: mapped {mapped:.0} records/s, pass-through {baseline:.0} records/s (medians); \
-         paired ratio median {ratio:.2} [q1 {q1:.2}, q3 {q3:.2}] ({records} records, {rounds} rounds)"
+        "worker: {side_a} {mapped:.0} records/s, {side_b} {baseline:.0} records/s (medians); \
+         paired ratio median {ratio:.3} [q1 {q1:.3}, q3 {q3:.3}] ({records} records, {rounds} rounds)"
     );
     runtime.block_on(delete_topics(&brokers, &[&input, &ok, &fail, &pass]));
 }
@@ -97,6 +104,7 @@ async fn run_once(
     fail: &str,
     pass: &str,
     pass_through: bool,
+    metrics: bool,
     records: i64,
 ) -> f64 {
     let mapping =
@@ -125,6 +133,27 @@ async fn run_once(
             extra.split(',').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
     }
     let mut worker = Worker::new(pipeline, options).expect("worker");
+    let scraping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(metrics));
+    if metrics {
+        use lambda_stream::worker::metrics::{Listener, serve};
+        let listener = Listener::bind("127.0.0.1:0".parse().unwrap()).expect("a free port");
+        let addr = listener.addr();
+        serve(listener, worker.metrics_endpoint()).expect("the endpoint serves");
+        let scraping = std::sync::Arc::clone(&scraping);
+        // A scraper as Prometheus is: one GET of /metrics a second, the whole answer read.
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            while scraping.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+                    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+                    let mut body = Vec::new();
+                    let _ = s.read_to_end(&mut body);
+                    assert!(body.starts_with(b"HTTP/1.0 200") || body.starts_with(b"HTTP/1.1 200"), "scraped");
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let watcher = {
         let (brokers, group, input) = (brokers.to_string(), group.to_string(), input.to_string());
@@ -165,6 +194,7 @@ async fn run_once(
         totals.batches,
         records as f64 / totals.batches.max(1) as f64
     );
+    scraping.store(false, std::sync::atomic::Ordering::Relaxed);
     watcher.await.unwrap()
 }
 
