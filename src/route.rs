@@ -221,14 +221,18 @@ impl Router {
             value_encoding,
         };
         let payload = serde_json::to_vec(&envelope).expect("the envelope always serialises");
-        let headers = vec![
+        let mut headers = Vec::with_capacity(6 + source.headers.len());
+        headers.extend([
             (HEADER_STAGE.to_owned(), stage.as_str().as_bytes().to_vec()),
             (HEADER_TOPIC.to_owned(), source.topic.as_bytes().to_vec()),
             (HEADER_PARTITION.to_owned(), source.partition.to_string().into_bytes()),
             (HEADER_OFFSET.to_owned(), source.offset.map_or_else(String::new, |o| o.to_string()).into_bytes()),
             (HEADER_MESSAGE.to_owned(), summary(errors).into_bytes()),
             (HEADER_MAPPING.to_owned(), plan.map_or("", Plan::name).as_bytes().to_vec()),
-        ];
+        ]);
+        // Every header of the source record after ours, in its order: a replay of the failure
+        // restores them (trace context and the like).
+        headers.extend(source.headers.iter().cloned());
         OutMessage {
             route: Route::Fail,
             topic: self.topic_fail.clone(),
@@ -356,6 +360,32 @@ mod tests {
         assert_eq!(doc["stage"], "decode");
         assert_eq!(doc["value"], "//4A");
         assert_eq!(doc["value_encoding"], "base64");
+    }
+
+    /// What a replay needs is in the fail record: the source headers after the error headers,
+    /// and key and value that decode back to the exact source bytes, binary ones included.
+    #[test]
+    fn a_fail_record_rebuilds_the_exact_source_record() {
+        for value in [br#"{"id": "x"}"#.to_vec(), vec![0xff, 0xfe, 0x00, b'{']] {
+            let mut record = input(Payload::Value(value.clone()));
+            record.source.key = Some(vec![0x00, 0x9f, b'k']);
+            let Routed::Message(m) = router().route(&plan(), &record) else { panic!() };
+            let names: Vec<&str> = m.headers.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(names[..6].iter().filter(|n| n.starts_with("lambda-stream.error.")).count(), 6);
+            assert_eq!(&m.headers[6..], &record.source.headers[..], "source headers after ours, in order");
+            let doc: Value = serde_json::from_slice(&m.payload).unwrap();
+            let decode = |text: &Value, encoding: &Value| match encoding.as_str().unwrap() {
+                "utf8" => text.as_str().unwrap().as_bytes().to_vec(),
+                "base64" => BASE64.decode(text.as_str().unwrap()).unwrap(),
+                other => panic!("{other}"),
+            };
+            assert_eq!(decode(&doc["value"], &doc["value_encoding"]), value);
+            assert_eq!(
+                decode(&doc["source"]["key"], &doc["source"]["key_encoding"]),
+                record.source.key.clone().unwrap()
+            );
+            assert_eq!(doc["source"]["timestamp"], 1_700_000_000_000_i64);
+        }
     }
 
     #[test]
