@@ -136,6 +136,62 @@ pub struct FunctionInfo<'a> {
     pub env: &'a str,
 }
 
+/// A fail record's envelope as read back (triage, replay): the writer is [`FailEnvelope`].
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct ReadEnvelope {
+    pub source: ReadSource,
+    pub stage: String,
+    #[serde(default)]
+    pub errors: Vec<FieldError>,
+    #[serde(default)]
+    pub mapping: ReadMapping,
+    #[serde(default)]
+    pub failed_at: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default = "utf8")]
+    pub value_encoding: String,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct ReadSource {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: Option<i64>,
+    pub timestamp: Option<i64>,
+    pub key: Option<String>,
+    #[serde(default = "utf8")]
+    pub key_encoding: String,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct ReadMapping {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+}
+
+fn utf8() -> String {
+    "utf8".into()
+}
+
+impl ReadEnvelope {
+    /// Reads a fail record's value; `Err` says why it is not one of ours.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("not a lambda-stream fail envelope: {e}"))
+    }
+
+    /// `name@version` of the mapping that failed it (`(none)` for a record no route took).
+    pub fn mapping_identity(&self) -> String {
+        match (self.mapping.name.as_str(), self.mapping.version.as_str()) {
+            ("", _) => "(none)".into(),
+            (name, "") => name.into(),
+            (name, version) => format!("{name}@{version}"),
+        }
+    }
+}
+
 /// Bytes as text when they are UTF-8, else base64; and which one it is.
 pub fn text_or_base64(bytes: &[u8]) -> (String, &'static str) {
     match std::str::from_utf8(bytes) {

@@ -30,3 +30,41 @@ fn event_runs_can_produce_to_a_real_cluster() {
     assert_eq!(crate::kafka_util::json_payload(&got[0])["order_id"], "3d4e5f60-7182-4a3b-a4b5-c6d7e8f9a0b1");
     assert!(stderr(&out).contains("peak RSS"), "{}", stderr(&out));
 }
+
+/// `failures` on a real fail topic: the function's fail records (from a saved event) and one
+/// record that is not an envelope; counted by stage, rule, mapping and source topic, the stranger
+/// counted apart, and `--until` before them all reads nothing.
+#[test]
+fn failures_triages_a_fail_topic() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let brokers = crate::kafka_util::bootstrap();
+    let (ok, fail) = (crate::kafka_util::unique_topic("tri-ok"), crate::kafka_util::unique_topic("tri-fail"));
+    tokio::runtime::Runtime::new().unwrap().block_on(crate::kafka_util::create_topics(&[(&ok, 1), (&fail, 2)]));
+    let args = ["process", "--mapping", "mappings/orders-to-billing.yaml", "--event", "tests/fixtures/events/msk.json"];
+    let out = lambda_stream(&[&args[..], &["--brokers", &brokers, "--topic-ok", &ok, "--topic-fail", &fail]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    producer.send(BaseRecord::<(), _>::to(&fail).payload("not an envelope").partition(1)).unwrap();
+    producer.flush(std::time::Duration::from_secs(10)).unwrap();
+
+    let out = lambda_stream(&["failures", "--brokers", &brokers, "--topic", &fail, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let t: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((t["read"].as_u64(), t["not_ours"].as_u64()), (Some(5), Some(1)), "{t:#}");
+    let stages: u64 = t["by_stage"].as_array().unwrap().iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(stages, 4, "every envelope counted once by stage");
+    let rules: Vec<&str> = t["by_rule"].as_array().unwrap().iter().map(|r| r["value"].as_str().unwrap()).collect();
+    assert!(rules.contains(&"customer.document:cpf"), "{rules:?}");
+    assert!(t["by_mapping"][0]["value"].as_str().unwrap().starts_with("orders-to-billing@"));
+    assert_eq!(t["by_source_topic"][0]["value"], "orders.checkout.v1");
+    assert!(t["by_rule"][0]["first_seen_ms"].as_i64().is_some());
+    assert!(!stdout(&out).contains("529.982.247-25"), "examples never show a sensitive value");
+    assert!(stderr(&out).contains("read 5 of 5 records"), "{}", stderr(&out));
+
+    let text = lambda_stream(&["failures", "--brokers", &brokers, "--topic", &fail, "--since", "1h"]);
+    assert!(stdout(&text).contains("5 record(s) read; 1 not lambda-stream fail envelopes"), "{}", stdout(&text));
+    let none = lambda_stream(&["failures", "--brokers", &brokers, "--topic", &fail, "--until", "2000-01-01T00:00:00Z"]);
+    assert!(stdout(&none).starts_with("0 record(s) read"), "{}", stdout(&none));
+    let missing = lambda_stream(&["failures", "--brokers", &brokers, "--topic", "no-such-topic-xyz"]);
+    assert_eq!(missing.status.code(), Some(2));
+}

@@ -2,6 +2,7 @@
 //!
 //! - [`validate`] — `validate-mapping` and `validate-config`: every problem as `FILE:LINE:COL`.
 //! - [`diff`] — `diff-mapping`: what an edit of a mapping changes on sample records.
+//! - [`failures`](mod@failures) — triage of a fail topic: what failed, by stage, rule, mapping and topic.
 //! - [`init`] — a starter mapping inferred from sample records.
 //! - [`playground`] — a local page to edit a mapping against samples, with results as you type.
 //! - [`source`] — the mapping a command names: a file, or (full build) an `s3://` object.
@@ -13,6 +14,8 @@
 
 pub mod diff;
 mod error;
+#[cfg(feature = "kafka")]
+pub mod failures;
 pub mod init;
 pub mod playground;
 pub mod process;
@@ -155,6 +158,30 @@ pub enum Command {
         #[arg(long)]
         topic_fail: Option<String>,
     },
+    /// Triage a fail topic: counts by stage, field:rule, mapping and source topic, with first and
+    /// last time seen and an example each. Reads from a point in time without a consumer group and
+    /// commits nothing.
+    #[cfg(feature = "kafka")]
+    Failures {
+        /// Bootstrap servers.
+        #[arg(long)]
+        brokers: String,
+        /// The fail topic.
+        #[arg(long)]
+        topic: String,
+        /// From this time: a duration ago (`2h`, `30m`, `1d`) or RFC 3339. Default: the beginning.
+        #[arg(long)]
+        since: Option<String>,
+        /// Up to this time (same forms). Default: the end of the topic when the read starts.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this partition.
+        #[arg(long)]
+        partition: Option<i32>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Run as a Kafka consumer-group worker: consume, map, produce to the ok and fail topics, and
     /// commit offsets only after delivery. Stops cleanly on SIGTERM or Ctrl-C.
     #[cfg(feature = "kafka")]
@@ -217,6 +244,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Schema) => {
             print!("{}", crate::spec::SCHEMA);
             ExitCode::SUCCESS
+        }
+        #[cfg(feature = "kafka")]
+        Some(Command::Failures { brokers, topic, since, until, partition, format }) => {
+            let args = failures::FailuresArgs { brokers, topic, since, until, partition, format };
+            failures::failures(args).unwrap_or_else(|e| {
+                eprintln!("lambda-stream: {e}");
+                e.exit_code()
+            })
         }
         #[cfg(feature = "kafka")]
         Some(Command::Run(args)) => run::run_worker(*args).unwrap_or_else(|e| {

@@ -29,6 +29,7 @@
 
 mod heartbeat;
 pub mod metrics;
+pub mod range;
 
 pub use heartbeat::Heartbeat;
 use std::collections::HashMap;

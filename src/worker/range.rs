@@ -1,0 +1,130 @@
+//! Reading a stretch of a topic — from a point in time to the end it had when the read started (or
+//! to another point in time) — without a consumer group and committing nothing: what `failures`
+//! needs to look at a fail topic without disturbing anyone's offsets.
+
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// One record of the stretch.
+pub struct RangeRecord<'a> {
+    pub partition: i32,
+    pub offset: i64,
+    /// The record's timestamp (milliseconds since the epoch), if it has one.
+    pub timestamp: Option<i64>,
+    pub payload: Option<&'a [u8]>,
+}
+
+/// Where to read: times in milliseconds since the epoch.
+pub struct Range {
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub partition: Option<i32>,
+}
+
+/// Reads `topic` over `range`, calling `each` for every record in partition order, and `progress`
+/// with (records read, records to read) now and then. Returns the records read.
+pub fn read_range(
+    brokers: &str,
+    topic: &str,
+    range: &Range,
+    extra: &[(String, String)],
+    mut each: impl FnMut(RangeRecord<'_>),
+    mut progress: impl FnMut(u64, u64),
+) -> Result<u64, String> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "lambda-stream-failures")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true");
+    for (k, v) in extra {
+        config.set(k, v);
+    }
+    let consumer: BaseConsumer = config.create().map_err(|e| format!("cannot create a consumer: {e}"))?;
+    let timeout = Duration::from_secs(10);
+    let metadata =
+        consumer.fetch_metadata(Some(topic), timeout).map_err(|e| format!("cannot read topic `{topic}`: {e}"))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .filter(|p| range.partition.is_none_or(|only| only == *p))
+        .collect();
+    if partitions.is_empty() {
+        return Err(format!("topic `{topic}` does not exist or has no such partition"));
+    }
+    // Start and end offsets per partition: the end is where the topic ended when the read began
+    // (or the first offset at `until`), so a busy topic's read still ends.
+    let at = |ms: i64| -> Result<Vec<i64>, String> {
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            tpl.add_partition_offset(topic, *p, Offset::Offset(ms)).map_err(|e| e.to_string())?;
+        }
+        let found =
+            consumer.offsets_for_times(tpl, timeout).map_err(|e| format!("cannot find offsets for times: {e}"))?;
+        Ok(found
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                _ => i64::MAX,
+            })
+            .collect())
+    };
+    let watermarks: Vec<(i64, i64)> = partitions
+        .iter()
+        .map(|p| {
+            consumer.fetch_watermarks(topic, *p, timeout).map_err(|e| format!("cannot read the end of `{topic}`: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let starts: Vec<i64> = match range.since_ms {
+        Some(ms) => at(ms)?.iter().zip(&watermarks).map(|(o, (low, high))| (*o).clamp(*low, *high)).collect(),
+        None => watermarks.iter().map(|(low, _)| *low).collect(),
+    };
+    let ends: Vec<i64> = match range.until_ms {
+        Some(ms) => at(ms)?.iter().zip(&watermarks).map(|(o, (_, high))| (*o).min(*high)).collect(),
+        None => watermarks.iter().map(|(_, high)| *high).collect(),
+    };
+    let total: u64 = starts.iter().zip(&ends).map(|(s, e)| (e - s).max(0) as u64).sum();
+    let mut read = 0u64;
+    progress(0, total);
+    for (i, p) in partitions.iter().enumerate() {
+        if starts[i] >= ends[i] {
+            continue;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, *p, Offset::Offset(starts[i])).map_err(|e| e.to_string())?;
+        consumer.assign(&tpl).map_err(|e| format!("cannot read partition {p}: {e}"))?;
+        let mut next = starts[i];
+        while next < ends[i] {
+            match consumer.poll(timeout) {
+                Some(Ok(m)) => {
+                    next = m.offset() + 1;
+                    if m.offset() >= ends[i] {
+                        break;
+                    }
+                    each(RangeRecord {
+                        partition: *p,
+                        offset: m.offset(),
+                        timestamp: m.timestamp().to_millis(),
+                        payload: m.payload(),
+                    });
+                    read += 1;
+                    if read % 10_000 == 0 {
+                        progress(read, total);
+                    }
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                Some(Err(e)) => return Err(format!("cannot read `{topic}` partition {p}: {e}")),
+                None => return Err(format!("no record from `{topic}` partition {p} within {} s", timeout.as_secs())),
+            }
+        }
+    }
+    progress(read, total);
+    Ok(read)
+}
