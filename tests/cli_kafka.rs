@@ -68,3 +68,93 @@ fn failures_triages_a_fail_topic() {
     let missing = lambda_stream(&["failures", "--brokers", &brokers, "--topic", "no-such-topic-xyz"]);
     assert_eq!(missing.status.code(), Some(2));
 }
+
+/// `replay` after a fix, on the real broker: `--dry-run` counts per old `field:rule` and produces
+/// nothing; the replay sends the records that now map to the ok topic — rebuilt with their key,
+/// original headers and replay headers — and the rest to the second fail topic; a second replay
+/// with the same group finds nothing left; a fail topic that is also `--from` is refused.
+#[test]
+fn replay_re_drives_failures_through_a_fixed_mapping() {
+    let brokers = crate::kafka_util::bootstrap();
+    let names: Vec<String> =
+        ["rp-ok", "rp-fail", "rp-ok2", "rp-fail2"].iter().map(|p| crate::kafka_util::unique_topic(p)).collect();
+    let [ok, fail, ok2, fail2] = &names[..] else { unreachable!() };
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(crate::kafka_util::create_topics(&names.iter().map(|t| (t.as_str(), 1)).collect::<Vec<_>>()));
+    let args = ["process", "--mapping", "mappings/orders-to-billing.yaml", "--event", "tests/fixtures/events/msk.json"];
+    let out = lambda_stream(&[&args[..], &["--brokers", &brokers, "--topic-ok", ok, "--topic-fail", fail]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The fix: the CPF check goes.
+    let original = std::fs::read_to_string(crate::util::root().join("mappings/orders-to-billing.yaml")).unwrap();
+    let fixed = crate::util::TempFile::new("fixed.yaml", original.replace("    validate: [cpf]\n", "").as_bytes());
+    let replay = |extra: &[&str]| {
+        let base = ["replay", "--brokers", &brokers, "--from", fail, "--mapping", fixed.arg(), "--topic-ok", ok2];
+        lambda_stream(&[&base[..], &["--topic-fail", fail2, "--format", "json"], extra].concat())
+    };
+
+    let dry = replay(&["--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    let d: Value = serde_json::from_str(&stdout(&dry)).unwrap();
+    assert_eq!(
+        (d["read"].as_u64(), d["now_ok"].as_u64(), d["still_failing"].as_u64()),
+        (Some(4), Some(1), Some(3)),
+        "{d:#}"
+    );
+    assert_eq!(d["by_old_rule"]["customer.document:cpf"]["now_ok"], 1);
+    assert_eq!(d["by_old_rule"]["cancel_reason:cancel_reason_required"]["still_failing"], 1);
+    assert!(
+        crate::kafka_util::consume(ok2, 1, 1, std::time::Duration::from_secs(2)).is_empty(),
+        "a dry run produces nothing"
+    );
+
+    let run = replay(&[]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let r: Value = serde_json::from_str(&stdout(&run)).unwrap();
+    assert_eq!((r["now_ok"].as_u64(), r["still_failing"].as_u64()), (Some(1), Some(3)), "{r:#}");
+    let now_ok = crate::kafka_util::consume(ok2, 1, 1, std::time::Duration::from_secs(15));
+    assert_eq!(now_ok.len(), 1);
+    let m = &now_ok[0];
+    assert_eq!(
+        crate::kafka_util::key_text(m).as_deref(),
+        Some("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"),
+        "the mapping's key"
+    );
+    assert_eq!(crate::kafka_util::header(m, "lambda-stream.replay.of").as_deref(), Some("orders.checkout.v1/0/103"));
+    assert_eq!(crate::kafka_util::header(m, "lambda-stream.replay.from"), Some(format!("{fail}/0/1")));
+    assert!(
+        crate::kafka_util::header(m, "lambda-stream.error.stage").is_none(),
+        "the old failure's headers stay behind"
+    );
+    let still = crate::kafka_util::consume(fail2, 1, 3, std::time::Duration::from_secs(15));
+    assert_eq!(still.len(), 3);
+    // Offset 101 had `traceparent` and `source-region`: rebuilt with them, they travel on.
+    let from_101 = still
+        .iter()
+        .find(|m| {
+            crate::kafka_util::header(m, "lambda-stream.replay.of").as_deref() == Some("orders.checkout.v1/0/101")
+        })
+        .expect("the record of offset 101 still fails");
+    assert!(crate::kafka_util::header(from_101, "traceparent").is_some(), "the original headers travel");
+    assert!(crate::kafka_util::header(from_101, "source-region").is_some(), "all of them");
+
+    let again = replay(&[]);
+    let a: Value = serde_json::from_str(&stdout(&again)).unwrap();
+    assert_eq!(a["read"], 0, "the group's commits cover the whole range: {a:#}");
+
+    let same = lambda_stream(&[
+        "replay",
+        "--brokers",
+        &brokers,
+        "--from",
+        fail,
+        "--mapping",
+        fixed.arg(),
+        "--topic-ok",
+        ok2,
+        "--topic-fail",
+        fail,
+    ]);
+    assert_eq!(same.status.code(), Some(2));
+    assert!(stderr(&same).contains("would feed itself"), "{}", stderr(&same));
+}

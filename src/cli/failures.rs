@@ -172,6 +172,87 @@ pub fn failures(args: FailuresArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Options of `replay`.
+pub struct ReplayArgs {
+    pub brokers: String,
+    pub from: String,
+    pub mapping: std::path::PathBuf,
+    pub topic_ok: String,
+    pub topic_fail: String,
+    pub group: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub only_rule: Option<String>,
+    pub dry_run: bool,
+    pub allow_same_topic: bool,
+    pub format: Format,
+}
+
+/// `lambda-stream replay`.
+pub fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
+    if args.topic_fail == args.from && !args.allow_same_topic {
+        return Err(CliError::Usage(format!(
+            "--topic-fail is --from (`{}`): a replay would feed itself; give another fail topic, or --allow-same-topic",
+            args.from
+        )));
+    }
+    let (_, plan) = super::source::load(&args.mapping)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+    let time = |t: &Option<String>| t.as_deref().map(|t| parse_time(t, now)).transpose().map_err(CliError::Usage);
+    let group = args.group.clone().unwrap_or_else(|| format!("lambda-stream-replay-{}-{}", args.from, plan.name()));
+    let options = crate::worker::replay::ReplayOptions {
+        brokers: args.brokers.clone(),
+        from: args.from.clone(),
+        group,
+        since_ms: time(&args.since)?,
+        until_ms: time(&args.until)?,
+        only_rule: args.only_rule.clone(),
+        dry_run: args.dry_run,
+    };
+    let router = crate::route::Router {
+        topic_ok: args.topic_ok.clone(),
+        topic_fail: args.topic_fail.clone(),
+        function_name: "lambda-stream-replay".into(),
+        function_env: String::new(),
+    };
+    let pipeline = crate::pipeline::Pipeline::new(plan, router);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)?;
+    let sink = if args.dry_run {
+        None
+    } else {
+        Some(crate::sink::kafka::KafkaSink::new(&crate::sink::ProducerSettings::new(args.brokers.clone()))?)
+    };
+    let mut last = std::time::Instant::now();
+    let report = runtime
+        .block_on(crate::worker::replay::replay(&options, &pipeline, sink.as_ref(), |r| {
+            if last.elapsed().as_secs() >= 1 {
+                eprintln!("read {} records: {} now ok, {} still failing", r.read, r.now_ok, r.still_failing);
+                last = std::time::Instant::now();
+            }
+        }))
+        .map_err(CliError::Usage)?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises")),
+        Format::Text => {
+            let what = if args.dry_run { "would be" } else { "are" };
+            println!(
+                "{} read: {} {what} ok now, {} still failing, {} skipped; {} not ours; {} not selected",
+                report.read, report.now_ok, report.still_failing, report.skipped, report.not_ours, report.not_selected
+            );
+            for (rule, o) in &report.by_old_rule {
+                let news: Vec<String> = o.new_errors.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
+                println!(
+                    "  {rule}: {} pass, {} still fail{}",
+                    o.now_ok,
+                    o.still_failing,
+                    if news.is_empty() { String::new() } else { format!(" ({})", news.join(", ")) }
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn render(t: &Triage) -> String {
     let mut out = format!("{} record(s) read; {} not lambda-stream fail envelopes\n", t.read, t.not_ours);
     if let Some(e) = &t.not_ours_example {

@@ -30,6 +30,7 @@
 mod heartbeat;
 pub mod metrics;
 pub mod range;
+pub mod replay;
 
 pub use heartbeat::Heartbeat;
 use std::collections::HashMap;
