@@ -147,8 +147,10 @@ pub struct ReadEnvelope {
     pub mapping: ReadMapping,
     #[serde(default)]
     pub failed_at: Option<String>,
+    /// The value's JSON text as written (decoded only when a replay needs it: triage reads
+    /// millions of envelopes and never looks at their values).
     #[serde(default)]
-    pub value: Option<String>,
+    pub value: Option<Box<serde_json::value::RawValue>>,
     #[serde(default = "utf8")]
     pub value_encoding: String,
 }
@@ -180,6 +182,11 @@ impl ReadEnvelope {
     /// Reads a fail record's value; `Err` says why it is not one of ours.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("not a lambda-stream fail envelope: {e}"))
+    }
+
+    /// The value's text (`None`: there was none, or it is not a JSON string).
+    pub fn value_text(&self) -> Option<String> {
+        self.value.as_ref().and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
     }
 
     /// `name@version` of the mapping that failed it (`(none)` for a record no route took).

@@ -158,3 +158,68 @@ fn replay_re_drives_failures_through_a_fixed_mapping() {
     assert_eq!(same.status.code(), Some(2));
     assert!(stderr(&same).contains("would feed itself"), "{}", stderr(&same));
 }
+
+/// Hostile records on a fail topic — not JSON, an envelope without its source, a value whose
+/// base64 is cut short, a huge value — are counted and reported by `failures` and `replay`; none
+/// stops them, none is replayed as something it is not.
+#[test]
+fn hostile_fail_records_are_reported_not_fatal() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let brokers = crate::kafka_util::bootstrap();
+    let names: Vec<String> = ["h-fail", "h-ok", "h-fail2"].iter().map(|p| crate::kafka_util::unique_topic(p)).collect();
+    let [fail, ok, fail2] = &names[..] else { unreachable!() };
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(crate::kafka_util::create_topics(&names.iter().map(|t| (t.as_str(), 1)).collect::<Vec<_>>()));
+    let source = r#"{"topic":"orders","partition":0,"offset":5,"timestamp":1,"key":"k","key_encoding":"utf8"}"#;
+    let envelope = |value: &str, encoding: &str| {
+        format!(
+            r#"{{"source":{source},"stage":"validate","errors":[{{"field":"a","rule":"type","message":"m"}}],"mapping":{{"name":"m","version":"v"}},"value":{value},"value_encoding":"{encoding}"}}"#
+        )
+    };
+    let huge = serde_json::to_string(&format!(r#"{{"id": "{}"}}"#, "x".repeat(900_000))).unwrap();
+    let records = [
+        "{not json".to_string(),
+        r#"{"stage":"validate","errors":[]}"#.to_string(),
+        envelope(r#""eyJpZCI6""#, "base64").replace("eyJpZCI6", "eyJpZC"),
+        envelope(&huge, "utf8"),
+    ];
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("message.max.bytes", "2000000")
+        .create()
+        .unwrap();
+    for r in &records {
+        producer.send(BaseRecord::<(), _>::to(fail).payload(r.as_str())).unwrap();
+    }
+    producer.flush(std::time::Duration::from_secs(10)).unwrap();
+
+    let out = lambda_stream(&["failures", "--brokers", &brokers, "--topic", fail, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let t: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((t["read"].as_u64(), t["not_ours"].as_u64()), (Some(4), Some(2)), "{t:#}");
+    assert!(t["not_ours_example"].as_str().unwrap().contains("offset 0"), "{t:#}");
+
+    let out = lambda_stream(&[
+        "replay",
+        "--brokers",
+        &brokers,
+        "--from",
+        fail,
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--topic-ok",
+        ok,
+        "--topic-fail",
+        fail2,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (r["read"].as_u64(), r["not_ours"].as_u64(), r["still_failing"].as_u64()),
+        (Some(4), Some(3), Some(1)),
+        "{r:#}"
+    );
+}

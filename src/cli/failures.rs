@@ -44,19 +44,22 @@ struct Tally {
 
 impl Tally {
     fn add(&mut self, envelope: &ReadEnvelope, timestamp: Option<i64>, partition: i32, offset: i64) {
-        let first = envelope.errors.first();
-        let example = format!(
-            "{}-{}@{} (fail {partition}@{offset}): {}",
-            envelope.source.topic,
-            envelope.source.partition,
-            envelope.source.offset.map_or_else(|| "?".into(), |o| o.to_string()),
-            first.map_or_else(String::new, |e| format!(
-                "{} {}: {}",
-                e.field.as_deref().unwrap_or("(record)"),
-                e.rule,
-                e.message
-            ))
-        );
+        // The example is written only for a row's first record: most records add to a row.
+        let example = || {
+            let first = envelope.errors.first();
+            format!(
+                "{}-{}@{} (fail {partition}@{offset}): {}",
+                envelope.source.topic,
+                envelope.source.partition,
+                envelope.source.offset.map_or_else(|| "?".into(), |o| o.to_string()),
+                first.map_or_else(String::new, |e| format!(
+                    "{} {}: {}",
+                    e.field.as_deref().unwrap_or("(record)"),
+                    e.rule,
+                    e.message
+                ))
+            )
+        };
         let mut rules: Vec<String> =
             envelope.errors.iter().map(|e| format!("{}:{}", e.field.as_deref().unwrap_or("-"), e.rule)).collect();
         rules.dedup();
@@ -68,11 +71,10 @@ impl Tally {
         ];
         for (rows, values) in self.rows.iter_mut().zip(keys) {
             for value in values {
-                let row = rows.entry(value.clone()).or_insert_with(|| Row {
-                    value,
-                    example: example.clone(),
-                    ..Row::default()
-                });
+                let row = match rows.get_mut(&value) {
+                    Some(row) => row,
+                    None => rows.entry(value.clone()).or_insert(Row { value, example: example(), ..Row::default() }),
+                };
                 row.count += 1;
                 if let Some(t) = timestamp {
                     row.first_seen_ms = Some(row.first_seen_ms.map_or(t, |f| f.min(t)));

@@ -40,7 +40,12 @@ pub fn read_range(
         .set("group.id", "lambda-stream-failures")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true");
+        .set("enable.partition.eof", "true")
+        // Read ahead in large fetches, and without librdkafka's one-second pause once its
+        // prefetch queue is full (the worker's consumer sets the same, for the same reason).
+        .set("fetch.queue.backoff.ms", "10")
+        .set("max.partition.fetch.bytes", "16777216")
+        .set("queued.max.messages.kbytes", "262144");
     for (k, v) in extra {
         config.set(k, v);
     }

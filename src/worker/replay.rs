@@ -75,7 +75,8 @@ fn decode(text: &Option<String>, encoding: &str) -> Option<Vec<u8>> {
 pub fn rebuild(envelope: &ReadEnvelope, fail_headers: &[(String, Vec<u8>)]) -> Option<Input> {
     let value = match &envelope.value {
         None => Payload::Tombstone,
-        Some(_) => Payload::Value(decode(&envelope.value, &envelope.value_encoding)?),
+        Some(raw) if raw.get() == "null" => Payload::Tombstone,
+        Some(_) => Payload::Value(decode(&Some(envelope.value_text()?), &envelope.value_encoding)?),
     };
     let s = &envelope.source;
     let headers = fail_headers.iter().filter(|(k, _)| !k.starts_with("lambda-stream.error.")).cloned().collect();
@@ -114,6 +115,8 @@ pub async fn replay(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")
+        .set("fetch.queue.backoff.ms", "10")
+        .set("max.partition.fetch.bytes", "16777216")
         .create()
         .map_err(|e| format!("cannot create a consumer: {e}"))?;
     let timeout = Duration::from_secs(10);
