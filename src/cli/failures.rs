@@ -3,6 +3,7 @@
 //! example each — read from the fail topic without a consumer group, committing nothing.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -112,24 +113,42 @@ pub fn parse_time(text: &str, now_ms: i64) -> Result<i64, String> {
         .map_err(|_| format!("`{text}` is not a duration ago (2h, 30m, 1d) or an RFC 3339 time (2026-12-01T08:00:00Z)"))
 }
 
+/// Parses `--since` / `--until` values against the time now.
+fn times_from_now() -> impl Fn(&Option<String>) -> Result<Option<i64>, CliError> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+    move |t| t.as_deref().map(|t| parse_time(t, now)).transpose().map_err(CliError::Usage)
+}
+
 fn time_text(ms: Option<i64>) -> String {
     ms.and_then(chrono::DateTime::from_timestamp_millis)
         .map_or_else(|| "-".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
-/// Options of the command.
+/// Options of `failures`.
+#[derive(Debug, clap::Args)]
 pub struct FailuresArgs {
+    /// Bootstrap servers.
+    #[arg(long)]
     pub brokers: String,
+    /// The fail topic.
+    #[arg(long)]
     pub topic: String,
+    /// From this time: a duration ago (`2h`, `30m`, `1d`) or RFC 3339. Default: the beginning.
+    #[arg(long)]
     pub since: Option<String>,
+    /// Up to this time (same forms). Default: the end of the topic when the read starts.
+    #[arg(long)]
     pub until: Option<String>,
+    /// Only this partition.
+    #[arg(long)]
     pub partition: Option<i32>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
 
 pub fn failures(args: FailuresArgs) -> Result<ExitCode, CliError> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
-    let time = |t: &Option<String>| t.as_deref().map(|t| parse_time(t, now)).transpose().map_err(CliError::Usage);
+    let time = times_from_now();
     let range = crate::worker::range::Range {
         since_ms: time(&args.since)?,
         until_ms: time(&args.until)?,
@@ -175,18 +194,43 @@ pub fn failures(args: FailuresArgs) -> Result<ExitCode, CliError> {
 }
 
 /// Options of `replay`.
+#[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
+    /// Bootstrap servers.
+    #[arg(long)]
     pub brokers: String,
+    /// The fail topic to replay.
+    #[arg(long)]
     pub from: String,
-    pub mapping: std::path::PathBuf,
+    /// The mapping to replay through (a file or s3://).
+    #[arg(long)]
+    pub mapping: PathBuf,
+    /// Where records that now map go.
+    #[arg(long)]
     pub topic_ok: String,
+    /// Where records that still fail go (not --from, unless --allow-same-topic).
+    #[arg(long)]
     pub topic_fail: String,
+    /// Consumer group (default `lambda-stream-replay-<from>-<mapping name>`).
+    #[arg(long)]
     pub group: Option<String>,
+    /// From this time (`2h`, `1d` ago, or RFC 3339).
+    #[arg(long)]
     pub since: Option<String>,
+    /// Up to this time.
+    #[arg(long)]
     pub until: Option<String>,
+    /// Only records whose errors include this `field:rule`.
+    #[arg(long = "where", value_name = "FIELD:RULE")]
     pub only_rule: Option<String>,
+    /// Produce and commit nothing: per old `field:rule`, how many records would now pass.
+    #[arg(long)]
     pub dry_run: bool,
+    /// Allow --topic-fail to be --from (a replay then reads what it writes only after it ends).
+    #[arg(long)]
     pub allow_same_topic: bool,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
 
@@ -199,8 +243,7 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
         )));
     }
     let (_, plan) = super::source::load(&args.mapping)?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
-    let time = |t: &Option<String>| t.as_deref().map(|t| parse_time(t, now)).transpose().map_err(CliError::Usage);
+    let time = times_from_now();
     let group = args.group.clone().unwrap_or_else(|| format!("lambda-stream-replay-{}-{}", args.from, plan.name()));
     let options = crate::worker::replay::ReplayOptions {
         brokers: args.brokers.clone(),

@@ -162,69 +162,13 @@ pub enum Command {
     /// last time seen and an example each. Reads from a point in time without a consumer group and
     /// commits nothing.
     #[cfg(feature = "kafka")]
-    Failures {
-        /// Bootstrap servers.
-        #[arg(long)]
-        brokers: String,
-        /// The fail topic.
-        #[arg(long)]
-        topic: String,
-        /// From this time: a duration ago (`2h`, `30m`, `1d`) or RFC 3339. Default: the beginning.
-        #[arg(long)]
-        since: Option<String>,
-        /// Up to this time (same forms). Default: the end of the topic when the read starts.
-        #[arg(long)]
-        until: Option<String>,
-        /// Only this partition.
-        #[arg(long)]
-        partition: Option<i32>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
+    Failures(failures::FailuresArgs),
     /// Replay a fail topic through a (fixed) mapping: each record rebuilt from its envelope (key,
     /// value, original headers, timestamp), mapped again, sent to --topic-ok or --topic-fail, up
     /// to the end of the fail topic as it was when the replay started. Offsets are committed
     /// under --group after delivery, so an interrupted replay resumes.
     #[cfg(feature = "kafka")]
-    Replay {
-        /// Bootstrap servers.
-        #[arg(long)]
-        brokers: String,
-        /// The fail topic to replay.
-        #[arg(long)]
-        from: String,
-        /// The mapping to replay through (a file or s3://).
-        #[arg(long)]
-        mapping: PathBuf,
-        /// Where records that now map go.
-        #[arg(long)]
-        topic_ok: String,
-        /// Where records that still fail go (not --from, unless --allow-same-topic).
-        #[arg(long)]
-        topic_fail: String,
-        /// Consumer group (default `lambda-stream-replay-<from>-<mapping name>`).
-        #[arg(long)]
-        group: Option<String>,
-        /// From this time (`2h`, `1d` ago, or RFC 3339).
-        #[arg(long)]
-        since: Option<String>,
-        /// Up to this time.
-        #[arg(long)]
-        until: Option<String>,
-        /// Only records whose errors include this `field:rule`.
-        #[arg(long = "where", value_name = "FIELD:RULE")]
-        only_rule: Option<String>,
-        /// Produce and commit nothing: per old `field:rule`, how many records would now pass.
-        #[arg(long)]
-        dry_run: bool,
-        /// Allow --topic-fail to be --from (a replay then reads what it writes only after it ends).
-        #[arg(long)]
-        allow_same_topic: bool,
-        /// Output format of the summary.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
+    Replay(Box<failures::ReplayArgs>),
     /// Run as a Kafka consumer-group worker: consume, map, produce to the ok and fail topics, and
     /// commit offsets only after delivery. Stops cleanly on SIGTERM or Ctrl-C.
     #[cfg(feature = "kafka")]
@@ -289,47 +233,15 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         #[cfg(feature = "kafka")]
-        Some(Command::Failures { brokers, topic, since, until, partition, format }) => {
-            let args = failures::FailuresArgs { brokers, topic, since, until, partition, format };
-            failures::failures(args).unwrap_or_else(|e| {
-                eprintln!("lambda-stream: {e}");
-                e.exit_code()
-            })
-        }
+        Some(Command::Failures(args)) => failures::failures(args).unwrap_or_else(|e| {
+            eprintln!("lambda-stream: {e}");
+            e.exit_code()
+        }),
         #[cfg(feature = "kafka")]
-        Some(Command::Replay {
-            brokers,
-            from,
-            mapping,
-            topic_ok,
-            topic_fail,
-            group,
-            since,
-            until,
-            only_rule,
-            dry_run,
-            allow_same_topic,
-            format,
-        }) => {
-            let args = failures::ReplayArgs {
-                brokers,
-                from,
-                mapping,
-                topic_ok,
-                topic_fail,
-                group,
-                since,
-                until,
-                only_rule,
-                dry_run,
-                allow_same_topic,
-                format,
-            };
-            failures::replay(args).unwrap_or_else(|e| {
-                eprintln!("lambda-stream: {e}");
-                e.exit_code()
-            })
-        }
+        Some(Command::Replay(args)) => failures::replay(*args).unwrap_or_else(|e| {
+            eprintln!("lambda-stream: {e}");
+            e.exit_code()
+        }),
         #[cfg(feature = "kafka")]
         Some(Command::Run(args)) => run::run_worker(*args).unwrap_or_else(|e| {
             tracing::error!(error = %e, "worker stopped");

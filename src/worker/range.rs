@@ -51,35 +51,14 @@ pub fn read_range(
     }
     let consumer: BaseConsumer = config.create().map_err(|e| format!("cannot create a consumer: {e}"))?;
     let timeout = Duration::from_secs(10);
-    let metadata =
-        consumer.fetch_metadata(Some(topic), timeout).map_err(|e| format!("cannot read topic `{topic}`: {e}"))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .filter(|p| range.partition.is_none_or(|only| only == *p))
-        .collect();
+    let partitions = partitions_of(&consumer, topic, range.partition, timeout)?;
     if partitions.is_empty() {
         return Err(format!("topic `{topic}` does not exist or has no such partition"));
     }
     // Start and end offsets per partition: the end is where the topic ended when the read began
     // (or the first offset at `until`), so a busy topic's read still ends.
     let at = |ms: i64| -> Result<Vec<i64>, String> {
-        let mut tpl = TopicPartitionList::new();
-        for p in &partitions {
-            tpl.add_partition_offset(topic, *p, Offset::Offset(ms)).map_err(|e| e.to_string())?;
-        }
-        let found =
-            consumer.offsets_for_times(tpl, timeout).map_err(|e| format!("cannot find offsets for times: {e}"))?;
-        Ok(found
-            .elements()
-            .iter()
-            .map(|e| match e.offset() {
-                Offset::Offset(o) => o,
-                _ => i64::MAX,
-            })
-            .collect())
+        Ok(offsets_at(&consumer, topic, &partitions, ms, timeout)?.into_iter().map(|o| o.unwrap_or(i64::MAX)).collect())
     };
     let watermarks: Vec<(i64, i64)> = partitions
         .iter()
@@ -132,4 +111,39 @@ pub fn read_range(
     }
     progress(read, total);
     Ok(read)
+}
+
+/// The partitions of `topic` (only `only`, when given); empty when the topic does not exist.
+pub(super) fn partitions_of(
+    consumer: &BaseConsumer,
+    topic: &str,
+    only: Option<i32>,
+    timeout: Duration,
+) -> Result<Vec<i32>, String> {
+    let metadata =
+        consumer.fetch_metadata(Some(topic), timeout).map_err(|e| format!("cannot read topic `{topic}`: {e}"))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .filter(|p| only.is_none_or(|only| only == *p))
+        .collect())
+}
+
+/// Per partition, the first offset at or after `ms` (milliseconds since the epoch); `None` when
+/// no record is that recent.
+pub(super) fn offsets_at(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+    ms: i64,
+    timeout: Duration,
+) -> Result<Vec<Option<i64>>, String> {
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(ms)).map_err(|e| e.to_string())?;
+    }
+    let found = consumer.offsets_for_times(tpl, timeout).map_err(|e| format!("cannot find offsets for times: {e}"))?;
+    Ok(found.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { Some(o) } else { None }).collect())
 }

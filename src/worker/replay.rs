@@ -121,13 +121,7 @@ pub async fn replay(
         .map_err(|e| format!("cannot create a consumer: {e}"))?;
     let timeout = Duration::from_secs(10);
     let topic = options.from.as_str();
-    let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(|e| format!("cannot read `{topic}`: {e}"))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let partitions = super::range::partitions_of(&consumer, topic, None, timeout)?;
     if partitions.is_empty() {
         return Err(format!("topic `{topic}` does not exist"));
     }
@@ -137,15 +131,7 @@ pub async fn replay(
     }
     let committed =
         consumer.committed_offsets(all, timeout).map_err(|e| format!("cannot read committed offsets: {e}"))?;
-    let at_time = |ms: i64| -> Result<Vec<Option<i64>>, String> {
-        let mut tpl = TopicPartitionList::new();
-        for p in &partitions {
-            tpl.add_partition_offset(topic, *p, Offset::Offset(ms)).map_err(|e| e.to_string())?;
-        }
-        let found =
-            consumer.offsets_for_times(tpl, timeout).map_err(|e| format!("cannot find offsets for times: {e}"))?;
-        Ok(found.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { Some(o) } else { None }).collect())
-    };
+    let at_time = |ms: i64| super::range::offsets_at(&consumer, topic, &partitions, ms, timeout);
     let since = options.since_ms.map(&at_time).transpose()?;
     let until = options.until_ms.map(&at_time).transpose()?;
     let mut starts = Vec::new();
