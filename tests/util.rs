@@ -26,7 +26,8 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8")
 }
 
-/// A file in a fresh temporary directory, removed with the directory when dropped.
+/// A file in a temporary directory of its own, removed with the directory when dropped: dropping
+/// one file (a finished worker's log) must not remove another (the mapping its successor reads).
 pub struct TempFile {
     dir: PathBuf,
     pub path: PathBuf,
@@ -34,7 +35,13 @@ pub struct TempFile {
 
 impl TempFile {
     pub fn new(name: &str, contents: &[u8]) -> Self {
-        let unique = format!("lambda-stream-test-{}-{:?}", std::process::id(), std::thread::current().id());
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let unique = format!(
+            "lambda-stream-test-{}-{:?}-{}",
+            std::process::id(),
+            std::thread::current().id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let dir = std::env::temp_dir().join(unique.replace(['(', ')'], ""));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
