@@ -4,6 +4,8 @@
 //! Kafka Connect's `__connect.errors.*`, so dead-letter tooling that reads those finds its way:
 //! `lambda-stream.error.stage`, `.topic`, `.partition`, `.offset`, `.message`.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Serialize;
@@ -136,7 +138,8 @@ pub struct FunctionInfo<'a> {
     pub env: &'a str,
 }
 
-/// A fail record's envelope as read back (triage, replay): the writer is [`FailEnvelope`].
+/// A fail record's envelope as triage reads it back (the writer is [`FailEnvelope`]). The value is
+/// not read: triage looks at millions of envelopes and never at their values.
 #[derive(Clone, Debug, serde::Deserialize)]
 pub struct ReadEnvelope {
     pub source: ReadSource,
@@ -145,14 +148,6 @@ pub struct ReadEnvelope {
     pub errors: Vec<FieldError>,
     #[serde(default)]
     pub mapping: ReadMapping,
-    #[serde(default)]
-    pub failed_at: Option<String>,
-    /// The value's JSON text as written (decoded only when a replay needs it: triage reads
-    /// millions of envelopes and never looks at their values).
-    #[serde(default)]
-    pub value: Option<Box<serde_json::value::RawValue>>,
-    #[serde(default = "utf8")]
-    pub value_encoding: String,
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -184,11 +179,6 @@ impl ReadEnvelope {
         serde_json::from_slice(bytes).map_err(|e| format!("not a lambda-stream fail envelope: {e}"))
     }
 
-    /// The value's text (`None`: there was none, or it is not a JSON string).
-    pub fn value_text(&self) -> Option<String> {
-        self.value.as_ref().and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
-    }
-
     /// `name@version` of the mapping that failed it (`(none)` for a record no route took).
     pub fn mapping_identity(&self) -> String {
         match (self.mapping.name.as_str(), self.mapping.version.as_str()) {
@@ -196,6 +186,106 @@ impl ReadEnvelope {
             (name, "") => name.into(),
             (name, version) => format!("{name}@{version}"),
         }
+    }
+}
+
+/// What a replay reads of a fail envelope: where the record came from, its key and value, and its
+/// errors' `field:rule`s. Text is borrowed from the message where it needs no unescaping: the
+/// value, most of the envelope, is unescaped once, straight into the rebuilt record's bytes.
+#[derive(Debug, serde::Deserialize)]
+pub struct ReplayEnvelope<'a> {
+    #[serde(borrow)]
+    source: ReplaySource<'a>,
+    #[serde(default, borrow)]
+    errors: Vec<ErrorKey<'a>>,
+    #[serde(default, borrow)]
+    value: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    value_encoding: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ReplaySource<'a> {
+    #[serde(borrow)]
+    topic: Cow<'a, str>,
+    partition: i32,
+    offset: Option<i64>,
+    timestamp: Option<i64>,
+    #[serde(default, borrow)]
+    key: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    key_encoding: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ErrorKey<'a> {
+    #[serde(default, borrow)]
+    field: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    rule: Cow<'a, str>,
+}
+
+/// Text back to bytes by its encoding (`utf8`, the default, or `base64`); `None` when it does
+/// not decode.
+fn decode_text(text: Cow<'_, str>, encoding: Option<&str>) -> Option<Vec<u8>> {
+    match encoding {
+        None | Some("utf8") => Some(text.into_owned().into_bytes()),
+        Some("base64") => BASE64.decode(text.as_bytes()).ok(),
+        Some(_) => None,
+    }
+}
+
+impl<'a> ReplayEnvelope<'a> {
+    /// `Err` says why it is not one of ours.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("not a lambda-stream fail envelope: {e}"))
+    }
+
+    /// The failure's `field:rule`s in order, each once (`-` for a record-level error).
+    pub fn rules(&self) -> Vec<String> {
+        let mut rules: Vec<String> = Vec::with_capacity(self.errors.len());
+        for e in &self.errors {
+            let rule = format!("{}:{}", e.field.as_deref().unwrap_or("-"), e.rule);
+            if !rules.contains(&rule) {
+                rules.push(rule);
+            }
+        }
+        rules
+    }
+
+    /// Where the source record was: `topic/partition/offset`.
+    pub fn origin(&self) -> String {
+        let s = &self.source;
+        format!("{}/{}/{}", s.topic, s.partition, s.offset.map_or_else(|| "?".into(), |o| o.to_string()))
+    }
+
+    /// The source record: key, value, headers (the fail record's, without its own
+    /// `lambda-stream.error.*`), timestamp and position. `None` when the key or the value does not
+    /// decode by its encoding.
+    pub fn into_input(self, mut fail_headers: Vec<(String, Vec<u8>)>) -> Option<Input> {
+        let payload = match self.value {
+            None => Payload::Tombstone,
+            Some(text) => Payload::Value(decode_text(text, self.value_encoding.as_deref())?),
+        };
+        let s = self.source;
+        let key = match s.key {
+            None => None,
+            Some(k) => Some(decode_text(k, s.key_encoding.as_deref())?),
+        };
+        fail_headers.retain(|(k, _)| !k.starts_with("lambda-stream.error."));
+        Some(Input {
+            source: Source {
+                group: format!("{}-{}", s.topic, s.partition),
+                topic: s.topic.into_owned(),
+                partition: s.partition,
+                offset: s.offset,
+                timestamp: s.timestamp,
+                key,
+                headers: fail_headers,
+                ..Source::default()
+            },
+            payload,
+        })
     }
 }
 
@@ -448,7 +538,31 @@ mod tests {
                 record.source.key.clone().unwrap()
             );
             assert_eq!(doc["source"]["timestamp"], 1_700_000_000_000_i64);
+            // And as a replay rebuilds it: the same record, byte for byte.
+            let rebuilt = ReplayEnvelope::parse(&m.payload).unwrap().into_input(m.headers.clone()).unwrap();
+            assert_eq!(rebuilt.payload, record.payload);
+            assert_eq!(rebuilt.source.key, record.source.key);
+            assert_eq!(rebuilt.source.headers, record.source.headers);
+            assert_eq!(
+                (
+                    rebuilt.source.topic.as_str(),
+                    rebuilt.source.partition,
+                    rebuilt.source.offset,
+                    rebuilt.source.timestamp
+                ),
+                (record.source.topic.as_str(), record.source.partition, record.source.offset, record.source.timestamp)
+            );
         }
+        let tombstone =
+            br#"{"source":{"topic":"t","partition":0,"offset":1,"timestamp":null},"stage":"x","value":null}"#;
+        assert_eq!(ReplayEnvelope::parse(tombstone).unwrap().into_input(vec![]).unwrap().payload, Payload::Tombstone);
+        let cut = br#"{"source":{"topic":"t","partition":0,"offset":1,"timestamp":null},"value":"eyJ","value_encoding":"base64"}"#;
+        assert!(ReplayEnvelope::parse(cut).unwrap().into_input(vec![]).is_none(), "cut base64: not rebuilt");
+        let escaped = br#"{"source":{"topic":"t","partition":0,"offset":1,"timestamp":null},"errors":[{"field":"a","rule":"r","message":"m"},{"field":"a","rule":"r","message":"n"},{"field":null,"rule":"record","message":"o"}],"value":"{\"a\": \"\u00e9\"}"}"#;
+        let e = ReplayEnvelope::parse(escaped).unwrap();
+        assert_eq!(e.rules(), ["a:r", "-:record"]);
+        assert_eq!(e.origin(), "t/0/1");
+        assert_eq!(e.into_input(vec![]).unwrap().payload, Payload::Value("{\"a\": \"é\"}".as_bytes().to_vec()));
     }
 
     #[test]

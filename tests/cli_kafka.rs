@@ -223,3 +223,200 @@ fn hostile_fail_records_are_reported_not_fatal() {
         "{r:#}"
     );
 }
+
+/// The sum of `group`'s committed offsets over the partitions of `topic` (0 before any commit).
+fn committed_sum(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let Ok(got) = consumer.committed_offsets(tpl, std::time::Duration::from_secs(5)) else { return 0 };
+    got.elements().iter().map(|e| if let rdkafka::Offset::Offset(o) = e.offset() { o } else { 0 }).sum()
+}
+
+/// A replay of 20,000 failures on three partitions, in batches of 100, interrupted by SIGINT (it
+/// stops once what it read is delivered and committed, exit 130), then by SIGKILL, then run to
+/// the end: every record is placed exactly once — on the ok topic if the fix lets it through,
+/// else on the second fail topic — with its key, its original header and the replay headers, and
+/// the runs' counts add up. Then the group's offsets are set back to where the replay began, with
+/// the record of where the outputs ended then — the state a kill leaves right after everything was
+/// delivered and before any commit: the next run finds every record delivered, counts it, and
+/// sends nothing again.
+#[test]
+fn an_interrupted_replay_resumes_without_loss_or_duplicate() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    const N: i64 = 20_000;
+    const PARTS: i32 = 3;
+    let brokers = crate::kafka_util::bootstrap();
+    let names: Vec<String> =
+        ["ri-fail", "ri-ok2", "ri-fail2"].iter().map(|p| crate::kafka_util::unique_topic(p)).collect();
+    let [fail, ok2, fail2] = &names[..] else { unreachable!() };
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(crate::kafka_util::create_topics(&names.iter().map(|t| (t.as_str(), PARTS)).collect::<Vec<_>>()));
+    let wrong = "version: 1\nname: replay-scale\nkey: id\nheaders: [trace]\nfields:\n  - {target: id, source: $.id, type: integer, required: true}\n  - {target: code, source: $.code, type: string, validate: [{one_of: [A]}]}\n";
+    let fixed = crate::util::TempFile::new("fixed.yaml", wrong.replace("[A]", "[A, B]").as_bytes());
+    // The function's fail records: code B (fixed by the new mapping) or Z (still failing).
+    let (_, plan) = lambda_stream::plan::load_str(wrong).unwrap();
+    let router = lambda_stream::route::Router {
+        topic_ok: "unused".into(),
+        topic_fail: fail.clone(),
+        function_name: "f".into(),
+        function_env: "test".into(),
+    };
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "10")
+        .set("queue.buffering.max.messages", "100000")
+        .create()
+        .unwrap();
+    let fixable = |i: i64| i % 4 != 0;
+    for i in 0..N {
+        let partition = (i % i64::from(PARTS)) as i32;
+        let value = format!(r#"{{"id": {i}, "code": "{}"}}"#, if fixable(i) { "B" } else { "Z" });
+        let input = lambda_stream::record::Input {
+            source: lambda_stream::record::Source {
+                topic: "src".into(),
+                partition,
+                offset: Some(i),
+                key: Some(format!("k{i}").into_bytes()),
+                headers: vec![("trace".into(), format!("t{i}").into_bytes())],
+                ..Default::default()
+            },
+            payload: lambda_stream::record::Payload::Value(value.into_bytes()),
+        };
+        let m = router.route(&plan, &input).message().expect("a fail message").clone();
+        let headers =
+            m.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| h.insert(Header { key: k, value: Some(v) }));
+        let mut record = BaseRecord::<[u8], [u8]>::to(fail).payload(&m.payload).partition(partition).headers(headers);
+        while let Err((_, r)) = producer.send(record) {
+            record = r;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+
+    let group = crate::kafka_util::unique_topic("ri-group");
+    let start = || {
+        let args = ["replay", "--brokers", &brokers, "--from", fail, "--mapping", fixed.arg(), "--topic-ok", ok2];
+        Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+            .args(args)
+            .args(["--topic-fail", fail2, "--group", &group, "--max-batch", "100", "--format", "json"])
+            .current_dir(crate::util::root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("replay starts")
+    };
+    let committed = || committed_sum(&brokers, &group, fail, PARTS);
+    // Waits until the group has committed past `beyond`, then sends `signal`.
+    let interrupt = |child: &std::process::Child, beyond: i64, signal: &str| {
+        let started = Instant::now();
+        while committed() <= beyond {
+            assert!(started.elapsed() < Duration::from_secs(60), "the replay commits nothing past {beyond}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    };
+    let report = |out: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(out), String::from_utf8_lossy(&out.stderr)))
+    };
+    let placed = |r: &serde_json::Value| {
+        ["now_ok", "still_failing", "skipped", "not_ours", "not_selected", "already_delivered"]
+            .iter()
+            .map(|k| r[k].as_i64().unwrap())
+            .sum::<i64>()
+    };
+
+    let first = start();
+    interrupt(&first, 2_000, "-INT");
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "SIGINT: stopped on request; {}", stderr(&out));
+    let r1 = report(&out);
+    assert_eq!(r1["interrupted"], true);
+    let c1 = committed();
+    assert!(c1 < N, "interrupted before the end ({c1} of {N})");
+    assert_eq!(r1["read"].as_i64(), Some(c1), "a stop on request commits exactly what it read: {r1:#}");
+    assert_eq!(placed(&r1), c1, "every record read counted once: {r1:#}");
+
+    let second = start();
+    interrupt(&second, c1 + 2_000, "-KILL");
+    let mut second = second;
+    assert!(second.wait().unwrap().code().is_none(), "killed");
+    let c2 = committed();
+    assert!(c2 < N, "killed before the end ({c2} of {N})");
+
+    let third = start().wait_with_output().unwrap();
+    assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
+    let r3 = report(&third);
+    assert_eq!(r3["read"].as_i64(), Some(N - c2), "the third run starts at the last commit: {r3:#}");
+    assert_eq!(placed(&r3), N - c2, "{r3:#}");
+    assert_eq!(committed(), N);
+
+    let want_ok = (0..N).filter(|i| fixable(*i)).count();
+    let oks = crate::kafka_util::consume(ok2, PARTS, want_ok, Duration::from_secs(60));
+    let stills = crate::kafka_util::consume(fail2, PARTS, N as usize - want_ok, Duration::from_secs(60));
+    let mut seen = std::collections::HashMap::new();
+    for (m, is_ok) in oks.iter().map(|m| (m, true)).chain(stills.iter().map(|m| (m, false))) {
+        let of = crate::kafka_util::header(m, "lambda-stream.replay.of").expect("replay.of");
+        let i: i64 = of.rsplit('/').next().unwrap().parse().unwrap();
+        assert_eq!(is_ok, fixable(i), "record {i} on the right topic");
+        assert_eq!(crate::kafka_util::header(m, "trace"), Some(format!("t{i}")), "the original header travels");
+        let from = crate::kafka_util::header(m, "lambda-stream.replay.from").unwrap();
+        assert!(from.starts_with(&format!("{fail}/{}/", i % i64::from(PARTS))), "{from}");
+        if is_ok {
+            assert_eq!(crate::kafka_util::key_text(m), Some(i.to_string()), "the mapping's key");
+        }
+        *seen.entry(i).or_insert(0) += 1;
+    }
+    let duplicates: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).map(|(i, _)| *i).collect();
+    assert_eq!(seen.len() as i64, N, "no record lost");
+    assert!(
+        duplicates.is_empty(),
+        "the resumed run sends nothing its killed predecessor delivered ({} duplicates; it counted {})",
+        duplicates.len(),
+        r3["already_delivered"]
+    );
+    eprintln!(
+        "replay interrupted: SIGINT after {c1}, SIGKILL after {c2} committed; the last run found {} delivered",
+        r3["already_delivered"]
+    );
+    let (ok_before, fail_before) = (oks.len(), stills.len());
+
+    // Back to the start, marked with where the outputs ended before the first run: as if one run
+    // had delivered everything and been killed before its first commit.
+    {
+        use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+        let consumer: BaseConsumer =
+            rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", &group).create().unwrap();
+        let mut marker = lambda_stream::worker::replay::ResumeMarker::default();
+        for topic in [ok2, fail2] {
+            for p in 0..PARTS {
+                marker.ends.insert((topic.clone(), p), 0);
+            }
+        }
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..PARTS {
+            tpl.add_partition_offset(fail, p, rdkafka::Offset::Offset(0)).unwrap();
+            tpl.find_partition(fail, p).unwrap().set_metadata(marker.encode());
+        }
+        consumer.commit(&tpl, CommitMode::Sync).unwrap();
+    }
+    let again = start().wait_with_output().unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let r = report(&again);
+    assert_eq!((r["read"].as_i64(), r["already_delivered"].as_i64()), (Some(N), Some(N)), "{r:#}");
+    assert_eq!(r["now_ok"], 0);
+    let oks = crate::kafka_util::consume(ok2, PARTS, ok_before, Duration::from_secs(30));
+    let stills = crate::kafka_util::consume(fail2, PARTS, fail_before, Duration::from_secs(30));
+    assert_eq!((oks.len(), stills.len()), (ok_before, fail_before), "nothing sent again");
+}

@@ -124,12 +124,40 @@ fn time_text(ms: Option<i64>) -> String {
         .map_or_else(|| "-".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
-/// Options of `failures`.
+/// The cluster the fail topic lives on, as the readers and the replay's producer reach it.
 #[derive(Debug, clap::Args)]
-pub struct FailuresArgs {
+pub struct ClusterArgs {
     /// Bootstrap servers.
     #[arg(long)]
     pub brokers: String,
+    /// A librdkafka property for every client of the command, `key=value` (repeatable): TLS
+    /// (`security.protocol=ssl`), SASL/SCRAM (`sasl.mechanism=…`, `sasl.username=…`), …
+    #[arg(long = "property", value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+    /// MSK IAM authentication (SASL/OAUTHBEARER over TLS), tokens signed for this region with the
+    /// default AWS credentials chain.
+    #[arg(long, value_name = "REGION")]
+    pub msk_iam_region: Option<String>,
+}
+
+impl ClusterArgs {
+    pub fn settings(&self) -> Result<crate::sink::ProducerSettings, CliError> {
+        let mut settings = crate::sink::ProducerSettings::new(self.brokers.clone());
+        if let Some(region) = &self.msk_iam_region {
+            settings.extra.push(("security.protocol".into(), "sasl_ssl".into()));
+            settings.extra.push(("sasl.mechanism".into(), "OAUTHBEARER".into()));
+            settings.msk_iam_region = Some(region.clone());
+        }
+        settings.extra.extend(super::run::properties(&self.properties, "--property")?);
+        Ok(settings)
+    }
+}
+
+/// Options of `failures`.
+#[derive(Debug, clap::Args)]
+pub struct FailuresArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// The fail topic.
     #[arg(long)]
     pub topic: String,
@@ -157,11 +185,11 @@ pub fn failures(args: FailuresArgs) -> Result<ExitCode, CliError> {
     let mut tally = Tally::default();
     let mut triage = Triage::default();
     let mut last_progress = std::time::Instant::now();
+    let cluster = args.cluster.settings()?;
     let read = crate::worker::range::read_range(
-        &args.brokers,
+        &cluster,
         &args.topic,
         &range,
-        &[],
         |record| match record.payload.map(ReadEnvelope::parse) {
             Some(Ok(envelope)) => tally.add(&envelope, record.timestamp, record.partition, record.offset),
             other => {
@@ -196,9 +224,8 @@ pub fn failures(args: FailuresArgs) -> Result<ExitCode, CliError> {
 /// Options of `replay`.
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// Bootstrap servers.
-    #[arg(long)]
-    pub brokers: String,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// The fail topic to replay.
     #[arg(long)]
     pub from: String,
@@ -226,6 +253,9 @@ pub struct ReplayArgs {
     /// Produce and commit nothing: per old `field:rule`, how many records would now pass.
     #[arg(long)]
     pub dry_run: bool,
+    /// Records per batch: each batch is delivered, then its offsets committed.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_batch: u64,
     /// Allow --topic-fail to be --from (a replay then reads what it writes only after it ends).
     #[arg(long)]
     pub allow_same_topic: bool,
@@ -245,14 +275,18 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     let (_, plan) = super::source::load(&args.mapping)?;
     let time = times_from_now();
     let group = args.group.clone().unwrap_or_else(|| format!("lambda-stream-replay-{}-{}", args.from, plan.name()));
+    let cluster = args.cluster.settings()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let options = crate::worker::replay::ReplayOptions {
-        brokers: args.brokers.clone(),
+        cluster: cluster.clone(),
         from: args.from.clone(),
         group,
         since_ms: time(&args.since)?,
         until_ms: time(&args.until)?,
         only_rule: args.only_rule.clone(),
         dry_run: args.dry_run,
+        max_batch: args.max_batch as usize,
+        stop: std::sync::Arc::clone(&stop),
     };
     let router = crate::route::Router {
         topic_ok: args.topic_ok.clone(),
@@ -262,11 +296,8 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     };
     let pipeline = crate::pipeline::Pipeline::new(plan, router);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)?;
-    let sink = if args.dry_run {
-        None
-    } else {
-        Some(crate::sink::kafka::KafkaSink::new(&crate::sink::ProducerSettings::new(args.brokers.clone()))?)
-    };
+    let sink = if args.dry_run { None } else { Some(crate::sink::kafka::KafkaSink::new(&cluster)?) };
+    runtime.spawn(stop_on_signal(stop));
     let mut last = std::time::Instant::now();
     let report = runtime
         .block_on(crate::worker::replay::replay(&options, &pipeline, sink.as_ref(), |r| {
@@ -276,6 +307,9 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
             }
         }))
         .map_err(CliError::Usage)?;
+    for warning in &report.warnings {
+        eprintln!("lambda-stream: warning: {warning}");
+    }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises")),
         Format::Text => {
@@ -284,6 +318,9 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
                 "{} read: {} {what} ok now, {} still failing, {} skipped; {} not ours; {} not selected",
                 report.read, report.now_ok, report.still_failing, report.skipped, report.not_ours, report.not_selected
             );
+            if report.already_delivered > 0 {
+                println!("{} delivered by the interrupted run before (not sent again)", report.already_delivered);
+            }
             for (rule, o) in &report.by_old_rule {
                 let news: Vec<String> = o.new_errors.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
                 println!(
@@ -295,7 +332,36 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
             }
         }
     }
+    if report.interrupted {
+        eprintln!("lambda-stream: interrupted; what was read is delivered and committed: run it again to resume");
+        return Ok(ExitCode::from(130));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first SIGINT or SIGTERM asks the replay to stop after the batches in flight are delivered
+/// and committed; a second one stops the process at once (what was not committed is replayed by
+/// the next run, which does not send again what it finds delivered).
+async fn stop_on_signal(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return;
+    };
+    for n in 0.. {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if n > 0 {
+            eprintln!("lambda-stream: stopped at once");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "lambda-stream: stopping after the batches in flight are delivered and committed (again to stop at once)"
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 fn render(t: &Triage) -> String {

@@ -87,7 +87,7 @@ pub struct RunArgs {
     pub json_logs: bool,
 }
 
-fn properties(list: &[String], flag: &str) -> Result<Vec<(String, String)>, CliError> {
+pub(super) fn properties(list: &[String], flag: &str) -> Result<Vec<(String, String)>, CliError> {
     list.iter()
         .map(|p| match p.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),

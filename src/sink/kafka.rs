@@ -128,6 +128,9 @@ impl ClientContext for KafkaContext {
     }
 }
 
+/// The plain consumers of the fail topic's readers (no rebalance handling: they assign).
+impl rdkafka::consumer::ConsumerContext for KafkaContext {}
+
 impl rdkafka::producer::ProducerContext for KafkaContext {
     type DeliveryOpaque = ();
     fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
@@ -229,6 +232,15 @@ impl KafkaSink {
 
     /// Waits for the broker's acknowledgement of each pending message, each bounded by `deadline`.
     pub async fn confirm(&self, pending: Vec<PendingDelivery>, deadline: Instant) -> Vec<Delivery> {
+        self.confirm_placed(pending, deadline).await.into_iter().map(|r| r.map(|_| ())).collect()
+    }
+
+    /// [`KafkaSink::confirm`], with where each delivered message was written: (partition, offset).
+    pub async fn confirm_placed(
+        &self,
+        pending: Vec<PendingDelivery>,
+        deadline: Instant,
+    ) -> Vec<Result<(i32, i64), SinkError>> {
         // Acknowledgements are awaited in order under one shared timer (a timer per message costs
         // more than the message); every message is in flight meanwhile. Once the deadline has
         // passed, the rest are only checked: those acknowledged in time still count as delivered.
@@ -254,7 +266,7 @@ impl KafkaSink {
                 }
             };
             results.push(match outcome {
-                Some(Ok(Ok(_))) => Ok(()),
+                Some(Ok(Ok(placed))) => Ok((placed.partition, placed.offset)),
                 Some(Ok(Err((e, _)))) => Err(SinkError::Delivery { topic: p.topic, reason: e.to_string() }),
                 Some(Err(_canceled)) => {
                     Err(SinkError::Delivery { topic: p.topic, reason: "the producer was closed".into() })

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -27,16 +27,15 @@ pub struct Range {
 /// Reads `topic` over `range`, calling `each` for every record in partition order, and `progress`
 /// with (records read, records to read) now and then. Returns the records read.
 pub fn read_range(
-    brokers: &str,
+    cluster: &crate::sink::ProducerSettings,
     topic: &str,
     range: &Range,
-    extra: &[(String, String)],
     mut each: impl FnMut(RangeRecord<'_>),
     mut progress: impl FnMut(u64, u64),
 ) -> Result<u64, String> {
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", brokers)
+        .set("bootstrap.servers", &cluster.brokers)
         .set("group.id", "lambda-stream-failures")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -46,10 +45,12 @@ pub fn read_range(
         .set("fetch.queue.backoff.ms", "10")
         .set("max.partition.fetch.bytes", "16777216")
         .set("queued.max.messages.kbytes", "262144");
-    for (k, v) in extra {
+    for (k, v) in &cluster.extra {
         config.set(k, v);
     }
-    let consumer: BaseConsumer = config.create().map_err(|e| format!("cannot create a consumer: {e}"))?;
+    let context = cluster.context().map_err(|e| e.to_string())?;
+    let consumer: BaseConsumer<crate::sink::kafka::KafkaContext> =
+        config.create_with_context(context).map_err(|e| format!("cannot create a consumer: {e}"))?;
     let timeout = Duration::from_secs(10);
     let partitions = partitions_of(&consumer, topic, range.partition, timeout)?;
     if partitions.is_empty() {
@@ -114,8 +115,8 @@ pub fn read_range(
 }
 
 /// The partitions of `topic` (only `only`, when given); empty when the topic does not exist.
-pub(super) fn partitions_of(
-    consumer: &BaseConsumer,
+pub(super) fn partitions_of<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     topic: &str,
     only: Option<i32>,
     timeout: Duration,
@@ -133,8 +134,8 @@ pub(super) fn partitions_of(
 
 /// Per partition, the first offset at or after `ms` (milliseconds since the epoch); `None` when
 /// no record is that recent.
-pub(super) fn offsets_at(
-    consumer: &BaseConsumer,
+pub(super) fn offsets_at<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     topic: &str,
     partitions: &[i32],
     ms: i64,

@@ -3,22 +3,30 @@
 //!
 //! Offsets are committed under a consumer group only after the batch's messages are delivered
 //! (at-least-once), so an interrupted replay resumes where it stopped and a second replay of the
-//! same range with the same group finds nothing left.
+//! same range with the same group finds nothing left. Each commit also carries, as commit
+//! metadata, where the output topics ended after that batch (a [`ResumeMarker`]): a run that
+//! resumes after a kill reads the outputs from there and does not send again what its predecessor
+//! delivered but had not committed — so an interrupted replay repeats nothing, and what it skips
+//! for that reason is counted.
+//!
+//! Reading and mapping a batch overlap the delivery of the one before it; a stop request (SIGINT,
+//! SIGTERM) is honoured between batches, after the batches in flight are delivered and committed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::pipeline::Pipeline;
-use crate::record::{Input, Payload, Source};
-use crate::route::{ReadEnvelope, Routed};
-use crate::sink::Sink;
-use crate::sink::kafka::KafkaSink;
+use crate::record::Input;
+use crate::route::{ReplayEnvelope, Routed};
+use crate::sink::ProducerSettings;
+use crate::sink::kafka::{KafkaContext, KafkaSink, PendingDelivery};
 
 /// On every replayed message: where in the fail topic it came from (`topic/partition/offset`).
 pub const HEADER_REPLAY_FROM: &str = "lambda-stream.replay.from";
@@ -27,7 +35,8 @@ pub const HEADER_REPLAY_OF: &str = "lambda-stream.replay.of";
 
 /// What to replay and how.
 pub struct ReplayOptions {
-    pub brokers: String,
+    /// The cluster: bootstrap servers, extra client properties (security), MSK IAM.
+    pub cluster: ProducerSettings,
     pub from: String,
     pub group: String,
     pub since_ms: Option<i64>,
@@ -36,6 +45,10 @@ pub struct ReplayOptions {
     pub only_rule: Option<String>,
     /// Produce and commit nothing; count what would happen.
     pub dry_run: bool,
+    /// Records per batch: one delivery wait and one commit each.
+    pub max_batch: usize,
+    /// Set to stop between batches (those in flight are delivered and committed first).
+    pub stop: Arc<AtomicBool>,
 }
 
 /// What a replay did (or, dry, would do).
@@ -50,6 +63,14 @@ pub struct ReplayReport {
     pub not_ours: u64,
     /// Left out by `--where`.
     pub not_selected: u64,
+    /// Delivered by an interrupted run of this replay (same group) after its last commit: found
+    /// on the output topics when this run started, so not sent again.
+    pub already_delivered: u64,
+    /// Stopped on request before the end; the group's offsets say where the next run resumes.
+    pub interrupted: bool,
+    /// What the operator should know (a resume that cannot look for earlier deliveries, a
+    /// partition that ends at an open transaction).
+    pub warnings: Vec<String>,
     /// Per `field:rule` of the old failures: how many records now pass, how many still fail, and
     /// the new errors of those (by `field:rule`).
     pub by_old_rule: BTreeMap<String, RuleOutcome>,
@@ -62,63 +83,182 @@ pub struct RuleOutcome {
     pub new_errors: BTreeMap<String, u64>,
 }
 
-fn decode(text: &Option<String>, encoding: &str) -> Option<Vec<u8>> {
-    let text = text.as_ref()?;
-    match encoding {
-        "base64" => base64::engine::general_purpose::STANDARD.decode(text).ok(),
-        _ => Some(text.as_bytes().to_vec()),
+/// Where a replay's output topics ended after its last committed batch, per (topic, partition):
+/// committed with the offsets, so that a run resuming after a kill knows where to look for what
+/// its predecessor delivered after that commit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResumeMarker {
+    pub ends: BTreeMap<(String, i32), i64>,
+}
+
+/// Commit metadata is bounded by the broker (`offset.metadata.max.bytes`, 4096 by default).
+const MARKER_MAX_BYTES: usize = 4000;
+const MARKER_PREFIX: &str = "lambda-stream.replay/1 ";
+
+impl ResumeMarker {
+    /// `lambda-stream.replay/1 ok-topic:0=12,1=40;fail-topic:0=3`. Kafka topic names have no
+    /// `:`, `=`, `,` or `;`, so the text needs no escaping.
+    pub fn encode(&self) -> String {
+        let mut out = String::from(MARKER_PREFIX);
+        let mut topic: Option<&str> = None;
+        for ((t, p), end) in &self.ends {
+            if topic == Some(t.as_str()) {
+                out.push(',');
+            } else {
+                if topic.is_some() {
+                    out.push(';');
+                }
+                out.push_str(t);
+                out.push(':');
+                topic = Some(t);
+            }
+            out.push_str(&format!("{p}={end}"));
+        }
+        out
+    }
+
+    /// `None` for metadata that is not a marker (none, or another tool's).
+    pub fn decode(text: &str) -> Option<Self> {
+        let body = text.strip_prefix(MARKER_PREFIX)?;
+        let mut ends = BTreeMap::new();
+        for part in body.split(';').filter(|p| !p.is_empty()) {
+            let (topic, list) = part.split_once(':')?;
+            for entry in list.split(',') {
+                let (p, end) = entry.split_once('=')?;
+                ends.insert((topic.to_owned(), p.parse().ok()?), end.parse().ok()?);
+            }
+        }
+        Some(ResumeMarker { ends })
+    }
+
+    /// The later of two markers, position by position.
+    fn merge(&mut self, other: ResumeMarker) {
+        for (k, v) in other.ends {
+            let e = self.ends.entry(k).or_insert(v);
+            *e = (*e).max(v);
+        }
     }
 }
 
-/// Rebuilds the source record of a fail record: key, value, original headers, timestamp and
-/// position. `None` when it is not one of ours (or its value cannot be decoded).
-pub fn rebuild(envelope: &ReadEnvelope, fail_headers: &[(String, Vec<u8>)]) -> Option<Input> {
-    let value = match &envelope.value {
-        None => Payload::Tombstone,
-        Some(raw) if raw.get() == "null" => Payload::Tombstone,
-        Some(_) => Payload::Value(decode(&Some(envelope.value_text()?), &envelope.value_encoding)?),
-    };
-    let s = &envelope.source;
-    let headers = fail_headers.iter().filter(|(k, _)| !k.starts_with("lambda-stream.error.")).cloned().collect();
-    Some(Input {
-        source: Source {
-            topic: s.topic.clone(),
-            partition: s.partition,
-            offset: s.offset,
-            timestamp: s.timestamp,
-            key: decode(&s.key, &s.key_encoding),
-            headers,
-            group: format!("{}-{}", s.topic, s.partition),
-            ..Source::default()
-        },
-        payload: value,
-    })
+fn consumer(options: &ReplayOptions, group: &str) -> Result<BaseConsumer<KafkaContext>, String> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &options.cluster.brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        // Read ahead in large fetches, without librdkafka's pause once its queue is full.
+        .set("fetch.queue.backoff.ms", "10")
+        .set("max.partition.fetch.bytes", "16777216");
+    for (k, v) in &options.cluster.extra {
+        config.set(k, v);
+    }
+    let context = options.cluster.context().map_err(|e| e.to_string())?;
+    config.create_with_context(context).map_err(|e| format!("cannot create a consumer: {e}"))
 }
 
-fn rules(errors: &[crate::plan::FieldError]) -> Vec<String> {
-    let mut r: Vec<String> =
-        errors.iter().map(|e| format!("{}:{}", e.field.as_deref().unwrap_or("-"), e.rule)).collect();
-    r.dedup();
-    r
+/// The fail-topic positions `(partition, offset)` of `from` that records on the outputs, from the
+/// marker's positions to their ends now, were replayed from.
+fn delivered_since(
+    options: &ReplayOptions,
+    marker: &ResumeMarker,
+    timeout: Duration,
+) -> Result<HashSet<(i32, i64)>, String> {
+    let consumer = consumer(options, &options.group)?;
+    let prefix = format!("{}/", options.from);
+    let mut found = HashSet::new();
+    for ((topic, p), start) in &marker.ends {
+        let Ok((_, high)) = consumer.fetch_watermarks(topic, *p, timeout) else { continue };
+        if *start >= high {
+            continue;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, *p, Offset::Offset(*start)).map_err(|e| e.to_string())?;
+        consumer.assign(&tpl).map_err(|e| format!("cannot read `{topic}` partition {p}: {e}"))?;
+        loop {
+            match consumer.poll(timeout) {
+                Some(Ok(m)) => {
+                    let from = m.headers().and_then(|h| {
+                        h.iter().find(|h| h.key == HEADER_REPLAY_FROM).and_then(|h| h.value).map(<[u8]>::to_vec)
+                    });
+                    if let Some(position) = from.as_deref().and_then(|f| std::str::from_utf8(f).ok()).and_then(|f| {
+                        let (part, offset) = f.strip_prefix(&prefix)?.split_once('/')?;
+                        Some((part.parse().ok()?, offset.parse().ok()?))
+                    }) {
+                        found.insert(position);
+                    }
+                    if m.offset() + 1 >= high {
+                        break;
+                    }
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                Some(Err(e)) => return Err(format!("cannot read `{topic}` partition {p}: {e}")),
+                None => return Err(format!("no record from `{topic}` partition {p} within {} s", timeout.as_secs())),
+            }
+        }
+    }
+    Ok(found)
 }
 
-/// Runs the replay to the end of the fail topic as it was when it started (or to `until`).
+/// A batch handed to the producer whose acknowledgements are still awaited.
+struct InFlight {
+    pending: Vec<PendingDelivery>,
+    /// Each message's topic, in the order of `pending`.
+    topics: Vec<String>,
+    /// Where the group resumes once the batch is delivered: every partition of `from` read so far.
+    positions: Vec<(i32, i64)>,
+}
+
+/// Waits for a batch's deliveries, moves the marker past them and commits the batch's positions
+/// with the marker. Any delivery failure is an error: nothing past the last commit is committed.
+async fn land(
+    batch: InFlight,
+    sink: &KafkaSink,
+    consumer: &BaseConsumer<KafkaContext>,
+    from: &str,
+    marker: &mut ResumeMarker,
+    warnings: &mut Vec<String>,
+    mode: CommitMode,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let placed = sink.confirm_placed(batch.pending, deadline).await;
+    for (topic, result) in batch.topics.into_iter().zip(placed) {
+        let (partition, offset) =
+            result.map_err(|e| format!("delivery failed, nothing past the last commit is committed: {e}"))?;
+        let end = marker.ends.entry((topic, partition)).or_insert(offset + 1);
+        *end = (*end).max(offset + 1);
+    }
+    let mut encoded = marker.encode();
+    if encoded.len() > MARKER_MAX_BYTES {
+        if warnings.iter().all(|w| !w.starts_with("the output topics have too many partitions")) {
+            warnings.push(
+                "the output topics have too many partitions to record where they ended: a run resuming after a kill may send records delivered after the last commit again".into(),
+            );
+        }
+        encoded.clear();
+    }
+    let mut offsets = TopicPartitionList::new();
+    for (p, next) in batch.positions {
+        offsets.add_partition_offset(from, p, Offset::Offset(next)).map_err(|e| e.to_string())?;
+        if let Some(mut e) = offsets.find_partition(from, p) {
+            e.set_metadata(encoded.as_str());
+        }
+    }
+    // Between batches the commit is not waited for (a later one covers a lost one); the last is.
+    consumer.commit(&offsets, mode).map_err(|e| format!("cannot commit: {e}"))
+}
+
+/// Runs the replay to the end of the fail topic as it was when it started (or to `until`), or
+/// until `options.stop` is set.
 pub async fn replay(
     options: &ReplayOptions,
     pipeline: &Pipeline,
     sink: Option<&KafkaSink>,
     mut progress: impl FnMut(&ReplayReport),
 ) -> Result<ReplayReport, String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &options.brokers)
-        .set("group.id", &options.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("isolation.level", "read_committed")
-        .set("fetch.queue.backoff.ms", "10")
-        .set("max.partition.fetch.bytes", "16777216")
-        .create()
-        .map_err(|e| format!("cannot create a consumer: {e}"))?;
+    let consumer = consumer(options, &options.group)?;
     let timeout = Duration::from_secs(10);
     let topic = options.from.as_str();
     let partitions = super::range::partitions_of(&consumer, topic, None, timeout)?;
@@ -134,116 +274,366 @@ pub async fn replay(
     let at_time = |ms: i64| super::range::offsets_at(&consumer, topic, &partitions, ms, timeout);
     let since = options.since_ms.map(&at_time).transpose()?;
     let until = options.until_ms.map(&at_time).transpose()?;
+    let mut report = ReplayReport::default();
     let mut starts = Vec::new();
     let mut ends = Vec::new();
+    // What the group's last commit says: where it resumes and where the outputs ended then.
+    let mut previous: Option<ResumeMarker> = None;
+    let mut resumed_without_marker = false;
     for (i, p) in partitions.iter().enumerate() {
         let (low, high) = consumer
             .fetch_watermarks(topic, *p, timeout)
             .map_err(|e| format!("cannot read the end of `{topic}`: {e}"))?;
-        let resumed = committed.find_partition(topic, *p).and_then(|e| match e.offset() {
+        let element = committed.find_partition(topic, *p);
+        let resumed = element.as_ref().and_then(|e| match e.offset() {
             Offset::Offset(o) => Some(o),
             _ => None,
         });
+        if resumed.is_some() {
+            match element.as_ref().and_then(|e| ResumeMarker::decode(e.metadata())) {
+                Some(m) => previous.get_or_insert_with(ResumeMarker::default).merge(m),
+                None => resumed_without_marker = true,
+            }
+        }
         let from_time = since.as_ref().map(|s| s[i].unwrap_or(high));
         // A dry run ignores the group's progress: it looks at the whole range.
         let start = if options.dry_run { from_time.unwrap_or(low) } else { resumed.or(from_time).unwrap_or(low) };
         starts.push(start.clamp(low, high));
         ends.push(until.as_ref().map_or(high, |u| u[i].unwrap_or(high).min(high)));
     }
-    let mut report = ReplayReport::default();
-    for (i, p) in partitions.iter().enumerate() {
-        if starts[i] >= ends[i] {
-            continue;
+
+    // Before anything is sent: where the outputs end now (the marker of this run's first commit)
+    // and what an interrupted run delivered after its last commit.
+    let mut marker = ResumeMarker::default();
+    let mut already = HashSet::new();
+    if let (Some(_), false) = (sink, options.dry_run) {
+        let router = pipeline.router();
+        for output in [&router.topic_ok, &router.topic_fail] {
+            for p in super::range::partitions_of(&consumer, output, None, timeout)? {
+                let (_, high) = consumer
+                    .fetch_watermarks(output, p, timeout)
+                    .map_err(|e| format!("cannot read the end of `{output}`: {e}"))?;
+                marker.ends.insert((output.clone(), p), high);
+            }
         }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, *p, Offset::Offset(starts[i])).map_err(|e| e.to_string())?;
-        consumer.assign(&tpl).map_err(|e| format!("cannot read partition {p}: {e}"))?;
-        let mut next = starts[i];
-        while next < ends[i] {
-            // A batch: up to 1,000 records of this partition.
-            let mut inputs = Vec::new();
-            let mut origins = Vec::new();
-            while inputs.len() < 1000 && next < ends[i] {
-                let m = match consumer.poll(timeout) {
-                    Some(Ok(m)) => m,
-                    Some(Err(e)) => return Err(format!("cannot read `{topic}` partition {p}: {e}")),
-                    None => {
-                        return Err(format!("no record from `{topic}` partition {p} within {} s", timeout.as_secs()));
-                    }
-                };
-                next = m.offset() + 1;
-                report.read += 1;
-                let headers: Vec<(String, Vec<u8>)> = m
-                    .headers()
-                    .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
-                    .unwrap_or_default();
-                let envelope = m.payload().map(ReadEnvelope::parse);
-                let Some(Ok(envelope)) = envelope else {
-                    report.not_ours += 1;
-                    continue;
-                };
-                let old_rules = rules(&envelope.errors);
-                if let Some(only) = &options.only_rule
-                    && !old_rules.contains(only)
-                {
-                    report.not_selected += 1;
-                    continue;
-                }
-                let Some(input) = rebuild(&envelope, &headers) else {
-                    report.not_ours += 1;
-                    continue;
-                };
-                origins.push((format!("{topic}/{p}/{}", m.offset()), old_rules));
-                inputs.push(input);
-            }
-            let mut routed = pipeline.route_all(&inputs);
-            for ((from, old_rules), (r, input)) in origins.iter().zip(routed.iter_mut().zip(&inputs)) {
-                let outcome = match r {
-                    Routed::Message(m) => {
-                        let of = format!(
-                            "{}/{}/{}",
-                            input.source.topic,
-                            input.source.partition,
-                            input.source.offset.map_or_else(|| "?".into(), |o| o.to_string())
-                        );
-                        m.headers.push((HEADER_REPLAY_FROM.into(), from.clone().into_bytes()));
-                        m.headers.push((HEADER_REPLAY_OF.into(), of.into_bytes()));
-                        Some(m.failure.as_ref().map(|f| rules(&f.errors)))
-                    }
-                    Routed::Skipped(..) => None,
-                };
-                match &outcome {
-                    None => report.skipped += 1,
-                    Some(None) => report.now_ok += 1,
-                    Some(Some(_)) => report.still_failing += 1,
-                }
-                for old in old_rules {
-                    let row = report.by_old_rule.entry(old.clone()).or_default();
-                    match &outcome {
-                        Some(None) => row.now_ok += 1,
-                        Some(Some(new)) => {
-                            row.still_failing += 1;
-                            for n in new {
-                                *row.new_errors.entry(n.clone()).or_default() += 1;
-                            }
-                        }
-                        None => {}
-                    }
-                }
-            }
-            if let Some(sink) = sink {
-                let messages: Vec<_> = routed.iter().filter_map(Routed::message).collect();
-                let deadline = Instant::now() + Duration::from_secs(60);
-                let delivered = sink.send_all(&messages, deadline).await;
-                if let Some(Err(e)) = delivered.into_iter().find(Result::is_err) {
-                    return Err(format!("delivery failed, nothing past the last commit is committed: {e}"));
-                }
-                let mut offsets = TopicPartitionList::new();
-                offsets.add_partition_offset(topic, *p, Offset::Offset(next)).map_err(|e| e.to_string())?;
-                consumer.commit(&offsets, CommitMode::Sync).map_err(|e| format!("cannot commit: {e}"))?;
-            }
-            progress(&report);
+        if let Some(previous) = &previous {
+            let delivered = delivered_since(options, previous, timeout)?;
+            already = delivered
+                .into_iter()
+                .filter(|(p, o)| partitions.iter().position(|x| x == p).is_some_and(|i| *o >= starts[i]))
+                .collect();
+        } else if resumed_without_marker {
+            report.warnings.push(
+                "the group's offsets carry no record of where the outputs ended (committed by another tool?): records delivered after the last commit, if any, may be sent again".into(),
+            );
         }
     }
+
+    // Where the group resumes per partition, once what has been read so far is delivered.
+    let mut positions: Vec<(i32, i64)> = partitions.iter().copied().zip(starts.iter().copied()).collect();
+    let consumer = Arc::new(consumer);
+    // Two stages, each on its own thread: the reader polls and rebuilds the next batch while this
+    // thread maps the one before it, and the producer sends the one before that. (Mapping a batch
+    // on several threads as well measured slower here: the cores are already busy.)
+    let (batches, received) = std::sync::mpsc::sync_channel(1);
+    let reader = {
+        let (consumer, stop) = (Arc::clone(&consumer), Arc::clone(&options.stop));
+        let plan = ReadPlan {
+            topic: topic.to_owned(),
+            partitions,
+            starts,
+            ends,
+            max_batch: options.max_batch,
+            already,
+            only_rule: options.only_rule.clone(),
+        };
+        std::thread::Builder::new()
+            .name("replay-reader".into())
+            .spawn(move || plan.read(&consumer, &stop, &batches))
+            .map_err(|e| format!("cannot start the reader: {e}"))?
+    };
+    let mut in_flight: Option<InFlight> = None;
+    while let Ok(batch) = received.recv() {
+        let batch: ReadBatch = batch?;
+        report.read += batch.read;
+        report.already_delivered += batch.already_delivered;
+        report.warnings.extend(batch.warning);
+        let plan = pipeline.plan();
+        let router = pipeline.router();
+        let mut messages = Vec::with_capacity(batch.records.len());
+        for record in batch.records {
+            if let Some(message) = tally(&mut report, record.map(&plan, router)) {
+                messages.push(message);
+            }
+        }
+        positions[batch.partition_index].1 = batch.next;
+        if let (Some(sink), false) = (sink, options.dry_run) {
+            let topics = messages.iter().map(|m| m.topic.clone()).collect();
+            let pending = sink.enqueue(&messages).await;
+            // This batch is in flight: now the one before it is awaited and committed.
+            if let Some(before) = in_flight.take() {
+                land(before, sink, &consumer, topic, &mut marker, &mut report.warnings, CommitMode::Async).await?;
+            }
+            in_flight = Some(InFlight { pending, topics, positions: positions.clone() });
+        }
+        progress(&report);
+    }
+    report.interrupted = reader.join().map_err(|_| "the reader stopped unexpectedly".to_string())?;
+    if let (Some(sink), Some(last)) = (sink, in_flight) {
+        land(last, sink, &consumer, topic, &mut marker, &mut report.warnings, CommitMode::Sync).await?;
+    }
     Ok(report)
+}
+
+/// What the reader reads: each partition of the fail topic from its start to its end.
+struct ReadPlan {
+    topic: String,
+    partitions: Vec<i32>,
+    starts: Vec<i64>,
+    ends: Vec<i64>,
+    max_batch: usize,
+    /// Positions whose records an interrupted run delivered: counted, not handed over.
+    already: HashSet<(i32, i64)>,
+    /// `--where`: only records whose errors include this `field:rule`.
+    only_rule: Option<String>,
+}
+
+/// Up to `max_batch` records of one partition, as the reader hands them over.
+struct ReadBatch {
+    partition_index: usize,
+    /// Where the partition resumes once this batch is delivered.
+    next: i64,
+    records: Vec<Rebuilt>,
+    read: u64,
+    already_delivered: u64,
+    warning: Option<String>,
+}
+
+impl ReadPlan {
+    /// Reads batch after batch until the ends, a stop request (returns `true`), an error (handed
+    /// over) or the receiver's going away.
+    fn read(
+        mut self,
+        consumer: &BaseConsumer<KafkaContext>,
+        stop: &AtomicBool,
+        out: &std::sync::mpsc::SyncSender<Result<ReadBatch, String>>,
+    ) -> bool {
+        let timeout = Duration::from_secs(10);
+        let topic = self.topic.as_str();
+        for (i, p) in self.partitions.iter().enumerate() {
+            if self.starts[i] >= self.ends[i] {
+                continue;
+            }
+            let mut tpl = TopicPartitionList::new();
+            let assigned = tpl
+                .add_partition_offset(topic, *p, Offset::Offset(self.starts[i]))
+                .and_then(|()| consumer.assign(&tpl))
+                .map_err(|e| format!("cannot read `{topic}` partition {p}: {e}"));
+            if let Err(e) = assigned {
+                let _ = out.send(Err(e));
+                return false;
+            }
+            let mut next = self.starts[i];
+            while next < self.ends[i] {
+                if stop.load(Ordering::Relaxed) {
+                    return true;
+                }
+                let mut batch = ReadBatch {
+                    partition_index: i,
+                    next,
+                    records: Vec::with_capacity(self.max_batch.min(10_000)),
+                    read: 0,
+                    already_delivered: 0,
+                    warning: None,
+                };
+                while batch.records.len() < self.max_batch && next < self.ends[i] {
+                    let m = match consumer.poll(timeout) {
+                        Some(Ok(m)) => m,
+                        Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
+                            // Before the end: the rest is an open transaction (or compacted
+                            // away); the next run resumes here.
+                            batch.warning = Some(format!(
+                                "`{topic}` partition {p} ends at offset {next} for now (a transaction still open?): the next run resumes there"
+                            ));
+                            self.ends[i] = next;
+                            break;
+                        }
+                        Some(Err(e)) => {
+                            let _ = out.send(Err(format!("cannot read `{topic}` partition {p}: {e}")));
+                            return false;
+                        }
+                        None => {
+                            let why = format!("no record from `{topic}` partition {p} within {} s", timeout.as_secs());
+                            let _ = out.send(Err(why));
+                            return false;
+                        }
+                    };
+                    if m.offset() >= self.ends[i] {
+                        // A transaction marker or a compacted gap carried the read past the end.
+                        next = self.ends[i];
+                        break;
+                    }
+                    next = m.offset() + 1;
+                    batch.read += 1;
+                    if self.already.contains(&(*p, m.offset())) {
+                        batch.already_delivered += 1;
+                        continue;
+                    }
+                    batch.records.push(Rebuilt::from_message(&m, topic, self.only_rule.as_deref()));
+                }
+                batch.next = next;
+                if out.send(Ok(batch)).is_err() {
+                    return false;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// A fail record as the reader hands it over: its source record rebuilt, or why not.
+#[allow(clippy::large_enum_variant)] // nearly every record is `Ready`: boxing it would only add an allocation
+enum Rebuilt {
+    /// Not a lambda-stream fail envelope, or its key or value does not decode.
+    NotOurs,
+    /// Left out by `--where`.
+    NotSelected,
+    Ready {
+        input: Input,
+        /// The old failure's `field:rule`s.
+        old_rules: Vec<String>,
+        /// The replay headers' values: the fail record's position and the source record's.
+        from: String,
+        of: String,
+    },
+}
+
+/// What became of one fail record in a replay.
+#[allow(clippy::large_enum_variant)] // nearly every record is `Mapped`: boxing it would only add an allocation
+enum Replayed {
+    NotOurs,
+    NotSelected,
+    /// Mapped again: its old failure's `field:rule`s and the new outcome.
+    Mapped {
+        old_rules: Vec<String>,
+        routed: Routed,
+    },
+}
+
+impl Rebuilt {
+    fn from_message(m: &BorrowedMessage<'_>, from: &str, only_rule: Option<&str>) -> Rebuilt {
+        let Some(Ok(envelope)) = m.payload().map(ReplayEnvelope::parse) else { return Rebuilt::NotOurs };
+        let old_rules = envelope.rules();
+        if only_rule.is_some_and(|only| !old_rules.iter().any(|r| r == only)) {
+            return Rebuilt::NotSelected;
+        }
+        let of = envelope.origin();
+        // The source's headers: the fail record's, without the error headers it added.
+        let headers: Vec<(String, Vec<u8>)> = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .filter(|h| !h.key.starts_with("lambda-stream.error."))
+                    .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        match envelope.into_input(headers) {
+            Some(input) => {
+                Rebuilt::Ready { input, old_rules, from: format!("{from}/{}/{}", m.partition(), m.offset()), of }
+            }
+            None => Rebuilt::NotOurs,
+        }
+    }
+
+    /// Maps the rebuilt record again; the message, if any, carries the replay headers.
+    fn map(self, plan: &crate::plan::Plan, router: &crate::route::Router) -> Replayed {
+        let (input, old_rules, from, of) = match self {
+            Rebuilt::NotOurs => return Replayed::NotOurs,
+            Rebuilt::NotSelected => return Replayed::NotSelected,
+            Rebuilt::Ready { input, old_rules, from, of } => (input, old_rules, from, of),
+        };
+        let mut routed = router.route(plan, &input);
+        if let Routed::Message(out) = &mut routed {
+            out.headers.push((HEADER_REPLAY_FROM.into(), from.into_bytes()));
+            out.headers.push((HEADER_REPLAY_OF.into(), of.into_bytes()));
+        }
+        Replayed::Mapped { old_rules, routed }
+    }
+}
+
+/// Counts one replayed record into the report; returns its message, if it has one to send.
+fn tally(report: &mut ReplayReport, replayed: Replayed) -> Option<crate::route::OutMessage> {
+    let (old_rules, routed) = match replayed {
+        Replayed::NotOurs => {
+            report.not_ours += 1;
+            return None;
+        }
+        Replayed::NotSelected => {
+            report.not_selected += 1;
+            return None;
+        }
+        Replayed::Mapped { old_rules, routed } => (old_rules, routed),
+    };
+    let message = match routed {
+        Routed::Message(m) => m,
+        Routed::Skipped(..) => {
+            report.skipped += 1;
+            return None;
+        }
+    };
+    let new_rules: Option<Vec<String>> = message.failure.as_ref().map(|f| {
+        let mut rules: Vec<String> = Vec::new();
+        for e in &f.errors {
+            let rule = format!("{}:{}", e.field.as_deref().unwrap_or("-"), e.rule);
+            if !rules.contains(&rule) {
+                rules.push(rule);
+            }
+        }
+        rules
+    });
+    match &new_rules {
+        None => report.now_ok += 1,
+        Some(_) => report.still_failing += 1,
+    }
+    for old in old_rules {
+        let row = report.by_old_rule.entry(old).or_default();
+        match &new_rules {
+            None => row.now_ok += 1,
+            Some(new) => {
+                row.still_failing += 1;
+                for n in new {
+                    *row.new_errors.entry(n.clone()).or_default() += 1;
+                }
+            }
+        }
+    }
+    Some(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_reads_back_as_written_and_strangers_are_not_markers() {
+        let mut m = ResumeMarker::default();
+        m.ends.insert(("billing.ok".into(), 0), 12);
+        m.ends.insert(("billing.ok".into(), 1), 40);
+        m.ends.insert(("billing-fail_2".into(), 0), 3);
+        let text = m.encode();
+        assert_eq!(text, "lambda-stream.replay/1 billing-fail_2:0=3;billing.ok:0=12,1=40");
+        assert_eq!(ResumeMarker::decode(&text), Some(m.clone()));
+        assert_eq!(ResumeMarker::decode(MARKER_PREFIX), Some(ResumeMarker::default()));
+        for stranger in ["", "checkpoint 7", "lambda-stream.replay/1 t:x=1", "lambda-stream.replay/1 t"] {
+            assert_eq!(ResumeMarker::decode(stranger), None, "{stranger:?}");
+        }
+        let mut later = ResumeMarker::default();
+        later.ends.insert(("billing.ok".into(), 0), 20);
+        later.ends.insert(("billing.ok".into(), 2), 5);
+        m.merge(later);
+        assert_eq!(m.ends[&("billing.ok".to_string(), 0)], 20);
+        assert_eq!(m.ends[&("billing.ok".to_string(), 1)], 40);
+        assert_eq!(m.ends[&("billing.ok".to_string(), 2)], 5);
+    }
 }

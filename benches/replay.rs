@@ -1,0 +1,263 @@
+//! `scripts/bench replay` (starts the local broker, then `cargo bench --bench replay`).
+//!
+//! `lambda-stream replay` against `lambda-stream run` on the same records. N reference orders
+//! (`tests/fixtures/order.json`, keys and order ids varying) are on an input topic; the same N
+//! orders are on a fail topic as the function's fail envelopes, rejected by a wrong version of the
+//! shipped mapping (its status check allowing only `CREATED`). Each round runs, on fresh consumer
+//! groups, the worker over the input topic and the replay over the fail topic, both with the
+//! shipped mapping (every record maps), both producing to the same ok topic and committing. The
+//! worker's rate runs from its first commit to the commit of the last record (as in the worker
+//! bench: the group join is left out); the replay's from its start to its end (it joins no group).
+//! The order of the two alternates by round; the median of the per-round ratios is reported.
+//! Without `--bench` (as `cargo test --all-targets` runs it) one small round as a check.
+//! Environment: `REPLAY_BENCH_RECORDS`, `REPLAY_BENCH_ROUNDS`, `REPLAY_BENCH_SIDE` (`replay` or
+//! `run`: only that side, e.g. under a profiler).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use lambda_stream::pipeline::Pipeline;
+use lambda_stream::plan;
+use lambda_stream::record::{Input, Payload, Source};
+use lambda_stream::route::Router;
+use lambda_stream::sink::ProducerSettings;
+use lambda_stream::sink::kafka::KafkaSink;
+use lambda_stream::worker::replay::{ReplayOptions, replay};
+use lambda_stream::worker::{Worker, WorkerOptions};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The binary's allocator, so the figures are the binary's.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const PARTITIONS: i32 = 3;
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let records: i64 = std::env::var("REPLAY_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(if quick {
+        2_000
+    } else {
+        200_000
+    });
+    let rounds =
+        if quick { 1 } else { std::env::var("REPLAY_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(7) };
+    let brokers = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let tag = std::process::id();
+    let (input, failed, ok, fail) =
+        (format!("rb-in-{tag}"), format!("rb-failed-{tag}"), format!("rb-ok-{tag}"), format!("rb-fail-{tag}"));
+    runtime.block_on(create_topics(
+        &brokers,
+        &[(&input, PARTITIONS), (&failed, PARTITIONS), (&ok, PARTITIONS), (&fail, PARTITIONS)],
+    ));
+    let shipped = std::fs::read_to_string(format!("{ROOT}/mappings/orders-to-billing.yaml")).unwrap();
+    let wrong_text = shipped.replace("one_of: [CREATED, PAID, SHIPPED, CANCELLED]", "one_of: [CREATED]");
+    assert_ne!(wrong_text, shipped, "the wrong mapping differs from the shipped one");
+    let (_, wrong) = plan::load_str(&wrong_text).map_err(|e| format!("{e:?}")).unwrap();
+    let wrong_router = Router {
+        topic_ok: ok.clone(),
+        topic_fail: failed.clone(),
+        function_name: "bench".into(),
+        function_env: "bench".into(),
+    };
+
+    let order = std::fs::read(format!("{ROOT}/tests/fixtures/order.json")).unwrap();
+    let order: serde_json::Value = serde_json::from_slice(&order).unwrap();
+    let value = serde_json::to_vec(&order).unwrap();
+    let started = Instant::now();
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "20")
+        .set("compression.type", "lz4")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    // Every record its own order id, as in a real stream (the mapped output is keyed by it).
+    const ORDER_ID: &[u8] = b"3f1c2a9e-8b7d-4c6e-9f00-1a2b3c4d5e6f";
+    let id_at = value.windows(ORDER_ID.len()).position(|w| w == ORDER_ID).expect("the fixture's order id");
+    let mut value = value.to_vec();
+    let mut envelope_bytes = 0;
+    for i in 0..records {
+        let key = format!("order-{i}");
+        value[id_at + 24..id_at + 36].copy_from_slice(format!("{i:012x}").as_bytes());
+        let partition = (i % i64::from(PARTITIONS)) as i32;
+        send(&producer, BaseRecord::to(&input).key(&key).payload(value.as_slice()).partition(partition));
+        // The same record as the function would have failed it with the wrong mapping.
+        let source = Source {
+            topic: input.clone(),
+            partition,
+            offset: Some(i / i64::from(PARTITIONS)),
+            timestamp: Some(1_796_112_000_000),
+            key: Some(key.clone().into_bytes()),
+            ..Source::default()
+        };
+        let routed = wrong_router.route(&wrong, &Input { source, payload: Payload::Value(value.clone()) });
+        let m = routed.message().expect("a fail message");
+        assert!(m.failure.is_some(), "the wrong mapping rejects the order");
+        envelope_bytes = m.payload.len();
+        send(&producer, BaseRecord::to(&failed).key(&key).payload(m.payload.as_slice()).partition(partition));
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+    eprintln!(
+        "produced {records} records of {} bytes and their {envelope_bytes}-byte envelopes in {:.1} s",
+        value.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut run_rates = Vec::new();
+    let mut replay_rates = Vec::new();
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let mut pair = [0.0f64; 2];
+        let order = if round % 2 == 0 { [false, true] } else { [true, false] };
+        for replay_side in order {
+            if std::env::var("REPLAY_BENCH_SIDE").is_ok_and(|s| s != if replay_side { "replay" } else { "run" }) {
+                continue;
+            }
+            let group = format!("rb-group-{tag}-{round}-{replay_side}");
+            let rate = if replay_side {
+                runtime.block_on(replay_once(&brokers, &failed, &group, &ok, &fail, records))
+            } else {
+                runtime.block_on(run_once(&brokers, &input, &group, &ok, &fail, records))
+            };
+            eprintln!("round {round}: {} {rate:.0} records/s", if replay_side { "replay" } else { "run" });
+            pair[usize::from(replay_side)] = rate;
+        }
+        let [run, replayed] = pair;
+        eprintln!("round {round}: ratio {:.2}", replayed / run);
+        run_rates.push(run);
+        replay_rates.push(replayed);
+        ratios.push(replayed / run);
+    }
+    let (run, replayed, ratio) = (median(&mut run_rates), median(&mut replay_rates), median(&mut ratios));
+    println!(
+        "replay: {replayed:.0} records/s, run: {run:.0} records/s (medians); replay/run paired ratio median \
+         {ratio:.3} [min {:.3}, max {:.3}] ({records} records, {rounds} rounds)",
+        ratios[0],
+        ratios[ratios.len() - 1]
+    );
+    runtime.block_on(delete_topics(&brokers, &[&input, &failed, &ok, &fail]));
+}
+
+fn shipped_pipeline(ok: &str, fail: &str) -> Pipeline {
+    let (_, plan) = plan::load_file(std::path::Path::new(&format!("{ROOT}/mappings/orders-to-billing.yaml"))).unwrap();
+    Pipeline::new(
+        plan,
+        Router {
+            topic_ok: ok.into(),
+            topic_fail: fail.into(),
+            function_name: "bench".into(),
+            function_env: "bench".into(),
+        },
+    )
+}
+
+async fn replay_once(brokers: &str, from: &str, group: &str, ok: &str, fail: &str, records: i64) -> f64 {
+    let pipeline = shipped_pipeline(ok, fail);
+    let options = ReplayOptions {
+        cluster: ProducerSettings::new(brokers),
+        from: from.into(),
+        group: group.into(),
+        since_ms: None,
+        until_ms: None,
+        only_rule: None,
+        dry_run: false,
+        max_batch: 5000,
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    let started = Instant::now();
+    let sink = KafkaSink::new(&options.cluster).unwrap();
+    let report = replay(&options, &pipeline, Some(&sink), |_| {}).await.expect("the replay runs");
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!((report.read, report.now_ok), (records as u64, records as u64), "{report:?}");
+    records as f64 / secs
+}
+
+async fn run_once(brokers: &str, input: &str, group: &str, ok: &str, fail: &str, records: i64) -> f64 {
+    let pipeline = shipped_pipeline(ok, fail);
+    let mut options = WorkerOptions::new(ProducerSettings::new(brokers), vec![input.to_string()], group.to_string());
+    options.stats_interval = Duration::ZERO;
+    let mut worker = Worker::new(pipeline, options).expect("worker");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = {
+        let (brokers, group, input) = (brokers.to_string(), group.to_string(), input.to_string());
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer =
+                ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", &group).create().unwrap();
+            let watch_started = Instant::now();
+            let mut first: Option<(Instant, i64)> = None;
+            let deadline = Instant::now() + Duration::from_secs(600);
+            loop {
+                let done = committed(&consumer, &input);
+                if done > 0 && first.is_none() {
+                    first = Some((Instant::now(), done));
+                }
+                if done >= records {
+                    let (t0, c0) = first.unwrap();
+                    let _ = stop.send(());
+                    let (count, since) = if done > c0 { (done - c0, t0) } else { (done, watch_started) };
+                    return count as f64 / since.elapsed().as_secs_f64().max(1e-6);
+                }
+                assert!(Instant::now() < deadline, "the worker did not finish ({done} of {records} committed)");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let totals = worker
+        .run(async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("worker run");
+    assert_eq!((totals.received as i64, totals.ok as i64), (records, records), "{totals:?}");
+    watcher.await.unwrap()
+}
+
+fn send(producer: &ThreadedProducer<DefaultProducerContext>, mut record: BaseRecord<'_, String, [u8]>) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+}
+
+fn committed(consumer: &BaseConsumer, topic: &str) -> i64 {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(topic, p);
+    }
+    let Ok(got) = consumer.committed_offsets(tpl, Duration::from_secs(5)) else { return 0 };
+    got.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { o } else { 0 }).sum()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+async fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let new: Vec<NewTopic> = topics.iter().map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1))).collect();
+    for r in admin.create_topics(&new, &AdminOptions::new()).await.unwrap() {
+        r.unwrap();
+    }
+}
+
+async fn delete_topics(brokers: &str, topics: &[&str]) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let _ = admin.delete_topics(topics, &AdminOptions::new()).await;
+}
