@@ -25,16 +25,16 @@ use lambda_stream::sink::ProducerSettings;
 use lambda_stream::sink::kafka::KafkaSink;
 use lambda_stream::worker::replay::{ReplayOptions, replay};
 use lambda_stream::worker::{Worker, WorkerOptions};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// The binary's allocator, so the figures are the binary's.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod support;
+use support::{create_topics, delete_topics, median};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const PARTITIONS: i32 = 3;
@@ -189,27 +189,7 @@ async fn run_once(brokers: &str, input: &str, group: &str, ok: &str, fail: &str,
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let watcher = {
         let (brokers, group, input) = (brokers.to_string(), group.to_string(), input.to_string());
-        tokio::task::spawn_blocking(move || {
-            let consumer: BaseConsumer =
-                ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", &group).create().unwrap();
-            let watch_started = Instant::now();
-            let mut first: Option<(Instant, i64)> = None;
-            let deadline = Instant::now() + Duration::from_secs(600);
-            loop {
-                let done = committed(&consumer, &input);
-                if done > 0 && first.is_none() {
-                    first = Some((Instant::now(), done));
-                }
-                if done >= records {
-                    let (t0, c0) = first.unwrap();
-                    let _ = stop.send(());
-                    let (count, since) = if done > c0 { (done - c0, t0) } else { (done, watch_started) };
-                    return count as f64 / since.elapsed().as_secs_f64().max(1e-6);
-                }
-                assert!(Instant::now() < deadline, "the worker did not finish ({done} of {records} committed)");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
+        tokio::task::spawn_blocking(move || support::watch_commits(&brokers, &group, &input, PARTITIONS, records, stop))
     };
     let totals = worker
         .run(async {
@@ -231,33 +211,4 @@ fn send(producer: &ThreadedProducer<DefaultProducerContext>, mut record: BaseRec
             }
         }
     }
-}
-
-fn committed(consumer: &BaseConsumer, topic: &str) -> i64 {
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(topic, p);
-    }
-    let Ok(got) = consumer.committed_offsets(tpl, Duration::from_secs(5)) else { return 0 };
-    got.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { o } else { 0 }).sum()
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-async fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
-    let new: Vec<NewTopic> = topics.iter().map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1))).collect();
-    for r in admin.create_topics(&new, &AdminOptions::new()).await.unwrap() {
-        r.unwrap();
-    }
-}
-
-async fn delete_topics(brokers: &str, topics: &[&str]) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
-    let _ = admin.delete_topics(topics, &AdminOptions::new()).await;
 }

@@ -420,3 +420,75 @@ fn an_interrupted_replay_resumes_without_loss_or_duplicate() {
     let stills = crate::kafka_util::consume(fail2, PARTS, fail_before, Duration::from_secs(30));
     assert_eq!((oks.len(), stills.len()), (ok_before, fail_before), "nothing sent again");
 }
+
+/// A fail topic written by the worker with `--exactly-once` holds transactions: their commit
+/// markers take offsets, and a transaction may still be open. The replay reads what was committed
+/// when it started, ends without waiting for a record past the last marker, and leaves the open
+/// transaction to the next run, which resumes there once it is committed.
+#[test]
+fn a_replay_reads_a_fail_topic_written_in_transactions() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use std::time::Duration;
+
+    let brokers = crate::kafka_util::bootstrap();
+    let names: Vec<String> =
+        ["rt-fail", "rt-ok2", "rt-fail2"].iter().map(|p| crate::kafka_util::unique_topic(p)).collect();
+    let [fail, ok2, fail2] = &names[..] else { unreachable!() };
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(crate::kafka_util::create_topics(&names.iter().map(|t| (t.as_str(), 1)).collect::<Vec<_>>()));
+    let wrong = "version: 1\nname: replay-tx\nfields:\n  - {target: id, source: $.id, type: integer, validate: [{range: {max: 0}}]}\n";
+    let (_, plan) = lambda_stream::plan::load_str(wrong).unwrap();
+    let router = lambda_stream::route::Router {
+        topic_ok: "unused".into(),
+        topic_fail: fail.clone(),
+        function_name: "f".into(),
+        function_env: "test".into(),
+    };
+    let envelope = |i: i64| {
+        let input = lambda_stream::record::Input {
+            source: lambda_stream::record::Source { topic: "src".into(), offset: Some(i), ..Default::default() },
+            payload: lambda_stream::record::Payload::Value(format!(r#"{{"id": {i}}}"#).into_bytes()),
+        };
+        router.route(&plan, &input).message().expect("a fail message").payload.clone()
+    };
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("transactional.id", crate::kafka_util::unique_topic("rt-tx"))
+        .create()
+        .unwrap();
+    let t = Duration::from_secs(30);
+    producer.init_transactions(t).unwrap();
+    for batch in 0..2 {
+        producer.begin_transaction().unwrap();
+        for i in 1..=5 {
+            producer.send(BaseRecord::<(), _>::to(fail).payload(&envelope(batch * 5 + i))).unwrap();
+        }
+        producer.commit_transaction(t).unwrap();
+    }
+    // A third transaction, left open.
+    producer.begin_transaction().unwrap();
+    producer.send(BaseRecord::<(), _>::to(fail).payload(&envelope(11))).unwrap();
+    producer.flush(t).unwrap();
+
+    let fixed = crate::util::TempFile::new("fixed.yaml", wrong.replace("validate: [{range: {max: 0}}]", "").as_bytes());
+    let replay = || {
+        let args = ["replay", "--brokers", &brokers, "--from", fail, "--mapping", fixed.arg(), "--topic-ok", ok2];
+        lambda_stream(&[&args[..], &["--topic-fail", fail2, "--format", "json"]].concat())
+    };
+    let started = std::time::Instant::now();
+    let out = replay();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(8), "no wait for a record past the last marker");
+    let r: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((r["read"].as_u64(), r["now_ok"].as_u64()), (Some(10), Some(10)), "{r:#}");
+    assert_eq!(crate::kafka_util::consume(ok2, 1, 10, Duration::from_secs(15)).len(), 10);
+
+    producer.commit_transaction(t).unwrap();
+    let out = replay();
+    let r: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((r["read"].as_u64(), r["now_ok"].as_u64()), (Some(1), Some(1)), "the next run resumes there: {r:#}");
+    let out = replay();
+    let r: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(r["read"], 0, "{r:#}");
+}

@@ -450,12 +450,22 @@ impl ReadPlan {
                     let m = match consumer.poll(timeout) {
                         Some(Ok(m)) => m,
                         Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
-                            // Before the end: the rest is an open transaction (or compacted
-                            // away); the next run resumes here.
-                            batch.warning = Some(format!(
-                                "`{topic}` partition {p} ends at offset {next} for now (a transaction still open?): the next run resumes there"
-                            ));
-                            self.ends[i] = next;
+                            // Where the reader stands now: past the transaction markers it
+                            // skipped. At the end: done. Before it: the rest is a transaction
+                            // still open; the next run resumes here.
+                            let position = consumer.position().ok().and_then(|tpl| {
+                                tpl.find_partition(topic, *p).and_then(|e| match e.offset() {
+                                    Offset::Offset(o) => Some(o),
+                                    _ => None,
+                                })
+                            });
+                            next = next.max(position.unwrap_or(next)).min(self.ends[i]);
+                            if next < self.ends[i] {
+                                batch.warning = Some(format!(
+                                    "`{topic}` partition {p} ends at offset {next} for now (a transaction still open?): the next run resumes there"
+                                ));
+                                self.ends[i] = next;
+                            }
                             break;
                         }
                         Some(Err(e)) => {
