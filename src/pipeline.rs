@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::plan::Plan;
+use crate::plan::{FieldError, Plan};
 use crate::record::Input;
 use crate::route::{Origin, OutMessage, Route, Routed, Router};
 use crate::sink::{Sink, SinkError};
@@ -242,8 +242,7 @@ impl Pipeline {
 /// names only, never messages or values, so nothing from the payload reaches the logs.
 fn log_failed_record(m: &OutMessage) {
     let Some(failure) = &m.failure else { return };
-    let rules: Vec<String> =
-        failure.errors.iter().map(|e| format!("{}:{}", e.field.as_deref().unwrap_or("-"), e.rule)).collect();
+    let rules: Vec<String> = failure.errors.iter().map(FieldError::field_rule).collect();
     tracing::warn!(
         topic = %m.origin.topic, partition = m.origin.partition, offset = m.origin.offset,
         stage = failure.stage.as_str(), rules = %rules.join(","), "record routed to the fail topic"

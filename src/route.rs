@@ -243,14 +243,9 @@ impl<'a> ReplayEnvelope<'a> {
 
     /// The failure's `field:rule`s in order, each once (`-` for a record-level error).
     pub fn rules(&self) -> Vec<String> {
-        let mut rules: Vec<String> = Vec::with_capacity(self.errors.len());
-        for e in &self.errors {
-            let rule = format!("{}:{}", e.field.as_deref().unwrap_or("-"), e.rule);
-            if !rules.contains(&rule) {
-                rules.push(rule);
-            }
-        }
-        rules
+        crate::plan::distinct_field_rules(
+            self.errors.iter().map(|e| crate::plan::field_rule(e.field.as_deref(), &e.rule)),
+        )
     }
 
     /// Where the source record was: `topic/partition/offset`.
@@ -262,7 +257,7 @@ impl<'a> ReplayEnvelope<'a> {
     /// The source record: key, value, headers (the fail record's, without its own
     /// `lambda-stream.error.*`), timestamp and position. `None` when the key or the value does not
     /// decode by its encoding.
-    pub fn into_input(self, mut fail_headers: Vec<(String, Vec<u8>)>) -> Option<Input> {
+    pub fn into_input<'h>(self, fail_headers: impl IntoIterator<Item = (&'h str, &'h [u8])>) -> Option<Input> {
         let payload = match self.value {
             None => Payload::Tombstone,
             Some(text) => Payload::Value(decode_text(text, self.value_encoding.as_deref())?),
@@ -272,7 +267,11 @@ impl<'a> ReplayEnvelope<'a> {
             None => None,
             Some(k) => Some(decode_text(k, s.key_encoding.as_deref())?),
         };
-        fail_headers.retain(|(k, _)| !k.starts_with("lambda-stream.error."));
+        let headers = fail_headers
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("lambda-stream.error."))
+            .map(|(k, v)| (k.to_owned(), v.to_vec()))
+            .collect();
         Some(Input {
             source: Source {
                 group: format!("{}-{}", s.topic, s.partition),
@@ -281,7 +280,7 @@ impl<'a> ReplayEnvelope<'a> {
                 offset: s.offset,
                 timestamp: s.timestamp,
                 key,
-                headers: fail_headers,
+                headers,
                 ..Source::default()
             },
             payload,
@@ -539,7 +538,10 @@ mod tests {
             );
             assert_eq!(doc["source"]["timestamp"], 1_700_000_000_000_i64);
             // And as a replay rebuilds it: the same record, byte for byte.
-            let rebuilt = ReplayEnvelope::parse(&m.payload).unwrap().into_input(m.headers.clone()).unwrap();
+            let rebuilt = ReplayEnvelope::parse(&m.payload)
+                .unwrap()
+                .into_input(m.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                .unwrap();
             assert_eq!(rebuilt.payload, record.payload);
             assert_eq!(rebuilt.source.key, record.source.key);
             assert_eq!(rebuilt.source.headers, record.source.headers);
@@ -555,14 +557,14 @@ mod tests {
         }
         let tombstone =
             br#"{"source":{"topic":"t","partition":0,"offset":1,"timestamp":null},"stage":"x","value":null}"#;
-        assert_eq!(ReplayEnvelope::parse(tombstone).unwrap().into_input(vec![]).unwrap().payload, Payload::Tombstone);
+        assert_eq!(ReplayEnvelope::parse(tombstone).unwrap().into_input([]).unwrap().payload, Payload::Tombstone);
         let cut = br#"{"source":{"topic":"t","partition":0,"offset":1,"timestamp":null},"value":"eyJ","value_encoding":"base64"}"#;
-        assert!(ReplayEnvelope::parse(cut).unwrap().into_input(vec![]).is_none(), "cut base64: not rebuilt");
+        assert!(ReplayEnvelope::parse(cut).unwrap().into_input([]).is_none(), "cut base64: not rebuilt");
         let escaped = br#"{"source":{"topic":"t","partition":0,"offset":1,"timestamp":null},"errors":[{"field":"a","rule":"r","message":"m"},{"field":"a","rule":"r","message":"n"},{"field":null,"rule":"record","message":"o"}],"value":"{\"a\": \"\u00e9\"}"}"#;
         let e = ReplayEnvelope::parse(escaped).unwrap();
         assert_eq!(e.rules(), ["a:r", "-:record"]);
         assert_eq!(e.origin(), "t/0/1");
-        assert_eq!(e.into_input(vec![]).unwrap().payload, Payload::Value("{\"a\": \"é\"}".as_bytes().to_vec()));
+        assert_eq!(e.into_input([]).unwrap().payload, Payload::Value("{\"a\": \"é\"}".as_bytes().to_vec()));
     }
 
     #[test]

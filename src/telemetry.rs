@@ -59,7 +59,7 @@ pub fn rule_failures(report: &BatchReport) -> Vec<(String, u64)> {
     for routed in &report.routed {
         let Routed::Message(m) = routed else { continue };
         for e in m.failure.iter().flat_map(|f| &f.errors) {
-            *counts.entry(format!("{}:{}", e.field.as_deref().unwrap_or("-"), e.rule)).or_default() += 1;
+            *counts.entry(e.field_rule()).or_default() += 1;
         }
     }
     let mut pairs: Vec<(String, u64)> = counts.into_iter().collect();

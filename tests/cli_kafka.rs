@@ -226,15 +226,36 @@ fn hostile_fail_records_are_reported_not_fatal() {
 
 /// The sum of `group`'s committed offsets over the partitions of `topic` (0 before any commit).
 fn committed_sum(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer =
-        rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
+    let offsets = crate::kafka_util::try_committed(brokers, group, topic, partitions).unwrap_or_default();
+    offsets.iter().map(|o| if let rdkafka::Offset::Offset(o) = o { *o } else { 0 }).sum()
+}
+
+/// Fresh topics of `partitions` partitions each, one per prefix.
+fn fresh_topics(prefixes: &[&str], partitions: i32) -> Vec<String> {
+    let names: Vec<String> = prefixes.iter().map(|p| crate::kafka_util::unique_topic(p)).collect();
+    tokio::runtime::Runtime::new().unwrap().block_on(crate::kafka_util::create_topics(
+        &names.iter().map(|t| (t.as_str(), partitions)).collect::<Vec<_>>(),
+    ));
+    names
+}
+
+/// The fail messages the function writes under `mapping`, for inputs it rejects.
+fn fail_messages(
+    mapping: &str,
+    fail_topic: &str,
+) -> impl Fn(&lambda_stream::record::Input) -> lambda_stream::route::OutMessage + use<> {
+    let (_, plan) = lambda_stream::plan::load_str(mapping).unwrap();
+    let router = lambda_stream::route::Router {
+        topic_ok: "unused".into(),
+        topic_fail: fail_topic.into(),
+        function_name: "f".into(),
+        function_env: "test".into(),
+    };
+    move |input| {
+        let m = router.route(&plan, input).message().expect("a message").clone();
+        assert!(m.failure.is_some(), "the mapping rejects the record");
+        m
     }
-    let Ok(got) = consumer.committed_offsets(tpl, std::time::Duration::from_secs(5)) else { return 0 };
-    got.elements().iter().map(|e| if let rdkafka::Offset::Offset(o) = e.offset() { o } else { 0 }).sum()
 }
 
 /// A replay of 20,000 failures on three partitions, in batches of 100, interrupted by SIGINT (it
@@ -255,22 +276,12 @@ fn an_interrupted_replay_resumes_without_loss_or_duplicate() {
     const N: i64 = 20_000;
     const PARTS: i32 = 3;
     let brokers = crate::kafka_util::bootstrap();
-    let names: Vec<String> =
-        ["ri-fail", "ri-ok2", "ri-fail2"].iter().map(|p| crate::kafka_util::unique_topic(p)).collect();
+    let names = fresh_topics(&["ri-fail", "ri-ok2", "ri-fail2"], PARTS);
     let [fail, ok2, fail2] = &names[..] else { unreachable!() };
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(crate::kafka_util::create_topics(&names.iter().map(|t| (t.as_str(), PARTS)).collect::<Vec<_>>()));
     let wrong = "version: 1\nname: replay-scale\nkey: id\nheaders: [trace]\nfields:\n  - {target: id, source: $.id, type: integer, required: true}\n  - {target: code, source: $.code, type: string, validate: [{one_of: [A]}]}\n";
     let fixed = crate::util::TempFile::new("fixed.yaml", wrong.replace("[A]", "[A, B]").as_bytes());
     // The function's fail records: code B (fixed by the new mapping) or Z (still failing).
-    let (_, plan) = lambda_stream::plan::load_str(wrong).unwrap();
-    let router = lambda_stream::route::Router {
-        topic_ok: "unused".into(),
-        topic_fail: fail.clone(),
-        function_name: "f".into(),
-        function_env: "test".into(),
-    };
+    let fail_message = fail_messages(wrong, fail);
     let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("linger.ms", "10")
@@ -292,7 +303,7 @@ fn an_interrupted_replay_resumes_without_loss_or_duplicate() {
             },
             payload: lambda_stream::record::Payload::Value(value.into_bytes()),
         };
-        let m = router.route(&plan, &input).message().expect("a fail message").clone();
+        let m = fail_message(&input);
         let headers =
             m.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| h.insert(Header { key: k, value: Some(v) }));
         let mut record = BaseRecord::<[u8], [u8]>::to(fail).payload(&m.payload).partition(partition).headers(headers);
@@ -431,26 +442,16 @@ fn a_replay_reads_a_fail_topic_written_in_transactions() {
     use std::time::Duration;
 
     let brokers = crate::kafka_util::bootstrap();
-    let names: Vec<String> =
-        ["rt-fail", "rt-ok2", "rt-fail2"].iter().map(|p| crate::kafka_util::unique_topic(p)).collect();
+    let names = fresh_topics(&["rt-fail", "rt-ok2", "rt-fail2"], 1);
     let [fail, ok2, fail2] = &names[..] else { unreachable!() };
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(crate::kafka_util::create_topics(&names.iter().map(|t| (t.as_str(), 1)).collect::<Vec<_>>()));
     let wrong = "version: 1\nname: replay-tx\nfields:\n  - {target: id, source: $.id, type: integer, validate: [{range: {max: 0}}]}\n";
-    let (_, plan) = lambda_stream::plan::load_str(wrong).unwrap();
-    let router = lambda_stream::route::Router {
-        topic_ok: "unused".into(),
-        topic_fail: fail.clone(),
-        function_name: "f".into(),
-        function_env: "test".into(),
-    };
+    let fail_message = fail_messages(wrong, fail);
     let envelope = |i: i64| {
         let input = lambda_stream::record::Input {
             source: lambda_stream::record::Source { topic: "src".into(), offset: Some(i), ..Default::default() },
             payload: lambda_stream::record::Payload::Value(format!(r#"{{"id": {i}}}"#).into_bytes()),
         };
-        router.route(&plan, &input).message().expect("a fail message").payload.clone()
+        fail_message(&input).payload
     };
     let producer: BaseProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &brokers)

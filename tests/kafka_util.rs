@@ -98,6 +98,23 @@ pub fn consume_from(
     out
 }
 
+/// `group`'s committed offsets for partitions `0..partitions` of `topic`.
+pub fn try_committed(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Result<Vec<Offset>, rdkafka::error::KafkaError> {
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+    Ok((0..partitions).map(|p| got.find_partition(topic, p).unwrap().offset()).collect())
+}
+
 pub fn header(m: &OwnedMessage, name: &str) -> Option<String> {
     let headers = m.headers()?;
     headers.iter().find(|h| h.key == name).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())

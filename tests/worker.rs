@@ -10,10 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
+use rdkafka::Offset;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::kafka_util::*;
 use crate::util::{TempFile, root};
@@ -145,23 +145,7 @@ impl Placed {
 
 /// The group's committed offsets, per partition.
 fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<Offset> {
-    try_committed(brokers, group, topic, partitions).expect("committed offsets")
-}
-
-fn try_committed(
-    brokers: &str,
-    group: &str,
-    topic: &str,
-    partitions: i32,
-) -> Result<Vec<Offset>, rdkafka::error::KafkaError> {
-    let consumer: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let got = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
-    Ok((0..partitions).map(|p| got.find_partition(topic, p).unwrap().offset()).collect())
+    crate::kafka_util::try_committed(brokers, group, topic, partitions).expect("committed offsets")
 }
 
 fn end_offsets(brokers: &str, topic: &str, partitions: i32) -> Vec<Offset> {
@@ -530,7 +514,7 @@ async fn broker_restart(exactly_once: bool, port: u16) {
     let end = end_offsets(&brokers, "r-in", 3);
     let started = Instant::now();
     let mut restarts = 0;
-    while try_committed(&brokers, "g", "r-in", 3).ok().as_ref() != Some(&end) {
+    while crate::kafka_util::try_committed(&brokers, "g", "r-in", 3).ok().as_ref() != Some(&end) {
         assert!(
             started.elapsed() < Duration::from_secs(240),
             "{mode}: inputs still uncommitted after 240 s; the log ends with:\n{}",

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::error::CliError;
 use super::validate::Format;
+use crate::plan::FieldError;
 use crate::route::ReadEnvelope;
 
 /// One row of the triage: a value (a stage, a `field:rule`, …) and the failures that have it.
@@ -61,9 +62,7 @@ impl Tally {
                 ))
             )
         };
-        let mut rules: Vec<String> =
-            envelope.errors.iter().map(|e| format!("{}:{}", e.field.as_deref().unwrap_or("-"), e.rule)).collect();
-        rules.dedup();
+        let rules = crate::plan::distinct_field_rules(envelope.errors.iter().map(FieldError::field_rule));
         let keys: [Vec<String>; 4] = [
             vec![envelope.stage.clone()],
             rules,

@@ -43,7 +43,7 @@ use scope::{Context, ScopeNames, compile_condition, compile_scope};
 use types::FieldType;
 use value::{FieldState, Val};
 
-pub use outcome::{Failure, FieldError, Mapped, Outcome, Stage, StepError};
+pub use outcome::{Failure, FieldError, Mapped, Outcome, Stage, StepError, distinct_field_rules, field_rule};
 
 /// The mapping, compiled. Immutable, `Send + Sync`: build once, share by reference.
 #[derive(Debug)]

@@ -31,6 +31,30 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl FieldError {
+    /// `field:rule`, the name failures are counted and selected by (`-` for a record-level error).
+    pub fn field_rule(&self) -> String {
+        field_rule(self.field.as_deref(), &self.rule)
+    }
+}
+
+/// `field:rule` (`-:rule` for a record-level error): the one spelling shared by logs, metrics,
+/// triage and replay.
+pub fn field_rule(field: Option<&str>, rule: &str) -> String {
+    format!("{}:{rule}", field.unwrap_or("-"))
+}
+
+/// The distinct `field:rule`s of a failure's errors, in order of first appearance.
+pub fn distinct_field_rules(pairs: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut rules: Vec<String> = Vec::new();
+    for rule in pairs {
+        if !rules.contains(&rule) {
+            rules.push(rule);
+        }
+    }
+    rules
+}
+
 /// What a transform or validator reports; the field name is added by the caller.
 #[derive(Debug, PartialEq)]
 pub struct StepError {

@@ -125,7 +125,7 @@ impl WorkerMetrics {
         self.in_flight.sub(summary.received as i64);
         let mut seen = self.rules_seen.lock().expect("not poisoned");
         for e in messages.iter().filter_map(|m| m.failure.as_ref()).flat_map(|f| &f.errors) {
-            let pair = format!("{}:{}", e.field.as_deref().unwrap_or("-"), e.rule);
+            let pair = e.field_rule();
             let label = if seen.contains(&pair) || seen.len() < MAX_RULE_SERIES {
                 seen.insert(pair.clone());
                 pair

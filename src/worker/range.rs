@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
+
+use crate::sink::ProducerSettings;
+use crate::sink::kafka::KafkaContext;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// One record of the stretch.
@@ -27,30 +30,13 @@ pub struct Range {
 /// Reads `topic` over `range`, calling `each` for every record in partition order, and `progress`
 /// with (records read, records to read) now and then. Returns the records read.
 pub fn read_range(
-    cluster: &crate::sink::ProducerSettings,
+    cluster: &ProducerSettings,
     topic: &str,
     range: &Range,
     mut each: impl FnMut(RangeRecord<'_>),
     mut progress: impl FnMut(u64, u64),
 ) -> Result<u64, String> {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &cluster.brokers)
-        .set("group.id", "lambda-stream-failures")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        // Read ahead in large fetches, and without librdkafka's one-second pause once its
-        // prefetch queue is full (the worker's consumer sets the same, for the same reason).
-        .set("fetch.queue.backoff.ms", "10")
-        .set("max.partition.fetch.bytes", "16777216")
-        .set("queued.max.messages.kbytes", "262144");
-    for (k, v) in &cluster.extra {
-        config.set(k, v);
-    }
-    let context = cluster.context().map_err(|e| e.to_string())?;
-    let consumer: BaseConsumer<crate::sink::kafka::KafkaContext> =
-        config.create_with_context(context).map_err(|e| format!("cannot create a consumer: {e}"))?;
+    let consumer = reader(cluster, "lambda-stream-failures")?;
     let timeout = Duration::from_secs(10);
     let partitions = partitions_of(&consumer, topic, range.partition, timeout)?;
     if partitions.is_empty() {
@@ -82,36 +68,80 @@ pub fn read_range(
         if starts[i] >= ends[i] {
             continue;
         }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, *p, Offset::Offset(starts[i])).map_err(|e| e.to_string())?;
-        consumer.assign(&tpl).map_err(|e| format!("cannot read partition {p}: {e}"))?;
-        let mut next = starts[i];
-        while next < ends[i] {
-            match consumer.poll(timeout) {
-                Some(Ok(m)) => {
-                    next = m.offset() + 1;
-                    if m.offset() >= ends[i] {
-                        break;
-                    }
-                    each(RangeRecord {
-                        partition: *p,
-                        offset: m.offset(),
-                        timestamp: m.timestamp().to_millis(),
-                        payload: m.payload(),
-                    });
-                    read += 1;
-                    if read % 10_000 == 0 {
-                        progress(read, total);
-                    }
-                }
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
-                Some(Err(e)) => return Err(format!("cannot read `{topic}` partition {p}: {e}")),
-                None => return Err(format!("no record from `{topic}` partition {p} within {} s", timeout.as_secs())),
+        assign(&consumer, topic, *p, starts[i])?;
+        while let Some(m) = next_record(&consumer, topic, *p, timeout)? {
+            if m.offset() >= ends[i] {
+                break;
+            }
+            each(RangeRecord {
+                partition: *p,
+                offset: m.offset(),
+                timestamp: m.timestamp().to_millis(),
+                payload: m.payload(),
+            });
+            read += 1;
+            if read % 10_000 == 0 {
+                progress(read, total);
+            }
+            if m.offset() + 1 >= ends[i] {
+                break;
             }
         }
     }
     progress(read, total);
     Ok(read)
+}
+
+/// The consumer of the fail topic's readers: assigned partitions, no commits of its own, an end
+/// of partition reported, committed records only; it reads ahead in large fetches, without
+/// librdkafka's one-second pause once its prefetch queue is full (the worker's consumer sets the
+/// same, for the same reason).
+pub(super) fn reader(cluster: &ProducerSettings, group: &str) -> Result<BaseConsumer<KafkaContext>, String> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &cluster.brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .set("fetch.queue.backoff.ms", "10")
+        .set("max.partition.fetch.bytes", "16777216")
+        .set("queued.max.messages.kbytes", "262144");
+    for (k, v) in &cluster.extra {
+        config.set(k, v);
+    }
+    let context = cluster.context().map_err(|e| e.to_string())?;
+    config.create_with_context(context).map_err(|e| format!("cannot create a consumer: {e}"))
+}
+
+/// Points the reader at `partition` of `topic` from `offset` (and at nothing else).
+pub(super) fn assign<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<(), String> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+        .and_then(|()| consumer.assign(&tpl))
+        .map_err(|e| format!("cannot read `{topic}` partition {partition}: {e}"))
+}
+
+/// The assigned partition's next record; `None` at its end. No record within `timeout` is an
+/// error: the partition has more (its end was read before), so the broker is not answering.
+pub(super) fn next_record<'c, C: ConsumerContext>(
+    consumer: &'c BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<Option<BorrowedMessage<'c>>, String> {
+    match consumer.poll(timeout) {
+        Some(Ok(m)) => Ok(Some(m)),
+        Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => Ok(None),
+        Some(Err(e)) => Err(format!("cannot read `{topic}` partition {partition}: {e}")),
+        None => Err(format!("no record from `{topic}` partition {partition} within {} s", timeout.as_secs())),
+    }
 }
 
 /// The partitions of `topic` (only `only`, when given); empty when the topic does not exist.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::pipeline::Pipeline;
@@ -140,62 +140,32 @@ impl ResumeMarker {
     }
 }
 
-fn consumer(options: &ReplayOptions, group: &str) -> Result<BaseConsumer<KafkaContext>, String> {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &options.cluster.brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
-        // Read ahead in large fetches, without librdkafka's pause once its queue is full.
-        .set("fetch.queue.backoff.ms", "10")
-        .set("max.partition.fetch.bytes", "16777216");
-    for (k, v) in &options.cluster.extra {
-        config.set(k, v);
-    }
-    let context = options.cluster.context().map_err(|e| e.to_string())?;
-    config.create_with_context(context).map_err(|e| format!("cannot create a consumer: {e}"))
-}
-
 /// The fail-topic positions `(partition, offset)` of `from` that records on the outputs, from the
 /// marker's positions to their ends now, were replayed from.
 fn delivered_since(
-    options: &ReplayOptions,
+    consumer: &BaseConsumer<KafkaContext>,
+    from: &str,
     marker: &ResumeMarker,
     timeout: Duration,
 ) -> Result<HashSet<(i32, i64)>, String> {
-    let consumer = consumer(options, &options.group)?;
-    let prefix = format!("{}/", options.from);
+    let prefix = format!("{from}/");
     let mut found = HashSet::new();
     for ((topic, p), start) in &marker.ends {
         let Ok((_, high)) = consumer.fetch_watermarks(topic, *p, timeout) else { continue };
         if *start >= high {
             continue;
         }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, *p, Offset::Offset(*start)).map_err(|e| e.to_string())?;
-        consumer.assign(&tpl).map_err(|e| format!("cannot read `{topic}` partition {p}: {e}"))?;
-        loop {
-            match consumer.poll(timeout) {
-                Some(Ok(m)) => {
-                    let from = m.headers().and_then(|h| {
-                        h.iter().find(|h| h.key == HEADER_REPLAY_FROM).and_then(|h| h.value).map(<[u8]>::to_vec)
-                    });
-                    if let Some(position) = from.as_deref().and_then(|f| std::str::from_utf8(f).ok()).and_then(|f| {
-                        let (part, offset) = f.strip_prefix(&prefix)?.split_once('/')?;
-                        Some((part.parse().ok()?, offset.parse().ok()?))
-                    }) {
-                        found.insert(position);
-                    }
-                    if m.offset() + 1 >= high {
-                        break;
-                    }
-                }
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
-                Some(Err(e)) => return Err(format!("cannot read `{topic}` partition {p}: {e}")),
-                None => return Err(format!("no record from `{topic}` partition {p} within {} s", timeout.as_secs())),
+        super::range::assign(consumer, topic, *p, *start)?;
+        while let Some(m) = super::range::next_record(consumer, topic, *p, timeout)? {
+            let from = m.headers().and_then(|h| h.iter().find(|h| h.key == HEADER_REPLAY_FROM)).and_then(|h| h.value);
+            if let Some(position) = from.and_then(|f| std::str::from_utf8(f).ok()).and_then(|f| {
+                let (part, offset) = f.strip_prefix(&prefix)?.split_once('/')?;
+                Some((part.parse().ok()?, offset.parse().ok()?))
+            }) {
+                found.insert(position);
+            }
+            if m.offset() + 1 >= high {
+                break;
             }
         }
     }
@@ -212,38 +182,37 @@ struct InFlight {
 }
 
 /// Waits for a batch's deliveries, moves the marker past them and commits the batch's positions
-/// with the marker. Any delivery failure is an error: nothing past the last commit is committed.
+/// with the marker (when it is recorded). Any delivery failure is an error: nothing past the last
+/// commit is committed.
 async fn land(
     batch: InFlight,
     sink: &KafkaSink,
     consumer: &BaseConsumer<KafkaContext>,
     from: &str,
-    marker: &mut ResumeMarker,
-    warnings: &mut Vec<String>,
+    marker: Option<&mut ResumeMarker>,
     mode: CommitMode,
 ) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let placed = sink.confirm_placed(batch.pending, deadline).await;
+    let mut ends = Vec::with_capacity(placed.len());
     for (topic, result) in batch.topics.into_iter().zip(placed) {
         let (partition, offset) =
             result.map_err(|e| format!("delivery failed, nothing past the last commit is committed: {e}"))?;
-        let end = marker.ends.entry((topic, partition)).or_insert(offset + 1);
-        *end = (*end).max(offset + 1);
+        ends.push(((topic, partition), offset + 1));
     }
-    let mut encoded = marker.encode();
-    if encoded.len() > MARKER_MAX_BYTES {
-        if warnings.iter().all(|w| !w.starts_with("the output topics have too many partitions")) {
-            warnings.push(
-                "the output topics have too many partitions to record where they ended: a run resuming after a kill may send records delivered after the last commit again".into(),
-            );
+    let metadata = match marker {
+        Some(marker) => {
+            marker.merge(ResumeMarker { ends: ends.into_iter().collect() });
+            // Output partitions added since the start could make it too long for the broker.
+            Some(marker.encode()).filter(|m| m.len() <= MARKER_MAX_BYTES).unwrap_or_default()
         }
-        encoded.clear();
-    }
+        None => String::new(),
+    };
     let mut offsets = TopicPartitionList::new();
     for (p, next) in batch.positions {
         offsets.add_partition_offset(from, p, Offset::Offset(next)).map_err(|e| e.to_string())?;
         if let Some(mut e) = offsets.find_partition(from, p) {
-            e.set_metadata(encoded.as_str());
+            e.set_metadata(metadata.as_str());
         }
     }
     // Between batches the commit is not waited for (a later one covers a lost one); the last is.
@@ -258,8 +227,10 @@ pub async fn replay(
     sink: Option<&KafkaSink>,
     mut progress: impl FnMut(&ReplayReport),
 ) -> Result<ReplayReport, String> {
-    let consumer = consumer(options, &options.group)?;
+    let consumer = super::range::reader(&options.cluster, &options.group)?;
     let timeout = Duration::from_secs(10);
+    // A dry run sends nothing, whatever it was given to send with.
+    let sink = sink.filter(|_| !options.dry_run);
     let topic = options.from.as_str();
     let partitions = super::range::partitions_of(&consumer, topic, None, timeout)?;
     if partitions.is_empty() {
@@ -306,7 +277,7 @@ pub async fn replay(
     // and what an interrupted run delivered after its last commit.
     let mut marker = ResumeMarker::default();
     let mut already = HashSet::new();
-    if let (Some(_), false) = (sink, options.dry_run) {
+    if sink.is_some() {
         let router = pipeline.router();
         for output in [&router.topic_ok, &router.topic_fail] {
             for p in super::range::partitions_of(&consumer, output, None, timeout)? {
@@ -317,7 +288,7 @@ pub async fn replay(
             }
         }
         if let Some(previous) = &previous {
-            let delivered = delivered_since(options, previous, timeout)?;
+            let delivered = delivered_since(&consumer, topic, previous, timeout)?;
             already = delivered
                 .into_iter()
                 .filter(|(p, o)| partitions.iter().position(|x| x == p).is_some_and(|i| *o >= starts[i]))
@@ -327,6 +298,14 @@ pub async fn replay(
                 "the group's offsets carry no record of where the outputs ended (committed by another tool?): records delivered after the last commit, if any, may be sent again".into(),
             );
         }
+    }
+    // Commit metadata is bounded by the broker: with too many output partitions to name, the
+    // commits go without the marker, and a resumed run may send some records again.
+    let record_marker = marker.encode().len() <= MARKER_MAX_BYTES;
+    if sink.is_some() && !record_marker {
+        report.warnings.push(
+            "the output topics have too many partitions to record where they ended: a run resuming after a kill may send records delivered after the last commit again".into(),
+        );
     }
 
     // Where the group resumes per partition, once what has been read so far is delivered.
@@ -362,17 +341,18 @@ pub async fn replay(
         let router = pipeline.router();
         let mut messages = Vec::with_capacity(batch.records.len());
         for record in batch.records {
-            if let Some(message) = tally(&mut report, record.map(&plan, router)) {
+            if let Some(message) = tally(&mut report, record, &plan, router) {
                 messages.push(message);
             }
         }
         positions[batch.partition_index].1 = batch.next;
-        if let (Some(sink), false) = (sink, options.dry_run) {
+        if let Some(sink) = sink {
             let topics = messages.iter().map(|m| m.topic.clone()).collect();
             let pending = sink.enqueue(&messages).await;
             // This batch is in flight: now the one before it is awaited and committed.
             if let Some(before) = in_flight.take() {
-                land(before, sink, &consumer, topic, &mut marker, &mut report.warnings, CommitMode::Async).await?;
+                let marker = record_marker.then_some(&mut marker);
+                land(before, sink, &consumer, topic, marker, CommitMode::Async).await?;
             }
             in_flight = Some(InFlight { pending, topics, positions: positions.clone() });
         }
@@ -380,7 +360,7 @@ pub async fn replay(
     }
     report.interrupted = reader.join().map_err(|_| "the reader stopped unexpectedly".to_string())?;
     if let (Some(sink), Some(last)) = (sink, in_flight) {
-        land(last, sink, &consumer, topic, &mut marker, &mut report.warnings, CommitMode::Sync).await?;
+        land(last, sink, &consumer, topic, record_marker.then_some(&mut marker), CommitMode::Sync).await?;
     }
     Ok(report)
 }
@@ -424,12 +404,7 @@ impl ReadPlan {
             if self.starts[i] >= self.ends[i] {
                 continue;
             }
-            let mut tpl = TopicPartitionList::new();
-            let assigned = tpl
-                .add_partition_offset(topic, *p, Offset::Offset(self.starts[i]))
-                .and_then(|()| consumer.assign(&tpl))
-                .map_err(|e| format!("cannot read `{topic}` partition {p}: {e}"));
-            if let Err(e) = assigned {
+            if let Err(e) = super::range::assign(consumer, topic, *p, self.starts[i]) {
                 let _ = out.send(Err(e));
                 return false;
             }
@@ -447,9 +422,9 @@ impl ReadPlan {
                     warning: None,
                 };
                 while batch.records.len() < self.max_batch && next < self.ends[i] {
-                    let m = match consumer.poll(timeout) {
-                        Some(Ok(m)) => m,
-                        Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
+                    let m = match super::range::next_record(consumer, topic, *p, timeout) {
+                        Ok(Some(m)) => m,
+                        Ok(None) => {
                             // Where the reader stands now: past the transaction markers it
                             // skipped. At the end: done. Before it: the rest is a transaction
                             // still open; the next run resumes here.
@@ -468,13 +443,8 @@ impl ReadPlan {
                             }
                             break;
                         }
-                        Some(Err(e)) => {
-                            let _ = out.send(Err(format!("cannot read `{topic}` partition {p}: {e}")));
-                            return false;
-                        }
-                        None => {
-                            let why = format!("no record from `{topic}` partition {p} within {} s", timeout.as_secs());
-                            let _ = out.send(Err(why));
+                        Err(e) => {
+                            let _ = out.send(Err(e));
                             return false;
                         }
                     };
@@ -518,18 +488,6 @@ enum Rebuilt {
     },
 }
 
-/// What became of one fail record in a replay.
-#[allow(clippy::large_enum_variant)] // nearly every record is `Mapped`: boxing it would only add an allocation
-enum Replayed {
-    NotOurs,
-    NotSelected,
-    /// Mapped again: its old failure's `field:rule`s and the new outcome.
-    Mapped {
-        old_rules: Vec<String>,
-        routed: Routed,
-    },
-}
-
 impl Rebuilt {
     fn from_message(m: &BorrowedMessage<'_>, from: &str, only_rule: Option<&str>) -> Rebuilt {
         let Some(Ok(envelope)) = m.payload().map(ReplayEnvelope::parse) else { return Rebuilt::NotOurs };
@@ -538,16 +496,8 @@ impl Rebuilt {
             return Rebuilt::NotSelected;
         }
         let of = envelope.origin();
-        // The source's headers: the fail record's, without the error headers it added.
-        let headers: Vec<(String, Vec<u8>)> = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .filter(|h| !h.key.starts_with("lambda-stream.error."))
-                    .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = m.headers();
+        let headers = headers.iter().flat_map(|h| h.iter()).map(|h| (h.key, h.value.unwrap_or_default()));
         match envelope.into_input(headers) {
             Some(input) => {
                 Rebuilt::Ready { input, old_rules, from: format!("{from}/{}/{}", m.partition(), m.offset()), of }
@@ -555,53 +505,40 @@ impl Rebuilt {
             None => Rebuilt::NotOurs,
         }
     }
-
-    /// Maps the rebuilt record again; the message, if any, carries the replay headers.
-    fn map(self, plan: &crate::plan::Plan, router: &crate::route::Router) -> Replayed {
-        let (input, old_rules, from, of) = match self {
-            Rebuilt::NotOurs => return Replayed::NotOurs,
-            Rebuilt::NotSelected => return Replayed::NotSelected,
-            Rebuilt::Ready { input, old_rules, from, of } => (input, old_rules, from, of),
-        };
-        let mut routed = router.route(plan, &input);
-        if let Routed::Message(out) = &mut routed {
-            out.headers.push((HEADER_REPLAY_FROM.into(), from.into_bytes()));
-            out.headers.push((HEADER_REPLAY_OF.into(), of.into_bytes()));
-        }
-        Replayed::Mapped { old_rules, routed }
-    }
 }
 
-/// Counts one replayed record into the report; returns its message, if it has one to send.
-fn tally(report: &mut ReplayReport, replayed: Replayed) -> Option<crate::route::OutMessage> {
-    let (old_rules, routed) = match replayed {
-        Replayed::NotOurs => {
+/// Maps a rebuilt record again and counts it into the report; returns its message, carrying the
+/// replay headers, if it has one to send.
+fn tally(
+    report: &mut ReplayReport,
+    record: Rebuilt,
+    plan: &crate::plan::Plan,
+    router: &crate::route::Router,
+) -> Option<crate::route::OutMessage> {
+    let (input, old_rules, from, of) = match record {
+        Rebuilt::NotOurs => {
             report.not_ours += 1;
             return None;
         }
-        Replayed::NotSelected => {
+        Rebuilt::NotSelected => {
             report.not_selected += 1;
             return None;
         }
-        Replayed::Mapped { old_rules, routed } => (old_rules, routed),
+        Rebuilt::Ready { input, old_rules, from, of } => (input, old_rules, from, of),
     };
-    let message = match routed {
+    let mut message = match router.route(plan, &input) {
         Routed::Message(m) => m,
         Routed::Skipped(..) => {
             report.skipped += 1;
             return None;
         }
     };
-    let new_rules: Option<Vec<String>> = message.failure.as_ref().map(|f| {
-        let mut rules: Vec<String> = Vec::new();
-        for e in &f.errors {
-            let rule = format!("{}:{}", e.field.as_deref().unwrap_or("-"), e.rule);
-            if !rules.contains(&rule) {
-                rules.push(rule);
-            }
-        }
-        rules
-    });
+    message.headers.push((HEADER_REPLAY_FROM.into(), from.into_bytes()));
+    message.headers.push((HEADER_REPLAY_OF.into(), of.into_bytes()));
+    let new_rules = message
+        .failure
+        .as_ref()
+        .map(|f| crate::plan::distinct_field_rules(f.errors.iter().map(crate::plan::FieldError::field_rule)));
     match &new_rules {
         None => report.now_ok += 1,
         Some(_) => report.still_failing += 1,
