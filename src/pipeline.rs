@@ -421,7 +421,8 @@ mod tests {
         let envelope: serde_json::Value = serde_json::from_slice(&delivered[3].payload).unwrap();
         assert_eq!(envelope["errors"][0]["rule"], "route");
         assert!(envelope["errors"][0]["message"].as_str().unwrap().contains("`refunds`"), "{envelope}");
-        assert_eq!(envelope["value"], r#"{"id": 3}"#, "the record travels with its failure");
+        assert_eq!(envelope["value"], serde_json::json!({"id": 3}), "the record travels with its failure");
+        assert_eq!(envelope["value_encoding"], "json");
         // A refresh of one route leaves the other alone.
         p.replace_route_plan(1, plan("payments", "pid"));
         assert_eq!(p.route_plan(0).name(), "orders");

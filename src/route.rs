@@ -110,9 +110,123 @@ pub struct FailEnvelope<'a> {
     pub mapping: MappingInfo<'a>,
     pub function: FunctionInfo<'a>,
     pub failed_at: String,
-    /// The original value: text when it is UTF-8, else base64 (see `value_encoding`).
-    pub value: Option<String>,
+    /// The original value (see `value_encoding`).
+    pub value: Option<EnvelopeValue<'a>>,
     pub value_encoding: &'static str,
+}
+
+/// A record's value in its fail envelope. A JSON object is embedded as it is: its exact bytes,
+/// readable as part of the envelope, with nothing to escape on the way in or to unescape on the
+/// way back (as a quoted string, a JSON document has an escape at each of its quotes, and reading
+/// those back cost a replay more than mapping the record). Anything else travels as text when it
+/// is UTF-8, else as base64.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum EnvelopeValue<'a> {
+    Json(&'a serde_json::value::RawValue),
+    Text(String),
+}
+
+impl<'a> EnvelopeValue<'a> {
+    /// The value and its `value_encoding`: `json`, `utf8` or `base64`.
+    pub fn of(bytes: &'a [u8]) -> (Self, &'static str) {
+        if let Some(json) = embeddable_json(bytes) {
+            return (EnvelopeValue::Json(json), "json");
+        }
+        let (text, encoding) = text_or_base64(bytes);
+        (EnvelopeValue::Text(text), encoding)
+    }
+}
+
+/// The deepest value embedded in an envelope: far beyond real records, well within what JSON
+/// readers accept (serde_json: 128 levels).
+const EMBED_MAX_DEPTH: usize = 64;
+
+/// How deep the arrays and objects of valid JSON text nest.
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    deepest
+}
+
+/// `bytes` as a JSON object that can be embedded in the envelope and read back byte for byte: an
+/// object from its first byte to its last (surrounding whitespace would be lost), that serde_json
+/// reads as a value (so no number beyond `f64`, no `\u` escape of half a surrogate pair alone)
+/// and nested no deeper than `EMBED_MAX_DEPTH`.
+fn embeddable_json(bytes: &[u8]) -> Option<&serde_json::value::RawValue> {
+    if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
+        return None;
+    }
+    if memchr::memchr2_iter(b'{', b'[', bytes).nth(EMBED_MAX_DEPTH).is_some() && nesting_depth(bytes) > EMBED_MAX_DEPTH
+    {
+        return None;
+    }
+    serde_json::from_slice::<Readable>(bytes).ok()?;
+    let json: &serde_json::value::RawValue = serde_json::from_slice(bytes).ok()?;
+    (json.get().len() == bytes.len()).then_some(json)
+}
+
+/// A JSON value read as serde_json reads one into a `Value` (every string decoded, every number
+/// in range), and thrown away as it is read: nothing is built.
+struct Readable;
+
+impl<'de> serde::Deserialize<'de> for Readable {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Readable)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Readable {
+    type Value = Readable;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_unit<E>(self) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Readable, A::Error> {
+        while seq.next_element::<Readable>()?.is_some() {}
+        Ok(Readable)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Readable, A::Error> {
+        while map.next_entry::<Readable, Readable>()?.is_some() {}
+        Ok(Readable)
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -190,8 +304,9 @@ impl ReadEnvelope {
 }
 
 /// What a replay reads of a fail envelope: where the record came from, its key and value, and its
-/// errors' `field:rule`s. Text is borrowed from the message where it needs no unescaping: the
-/// value, most of the envelope, is unescaped once, straight into the rebuilt record's bytes.
+/// errors' `field:rule`s. Text is borrowed from the message where it needs no unescaping; the
+/// value is taken as it stands in the envelope, and its bytes are copied once into the rebuilt
+/// record (an embedded JSON object as it is, text unescaped, base64 decoded).
 #[derive(Debug, serde::Deserialize)]
 pub struct ReplayEnvelope<'a> {
     #[serde(borrow)]
@@ -199,7 +314,7 @@ pub struct ReplayEnvelope<'a> {
     #[serde(default, borrow)]
     errors: Vec<ErrorKey<'a>>,
     #[serde(default, borrow)]
-    value: Option<Cow<'a, str>>,
+    value: Option<&'a serde_json::value::RawValue>,
     #[serde(default, borrow)]
     value_encoding: Option<Cow<'a, str>>,
 }
@@ -258,9 +373,13 @@ impl<'a> ReplayEnvelope<'a> {
     /// `lambda-stream.error.*`), timestamp and position. `None` when the key or the value does not
     /// decode by its encoding.
     pub fn into_input<'h>(self, fail_headers: impl IntoIterator<Item = (&'h str, &'h [u8])>) -> Option<Input> {
-        let payload = match self.value {
-            None => Payload::Tombstone,
-            Some(text) => Payload::Value(decode_text(text, self.value_encoding.as_deref())?),
+        let payload = match (self.value, self.value_encoding.as_deref()) {
+            (None, _) => Payload::Tombstone,
+            (Some(json), Some("json")) => Payload::Value(json.get().as_bytes().to_vec()),
+            (Some(text), encoding) => {
+                let text: Cow<'_, str> = serde_json::from_str(text.get()).ok()?;
+                Payload::Value(decode_text(text, encoding)?)
+            }
         };
         let s = self.source;
         let key = match s.key {
@@ -350,8 +469,8 @@ impl Router {
         };
         let (value, value_encoding) = match value {
             Some(v) => {
-                let (text, encoding) = text_or_base64(v);
-                (Some(text), encoding)
+                let (value, encoding) = EnvelopeValue::of(v);
+                (Some(value), encoding)
             }
             None => (None, "utf8"),
         };
@@ -492,7 +611,8 @@ mod tests {
         assert_eq!(doc["errors"][0]["rule"], "type");
         assert_eq!(doc["mapping"], json!({"name": "m", "version": plan().version()}));
         assert_eq!(doc["function"], json!({"name": "fn", "env": "dev"}));
-        assert_eq!(doc["value"], r#"{"id": "x"}"#);
+        assert_eq!(doc["value"], json!({"id": "x"}), "a JSON object is embedded as it is");
+        assert_eq!(doc["value_encoding"], "json");
         assert!(doc["failed_at"].as_str().unwrap().ends_with('Z'));
         let header =
             |name: &str| m.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8(v.clone()).unwrap());
@@ -518,7 +638,29 @@ mod tests {
     /// and key and value that decode back to the exact source bytes, binary ones included.
     #[test]
     fn a_fail_record_rebuilds_the_exact_source_record() {
-        for value in [br#"{"id": "x"}"#.to_vec(), vec![0xff, 0xfe, 0x00, b'{']] {
+        // Each value with the encoding it travels in: an object embedded as it is (escapes, key
+        // order, repeated keys and inner spacing kept), text for what could not be read back byte
+        // for byte that way, base64 for bytes that are not UTF-8.
+        let deepest = format!("{{\"a\":{}{}}}", "[".repeat(64), "]".repeat(64));
+        let deep = format!("{{\"a\":{}\"]]\\\"[[\"{}}}", "[".repeat(63), "]".repeat(63));
+        let wide = format!("{{\"a\":[{}]}}", vec!["{}"; 500].join(","));
+        let values: [(&[u8], &str); 13] = [
+            (br#"{"n":1e400}"#, "utf8"),
+            (br#"{"n":1e300,"m":-18446744073709551617}"#, "json"),
+            (deepest.as_bytes(), "utf8"),
+            (deep.as_bytes(), "json"),
+            (wide.as_bytes(), "json"),
+            (br#"{"id": "x"}"#, "json"),
+            (br#"{"a":"\u00e9\ud83d\ude00\"\n","a":[1 , 2]}"#, "json"),
+            (br#" {"id": "x"}"#, "utf8"),
+            (b"{\"id\": \"x\"}\n", "utf8"),
+            (br#"{"a":"\ud800"}"#, "utf8"),
+            (br#"{"a":1,}"#, "utf8"),
+            (br#"[{"id": "x"}]"#, "utf8"),
+            (&[0xff, 0xfe, 0x00, b'{'], "base64"),
+        ];
+        for (value, encoding) in values {
+            let value = value.to_vec();
             let mut record = input(Payload::Value(value.clone()));
             record.source.key = Some(vec![0x00, 0x9f, b'k']);
             let Routed::Message(m) = router().route(&plan(), &record) else { panic!() };
@@ -526,12 +668,24 @@ mod tests {
             assert_eq!(names[..6].iter().filter(|n| n.starts_with("lambda-stream.error.")).count(), 6);
             assert_eq!(&m.headers[6..], &record.source.headers[..], "source headers after ours, in order");
             let doc: Value = serde_json::from_slice(&m.payload).unwrap();
+            assert_eq!(doc["value_encoding"], encoding, "{}", String::from_utf8_lossy(&value));
             let decode = |text: &Value, encoding: &Value| match encoding.as_str().unwrap() {
                 "utf8" => text.as_str().unwrap().as_bytes().to_vec(),
                 "base64" => BASE64.decode(text.as_str().unwrap()).unwrap(),
                 other => panic!("{other}"),
             };
-            assert_eq!(decode(&doc["value"], &doc["value_encoding"]), value);
+            if encoding == "json" {
+                // The envelope's own text holds the value's bytes.
+                #[derive(serde::Deserialize)]
+                struct Embedded<'a> {
+                    #[serde(borrow)]
+                    value: &'a serde_json::value::RawValue,
+                }
+                let embedded: Embedded<'_> = serde_json::from_slice(&m.payload).unwrap();
+                assert_eq!(embedded.value.get().as_bytes(), value.as_slice());
+            } else {
+                assert_eq!(decode(&doc["value"], &doc["value_encoding"]), value);
+            }
             assert_eq!(
                 decode(&doc["source"]["key"], &doc["source"]["key_encoding"]),
                 record.source.key.clone().unwrap()

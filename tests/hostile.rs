@@ -213,7 +213,8 @@ async fn every_hostile_row_ends_in_one_clear_place() {
                 assert_eq!(delivered.len(), 1);
                 let m = &delivered[0];
                 assert_eq!((m.route, m.topic.as_str()), (Route::Fail, "fail"), "{}", row.name);
-                let envelope: Value = serde_json::from_slice(&m.payload).unwrap();
+                let envelope: Value = serde_json::from_slice(&m.payload)
+                    .unwrap_or_else(|e| panic!("{}: the envelope reads back as JSON: {e}", row.name));
                 assert_eq!(envelope["stage"], stage, "{}: {envelope}", row.name);
                 let errors = envelope["errors"].as_array().unwrap();
                 assert!(

@@ -117,7 +117,8 @@ async fn the_saved_msk_event_lands_on_ok_and_fail_topics_exactly() {
     assert_eq!(envelopes[0]["function"], json!({"name": "orders-fn", "env": "test"}));
     assert_eq!(envelopes[0]["source"]["topic"], "orders.checkout.v1");
     assert_eq!(envelopes[0]["source"]["key"], "5d0e7b42-9c1f-4a8e-b3d2-6f7a8b9c0d1e");
-    assert!(envelopes[0]["value"].as_str().unwrap().contains("\"CANCELLED\""), "the original value, as text");
+    assert_eq!(envelopes[0]["value"]["order"]["status"], "CANCELLED", "the original value, embedded");
+    assert_eq!(envelopes[0]["value_encoding"], "json");
     assert_eq!(key_text(&fails[0]).as_deref(), Some("5d0e7b42-9c1f-4a8e-b3d2-6f7a8b9c0d1e"));
     assert_eq!(header(&fails[1], "lambda-stream.error.stage").as_deref(), Some("validate"));
     assert_eq!(header(&fails[1], "lambda-stream.error.topic").as_deref(), Some("orders.checkout.v1"));
@@ -129,6 +130,7 @@ async fn the_saved_msk_event_lands_on_ok_and_fail_topics_exactly() {
     assert_eq!(envelopes[2]["errors"][0]["rule"], "record", "not base64");
     assert_eq!(envelopes[2]["value"], "this is %% not base64");
     assert_eq!(envelopes[3]["errors"][0]["rule"], "json", "truncated JSON");
+    assert_eq!(envelopes[3]["value_encoding"], "utf8", "what is not JSON travels as text");
 }
 
 #[tokio::test(flavor = "multi_thread")]

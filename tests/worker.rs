@@ -113,7 +113,9 @@ impl Placed {
         }
         for m in fails {
             let envelope: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
-            let value: serde_json::Value = serde_json::from_str(envelope["value"].as_str().unwrap()).unwrap();
+            // A JSON object travels embedded in its envelope.
+            assert_eq!(envelope["value_encoding"], "json");
+            let value = &envelope["value"];
             let id = value["id"].as_str().unwrap().trim_start_matches('x').parse().unwrap();
             *placed.fail.entry(id).or_default() += 1;
         }
