@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::pipeline::Pipeline;
 use crate::record::Input;
-use crate::route::{ReplayEnvelope, Routed};
+use crate::route::{ReplayEnvelope, Route, Routed};
 use crate::sink::ProducerSettings;
 use crate::sink::kafka::{KafkaContext, KafkaSink, PendingDelivery};
 
@@ -175,8 +175,8 @@ fn delivered_since(
 /// A batch handed to the producer whose acknowledgements are still awaited.
 struct InFlight {
     pending: Vec<PendingDelivery>,
-    /// Each message's topic, in the order of `pending`.
-    topics: Vec<String>,
+    /// Each message's route (ok or fail topic), in the order of `pending`.
+    routes: Vec<Route>,
     /// Where the group resumes once the batch is delivered: every partition of `from` read so far.
     positions: Vec<(i32, i64)>,
 }
@@ -189,20 +189,30 @@ async fn land(
     sink: &KafkaSink,
     consumer: &BaseConsumer<KafkaContext>,
     from: &str,
+    router: &crate::route::Router,
     marker: Option<&mut ResumeMarker>,
     mode: CommitMode,
 ) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let placed = sink.confirm_placed(batch.pending, deadline).await;
-    let mut ends = Vec::with_capacity(placed.len());
-    for (topic, result) in batch.topics.into_iter().zip(placed) {
+    // Where each output partition ends after this batch: a handful of entries for thousands of
+    // messages, so found in a short list rather than a map keyed by topic name.
+    let mut ends: Vec<((Route, i32), i64)> = Vec::new();
+    for (route, result) in batch.routes.into_iter().zip(placed) {
         let (partition, offset) =
             result.map_err(|e| format!("delivery failed, nothing past the last commit is committed: {e}"))?;
-        ends.push(((topic, partition), offset + 1));
+        match ends.iter_mut().find(|(at, _)| *at == (route, partition)) {
+            Some((_, end)) => *end = (*end).max(offset + 1),
+            None => ends.push(((route, partition), offset + 1)),
+        }
     }
     let metadata = match marker {
         Some(marker) => {
-            marker.merge(ResumeMarker { ends: ends.into_iter().collect() });
+            let topic = |route: Route| match route {
+                Route::Ok => router.topic_ok.clone(),
+                Route::Fail => router.topic_fail.clone(),
+            };
+            marker.merge(ResumeMarker { ends: ends.into_iter().map(|((r, p), end)| ((topic(r), p), end)).collect() });
             // Output partitions added since the start could make it too long for the broker.
             Some(marker.encode()).filter(|m| m.len() <= MARKER_MAX_BYTES).unwrap_or_default()
         }
@@ -345,22 +355,25 @@ pub async fn replay(
                 messages.push(message);
             }
         }
-        positions[batch.partition_index].1 = batch.next;
+        for (i, next) in batch.next {
+            positions[i].1 = next;
+        }
         if let Some(sink) = sink {
-            let topics = messages.iter().map(|m| m.topic.clone()).collect();
+            let routes = messages.iter().map(|m| m.route).collect();
             let pending = sink.enqueue(&messages).await;
             // This batch is in flight: now the one before it is awaited and committed.
             if let Some(before) = in_flight.take() {
                 let marker = record_marker.then_some(&mut marker);
-                land(before, sink, &consumer, topic, marker, CommitMode::Async).await?;
+                land(before, sink, &consumer, topic, router, marker, CommitMode::Async).await?;
             }
-            in_flight = Some(InFlight { pending, topics, positions: positions.clone() });
+            in_flight = Some(InFlight { pending, routes, positions: positions.clone() });
         }
         progress(&report);
     }
     report.interrupted = reader.join().map_err(|_| "the reader stopped unexpectedly".to_string())?;
     if let (Some(sink), Some(last)) = (sink, in_flight) {
-        land(last, sink, &consumer, topic, record_marker.then_some(&mut marker), CommitMode::Sync).await?;
+        land(last, sink, &consumer, topic, pipeline.router(), record_marker.then_some(&mut marker), CommitMode::Sync)
+            .await?;
     }
     Ok(report)
 }
@@ -378,11 +391,11 @@ struct ReadPlan {
     only_rule: Option<String>,
 }
 
-/// Up to `max_batch` records of one partition, as the reader hands them over.
+/// Up to `max_batch` records, as the reader hands them over.
 struct ReadBatch {
-    partition_index: usize,
-    /// Where the partition resumes once this batch is delivered.
-    next: i64,
+    /// Where each partition read in this batch resumes once the batch is delivered: its index in
+    /// the plan, and the offset.
+    next: Vec<(usize, i64)>,
     records: Vec<Rebuilt>,
     read: u64,
     already_delivered: u64,
@@ -391,7 +404,8 @@ struct ReadBatch {
 
 impl ReadPlan {
     /// Reads batch after batch until the ends, a stop request (returns `true`), an error (handed
-    /// over) or the receiver's going away.
+    /// over) or the receiver's going away. Every partition is read at once, as a consumer of the
+    /// topic would: read one after the other, each one's first fetch waited alone.
     fn read(
         mut self,
         consumer: &BaseConsumer<KafkaContext>,
@@ -400,71 +414,103 @@ impl ReadPlan {
     ) -> bool {
         let timeout = Duration::from_secs(10);
         let topic = self.topic.as_str();
+        let mut next = self.starts.clone();
+        let mut open: usize = (0..self.partitions.len()).filter(|i| next[*i] < self.ends[*i]).count();
+        let mut assignment = TopicPartitionList::new();
         for (i, p) in self.partitions.iter().enumerate() {
-            if self.starts[i] >= self.ends[i] {
-                continue;
-            }
-            if let Err(e) = super::range::assign(consumer, topic, *p, self.starts[i]) {
-                let _ = out.send(Err(e));
-                return false;
-            }
-            let mut next = self.starts[i];
-            while next < self.ends[i] {
-                if stop.load(Ordering::Relaxed) {
-                    return true;
-                }
-                let mut batch = ReadBatch {
-                    partition_index: i,
-                    next,
-                    records: Vec::with_capacity(self.max_batch.min(10_000)),
-                    read: 0,
-                    already_delivered: 0,
-                    warning: None,
-                };
-                while batch.records.len() < self.max_batch && next < self.ends[i] {
-                    let m = match super::range::next_record(consumer, topic, *p, timeout) {
-                        Ok(Some(m)) => m,
-                        Ok(None) => {
-                            // Where the reader stands now: past the transaction markers it
-                            // skipped. At the end: done. Before it: the rest is a transaction
-                            // still open; the next run resumes here.
-                            let position = consumer.position().ok().and_then(|tpl| {
-                                tpl.find_partition(topic, *p).and_then(|e| match e.offset() {
-                                    Offset::Offset(o) => Some(o),
-                                    _ => None,
-                                })
-                            });
-                            next = next.max(position.unwrap_or(next)).min(self.ends[i]);
-                            if next < self.ends[i] {
-                                batch.warning = Some(format!(
-                                    "`{topic}` partition {p} ends at offset {next} for now (a transaction still open?): the next run resumes there"
-                                ));
-                                self.ends[i] = next;
-                            }
-                            break;
-                        }
-                        Err(e) => {
-                            let _ = out.send(Err(e));
-                            return false;
-                        }
-                    };
-                    if m.offset() >= self.ends[i] {
-                        // A transaction marker or a compacted gap carried the read past the end.
-                        next = self.ends[i];
-                        break;
-                    }
-                    next = m.offset() + 1;
-                    batch.read += 1;
-                    if self.already.contains(&(*p, m.offset())) {
-                        batch.already_delivered += 1;
-                        continue;
-                    }
-                    batch.records.push(Rebuilt::from_message(&m, topic, self.only_rule.as_deref()));
-                }
-                batch.next = next;
-                if out.send(Ok(batch)).is_err() {
+            if next[i] < self.ends[i] {
+                if let Err(e) = assignment.add_partition_offset(topic, *p, Offset::Offset(next[i])) {
+                    let _ = out.send(Err(e.to_string()));
                     return false;
                 }
+            }
+        }
+        if open == 0 {
+            return false;
+        }
+        if let Err(e) = consumer.assign(&assignment) {
+            let _ = out.send(Err(format!("cannot read `{topic}`: {e}")));
+            return false;
+        }
+        let index_of = |partition: i32| self.partitions.iter().position(|p| *p == partition);
+        while open > 0 {
+            if stop.load(Ordering::Relaxed) {
+                return true;
+            }
+            let mut batch = ReadBatch {
+                next: Vec::new(),
+                records: Vec::with_capacity(self.max_batch.min(10_000)),
+                read: 0,
+                already_delivered: 0,
+                warning: None,
+            };
+            let mut touched = vec![false; self.partitions.len()];
+            while batch.records.len() < self.max_batch && open > 0 {
+                let (i, m) = match consumer.poll(timeout) {
+                    Some(Ok(m)) => match index_of(m.partition()) {
+                        Some(i) => (i, m),
+                        None => continue,
+                    },
+                    Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
+                        let Some(i) = index_of(partition) else { continue };
+                        if next[i] >= self.ends[i] {
+                            continue;
+                        }
+                        // Where the reader stands now: past the transaction markers it skipped.
+                        // At the end: done. Before it: the rest is a transaction still open; the
+                        // next run resumes here.
+                        let position = consumer.position().ok().and_then(|tpl| {
+                            tpl.find_partition(topic, partition).and_then(|e| match e.offset() {
+                                Offset::Offset(o) => Some(o),
+                                _ => None,
+                            })
+                        });
+                        next[i] = next[i].max(position.unwrap_or(next[i])).min(self.ends[i]);
+                        if next[i] < self.ends[i] {
+                            batch.warning = Some(format!(
+                                "`{topic}` partition {partition} ends at offset {} for now (a transaction still open?): the next run resumes there",
+                                next[i]
+                            ));
+                            self.ends[i] = next[i];
+                        }
+                        touched[i] = true;
+                        open -= 1;
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        let _ = out.send(Err(format!("cannot read `{topic}`: {e}")));
+                        return false;
+                    }
+                    None => {
+                        let _ = out.send(Err(format!("no record from `{topic}` within {} s", timeout.as_secs())));
+                        return false;
+                    }
+                };
+                if next[i] >= self.ends[i] {
+                    // Read past its end (the topic grew since the start): not this run's.
+                    continue;
+                }
+                touched[i] = true;
+                if m.offset() >= self.ends[i] {
+                    // A transaction marker or a compacted gap carried the read past the end.
+                    next[i] = self.ends[i];
+                    open -= 1;
+                    continue;
+                }
+                next[i] = m.offset() + 1;
+                if next[i] >= self.ends[i] {
+                    open -= 1;
+                }
+                batch.read += 1;
+                if self.already.contains(&(self.partitions[i], m.offset())) {
+                    batch.already_delivered += 1;
+                    continue;
+                }
+                batch.records.push(Rebuilt::from_message(&m, topic, self.only_rule.as_deref()));
+            }
+            batch.next = (0..self.partitions.len()).filter(|i| touched[*i]).map(|i| (i, next[i])).collect();
+            if out.send(Ok(batch)).is_err() {
+                return false;
             }
         }
         false
@@ -544,7 +590,11 @@ fn tally(
         Some(_) => report.still_failing += 1,
     }
     for old in old_rules {
-        let row = report.by_old_rule.entry(old).or_default();
+        // Nearly every record's rules already have their row: looked up before a key is given away.
+        let row = match report.by_old_rule.get_mut(&old) {
+            Some(row) => row,
+            None => report.by_old_rule.entry(old).or_default(),
+        };
         match &new_rules {
             None => row.now_ok += 1,
             Some(new) => {
