@@ -10,6 +10,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Serialize;
 
+use serde_json::Value;
+
+use crate::plan::extract::Extractor;
+use crate::plan::path::Segment;
+use crate::plan::value::Val;
 use crate::plan::{Failure, FieldError, Outcome, Plan, Stage};
 use crate::record::{Input, Payload, Source};
 
@@ -304,40 +309,88 @@ impl ReadEnvelope {
 }
 
 /// What a replay reads of a fail envelope: where the record came from, its key and value, and its
-/// errors' `field:rule`s. Text is borrowed from the message where it needs no unescaping; the
-/// value is taken as it stands in the envelope, and its bytes are copied once into the rebuilt
-/// record (an embedded JSON object as it is, text unescaped, base64 decoded).
-#[derive(Debug, serde::Deserialize)]
+/// errors' `field:rule`s. Read by the mapping engine's scanner, which skips the envelope's other
+/// members without building them and borrows text that has no escapes; the value is taken as the
+/// JSON text it is in the envelope, and its bytes are copied once into the rebuilt record (an
+/// embedded JSON object as it is, text unescaped, base64 decoded).
+#[derive(Debug)]
 pub struct ReplayEnvelope<'a> {
-    #[serde(borrow)]
     source: ReplaySource<'a>,
-    #[serde(default, borrow)]
     errors: Vec<ErrorKey<'a>>,
-    #[serde(default, borrow)]
-    value: Option<&'a serde_json::value::RawValue>,
-    #[serde(default, borrow)]
+    /// The value's JSON text in the envelope (`null` or absent: a tombstone).
+    value: Option<&'a str>,
     value_encoding: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug)]
 struct ReplaySource<'a> {
-    #[serde(borrow)]
     topic: Cow<'a, str>,
     partition: i32,
     offset: Option<i64>,
     timestamp: Option<i64>,
-    #[serde(default, borrow)]
     key: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     key_encoding: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug)]
 struct ErrorKey<'a> {
-    #[serde(default, borrow)]
     field: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     rule: Cow<'a, str>,
+}
+
+/// The envelope members a replay reads, in the order of the reader's first slots; then the
+/// value's text, then `errors` with each error's `field` and `rule`.
+const ENVELOPE_MEMBERS: [&[&str]; 7] = [
+    &["source", "topic"],
+    &["source", "partition"],
+    &["source", "offset"],
+    &["source", "timestamp"],
+    &["source", "key"],
+    &["source", "key_encoding"],
+    &["value_encoding"],
+];
+
+/// The scanner of fail envelopes, built once.
+struct EnvelopeReader {
+    extractor: Extractor,
+    value: usize,
+    errors: usize,
+}
+
+fn envelope_reader() -> &'static EnvelopeReader {
+    static READER: std::sync::OnceLock<EnvelopeReader> = std::sync::OnceLock::new();
+    READER.get_or_init(|| {
+        let path = |keys: &[&str]| keys.iter().map(|k| Segment::Key((*k).into())).collect::<Vec<_>>();
+        let mut extractor = Extractor::default();
+        for (i, member) in ENVELOPE_MEMBERS.iter().enumerate() {
+            let slot = extractor.add(&path(member));
+            debug_assert_eq!(slot, i, "slots are numbered in the order added");
+        }
+        let value = extractor.add_text(&path(&["value"]));
+        let errors = extractor.add_items(&path(&["errors"]), &[path(&["field"]), path(&["rule"])]);
+        extractor.finish();
+        EnvelopeReader { extractor, value, errors }
+    })
+}
+
+/// A member's text; `None` when absent or null; `Err` names a member of another type.
+fn text_member<'a>(value: Option<Val<'a>>, name: &str) -> Result<Option<Cow<'a, str>>, String> {
+    match value {
+        None => Ok(None),
+        Some(Val::Raw(text)) => Ok(Some(Cow::Borrowed(text))),
+        Some(Val::Str(text)) => Ok(Some(text)),
+        Some(v) if v.is_null() => Ok(None),
+        Some(_) => Err(format!("`{name}` is not text")),
+    }
+}
+
+/// A member's integer; `None` when absent or null.
+fn integer_member(value: Option<Val<'_>>, name: &str) -> Result<Option<i64>, String> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_null() => Ok(None),
+        Some(v) => v.json().and_then(Value::as_i64).map(Some).ok_or_else(|| format!("`{name}` is not an integer")),
+    }
 }
 
 /// Text back to bytes by its encoding (`utf8`, the default, or `base64`); `None` when it does
@@ -353,7 +406,47 @@ fn decode_text(text: Cow<'_, str>, encoding: Option<&str>) -> Option<Vec<u8>> {
 impl<'a> ReplayEnvelope<'a> {
     /// `Err` says why it is not one of ours.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, String> {
-        serde_json::from_slice(bytes).map_err(|e| format!("not a lambda-stream fail envelope: {e}"))
+        Self::read(bytes).map_err(|why| format!("not a lambda-stream fail envelope: {why}"))
+    }
+
+    fn read(bytes: &'a [u8]) -> Result<Self, String> {
+        let reader = envelope_reader();
+        let mut slots = vec![None; reader.extractor.slot_count()];
+        reader.extractor.scan_into(bytes, &mut slots).map_err(|e| e.to_string())?;
+        let mut take = |i: usize| slots[i].take();
+        let [topic, partition, offset, timestamp, key, key_encoding, value_encoding] = std::array::from_fn(&mut take);
+        // Both are found only inside a `source` object: without one, the envelope is refused here.
+        let source = ReplaySource {
+            topic: text_member(topic, "source.topic")?.ok_or("no `source.topic`")?,
+            partition: integer_member(partition, "source.partition")?
+                .and_then(|p| i32::try_from(p).ok())
+                .ok_or("no `source.partition`, a partition number")?,
+            offset: integer_member(offset, "source.offset")?,
+            timestamp: integer_member(timestamp, "source.timestamp")?,
+            key: text_member(key, "source.key")?,
+            key_encoding: text_member(key_encoding, "source.key_encoding")?,
+        };
+        let value = match slots[reader.value].take() {
+            Some(Val::Raw(json)) => Some(json).filter(|json| *json != "null"),
+            _ => None,
+        };
+        let errors = match slots[reader.errors].take() {
+            None => Vec::new(),
+            Some(Val::Array(array)) => {
+                let array = std::rc::Rc::try_unwrap(array).unwrap_or_else(|shared| (*shared).clone());
+                let mut cells = array.slots.into_iter();
+                let mut errors = Vec::with_capacity(array.len);
+                while let (Some(field), Some(rule)) = (cells.next(), cells.next()) {
+                    errors.push(ErrorKey {
+                        field: text_member(field, "errors[].field")?,
+                        rule: text_member(rule, "errors[].rule")?.ok_or("an error without its `rule`")?,
+                    });
+                }
+                errors
+            }
+            Some(_) => return Err("`errors` is not an array".into()),
+        };
+        Ok(ReplayEnvelope { source, errors, value, value_encoding: text_member(value_encoding, "value_encoding")? })
     }
 
     /// The failure's `field:rule`s in order, each once (`-` for a record-level error).
@@ -375,9 +468,9 @@ impl<'a> ReplayEnvelope<'a> {
     pub fn into_input<'h>(self, fail_headers: impl IntoIterator<Item = (&'h str, &'h [u8])>) -> Option<Input> {
         let payload = match (self.value, self.value_encoding.as_deref()) {
             (None, _) => Payload::Tombstone,
-            (Some(json), Some("json")) => Payload::Value(json.get().as_bytes().to_vec()),
+            (Some(json), Some("json")) => Payload::Value(json.as_bytes().to_vec()),
             (Some(text), encoding) => {
-                let text: Cow<'_, str> = serde_json::from_str(text.get()).ok()?;
+                let text: Cow<'_, str> = serde_json::from_str(text).ok()?;
                 Payload::Value(decode_text(text, encoding)?)
             }
         };
@@ -719,6 +812,35 @@ mod tests {
         assert_eq!(e.rules(), ["a:r", "-:record"]);
         assert_eq!(e.origin(), "t/0/1");
         assert_eq!(e.into_input([]).unwrap().payload, Payload::Value("{\"a\": \"é\"}".as_bytes().to_vec()));
+    }
+
+    /// What is not a fail envelope of ours is refused with the reason, whatever its shape.
+    #[test]
+    fn envelopes_of_another_shape_are_refused_with_the_reason() {
+        let source = r#""source":{"topic":"t","partition":0,"offset":1}"#;
+        let refused = [
+            (r#"{"value":{"a":1},"value_encoding":"json"}"#.to_string(), "no `source.topic`"),
+            (r#"{"source":"t","value":{}}"#.into(), "no `source.topic`"),
+            (r#"{"source":{"topic":"t","partition":"0"}}"#.into(), "`source.partition` is not an integer"),
+            (r#"{"source":{"topic":"t","partition":4294967296}}"#.into(), "a partition number"),
+            (r#"{"source":{"topic":7,"partition":0}}"#.into(), "`source.topic` is not text"),
+            (format!(r#"{{{source},"errors":{{"rule":"r"}}}}"#), "`errors` is not an array"),
+            (format!(r#"{{{source},"errors":[{{"field":"a"}}]}}"#), "without its `rule`"),
+            (format!(r#"{{{source},"value":{{}},"value":{{}}}}"#), "duplicate key \"value\""),
+            (format!(r#"{{{source},"value":{{"a":}}}}"#), "expected a JSON value"),
+            (r#"[1]"#.into(), "expected a JSON object"),
+        ];
+        for (text, why) in refused {
+            let e = ReplayEnvelope::parse(text.as_bytes()).unwrap_err();
+            assert!(e.starts_with("not a lambda-stream fail envelope: ") && e.contains(why), "{text}: {e}");
+        }
+        // An embedded value is taken as its exact text; a string one is unescaped.
+        let embedded = format!(r#"{{{source},"value": {{"a" : [1, "\u00e9"]}} ,"value_encoding":"json"}}"#);
+        let input = ReplayEnvelope::parse(embedded.as_bytes()).unwrap().into_input([]).unwrap();
+        assert_eq!(input.payload, Payload::Value(br#"{"a" : [1, "\u00e9"]}"#.to_vec()));
+        let quoted = format!(r#"{{{source},"value":"{{\"a\": 1}}","value_encoding":"utf8"}}"#);
+        let input = ReplayEnvelope::parse(quoted.as_bytes()).unwrap().into_input([]).unwrap();
+        assert_eq!(input.payload, Payload::Value(br#"{"a": 1}"#.to_vec()));
     }
 
     #[test]

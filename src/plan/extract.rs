@@ -65,15 +65,19 @@ struct TrieNode {
     key_table: Vec<KeyEntry>,
     indexes: Vec<(usize, TrieNode)>,
     wildcard: Option<Box<TrieNode>>,
-    /// The array here is an `items:` field's: each item is scanned with the item fields' trie.
+    /// The array here is an `items:` field's: each item is scanned with the item fields' trie;
+    /// or the value here is captured as its JSON text ([`Extractor::add_text`]).
     items: Option<Box<ItemsCapture>>,
 }
 
-/// An `items:` field's array: its own slot, and the trie of the paths its item fields read.
+/// An `items:` field's array: its own slot, and the trie of the paths its item fields read. Or,
+/// with `text_only` (and no item paths), a value captured as its JSON text: served by the same
+/// out-of-line step, so the scan of every other value pays nothing for it.
 #[derive(Debug)]
 struct ItemsCapture {
     slot: usize,
     trie: Extractor,
+    text_only: bool,
 }
 
 /// One entry of a node's key index: the key's length and [`key_words`], so a probe compares keys
@@ -189,6 +193,19 @@ impl Extractor {
         })
     }
 
+    /// Registers a prefix whose slot receives the JSON text of the value there, checked as the
+    /// rest of the record is but not parsed, as [`Val::Raw`] — text that is JSON, not a string
+    /// value: for readers that take a member's bytes as they are (a replay takes a fail
+    /// envelope's embedded record this way). Nothing else may be read below it.
+    pub fn add_text(&mut self, prefix: &[Segment]) -> usize {
+        self.multi.push(false);
+        let slot = self.multi.len() - 1;
+        let node = Self::node(&mut self.root, prefix);
+        debug_assert!(node.items.is_none(), "one capture of a value's text");
+        node.items = Some(Box::new(ItemsCapture { slot, trie: Extractor::default(), text_only: true }));
+        slot
+    }
+
     /// Registers the array of an `items:` field (a prefix without wildcards) and returns its own
     /// slot. The slot receives a [`Val::Array`]: for each item, the values at `item_paths` (plain
     /// paths into the item), found by scanning the item as a record is scanned — no `Value` of
@@ -207,7 +224,7 @@ impl Extractor {
         trie.finish();
         self.multi.push(false);
         let slot = self.multi.len() - 1;
-        node.items = Some(Box::new(ItemsCapture { slot, trie }));
+        node.items = Some(Box::new(ItemsCapture { slot, trie, text_only: false }));
         slot
     }
 
@@ -633,6 +650,11 @@ impl<'a> Scanner<'a> {
     /// of slots.
     fn items(&mut self, capture: &ItemsCapture, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {
         let start = self.pos;
+        if capture.text_only {
+            self.skip_value(depth)?;
+            sink.slots[capture.slot] = Some(Val::Raw(self.scanned_text(start, self.pos)));
+            return Ok(());
+        }
         if self.peek() != Some(b'[') {
             self.skip_value(depth)?;
             let value = self.parse_captured(start)?;
