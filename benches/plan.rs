@@ -10,6 +10,9 @@
 //!   `tests/fixtures/payments.jsonl`.
 //! - `payments/compile_with_tests`: loading that mapping and running its embedded tests, as
 //!   `validate-mapping` and every cold start do.
+//! - `fail/route`: the reference order rejected (a mapping allowing only status `CREATED`) and
+//!   its fail message built: envelope and headers, as the function and the worker send it.
+//! - `fail/replay_rebuild`: that envelope read back into the source record, as a replay does.
 //!
 //! With the binary's allocator (mimalloc), so the figures are the binary's. `plan_ratio` keeps the
 //! system allocator: its ratio is against a `serde_json` round trip, measured the same way since
@@ -19,6 +22,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lambda_stream::plan::{self, Outcome};
+use lambda_stream::record::{Input, Payload, Source};
+use lambda_stream::route::{ReplayEnvelope, Router};
 use serde_json::Value;
 
 #[cfg(feature = "mimalloc")]
@@ -115,6 +120,37 @@ fn bench_plan(c: &mut Criterion) {
             assert!(results.iter().all(|r| r.failure.is_none()));
             results
         })
+    });
+    group.finish();
+
+    // The fail path: the reference order rejected by a mapping that allows only `CREATED`, its
+    // fail message built (envelope, headers), and that envelope read back as a replay reads it.
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/orders-to-billing.yaml")).unwrap();
+    let (_, rejecting) =
+        plan::load_str(&shipped.replace("one_of: [CREATED, PAID, SHIPPED, CANCELLED]", "one_of: [CREATED]"))
+            .expect("the rejecting mapping compiles");
+    let router = Router {
+        topic_ok: "ok".into(),
+        topic_fail: "fail".into(),
+        function_name: "bench".into(),
+        function_env: "bench".into(),
+    };
+    let source = Source {
+        topic: "orders".into(),
+        partition: 1,
+        offset: Some(7),
+        timestamp: Some(1_796_112_000_000),
+        key: Some(b"order-7".to_vec()),
+        ..Source::default()
+    };
+    let failing = Input { source, payload: Payload::Value(record.clone()) };
+    let envelope = router.route(&rejecting, &failing).message().expect("a fail message").payload.clone();
+    let mut group = c.benchmark_group("fail");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("route", |b| b.iter(|| router.route(&rejecting, black_box(&failing))));
+    group.bench_function("replay_rebuild", |b| {
+        b.iter(|| ReplayEnvelope::parse(black_box(&envelope)).unwrap().into_input([]).unwrap())
     });
     group.finish();
 
