@@ -26,8 +26,7 @@ use lambda_stream::sink::ProducerSettings;
 use lambda_stream::sink::kafka::KafkaSink;
 use lambda_stream::worker::replay::{ReplayOptions, replay};
 use lambda_stream::worker::{Worker, WorkerOptions};
-use rdkafka::ClientConfig;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer};
 
 /// The binary's allocator, so the figures are the binary's.
 #[cfg(feature = "mimalloc")]
@@ -35,7 +34,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod support;
-use support::{create_topics, delete_topics, median};
+use support::{NumberedOrders, create_topics, delete_topics, median, send};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const PARTITIONS: i32 = 3;
@@ -69,26 +68,13 @@ fn main() {
         function_env: "bench".into(),
     };
 
-    let order = std::fs::read(format!("{ROOT}/tests/fixtures/order.json")).unwrap();
-    let order: serde_json::Value = serde_json::from_slice(&order).unwrap();
-    let value = serde_json::to_vec(&order).unwrap();
     let started = Instant::now();
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("linger.ms", "20")
-        .set("compression.type", "lz4")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .unwrap();
-    // Every record its own order id, as in a real stream (the mapped output is keyed by it).
-    const ORDER_ID: &[u8] = b"3f1c2a9e-8b7d-4c6e-9f00-1a2b3c4d5e6f";
-    let id_at = value.windows(ORDER_ID.len()).position(|w| w == ORDER_ID).expect("the fixture's order id");
-    let mut value = value.to_vec();
+    let producer = support::producer(&brokers);
+    let mut orders = NumberedOrders::new();
     let mut envelope_bytes = 0;
     for i in 0..records {
         let key = format!("order-{i}");
-        value[id_at + 24..id_at + 36].copy_from_slice(format!("{i:012x}").as_bytes());
+        let value = orders.nth(i).to_vec();
         let partition = (i % i64::from(PARTITIONS)) as i32;
         send(&producer, BaseRecord::to(&input).key(&key).payload(value.as_slice()).partition(partition));
         // The same record as the function would have failed it with the wrong mapping.
@@ -100,7 +86,7 @@ fn main() {
             key: Some(key.clone().into_bytes()),
             ..Source::default()
         };
-        let routed = wrong_router.route(&wrong, &Input { source, payload: Payload::Value(value.clone()) });
+        let routed = wrong_router.route(&wrong, &Input { source, payload: Payload::Value(value) });
         let m = routed.message().expect("a fail message");
         assert!(m.failure.is_some(), "the wrong mapping rejects the order");
         envelope_bytes = m.payload.len();
@@ -109,7 +95,7 @@ fn main() {
     producer.flush(Duration::from_secs(120)).unwrap();
     eprintln!(
         "produced {records} records of {} bytes and their {envelope_bytes}-byte envelopes in {:.1} s",
-        value.len(),
+        orders.nth(0).len(),
         started.elapsed().as_secs_f64()
     );
 
@@ -195,29 +181,7 @@ async fn run_once(brokers: &str, input: &str, group: &str, ok: &str, fail: &str,
     let mut options = WorkerOptions::new(ProducerSettings::new(brokers), vec![input.to_string()], group.to_string());
     options.stats_interval = Duration::ZERO;
     let mut worker = Worker::new(pipeline, options).expect("worker");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let watcher = {
-        let (brokers, group, input) = (brokers.to_string(), group.to_string(), input.to_string());
-        tokio::task::spawn_blocking(move || support::watch_commits(&brokers, &group, &input, PARTITIONS, records, stop))
-    };
-    let totals = worker
-        .run(async {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("worker run");
+    let (totals, rate) = support::run_until_committed(&mut worker, brokers, group, input, PARTITIONS, records).await;
     assert_eq!((totals.received as i64, totals.ok as i64), (records, records), "{totals:?}");
-    watcher.await.unwrap()
-}
-
-fn send(producer: &ThreadedProducer<DefaultProducerContext>, mut record: BaseRecord<'_, String, [u8]>) {
-    loop {
-        match producer.send(record) {
-            Ok(()) => return,
-            Err((_, r)) => {
-                record = r;
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-    }
+    rate
 }

@@ -20,8 +20,7 @@ use lambda_stream::plan;
 use lambda_stream::route::Router;
 use lambda_stream::sink::ProducerSettings;
 use lambda_stream::worker::{Worker, WorkerOptions};
-use rdkafka::ClientConfig;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer};
 
 /// The binary's allocator, so the figures are the binary's.
 #[cfg(feature = "mimalloc")]
@@ -29,7 +28,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod support;
-use support::{create_topics, delete_topics, median};
+use support::{NumberedOrders, create_topics, delete_topics, median};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const PARTITIONS: i32 = 3;
@@ -51,12 +50,16 @@ fn main() {
         &brokers,
         &[(&input, PARTITIONS), (&ok, PARTITIONS), (&fail, PARTITIONS), (&pass, PARTITIONS)],
     ));
-    let order = std::fs::read(format!("{ROOT}/tests/fixtures/order.json")).unwrap();
-    let order: serde_json::Value = serde_json::from_slice(&order).unwrap();
-    let value = serde_json::to_vec(&order).unwrap();
     let started = Instant::now();
-    produce(&brokers, &input, &value, records);
-    eprintln!("produced {records} records of {} bytes in {:.1} s", value.len(), started.elapsed().as_secs_f64());
+    let mut orders = NumberedOrders::new();
+    let producer = support::producer(&brokers);
+    for i in 0..records {
+        let key = format!("order-{i}");
+        support::send(&producer, BaseRecord::to(&input).key(&key).payload(orders.nth(i)));
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+    let bytes = orders.nth(0).len();
+    eprintln!("produced {records} records of {bytes} bytes in {:.1} s", started.elapsed().as_secs_f64());
 
     // Paired rounds, as in `plan_ratio`: each round runs both modes back to back (the order
     // alternating, so a drift within a round favours neither) and yields one ratio. On a shared VM
@@ -154,17 +157,7 @@ async fn run_once(
             }
         });
     }
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let watcher = {
-        let (brokers, group, input) = (brokers.to_string(), group.to_string(), input.to_string());
-        tokio::task::spawn_blocking(move || support::watch_commits(&brokers, &group, &input, PARTITIONS, records, stop))
-    };
-    let totals = worker
-        .run(async {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("worker run");
+    let (totals, rate) = support::run_until_committed(&mut worker, brokers, group, input, PARTITIONS, records).await;
     assert_eq!(totals.received as i64, records, "every record consumed once: {totals:?}");
     assert_eq!(totals.ok + totals.failed + totals.skipped, totals.received);
     eprintln!(
@@ -173,37 +166,5 @@ async fn run_once(
         records as f64 / totals.batches.max(1) as f64
     );
     scraping.store(false, std::sync::atomic::Ordering::Relaxed);
-    watcher.await.unwrap()
-}
-
-fn produce(brokers: &str, topic: &str, value: &[u8], records: i64) {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "20")
-        .set("compression.type", "lz4")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .unwrap();
-    // Every record its own order id, as in a real stream: the mapped output is keyed by it, and
-    // one id for all would put every mapped record in a single partition of the ok topic.
-    const ORDER_ID: &[u8] = b"3f1c2a9e-8b7d-4c6e-9f00-1a2b3c4d5e6f";
-    let id_at = value.windows(ORDER_ID.len()).position(|w| w == ORDER_ID).expect("the fixture's order id");
-    let mut value = value.to_vec();
-    for i in 0..records {
-        let key = format!("order-{i}");
-        // The id's last 12 hex digits count the records.
-        value[id_at + 24..id_at + 36].copy_from_slice(format!("{i:012x}").as_bytes());
-        let mut record = BaseRecord::to(topic).key(&key).payload(&value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(120)).unwrap();
+    rate
 }

@@ -1,6 +1,10 @@
-//! What the broker benches share: topics, the worker's commit watch, medians.
+//! What the broker benches share: the reference orders and their producer, topics, a worker run
+//! watched by its commits, medians.
 
 use std::time::{Duration, Instant};
+
+use lambda_stream::worker::{Totals, Worker};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -68,4 +72,81 @@ pub async fn delete_topics(brokers: &str, topics: &[&str]) {
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
     let _ = admin.delete_topics(topics, &AdminOptions::new()).await;
+}
+
+/// The reference order (`tests/fixtures/order.json`, minified), numbered: every record its own
+/// order id, as in a real stream — the mapped output is keyed by it, and one id for all would put
+/// every mapped record in a single partition of the ok topic.
+pub struct NumberedOrders {
+    value: Vec<u8>,
+    id_at: usize,
+}
+
+impl NumberedOrders {
+    pub fn new() -> Self {
+        const ORDER_ID: &[u8] = b"3f1c2a9e-8b7d-4c6e-9f00-1a2b3c4d5e6f";
+        let order = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/order.json")).unwrap();
+        let order: serde_json::Value = serde_json::from_slice(&order).unwrap();
+        let value = serde_json::to_vec(&order).unwrap();
+        let id_at = value.windows(ORDER_ID.len()).position(|w| w == ORDER_ID).expect("the fixture's order id");
+        NumberedOrders { value, id_at }
+    }
+
+    /// The order numbered `i`: the id's last 12 hex digits count the records.
+    pub fn nth(&mut self, i: i64) -> &[u8] {
+        self.value[self.id_at + 24..self.id_at + 36].copy_from_slice(format!("{i:012x}").as_bytes());
+        &self.value
+    }
+}
+
+/// A producer for filling the benches' topics fast: large lz4 batches.
+pub fn producer(brokers: &str) -> ThreadedProducer<DefaultProducerContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .set("compression.type", "lz4")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap()
+}
+
+/// Sends `record`, waiting while the producer's queue is full.
+pub fn send<K: rdkafka::message::ToBytes + ?Sized>(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    mut record: BaseRecord<'_, K, [u8]>,
+) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+}
+
+/// Runs `worker` until `records` records of `input` are committed by `group`; its totals, and its
+/// rate from the group's first commit to the last record's ([`watch_commits`]).
+pub async fn run_until_committed(
+    worker: &mut Worker,
+    brokers: &str,
+    group: &str,
+    input: &str,
+    partitions: i32,
+    records: i64,
+) -> (Totals, f64) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = {
+        let (brokers, group, input) = (brokers.to_string(), group.to_string(), input.to_string());
+        tokio::task::spawn_blocking(move || watch_commits(&brokers, &group, &input, partitions, records, stop))
+    };
+    let totals = worker
+        .run(async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("worker run");
+    (totals, watcher.await.unwrap())
 }

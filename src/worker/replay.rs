@@ -432,7 +432,12 @@ impl ReadPlan {
             let _ = out.send(Err(format!("cannot read `{topic}`: {e}")));
             return false;
         }
-        let index_of = |partition: i32| self.partitions.iter().position(|p| *p == partition);
+        // Partition id → its index in the plan, looked up per record: ids are small and dense.
+        let mut indexes = vec![None; self.partitions.iter().map(|p| *p as usize + 1).max().unwrap_or(0)];
+        for (i, p) in self.partitions.iter().enumerate() {
+            indexes[*p as usize] = Some(i);
+        }
+        let index_of = |partition: i32| usize::try_from(partition).ok().and_then(|p| indexes.get(p).copied().flatten());
         while open > 0 {
             if stop.load(Ordering::Relaxed) {
                 return true;
