@@ -34,8 +34,9 @@
 //! `lambda::runtime`, `config::ssm` and `cli::run` are left out: the engine and the local commands
 //! remain, and no Kafka, AWS or async runtime crate is compiled.
 
-// `unsafe` is refused everywhere but in the two functions that allow it by name, each with the
-// argument for its soundness: the SSE2 string scan and the scanner's already-checked UTF-8.
+// `unsafe` is refused everywhere but in the three functions that allow it by name, each with the
+// argument for its soundness: the SSE2 string scan, the scanner's already-checked UTF-8 and the
+// output writer's inline copy of short text.
 #![deny(unsafe_code)]
 
 pub mod cli;

@@ -41,7 +41,7 @@ use field::{FieldSet, FieldSource, PathSink, Slots};
 use rules::Rule;
 use scope::{Context, ScopeNames, compile_condition, compile_scope};
 use types::FieldType;
-use value::{FieldState, Val};
+use value::{FieldState, Scratch, Val};
 
 pub use outcome::{Failure, FieldError, Mapped, Outcome, Stage, StepError, distinct_field_rules, field_rule};
 
@@ -153,10 +153,10 @@ impl Plan {
     /// Maps one record value. Never panics, whatever the bytes.
     pub fn apply(&self, bytes: &[u8]) -> Outcome {
         // Slots on the stack when they fit (they do for typical mappings): no allocation per record.
-        let mut inline: [Option<Val<'_>>; INLINE_SLOTS] = [const { None }; INLINE_SLOTS];
+        let mut inline: Scratch<Option<Val<'_>>, INLINE_SLOTS> = Scratch::new();
         let mut spilled = Vec::new();
         let slots = match self.extractor.slot_count() {
-            n if n <= INLINE_SLOTS => &mut inline[..n],
+            n if n <= INLINE_SLOTS => inline.first(n),
             n => {
                 spilled.resize(n, None);
                 &mut spilled[..]
@@ -178,10 +178,10 @@ impl Plan {
         }
         let mut errors = Vec::new();
         // Field states on the stack too, for the same reason.
-        let mut inline_states: [FieldState<'_>; INLINE_SLOTS] = [const { FieldState::Absent }; INLINE_SLOTS];
+        let mut inline_states: Scratch<FieldState<'_>, INLINE_SLOTS> = Scratch::new();
         let mut spilled_states = Vec::new();
         let states = match self.set.fields.len() {
-            n if n <= INLINE_SLOTS => &mut inline_states[..n],
+            n if n <= INLINE_SLOTS => inline_states.first(n),
             n => {
                 spilled_states.resize_with(n, || FieldState::Absent);
                 &mut spilled_states[..]

@@ -3,7 +3,7 @@
 //! Keys are escaped once at compile time; a record only appends. A nested object whose fields are
 //! all absent is left out rather than written as `{}`.
 
-use super::value::FieldState;
+use super::value::{FieldState, append};
 
 #[derive(Debug, Default)]
 pub struct OutputTree {
@@ -16,11 +16,19 @@ enum OutNode {
     Object { name: String, key: Box<[u8]>, children: Vec<OutNode> },
 }
 
-/// `"name":` with JSON escaping, ready to append.
+/// `,"name":` with JSON escaping, ready to append: [`member_key`] takes it with or without the
+/// comma, so a member's separator and key are one copy.
 fn key_bytes(name: &str) -> Box<[u8]> {
-    let mut out = serde_json::to_vec(name).expect("a str always serialises");
+    let mut out = vec![b','];
+    serde_json::to_writer(&mut out, name).expect("a str always serialises");
     out.push(b':');
     out.into_boxed_slice()
+}
+
+/// A member's key as written: after another member, with its comma.
+#[inline(always)]
+fn member_key(key: &[u8], after_another: bool) -> &[u8] {
+    &key[usize::from(!after_another)..]
 }
 
 impl OutputTree {
@@ -67,20 +75,14 @@ fn write_object(nodes: &[OutNode], states: &[FieldState<'_>], out: &mut Vec<u8>)
         match node {
             OutNode::Leaf { key, field } => {
                 if let FieldState::Present(value) = &states[*field] {
-                    if wrote {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(key);
+                    append(out, member_key(key, wrote));
                     value.write_json(out);
                     wrote = true;
                 }
             }
             OutNode::Object { key, children, .. } => {
                 let mark = out.len();
-                if wrote {
-                    out.push(b',');
-                }
-                out.extend_from_slice(key);
+                append(out, member_key(key, wrote));
                 if write_object(children, states, out) {
                     wrote = true;
                 } else {

@@ -6,6 +6,7 @@
 //! text) hand the borrow on. A typical record is mapped with few allocations besides its output.
 
 use std::borrow::Cow;
+use std::mem::ManuallyDrop;
 use std::rc::Rc;
 
 use serde_json::Value;
@@ -58,6 +59,78 @@ pub enum FieldState<'a> {
     Present(Val<'a>),
     /// It already has errors; rules and expressions do not pile more on it.
     Failed,
+}
+
+/// A record's per-field values on the stack, dropped by hand. Most of them own nothing (text
+/// borrowed from the record or the plan, small numbers), yet the drop the compiler generates for
+/// the whole array visits every entry with a call and a jump on its variant; here an entry is
+/// dropped only when it owns something.
+pub(super) struct Scratch<T: Scrap, const N: usize> {
+    entries: ManuallyDrop<[T; N]>,
+    /// How many entries were handed out; the others were never touched.
+    used: usize,
+}
+
+/// What [`Scratch`] needs of its entries.
+pub(super) trait Scrap: Sized {
+    const EMPTY: Self;
+    /// Whether dropping this value frees anything. Forgetting a value for which this is `false`
+    /// must leak nothing.
+    fn owns(&self) -> bool;
+}
+
+impl<T: Scrap, const N: usize> Scratch<T, N> {
+    pub(super) fn new() -> Self {
+        Scratch { entries: ManuallyDrop::new([const { T::EMPTY }; N]), used: 0 }
+    }
+
+    /// The first `len` entries (at most `N`).
+    pub(super) fn first(&mut self, len: usize) -> &mut [T] {
+        self.used = len;
+        &mut self.entries[..len]
+    }
+}
+
+impl<T: Scrap, const N: usize> Drop for Scratch<T, N> {
+    fn drop(&mut self) {
+        for entry in &mut self.entries[..self.used] {
+            if entry.owns() {
+                // Drops the value; the array itself is never dropped, and what is left owns nothing.
+                *entry = T::EMPTY;
+            }
+        }
+    }
+}
+
+impl Val<'_> {
+    /// Whether the value holds memory of its own (see [`Scrap::owns`]).
+    #[inline]
+    fn owns(&self) -> bool {
+        match self {
+            Val::Raw(_) | Val::Items(_) | Val::Str(Cow::Borrowed(_)) | Val::Other(Cow::Borrowed(_)) => false,
+            Val::Other(Cow::Owned(v)) => !matches!(v, Value::Null | Value::Bool(_) | Value::Number(_)),
+            Val::Str(Cow::Owned(_)) | Val::List(_) | Val::Rows(_) | Val::Array(_) => true,
+        }
+    }
+}
+
+impl Scrap for Option<Val<'_>> {
+    const EMPTY: Self = None;
+    #[inline]
+    fn owns(&self) -> bool {
+        self.as_ref().is_some_and(Val::owns)
+    }
+}
+
+impl Scrap for FieldState<'_> {
+    const EMPTY: Self = FieldState::Absent;
+    #[inline]
+    fn owns(&self) -> bool {
+        match self {
+            FieldState::Present(v) => v.owns(),
+            FieldState::Absent | FieldState::Failed => false,
+        }
+    }
 }
 
 /// What an `items:` field made of an array: the JSON array, and each item's field states.
@@ -238,7 +311,7 @@ impl<'a> Val<'a> {
                         Some(i) => digits.format(i),
                         None => digits.format(n.as_u64().expect("an integer Number is i64 or u64")),
                     };
-                    out.extend_from_slice(text.as_bytes());
+                    append(out, text.as_bytes());
                 }
                 other => serde_json::to_writer(&mut *out, other).expect("serialising into memory cannot fail"),
             },
@@ -299,8 +372,48 @@ impl<'a> Item<'a> {
 fn write_quoted(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
+    append(out, s.as_bytes());
     out.push(b'"');
+}
+
+/// `out.extend_from_slice(bytes)`, with the short copies that make up most of an output (keys,
+/// codes, ids) done inline: as a call to `memcpy`, each paid the call and a branch on its length
+/// that the CPU mispredicts as the lengths vary from one field to the next.
+#[inline(always)]
+#[allow(unsafe_code)] // writes into the vector's spare capacity; see the SAFETY comment
+pub(super) fn append(out: &mut Vec<u8>, bytes: &[u8]) {
+    let n = bytes.len();
+    let len = out.len();
+    if n > 16 || out.capacity() - len < 16 {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let src = bytes.as_ptr();
+    // SAFETY: `out` has at least 16 bytes of spare capacity past `len` (checked above) and
+    // `n <= 16`, so every write below lands in `out`'s allocation at `len..len + n`; every read is
+    // in `bytes` (offsets `0..n`: the two words, or halves, may overlap but stay inside). Those
+    // `n` bytes are all written before `set_len` makes them part of the vector, and `u8` has no
+    // invalid values. Unaligned reads and writes are used throughout.
+    unsafe {
+        let dst = out.as_mut_ptr().add(len);
+        if n >= 8 {
+            let head = src.cast::<u64>().read_unaligned();
+            let tail = src.add(n - 8).cast::<u64>().read_unaligned();
+            dst.cast::<u64>().write_unaligned(head);
+            dst.add(n - 8).cast::<u64>().write_unaligned(tail);
+        } else if n >= 4 {
+            let head = src.cast::<u32>().read_unaligned();
+            let tail = src.add(n - 4).cast::<u32>().read_unaligned();
+            dst.cast::<u32>().write_unaligned(head);
+            dst.add(n - 4).cast::<u32>().write_unaligned(tail);
+        } else if n > 0 {
+            // One to three bytes: the first, the middle and the last cover them all.
+            *dst = *src;
+            *dst.add(n / 2) = *src.add(n / 2);
+            *dst.add(n - 1) = *src.add(n - 1);
+        }
+        out.set_len(len + n);
+    }
 }
 
 /// Whether JSON needs escapes for this text. Written as a fold without early exit so it compiles to
@@ -343,6 +456,53 @@ mod tests {
             Val::Str(Cow::Borrowed(text)).write_json(&mut out);
             assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), json!(text), "{text:?}");
             assert_eq!(out, serde_json::to_vec(text).unwrap());
+        }
+    }
+
+    #[test]
+    fn short_copies_append_exactly_the_bytes_whatever_the_room() {
+        let text: Vec<u8> = (0u8..40).map(|i| b'a' + i % 26).collect();
+        for n in 0..=text.len() {
+            // Before: nothing, a few bytes, and a vector with exactly as much room as it needs
+            // (the inline copy needs 16 spare bytes; with fewer it must fall back).
+            for (prefix, spare) in [(0, 64), (3, 64), (5, 0), (7, 15), (9, 16)] {
+                let mut out = Vec::with_capacity(prefix + n.max(spare));
+                out.extend(std::iter::repeat_n(b'#', prefix));
+                append(&mut out, &text[..n]);
+                let mut expected = vec![b'#'; prefix];
+                expected.extend_from_slice(&text[..n]);
+                assert_eq!(out, expected, "{n} bytes after {prefix}, {spare} spare");
+            }
+        }
+    }
+
+    #[test]
+    fn scratch_drops_what_its_entries_own_and_only_that() {
+        let array = Rc::new(ScannedArray { text: "[]", len: 0, slots: Vec::new() });
+        {
+            let mut scratch: Scratch<Option<Val<'_>>, 4> = Scratch::new();
+            let slots = scratch.first(3);
+            slots[0] = Some(Val::Array(Rc::clone(&array)));
+            slots[1] = Some(Val::Raw("borrowed"));
+            slots[2] = Some(Val::owned(json!({"owned": ["tree"]})));
+            assert_eq!(Rc::strong_count(&array), 2);
+        }
+        assert_eq!(Rc::strong_count(&array), 1, "the entry holding a share was dropped");
+        {
+            let mut states: Scratch<FieldState<'_>, 2> = Scratch::new();
+            states.first(2)[1] = FieldState::Present(Val::Array(Rc::clone(&array)));
+        }
+        assert_eq!(Rc::strong_count(&array), 1);
+        for (value, owns) in [
+            (Val::Raw("x"), false),
+            (Val::Str(Cow::Borrowed("x")), false),
+            (Val::owned(json!(12)), false),
+            (Val::owned(json!(null)), false),
+            (Val::text("x".into()), true),
+            (Val::owned(json!([1])), true),
+            (Val::List(vec![Item::Raw("x")]), true),
+        ] {
+            assert_eq!(value.owns(), owns, "{value:?}");
         }
     }
 }
