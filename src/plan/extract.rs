@@ -61,8 +61,12 @@ struct TrieNode {
     derived: Vec<(Vec<Segment>, usize)>,
     keys: Vec<(Box<str>, TrieNode)>,
     /// Open-addressing index over `keys` (length a power of two), so matching a record's key costs
-    /// one probe instead of a scan of `keys`.
+    /// one probe instead of a scan of `keys`: slot = `key_hash(…, key_seed) >> key_shift`.
     key_table: Vec<KeyEntry>,
+    key_seed: u64,
+    key_shift: u32,
+    /// No two keys share a slot: a key not in its slot is not in the table.
+    one_probe: bool,
     indexes: Vec<(usize, TrieNode)>,
     wildcard: Option<Box<TrieNode>>,
     /// The array here is an `items:` field's: each item is scanned with the item fields' trie;
@@ -94,25 +98,61 @@ impl KeyEntry {
     const EMPTY: KeyEntry = KeyEntry { words: (0, 0), len: u32::MAX, index: 0 };
 }
 
-/// Two words that, with the key's length, determine a key of up to 16 bytes: overlapping loads
-/// that together cover every byte (longer keys: their first and last 8 bytes).
-#[inline(always)]
+/// Two words that, with the key's length, determine a key of up to 16 bytes: its bytes zero-padded
+/// to 16 (longer keys: their first and last 8 bytes).
 fn key_words(key: &[u8]) -> (u64, u64) {
     let n = key.len();
-    let word = |at: usize| u64::from_le_bytes(key[at..at + 8].try_into().expect("8 bytes"));
-    let half = |at: usize| u64::from(u32::from_le_bytes(key[at..at + 4].try_into().expect("4 bytes")));
-    match n {
-        0 => (0, 0),
-        1..=3 => (u64::from(key[0]) | u64::from(key[n / 2]) << 8 | u64::from(key[n - 1]) << 16, 0),
-        4..=7 => (half(0) | half(n - 4) << 32, 0),
-        _ => (word(0), word(n - 8)),
+    if n > 16 {
+        let word = |at: usize| u64::from_le_bytes(key[at..at + 8].try_into().expect("8 bytes"));
+        return (word(0), word(n - 8));
+    }
+    let mut padded = [0u8; 16];
+    padded[..n].copy_from_slice(key);
+    (
+        u64::from_le_bytes(padded[..8].try_into().expect("8 bytes")),
+        u64::from_le_bytes(padded[8..].try_into().expect("8 bytes")),
+    )
+}
+
+/// Masks that keep the first `n` bytes (0 to 16) of two little-endian words.
+const KEY_MASKS: [(u64, u64); 17] = {
+    let mut masks = [(0, 0); 17];
+    let mut n = 0;
+    while n <= 16 {
+        let low = if n >= 8 { u64::MAX } else { (1 << (8 * n)) - 1 };
+        let high = if n >= 16 {
+            u64::MAX
+        } else if n <= 8 {
+            0
+        } else {
+            (1 << (8 * (n - 8))) - 1
+        };
+        masks[n] = (low, high);
+        n += 1;
+    }
+    masks
+};
+
+/// [`key_words`] of the key `bytes[start..start + len]`, read from the record without a branch on
+/// its length when 16 bytes are there to read: key lengths vary from one key to the next, and a
+/// branch on them mispredicts.
+#[inline(always)]
+fn key_words_at(bytes: &[u8], start: usize, len: usize) -> (u64, u64) {
+    match bytes.get(start..start + 16) {
+        Some(chunk) if len <= 16 => {
+            let (low, high) = KEY_MASKS[len];
+            (
+                u64::from_le_bytes(chunk[..8].try_into().expect("8 bytes")) & low,
+                u64::from_le_bytes(chunk[8..].try_into().expect("8 bytes")) & high,
+            )
+        }
+        _ => key_words(&bytes[start..start + len]),
     }
 }
 
 #[inline(always)]
-fn key_hash(words: (u64, u64), len: usize) -> usize {
-    let mixed = (words.0 ^ words.1.rotate_left(29) ^ len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (mixed >> 40) as usize
+fn key_hash(words: (u64, u64), len: usize, seed: u64) -> u64 {
+    (words.0 ^ words.1.rotate_left(29) ^ len as u64).wrapping_mul(seed)
 }
 
 /// `a == b` for short byte strings (object keys), without a call to `memcmp`: keys are a few bytes
@@ -134,52 +174,101 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl TrieNode {
+    /// Builds the key index. A node with few keys (most of them) gets a table where no two keys
+    /// share a slot: a key is then found, or known absent, with one probe and no loop; the
+    /// multiplier that spreads them so is searched for here. Other nodes probe linearly.
     fn build_key_table(&mut self) {
         if self.keys.is_empty() {
             return;
         }
-        let size = (self.keys.len() * 2).next_power_of_two().max(8);
+        let entries: Vec<KeyEntry> = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, (key, _))| KeyEntry {
+                words: key_words(key.as_bytes()),
+                len: u32::try_from(key.len()).expect("a key shorter than 4 GiB"),
+                index: u32::try_from(i).expect("fewer than 2^32 keys in one object of a mapping"),
+            })
+            .collect();
+        if entries.len() <= ONE_PROBE_MAX_KEYS {
+            for size in [4, 8].map(|f| (entries.len() * f).next_power_of_two().max(8)) {
+                let shift = 64 - size.trailing_zeros();
+                for seed in (0..ONE_PROBE_SEEDS).map(spread_seed) {
+                    let mut table = vec![KeyEntry::EMPTY; size];
+                    let placed = entries.iter().all(|e| {
+                        let slot = &mut table[(key_hash(e.words, e.len as usize, seed) >> shift) as usize];
+                        let free = slot.len == u32::MAX;
+                        *slot = *e;
+                        free
+                    });
+                    if placed {
+                        self.key_table = table;
+                        self.key_seed = seed;
+                        self.key_shift = shift;
+                        self.one_probe = true;
+                        return;
+                    }
+                }
+            }
+        }
+        let size = (entries.len() * 2).next_power_of_two().max(8);
         let mut table = vec![KeyEntry::EMPTY; size];
-        for (i, (key, _)) in self.keys.iter().enumerate() {
-            let words = key_words(key.as_bytes());
-            let mut slot = key_hash(words, key.len()) & (size - 1);
+        let (seed, shift) = (spread_seed(0), 64 - size.trailing_zeros());
+        for e in entries {
+            let mut slot = (key_hash(e.words, e.len as usize, seed) >> shift) as usize;
             while table[slot].len != u32::MAX {
                 slot = (slot + 1) & (size - 1);
             }
-            table[slot] = KeyEntry {
-                words,
-                len: u32::try_from(key.len()).expect("a key shorter than 4 GiB"),
-                index: u32::try_from(i).expect("fewer than 2^32 keys in one object of a mapping"),
-            };
+            table[slot] = e;
         }
         self.key_table = table;
+        self.key_seed = seed;
+        self.key_shift = shift;
+        self.one_probe = false;
     }
 
+    /// The key `bytes[start..start + len]` (text without escapes) among the node's keys.
     // Always inlined: called once per key of every object the mapping reads, and as a call its
     // register saving cost as much as the lookup.
     #[inline(always)]
-    fn find_key(&self, key: &str) -> Option<usize> {
+    fn find_key_at(&self, bytes: &[u8], start: usize, len: usize) -> Option<usize> {
         if self.key_table.is_empty() {
             return None;
         }
-        let key = key.as_bytes();
-        let words = key_words(key);
-        let mask = self.key_table.len() - 1;
-        let mut slot = key_hash(words, key.len()) & mask;
+        let words = key_words_at(bytes, start, len);
+        let mut slot = (key_hash(words, len, self.key_seed) >> self.key_shift) as usize;
         loop {
             let entry = &self.key_table[slot];
-            if entry.len as usize == key.len() && entry.words == words {
+            if entry.len as usize == len && entry.words == words {
                 let i = entry.index as usize;
                 // Up to 16 bytes, the words are the whole key.
-                if key.len() <= 16 || same_bytes(self.keys[i].0.as_bytes(), key) {
+                if len <= 16 || same_bytes(self.keys[i].0.as_bytes(), &bytes[start..start + len]) {
                     return Some(i);
                 }
-            } else if entry.len == u32::MAX {
+            } else if self.one_probe || entry.len == u32::MAX {
                 return None;
             }
-            slot = (slot + 1) & mask;
+            slot = (slot + 1) & (self.key_table.len() - 1);
         }
     }
+
+    fn find_key(&self, key: &str) -> Option<usize> {
+        self.find_key_at(key.as_bytes(), 0, key.len())
+    }
+}
+
+/// Nodes with at most this many keys get a one-probe table (when a multiplier is found).
+const ONE_PROBE_MAX_KEYS: usize = 64;
+/// Multipliers tried per table size.
+const ONE_PROBE_SEEDS: u64 = 256;
+
+/// The `n`th multiplier to try: odd, with its bits spread (SplitMix64's finaliser).
+fn spread_seed(n: u64) -> u64 {
+    let mut z = n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) | 1
 }
 
 impl Extractor {
@@ -772,9 +861,8 @@ impl<'a> Scanner<'a> {
     fn key(&mut self, node: &TrieNode) -> Scan<Option<usize>> {
         let start = self.pos + 1;
         let escaped = self.skip_string()?;
-        let raw = self.scanned_text(start, self.pos - 1);
         if !escaped {
-            return Ok(node.find_key(raw));
+            return Ok(node.find_key_at(self.bytes, start, self.pos - 1 - start));
         }
         if node.keys.is_empty() {
             return Ok(None);
@@ -1123,34 +1211,61 @@ mod tests {
 
     #[test]
     fn key_index_finds_every_key_and_only_those() {
-        // Every length class of `key_words`: 0, 1–3, 4–7, 8–16 and longer.
+        // Keys of every length, short and long (over 16 bytes only the first and last 8 are in
+        // the words); a large node (probed) and small ones (one probe).
         let names: Vec<String> = (0..300)
             .map(|i| format!("k{i}"))
             .chain((0..50).map(|i| format!("medium_{i:03}")))
             .chain((0..50).map(|i| format!("a_rather_long_field_name_{i}_of_the_record")))
             .chain(["".into(), "a".into(), "ab".into(), "abcdefgh".into(), "abcdefghijklmnop".into()])
             .collect();
-        let mut node = TrieNode::default();
-        for n in &names {
-            node.keys.push((n.as_str().into(), TrieNode::default()));
-        }
-        node.build_key_table();
-        for (i, n) in names.iter().enumerate() {
-            assert_eq!(node.find_key(n), Some(i), "{n}");
-        }
-        for missing in ["k300", "b", "k-1", "abc", "K1", "medium_050", "abcdefgi", "abcdefghijklmnoq"] {
-            assert_eq!(node.find_key(missing), None, "{missing}");
-        }
-        // A key that differs from a registered one in any single byte is not found.
-        for name in names.iter().filter(|n| !n.is_empty()) {
-            for at in 0..name.len() {
-                let mut changed = name.clone().into_bytes();
-                changed[at] = b'#';
-                let changed = String::from_utf8(changed).unwrap();
-                assert_eq!(node.find_key(&changed), None, "{name} with byte {at} changed");
+        let small: Vec<String> =
+            ["id", "number", "status", "created_at", "a_rather_long_field_name_of_the_order", "x", ""]
+                .map(String::from)
+                .into();
+        for (names, one_probe) in [(&names, false), (&small, true), (&names[..40].to_vec(), true)] {
+            let mut node = TrieNode::default();
+            for n in names {
+                node.keys.push((n.as_str().into(), TrieNode::default()));
+            }
+            node.build_key_table();
+            assert_eq!(node.one_probe, one_probe, "{} keys", names.len());
+            for (i, n) in names.iter().enumerate() {
+                assert_eq!(node.find_key(n), Some(i), "{n}");
+                // Read from inside a record too: with 16 bytes to read past the key, and without.
+                let record = format!("{{\"{n}\":1,\"padding\":\"................\"}}");
+                assert_eq!(node.find_key_at(record.as_bytes(), 2, n.len()), Some(i), "{n} in a record");
+                let at_end = format!("\"{n}");
+                assert_eq!(node.find_key_at(at_end.as_bytes(), 1, n.len()), Some(i), "{n} at the end");
+            }
+            for missing in ["k300", "b", "k-1", "abc", "K1", "medium_050", "abcdefgi", "abcdefghijklmnoq", "ids"] {
+                assert_eq!(node.find_key(missing), None, "{missing}");
+            }
+            // A key that differs from a registered one in any single byte is not found.
+            for name in names.iter().filter(|n| !n.is_empty()) {
+                for at in 0..name.len() {
+                    let mut changed = name.clone().into_bytes();
+                    changed[at] = b'#';
+                    let changed = String::from_utf8(changed).unwrap();
+                    assert_eq!(node.find_key(&changed), None, "{name} with byte {at} changed");
+                }
             }
         }
         assert_eq!(TrieNode::default().find_key("x"), None);
+    }
+
+    #[test]
+    fn key_words_read_from_a_record_are_the_key_s_own() {
+        let record: Vec<u8> = (0..64u8).map(|i| b'A' + i % 50).collect();
+        for start in 0..record.len() {
+            for len in 0..=(record.len() - start).min(24) {
+                assert_eq!(
+                    key_words_at(&record, start, len),
+                    key_words(&record[start..start + len]),
+                    "{len} bytes at {start}"
+                );
+            }
+        }
     }
 
     #[test]
