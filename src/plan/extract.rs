@@ -67,6 +67,9 @@ struct TrieNode {
     key_shift: u32,
     /// No two keys share a slot: a key not in its slot is not in the table.
     one_probe: bool,
+    /// The slot of a capture whose text can be stored as it stands: a materialised capture with
+    /// nothing derived from it and no `items:` (set by `finish`).
+    text_leaf: Option<usize>,
     indexes: Vec<(usize, TrieNode)>,
     wildcard: Option<Box<TrieNode>>,
     /// The array here is an `items:` field's: each item is scanned with the item fields' trie;
@@ -360,6 +363,7 @@ impl Extractor {
             if node.capture.is_some() || mixed {
                 let mut derived = Vec::new();
                 collect(node, &mut Vec::new(), &mut derived, true);
+                node.text_leaf = node.capture.filter(|_| derived.is_empty() && node.items.is_none());
                 node.derived = derived;
                 node.materialize = true;
                 node.keys.clear();
@@ -478,7 +482,7 @@ impl<'a> Sink<'_, 'a> {
     /// [`store`](Self::store) for text from the record, built in its slot: a `Val` made first and
     /// then moved in is copied as two 16-byte loads straddling the word stores that made it, which
     /// stalls (store forwarding fails) on every captured string.
-    #[inline]
+    #[inline(always)]
     fn store_raw(&mut self, slot: usize, text: &'a str) {
         if self.multi[slot] {
             self.store(slot, Val::Raw(text));
@@ -802,11 +806,27 @@ impl<'a> Scanner<'a> {
                             self.error(format!("duplicate key \"{}\" in an object the mapping reads", node.keys[i].0))
                         );
                     }
-                    self.value(&node.keys[i].1, sink, depth)?;
+                    let child = &node.keys[i].1;
+                    // Text captured as it stands (most captures) is read here, without the call
+                    // into `value`; anything else, escaped text included, goes through it.
+                    let start = self.pos;
+                    match (child.text_leaf, self.peek()) {
+                        (Some(slot), Some(b'"')) if !self.skip_string()? => {
+                            sink.store_raw(slot, self.scanned_text(start + 1, self.pos - 1));
+                        }
+                        _ => {
+                            self.pos = start;
+                            self.value(child, sink, depth)?;
+                        }
+                    }
                 }
-                None => match &node.wildcard {
-                    Some(w) => self.value(w, sink, depth)?,
-                    None => self.skip_value(depth)?,
+                None => match (&node.wildcard, self.peek()) {
+                    (Some(w), _) => self.value(w, sink, depth)?,
+                    // Unread text, the usual unread value, is skipped here without a call.
+                    (None, Some(b'"')) => {
+                        self.skip_string()?;
+                    }
+                    (None, _) => self.skip_value(depth)?,
                 },
             }
             self.skip_ws();
@@ -1289,6 +1309,22 @@ mod tests {
         assert_eq!(slots[s[0]], Some(json!("B")));
         assert_eq!(slots[s[1]], Some(json!(20)));
         assert_eq!(slots[s[2]], None);
+    }
+
+    #[test]
+    fn captured_text_is_the_same_whether_plain_escaped_or_not_text() {
+        let (x, s) = extractor(&["$.a", "$.b", "$.c", "$.d", "$.w[*]"]);
+        let record = br#"{"a": "plain", "b": "S\u00e3o \"quoted\"", "c": 12, "skipped": "x\ny", "d": {"k": "v"}, "w": ["p", "e\u00e9"]}"#;
+        let slots = values(&x, record);
+        assert_eq!(slots[s[0]], Some(json!("plain")));
+        assert_eq!(slots[s[1]], Some(json!("São \"quoted\"")));
+        assert_eq!(slots[s[2]], Some(json!(12)));
+        assert_eq!(slots[s[3]], Some(json!({"k": "v"})));
+        assert_eq!(slots[s[4]], Some(json!(["p", "eé"])));
+        // Plain text is lent from the record, not copied.
+        assert!(matches!(x.scan(record).unwrap()[s[0]], Some(Val::Raw("plain"))));
+        // An unread string is still checked.
+        assert!(x.scan(br#"{"a": "ok", "skipped": "bad \x escape"}"#).is_err());
     }
 
     #[test]
