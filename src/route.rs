@@ -827,7 +827,6 @@ mod tests {
             (format!(r#"{{{source},"errors":{{"rule":"r"}}}}"#), "`errors` is not an array"),
             (format!(r#"{{{source},"errors":[{{"field":"a"}}]}}"#), "without its `rule`"),
             (format!(r#"{{{source},"value":{{}},"value":{{}}}}"#), "duplicate key \"value\""),
-            (format!(r#"{{{source},"value":{{"a":}}}}"#), "expected a JSON value"),
             (r#"[1]"#.into(), "expected a JSON object"),
         ];
         for (text, why) in refused {
@@ -841,6 +840,15 @@ mod tests {
         let quoted = format!(r#"{{{source},"value":"{{\"a\": 1}}","value_encoding":"utf8"}}"#);
         let input = ReplayEnvelope::parse(quoted.as_bytes()).unwrap().into_input([]).unwrap();
         assert_eq!(input.payload, Payload::Value(br#"{"a": 1}"#.to_vec()));
+        // An embedded object is delimited, not checked: mapped again, its record is checked like
+        // any other and refused with the reason.
+        let broken = format!(r#"{{{source},"value":{{"a":}},"value_encoding":"json"}}"#);
+        let input = ReplayEnvelope::parse(broken.as_bytes()).unwrap().into_input([]).unwrap();
+        assert_eq!(input.payload, Payload::Value(br#"{"a":}"#.to_vec()));
+        let Routed::Message(m) = router().route(&plan(), &input) else { panic!("a fail message") };
+        let doc: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(doc["errors"][0]["rule"], "json", "{doc}");
+        assert!(doc["errors"][0]["message"].as_str().unwrap().contains("expected a JSON value"), "{doc}");
     }
 
     #[test]

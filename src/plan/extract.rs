@@ -285,10 +285,13 @@ impl Extractor {
         })
     }
 
-    /// Registers a prefix whose slot receives the JSON text of the value there, checked as the
-    /// rest of the record is but not parsed, as [`Val::Raw`] — text that is JSON, not a string
-    /// value: for readers that take a member's bytes as they are (a replay takes a fail
-    /// envelope's embedded record this way). Nothing else may be read below it.
+    /// Registers a prefix whose slot receives the JSON text of the value there, not parsed, as
+    /// [`Val::Raw`] — text that is JSON, not a string value: for readers that take a member's
+    /// bytes as they are and hand them to a scan of their own (a replay takes a fail envelope's
+    /// embedded record this way, and maps it). An object or array is only delimited: its strings
+    /// and brackets followed to its end, its contents left for that scan to check, which would
+    /// otherwise read every byte twice. Any other value is checked. Nothing else may be read
+    /// below it.
     pub fn add_text(&mut self, prefix: &[Segment]) -> usize {
         self.multi.push(false);
         let slot = self.multi.len() - 1;
@@ -744,8 +747,22 @@ impl<'a> Scanner<'a> {
     fn items(&mut self, capture: &ItemsCapture, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {
         let start = self.pos;
         if capture.text_only {
-            self.skip_value(depth)?;
-            sink.slots[capture.slot] = Some(Val::Raw(self.scanned_text(start, self.pos)));
+            let text = match self.peek() {
+                Some(b'{' | b'[') => {
+                    self.skip_balanced()?;
+                    // Not scanned byte by byte: its UTF-8 is checked here (a fast pass).
+                    let delimited = &self.bytes[start..self.pos];
+                    std::str::from_utf8(delimited).map_err(|e| {
+                        let at = start + e.valid_up_to();
+                        self.error_at(at, &invalid_utf8(self.bytes[at]))
+                    })?
+                }
+                _ => {
+                    self.skip_value(depth)?;
+                    self.scanned_text(start, self.pos)
+                }
+            };
+            sink.slots[capture.slot] = Some(Val::Raw(text));
             return Ok(());
         }
         if self.peek() != Some(b'[') {
@@ -930,6 +947,19 @@ impl<'a> Scanner<'a> {
                 Some(_) => return Err(self.error_at(pos, "control character in string (it must be escaped)")),
                 None => return Err(self.error_at(pos, "unterminated string")),
             }
+        }
+    }
+
+    /// Skips an object or array (at its opening bracket) to its matching closing bracket, going
+    /// through strings (and their escapes) but checking nothing else, UTF-8 included: see
+    /// [`Extractor::add_text`]. Its range is not to be read with `scanned_text`.
+    fn skip_balanced(&mut self) -> Scan {
+        match super::delimit::balanced_end(self.bytes, self.pos) {
+            Some(end) => {
+                self.pos = end;
+                Ok(())
+            }
+            None => Err(self.error("unexpected end of input inside a value".into())),
         }
     }
 
@@ -1325,6 +1355,37 @@ mod tests {
         assert!(matches!(x.scan(record).unwrap()[s[0]], Some(Val::Raw("plain"))));
         // An unread string is still checked.
         assert!(x.scan(br#"{"a": "ok", "skipped": "bad \x escape"}"#).is_err());
+    }
+
+    #[test]
+    fn text_captures_delimit_objects_and_leave_their_contents_to_the_reader() {
+        let mut x = Extractor::default();
+        let value = x.add_text(&parse_source("$.value").unwrap().prefix);
+        let after = x.add(&parse_source("$.after").unwrap().prefix);
+        x.finish();
+        let text = |record: &str| -> Result<Option<String>, String> {
+            let slots = x.scan(record.as_bytes()).map_err(|e| e.to_string())?;
+            Ok(slots[value].as_ref().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| format!("{v:?}"))))
+        };
+        let embedded = r#"{"a": "}]\"{[", "b": [1, {"c": "\\"}], "é": "ü"}"#;
+        let record = format!(r#"{{"value": {embedded}, "after": 7}}"#);
+        let slots = x.scan(record.as_bytes()).unwrap();
+        assert!(matches!(slots[value], Some(Val::Raw(t)) if t == embedded), "{:?}", slots[value]);
+        assert_eq!(slots[after].clone().map(Val::into_value), Some(json!(7)), "the members after it are read");
+        // Only delimited: contents that are not JSON are for the reader of the text to refuse.
+        assert_eq!(text(r#"{"value": {"a": tru}}"#), Ok(Some(r#"{"a": tru}"#.into())));
+        // Other values are checked as any value is.
+        assert_eq!(text(r#"{"value": "text"}"#), Ok(Some(r#""text""#.into())));
+        assert!(text(r#"{"value": tru}"#).is_err());
+        // What cannot be delimited, or is not UTF-8, or breaks the envelope around it, is refused.
+        for broken in
+            [r#"{"value": {"a": "b}"#, r#"{"value": {"a": [1}"#, r#"{"value": {"a": 1}}}"#, r#"{"value": [1]] }"#]
+        {
+            assert!(text(broken).is_err(), "{broken}");
+        }
+        let mut not_utf8 = br#"{"value": {"a": "x"}}"#.to_vec();
+        not_utf8[17] = 0xff;
+        assert!(x.scan(&not_utf8).is_err());
     }
 
     #[test]

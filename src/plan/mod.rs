@@ -11,6 +11,7 @@
 //! field) with them and orders the fields that read others.
 
 pub mod dates;
+mod delimit;
 pub mod explain;
 pub mod expr;
 pub mod extract;

@@ -321,9 +321,8 @@ pub async fn replay(
     // Where the group resumes per partition, once what has been read so far is delivered.
     let mut positions: Vec<(i32, i64)> = partitions.iter().copied().zip(starts.iter().copied()).collect();
     let consumer = Arc::new(consumer);
-    // Two stages, each on its own thread: the reader polls and rebuilds the next batch while this
-    // thread maps the one before it, and the producer sends the one before that. (Mapping a batch
-    // on several threads as well measured slower here: the cores are already busy.)
+    // Stages on their own threads: the reader polls and rebuilds the next batch while this thread
+    // maps the one before it (on every core) and the producer sends the one before that.
     let (batches, received) = std::sync::mpsc::sync_channel(1);
     let reader = {
         let (consumer, stop) = (Arc::clone(&consumer), Arc::clone(&options.stop));
@@ -349,9 +348,26 @@ pub async fn replay(
         report.warnings.extend(batch.warning);
         let plan = pipeline.plan();
         let router = pipeline.router();
-        let mut messages = Vec::with_capacity(batch.records.len());
+        // Mapped on every core, as the worker maps a batch: on one thread, mapping and producing
+        // one after the other held the replay to the speed of that thread.
+        let mut ready = Vec::with_capacity(batch.records.len());
+        let mut about = Vec::with_capacity(batch.records.len());
         for record in batch.records {
-            if let Some(message) = tally(&mut report, record, &plan, router) {
+            match record {
+                Rebuilt::NotOurs => report.not_ours += 1,
+                Rebuilt::NotSelected => report.not_selected += 1,
+                Rebuilt::Ready { input, old_rules, from, of } => {
+                    ready.push(input);
+                    about.push((old_rules, from, of));
+                }
+            }
+        }
+        let routed = crate::pipeline::map_chunks(&ready, pipeline.threads, |_, part| {
+            part.iter().map(|input| router.route(&plan, input)).collect::<Vec<_>>()
+        });
+        let mut messages = Vec::with_capacity(ready.len());
+        for (routed, (old_rules, from, of)) in routed.into_iter().flatten().zip(about) {
+            if let Some(message) = tally(&mut report, routed, old_rules, from, of) {
                 messages.push(message);
             }
         }
@@ -558,26 +574,16 @@ impl Rebuilt {
     }
 }
 
-/// Maps a rebuilt record again and counts it into the report; returns its message, carrying the
+/// Counts a replayed record's new outcome into the report; returns its message, carrying the
 /// replay headers, if it has one to send.
 fn tally(
     report: &mut ReplayReport,
-    record: Rebuilt,
-    plan: &crate::plan::Plan,
-    router: &crate::route::Router,
+    routed: Routed,
+    old_rules: Vec<String>,
+    from: String,
+    of: String,
 ) -> Option<crate::route::OutMessage> {
-    let (input, old_rules, from, of) = match record {
-        Rebuilt::NotOurs => {
-            report.not_ours += 1;
-            return None;
-        }
-        Rebuilt::NotSelected => {
-            report.not_selected += 1;
-            return None;
-        }
-        Rebuilt::Ready { input, old_rules, from, of } => (input, old_rules, from, of),
-    };
-    let mut message = match router.route(plan, &input) {
+    let mut message = match routed {
         Routed::Message(m) => m,
         Routed::Skipped(..) => {
             report.skipped += 1;
