@@ -164,7 +164,7 @@ async fn pass_through(sink: &KafkaSink, event: &[u8], topic: &str) {
                 topic: topic.to_string(),
                 key: input.source.key.clone(),
                 payload: v,
-                headers: input.source.headers.clone(),
+                headers: input.source.headers.iter().map(|(k, v)| (k.clone().into(), v.clone())).collect(),
                 origin: Origin::of(&input.source),
                 failure: None,
             }),

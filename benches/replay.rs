@@ -12,7 +12,8 @@
 //! The order of the two alternates by round; the median of the per-round ratios is reported.
 //! Without `--bench` (as `cargo test --all-targets` runs it) one small round as a check.
 //! Environment: `REPLAY_BENCH_RECORDS`, `REPLAY_BENCH_ROUNDS`, `REPLAY_BENCH_SIDE` (`replay` or
-//! `run`: only that side, e.g. under a profiler).
+//! `run`: only that side, e.g. under a profiler), `REPLAY_BENCH_BATCH` (the replay's batch size;
+//! default, the command's).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -157,7 +158,10 @@ async fn replay_once(brokers: &str, from: &str, group: &str, ok: &str, fail: &st
         until_ms: None,
         only_rule: None,
         dry_run: false,
-        max_batch: 5000,
+        max_batch: std::env::var("REPLAY_BENCH_BATCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(lambda_stream::worker::replay::DEFAULT_MAX_BATCH),
         stop: Arc::new(AtomicBool::new(false)),
     };
     // Measured as the worker is: from the group's first commit to the commit of the last record.

@@ -25,7 +25,8 @@ pub struct OutMessage {
     pub topic: String,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Header names are mostly this crate's own constants: borrowed, not copied per message.
+    pub headers: Vec<(Cow<'static, str>, Vec<u8>)>,
     /// The input record's position (for logs, accounting and partial-batch responses).
     pub origin: Origin,
     /// Why the record failed, exactly when `route` is `Fail`: kept as data next to the envelope
@@ -350,6 +351,9 @@ const ENVELOPE_MEMBERS: [&[&str]; 7] = [
     &["value_encoding"],
 ];
 
+/// The reader's slots: the members above, the value's text and the errors.
+const ENVELOPE_SLOTS: usize = ENVELOPE_MEMBERS.len() + 2;
+
 /// The scanner of fail envelopes, built once.
 struct EnvelopeReader {
     extractor: Extractor,
@@ -369,6 +373,7 @@ fn envelope_reader() -> &'static EnvelopeReader {
         let value = extractor.add_text(&path(&["value"]));
         let errors = extractor.add_items(&path(&["errors"]), &[path(&["field"]), path(&["rule"])]);
         extractor.finish();
+        assert_eq!(extractor.slot_count(), ENVELOPE_SLOTS, "a slot for each member read");
         EnvelopeReader { extractor, value, errors }
     })
 }
@@ -411,7 +416,7 @@ impl<'a> ReplayEnvelope<'a> {
 
     fn read(bytes: &'a [u8]) -> Result<Self, String> {
         let reader = envelope_reader();
-        let mut slots = vec![None; reader.extractor.slot_count()];
+        let mut slots: [Option<Val<'a>>; ENVELOPE_SLOTS] = [const { None }; ENVELOPE_SLOTS];
         reader.extractor.scan_into(bytes, &mut slots).map_err(|e| e.to_string())?;
         let mut take = |i: usize| slots[i].take();
         let [topic, partition, offset, timestamp, key, key_encoding, value_encoding] = std::array::from_fn(&mut take);
@@ -459,7 +464,7 @@ impl<'a> ReplayEnvelope<'a> {
     /// Where the source record was: `topic/partition/offset`.
     pub fn origin(&self) -> String {
         let s = &self.source;
-        format!("{}/{}/{}", s.topic, s.partition, s.offset.map_or_else(|| "?".into(), |o| o.to_string()))
+        position(&s.topic, s.partition, s.offset)
     }
 
     /// The source record: key, value, headers (the fail record's, without its own
@@ -486,7 +491,13 @@ impl<'a> ReplayEnvelope<'a> {
             .collect();
         Some(Input {
             source: Source {
-                group: format!("{}-{}", s.topic, s.partition),
+                group: {
+                    let mut group = String::with_capacity(s.topic.len() + 12);
+                    group.push_str(&s.topic);
+                    group.push('-');
+                    group.push_str(itoa::Buffer::new().format(s.partition));
+                    group
+                },
                 topic: s.topic.into_owned(),
                 partition: s.partition,
                 offset: s.offset,
@@ -498,6 +509,19 @@ impl<'a> ReplayEnvelope<'a> {
             payload,
         })
     }
+}
+
+/// `topic/partition/offset` (`?` for an unknown offset), written without the formatting
+/// machinery: a replay writes two for every record.
+pub fn position(topic: &str, partition: i32, offset: Option<i64>) -> String {
+    let mut digits = itoa::Buffer::new();
+    let mut text = String::with_capacity(topic.len() + 24);
+    text.push_str(topic);
+    text.push('/');
+    text.push_str(digits.format(partition));
+    text.push('/');
+    text.push_str(offset.map_or("?", |o| digits.format(o)));
+    text
 }
 
 /// Bytes as text when they are UTF-8, else base64; and which one it is.
@@ -528,10 +552,11 @@ impl Router {
     }
 
     fn ok_message(&self, plan: &Plan, source: &Source, value: Vec<u8>, key: Option<Vec<u8>>) -> OutMessage {
-        let mut headers: Vec<(String, Vec<u8>)> = Vec::with_capacity(plan.headers().len() + 1);
-        headers
-            .extend(plan.headers().iter().filter_map(|name| source.header(name).map(|v| (name.clone(), v.to_vec()))));
-        headers.push((HEADER_OK_MAPPING.to_owned(), plan.identity().into_bytes()));
+        let mut headers: Vec<(Cow<'static, str>, Vec<u8>)> = Vec::with_capacity(plan.headers().len() + 1);
+        headers.extend(
+            plan.headers().iter().filter_map(|name| source.header(name).map(|v| (name.clone().into(), v.to_vec()))),
+        );
+        headers.push((HEADER_OK_MAPPING.into(), plan.identity().into_bytes()));
         OutMessage {
             route: Route::Ok,
             topic: self.topic_ok.clone(),
@@ -587,16 +612,16 @@ impl Router {
         let payload = serde_json::to_vec(&envelope).expect("the envelope always serialises");
         let mut headers = Vec::with_capacity(6 + source.headers.len());
         headers.extend([
-            (HEADER_STAGE.to_owned(), stage.as_str().as_bytes().to_vec()),
-            (HEADER_TOPIC.to_owned(), source.topic.as_bytes().to_vec()),
-            (HEADER_PARTITION.to_owned(), source.partition.to_string().into_bytes()),
-            (HEADER_OFFSET.to_owned(), source.offset.map_or_else(String::new, |o| o.to_string()).into_bytes()),
-            (HEADER_MESSAGE.to_owned(), summary(errors).into_bytes()),
-            (HEADER_MAPPING.to_owned(), plan.map_or("", Plan::name).as_bytes().to_vec()),
+            (HEADER_STAGE.into(), stage.as_str().as_bytes().to_vec()),
+            (HEADER_TOPIC.into(), source.topic.as_bytes().to_vec()),
+            (HEADER_PARTITION.into(), source.partition.to_string().into_bytes()),
+            (HEADER_OFFSET.into(), source.offset.map_or_else(String::new, |o| o.to_string()).into_bytes()),
+            (HEADER_MESSAGE.into(), summary(errors).into_bytes()),
+            (HEADER_MAPPING.into(), plan.map_or("", Plan::name).as_bytes().to_vec()),
         ]);
         // Every header of the source record after ours, in its order: a replay of the failure
         // restores them (trace context and the like).
-        headers.extend(source.headers.iter().cloned());
+        headers.extend(source.headers.iter().map(|(k, v)| (Cow::Owned(k.clone()), v.clone())));
         OutMessage {
             route: Route::Fail,
             topic: self.topic_fail.clone(),
@@ -679,10 +704,7 @@ mod tests {
         assert_eq!(plan().version().len(), 12);
         assert_eq!(
             m.headers,
-            vec![
-                ("traceparent".to_string(), b"00-abc".to_vec()),
-                (HEADER_OK_MAPPING.to_string(), identity.into_bytes())
-            ]
+            vec![("traceparent".into(), b"00-abc".to_vec()), (HEADER_OK_MAPPING.into(), identity.into_bytes())]
         );
         assert_eq!(m.origin.offset, Some(42));
     }
@@ -757,9 +779,11 @@ mod tests {
             let mut record = input(Payload::Value(value.clone()));
             record.source.key = Some(vec![0x00, 0x9f, b'k']);
             let Routed::Message(m) = router().route(&plan(), &record) else { panic!() };
-            let names: Vec<&str> = m.headers.iter().map(|(k, _)| k.as_str()).collect();
+            let names: Vec<&str> = m.headers.iter().map(|(k, _)| k.as_ref()).collect();
             assert_eq!(names[..6].iter().filter(|n| n.starts_with("lambda-stream.error.")).count(), 6);
-            assert_eq!(&m.headers[6..], &record.source.headers[..], "source headers after ours, in order");
+            let after_ours: Vec<(String, Vec<u8>)> =
+                m.headers[6..].iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+            assert_eq!(after_ours, record.source.headers, "source headers after ours, in order");
             let doc: Value = serde_json::from_slice(&m.payload).unwrap();
             assert_eq!(doc["value_encoding"], encoding, "{}", String::from_utf8_lossy(&value));
             let decode = |text: &Value, encoding: &Value| match encoding.as_str().unwrap() {
@@ -787,7 +811,7 @@ mod tests {
             // And as a replay rebuilds it: the same record, byte for byte.
             let rebuilt = ReplayEnvelope::parse(&m.payload)
                 .unwrap()
-                .into_input(m.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                .into_input(m.headers.iter().map(|(k, v)| (k.as_ref(), v.as_slice())))
                 .unwrap();
             assert_eq!(rebuilt.payload, record.payload);
             assert_eq!(rebuilt.source.key, record.source.key);

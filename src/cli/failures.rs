@@ -253,7 +253,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Records per batch: each batch is delivered, then its offsets committed.
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = crate::worker::replay::DEFAULT_MAX_BATCH as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_batch: u64,
     /// Allow --topic-fail to be --from (a replay then reads what it writes only after it ends).
     #[arg(long)]

@@ -77,14 +77,10 @@ impl State {
         let quote = quote & !escaped;
         let in_string = prefix_xor(quote) ^ if self.in_string { u64::MAX } else { 0 };
         self.in_string = in_string >> 63 == 1;
-        let (open, close) = (open & !in_string & !escaped, close & !in_string & !escaped);
-        // The level only falls by closing brackets: with fewer of them than levels, the value
-        // does not end here.
-        if u64::from(close.count_ones()) < self.depth {
-            self.depth = self.depth + u64::from(open.count_ones()) - u64::from(close.count_ones());
-            return None;
-        }
-        let mut brackets = open | close;
+        let open = open & !in_string & !escaped;
+        // Bracket by bracket: a block holds few, and counting bits takes a long sequence where
+        // the CPU baseline has no `popcnt`.
+        let mut brackets = open | (close & !in_string & !escaped);
         while brackets != 0 {
             let at = brackets.trailing_zeros();
             brackets &= brackets - 1;

@@ -41,7 +41,12 @@ impl FieldError {
 /// `field:rule` (`-:rule` for a record-level error): the one spelling shared by logs, metrics,
 /// triage and replay.
 pub fn field_rule(field: Option<&str>, rule: &str) -> String {
-    format!("{}:{rule}", field.unwrap_or("-"))
+    let field = field.unwrap_or("-");
+    let mut text = String::with_capacity(field.len() + 1 + rule.len());
+    text.push_str(field);
+    text.push(':');
+    text.push_str(rule);
+    text
 }
 
 /// The distinct `field:rule`s of a failure's errors, in order of first appearance.

@@ -183,7 +183,7 @@ impl KafkaSink {
     }
 }
 
-fn owned_headers(headers: &[(String, Vec<u8>)]) -> OwnedHeaders {
+fn owned_headers(headers: &[(std::borrow::Cow<'static, str>, Vec<u8>)]) -> OwnedHeaders {
     headers.iter().fold(OwnedHeaders::new_with_capacity(headers.len()), |h, (key, value)| {
         h.insert(Header { key, value: Some(value.as_slice()) })
     })

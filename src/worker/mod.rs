@@ -779,7 +779,7 @@ fn pass_through(input: &mut Input, topic_ok: &str) -> Option<OutMessage> {
             topic: topic_ok.to_string(),
             key: input.source.key.clone(),
             payload: std::mem::take(v),
-            headers: input.source.headers.clone(),
+            headers: input.source.headers.iter().map(|(k, v)| (k.clone().into(), v.clone())).collect(),
             origin: crate::route::Origin::of(&input.source),
             failure: None,
         }),

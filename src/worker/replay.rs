@@ -33,6 +33,10 @@ pub const HEADER_REPLAY_FROM: &str = "lambda-stream.replay.from";
 /// On every replayed message: the original source record (`topic/partition/offset`).
 pub const HEADER_REPLAY_OF: &str = "lambda-stream.replay.of";
 
+/// Records per batch unless told otherwise (`--max-batch`): one delivery wait and one commit
+/// each. Much smaller batches measured slower (the end of each waits for the one before it).
+pub const DEFAULT_MAX_BATCH: usize = 5_000;
+
 /// What to replay and how.
 pub struct ReplayOptions {
     /// The cluster: bootstrap servers, extra client properties (security), MSK IAM.
@@ -567,7 +571,8 @@ impl Rebuilt {
         let headers = headers.iter().flat_map(|h| h.iter()).map(|h| (h.key, h.value.unwrap_or_default()));
         match envelope.into_input(headers) {
             Some(input) => {
-                Rebuilt::Ready { input, old_rules, from: format!("{from}/{}/{}", m.partition(), m.offset()), of }
+                let from = crate::route::position(from, m.partition(), Some(m.offset()));
+                Rebuilt::Ready { input, old_rules, from, of }
             }
             None => Rebuilt::NotOurs,
         }
