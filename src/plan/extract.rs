@@ -197,8 +197,9 @@ impl TrieNode {
         if entries.len() <= ONE_PROBE_MAX_KEYS {
             for size in [4, 8].map(|f| (entries.len() * f).next_power_of_two().max(8)) {
                 let shift = 64 - size.trailing_zeros();
+                let mut table = vec![KeyEntry::EMPTY; size];
                 for seed in (0..ONE_PROBE_SEEDS).map(spread_seed) {
-                    let mut table = vec![KeyEntry::EMPTY; size];
+                    table.fill(KeyEntry::EMPTY);
                     let placed = entries.iter().all(|e| {
                         let slot = &mut table[(key_hash(e.words, e.len as usize, seed) >> shift) as usize];
                         let free = slot.len == u32::MAX;

@@ -350,7 +350,6 @@ pub async fn replay(
         report.read += batch.read;
         report.already_delivered += batch.already_delivered;
         report.warnings.extend(batch.warning);
-        let plan = pipeline.plan();
         let router = pipeline.router();
         // Mapped on every core, as the worker maps a batch: on one thread, mapping and producing
         // one after the other held the replay to the speed of that thread.
@@ -366,11 +365,8 @@ pub async fn replay(
                 }
             }
         }
-        let routed = crate::pipeline::map_chunks(&ready, pipeline.threads, |_, part| {
-            part.iter().map(|input| router.route(&plan, input)).collect::<Vec<_>>()
-        });
         let mut messages = Vec::with_capacity(ready.len());
-        for (routed, (old_rules, from, of)) in routed.into_iter().flatten().zip(about) {
+        for (routed, (old_rules, from, of)) in pipeline.route_all(&ready).into_iter().zip(about) {
             if let Some(message) = tally(&mut report, routed, old_rules, from, of) {
                 messages.push(message);
             }
