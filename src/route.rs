@@ -116,6 +116,11 @@ pub struct FailEnvelope<'a> {
     pub mapping: MappingInfo<'a>,
     pub function: FunctionInfo<'a>,
     pub failed_at: String,
+    /// The length in bytes of an embedded JSON `value` as it stands in the envelope: a reader
+    /// steps over the record without following its brackets (a replay reads the record anyway,
+    /// when it maps it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_length: Option<usize>,
     /// The original value (see `value_encoding`).
     pub value: Option<EnvelopeValue<'a>>,
     pub value_encoding: &'static str,
@@ -340,7 +345,7 @@ struct ErrorKey<'a> {
 }
 
 /// The envelope members a replay reads, in the order of the reader's first slots; then the
-/// value's text, then `errors` with each error's `field` and `rule`.
+/// value's length and text, then `errors` with each error's `field` and `rule`.
 const ENVELOPE_MEMBERS: [&[&str]; 7] = [
     &["source", "topic"],
     &["source", "partition"],
@@ -351,8 +356,8 @@ const ENVELOPE_MEMBERS: [&[&str]; 7] = [
     &["value_encoding"],
 ];
 
-/// The reader's slots: the members above, the value's text and the errors.
-const ENVELOPE_SLOTS: usize = ENVELOPE_MEMBERS.len() + 2;
+/// The reader's slots: the members above, the value's length and text, and the errors.
+const ENVELOPE_SLOTS: usize = ENVELOPE_MEMBERS.len() + 3;
 
 /// The scanner of fail envelopes, built once.
 struct EnvelopeReader {
@@ -370,7 +375,8 @@ fn envelope_reader() -> &'static EnvelopeReader {
             let slot = extractor.add(&path(member));
             debug_assert_eq!(slot, i, "slots are numbered in the order added");
         }
-        let value = extractor.add_text(&path(&["value"]));
+        // Envelopes written before `value_length` are read too: their record is delimited.
+        let (value, _) = extractor.add_text_with_length(&path(&["value"]), &path(&["value_length"]));
         let errors = extractor.add_items(&path(&["errors"]), &[path(&["field"]), path(&["rule"])]);
         extractor.finish();
         assert_eq!(extractor.slot_count(), ENVELOPE_SLOTS, "a slot for each member read");
@@ -592,6 +598,10 @@ impl Router {
             }
             None => (None, "utf8"),
         };
+        let value_length = match &value {
+            Some(EnvelopeValue::Json(json)) => Some(json.get().len()),
+            _ => None,
+        };
         let envelope = FailEnvelope {
             source: EnvelopeSource {
                 topic: &source.topic,
@@ -606,6 +616,7 @@ impl Router {
             mapping: MappingInfo { name: plan.map_or("", Plan::name), version: plan.map_or("", Plan::version) },
             function: FunctionInfo { name: &self.function_name, env: &self.function_env },
             failed_at: now_rfc3339(),
+            value_length,
             value,
             value_encoding,
         };
@@ -800,8 +811,20 @@ mod tests {
                 }
                 let embedded: Embedded<'_> = serde_json::from_slice(&m.payload).unwrap();
                 assert_eq!(embedded.value.get().as_bytes(), value.as_slice());
+                assert_eq!(
+                    doc["value_length"],
+                    value.len(),
+                    "the embedded record's length, for readers to step over it"
+                );
+                // An envelope written without the length (by an earlier version) rebuilds the same.
+                let mut older: serde_json::Map<String, Value> = serde_json::from_slice(&m.payload).unwrap();
+                older.remove("value_length");
+                let older = serde_json::to_vec(&older).unwrap();
+                let rebuilt = ReplayEnvelope::parse(&older).unwrap().into_input([]).unwrap();
+                assert_eq!(rebuilt.payload, Payload::Value(serde_json::to_vec(&doc["value"]).unwrap()));
             } else {
                 assert_eq!(decode(&doc["value"], &doc["value_encoding"]), value);
+                assert!(doc.get("value_length").is_none(), "only an embedded record has a length");
             }
             assert_eq!(
                 decode(&doc["source"]["key"], &doc["source"]["key_encoding"]),

@@ -3,7 +3,9 @@
 //! A replay takes the record embedded in a fail envelope as its text and maps it: the mapping's
 //! scan checks every byte of it then. Reading the envelope only has to find where the record
 //! ends, and checking it there too would read every byte twice. Strings are followed (a bracket
-//! inside one is text), escapes too, and brackets counted; nothing else is looked at.
+//! inside one is text), escapes too, and brackets counted; nothing else is looked at. Envelopes
+//! that give the record's length (`value_length`) are not delimited at all: this is for those
+//! that do not.
 //!
 //! The rules, the same for both versions below: a backslash takes the byte after it out of play,
 //! inside a string or not; an unescaped `"` opens or closes a string; outside strings `{` and `[`

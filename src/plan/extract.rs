@@ -85,6 +85,19 @@ struct ItemsCapture {
     slot: usize,
     trie: Extractor,
     text_only: bool,
+    /// For a text capture: the slot of a member met before it that gives its length in bytes
+    /// ([`Extractor::add_text_with_length`]).
+    length_slot: Option<usize>,
+}
+
+/// A text capture's given length: a non-negative integer member.
+fn given_length(value: Option<&Val<'_>>) -> Option<usize> {
+    value?.json()?.as_u64().and_then(|n| usize::try_from(n).ok())
+}
+
+/// The bracket that closes `open` (`{` or `[`).
+fn closing(open: u8) -> u8 {
+    if open == b'{' { b'}' } else { b']' }
 }
 
 /// One entry of a node's key index: the key's length and [`key_words`], so a probe compares keys
@@ -294,11 +307,27 @@ impl Extractor {
     /// otherwise read every byte twice. Any other value is checked. Nothing else may be read
     /// below it.
     pub fn add_text(&mut self, prefix: &[Segment]) -> usize {
+        self.add_text_capture(prefix, None)
+    }
+
+    /// [`Extractor::add_text`], with the text's length given by an integer member met before it
+    /// (at `length`; its slot is the second value returned): an object or array whose length is
+    /// given, and whose last byte closes its first, is taken without being delimited — its bytes
+    /// are the reader's to check, as a delimited text's contents are. A missing or unusable
+    /// length is ignored: the text is delimited. A wrong length cannot pass for a right one: the
+    /// scan goes on after the text it gives, so the document around it no longer reads, or the
+    /// text itself does not.
+    pub fn add_text_with_length(&mut self, prefix: &[Segment], length: &[Segment]) -> (usize, usize) {
+        let length_slot = self.add(length);
+        (self.add_text_capture(prefix, Some(length_slot)), length_slot)
+    }
+
+    fn add_text_capture(&mut self, prefix: &[Segment], length_slot: Option<usize>) -> usize {
         self.multi.push(false);
         let slot = self.multi.len() - 1;
         let node = Self::node(&mut self.root, prefix);
         debug_assert!(node.items.is_none(), "one capture of a value's text");
-        node.items = Some(Box::new(ItemsCapture { slot, trie: Extractor::default(), text_only: true }));
+        node.items = Some(Box::new(ItemsCapture { slot, trie: Extractor::default(), text_only: true, length_slot }));
         slot
     }
 
@@ -320,7 +349,7 @@ impl Extractor {
         trie.finish();
         self.multi.push(false);
         let slot = self.multi.len() - 1;
-        node.items = Some(Box::new(ItemsCapture { slot, trie, text_only: false }));
+        node.items = Some(Box::new(ItemsCapture { slot, trie, text_only: false, length_slot: None }));
         slot
     }
 
@@ -749,8 +778,17 @@ impl<'a> Scanner<'a> {
         let start = self.pos;
         if capture.text_only {
             let text = match self.peek() {
-                Some(b'{' | b'[') => {
-                    self.skip_balanced()?;
+                Some(open @ (b'{' | b'[')) => {
+                    match capture.length_slot.and_then(|slot| given_length(sink.slots[slot].as_ref())) {
+                        Some(len)
+                            if len >= 2
+                                && start.checked_add(len).and_then(|end| self.bytes.get(end - 1))
+                                    == Some(&closing(open)) =>
+                        {
+                            self.pos = start + len;
+                        }
+                        _ => self.skip_balanced()?,
+                    }
                     // Not scanned byte by byte: its UTF-8 is checked here (a fast pass).
                     let delimited = &self.bytes[start..self.pos];
                     std::str::from_utf8(delimited).map_err(|e| {
@@ -1386,6 +1424,58 @@ mod tests {
         }
         let mut not_utf8 = br#"{"value": {"a": "x"}}"#.to_vec();
         not_utf8[17] = 0xff;
+        assert!(x.scan(&not_utf8).is_err());
+    }
+
+    #[test]
+    fn a_text_of_given_length_is_taken_without_being_delimited() {
+        let mut x = Extractor::default();
+        let (value, length) = x.add_text_with_length(
+            &parse_source("$.value").unwrap().prefix,
+            &parse_source("$.value_length").unwrap().prefix,
+        );
+        let after = x.add(&parse_source("$.after").unwrap().prefix);
+        x.finish();
+        let text = |record: &str| -> Result<String, String> {
+            let slots = x.scan(record.as_bytes()).map_err(|e| e.to_string())?;
+            assert_eq!(slots[after].clone().map(Val::into_value), Some(json!(7)), "{record}");
+            match &slots[value] {
+                Some(Val::Raw(t)) => Ok((*t).to_owned()),
+                other => Err(format!("{other:?}")),
+            }
+        };
+        let envelope =
+            |length: &str, embedded: &str| format!(r#"{{"value_length": {length}, "value": {embedded}, "after": 7}}"#);
+        // Taken as given: brackets that do not balance show it was not delimited.
+        let unbalanced = r#"{"a": [}"#;
+        assert_eq!(text(&envelope(&unbalanced.len().to_string(), unbalanced)), Ok(unbalanced.into()));
+        assert!(text(&envelope("null", unbalanced)).is_err(), "without a length it is delimited, and fails");
+        let embedded = r#"{"a": {"b": "}"}, "c": [1]}"#;
+        let n = embedded.len();
+        assert_eq!(text(&envelope(&n.to_string(), embedded)), Ok(embedded.into()));
+        let record = envelope(&n.to_string(), embedded);
+        let length_read = x.scan(record.as_bytes()).unwrap()[length].clone().map(Val::into_value);
+        assert_eq!(length_read, Some(json!(n)), "the length is read as a member too");
+        // A length that does not end on the closing bracket, or is not a length, is ignored.
+        for unusable in [
+            (n - 1).to_string(),
+            (n + 1).to_string(),
+            "100000".into(),
+            "-3".into(),
+            "1".into(),
+            "0".into(),
+            r#""27""#.into(),
+        ] {
+            assert_eq!(text(&envelope(&unusable, embedded)), Ok(embedded.into()), "{unusable}");
+        }
+        // A wrong length that ends on a closing bracket inside the record: the envelope no longer reads.
+        let inner_end = embedded.find(r#""}"}"#).unwrap() + 4;
+        assert_eq!(&embedded[..inner_end], r#"{"a": {"b": "}"}"#);
+        assert!(text(&envelope(&inner_end.to_string(), embedded)).is_err());
+        // After the text: its UTF-8 is still checked.
+        let mut not_utf8 = envelope("10", r#"{"a": "x"}"#).into_bytes();
+        let at = not_utf8.iter().position(|b| *b == b'x').unwrap();
+        not_utf8[at] = 0xff;
         assert!(x.scan(&not_utf8).is_err());
     }
 
