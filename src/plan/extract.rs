@@ -90,6 +90,33 @@ struct ItemsCapture {
     length_slot: Option<usize>,
 }
 
+/// Powers of ten that an `f64` holds exactly.
+const EXACT_POWERS_OF_TEN: [f64; 16] =
+    [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
+/// A JSON number with a fraction, no exponent and at most 15 digits (`1.25`, `-0.5`), read as
+/// serde_json reads it, without its parser: the digits as an integer, divided by a power of ten.
+/// Both are exact in an `f64` (below 2^53 and at most 10^15), so the division's rounding is the
+/// only one: the correctly rounded value, which serde_json computes too. `None` for other numbers.
+fn short_decimal(number: &[u8]) -> Option<f64> {
+    let (negative, digits) = match number.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, number),
+    };
+    let dot = digits.iter().position(|b| *b == b'.')?;
+    let (whole, fraction) = (&digits[..dot], &digits[dot + 1..]);
+    if whole.is_empty()
+        || fraction.is_empty()
+        || whole.len() + fraction.len() > 15
+        || !whole.iter().chain(fraction).all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    let mantissa = whole.iter().chain(fraction).fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    let magnitude = mantissa as f64 / EXACT_POWERS_OF_TEN[fraction.len()];
+    Some(if negative { -magnitude } else { magnitude })
+}
+
 /// A text capture's given length: a non-negative integer member.
 fn given_length(value: Option<&Val<'_>>) -> Option<usize> {
     value?.json()?.as_u64().and_then(|n| usize::try_from(n).ok())
@@ -1131,6 +1158,9 @@ impl<'a> Scanner<'a> {
                     let magnitude = digits.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
                     return Ok(Val::owned(Value::from(if bytes[0] == b'-' { -magnitude } else { magnitude })));
                 }
+                if let Some(f) = short_decimal(bytes) {
+                    return Ok(Val::owned(Value::from(f)));
+                }
             }
             _ => {}
         }
@@ -1477,6 +1507,50 @@ mod tests {
         let at = not_utf8.iter().position(|b| *b == b'x').unwrap();
         not_utf8[at] = 0xff;
         assert!(x.scan(&not_utf8).is_err());
+    }
+
+    #[test]
+    fn short_decimals_read_as_serde_json_reads_them() {
+        // Every length and position of the point, random digits, both signs: the same bits.
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut checked = 0;
+        for _ in 0..200_000 {
+            let digits = 2 + (next() % 14) as usize;
+            let point = 1 + (next() % (digits as u64 - 1)) as usize;
+            let mut text: String = (0..digits).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
+            if text.starts_with('0') && point > 1 {
+                text.replace_range(..1, "1");
+            }
+            text.insert(point, '.');
+            if next() % 2 == 0 {
+                text.insert(0, '-');
+            }
+            let expected: f64 = serde_json::from_str(&text).unwrap();
+            let fast = short_decimal(text.as_bytes()).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(fast.to_bits(), expected.to_bits(), "{text}");
+            checked += 1;
+        }
+        assert_eq!(checked, 200_000);
+        for text in ["-0.0", "0.1", "0.3", "123456789012.345", "12345678901234.5", "-99999999999999.9"] {
+            let expected: f64 = serde_json::from_str(text).unwrap();
+            assert_eq!(short_decimal(text.as_bytes()).map(f64::to_bits), Some(expected.to_bits()), "{text}");
+        }
+        // Sixteen digits, an exponent, no fraction (or not JSON): left to serde_json or refused before.
+        for text in ["1234567890123.456", "1.5e3", "1e5", "12", "1.", ".5", "-", "1.2.3"] {
+            assert_eq!(short_decimal(text.as_bytes()), None, "{text}");
+        }
+        let (x, s) = extractor(&["$.w"]);
+        assert_eq!(values(&x, br#"{"w": 1.25}"#)[s[0]], Some(json!(1.25)));
+        assert_eq!(
+            values(&x, br#"{"w": -0.0}"#)[s[0]].clone().map(|v| v.as_f64().unwrap().to_bits()),
+            Some((-0.0f64).to_bits())
+        );
     }
 
     #[test]

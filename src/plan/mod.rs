@@ -46,6 +46,11 @@ use value::{FieldState, Scratch, Val};
 
 pub use outcome::{Failure, FieldError, Mapped, Outcome, Stage, StepError, distinct_field_rules, field_rule};
 
+/// Codes to values: a `map` transform's `values:`, a `lookups:` table. Its keys come from the
+/// mapping and it is read once per record, so it hashes with foldhash: std's SipHash, made for
+/// keys an attacker picks, cost more than the rest of the lookup.
+pub type CodeTable = HashMap<String, serde_json::Value, foldhash::fast::RandomState>;
+
 /// The mapping, compiled. Immutable, `Send + Sync`: build once, share by reference.
 #[derive(Debug)]
 pub struct Plan {
@@ -473,7 +478,7 @@ fn compile_lookups(
     let mut tables = HashMap::new();
     for spec in specs {
         let name = &spec.name;
-        let values: Option<HashMap<String, serde_json::Value>> = match (&spec.values, &spec.file) {
+        let values: Option<CodeTable> = match (&spec.values, &spec.file) {
             (Some(node), None) => transform::value_table(node, diags),
             (None, Some(file)) => {
                 let path = base_dir.map_or_else(|| PathBuf::from(&file.value), |d| d.join(&file.value));
@@ -524,7 +529,7 @@ fn compile_lookups(
 }
 
 /// A lookup file: JSON (an object of code → value) or CSV (a header row, then code,value rows).
-fn read_lookup_file(path: &Path) -> Result<HashMap<String, serde_json::Value>, String> {
+fn read_lookup_file(path: &Path) -> Result<CodeTable, String> {
     let shown = path.display();
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
     match path.extension().and_then(|e| e.to_str()) {
@@ -537,7 +542,7 @@ fn read_lookup_file(path: &Path) -> Result<HashMap<String, serde_json::Value>, S
         },
         Some("csv") => {
             let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(&bytes[..]);
-            let mut table = HashMap::new();
+            let mut table = CodeTable::default();
             for (row, record) in reader.records().enumerate() {
                 let record = record.map_err(|e| format!("{shown}: {e}"))?;
                 if record.len() != 2 {

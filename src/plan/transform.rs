@@ -5,12 +5,12 @@
 //! `type` error, anything else is named after the transform.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use serde_json::{Number, Value};
 
 use rust_decimal::Decimal;
 
+use super::CodeTable;
 use super::dates;
 use super::expr::eval::mask;
 use super::expr::{Rounding, rescale};
@@ -37,7 +37,7 @@ pub enum Transform {
         max: usize,
     },
     Map {
-        values: HashMap<String, Value>,
+        values: CodeTable,
         default: Option<Value>,
     },
     ToInteger,
@@ -598,7 +598,7 @@ impl Transform {
                 }
             }
         };
-        *value = changed;
+        value.set(changed);
         Ok(())
     }
 
@@ -682,12 +682,12 @@ fn arithmetic(value: Option<&Value>, factor: Factor, divide: bool) -> Result<Val
 
 /// A `values:` mapping of codes to values (the `map` transform, `lookups:` tables). A value that
 /// JSON cannot hold is reported and left out.
-pub fn value_table(values: &Node, diags: &mut Vec<Diagnostic>) -> Option<HashMap<String, Value>> {
+pub fn value_table(values: &Node, diags: &mut Vec<Diagnostic>) -> Option<CodeTable> {
     let NodeKind::Map(entries) = &values.kind else {
         diags.push(Diagnostic::new(values.pos, format!("`values` must be a mapping, found {}", values.kind_name())));
         return None;
     };
-    let mut table = HashMap::with_capacity(entries.len());
+    let mut table = CodeTable::with_capacity_and_hasher(entries.len(), Default::default());
     for (from, to) in entries {
         match to.to_json() {
             Ok(v) => {

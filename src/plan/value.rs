@@ -114,6 +114,22 @@ impl Val<'_> {
     }
 }
 
+impl<'a> Val<'a> {
+    /// Replaces the value, dropping the old one only when it owns something: the generated drop
+    /// is an out-of-line call with a jump on the variant, paid for every transform's result even
+    /// though most old values are text borrowed from the record.
+    #[inline]
+    pub(super) fn set(&mut self, new: Val<'a>) {
+        let old = std::mem::replace(self, new);
+        if old.owns() {
+            drop(old);
+        } else {
+            // Owns nothing (see `owns`): forgetting it leaks nothing.
+            std::mem::forget(old);
+        }
+    }
+}
+
 impl Scrap for Option<Val<'_>> {
     const EMPTY: Self = None;
     #[inline]

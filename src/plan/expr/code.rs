@@ -1,12 +1,12 @@
 //! The compiled form of expressions: static types, code nodes, built-in functions, lookup tables.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::syntax;
+use crate::plan::CodeTable;
 
 /// A static type, as the checker follows it through an expression.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,7 +110,7 @@ fn plural(item: &Ty) -> String {
 /// A `lookups:` table: codes to values, with an optional default.
 #[derive(Debug)]
 pub struct LookupTable {
-    pub values: HashMap<String, Value>,
+    pub values: CodeTable,
     pub default: Option<Value>,
     /// The type every value (and the default) shares, or `Dyn`.
     pub ty: Ty,
