@@ -193,6 +193,70 @@ fn key_words_at(bytes: &[u8], start: usize, len: usize) -> (u64, u64) {
     }
 }
 
+/// A key of at most 15 plain bytes (ASCII, no escape) that closes within the 16 bytes read at
+/// `start`: its length and [`key_words`], from one read of those bytes — its end is found in the
+/// same 16 bytes the key is then compared by, without a loop. Most keys are like that; `None`
+/// sends the others (and a key near the record's end) the long way.
+#[inline(always)]
+fn short_key(bytes: &[u8], start: usize) -> Option<(usize, (u64, u64))> {
+    let chunk: &[u8; 16] = bytes.get(start..start.checked_add(16)?)?.try_into().expect("16 bytes");
+    let len = first_special_of_16(chunk);
+    if len >= 16 || chunk[len] != b'"' {
+        return None;
+    }
+    let (keep_low, keep_high) = KEY_MASKS[len];
+    let low = u64::from_le_bytes(chunk[..8].try_into().expect("8 bytes"));
+    let high = u64::from_le_bytes(chunk[8..].try_into().expect("8 bytes"));
+    Some((len, (low & keep_low, high & keep_high)))
+}
+
+/// The index of the first quote, backslash, control or non-ASCII byte of `chunk`; 16 for none.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(unsafe_code)] // SSE2 intrinsics; see the SAFETY comment
+fn first_special_of_16(chunk: &[u8; 16]) -> usize {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is in the x86_64 baseline, so these intrinsics are always available; the one
+    // load is unaligned (`loadu`) and reads the 16 bytes of `chunk`.
+    let mask = unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+        let special = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)), _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8))),
+            _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v),
+        );
+        (_mm_movemask_epi8(special) | _mm_movemask_epi8(v)) as u32
+    };
+    (mask | 1 << 16).trailing_zeros() as usize
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn first_special_of_16(chunk: &[u8; 16]) -> usize {
+    swar_first_special_of_16(chunk)
+}
+
+/// The portable version: two words, as `swar_special_byte_offset` reads them.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))] // x86_64 uses it in tests only
+#[inline(always)]
+fn swar_first_special_of_16(chunk: &[u8; 16]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each special byte (exact for the lowest one, which is all that is read).
+    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let special = |w: u64| {
+        zero_bytes(w ^ (ONES * u64::from(b'"')))
+            | zero_bytes(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
+            | (w & HIGH)
+    };
+    let low = u64::from_le_bytes(chunk[..8].try_into().expect("8 bytes"));
+    let high = u64::from_le_bytes(chunk[8..].try_into().expect("8 bytes"));
+    let stops = u128::from(special(low)) | (u128::from(special(high)) << 64);
+    ((stops.trailing_zeros() / 8) as usize).min(16)
+}
+
 #[inline(always)]
 fn key_hash(words: (u64, u64), len: usize, seed: u64) -> u64 {
     (words.0 ^ words.1.rotate_left(29) ^ len as u64).wrapping_mul(seed)
@@ -290,6 +354,25 @@ impl TrieNode {
                 if len <= 16 || same_bytes(self.keys[i].0.as_bytes(), &bytes[start..start + len]) {
                     return Some(i);
                 }
+            } else if self.one_probe || entry.len == u32::MAX {
+                return None;
+            }
+            slot = (slot + 1) & (self.key_table.len() - 1);
+        }
+    }
+
+    /// [`TrieNode::find_key_at`] for a key of at most 16 bytes, given by its words.
+    #[inline(always)]
+    fn find_short_key(&self, words: (u64, u64), len: usize) -> Option<usize> {
+        debug_assert!(len <= 16);
+        if self.key_table.is_empty() {
+            return None;
+        }
+        let mut slot = (key_hash(words, len, self.key_seed) >> self.key_shift) as usize;
+        loop {
+            let entry = &self.key_table[slot];
+            if entry.len as usize == len && entry.words == words {
+                return Some(entry.index as usize);
             } else if self.one_probe || entry.len == u32::MAX {
                 return None;
             }
@@ -963,6 +1046,10 @@ impl<'a> Scanner<'a> {
     /// Reads an object key (at its opening quote) and finds it among the node's keys.
     fn key(&mut self, node: &TrieNode) -> Scan<Option<usize>> {
         let start = self.pos + 1;
+        if let Some((len, words)) = short_key(self.bytes, start) {
+            self.pos = start + len + 1;
+            return Ok(node.find_short_key(words, len));
+        }
         let escaped = self.skip_string()?;
         if !escaped {
             return Ok(node.find_key_at(self.bytes, start, self.pos - 1 - start));
@@ -1507,6 +1594,57 @@ mod tests {
         let at = not_utf8.iter().position(|b| *b == b'x').unwrap();
         not_utf8[at] = 0xff;
         assert!(x.scan(&not_utf8).is_err());
+    }
+
+    #[test]
+    fn short_keys_are_read_as_the_long_way_reads_them() {
+        // Keys of every length up to 20, with a quote, backslash, control or non-ASCII byte at
+        // random places, followed by `":` and more: where the short read answers, it finds the
+        // key's end and words exactly; it leaves everything else to the long way.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut short, mut long) = (0, 0);
+        for _ in 0..100_000 {
+            let len = (next() % 21) as usize;
+            let mut key: Vec<u8> = (0..len).map(|_| b'a' + (next() % 26) as u8).collect();
+            if len > 0 && next() % 4 == 0 {
+                key[(next() % len as u64) as usize] = [b'\\', 0x01, 0xc3, b'\t'][(next() % 4) as usize];
+            }
+            let mut record = b"{\"".to_vec();
+            record.extend_from_slice(&key);
+            record.extend_from_slice(b"\":1,\"tail\":\"0123456789abcdef\"}");
+            let cut = (next() % 3 == 0).then(|| (next() as usize) % record.len());
+            let record = &record[..cut.unwrap_or(record.len())];
+            match short_key(record, 2) {
+                Some((n, words)) => {
+                    short += 1;
+                    assert!(n < 16 && !key[..n].iter().any(|b| matches!(b, b'"' | b'\\') || !(0x20..0x80).contains(b)));
+                    assert_eq!(n, len, "{:?}", String::from_utf8_lossy(record));
+                    assert_eq!(words, key_words(&key), "{:?}", String::from_utf8_lossy(&key));
+                }
+                None => long += 1,
+            }
+        }
+        assert!(short > 30_000 && long > 30_000, "both ways taken: {short} short, {long} long");
+        // The portable reading of 16 bytes agrees with the one in use, at every position.
+        for _ in 0..20_000 {
+            let mut chunk: [u8; 16] = std::array::from_fn(|_| b' ' + (next() % 95) as u8);
+            for _ in 0..(next() % 3) {
+                chunk[(next() % 16) as usize] = [b'"', b'\\', 0x00, 0x1f, 0x7f, 0x80, 0xff][(next() % 7) as usize];
+            }
+            let expected =
+                chunk.iter().position(|b| matches!(b, b'"' | b'\\') || !(0x20..0x80).contains(b)).unwrap_or(16);
+            assert_eq!(first_special_of_16(&chunk), expected, "{chunk:?}");
+            assert_eq!(swar_first_special_of_16(&chunk), expected, "{chunk:?}");
+        }
+        // At the record's end, or past it: the long way.
+        assert_eq!(short_key(br#"{"a":1}"#, 2), None);
+        assert_eq!(short_key(b"", usize::MAX), None);
     }
 
     #[test]
