@@ -1074,7 +1074,18 @@ impl<'a> Scanner<'a> {
         let mut pos = self.pos + 1;
         let mut escaped = false;
         loop {
-            pos += special_byte_offset(&bytes[pos..]);
+            // Sixteen bytes at a time while there are that many (most values and keys end in the
+            // first read), the rest by the general scan.
+            match bytes.get(pos..pos + 16) {
+                Some(chunk) => {
+                    let found = first_special_of_16(chunk.try_into().expect("16 bytes"));
+                    pos += found;
+                    if found == 16 {
+                        continue;
+                    }
+                }
+                None => pos += special_byte_offset(&bytes[pos..]),
+            }
             match bytes.get(pos) {
                 Some(b'"') => {
                     self.pos = pos + 1;
