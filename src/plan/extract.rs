@@ -1607,18 +1607,22 @@ mod tests {
         assert!(x.scan(&not_utf8).is_err());
     }
 
+    /// A seeded xorshift generator: the same random cases on every run.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
     #[test]
     fn short_keys_are_read_as_the_long_way_reads_them() {
         // Keys of every length up to 20, with a quote, backslash, control or non-ASCII byte at
         // random places, followed by `":` and more: where the short read answers, it finds the
         // key's end and words exactly; it leaves everything else to the long way.
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let (mut short, mut long) = (0, 0);
         for _ in 0..100_000 {
             let len = (next() % 21) as usize;
@@ -1661,13 +1665,7 @@ mod tests {
     #[test]
     fn short_decimals_read_as_serde_json_reads_them() {
         // Every length and position of the point, random digits, both signs: the same bits.
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut checked = 0;
         for _ in 0..200_000 {
             let digits = 2 + (next() % 14) as usize;

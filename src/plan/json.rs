@@ -1,8 +1,15 @@
 //! JSON values as the engine sees them: their kind in messages, equality and number comparison
-//! that treat `1` and `1.0` alike and compare 64-bit integers exactly. A leaf: it uses nothing
-//! else of the crate.
+//! that treat `1` and `1.0` alike and compare 64-bit integers exactly, and tables of codes to
+//! values. A leaf: it uses nothing else of the crate.
+
+use std::collections::HashMap;
 
 use serde_json::{Number, Value};
+
+/// Codes to values: a `map` transform's `values:`, a `lookups:` table. Its keys come from the
+/// mapping and it is read once per record, so it hashes with foldhash: std's SipHash, made for
+/// keys an attacker picks, cost more than the rest of the lookup.
+pub type CodeTable = HashMap<String, Value, foldhash::fast::RandomState>;
 
 /// "an array", "a string"… for messages about JSON values.
 pub fn json_kind(value: &Value) -> &'static str {

@@ -39,17 +39,13 @@ use crate::spec::{LookupSpec, MappingSpec};
 use expr::{Compiled, Env, LookupTable, Ty};
 use extract::Extractor;
 use field::{FieldSet, FieldSource, PathSink, Slots};
+use json::CodeTable;
 use rules::Rule;
 use scope::{Context, ScopeNames, compile_condition, compile_scope};
 use types::FieldType;
 use value::{FieldState, Scratch, Val};
 
 pub use outcome::{Failure, FieldError, Mapped, Outcome, Stage, StepError, distinct_field_rules, field_rule};
-
-/// Codes to values: a `map` transform's `values:`, a `lookups:` table. Its keys come from the
-/// mapping and it is read once per record, so it hashes with foldhash: std's SipHash, made for
-/// keys an attacker picks, cost more than the rest of the lookup.
-pub type CodeTable = HashMap<String, serde_json::Value, foldhash::fast::RandomState>;
 
 /// The mapping, compiled. Immutable, `Send + Sync`: build once, share by reference.
 #[derive(Debug)]

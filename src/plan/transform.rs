@@ -10,10 +10,10 @@ use serde_json::{Number, Value};
 
 use rust_decimal::Decimal;
 
-use super::CodeTable;
 use super::dates;
 use super::expr::eval::mask;
 use super::expr::{Rounding, rescale};
+use super::json::CodeTable;
 use super::outcome::StepError;
 use super::pattern::{Pattern, compile_regex};
 use super::types::{Kind, describe};

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::syntax;
-use crate::plan::CodeTable;
+use crate::plan::json::CodeTable;
 
 /// A static type, as the checker follows it through an expression.
 #[derive(Clone, Debug, PartialEq)]
