@@ -34,10 +34,10 @@
 //! `lambda::runtime`, `config::ssm` and `cli::run` are left out: the engine and the local commands
 //! remain, and no Kafka, AWS or async runtime crate is compiled.
 
-// `unsafe` is refused everywhere but in the five functions that allow it by name, each with the
-// argument for its soundness: the SSE2 string scan, the SSE2 read of a short object key, the
-// scanner's already-checked UTF-8, the output writer's inline copy of short text and the SSE2
-// masks that delimit an embedded record.
+// `unsafe` is refused everywhere but in the four functions that allow it by name, each with the
+// argument for its soundness: the SSE2 read of 16 bytes of a string (string scan and short object
+// keys), the scanner's already-checked UTF-8, the output writer's inline copy of short text and
+// the SSE2 masks that delimit an embedded record.
 #![deny(unsafe_code)]
 
 pub mod cli;

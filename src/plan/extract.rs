@@ -237,23 +237,13 @@ fn first_special_of_16(chunk: &[u8; 16]) -> usize {
     swar_first_special_of_16(chunk)
 }
 
-/// The portable version: two words, as `swar_special_byte_offset` reads them.
+/// The portable version: two words, each read as `swar_special_byte_offset` reads one.
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))] // x86_64 uses it in tests only
 #[inline(always)]
 fn swar_first_special_of_16(chunk: &[u8; 16]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // The high bit of each special byte (exact for the lowest one, which is all that is read).
-    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let special = |w: u64| {
-        zero_bytes(w ^ (ONES * u64::from(b'"')))
-            | zero_bytes(w ^ (ONES * u64::from(b'\\')))
-            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
-            | (w & HIGH)
-    };
     let low = u64::from_le_bytes(chunk[..8].try_into().expect("8 bytes"));
     let high = u64::from_le_bytes(chunk[8..].try_into().expect("8 bytes"));
-    let stops = u128::from(special(low)) | (u128::from(special(high)) << 64);
+    let stops = u128::from(swar_special_bits(low)) | (u128::from(swar_special_bits(high)) << 64);
     ((stops.trailing_zeros() / 8) as usize).min(16)
 }
 
@@ -345,20 +335,8 @@ impl TrieNode {
             return None;
         }
         let words = key_words_at(bytes, start, len);
-        let mut slot = (key_hash(words, len, self.key_seed) >> self.key_shift) as usize;
-        loop {
-            let entry = &self.key_table[slot];
-            if entry.len as usize == len && entry.words == words {
-                let i = entry.index as usize;
-                // Up to 16 bytes, the words are the whole key.
-                if len <= 16 || same_bytes(self.keys[i].0.as_bytes(), &bytes[start..start + len]) {
-                    return Some(i);
-                }
-            } else if self.one_probe || entry.len == u32::MAX {
-                return None;
-            }
-            slot = (slot + 1) & (self.key_table.len() - 1);
-        }
+        // Up to 16 bytes, the words are the whole key.
+        self.probe(words, len, |i| len <= 16 || same_bytes(self.keys[i].0.as_bytes(), &bytes[start..start + len]))
     }
 
     /// [`TrieNode::find_key_at`] for a key of at most 16 bytes, given by its words.
@@ -368,11 +346,22 @@ impl TrieNode {
         if self.key_table.is_empty() {
             return None;
         }
+        self.probe(words, len, |_| true)
+    }
+
+    /// The key index's probe: the first entry with these words and length that `is_key` confirms
+    /// (a key longer than 16 bytes is more than its words), or `None` at an empty slot — at the
+    /// first slot, in a one-probe table.
+    #[inline(always)]
+    fn probe(&self, words: (u64, u64), len: usize, is_key: impl Fn(usize) -> bool) -> Option<usize> {
         let mut slot = (key_hash(words, len, self.key_seed) >> self.key_shift) as usize;
         loop {
             let entry = &self.key_table[slot];
             if entry.len as usize == len && entry.words == words {
-                return Some(entry.index as usize);
+                let i = entry.index as usize;
+                if is_key(i) {
+                    return Some(i);
+                }
             } else if self.one_probe || entry.len == u32::MAX {
                 return None;
             }
@@ -675,51 +664,38 @@ pub(crate) fn special_byte_offset(bytes: &[u8]) -> usize {
 /// bytes left after the last whole block.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-#[allow(unsafe_code)] // SSE2 intrinsics; see the SAFETY comment
 fn sse2_blocks(bytes: &[u8]) -> Result<usize, usize> {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
-    let mut pos = 0;
-    // SAFETY: SSE2 is in the x86_64 baseline, so these intrinsics are always available; every load
-    // is unaligned (`loadu`) and reads `bytes[pos..pos + 16]`, which the loop condition keeps in
-    // bounds.
-    unsafe {
-        let quote = _mm_set1_epi8(b'"' as i8);
-        let backslash = _mm_set1_epi8(b'\\' as i8);
-        let below_space = _mm_set1_epi8(0x1f);
-        while pos + 16 <= bytes.len() {
-            let v = _mm_loadu_si128(bytes.as_ptr().add(pos).cast::<__m128i>());
-            // Unsigned `v < 0x20` is `min(v, 0x1f) == v`.
-            let special = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                _mm_cmpeq_epi8(_mm_min_epu8(v, below_space), v),
-            );
-            // The sign bits of `v` itself mark the non-ASCII bytes.
-            let mask = (_mm_movemask_epi8(special) | _mm_movemask_epi8(v)) as u32;
-            if mask != 0 {
-                return Ok(pos + mask.trailing_zeros() as usize);
-            }
-            pos += 16;
+    let mut blocks = bytes.chunks_exact(16);
+    for (i, block) in blocks.by_ref().enumerate() {
+        let found = first_special_of_16(block.try_into().expect("16 bytes"));
+        if found < 16 {
+            return Ok(i * 16 + found);
         }
     }
-    Err(pos)
+    Err(bytes.len() - blocks.remainder().len())
+}
+
+/// The high bit of each quote, backslash, control or non-ASCII byte of `word` (eight bytes,
+/// little-endian). Exact for the lowest such byte, which is all its readers look at: a borrow can
+/// mark a byte above it.
+#[inline(always)]
+fn swar_special_bits(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of a byte is set where the byte was zero.
+    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    zero_bytes(word ^ (ONES * u64::from(b'"')))
+        | zero_bytes(word ^ (ONES * u64::from(b'\\')))
+        | (word.wrapping_sub(ONES * 0x20) & !word & HIGH)
+        | (word & HIGH)
 }
 
 /// The portable version: eight bytes at a time in a `u64`.
 #[inline]
 pub(crate) fn swar_special_byte_offset(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // The high bit of a byte is set where the byte was zero (the lowest such byte is exact).
-    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let mut pos = 0;
     while let Some(chunk) = bytes.get(pos..pos + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().expect("an 8-byte slice"));
-        let stop = zero_bytes(word ^ (ONES * u64::from(b'"')))
-            | zero_bytes(word ^ (ONES * u64::from(b'\\')))
-            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH)
-            | (word & HIGH);
+        let stop = swar_special_bits(u64::from_le_bytes(chunk.try_into().expect("an 8-byte slice")));
         if stop != 0 {
             return pos + (stop.trailing_zeros() / 8) as usize;
         }
