@@ -3,7 +3,7 @@
 //! `lambda-stream replay` against `lambda-stream run` on the same records. N reference orders
 //! (`tests/fixtures/order.json`, keys and order ids varying) are on an input topic; the same N
 //! orders are on a fail topic as the function's fail envelopes, rejected by a wrong version of the
-//! shipped mapping (its status check allowing only `CREATED`). Each round runs, on fresh consumer
+//! shipped mapping (its status check allowing only `CREATED`), with the function's error headers. Each round runs, on fresh consumer
 //! groups, the worker over the input topic and the replay over the fail topic, both with the
 //! shipped mapping (every record maps), both producing to the same ok topic and committing. The
 //! rates run from the group's first commit to the commit of the last record (as in the worker
@@ -27,6 +27,7 @@ use lambda_stream::sink::ProducerSettings;
 use lambda_stream::sink::kafka::KafkaSink;
 use lambda_stream::worker::replay::{ReplayOptions, replay};
 use lambda_stream::worker::{Worker, WorkerOptions};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 
 /// The binary's allocator, so the figures are the binary's.
@@ -91,7 +92,14 @@ fn main() {
         let m = routed.message().expect("a fail message");
         assert!(m.failure.is_some(), "the wrong mapping rejects the order");
         envelope_bytes = m.payload.len();
-        send(&producer, BaseRecord::to(&failed).key(&key).payload(m.payload.as_slice()).partition(partition));
+        // With the headers the function writes (`lambda-stream.error.*`), which the replay reads too.
+        let headers = m.headers.iter().fold(OwnedHeaders::new_with_capacity(m.headers.len()), |h, (key, value)| {
+            h.insert(Header { key, value: Some(value.as_slice()) })
+        });
+        send(
+            &producer,
+            BaseRecord::to(&failed).key(&key).payload(m.payload.as_slice()).headers(headers).partition(partition),
+        );
     }
     producer.flush(Duration::from_secs(120)).unwrap();
     eprintln!(

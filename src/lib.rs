@@ -34,10 +34,11 @@
 //! `lambda::runtime`, `config::ssm` and `cli::run` are left out: the engine and the local commands
 //! remain, and no Kafka, AWS or async runtime crate is compiled.
 
-// `unsafe` is refused everywhere but in the four functions that allow it by name, each with the
+// `unsafe` is refused everywhere but in the five functions that allow it by name, each with the
 // argument for its soundness: the SSE2 read of 16 bytes of a string (string scan and short object
-// keys), the scanner's already-checked UTF-8, the output writer's inline copy of short text and
-// the SSE2 masks that delimit an embedded record.
+// keys), the scanner's already-checked UTF-8, the output writer's inline copy of short text,
+// the SSE2 masks that delimit an embedded record, and librdkafka's accessors for a consumed
+// record's headers (rdkafka's own iterator panics on a header name that is not UTF-8).
 #![deny(unsafe_code)]
 
 pub mod cli;

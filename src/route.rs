@@ -98,6 +98,8 @@ pub struct Router {
     pub function_env: String,
 }
 
+/// What every header a fail record adds begins with; a replay leaves those out.
+pub const ERROR_HEADER_PREFIX: &str = "lambda-stream.error.";
 pub const HEADER_STAGE: &str = "lambda-stream.error.stage";
 pub const HEADER_TOPIC: &str = "lambda-stream.error.topic";
 pub const HEADER_PARTITION: &str = "lambda-stream.error.partition";
@@ -474,9 +476,10 @@ impl<'a> ReplayEnvelope<'a> {
     }
 
     /// The source record: key, value, headers (the fail record's, without its own
-    /// `lambda-stream.error.*`), timestamp and position. `None` when the key or the value does not
-    /// decode by its encoding.
-    pub fn into_input<'h>(self, fail_headers: impl IntoIterator<Item = (&'h str, &'h [u8])>) -> Option<Input> {
+    /// `lambda-stream.error.*`; a name that is not UTF-8 read with U+FFFD for each invalid
+    /// sequence, as the worker reads it), timestamp and position. `None` when the key or the value
+    /// does not decode by its encoding.
+    pub fn into_input<'h>(self, fail_headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>) -> Option<Input> {
         let payload = match (self.value, self.value_encoding.as_deref()) {
             (None, _) => Payload::Tombstone,
             (Some(json), Some("json")) => Payload::Value(json.as_bytes().to_vec()),
@@ -492,18 +495,11 @@ impl<'a> ReplayEnvelope<'a> {
         };
         let headers = fail_headers
             .into_iter()
-            .filter(|(k, _)| !k.starts_with("lambda-stream.error."))
-            .map(|(k, v)| (k.to_owned(), v.to_vec()))
+            .filter(|(k, _)| !k.starts_with(ERROR_HEADER_PREFIX.as_bytes()))
+            .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.to_vec()))
             .collect();
         Some(Input {
             source: Source {
-                group: {
-                    let mut group = String::with_capacity(s.topic.len() + 12);
-                    group.push_str(&s.topic);
-                    group.push('-');
-                    group.push_str(itoa::Buffer::new().format(s.partition));
-                    group
-                },
                 topic: s.topic.into_owned(),
                 partition: s.partition,
                 offset: s.offset,
@@ -834,7 +830,7 @@ mod tests {
             // And as a replay rebuilds it: the same record, byte for byte.
             let rebuilt = ReplayEnvelope::parse(&m.payload)
                 .unwrap()
-                .into_input(m.headers.iter().map(|(k, v)| (k.as_ref(), v.as_slice())))
+                .into_input(m.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
                 .unwrap();
             assert_eq!(rebuilt.payload, record.payload);
             assert_eq!(rebuilt.source.key, record.source.key);

@@ -149,3 +149,45 @@ pub fn msk_event(topic: &str, records: Vec<Value>) -> Value {
     }
     json!({"eventSource": "aws:kafka", "eventSourceArn": "arn:aws:kafka:sa-east-1:123456789012:cluster/test/x", "records": groups})
 }
+
+/// Produces one record whose header names are raw bytes, waiting for its delivery: rdkafka's safe
+/// API only takes `&str` names, and a name that is not UTF-8 is exactly what some tests need
+/// (any producer can write one; the broker does not check).
+pub fn produce_raw_headers(topic: &str, key: &[u8], value: &[u8], headers: &[(&[u8], &[u8])]) {
+    use rdkafka::bindings as rd;
+    use rdkafka::producer::{BaseProducer, Producer};
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", bootstrap()).create().expect("producer");
+    let topic = std::ffi::CString::new(topic).unwrap();
+    let vu = |vtype, u| rd::rd_kafka_vu_t { vtype, u };
+    let mem = |bytes: &[u8]| rd::rd_kafka_vu_s__bindgen_ty_1 {
+        mem: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 { ptr: bytes.as_ptr() as *mut _, size: bytes.len() },
+    };
+    // SAFETY: every pointer handed to librdkafka outlives the call (it copies key, value and
+    // names: `RD_KAFKA_MSG_F_COPY`); the header list becomes the message's once produced.
+    unsafe {
+        let list = rd::rd_kafka_headers_new(headers.len());
+        for (name, value) in headers {
+            let added = rd::rd_kafka_header_add(
+                list,
+                name.as_ptr().cast(),
+                name.len() as isize,
+                value.as_ptr().cast(),
+                value.len() as isize,
+            );
+            assert_eq!(added, rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
+        }
+        let vus = [
+            vu(rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_TOPIC, rd::rd_kafka_vu_s__bindgen_ty_1 { cstr: topic.as_ptr() }),
+            vu(rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_KEY, mem(key)),
+            vu(rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_VALUE, mem(value)),
+            vu(rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADERS, rd::rd_kafka_vu_s__bindgen_ty_1 { headers: list }),
+            vu(
+                rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_MSGFLAGS,
+                rd::rd_kafka_vu_s__bindgen_ty_1 { i: rd::RD_KAFKA_MSG_F_COPY as i32 },
+            ),
+        ];
+        let error = rd::rd_kafka_produceva(producer.client().native_ptr(), vus.as_ptr(), vus.len());
+        assert!(error.is_null(), "the record is accepted for sending");
+    }
+    producer.flush(Duration::from_secs(10)).expect("the record is delivered");
+}

@@ -673,3 +673,55 @@ async fn a_taken_metrics_address_fails_the_start() {
     assert_eq!(status.code(), Some(2), "{}", w.log());
     assert!(w.log().contains(&format!("cannot serve metrics on {addr}")), "{}", w.log());
 }
+
+/// A header name that is not UTF-8 (any producer can write one; the broker does not check) is
+/// neither a reason to stop nor to lose the header: the worker maps the record and carries the
+/// header on, its name read as Kafka's Java clients read it (U+FFFD for the invalid byte), and a
+/// replay of a fail record carrying such a name does the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_header_name_that_is_not_utf8_travels_on_and_stops_nothing() {
+    let brokers = bootstrap();
+    let t = topics("w-hdr", 1).await;
+    let headers: [(&[u8], &[u8]); 2] = [(b"trace\xffid", b"t-1"), (b"tenant", b"acme")];
+    produce_raw_headers(&t.input, b"k1", br#"{"id": 1, "n": "one"}"#, &headers);
+    produce_raw_headers(&t.input, b"k2", br#"{"id": "x2"}"#, &headers);
+    // Ok records carry the source headers the mapping names; fail records carry all of them.
+    let listed = format!("{MAPPING}headers: [\"trace\\uFFFDid\", tenant]\n");
+    let m = TempFile::new(&format!("{}.yaml", unique_topic("mapping")), listed.as_bytes());
+    let mut w = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &[]);
+    let ok = consume_from(&brokers, &t.ok, 1, 1, Duration::from_secs(30), Duration::ZERO);
+    let fail = consume_from(&brokers, &t.fail, 1, 1, Duration::from_secs(30), Duration::ZERO);
+    let totals = w.stop();
+    assert_eq!((totals["received"].as_u64(), totals["ok"].as_u64()), (Some(2), Some(1)), "{totals}");
+    assert_eq!((ok.len(), fail.len()), (1, 1), "{}", w.log_tail());
+    for m in [&ok[0], &fail[0]] {
+        assert_eq!(header(m, "trace\u{FFFD}id").as_deref(), Some("t-1"), "the name read as Java reads it");
+        assert_eq!(header(m, "tenant").as_deref(), Some("acme"));
+    }
+
+    // The fail record again, as another writer could have left it: the raw name kept.
+    let raw_fail = unique_topic("w-hdr-rawfail");
+    let (ok2, fail2) = (unique_topic("w-hdr-ok2"), unique_topic("w-hdr-fail2"));
+    create_topics(&[(&raw_fail, 1), (&ok2, 1), (&fail2, 1)]).await;
+    let envelope = fail[0].payload().expect("an envelope");
+    let stage: (&[u8], &[u8]) = (b"lambda-stream.error.stage", b"validate");
+    produce_raw_headers(&raw_fail, b"k2", envelope, &[stage, headers[0], headers[1]]);
+    let fixed = TempFile::new(
+        &format!("{}.yaml", unique_topic("fixed")),
+        listed.replace("type: integer", "type: string").as_bytes(),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+        .args(["replay", "--brokers", &brokers, "--from", &raw_fail, "--mapping", fixed.arg()])
+        .args(["--topic-ok", &ok2, "--topic-fail", &fail2, "--format", "json"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["read"].as_u64(), report["now_ok"].as_u64()), (Some(1), Some(1)), "{report:#}");
+    let replayed = consume_from(&brokers, &ok2, 1, 1, Duration::from_secs(30), Duration::ZERO);
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(header(&replayed[0], "trace\u{FFFD}id").as_deref(), Some("t-1"));
+    assert_eq!(header(&replayed[0], "tenant").as_deref(), Some("acme"));
+    assert_eq!(header(&replayed[0], "lambda-stream.error.stage"), None, "the old failure's headers stay behind");
+}

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
@@ -161,8 +161,8 @@ fn delivered_since(
         }
         super::range::assign(consumer, topic, *p, *start)?;
         while let Some(m) = super::range::next_record(consumer, topic, *p, timeout)? {
-            let from = m.headers().and_then(|h| h.iter().find(|h| h.key == HEADER_REPLAY_FROM)).and_then(|h| h.value);
-            if let Some(position) = from.and_then(|f| std::str::from_utf8(f).ok()).and_then(|f| {
+            let from = super::record_headers(&m).find(|(name, _)| *name == HEADER_REPLAY_FROM.as_bytes());
+            if let Some(position) = from.and_then(|(_, f)| std::str::from_utf8(f).ok()).and_then(|f| {
                 let (part, offset) = f.strip_prefix(&prefix)?.split_once('/')?;
                 Some((part.parse().ok()?, offset.parse().ok()?))
             }) {
@@ -563,9 +563,7 @@ impl Rebuilt {
             return Rebuilt::NotSelected;
         }
         let of = envelope.origin();
-        let headers = m.headers();
-        let headers = headers.iter().flat_map(|h| h.iter()).map(|h| (h.key, h.value.unwrap_or_default()));
-        match envelope.into_input(headers) {
+        match envelope.into_input(super::record_headers(m)) {
             Some(input) => {
                 let from = crate::route::position(from, m.partition(), Some(m.offset()));
                 Rebuilt::Ready { input, old_rules, from, of }
