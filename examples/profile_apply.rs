@@ -1,7 +1,9 @@
 //! Runs `Plan::apply` on the reference record in a loop, for profilers (`perf record`, callgrind).
 //! `[MAPPING=file.yaml] [RECORD=file.json] cargo run --release --example profile_apply -- 2000000 [baseline|scan]`
 //! (`RECORD` defaults to the reference order; a `.jsonl` file gives its first line).
-//! (`scan`: only the extractor's pass over the record, for the mapping's source paths).
+//! (`scan`: only the extractor's pass over the record, for the mapping's source paths;
+//! `envelope`: the record's fail envelope, as a replay reads it back, under a mapping allowing only
+//! status `CREATED`).
 
 use lambda_stream::plan;
 use serde_json::Value;
@@ -32,6 +34,36 @@ fn main() {
         }
         let secs = started.elapsed().as_secs_f64();
         println!("scan: {n} records ({found} values) in {secs:.2} s: {:.0} records/s", n as f64 / secs);
+        return;
+    }
+    if std::env::args().nth(2).as_deref() == Some("envelope") {
+        let text = std::fs::read_to_string(&mapping).unwrap();
+        let (_, rejecting) =
+            plan::load_str(&text.replace("one_of: [CREATED, PAID, SHIPPED, CANCELLED]", "one_of: [CREATED]")).unwrap();
+        let router = lambda_stream::route::Router {
+            topic_ok: "ok".into(),
+            topic_fail: "fail".into(),
+            function_name: "profile".into(),
+            function_env: "profile".into(),
+        };
+        let source = lambda_stream::record::Source {
+            topic: "orders".into(),
+            partition: 1,
+            offset: Some(7),
+            timestamp: Some(1_796_112_000_000),
+            key: Some(b"order-7".to_vec()),
+            ..Default::default()
+        };
+        let input = lambda_stream::record::Input { source, payload: lambda_stream::record::Payload::Value(record) };
+        let envelope = router.route(&rejecting, &input).message().expect("a fail message").payload.clone();
+        let started = std::time::Instant::now();
+        let mut rebuilt = 0usize;
+        for _ in 0..n {
+            let e = lambda_stream::route::ReplayEnvelope::parse(std::hint::black_box(&envelope)).unwrap();
+            rebuilt += usize::from(e.into_input([]).is_some());
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!("envelope: {n} envelopes ({rebuilt} rebuilt) in {secs:.2} s: {:.0} envelopes/s", n as f64 / secs);
         return;
     }
     if std::env::args().nth(2).as_deref() == Some("baseline") {

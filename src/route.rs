@@ -251,6 +251,9 @@ pub struct EnvelopeSource<'a> {
     /// The key as text when it is UTF-8, else base64 (see `key_encoding`).
     pub key: Option<String>,
     pub key_encoding: &'static str,
+    /// How many of the fail record's headers are the source record's (they follow the
+    /// `lambda-stream.error.*` ones): none, and a replay does not read the record's headers.
+    pub header_count: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -321,7 +324,7 @@ impl ReadEnvelope {
 /// members without building them and borrows text that has no escapes; the value is taken as the
 /// JSON text it is in the envelope, and its bytes are copied once into the rebuilt record (an
 /// embedded JSON object as it is, text unescaped, base64 decoded).
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct ReplayEnvelope<'a> {
     source: ReplaySource<'a>,
     errors: Vec<ErrorKey<'a>>,
@@ -330,7 +333,7 @@ pub struct ReplayEnvelope<'a> {
     value_encoding: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct ReplaySource<'a> {
     topic: Cow<'a, str>,
     partition: i32,
@@ -338,9 +341,11 @@ struct ReplaySource<'a> {
     timestamp: Option<i64>,
     key: Option<Cow<'a, str>>,
     key_encoding: Option<Cow<'a, str>>,
+    /// `None` in envelopes written before it was.
+    header_count: Option<i64>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct ErrorKey<'a> {
     field: Option<Cow<'a, str>>,
     rule: Cow<'a, str>,
@@ -348,13 +353,14 @@ struct ErrorKey<'a> {
 
 /// The envelope members a replay reads, in the order of the reader's first slots; then the
 /// value's length and text, then `errors` with each error's `field` and `rule`.
-const ENVELOPE_MEMBERS: [&[&str]; 7] = [
+const ENVELOPE_MEMBERS: [&[&str]; 8] = [
     &["source", "topic"],
     &["source", "partition"],
     &["source", "offset"],
     &["source", "timestamp"],
     &["source", "key"],
     &["source", "key_encoding"],
+    &["source", "header_count"],
     &["value_encoding"],
 ];
 
@@ -384,6 +390,188 @@ fn envelope_reader() -> &'static EnvelopeReader {
         assert_eq!(extractor.slot_count(), ENVELOPE_SLOTS, "a slot for each member read");
         EnvelopeReader { extractor, value, errors }
     })
+}
+
+/// The envelope exactly as this crate writes it — its members in their order, compact, with a
+/// JSON record embedded by its length and no escape in the text a replay keeps — read straight
+/// through: nearly every envelope a replay reads is one, and reading it this way costs a fraction
+/// of the general scan (which skips members by looking each one up). Anything else at all, even
+/// one space, and the general scan reads the envelope instead (`None`): this reader only ever
+/// accepts what that scan would accept, and reads the same from it (a unit test holds the two
+/// together on envelopes of every shape and on every cut and changed byte of them).
+struct OwnLayout<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> OwnLayout<'a> {
+    fn read(bytes: &'a [u8]) -> Option<ReplayEnvelope<'a>> {
+        let mut r = OwnLayout { bytes, pos: 0 };
+        r.literal(br#"{"source":{"topic":"#)?;
+        let topic = r.plain_string()?;
+        r.literal(br#","partition":"#)?;
+        let partition = i32::try_from(r.integer()?).ok()?;
+        r.literal(br#","offset":"#)?;
+        let offset = r.or_null(Self::integer)?;
+        r.literal(br#","timestamp":"#)?;
+        let timestamp = r.or_null(Self::integer)?;
+        r.literal(br#","key":"#)?;
+        let key = r.or_null(Self::plain_string)?;
+        r.literal(br#","key_encoding":"#)?;
+        let key_encoding = r.plain_string()?;
+        r.literal(br#","header_count":"#)?;
+        let header_count = r.integer()?;
+        r.literal(br#"},"stage":"#)?;
+        r.skip_string()?;
+        r.literal(br#","errors":["#)?;
+        let mut errors = Vec::new();
+        if !r.eat(b']') {
+            loop {
+                r.literal(br#"{"field":"#)?;
+                let field = r.or_null(Self::plain_string)?;
+                r.literal(br#","rule":"#)?;
+                let rule = r.plain_string()?;
+                r.literal(br#","message":"#)?;
+                r.skip_string()?;
+                r.literal(b"}")?;
+                errors.push(ErrorKey { field: field.map(Cow::Borrowed), rule: Cow::Borrowed(rule) });
+                if r.eat(b']') {
+                    break;
+                }
+                r.literal(b",")?;
+            }
+        }
+        r.literal(br#","mapping":{"name":"#)?;
+        r.skip_string()?;
+        r.literal(br#","version":"#)?;
+        r.skip_string()?;
+        r.literal(br#"},"function":{"name":"#)?;
+        r.skip_string()?;
+        r.literal(br#","env":"#)?;
+        r.skip_string()?;
+        r.literal(br#"},"failed_at":"#)?;
+        r.skip_string()?;
+        r.literal(br#","value_length":"#)?;
+        let length = usize::try_from(r.integer()?).ok()?;
+        r.literal(br#","value":"#)?;
+        let value = r.embedded(length)?;
+        r.literal(br#","value_encoding":"#)?;
+        let value_encoding = r.plain_string()?;
+        r.literal(b"}")?;
+        if r.pos != bytes.len() {
+            return None;
+        }
+        Some(ReplayEnvelope {
+            source: ReplaySource {
+                topic: Cow::Borrowed(topic),
+                partition,
+                offset,
+                timestamp,
+                key: key.map(Cow::Borrowed),
+                key_encoding: Some(Cow::Borrowed(key_encoding)),
+                header_count: Some(header_count),
+            },
+            errors,
+            value: Some(value),
+            value_encoding: Some(Cow::Borrowed(value_encoding)),
+        })
+    }
+
+    fn literal(&mut self, expected: &[u8]) -> Option<()> {
+        let end = self.pos.checked_add(expected.len())?;
+        (self.bytes.get(self.pos..end)? == expected).then(|| self.pos = end)
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let found = self.bytes.get(self.pos) == Some(&byte);
+        self.pos += usize::from(found);
+        found
+    }
+
+    /// `null`, or what `read` reads.
+    fn or_null<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        if self.literal(b"null").is_some() { Some(None) } else { read(self).map(Some) }
+    }
+
+    /// A string without escapes or control characters, its UTF-8 checked.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        self.literal(b"\"")?;
+        let start = self.pos;
+        self.skip_to_closing_quote(false)?;
+        let text = &self.bytes[start..self.pos];
+        self.pos += 1;
+        std::str::from_utf8(text).ok()
+    }
+
+    /// A string whose text is not kept: simple escapes allowed (`\u` is left to the general scan).
+    fn skip_string(&mut self) -> Option<()> {
+        self.literal(b"\"")?;
+        let start = self.pos;
+        if self.skip_to_closing_quote(true)? {
+            std::str::from_utf8(&self.bytes[start..self.pos]).ok()?;
+        }
+        self.pos += 1;
+        Some(())
+    }
+
+    /// Moves to the quote that closes the string, sixteen bytes at a time as the scanner does;
+    /// `None` at a control character, at an escape (unless `escapes`, and then at `\u` or one that
+    /// is not JSON) or at the end. `Some(true)` when the text has non-ASCII bytes (to check as
+    /// UTF-8).
+    fn skip_to_closing_quote(&mut self, escapes: bool) -> Option<bool> {
+        let mut non_ascii = false;
+        loop {
+            self.pos += crate::plan::extract::special_byte_offset(&self.bytes[self.pos..]);
+            match *self.bytes.get(self.pos)? {
+                b'"' => return Some(non_ascii),
+                b'\\' if escapes => match self.bytes.get(self.pos + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.pos += 2,
+                    _ => return None,
+                },
+                0x80.. => {
+                    non_ascii = true;
+                    self.pos += 1;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)` within i64; a fraction or exponent is left to the general scan (the
+    /// literal after the number does not match).
+    fn integer(&mut self) -> Option<i64> {
+        let negative = self.eat(b'-');
+        let start = self.pos;
+        let mut value: i64 = 0;
+        while let Some(digit) = self.bytes.get(self.pos).filter(|b| b.is_ascii_digit()) {
+            value = value.checked_mul(10)?.checked_sub(i64::from(digit - b'0'))?;
+            self.pos += 1;
+        }
+        let digits = self.pos - start;
+        // No digits, a leading zero (not JSON), or `-0` (a float to serde_json, so not an integer).
+        if digits == 0 || (digits > 1 && self.bytes[start] == b'0') || (negative && value == 0) {
+            return None;
+        }
+        if negative { Some(value) } else { value.checked_neg() }
+    }
+
+    /// The embedded record of `length` bytes: an object or array by its brackets at both ends, its
+    /// UTF-8 checked (its JSON is the mapping's to check, as with the general scan).
+    fn embedded(&mut self, length: usize) -> Option<&'a str> {
+        let start = self.pos;
+        let end = start.checked_add(length)?;
+        let text = self.bytes.get(start..end)?;
+        let closing = match text.first()? {
+            b'{' => b'}',
+            b'[' => b']',
+            _ => return None,
+        };
+        if length < 2 || text[length - 1] != closing {
+            return None;
+        }
+        self.pos = end;
+        std::str::from_utf8(text).ok()
+    }
 }
 
 /// A member's text; `None` when absent or null; `Err` names a member of another type.
@@ -423,11 +611,20 @@ impl<'a> ReplayEnvelope<'a> {
     }
 
     fn read(bytes: &'a [u8]) -> Result<Self, String> {
+        match OwnLayout::read(bytes) {
+            Some(envelope) => Ok(envelope),
+            None => Self::scan(bytes),
+        }
+    }
+
+    /// Any envelope, whatever its layout, by the mapping engine's scanner.
+    fn scan(bytes: &'a [u8]) -> Result<Self, String> {
         let reader = envelope_reader();
         let mut slots: [Option<Val<'a>>; ENVELOPE_SLOTS] = [const { None }; ENVELOPE_SLOTS];
         reader.extractor.scan_into(bytes, &mut slots).map_err(|e| e.to_string())?;
         let mut take = |i: usize| slots[i].take();
-        let [topic, partition, offset, timestamp, key, key_encoding, value_encoding] = std::array::from_fn(&mut take);
+        let [topic, partition, offset, timestamp, key, key_encoding, header_count, value_encoding] =
+            std::array::from_fn(&mut take);
         // Both are found only inside a `source` object: without one, the envelope is refused here.
         let source = ReplaySource {
             topic: text_member(topic, "source.topic")?.ok_or("no `source.topic`")?,
@@ -438,6 +635,7 @@ impl<'a> ReplayEnvelope<'a> {
             timestamp: integer_member(timestamp, "source.timestamp")?,
             key: text_member(key, "source.key")?,
             key_encoding: text_member(key_encoding, "source.key_encoding")?,
+            header_count: integer_member(header_count, "source.header_count")?,
         };
         let value = match slots[reader.value].take() {
             Some(Val::Raw(json)) => Some(json).filter(|json| *json != "null"),
@@ -467,6 +665,31 @@ impl<'a> ReplayEnvelope<'a> {
         crate::plan::distinct_field_rules(
             self.errors.iter().map(|e| crate::plan::field_rule(e.field.as_deref(), &e.rule)),
         )
+    }
+
+    /// The envelope says the source record had no headers: the fail record's are all its own
+    /// `lambda-stream.error.*`, and a replay need not read them. (Envelopes written before the
+    /// count say nothing: their headers are read.)
+    pub fn source_had_no_headers(&self) -> bool {
+        self.source.header_count == Some(0)
+    }
+
+    /// Writes a key that tells apart any two envelopes whose errors' `(field, rule)` pairs differ
+    /// (each part's length before its bytes, so no text can pass for another): equal keys, equal
+    /// [`ReplayEnvelope::rules`], for keeping each distinct list once.
+    pub fn write_rules_key(&self, key: &mut Vec<u8>) {
+        for e in &self.errors {
+            for part in [e.field.as_deref(), Some(e.rule.as_ref())] {
+                match part {
+                    None => key.push(0),
+                    Some(text) => {
+                        key.push(1);
+                        key.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                        key.extend_from_slice(text.as_bytes());
+                    }
+                }
+            }
+        }
     }
 
     /// Where the source record was: `topic/partition/offset`.
@@ -606,6 +829,7 @@ impl Router {
                 timestamp: source.timestamp,
                 key,
                 key_encoding,
+                header_count: source.headers.len(),
             },
             stage,
             errors,
@@ -727,7 +951,7 @@ mod tests {
         let doc: Value = serde_json::from_slice(&m.payload).unwrap();
         assert_eq!(
             doc["source"],
-            json!({"topic": "orders", "partition": 3, "offset": 42, "timestamp": 1_700_000_000_000_i64, "key": "k-1", "key_encoding": "utf8"})
+            json!({"topic": "orders", "partition": 3, "offset": 42, "timestamp": 1_700_000_000_000_i64, "key": "k-1", "key_encoding": "utf8", "header_count": 2})
         );
         assert_eq!(doc["stage"], "validate");
         assert_eq!(doc["errors"][0]["rule"], "type");
@@ -835,6 +1059,8 @@ mod tests {
             assert_eq!(rebuilt.payload, record.payload);
             assert_eq!(rebuilt.source.key, record.source.key);
             assert_eq!(rebuilt.source.headers, record.source.headers);
+            assert_eq!(doc["source"]["header_count"], 2, "the source's headers are counted");
+            assert!(!ReplayEnvelope::parse(&m.payload).unwrap().source_had_no_headers());
             assert_eq!(
                 (
                     rebuilt.source.topic.as_str(),
@@ -845,6 +1071,18 @@ mod tests {
                 (record.source.topic.as_str(), record.source.partition, record.source.offset, record.source.timestamp)
             );
         }
+        // A source record without headers: the envelope says so, and a replay reads none.
+        let mut bare = input(Payload::Value(br#"{"id": 1.5}"#.to_vec()));
+        bare.source.headers.clear();
+        let Routed::Message(m) = router().route(&plan(), &bare) else { panic!() };
+        assert_eq!(m.headers.len(), 6, "the function's own headers only");
+        let doc: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(doc["source"]["header_count"], 0);
+        assert!(ReplayEnvelope::parse(&m.payload).unwrap().source_had_no_headers());
+        // Envelopes without the count (written before it) do not say: their headers are read.
+        let mut older: serde_json::Map<String, Value> = serde_json::from_slice(&m.payload).unwrap();
+        older["source"].as_object_mut().unwrap().remove("header_count");
+        assert!(!ReplayEnvelope::parse(&serde_json::to_vec(&older).unwrap()).unwrap().source_had_no_headers());
         let tombstone =
             br#"{"source":{"topic":"t","partition":0,"offset":1,"timestamp":null},"stage":"x","value":null}"#;
         assert_eq!(ReplayEnvelope::parse(tombstone).unwrap().into_input([]).unwrap().payload, Payload::Tombstone);
@@ -855,6 +1093,91 @@ mod tests {
         assert_eq!(e.rules(), ["a:r", "-:record"]);
         assert_eq!(e.origin(), "t/0/1");
         assert_eq!(e.into_input([]).unwrap().payload, Payload::Value("{\"a\": \"é\"}".as_bytes().to_vec()));
+    }
+
+    /// The straight read of this crate's own envelopes reads exactly what the general scan reads,
+    /// and leaves to the scan whatever it is not sure of: envelopes of the shapes the function
+    /// writes (it reads those itself), then each of them cut at every byte and with every byte
+    /// changed to each of a handful of others.
+    #[test]
+    fn own_envelopes_read_straight_through_as_the_scan_reads_them() {
+        use crate::plan::{FieldError, Stage};
+        let error = |field: Option<&str>, rule: &str, message: &str| FieldError {
+            field: field.map(str::to_owned),
+            rule: rule.into(),
+            message: message.into(),
+        };
+        let failures = [
+            Failure {
+                stage: Stage::Validate,
+                errors: vec![error(Some("status"), "one_of", r#"expected one of ["A"], found "B""#)],
+            },
+            Failure {
+                stage: Stage::Rule,
+                errors: vec![
+                    error(Some("a.b"), "cpf", "tab\there / and \\ back"),
+                    error(None, "record", "não é"),
+                    error(Some("a.b"), "cpf", "again"),
+                ],
+            },
+            Failure { stage: Stage::Validate, errors: vec![] },
+            Failure { stage: Stage::Validate, errors: vec![error(Some("q\"uoted"), "r", "a \u{1} control")] },
+        ];
+        let values: [&[u8]; 4] = ["{\"id\":\"x\",\"s\":\"é\"}".as_bytes(), b"[1,2]", b"{}", b"not json"];
+        let sources = [
+            input(Payload::Tombstone).source,
+            Source { key: None, offset: None, timestamp: None, headers: vec![], ..input(Payload::Tombstone).source },
+            Source {
+                key: Some(vec![0xff, 0x00]),
+                topic: "tópico".into(),
+                partition: -1,
+                ..input(Payload::Tombstone).source
+            },
+            Source { offset: Some(i64::MAX), timestamp: Some(-5), ..input(Payload::Tombstone).source },
+        ];
+        let same = |bytes: &[u8]| -> bool {
+            match OwnLayout::read(bytes) {
+                None => false,
+                Some(straight) => {
+                    assert_eq!(
+                        Ok(&straight),
+                        ReplayEnvelope::scan(bytes).as_ref(),
+                        "{}",
+                        String::from_utf8_lossy(bytes)
+                    );
+                    true
+                }
+            }
+        };
+        let (mut envelopes, mut straight) = (0, 0);
+        for failure in &failures {
+            for value in values {
+                for source in &sources {
+                    let m = router().fail_message(Some(&plan()), source, failure.clone(), Some(value));
+                    let text = &m.payload;
+                    envelopes += 1;
+                    let read = same(text);
+                    // Not its own to read: a value not embedded (not an object), a `\u` escape, an escape in
+                    // kept text.
+                    let own_shape = value.starts_with(b"{")
+                        && !text.windows(2).any(|w| w == b"\\u")
+                        && !failure.errors.iter().any(|e| e.field.as_deref().is_some_and(|f| f.contains('"')));
+                    assert_eq!(read, own_shape, "{}", String::from_utf8_lossy(text));
+                    straight += usize::from(read);
+                    let mut changed = text.clone();
+                    for at in 0..text.len() {
+                        same(&text[..at]);
+                        for byte in [b'"', b'\\', b'}', b'0', b'-', b' ', 0x01, 0xc3, b'n'] {
+                            changed[at] = byte;
+                            same(&changed);
+                        }
+                        changed[at] = text[at];
+                    }
+                }
+            }
+        }
+        // Two object values, four sources, three failures without a `\u` or a quoted field name.
+        assert_eq!((straight, envelopes), (24, 64), "envelopes read straight through, of all");
     }
 
     /// What is not a fail envelope of ours is refused with the reason, whatever its shape.

@@ -454,6 +454,7 @@ impl ReadPlan {
             indexes[*p as usize] = Some(i);
         }
         let index_of = |partition: i32| usize::try_from(partition).ok().and_then(|p| indexes.get(p).copied().flatten());
+        let mut rule_sets = RuleSets::default();
         while open > 0 {
             if stop.load(Ordering::Relaxed) {
                 return true;
@@ -523,11 +524,11 @@ impl ReadPlan {
                     open -= 1;
                 }
                 batch.read += 1;
-                if self.already.contains(&(self.partitions[i], m.offset())) {
+                if !self.already.is_empty() && self.already.contains(&(self.partitions[i], m.offset())) {
                     batch.already_delivered += 1;
                     continue;
                 }
-                batch.records.push(Rebuilt::from_message(&m, topic, self.only_rule.as_deref()));
+                batch.records.push(Rebuilt::from_message(&m, topic, self.only_rule.as_deref(), &mut rule_sets));
             }
             batch.next = (0..self.partitions.len()).filter(|i| touched[*i]).map(|i| (i, next[i])).collect();
             if out.send(Ok(batch)).is_err() {
@@ -548,7 +549,7 @@ enum Rebuilt {
     Ready {
         input: Input,
         /// The old failure's `field:rule`s.
-        old_rules: Vec<String>,
+        old_rules: Arc<[String]>,
         /// The replay headers' values: the fail record's position and the source record's.
         from: String,
         of: String,
@@ -556,14 +557,21 @@ enum Rebuilt {
 }
 
 impl Rebuilt {
-    fn from_message(m: &BorrowedMessage<'_>, from: &str, only_rule: Option<&str>) -> Rebuilt {
+    fn from_message(m: &BorrowedMessage<'_>, from: &str, only_rule: Option<&str>, rule_sets: &mut RuleSets) -> Rebuilt {
         let Some(Ok(envelope)) = m.payload().map(ReplayEnvelope::parse) else { return Rebuilt::NotOurs };
-        let old_rules = envelope.rules();
+        let old_rules = rule_sets.of(&envelope);
         if only_rule.is_some_and(|only| !old_rules.iter().any(|r| r == only)) {
             return Rebuilt::NotSelected;
         }
         let of = envelope.origin();
-        match envelope.into_input(super::record_headers(m)) {
+        // librdkafka parses a record's headers on first access, allocating each one: not done for
+        // a fail record whose headers are all the function's own.
+        let rebuilt = if envelope.source_had_no_headers() {
+            envelope.into_input([])
+        } else {
+            envelope.into_input(super::record_headers(m))
+        };
+        match rebuilt {
             Some(input) => {
                 let from = crate::route::position(from, m.partition(), Some(m.offset()));
                 Rebuilt::Ready { input, old_rules, from, of }
@@ -573,12 +581,40 @@ impl Rebuilt {
     }
 }
 
+/// The old failures' `field:rule` lists, each distinct one kept once and shared: a fail topic's
+/// records repeat a few lists, and a list of its own per record was allocations on the reader's
+/// path. Bounded, so a topic of endlessly different errors cannot grow it without end (past the
+/// bound, lists are made per record again).
+#[derive(Default)]
+struct RuleSets {
+    known: std::collections::HashMap<Vec<u8>, Arc<[String]>, foldhash::fast::RandomState>,
+    /// The key of the envelope at hand, written into the same buffer each time.
+    key: Vec<u8>,
+}
+
+const MAX_RULE_SETS: usize = 10_000;
+
+impl RuleSets {
+    fn of(&mut self, envelope: &ReplayEnvelope<'_>) -> Arc<[String]> {
+        self.key.clear();
+        envelope.write_rules_key(&mut self.key);
+        if let Some(known) = self.known.get(self.key.as_slice()) {
+            return Arc::clone(known);
+        }
+        let rules: Arc<[String]> = envelope.rules().into();
+        if self.known.len() < MAX_RULE_SETS {
+            self.known.insert(self.key.clone(), Arc::clone(&rules));
+        }
+        rules
+    }
+}
+
 /// Counts a replayed record's new outcome into the report; returns its message, carrying the
 /// replay headers, if it has one to send.
 fn tally(
     report: &mut ReplayReport,
     routed: Routed,
-    old_rules: Vec<String>,
+    old_rules: Arc<[String]>,
     from: String,
     of: String,
 ) -> Option<crate::route::OutMessage> {
@@ -599,11 +635,11 @@ fn tally(
         None => report.now_ok += 1,
         Some(_) => report.still_failing += 1,
     }
-    for old in old_rules {
-        // Nearly every record's rules already have their row: looked up before a key is given away.
-        let row = match report.by_old_rule.get_mut(&old) {
+    for old in old_rules.iter() {
+        // Nearly every record's rules already have their row: looked up before a key is made.
+        let row = match report.by_old_rule.get_mut(old.as_str()) {
             Some(row) => row,
-            None => report.by_old_rule.entry(old).or_default(),
+            None => report.by_old_rule.entry(old.clone()).or_default(),
         };
         match &new_rules {
             None => row.now_ok += 1,
@@ -621,6 +657,39 @@ fn tally(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Equal error lists share one list of rules; lists that differ never do, whatever their text.
+    #[test]
+    fn each_distinct_list_of_old_rules_is_kept_once() {
+        let envelope = |errors: &str| {
+            format!(r#"{{"source":{{"topic":"t","partition":0,"offset":1}},"errors":[{errors}],"value":null}}"#)
+        };
+        let texts = [
+            envelope(r#"{"field":"ab","rule":"c"},{"field":"ab","rule":"c"}"#),
+            envelope(r#"{"field":"ab","rule":"c"},{"field":"ab","rule":"c"}"#),
+            envelope(r#"{"field":"a","rule":"bc"},{"field":"ab","rule":"c"}"#),
+            envelope(r#"{"field":null,"rule":"record"}"#),
+            envelope(r#"{"field":"-","rule":"record"}"#),
+            envelope(r#"{"field":"ab","rule":"c"},{"field":"ab","rule":"c"}"#),
+        ];
+        let mut sets = RuleSets::default();
+        let lists: Vec<Arc<[String]>> =
+            texts.iter().map(|t| sets.of(&ReplayEnvelope::parse(t.as_bytes()).unwrap())).collect();
+        assert_eq!(&lists[0][..], ["ab:c"]);
+        assert!(Arc::ptr_eq(&lists[0], &lists[1]), "equal lists are shared");
+        assert!(Arc::ptr_eq(&lists[0], &lists[5]), "equal once unescaped");
+        assert_eq!(&lists[2][..], ["a:bc", "ab:c"]);
+        assert!(!Arc::ptr_eq(&lists[3], &lists[4]), "no field and a field named `-` are different errors");
+        assert_eq!((&lists[3][..], &lists[4][..]), (&["-:record".to_string()][..], &["-:record".to_string()][..]));
+        assert_eq!(sets.known.len(), 4);
+        // Past the bound, lists are still right, only no longer kept.
+        for i in 0..MAX_RULE_SETS + 5 {
+            let rules = sets
+                .of(&ReplayEnvelope::parse(envelope(&format!(r#"{{"field":"f{i}","rule":"r"}}"#)).as_bytes()).unwrap());
+            assert_eq!(&rules[..], [format!("f{i}:r")]);
+        }
+        assert_eq!(sets.known.len(), MAX_RULE_SETS);
+    }
 
     #[test]
     fn a_marker_reads_back_as_written_and_strangers_are_not_markers() {
