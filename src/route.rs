@@ -521,7 +521,7 @@ impl<'a> OwnLayout<'a> {
     fn skip_to_closing_quote(&mut self, escapes: bool) -> Option<bool> {
         let mut non_ascii = false;
         loop {
-            self.pos += crate::plan::extract::special_byte_offset(&self.bytes[self.pos..]);
+            self.pos = crate::plan::extract::next_special_byte(self.bytes, self.pos);
             match *self.bytes.get(self.pos)? {
                 b'"' => return Some(non_ascii),
                 b'\\' if escapes => match self.bytes.get(self.pos + 1)? {

@@ -660,6 +660,25 @@ pub(crate) fn special_byte_offset(bytes: &[u8]) -> usize {
     swar_special_byte_offset(bytes)
 }
 
+/// The position of the first quote, backslash, control or non-ASCII byte at or after `pos` (the
+/// end of `bytes` if none): sixteen bytes at a time while there are that many (most strings end in
+/// the first read), the rest by [`special_byte_offset`].
+#[inline(always)]
+pub(crate) fn next_special_byte(bytes: &[u8], mut pos: usize) -> usize {
+    loop {
+        match bytes.get(pos..pos + 16) {
+            Some(chunk) => {
+                let found = first_special_of_16(chunk.try_into().expect("16 bytes"));
+                pos += found;
+                if found < 16 {
+                    return pos;
+                }
+            }
+            None => return pos + special_byte_offset(&bytes[pos..]),
+        }
+    }
+}
+
 /// Scans whole 16-byte blocks: `Ok(offset)` of the first special byte, or `Err(start)` of the
 /// bytes left after the last whole block.
 #[cfg(target_arch = "x86_64")]
@@ -1050,18 +1069,7 @@ impl<'a> Scanner<'a> {
         let mut pos = self.pos + 1;
         let mut escaped = false;
         loop {
-            // Sixteen bytes at a time while there are that many (most values and keys end in the
-            // first read), the rest by the general scan.
-            match bytes.get(pos..pos + 16) {
-                Some(chunk) => {
-                    let found = first_special_of_16(chunk.try_into().expect("16 bytes"));
-                    pos += found;
-                    if found == 16 {
-                        continue;
-                    }
-                }
-                None => pos += special_byte_offset(&bytes[pos..]),
-            }
+            pos = next_special_byte(bytes, pos);
             match bytes.get(pos) {
                 Some(b'"') => {
                     self.pos = pos + 1;
