@@ -12,8 +12,9 @@
 //! The order of the two alternates by round; the median of the per-round ratios is reported.
 //! Without `--bench` (as `cargo test --all-targets` runs it) one small round as a check.
 //! Environment: `REPLAY_BENCH_RECORDS`, `REPLAY_BENCH_ROUNDS`, `REPLAY_BENCH_SIDE` (`replay` or
-//! `run`: only that side, e.g. under a profiler), `REPLAY_BENCH_BATCH` (the replay's batch size;
-//! default, the command's).
+//! `run`: only that side, e.g. under a profiler; anything else, neither: the setup alone, to
+//! subtract from a profile), `REPLAY_BENCH_BATCH` (the replay's batch size; default, the
+//! command's).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
