@@ -181,7 +181,7 @@ async fn replay_once(brokers: &str, from: &str, group: &str, ok: &str, fail: &st
     };
     let started = Instant::now();
     let sink = KafkaSink::new(&options.cluster).unwrap();
-    let report = replay(&options, &pipeline, Some(&sink), |_| {}).await.expect("the replay runs");
+    let report = replay(&options, Arc::new(pipeline), Some(&sink), |_| {}).await.expect("the replay runs");
     let whole = records as f64 / started.elapsed().as_secs_f64();
     assert_eq!((report.read, report.now_ok), (records as u64, records as u64), "{report:?}");
     let rate = watcher.await.unwrap();

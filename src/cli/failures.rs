@@ -299,7 +299,7 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     runtime.spawn(stop_on_signal(stop));
     let mut last = std::time::Instant::now();
     let report = runtime
-        .block_on(crate::worker::replay::replay(&options, &pipeline, sink.as_ref(), |r| {
+        .block_on(crate::worker::replay::replay(&options, std::sync::Arc::new(pipeline), sink.as_ref(), |r| {
             if last.elapsed().as_secs() >= 1 {
                 eprintln!("read {} records: {} now ok, {} still failing", r.read, r.now_ok, r.still_failing);
                 last = std::time::Instant::now();

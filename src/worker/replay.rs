@@ -9,8 +9,9 @@
 //! delivered but had not committed — so an interrupted replay repeats nothing, and what it skips
 //! for that reason is counted.
 //!
-//! Reading and mapping a batch overlap the delivery of the one before it; a stop request (SIGINT,
-//! SIGTERM) is honoured between batches, after the batches in flight are delivered and committed.
+//! Reading, mapping and handing a batch to the producer each have a thread, so that batch *n+2* is
+//! read while *n+1* is mapped and *n* delivered; a stop request (SIGINT, SIGTERM) is honoured
+//! between batches, after the batches in flight are delivered and committed.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -237,7 +238,7 @@ async fn land(
 /// until `options.stop` is set.
 pub async fn replay(
     options: &ReplayOptions,
-    pipeline: &Pipeline,
+    pipeline: Arc<Pipeline>,
     sink: Option<&KafkaSink>,
     mut progress: impl FnMut(&ReplayReport),
 ) -> Result<ReplayReport, String> {
@@ -325,8 +326,8 @@ pub async fn replay(
     // Where the group resumes per partition, once what has been read so far is delivered.
     let mut positions: Vec<(i32, i64)> = partitions.iter().copied().zip(starts.iter().copied()).collect();
     let consumer = Arc::new(consumer);
-    // Stages on their own threads: the reader polls and rebuilds the next batch while this thread
-    // maps the one before it (on every core) and the producer sends the one before that.
+    // Stages on their own threads: the reader polls and rebuilds a batch while the mapper maps the
+    // one before it (on every core) and this thread hands the one before that to the producer.
     let (batches, received) = std::sync::mpsc::sync_channel(1);
     let reader = {
         let (consumer, stop) = (Arc::clone(&consumer), Arc::clone(&options.stop));
@@ -344,34 +345,39 @@ pub async fn replay(
             .spawn(move || plan.read(&consumer, &stop, &batches))
             .map_err(|e| format!("cannot start the reader: {e}"))?
     };
-    let mut in_flight: Option<InFlight> = None;
-    while let Ok(batch) = received.recv() {
-        let batch: ReadBatch = batch?;
-        report.read += batch.read;
-        report.already_delivered += batch.already_delivered;
-        report.warnings.extend(batch.warning);
-        let router = pipeline.router();
-        // Mapped on every core, as the worker maps a batch: on one thread, mapping and producing
-        // one after the other held the replay to the speed of that thread.
-        let mut ready = Vec::with_capacity(batch.records.len());
-        let mut about = Vec::with_capacity(batch.records.len());
-        for record in batch.records {
-            match record {
-                Rebuilt::NotOurs => report.not_ours += 1,
-                Rebuilt::NotSelected => report.not_selected += 1,
-                Rebuilt::Ready { input, old_rules, from, of } => {
-                    ready.push(input);
-                    about.push((old_rules, from, of));
+    // Mapped on a thread of its own, as the worker maps a batch on a blocking thread: mapping and
+    // handing over one after the other on this thread left the reader, a batch ahead, waiting.
+    let (mapped_batches, mapped) = std::sync::mpsc::sync_channel(1);
+    let mapper = {
+        let pipeline = Arc::clone(&pipeline);
+        std::thread::Builder::new()
+            .name("replay-mapper".into())
+            .spawn(move || {
+                while let Ok(batch) = received.recv() {
+                    let mapped = batch.map(|batch| MappedBatch::of(batch, &pipeline));
+                    if mapped_batches.send(mapped).is_err() {
+                        return;
+                    }
                 }
-            }
-        }
-        let mut messages = Vec::with_capacity(ready.len());
-        for (routed, (old_rules, from, of)) in pipeline.route_all(&ready).into_iter().zip(about) {
-            if let Some(message) = tally(&mut report, routed, old_rules, from, of) {
+            })
+            .map_err(|e| format!("cannot start the mapper: {e}"))?
+    };
+    let mut in_flight: Option<InFlight> = None;
+    while let Ok(batch) = mapped.recv() {
+        let MappedBatch { read, routed, next } = batch?;
+        report.read += read.read;
+        report.not_ours += read.not_ours;
+        report.not_selected += read.not_selected;
+        report.already_delivered += read.already_delivered;
+        report.warnings.extend(read.warning);
+        let router = pipeline.router();
+        let mut messages = Vec::with_capacity(routed.len());
+        for (routed, provenance) in routed {
+            if let Some(message) = tally(&mut report, routed, provenance) {
                 messages.push(message);
             }
         }
-        for (i, next) in batch.next {
+        for (i, next) in next {
             positions[i].1 = next;
         }
         if let Some(sink) = sink {
@@ -386,12 +392,57 @@ pub async fn replay(
         }
         progress(&report);
     }
+    mapper.join().map_err(|_| "the mapper stopped unexpectedly".to_string())?;
     report.interrupted = reader.join().map_err(|_| "the reader stopped unexpectedly".to_string())?;
     if let (Some(sink), Some(last)) = (sink, in_flight) {
         land(last, sink, &consumer, topic, pipeline.router(), record_marker.then_some(&mut marker), CommitMode::Sync)
             .await?;
     }
     Ok(report)
+}
+
+/// A batch as the mapper hands it over: what the reader counted, each rebuilt record's new
+/// outcome with what the report and its replay headers need, and where the partitions resume.
+struct MappedBatch {
+    read: ReadCounts,
+    routed: Vec<(Routed, Provenance)>,
+    next: Vec<(usize, i64)>,
+}
+
+/// What the reader counted in a batch besides the records it rebuilt.
+struct ReadCounts {
+    read: u64,
+    not_ours: u64,
+    not_selected: u64,
+    already_delivered: u64,
+    warning: Option<String>,
+}
+
+impl MappedBatch {
+    /// Maps a batch's rebuilt records on every core, as the worker maps a batch.
+    fn of(batch: ReadBatch, pipeline: &Pipeline) -> MappedBatch {
+        let mut counts = ReadCounts {
+            read: batch.read,
+            not_ours: 0,
+            not_selected: 0,
+            already_delivered: batch.already_delivered,
+            warning: batch.warning,
+        };
+        let mut ready = Vec::with_capacity(batch.records.len());
+        let mut about = Vec::with_capacity(batch.records.len());
+        for record in batch.records {
+            match record {
+                Rebuilt::NotOurs => counts.not_ours += 1,
+                Rebuilt::NotSelected => counts.not_selected += 1,
+                Rebuilt::Ready { input, provenance } => {
+                    ready.push(input);
+                    about.push(provenance);
+                }
+            }
+        }
+        let routed = pipeline.route_all(&ready).into_iter().zip(about).collect();
+        MappedBatch { read: counts, routed, next: batch.next }
+    }
 }
 
 /// What the reader reads: each partition of the fail topic from its start to its end.
@@ -548,12 +599,17 @@ enum Rebuilt {
     NotSelected,
     Ready {
         input: Input,
-        /// The old failure's `field:rule`s.
-        old_rules: Arc<[String]>,
-        /// The replay headers' values: the fail record's position and the source record's.
-        from: String,
-        of: String,
+        provenance: Provenance,
     },
+}
+
+/// What a rebuilt record's new outcome is counted and sent with.
+struct Provenance {
+    /// The old failure's `field:rule`s.
+    old_rules: Arc<[String]>,
+    /// The replay headers' values: the fail record's position and the source record's.
+    from: String,
+    of: String,
 }
 
 impl Rebuilt {
@@ -574,7 +630,7 @@ impl Rebuilt {
         match rebuilt {
             Some(input) => {
                 let from = crate::route::position(from, m.partition(), Some(m.offset()));
-                Rebuilt::Ready { input, old_rules, from, of }
+                Rebuilt::Ready { input, provenance: Provenance { old_rules, from, of } }
             }
             None => Rebuilt::NotOurs,
         }
@@ -611,13 +667,8 @@ impl RuleSets {
 
 /// Counts a replayed record's new outcome into the report; returns its message, carrying the
 /// replay headers, if it has one to send.
-fn tally(
-    report: &mut ReplayReport,
-    routed: Routed,
-    old_rules: Arc<[String]>,
-    from: String,
-    of: String,
-) -> Option<crate::route::OutMessage> {
+fn tally(report: &mut ReplayReport, routed: Routed, provenance: Provenance) -> Option<crate::route::OutMessage> {
+    let Provenance { old_rules, from, of } = provenance;
     let mut message = match routed {
         Routed::Message(m) => m,
         Routed::Skipped(..) => {
