@@ -559,18 +559,8 @@ impl<'a> OwnLayout<'a> {
     /// UTF-8 checked (its JSON is the mapping's to check, as with the general scan).
     fn embedded(&mut self, length: usize) -> Option<&'a str> {
         let start = self.pos;
-        let end = start.checked_add(length)?;
-        let text = self.bytes.get(start..end)?;
-        let closing = match text.first()? {
-            b'{' => b'}',
-            b'[' => b']',
-            _ => return None,
-        };
-        if length < 2 || text[length - 1] != closing {
-            return None;
-        }
-        self.pos = end;
-        std::str::from_utf8(text).ok()
+        self.pos = crate::plan::extract::end_by_length(self.bytes, start, length)?;
+        std::str::from_utf8(&self.bytes[start..self.pos]).ok()
     }
 }
 

@@ -122,9 +122,17 @@ fn given_length(value: Option<&Val<'_>>) -> Option<usize> {
     value?.json()?.as_u64().and_then(|n| usize::try_from(n).ok())
 }
 
-/// The bracket that closes `open` (`{` or `[`).
-fn closing(open: u8) -> u8 {
-    if open == b'{' { b'}' } else { b']' }
+/// Where an object or array at `start` ends when it is `length` bytes long, as its writer said:
+/// the length is taken, not followed through, so only its brackets at both ends are checked
+/// (`None` when they say otherwise).
+pub(crate) fn end_by_length(bytes: &[u8], start: usize, length: usize) -> Option<usize> {
+    let closing = match bytes.get(start)? {
+        b'{' => b'}',
+        b'[' => b']',
+        _ => return None,
+    };
+    let end = start.checked_add(length)?;
+    (length >= 2 && bytes.get(end - 1) == Some(&closing)).then_some(end)
 }
 
 /// One entry of a node's key index: the key's length and [`key_words`], so a probe compares keys
@@ -883,16 +891,11 @@ impl<'a> Scanner<'a> {
         let start = self.pos;
         if capture.text_only {
             let text = match self.peek() {
-                Some(open @ (b'{' | b'[')) => {
-                    match capture.length_slot.and_then(|slot| given_length(sink.slots[slot].as_ref())) {
-                        Some(len)
-                            if len >= 2
-                                && start.checked_add(len).and_then(|end| self.bytes.get(end - 1))
-                                    == Some(&closing(open)) =>
-                        {
-                            self.pos = start + len;
-                        }
-                        _ => self.skip_balanced()?,
+                Some(b'{' | b'[') => {
+                    let given = capture.length_slot.and_then(|slot| given_length(sink.slots[slot].as_ref()));
+                    match given.and_then(|length| end_by_length(self.bytes, start, length)) {
+                        Some(end) => self.pos = end,
+                        None => self.skip_balanced()?,
                     }
                     // Not scanned byte by byte: its UTF-8 is checked here (a fast pass).
                     let delimited = &self.bytes[start..self.pos];

@@ -364,12 +364,12 @@ pub async fn replay(
     };
     let mut in_flight: Option<InFlight> = None;
     while let Ok(batch) = mapped.recv() {
-        let MappedBatch { read, routed, next } = batch?;
-        report.read += read.read;
-        report.not_ours += read.not_ours;
-        report.not_selected += read.not_selected;
-        report.already_delivered += read.already_delivered;
-        report.warnings.extend(read.warning);
+        let MappedBatch { counts, routed, next } = batch?;
+        report.read += counts.read;
+        report.not_ours += counts.not_ours;
+        report.not_selected += counts.not_selected;
+        report.already_delivered += counts.already_delivered;
+        report.warnings.extend(counts.warning);
         let router = pipeline.router();
         let mut messages = Vec::with_capacity(routed.len());
         for (routed, provenance) in routed {
@@ -404,12 +404,13 @@ pub async fn replay(
 /// A batch as the mapper hands it over: what the reader counted, each rebuilt record's new
 /// outcome with what the report and its replay headers need, and where the partitions resume.
 struct MappedBatch {
-    read: ReadCounts,
+    counts: ReadCounts,
     routed: Vec<(Routed, Provenance)>,
     next: Vec<(usize, i64)>,
 }
 
 /// What the reader counted in a batch besides the records it rebuilt.
+#[derive(Default)]
 struct ReadCounts {
     read: u64,
     not_ours: u64,
@@ -421,27 +422,8 @@ struct ReadCounts {
 impl MappedBatch {
     /// Maps a batch's rebuilt records on every core, as the worker maps a batch.
     fn of(batch: ReadBatch, pipeline: &Pipeline) -> MappedBatch {
-        let mut counts = ReadCounts {
-            read: batch.read,
-            not_ours: 0,
-            not_selected: 0,
-            already_delivered: batch.already_delivered,
-            warning: batch.warning,
-        };
-        let mut ready = Vec::with_capacity(batch.records.len());
-        let mut about = Vec::with_capacity(batch.records.len());
-        for record in batch.records {
-            match record {
-                Rebuilt::NotOurs => counts.not_ours += 1,
-                Rebuilt::NotSelected => counts.not_selected += 1,
-                Rebuilt::Ready { input, provenance } => {
-                    ready.push(input);
-                    about.push(provenance);
-                }
-            }
-        }
-        let routed = pipeline.route_all(&ready).into_iter().zip(about).collect();
-        MappedBatch { read: counts, routed, next: batch.next }
+        let routed = pipeline.route_all(&batch.inputs).into_iter().zip(batch.provenance).collect();
+        MappedBatch { counts: batch.counts, routed, next: batch.next }
     }
 }
 
@@ -463,10 +445,10 @@ struct ReadBatch {
     /// Where each partition read in this batch resumes once the batch is delivered: its index in
     /// the plan, and the offset.
     next: Vec<(usize, i64)>,
-    records: Vec<Rebuilt>,
-    read: u64,
-    already_delivered: u64,
-    warning: Option<String>,
+    /// The records rebuilt, and what each is counted and sent with.
+    inputs: Vec<Input>,
+    provenance: Vec<Provenance>,
+    counts: ReadCounts,
 }
 
 impl ReadPlan {
@@ -512,13 +494,13 @@ impl ReadPlan {
             }
             let mut batch = ReadBatch {
                 next: Vec::new(),
-                records: Vec::with_capacity(self.max_batch.min(10_000)),
-                read: 0,
-                already_delivered: 0,
-                warning: None,
+                inputs: Vec::with_capacity(self.max_batch.min(10_000)),
+                provenance: Vec::with_capacity(self.max_batch.min(10_000)),
+                counts: ReadCounts::default(),
             };
             let mut touched = vec![false; self.partitions.len()];
-            while batch.records.len() < self.max_batch && open > 0 {
+            // Records read and not already delivered, rebuilt or not: a batch's size.
+            while ((batch.counts.read - batch.counts.already_delivered) as usize) < self.max_batch && open > 0 {
                 let (i, m) = match consumer.poll(timeout) {
                     Some(Ok(m)) => match index_of(m.partition()) {
                         Some(i) => (i, m),
@@ -540,7 +522,7 @@ impl ReadPlan {
                         });
                         next[i] = next[i].max(position.unwrap_or(next[i])).min(self.ends[i]);
                         if next[i] < self.ends[i] {
-                            batch.warning = Some(format!(
+                            batch.counts.warning = Some(format!(
                                 "`{topic}` partition {partition} ends at offset {} for now (a transaction still open?): the next run resumes there",
                                 next[i]
                             ));
@@ -574,12 +556,19 @@ impl ReadPlan {
                 if next[i] >= self.ends[i] {
                     open -= 1;
                 }
-                batch.read += 1;
+                batch.counts.read += 1;
                 if !self.already.is_empty() && self.already.contains(&(self.partitions[i], m.offset())) {
-                    batch.already_delivered += 1;
+                    batch.counts.already_delivered += 1;
                     continue;
                 }
-                batch.records.push(Rebuilt::from_message(&m, topic, self.only_rule.as_deref(), &mut rule_sets));
+                match Rebuilt::from_message(&m, topic, self.only_rule.as_deref(), &mut rule_sets) {
+                    Rebuilt::NotOurs => batch.counts.not_ours += 1,
+                    Rebuilt::NotSelected => batch.counts.not_selected += 1,
+                    Rebuilt::Ready { input, provenance } => {
+                        batch.inputs.push(input);
+                        batch.provenance.push(provenance);
+                    }
+                }
             }
             batch.next = (0..self.partitions.len()).filter(|i| touched[*i]).map(|i| (i, next[i])).collect();
             if out.send(Ok(batch)).is_err() {
