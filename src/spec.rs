@@ -24,6 +24,8 @@ pub struct MappingSpec {
     pub lookups: Vec<LookupSpec>,
     /// `drop:` — an expression over the record; records where it holds are skipped.
     pub drop: Option<Spanned<String>>,
+    /// `limits: { steps: N }` — the evaluation budget of one record's expressions.
+    pub steps: Option<Spanned<i64>>,
     pub fields: Vec<FieldSpec>,
     pub rules: Vec<RuleSpec>,
     pub tests: Vec<TestSpec>,
@@ -42,7 +44,9 @@ pub struct FieldSpec {
     pub default: Option<Node>,
     pub transform: Vec<StepSpec>,
     pub validate: Vec<StepSpec>,
-    pub sensitive: bool,
+    /// `sensitive:` as written: a computed field that says nothing inherits the sensitivity of
+    /// what it reads; `false` declares a value safe to show (a hash, a mask).
+    pub sensitive: Option<bool>,
     pub description: Option<String>,
     /// `expr:` — the value is computed from other targets.
     pub expr: Option<Spanned<String>>,
@@ -153,7 +157,8 @@ pub const SCHEMA: &str = include_str!("../schema/mapping.schema.json");
 // The keys each part of a mapping file accepts; `schema/mapping.schema.json` is held to them by a
 // test.
 pub const TOP_KEYS: &[&str] =
-    &["version", "name", "description", "key", "headers", "lookups", "drop", "fields", "rules", "tests"];
+    &["version", "name", "description", "key", "headers", "lookups", "drop", "limits", "fields", "rules", "tests"];
+pub const LIMIT_KEYS: &[&str] = &["steps"];
 pub const FIELD_KEYS: &[&str] = &[
     "target",
     "source",
@@ -197,6 +202,16 @@ fn read_spec(root: &Node, diags: &mut Vec<Diagnostic>) -> MappingSpec {
     spec.key = top.string("key", diags);
     spec.headers = top.string_list("headers", diags);
     spec.drop = top.get("drop").and_then(|n| expression(n, "`drop`", diags));
+    if let Some(limits) = top.get("limits").and_then(|n| Fields::read(n, "`limits`", LIMIT_KEYS, diags)) {
+        match limits.get("steps") {
+            None => {}
+            Some(Node { kind: NodeKind::Int(n), pos }) if *n > 0 => spec.steps = Some(Spanned::new(*n, *pos)),
+            Some(node) => diags.push(Diagnostic::new(
+                node.pos,
+                format!("`steps` is a positive whole number of evaluation steps, found {}", node.kind_name()),
+            )),
+        }
+    }
     if let Some(node) = top.get("lookups") {
         match &node.kind {
             NodeKind::Map(entries) => {
@@ -246,7 +261,7 @@ fn read_field(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<FieldSpec> {
         default: f.get("default").cloned(),
         transform: f.list("transform", diags).iter().filter_map(|n| read_step(n, "transform", diags)).collect(),
         validate: f.list("validate", diags).iter().filter_map(|n| read_step(n, "validator", diags)).collect(),
-        sensitive: f.boolean("sensitive", diags).is_some_and(|b| b.value),
+        sensitive: f.boolean("sensitive", diags).map(|b| b.value),
         description: f.string("description", diags).map(|s| s.value),
         expr: f.get("expr").and_then(|n| expression(n, "`expr`", diags)),
         when: f.get("when").and_then(|n| expression(n, "`when`", diags)),

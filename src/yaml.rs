@@ -74,8 +74,77 @@ impl Node {
     }
 }
 
+/// Deepest nesting of lists and mappings accepted in a YAML file: far beyond any mapping or
+/// settings file, and well inside the stack the tree is built, read and dropped on.
+pub const MAX_YAML_DEPTH: usize = 128;
+
+/// Most bytes a YAML file may expand to once its aliases are resolved (scalars' text plus a
+/// small cost per node). saphyr bounds the number of nodes aliases produce, not their size: one
+/// large scalar aliased a few thousand times fits that budget and still takes gigabytes.
+pub const MAX_YAML_EXPANDED_BYTES: usize = 64 * 1024 * 1024;
+
+/// What one node costs in the expanded-size count beside its text: a node of the owned tree is
+/// about this large, so a flood of tiny aliased nodes counts too.
+const NODE_COST: usize = 64;
+
+/// Reads the event stream once, before any tree is built, and refuses a file nested deeper than
+/// [`MAX_YAML_DEPTH`] or whose aliases would expand it past [`MAX_YAML_EXPANDED_BYTES`], at the
+/// node where the limit is crossed. Syntax errors are left to the loader, which explains them.
+fn check_shape(text: &str) -> Option<Diagnostic> {
+    use saphyr_parser::{Event, Parser};
+    let at = |span: &saphyr_parser::Span| Pos::new(span.start.line() as u32, span.start.col() as u32 + 1);
+    // The expanded size of each open collection, and of each anchored node once complete.
+    let mut open: Vec<(usize, usize)> = Vec::new();
+    let mut anchors: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let mut total = 0usize;
+    for event in Parser::new_from_str(text) {
+        let Ok((event, span)) = event else { return None };
+        let (size, anchor) = match event {
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if open.len() >= MAX_YAML_DEPTH {
+                    return Some(Diagnostic::new(
+                        at(&span),
+                        format!("YAML nested deeper than {MAX_YAML_DEPTH} levels of lists and mappings"),
+                    ));
+                }
+                open.push((NODE_COST, anchor));
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => match open.pop() {
+                Some((size, anchor)) => (size, anchor),
+                None => return None,
+            },
+            Event::Scalar(value, _, anchor, _) => (NODE_COST + value.len(), anchor),
+            Event::Alias(id) => (anchors.get(&id).copied().unwrap_or(NODE_COST), 0),
+            _ => continue,
+        };
+        if anchor != 0 {
+            anchors.insert(anchor, size);
+        }
+        match open.last_mut() {
+            Some((parent, _)) => *parent = parent.saturating_add(size),
+            None => total = total.saturating_add(size),
+        }
+        let expanded = open.iter().fold(total, |sum, (size, _)| sum.saturating_add(*size));
+        if expanded > MAX_YAML_EXPANDED_BYTES {
+            return Some(Diagnostic::new(
+                at(&span),
+                format!(
+                    "aliases expand this file past {} MiB (a YAML bomb?); write the values out or use fewer aliases",
+                    MAX_YAML_EXPANDED_BYTES / (1024 * 1024)
+                ),
+            ));
+        }
+    }
+    None
+}
+
 /// Loads a single YAML document into an owned [`Node`] tree.
 pub fn load_yaml(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
+    if let Some(refused) = check_shape(text) {
+        diags.push(refused);
+        return None;
+    }
     let docs = match MarkedYaml::load_from_str(text) {
         Ok(docs) => docs,
         Err(e) => {

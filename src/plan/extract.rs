@@ -17,6 +17,7 @@
 //! characters in strings, valid escapes and numbers. Nesting is limited to [`MAX_DEPTH`] levels, as
 //! in `serde_json`, so hostile input cannot exhaust the stack.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde_json::Value;
@@ -60,6 +61,10 @@ struct TrieNode {
     /// Slots below a materialised node, filled by looking inside its value.
     derived: Vec<(Vec<Segment>, usize)>,
     keys: Vec<(Box<str>, TrieNode)>,
+    /// While paths are added, the position of each key in `keys` once a node has more than a few:
+    /// a search of `keys` per added path made compiling tens of thousands of sibling fields
+    /// quadratic. Emptied by `finish`; records are matched through `key_table`.
+    key_positions: HashMap<Box<str>, usize>,
     /// Open-addressing index over `keys` (length a power of two), so matching a record's key costs
     /// one probe instead of a scan of `keys`: slot = `key_hash(…, key_seed) >> key_shift`.
     key_table: Vec<KeyEntry>,
@@ -279,6 +284,27 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl TrieNode {
+    /// The position of child `key` in `keys`, added if new.
+    fn key_position(&mut self, key: &str) -> usize {
+        /// Below this many keys a scan is cheaper than hashing.
+        const SCANNED: usize = 16;
+        if self.keys.len() < SCANNED {
+            if let Some(i) = self.keys.iter().position(|(name, _)| &**name == key) {
+                return i;
+            }
+        } else {
+            if self.key_positions.is_empty() {
+                self.key_positions = self.keys.iter().enumerate().map(|(i, (name, _))| (name.clone(), i)).collect();
+            }
+            if let Some(&i) = self.key_positions.get(key) {
+                return i;
+            }
+            self.key_positions.insert(key.into(), self.keys.len());
+        }
+        self.keys.push((key.into(), TrieNode::default()));
+        self.keys.len() - 1
+    }
+
     /// Builds the key index. A node with few keys (most of them) gets a table where no two keys
     /// share a slot: a key is then found, or known absent, with one probe and no loop; the
     /// multiplier that spreads them so is searched for here. Other nodes probe linearly.
@@ -465,10 +491,7 @@ impl Extractor {
         for segment in prefix {
             node = match segment {
                 Segment::Key(k) => {
-                    let i = node.keys.iter().position(|(name, _)| name == k).unwrap_or_else(|| {
-                        node.keys.push((k.clone(), TrieNode::default()));
-                        node.keys.len() - 1
-                    });
+                    let i = node.key_position(k);
                     &mut node.keys[i].1
                 }
                 Segment::Index(idx) => {
@@ -498,6 +521,7 @@ impl Extractor {
     /// (one value cannot be handed to two trie nodes while streaming).
     pub fn finish(&mut self) {
         fn fold(node: &mut TrieNode) {
+            node.key_positions = HashMap::new();
             node.build_key_table();
             let mixed = node.wildcard.is_some() && (!node.keys.is_empty() || !node.indexes.is_empty());
             if node.capture.is_some() || mixed {

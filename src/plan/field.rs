@@ -8,9 +8,9 @@ use std::borrow::Cow;
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
-use super::expr::{Compiled, Env};
+use super::expr::{Budget, Compiled, Env, EvalError, EvalErrorKind};
 use super::extract::Extractor;
-use super::outcome::FieldError;
+use super::outcome::{BUDGET_RULE, FieldError};
 use super::output::OutputTree;
 use super::path::{self, Segment};
 use super::transform::Transform;
@@ -100,6 +100,12 @@ pub(super) enum FieldSource {
     Computed(Compiled),
 }
 
+/// The rule an expression's error is reported under: its own, or `budget` when the record ran
+/// out of steps (whichever expression happened to take the last one).
+pub(super) fn rule_of(e: &EvalError, rule: &'static str) -> &'static str {
+    if e.kind == EvalErrorKind::Budget { BUDGET_RULE } else { rule }
+}
+
 /// Whether any field an expression reads has errors: then it is not evaluated, and the field's
 /// own error stands alone.
 pub(super) fn reads_failed(expr: &Compiled, fields: &[FieldState<'_>]) -> bool {
@@ -107,6 +113,23 @@ pub(super) fn reads_failed(expr: &Compiled, fields: &[FieldState<'_>]) -> bool {
 }
 
 impl Field {
+    /// The field's expressions: its `expr`, its `when`, its validators' `when`s.
+    pub(super) fn expressions(&self) -> impl Iterator<Item = &Compiled> {
+        let computed = match &self.source {
+            FieldSource::Computed(c) => Some(c),
+            _ => None,
+        };
+        computed.into_iter().chain(self.when.as_ref()).chain(self.validator_when.iter().flatten())
+    }
+
+    pub(super) fn expressions_mut(&mut self) -> impl Iterator<Item = &mut Compiled> {
+        let computed = match &mut self.source {
+            FieldSource::Computed(c) => Some(c),
+            _ => None,
+        };
+        computed.into_iter().chain(self.when.as_mut()).chain(self.validator_when.iter_mut().flatten())
+    }
+
     /// resolve → default → required → transforms → type check → validators, into `state`, for a
     /// field that reads no other field. The value is built in `state` and worked on there: see
     /// [`Transform::apply`] for why it is never moved.
@@ -231,7 +254,9 @@ impl Field {
                 Ok(Some(true)) => {}
                 Ok(_) => return,
                 Err(e) => {
-                    *state = self.error(errors, "when", format!("the field's `when` could not be evaluated: {e}"));
+                    let message =
+                        format!("the field's `when` could not be evaluated: {}", e.message(when.reads_sensitive));
+                    *state = self.error(errors, rule_of(&e, "when"), message);
                     return;
                 }
             }
@@ -248,7 +273,8 @@ impl Field {
                     }
                     Ok(None) => self.absent("its expression gave null; the value", state, errors),
                     Err(e) => {
-                        *state = self.error(errors, "expr", format!("could not be computed: {e}"));
+                        let message = format!("could not be computed: {}", e.message(expr.reads_sensitive));
+                        *state = self.error(errors, rule_of(&e, "expr"), message);
                         return;
                     }
                 }
@@ -271,7 +297,7 @@ impl Field {
             }
         };
         if let (Some(set), FieldState::Present(array)) = (&self.items, &*state) {
-            *state = self.map_items(set, array, errors);
+            *state = self.map_items(set, array, env.budget, errors);
         }
         if run
             && let FieldState::Present(value) = state
@@ -486,7 +512,7 @@ pub(super) fn compile_field(
         } else {
             Vec::new()
         },
-        sensitive: spec.sensitive,
+        sensitive: spec.sensitive == Some(true),
         when: extras.when,
         items: extras.items,
         output: spec.output.as_ref().is_none_or(|o| o.value),
@@ -582,10 +608,11 @@ impl Field {
                     Err(e) => {
                         errors.push(FieldError {
                             field: Some(self.target.clone()),
-                            rule: "when".into(),
+                            rule: rule_of(&e, "when").into(),
                             message: format!(
-                                "the `when` of validator `{}` could not be evaluated: {e}",
-                                validator.name()
+                                "the `when` of validator `{}` could not be evaluated: {}",
+                                validator.name(),
+                                e.message(when.reads_sensitive)
                             ),
                         });
                         continue;
@@ -601,9 +628,15 @@ impl Field {
 
     /// Maps each item of an array with the item fields; an item's error is named after it
     /// (`items[1].quantity`). Any error fails the whole field.
-    fn map_items<'a>(&'a self, set: &'a FieldSet, array: &Val<'a>, errors: &mut Vec<FieldError>) -> FieldState<'a> {
+    fn map_items<'a>(
+        &'a self,
+        set: &'a FieldSet,
+        array: &Val<'a>,
+        budget: &Budget,
+        errors: &mut Vec<FieldError>,
+    ) -> FieldState<'a> {
         match self.item_slots(set, array) {
-            Ok((len, slots)) => self.map_rows(set, len, &slots, errors),
+            Ok((len, slots)) => self.map_rows(set, len, &slots, budget, errors),
             Err(message) => self.error(errors, "type", message),
         }
     }
@@ -629,6 +662,7 @@ impl Field {
         set: &'a FieldSet,
         len: usize,
         slots: &[Option<Val<'a>>],
+        budget: &Budget,
         errors: &mut Vec<FieldError>,
     ) -> FieldState<'a> {
         let width = set.paths.len();
@@ -641,7 +675,7 @@ impl Field {
             let slots = &slots[index * width..(index + 1) * width];
             let mut states: Vec<FieldState<'a>> = (0..set.fields.len()).map(|_| FieldState::Absent).collect();
             let before = errors.len();
-            set.evaluate(Slots::Item(slots), &mut states, errors);
+            set.evaluate(Slots::Item(slots), &mut states, budget, errors);
             if errors.len() > before {
                 failed = true;
                 for e in &mut errors[before..] {
@@ -700,6 +734,7 @@ impl FieldSet {
         &'a self,
         slots: Slots<'_, 'a>,
         states: &mut [FieldState<'a>],
+        budget: &Budget,
         errors: &mut Vec<FieldError>,
     ) {
         if let Slots::Record(record) = slots {
@@ -715,7 +750,7 @@ impl FieldSet {
                 Slots::Record(r) => r,
                 Slots::Item(x) => x,
             };
-            self.fields[i].evaluate_later(Env { fields: states, slots: env_slots }, slots, &mut state, errors);
+            self.fields[i].evaluate_later(Env { fields: states, slots: env_slots, budget }, slots, &mut state, errors);
             states[i] = state;
         }
     }
@@ -778,7 +813,7 @@ impl Field {
                     Ok(Some(true)) => "holds".into(),
                     Ok(Some(false)) => "does not hold: the field is left out".into(),
                     Ok(None) => "is null: the field is left out".into(),
-                    Err(e) => format!("could not be evaluated: {e}"),
+                    Err(e) => format!("could not be evaluated: {}", e.message(when.reads_sensitive)),
                 }
             };
             steps.push(Step::new(format!("when {}", when.text), verdict));
@@ -805,7 +840,7 @@ impl Field {
                     match expr.code.value(env, &mut locals) {
                         Ok(Some(v)) => format!("computed {}", shown(&v)),
                         Ok(None) => "computed null".into(),
-                        Err(e) => format!("could not be computed: {e}"),
+                        Err(e) => format!("could not be computed: {}", e.message(expr.reads_sensitive)),
                     }
                 };
                 (format!("expr {}", expr.text), found)
@@ -855,8 +890,11 @@ impl Field {
                             continue;
                         }
                         Err(e) => {
-                            steps
-                                .push(Step::new(validator.name(), format!("✗ its `when` could not be evaluated: {e}")));
+                            let why = e.message(when.reads_sensitive);
+                            steps.push(Step::new(
+                                validator.name(),
+                                format!("✗ its `when` could not be evaluated: {why}"),
+                            ));
                             continue;
                         }
                     }
@@ -885,7 +923,11 @@ impl Field {
 
     /// For an `items:` field, each item's fields traced as the record's are, named after the item
     /// (`lines[1].quantity`), items within items included; nothing for other fields.
-    pub(super) fn trace_items<'a>(&'a self, slots: &'a [Option<Val<'a>>]) -> Vec<super::explain::FieldTrace> {
+    pub(super) fn trace_items<'a>(
+        &'a self,
+        slots: &'a [Option<Val<'a>>],
+        budget: &Budget,
+    ) -> Vec<super::explain::FieldTrace> {
         let (Some(set), FieldSource::Path { slot, .. }) = (&self.items, &self.source) else {
             return Vec::new();
         };
@@ -900,10 +942,10 @@ impl Field {
         for index in 0..len {
             let row = &rows[index * width..(index + 1) * width];
             let mut states: Vec<FieldState<'_>> = (0..set.fields.len()).map(|_| FieldState::Absent).collect();
-            set.evaluate(Slots::Item(row), &mut states, &mut Vec::new());
-            let env = Env { fields: &states, slots: row };
+            set.evaluate(Slots::Item(row), &mut states, budget, &mut Vec::new());
+            let env = Env { fields: &states, slots: row, budget };
             for (field, state) in set.fields.iter().zip(&states) {
-                let inner = std::iter::once(field.trace(row, env, state)).chain(field.trace_items(row));
+                let inner = std::iter::once(field.trace(row, env, state)).chain(field.trace_items(row, budget));
                 traces.extend(inner.map(|mut t| {
                     t.target = format!("{}[{index}].{}", self.target, t.target);
                     t

@@ -36,10 +36,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::diagnostic::{Diagnostic, Pos, Spanned};
 use crate::spec::{LookupSpec, MappingSpec};
-use expr::{Compiled, Env, LookupTable, Ty};
+use expr::{Budget, Compiled, Env, EvalErrorKind, LookupTable, Ty};
 use extract::Extractor;
 use field::{FieldSet, FieldSource, PathSink, Slots};
 use json::CodeTable;
+use outcome::BUDGET_RULE;
 use rules::Rule;
 use scope::{Context, ScopeNames, compile_condition, compile_scope};
 use types::FieldType;
@@ -62,11 +63,39 @@ pub struct Plan {
     rules: Vec<Rule>,
     key_field: Option<usize>,
     headers: Vec<String>,
+    /// The steps one record's expressions may take ([`expr::Budget`]).
+    step_limit: u64,
     /// Things that compile but are surely mistakes; `validate-mapping` shows them.
     warnings: Vec<Diagnostic>,
     /// The longest output written so far: the capacity each new output starts with (capped by
     /// its input's length). A sizing hint only; it never changes what `apply` returns.
     output_capacity: AtomicUsize,
+}
+
+/// Runs `map` and turns a panic into a failed record: the engine never unwinds into a batch.
+/// The plan is read-only while records are mapped (its one atomic is a sizing hint), so a panic
+/// leaves nothing half-written for the next record.
+fn guarded(map: impl FnOnce() -> Outcome) -> Outcome {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(map)) {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Outcome::Failed(Failure {
+                stage: Stage::Internal,
+                errors: vec![FieldError {
+                    field: None,
+                    rule: "panic".into(),
+                    message: format!(
+                        "the mapping engine failed on this record ({why}); please report it with the record"
+                    ),
+                }],
+            })
+        }
+    }
 }
 
 /// Mappings with up to this many distinct source paths (and fields) keep their per-record slots
@@ -118,6 +147,23 @@ impl Plan {
         self.set.fields.len()
     }
 
+    /// Replaces the values of sensitive targets in a mapped output, for tools that show an output
+    /// to a person (`explain`, a failing embedded test) rather than deliver it.
+    pub fn hide_sensitive(&self, value: &mut serde_json::Value) {
+        for target in self.sensitive_targets() {
+            let mut at = &mut *value;
+            let mut parts = target.split('.').peekable();
+            while let Some(part) = parts.next() {
+                let Some(next) = at.as_object_mut().and_then(|o| o.get_mut(part)) else { break };
+                if parts.peek().is_none() {
+                    *next = serde_json::Value::String("(value hidden: sensitive field)".into());
+                    break;
+                }
+                at = next;
+            }
+        }
+    }
+
     /// What the plan does with one record, field by field (`lambda-stream explain`): the outcome
     /// and every field's final state from the same evaluation as [`apply`](Self::apply), the
     /// steps between replayed on the values the fields resolved.
@@ -129,7 +175,10 @@ impl Plan {
             fields: Vec::new(),
             rules: Vec::new(),
             errors: outcome.errors().to_vec(),
-            output: outcome.ok_value(),
+            output: outcome.ok_value().map(|mut v| {
+                self.hide_sensitive(&mut v);
+                v
+            }),
         };
         let mut slots = vec![None; self.extractor.slot_count()];
         if let Err(e) = self.extractor.scan_into(bytes, &mut slots) {
@@ -140,20 +189,28 @@ impl Plan {
             explanation.record = Some("`drop` holds: the record is skipped, no field is read".into());
             return explanation;
         }
+        let budget = Budget::new(self.step_limit);
         let mut states = Vec::new();
         states.resize_with(self.set.fields.len(), || FieldState::Absent);
-        self.set.evaluate(Slots::Record(&slots), &mut states, &mut Vec::new());
-        let env = Env { fields: &states, slots: &slots };
+        self.set.evaluate(Slots::Record(&slots), &mut states, &budget, &mut Vec::new());
+        let env = Env { fields: &states, slots: &slots, budget: &budget };
         for (field, state) in self.set.fields.iter().zip(&states) {
             explanation.fields.push(field.trace(&slots, env, state));
-            explanation.fields.extend(field.trace_items(&slots));
+            explanation.fields.extend(field.trace_items(&slots, &budget));
         }
         explanation.rules = self.rules.iter().map(|r| r.trace(env, &self.set.fields)).collect();
         explanation
     }
 
-    /// Maps one record value. Never panics, whatever the bytes.
+    /// Maps one record value. Never panics, whatever the bytes: should the engine itself have a
+    /// defect that panics on some record, that record fails (stage `internal`) and the batch and
+    /// the process go on, instead of the record blocking its partition on every retry.
     pub fn apply(&self, bytes: &[u8]) -> Outcome {
+        guarded(|| self.map_record(bytes))
+    }
+
+    fn map_record(&self, bytes: &[u8]) -> Outcome {
+        let budget = Budget::new(self.step_limit);
         // Slots on the stack when they fit (they do for typical mappings): no allocation per record.
         let mut inline: Scratch<Option<Val<'_>>, INLINE_SLOTS> = Scratch::new();
         let mut spilled = Vec::new();
@@ -170,11 +227,13 @@ impl Plan {
             return Outcome::Failed(Failure::of_record("json", format!("value is not a usable JSON object: {e}")));
         }
         if let Some(drop) = &self.drop {
-            match drop.code.condition(Env { fields: &[], slots }, &mut Vec::new()) {
+            match drop.code.condition(Env { fields: &[], slots, budget: &budget }, &mut Vec::new()) {
                 Ok(Some(true)) => return Outcome::Dropped,
                 Ok(_) => {}
                 Err(e) => {
-                    return Outcome::Failed(Failure::of_record("drop", format!("`drop` could not be evaluated: {e}")));
+                    let rule = if e.kind == EvalErrorKind::Budget { BUDGET_RULE } else { "drop" };
+                    let message = format!("`drop` could not be evaluated: {}", e.message(drop.reads_sensitive));
+                    return Outcome::Failed(Failure::of_record(rule, message));
                 }
             }
         }
@@ -189,11 +248,16 @@ impl Plan {
                 &mut spilled_states[..]
             }
         };
-        self.set.evaluate(Slots::Record(slots), states, &mut errors);
+        self.set.evaluate(Slots::Record(slots), states, &budget, &mut errors);
         let states = &*states;
         let field_errors = !errors.is_empty();
         for rule in &self.rules {
-            rule.check(Env { fields: states, slots }, &self.set.fields, &mut errors);
+            rule.check(Env { fields: states, slots, budget: &budget }, &self.set.fields, &mut errors);
+        }
+        // `a || b` takes a decisive side even when the other failed, so a spent budget may not
+        // have failed any expression: the record still fails, as it did too much work.
+        if budget.spent() && !errors.iter().any(|e| e.rule == BUDGET_RULE) {
+            errors.push(FieldError { field: None, rule: BUDGET_RULE.into(), message: budget.spent_message() });
         }
         if !errors.is_empty() {
             let stage = if field_errors { Stage::Validate } else { Stage::Rule };
@@ -244,7 +308,29 @@ pub fn load_str(text: &str) -> Result<(MappingSpec, Plan), Vec<Diagnostic>> {
 }
 
 /// [`load_str`] with options (the directory lookup files are read from).
+///
+/// Parsing and compiling run on a thread of their own with a stack of [`COMPILE_STACK_BYTES`],
+/// whichever thread asks: a mapping that loads in `validate-mapping` loads the same in a Lambda's
+/// refresh on a 2 MiB runtime thread, and the depth limits of the YAML, path and expression
+/// parsers are set well inside that stack.
 pub fn load_str_in(text: &str, options: &CompileOptions) -> Result<(MappingSpec, Plan), Vec<Diagnostic>> {
+    std::thread::scope(|scope| {
+        let compile = std::thread::Builder::new()
+            .name("mapping-compile".into())
+            .stack_size(COMPILE_STACK_BYTES)
+            .spawn_scoped(scope, || load_here(text, options));
+        match compile {
+            Ok(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had (a process at its thread limit): compile here, as before.
+            Err(_) => load_here(text, options),
+        }
+    })
+}
+
+/// The stack a mapping is compiled on, the same in every command and entry.
+pub const COMPILE_STACK_BYTES: usize = 8 * 1024 * 1024;
+
+fn load_here(text: &str, options: &CompileOptions) -> Result<(MappingSpec, Plan), Vec<Diagnostic>> {
     let (spec, mut diags) = crate::spec::parse(text);
     match compile_with(&spec, options) {
         Ok(plan) if diags.is_empty() => Ok((spec, plan.with_version(text_version(text)))),
@@ -451,6 +537,15 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
         diags.dedup();
         return Err(diags);
     };
+    let (mut rules, mut drop) = (rules, drop);
+    for rule in &mut rules {
+        rule.follow_sensitivity(&set.fields);
+    }
+    // `drop` reads the record before any field exists: if the mapping has a secret, `drop` may
+    // read it too, and its messages leave values out.
+    if let Some(drop) = &mut drop {
+        drop.reads_sensitive = set.fields.iter().any(|f| f.sensitive || f.items.is_some());
+    }
     Ok(Plan {
         name: spec.name.as_ref().map(|n| n.value.clone()).unwrap_or_default(),
         version: String::new(),
@@ -460,6 +555,7 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
         rules,
         key_field,
         headers: spec.headers.iter().map(|h| h.value.clone()).collect(),
+        step_limit: spec.steps.as_ref().map_or(expr::DEFAULT_STEPS, |s| s.value as u64),
         warnings,
         output_capacity: AtomicUsize::new(0),
     })

@@ -11,6 +11,8 @@ pub enum Stage {
     Decode,
     Validate,
     Rule,
+    /// A defect of the engine met on this record (a panic caught): never the record's fault.
+    Internal,
 }
 
 impl Stage {
@@ -19,6 +21,7 @@ impl Stage {
             Stage::Decode => "decode",
             Stage::Validate => "validate",
             Stage::Rule => "rule",
+            Stage::Internal => "internal",
         }
     }
 }
@@ -59,6 +62,9 @@ pub fn distinct_field_rules(pairs: impl IntoIterator<Item = String>) -> Vec<Stri
     }
     rules
 }
+
+/// The rule of the error a record gets when its expressions run out of steps.
+pub const BUDGET_RULE: &str = "budget";
 
 /// What a transform or validator reports; the field name is added by the caller.
 #[derive(Debug, PartialEq)]

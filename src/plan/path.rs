@@ -50,6 +50,7 @@ pub fn parse_source(text: &str) -> Result<SourcePath, PathError> {
             message: format!("a JSONPath starts at the root `$`, like `$.{}`", text.trim_start_matches('.')),
         });
     }
+    check_nesting(text)?;
     if let Err(e) = JsonPath::parse(text) {
         return Err(common_mistake(text).unwrap_or_else(|| PathError {
             offset: text[..e.position().min(text.len())].chars().count(),
@@ -72,6 +73,40 @@ pub fn parse_source(text: &str) -> Result<SourcePath, PathError> {
         if rest.contains('$') { (Vec::new(), text.to_string()) } else { (prefix, format!("${rest}")) };
     let tail = JsonPath::parse(&tail_text).map_err(|e| PathError { offset: 0, message: e.message().to_string() })?;
     Ok(SourcePath { prefix, tail: Some(tail) })
+}
+
+/// Deepest nesting of brackets and parentheses a source path may have. The JSONPath parser
+/// descends recursively into each one: thousands of nested `(` in a filter exhaust the stack, so
+/// the depth is checked before the text reaches it.
+pub const MAX_PATH_NESTING: usize = 32;
+
+fn check_nesting(text: &str) -> Result<(), PathError> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (offset, c) in text.chars().enumerate() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' | '[' => {
+                    depth += 1;
+                    if depth > MAX_PATH_NESTING {
+                        return Err(PathError {
+                            offset,
+                            message: format!("brackets and parentheses nest deeper than {MAX_PATH_NESTING} levels"),
+                        });
+                    }
+                }
+                ')' | ']' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    Ok(())
 }
 
 /// What is wrong with a path the JSONPath parser refused, and how to write it, for the mistakes

@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
-use super::expr::{Compiled, Env};
+use super::expr::{Compiled, Env, EvalError, EvalErrorKind};
 use super::field::{Field, reads_failed};
-use super::outcome::FieldError;
+use super::outcome::{BUDGET_RULE, FieldError};
 use super::value::{FieldState, Val};
 use crate::diagnostic::{Diagnostic, Spanned};
 use crate::spec::{RuleSpec, RuleWhen};
@@ -164,6 +164,15 @@ impl Rule {
 }
 
 impl Rule {
+    /// Marks the rule's expressions that read a sensitive field: their messages leave values out.
+    pub fn follow_sensitivity(&mut self, fields: &[Field]) {
+        if let Rule::Expr(rule) = self {
+            for c in std::iter::once(&mut rule.check).chain(rule.when.as_mut()) {
+                c.reads_sensitive = c.reads.iter().any(|&i| fields[i].sensitive);
+            }
+        }
+    }
+
     /// The rule's verdict for `Plan::explain`, judged as `check` judges it.
     pub fn trace(&self, env: Env<'_>, fields: &[Field]) -> super::explain::RuleTrace {
         let mut errors = Vec::new();
@@ -209,24 +218,36 @@ impl ExprRule {
         }
         let mut locals = Vec::new();
         // Only a broken rule pays for its names.
-        let mut error = |message: String| {
+        let mut error = |e: &EvalError, message: String| {
             let field = self.field.map(|i| fields[i].target.clone());
-            errors.push(FieldError { field, rule: self.name.clone(), message })
+            let rule = if e.kind == EvalErrorKind::Budget { BUDGET_RULE.into() } else { self.name.clone() };
+            errors.push(FieldError { field, rule, message })
         };
         if let Some(when) = &self.when {
             match when.code.condition(env, &mut locals) {
                 Ok(Some(true)) => {}
                 Ok(_) => return,
-                Err(e) => return error(format!("the rule's `when` could not be evaluated: {e}")),
+                Err(e) => {
+                    return error(
+                        &e,
+                        format!("the rule's `when` could not be evaluated: {}", e.message(when.reads_sensitive)),
+                    );
+                }
             }
         }
         match self.check.code.condition(env, &mut locals) {
             Ok(Some(true) | None) => {}
             Ok(Some(false)) => {
                 let said = self.message.clone().unwrap_or_else(|| format!("`{}` does not hold", self.text));
-                error(format!("{said} ({})", self.values_read(env, fields)))
+                let field = self.field.map(|i| fields[i].target.clone());
+                let message = format!("{said} ({})", self.values_read(env, fields));
+                errors.push(FieldError { field, rule: self.name.clone(), message })
             }
-            Err(e) => error(format!("`{}` could not be evaluated: {e}", self.text)),
+            Err(e) => {
+                let message =
+                    format!("`{}` could not be evaluated: {}", self.text, e.message(self.check.reads_sensitive));
+                error(&e, message)
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::expr::syntax::PathStep;
 use super::expr::{self, Compiled, Domain, LookupTable, Names, RowShape, Ty};
-use super::field::{Extras, Field, FieldSet, PathSink, compile_field};
+use super::field::{Extras, Field, FieldSet, FieldSource, PathSink, compile_field};
 use super::output::OutputTree;
 use super::path::Segment;
 use super::types::FieldType;
@@ -309,11 +309,35 @@ pub(super) fn compile_scope(
     if diags.len() > before || fields.iter().any(Option::is_none) {
         return (None, tys);
     }
-    let fields: Vec<Field> = fields.into_iter().map(|f| f.expect("checked above")).collect();
+    let mut fields: Vec<Field> = fields.into_iter().map(|f| f.expect("checked above")).collect();
     let Some(later) = later else { return (None, tys) };
+    follow_sensitivity(&mut fields, &later, specs);
     let output =
         OutputTree::build(fields.iter().enumerate().filter(|(_, f)| f.output).map(|(i, f)| (i, f.target.as_str())));
     (Some(FieldSet { fields, later, output, paths: Vec::new() }), tys)
+}
+
+/// Sensitivity follows the value: a field computed from a sensitive field is sensitive too, unless
+/// it says `sensitive: false` (a hash or a mask of it). Every expression that reads a sensitive
+/// field, or belongs to one, leaves the record's values out of its messages, whatever the field
+/// declares: `int(card)` failing would otherwise quote the card. `later` is in dependency order,
+/// so a chain of computed fields is followed to its end.
+fn follow_sensitivity(fields: &mut [Field], later: &[usize], specs: &[FieldSpec]) {
+    for &i in later {
+        let reads_sensitive = |c: &Compiled, fields: &[Field]| c.reads.iter().any(|&r| fields[r].sensitive);
+        let computed_from_secret = match &fields[i].source {
+            FieldSource::Computed(c) => reads_sensitive(c, fields),
+            _ => false,
+        };
+        if computed_from_secret && specs[i].sensitive.is_none() {
+            fields[i].sensitive = true;
+        }
+        let own = fields[i].sensitive;
+        let flags: Vec<bool> = fields[i].expressions().map(|c| own || reads_sensitive(c, fields)).collect();
+        for (c, flag) in fields[i].expressions_mut().zip(flags) {
+            c.reads_sensitive = flag;
+        }
+    }
 }
 
 /// The static type of a compiled field, as expressions see it.

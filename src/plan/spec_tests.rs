@@ -35,13 +35,21 @@ fn run_one(test: &crate::spec::TestSpec, plan: &Plan) -> Result<(), String> {
         None => return Err("the test has no input".into()),
     };
     let outcome = plan.apply(&input);
+    // A failing test says what differs, never what a sensitive field held: its message reaches
+    // `validate-mapping`'s output and the log line of a refused refresh.
+    let hidden = plan.sensitive_targets();
+    let mapped = || {
+        let mut value = outcome.ok_value().unwrap_or(Value::Null);
+        plan.hide_sensitive(&mut value);
+        value
+    };
     match (&test.expect, &outcome) {
         (None, _) => Err("the test has no expectation".into()),
         (Some(ExpectSpec::Ok(expected)), Outcome::Mapped(_)) => {
             let expected = expected.to_json().map_err(|d| d.message)?;
             let actual = outcome.ok_value().unwrap_or(Value::Null);
             let mut differences = Vec::new();
-            diff(&expected, &actual, &mut String::new(), &mut differences);
+            diff(&expected, &actual, &mut String::new(), &hidden, &mut differences);
             if differences.is_empty() {
                 Ok(())
             } else {
@@ -61,7 +69,7 @@ fn run_one(test: &crate::spec::TestSpec, plan: &Plan) -> Result<(), String> {
         }
         (Some(ExpectSpec::Dropped), Outcome::Dropped) => Ok(()),
         (Some(ExpectSpec::Dropped), Outcome::Mapped(_)) => {
-            Err(format!("expected the record dropped, but it mapped to {}", outcome.ok_value().unwrap_or(Value::Null)))
+            Err(format!("expected the record dropped, but it mapped to {}", mapped()))
         }
         (Some(ExpectSpec::Dropped), Outcome::Failed(failure)) => {
             let got: Vec<String> =
@@ -72,7 +80,7 @@ fn run_one(test: &crate::spec::TestSpec, plan: &Plan) -> Result<(), String> {
             Err("the record was dropped by the mapping's `drop`".into())
         }
         (Some(ExpectSpec::Fail(_)), Outcome::Mapped(_)) => {
-            Err(format!("expected a failure, but the record mapped to {}", outcome.ok_value().unwrap_or(Value::Null)))
+            Err(format!("expected a failure, but the record mapped to {}", mapped()))
         }
         (Some(ExpectSpec::Fail(expected)), Outcome::Failed(failure)) => {
             let missing: Vec<String> = expected
@@ -98,8 +106,14 @@ const MAX_DIFFERENCES: usize = 5;
 
 /// Lists where `actual` differs from `expected`, by output path (`customer.tier`, `skus[1]`).
 /// Equality is exact and structural, except that `1` and `1.0` are the same number.
-fn diff(expected: &Value, actual: &Value, path: &mut String, out: &mut Vec<String>) {
+fn diff(expected: &Value, actual: &Value, path: &mut String, hidden: &[&str], out: &mut Vec<String>) {
     let here = |path: &str| if path.is_empty() { "the output".to_string() } else { format!("`{path}`") };
+    if is_hidden(path, hidden) {
+        if !json_equal(expected, actual) {
+            out.push(format!("{}: not the value expected (values hidden: sensitive field)", here(path)));
+        }
+        return;
+    }
     match (expected, actual) {
         (Value::Object(e), Value::Object(a)) => {
             for (key, ev) in e {
@@ -109,27 +123,39 @@ fn diff(expected: &Value, actual: &Value, path: &mut String, out: &mut Vec<Strin
                 }
                 path.push_str(key);
                 match a.get(key) {
-                    Some(av) => diff(ev, av, path, out),
+                    Some(av) => diff(ev, av, path, hidden, out),
+                    None if is_hidden(path, hidden) => out.push(format!("{} is missing", here(path))),
                     None => out.push(format!("{} is missing (expected {ev})", here(path))),
                 }
                 path.truncate(len);
             }
             for (key, av) in a.iter().filter(|(k, _)| !e.contains_key(*k)) {
                 let shown = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-                out.push(format!("`{shown}` is not expected (got {av})"));
+                if is_hidden(&shown, hidden) {
+                    out.push(format!("`{shown}` is not expected"));
+                } else {
+                    out.push(format!("`{shown}` is not expected (got {av})"));
+                }
             }
         }
         (Value::Array(e), Value::Array(a)) if e.len() == a.len() => {
             for (i, (ev, av)) in e.iter().zip(a).enumerate() {
                 let len = path.len();
                 path.push_str(&format!("[{i}]"));
-                diff(ev, av, path, out);
+                diff(ev, av, path, hidden, out);
                 path.truncate(len);
             }
         }
         _ if json_equal(expected, actual) => {}
         _ => out.push(format!("{}: expected {expected}, got {actual}", here(path))),
     }
+}
+
+/// Whether an output path is a sensitive target or inside one.
+fn is_hidden(path: &str, hidden: &[&str]) -> bool {
+    hidden.iter().any(|t| {
+        path.strip_prefix(t).is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+    })
 }
 
 #[cfg(test)]
@@ -139,7 +165,7 @@ mod tests {
 
     fn differences(e: Value, a: Value) -> Vec<String> {
         let mut out = Vec::new();
-        diff(&e, &a, &mut String::new(), &mut out);
+        diff(&e, &a, &mut String::new(), &[], &mut out);
         out
     }
 

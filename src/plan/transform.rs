@@ -564,6 +564,14 @@ impl Transform {
                 match arithmetic(value.json(), *factor, divide) {
                     Ok(v) => Val::owned(v),
                     Err(None) => return Err(wrong_type(value)),
+                    // The message quotes the operand: a sensitive one is described, not shown.
+                    Err(Some(_)) if sensitive => {
+                        return Err(failed(format!(
+                            "{} gives no 64-bit integer or finite number when {}",
+                            describe(value, true),
+                            if divide { "divided" } else { "multiplied" }
+                        )));
+                    }
                     Err(Some(m)) => return Err(failed(m)),
                 }
             }
@@ -688,7 +696,23 @@ pub fn value_table(values: &Node, diags: &mut Vec<Diagnostic>) -> Option<CodeTab
         return None;
     };
     let mut table = CodeTable::with_capacity_and_hasher(entries.len(), Default::default());
+    // Keys are matched as text, so `1`, `1.0` and `"1"` (or `true` and `"true"`) are one key:
+    // two of them would silently keep the last, and the table would not say what it was written
+    // to say.
+    let mut first_at: std::collections::HashMap<&str, crate::diagnostic::Pos> =
+        std::collections::HashMap::with_capacity(entries.len());
     for (from, to) in entries {
+        if let Some(first) = first_at.insert(from.value.as_str(), from.pos) {
+            diags.push(Diagnostic::new(
+                from.pos,
+                format!(
+                    "duplicate key `{}` in `values` (first at line {}, column {}); keys are matched as text, so \
+                     `1`, `1.0` and `\"1\"` are the same key",
+                    from.value, first.line, first.col
+                ),
+            ));
+            continue;
+        }
         match to.to_json() {
             Ok(v) => {
                 table.insert(from.value.clone(), v);

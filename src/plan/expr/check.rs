@@ -40,6 +40,9 @@ pub struct Compiled {
     pub warnings: Vec<(usize, String)>,
     /// The expression as written, for `explain`.
     pub text: String,
+    /// Whether it reads a sensitive field (or belongs to one): its error messages then leave the
+    /// record's values out. Set once the fields' sensitivity is known.
+    pub reads_sensitive: bool,
 }
 
 /// Parses and checks `text`; errors are `(character offset, message)`.
@@ -53,7 +56,7 @@ pub fn compile(text: &str, names: &mut dyn Names) -> Result<Compiled, Vec<(usize
             let mut reads = checker.reads;
             reads.sort_unstable();
             reads.dedup();
-            Ok(Compiled { code, ty, reads, warnings: checker.warnings, text: text.to_owned() })
+            Ok(Compiled { code, ty, reads, warnings: checker.warnings, text: text.to_owned(), reads_sensitive: false })
         }
         _ => {
             let mut errors = checker.errors;

@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
@@ -37,17 +36,176 @@ pub enum EVal<'s> {
 
 /// An expression that cannot give a value for this record (division by zero, an overflow, a value
 /// of the wrong kind where the type was only known at run time).
+///
+/// A message may quote the record's values (`"x41" is not an integer`); such an error also keeps
+/// the same message without them, and [`EvalError::message`] is the one place that chooses
+/// between the two. There is deliberately no `Display`: every caller must say whether the value
+/// it reports on is sensitive.
 #[derive(Clone, Debug, PartialEq)]
-pub struct EvalError(pub String);
+pub struct EvalError {
+    pub kind: EvalErrorKind,
+    message: String,
+    /// `message` without the record's values, when it quotes any.
+    without_values: Option<String>,
+}
 
-impl fmt::Display for EvalError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+/// Why an expression gave no value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvalErrorKind {
+    /// This record's values: a conversion, an overflow, a value too large.
+    Value,
+    /// The record used up its evaluation budget ([`Budget`]).
+    Budget,
+}
+
+impl EvalError {
+    /// An error whose message quotes nothing from the record.
+    pub fn new(message: impl Into<String>) -> EvalError {
+        EvalError { kind: EvalErrorKind::Value, message: message.into(), without_values: None }
+    }
+
+    /// An error whose message quotes the record's values, with the message to give instead when
+    /// they are sensitive.
+    pub fn quoting(message: impl Into<String>, without_values: impl Into<String>) -> EvalError {
+        EvalError { kind: EvalErrorKind::Value, message: message.into(), without_values: Some(without_values.into()) }
+    }
+
+    /// The message, with the record's values left out when they are sensitive: the one point that
+    /// every expression error's text passes through on its way to a fail envelope, a log line,
+    /// `process` or `explain`.
+    pub fn message(&self, sensitive: bool) -> &str {
+        match &self.without_values {
+            Some(hidden) if sensitive => hidden,
+            _ => &self.message,
+        }
     }
 }
 
 fn fail<T>(message: impl Into<String>) -> Result<T, EvalError> {
-    Err(EvalError(message.into()))
+    Err(EvalError::new(message))
+}
+
+/// [`EvalError::quoting`] as a result.
+fn fail_quoting<T>(message: impl Into<String>, without_values: impl Into<String>) -> Result<T, EvalError> {
+    Err(EvalError::quoting(message, without_values))
+}
+
+/// The most bytes one text an expression builds may hold, and the most items of one list it
+/// builds: a record's values (a width, a count, a string doubled field after field) cannot make
+/// one allocation large enough to abort the process. Past them the expression fails for this
+/// record, like any other value it cannot compute.
+pub const MAX_TEXT_BYTES: usize = 8 * 1024 * 1024;
+pub const MAX_LIST_ITEMS: usize = 1_000_000;
+
+fn text_too_long<T>(bytes: usize) -> Result<T, EvalError> {
+    fail(format!(
+        "the text would be {bytes} bytes long, over the {} MiB an expression may build",
+        MAX_TEXT_BYTES / (1024 * 1024)
+    ))
+}
+
+fn checked_text_len(bytes: Option<usize>) -> Result<usize, EvalError> {
+    match bytes {
+        Some(n) if n <= MAX_TEXT_BYTES => Ok(n),
+        Some(n) => text_too_long(n),
+        None => text_too_long(usize::MAX),
+    }
+}
+
+fn sized<'s>(text: String) -> Result<EVal<'s>, EvalError> {
+    checked_text_len(Some(text.len()))?;
+    Ok(EVal::Str(Cow::Owned(text)))
+}
+
+fn checked_list_len(items: usize) -> Result<(), EvalError> {
+    if items > MAX_LIST_ITEMS {
+        return fail(format!("the list would have {items} items, over the {MAX_LIST_ITEMS} an expression may build"));
+    }
+    Ok(())
+}
+
+/// How much work one record's expressions may do: a step is an item visited by `all`, `exists`,
+/// `map` or `filter` or searched by `in`, a function call, or 64 bytes of text a call reads or
+/// builds. Nested macros over one large array are quadratic; the budget turns such a record into
+/// a failure (rule `budget`) in bounded time instead of a stalled batch.
+#[derive(Debug)]
+pub struct Budget {
+    left: std::cell::Cell<u64>,
+    limit: u64,
+    refused: std::cell::Cell<bool>,
+}
+
+/// The steps a record may take when the mapping does not say (`limits: { steps: … }`).
+pub const DEFAULT_STEPS: u64 = 10_000_000;
+
+impl Budget {
+    pub fn new(limit: u64) -> Budget {
+        Budget { left: std::cell::Cell::new(limit), limit, refused: std::cell::Cell::new(false) }
+    }
+
+    /// Takes `steps` from the budget, or fails once it is spent (and from then on).
+    #[inline]
+    pub fn spend(&self, steps: u64) -> Result<(), EvalError> {
+        match self.left.get().checked_sub(steps) {
+            Some(left) => {
+                self.left.set(left);
+                Ok(())
+            }
+            None => {
+                self.left.set(0);
+                self.refused.set(true);
+                Err(EvalError { kind: EvalErrorKind::Budget, message: self.spent_message(), without_values: None })
+            }
+        }
+    }
+
+    /// Steps taken so far.
+    pub fn used(&self) -> u64 {
+        self.limit - self.left.get()
+    }
+
+    /// Whether a step was refused.
+    pub fn spent(&self) -> bool {
+        self.refused.get()
+    }
+
+    pub fn spent_message(&self) -> String {
+        format!("the record's expressions took more than {} steps (the mapping's `limits: {{ steps }}`)", self.limit)
+    }
+}
+
+/// A field's value read into an expression: a list is copied item by item, and costs its length.
+#[inline]
+fn read_charged<'s>(v: &'s Val<'s>, env: Env<'s>) -> Result<EVal<'s>, EvalError> {
+    if let Val::List(items) = v {
+        env.budget.spend(items.len() as u64)?;
+    } else if let Val::Items(items) = v {
+        env.budget.spend(items.len() as u64)?;
+    }
+    Ok(EVal::read(v))
+}
+
+/// What a call built costs: a step per 16 bytes of text, a step per item of a list.
+#[inline]
+fn built<'s>(v: EVal<'s>, env: Env<'s>) -> Result<EVal<'s>, EvalError> {
+    match &v {
+        EVal::Str(Cow::Owned(s)) => env.budget.spend(s.len() as u64 / 16)?,
+        EVal::List(items) => env.budget.spend(items.len() as u64)?,
+        _ => {}
+    }
+    Ok(v)
+}
+
+/// What reading a value costs: a step per 64 bytes of text, a step per item of a list or object.
+fn size_steps(v: &EVal<'_>) -> u64 {
+    (match v {
+        EVal::Str(s) => s.len() / 64,
+        EVal::List(items) => items.len(),
+        EVal::Json(Value::Array(items)) => items.len(),
+        EVal::Json(Value::Object(map)) => map.len(),
+        EVal::Rows(rows) => rows.len(),
+        _ => 0,
+    }) as u64
 }
 
 /// What an expression reads: the scope's field states and the extractor's slots.
@@ -55,6 +213,8 @@ fn fail<T>(message: impl Into<String>) -> Result<T, EvalError> {
 pub struct Env<'s> {
     pub fields: &'s [FieldState<'s>],
     pub slots: &'s [Option<Val<'s>>],
+    /// The record's evaluation budget, shared by all its expressions.
+    pub budget: &'s Budget,
 }
 
 impl<'s> EVal<'s> {
@@ -120,7 +280,12 @@ impl<'s> EVal<'s> {
             EVal::Int(i) => Value::from(*i),
             EVal::Double(d) => match Number::from_f64(*d) {
                 Some(n) => Value::Number(n),
-                None => return fail(format!("{d} is not a number JSON can hold")),
+                None => {
+                    return fail_quoting(
+                        format!("{d} is not a number JSON can hold"),
+                        "a float that is not a number JSON can hold",
+                    );
+                }
             },
             EVal::Dec(d) => Value::String(d.to_string()),
             EVal::Str(s) => Value::String(s.to_string()),
@@ -266,6 +431,12 @@ impl Code {
                 if matches!(op, BinaryOp::Eq | BinaryOp::Ne)
                     && let (Some(x), Some(y)) = (text_leaf(a, env), text_leaf(b, env))
                 {
+                    // Long texts compared inside a macro's loop are work the budget must see;
+                    // when it is spent, the general walk reports it.
+                    let longest = x.map_or(0, str::len).max(y.map_or(0, str::len));
+                    if longest > 64 && env.budget.spend(longest as u64 / 64).is_err() {
+                        return Quick::Slow;
+                    }
                     return Quick::Bool((x == y) == (*op == BinaryOp::Eq));
                 }
                 quick_binary(*op, a.quick(env), b.quick(env))
@@ -284,6 +455,9 @@ impl Code {
                     (Code::Field(i), Code::RowField(row, k)) if matches!(**row, Code::Local(d) if d == *depth) => {
                         match &env.fields[*i] {
                             FieldState::Present(Val::Rows(rows)) => {
+                                if env.budget.spend(rows.rows.len() as u64).is_err() {
+                                    return Quick::Slow;
+                                }
                                 let mut total = 0i64;
                                 for row in &rows.rows {
                                     let item = match &row[*k] {
@@ -348,7 +522,7 @@ impl Code {
                 Lit::Str(s) => EVal::Str(Cow::Borrowed(s)),
             },
             Code::Field(i) => match &env.fields[*i] {
-                FieldState::Present(v) => EVal::read(v),
+                FieldState::Present(v) => read_charged(v, env)?,
                 FieldState::Absent => EVal::Null,
                 FieldState::Failed => return fail("reads a field that has errors"),
             },
@@ -361,7 +535,7 @@ impl Code {
                 FieldState::Failed => return fail("reads a field that has errors"),
             },
             Code::Slot(i) => match &env.slots[*i] {
-                Some(v) => EVal::read(v),
+                Some(v) => read_charged(v, env)?,
                 None => EVal::Null,
             },
             Code::Local(depth) => locals[*depth].clone(),
@@ -406,9 +580,12 @@ impl Code {
                 None => EVal::Null,
             },
             Code::Neg(inner) => match inner.eval(env, locals)? {
-                EVal::Int(i) => {
-                    EVal::Int(i.checked_neg().ok_or_else(|| EvalError(format!("-({i}) overflows a 64-bit integer")))?)
-                }
+                EVal::Int(i) => EVal::Int(i.checked_neg().ok_or_else(|| {
+                    EvalError::quoting(
+                        format!("-({i}) overflows a 64-bit integer"),
+                        "the negation overflows a 64-bit integer",
+                    )
+                })?),
                 EVal::Double(d) => EVal::Double(-d),
                 EVal::Dec(d) => EVal::Dec(-d),
                 EVal::Null => EVal::Null,
@@ -453,10 +630,14 @@ impl Code {
                 Quick::Slow => {
                     let left = a.eval(env, locals)?;
                     let right = b.eval(env, locals)?;
+                    env.budget.spend(size_steps(&left) + size_steps(&right))?;
                     binary(*op, left, right)?
                 }
             },
-            Code::List(items) => EVal::List(items.iter().map(|c| c.eval(env, locals)).collect::<Result<_, _>>()?),
+            Code::List(items) => {
+                env.budget.spend(items.len() as u64)?;
+                EVal::List(items.iter().map(|c| c.eval(env, locals)).collect::<Result<_, _>>()?)
+            }
             Code::Has(inner) => EVal::Bool(!inner.eval(env, locals)?.is_null()),
             Code::Call(func, args) => eval_call(func, args, env, locals)?,
             Code::Macro { kind, list, depth, body } => eval_macro(*kind, list, *depth, body, env, locals)?,
@@ -515,13 +696,15 @@ fn eval_call<'s>(
             for (slot, a) in values.iter_mut().zip(args) {
                 *slot = a.eval(env, locals)?;
             }
-            call(func, &mut values[..args.len()])?
+            env.budget.spend(1 + values.iter().map(size_steps).sum::<u64>())?;
+            built(call(func, &mut values[..args.len()])?, env)?
         } else {
             let mut values = Vec::with_capacity(args.len());
             for a in args {
                 values.push(a.eval(env, locals)?);
             }
-            call(func, &mut values)?
+            env.budget.spend(1 + values.iter().map(size_steps).sum::<u64>())?;
+            built(call(func, &mut values)?, env)?
         }
     })
 }
@@ -544,10 +727,12 @@ fn eval_macro<'s>(
             EVal::Null => return Ok(EVal::Null),
             other => return fail(format!("expected a list, found {}", other.kind())),
         };
+        env.budget.spend(items.len() as u64)?;
         debug_assert_eq!(locals.len(), depth);
         let mut out = Vec::new();
         let mut verdict = kind == MacroKind::All;
         for item in items {
+            env.budget.spend(1)?;
             locals.push(item);
             let result = body.eval(env, locals);
             let item = locals.pop().expect("pushed above");
@@ -594,14 +779,17 @@ fn dec_of_double(d: f64) -> Result<Decimal, EvalError> {
     let text = format!("{d}");
     text.parse::<Decimal>()
         .or_else(|_| Decimal::from_f64(d).ok_or(()))
-        .map_err(|_| EvalError(format!("{d} does not fit a decimal")))
+        .map_err(|_| EvalError::quoting(format!("{d} does not fit a decimal"), "a float that does not fit a decimal"))
 }
 
 fn parse_decimal(s: &str) -> Result<Decimal, EvalError> {
     let t = s.trim();
-    Decimal::from_str_exact(t)
-        .or_else(|_| Decimal::from_scientific(t))
-        .map_err(|_| EvalError(format!("{s:?} is not a decimal number")))
+    Decimal::from_str_exact(t).or_else(|_| Decimal::from_scientific(t)).map_err(|_| {
+        EvalError::quoting(
+            format!("{s:?} is not a decimal number"),
+            "a string that is not a decimal number (value hidden: sensitive field)",
+        )
+    })
 }
 
 fn to_decimal(v: &EVal<'_>) -> Result<Decimal, EvalError> {
@@ -615,7 +803,7 @@ fn to_decimal(v: &EVal<'_>) -> Result<Decimal, EvalError> {
 }
 
 fn overflow(op: BinaryOp) -> EvalError {
-    EvalError(format!("`{}` overflows", op.symbol()))
+    EvalError::new(format!("`{}` overflows", op.symbol()))
 }
 
 fn binary<'s>(op: BinaryOp, a: EVal<'s>, b: EVal<'s>) -> Result<EVal<'s>, EvalError> {
@@ -704,16 +892,19 @@ fn binary<'s>(op: BinaryOp, a: EVal<'s>, b: EVal<'s>) -> Result<EVal<'s>, EvalEr
         }
         // `a + b + c` grows the first result in place instead of copying it at every `+`.
         (EVal::Str(Cow::Owned(mut x)), EVal::Str(y)) if op == BinaryOp::Add => {
+            checked_text_len(x.len().checked_add(y.len()))?;
             x.push_str(&y);
             EVal::Str(Cow::Owned(x))
         }
         (EVal::Str(x), EVal::Str(y)) if op == BinaryOp::Add => {
+            checked_text_len(x.len().checked_add(y.len()))?;
             let mut s = String::with_capacity(x.len() + y.len() + 16);
             s.push_str(&x);
             s.push_str(&y);
             EVal::Str(Cow::Owned(s))
         }
         (EVal::List(mut x), EVal::List(y)) if op == BinaryOp::Add => {
+            checked_list_len(x.len().saturating_add(y.len()))?;
             x.extend(y);
             EVal::List(x)
         }
@@ -847,12 +1038,20 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
             EVal::Double(d) if d.is_finite() && d.trunc() >= i64::MIN as f64 && d.trunc() < i64::MAX as f64 => {
                 EVal::Int(d.trunc() as i64)
             }
-            EVal::Dec(d) => {
-                EVal::Int(d.trunc().to_i64().ok_or_else(|| EvalError(format!("{d} does not fit a 64-bit integer")))?)
-            }
+            EVal::Dec(d) => EVal::Int(d.trunc().to_i64().ok_or_else(|| {
+                EvalError::quoting(
+                    format!("{d} does not fit a 64-bit integer"),
+                    "a decimal that does not fit a 64-bit integer",
+                )
+            })?),
             EVal::Str(s) => match s.trim().parse::<i64>() {
                 Ok(i) => EVal::Int(i),
-                Err(_) => return fail(format!("{s:?} is not an integer")),
+                Err(_) => {
+                    return fail_quoting(
+                        format!("{s:?} is not an integer"),
+                        "a string that is not an integer (value hidden: sensitive field)",
+                    );
+                }
             },
             other => return fail(format!("`int()` cannot convert {}", other.kind())),
         },
@@ -862,7 +1061,12 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
             EVal::Dec(d) => EVal::Double(d.to_f64().unwrap_or(f64::NAN)),
             EVal::Str(s) => match s.trim().parse::<f64>() {
                 Ok(d) if d.is_finite() => EVal::Double(d),
-                _ => return fail(format!("{s:?} is not a number")),
+                _ => {
+                    return fail_quoting(
+                        format!("{s:?} is not a number"),
+                        "a string that is not a number (value hidden: sensitive field)",
+                    );
+                }
             },
             other => return fail(format!("`double()` cannot convert {}", other.kind())),
         },
@@ -871,27 +1075,37 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
             EVal::Time(t) => EVal::Time(t),
             EVal::Str(s) => match DateTime::parse_from_rfc3339(&s) {
                 Ok(t) => EVal::Time(t.with_timezone(&Utc)),
-                Err(_) => return fail(format!("{s:?} is not an RFC 3339 datetime")),
+                Err(_) => {
+                    return fail_quoting(
+                        format!("{s:?} is not an RFC 3339 datetime"),
+                        "a string that is not an RFC 3339 datetime (value hidden: sensitive field)",
+                    );
+                }
             },
             other => return fail(format!("`timestamp()` takes a string, found {}", other.kind())),
         },
         Func::Round(mode) => {
             let value = to_decimal(&next())?;
             let places = int_arg(&next(), "the number of places")?;
-            let places = u32::try_from(places).map_err(|_| EvalError("places must be 0 to 28".into()))?;
-            EVal::Dec(
-                rescale(value, places, *mode)
-                    .ok_or_else(|| EvalError(format!("{value} does not fit {places} decimal places")))?,
-            )
+            let places = u32::try_from(places).map_err(|_| EvalError::new("places must be 0 to 28"))?;
+            EVal::Dec(rescale(value, places, *mode).ok_or_else(|| {
+                EvalError::quoting(
+                    format!("{value} does not fit {places} decimal places"),
+                    format!("the value does not fit {places} decimal places"),
+                )
+            })?)
         }
         Func::Abs => match next() {
-            EVal::Int(i) => EVal::Int(i.checked_abs().ok_or_else(|| EvalError(format!("abs({i}) overflows")))?),
+            EVal::Int(i) => EVal::Int(
+                i.checked_abs().ok_or_else(|| EvalError::quoting(format!("abs({i}) overflows"), "abs() overflows"))?,
+            ),
             EVal::Double(d) => EVal::Double(d.abs()),
             EVal::Dec(d) => EVal::Dec(d.abs()),
             other => return fail(format!("`abs()` takes a number, found {}", other.kind())),
         },
-        Func::Lower => EVal::Str(Cow::Owned(str_arg(&next(), "the value")?.to_lowercase())),
-        Func::Upper => EVal::Str(Cow::Owned(str_arg(&next(), "the value")?.to_uppercase())),
+        // A case change can grow a text (some characters take more bytes in the other case).
+        Func::Lower => sized(str_arg(&next(), "the value")?.to_lowercase())?,
+        Func::Upper => sized(str_arg(&next(), "the value")?.to_uppercase())?,
         Func::Trim => match str_arg(&next(), "the value")? {
             Cow::Borrowed(s) => EVal::Str(Cow::Borrowed(s.trim())),
             Cow::Owned(s) => EVal::Str(Cow::Owned(s.trim().to_owned())),
@@ -899,6 +1113,8 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
         Func::Split => {
             let s = str_arg(&next(), "the value")?;
             let sep = str_arg(&next(), "the separator")?;
+            let parts = if sep.is_empty() { s.chars().count() } else { s.matches(sep.as_ref()).count() + 1 };
+            checked_list_len(parts)?;
             if sep.is_empty() {
                 EVal::List(s.chars().map(|c| EVal::Str(Cow::Owned(c.to_string()))).collect())
             } else {
@@ -917,6 +1133,10 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
             };
             let parts: Vec<Cow<'_, str>> =
                 list.iter().filter(|i| !i.is_null()).map(EVal::text).collect::<Result<_, _>>()?;
+            let len = parts.iter().try_fold(sep.len().checked_mul(parts.len().saturating_sub(1)), |total, p| {
+                total.and_then(|t| t.checked_add(p.len())).map(Some)
+            });
+            checked_text_len(len.flatten())?;
             EVal::Str(Cow::Owned(parts.join(&sep)))
         }
         Func::Substring => {
@@ -928,7 +1148,10 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
                 None => len,
             };
             if start < 0 || end < start || end > len {
-                return fail(format!("substring({start}, {end}) is outside a string of {len} characters"));
+                return fail_quoting(
+                    format!("substring({start}, {end}) is outside a string of {len} characters"),
+                    "substring() reaches outside the string",
+                );
             }
             EVal::Str(Cow::Owned(s.chars().skip(start as usize).take((end - start) as usize).collect()))
         }
@@ -941,13 +1164,18 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
             };
             let mut chars = fill.chars();
             let (Some(fill), None) = (chars.next(), chars.next()) else {
-                return fail(format!("the fill must be one character, found {fill:?}"));
+                return fail_quoting(
+                    format!("the fill must be one character, found {fill:?}"),
+                    "the fill must be one character",
+                );
             };
             let missing = usize::try_from(width).unwrap_or(0).saturating_sub(s.chars().count());
             if missing == 0 {
                 EVal::Str(s)
             } else {
-                let mut padded = String::with_capacity(s.len() + missing * fill.len_utf8());
+                // Checked before allocating: the width may come from the record.
+                let len = checked_text_len(missing.checked_mul(fill.len_utf8()).and_then(|m| m.checked_add(s.len())))?;
+                let mut padded = String::with_capacity(len);
                 let left = matches!(func, Func::PadLeft);
                 if !left {
                     padded.push_str(&s);
@@ -973,7 +1201,17 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
             let s = str_arg(&next(), "the value")?;
             let from = str_arg(&next(), "the text to replace")?;
             let to = str_arg(&next(), "the replacement")?;
-            if from.is_empty() { EVal::Str(s) } else { EVal::Str(Cow::Owned(s.replace(from.as_ref(), &to))) }
+            if from.is_empty() {
+                EVal::Str(s)
+            } else {
+                // Checked before replacing: a short text replaced by a long one multiplies the size.
+                let growth = to.len().saturating_sub(from.len());
+                if growth > 0 {
+                    let count = s.matches(from.as_ref()).count();
+                    checked_text_len(count.checked_mul(growth).and_then(|g| g.checked_add(s.len())))?;
+                }
+                EVal::Str(Cow::Owned(s.replace(from.as_ref(), &to)))
+            }
         }
         Func::Mask => {
             let s = str_arg(&next(), "the value")?;
@@ -983,7 +1221,7 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
                 Some(m) => str_arg(&m, "the mask")?.chars().next().unwrap_or('*'),
                 None => '*',
             };
-            EVal::Str(Cow::Owned(mask(&s, first, last, with)))
+            sized(mask(&s, first, last, with))?
         }
         Func::Sha256 => EVal::Str(Cow::Owned(hex(&Sha256::digest(str_arg(&next(), "the value")?.as_bytes())))),
         Func::HmacSha256(key) => {
@@ -1079,7 +1317,8 @@ mod tests {
 
     #[test]
     fn binary_operators_agree_with_the_general_walk() {
-        let env = Env { fields: &[], slots: &[] };
+        let budget = Budget::new(DEFAULT_STEPS);
+        let env = Env { fields: &[], slots: &[], budget: &budget };
         let mut decided = 0;
         for op in OPS {
             for a in leaves() {
@@ -1104,7 +1343,8 @@ mod tests {
     fn logic_and_presence_agree_with_the_general_walk() {
         let leaves = || [Lit::Null, Lit::Bool(true), Lit::Bool(false), Lit::Int(1)];
         let fields = [FieldState::Absent, FieldState::Present(Val::Other(Cow::Owned(Value::Null))), FieldState::Failed];
-        let env = Env { fields: &fields, slots: &[] };
+        let budget = Budget::new(DEFAULT_STEPS);
+        let env = Env { fields: &fields, slots: &[], budget: &budget };
         let c = |l: &Lit| Box::new(Code::Const(l.clone()));
         for a in leaves() {
             let not = Code::Not(c(&a));
@@ -1129,7 +1369,8 @@ mod tests {
             FieldState::Absent,
             FieldState::Present(Val::Str(Cow::Borrowed("cpf"))),
         ];
-        let env = Env { fields: &fields, slots: &[] };
+        let budget = Budget::new(DEFAULT_STEPS);
+        let env = Env { fields: &fields, slots: &[], budget: &budget };
         let operands = || {
             vec![
                 Code::Field(0),

@@ -147,6 +147,12 @@ const PUNCTS: &[&str] = &[
 /// Deepest nesting accepted: a hostile or generated expression cannot exhaust the stack.
 const MAX_NESTING: usize = 64;
 
+/// Tallest syntax tree accepted. A flat chain (`a + a + …`, `x || x || …`, `s.trim().trim()…`)
+/// nests no parenthesis yet builds a tree as tall as it is long, and the checker, the compiler, the
+/// evaluator and the tree's own drop all walk it recursively: the height is bounded where the tree
+/// is built, well inside the smallest stack a mapping is compiled or run on.
+pub const MAX_HEIGHT: usize = 256;
+
 fn lex(text: &str) -> Result<Vec<(usize, Tok)>, SyntaxError> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
@@ -281,7 +287,7 @@ fn lex(text: &str) -> Result<Vec<(usize, Tok)>, SyntaxError> {
 /// Parses an expression.
 pub fn parse(text: &str) -> Result<Ast, SyntaxError> {
     let tokens = lex(text)?;
-    let mut parser = Parser { tokens, next: 0, depth: 0 };
+    let mut parser = Parser { tokens, next: 0, depth: 0, height: 0 };
     let ast = parser.expr()?;
     match parser.peek() {
         Tok::End => Ok(ast),
@@ -296,6 +302,8 @@ struct Parser {
     tokens: Vec<(usize, Tok)>,
     next: usize,
     depth: usize,
+    /// The height of the tree the last parsing method returned (a leaf is 1).
+    height: usize,
 }
 
 impl Parser {
@@ -346,13 +354,33 @@ impl Parser {
         Ok(())
     }
 
+    /// Records `height` as the height of the node just built, refusing a tree taller than
+    /// [`MAX_HEIGHT`] at `at` (where the chain that grew it starts).
+    fn grown(&mut self, height: usize, at: usize) -> Result<(), SyntaxError> {
+        if height > MAX_HEIGHT {
+            return Err(SyntaxError {
+                at,
+                message: format!(
+                    "expression is too deep: more than {MAX_HEIGHT} operators, calls or steps chained one inside another \
+                     (split it into computed fields)"
+                ),
+            });
+        }
+        self.height = height;
+        Ok(())
+    }
+
     fn expr(&mut self) -> Result<Ast, SyntaxError> {
         self.enter()?;
         let cond = self.or()?;
         let result = if self.eat("?") {
+            let mut height = self.height;
             let yes = self.expr()?;
+            height = height.max(self.height);
             self.expect(":", "between the two branches of `? :`")?;
             let no = self.expr()?;
+            height = height.max(self.height);
+            self.grown(height + 1, cond.at)?;
             Ast { at: cond.at, kind: AstKind::Cond(Box::new(cond), Box::new(yes), Box::new(no)) }
         } else {
             cond
@@ -364,7 +392,9 @@ impl Parser {
     fn or(&mut self) -> Result<Ast, SyntaxError> {
         let mut left = self.and()?;
         while self.eat("||") {
+            let height = self.height;
             let right = self.and()?;
+            self.grown(height.max(self.height) + 1, left.at)?;
             left = Ast { at: left.at, kind: AstKind::Binary(BinaryOp::Or, Box::new(left), Box::new(right)) };
         }
         Ok(left)
@@ -373,7 +403,9 @@ impl Parser {
     fn and(&mut self) -> Result<Ast, SyntaxError> {
         let mut left = self.rel()?;
         while self.eat("&&") {
+            let height = self.height;
             let right = self.rel()?;
+            self.grown(height.max(self.height) + 1, left.at)?;
             left = Ast { at: left.at, kind: AstKind::Binary(BinaryOp::And, Box::new(left), Box::new(right)) };
         }
         Ok(left)
@@ -392,7 +424,9 @@ impl Parser {
             _ => return Ok(left),
         };
         self.bump();
+        let height = self.height;
         let right = self.add()?;
+        self.grown(height.max(self.height) + 1, left.at)?;
         if let Tok::Punct(p @ ("==" | "!=" | "<" | "<=" | ">" | ">=")) = self.peek() {
             return Err(SyntaxError {
                 at: self.at(),
@@ -411,7 +445,9 @@ impl Parser {
                 _ => return Ok(left),
             };
             self.bump();
+            let height = self.height;
             let right = self.mul()?;
+            self.grown(height.max(self.height) + 1, left.at)?;
             left = Ast { at: left.at, kind: AstKind::Binary(op, Box::new(left), Box::new(right)) };
         }
     }
@@ -426,7 +462,9 @@ impl Parser {
                 _ => return Ok(left),
             };
             self.bump();
+            let height = self.height;
             let right = self.unary()?;
+            self.grown(height.max(self.height) + 1, left.at)?;
             left = Ast { at: left.at, kind: AstKind::Binary(op, Box::new(left), Box::new(right)) };
         }
     }
@@ -441,6 +479,7 @@ impl Parser {
         self.bump();
         if op == UnaryOp::Neg && *self.peek() == Tok::Int(1 << 63) {
             self.bump();
+            self.height = 1;
             return Ok(Ast { at, kind: AstKind::Int(i64::MIN) });
         }
         self.enter()?;
@@ -455,6 +494,7 @@ impl Parser {
                 _ => {}
             }
         }
+        self.grown(self.height + 1, at)?;
         Ok(Ast { at, kind: AstKind::Unary(op, Box::new(operand)) })
     }
 
@@ -472,15 +512,20 @@ impl Parser {
                         });
                     }
                 };
+                let height = self.height;
                 if self.eat("(") {
                     let args = self.args(")", &format!("to close the call of `{name}`"))?;
+                    self.grown(height.max(self.height) + 1, node.at)?;
                     node = Ast { at: node.at, kind: AstKind::Call { receiver: Some(Box::new(node)), name, args } };
                 } else {
+                    self.grown(height + 1, node.at)?;
                     node = Ast { at: node.at, kind: AstKind::Select(Box::new(node), name) };
                 }
             } else if self.eat("[") {
+                let height = self.height;
                 let index = self.expr()?;
                 self.expect("]", "to close the index")?;
+                self.grown(height.max(self.height) + 1, node.at)?;
                 node = Ast { at: node.at, kind: AstKind::Index(Box::new(node), Box::new(index)) };
             } else {
                 return Ok(node);
@@ -488,14 +533,19 @@ impl Parser {
         }
     }
 
+    /// Parses arguments or list items; leaves the tallest one's height in `self.height` (0 for none).
     fn args(&mut self, close: &str, context: &str) -> Result<Vec<Ast>, SyntaxError> {
         let mut args = Vec::new();
+        let mut height = 0;
         if self.eat(close) {
+            self.height = height;
             return Ok(args);
         }
         loop {
             args.push(self.expr()?);
+            height = height.max(self.height);
             if self.eat(close) {
+                self.height = height;
                 return Ok(args);
             }
             if !self.eat(",") {
@@ -527,7 +577,8 @@ impl Parser {
                 "null" => AstKind::Null,
                 _ if self.eat("(") => {
                     let args = self.args(")", &format!("to close the call of `{name}`"))?;
-                    AstKind::Call { receiver: None, name, args }
+                    self.grown(self.height + 1, at)?;
+                    return Ok(Ast { at, kind: AstKind::Call { receiver: None, name, args } });
                 }
                 _ => AstKind::Ident(name),
             },
@@ -536,8 +587,15 @@ impl Parser {
                 self.expect(")", "to close `(`")?;
                 return Ok(inner);
             }
-            Tok::Punct("[") => AstKind::List(self.args("]", "to close the list")?),
-            Tok::Dollar => return self.path(at),
+            Tok::Punct("[") => {
+                let items = self.args("]", "to close the list")?;
+                self.grown(self.height + 1, at)?;
+                return Ok(Ast { at, kind: AstKind::List(items) });
+            }
+            Tok::Dollar => {
+                self.height = 1;
+                return self.path(at);
+            }
             other => {
                 return Err(SyntaxError {
                     at,
@@ -545,6 +603,7 @@ impl Parser {
                 });
             }
         };
+        self.height = 1;
         Ok(Ast { at, kind })
     }
 
