@@ -8,6 +8,7 @@ mod cli;
 mod doc_examples;
 mod golden;
 mod hostile;
+mod hostile_io;
 mod payments;
 mod properties;
 mod schema;
