@@ -14,6 +14,8 @@ use lambda_stream::route::Router;
 use lambda_stream::sink::MemorySink;
 use serde_json::{Value, json};
 
+use crate::util::{TempFile, lambda_stream, root, stderr, stdout};
+
 const MAPPING: &str =
     "version: 1\nname: hostile-io\nfields:\n  - {target: id, source: $.id, type: integer, required: true}\n";
 
@@ -62,4 +64,66 @@ async fn a_repeated_topic_partition_group_loses_no_record() {
     for id in [1, 3, 4] {
         assert!(ok.contains(&format!(r#"{{"id":{id}}}"#)), "record {id} mapped: {ok:?}");
     }
+}
+
+/// Topic and parameter names Kafka or SSM would refuse are refused where they are written
+/// (`file:line:col`), before a deployment finds out.
+#[test]
+fn validate_config_refuses_names_kafka_or_ssm_would_refuse() {
+    let mapping = root().join("mappings/orders-to-billing.yaml");
+    let long_topic = "t".repeat(250);
+    let deep = (1..=16).map(|i| format!("l{i}")).collect::<Vec<_>>().join("/");
+    let long_parameter = format!("team/{}", "p".repeat(1020));
+    let text = format!(
+        "version: 1\n\
+         acme:\n  \
+           prod:\n    \
+             lambda_name: f\n    \
+             msk_servers: parameter://team//servers\n    \
+             source_topics: [\"in put\", \"nul\\0here\", ., ..]\n    \
+             topic_ok: {long_topic}\n    \
+             topic_fail: ok.fail\n    \
+             mapping: {mapping}\n    \
+             kafka: {{security: sasl_scram, scram_secret: parameter://SSM/secrets/kafka}}\n  \
+           dev:\n    \
+             lambda_name: f\n    \
+             msk_servers: parameter://team/servers/\n    \
+             source_topics: [in]\n    \
+             topic_ok: parameter://{deep}\n    \
+             topic_fail: parameter://{long_parameter}\n    \
+             mapping: {mapping}\n    \
+             kafka: {{security: sasl_scram, scram_secret: parameter://awsKafka}}\n  \
+           ok:\n    \
+             lambda_name: f\n    \
+             msk_servers: parameter://team/kafka/servers\n    \
+             source_topics: [orders.v1, Orders_2-x]\n    \
+             topic_ok: billing.v1\n    \
+             topic_fail: billing.v1.fail\n    \
+             mapping: {mapping}\n    \
+             kafka: {{security: sasl_scram, scram_secret: parameter:///aws/reference/secretsmanager/kafka-scram}}\n",
+        mapping = mapping.display()
+    );
+    let file = TempFile::new("environments.yaml", text.as_bytes());
+    let f = file.arg();
+    let out = lambda_stream(&["validate-config", f]);
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}{}", stderr(&out));
+    for expected in [
+        format!("{f}:5:18: error: `parameter://team//servers`"),
+        // A quoted value is located at its first character, after the quote.
+        format!("{f}:6:22: error: topic `in put` "),
+        format!("{f}:6:32: error: topic `nul\\0here` "),
+        format!("{f}:6:44: error: topic `.` "),
+        format!("{f}:6:47: error: topic `..` "),
+        format!("{f}:7:15: error: topic `{long_topic}` "),
+        format!("{f}:10:49: error: `parameter://SSM/secrets/kafka`"),
+        format!("{f}:13:18: error: `parameter://team/servers/`"),
+        format!("{f}:15:15: error: `parameter://{deep}`"),
+        format!("{f}:16:17: error: `parameter://{long_parameter}`"),
+        format!("{f}:18:49: error: `parameter://awsKafka`"),
+    ] {
+        assert!(report.contains(&expected), "missing:\n{expected}\nin:\n{report}");
+    }
+    assert!(!report.contains(&format!("{f}:2")), "the valid environment has no problem:\n{report}");
+    assert_eq!(report.matches(": error: ").count(), 11, "{report}");
 }
