@@ -127,3 +127,132 @@ fn validate_config_refuses_names_kafka_or_ssm_would_refuse() {
     assert!(!report.contains(&format!("{f}:2")), "the valid environment has no problem:\n{report}");
     assert_eq!(report.matches(": error: ").count(), 11, "{report}");
 }
+
+/// What a run of the binary did, with its time and the highest resident memory seen while it ran.
+struct Bounded {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+    peak_mib: u64,
+}
+
+/// Runs the binary with standard input from `stdin` (else none), killing it after 20 s, and
+/// samples its resident memory (`VmHWM`, the high-water mark) while it runs.
+fn run_bounded(args: &[&str], stdin: Option<&str>) -> Bounded {
+    use std::io::Read as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+        .args(args)
+        .current_dir(root())
+        .stdin(stdin.map_or_else(Stdio::null, |p| Stdio::from(std::fs::File::open(p).unwrap())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).map(|_| s)
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).map(|_| s)
+    });
+    let started = Instant::now();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Ok(status) = std::fs::read_to_string(&status_path)
+            && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("{args:?} still running after 20 s (peak {} MiB)", peak_kib >> 10);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Bounded {
+        code: status.code(),
+        stdout: out.join().unwrap().unwrap(),
+        stderr: err.join().unwrap().unwrap(),
+        took: started.elapsed(),
+        peak_mib: peak_kib >> 10,
+    }
+}
+
+/// Ends in a clear refusal, quickly, without reading the endless input into memory.
+fn assert_refused_promptly(run: &Bounded, code: i32, text: &str, what: &str) {
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, Some(code), "{what}: {all}");
+    assert!(all.contains(text), "{what}: expected {text:?} in:\n{all}");
+    assert!(!all.contains("panicked"), "{what}: {all}");
+    assert!(run.took < Duration::from_secs(5), "{what}: took {:?}", run.took);
+    assert!(run.peak_mib < 400, "{what}: {} MiB resident", run.peak_mib);
+}
+
+#[test]
+fn a_mapping_that_never_ends_is_refused_at_its_limit() {
+    let run = run_bounded(&["validate-mapping", "/dev/zero"], None);
+    assert_refused_promptly(&run, 2, "/dev/zero: error: cannot read file: larger than 16 MiB", "validate-mapping");
+    let input = TempFile::new("one.jsonl", b"{\"id\": 1}\n");
+    let run = run_bounded(&["process", "--mapping", "/dev/zero", "--input", input.arg()], None);
+    assert_refused_promptly(&run, 2, "cannot read mapping file /dev/zero: larger than 16 MiB", "process --mapping");
+}
+
+#[test]
+fn a_lookup_file_that_never_ends_is_refused_at_its_limit() {
+    let mapping = TempFile::new(
+        "m.yaml",
+        b"version: 1\nname: endless-lookup\nlookups:\n  codes: {file: zero.json}\nfields:\n  - {target: id, source: $.id, type: any}\n",
+    );
+    std::os::unix::fs::symlink("/dev/zero", mapping.path.with_file_name("zero.json")).unwrap();
+    let run = run_bounded(&["validate-mapping", mapping.arg()], None);
+    let zero = mapping.path.with_file_name("zero.json");
+    assert_refused_promptly(
+        &run,
+        1,
+        &format!(
+            "{}:4:17: error: lookup table `codes`: cannot read {}: larger than 64 MiB",
+            mapping.arg(),
+            zero.display()
+        ),
+        "lookup",
+    );
+}
+
+#[test]
+fn process_input_is_read_line_by_line_and_an_endless_line_stops_it() {
+    let mapping = "mappings/orders-to-billing.yaml";
+    let run = run_bounded(&["process", "--mapping", mapping, "--input", "/dev/zero"], None);
+    assert_refused_promptly(&run, 2, "/dev/zero:1: the line runs past 64 MiB", "process --input /dev/zero");
+    let run = run_bounded(&["process", "--mapping", mapping, "--input", "-"], Some("/dev/zero"));
+    assert_refused_promptly(&run, 2, "-:1: the line runs past 64 MiB", "process --input - < /dev/zero");
+    // Lines before the endless one are mapped and printed first.
+    let mut text = b"{\"order\": {\"id\": \"x\"}}\n\n{\"order\": {\"id\": \"y\"}}\n".to_vec();
+    text.extend(std::iter::repeat_n(b' ', 65 << 20));
+    let long = TempFile::new("long.jsonl", &text);
+    let run = run_bounded(&["process", "--mapping", mapping, "--input", long.arg()], None);
+    assert_refused_promptly(&run, 2, &format!("{}:4: the line runs past 64 MiB", long.arg()), "a long last line");
+    assert_eq!(run.stdout.lines().count(), 2, "{}", run.stdout);
+}
+
+#[test]
+fn other_whole_file_reads_are_bounded_too() {
+    let mapping = "mappings/orders-to-billing.yaml";
+    for (args, text) in [
+        (vec!["process", "--mapping", mapping, "--event", "/dev/zero"], "cannot read /dev/zero: larger than 64 MiB"),
+        (vec!["explain", "--mapping", mapping, "--input", "/dev/zero"], "cannot read /dev/zero: larger than 64 MiB"),
+        (vec!["init", "--from", "/dev/zero"], "cannot read /dev/zero: larger than 256 MiB"),
+    ] {
+        let run = run_bounded(&args, None);
+        assert_refused_promptly(&run, 2, text, &args.join(" "));
+    }
+}

@@ -371,7 +371,8 @@ fn render(text: &str, diagnostics: &[crate::diagnostic::Diagnostic]) -> String {
 /// `lambda-stream init`.
 pub fn init(from: &Path, name: Option<String>) -> Result<String, CliError> {
     let shown = from.display().to_string();
-    let text = std::fs::read_to_string(from).map_err(|source| CliError::Read { path: shown.clone(), source })?;
+    let text = crate::limits::read_text_bounded(from, crate::limits::MAX_SAMPLES_BYTES, "a sample file")
+        .map_err(|source| CliError::Read { path: shown.clone(), source })?;
     let mut samples = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         // A sample set may hold broken records on purpose: they say nothing of the shape.

@@ -473,7 +473,7 @@ fn check_mapping(mapping: &Spanned<String>, name: &str, file: &Path, diags: &mut
     let here = |d: Diagnostic| Located { file: file.to_path_buf(), diagnostic: d };
     if !mapping.value.starts_with("s3://") {
         let path = resolve_relative(file, &mapping.value);
-        match std::fs::read_to_string(&path) {
+        match crate::limits::read_text_bounded(&path, crate::limits::MAX_MAPPING_BYTES, "a mapping") {
             Err(e) => {
                 diags.push(here(Diagnostic::new(mapping.pos, format!("cannot read mapping `{}`: {e}", path.display()))))
             }

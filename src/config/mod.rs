@@ -453,8 +453,8 @@ fn select(
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<environments::Environment, ConfigError> {
     let shown = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| ConfigError::Read { file: shown.clone(), why: e.to_string() })?;
+    let text = crate::limits::read_text_bounded(path, crate::limits::MAX_MAPPING_BYTES, "a settings file")
+        .map_err(|e| ConfigError::Read { file: shown.clone(), why: e.to_string() })?;
     let (parsed, diags) = environments::parse(&text);
     if !diags.is_empty() {
         let problems = diags.iter().map(|d| d.render(&shown)).collect::<Vec<_>>().join("\n");
