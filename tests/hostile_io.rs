@@ -256,3 +256,122 @@ fn other_whole_file_reads_are_bounded_too() {
         assert_refused_promptly(&run, 2, text, &args.join(" "));
     }
 }
+
+/// The playground, killed when the test ends however it ends.
+struct Playground {
+    child: std::process::Child,
+    port: u16,
+    _files: (TempFile, TempFile),
+}
+
+impl Drop for Playground {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn playground() -> Playground {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    let mapping = TempFile::new("m.yaml", MAPPING.as_bytes());
+    let samples = TempFile::new("s.jsonl", b"{\"id\": 1}\n{\"id\": \"x\"}\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+        .args(["playground", "--port", "0", "--mapping", mapping.arg(), "--samples", samples.arg()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20)).expect("the playground prints its address");
+    let port = line.split("http://127.0.0.1:").nth(1).and_then(|rest| rest.split('/').next()).unwrap();
+    Playground { child, port: port.parse().unwrap(), _files: (mapping, samples) }
+}
+
+impl Playground {
+    fn connect(&self) -> std::net::TcpStream {
+        std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap()
+    }
+
+    /// A whole GET of the session, answered within `within`: the status line.
+    fn get_session(&self, within: Duration) -> String {
+        use std::io::{Read as _, Write as _};
+        let mut s = self.connect();
+        s.set_read_timeout(Some(within)).unwrap();
+        write!(s, "GET /api/session HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n", self.port).unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while started.elapsed() < within {
+            match s.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("no answer within {within:?}: {e}"),
+            }
+        }
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        assert!(text.contains("\"sample_count\":2"), "{text}");
+        text.lines().next().unwrap_or_default().to_owned()
+    }
+}
+
+/// A client that sends half a body holds only its own connection: another request is answered
+/// at once, and the stalled one is answered 408 once its time is up.
+#[test]
+fn a_stalled_playground_request_does_not_block_another() {
+    use std::io::{Read as _, Write as _};
+    let p = playground();
+    let mut stalled = p.connect();
+    write!(
+        stalled,
+        "POST /api/run HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nX-Lambda-Stream-Playground: 1\r\nContent-Length: 1000\r\n\r\nversion: 1",
+        p.port
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    assert_eq!(p.get_session(Duration::from_secs(3)), "HTTP/1.1 200 OK");
+    assert!(started.elapsed() < Duration::from_secs(2), "answered in {:?}", started.elapsed());
+    stalled.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut answer = String::new();
+    let _ = stalled.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+}
+
+/// 1,200 connections that send nothing: those over the cap are closed, the server stays up, and a
+/// real request is still answered.
+#[test]
+fn idle_playground_connections_are_capped() {
+    use std::io::Read as _;
+    let mut p = playground();
+    let idle: Vec<std::net::TcpStream> = (0..1200).map(|_| p.connect()).collect();
+    let started = Instant::now();
+    assert_eq!(p.get_session(Duration::from_secs(5)), "HTTP/1.1 200 OK");
+    assert!(started.elapsed() < Duration::from_secs(3), "answered in {:?}", started.elapsed());
+    assert!(p.child.try_wait().unwrap().is_none(), "the server is still running");
+    // Closed: end of stream, a reset, or a refusal; open: nothing to read yet.
+    let closed = |s: &std::net::TcpStream| {
+        s.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 64];
+        !matches!((&*s).read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut count = 0;
+    while Instant::now() < deadline {
+        count = idle.iter().filter(|s| closed(s)).count();
+        if count >= 1100 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(count >= 1100, "only {count} of 1200 idle connections were closed");
+    drop(idle);
+    assert_eq!(p.get_session(Duration::from_secs(5)), "HTTP/1.1 200 OK");
+}
