@@ -511,9 +511,9 @@ pub fn resolve_relative(file: &Path, path: &str) -> PathBuf {
 /// The name must be one SSM takes (its PutParameter naming constraints): letters, digits and
 /// `_ . -`, with `/` between levels (none empty, none after the last), at most
 /// [`MAX_PARAMETER_LEVELS`] levels and [`MAX_PARAMETER_NAME`] characters, not starting with `aws`
-/// or `ssm` in any case (in a hierarchy: no top level `/aws` or `/ssm`). The parameters AWS publishes itself are read under `/aws/`:
-/// `/aws/service/…` (public parameters) and `/aws/reference/secretsmanager/…` (a Secrets Manager
-/// secret, whose name may also hold `+ = @`).
+/// or `ssm` in any case (in a hierarchy: no top level `/aws` or `/ssm`). The parameters AWS
+/// publishes itself are read under `/aws/`: `/aws/service/…` (public parameters) and
+/// `/aws/reference/secretsmanager/…` (a Secrets Manager secret, whose name may also hold `+ = @`).
 pub fn parameter_name(value: &str) -> Option<Result<String, String>> {
     let name = value.strip_prefix(PARAMETER_PREFIX)?;
     if name.is_empty() || name.chars().any(|c| c.is_whitespace()) {
