@@ -4,7 +4,8 @@
 //!   (bytes in → output bytes), one record per iteration, on one core.
 //! - `plan/baseline_value_roundtrip`: the same bytes parsed into a `serde_json::Value` and
 //!   serialised back — what any "parse, pick, re-emit" implementation pays at least.
-//! - `compile/40_fields`: parsing and compiling a 40-field spec.
+//! - `compile/40_fields`: parsing and compiling a 40-field spec; `compile_generated/…` and
+//!   `compile_siblings/…` the same for thousands of fields, nested and side by side.
 //! - `payments/apply`: `mappings/payments-to-ledger.yaml` (computed fields, decimals, local
 //!   times, items, a lookup, a hash, conditional validators, five rules) on the first payment of
 //!   `tests/fixtures/payments.jsonl`.
@@ -167,6 +168,26 @@ fn bench_plan(c: &mut Criterion) {
         generated.bench_function(format!("{n}_fields"), |b| b.iter(|| plan::load_str(black_box(&spec)).unwrap()));
     }
     generated.finish();
+
+    // Tens of thousands of fields side by side: each key is found among its siblings while the
+    // trie is built, which must not be a scan of them.
+    let mut siblings = c.benchmark_group("compile_siblings");
+    siblings.sample_size(10);
+    for n in [40_000, 100_000] {
+        let spec = sibling_spec(n);
+        assert_eq!(plan::load_str(&spec).unwrap_or_else(|d| panic!("{d:#?}")).1.field_count(), n);
+        siblings.bench_function(format!("{n}_fields"), |b| b.iter(|| plan::load_str(black_box(&spec)).unwrap()));
+    }
+    siblings.finish();
+}
+
+/// `n` integer fields, each at its own top-level key.
+fn sibling_spec(n: usize) -> String {
+    let mut spec = String::from("version: 1\nname: siblings\nfields:\n");
+    for i in 0..n {
+        spec.push_str(&format!("  - {{ target: f{i}, source: $.f{i}, type: integer }}\n"));
+    }
+    spec
 }
 
 criterion_group! {

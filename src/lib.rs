@@ -6,6 +6,7 @@
 //!
 //! Module map, in layers (each uses only those above it in this list; `tests/architecture.rs`
 //! checks that there is no cycle). `docs/architecture.md` says why it is shaped so.
+//! - [`limits`] — how much of a file is read at most (a mapping, a lookup table, a record).
 //! - [`diagnostic`] — positions (`line:col`) and located problems shared by loading and compiling.
 //! - [`yaml`] — YAML with positions and unknown-key checks, for the spec and `environments.yaml`.
 //! - [`spec`] — the mapping file as written: YAML → spec types with positions; shape checks only.
@@ -45,6 +46,7 @@ pub mod cli;
 pub mod config;
 pub mod diagnostic;
 pub mod lambda;
+pub mod limits;
 pub mod logging;
 #[cfg(feature = "kafka")]
 pub mod mapping_source;

@@ -9,6 +9,7 @@ mod doc_examples;
 mod golden;
 mod hostile;
 mod hostile_engine;
+mod hostile_io;
 mod payments;
 mod properties;
 mod schema;

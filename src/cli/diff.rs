@@ -208,11 +208,13 @@ type LabelledRecord = (String, Option<Vec<u8>>);
 /// Each record with its label; `None` for what is not a record to compare (a blank line, a
 /// tombstone).
 fn read_samples(samples: Samples<'_>) -> Result<Vec<LabelledRecord>, CliError> {
-    let read =
-        |path: &Path| std::fs::read(path).map_err(|source| CliError::Read { path: path.display().to_string(), source });
+    let read = |path: &Path, max, what| {
+        crate::limits::read_bounded(path, max, what)
+            .map_err(|source| CliError::Read { path: path.display().to_string(), source })
+    };
     match samples {
         Samples::Lines(path) => {
-            let text = read(path)?;
+            let text = read(path, crate::limits::MAX_SAMPLES_BYTES, "a sample file")?;
             Ok(super::process::split_lines(&text)
                 .into_iter()
                 .enumerate()
@@ -223,7 +225,7 @@ fn read_samples(samples: Samples<'_>) -> Result<Vec<LabelledRecord>, CliError> {
                 .collect())
         }
         Samples::Event(path) => {
-            let event = crate::record::decode_event(&read(path)?)
+            let event = crate::record::decode_event(&read(path, crate::limits::MAX_RECORD_BYTES, "an event")?)
                 .map_err(|e| CliError::Event(crate::lambda::HandlerError::Event(e)))?;
             Ok(event
                 .inputs

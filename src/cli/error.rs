@@ -10,6 +10,9 @@ use crate::plan;
 pub enum CliError {
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: io::Error },
+    /// Input that cannot be read as what it should be, at a line of it.
+    #[error("{path}:{line}: {message}")]
+    Input { path: String, line: usize, message: String },
     #[error("cannot write output: {0}")]
     Write(#[from] io::Error),
     #[error("cannot start the async runtime: {0}")]

@@ -7,7 +7,7 @@
 //! The result is compiled and its tests run before it is written: what `init` writes passes
 //! `validate-mapping` as written.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -193,7 +193,7 @@ fn snake_case(name: &str) -> String {
             if previous_lower {
                 out.push('_');
             }
-            out.extend(c.to_lowercase());
+            out.extend(c.to_lowercase().filter(|c| c.is_alphanumeric()));
             previous_lower = false;
         } else if c.is_alphanumeric() {
             out.push(c);
@@ -213,16 +213,63 @@ fn snake_case(name: &str) -> String {
     }
 }
 
-/// The JSONPath of a key path: dotted names where they are plain, brackets elsewhere.
+/// The JSONPath of a key path: dotted names where they are plain, brackets elsewhere. What a YAML
+/// file cannot hold as it is (control characters, line separators, a byte-order mark) is written
+/// as a JSONPath escape.
 fn json_path(path: &[String]) -> String {
     let mut out = String::from("$");
     for key in path {
         let plain = key.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
-            && key.chars().all(|c| c.is_alphanumeric() || c == '_');
+            && key.chars().all(|c| (c.is_alphanumeric() || c == '_') && !needs_escape(c));
         if plain {
             let _ = write!(out, ".{key}");
+            continue;
+        }
+        // Quoted with the quote the key does not hold, so it needs no escape where it can do without.
+        let quote = if key.contains('\'') && !key.contains('"') { '"' } else { '\'' };
+        let _ = write!(out, "[{quote}");
+        for c in key.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c == quote => {
+                    let _ = write!(out, "\\{quote}");
+                }
+                c if needs_escape(c) => {
+                    let _ = write!(out, "\\u{:04x}", u32::from(c));
+                }
+                c => out.push(c),
+            }
+        }
+        let _ = write!(out, "{quote}]");
+    }
+    out
+}
+
+/// Whether a key can be written in a path without escapes (as a plain path, inside `items:`, must).
+fn plain_key(key: &str) -> bool {
+    let both_quotes = key.contains('\'') && key.contains('"');
+    !(both_quotes || key.contains('\\') || key.chars().any(needs_escape))
+}
+
+/// Characters a YAML scalar or a JSONPath string cannot hold as they are: C0 and C1 controls,
+/// DEL, the line and paragraph separators, the byte-order mark and the two non-characters of the
+/// basic plane. Each is below U+10000, so one `\uXXXX` escape writes it.
+fn needs_escape(c: char) -> bool {
+    matches!(c, '\0'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}')
+}
+
+/// JSON text that is also YAML (a flow collection): what YAML cannot hold as it is, escaped.
+fn yaml_json(value: &Value) -> String {
+    let text = serde_json::to_string(value).expect("a JSON value");
+    if !text.chars().any(needs_escape) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if needs_escape(c) {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
         } else {
-            let _ = write!(out, "['{}']", key.replace('\\', "\\\\").replace('\'', "\\'"));
+            out.push(c);
         }
     }
     out
@@ -238,30 +285,88 @@ fn quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// Target names for key paths: each key's snake-case name, made unique among the names beside it
+/// (`customer_id`, then `customer_id_2`, …), so no two paths share a target and no target lies
+/// inside another's value.
+#[derive(Default)]
+struct TargetNames<'p> {
+    /// A key path (or a prefix of one) → its name's last segment.
+    names: HashMap<&'p [String], String>,
+    /// A parent key path → the names given inside it.
+    levels: HashMap<&'p [String], Level>,
+}
+
+/// The names given beside each other, and for each snake-case name the suffix to try next.
+#[derive(Default)]
+struct Level {
+    taken: HashSet<String>,
+    next: HashMap<String, usize>,
+}
+
+impl<'p> TargetNames<'p> {
+    fn target(&mut self, path: &'p [String]) -> String {
+        let mut segments = Vec::with_capacity(path.len());
+        for end in 1..=path.len() {
+            let prefix = &path[..end];
+            if let Some(name) = self.names.get(prefix) {
+                segments.push(name.clone());
+                continue;
+            }
+            let Level { taken, next } = self.levels.entry(&path[..end - 1]).or_default();
+            let base = snake_case(&path[end - 1]);
+            let mut name = base.clone();
+            if taken.contains(&name) {
+                let n = next.entry(base.clone()).or_insert(2);
+                while taken.contains(&format!("{base}_{n}")) {
+                    *n += 1;
+                }
+                name = format!("{base}_{n}");
+                *n += 1;
+            }
+            taken.insert(name.clone());
+            self.names.insert(prefix, name.clone());
+            segments.push(name);
+        }
+        segments.join(".")
+    }
+}
+
 /// Writes the fields of one scope at `indent`.
-fn write_fields(out: &mut String, shape: &Shape, indent: &str) {
-    let mut used: HashMap<String, usize> = HashMap::new();
+/// Inside `items:` (`in_items`), a source is a plain path, which cannot hold every key: a field
+/// whose key path it cannot write is left out, with a comment that says so.
+fn write_fields(out: &mut String, shape: &Shape, indent: &str, in_items: bool) {
+    // Paths inside which other paths lie: an object in some samples and empty or a value in
+    // others, whose own fields stand for it.
+    let parents: HashSet<&[String]> = shape.order.iter().flat_map(|p| (1..p.len()).map(move |end| &p[..end])).collect();
+    let mut names = TargetNames::default();
     for path in &shape.order {
-        // An object in some samples and empty or a value in others: its own fields stand for it.
-        if shape.order.iter().any(|p| p.len() > path.len() && p.starts_with(path)) {
+        if parents.contains(path.as_slice()) {
+            continue;
+        }
+        if in_items && !path.iter().all(|key| plain_key(key)) {
+            let keys = yaml_json(&Value::from(path.iter().map(|k| Value::from(k.as_str())).collect::<Vec<_>>()));
+            let _ = writeln!(
+                out,
+                "{indent}# left out: an item's source is a plain path, which cannot read the keys {keys}"
+            );
             continue;
         }
         let seen = &shape.seen[path];
-        let mut target = path.iter().map(|k| snake_case(k)).collect::<Vec<_>>().join(".");
-        let n = used.entry(target.clone()).or_insert(0);
-        *n += 1;
-        if *n > 1 {
-            target = format!("{target}_{n}");
+        let every = seen.present == shape.objects && shape.objects > 0;
+        // An array of objects: its items' fields, if any can be written.
+        let mut items = String::new();
+        if let Some(shape) = &seen.items {
+            write_fields(&mut items, shape, &format!("{indent}    "), true);
         }
+        let target = names.target(path);
         let _ = writeln!(out, "{indent}- target: {target}");
         let _ = writeln!(out, "{indent}  source: {}", quoted(&json_path(path)));
-        let every = seen.present == shape.objects && shape.objects > 0;
-        if let Some(items) = &seen.items {
+        if items.contains("- target: ") {
             if every {
                 let _ = writeln!(out, "{indent}  {}", guessed("required: true", "an array in every sample"));
             }
             let _ = writeln!(out, "{indent}  items:");
-            write_fields(out, items, &format!("{indent}    "));
+            out.push_str(&items);
             continue;
         }
         let kinds = [seen.integers, seen.floats, seen.strings, seen.booleans, seen.scalar_arrays, seen.objects_empty]
@@ -277,6 +382,7 @@ fn write_fields(out: &mut String, shape: &Shape, indent: &str) {
             _ if seen.booleans > 0 => ("boolean", "true or false"),
             _ if seen.scalar_arrays > 0 => ("array", "an array of values"),
             _ if seen.objects_empty > 0 => ("object", "an empty object"),
+            _ if seen.items.is_some() => ("array", "an array of objects"),
             _ if seen.passes.contains(&"datetime") => ("datetime", "every value is an RFC 3339 datetime"),
             _ if seen.passes.contains(&"date") => ("date", "every value is a YYYY-MM-DD date"),
             _ => ("string", "text"),
@@ -301,8 +407,7 @@ fn write_fields(out: &mut String, shape: &Shape, indent: &str) {
                 .all(|v| v.len() <= 32 && !v.contains(' ') && !v.contains(|c: char| c.is_ascii_digit()))
             && checks.is_empty();
         if few {
-            let values: Vec<String> =
-                seen.distinct.iter().map(|v| serde_json::to_string(v).expect("a string")).collect();
+            let values: Vec<String> = seen.distinct.iter().map(|v| yaml_json(&Value::from(v.as_str()))).collect();
             checks.push(format!("one_of: [{}]", values.join(", ")));
         }
         if let Some(check) = checks.first() {
@@ -325,13 +430,25 @@ fn starter(samples: &[(Sample, Value)], name: &str, from: &str) -> Result<String
         return Err("no sample is a JSON object".into());
     }
     let mut fields = String::new();
-    write_fields(&mut fields, &shape, "  ");
+    write_fields(&mut fields, &shape, "  ", false);
+    if fields.is_empty() {
+        // Only empty objects: a mapping needs a field, and the whole record is one.
+        let _ = writeln!(fields, "  - target: record\n    source: '$'");
+        let _ = writeln!(fields, "    {}", guessed("type: object", "the samples have no keys"));
+    }
+    // The file's name goes in a comment: nothing in it may end the comment's line.
+    let from: String = from.chars().map(|c| if needs_escape(c) { '?' } else { c }).collect();
     let head = format!(
         "# A starter mapping written by `lambda-stream init` from {} sample(s) of {from}.\n\
          # Lines marked `# guess:` are inferred from the samples: check each one, then run\n\
          # `lambda-stream validate-mapping` on this file. `lambda-stream schema` gives editors completion.\n\
-         version: 1\nname: {name}\nfields:\n",
-        shape.objects
+         version: 1\nname: {}\nfields:\n",
+        shape.objects,
+        if name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            name.to_owned()
+        } else {
+            quoted(name)
+        }
     );
     let body = format!("{head}{fields}");
     let (_, plan) = plan::load_str(&body).map_err(|d| render(&body, &d))?;
@@ -345,8 +462,8 @@ fn starter(samples: &[(Sample, Value)], name: &str, from: &str) -> Result<String
         let Outcome::Mapped(mapped) = plan.apply(&bytes) else { continue };
         let output: Value = serde_json::from_slice(&mapped.value).expect("the plan writes JSON");
         let _ = writeln!(tests, "  - name: sample {} maps", if i == 0 { "1" } else { "2" });
-        let _ = writeln!(tests, "    input: {}", serde_json::to_string(sample).expect("a value"));
-        let _ = writeln!(tests, "    expect:\n      ok: {}", serde_json::to_string(&output).expect("a value"));
+        let _ = writeln!(tests, "    input: {}", yaml_json(sample));
+        let _ = writeln!(tests, "    expect:\n      ok: {}", yaml_json(&output));
     }
     let text = if tests.lines().count() > 1 { format!("{body}\n{tests}") } else { body };
     // What `validate-mapping` will do: compile, and run the tests.
@@ -371,7 +488,8 @@ fn render(text: &str, diagnostics: &[crate::diagnostic::Diagnostic]) -> String {
 /// `lambda-stream init`.
 pub fn init(from: &Path, name: Option<String>) -> Result<String, CliError> {
     let shown = from.display().to_string();
-    let text = std::fs::read_to_string(from).map_err(|source| CliError::Read { path: shown.clone(), source })?;
+    let text = crate::limits::read_text_bounded(from, crate::limits::MAX_SAMPLES_BYTES, "a sample file")
+        .map_err(|source| CliError::Read { path: shown.clone(), source })?;
     let mut samples = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         // A sample set may hold broken records on purpose: they say nothing of the shape.
@@ -393,6 +511,7 @@ pub fn init(from: &Path, name: Option<String>) -> Result<String, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     #[test]
     fn names_become_snake_case_targets_and_plain_paths() {
@@ -402,5 +521,163 @@ mod tests {
         assert_eq!(snake_case("2fa"), "f_2fa");
         assert_eq!(json_path(&["order".into(), "id".into()]), "$.order.id");
         assert_eq!(json_path(&["a".into(), "odd key".into()]), "$.a['odd key']");
+    }
+
+    fn starter_of(lines: &[&str]) -> Result<String, String> {
+        let samples: Vec<(Sample, Value)> = lines
+            .iter()
+            .map(|l| (serde_json::from_str::<Sample>(l).unwrap(), serde_json::from_str::<Value>(l).unwrap()))
+            .collect();
+        starter(&samples, "starter", "samples.jsonl")
+    }
+
+    /// Keys that snake-case to the same name, or to a name another key has, or that a nested
+    /// key's name would sit inside: every target is its own.
+    #[test]
+    fn colliding_names_get_targets_of_their_own() {
+        let text = starter_of(&[
+            r#"{"customerId": 1, "customer_id": 2, "customer_id_2": 3, "A": 4, "a": {"b": 5}, "a_2": 6}"#,
+        ])
+        .unwrap();
+        let targets: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("- target: ")).collect();
+        assert_eq!(targets, ["customer_id", "customer_id_2", "customer_id_2_2", "a", "a_2.b", "a_2_2"], "{text}");
+        assert!(
+            text.contains(
+                r#"ok: {"a":4,"a_2":{"b":5},"a_2_2":6,"customer_id":1,"customer_id_2":2,"customer_id_2_2":3}"#
+            ),
+            "{text}"
+        );
+    }
+
+    /// Keys no dotted path or plain YAML can hold: quotes, dots, brackets, spaces, control
+    /// characters, an empty key, unicode.
+    #[test]
+    fn keys_with_any_characters_are_read() {
+        let line = r##"{"": 1, " ": 2, "a.b": 3, "a[0]": 4, "it's": 5, "say \"hi\"": 6, "back\\slash": 7,
+            "nul\u0000": 8, "bell\u0007": 9, "line\nbreak": 10, "del\u007f": 11, "c1\u0085": 12,
+            "\u2028": 13, "\ufeffbom": 14, "preço": 15, "İstanbul": 16, "ǅ": 17, "²": 18, "#": 19,
+            "$": 20, "@": 21, "*": 22, "..": 23, "🦀": 24, "{x}": 25, "- y": 26, "key: value": 27,
+            "\ud7ff\ue000\uffff": 28, "\t": 29}"##
+            .replace('\n', " ");
+        let text = starter_of(&[line.as_str()]).unwrap_or_else(|e| panic!("{e}"));
+        let (_, plan) = plan::load_str(&text).unwrap();
+        let Outcome::Mapped(mapped) = plan.apply(line.as_bytes()) else { panic!("the sample maps: {text}") };
+        let output: Value = serde_json::from_slice(&mapped.value).unwrap();
+        let mut values: Vec<i64> = output.as_object().unwrap().values().map(|v| v.as_i64().unwrap()).collect();
+        values.sort_unstable();
+        assert_eq!(values, (1..=29).collect::<Vec<_>>(), "every key is read once: {output}");
+    }
+
+    /// The fields are written in time that grows with the number of paths, not its square
+    /// (100,000 keys took a minute when each path was compared with every other).
+    #[test]
+    fn a_hundred_thousand_keys_make_fields_of_their_own() {
+        let entries: Vec<(String, Sample)> = (0..100_000)
+            .map(|i| (if i % 2 == 0 { format!("k{i}") } else { format!("K{}", i - 1) }, Sample::Scalar(Value::from(i))))
+            .collect();
+        let mut shape = Shape { unit: "samples", ..Shape::default() };
+        shape.object(&entries);
+        let mut fields = String::new();
+        write_fields(&mut fields, &shape, "  ", false);
+        let targets: HashSet<&str> = fields.lines().filter_map(|l| l.strip_prefix("  - target: ")).collect();
+        assert_eq!(targets.len(), 100_000, "every key has a target of its own");
+        assert!(targets.contains("k98") && targets.contains("k98_2"));
+    }
+
+    /// Samples with no keys, or arrays of empty objects, still make a mapping that compiles.
+    #[test]
+    fn samples_without_keys_make_a_mapping() {
+        let text = starter_of(&["{}"]).unwrap();
+        assert!(text.contains("source: '$'"), "{text}");
+        let text = starter_of(&[r#"{"a": [{}, {}]}"#]).unwrap();
+        assert!(text.contains("type: array"), "{text}");
+    }
+
+    fn json_key() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            "[a-zA-Z_][a-zA-Z0-9_]{0,8}",
+            any::<String>(),
+            prop::sample::select(vec![
+                "",
+                " ",
+                ".",
+                "..",
+                "a.b",
+                "[0]",
+                "'",
+                "\"",
+                "\\",
+                "\u{0}",
+                "\n",
+                "\u{85}",
+                "\u{2028}",
+                "\u{feff}",
+                "customerId",
+                "customer_id",
+                "customer_id_2",
+                "Customer-ID",
+                "field",
+                "f_2",
+                "2",
+                "İ",
+                "ǅ",
+                "²",
+                "#",
+                "&a",
+                "*",
+                "!x",
+                "%",
+                "@",
+                "`",
+                "|",
+                ">",
+                "-",
+                "? ",
+                ": ",
+                "$",
+                "a b",
+                "ß",
+            ])
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+            prop::sample::select(vec!["2026-01-01", "2026-01-01T00:00:00Z", "a@b.co", "x"]).prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((json_key(), inner), 0..6)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// For any JSON objects as samples, the starter `init` writes compiles and its tests pass.
+        #[test]
+        fn the_starter_compiles_for_any_json_objects(
+            records in proptest::collection::vec(
+                proptest::collection::vec((json_key(), json_value()), 0..8)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+                1..4,
+            )
+        ) {
+            let lines: Vec<String> = records.iter().map(Value::to_string).collect();
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let text = starter_of(&lines);
+            proptest::prop_assert!(text.is_ok(), "{}", text.unwrap_err());
+            proptest::prop_assert!(plan::load_str(&text.unwrap()).is_ok());
+        }
     }
 }

@@ -6,14 +6,20 @@
 //! writes the file only when the text compiles and its embedded tests pass, so a saved mapping is
 //! one the function would load.
 //!
-//! The server is local and small: one thread, requests one at a time (each is a compile and a
-//! mapping of at most [`MAX_SAMPLES`] records, milliseconds). It answers only requests addressed
-//! to its own host and port (a page of another site cannot reach it through DNS rebinding), and
-//! only POSTs carrying the page's own header (a form of another site cannot send one).
+//! The server is local and small: a thread per connection, at most [`MAX_CONNECTIONS`] of them,
+//! one request per connection, which must arrive whole within [`REQUEST_TIMEOUT`] (a client that
+//! stalls holds only its own connection). Requests are answered one at a time (each is a compile
+//! and a mapping of at most [`MAX_SAMPLES`] records, milliseconds). It answers only requests
+//! addressed to its own host and port (a page of another site cannot reach it through DNS
+//! rebinding), and only POSTs carrying the page's own header (a form of another site cannot send
+//! one).
 
-use std::io::Read;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -79,18 +85,16 @@ impl Checked {
 
 impl Session {
     pub fn open(mapping: &Path, samples: &Path) -> Result<Self, CliError> {
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| CliError::Read { path: path.display().to_string(), source })
-        };
-        let on_disk = String::from_utf8(read(mapping)?).map_err(|_| CliError::Read {
+        fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+            move |source| CliError::Read { path: path.display().to_string(), source }
+        }
+        let on_disk = crate::limits::read_bounded(mapping, crate::limits::MAX_MAPPING_BYTES, "a mapping")
+            .map_err(read_err(mapping))?;
+        let on_disk = String::from_utf8(on_disk).map_err(|_| CliError::Read {
             path: mapping.display().to_string(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, "the mapping is not UTF-8 text"),
         })?;
-        let all = read(samples)?;
-        // The first MAX_SAMPLES lines, blank ones included (they keep line numbers as in the file).
-        let end =
-            all.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(MAX_SAMPLES - 1).map_or(all.len(), |(i, _)| i);
-        let samples = all[..end].to_vec();
+        let samples = first_lines(samples).map_err(read_err(samples))?;
         let sample_count = samples.split(|b| *b == b'\n').filter(|l| !l.trim_ascii().is_empty()).count();
         Ok(Session {
             shown: mapping.display().to_string(),
@@ -188,7 +192,8 @@ impl Session {
             let why = if checked.plan.is_none() { "the mapping does not compile" } else { "an embedded test fails" };
             return Err((409, json!({ "error": format!("not saved: {why}"), "problems": checked.problems })));
         }
-        let current = std::fs::read_to_string(&self.mapping).unwrap_or_default();
+        let current = crate::limits::read_text_bounded(&self.mapping, crate::limits::MAX_MAPPING_BYTES, "a mapping")
+            .unwrap_or_default();
         if current != self.on_disk {
             return Err((
                 409,
@@ -203,10 +208,32 @@ impl Session {
 
     /// Reads the file again (after it was changed elsewhere).
     pub fn reload(&mut self) -> Result<Value, (u16, Value)> {
-        self.on_disk = std::fs::read_to_string(&self.mapping)
+        self.on_disk = crate::limits::read_text_bounded(&self.mapping, crate::limits::MAX_MAPPING_BYTES, "a mapping")
             .map_err(|e| (500, json!({ "error": format!("cannot read {}: {e}", self.shown) })))?;
         Ok(self.state())
     }
+}
+
+/// The first [`MAX_SAMPLES`] lines of a file, blank ones included (they keep line numbers as in
+/// the file), without the newline that ends the last of them; at most
+/// [`crate::limits::MAX_SAMPLES_BYTES`] of them, however long the file.
+fn first_lines(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::BufRead as _;
+    let max = crate::limits::MAX_SAMPLES_BYTES;
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path)?.take(max + 1));
+    let mut samples = Vec::new();
+    for _ in 0..MAX_SAMPLES {
+        if reader.read_until(b'\n', &mut samples)? == 0 {
+            return Ok(samples);
+        }
+        if samples.len() as u64 > max {
+            return Err(crate::limits::too_large(max, "a sample file read by the playground"));
+        }
+    }
+    if samples.last() == Some(&b'\n') {
+        samples.pop();
+    }
+    Ok(samples)
 }
 
 /// Replaces the file's content in one step: a reader (or the function's next cold start from a
@@ -218,95 +245,291 @@ fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&temporary, path)
 }
 
+/// Connections served at once. When all are taken, the one that has waited longest without
+/// sending its whole request is closed to make room; when every one is being answered, the
+/// newcomer is refused (503).
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// The time a request has to arrive whole (line, headers and body), from its connection's accept.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The time a client has to take an answer.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest request line and headers accepted.
+const MAX_HEAD_BYTES: usize = 16 << 10;
+
 /// Serves the playground until the process is stopped. `port` 0 takes any free port; the address
 /// is printed on standard error either way.
 pub fn serve(mapping: &Path, samples: &Path, port: u16) -> Result<(), CliError> {
-    let mut session = Session::open(mapping, samples)?;
-    let server = tiny_http::Server::http(("127.0.0.1", port))
+    let session = Session::open(mapping, samples)?;
+    let listener = TcpListener::bind(("127.0.0.1", port))
         .map_err(|e| CliError::Usage(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
-    let address = server.server_addr().to_ip().expect("a TCP listener has an IP address");
+    let address = listener.local_addr().map_err(CliError::Write)?;
     eprintln!(
         "playground for {} with {} sample(s): http://{address}/ (Ctrl-C to stop)",
         session.shown, session.sample_count
     );
-    for request in server.incoming_requests() {
-        handle(&mut session, address, request);
+    let server = Arc::new(Server {
+        session: Mutex::new(session),
+        address,
+        open: Mutex::new(Vec::new()),
+        next: AtomicU64::new(0),
+    });
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => Server::admit(&server, stream),
+            // Out of file descriptors, or a connection reset before it was accepted: go on.
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
     }
     Ok(())
 }
 
-fn handle(session: &mut Session, address: SocketAddr, mut request: tiny_http::Request) {
-    let header = |name: &str| {
-        request
-            .headers()
-            .iter()
-            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str().to_owned())
-    };
-    let host = header("Host").unwrap_or_default();
-    let from_page = header(PAGE_HEADER).is_some();
-    let port = address.port();
-    let ours = host == format!("127.0.0.1:{port}") || host == format!("localhost:{port}");
-    if !ours {
-        let _ = request.respond(json_response(403, &json!({ "error": "the playground answers only on 127.0.0.1" })));
-        return;
+/// The session and the connections being served, each on a thread of its own.
+struct Server {
+    session: Mutex<Session>,
+    address: SocketAddr,
+    /// In the order they were accepted.
+    open: Mutex<Vec<Connection>>,
+    next: AtomicU64,
+}
+
+struct Connection {
+    id: u64,
+    /// A handle to close it with, to make room for another.
+    stream: TcpStream,
+    /// Still reading its request (so it may be closed to make room).
+    reading: Arc<AtomicBool>,
+}
+
+/// A request as read: what the handler looks at.
+struct Request {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
-    let url = request.url().to_owned();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let method = request.method().clone();
-    if method == tiny_http::Method::Get {
-        let response = match path {
-            "/" => text_response(200, PAGE, "text/html; charset=utf-8"),
-            "/api/session" => json_response(200, &session.state()),
-            _ => json_response(404, &json!({ "error": "no such page" })),
-        };
-        let _ = request.respond(response);
-        return;
+}
+
+/// An answer: status, content type, body.
+type Response = (u16, &'static str, String);
+
+impl Server {
+    fn lock_open(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    if method != tiny_http::Method::Post || !from_page {
-        let _ =
-            request.respond(json_response(403, &json!({ "error": "only the playground's page may change things" })));
-        return;
-    }
-    let mut text = String::new();
-    if request.as_reader().take(MAX_BODY_BYTES + 1).read_to_string(&mut text).is_err() {
-        let _ = request.respond(json_response(400, &json!({ "error": "the body is not UTF-8 text" })));
-        return;
-    }
-    if text.len() as u64 > MAX_BODY_BYTES {
-        let _ = request.respond(json_response(413, &json!({ "error": "the mapping is larger than 4 MiB" })));
-        return;
-    }
-    let answer = match path {
-        "/api/run" => Ok(session.run(&text)),
-        "/api/explain" => {
-            let line = query.strip_prefix("line=").and_then(|n| n.parse().ok()).unwrap_or(0);
-            session.explain(&text, line)
+
+    /// Serves `stream` on a thread of its own, making room for it if every place is taken.
+    fn admit(server: &Arc<Server>, stream: TcpStream) {
+        let mut open = server.lock_open();
+        if open.len() >= MAX_CONNECTIONS {
+            match open.iter().position(|c| c.reading.load(Ordering::Acquire)) {
+                Some(oldest) => {
+                    let _ = open.remove(oldest).stream.shutdown(Shutdown::Both);
+                }
+                None => {
+                    drop(open);
+                    refuse(stream);
+                    return;
+                }
+            }
         }
-        "/api/save" => session.save(&text),
-        "/api/reload" => session.reload(),
-        _ => Err((404, json!({ "error": "no such action" }))),
-    };
-    let response = match answer {
-        Ok(body) => json_response(200, &body),
-        Err((status, body)) => json_response(status, &body),
-    };
-    let _ = request.respond(response);
+        let Ok(handle) = stream.try_clone() else { return };
+        let id = server.next.fetch_add(1, Ordering::Relaxed);
+        let reading = Arc::new(AtomicBool::new(true));
+        open.push(Connection { id, stream: handle, reading: Arc::clone(&reading) });
+        drop(open);
+        let serving = Arc::clone(server);
+        let spawned = std::thread::Builder::new().name("playground".into()).spawn(move || {
+            serving.serve_connection(stream, &reading);
+            serving.lock_open().retain(|c| c.id != id);
+        });
+        if spawned.is_err() {
+            server.lock_open().retain(|c| c.id != id);
+        }
+    }
+
+    /// One request and its answer; the connection is closed after it.
+    fn serve_connection(&self, mut stream: TcpStream, reading: &AtomicBool) {
+        let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        let request = read_request(&mut stream, Instant::now() + REQUEST_TIMEOUT);
+        reading.store(false, Ordering::Release);
+        let response = match request {
+            Ok(request) => self.handle(&request),
+            Err(Unread::Closed) => return,
+            Err(Unread::Refused(status, why)) => (status, JSON, json!({ "error": why }).to_string()),
+        };
+        let _ = write_response(&mut stream, &response);
+        close_after_answer(stream);
+    }
+
+    fn handle(&self, request: &Request) -> Response {
+        let json_response = |status: u16, body: Value| (status, JSON, body.to_string());
+        let port = self.address.port();
+        let host = request.header("Host").unwrap_or_default();
+        let ours = host == format!("127.0.0.1:{port}") || host == format!("localhost:{port}");
+        if !ours {
+            return json_response(403, json!({ "error": "the playground answers only on 127.0.0.1" }));
+        }
+        let (path, query) = request.target.split_once('?').unwrap_or((&request.target, ""));
+        let mut session = self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if request.method == "GET" {
+            return match path {
+                "/" => (200, HTML, PAGE.to_owned()),
+                "/api/session" => json_response(200, session.state()),
+                _ => json_response(404, json!({ "error": "no such page" })),
+            };
+        }
+        if request.method != "POST" || request.header(PAGE_HEADER).is_none() {
+            return json_response(403, json!({ "error": "only the playground's page may change things" }));
+        }
+        let Ok(text) = std::str::from_utf8(&request.body) else {
+            return json_response(400, json!({ "error": "the body is not UTF-8 text" }));
+        };
+        let answer = match path {
+            "/api/run" => Ok(session.run(text)),
+            "/api/explain" => {
+                let line = query.strip_prefix("line=").and_then(|n| n.parse().ok()).unwrap_or(0);
+                session.explain(text, line)
+            }
+            "/api/save" => session.save(text),
+            "/api/reload" => session.reload(),
+            _ => Err((404, json!({ "error": "no such action" }))),
+        };
+        match answer {
+            Ok(body) => json_response(200, body),
+            Err((status, body)) => json_response(status, body),
+        }
+    }
 }
 
-fn text_response(status: u16, body: &str, content_type: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes()).expect("a valid header");
+const JSON: &str = "application/json";
+const HTML: &str = "text/html; charset=utf-8";
+
+/// Why no request was read.
+enum Unread {
+    /// The client went away (or its connection was closed to make room): nothing to answer.
+    Closed,
+    /// Answered with this status and reason.
+    Refused(u16, String),
+}
+
+/// Reads one request whole before `deadline`: its line and headers (at most [`MAX_HEAD_BYTES`]),
+/// then a body of its `Content-Length` (at most [`MAX_BODY_BYTES`]).
+fn read_request(stream: &mut TcpStream, deadline: Instant) -> Result<Request, Unread> {
+    let mut bytes = Vec::with_capacity(4096);
+    let head_end = loop {
+        if let Some(i) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if bytes.len() > MAX_HEAD_BYTES {
+            return Err(Unread::Refused(431, "the request's headers are larger than 16 KiB".into()));
+        }
+        read_more(stream, &mut bytes, deadline)?;
+    };
+    let head = String::from_utf8_lossy(&bytes[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut line = lines.next().unwrap_or_default().split(' ');
+    let (Some(method), Some(target), Some(_version)) = (line.next(), line.next(), line.next()) else {
+        return Err(Unread::Refused(400, "not an HTTP request".into()));
+    };
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
+    let mut request = Request { method: method.to_owned(), target: target.to_owned(), headers, body: Vec::new() };
+    if request.header("Transfer-Encoding").is_some() {
+        return Err(Unread::Refused(411, "send the body with a Content-Length".into()));
+    }
+    let length = match request.header("Content-Length").map(str::parse::<u64>) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return Err(Unread::Refused(400, "the Content-Length is not a number".into())),
+    };
+    if length > MAX_BODY_BYTES {
+        return Err(Unread::Refused(413, "the mapping is larger than 4 MiB".into()));
+    }
+    let length = length as usize;
+    while bytes.len() - head_end < length {
+        read_more(stream, &mut bytes, deadline)?;
+    }
+    bytes.truncate(head_end + length);
+    request.body = bytes.split_off(head_end);
+    Ok(request)
+}
+
+/// Reads what the client has sent next, waiting no later than `deadline`.
+fn read_more(stream: &mut TcpStream, bytes: &mut Vec<u8>, deadline: Instant) -> Result<(), Unread> {
+    let late =
+        || Unread::Refused(408, format!("the request did not arrive whole within {} s", REQUEST_TIMEOUT.as_secs()));
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(late());
+    }
+    stream.set_read_timeout(Some(left)).map_err(|_| Unread::Closed)?;
+    let mut chunk = [0u8; 16 << 10];
+    match stream.read(&mut chunk) {
+        Ok(0) => Err(Unread::Closed),
+        Ok(n) => {
+            bytes.extend_from_slice(&chunk[..n]);
+            Ok(())
+        }
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => Err(late()),
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(()),
+        Err(_) => Err(Unread::Closed),
+    }
+}
+
+fn write_response(stream: &mut TcpStream, (status, content_type, body): &Response) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    };
     // The page runs nothing from elsewhere; say so to the browser too.
-    let policy = tiny_http::Header::from_bytes(
-        &b"Content-Security-Policy"[..],
-        &b"default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"[..],
-    )
-    .expect("a valid header");
-    tiny_http::Response::from_string(body).with_status_code(status).with_header(header).with_header(policy)
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Content-Security-Policy: default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())?;
+    stream.flush()
 }
 
-fn json_response(status: u16, body: &Value) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    text_response(status, &body.to_string(), "application/json")
+/// Closes a connection after its answer, first reading (briefly) what the client still sends, so
+/// that closing with unread bytes does not reset the connection before the answer is read.
+fn close_after_answer(mut stream: TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 16 << 10];
+    let mut drained = 0;
+    while drained < MAX_BODY_BYTES as usize {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
+/// Refuses a connection when every place is taken by one being answered.
+fn refuse(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+    let body = json!({ "error": "the playground is busy with other connections; try again" }).to_string();
+    let _ = write_response(&mut stream, &(503, JSON, body));
 }
 
 #[cfg(test)]

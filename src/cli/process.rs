@@ -1,7 +1,7 @@
 //! `process`: the local dry run, on JSON lines or on a saved Lambda Kafka event through the
 //! handler's own code (printing routed records, or producing to a real cluster with `--brokers`).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -25,6 +25,16 @@ pub struct Tally {
 /// refuse messages over 1 MiB by default), low enough that a file that is not JSON lines (one huge
 /// line) fails at once with a clear reason.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 16 << 20;
+
+impl Tally {
+    fn add(&mut self, t: Tally) {
+        self.records += t.records;
+        self.ok += t.ok;
+        self.failed += t.failed;
+        self.skipped += t.skipped;
+        self.dropped += t.dropped;
+    }
+}
 
 /// How `process` prints: one route per record, or the messages that would be produced.
 pub struct Printing {
@@ -53,7 +63,13 @@ impl Printing {
 
 pub fn process(mapping: &Path, input: &Path, max_line_bytes: usize, printing: &Printing) -> Result<(), CliError> {
     let (_spec, plan) = super::source::load(mapping)?;
-    let text = read_input(input)?;
+    let shown = input.display().to_string();
+    let reader: Box<dyn io::BufRead> = if input == Path::new("-") {
+        Box::new(io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(input).map_err(|source| CliError::Read { path: shown.clone(), source })?;
+        Box::new(io::BufReader::with_capacity(1 << 20, file))
+    };
     let started = Instant::now();
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -61,8 +77,9 @@ pub fn process(mapping: &Path, input: &Path, max_line_bytes: usize, printing: &P
         router: printing.router(),
         topic: input.file_name().map_or_else(|| "-".into(), |n| n.to_string_lossy().into_owned()),
     });
-    let tally = process_lines(&plan, &text, max_line_bytes, messages.as_ref(), &mut out)?;
+    let tally = process_stream(&plan, reader, &shown, max_line_bytes, messages.as_ref(), &mut out);
     out.flush()?;
+    let tally = tally?;
     let secs = started.elapsed().as_secs_f64();
     let rate = if secs > 0.0 { tally.records as f64 / secs } else { 0.0 };
     // ok + failed + skipped = records; blank lines are not records.
@@ -95,15 +112,164 @@ pub fn duration_text(secs: f64) -> String {
     }
 }
 
-fn read_input(input: &Path) -> Result<Vec<u8>, CliError> {
+/// A record or an event read whole (`explain`, `process --event`), from a file or standard input
+/// (`-`), up to [`crate::limits::MAX_RECORD_BYTES`].
+fn read_input(input: &Path, what: &str) -> Result<Vec<u8>, CliError> {
     let shown = input.display().to_string();
     let read_err = |source| CliError::Read { path: shown.clone(), source };
+    let max = crate::limits::MAX_RECORD_BYTES;
     if input == Path::new("-") {
-        let mut buf = Vec::new();
-        io::stdin().lock().read_to_end(&mut buf).map_err(read_err)?;
-        Ok(buf)
+        crate::limits::read_to_limit(io::stdin().lock(), max, what).map_err(read_err)
     } else {
-        std::fs::read(input).map_err(read_err)
+        crate::limits::read_bounded(input, max, what).map_err(read_err)
+    }
+}
+
+/// Lines are mapped in batches of about this many bytes (or [`BATCH_LINES`] lines): enough for
+/// every core to have work, while the input is never held whole.
+const BATCH_BYTES: usize = 8 << 20;
+const BATCH_LINES: usize = 65_536;
+
+/// A batch of lines read from the input: their bytes one after another, and where each ends.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    fn lines(&self) -> Vec<&[u8]> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let line = &self.bytes[start..end];
+                start = end;
+                line
+            })
+            .collect()
+    }
+}
+
+/// Reads JSON lines in batches, one line at most `limit` bytes long (a longer one stops the
+/// read: the input is not JSON lines). `\r\n` ends a line too; no empty line is read after a final
+/// newline.
+struct LineBatches<R> {
+    reader: R,
+    limit: usize,
+    /// Lines read so far.
+    lines: usize,
+    done: bool,
+    /// What stopped the read, reported after the lines before it are mapped.
+    pending: Option<LineError>,
+}
+
+impl<R: io::BufRead> LineBatches<R> {
+    /// The next batch (empty at the end of the input), or the read error; a line past the limit
+    /// ends the batch before it, and the next call reports it.
+    fn next(&mut self, batch: &mut Batch) -> Result<(), LineError> {
+        batch.bytes.clear();
+        batch.ends.clear();
+        if let Some(e) = self.pending.take() {
+            return Err(e);
+        }
+        while !self.done && batch.bytes.len() < BATCH_BYTES && batch.ends.len() < BATCH_LINES {
+            let start = batch.bytes.len();
+            match self.read_line(&mut batch.bytes, start) {
+                Ok(true) => batch.ends.push(batch.bytes.len()),
+                Ok(false) => self.done = true,
+                Err(e) => {
+                    batch.bytes.truncate(start);
+                    if batch.ends.is_empty() {
+                        self.done = true;
+                        return Err(e);
+                    }
+                    // Map what came before it first; the line's error comes with the next batch.
+                    self.pending = Some(e);
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends one line (without its line end) to `into`; `false` at the end of the input.
+    fn read_line(&mut self, into: &mut Vec<u8>, start: usize) -> Result<bool, LineError> {
+        let mut any = false;
+        loop {
+            let available = match self.reader.fill_buf() {
+                Ok(available) => available,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(LineError::Io(e)),
+            };
+            if available.is_empty() {
+                if any {
+                    self.lines += 1;
+                }
+                return Ok(any);
+            }
+            any = true;
+            let (take, end) = match memchr::memchr(b'\n', available) {
+                Some(i) => (i, true),
+                None => (available.len(), false),
+            };
+            if into.len() - start + take > self.limit {
+                return Err(LineError::Endless { line: self.lines + 1 });
+            }
+            into.extend_from_slice(&available[..take]);
+            self.reader.consume(take + usize::from(end));
+            if end {
+                if into.last() == Some(&b'\r') {
+                    into.pop();
+                }
+                self.lines += 1;
+                return Ok(true);
+            }
+        }
+    }
+}
+
+enum LineError {
+    Io(io::Error),
+    /// A line that runs past the limit: its number (from 1).
+    Endless {
+        line: usize,
+    },
+}
+
+/// Maps the JSON lines `reader` gives, a batch at a time, writing each batch's results before the
+/// next is read: memory holds one batch, whatever the input's size. A line over `max_line_bytes`
+/// fails alone (rule `size`); one that runs past [`crate::limits::MAX_RECORD_BYTES`] (or
+/// `max_line_bytes`, if larger) without a line end stops the run, after the lines before it.
+pub fn process_stream(
+    plan: &Plan,
+    reader: impl io::BufRead,
+    shown: &str,
+    max_line_bytes: usize,
+    messages: Option<&LineMessages>,
+    out: &mut impl Write,
+) -> Result<Tally, CliError> {
+    let limit = max_line_bytes.max(usize::try_from(crate::limits::MAX_RECORD_BYTES).unwrap_or(usize::MAX));
+    let mut lines = LineBatches { reader, limit, lines: 0, done: false, pending: None };
+    let mut batch = Batch::default();
+    let mut tally = Tally::default();
+    loop {
+        let first = lines.lines;
+        lines.next(&mut batch).map_err(|e| match e {
+            LineError::Io(source) => CliError::Read { path: shown.to_owned(), source },
+            LineError::Endless { line } => CliError::Input {
+                path: shown.to_owned(),
+                line,
+                message: format!(
+                    "the line runs past {} without a line end; the input must be JSON lines, one record per line",
+                    crate::limits::size_text(limit as u64)
+                ),
+            },
+        })?;
+        if batch.ends.is_empty() {
+            return Ok(tally);
+        }
+        tally.add(process_line_slices(plan, &batch.lines(), first, max_line_bytes, messages, out)?);
     }
 }
 
@@ -158,7 +324,7 @@ impl LineMessages {
     }
 }
 
-/// Maps every line, using all cores, and writes the results in input order.
+/// Maps every line of a text held in memory, using all cores, and writes the results in input order.
 pub fn process_lines(
     plan: &Plan,
     text: &[u8],
@@ -166,20 +332,27 @@ pub fn process_lines(
     messages: Option<&LineMessages>,
     out: &mut impl Write,
 ) -> Result<Tally, CliError> {
-    let lines = split_lines(text);
-    let lines = &lines[..];
+    process_line_slices(plan, &split_lines(text), 0, max_line_bytes, messages, out)
+}
+
+/// Maps `lines` (the first of them line `first + 1` of the input), using all cores, and writes the
+/// results in input order.
+fn process_line_slices(
+    plan: &Plan,
+    lines: &[&[u8]],
+    first: usize,
+    max_line_bytes: usize,
+    messages: Option<&LineMessages>,
+    out: &mut impl Write,
+) -> Result<Tally, CliError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rendered = crate::pipeline::map_chunks(lines, threads, |first, part| {
-        render_chunk(plan, part, first, max_line_bytes, messages)
+    let rendered = crate::pipeline::map_chunks(lines, threads, |at, part| {
+        render_chunk(plan, part, first + at, max_line_bytes, messages)
     });
     let mut tally = Tally::default();
     for (bytes, t) in rendered {
         out.write_all(&bytes)?;
-        tally.records += t.records;
-        tally.ok += t.ok;
-        tally.failed += t.failed;
-        tally.skipped += t.skipped;
-        tally.dropped += t.dropped;
+        tally.add(t);
     }
     Ok(tally)
 }
@@ -260,7 +433,7 @@ pub fn explain(
     format: super::validate::Format,
 ) -> Result<(), CliError> {
     let (_, plan) = super::source::load(mapping)?;
-    let text = read_input(input)?;
+    let text = read_input(input, "a record")?;
     // A file saved with a final newline (or a BOM) holds the same record.
     let mut explanation = plan.explain(text.trim_ascii_end());
     if let Some(target) = field {
@@ -293,7 +466,7 @@ pub fn process_event(
 
     crate::logging::init(false, "error");
     let (_, plan) = super::source::load(mapping)?;
-    let text = read_input(event)?;
+    let text = read_input(event, "an event")?;
     // Checked as the Lambda runtime checks an event before handing it over: JSON throughout.
     let payload: &serde_json::value::RawValue =
         serde_json::from_slice(&text).map_err(|e| CliError::Event(crate::record::EventError::NotJson(e).into()))?;

@@ -20,7 +20,7 @@ pub fn read_text(path: &Path) -> Result<String, String> {
         #[cfg(not(feature = "kafka"))]
         return Err("s3:// mappings are read by the full build (this is the mapping-tools build); copy the object with `aws s3 cp` first".into());
     }
-    std::fs::read_to_string(path).map_err(|e| e.to_string())
+    crate::limits::read_text_bounded(path, crate::limits::MAX_MAPPING_BYTES, "a mapping").map_err(|e| e.to_string())
 }
 
 /// The mapping at `path`, parsed and compiled (lookup files next to a mapping file; an S3

@@ -177,7 +177,7 @@ pub fn validate_config(files: &[PathBuf], format: Format) -> ExitCode {
     let mut reports = Vec::new();
     for path in files {
         let shown = path.display().to_string();
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::limits::read_text_bounded(path, crate::limits::MAX_MAPPING_BYTES, "a settings file") {
             Ok(t) => t,
             Err(e) => {
                 unreadable = true;

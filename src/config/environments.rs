@@ -286,6 +286,7 @@ pub fn check(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
             diags.push(here(Diagnostic::new(value.pos, why)));
         }
     }
+    check_topic_names(env, &mut |d| diags.push(here(d)));
     if let (Some(ok), Some(fail)) = (&env.topic_ok, &env.topic_fail)
         && ok.value == fail.value
     {
@@ -363,6 +364,29 @@ pub fn check(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
     }
     if let Some(mapping) = &env.mapping {
         check_mapping(mapping, &name, file, diags);
+    }
+}
+
+/// Every topic an environment names (source topics, destinations, each route's) is one Kafka
+/// takes; a `parameter://` destination is checked as a parameter name instead, and a route's `*`
+/// is not a topic.
+fn check_topic_names(env: &Environment, report: &mut impl FnMut(Diagnostic)) {
+    let routes = env.routes.iter().flat_map(|r| {
+        let source = r.source_topic.as_ref().filter(|t| t.value != DEFAULT_ROUTE);
+        [source, r.topic_ok.as_ref(), r.topic_fail.as_ref()]
+    });
+    let topics =
+        env.source_topics.iter().map(Some).chain([env.topic_ok.as_ref(), env.topic_fail.as_ref()]).chain(routes);
+    for topic in topics.flatten() {
+        if topic.value.starts_with(PARAMETER_PREFIX) {
+            continue;
+        }
+        if let Some(why) = topic_problem(&topic.value) {
+            report(Diagnostic::new(
+                topic.pos,
+                format!("topic `{}` cannot be created: {why}", topic.value.escape_debug()),
+            ));
+        }
     }
 }
 
@@ -449,7 +473,7 @@ fn check_mapping(mapping: &Spanned<String>, name: &str, file: &Path, diags: &mut
     let here = |d: Diagnostic| Located { file: file.to_path_buf(), diagnostic: d };
     if !mapping.value.starts_with("s3://") {
         let path = resolve_relative(file, &mapping.value);
-        match std::fs::read_to_string(&path) {
+        match crate::limits::read_text_bounded(&path, crate::limits::MAX_MAPPING_BYTES, "a mapping") {
             Err(e) => {
                 diags.push(here(Diagnostic::new(mapping.pos, format!("cannot read mapping `{}`: {e}", path.display()))))
             }
@@ -483,6 +507,13 @@ pub fn resolve_relative(file: &Path, path: &str) -> PathBuf {
 /// For a `parameter://NAME` value: `Some(Ok(ssm_name))`, or `Some(Err(why))` when malformed;
 /// `None` for a plain value. SSM hierarchical names start with `/`, which is added when missing
 /// (`parameter://team/kafka/servers` → `/team/kafka/servers`).
+///
+/// The name must be one SSM takes (its PutParameter naming constraints): letters, digits and
+/// `_ . -`, with `/` between levels (none empty, none after the last), at most
+/// [`MAX_PARAMETER_LEVELS`] levels and [`MAX_PARAMETER_NAME`] characters, not starting with `aws`
+/// or `ssm` in any case (in a hierarchy: no top level `/aws` or `/ssm`). The parameters AWS
+/// publishes itself are read under `/aws/`: `/aws/service/…` (public parameters) and
+/// `/aws/reference/secretsmanager/…` (a Secrets Manager secret, whose name may also hold `+ = @`).
 pub fn parameter_name(value: &str) -> Option<Result<String, String>> {
     let name = value.strip_prefix(PARAMETER_PREFIX)?;
     if name.is_empty() || name.chars().any(|c| c.is_whitespace()) {
@@ -490,11 +521,80 @@ pub fn parameter_name(value: &str) -> Option<Result<String, String>> {
             "`{value}` is not a valid parameter reference: expected parameter://name/with/segments"
         )));
     }
-    let valid = name.chars().all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c));
-    if !valid {
-        return Some(Err(format!("`{value}`: SSM parameter names use letters, digits and `/ _ . -` only")));
+    let full = if name.starts_with('/') || !name.contains('/') { name.to_string() } else { format!("/{name}") };
+    Some(match parameter_name_problem(&full) {
+        None => Ok(full),
+        Some(why) => Err(format!("`{}`: {why}", value.escape_debug())),
+    })
+}
+
+/// The most levels of hierarchy SSM allows in a parameter name.
+pub const MAX_PARAMETER_LEVELS: usize = 15;
+
+/// The longest parameter name SSM takes (the 2,048 it reports include 1,037 for its own use; the
+/// 1,011 left also count the ARN before the name, so a name near the limit may still be refused).
+pub const MAX_PARAMETER_NAME: usize = 1011;
+
+/// Why SSM would refuse `name` (as sent: `/a/b` or `flat`), if it would.
+fn parameter_name_problem(name: &str) -> Option<String> {
+    let secret = name.strip_prefix("/aws/reference/secretsmanager/");
+    let public = secret.is_some() || name.starts_with("/aws/service/");
+    let extra = if secret.is_some() { "+=@" } else { "" };
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "/_.-".contains(*c) || extra.contains(*c))) {
+        return Some(format!(
+            "SSM parameter names use letters, digits and `/ _ . -` only, not {}",
+            if c.is_ascii_graphic() { format!("`{c}`") } else { format!("{:?}", c) }
+        ));
     }
-    Some(Ok(if name.starts_with('/') || !name.contains('/') { name.to_string() } else { format!("/{name}") }))
+    let length = name.chars().count();
+    if length > MAX_PARAMETER_NAME {
+        return Some(format!("the name is {length} characters; SSM takes at most {MAX_PARAMETER_NAME}"));
+    }
+    let levels: Vec<&str> = name.strip_prefix('/').unwrap_or(name).split('/').collect();
+    if levels.last() == Some(&"") {
+        return Some("the name ends with `/`; SSM names a parameter, not a path".into());
+    }
+    if levels.contains(&"") {
+        return Some("the name has an empty level (`//`), which SSM refuses".into());
+    }
+    if levels.len() > MAX_PARAMETER_LEVELS {
+        return Some(format!("the name has {} levels; SSM allows at most {MAX_PARAMETER_LEVELS}", levels.len()));
+    }
+    // A flat name may not start with `aws` or `ssm`; in a hierarchy, the top levels `/aws` and
+    // `/ssm` are AWS's own.
+    let first = levels[0].to_ascii_lowercase();
+    let flat = !name.starts_with('/');
+    let reserved = ["aws", "ssm"].into_iter().find(|p| if flat { first.starts_with(p) } else { first == *p });
+    if !public && let Some(prefix) = reserved {
+        return Some(format!(
+            "SSM reserves names that start with `{prefix}` (in any case) for its own; only \
+             `/aws/service/…` and `/aws/reference/secretsmanager/…` are read there"
+        ));
+    }
+    None
+}
+
+/// The longest topic name Kafka takes.
+pub const MAX_TOPIC_NAME: usize = 249;
+
+/// Why Kafka would refuse `name` as a topic, if it would: it takes 1 to 249 of `a-z A-Z 0-9 . _ -`,
+/// except `.` and `..`.
+pub fn topic_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("a topic name cannot be empty".into());
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c))) {
+        let shown = if c.is_ascii_graphic() || c == ' ' { format!("`{c}`") } else { format!("{c:?}") };
+        return Some(format!("Kafka topic names use letters, digits and `. _ -` only, not {shown}"));
+    }
+    if name == "." || name == ".." {
+        return Some("Kafka refuses `.` and `..` as topic names".into());
+    }
+    let length = name.chars().count();
+    if length > MAX_TOPIC_NAME {
+        return Some(format!("the name is {length} characters; Kafka takes at most {MAX_TOPIC_NAME}"));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -580,6 +680,53 @@ mod tests {
         assert!(parameter_name("parameter://").unwrap().is_err());
         assert!(parameter_name("parameter://a b").unwrap().is_err());
         assert!(parameter_name("parameter://a$b").unwrap().is_err());
+    }
+
+    /// SSM's rules for a parameter name, as the PutParameter reference gives them: letters,
+    /// digits, `_ . -` and `/` between levels, at most fifteen levels, at most 1011 characters,
+    /// no `aws`/`ssm` prefix (except the namespaces AWS itself publishes under `/aws/`).
+    #[test]
+    fn parameter_names_ssm_refuses_are_refused() {
+        let refused = |name: &str| match parameter_name(&format!("parameter://{name}")) {
+            Some(Err(why)) => why,
+            other => panic!("{name}: expected a refusal, got {other:?}"),
+        };
+        assert!(refused("team//servers").contains("empty level"));
+        assert!(refused("team/servers/").contains("ends with `/`"));
+        assert!(refused("awsKafka").contains("`aws`"));
+        assert!(refused("/SSM/secrets/kafka").contains("`ssm`"));
+        assert!(refused("SSM-kafka").contains("`ssm`"));
+        assert!(refused("/Aws/kafka").contains("`aws`"));
+        assert!(refused("a\0b").contains("letters, digits"));
+        let deep = (1..=16).map(|i| format!("l{i}")).collect::<Vec<_>>().join("/");
+        assert!(refused(&deep).contains("16 levels"), "{}", refused(&deep));
+        assert!(refused(&"p".repeat(1012)).contains("1012 characters"));
+        let fifteen = (1..=15).map(|i| format!("l{i}")).collect::<Vec<_>>().join("/");
+        assert_eq!(parameter_name(&format!("parameter://{fifteen}")), Some(Ok(format!("/{fifteen}"))));
+        assert_eq!(parameter_name(&format!("parameter://{}", "p".repeat(1011))), Some(Ok("p".repeat(1011))));
+        for fine in [
+            "/aws/reference/secretsmanager/kafka-scram",
+            "/aws/service/global-infrastructure/regions",
+            "team/awsome",
+            "aws-team/kafka/servers",
+            "a..b",
+            "x.y_z-1",
+        ] {
+            assert!(matches!(parameter_name(&format!("parameter://{fine}")), Some(Ok(_))), "{fine}");
+        }
+    }
+
+    /// Kafka's rule for a topic name: 1 to 249 of `a-z A-Z 0-9 . _ -`, and not `.` or `..`.
+    #[test]
+    fn topic_names_kafka_refuses_are_refused() {
+        for bad in ["", ".", "..", "in put", "nul\0", "tab\there", "café", "a/b", &"t".repeat(250)] {
+            assert!(topic_problem(bad).is_some(), "{bad:?}");
+        }
+        for good in ["orders", "orders.v1", "Orders_2-x", "...", "a..b", &"t".repeat(249)] {
+            assert_eq!(topic_problem(good), None, "{good:?}");
+        }
+        assert!(topic_problem("in put").unwrap().contains("` `"), "{:?}", topic_problem("in put"));
+        assert!(topic_problem(&"t".repeat(250)).unwrap().contains("250 characters"));
     }
 
     #[test]

@@ -299,7 +299,7 @@ impl Settings {
                 _ => return Err(ConfigError::Missing { key: "mapping", var: "MAPPING_FILE", context }),
             },
         };
-        Ok(Settings {
+        let settings = Settings {
             lambda_name,
             lambda_env: get("LAMBDA_ENV").ok_or_else(|| ConfigError::Missing {
                 key: "lambda_env",
@@ -322,7 +322,29 @@ impl Settings {
             consumer_group: get("CONSUMER_GROUP"),
             worker_concurrency: positive(&get, "WORKER_CONCURRENCY")?,
             worker_max_batch: positive(&get, "WORKER_MAX_BATCH")?,
-        })
+        };
+        settings.check_topics()?;
+        Ok(settings)
+    }
+
+    /// Every topic named, resolved, is one Kafka takes (see [`environments::topic_problem`]): a
+    /// name it refuses stops the cold start here rather than failing every batch at delivery.
+    fn check_topics(&self) -> Result<(), ConfigError> {
+        let routes = self
+            .routes
+            .iter()
+            .flat_map(|r| [("routes", &r.source_topic), ("routes", &r.topic_ok), ("routes", &r.topic_fail)]);
+        let topics = [("TOPIC_OK", &self.topic_ok), ("TOPIC_FAIL", &self.topic_fail)]
+            .into_iter()
+            .chain(self.source_topics.iter().map(|t| ("SOURCE_TOPICS", t)))
+            .chain(self.unrouted_topic_fail.iter().map(|t| ("routes", t)))
+            .chain(routes);
+        for (name, topic) in topics {
+            if let Some(why) = environments::topic_problem(topic) {
+                return Err(ConfigError::Invalid { name, value: topic.clone(), why });
+            }
+        }
+        Ok(())
     }
 
     /// The names that go into every fail record, and the destination topics.
@@ -453,8 +475,8 @@ fn select(
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<environments::Environment, ConfigError> {
     let shown = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| ConfigError::Read { file: shown.clone(), why: e.to_string() })?;
+    let text = crate::limits::read_text_bounded(path, crate::limits::MAX_MAPPING_BYTES, "a settings file")
+        .map_err(|e| ConfigError::Read { file: shown.clone(), why: e.to_string() })?;
     let (parsed, diags) = environments::parse(&text);
     if !diags.is_empty() {
         let problems = diags.iter().map(|d| d.render(&shown)).collect::<Vec<_>>().join("\n");
@@ -572,6 +594,21 @@ mod tests {
         assert!(
             Settings::from_lookup(lookup(&bad), &NoParameterStore).unwrap_err().to_string().contains("KAFKA_LINGER_MS")
         );
+    }
+
+    /// A topic Kafka refuses stops the cold start, naming the setting.
+    #[test]
+    fn topics_kafka_refuses_are_invalid_settings() {
+        for (var, value, why) in [
+            ("TOPIC_OK", "billing out", "not ` `"),
+            ("TOPIC_FAIL", "..", "`.` and `..`"),
+            ("SOURCE_TOPICS", "orders,orders\u{0}x", "'\\0'"),
+        ] {
+            let mut bad: Vec<(&str, &str)> = without_file(BASE).into_iter().filter(|(k, _)| *k != var).collect();
+            bad.push((var, value));
+            let e = Settings::from_lookup(lookup(&bad), &NoParameterStore).unwrap_err().to_string();
+            assert!(e.contains(var) && e.contains(why), "{e}");
+        }
     }
 
     struct FakeStore;

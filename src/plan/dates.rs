@@ -102,6 +102,13 @@ pub fn parse_datetime(text: &str, format: &DateFormat, zone: Option<Tz>) -> Resu
             }
         }
     };
+    // What a `datetime` field takes: RFC 3339's years, and no leap second.
+    if !(0..=9999).contains(&utc.year()) {
+        return Err(super::types::OUT_OF_YEARS.into());
+    }
+    if chrono::Timelike::nanosecond(&utc) >= 1_000_000_000 {
+        return Err(super::types::LEAP_SECOND.into());
+    }
     Ok(utc.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
@@ -119,7 +126,7 @@ pub fn parse_date(text: &str, format: &DateFormat) -> Result<String, String> {
         out.push(char::from(digit(d)));
         Ok(out)
     } else {
-        Ok(day.format("%Y-%m-%d").to_string())
+        Err("the date falls outside years 0000 to 9999, which RFC 3339 cannot write".into())
     }
 }
 
@@ -166,6 +173,27 @@ mod tests {
         // Written by hand for years 0 to 9999: leading zeros kept, as chrono writes them.
         assert_eq!(parse_date("00420203", "%Y%m%d").unwrap(), "0042-02-03");
         assert_eq!(parse_date("19991231", "%Y%m%d").unwrap(), "1999-12-31");
+    }
+
+    /// What `parse_datetime` and `parse_date` write is RFC 3339: a year outside 0000 to 9999
+    /// (`-0001-…`, `+10000-…`) is an error, and so is a leap second, as for `type: datetime`.
+    #[test]
+    fn results_outside_rfc_3339_or_on_a_leap_second_are_errors() {
+        let f = |text: &str, needs_time| DateFormat::new(text, needs_time).unwrap();
+        let e = parse_datetime("0000-01-01 00:30:00 +0100", &f("%Y-%m-%d %H:%M:%S %z", true), None).unwrap_err();
+        assert!(e.contains("outside years 0000 to 9999"), "{e}");
+        let e = parse_datetime("-0001-06-01 00:00:00", &f("%Y-%m-%d %H:%M:%S", true), None).unwrap_err();
+        assert!(e.contains("outside years 0000 to 9999"), "{e}");
+        let e = parse_datetime("2016-12-31 23:59:60", &f("%Y-%m-%d %H:%M:%S", true), None).unwrap_err();
+        assert!(e.contains("leap second"), "{e}");
+        let e = parse_date("-0001-06-01", &f("%Y-%m-%d", false)).unwrap_err();
+        assert!(e.contains("outside years 0000 to 9999"), "{e}");
+        let e = parse_date("+10000-06-01", &f("%Y-%m-%d", false)).unwrap_err();
+        assert!(e.contains("outside years 0000 to 9999"), "{e}");
+        assert_eq!(
+            parse_datetime("0000-01-01 00:00:00", &f("%Y-%m-%d %H:%M:%S", true), None).unwrap(),
+            "0000-01-01T00:00:00Z"
+        );
     }
 
     #[test]

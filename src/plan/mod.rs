@@ -355,7 +355,8 @@ pub fn text_version(text: &str) -> String {
 /// Reads, parses and compiles a mapping file.
 pub fn load_file(path: &std::path::Path) -> Result<(MappingSpec, Plan), LoadError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: shown.clone(), source })?;
+    let text = crate::limits::read_text_bounded(path, crate::limits::MAX_MAPPING_BYTES, "a mapping")
+        .map_err(|source| LoadError::Io { path: shown.clone(), source })?;
     let options = CompileOptions { base_dir: path.parent().map(Path::to_path_buf), ..CompileOptions::default() };
     load_str_in(&text, &options).map_err(|diagnostics| LoadError::Invalid { path: shown, diagnostics })
 }
@@ -623,7 +624,8 @@ fn compile_lookups(
 /// A lookup file: JSON (an object of code → value) or CSV (a header row, then code,value rows).
 fn read_lookup_file(path: &Path) -> Result<CodeTable, String> {
     let shown = path.display();
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let bytes = crate::limits::read_bounded(path, crate::limits::MAX_LOOKUP_BYTES, "a lookup file")
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
     match path.extension().and_then(|e| e.to_str()) {
         Some("json") => match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(serde_json::Value::Object(map)) => Ok(map.into_iter().collect()),

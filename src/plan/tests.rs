@@ -26,6 +26,22 @@ fn rules_of(outcome: &Outcome) -> Vec<(Option<&str>, &str)> {
     outcome.errors().iter().map(|e| (e.field.as_deref(), e.rule.as_str())).collect()
 }
 
+/// A defect of the engine that panics on some record fails that record, stage `internal`, and
+/// says so; the caller (a batch, the process) never unwinds.
+#[test]
+fn a_panic_while_mapping_fails_the_record_instead_of_unwinding() {
+    let outcome = guarded(|| panic!("index out of bounds: the len is 3 but the index is 7"));
+    let Outcome::Failed(failure) = outcome else { panic!("expected a failed record") };
+    assert_eq!(failure.stage, Stage::Internal);
+    assert_eq!(failure.errors.len(), 1);
+    assert_eq!(failure.errors[0].rule, "panic");
+    assert!(failure.errors[0].message.contains("index out of bounds"), "{:?}", failure.errors);
+    let formatted = guarded(|| panic!("{}", String::from("a formatted message")));
+    assert!(formatted.errors()[0].message.contains("a formatted message"));
+    // And nothing is caught where nothing panicked.
+    assert!(matches!(guarded(|| Outcome::Dropped), Outcome::Dropped));
+}
+
 #[test]
 fn plan_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 use super::value::Val;
@@ -87,7 +87,10 @@ impl FieldType {
                         *value = Val::text(normalized);
                         Ok(())
                     }
-                    None => Err(format!("expected an RFC 3339 datetime, found {}", describe(value, sensitive))),
+                    None => Err(match refused_datetime(value.as_str().unwrap_or_default()) {
+                        Some(why) => format!("{why}, found {}", describe(value, sensitive)),
+                        None => format!("expected an RFC 3339 datetime, found {}", describe(value, sensitive)),
+                    }),
                 };
             }
             (FieldType::Date, Val::Raw(_) | Val::Str(_)) => {
@@ -175,10 +178,26 @@ pub fn normalize_datetime(s: &str) -> Option<Cow<'_, str>> {
     Some(if text == s { Cow::Borrowed(s) } else { Cow::Owned(text.to_owned()) })
 }
 
-/// Whether `s` is an RFC 3339 datetime (as chrono's `parse_from_rfc3339` decides).
+/// Whether `s` is an RFC 3339 datetime (as chrono's `parse_from_rfc3339` decides) that a
+/// `datetime` field takes: not a leap second, and within years 0000 to 9999 in UTC.
 pub fn is_rfc3339(s: &str) -> bool {
-    CommonDateTime::parse(s).is_some() || DateTime::parse_from_rfc3339(s).is_ok()
+    CommonDateTime::parse(s).is_some() || normalize_with_chrono(s).is_some()
 }
+
+/// Why RFC 3339 text is still not taken as a datetime, if it is RFC 3339 at all: its UTC time has
+/// a year RFC 3339 cannot write, or it is a leap second.
+pub fn refused_datetime(s: &str) -> Option<&'static str> {
+    use chrono::Timelike;
+    let t = DateTime::parse_from_rfc3339(s).ok()?;
+    Some(if t.nanosecond() >= 1_000_000_000 { LEAP_SECOND } else { OUT_OF_YEARS })
+}
+
+/// The error of a time whose UTC year RFC 3339 cannot write (`-0001`, `+10000`).
+pub const OUT_OF_YEARS: &str = "the time falls outside years 0000 to 9999 in UTC, which RFC 3339 cannot write";
+
+/// The error of a leap second (`23:59:60`): refused rather than moved to another second, as most
+/// systems downstream cannot store one.
+pub const LEAP_SECOND: &str = "a leap second (`:60`) is not taken: most systems downstream cannot store one";
 
 /// A datetime in the shape nearly every producer writes — `YYYY-MM-DDTHH:MM:SS`, up to nine
 /// fraction digits, then `Z` or `±HH:MM` — already shifted to UTC.
@@ -323,18 +342,20 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 fn normalize_with_chrono(s: &str) -> Option<String> {
     use chrono::{Datelike, Timelike};
     let utc = DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc);
-    let Ok(year @ 0..=9999) = u32::try_from(utc.year()) else {
-        return Some(utc.to_rfc3339_opts(SecondsFormat::AutoSi, true));
-    };
-    // Written by hand: chrono's formatter interprets a format string on every call. A leap
-    // second's extra nanoseconds (chrono counts it as :59 plus a second) are dropped.
+    // A year RFC 3339 cannot write (`-0001`, `+10000`), and a leap second (chrono counts it as
+    // :59 plus a second), are refused.
+    let Ok(year @ 0..=9999) = u32::try_from(utc.year()) else { return None };
+    if utc.nanosecond() >= 1_000_000_000 {
+        return None;
+    }
+    // Written by hand: chrono's formatter interprets a format string on every call.
     let parts = CommonDateTime {
         year,
         month: utc.month(),
         day: utc.day(),
         minutes: utc.hour() * 60 + utc.minute(),
         second: utc.second(),
-        nanos: utc.nanosecond() % 1_000_000_000,
+        nanos: utc.nanosecond(),
     };
     Some(parts.write_utc(&mut [0; CommonDateTime::MAX_LEN]).to_owned())
 }
@@ -422,7 +443,26 @@ mod tests {
         }
         // An already normalised value is handed back borrowed.
         assert!(matches!(normalize_datetime("2026-11-01T13:00:00Z"), Some(Cow::Borrowed(_))));
-        assert!(matches!(normalize_datetime("2016-12-31T23:59:60Z"), Some(Cow::Owned(_)) | Some(Cow::Borrowed(_))));
+    }
+
+    /// RFC 3339 text whose UTC form RFC 3339 cannot write (a year before 0000 or after 9999), and
+    /// a leap second, which most systems downstream cannot store: field errors that say which.
+    #[test]
+    fn datetimes_out_of_range_or_on_a_leap_second_are_refused() {
+        for (text, why) in [
+            ("0000-01-01T00:30:00+01:00", "outside years 0000 to 9999"),
+            ("9999-12-31T23:30:00-01:00", "outside years 0000 to 9999"),
+            ("2016-12-31T23:59:60Z", "leap second"),
+            ("2016-12-31T21:59:60.5-02:00", "leap second"),
+        ] {
+            let e = check(FieldType::Datetime, json!(text)).unwrap_err();
+            assert!(e.contains(why), "{text}: {e}");
+            assert!(!is_rfc3339(text), "{text} is not offered as a datetime guess");
+        }
+        let hidden = FieldType::Datetime.check(&mut Val::owned(json!("2016-12-31T23:59:60Z")), true).unwrap_err();
+        assert!(!hidden.contains("2016"), "{hidden}");
+        assert_eq!(check(FieldType::Datetime, json!("0000-01-01T00:00:00Z")), Ok(json!("0000-01-01T00:00:00Z")));
+        assert_eq!(check(FieldType::Datetime, json!("9999-12-31T23:59:59Z")), Ok(json!("9999-12-31T23:59:59Z")));
     }
 
     /// Text shaped like a datetime, with every part sometimes out of range or in an unusual form.

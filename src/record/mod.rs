@@ -95,8 +95,11 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, EventError> {
 /// bytes of their own, and no JSON tree of the event is ever built.
 pub fn decode_event_text(text: &str) -> Result<Event, EventError> {
     let raw: RawEvent<'_> = serde_json::from_str(text)?;
-    let groups = raw.records.ok_or(EventError::NoRecords)?;
-    let mut inputs = Vec::with_capacity(groups.values().map(|g| g.0.as_ref().map_or(0, Vec::len)).sum());
+    let mut groups = raw.records.ok_or(EventError::NoRecords)?.0;
+    // Groups in key order, a repeated key's groups in event order (the sort is stable): every
+    // group is read, none replaces another.
+    groups.sort_by(|(a, _), (b, _)| a.cmp(b));
+    let mut inputs = Vec::with_capacity(groups.iter().map(|(_, g)| g.0.as_ref().map_or(0, Vec::len)).sum());
     for (group, records) in groups {
         let group = group.0;
         let Some(records) = records.0 else { return Err(EventError::BadGroup(group.into_owned())) };
@@ -401,6 +404,23 @@ mod tests {
         );
         assert!(decode_event(br#"{"records": {}, "unread": [1, 2,]}"#).is_err(), "unread fields are checked too");
         assert!(decode_event(b"{\"records\": {}, \"unread\": \"\xff\"}").is_err(), "and must be UTF-8");
+    }
+
+    /// JSON text may give a key twice; Lambda's grouping is only a grouping, so a repeated
+    /// `topic-partition` is two groups, and a header name repeated inside one entry two headers.
+    #[test]
+    fn a_repeated_group_or_header_name_keeps_every_record_and_header() {
+        let v = b64(b"{}");
+        let text = format!(
+            r#"{{"records": {{"t-0": [{{"offset": 1, "value": "{v}", "headers": [{{"h": [49], "h": [50]}}]}}],
+                 "s-0": [{{"offset": 2, "value": "{v}"}}],
+                 "t-0": [{{"offset": 3, "value": "{v}"}}, {{"offset": 4, "value": "{v}"}}]}}}}"#
+        );
+        let e = decode_event(text.as_bytes()).unwrap();
+        let offsets: Vec<(&str, i64)> =
+            e.inputs.iter().map(|i| (i.source.group.as_str(), i.source.offset.unwrap())).collect();
+        assert_eq!(offsets, [("s-0", 2), ("t-0", 1), ("t-0", 3), ("t-0", 4)]);
+        assert_eq!(e.inputs[1].source.headers, [("h".to_string(), b"1".to_vec()), ("h".to_string(), b"2".to_vec())]);
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! ([`RawValue`]) until the decoder reads each one; header bytes are read straight into bytes.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -12,15 +11,20 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-/// The event's top level. Groups come in key order (as a `BTreeMap` gives them).
+/// The event's top level.
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct RawEvent<'a> {
     #[serde(default, borrow)]
     pub event_source: Option<Name<'a>>,
     #[serde(default, borrow)]
-    pub records: Option<BTreeMap<Name<'a>, Group<'a>>>,
+    pub records: Option<Groups<'a>>,
 }
+
+/// The `records` object's groups, every one as the text gives it: a key given twice is two groups
+/// (a map would keep one and lose the other's records without a trace).
+#[derive(Debug)]
+pub(super) struct Groups<'a>(pub Vec<(Name<'a>, Group<'a>)>);
 
 /// A group's records (`"topic-partition": [record, …]`), or `None` when it is not a list.
 #[derive(Debug)]
@@ -115,6 +119,26 @@ impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
             }
         }
         deserializer.deserialize_str(NameVisitor(PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Groups<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct GroupsVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for GroupsVisitor<'a> {
+            type Value = Groups<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of topic-partition groups")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut groups = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry()? {
+                    groups.push(entry);
+                }
+                Ok(Groups(groups))
+            }
+        }
+        deserializer.deserialize_map(GroupsVisitor(PhantomData))
     }
 }
 
@@ -227,13 +251,37 @@ fn not_object<'a>(kind: &'static str, value: Value) -> RecordEntry<'a> {
 /// `[{"name": [signed bytes]}, …]` read straight into names and bytes; `None` when the headers
 /// have any other shape (the caller then reads them as JSON values to say what is wrong).
 pub(super) fn headers(raw: &RawValue) -> Option<Vec<(String, Vec<u8>)>> {
-    let entries: Vec<BTreeMap<Name<'_>, HeaderBytes>> = serde_json::from_str(raw.get()).ok()?;
+    let entries: Vec<HeaderEntry<'_>> = serde_json::from_str(raw.get()).ok()?;
     Some(
         entries
             .into_iter()
-            .flat_map(|entry| entry.into_iter().map(|(name, bytes)| (name.0.into_owned(), bytes.0)))
+            .flat_map(|entry| entry.0.into_iter().map(|(name, bytes)| (name.0.into_owned(), bytes.0)))
             .collect(),
     )
+}
+
+/// One element of the headers' list: its names and bytes as the text gives them, a name given
+/// twice kept twice (Kafka headers may repeat a name).
+struct HeaderEntry<'a>(Vec<(Name<'a>, HeaderBytes)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for HeaderEntry<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntryVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for EntryVisitor<'a> {
+            type Value = HeaderEntry<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of header names and bytes")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut headers = Vec::with_capacity(map.size_hint().unwrap_or(1));
+                while let Some(entry) = map.next_entry()? {
+                    headers.push(entry);
+                }
+                Ok(HeaderEntry(headers))
+            }
+        }
+        deserializer.deserialize_map(EntryVisitor(PhantomData))
+    }
 }
 
 /// A header's value: a list of bytes, signed as Java has them (`-1` is `0xff`), or a string's bytes

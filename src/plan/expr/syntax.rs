@@ -686,6 +686,37 @@ mod tests {
         show(&parse(text).unwrap())
     }
 
+    /// The height bound holds for every shape a tree grows by, and counts what it should: a
+    /// chain exactly `MAX_HEIGHT` tall parses, one more does not, and the error points where the
+    /// chain starts.
+    #[test]
+    fn trees_taller_than_the_bound_are_refused_whatever_grows_them() {
+        let tall = |unit: &str, n: usize, head: &str| format!("{head}{}", unit.repeat(n));
+        let shapes: [(&str, Box<dyn Fn(usize) -> String>); 6] = [
+            ("sum", Box::new(|n| format!("a{}", " + a".repeat(n - 1)))),
+            ("product", Box::new(|n| format!("a{}", " * a".repeat(n - 1)))),
+            ("or", Box::new(|n| format!("a{}", " || a".repeat(n - 1)))),
+            ("and", Box::new(|n| format!("a{}", " && a".repeat(n - 1)))),
+            ("selects", Box::new(move |n| tall(".b", n - 1, "a"))),
+            ("calls", Box::new(move |n| tall(".trim()", n - 1, "a"))),
+        ];
+        for (what, shape) in shapes {
+            assert!(parse(&shape(MAX_HEIGHT)).is_ok(), "{what} of height {MAX_HEIGHT}");
+            let err = parse(&shape(MAX_HEIGHT + 1)).unwrap_err();
+            assert!(err.message.contains("too deep"), "{what}: {err:?}");
+            assert_eq!(err.at, 0, "{what}");
+            assert!(parse(&shape(50_000)).is_err(), "{what} of 50,000");
+        }
+        // Heights add up across shapes: a sum whose first term is a chain of calls.
+        let half = format!("a{}", ".trim()".repeat(MAX_HEIGHT / 2));
+        assert!(parse(&format!("{half}{}", " + a".repeat(MAX_HEIGHT / 2 - 1))).is_ok());
+        assert!(parse(&format!("{half}{}", " + a".repeat(MAX_HEIGHT / 2))).is_err());
+        // And through arguments and list items.
+        let inside = format!("a{}", ".trim()".repeat(MAX_HEIGHT - 3));
+        assert!(parse(&format!("size([{inside}])")).is_ok());
+        assert!(parse(&format!("size([{inside}.trim()])")).is_err());
+    }
+
     #[test]
     fn precedence_follows_cel() {
         assert_eq!(shape("a + b * c"), "(a + (b * c))");
