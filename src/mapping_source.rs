@@ -143,7 +143,16 @@ impl MappingSource {
                 };
                 let tag = Tag::S3 { etag: object.e_tag().map(str::to_owned) };
                 let version_id = object.version_id().filter(|v| *v != "null").map(str::to_owned);
+                // Refused before the body is read: a mapping object the size of a disk image
+                // must not fill the function's memory on a refresh.
+                let max = crate::limits::MAX_MAPPING_BYTES;
+                if object.content_length().is_some_and(|n| n < 0 || n as u64 > max) {
+                    return Err(failed(crate::limits::too_large(max, "a mapping").to_string()));
+                }
                 let bytes = object.body.collect().await.map_err(|e| failed(e.to_string()))?.into_bytes();
+                if bytes.len() as u64 > max {
+                    return Err(failed(crate::limits::too_large(max, "a mapping").to_string()));
+                }
                 let text = String::from_utf8(bytes.to_vec())
                     .map_err(|_| SourceError::NotText { location: self.location.to_string() })?;
                 Ok(Some(Fetched { text, version_id, tag }))
@@ -193,7 +202,7 @@ fn fetch_file(path: &Path, last: Option<&Tag>) -> Result<Option<Fetched>, Source
     {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(path).map_err(io)?;
+    let text = crate::limits::read_text_bounded(path, crate::limits::MAX_MAPPING_BYTES, "a mapping").map_err(io)?;
     let version = plan::text_version(&text);
     // Touched but the same text: nothing to compile.
     if let Some(Tag::File { version: v, .. }) = last

@@ -1,7 +1,8 @@
 //! Mappings in S3, against moto in server mode (a real S3 API on 127.0.0.1, spoken to by the AWS
 //! SDK for Rust): the cold start's load with the object's version as the mapping's version, a
 //! refresh that finds nothing new and downloads nothing, one that picks up a new version, one that
-//! refuses a broken mapping and keeps the old, and a missing object named with bucket and key.
+//! refuses a broken mapping and keeps the old, a missing object named with bucket and key, and an
+//! object too large for a mapping refused by its length.
 
 use std::time::Duration;
 
@@ -171,6 +172,22 @@ async fn a_missing_object_fails_the_load_naming_bucket_and_key() {
     let e = Refresher::load(MappingSource::with_s3_client(location, s3), Duration::ZERO).await.err().unwrap();
     let text = e.to_string();
     assert!(text.contains("s3://mappings/nope.yaml") && text.contains("NoSuchKey"), "{text}");
+}
+
+/// An object larger than a mapping may be is refused from its length, before its body is read,
+/// naming the limit: a refresh never fills the function's memory with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_mapping_object_is_refused_by_its_length() {
+    let moto = Moto::start(false);
+    let s3 = client(&moto);
+    versioned_bucket(&s3, "huge").await;
+    let padding = format!("# {}\n", "x".repeat(1 << 20));
+    let text = format!("{V1}{}", padding.repeat(17));
+    publish(&s3, "huge", "orders.yaml", &text).await;
+    let location = Location::parse("s3://huge/orders.yaml").unwrap();
+    let e = Refresher::load(MappingSource::with_s3_client(location, s3), Duration::ZERO).await.err().unwrap();
+    let text = e.to_string();
+    assert!(text.contains("s3://huge/orders.yaml") && text.contains("larger than 16 MiB"), "{text}");
 }
 
 /// The function behind the Runtime Interface Emulator, its mapping in S3 (moto) and refreshed
