@@ -1638,13 +1638,13 @@ mod tests {
         for _ in 0..100_000 {
             let len = (next() % 21) as usize;
             let mut key: Vec<u8> = (0..len).map(|_| b'a' + (next() % 26) as u8).collect();
-            if len > 0 && next() % 4 == 0 {
+            if len > 0 && next().is_multiple_of(4) {
                 key[(next() % len as u64) as usize] = [b'\\', 0x01, 0xc3, b'\t'][(next() % 4) as usize];
             }
             let mut record = b"{\"".to_vec();
             record.extend_from_slice(&key);
             record.extend_from_slice(b"\":1,\"tail\":\"0123456789abcdef\"}");
-            let cut = (next() % 3 == 0).then(|| (next() as usize) % record.len());
+            let cut = next().is_multiple_of(3).then(|| (next() as usize) % record.len());
             let record = &record[..cut.unwrap_or(record.len())];
             match short_key(record, 2) {
                 Some((n, words)) => {
@@ -1686,7 +1686,7 @@ mod tests {
                 text.replace_range(..1, "1");
             }
             text.insert(point, '.');
-            if next() % 2 == 0 {
+            if next().is_multiple_of(2) {
                 text.insert(0, '-');
             }
             let expected: f64 = serde_json::from_str(&text).unwrap();

@@ -80,7 +80,7 @@ pub fn read_range(
                 payload: m.payload(),
             });
             read += 1;
-            if read % 10_000 == 0 {
+            if read.is_multiple_of(10_000) {
                 progress(read, total);
             }
             if m.offset() + 1 >= ends[i] {

@@ -467,11 +467,11 @@ impl ReadPlan {
         let mut open: usize = (0..self.partitions.len()).filter(|i| next[*i] < self.ends[*i]).count();
         let mut assignment = TopicPartitionList::new();
         for (i, p) in self.partitions.iter().enumerate() {
-            if next[i] < self.ends[i] {
-                if let Err(e) = assignment.add_partition_offset(topic, *p, Offset::Offset(next[i])) {
-                    let _ = out.send(Err(e.to_string()));
-                    return false;
-                }
+            if next[i] < self.ends[i]
+                && let Err(e) = assignment.add_partition_offset(topic, *p, Offset::Offset(next[i]))
+            {
+                let _ = out.send(Err(e.to_string()));
+                return false;
             }
         }
         if open == 0 {
