@@ -24,9 +24,12 @@ impl ParameterResolver for RecordingResolver {
         if !names.iter().any(|n| n == name) {
             names.push(name.to_string());
         }
-        Ok("placeholder:1".into())
+        Ok(PLACEHOLDER.into())
     }
 }
+
+/// What a parameter reads as before it is fetched: a broker address, so the settings read on.
+const PLACEHOLDER: &str = "placeholder:1";
 
 /// Parameters already fetched; unknown names are errors (with why they were not fetched).
 #[derive(Default)]
@@ -82,7 +85,13 @@ pub async fn settings_with_parameters(
     client: impl AsyncFnOnce() -> Client,
 ) -> Result<Settings, ConfigError> {
     let recorder = RecordingResolver::default();
-    Settings::from_lookup(&get, &recorder)?;
+    match Settings::from_lookup(&get, &recorder) {
+        Ok(_) => {}
+        // A check of a value that comes from a parameter (a topic's name) is made again once the
+        // parameter is fetched; the placeholder is no topic name.
+        Err(ConfigError::Invalid { value, .. }) if value == PLACEHOLDER => {}
+        Err(e) => return Err(e),
+    }
     let names = recorder.names.into_inner();
     if names.is_empty() {
         return Settings::from_lookup(&get, &super::NoParameterStore);
