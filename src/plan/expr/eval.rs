@@ -136,7 +136,7 @@ pub struct Budget {
 }
 
 /// The steps a record may take when the mapping does not say (`limits: { steps: … }`).
-pub const DEFAULT_STEPS: u64 = 10_000_000;
+pub const DEFAULT_STEPS: u64 = 1_000_000;
 
 impl Budget {
     pub fn new(limit: u64) -> Budget {
