@@ -12,7 +12,7 @@ use lambda_stream::plan::{Outcome, Plan, Stage, load_str};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 
-const MAPPING: &str = r#"version: 1
+const MAPPING: &str = r##"version: 1
 name: expr-fuzz
 limits: { steps: 200000 }
 fields:
@@ -54,7 +54,7 @@ fields:
 rules:
   - { name: card_number, check: 'int(card) > 0' }
   - { name: card_sized, when: 'double(card) > 0.0', check: 'card.size() > i' }
-"#;
+"##;
 
 static PLAN: LazyLock<Plan> = LazyLock::new(|| load_str(MAPPING).expect("the fuzz mapping compiles").1);
 
