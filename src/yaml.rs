@@ -4,7 +4,10 @@
 //! owned [`Node`] tree; [`Fields`] reads a mapping node against the keys its place allows,
 //! reporting unknown ones with a "did you mean" suggestion. Problems are collected, never thrown.
 
-use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use std::collections::HashMap;
+
+use saphyr::{MarkedYaml, Scalar, YamlData, YamlLoader};
+use saphyr_parser::{BufferedInput, Event, Parser, Span, SpannedEventReceiver};
 use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, Pos, Spanned, suggestion};
@@ -87,67 +90,104 @@ pub const MAX_YAML_EXPANDED_BYTES: usize = 64 * 1024 * 1024;
 /// about this large, so a flood of tiny aliased nodes counts too.
 const NODE_COST: usize = 64;
 
-/// Reads the event stream once, before any tree is built, and refuses a file nested deeper than
-/// [`MAX_YAML_DEPTH`] or whose aliases would expand it past [`MAX_YAML_EXPANDED_BYTES`], at the
-/// node where the limit is crossed. Syntax errors are left to the loader, which explains them.
-fn check_shape(text: &str) -> Option<Diagnostic> {
-    use saphyr_parser::{Event, Parser};
-    let at = |span: &saphyr_parser::Span| Pos::new(span.start.line() as u32, span.start.col() as u32 + 1);
-    // The expanded size of each open collection, and of each anchored node once complete.
-    let mut open: Vec<(usize, usize)> = Vec::new();
-    let mut anchors: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
-    let mut total = 0usize;
-    for event in Parser::new_from_str(text) {
-        let Ok((event, span)) = event else { return None };
-        let (size, anchor) = match event {
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                if open.len() >= MAX_YAML_DEPTH {
-                    return Some(Diagnostic::new(
-                        at(&span),
-                        format!("YAML nested deeper than {MAX_YAML_DEPTH} levels of lists and mappings"),
-                    ));
-                }
-                open.push((NODE_COST, anchor));
-                continue;
-            }
-            Event::SequenceEnd | Event::MappingEnd => match open.pop() {
-                Some((size, anchor)) => (size, anchor),
-                None => return None,
-            },
-            Event::Scalar(value, _, anchor, _) => (NODE_COST + value.len(), anchor),
-            Event::Alias(id) => (anchors.get(&id).copied().unwrap_or(NODE_COST), 0),
-            _ => continue,
-        };
-        if anchor != 0 {
-            anchors.insert(anchor, size);
-        }
-        match open.last_mut() {
-            Some((parent, _)) => *parent = parent.saturating_add(size),
-            None => total = total.saturating_add(size),
-        }
-        let expanded = open.iter().fold(total, |sum, (size, _)| sum.saturating_add(*size));
-        if expanded > MAX_YAML_EXPANDED_BYTES {
-            return Some(Diagnostic::new(
-                at(&span),
-                format!(
-                    "aliases expand this file past {} MiB (a YAML bomb?); write the values out or use fewer aliases",
-                    MAX_YAML_EXPANDED_BYTES / (1024 * 1024)
-                ),
-            ));
-        }
+/// Watches the parser's events on their way to saphyr's loader and stops passing them on once the
+/// file nests deeper than [`MAX_YAML_DEPTH`] or its aliases would expand it past
+/// [`MAX_YAML_EXPANDED_BYTES`], with a diagnostic at the node where the limit is crossed: the
+/// tree is never built past a limit, and the text is parsed once.
+struct Bounded<'input> {
+    loader: YamlLoader<'input, MarkedYaml<'input>>,
+    /// The expanded size of each open collection so far, and its anchor.
+    open: Vec<(usize, usize)>,
+    /// The expanded size of each anchored node, once complete.
+    anchors: HashMap<usize, usize>,
+    /// The whole document's expanded size so far.
+    expanded: usize,
+    refused: Option<Diagnostic>,
+}
+
+impl<'input> Bounded<'input> {
+    fn new() -> Self {
+        Bounded { loader: YamlLoader::default(), open: Vec::new(), anchors: HashMap::new(), expanded: 0, refused: None }
     }
-    None
+
+    fn refuse(&mut self, span: &Span, message: String) {
+        let at = Pos::new(span.start.line() as u32, span.start.col() as u32 + 1);
+        self.refused = Some(Diagnostic::new(at, message));
+    }
+}
+
+impl<'input> SpannedEventReceiver<'input> for Bounded<'input> {
+    fn on_event(&mut self, event: Event<'input>, span: Span) {
+        if self.refused.is_some() {
+            return;
+        }
+        let completed = match &event {
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if self.open.len() >= MAX_YAML_DEPTH {
+                    let message = format!("YAML nested deeper than {MAX_YAML_DEPTH} levels of lists and mappings");
+                    return self.refuse(&span, message);
+                }
+                self.open.push((NODE_COST, *anchor));
+                self.expanded = self.expanded.saturating_add(NODE_COST);
+                None
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.open.pop(),
+            Event::Scalar(value, _, anchor, _) => {
+                let size = NODE_COST + value.len();
+                self.expanded = self.expanded.saturating_add(size);
+                Some((size, *anchor))
+            }
+            Event::Alias(id) => {
+                let size = self.anchors.get(id).copied().unwrap_or(NODE_COST);
+                self.expanded = self.expanded.saturating_add(size);
+                Some((size, 0))
+            }
+            _ => None,
+        };
+        if let Some((size, anchor)) = completed {
+            if anchor != 0 {
+                self.anchors.insert(anchor, size);
+            }
+            if let Some((parent, _)) = self.open.last_mut() {
+                *parent = parent.saturating_add(size);
+            }
+        }
+        if self.expanded > MAX_YAML_EXPANDED_BYTES {
+            let message = format!(
+                "aliases expand this file past {} MiB (a YAML bomb?); write the values out or use fewer aliases",
+                MAX_YAML_EXPANDED_BYTES / (1024 * 1024)
+            );
+            return self.refuse(&span, message);
+        }
+        self.loader.on_event(event, span);
+    }
 }
 
 /// Loads a single YAML document into an owned [`Node`] tree.
 pub fn load_yaml(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
-    if let Some(refused) = check_shape(text) {
+    let mut bounded = Bounded::new();
+    // Event by event rather than through `Parser::load`, which descends recursively into each
+    // nested collection: past a limit, parsing stops here instead of reading on.
+    let mut parsed = Ok(());
+    for event in Parser::new(BufferedInput::new(text.chars())) {
+        match event {
+            Ok((event, span)) => bounded.on_event(event, span),
+            Err(e) => {
+                parsed = Err(e);
+                break;
+            }
+        }
+        if bounded.refused.is_some() {
+            break;
+        }
+    }
+    if let Some(refused) = bounded.refused {
         diags.push(refused);
         return None;
     }
-    let docs = match MarkedYaml::load_from_str(text) {
-        Ok(docs) => docs,
-        Err(e) => {
+    let docs = match parsed.err().or_else(|| bounded.loader.error().cloned()) {
+        None => bounded.loader.into_documents(),
+        Some(e) => {
             let m = e.marker();
             diags.push(explain_yaml_error(text, e.info(), Pos::new(m.line() as u32, m.col() as u32 + 1)));
             return None;

@@ -151,7 +151,7 @@ const MAX_NESTING: usize = 64;
 /// nests no parenthesis yet builds a tree as tall as it is long, and the checker, the compiler, the
 /// evaluator and the tree's own drop all walk it recursively: the height is bounded where the tree
 /// is built, well inside the smallest stack a mapping is compiled or run on.
-pub const MAX_HEIGHT: usize = 256;
+pub const MAX_HEIGHT: usize = 128;
 
 fn lex(text: &str) -> Result<Vec<(usize, Tok)>, SyntaxError> {
     let chars: Vec<char> = text.chars().collect();
