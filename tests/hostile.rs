@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use lambda_stream::lambda::Function;
-use lambda_stream::pipeline::Pipeline;
-use lambda_stream::plan;
-use lambda_stream::route::{Route, Router};
+use lambda_stream::route::Route;
 use lambda_stream::sink::MemorySink;
 use serde_json::{Value, json};
 
@@ -168,21 +166,7 @@ fn rows() -> Vec<Row> {
 }
 
 fn function() -> Function<MemorySink> {
-    let (_, plan) = plan::load_str(MAPPING).unwrap();
-    Function {
-        pipeline: Pipeline::new(
-            plan,
-            Router {
-                topic_ok: "ok".into(),
-                topic_fail: "fail".into(),
-                function_name: "f".into(),
-                function_env: "test".into(),
-            },
-        ),
-        sink: MemorySink::default(),
-        partial_batch: false,
-        delivery_margin: Duration::ZERO,
-    }
+    crate::hostile_engine::function(MAPPING)
 }
 
 #[tokio::test]

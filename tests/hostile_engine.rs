@@ -36,7 +36,8 @@ fn errors(outcome: &Outcome) -> Vec<(String, String, String)> {
     outcome.errors().iter().map(|e| (e.field.clone().unwrap_or_default(), e.rule.clone(), e.message.clone())).collect()
 }
 
-fn function(mapping: &str) -> Function<MemorySink> {
+/// The Lambda handler's code over `mapping`, delivering to an in-memory sink.
+pub fn function(mapping: &str) -> Function<MemorySink> {
     Function {
         pipeline: Pipeline::new(
             load(mapping),

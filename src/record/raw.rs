@@ -23,8 +23,31 @@ pub(super) struct RawEvent<'a> {
 
 /// The `records` object's groups, every one as the text gives it: a key given twice is two groups
 /// (a map would keep one and lose the other's records without a trace).
+pub(super) type Groups<'a> = Entries<Name<'a>, Group<'a>>;
+
+/// A JSON object's members in text order, a key given twice kept twice.
 #[derive(Debug)]
-pub(super) struct Groups<'a>(pub Vec<(Name<'a>, Group<'a>)>);
+pub(super) struct Entries<K, V>(pub Vec<(K, V)>);
+
+impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Entries<K, V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor<K, V>(PhantomData<(K, V)>);
+        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for EntriesVisitor<K, V> {
+            type Value = Entries<K, V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(1));
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        deserializer.deserialize_map(EntriesVisitor(PhantomData))
+    }
+}
 
 /// A group's records (`"topic-partition": [record, …]`), or `None` when it is not a list.
 #[derive(Debug)]
@@ -119,26 +142,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
             }
         }
         deserializer.deserialize_str(NameVisitor(PhantomData))
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Groups<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct GroupsVisitor<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for GroupsVisitor<'a> {
-            type Value = Groups<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of topic-partition groups")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut groups = Vec::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some(entry) = map.next_entry()? {
-                    groups.push(entry);
-                }
-                Ok(Groups(groups))
-            }
-        }
-        deserializer.deserialize_map(GroupsVisitor(PhantomData))
     }
 }
 
@@ -262,27 +265,7 @@ pub(super) fn headers(raw: &RawValue) -> Option<Vec<(String, Vec<u8>)>> {
 
 /// One element of the headers' list: its names and bytes as the text gives them, a name given
 /// twice kept twice (Kafka headers may repeat a name).
-struct HeaderEntry<'a>(Vec<(Name<'a>, HeaderBytes)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for HeaderEntry<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntryVisitor<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for EntryVisitor<'a> {
-            type Value = HeaderEntry<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of header names and bytes")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut headers = Vec::with_capacity(map.size_hint().unwrap_or(1));
-                while let Some(entry) = map.next_entry()? {
-                    headers.push(entry);
-                }
-                Ok(HeaderEntry(headers))
-            }
-        }
-        deserializer.deserialize_map(EntryVisitor(PhantomData))
-    }
-}
+type HeaderEntry<'a> = Entries<Name<'a>, HeaderBytes>;
 
 /// A header's value: a list of bytes, signed as Java has them (`-1` is `0xff`), or a string's bytes
 /// (some producers of test events write text).
