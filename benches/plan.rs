@@ -160,25 +160,22 @@ fn bench_plan(c: &mut Criterion) {
     assert_eq!(compiled.field_count(), 40);
     c.bench_function("compile/40_fields", |b| b.iter(|| plan::load_str(black_box(&spec)).unwrap()));
 
-    let mut generated = c.benchmark_group("compile_generated");
-    generated.sample_size(10);
-    for n in [1_000, 10_000] {
-        let spec = generated_spec(n);
-        assert_eq!(plan::load_str(&spec).unwrap_or_else(|d| panic!("{d:#?}")).1.field_count(), n);
-        generated.bench_function(format!("{n}_fields"), |b| b.iter(|| plan::load_str(black_box(&spec)).unwrap()));
-    }
-    generated.finish();
-
+    compile_group(c, "compile_generated", &[1_000, 10_000], generated_spec);
     // Tens of thousands of fields side by side: each key is found among its siblings while the
     // trie is built, which must not be a scan of them.
-    let mut siblings = c.benchmark_group("compile_siblings");
-    siblings.sample_size(10);
-    for n in [40_000, 100_000] {
-        let spec = sibling_spec(n);
+    compile_group(c, "compile_siblings", &[40_000, 100_000], sibling_spec);
+}
+
+/// Loading specs of `sizes` fields each, made by `spec`, as one group of ten samples a size.
+fn compile_group(c: &mut Criterion, name: &str, sizes: &[usize], spec: fn(usize) -> String) {
+    let mut group = c.benchmark_group(name);
+    group.sample_size(10);
+    for &n in sizes {
+        let spec = spec(n);
         assert_eq!(plan::load_str(&spec).unwrap_or_else(|d| panic!("{d:#?}")).1.field_count(), n);
-        siblings.bench_function(format!("{n}_fields"), |b| b.iter(|| plan::load_str(black_box(&spec)).unwrap()));
+        group.bench_function(format!("{n}_fields"), |b| b.iter(|| plan::load_str(black_box(&spec)).unwrap()));
     }
-    siblings.finish();
+    group.finish();
 }
 
 /// `n` integer fields, each at its own top-level key.
