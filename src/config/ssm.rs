@@ -24,12 +24,13 @@ impl ParameterResolver for RecordingResolver {
         if !names.iter().any(|n| n == name) {
             names.push(name.to_string());
         }
-        Ok(PLACEHOLDER.into())
+        Ok("placeholder:1".into())
+    }
+
+    fn gives_values(&self) -> bool {
+        false
     }
 }
-
-/// What a parameter reads as before it is fetched: a broker address, so the settings read on.
-const PLACEHOLDER: &str = "placeholder:1";
 
 /// Parameters already fetched; unknown names are errors (with why they were not fetched).
 #[derive(Default)]
@@ -85,13 +86,7 @@ pub async fn settings_with_parameters(
     client: impl AsyncFnOnce() -> Client,
 ) -> Result<Settings, ConfigError> {
     let recorder = RecordingResolver::default();
-    match Settings::from_lookup(&get, &recorder) {
-        Ok(_) => {}
-        // A check of a value that comes from a parameter (a topic's name) is made again once the
-        // parameter is fetched; the placeholder is no topic name.
-        Err(ConfigError::Invalid { value, .. }) if value == PLACEHOLDER => {}
-        Err(e) => return Err(e),
-    }
+    Settings::from_lookup(&get, &recorder)?;
     let names = recorder.names.into_inner();
     if names.is_empty() {
         return Settings::from_lookup(&get, &super::NoParameterStore);
