@@ -1260,10 +1260,9 @@ impl<'a> Scanner<'a> {
             b'n' => return Ok(Val::owned(Value::Null)),
             b'-' | b'0'..=b'9' => {
                 let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
-                // `-0` goes to serde_json, which reads it as the float -0.0, as it does a `-0`
-                // nested in an array or object: one meaning for a number wherever it stands.
-                let negative_zero = bytes[0] == b'-' && digits == b"0";
-                if digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) && !negative_zero {
+                // A number without fraction or exponent is an integer, `-0` included (it is 0);
+                // see `integer_negative_zeros` for the same rule inside arrays and objects.
+                if digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) {
                     let magnitude = digits.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
                     return Ok(Val::owned(Value::from(if bytes[0] == b'-' { -magnitude } else { magnitude })));
                 }
@@ -1275,7 +1274,11 @@ impl<'a> Scanner<'a> {
         }
         // A captured object or array may be read anywhere inside (by a filter, or as a whole), so
         // it is held to the same rules as the objects the scanner reads: a repeated key is refused.
-        match serde_json::from_str::<StrictValue>(raw) {
+        let parsed = match integer_negative_zeros(raw) {
+            Some(text) => serde_json::from_str::<StrictValue>(&text),
+            None => serde_json::from_str::<StrictValue>(raw),
+        };
+        match parsed {
             Ok(StrictValue(v)) => Ok(Val::owned(v)),
             Err(e) => {
                 // serde_json counts from the start of the capture; the error points into the record.
@@ -1284,6 +1287,43 @@ impl<'a> Scanner<'a> {
             }
         }
     }
+}
+
+/// The JSON number rules, once: a number written without a fraction or an exponent is an
+/// integer (`-0` is the integer 0); with either it is a float (`1.0`, `-0.0`, `1e3`). serde_json
+/// reads `-0` as the float -0.0, so in a captured array or object the sign of each `-0` token is
+/// blanked out (a space: offsets in error messages stay right) before it parses. `None` when the
+/// text has no such token, which is nearly always.
+fn integer_negative_zeros(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut found = memchr::memmem::find_iter(bytes, b"-0").peekable();
+    found.peek()?;
+    let mut out: Option<Vec<u8>> = None;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut next_candidate = found.next();
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if Some(i) == next_candidate
+            && !matches!(bytes.get(i + 2), Some(b'0'..=b'9' | b'.' | b'e' | b'E'))
+            && !matches!(i.checked_sub(1).map(|p| bytes[p]), Some(b'e' | b'E'))
+        {
+            out.get_or_insert_with(|| bytes.to_vec())[i] = b' ';
+        }
+        while next_candidate.is_some_and(|c| c <= i) {
+            next_candidate = found.next();
+        }
+    }
+    // Only an ASCII minus became an ASCII space: still UTF-8.
+    out.map(|v| String::from_utf8(v).expect("a byte of ASCII replaced by ASCII"))
 }
 
 /// The byte offset in `text` of a 1-based line and column (columns as serde_json counts them,
@@ -1815,18 +1855,35 @@ mod tests {
     }
 
     #[test]
-    fn numbers_mean_what_serde_json_reads_whether_leaf_or_nested() {
+    fn numbers_follow_the_json_number_rules_whether_leaf_or_nested() {
         let (x, s) = extractor(&["$.leaf", "$.nested"]);
-        for literal in
-            ["0", "-0", "-0.0", "0.0", "-1", "7", "-000e1", "123456789012345678", "-123456789012345678", "1e2"]
-        {
-            let text = format!(r#"{{"leaf": {literal}, "nested": [{literal}]}}"#);
-            let Ok(expected) = serde_json::from_str::<Value>(&text) else { continue };
+        // Without fraction or exponent, an integer (`-0` is 0); with either, a float.
+        for (literal, integer) in [
+            ("0", Some(0)),
+            ("-0", Some(0)),
+            ("-1", Some(-1)),
+            ("7", Some(7)),
+            ("123456789012345678", Some(123456789012345678)),
+            ("-123456789012345678", Some(-123456789012345678)),
+            ("-0.0", None),
+            ("0.0", None),
+            ("1e2", None),
+            ("1e-0", None),
+            ("-0e0", None),
+        ] {
+            let text = format!(r#"{{"leaf": {literal}, "nested": [{literal}, "-0", {{"k": {literal}}}]}}"#);
             let slots = values(&x, text.as_bytes());
-            // Compared as text: `-0.0 == 0.0` and an integer 0 differs from the float only in kind.
-            let shown = |v: &Option<Value>| v.as_ref().map(Value::to_string);
-            assert_eq!(shown(&slots[s[0]]), Some(expected["leaf"].to_string()), "leaf {literal}");
-            assert_eq!(shown(&slots[s[1]]), Some(expected["nested"].to_string()), "nested {literal}");
+            let leaf = slots[s[0]].clone().expect("the leaf is found");
+            let nested = slots[s[1]].clone().expect("the array is found");
+            assert_eq!(leaf.as_i64(), integer, "leaf {literal}");
+            assert_eq!(nested[0].as_i64(), integer, "in an array: {literal}");
+            assert_eq!(nested[2]["k"].as_i64(), integer, "in an object: {literal}");
+            assert_eq!(nested[1], Value::from("-0"), "a string is never touched");
+            if integer.is_none() {
+                let float: f64 = literal.parse().unwrap();
+                assert_eq!(leaf.as_f64(), Some(float), "leaf {literal}");
+                assert!(leaf.is_f64() && nested[0].is_f64(), "{literal} stays a float");
+            }
         }
     }
 

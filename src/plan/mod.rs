@@ -469,11 +469,8 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
             diags.push(Diagnostic::new(header.pos, "header names cannot be empty"));
         }
     }
-    // Rules and `drop` see the record's targets with their final types.
-    let tys: Vec<Ty> = match &set {
-        Some(s) => s.fields.iter().map(scope::field_ty).collect(),
-        None => scope_tys,
-    };
+    // Rules and `drop` see the record's targets with the types their fields' readers see.
+    let tys: Vec<Ty> = scope_tys;
     // Without a compiled field set, names still resolve (as `any`), so only real problems show.
     let record_targets = target_index;
     let drop = spec.drop.as_ref().and_then(|d| {

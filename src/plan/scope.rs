@@ -76,6 +76,14 @@ fn field_type_of(ty: &Ty) -> FieldType {
     }
 }
 
+/// The type the readers of a computed field without a `type:` see. It is the expression's own
+/// type (a decimal stays a decimal, a datetime an instant) when the field's value is the
+/// expression's value; a transform or a `default:` may put something else there, so then readers
+/// see the type the field is written as.
+fn read_type(spec: &FieldSpec, computed: Ty) -> Ty {
+    if spec.transform.is_empty() && spec.default.is_none() { computed } else { ty_of(field_type_of(&computed)) }
+}
+
 /// Whether a declared type can hold what an expression computes.
 fn holds(declared: FieldType, computed: &Ty) -> bool {
     match (declared, computed) {
@@ -210,13 +218,14 @@ pub(super) fn compile_scope(
         let mut set = None;
         let ty = if let Some(items) = &spec.items {
             let mut paths = Vec::new();
-            set = compile_scope(&items.value, &mut PathSink::Item(&mut paths), ctx, diags).0.map(|mut s| {
+            let (item_set, item_tys) = compile_scope(&items.value, &mut PathSink::Item(&mut paths), ctx, diags);
+            set = item_set.map(|mut s| {
                 s.paths = paths;
                 Box::new(s)
             });
             match &set {
                 Some(s) => {
-                    let fields = s.fields.iter().map(|f| (f.target.clone(), field_ty(f))).collect();
+                    let fields = s.fields.iter().zip(item_tys).map(|(f, ty)| (f.target.clone(), ty)).collect();
                     Ty::List(Box::new(Ty::Row(Arc::new(RowShape { fields }))))
                 }
                 None => Ty::Dyn,
@@ -240,11 +249,12 @@ pub(super) fn compile_scope(
             let text = specs[i].expr.as_ref().expect("filtered on expr");
             let mut names =
                 ScopeNames { targets: &targets, tys: &tys, sink: &mut *sink, ctx, no_targets: None, domains: &domains };
-            if let Ok(c) = expr::compile(&text.value, &mut names)
-                && c.ty != tys[i]
-            {
-                tys[i] = c.ty;
-                changed = true;
+            if let Ok(c) = expr::compile(&text.value, &mut names) {
+                let ty = read_type(&specs[i], c.ty);
+                if ty != tys[i] {
+                    tys[i] = ty;
+                    changed = true;
+                }
             }
         }
         if !changed {
@@ -337,18 +347,6 @@ fn follow_sensitivity(fields: &mut [Field], later: &[usize], specs: &[FieldSpec]
         for (c, flag) in fields[i].expressions_mut().zip(flags) {
             c.reads_sensitive = flag;
         }
-    }
-}
-
-/// The static type of a compiled field, as expressions see it.
-pub(super) fn field_ty(field: &Field) -> Ty {
-    match (&field.items, &field.source) {
-        (Some(set), _) => {
-            let fields = set.fields.iter().map(|f| (f.target.clone(), field_ty(f))).collect();
-            Ty::List(Box::new(Ty::Row(Arc::new(RowShape { fields }))))
-        }
-        (None, super::field::FieldSource::Computed(c)) if field.ty == FieldType::Any => c.ty.clone(),
-        _ => ty_of(field.ty),
     }
 }
 

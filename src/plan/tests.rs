@@ -660,3 +660,84 @@ fn an_items_array_also_read_whole_and_by_index_is_scanned_for_each() {
         json!({"lines": [{"sku": "a"}, {"sku": "b"}], "raw": input["order"]["lines"], "first": "a", "count": 2})
     );
 }
+
+/// A value computed in one field keeps its type in every expression that reads it: decimals
+/// compare, add and order as numbers, datetimes as instants; only the written record has text.
+#[test]
+fn computed_decimals_and_datetimes_keep_their_type_for_their_readers() {
+    let p = plan(
+        "fields:
+  - { target: a_g, source: $.a_g, type: integer, required: true }
+  - { target: b_g, source: $.b_g, type: integer, required: true }
+  - { target: a_kg, expr: 'round(decimal(a_g) / 1000, 3)' }
+  - { target: b_kg, expr: 'round(decimal(b_g) / 1000, 3)' }
+  - { target: a_ge_b, expr: 'a_kg >= b_kg' }
+  - { target: larger, expr: 'max([a_kg, b_kg])' }
+  - { target: smaller, expr: 'min([a_kg, b_kg])' }
+  - { target: plus_one, expr: 'a_kg + 1' }
+  - { target: both, expr: '[a_kg, b_kg]' }
+  - { target: both_max, expr: 'max(both)' }
+  - { target: total, expr: 'sum(both) * 2' }
+  - { target: first, expr: 'timestamp(f)' }
+  - { target: f, source: $.f, type: string }
+  - { target: second, source: $.s, type: datetime }
+  - { target: first_is_later, expr: 'first > second' }
+  - target: parts
+    source: $.parts
+    items:
+      - { target: g, source: $.g, type: integer }
+      - { target: kg, expr: 'round(decimal(g) / 1000, 2)' }
+      - { target: at, source: $.at, type: datetime }
+  - { target: parts_kg, expr: 'sum(parts.map(p, p.kg))' }
+  - { target: heaviest, expr: 'max(parts.map(p, p.kg))' }
+  - { target: last_at, expr: 'max(parts.map(p, p.at))' }
+  - { target: heavier_parts, expr: 'parts_kg > a_kg' }
+",
+    );
+    let out = apply(
+        &p,
+        json!({
+            "a_g": 10246, "b_g": 7703,
+            "f": "2026-11-10T02:30:00.5+00:00", "s": "2026-11-10T02:30:00Z",
+            // Text order and instant order disagree on both: `.5Z` sorts before `Z`, and `9.5`
+            // before `10.25`.
+            "parts": [{"g": 10250, "at": "2026-11-10T02:30:00.5Z"}, {"g": 9500, "at": "2026-11-10T02:30:00Z"}]
+        }),
+    );
+    let value = out.ok_value().unwrap_or_else(|| panic!("{:?}", out.errors()));
+    assert_eq!(value["a_ge_b"], json!(true), "10.246 kg >= 7.703 kg");
+    assert_eq!(value["larger"], json!("10.246"));
+    assert_eq!(value["smaller"], json!("7.703"));
+    assert_eq!(value["plus_one"], json!("11.246"));
+    assert_eq!(value["both"], json!(["10.246", "7.703"]));
+    assert_eq!(value["both_max"], json!("10.246"));
+    assert_eq!(value["total"], json!("35.898"));
+    assert_eq!(value["first_is_later"], json!(true));
+    assert_eq!(value["parts_kg"], json!("19.75"));
+    assert_eq!(value["heaviest"], json!("10.25"));
+    assert_eq!(value["last_at"], json!("2026-11-10T02:30:00.500Z"));
+    assert_eq!(value["heavier_parts"], json!(true));
+}
+
+/// Readers see the expression's type only when the field's value is the expression's value; a
+/// transform or a default makes it the type the field is written as, checked at compile time.
+#[test]
+fn a_transformed_computed_field_is_read_as_what_it_is_written_as() {
+    let errors = problems(
+        "fields:\n  - { target: g, source: $.g, type: integer }\n  - { target: kg, expr: 'decimal(g) / 1000', transform: [trim] }\n  - { target: x, expr: 'kg + 1' }\n",
+    );
+    assert!(errors.iter().any(|e| e.contains("`+` joins two strings, found a string and an integer")), "{errors:?}");
+}
+
+/// A JSON number without fraction or exponent is an integer, `-0` included.
+#[test]
+fn negative_zero_is_the_integer_zero_as_a_leaf_and_nested() {
+    let p = plan(
+        "fields:\n  - { target: n, source: $.n, type: integer }\n  - { target: m, source: '$.list[0]', type: integer }\n  - { target: list, source: $.list, type: array }\n  - { target: f, source: $.f, type: integer }\n",
+    );
+    assert_eq!(apply(&p, json!({"n": 0, "list": [0]})).ok_value(), Some(json!({"n": 0, "m": 0, "list": [0]})));
+    let raw = br#"{"n": -0, "list": [-0, -0.0]}"#;
+    assert_eq!(p.apply(raw).ok_value(), Some(json!({"n": 0, "m": 0, "list": [0, -0.0]})));
+    let float = p.apply(br#"{"f": -0.0}"#);
+    assert_eq!(rules_of(&float), vec![(Some("f"), "type")], "-0.0 has a fraction: a float");
+}

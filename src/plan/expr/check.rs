@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::code::{Code, Domain, FUNCTIONS, Func, Lit, LookupTable, MacroKind, Rounding, Ty};
+use super::code::{Code, Domain, FUNCTIONS, Func, Lit, LookupTable, MacroKind, Reading, Rounding, Ty};
 use super::syntax::{Ast, AstKind, BinaryOp, PathStep, UnaryOp};
 use crate::diagnostic::suggestion;
 
@@ -224,7 +224,7 @@ impl Checker<'_> {
             let name = chain[..take].join(".");
             if let Some((index, ty)) = self.names.target(&name) {
                 self.reads.push(index);
-                let mut code = if ty == Ty::Timestamp { Code::FieldTime(index) } else { Code::Field(index) };
+                let mut code = Reading::wrap(Code::Field(index), &ty);
                 let mut ty = ty;
                 for member in &chain[take..] {
                     let (c, t) = self.member(at, code, &ty, member)?;
@@ -248,7 +248,10 @@ impl Checker<'_> {
     fn member(&mut self, at: usize, code: Code, ty: &Ty, name: &str) -> Checked {
         match ty {
             Ty::Row(shape) => match shape.fields.iter().position(|(n, _)| n == name) {
-                Some(i) => Some((Code::RowField(Box::new(code), i), shape.fields[i].1.clone())),
+                Some(i) => {
+                    let ty = shape.fields[i].1.clone();
+                    Some((Reading::wrap(Code::RowField(Box::new(code), i), &ty), ty))
+                }
                 None => {
                     let known = shape.fields.iter().map(|(n, _)| n.as_str());
                     let hint = suggestion(name, known.clone());

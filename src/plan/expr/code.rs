@@ -181,8 +181,9 @@ pub enum Code {
     Const(Lit),
     /// A field of the scope (a target), by index.
     Field(usize),
-    /// A `datetime` field, read as an instant.
-    FieldTime(usize),
+    /// A value stored as text in a field's state but typed otherwise for its readers (a computed
+    /// decimal, a datetime), turned back into that type as it is read.
+    Typed(Box<Code>, Reading),
     /// A `$` path: an extractor slot.
     Slot(usize),
     /// A macro variable, by nesting depth.
@@ -208,6 +209,38 @@ pub enum Code {
         depth: usize,
         body: Box<Code>,
     },
+}
+
+/// How a field's stored value becomes the type its readers were checked against. A field's
+/// state holds what will be written (a decimal as its exact text, a datetime as RFC 3339);
+/// every expression that reads it sees the number or the instant, so `a_kg >= b_kg` compares
+/// numbers, not text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reading {
+    Decimal,
+    Instant,
+    /// Each item of a list.
+    Items(Box<Reading>),
+}
+
+impl Reading {
+    /// The reading a value of static type `ty` needs, if its stored form is not already it.
+    pub fn of(ty: &Ty) -> Option<Reading> {
+        match ty {
+            Ty::Decimal => Some(Reading::Decimal),
+            Ty::Timestamp => Some(Reading::Instant),
+            Ty::List(item) => Reading::of(item).map(|r| Reading::Items(Box::new(r))),
+            _ => None,
+        }
+    }
+
+    /// `code`, read as `ty`.
+    pub fn wrap(code: Code, ty: &Ty) -> Code {
+        match Reading::of(ty) {
+            Some(reading) => Code::Typed(Box::new(code), reading),
+            None => code,
+        }
+    }
 }
 
 /// A constant, owned by the plan.

@@ -10,7 +10,7 @@ use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
 
-use super::code::{Code, Func, Lit, MacroKind, rescale};
+use super::code::{Code, Func, Lit, MacroKind, Reading, rescale};
 use super::syntax::BinaryOp;
 use crate::plan::json::json_equal;
 use crate::plan::value::{FieldState, Item, Val};
@@ -526,14 +526,7 @@ impl Code {
                 FieldState::Absent => EVal::Null,
                 FieldState::Failed => return fail("reads a field that has errors"),
             },
-            Code::FieldTime(i) => match &env.fields[*i] {
-                FieldState::Present(v) => match v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()) {
-                    Some(t) => EVal::Time(t.with_timezone(&Utc)),
-                    None => EVal::read(v),
-                },
-                FieldState::Absent => EVal::Null,
-                FieldState::Failed => return fail("reads a field that has errors"),
-            },
+            Code::Typed(inner, reading) => as_read(inner.eval(env, locals)?, reading)?,
             Code::Slot(i) => match &env.slots[*i] {
                 Some(v) => read_charged(v, env)?,
                 None => EVal::Null,
@@ -772,6 +765,36 @@ fn plain<'s>(v: EVal<'s>) -> EVal<'s> {
         EVal::Rows(rows) => EVal::List(rows.iter().map(|r| EVal::Row(r)).collect()),
         other => other,
     }
+}
+
+/// A stored value as the type its readers were checked against (see [`Reading`]). The plan wrote
+/// it in that type's own form, so a value that does not read back is a defect of the plan, not of
+/// the record; it is still a per-record error rather than a wrong answer.
+fn as_read<'s>(value: EVal<'s>, reading: &Reading) -> Result<EVal<'s>, EvalError> {
+    Ok(match (value, reading) {
+        (EVal::Null, _) => EVal::Null,
+        (v @ EVal::Dec(_), Reading::Decimal) | (v @ EVal::Time(_), Reading::Instant) => v,
+        (EVal::Str(s), Reading::Decimal) => EVal::Dec(parse_decimal(&s)?),
+        (EVal::Int(i), Reading::Decimal) => EVal::Dec(Decimal::from(i)),
+        (EVal::Str(s), Reading::Instant) => match DateTime::parse_from_rfc3339(&s) {
+            Ok(t) => EVal::Time(t.with_timezone(&Utc)),
+            Err(_) => {
+                return fail_quoting(
+                    format!("{s:?} is not an RFC 3339 datetime"),
+                    "a value that is not an RFC 3339 datetime",
+                );
+            }
+        },
+        (EVal::List(items), Reading::Items(item)) => {
+            EVal::List(items.into_iter().map(|v| as_read(v, item)).collect::<Result<_, _>>()?)
+        }
+        (EVal::Json(Value::Array(items)), Reading::Items(item)) => {
+            EVal::List(items.iter().map(|v| as_read(EVal::from_json(v), item)).collect::<Result<_, _>>()?)
+        }
+        (other, Reading::Decimal) => return fail(format!("expected a decimal, found {}", other.kind())),
+        (other, Reading::Instant) => return fail(format!("expected a datetime, found {}", other.kind())),
+        (other, Reading::Items(_)) => return fail(format!("expected a list, found {}", other.kind())),
+    })
 }
 
 fn dec_of_double(d: f64) -> Result<Decimal, EvalError> {
