@@ -141,12 +141,53 @@ fn every_type_transform_validator_and_function_has_an_example() {
             }
         }
     }
+    // The function table's own examples run too (`every_function_example_gives_what_the_reference_says`).
+    for f in expr::functions::CATALOGUE {
+        if let Ok(ast) = syntax::parse(f.example) {
+            calls(&ast, &mut functions);
+        }
+    }
     let missing = |known: &[&str], used: &[String], what: &str| -> Vec<String> {
         known.iter().filter(|n| !used.iter().any(|u| u == *n)).map(|n| format!("{what} {n}")).collect()
     };
     let mut absent = missing(FieldType::NAMES, &types, "type");
     absent.extend(missing(transform::NAMES, &transforms, "transform"));
     absent.extend(missing(validate::NAMES, &validators, "validator"));
-    absent.extend(missing(expr::FUNCTIONS, &functions, "function"));
+    absent.extend(missing(&expr::functions::names().collect::<Vec<_>>(), &functions, "function"));
     assert!(absent.is_empty(), "no example in docs/mapping-spec.md uses: {}", absent.join(", "));
+}
+
+/// The reference's table of functions is the catalogue's, row for row: a function cannot be
+/// added, renamed or re-described in one place only.
+#[test]
+fn the_reference_function_table_is_the_catalogue() {
+    let doc = std::fs::read_to_string(root().join("docs/mapping-spec.md")).unwrap();
+    let table = expr::functions::reference_table();
+    assert!(
+        doc.contains(&table),
+        "docs/mapping-spec.md's function table differs from the catalogue (src/plan/expr/functions.rs); it should read:\n{table}"
+    );
+}
+
+/// Every function's example in the reference gives what the reference says, on its example record.
+#[test]
+fn every_function_example_gives_what_the_reference_says() {
+    use expr::functions::{CATALOGUE, EXAMPLE_FIELDS, EXAMPLE_RECORD};
+    let mut fields = String::from(EXAMPLE_FIELDS);
+    for (i, f) in CATALOGUE.iter().enumerate() {
+        fields.push_str(&format!("  - {{ target: example_{i}, expr: '{}' }}\n", f.example.replace('\'', "''")));
+    }
+    let text =
+        format!("version: 1\nname: examples\nlookups:\n  example_sizes:\n    values: {{ '3': M }}\nfields:\n{fields}");
+    let options = plan::CompileOptions {
+        secret: Box::new(|reference: &str| Ok(format!("key for {reference}").into_bytes())),
+        ..plan::CompileOptions::default()
+    };
+    let (_, compiled) = plan::load_str_in(&text, &options).unwrap_or_else(|d| panic!("{d:#?}"));
+    let outcome = compiled.apply(EXAMPLE_RECORD.as_bytes());
+    let value = outcome.ok_value().unwrap_or_else(|| panic!("{:?}", outcome.errors()));
+    for (i, f) in CATALOGUE.iter().enumerate() {
+        let expected: serde_json::Value = serde_json::from_str(f.example_gives).unwrap();
+        assert_eq!(value[format!("example_{i}")], expected, "`{}` in the reference", f.example);
+    }
 }

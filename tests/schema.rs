@@ -118,8 +118,7 @@ fn every_type_transform_validator_and_function_is_in_the_schema() {
         .collect();
     assert_eq!(types, set(FieldType::NAMES), "types");
     let described = s["$defs"]["field"]["properties"]["expr"]["description"].as_str().unwrap();
-    let missing: Vec<&&str> = expr::FUNCTIONS
-        .iter()
+    let missing: Vec<&str> = expr::functions::names()
         .filter(|f| {
             !described.contains(&format!(" {f},"))
                 && !described.contains(&format!(" {f} "))

@@ -8,9 +8,9 @@ use std::borrow::Cow;
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
-use super::expr::{Budget, Compiled, Env, EvalError, EvalErrorKind};
+use super::expr::{Budget, Compiled, Env, EvalError};
 use super::extract::Extractor;
-use super::outcome::{BUDGET_RULE, FieldError};
+use super::outcome::FieldError;
 use super::output::OutputTree;
 use super::path::{self, Segment};
 use super::transform::Transform;
@@ -103,7 +103,7 @@ pub(super) enum FieldSource {
 /// The rule an expression's error is reported under: its own, or `budget` when the record ran
 /// out of steps (whichever expression happened to take the last one).
 pub(super) fn rule_of(e: &EvalError, rule: &'static str) -> &'static str {
-    if e.kind == EvalErrorKind::Budget { BUDGET_RULE } else { rule }
+    e.kind.rule().unwrap_or(rule)
 }
 
 /// Whether any field an expression reads has errors: then it is not evaluated, and the field's

@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::diagnostic::{Diagnostic, Pos, Spanned};
 use crate::spec::{LookupSpec, MappingSpec};
-use expr::{Budget, Compiled, Env, EvalErrorKind, LookupTable, Ty};
+use expr::{Budget, Compiled, Env, LookupTable, Ty};
 use extract::Extractor;
 use field::{FieldSet, FieldSource, PathSink, Slots};
 use json::CodeTable;
@@ -231,7 +231,7 @@ impl Plan {
                 Ok(Some(true)) => return Outcome::Dropped,
                 Ok(_) => {}
                 Err(e) => {
-                    let rule = if e.kind == EvalErrorKind::Budget { BUDGET_RULE } else { "drop" };
+                    let rule = e.kind.rule().unwrap_or("drop");
                     let message = format!("`drop` could not be evaluated: {}", e.message(drop.reads_sensitive));
                     return Outcome::Failed(Failure::of_record(rule, message));
                 }

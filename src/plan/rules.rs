@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
-use super::expr::{Compiled, Env, EvalError, EvalErrorKind};
+use super::expr::{Compiled, Env, EvalError};
 use super::field::{Field, reads_failed};
-use super::outcome::{BUDGET_RULE, FieldError};
+use super::outcome::FieldError;
 use super::value::{FieldState, Val};
 use crate::diagnostic::{Diagnostic, Spanned};
 use crate::spec::{RuleSpec, RuleWhen};
@@ -220,7 +220,7 @@ impl ExprRule {
         // Only a broken rule pays for its names.
         let mut error = |e: &EvalError, message: String| {
             let field = self.field.map(|i| fields[i].target.clone());
-            let rule = if e.kind == EvalErrorKind::Budget { BUDGET_RULE.into() } else { self.name.clone() };
+            let rule = e.kind.rule().map_or_else(|| self.name.clone(), String::from);
             errors.push(FieldError { field, rule, message })
         };
         if let Some(when) = &self.when {

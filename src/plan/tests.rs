@@ -741,3 +741,78 @@ fn negative_zero_is_the_integer_zero_as_a_leaf_and_nested() {
     let float = p.apply(br#"{"f": -0.0}"#);
     assert_eq!(rules_of(&float), vec![(Some("f"), "type")], "-0.0 has a fraction: a float");
 }
+
+/// An instant on a zone's clock: the date, the time, RFC 3339 with the offset, a pattern; the
+/// zone a literal or a field. Around clock changes each instant still has exactly one local
+/// time: a skipped hour never appears and a repeated hour appears twice, with two offsets.
+#[test]
+fn local_dates_and_times_follow_the_zone_through_clock_changes() {
+    let p = plan(
+        "fields:
+  - { target: at, source: $.at, type: datetime }
+  - { target: zone, source: $.zone, type: string }
+  - { target: sp_date, expr: 'local_date(at, \"America/Sao_Paulo\")' }
+  - { target: date, expr: 'local_date(at, zone)' }
+  - { target: time, expr: 'local_time(at, zone)' }
+  - { target: local, expr: 'local_datetime(at, zone)' }
+  - { target: shown, expr: 'format_datetime(at, \"%d/%m/%Y %H:%M %Z\", zone)' }
+  - { target: from_text, expr: 'local_date(\"2026-11-10T02:30:00Z\", zone)' }
+",
+    );
+    let local = |at: &str, zone: &str| {
+        let out = apply(&p, json!({"at": at, "zone": zone}));
+        out.ok_value().unwrap_or_else(|| panic!("{:?}", out.errors()))
+    };
+    let v = local("2026-11-10T02:30:00Z", "America/Sao_Paulo");
+    assert_eq!(v["sp_date"], json!("2026-11-09"));
+    assert_eq!(v["date"], json!("2026-11-09"));
+    assert_eq!(v["time"], json!("23:30:00"));
+    assert_eq!(v["local"], json!("2026-11-09T23:30:00-03:00"));
+    assert_eq!(v["shown"], json!("09/11/2026 23:30 -03"));
+    assert_eq!(v["from_text"], json!("2026-11-09"));
+    // Berlin springs forward at 01:00 UTC on 2026-03-29: 02:00–02:59 local never happens.
+    assert_eq!(local("2026-03-29T00:59:59Z", "Europe/Berlin")["local"], json!("2026-03-29T01:59:59+01:00"));
+    assert_eq!(local("2026-03-29T01:00:00Z", "Europe/Berlin")["local"], json!("2026-03-29T03:00:00+02:00"));
+    // … and falls back at 01:00 UTC on 2026-10-25: 02:30 local happens twice.
+    assert_eq!(local("2026-10-25T00:30:00Z", "Europe/Berlin")["local"], json!("2026-10-25T02:30:00+02:00"));
+    assert_eq!(local("2026-10-25T01:30:00Z", "Europe/Berlin")["local"], json!("2026-10-25T02:30:00+01:00"));
+    assert_eq!(local("2026-10-25T01:30:00Z", "Europe/Berlin")["shown"], json!("25/10/2026 02:30 CET"));
+    // São Paulo's daylight saving time (until 2019) began at local midnight: 2018-11-04 had no
+    // 00:xx, so the day's first instant is 01:00 local.
+    let v = local("2018-11-04T03:00:00Z", "America/Sao_Paulo");
+    assert_eq!((v["date"].clone(), v["time"].clone()), (json!("2018-11-04"), json!("01:00:00")));
+    assert_eq!(local("2018-11-04T02:59:59Z", "America/Sao_Paulo")["local"], json!("2018-11-03T23:59:59-03:00"));
+
+    // A missing instant gives an absent result; an unknown zone from the record is rule `zone`.
+    assert_eq!(
+        apply(&p, json!({"zone": "Asia/Tokyo"})).ok_value(),
+        Some(json!({"zone": "Asia/Tokyo", "from_text": "2026-11-10"}))
+    );
+    let bad = apply(&p, json!({"at": "2026-11-10T02:30:00Z", "zone": "Mars/Olympus"}));
+    assert_eq!(
+        rules_of(&bad),
+        vec![
+            (Some("date"), "zone"),
+            (Some("time"), "zone"),
+            (Some("local"), "zone"),
+            (Some("shown"), "zone"),
+            (Some("from_text"), "zone")
+        ]
+    );
+    assert!(bad.errors()[0].message.contains("\"Mars/Olympus\" is not an IANA time zone"), "{:?}", bad.errors());
+}
+
+#[test]
+fn zones_and_datetime_patterns_written_in_the_mapping_are_checked_at_load() {
+    let errors = problems(
+        "fields:\n  - { target: at, source: $.at, type: datetime }\n  - { target: a, expr: 'local_date(at, \"America/Sao_Pablo\")' }\n  - { target: b, expr: 'format_datetime(at, \"%Y-%Q\", \"UTC\")' }\n  - { target: c, expr: 'format_datetime(at, pattern, \"UTC\")' }\n  - { target: pattern, source: $.p, type: string }\n  - { target: d, expr: 'local_time(size(\"x\"), \"UTC\")' }\n",
+    );
+    let all = errors.join("\n");
+    assert!(all.contains("unknown time zone `America/Sao_Pablo`; did you mean `America/Sao_Paulo`?"), "{all}");
+    assert!(all.contains("invalid datetime pattern \"%Y-%Q\""), "{all}");
+    assert!(all.contains("`format_datetime()` takes its `pattern` as a string literal"), "{all}");
+    assert!(
+        all.contains("`local_time()` takes a datetime or an RFC 3339 string as `instant`, found an integer"),
+        "{all}"
+    );
+}

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use super::code::{Code, Domain, FUNCTIONS, Func, Lit, LookupTable, MacroKind, Reading, Rounding, Ty};
+use super::code::{Code, Domain, Func, Lit, LookupTable, MacroKind, Reading, Rounding, Ty};
+use super::functions::{self, Form, Param, Takes};
 use super::syntax::{Ast, AstKind, BinaryOp, PathStep, UnaryOp};
 use crate::diagnostic::suggestion;
 
@@ -388,125 +389,64 @@ impl Checker<'_> {
     }
 
     /// A function call; `args[0]` is the receiver when `method` (`x.f(a)` is `f(x, a)`).
+    ///
+    /// Arity, literal forms and argument types come from the function's description in the
+    /// [catalogue](super::functions); what is left here is what a description cannot say: the
+    /// constants each function resolves at load and the type of its result.
     fn call(&mut self, at: usize, name: &str, args: &[&Ast], method: bool) -> Checked {
         let shown = if method { format!("`.{name}()`") } else { format!("`{name}()`") };
-        let arity = |n: std::ops::RangeInclusive<usize>, this: &mut Self| -> Option<()> {
-            if n.contains(&args.len()) {
-                Some(())
-            } else {
-                let want =
-                    if n.start() == n.end() { n.start().to_string() } else { format!("{} to {}", n.start(), n.end()) };
-                let given = if method {
-                    format!("{} (the receiver counts as the first)", args.len())
-                } else {
-                    args.len().to_string()
-                };
-                this.error(at, format!("{shown} takes {want} argument(s), given {given}"))?;
-                None
-            }
+        let Some(function) = functions::find(name) else {
+            let hint = suggestion(name, functions::names());
+            let list = functions::names().collect::<Vec<_>>().join(", ");
+            let lead = if hint.is_empty() { "; the functions are" } else { " The functions are" };
+            return self.error(at, format!("unknown function `{name}`{hint}{lead}: {list}"));
         };
-        match name {
-            "has" => {
-                arity(1..=1, self)?;
-                let target = args[0];
-                if !matches!(target.kind, AstKind::Ident(_) | AstKind::Select(..) | AstKind::Path(..)) {
-                    return self.error(target.at, "`has()` tests a field or a path, like `has(decline_code)`");
-                }
-                let (code, _) = self.check(target)?;
-                return Some((Code::Has(Box::new(code)), Ty::Bool));
-            }
-            "all" | "exists" | "any" | "map" | "filter" => return self.macro_call(at, name, args, method),
-            _ => {}
+        if function.macro_form {
+            return self.macro_call(at, name, args, method);
         }
-        // Constant arguments are read before checking, so they are not compiled as values.
-        let literal_text = |a: &Ast| match &a.kind {
-            AstKind::Str(s) => Some(s.clone()),
-            _ => None,
-        };
-        let func_with_literal = match name {
-            "lookup" => {
-                arity(2..=2, self)?;
-                let Some(table) = literal_text(args[0]) else {
-                    return self.error(args[0].at, "`lookup()` names its table as a string: `lookup(\"table\", key)`");
-                };
-                match self.names.lookup(&table) {
-                    Some(t) => Some((Func::Lookup(t), 1)),
-                    None => {
-                        let known = self.names.lookup_names();
-                        let hint = suggestion(&table, known.iter().map(String::as_str));
-                        let list = if known.is_empty() {
-                            "none are defined under `lookups:`".to_owned()
-                        } else {
-                            format!("tables: {}", known.join(", "))
-                        };
-                        return self.error(args[0].at, format!("unknown lookup table `{table}`{hint}; {list}"));
-                    }
-                }
+        let (least, most) = function.arity();
+        if args.len() < least || most.is_some_and(|m| args.len() > m) {
+            let want = match most {
+                Some(m) if m == least => least.to_string(),
+                Some(m) => format!("{least} to {m}"),
+                None => format!("{least} or more"),
+            };
+            let given = if method {
+                format!("{} (the receiver counts as the first)", args.len())
+            } else {
+                args.len().to_string()
+            };
+            return self.error(at, format!("{shown} takes {want} argument(s), given {given}"));
+        }
+        if function.name == "has" {
+            let target = args[0];
+            if !matches!(target.kind, AstKind::Ident(_) | AstKind::Select(..) | AstKind::Path(..)) {
+                return self.error(target.at, "`has()` tests a field or a path, like `has(decline_code)`");
             }
-            "hmac_sha256" => {
-                arity(2..=2, self)?;
-                let Some(reference) = literal_text(args[1]) else {
-                    return self.error(
-                        args[1].at,
-                        "`hmac_sha256()` takes its key as a reference string, like \"env://DOCUMENT_HASH_KEY\"",
-                    );
-                };
-                match self.names.secret(&reference) {
-                    Ok(key) => Some((Func::HmacSha256(key), 0)),
-                    Err(message) => return self.error(args[1].at, message),
-                }
-            }
-            "matches" => {
-                arity(2..=2, self)?;
-                let Some(pattern) = literal_text(args[1]) else {
-                    return self.error(args[1].at, "`matches()` takes its regex as a string literal");
-                };
-                match regex::Regex::new(&pattern) {
-                    Ok(re) => Some((Func::Matches(re), 0)),
-                    Err(e) => return self.error(args[1].at, format!("invalid regex: {e}")),
-                }
-            }
-            "round" => {
-                arity(2..=3, self)?;
-                let mode = match args.get(2) {
-                    None => Rounding::HalfEven,
-                    Some(a) => match literal_text(a).as_deref().and_then(Rounding::from_name) {
-                        Some(m) => m,
-                        None => {
-                            return self.error(
-                                a.at,
-                                format!("`round()` takes a rounding mode as a string: {}", Rounding::NAMES.join(", ")),
-                            );
-                        }
-                    },
-                };
-                match args[1].kind {
-                    AstKind::Int(n) if (0..=28).contains(&n) => {}
-                    _ => {
-                        return self.error(
-                            args[1].at,
-                            "`round()` takes the number of decimal places as an integer from 0 to 28",
-                        );
-                    }
-                }
-                Some((Func::Round(mode), 0))
-            }
-            _ => None,
-        };
-        // Arguments compiled as values (a literal table name or key is not one).
-        let (skip_first, skip_from) = match &func_with_literal {
-            Some((Func::Lookup(_), _)) => (true, usize::MAX),
-            Some((Func::HmacSha256(_) | Func::Matches(_), _)) => (false, 1),
-            Some((Func::Round(_), _)) => (false, 2),
-            _ => (false, usize::MAX),
-        };
-        let mut codes = Vec::with_capacity(args.len());
-        let mut tys = Vec::with_capacity(args.len());
-        let mut failed = false;
+            let (code, _) = self.check(target)?;
+            return Some((Code::Has(Box::new(code)), Ty::Bool));
+        }
+        // Arguments that must be literals are checked as written; constants are consumed here and
+        // never evaluated, the others are compiled as values.
+        let param = |i: usize| function.param(i).expect("arity checked");
+        let mut constants: Vec<(&Ast, String)> = Vec::new();
+        let mut value_args: Vec<(&Ast, &Param)> = Vec::with_capacity(args.len());
         for (i, a) in args.iter().enumerate() {
-            if (skip_first && i == 0) || i >= skip_from {
-                continue;
+            let p = param(i);
+            match (p.form, &a.kind) {
+                (Form::Value, _) => value_args.push((a, p)),
+                (Form::Constant, AstKind::Str(text)) if p.takes == Takes::Text => constants.push((a, text.clone())),
+                (Form::Literal, AstKind::Int(_)) if p.takes == Takes::Int => value_args.push((a, p)),
+                _ => {
+                    let what = if p.takes == Takes::Int { "an integer literal" } else { "a string literal" };
+                    return self.error(a.at, format!("{shown} takes its `{}` as {what}", p.name));
+                }
             }
+        }
+        let mut codes = Vec::with_capacity(value_args.len());
+        let mut tys = Vec::with_capacity(value_args.len());
+        let mut failed = false;
+        for (a, _) in &value_args {
             match self.check(a) {
                 Some((c, t)) => {
                     codes.push(c);
@@ -518,57 +458,85 @@ impl Checker<'_> {
         if failed {
             return None;
         }
-        let value_args: Vec<&Ast> = args
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !((skip_first && *i == 0) || *i >= skip_from))
-            .map(|(_, a)| *a)
-            .collect();
-        // Checks argument `i` against the accepted types (any value fits `Dyn`).
-        let want = |this: &mut Self, i: usize, accepted: &[Ty], what: &str| -> Option<()> {
-            let t = &tys[i];
-            if accepted.iter().any(|a| a.fits(t)) {
-                Some(())
-            } else {
-                this.error(value_args[i].at, format!("{shown} takes {what}, found {}", t.name()))?;
-                None
+        for ((a, p), ty) in value_args.iter().zip(&tys) {
+            if !p.takes.accepts(ty) {
+                let what = p.takes.describe();
+                return self.error(a.at, format!("{shown} takes {what} as `{}`, found {}", p.name, ty.name()));
             }
-        };
-        let string = [Ty::String, Ty::Date];
-        let (func, ty) = match name {
+        }
+        let constant = |i: usize| constants[i].1.as_str();
+        let (func, ty) = match function.name {
             "lookup" => {
-                let Some((Func::Lookup(table), _)) = func_with_literal else { unreachable!("resolved above") };
-                want(self, 0, &[Ty::String, Ty::Int, Ty::Bool, Ty::Number], "a string, integer or boolean key")?;
+                let table = constant(0);
+                let Some(table) = self.names.lookup(table) else {
+                    let known = self.names.lookup_names();
+                    let hint = suggestion(table, known.iter().map(String::as_str));
+                    let list = if known.is_empty() {
+                        "none are defined under `lookups:`".to_owned()
+                    } else {
+                        format!("tables: {}", known.join(", "))
+                    };
+                    return self.error(constants[0].0.at, format!("unknown lookup table `{table}`{hint}; {list}"));
+                };
                 let ty = table.ty.clone();
                 (Func::Lookup(table), ty)
             }
-            "hmac_sha256" => {
-                want(self, 0, &string, "a string")?;
-                let Some((f, _)) = func_with_literal else { unreachable!("resolved above") };
-                (f, Ty::String)
-            }
-            "matches" => {
-                want(self, 0, &string, "a string")?;
-                let Some((f, _)) = func_with_literal else { unreachable!("resolved above") };
-                (f, Ty::Bool)
-            }
+            "hmac_sha256" => match self.names.secret(constant(0)) {
+                Ok(key) => (Func::HmacSha256(key), Ty::String),
+                Err(message) => return self.error(constants[0].0.at, message),
+            },
+            "matches" => match regex::Regex::new(constant(0)) {
+                Ok(re) => (Func::Matches(re), Ty::Bool),
+                Err(e) => return self.error(constants[0].0.at, format!("invalid regex: {e}")),
+            },
             "round" => {
-                want(self, 0, &[Ty::Int, Ty::Decimal, Ty::Double, Ty::Number, Ty::String], "a number")?;
-                let Some((f, _)) = func_with_literal else { unreachable!("resolved above") };
-                (f, Ty::Decimal)
-            }
-            "size" | "count" => {
-                arity(1..=1, self)?;
-                if !matches!(tys[0], Ty::String | Ty::List(_) | Ty::Dyn | Ty::Null) {
+                let mode = match constants.first() {
+                    None => Rounding::HalfEven,
+                    Some((a, text)) => match Rounding::from_name(text) {
+                        Some(m) => m,
+                        None => {
+                            return self.error(
+                                a.at,
+                                format!("`round()` takes a rounding mode as a string: {}", Rounding::NAMES.join(", ")),
+                            );
+                        }
+                    },
+                };
+                if !matches!(args[1].kind, AstKind::Int(n) if (0..=28).contains(&n)) {
                     return self
-                        .error(value_args[0].at, format!("{shown} takes a string or a list, found {}", tys[0].name()));
+                        .error(args[1].at, "`round()` takes the number of decimal places as an integer from 0 to 28");
                 }
-                (Func::Size, Ty::Int)
+                (Func::Round(mode), Ty::Decimal)
             }
-            "coalesce" => {
-                if args.len() < 2 {
-                    return self.error(at, format!("{shown} takes two or more values"));
+            "local_date" | "local_time" | "local_datetime" | "format_datetime" => {
+                let zone_arg = value_args.last().expect("a zone").0;
+                let zone = match &zone_arg.kind {
+                    AstKind::Str(name) => match name.parse::<chrono_tz::Tz>() {
+                        Ok(tz) => Some(tz),
+                        Err(_) => {
+                            let hint = suggestion(name, chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()));
+                            return self.error(
+                                zone_arg.at,
+                                format!(
+                                    "unknown time zone `{name}`{hint}; use an IANA name like \"America/Sao_Paulo\""
+                                ),
+                            );
+                        }
+                    },
+                    _ => None,
+                };
+                match function.name {
+                    "local_date" => (Func::LocalDate(zone), Ty::Date),
+                    "local_time" => (Func::LocalTime(zone), Ty::String),
+                    "local_datetime" => (Func::LocalDatetime(zone), Ty::String),
+                    _ => match super::code::DatetimePattern::compile(constant(0)) {
+                        Ok(pattern) => (Func::FormatDatetime(pattern, zone), Ty::String),
+                        Err(message) => return self.error(constants[0].0.at, message),
+                    },
                 }
+            }
+            "size" => (Func::Size, Ty::Int),
+            "coalesce" => {
                 let mut ty = Ty::Null;
                 for t in &tys {
                     ty = match (&ty, t) {
@@ -580,138 +548,54 @@ impl Checker<'_> {
                 }
                 (Func::Coalesce, ty)
             }
-            "string" => {
-                arity(1..=1, self)?;
-                (Func::String, Ty::String)
-            }
-            "int" => {
-                arity(1..=1, self)?;
-                want(self, 0, &[Ty::Int, Ty::Double, Ty::Number, Ty::Decimal, Ty::String], "a number or a string")?;
-                (Func::Int, Ty::Int)
-            }
-            "double" => {
-                arity(1..=1, self)?;
-                want(self, 0, &[Ty::Int, Ty::Double, Ty::Number, Ty::Decimal, Ty::String], "a number or a string")?;
-                (Func::Double, Ty::Double)
-            }
-            "decimal" => {
-                arity(1..=1, self)?;
-                want(self, 0, &[Ty::Int, Ty::Double, Ty::Number, Ty::Decimal, Ty::String], "a number or a string")?;
-                (Func::Decimal, Ty::Decimal)
-            }
-            "timestamp" => {
-                arity(1..=1, self)?;
-                want(self, 0, &[Ty::String, Ty::Timestamp], "an RFC 3339 string")?;
-                (Func::Timestamp, Ty::Timestamp)
-            }
-            "abs" => {
-                arity(1..=1, self)?;
-                want(self, 0, &[Ty::Int, Ty::Double, Ty::Number, Ty::Decimal], "a number")?;
-                (Func::Abs, tys[0].clone())
-            }
-            "lower" | "upper" | "trim" | "sha256" => {
-                arity(1..=1, self)?;
-                want(self, 0, &string, "a string")?;
-                let f = match name {
-                    "lower" => Func::Lower,
-                    "upper" => Func::Upper,
-                    "trim" => Func::Trim,
-                    _ => Func::Sha256,
-                };
-                (f, Ty::String)
-            }
-            "split" => {
-                arity(2..=2, self)?;
-                want(self, 0, &string, "a string")?;
-                want(self, 1, &string, "a separator string")?;
-                (Func::Split, Ty::List(Box::new(Ty::String)))
-            }
-            "join" => {
-                arity(1..=2, self)?;
-                if !matches!(tys[0], Ty::List(_) | Ty::Dyn) {
-                    return self.error(value_args[0].at, format!("{shown} takes a list, found {}", tys[0].name()));
-                }
-                if tys.len() > 1 {
-                    want(self, 1, &string, "a separator string")?;
-                }
-                (Func::Join, Ty::String)
-            }
-            "substring" => {
-                arity(2..=3, self)?;
-                want(self, 0, &string, "a string")?;
-                for i in 1..tys.len() {
-                    want(self, i, &[Ty::Int], "character positions as integers")?;
-                }
-                (Func::Substring, Ty::String)
-            }
+            "string" => (Func::String, Ty::String),
+            "int" => (Func::Int, Ty::Int),
+            "double" => (Func::Double, Ty::Double),
+            "decimal" => (Func::Decimal, Ty::Decimal),
+            "timestamp" => (Func::Timestamp, Ty::Timestamp),
+            "abs" => (Func::Abs, tys[0].clone()),
+            "lower" => (Func::Lower, Ty::String),
+            "upper" => (Func::Upper, Ty::String),
+            "trim" => (Func::Trim, Ty::String),
+            "sha256" => (Func::Sha256, Ty::String),
+            "split" => (Func::Split, Ty::List(Box::new(Ty::String))),
+            "join" => (Func::Join, Ty::String),
+            "substring" => (Func::Substring, Ty::String),
             "pad_left" | "pad_right" => {
-                arity(2..=3, self)?;
-                want(self, 0, &string, "a string")?;
-                want(self, 1, &[Ty::Int], "a width as an integer")?;
-                if let Some(fill) = value_args.get(2) {
-                    want(self, 2, &string, "a one-character fill string")?;
-                    if let AstKind::Str(s) = &fill.kind
-                        && s.chars().count() != 1
-                    {
-                        return self.error(fill.at, format!("{shown} fills with one character, found {s:?}"));
-                    }
+                if let Some((fill, _)) = value_args.get(2)
+                    && let AstKind::Str(s) = &fill.kind
+                    && s.chars().count() != 1
+                {
+                    return self.error(fill.at, format!("{shown} fills with one character, found {s:?}"));
                 }
-                (if name == "pad_left" { Func::PadLeft } else { Func::PadRight }, Ty::String)
+                (if function.name == "pad_left" { Func::PadLeft } else { Func::PadRight }, Ty::String)
             }
-            "startsWith" | "endsWith" | "contains" => {
-                arity(2..=2, self)?;
-                want(self, 0, &string, "a string")?;
-                want(self, 1, &string, "a string")?;
-                let f = match name {
-                    "startsWith" => Func::StartsWith,
-                    "endsWith" => Func::EndsWith,
-                    _ => Func::Contains,
-                };
-                (f, Ty::Bool)
-            }
-            "replace" => {
-                arity(3..=3, self)?;
-                for i in 0..3 {
-                    want(self, i, &string, "strings")?;
-                }
-                (Func::Replace, Ty::String)
-            }
-            "mask" => {
-                arity(3..=4, self)?;
-                want(self, 0, &string, "a string")?;
-                want(self, 1, &[Ty::Int], "the number of characters kept at the start")?;
-                want(self, 2, &[Ty::Int], "the number of characters kept at the end")?;
-                if tys.len() > 3 {
-                    want(self, 3, &string, "a one-character mask string")?;
-                }
-                (Func::Mask, Ty::String)
-            }
+            "startsWith" => (Func::StartsWith, Ty::Bool),
+            "endsWith" => (Func::EndsWith, Ty::Bool),
+            "contains" => (Func::Contains, Ty::Bool),
+            "replace" => (Func::Replace, Ty::String),
+            "mask" => (Func::Mask, Ty::String),
             "sum" | "min" | "max" => {
-                arity(1..=1, self)?;
                 let item = match &tys[0] {
                     Ty::List(item) => (**item).clone(),
-                    Ty::Dyn => Ty::Dyn,
-                    other => {
-                        return self.error(value_args[0].at, format!("{shown} takes a list, found {}", other.name()));
-                    }
+                    _ => Ty::Dyn,
                 };
                 let numeric = item.is_numeric() || item == Ty::Dyn;
-                let ordered_text = name != "sum" && matches!(item, Ty::String | Ty::Date | Ty::Timestamp);
-                if !numeric && !ordered_text {
-                    return self
-                        .error(value_args[0].at, format!("{shown} takes a list of numbers, found {}", tys[0].name()));
+                let ordered = function.name != "sum" && matches!(item, Ty::String | Ty::Date | Ty::Timestamp);
+                if !numeric && !ordered {
+                    return self.error(
+                        value_args[0].0.at,
+                        format!("{shown} takes a list of numbers, found {}", tys[0].name()),
+                    );
                 }
-                let f = match name {
+                let f = match function.name {
                     "sum" => Func::Sum,
                     "min" => Func::Min,
                     _ => Func::Max,
                 };
                 (f, item)
             }
-            _ => {
-                let hint = suggestion(name, FUNCTIONS.iter().copied());
-                return self.error(at, format!("unknown function `{name}`{hint}"));
-            }
+            other => unreachable!("`{other}` is described in the catalogue but not compiled"),
         };
         Some((Code::Call(func, codes), ty))
     }

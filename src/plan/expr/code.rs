@@ -293,44 +293,26 @@ pub enum Func {
     Sum,
     Min,
     Max,
+    /// The zone when it was written as a literal (resolved at load); else read per record.
+    LocalDate(Option<chrono_tz::Tz>),
+    LocalTime(Option<chrono_tz::Tz>),
+    LocalDatetime(Option<chrono_tz::Tz>),
+    FormatDatetime(DatetimePattern, Option<chrono_tz::Tz>),
 }
 
-/// Function names, for suggestions and the reference.
-pub const FUNCTIONS: &[&str] = &[
-    "has",
-    "size",
-    "count",
-    "coalesce",
-    "string",
-    "int",
-    "double",
-    "decimal",
-    "timestamp",
-    "round",
-    "abs",
-    "lower",
-    "upper",
-    "trim",
-    "split",
-    "join",
-    "substring",
-    "pad_left",
-    "pad_right",
-    "startsWith",
-    "endsWith",
-    "contains",
-    "matches",
-    "replace",
-    "mask",
-    "sha256",
-    "hmac_sha256",
-    "lookup",
-    "sum",
-    "min",
-    "max",
-    "all",
-    "exists",
-    "any",
-    "map",
-    "filter",
-];
+/// A strftime pattern, parsed once at load.
+#[derive(Debug)]
+pub struct DatetimePattern(Vec<chrono::format::Item<'static>>);
+
+impl DatetimePattern {
+    pub fn compile(pattern: &str) -> Result<DatetimePattern, String> {
+        let items = chrono::format::StrftimeItems::new(pattern).parse_to_owned().map_err(|_| {
+            format!("invalid datetime pattern {pattern:?}: see the strftime specifiers (`%Y-%m-%d %H:%M`)")
+        })?;
+        Ok(DatetimePattern(items))
+    }
+
+    pub fn items(&self) -> &[chrono::format::Item<'static>] {
+        &self.0
+    }
+}

@@ -56,6 +56,19 @@ pub enum EvalErrorKind {
     Value,
     /// The record used up its evaluation budget ([`Budget`]).
     Budget,
+    /// A time zone read from the record is not an IANA name.
+    Zone,
+}
+
+impl EvalErrorKind {
+    /// The rule an error of this kind is reported under, when it is not the expression's own.
+    pub fn rule(self) -> Option<&'static str> {
+        match self {
+            EvalErrorKind::Value => None,
+            EvalErrorKind::Budget => Some(crate::plan::outcome::BUDGET_RULE),
+            EvalErrorKind::Zone => Some("zone"),
+        }
+    }
 }
 
 impl EvalError {
@@ -1281,8 +1294,56 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
                 best.unwrap_or(EVal::Null)
             }
         }
+        Func::LocalDate(zone) | Func::LocalTime(zone) | Func::LocalDatetime(zone) => {
+            let local = in_zone(next(), *zone, next())?;
+            EVal::Str(Cow::Owned(match func {
+                Func::LocalDate(_) => local.format("%Y-%m-%d").to_string(),
+                Func::LocalTime(_) => local.format("%H:%M:%S").to_string(),
+                // The zone's own offset, `+00:00` included: `Z` would say the time is UTC, not local.
+                _ => local.to_rfc3339_opts(SecondsFormat::AutoSi, false),
+            }))
+        }
+        Func::FormatDatetime(pattern, zone) => {
+            let local = in_zone(next(), *zone, next())?;
+            let mut text = String::new();
+            std::fmt::Write::write_fmt(&mut text, format_args!("{}", local.format_with_items(pattern.items().iter())))
+                .map_err(|_| EvalError::new("the datetime cannot be written in this pattern"))?;
+            sized(text)?
+        }
         Func::Coalesce | Func::Lookup(_) => unreachable!("handled before the null check"),
     })
+}
+
+/// An instant (a datetime, or RFC 3339 text) on the clock of a zone: the one resolved at load, or
+/// the IANA name the record gives (an unknown name is an error of rule `zone`).
+fn in_zone(
+    instant: EVal<'_>,
+    zone: Option<chrono_tz::Tz>,
+    named: EVal<'_>,
+) -> Result<DateTime<chrono_tz::Tz>, EvalError> {
+    let instant = match instant {
+        EVal::Time(t) => t,
+        EVal::Str(s) => match DateTime::parse_from_rfc3339(&s) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(_) => {
+                return fail_quoting(
+                    format!("{s:?} is not an RFC 3339 datetime"),
+                    "a string that is not an RFC 3339 datetime (value hidden: sensitive field)",
+                );
+            }
+        },
+        other => return fail(format!("expected a datetime, found {}", other.kind())),
+    };
+    let zone = match (zone, named) {
+        (Some(tz), _) => tz,
+        (None, EVal::Str(name)) => name.parse::<chrono_tz::Tz>().map_err(|_| EvalError {
+            kind: EvalErrorKind::Zone,
+            message: format!("{name:?} is not an IANA time zone (like \"America/Sao_Paulo\")"),
+            without_values: Some("the value is not an IANA time zone".into()),
+        })?,
+        (None, other) => return fail(format!("a time zone is a string, found {}", other.kind())),
+    };
+    Ok(instant.with_timezone(&zone))
 }
 
 /// Keeps the first `first` and last `last` characters and masks the rest. A value too short to

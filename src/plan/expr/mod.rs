@@ -12,8 +12,11 @@
 pub mod check;
 pub mod code;
 pub mod eval;
+pub mod functions;
 pub mod syntax;
 
 pub use check::{Compiled, Names, compile};
-pub use code::{Code, Domain, FUNCTIONS, Func, Lit, LookupTable, MacroKind, Reading, Rounding, RowShape, Ty, rescale};
+pub use code::{
+    Code, DatetimePattern, Domain, Func, Lit, LookupTable, MacroKind, Reading, Rounding, RowShape, Ty, rescale,
+};
 pub use eval::{Budget, DEFAULT_STEPS, EVal, Env, EvalError, EvalErrorKind, MAX_LIST_ITEMS, MAX_TEXT_BYTES, hex};
