@@ -14,3 +14,4 @@ mod payments;
 mod properties;
 mod schema;
 mod util;
+mod validators;

@@ -4,6 +4,7 @@
 
 use serde_json::{Number, Value};
 
+use super::codes;
 use super::json::compare;
 use super::outcome::StepError;
 use super::pattern::{Pattern, compile_regex};
@@ -25,10 +26,22 @@ pub enum Validator {
     Cpf,
     Cnpj,
     Cep,
+    Country,
+    Currency,
+    E164,
+    Iban,
+    Luhn,
+    Timezone,
 }
 
-pub const NAMES: &[&str] =
-    &["pattern", "one_of", "range", "length", "email", "uuid", "datetime", "date", "cpf", "cnpj", "cep"];
+pub const NAMES: &[&str] = &[
+    "pattern", "one_of", "range", "length", "email", "uuid", "datetime", "date", "cpf", "cnpj", "cep", "country",
+    "currency", "e164", "iban", "luhn", "timezone",
+];
+
+/// Up to this many allowed values a failed `one_of` lists them all; past it, it says how many
+/// there are and which one is nearest to the value found.
+const ONE_OF_LISTED: usize = 10;
 
 impl Validator {
     pub fn name(&self) -> &'static str {
@@ -44,6 +57,12 @@ impl Validator {
             Validator::Cpf => "cpf",
             Validator::Cnpj => "cnpj",
             Validator::Cep => "cep",
+            Validator::Country => "country",
+            Validator::Currency => "currency",
+            Validator::E164 => "e164",
+            Validator::Iban => "iban",
+            Validator::Luhn => "luhn",
+            Validator::Timezone => "timezone",
         }
     }
 
@@ -53,7 +72,8 @@ impl Validator {
         let pos = step.name.pos;
         let before = diags.len();
         let validator = match name {
-            "email" | "uuid" | "datetime" | "date" | "cpf" | "cnpj" | "cep" => {
+            "email" | "uuid" | "datetime" | "date" | "cpf" | "cnpj" | "cep" | "country" | "currency" | "e164"
+            | "iban" | "luhn" | "timezone" => {
                 if let Some(arg) = &step.arg {
                     diags.push(Diagnostic::new(arg.pos, format!("validator `{name}` takes no argument")));
                     return None;
@@ -65,7 +85,13 @@ impl Validator {
                     "date" => Validator::Date,
                     "cpf" => Validator::Cpf,
                     "cnpj" => Validator::Cnpj,
-                    _ => Validator::Cep,
+                    "cep" => Validator::Cep,
+                    "country" => Validator::Country,
+                    "currency" => Validator::Currency,
+                    "e164" => Validator::E164,
+                    "iban" => Validator::Iban,
+                    "luhn" => Validator::Luhn,
+                    _ => Validator::Timezone,
                 }
             }
             "pattern" => {
@@ -186,8 +212,28 @@ impl Validator {
                 if allowed.iter().any(|a| value.equals(a)) {
                     return Ok(());
                 }
-                let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
-                fail(format!("expected one of [{}]", list.join(", ")))
+                if allowed.len() <= ONE_OF_LISTED {
+                    let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
+                    return fail(format!("expected one of [{}]", list.join(", ")));
+                }
+                // A long list (every country, every product code) would drown the value: its size,
+                // its first values, and the allowed value nearest to what was found, which is left
+                // out for a sensitive field as it would tell what the value nearly is.
+                let first: Vec<String> = allowed.iter().take(2).map(Value::to_string).collect();
+                let nearest = match value.as_str() {
+                    Some(s) if !sensitive => nearest_allowed(s, allowed),
+                    _ => None,
+                };
+                Err(Box::new(StepError {
+                    rule: self.name().into(),
+                    message: format!(
+                        "expected one of {} values ({}, …), found {}{}",
+                        allowed.len(),
+                        first.join(", "),
+                        describe(value, sensitive),
+                        nearest.map(|n| format!("; nearest: {n}")).unwrap_or_default()
+                    ),
+                }))
             }
             Validator::Range { min, max } => {
                 let Some(Value::Number(n)) = value.json() else { return fail(range_text(min, max)) };
@@ -227,15 +273,24 @@ impl Validator {
                     Validator::Cpf => is_cpf(s),
                     Validator::Cnpj => is_cnpj(s),
                     Validator::Cep => is_cep(s),
+                    Validator::Country => is_country(s),
+                    Validator::Currency => is_currency(s),
+                    Validator::E164 => is_e164(s),
+                    Validator::Iban => is_iban(s),
+                    Validator::Luhn => is_luhn(s),
+                    Validator::Timezone => is_timezone(s),
                     _ => unreachable!("non-text validators are matched above"),
                 };
-                if ok { Ok(()) } else { fail(self.expectation()) }
+                if ok { Ok(()) } else { fail(self.expectation(s, sensitive)) }
             }
         }
     }
 
-    /// What a text validator wants, for its error message (built only when a check fails).
-    fn expectation(&self) -> String {
+    /// What a text validator wants, for its error message (built only when a check fails). `s` is
+    /// the refused value: some messages say what kind of mistake it holds (a wrong check digit, a
+    /// space), never any of its text; a hint that would tell what the value nearly is (a valid
+    /// code in lower case) is left out for a sensitive field.
+    fn expectation(&self, s: &str, sensitive: bool) -> String {
         match self {
             Validator::Pattern(re) => format!("expected text matching /{}/", re.as_str()),
             Validator::Email => "expected an e-mail address".into(),
@@ -245,6 +300,23 @@ impl Validator {
             Validator::Cpf => "expected a valid CPF (11 digits, check digits must match)".into(),
             Validator::Cnpj => "expected a valid CNPJ (14 characters, check digits must match)".into(),
             Validator::Cep => "expected a CEP (8 digits, optionally 5-3 with a hyphen)".into(),
+            Validator::Country => {
+                let hint =
+                    if !sensitive && s.len() == 2 && is_country(&s.to_ascii_uppercase()) { UPPERCASE_HINT } else { "" };
+                format!("expected an assigned ISO 3166-1 alpha-2 country code in upper case, such as BR{hint}")
+            }
+            Validator::Currency => {
+                let hint = if !sensitive && s.len() == 3 && is_currency(&s.to_ascii_uppercase()) {
+                    UPPERCASE_HINT
+                } else {
+                    ""
+                };
+                format!("expected a current ISO 4217 currency code in upper case, such as BRL{hint}")
+            }
+            Validator::E164 => "expected an E.164 phone number: + and 8 to 15 digits, nothing else".into(),
+            Validator::Iban => iban_expectation(s).into(),
+            Validator::Luhn => luhn_expectation(s).into(),
+            Validator::Timezone => "expected an IANA time zone name such as America/Sao_Paulo (case-sensitive)".into(),
             other => format!("expected a value accepted by `{}`", other.name()),
         }
     }
@@ -478,6 +550,119 @@ pub fn is_cep(s: &str) -> bool {
     }
 }
 
+/// Added to a code validator's message when the value is a code written in lower case.
+const UPPERCASE_HINT: &str = " (the `uppercase` transform makes it one)";
+
+/// `country`: an assigned ISO 3166-1 alpha-2 code, upper case (`BR`). User-assigned codes such as
+/// `XK` are not assigned codes.
+pub fn is_country(s: &str) -> bool {
+    codes::COUNTRIES.contains(s)
+}
+
+/// `currency`: an alphabetic code of ISO 4217 list one (current currencies and funds), upper case
+/// (`BRL`); withdrawn codes (`DEM`) fail.
+pub fn is_currency(s: &str) -> bool {
+    codes::CURRENCIES.contains(s)
+}
+
+/// `e164`: an E.164 phone number as it is sent, `^\+[1-9]\d{7,14}$`: `+`, a country code that
+/// does not start with 0, 8 to 15 ASCII digits in all, no spaces or punctuation.
+pub fn is_e164(s: &str) -> bool {
+    let b = s.as_bytes();
+    (9..=16).contains(&b.len()) && b[0] == b'+' && b[1] != b'0' && b[1..].iter().all(u8::is_ascii_digit)
+}
+
+/// `iban`: an ISO 13616 IBAN: its country in the SWIFT IBAN registry, that country's length and
+/// BBAN format, and mod-97 check digits. Electronic form (`DE89370400440532013000`) or the
+/// print form in groups of four (`DE89 3704 0044 0532 0130 00`); the country code upper case.
+pub fn is_iban(s: &str) -> bool {
+    s.parse::<iban::Iban>().is_ok()
+}
+
+/// What was wrong with a refused IBAN, without quoting any of it.
+fn iban_expectation(s: &str) -> &'static str {
+    use iban::{ParseBaseIbanError, ParseIbanError};
+    match s.parse::<iban::Iban>() {
+        Err(ParseIbanError::InvalidBaseIban { source: ParseBaseIbanError::InvalidChecksum }) => {
+            "expected an IBAN whose check digits match (ISO 13616 mod 97)"
+        }
+        Err(ParseIbanError::InvalidBban(_)) => "expected an IBAN of its country's length and format",
+        Err(ParseIbanError::UnknownCountry(_)) => "expected an IBAN of a country in the IBAN registry",
+        _ => {
+            "expected an IBAN: country code in upper case, check digits, then the account, without spaces or in \
+             groups of four"
+        }
+    }
+}
+
+/// `luhn`: ASCII digits only, at least two, the last a Luhn (mod 10) check digit over the others:
+/// payment card numbers, IMEIs. Spaces and hyphens fail: the value checked is the value after the
+/// field's transforms, and `digits_only` removes them.
+pub fn is_luhn(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 2 || !b.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    // From the check digit leftwards, every second digit is doubled (its digits summed).
+    let sum: u32 = b
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &c)| {
+            let d = u32::from(c - b'0');
+            if i % 2 == 1 { if d > 4 { d * 2 - 9 } else { d * 2 } } else { d }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// What was wrong with a value `luhn` refused, without quoting it.
+fn luhn_expectation(s: &str) -> &'static str {
+    if !s.bytes().all(|c| c.is_ascii_digit()) {
+        "expected digits only for a Luhn check (the `digits_only` transform removes spaces and hyphens)"
+    } else if s.len() < 2 {
+        "expected at least 2 digits for a Luhn check"
+    } else {
+        "expected digits whose last is their Luhn check digit"
+    }
+}
+
+/// `timezone`: an IANA time zone name the program's tz database knows (`America/Sao_Paulo`,
+/// `UTC`), exactly as written there: the names the zone transforms and functions accept.
+pub fn is_timezone(s: &str) -> bool {
+    s.parse::<chrono_tz::Tz>().is_ok()
+}
+
+/// The allowed string nearest to `found` by edit distance, ignoring case, when one is close
+/// enough to be what was meant; rendered as JSON.
+fn nearest_allowed(found: &str, allowed: &[Value]) -> Option<String> {
+    let len = found.chars().count();
+    let mut lowered: Option<String> = None;
+    let mut best: Option<(usize, f64, &str)> = None;
+    for candidate in allowed.iter().filter_map(Value::as_str) {
+        let candidate_len = candidate.chars().count();
+        let limit = 2.max(candidate_len / 4);
+        // The distance is at least the difference in length: a far longer value (a whole
+        // document) is never compared character by character with every candidate.
+        if len.abs_diff(candidate_len) > limit {
+            continue;
+        }
+        let found = lowered.get_or_insert_with(|| found.to_lowercase());
+        let candidate_lower = candidate.to_lowercase();
+        let distance = strsim::damerau_levenshtein(found, &candidate_lower);
+        // As for misspelt names: never a candidate every character of which would change.
+        if distance > limit || distance >= candidate_len.max(1) {
+            continue;
+        }
+        // Ties go to the candidate sharing the longer start (`BRA` is nearer `BR` than `BA`).
+        let similarity = strsim::jaro_winkler(found, &candidate_lower);
+        if best.is_none_or(|(d, sim, _)| distance < d || (distance == d && similarity > sim)) {
+            best = Some((distance, similarity, candidate));
+        }
+    }
+    best.map(|(_, _, candidate)| Value::from(candidate).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,6 +853,142 @@ mod tests {
         assert!(e[0].message.contains("min 5 above max 1"));
         let e = v("rnage", Some("{min: 5}"), FieldType::Integer).unwrap_err();
         assert!(e[0].message.contains("did you mean `range`?"), "{e:?}");
+    }
+
+    fn message(name: &str, value: &str, sensitive: bool) -> String {
+        let e = v(name, None, FieldType::String).unwrap().check(&Val::owned(json!(value)), sensitive).unwrap_err();
+        assert_eq!(e.rule, name);
+        e.message
+    }
+
+    #[test]
+    fn country_and_currency_codes() {
+        assert!(is_country("BR") && is_country("US") && is_country("GB"));
+        assert!(!is_country("XK"), "user-assigned, not an assigned code");
+        assert!(!is_country("br") && !is_country("BRA") && !is_country(" BR"));
+        assert!(is_currency("BRL") && is_currency("USD") && is_currency("EUR"));
+        assert!(!is_currency("DEM") && !is_currency("brl") && !is_currency("BR"));
+        assert_eq!(
+            message("country", "XK", false),
+            r#"expected an assigned ISO 3166-1 alpha-2 country code in upper case, such as BR, found a string "XK""#
+        );
+        assert_eq!(
+            message("country", "br", false),
+            "expected an assigned ISO 3166-1 alpha-2 country code in upper case, such as BR (the `uppercase` \
+             transform makes it one), found a string \"br\""
+        );
+        assert_eq!(
+            message("currency", "DEM", false),
+            r#"expected a current ISO 4217 currency code in upper case, such as BRL, found a string "DEM""#
+        );
+        assert!(message("currency", "usd", false).contains("`uppercase`"));
+        assert!(!message("currency", "usd", true).contains("uppercase`"), "no hint about a sensitive value");
+    }
+
+    #[test]
+    fn e164_phone_numbers() {
+        assert!(is_e164("+5511987654321"));
+        assert!(is_e164("+12025550123"));
+        assert!(is_e164("+12345678"), "8 digits, the fewest");
+        assert!(is_e164("+123456789012345"), "15 digits, the most");
+        assert!(!is_e164("+1234567"), "7 digits");
+        assert!(!is_e164("+1234567890123456"), "16 digits");
+        assert!(!is_e164("5511987654321"), "no +");
+        assert!(!is_e164("+0511987654321"), "no country code starts with 0");
+        assert!(!is_e164("+55 11 98765-4321"));
+        assert!(!is_e164("+55١١987654321"), "only ASCII digits");
+        assert!(!is_e164("++5511987654321") && !is_e164("+") && !is_e164(""));
+        assert_eq!(
+            message("e164", "11 98765-4321", false),
+            r#"expected an E.164 phone number: + and 8 to 15 digits, nothing else, found a string "11 98765-4321""#
+        );
+    }
+
+    #[test]
+    fn ibans() {
+        assert!(is_iban("DE89370400440532013000"));
+        assert!(is_iban("GB82WEST12345698765432"));
+        assert!(is_iban("BR1800360305000010009795493C1"));
+        assert!(is_iban("DE89 3704 0044 0532 0130 00"), "the print form, groups of four");
+        assert!(!is_iban("DE89 37040044 0532 0130 00"), "spaces elsewhere");
+        assert!(!is_iban("de89370400440532013000"), "the country code is upper case");
+        assert!(!is_iban("") && !is_iban("DE"));
+        let msg = |s| message("iban", s, false);
+        assert!(msg("DE88370400440532013000").starts_with("expected an IBAN whose check digits match"));
+        assert!(
+            msg("DE5137040044053201300").starts_with("expected an IBAN of its country's length"),
+            "one short, check digits right"
+        );
+        assert!(msg("US64SVBKUS6S3300958879").starts_with("expected an IBAN of a country in the IBAN registry"));
+        assert!(msg("DE89-3704").starts_with("expected an IBAN: country code in upper case"));
+        let hidden = message("iban", "DE88370400440532013000", true);
+        assert!(!hidden.contains("DE88") && !hidden.contains("3704"), "{hidden}");
+    }
+
+    #[test]
+    fn luhn_check_digits() {
+        assert!(is_luhn("4111111111111111"));
+        assert!(is_luhn("79927398713"));
+        assert!(is_luhn("490154203237518"), "an IMEI");
+        assert!(is_luhn("00"));
+        assert!(!is_luhn("4111111111111112"));
+        assert!(!is_luhn("79927398710"));
+        assert!(!is_luhn("0") && !is_luhn(""), "a check digit needs a digit to check");
+        assert!(!is_luhn("4111 1111 1111 1111"), "spaces are not removed by the check");
+        assert!(!is_luhn("4111-1111-1111-1111") && !is_luhn("411111111111111a"));
+        assert!(message("luhn", "4111 1111 1111 1111", false).contains("`digits_only`"));
+        assert!(message("luhn", "4111111111111112", false).starts_with("expected digits whose last is their Luhn"));
+        assert!(message("luhn", "7", false).starts_with("expected at least 2 digits"));
+        let hidden = message("luhn", "4111111111111112", true);
+        assert!(!hidden.contains("4111"), "{hidden}");
+    }
+
+    #[test]
+    fn time_zone_names() {
+        assert!(is_timezone("America/Sao_Paulo") && is_timezone("Europe/London") && is_timezone("UTC"));
+        assert!(!is_timezone("america/sao_paulo"), "names are case-sensitive");
+        assert!(!is_timezone("America/Rio") && !is_timezone("GMT+3") && !is_timezone(""));
+        assert!(message("timezone", "Brasilia", false).starts_with("expected an IANA time zone name"));
+        // The same database as the zone transforms: every name they know passes.
+        assert!(chrono_tz::TZ_VARIANTS.iter().all(|z| is_timezone(z.name())));
+    }
+
+    #[test]
+    fn parameterless_validators_take_no_argument_and_need_text() {
+        for name in ["country", "currency", "e164", "iban", "luhn", "timezone"] {
+            let e = v(name, Some("true"), FieldType::String).unwrap_err();
+            assert_eq!(e[0].message, format!("validator `{name}` takes no argument"));
+            let e = v(name, None, FieldType::Integer).unwrap_err();
+            assert!(e[0].message.contains("cannot apply to a field of type `integer`"), "{e:?}");
+            assert!(v(name, None, FieldType::String).is_ok());
+        }
+        let e = v("countyr", None, FieldType::String).unwrap_err();
+        assert!(e[0].message.contains("did you mean `country`?"), "{e:?}");
+    }
+
+    #[test]
+    fn a_long_one_of_counts_its_values_and_names_the_nearest() {
+        let codes: Vec<String> = ('A'..='Z').flat_map(|a| ('A'..='Z').map(move |b| format!("{a}{b}"))).collect();
+        let o = v("one_of", Some(&format!("[{}]", codes.join(", "))), FieldType::String).unwrap();
+        let e = o.check(&Val::owned(json!("br")), false).unwrap_err();
+        assert_eq!(e.message, r#"expected one of 676 values ("AA", "AB", …), found a string "br"; nearest: "BR""#);
+        let e = o.check(&Val::owned(json!("BRA")), false).unwrap_err();
+        assert!(e.message.ends_with(r#"; nearest: "BR""#), "ties go to the longer shared start: {}", e.message);
+        let e = o.check(&Val::owned(json!("a long sentence, nothing like a code")), false).unwrap_err();
+        assert!(!e.message.contains("nearest"), "{}", e.message);
+        let e = o.check(&Val::owned(json!("br")), true).unwrap_err();
+        assert_eq!(
+            e.message, r#"expected one of 676 values ("AA", "AB", …), found a string (value hidden: sensitive field)"#,
+            "no nearest value for a sensitive field: it would tell what the value nearly is"
+        );
+        let numbers = v("one_of", Some("[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]"), FieldType::Integer).unwrap();
+        assert_eq!(
+            numbers.check(&Val::owned(json!(12)), false).unwrap_err().message,
+            "expected one of 11 values (1, 2, …), found a number 12"
+        );
+        // Ten values are still listed whole.
+        let ten = v("one_of", Some("[A, B, C, D, E, F, G, H, I, J]"), FieldType::String).unwrap();
+        assert!(ten.check(&Val::owned(json!("K")), false).unwrap_err().message.starts_with(r#"expected one of ["A","#));
     }
 
     #[test]
