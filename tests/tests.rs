@@ -10,6 +10,7 @@ mod golden;
 mod hostile;
 mod hostile_engine;
 mod hostile_io;
+mod parcels;
 mod payments;
 mod properties;
 mod schema;
