@@ -380,6 +380,37 @@ fn init_writes_starters_that_validate_and_whose_tests_pass() {
     }
 }
 
+/// Seven samples hold `packages` as an array of objects; line 4 holds an object, line 7 a string
+/// and line 9 an array of strings. The majority decides: `packages` stays an `items:` field, the
+/// three odd samples are named on stderr, and the starter maps the packages of the others.
+#[test]
+fn init_keeps_an_array_of_objects_when_a_few_samples_hold_another_shape() {
+    let samples = "tests/fixtures/samples/shipments.jsonl";
+    let output = TempFile::new("shipments.yaml", b"");
+    std::fs::remove_file(&output.path).unwrap();
+    let out = lambda_stream(&["init", "--from", samples, "--output", output.arg()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&output.path).unwrap();
+    for wanted in ["- target: packages\n    source: '$.packages'\n", "    items:\n", "- target: package_id\n"] {
+        assert!(text.contains(wanted), "the starter lacks {wanted:?}:\n{text}");
+    }
+    assert!(!text.contains("$.packages.package_id"), "a path no array of objects matches:\n{text}");
+    // Not every sample holds an array there.
+    assert!(!text.contains("an array in every sample"), "{text}");
+    let err = stderr(&out);
+    let note = err.lines().find(|l| l.contains("$.packages")).unwrap_or_else(|| panic!("no note on stderr: {err}"));
+    for wanted in [samples, "7 of the 10 samples", "items:", "an object at line 4", "text at line 7", "line 9"] {
+        assert!(note.contains(wanted), "the note lacks {wanted:?}: {note}");
+    }
+    let out = lambda_stream(&["validate-mapping", output.arg()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // The starter maps the packages of a sample that holds an array of objects.
+    let out = lambda_stream(&["process", "--mapping", output.arg(), "--input", samples]);
+    let routes = stdout(&out);
+    let first: serde_json::Value = serde_json::from_str(routes.lines().next().unwrap()).unwrap();
+    assert_eq!(first["value"]["packages"][0]["package_id"], "PKG-00", "{routes}");
+}
+
 #[test]
 fn explain_tells_each_fields_story_and_agrees_with_the_mapping() {
     use crate::util::root;
