@@ -268,6 +268,56 @@ fn validate_config_lists_every_problem_in_both_files() {
     assert_eq!(lambda_stream(&["validate-config", "missing.yaml"]).status.code(), Some(2));
 }
 
+/// A mapping an environment names reads its lookup files from its own folder, as the function
+/// does, wherever `validate-config` runs from.
+#[test]
+fn validate_config_reads_a_mappings_lookup_files_from_its_folder() {
+    let env = TempFile::new(
+        "environments.yaml",
+        b"version: '1.0'\nacme:\n  prod:\n    lambda_name: l\n    lambda_env: acme\n    msk_servers: k:9093\n    source_topics: [a.v1]\n    topic_ok: b.v1\n    topic_fail: b.v1.fail\n    mapping: maps/m.yaml\n",
+    );
+    let maps = env.path.with_file_name("maps");
+    std::fs::create_dir(&maps).unwrap();
+    std::fs::write(maps.join("codes.csv"), "code,value\nA,alpha\n").unwrap();
+    std::fs::write(
+        maps.join("m.yaml"),
+        "version: 1\nname: m\nlookups:\n  t: {file: codes.csv}\nfields:\n  - {target: c, expr: 'lookup(\"t\", \"A\")'}\n",
+    )
+    .unwrap();
+    let out = lambda_stream(&["validate-config", env.arg()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // And one outside that folder is refused there, at its line.
+    std::fs::write(
+        maps.join("m.yaml"),
+        "version: 1\nname: m\nlookups:\n  t: {file: ../environments.yaml}\nfields: []\n",
+    )
+    .unwrap();
+    let out = lambda_stream(&["validate-config", env.arg()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let expected =
+        format!("{}:4:13: error: lookup table `t`: `file: ../environments.yaml` leaves", maps.join("m.yaml").display());
+    assert!(stdout(&out).contains(&expected), "{expected}\n{}", stdout(&out));
+}
+
+/// `file:` outside the mapping's folder, absolute or through `..`, is refused at its line.
+#[test]
+fn validate_mapping_refuses_a_lookup_file_outside_the_mappings_folder() {
+    let mapping = TempFile::new(
+        "m.yaml",
+        b"version: 1\nname: m\nlookups:\n  hosts: {file: /etc/hosts.csv}\n  up: {file: '../m.csv'}\nfields:\n  - {target: c, expr: 'lookup(\"hosts\", \"A\")'}\n",
+    );
+    let out = lambda_stream(&["validate-mapping", mapping.arg()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    for expected in [
+        format!("{}:4:17: error: lookup table `hosts`: `file: /etc/hosts.csv` is an absolute path", mapping.arg()),
+        format!("{}:5:15: error: lookup table `up`: `file: ../m.csv` leaves the mapping's folder", mapping.arg()),
+    ] {
+        assert!(text.contains(&expected), "missing:\n{expected}\nin:\n{text}");
+    }
+    assert!(!text.contains("unknown lookup table"), "a refused table is still declared: {text}");
+}
+
 #[test]
 fn a_line_over_the_limit_fails_alone_with_its_size() {
     let input = TempFile::new(
@@ -378,6 +428,37 @@ fn init_writes_starters_that_validate_and_whose_tests_pass() {
         let again = lambda_stream(&["init", "--from", samples, "--output", output.to_str().unwrap()]);
         assert_eq!(again.status.code(), Some(2), "an existing file is not overwritten");
     }
+}
+
+/// Seven samples hold `packages` as an array of objects; line 4 holds an object, line 7 a string
+/// and line 9 an array of strings. The majority decides: `packages` stays an `items:` field, the
+/// three odd samples are named on stderr, and the starter maps the packages of the others.
+#[test]
+fn init_keeps_an_array_of_objects_when_a_few_samples_hold_another_shape() {
+    let samples = "tests/fixtures/samples/shipments.jsonl";
+    let output = TempFile::new("shipments.yaml", b"");
+    std::fs::remove_file(&output.path).unwrap();
+    let out = lambda_stream(&["init", "--from", samples, "--output", output.arg()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&output.path).unwrap();
+    for wanted in ["- target: packages\n    source: '$.packages'\n", "    items:\n", "- target: package_id\n"] {
+        assert!(text.contains(wanted), "the starter lacks {wanted:?}:\n{text}");
+    }
+    assert!(!text.contains("$.packages.package_id"), "a path no array of objects matches:\n{text}");
+    // Not every sample holds an array there.
+    assert!(!text.contains("an array in every sample"), "{text}");
+    let err = stderr(&out);
+    let note = err.lines().find(|l| l.contains("$.packages")).unwrap_or_else(|| panic!("no note on stderr: {err}"));
+    for wanted in [samples, "7 of the 10 samples", "items:", "an object at line 4", "text at line 7", "line 9"] {
+        assert!(note.contains(wanted), "the note lacks {wanted:?}: {note}");
+    }
+    let out = lambda_stream(&["validate-mapping", output.arg()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // The starter maps the packages of a sample that holds an array of objects.
+    let out = lambda_stream(&["process", "--mapping", output.arg(), "--input", samples]);
+    let routes = stdout(&out);
+    let first: serde_json::Value = serde_json::from_str(routes.lines().next().unwrap()).unwrap();
+    assert_eq!(first["value"]["packages"][0]["package_id"], "PKG-00", "{routes}");
 }
 
 #[test]

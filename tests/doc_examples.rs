@@ -40,13 +40,14 @@ fn every_example_in_the_mapping_reference_compiles_and_its_tests_pass() {
     let mut problems = Vec::new();
     for example in &examples {
         let at = |line: u32| format!("docs/mapping-spec.md:{}", example.line + line as usize - 1);
-        // The reference's HMAC example reads its key from `env://DOCUMENT_HASH_KEY`.
+        // The reference's HMAC example reads its key from `env://DOCUMENT_HASH_KEY`; its lookup
+        // files are read from the reference's folder, `docs/`, as a mapping's are from its own.
         let options = plan::CompileOptions {
+            base_dir: Some(root().join("docs")),
             secret: Box::new(|reference| match reference {
                 "env://DOCUMENT_HASH_KEY" => Ok(b"example-key".to_vec()),
                 other => plan::env_secret(other),
             }),
-            ..plan::CompileOptions::default()
         };
         match plan::load_str_in(&example.text, &options) {
             Err(diagnostics) => {

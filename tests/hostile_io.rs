@@ -208,24 +208,22 @@ fn a_mapping_that_never_ends_is_refused_at_its_limit() {
 }
 
 #[test]
-fn a_lookup_file_that_never_ends_is_refused_at_its_limit() {
+fn a_lookup_file_past_its_limit_is_refused_at_its_line() {
     let mapping = TempFile::new(
         "m.yaml",
-        b"version: 1\nname: endless-lookup\nlookups:\n  codes: {file: zero.json}\nfields:\n  - {target: id, source: $.id, type: any}\n",
+        b"version: 1\nname: large-lookup\nlookups:\n  codes: {file: codes.json}\nfields:\n  - {target: id, source: $.id, type: any}\n",
     );
-    std::os::unix::fs::symlink("/dev/zero", mapping.path.with_file_name("zero.json")).unwrap();
+    // One byte past the limit (a sparse file: no disk written): read up to the limit, then refused.
+    let codes = mapping.path.with_file_name("codes.json");
+    std::fs::File::create(&codes).unwrap().set_len(lambda_stream::limits::MAX_LOOKUP_BYTES + 1).unwrap();
     let run = run_bounded(&["validate-mapping", mapping.arg()], None);
-    let zero = mapping.path.with_file_name("zero.json");
-    assert_refused_promptly(
-        &run,
-        1,
-        &format!(
-            "{}:4:17: error: lookup table `codes`: cannot read {}: larger than 64 MiB",
-            mapping.arg(),
-            zero.display()
-        ),
-        "lookup",
-    );
+    let at = format!("{}:4:17: error: lookup table `codes`:", mapping.arg());
+    assert_refused_promptly(&run, 1, &format!("{at} cannot read {}: larger than 64 MiB", codes.display()), "lookup");
+    // A file that never ends can only be a device, outside the mapping's folder: refused unread.
+    std::fs::remove_file(&codes).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &codes).unwrap();
+    let run = run_bounded(&["validate-mapping", mapping.arg()], None);
+    assert_refused_promptly(&run, 1, &format!("{at} `file: codes.json` resolves to /dev/zero"), "lookup link");
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! `lambda-stream init --from samples.jsonl`: a starter mapping inferred from sample records.
 //!
-//! One field per leaf path seen (arrays of objects become `items:` fields), target names in snake
-//! case, a `type` from the values, `required` when present in every sample, `one_of` for strings
-//! with few distinct values, validators every value passes (uuid, e-mail, date, datetime, CPF,
-//! CNPJ, CEP), and embedded tests from two samples. Every inferred line says `# guess:` and why.
+//! One field per leaf path seen (arrays of objects become `items:` fields when most samples that
+//! hold the path hold one; the others are named on stderr), target names in snake case, a `type`
+//! from the values, `required` when present in every sample, `one_of` for strings with few
+//! distinct values, validators every value passes (uuid, e-mail, date, datetime, CPF, CNPJ, CEP),
+//! and embedded tests from two samples. Every inferred line says `# guess:` and why.
 //! The result is compiled and its tests run before it is written: what `init` writes passes
 //! `validate-mapping` as written.
 
@@ -89,6 +90,133 @@ struct Seen {
     passes: Vec<&'static str>,
     /// For arrays of objects: the items' own paths.
     items: Option<Box<Shape>>,
+    /// Where each shape was held, to choose between a field and `items:` and to name the samples
+    /// that differ from the choice.
+    held: [Lines; Held::ALL.len()],
+}
+
+/// The shapes a value can have, as far as choosing between a field and `items:` goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Held {
+    ObjectArray,
+    /// Fits an array of objects and an array of values alike.
+    EmptyArray,
+    OtherArray,
+    Object,
+    Text,
+    Number,
+    Boolean,
+}
+
+impl Held {
+    const ALL: [Held; 7] =
+        [Held::ObjectArray, Held::EmptyArray, Held::OtherArray, Held::Object, Held::Text, Held::Number, Held::Boolean];
+
+    fn describe(self) -> &'static str {
+        match self {
+            Held::ObjectArray => "an array of objects",
+            Held::EmptyArray => "an empty array",
+            Held::OtherArray => "an array of other values",
+            Held::Object => "an object",
+            Held::Text => "text",
+            Held::Number => "a number",
+            Held::Boolean => "true or false",
+        }
+    }
+}
+
+/// How many values of one shape a path held, and on which sample lines.
+#[derive(Default)]
+struct Lines {
+    /// Values (several items of one sample are several values).
+    count: usize,
+    /// Sample lines: values arrive in the order of the lines, so a line differs from the last.
+    lines: usize,
+    last: usize,
+    first: Vec<usize>,
+}
+
+/// The sample lines a note names for one shape; the rest are counted.
+const NOTE_LINES: usize = 3;
+
+impl Lines {
+    fn add(&mut self, line: usize) {
+        self.count += 1;
+        if self.lines == 0 || self.last != line {
+            self.lines += 1;
+            self.last = line;
+            if self.first.len() < NOTE_LINES {
+                self.first.push(line);
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Lines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self.first.iter().map(usize::to_string).collect();
+        let word = if lines.len() == 1 { "line" } else { "lines" };
+        write!(f, "{word} {}", lines.join(", "))?;
+        if self.lines > self.first.len() {
+            write!(f, " and {} more", self.lines - self.first.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl Seen {
+    fn held(&self, shape: Held) -> &Lines {
+        &self.held[shape as usize]
+    }
+
+    /// Whether the path is written as `items:`: most of the values it holds are arrays of
+    /// objects (an empty array fits either way and does not count). One odd sample in ten must
+    /// not turn the array into paths under it that no array matches.
+    fn as_items(&self) -> bool {
+        let arrays = self.held(Held::ObjectArray).count;
+        let others: usize = Held::ALL
+            .iter()
+            .filter(|h| !matches!(h, Held::ObjectArray | Held::EmptyArray))
+            .map(|h| self.held(*h).count)
+            .sum();
+        arrays > others
+    }
+
+    /// A note for the author when the path held arrays of objects and other shapes: which way
+    /// the starter went, and the lines of the values that went the other way.
+    fn note(&self, path: &str, unit: &str, as_items: bool) -> Option<String> {
+        let arrays = self.held(Held::ObjectArray);
+        let mut odd: Vec<Held> = Held::ALL
+            .into_iter()
+            .filter(|h| !matches!(h, Held::ObjectArray | Held::EmptyArray) && self.held(*h).count > 0)
+            .collect();
+        odd.sort_by_key(|h| self.held(*h).first.first().copied());
+        if arrays.count == 0 || odd.is_empty() {
+            return None;
+        }
+        let empty = self.held(Held::EmptyArray).count;
+        let holding = arrays.count + empty + odd.iter().map(|h| self.held(*h).count).sum::<usize>();
+        let mut note =
+            format!("`{path}` is an array of objects in {} of the {holding} {unit} that hold it", arrays.count);
+        if empty > 0 {
+            let _ = write!(note, " (an empty array in {empty})");
+        }
+        if as_items {
+            let others: Vec<String> = odd.iter().map(|h| format!("{} at {}", h.describe(), self.held(*h))).collect();
+            let _ = write!(
+                note,
+                ", so the starter maps it with `items:`; it is {}: check those {unit}, which do not map as items",
+                others.join(", ")
+            );
+        } else {
+            let _ = write!(
+                note,
+                " ({}), so the starter does not map it with `items:`: check those {unit}",
+                self.held(Held::ObjectArray)
+            );
+        }
+        Some(note)
+    }
 }
 
 /// The paths of one scope (the record, or an array's items), in the order first seen.
@@ -114,17 +242,21 @@ const STRING_CHECKS: &[StringCheck] = &[
 ];
 
 impl Shape {
-    fn object(&mut self, entries: &[(String, Sample)]) {
+    /// One object of this scope, from the sample at `line`.
+    fn object(&mut self, entries: &[(String, Sample)], line: usize) {
         self.objects += 1;
-        self.walk(&mut Vec::new(), entries);
+        self.walk(&mut Vec::new(), entries, line);
     }
 
-    fn walk(&mut self, path: &mut Vec<String>, entries: &[(String, Sample)]) {
+    fn walk(&mut self, path: &mut Vec<String>, entries: &[(String, Sample)], line: usize) {
         for (key, value) in entries {
             path.push(key.clone());
             match value {
-                Sample::Object(inner) if !inner.is_empty() => self.walk(path, inner),
-                other => self.leaf(path, other),
+                Sample::Object(inner) if !inner.is_empty() => {
+                    self.entry(path).held[Held::Object as usize].add(line);
+                    self.walk(path, inner, line);
+                }
+                other => self.leaf(path, other, line),
             }
             path.pop();
         }
@@ -139,18 +271,28 @@ impl Shape {
         self.seen.get_mut(path).expect("inserted above")
     }
 
-    fn leaf(&mut self, path: &[String], value: &Sample) {
+    fn leaf(&mut self, path: &[String], value: &Sample, line: usize) {
         let seen = self.entry(path);
         match value {
             Sample::Scalar(Value::Null) => {}
             Sample::Scalar(scalar) => {
                 seen.present += 1;
                 match scalar {
-                    Value::Number(n) if n.is_i64() || n.is_u64() => seen.integers += 1,
-                    Value::Number(_) => seen.floats += 1,
-                    Value::Bool(_) => seen.booleans += 1,
+                    Value::Number(n) if n.is_i64() || n.is_u64() => {
+                        seen.integers += 1;
+                        seen.held[Held::Number as usize].add(line);
+                    }
+                    Value::Number(_) => {
+                        seen.floats += 1;
+                        seen.held[Held::Number as usize].add(line);
+                    }
+                    Value::Bool(_) => {
+                        seen.booleans += 1;
+                        seen.held[Held::Boolean as usize].add(line);
+                    }
                     Value::String(s) => {
                         seen.strings += 1;
+                        seen.held[Held::Text as usize].add(line);
                         if seen.distinct.len() <= ONE_OF_MAX {
                             seen.distinct.insert(s.clone());
                         }
@@ -165,20 +307,24 @@ impl Shape {
             }
             Sample::Array(items) if !items.is_empty() && items.iter().all(|i| matches!(i, Sample::Object(_))) => {
                 seen.present += 1;
+                seen.held[Held::ObjectArray as usize].add(line);
                 let shape = seen.items.get_or_insert_with(|| Box::new(Shape { unit: "items", ..Shape::default() }));
                 for item in items {
                     if let Sample::Object(entries) = item {
-                        shape.object(entries);
+                        shape.object(entries, line);
                     }
                 }
             }
-            Sample::Array(_) => {
+            Sample::Array(items) => {
                 seen.present += 1;
                 seen.scalar_arrays += 1;
+                let held = if items.is_empty() { Held::EmptyArray } else { Held::OtherArray };
+                seen.held[held as usize].add(line);
             }
             Sample::Object(_) => {
                 seen.present += 1;
                 seen.objects_empty += 1;
+                seen.held[Held::Object as usize].add(line);
             }
         }
     }
@@ -331,16 +477,28 @@ impl<'p> TargetNames<'p> {
     }
 }
 
-/// Writes the fields of one scope at `indent`.
+/// Writes the fields of one scope at `indent`; `scope` is the JSONPath of its objects, for the
+/// notes to the author on paths whose shape differs between samples.
 /// Inside `items:` (`in_items`), a source is a plain path, which cannot hold every key: a field
 /// whose key path it cannot write is left out, with a comment that says so.
-fn write_fields(out: &mut String, shape: &Shape, indent: &str, in_items: bool) {
+fn write_fields(out: &mut String, notes: &mut Vec<String>, shape: &Shape, indent: &str, in_items: bool, scope: &str) {
+    // Arrays of objects in most samples: written with `items:`, and the paths under them (from
+    // the samples that held an object there instead) are left out.
+    let as_items: HashSet<&[String]> =
+        shape.order.iter().filter(|p| shape.seen[p.as_slice()].as_items()).map(Vec::as_slice).collect();
+    let under_items = |p: &[String]| (1..p.len()).any(|end| as_items.contains(&p[..end]));
     // Paths inside which other paths lie: an object in some samples and empty or a value in
     // others, whose own fields stand for it.
-    let parents: HashSet<&[String]> = shape.order.iter().flat_map(|p| (1..p.len()).map(move |end| &p[..end])).collect();
+    let parents: HashSet<&[String]> =
+        shape.order.iter().filter(|p| !under_items(p)).flat_map(|p| (1..p.len()).map(move |end| &p[..end])).collect();
     let mut names = TargetNames::default();
     for path in &shape.order {
-        if parents.contains(path.as_slice()) {
+        let at = format!("{scope}{}", &json_path(path)[1..]);
+        let items_here = as_items.contains(path.as_slice());
+        if let Some(note) = shape.seen[path].note(&at, shape.unit, items_here) {
+            notes.push(note);
+        }
+        if parents.contains(path.as_slice()) || under_items(path) {
             continue;
         }
         if in_items && !path.iter().all(|key| plain_key(key)) {
@@ -355,24 +513,34 @@ fn write_fields(out: &mut String, shape: &Shape, indent: &str, in_items: bool) {
         let every = seen.present == shape.objects && shape.objects > 0;
         // An array of objects: its items' fields, if any can be written.
         let mut items = String::new();
-        if let Some(shape) = &seen.items {
-            write_fields(&mut items, shape, &format!("{indent}    "), true);
+        if let (Some(item_shape), true) = (&seen.items, items_here) {
+            write_fields(&mut items, notes, item_shape, &format!("{indent}    "), true, &format!("{at}[*]"));
         }
         let target = names.target(path);
         let _ = writeln!(out, "{indent}- target: {target}");
         let _ = writeln!(out, "{indent}  source: {}", quoted(&json_path(path)));
         if items.contains("- target: ") {
-            if every {
+            let arrays = seen.held(Held::ObjectArray).count + seen.held(Held::EmptyArray).count;
+            if arrays == shape.objects {
                 let _ = writeln!(out, "{indent}  {}", guessed("required: true", "an array in every sample"));
             }
             let _ = writeln!(out, "{indent}  items:");
             out.push_str(&items);
             continue;
         }
-        let kinds = [seen.integers, seen.floats, seen.strings, seen.booleans, seen.scalar_arrays, seen.objects_empty]
-            .iter()
-            .filter(|n| **n > 0)
-            .count();
+        let object_arrays = seen.held(Held::ObjectArray).count;
+        let kinds = [
+            seen.integers,
+            seen.floats,
+            seen.strings,
+            seen.booleans,
+            seen.scalar_arrays,
+            seen.objects_empty,
+            object_arrays,
+        ]
+        .iter()
+        .filter(|n| **n > 0)
+        .count();
         let (ty, why) = match () {
             _ if seen.present == 0 => ("any", "only null or absent in the samples"),
             _ if kinds > 1 && seen.integers + seen.floats == seen.present => ("number", "integers and decimals"),
@@ -418,19 +586,24 @@ fn write_fields(out: &mut String, shape: &Shape, indent: &str, in_items: bool) {
     }
 }
 
-/// The starter mapping for the samples, with tests from two of them, checked by compiling it.
-fn starter(samples: &[(Sample, Value)], name: &str, from: &str) -> Result<String, String> {
+/// A sample record: its line in the sample file, as read with key order, and as a value.
+type SampleLine = (usize, Sample, Value);
+
+/// The starter mapping for the samples, with tests from two of them, checked by compiling it; and
+/// the notes for the author on paths whose shape differs between samples.
+fn starter(samples: &[SampleLine], name: &str, from: &str) -> Result<(String, Vec<String>), String> {
     let mut shape = Shape { unit: "samples", ..Shape::default() };
-    for (sample, _) in samples {
+    for (line, sample, _) in samples {
         if let Sample::Object(entries) = sample {
-            shape.object(entries);
+            shape.object(entries, *line);
         }
     }
     if shape.objects == 0 {
         return Err("no sample is a JSON object".into());
     }
     let mut fields = String::new();
-    write_fields(&mut fields, &shape, "  ", false);
+    let mut notes = Vec::new();
+    write_fields(&mut fields, &mut notes, &shape, "  ", false, "$");
     if fields.is_empty() {
         // Only empty objects: a mapping needs a field, and the whole record is one.
         let _ = writeln!(fields, "  - target: record\n    source: '$'");
@@ -453,7 +626,7 @@ fn starter(samples: &[(Sample, Value)], name: &str, from: &str) -> Result<String
     let body = format!("{head}{fields}");
     let (_, plan) = plan::load_str(&body).map_err(|d| render(&body, &d))?;
     // Tests from the first sample and the one that differs most from it in the fields present.
-    let objects: Vec<&Value> = samples.iter().map(|(_, v)| v).filter(|v| v.is_object()).collect();
+    let objects: Vec<&Value> = samples.iter().map(|(_, _, v)| v).filter(|v| v.is_object()).collect();
     let width = |v: &Value| v.as_object().map_or(0, Map::len);
     let second = objects.iter().skip(1).max_by_key(|v| width(v).abs_diff(width(objects[0])));
     let mut tests = String::from("tests:\n");
@@ -473,7 +646,7 @@ fn starter(samples: &[(Sample, Value)], name: &str, from: &str) -> Result<String
             return Err(format!("the starter's test {:?} fails: {why}", result.name));
         }
     }
-    Ok(text)
+    Ok((text, notes))
 }
 
 fn render(text: &str, diagnostics: &[crate::diagnostic::Diagnostic]) -> String {
@@ -496,7 +669,7 @@ pub fn init(from: &Path, name: Option<String>) -> Result<String, CliError> {
         let line = line.trim_start_matches('\u{feff}');
         let parsed = serde_json::from_str::<Sample>(line).and_then(|s| Ok((s, serde_json::from_str::<Value>(line)?)));
         match parsed {
-            Ok((sample @ Sample::Object(_), value)) => samples.push((sample, value)),
+            Ok((sample @ Sample::Object(_), value)) => samples.push((i + 1, sample, value)),
             Ok(_) => eprintln!("{shown}:{}: not a JSON object; left out of the samples", i + 1),
             Err(e) => eprintln!("{shown}:{}: not JSON ({e}); left out of the samples", i + 1),
         }
@@ -505,7 +678,11 @@ pub fn init(from: &Path, name: Option<String>) -> Result<String, CliError> {
         snake_case(from.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default().as_str())
             .replace('_', "-")
     });
-    starter(&samples, &name, &shown).map_err(CliError::Usage)
+    let (text, notes) = starter(&samples, &name, &shown).map_err(CliError::Usage)?;
+    for note in notes {
+        eprintln!("{shown}: {note}");
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -524,9 +701,16 @@ mod tests {
     }
 
     fn starter_of(lines: &[&str]) -> Result<String, String> {
-        let samples: Vec<(Sample, Value)> = lines
+        starter_and_notes(lines).map(|(text, _)| text)
+    }
+
+    fn starter_and_notes(lines: &[&str]) -> Result<(String, Vec<String>), String> {
+        let samples: Vec<SampleLine> = lines
             .iter()
-            .map(|l| (serde_json::from_str::<Sample>(l).unwrap(), serde_json::from_str::<Value>(l).unwrap()))
+            .enumerate()
+            .map(|(i, l)| {
+                (i + 1, serde_json::from_str::<Sample>(l).unwrap(), serde_json::from_str::<Value>(l).unwrap())
+            })
             .collect();
         starter(&samples, "starter", "samples.jsonl")
     }
@@ -576,15 +760,50 @@ mod tests {
             .map(|i| (if i % 2 == 0 { format!("k{i}") } else { format!("K{}", i - 1) }, Sample::Scalar(Value::from(i))))
             .collect();
         let mut shape = Shape { unit: "samples", ..Shape::default() };
-        shape.object(&entries);
+        shape.object(&entries, 1);
         let mut fields = String::new();
-        write_fields(&mut fields, &shape, "  ", false);
+        write_fields(&mut fields, &mut Vec::new(), &shape, "  ", false, "$");
         let targets: HashSet<&str> = fields.lines().filter_map(|l| l.strip_prefix("  - target: ")).collect();
         assert_eq!(targets.len(), 100_000, "every key has a target of its own");
         assert!(targets.contains("k98") && targets.contains("k98_2"));
     }
 
     /// Samples with no keys, or arrays of empty objects, still make a mapping that compiles.
+    /// The shape most samples hold at a path decides between `items:` and a field; an empty array
+    /// fits either; the samples that went the other way are named, inside items too.
+    #[test]
+    fn the_shape_most_samples_hold_decides_and_the_others_are_named() {
+        // Arrays of objects in two samples, an empty array in one, text in one: items, not required.
+        let (text, notes) = starter_and_notes(&[
+            r#"{"p": [{"id": "a"}]}"#,
+            r#"{"p": []}"#,
+            r#"{"p": "none"}"#,
+            r#"{"p": [{"id": "b"}, {"id": "c"}]}"#,
+        ])
+        .unwrap();
+        assert!(text.contains("  items:\n      - target: id\n"), "{text}");
+        assert!(!text.contains("an array in every sample"), "{text}");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("2 of the 4 samples") && notes[0].contains("text at line 3"), "{notes:?}");
+        // Only one sample holds an array of objects: a field of any type, and that sample named.
+        let (text, notes) =
+            starter_and_notes(&[r#"{"p": "x"}"#, r#"{"p": [{"id": "a"}]}"#, r#"{"p": "y"}"#, r#"{"p": "z"}"#]).unwrap();
+        assert!(!text.contains("items:") && text.contains("type: any"), "{text}");
+        assert!(notes[0].contains("1 of the 4 samples") && notes[0].contains("(line 2)"), "{notes:?}");
+        // Inside items: the path of the odd value, and every sample line named once.
+        let (text, notes) = starter_and_notes(&[
+            r#"{"o": [{"v": [{"s": 1}]}, {"v": [{"s": 2}]}]}"#,
+            r#"{"o": [{"v": {"s": 3}}, {"v": {"s": 4}}, {"v": [{"s": 5}]}, {"v": [{"s": 6}]}]}"#,
+            r#"{"o": [{"v": [{"s": 7}]}]}"#,
+        ])
+        .unwrap();
+        assert!(text.contains("      - target: v\n        source: '$.v'\n        items:\n"), "{text}");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("`$.o[*].v`") && notes[0].contains("an object at line 2:"), "{notes:?}");
+        // Agreeing samples: no note.
+        assert!(starter_and_notes(&[r#"{"p": [{"id": 1}]}"#, r#"{"p": []}"#]).unwrap().1.is_empty());
+    }
+
     #[test]
     fn samples_without_keys_make_a_mapping() {
         let text = starter_of(&["{}"]).unwrap();

@@ -238,11 +238,32 @@ fn first_lines(path: &Path) -> std::io::Result<Vec<u8>> {
 
 /// Replaces the file's content in one step: a reader (or the function's next cold start from a
 /// synced directory) sees the old text or the new one, never half of it.
+///
+/// The file replaced is the one `path` names once links are followed: a mapping that is a link
+/// stays a link, and the file it points to gets the text. The text is first written to a file
+/// created new under a random name in that file's folder (never an existing file, nor a link
+/// planted there by someone else), with the file's permissions, then renamed over it.
 fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temporary = path.with_file_name(format!(".{name}.playground-save"));
-    std::fs::write(&temporary, bytes)?;
-    std::fs::rename(&temporary, path)
+    let target = match std::fs::canonicalize(path) {
+        Ok(target) => target,
+        // Removed since it was read: written where it was.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => path.to_path_buf(),
+        Err(e) => return Err(e),
+    };
+    let folder = match target.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut temporary =
+        tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".playground-save").tempfile_in(folder)?;
+    if let Ok(metadata) = std::fs::metadata(&target) {
+        temporary.as_file().set_permissions(metadata.permissions())?;
+    }
+    temporary.write_all(bytes)?;
+    temporary.as_file().sync_all()?;
+    temporary.persist(&target).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Connections served at once. When all are taken, the one that has waited longest without
@@ -618,6 +639,74 @@ mod tests {
         assert!(body["error"].as_str().unwrap().contains("changed on disk"), "{body}");
         assert_eq!(s.reload().unwrap()["text"], elsewhere.as_str());
         s.save(MAPPING).unwrap();
+    }
+
+    /// The names in a folder, sorted: a save leaves no temporary file behind.
+    #[cfg(unix)]
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
+    /// A link planted at the name the temporary file once had is neither followed nor replaced.
+    #[cfg(unix)]
+    #[test]
+    fn save_writes_no_file_a_planted_link_names() {
+        let (dir, mut s) = session(MAPPING, "{\"a\": 1}\n");
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, "precious").unwrap();
+        let planted = dir.path().join(".m.yaml.playground-save");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let renamed = MAPPING.replace("name: t", "name: renamed");
+        s.save(&renamed).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(std::fs::read_link(&planted).unwrap(), victim, "the planted link is left as it was");
+        assert_eq!(std::fs::read_to_string(&s.mapping).unwrap(), renamed);
+        assert_eq!(names_in(dir.path()), [".m.yaml.playground-save", "m.yaml", "s.jsonl", "victim.txt"]);
+    }
+
+    /// A mapping path that is a link: the file it points to gets the text, the link stays a link,
+    /// and a change made to that file elsewhere is still refused.
+    #[cfg(unix)]
+    #[test]
+    fn save_through_a_link_writes_the_file_it_points_to() {
+        let (dir, _) = session(MAPPING, "");
+        let real_dir = dir.path().join("real");
+        std::fs::create_dir(&real_dir).unwrap();
+        let real = real_dir.join("mapping.yaml");
+        std::fs::write(&real, MAPPING).unwrap();
+        let link = dir.path().join("link.yaml");
+        std::os::unix::fs::symlink("real/mapping.yaml", &link).unwrap();
+        let mut s = Session::open(&link, &dir.path().join("s.jsonl")).unwrap();
+        let renamed = MAPPING.replace("name: t", "name: renamed");
+        s.save(&renamed).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("real/mapping.yaml"));
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), renamed);
+        assert_eq!(names_in(&real_dir), ["mapping.yaml"]);
+        assert_eq!(names_in(dir.path()), ["link.yaml", "m.yaml", "real", "s.jsonl"]);
+
+        let elsewhere = MAPPING.replace("name: t", "name: elsewhere");
+        std::fs::write(&real, &elsewhere).unwrap();
+        let (status, body) = s.save(MAPPING).unwrap_err();
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), elsewhere);
+    }
+
+    /// The file keeps its permissions: a mapping only its owner may read stays so.
+    #[cfg(unix)]
+    #[test]
+    fn save_keeps_the_files_permissions() {
+        use std::os::unix::fs::PermissionsExt as _;
+        for mode in [0o600, 0o640, 0o644] {
+            let (_dir, mut s) = session(MAPPING, "{\"a\": 1}\n");
+            std::fs::set_permissions(&s.mapping, std::fs::Permissions::from_mode(mode)).unwrap();
+            s.save(&MAPPING.replace("name: t", "name: renamed")).unwrap();
+            let after = std::fs::metadata(&s.mapping).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(after, mode, "{mode:o} became {after:o}");
+        }
     }
 
     #[test]

@@ -478,7 +478,12 @@ fn check_mapping(mapping: &Spanned<String>, name: &str, file: &Path, diags: &mut
                 diags.push(here(Diagnostic::new(mapping.pos, format!("cannot read mapping `{}`: {e}", path.display()))))
             }
             Ok(text) => {
-                if let Err(problems) = crate::plan::load_str(&text) {
+                // Its lookup files are read from its folder, as the function reads them.
+                let options = crate::plan::CompileOptions {
+                    base_dir: path.parent().map(Path::to_path_buf),
+                    ..crate::plan::CompileOptions::default()
+                };
+                if let Err(problems) = crate::plan::load_str_in(&text, &options) {
                     diags.push(here(Diagnostic::new(
                         mapping.pos,
                         format!(

@@ -367,7 +367,8 @@ pub const SPEC_VERSION: i64 = 1;
 
 /// How a mapping compiles beyond its text.
 pub struct CompileOptions {
-    /// Where `lookups:` files are read from (the mapping file's directory); else the current one.
+    /// The folder `lookups:` files are read from, and must lie inside: the mapping file's
+    /// directory; else (a mapping from S3, or given as text) the current one.
     pub base_dir: Option<PathBuf>,
     /// Resolves an HMAC key reference. The default reads `env://NAME` from the environment.
     pub secret: SecretResolver,
@@ -571,16 +572,16 @@ fn compile_lookups(
         let name = &spec.name;
         let values: Option<CodeTable> = match (&spec.values, &spec.file) {
             (Some(node), None) => transform::value_table(node, diags),
-            (None, Some(file)) => {
-                let path = base_dir.map_or_else(|| PathBuf::from(&file.value), |d| d.join(&file.value));
-                match read_lookup_file(&path) {
-                    Ok(t) => Some(t),
-                    Err(message) => {
-                        diags.push(Diagnostic::new(file.pos, format!("lookup table `{}`: {message}", name.value)));
-                        None
-                    }
+            (None, Some(file)) => match lookup_file(base_dir, &file.value).and_then(|(read, shown)| {
+                let format = Path::new(&file.value).extension().and_then(|e| e.to_str());
+                read_lookup_file(&read, &shown, format)
+            }) {
+                Ok(t) => Some(t),
+                Err(message) => {
+                    diags.push(Diagnostic::new(file.pos, format!("lookup table `{}`: {message}", name.value)));
+                    None
                 }
-            }
+            },
             (Some(node), Some(_)) => {
                 diags.push(Diagnostic::new(
                     node.pos,
@@ -604,7 +605,9 @@ fn compile_lookups(
                 None
             }
         };
-        let Some(values) = values else { continue };
+        // A table whose values are refused is still declared: its uses are not reported as
+        // unknown tables besides (the mapping is refused for the diagnostic already given).
+        let values = values.unwrap_or_default();
         let mut kinds = values.values().chain(default.iter()).map(|v| match v {
             serde_json::Value::String(_) => Ty::String,
             serde_json::Value::Number(n) if n.is_i64() => Ty::Int,
@@ -619,12 +622,59 @@ fn compile_lookups(
     tables
 }
 
-/// A lookup file: JSON (an object of code → value) or CSV (a header row, then code,value rows).
-fn read_lookup_file(path: &Path) -> Result<CodeTable, String> {
-    let shown = path.display();
+/// Where a lookup table's `file:` is read from: the path to read (links resolved) and the path
+/// as messages show it (the folder joined with the name as written).
+///
+/// The name is relative to the mapping's folder (`base_dir`; without one, a mapping given as text
+/// or read from S3, the working directory: the function's package) and must stay inside it, so a
+/// mapping names only files published with it: an absolute path is refused, so is a `..` that
+/// climbs out of the folder, and so is a name that resolves outside it through a symlink.
+fn lookup_file(base_dir: Option<&Path>, file: &str) -> Result<(PathBuf, PathBuf), String> {
+    use std::path::Component;
+    let folder = match base_dir {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = Path::new(file);
+    let mut depth = 0usize;
+    for component in name.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir => {
+                return Err(format!(
+                    "`file: {file}` is an absolute path; a lookup file is named relative to the mapping's folder and lies inside it"
+                ));
+            }
+            Component::CurDir => {}
+            Component::ParentDir if depth == 0 => {
+                return Err(format!(
+                    "`file: {file}` leaves the mapping's folder; a lookup file lies inside the folder of the mapping that reads it"
+                ));
+            }
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+        }
+    }
+    let shown = if folder == Path::new(".") { name.to_path_buf() } else { folder.join(name) };
+    // A name that does not resolve is left to the read, which says why it cannot.
+    let Ok(resolved) = std::fs::canonicalize(&shown) else { return Ok((shown.clone(), shown)) };
+    let inside = std::fs::canonicalize(folder).is_ok_and(|folder| resolved.starts_with(folder));
+    if !inside {
+        return Err(format!(
+            "`file: {file}` resolves to {} (through a symlink), outside the mapping's folder; a lookup file lies inside the folder of the mapping that reads it",
+            resolved.display()
+        ));
+    }
+    // The resolved path is read: the name cannot be pointed elsewhere between check and read.
+    Ok((resolved, shown))
+}
+
+/// A lookup file: JSON (an object of code → value) or CSV (a header row, then code,value rows),
+/// by the extension of its name as written (`format`).
+fn read_lookup_file(path: &Path, shown: &Path, format: Option<&str>) -> Result<CodeTable, String> {
+    let shown = shown.display();
     let bytes = crate::limits::read_bounded(path, crate::limits::MAX_LOOKUP_BYTES, "a lookup file")
         .map_err(|e| format!("cannot read {shown}: {e}"))?;
-    match path.extension().and_then(|e| e.to_str()) {
+    match format {
         Some("json") => match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(serde_json::Value::Object(map)) => Ok(map.into_iter().collect()),
             Ok(other) => {
