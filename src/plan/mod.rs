@@ -18,6 +18,7 @@ pub mod expr;
 pub mod extract;
 mod field;
 pub mod json;
+pub mod numbers;
 pub mod outcome;
 mod output;
 pub mod path;

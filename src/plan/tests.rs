@@ -922,3 +922,69 @@ fn zones_and_datetime_patterns_written_in_the_mapping_are_checked_at_load() {
         "{all}"
     );
 }
+
+/// One behaviour per concept: the `to_decimal` transform and `decimal()` read text the same
+/// way, and a value a decimal cannot hold exactly is refused by both, never rounded.
+#[test]
+fn to_decimal_and_decimal_agree_and_never_round_what_they_cannot_hold() {
+    let p = plan(
+        "fields:
+  - { target: t, source: $.v, type: string, transform: [{ to_decimal: { scale: 2 } }] }
+  - { target: s, source: $.v, type: string }
+  - { target: f, expr: 'decimal(s)' }
+",
+    );
+    let too_long = apply(&p, json!({"v": "12345678901234567890.123456789012345"}));
+    assert_eq!(rules_of(&too_long), vec![(Some("t"), "to_decimal"), (Some("f"), "expr")], "{:?}", too_long.errors());
+    for (text, transformed, computed) in [
+        ("12.345", "12.34", "12.345"),
+        ("1.5e3", "1500.00", "1500"),
+        (" 7 ", "7.00", "7"),
+        ("-0.005", "0.00", "-0.005"),
+    ] {
+        let out = apply(&p, json!({"v": text}));
+        let v = out.ok_value().unwrap_or_else(|| panic!("{text}: {:?}", out.errors()));
+        assert_eq!((v["t"].as_str(), v["f"].as_str()), (Some(transformed), Some(computed)), "{text}");
+    }
+}
+
+/// Each concept the language has twice, as a transform and as a function, gives the same
+/// result: trim, case, mask and the hex of a hash.
+#[test]
+fn transforms_and_their_functions_agree() {
+    let p = plan(
+        "fields:
+  - { target: s, source: $.s, type: string, output: false }
+  - { target: t_trim, source: $.s, type: string, transform: [trim] }
+  - { target: f_trim, expr: 'trim(s)' }
+  - { target: t_lower, source: $.s, type: string, transform: [lowercase] }
+  - { target: f_lower, expr: 'lower(s)' }
+  - { target: t_upper, source: $.s, type: string, transform: [uppercase] }
+  - { target: f_upper, expr: 'upper(s)' }
+  - { target: t_mask, source: $.s, type: string, transform: [{ mask: { keep_first: 1, keep_last: 2, with: '#' } }] }
+  - { target: f_mask, expr: 'mask(s, 1, 2, \"#\")' }
+  - { target: t_sha, source: $.s, type: string, transform: [sha256] }
+  - { target: f_sha, expr: 'sha256(s)' }
+",
+    );
+    for text in [
+        "plain",
+        "  padded\t",
+        "\u{a0}non-breaking\u{2003}",
+        "\u{b}vertical tab\u{c}",
+        "ÇÃO straße İstanbul ǅ",
+        "ab",
+        "",
+        "日本語テキスト",
+    ] {
+        let out = apply(&p, json!({"s": text}));
+        let v = out.ok_value().unwrap_or_else(|| panic!("{text:?}: {:?}", out.errors()));
+        for concept in ["trim", "lower", "upper", "mask", "sha"] {
+            assert_eq!(v[format!("t_{concept}")], v[format!("f_{concept}")], "{concept} of {text:?}");
+        }
+    }
+    let errors = problems(
+        "fields:\n  - { target: s, source: $.s, type: string }\n  - { target: m, expr: 'mask(s, 1, 1, \"ab\")' }\n",
+    );
+    assert!(errors[0].contains("`mask()` masks with one character, found \"ab\""), "{errors:?}");
+}

@@ -8,12 +8,12 @@ use std::borrow::Cow;
 
 use serde_json::{Number, Value};
 
-use rust_decimal::Decimal;
 
 use super::dates;
 use super::expr::eval::mask;
 use super::expr::{Rounding, rescale};
 use super::json::CodeTable;
+use super::numbers::exact_decimal;
 use super::outcome::StepError;
 use super::pattern::{Pattern, compile_regex};
 use super::types::{Kind, describe};
@@ -590,18 +590,19 @@ impl Transform {
             },
             Transform::ToDecimal { scale, rounding } => {
                 let parsed = match (value.as_str(), value.json()) {
-                    (Some(s), _) => {
-                        s.trim().parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(s.trim()).ok())
-                    }
-                    (None, Some(Value::Number(n))) => {
-                        n.to_string().parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(&n.to_string()).ok())
-                    }
+                    // Exactly as `decimal()` reads it: a value a decimal cannot hold is refused,
+                    // never rounded before `scale` is applied.
+                    (Some(s), _) => exact_decimal(s),
+                    (None, Some(Value::Number(n))) => exact_decimal(&n.to_string()),
                     _ => return Err(wrong_type(value)),
                 };
                 match parsed.and_then(|d| rescale(d, *scale, *rounding)) {
                     Some(d) => Val::text(d.to_string()),
                     None => {
-                        return Err(failed(format!("expected a decimal number, found {}", describe(value, sensitive))));
+                        return Err(failed(format!(
+                            "expected a decimal number that fits `scale: {scale}` exactly before rounding (at most 28 digits after the point, 96 bits in all), found {}",
+                            describe(value, sensitive)
+                        )));
                     }
                 }
             }

@@ -574,7 +574,15 @@ impl Checker<'_> {
             "endsWith" => (Func::EndsWith, Ty::Bool),
             "contains" => (Func::Contains, Ty::Bool),
             "replace" => (Func::Replace, Ty::String),
-            "mask" => (Func::Mask, Ty::String),
+            "mask" => {
+                if let Some((with, _)) = value_args.get(3)
+                    && let AstKind::Str(s) = &with.kind
+                    && s.chars().count() != 1
+                {
+                    return self.error(with.at, format!("{shown} masks with one character, found {s:?}"));
+                }
+                (Func::Mask, Ty::String)
+            }
             "sum" | "min" | "max" => {
                 let item = match &tys[0] {
                     Ty::List(item) => (**item).clone(),

@@ -6,13 +6,14 @@ use std::cmp::Ordering;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
 
 use super::code::{Code, Func, Lit, MacroKind, Reading, rescale};
 use super::syntax::BinaryOp;
 use crate::plan::json::json_equal;
+use crate::plan::numbers::exact_decimal;
 use crate::plan::value::{FieldState, Item, Val};
 
 /// A value while an expression runs. Text and JSON borrow from the record or the plan.
@@ -813,17 +814,16 @@ fn as_read<'s>(value: EVal<'s>, reading: &Reading) -> Result<EVal<'s>, EvalError
 fn dec_of_double(d: f64) -> Result<Decimal, EvalError> {
     // The shortest text that reads back as the same float: `0.1` stays `0.1`, not its binary value.
     let text = format!("{d}");
-    text.parse::<Decimal>()
-        .or_else(|_| Decimal::from_f64(d).ok_or(()))
-        .map_err(|_| EvalError::quoting(format!("{d} does not fit a decimal"), "a float that does not fit a decimal"))
+    exact_decimal(&text).ok_or_else(|| {
+        EvalError::quoting(format!("{d} does not fit a decimal exactly"), "a float that does not fit a decimal exactly")
+    })
 }
 
 fn parse_decimal(s: &str) -> Result<Decimal, EvalError> {
-    let t = s.trim();
-    Decimal::from_str_exact(t).or_else(|_| Decimal::from_scientific(t)).map_err(|_| {
+    exact_decimal(s).ok_or_else(|| {
         EvalError::quoting(
-            format!("{s:?} is not a decimal number"),
-            "a string that is not a decimal number (value hidden: sensitive field)",
+            format!("{s:?} is not a decimal number a decimal can hold exactly (at most 28 digits after the point, 96 bits in all)"),
+            "a string that is not a decimal number a decimal can hold exactly (value hidden: sensitive field)",
         )
     })
 }
@@ -1254,7 +1254,19 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
             let first = usize::try_from(int_arg(&next(), "the characters kept at the start")?).unwrap_or(0);
             let last = usize::try_from(int_arg(&next(), "the characters kept at the end")?).unwrap_or(0);
             let with = match args.next() {
-                Some(m) => str_arg(&m, "the mask")?.chars().next().unwrap_or('*'),
+                Some(m) => {
+                    let m = str_arg(&m, "the mask")?;
+                    let mut chars = m.chars();
+                    match (chars.next(), chars.next()) {
+                        (Some(c), None) => c,
+                        _ => {
+                            return fail_quoting(
+                                format!("the mask must be one character, found {m:?}"),
+                                "the mask must be one character",
+                            );
+                        }
+                    }
+                }
                 None => '*',
             };
             sized(mask(&s, first, last, with))?
