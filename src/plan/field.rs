@@ -271,6 +271,15 @@ impl Field {
                         *state = FieldState::Present(v);
                         true
                     }
+                    Ok(None) if self.required && self.default.is_none() => {
+                        let why = expr.code.why_null(env, &mut locals, expr.reads_sensitive || self.sensitive);
+                        let message = match why {
+                            Some(why) => format!("required field is missing: `{}` gave null: {why}", expr.text),
+                            None => format!("required field is missing: `{}` gave null", expr.text),
+                        };
+                        *state = self.error(errors, "required", message);
+                        return;
+                    }
                     Ok(None) => self.absent("its expression gave null; the value", state, errors),
                     Err(e) => {
                         let message = format!("could not be computed: {}", e.message(expr.reads_sensitive));

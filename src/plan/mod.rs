@@ -618,7 +618,7 @@ fn compile_lookups(
         });
         let first = kinds.next().unwrap_or(Ty::Dyn);
         let ty = if kinds.all(|k| k == first) { first } else { Ty::Dyn };
-        tables.insert(name.value.clone(), Arc::new(LookupTable { values, default, ty }));
+        tables.insert(name.value.clone(), Arc::new(LookupTable { name: name.value.clone(), values, default, ty }));
     }
     tables
 }

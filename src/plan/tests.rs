@@ -988,3 +988,29 @@ fn transforms_and_their_functions_agree() {
     );
     assert!(errors[0].contains("`mask()` masks with one character, found \"ab\""), "{errors:?}");
 }
+
+/// A required computed field that a lookup leaves empty says which table and which key.
+#[test]
+fn a_lookup_miss_on_a_required_field_names_the_table_and_the_key() {
+    let p = plan(
+        "lookups:\n  sizes:\n    values: { '1': S, '2': M }\nfields:\n  - { target: code, source: $.code, type: integer }\n  - { target: size, expr: 'lookup(\"sizes\", code)', required: true }\n  - { target: secret, source: $.secret, type: string, sensitive: true }\n  - { target: hidden, expr: 'lookup(\"sizes\", secret)', required: true, sensitive: true }\n  - { target: sum, expr: 'code + 1', required: true }\n",
+    );
+    let out = apply(&p, json!({"code": 7, "secret": "4111"}));
+    let messages: Vec<&str> = out.errors().iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "required field is missing: `lookup(\"sizes\", code)` gave null: lookup table `sizes` has no entry for \"7\" and no default",
+            "required field is missing: `lookup(\"sizes\", secret)` gave null: lookup table `sizes` has no entry for the key (value hidden: sensitive field) and no default",
+        ]
+    );
+    let out = apply(&p, json!({"secret": "1"}));
+    let messages: Vec<&str> = out.errors().iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "required field is missing: `lookup(\"sizes\", code)` gave null: the key of lookup table `sizes` is absent",
+            "required field is missing: `code + 1` gave null",
+        ]
+    );
+}

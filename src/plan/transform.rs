@@ -8,7 +8,6 @@ use std::borrow::Cow;
 
 use serde_json::{Number, Value};
 
-
 use super::dates;
 use super::expr::eval::mask;
 use super::expr::{Rounding, rescale};

@@ -110,6 +110,8 @@ fn plural(item: &Ty) -> String {
 /// A `lookups:` table: codes to values, with an optional default.
 #[derive(Debug)]
 pub struct LookupTable {
+    /// Its name under `lookups:`, for messages.
+    pub name: String,
     pub values: CodeTable,
     pub default: Option<Value>,
     /// The type every value (and the default) shares, or `Dyn`.

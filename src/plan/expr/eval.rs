@@ -525,6 +525,30 @@ impl Code {
         }
     }
 
+    /// Why the expression gave null, when a reader of a required field needs more than "null":
+    /// a lookup that found no entry names its table and the key (the key unless `sensitive`).
+    pub fn why_null<'s>(&'s self, env: Env<'s>, locals: &mut Vec<EVal<'s>>, sensitive: bool) -> Option<String> {
+        match self {
+            Code::Typed(inner, _) => inner.why_null(env, locals, sensitive),
+            Code::Call(Func::Lookup(table), args) => {
+                let key = args.first()?.eval(env, locals).ok()?;
+                let key = match &key {
+                    EVal::Null => return Some(format!("the key of lookup table `{}` is absent", table.name)),
+                    k => k.text().ok()?,
+                };
+                Some(if sensitive {
+                    format!(
+                        "lookup table `{}` has no entry for the key (value hidden: sensitive field) and no default",
+                        table.name
+                    )
+                } else {
+                    format!("lookup table `{}` has no entry for {key:?} and no default", table.name)
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// Evaluates the expression over one record.
     pub fn eval<'s>(&'s self, env: Env<'s>, locals: &mut Vec<EVal<'s>>) -> Result<EVal<'s>, EvalError> {
         Ok(match self {
