@@ -1,9 +1,14 @@
 //! Positions and located problems, shared by the spec loader and the plan compiler.
 //!
-//! A [`Diagnostic`] is one problem in one file at one place. Loading and compiling collect them all
-//! (like a compiler) and the caller renders them as `FILE:LINE:COL: error: message`.
+//! A [`Diagnostic`] is one problem in one file, from where it starts to where it ends, as an error
+//! (the mapping is refused) or a warning (it loads). Loading and compiling collect them all (like a
+//! compiler); the caller renders each as one line, `FILE:LINE:COL: error: message`, or with a
+//! [`SourceFile`] as that line followed by the source lines with the offending text underlined.
 
 use std::fmt;
+use std::sync::Arc;
+
+use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 
 /// A place in a source file: 1-based line and column (columns count characters, not bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -17,7 +22,8 @@ impl Pos {
         Pos { line, col }
     }
 
-    /// The position `chars` characters to the right on the same line (for pointing inside a scalar).
+    /// The position `chars` characters to the right on the same line. Inside a scalar, use
+    /// [`Spanned::pos_at`], which knows where a quoted, escaped or multi-line value was written.
     pub fn shifted(self, chars: usize) -> Self {
         Pos { line: self.line, col: self.col.saturating_add(chars as u32) }
     }
@@ -29,16 +35,79 @@ impl fmt::Display for Pos {
     }
 }
 
+/// Where each character of a value was written, for a value not written character for character
+/// on one line (a quoted value with escapes, a block or a value over several lines). The loader
+/// that read the value knows how; it works it out when first asked, since only a value with a
+/// problem inside is asked.
+pub trait Layout: fmt::Debug + Send + Sync {
+    /// Where character `offset` of `value` (the text this layout was made for) was written; past
+    /// its end, its end.
+    fn pos_at(&self, value: &str, offset: usize) -> Pos;
+}
+
+/// Where a value's text lies in its file beyond its first character: where it ends, and for a
+/// value not written character for character on one line, its [`Layout`].
+#[derive(Clone, Debug, Default)]
+pub struct Extent {
+    /// Just past the value's last character; `None` when not known (a value made in code).
+    pub end: Option<Pos>,
+    layout: Option<Arc<dyn Layout>>,
+}
+
+impl Extent {
+    /// A value whose characters follow each other on one line, ending at `end`.
+    pub fn ending(end: Pos) -> Self {
+        Extent { end: Some(end), layout: None }
+    }
+
+    /// A value ending at `end` whose characters were written as `layout` says.
+    pub fn with_layout(end: Pos, layout: Arc<dyn Layout>) -> Self {
+        Extent { end: Some(end), layout: Some(layout) }
+    }
+
+    /// Whether the value was written other than character for character on one line.
+    pub fn has_layout(&self) -> bool {
+        self.layout.is_some()
+    }
+
+    /// Where character `offset` of `value`, starting at `start`, was written.
+    pub fn pos_at(&self, start: Pos, value: &str, offset: usize) -> Pos {
+        match &self.layout {
+            Some(layout) => layout.pos_at(value, offset),
+            None => start.shifted(offset),
+        }
+    }
+}
+
+/// Two extents are the same place when they end at the same place and both have, or both lack, a
+/// layout (which is worked out from the same text).
+impl PartialEq for Extent {
+    fn eq(&self, other: &Self) -> bool {
+        self.end == other.end && self.layout.is_some() == other.layout.is_some()
+    }
+}
+
 /// A value together with where it was written.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Spanned<T> {
     pub value: T,
     pub pos: Pos,
+    pub extent: Extent,
 }
 
 impl<T> Spanned<T> {
+    /// A value known only by where it starts.
     pub fn new(value: T, pos: Pos) -> Self {
-        Spanned { value, pos }
+        Spanned { value, pos, extent: Extent::default() }
+    }
+
+    pub fn with_extent(value: T, pos: Pos, extent: Extent) -> Self {
+        Spanned { value, pos, extent }
+    }
+
+    /// The same place, another value (a scalar's text read as an expression).
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Spanned<U> {
+        Spanned { value: f(self.value), pos: self.pos, extent: self.extent }
     }
 }
 
@@ -46,35 +115,190 @@ impl Spanned<String> {
     pub fn as_str(&self) -> &str {
         &self.value
     }
+
+    /// Where character `offset` of the text was written in the file (the error inside a
+    /// JSONPath or an expression), on its own line even when the text spans several.
+    pub fn pos_at(&self, offset: usize) -> Pos {
+        self.extent.pos_at(self.pos, &self.value, offset)
+    }
 }
 
-/// One located problem. Every diagnostic is an error: a mapping either compiles cleanly or is refused.
+/// Whether a diagnostic refuses the mapping.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// The mapping is refused.
+    #[default]
+    Error,
+    /// Surely a mistake, but the mapping still loads.
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One located problem: an error refuses the mapping, a warning does not.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Diagnostic {
+    pub severity: Severity,
     pub pos: Pos,
     pub message: String,
+    /// Just past the offending text, when the code that found the problem knows it; otherwise a
+    /// [`SourceFile`] takes the token written at `pos`.
+    pub end: Option<Pos>,
 }
 
 impl Diagnostic {
+    /// An error at `pos`.
     pub fn new(pos: Pos, message: impl Into<String>) -> Self {
-        Diagnostic { pos, message: message.into() }
+        Diagnostic { severity: Severity::Error, pos, message: message.into(), end: None }
     }
 
-    /// Renders the diagnostic the way compilers do, so editors and CI logs can jump to it.
+    /// A warning at `pos`: the mapping still loads.
+    pub fn warning(pos: Pos, message: impl Into<String>) -> Self {
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::new(pos, message) }
+    }
+
+    /// The same diagnostic, ending just before `end`.
+    pub fn until(self, end: Pos) -> Self {
+        Diagnostic { end: Some(end.max(self.pos)), ..self }
+    }
+
+    /// The same diagnostic, ending where a value ends, when that is known.
+    pub fn spanning(self, extent: &Extent) -> Self {
+        match extent.end {
+            Some(end) => self.until(end),
+            None => self,
+        }
+    }
+
+    /// One line, the way compilers write it, so editors and CI logs can jump to it:
+    /// `FILE:LINE:COL: error: message`.
     pub fn render(&self, file: &str) -> String {
-        format!("{file}:{}:{}: error: {}", self.pos.line, self.pos.col, self.message)
-    }
-
-    /// The same, as a warning: the mapping still loads.
-    pub fn render_warning(&self, file: &str) -> String {
-        format!("{file}:{}:{}: warning: {}", self.pos.line, self.pos.col, self.message)
+        format!("{file}:{}:{}: {}: {}", self.pos.line, self.pos.col, self.severity, self.message)
     }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: error: {}", self.pos, self.message)
+        write!(f, "{}: {}: {}", self.pos, self.severity, self.message)
     }
+}
+
+/// A file's text, to show diagnostics in it.
+pub struct SourceFile<'a> {
+    name: &'a str,
+    text: &'a str,
+    /// The byte offset where each line starts.
+    lines: Vec<usize>,
+}
+
+impl<'a> SourceFile<'a> {
+    pub fn new(name: &'a str, text: &'a str) -> Self {
+        let lines = std::iter::once(0).chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1)).collect();
+        SourceFile { name, text, lines }
+    }
+
+    /// Line `line` (1-based) without its line break, and the byte offset it starts at.
+    fn line(&self, line: u32) -> Option<(usize, &'a str)> {
+        let start = *self.lines.get((line as usize).checked_sub(1)?)?;
+        let end = self.lines.get(line as usize).map_or(self.text.len(), |next| next - 1);
+        let text = &self.text[start..end];
+        Some((start, text.strip_suffix('\r').unwrap_or(text)))
+    }
+
+    /// The byte offset of `pos`: past the end of its line when the column is, at the end of the
+    /// text when the line is.
+    fn offset(&self, pos: Pos) -> usize {
+        match self.line(pos.line) {
+            Some((start, line)) => {
+                start + line.char_indices().nth(pos.col.saturating_sub(1) as usize).map_or(line.len(), |(i, _)| i)
+            }
+            None => self.text.len(),
+        }
+    }
+
+    /// Where a diagnostic's text ends: its own end, or the end of the token written at its start.
+    pub fn end_of(&self, d: &Diagnostic) -> Pos {
+        if let Some(end) = d.end {
+            return end.max(d.pos);
+        }
+        let Some((start, line)) = self.line(d.pos.line) else { return d.pos };
+        let at = self.offset(d.pos) - start;
+        d.pos.shifted(token_len(line, at))
+    }
+
+    /// The diagnostic as its one line, then the source lines it covers with the text underlined,
+    /// the way rustc shows them; ends with a line break.
+    pub fn render(&self, d: &Diagnostic) -> String {
+        let title = d.render(self.name);
+        let end = self.end_of(d);
+        // Without the text (a file that could not be read again) there is nothing to show.
+        let (Some((first, _)), Some((last_start, last)), false) =
+            (self.line(d.pos.line), self.line(end.line), self.text.is_empty())
+        else {
+            return format!("{title}\n");
+        };
+        // Only the lines the diagnostic covers go to the renderer, which reads all it is given.
+        let excerpt = &self.text[first..last_start + last.len()];
+        let from = self.offset(d.pos) - first;
+        let to = (self.offset(end) - first).clamp(from, excerpt.len());
+        let level = match d.severity {
+            Severity::Error => Level::ERROR,
+            Severity::Warning => Level::WARNING,
+        };
+        let report = [Group::with_title(level.no_name().primary_title(&title)).element(
+            Snippet::source(excerpt).line_start(d.pos.line as usize).annotation(AnnotationKind::Primary.span(from..to)),
+        )];
+        let mut out = Renderer::plain().render(&report);
+        out.push('\n');
+        out
+    }
+}
+
+/// How many characters the token at byte `at` of `line` has: a quoted scalar to its closing
+/// quote, a `[…]` or `{…}` to its closing bracket, otherwise a plain word up to the next space,
+/// `:`, `,` or bracket. At least one character, unless `at` is past the line's end.
+fn token_len(line: &str, at: usize) -> usize {
+    let rest = line.get(at..).unwrap_or_default();
+    let mut chars = rest.chars();
+    let Some(first) = chars.next() else { return 0 };
+    let len = match first {
+        '"' | '\'' => {
+            let mut escaped = false;
+            let close = rest.char_indices().skip(1).find(|&(_, c)| {
+                let closes = c == first && !escaped;
+                escaped = first == '"' && c == '\\' && !escaped;
+                closes
+            });
+            close.map_or(rest.chars().count(), |(i, _)| rest[..=i].chars().count())
+        }
+        '[' | '{' => {
+            let mut depth = 0usize;
+            let close = rest.char_indices().find(|&(_, c)| {
+                match c {
+                    '[' | '{' => depth += 1,
+                    ']' | '}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+                depth == 0
+            });
+            close.map_or(rest.chars().count(), |(i, _)| rest[..=i].chars().count())
+        }
+        _ => rest.chars().take_while(|c| !c.is_whitespace() && !matches!(c, ':' | ',' | '[' | ']' | '{' | '}')).count(),
+    };
+    len.max(1)
 }
 
 /// `did you mean `x`?` for a misspelt name, when one of the known names is close enough.
@@ -87,5 +311,61 @@ pub fn suggestion<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -
     match best {
         Some((_, k)) => format!("; did you mean `{k}`?"),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str =
+        "version: 1\nfields:\n  - target: total\n    expr: >-\n      size(items) +\n      sizee(items)\n";
+
+    #[test]
+    fn a_diagnostic_shows_its_line_with_the_text_underlined_under_its_one_line_form() {
+        let d = Diagnostic::new(Pos::new(6, 7), "unknown function `sizee`").until(Pos::new(6, 12));
+        let shown = SourceFile::new("m.yaml", TEXT).render(&d);
+        assert_eq!(
+            shown,
+            "m.yaml:6:7: error: unknown function `sizee`\n  |\n6 |       sizee(items)\n  |       ^^^^^\n"
+        );
+    }
+
+    #[test]
+    fn a_warning_says_so_and_a_span_over_lines_is_drawn_over_them() {
+        let d = Diagnostic::warning(Pos::new(5, 7), "never true").until(Pos::new(6, 19));
+        let shown = SourceFile::new("m.yaml", TEXT).render(&d);
+        assert!(shown.starts_with("m.yaml:5:7: warning: never true\n"), "{shown}");
+        assert!(shown.contains("5 | /       size(items) +\n6 | |       sizee(items)\n"), "{shown}");
+        assert!(shown.ends_with("  | |__________________^\n"), "{shown}");
+    }
+
+    #[test]
+    fn without_an_end_the_token_at_the_start_is_underlined() {
+        let file = SourceFile::new("m.yaml", "a: [x, 'y z', {b: c}]\nkey: value # note\n");
+        let end = |line, col| file.end_of(&Diagnostic::new(Pos::new(line, col), "m"));
+        assert_eq!(end(1, 1), Pos::new(1, 2));
+        assert_eq!(end(1, 5), Pos::new(1, 6));
+        assert_eq!(end(1, 8), Pos::new(1, 13));
+        assert_eq!(end(1, 15), Pos::new(1, 21));
+        assert_eq!(end(2, 6), Pos::new(2, 11));
+        assert_eq!(end(2, 40), Pos::new(2, 40));
+        assert_eq!(end(9, 1), Pos::new(9, 1));
+        assert_eq!(file.end_of(&Diagnostic::new(Pos::new(2, 6), "m").until(Pos::new(1, 1))), Pos::new(2, 6));
+    }
+
+    #[test]
+    fn a_place_past_the_text_shows_the_one_line_alone() {
+        let d = Diagnostic::new(Pos::new(40, 1), "somewhere else");
+        assert_eq!(SourceFile::new("m.yaml", TEXT).render(&d), "m.yaml:40:1: error: somewhere else\n");
+        let d = Diagnostic::new(Pos::new(2, 8), "at the end of a line");
+        assert!(SourceFile::new("m.yaml", TEXT).render(&d).ends_with("2 | fields:\n  |        ^\n"));
+    }
+
+    #[test]
+    fn a_value_without_a_layout_counts_columns_from_its_start() {
+        let s = Spanned::with_extent("a + b".to_string(), Pos::new(3, 7), Extent::ending(Pos::new(3, 12)));
+        assert_eq!(s.pos_at(4), Pos::new(3, 11));
+        assert_eq!(Spanned::new("a".to_string(), Pos::new(2, 2)).pos_at(1), Pos::new(2, 3));
     }
 }

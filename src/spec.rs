@@ -189,7 +189,7 @@ fn read_spec(root: &Node, diags: &mut Vec<Diagnostic>) -> MappingSpec {
     };
     match top.get("version") {
         None => diags.push(Diagnostic::new(root.pos, "missing `version` (this program reads `version: 1`)")),
-        Some(Node { kind: NodeKind::Int(v), pos }) => spec.version = Some(Spanned::new(*v, *pos)),
+        Some(node @ Node { kind: NodeKind::Int(v), .. }) => spec.version = Some(node.spanned(*v)),
         Some(node) => {
             diags.push(Diagnostic::new(node.pos, format!("`version` must be an integer, found {}", node.kind_name())))
         }
@@ -205,7 +205,7 @@ fn read_spec(root: &Node, diags: &mut Vec<Diagnostic>) -> MappingSpec {
     if let Some(limits) = top.get("limits").and_then(|n| Fields::read(n, "`limits`", LIMIT_KEYS, diags)) {
         match limits.get("steps") {
             None => {}
-            Some(Node { kind: NodeKind::Int(n), pos }) if *n > 0 => spec.steps = Some(Spanned::new(*n, *pos)),
+            Some(node @ Node { kind: NodeKind::Int(n), .. }) if *n > 0 => spec.steps = Some(node.spanned(*n)),
             Some(node) => diags.push(Diagnostic::new(
                 node.pos,
                 format!("`steps` is a positive whole number of evaluation steps, found {}", node.kind_name()),
@@ -291,13 +291,13 @@ fn expression(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<Sp
             return None;
         }
     };
-    Some(Spanned::new(text, node.pos))
+    Some(node.spanned(text))
 }
 
 /// A step is either a bare name (`trim`) or a one-entry mapping (`range: {min: 1}`).
 fn read_step(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<StepSpec> {
     match &node.kind {
-        NodeKind::Str(name) => Some(StepSpec { name: Spanned::new(name.clone(), node.pos), arg: None, when: None }),
+        NodeKind::Str(name) => Some(StepSpec { name: node.spanned(name.clone()), arg: None, when: None }),
         NodeKind::Map(entries) if entries.len() == 1 => {
             let (name, arg) = &entries[0];
             Some(StepSpec { name: name.clone(), arg: Some(arg.clone()), when: None })

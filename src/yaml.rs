@@ -4,23 +4,28 @@
 //! owned [`Node`] tree; [`Fields`] reads a mapping node against the keys its place allows,
 //! reporting unknown ones with a "did you mean" suggestion. Problems are collected, never thrown.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, OnceLock};
 
 use saphyr::{MarkedYaml, Scalar, YamlData, YamlLoader};
-use saphyr_parser::{BufferedInput, Event, Parser, Span, SpannedEventReceiver};
+use saphyr_parser::{BufferedInput, Event, Parser, ScalarStyle, Span, SpannedEventReceiver};
 use serde_json::Value;
 
-use crate::diagnostic::{Diagnostic, Pos, Spanned, suggestion};
+use crate::diagnostic::{Diagnostic, Extent, Layout, Pos, Spanned, suggestion};
 
 /// A YAML node, owned and position-tagged, detached from the parser's lifetimes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Node {
     pub pos: Pos,
     pub kind: NodeKind,
+    /// Where a scalar ends, and where each character of a string was written.
+    pub extent: Extent,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub enum NodeKind {
+    #[default]
     Null,
     Bool(bool),
     Int(i64),
@@ -50,6 +55,11 @@ impl Node {
             NodeKind::Str(s) => Some(s),
             _ => None,
         }
+    }
+
+    /// `value`, located where this node was written.
+    pub fn spanned<T>(&self, value: T) -> Spanned<T> {
+        Spanned::with_extent(value, self.pos, self.extent.clone())
     }
 
     /// The node as JSON (for defaults, constants, test inputs and expected outputs).
@@ -103,11 +113,21 @@ struct Bounded<'input> {
     /// The whole document's expanded size so far.
     expanded: usize,
     refused: Option<Diagnostic>,
+    /// Where each literal (`|`) or folded (`>`) scalar starts (a character index): the tree
+    /// keeps their text, not how it was written.
+    blocks: HashSet<usize>,
 }
 
 impl<'input> Bounded<'input> {
     fn new() -> Self {
-        Bounded { loader: YamlLoader::default(), open: Vec::new(), anchors: HashMap::new(), expanded: 0, refused: None }
+        Bounded {
+            loader: YamlLoader::default(),
+            open: Vec::new(),
+            anchors: HashMap::new(),
+            expanded: 0,
+            refused: None,
+            blocks: HashSet::new(),
+        }
     }
 
     fn refuse(&mut self, span: &Span, message: String) {
@@ -132,7 +152,10 @@ impl<'input> SpannedEventReceiver<'input> for Bounded<'input> {
                 None
             }
             Event::SequenceEnd | Event::MappingEnd => self.open.pop(),
-            Event::Scalar(value, _, anchor, _) => {
+            Event::Scalar(value, style, anchor, _) => {
+                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+                    self.blocks.insert(span.start.index());
+                }
                 let size = NODE_COST + value.len();
                 self.expanded = self.expanded.saturating_add(size);
                 Some((size, *anchor))
@@ -199,10 +222,9 @@ pub fn load_yaml(text: &str, diags: &mut Vec<Diagnostic>) -> Option<Node> {
             None
         }
         1 => {
-            // Quoted scalars are located at their first character, not their quote, so offsets
-            // into them (a JSONPath, an expression) land on the right column.
             let chars: Vec<char> = text.chars().collect();
-            convert(&docs[0], Pos::new(1, 1), &chars, diags)
+            let src = Source { chars: &chars, blocks: &bounded.blocks, located: RefCell::default() };
+            convert(&docs[0], Pos::new(1, 1), &src, diags)
         }
         _ => {
             let second = pos_of(&docs[1]);
@@ -216,26 +238,40 @@ fn pos_of(node: &MarkedYaml<'_>) -> Pos {
     Pos::new(node.span.start.line() as u32, node.span.start.col() as u32 + 1)
 }
 
+/// The file's text, and what the tree forgot of how its scalars were written.
+struct Source<'t> {
+    chars: &'t [char],
+    /// Where each literal or folded block scalar starts.
+    blocks: &'t HashSet<usize>,
+    /// Each string scalar located with a layout, by where it starts.
+    located: RefCell<HashMap<usize, (Pos, Extent)>>,
+}
+
+impl Source<'_> {
+    fn at(&self, index: usize) -> Option<char> {
+        self.chars.get(index).copied()
+    }
+}
+
 /// `parent` is where the enclosing node starts: saphyr gives some nodes (the empty value under a
 /// tag, `key: !tag`) no position at all (line 0), and those borrow their parent's (found by
 /// fuzzing the mapping loader).
-fn convert(node: &MarkedYaml<'_>, parent: Pos, text: &[char], diags: &mut Vec<Diagnostic>) -> Option<Node> {
-    let pos = match pos_of(node) {
-        Pos { line: 0, .. } => parent,
-        pos if matches!(node.data, YamlData::Value(Scalar::String(_)))
-            && matches!(text.get(node.span.start.index()), Some('\'' | '"')) =>
-        {
-            pos.shifted(1)
-        }
-        pos => pos,
+fn convert(node: &MarkedYaml<'_>, parent: Pos, src: &Source<'_>, diags: &mut Vec<Diagnostic>) -> Option<Node> {
+    let (pos, extent) = match pos_of(node) {
+        Pos { line: 0, .. } => (parent, Extent::default()),
+        _ => locate(node, src),
     };
     let kind = match &node.data {
         YamlData::Value(scalar) => scalar_kind(scalar),
         YamlData::Representation(text, _, _) => NodeKind::Str(text.to_string()),
-        YamlData::Sequence(items) => NodeKind::Seq(items.iter().filter_map(|n| convert(n, pos, text, diags)).collect()),
+        YamlData::Sequence(items) => NodeKind::Seq(items.iter().filter_map(|n| convert(n, pos, src, diags)).collect()),
         YamlData::Mapping(entries) => {
+            let entries: Vec<(&MarkedYaml<'_>, &MarkedYaml<'_>)> = entries.iter().collect();
+            let flow = src.at(node.span.start.index()) == Some('{');
             let mut out = Vec::with_capacity(entries.len());
-            for (key, value) in entries {
+            let mut i = 0;
+            while i < entries.len() {
+                let (key, value) = entries[i];
                 let key_pos = match pos_of(key) {
                     Pos { line: 0, .. } => pos,
                     key_pos => key_pos,
@@ -248,25 +284,424 @@ fn convert(node: &MarkedYaml<'_>, parent: Pos, text: &[char], diags: &mut Vec<Di
                     YamlData::Value(Scalar::Null) => "null".to_string(),
                     _ => {
                         diags.push(Diagnostic::new(key_pos, "mapping keys must be plain scalars"));
+                        i += 1;
                         continue;
                     }
                 };
-                if let Some(value) = convert(value, key_pos, text, diags) {
-                    out.push((Spanned::new(key_text, key_pos), value));
+                let (key_pos, key_extent) = match key_pos.line {
+                    0 => (key_pos, Extent::default()),
+                    _ => locate(key, src),
+                };
+                let split = if flow { split_value(&entries[i..], src) } else { None };
+                let converted = match split {
+                    Some(split) => {
+                        let what = &split.intended;
+                        diags.push(
+                            Diagnostic::new(
+                                split.node.pos,
+                                format!(
+                                    "inside `{{ … }}` a `, ` ends the value of `{key_text}`, so `{}` was read as a key of its own; quote the value: `{key_text}: {}`",
+                                    split.cut_at,
+                                    single_quoted(what)
+                                ),
+                            )
+                            .spanning(&split.node.extent),
+                        );
+                        i += split.entries;
+                        Some(split.node)
+                    }
+                    None => {
+                        i += 1;
+                        convert(value, key_pos, src, diags)
+                    }
+                };
+                if let Some(value) = converted {
+                    out.push((Spanned::with_extent(key_text, key_pos, key_extent), value));
                 }
             }
             NodeKind::Map(out)
         }
         YamlData::Tagged(tag, inner) => {
             diags.push(Diagnostic::new(pos, format!("YAML tags are not supported (found `{tag}`)")));
-            return convert(inner, pos, text, diags);
+            return convert(inner, pos, src, diags);
         }
         YamlData::Alias(_) | YamlData::BadValue => {
             diags.push(Diagnostic::new(pos, "this value cannot be read (bad scalar or unresolved alias)"));
             return None;
         }
     };
-    Some(Node { pos, kind })
+    Some(Node { pos, kind, extent })
+}
+
+/// Where a node starts and, for a scalar, where it ends and how its text was written. A quoted
+/// scalar starts at its first character, not its quote, so an offset into it (a JSONPath's, an
+/// expression's) lands on the character.
+fn locate(node: &MarkedYaml<'_>, src: &Source<'_>) -> (Pos, Extent) {
+    let start = pos_of(node);
+    let (from, to) = (node.span.start.index(), node.span.end.index().min(src.chars.len()));
+    match &node.data {
+        YamlData::Value(Scalar::String(value)) if from < to => {
+            // An alias repeats its anchor's scalar: one layout serves every copy.
+            if let Some(known) = src.located.borrow().get(&from) {
+                return known.clone();
+            }
+            let style = match src.at(from) {
+                Some('"') => Style::DoubleQuoted,
+                Some('\'') => Style::SingleQuoted,
+                _ if src.blocks.contains(&from) => Style::Block,
+                _ => Style::Plain,
+            };
+            let located = locate_text(&src.chars[from..to], start, style, value);
+            if located.1.has_layout() {
+                src.located.borrow_mut().insert(from, located.clone());
+            }
+            located
+        }
+        YamlData::Value(_) if from < to => {
+            (start, Extent::ending(Pos::new(node.span.end.line() as u32, node.span.end.col() as u32 + 1)))
+        }
+        _ => (start, Extent::default()),
+    }
+}
+
+/// How a scalar was written, which says how its source text became its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Style {
+    Plain,
+    SingleQuoted,
+    DoubleQuoted,
+    /// Literal (`|`) or folded (`>`): the text starts on the line after the indicator, at the
+    /// block's indentation.
+    Block,
+}
+
+/// Locates `value`, written as `raw` (the scalar's source text, quotes included) from `start`:
+/// where it starts and ends, and unless it is written as it reads on one line, its layout.
+fn locate_text(raw: &[char], start: Pos, style: Style, value: &str) -> (Pos, Extent) {
+    let (start, content) = match style {
+        Style::SingleQuoted | Style::DoubleQuoted => {
+            let close = raw.len() - usize::from(raw.len() > 1 && raw.last() == raw.first());
+            (start.shifted(1), &raw[1..close])
+        }
+        Style::Plain | Style::Block => (start, raw),
+    };
+    if !content.contains(&'\n') && content.iter().copied().eq(value.chars()) {
+        return (start, Extent::ending(start.shifted(content.len())));
+    }
+    let indent = start.col.saturating_sub(1) as usize;
+    let mut pieces = Pieces::new(content, start, style, indent);
+    let end = match style {
+        // A block's text ends at its last character; its trailing line breaks are layout.
+        Style::Block => {
+            pieces.filter(|p| matches!(p.gives, Gives::Char(c) if !c.is_whitespace())).last().map_or(start, |p| p.end)
+        }
+        _ => {
+            pieces.by_ref().for_each(drop);
+            pieces.pos
+        }
+    };
+    let written = Written { content: content.iter().collect(), start, style, runs: OnceLock::new() };
+    (start, Extent::with_layout(end, Arc::new(written)))
+}
+
+/// A scalar's source text, to find where each character of its value was written when asked.
+#[derive(Debug)]
+struct Written {
+    content: String,
+    start: Pos,
+    style: Style,
+    /// From each `(offset, pos)` on, character `offset + k` of the value was written `k` columns
+    /// right of `pos`; the last is the value's end.
+    runs: OnceLock<Box<[(usize, Pos)]>>,
+}
+
+impl Layout for Written {
+    fn pos_at(&self, value: &str, offset: usize) -> Pos {
+        let runs = self.runs.get_or_init(|| {
+            let content: Vec<char> = self.content.chars().collect();
+            let indent = self.start.col.saturating_sub(1) as usize;
+            runs(value, Pieces::new(&content, self.start, self.style, indent), self.start)
+        });
+        let Some(&(len, _)) = runs.last() else { return self.start };
+        let offset = offset.min(len);
+        let (from, pos) = runs[runs.partition_point(|(o, _)| *o <= offset).saturating_sub(1)];
+        pos.shifted(offset - from)
+    }
+}
+
+/// What a piece of a scalar's source text gives its value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gives {
+    /// This character (an escape's, or a doubled `''`'s, for those).
+    Char(char),
+    /// A line break and the next line's indentation: a space, a line break or nothing once folded.
+    Break,
+}
+
+/// A piece of source text: what it gives, where it starts and where it ends.
+#[derive(Clone, Copy)]
+struct Piece {
+    gives: Gives,
+    at: Pos,
+    end: Pos,
+}
+
+/// A scalar's source text cut into what each piece gives its value: escapes and `''` decoded,
+/// line breaks with the indentation that follows them (all of it, or a block's own).
+struct Pieces<'c> {
+    content: &'c [char],
+    next: usize,
+    /// Where the next piece starts.
+    pos: Pos,
+    style: Style,
+    block_indent: usize,
+}
+
+impl<'c> Pieces<'c> {
+    fn new(content: &'c [char], start: Pos, style: Style, block_indent: usize) -> Self {
+        Pieces { content, next: 0, pos: start, style, block_indent }
+    }
+
+    /// Past a line break (one character, or two for an escaped one): the next line's
+    /// indentation, which the value leaves out.
+    fn new_line(&mut self, width: usize) {
+        self.next += width;
+        self.pos = Pos::new(self.pos.line + 1, 1);
+        let mut n = 0;
+        while let Some(&c) = self.content.get(self.next) {
+            let skipped = match self.style {
+                Style::Block => c == ' ' && n < self.block_indent,
+                _ => c == ' ' || c == '\t',
+            };
+            if !skipped {
+                break;
+            }
+            self.next += 1;
+            n += 1;
+            self.pos = self.pos.shifted(1);
+        }
+    }
+}
+
+impl Iterator for Pieces<'_> {
+    type Item = Piece;
+
+    fn next(&mut self) -> Option<Piece> {
+        loop {
+            let &c = self.content.get(self.next)?;
+            let at = self.pos;
+            let following = self.content.get(self.next + 1).copied();
+            let (gives, width) = match (c, self.style, following) {
+                ('\n', _, _) => {
+                    self.new_line(1);
+                    return Some(Piece { gives: Gives::Break, at, end: self.pos });
+                }
+                // An escaped line break joins the lines: it gives nothing.
+                ('\\', Style::DoubleQuoted, Some('\n')) => {
+                    self.new_line(2);
+                    continue;
+                }
+                ('\\', Style::DoubleQuoted, Some(_)) => {
+                    let (made, len) = unescape(&self.content[self.next + 1..]);
+                    (made, 1 + len)
+                }
+                ('\'', Style::SingleQuoted, Some('\'')) => ('\'', 2),
+                (c, _, _) => (c, 1),
+            };
+            self.next += width;
+            self.pos = self.pos.shifted(width);
+            return Some(Piece { gives: Gives::Char(gives), at, end: self.pos });
+        }
+    }
+}
+
+/// The character a double-quoted escape gives (`rest` follows the backslash), and how many
+/// characters of `rest` it takes.
+fn unescape(rest: &[char]) -> (char, usize) {
+    let hex = |n: usize| {
+        let digits: String = rest.iter().skip(1).take(n).collect();
+        let c = u32::from_str_radix(&digits, 16).ok().and_then(char::from_u32).unwrap_or('\u{fffd}');
+        (c, 1 + digits.chars().count())
+    };
+    match rest[0] {
+        'x' => hex(2),
+        'u' => hex(4),
+        'U' => hex(8),
+        c => {
+            let made = match c {
+                '0' => '\0',
+                'a' => '\u{7}',
+                'b' => '\u{8}',
+                't' => '\t',
+                'n' => '\n',
+                'v' => '\u{b}',
+                'f' => '\u{c}',
+                'r' => '\r',
+                'e' => '\u{1b}',
+                'N' => '\u{85}',
+                '_' => '\u{a0}',
+                'L' => '\u{2028}',
+                'P' => '\u{2029}',
+                other => other,
+            };
+            (made, 1)
+        }
+    }
+}
+
+/// How far past a mismatch the alignment looks for the character it expected: the value and the
+/// pieces come from the same text, so a mismatch is a layout rule not modelled here, and is short.
+const RESYNC_WINDOW: usize = 16;
+
+/// Where each character of `value` was written, as runs (see [`Written::runs`]): the value's
+/// characters are matched in order against the pieces, skipping the indentation, line breaks and
+/// trailing spaces that folding leaves out. Each piece is looked at a bounded number of times.
+fn runs(value: &str, pieces: Pieces<'_>, start: Pos) -> Box<[(usize, Pos)]> {
+    let blank = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+    let mut ahead = Ahead { pieces, seen: VecDeque::new() };
+    let mut runs = Vec::new();
+    let mut continued = None;
+    let mut after = start;
+    let mut len = 0;
+    for c in value.chars() {
+        let found = if blank(c) {
+            match ahead.get(0).map(|p| p.gives) {
+                Some(Gives::Char(g)) if g == c => Some(0),
+                Some(Gives::Break) if c == ' ' || c == '\n' => Some(0),
+                _ => None,
+            }
+        } else {
+            // Past what the value leaves out; a character the value does not have there is
+            // looked for a little further, and otherwise the value goes on from there.
+            while ahead.get(0).is_some_and(|p| !matches!(p.gives, Gives::Char(g) if !blank(g))) {
+                ahead.skip(1);
+            }
+            (0..RESYNC_WINDOW)
+                .map_while(|k| ahead.get(k).map(|p| (k, p)))
+                .find(|(_, p)| p.gives == Gives::Char(c))
+                .map(|(k, _)| k)
+        };
+        let at = match found {
+            Some(k) => {
+                let piece = ahead.get(k).expect("looked at");
+                ahead.skip(k + 1);
+                after = piece.end;
+                piece.at
+            }
+            None => ahead.get(0).map_or(after, |p| p.at),
+        };
+        if continued != Some(at) {
+            runs.push((len, at));
+        }
+        continued = Some(at.shifted(1));
+        len += 1;
+    }
+    runs.push((len, after));
+    runs.into_boxed_slice()
+}
+
+/// The pieces, with the few ahead that were looked at kept.
+struct Ahead<'c> {
+    pieces: Pieces<'c>,
+    seen: VecDeque<Piece>,
+}
+
+impl Ahead<'_> {
+    fn get(&mut self, k: usize) -> Option<Piece> {
+        while self.seen.len() <= k {
+            let piece = self.pieces.next()?;
+            self.seen.push_back(piece);
+        }
+        self.seen.get(k).copied()
+    }
+
+    fn skip(&mut self, n: usize) {
+        for _ in 0..n {
+            if self.seen.pop_front().is_none() {
+                self.pieces.next();
+            }
+        }
+    }
+}
+
+/// `key: f(a, b)` inside `{ … }`: YAML ends the plain value at `, ` (and a `: ` after it starts
+/// another key), so `b)` becomes a key of its own. Found from the entry at `entries[0]`: its
+/// value, plain, followed by entries that cannot be keys of their own — written without `:`, or
+/// while a bracket of the value is still open.
+struct Split {
+    /// The value as meant, located from the start of the cut value to the end of the last piece.
+    node: Node,
+    intended: String,
+    /// The first piece read as a key.
+    cut_at: String,
+    /// How many entries the value covers (its own included).
+    entries: usize,
+}
+
+fn split_value(entries: &[(&MarkedYaml<'_>, &MarkedYaml<'_>)], src: &Source<'_>) -> Option<Split> {
+    let (_, value) = entries[0];
+    let from = value.span.start.index();
+    let plain = matches!(value.data, YamlData::Value(ref s) if !matches!(s, Scalar::Null))
+        && !matches!(src.at(from), Some('"' | '\'') | None)
+        && !src.blocks.contains(&from);
+    if !plain || value.span.start.line() == 0 {
+        return None;
+    }
+    let mut to = value.span.end.index().min(src.chars.len());
+    // How many more `(` and `[` than `)` and `]` the value has so far.
+    let mut open = unclosed(src.chars.get(from..to).unwrap_or_default());
+    let mut covered = 1;
+    for (key, value) in &entries[1..] {
+        let key_end = key.span.end.index();
+        let after_key = src.chars.get(key_end..).unwrap_or_default().iter().find(|c| !c.is_whitespace());
+        let bare = matches!(after_key, Some(',' | '}'));
+        if !(bare || open > 0) || key.span.start.line() == 0 {
+            break;
+        }
+        let next = if bare || value.span.start.line() == 0 { key_end } else { value.span.end.index().max(key_end) };
+        let next = next.min(src.chars.len()).max(to);
+        open += unclosed(&src.chars[to..next]);
+        to = next;
+        covered += 1;
+    }
+    if covered == 1 {
+        return None;
+    }
+    let written = src.chars.get(from..to)?;
+    // Lines folded as a plain scalar folds them: a line break and its indentation, one space.
+    let mut intended = String::with_capacity(written.len());
+    for line in written.iter().collect::<String>().split('\n') {
+        if !intended.is_empty() {
+            intended.push(' ');
+        }
+        intended.push_str(if intended.is_empty() { line.trim_end() } else { line.trim() });
+    }
+    let start = pos_of(value);
+    let (pos, extent) = locate_text(written, start, Style::Plain, &intended);
+    let cut = entries[1].0;
+    let cut_at: String = src.chars.get(cut.span.start.index()..cut.span.end.index())?.iter().collect();
+    Some(Split {
+        node: Node { pos, kind: NodeKind::Str(intended.clone()), extent },
+        intended,
+        cut_at,
+        entries: covered,
+    })
+}
+
+/// How many more `(` and `[` than `)` and `]` `text` has.
+fn unclosed(text: &[char]) -> isize {
+    text.iter()
+        .map(|c| match c {
+            '(' | '[' => 1,
+            ')' | ']' => -1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// `text` in single quotes, as YAML writes it.
+fn single_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 fn scalar_kind(scalar: &Scalar<'_>) -> NodeKind {
@@ -276,6 +711,39 @@ fn scalar_kind(scalar: &Scalar<'_>) -> NodeKind {
         Scalar::Integer(i) => NodeKind::Int(*i),
         Scalar::FloatingPoint(f) => NodeKind::Float(f.into_inner()),
         Scalar::String(s) => NodeKind::Str(s.to_string()),
+    }
+}
+
+/// Gives each diagnostic that has no end the end of the scalar written where it starts (a key,
+/// a value, a whole expression), read again from the file's text: the code that finds a problem
+/// often knows only where the value it judges starts.
+pub fn fill_ends(text: &str, diags: &mut [Diagnostic]) {
+    if diags.iter().all(|d| d.end.is_some()) {
+        return;
+    }
+    let Some(root) = load_yaml(text, &mut Vec::new()) else { return };
+    let mut ends = HashMap::new();
+    let mut pending = vec![&root];
+    while let Some(node) = pending.pop() {
+        match &node.kind {
+            NodeKind::Seq(items) => pending.extend(items),
+            NodeKind::Map(entries) => {
+                for (key, value) in entries {
+                    if let Some(end) = key.extent.end {
+                        ends.entry(key.pos).or_insert(end);
+                    }
+                    pending.push(value);
+                }
+            }
+            _ => {
+                if let Some(end) = node.extent.end {
+                    ends.entry(node.pos).or_insert(end);
+                }
+            }
+        }
+    }
+    for d in diags.iter_mut().filter(|d| d.end.is_none()) {
+        d.end = ends.get(&d.pos).copied();
     }
 }
 
@@ -318,7 +786,7 @@ impl<'a> Fields<'a> {
     pub fn boolean(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<Spanned<bool>> {
         let node = self.get(key)?;
         match node.kind {
-            NodeKind::Bool(b) => Some(Spanned::new(b, node.pos)),
+            NodeKind::Bool(b) => Some(node.spanned(b)),
             _ => {
                 diags.push(Diagnostic::new(
                     node.pos,
@@ -347,7 +815,7 @@ impl<'a> Fields<'a> {
 
 pub fn expect_string(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<Spanned<String>> {
     match &node.kind {
-        NodeKind::Str(s) => Some(Spanned::new(s.clone(), node.pos)),
+        NodeKind::Str(s) => Some(node.spanned(s.clone())),
         _ => {
             diags.push(Diagnostic::new(node.pos, format!("`{what}` must be a string, found {}", node.kind_name())));
             None
@@ -409,8 +877,14 @@ fn explain_yaml_error(text: &str, info: &str, at: Pos) -> Diagnostic {
             );
         }
     }
-    if info.contains("did not find expected") || info.contains("mapping values are not allowed") {
+    if info.contains("did not find expected")
+        || info.contains("mapping values are not allowed")
+        || info.contains("trailing content after")
+    {
         if let Some(d) = unquoted_flow_value(line_text(at.line), at.line) {
+            return d;
+        }
+        if let Some(d) = value_to_quote(line_text(at.line), at) {
             return d;
         }
         if let Some(d) = misaligned_key(text, at.line) {
@@ -444,13 +918,137 @@ fn unquoted_flow_value(line: &str, number: u32) -> Option<Diagnostic> {
     let key = key_part.trim().trim_start_matches("- ").trim();
     let col = key_part.chars().count() + 2 + (rest.chars().count() - rest.trim_start().chars().count()) + 1;
     let read_as = if opener == '[' { "a list" } else { "a mapping" };
-    Some(Diagnostic::new(
-        Pos::new(number, col as u32),
-        format!(
-            "the value of `{key}` starts with `{opener}`, which YAML reads as {read_as}; quote it to mean text: '{}'",
-            value.replace('\'', "''")
-        ),
-    ))
+    let start = Pos::new(number, col as u32);
+    Some(
+        Diagnostic::new(
+            start,
+            format!(
+                "the value of `{key}` starts with `{opener}`, which YAML reads as {read_as}; quote it to mean text: '{}'",
+                value.replace('\'', "''")
+            ),
+        )
+        .until(start.shifted(value.chars().count())),
+    )
+}
+
+/// `expr: a ? b : c`, `{ target: x, expr: a ? b : c }`, `expr: "a" + b`: a value that YAML
+/// cannot read as written — a `: ` in it starts a key, inside `{ … }` a `, ` ends it, and text
+/// after a quoted start is refused — found from the entry the parser stopped in. Its key and
+/// value, with the value quoted whole.
+fn value_to_quote(line: &str, at: Pos) -> Option<Diagnostic> {
+    let chars: Vec<char> = line.chars().collect();
+    let stop = (at.col.saturating_sub(1) as usize).min(chars.len());
+    let is_key_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.');
+    // Where an entry starts: after the line's indentation or `- `, or after `{` or `, ` in the
+    // innermost open `{ … }`; `(start, depth)`.
+    let mut starts: Vec<(usize, usize)> = Vec::new();
+    let mut first = chars.iter().position(|c| !c.is_whitespace())?;
+    while chars.get(first) == Some(&'-') && chars.get(first + 1) == Some(&' ') {
+        first += 2 + chars[first + 2..].iter().take_while(|c| **c == ' ').count();
+    }
+    starts.push((first, 0));
+    let mut open: Vec<char> = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut i = first;
+    // The bracket depth at the stop, and the `{` it is in, if any.
+    let mut at_stop = None;
+    while i < chars.len() {
+        if i == stop {
+            at_stop = Some(open.len());
+        }
+        let c = chars[i];
+        match quote {
+            Some('"') if c == '\\' => i += 1,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' if i == 0 || matches!(chars[i - 1], ' ' | '{' | '[' | ',') => quote = Some(c),
+                '{' | '[' | '(' => {
+                    open.push(c);
+                    if c == '{' {
+                        starts.push((i + 1, open.len()));
+                    }
+                }
+                '}' | ']' | ')' => {
+                    open.pop();
+                }
+                ',' if open.last() == Some(&'{') => starts.push((i + 1, open.len())),
+                ' ' if chars.get(i + 1) == Some(&'#') && open.is_empty() => break,
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    let end_of_line = i;
+    let depth = at_stop.unwrap_or(open.len());
+    // The last entry starting before the stop, at the stop's depth or above, that is `key: `.
+    let entry = starts.iter().rev().filter(|(s, d)| *s <= stop && *d <= depth).find_map(|&(s, d)| {
+        let s = s + chars[s..].iter().take_while(|c| **c == ' ').count();
+        let key_len = chars[s..].iter().take_while(|c| is_key_char(**c)).count();
+        let colon = s + key_len;
+        let spaced = chars.get(colon) == Some(&':') && chars.get(colon + 1).is_none_or(|c| *c == ' ');
+        (key_len > 0 && spaced).then_some((s, colon, d))
+    });
+    let (key_start, colon, d) = entry?;
+    let value_start = colon + 1 + chars[colon + 1..].iter().take_while(|c| **c == ' ').count();
+    if value_start > stop {
+        return None;
+    }
+    // The value runs to the `}` closing its `{ … }` (or to a `, key: ` after it), else the line's end.
+    let mut value_end = end_of_line;
+    if d > 0 {
+        let mut depth = d;
+        let mut quote: Option<char> = None;
+        let mut j = value_start;
+        while j < end_of_line {
+            let c = chars[j];
+            match quote {
+                Some('"') if c == '\\' => j += 1,
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '"' | '\'' if matches!(chars[j - 1], ' ' | '{' | '[' | ',') => quote = Some(c),
+                    '{' | '[' | '(' => depth += 1,
+                    '}' | ']' | ')' if depth == d => break,
+                    '}' | ']' | ')' => depth -= 1,
+                    ',' if depth == d && j > stop => {
+                        let key = j + 1 + chars[j + 1..end_of_line].iter().take_while(|c| **c == ' ').count();
+                        let key_len = chars[key..end_of_line].iter().take_while(|c| is_key_char(**c)).count();
+                        if key_len > 0 && chars.get(key + key_len..key + key_len + 2) == Some(&[':', ' ']) {
+                            break;
+                        }
+                    }
+                    _ => {}
+                },
+            }
+            j += 1;
+        }
+        value_end = j.min(end_of_line);
+    }
+    let value: String = chars[value_start..value_end].iter().collect::<String>().trim_end().to_string();
+    let key: String = chars[key_start..colon].iter().collect();
+    if value.is_empty() {
+        return None;
+    }
+    let why = match (value.starts_with(['"', '\'']), d > 0) {
+        (true, _) => "YAML takes only the quoted start as the value, and refuses the text after it".to_string(),
+        (false, true) => {
+            "inside `{ … }` YAML reads `: ` as the start of a key and `, ` as the end of a value".to_string()
+        }
+        (false, false) => "YAML reads `: ` in it as the start of a key".to_string(),
+    };
+    let col = |i: usize| line[..line.char_indices().nth(i).map_or(line.len(), |(b, _)| b)].chars().count() as u32 + 1;
+    let start = Pos::new(at.line, col(value_start));
+    Some(
+        Diagnostic::new(
+            start,
+            format!(
+                "the value of `{key}` cannot be read as written: {why}; quote the value: `{key}: {}`",
+                single_quoted(&value)
+            ),
+        )
+        .until(start.shifted(value.chars().count())),
+    )
 }
 
 /// A key indented differently from the key above it in the same block.
@@ -558,5 +1156,199 @@ mod explain_tests {
     fn a_key_repeated_on_a_list_items_first_line_is_found() {
         let e = first_error("fields:\n  - target: a\n    target: b\n");
         assert!(e.starts_with("3:5: `target` is given twice in the same block (first on line 2)"), "{e}");
+    }
+    /// Where `first_error` starts and ends.
+    fn first_error_span(text: &str) -> (Pos, Option<Pos>) {
+        let mut diags = Vec::new();
+        assert!(load_yaml(text, &mut diags).is_none(), "expected {text:?} to be refused");
+        (diags[0].pos, diags[0].end)
+    }
+
+    #[test]
+    fn a_colon_in_a_value_inside_a_flow_mapping_says_to_quote_the_value() {
+        let text = "fields:\n  - { target: x, expr: a ? b : c, type: string }\n";
+        let e = first_error(text);
+        assert!(
+            e.starts_with(
+                "2:24: the value of `expr` cannot be read as written: inside `{ … }` YAML reads `: ` as the start of a key"
+            ) && e.ends_with("quote the value: `expr: 'a ? b : c'`"),
+            "{e}"
+        );
+        assert_eq!(first_error_span(text), (Pos::new(2, 24), Some(Pos::new(2, 33))));
+    }
+
+    #[test]
+    fn a_colon_in_a_value_in_a_block_says_to_quote_the_value() {
+        let e = first_error("fields:\n  - target: x\n    expr: has(a) ? a : 'none'\n");
+        assert!(e.starts_with("3:11: the value of `expr` cannot be read as written: YAML reads `: ` in it"), "{e}");
+        assert!(e.ends_with("quote the value: `expr: 'has(a) ? a : ''none'''`"), "{e}");
+    }
+
+    #[test]
+    fn a_value_quoted_only_at_its_start_says_to_quote_all_of_it() {
+        let e = first_error("fields:\n  - target: x\n    expr: \"A\" + b\n");
+        assert!(
+            e.starts_with("3:11: the value of `expr` cannot be read as written: YAML takes only the quoted start"),
+            "{e}"
+        );
+        assert!(e.ends_with("quote the value: `expr: '\"A\" + b'`"), "{e}");
+    }
+
+    #[test]
+    fn an_unclosed_flow_list_keeps_the_parsers_words_though_a_flow_mapping_follows() {
+        let e = first_error("a:\n  values: [x, y\n  b: { c: d }\n");
+        assert!(e.contains("invalid YAML"), "{e}");
+    }
+
+    /// `{ check: size(x) > 0, message: a, b }` parses: as `message: a` and a key `b`.
+    #[test]
+    fn a_value_cut_by_a_comma_inside_a_flow_mapping_says_to_quote_it_and_reads_it_whole() {
+        let mut diags = Vec::new();
+        let node = load_yaml("r: { check: size(x) > 0, message: a, b }\n", &mut diags).unwrap();
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(
+            diags[0].message,
+            "inside `{ … }` a `, ` ends the value of `message`, so `b` was read as a key of its own; quote the value: `message: 'a, b'`"
+        );
+        assert_eq!((diags[0].pos, diags[0].end), (Pos::new(1, 35), Some(Pos::new(1, 39))));
+        let NodeKind::Map(top) = &node.kind else { panic!() };
+        let NodeKind::Map(rule) = &top[0].1.kind else { panic!() };
+        let keys: Vec<&str> = rule.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["check", "message"]);
+        assert_eq!(rule[1].1.as_str(), Some("a, b"));
+    }
+
+    #[test]
+    fn a_call_cut_by_a_comma_inside_a_flow_mapping_is_read_to_its_closing_parenthesis() {
+        let mut diags = Vec::new();
+        let node = load_yaml("- { target: a, expr: f(x, y) ? g(x, y) : 0, type: integer }\n", &mut diags).unwrap();
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].message.ends_with("quote the value: `expr: 'f(x, y) ? g(x, y) : 0'`"), "{diags:?}");
+        let NodeKind::Seq(items) = &node.kind else { panic!() };
+        let NodeKind::Map(field) = &items[0].kind else { panic!() };
+        let keys: Vec<&str> = field.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["target", "expr", "type"]);
+    }
+
+    #[test]
+    fn keys_without_values_in_a_flow_mapping_of_their_own_are_left_alone() {
+        let mut diags = Vec::new();
+        load_yaml("a: { x, y }\nb: { n: 'q, r', m: [1, 2] }\n", &mut diags).unwrap();
+        assert!(diags.is_empty(), "{diags:?}");
+    }
+}
+
+#[cfg(test)]
+mod position_tests {
+    use super::*;
+
+    /// The string under top-level `key`, located.
+    fn scalar(text: &str, key: &str) -> Spanned<String> {
+        let mut diags = Vec::new();
+        let root = load_yaml(text, &mut diags).unwrap_or_else(|| panic!("{diags:?}"));
+        assert!(diags.is_empty(), "{diags:?}");
+        let NodeKind::Map(entries) = &root.kind else { panic!("not a mapping") };
+        let (_, node) = entries.iter().find(|(k, _)| k.value == key).unwrap();
+        node.spanned(node.as_str().unwrap().to_string())
+    }
+
+    /// Where the first `needle` in the value was written.
+    fn at(s: &Spanned<String>, needle: &str) -> Pos {
+        let byte = s.value.find(needle).unwrap_or_else(|| panic!("{needle} not in {:?}", s.value));
+        s.pos_at(s.value[..byte].chars().count())
+    }
+
+    #[test]
+    fn a_folded_block_places_each_line_on_its_own_line() {
+        let s = scalar("a: 1\nexpr: >-\n  items +\n  sizee(items)\n\nnext: 2\n", "expr");
+        assert_eq!(s.value, "items + sizee(items)");
+        assert_eq!(s.pos, Pos::new(3, 3));
+        assert_eq!(at(&s, "sizee"), Pos::new(4, 3));
+        assert_eq!(at(&s, "(items)"), Pos::new(4, 8));
+        assert_eq!(s.extent.end, Some(Pos::new(4, 15)));
+    }
+
+    #[test]
+    fn a_literal_block_keeps_the_extra_indentation_of_its_lines() {
+        let s = scalar("expr: |\n  a\n    + cnt\n  + d\n", "expr");
+        assert_eq!(s.value, "a\n  + cnt\n+ d\n");
+        assert_eq!(at(&s, "cnt"), Pos::new(3, 7));
+        assert_eq!(at(&s, "  + cnt"), Pos::new(3, 3));
+        assert_eq!(at(&s, "d"), Pos::new(4, 5));
+        assert_eq!(s.extent.end, Some(Pos::new(4, 6)));
+    }
+
+    #[test]
+    fn a_block_with_an_indentation_indicator_starts_at_its_indentation() {
+        let s = scalar("expr: |2-\n    x + y\n", "expr");
+        assert_eq!(s.value, "  x + y");
+        assert_eq!(at(&s, "y"), Pos::new(2, 9));
+    }
+
+    #[test]
+    fn escapes_in_double_quotes_take_the_columns_they_were_written_in() {
+        let s = scalar("expr: \"a\\tb + \\\"x\\\" + \\u00e9 + nme\"\n", "expr");
+        assert_eq!(s.value, "a\tb + \"x\" + é + nme");
+        assert_eq!(s.pos, Pos::new(1, 8));
+        assert_eq!(at(&s, "b"), Pos::new(1, 11));
+        assert_eq!(at(&s, "\"x"), Pos::new(1, 15));
+        assert_eq!(at(&s, "é"), Pos::new(1, 23));
+        assert_eq!(at(&s, "nme"), Pos::new(1, 32));
+        assert_eq!(s.pos_at(s.value.chars().count()), Pos::new(1, 35));
+        assert_eq!(s.extent.end, Some(Pos::new(1, 35)));
+    }
+
+    #[test]
+    fn double_quotes_over_lines_fold_and_join_at_an_escaped_line_break() {
+        let s = scalar("expr: \"a +\n  b + \\\n   c\"\n", "expr");
+        assert_eq!(s.value, "a + b + c");
+        assert_eq!(at(&s, "b"), Pos::new(2, 3));
+        assert_eq!(at(&s, "c"), Pos::new(3, 4));
+    }
+
+    #[test]
+    fn a_doubled_quote_in_single_quotes_is_one_character() {
+        let s = scalar("expr: 'it''s + foo\n  + bar'\n", "expr");
+        assert_eq!(s.value, "it's + foo + bar");
+        assert_eq!(at(&s, "s +"), Pos::new(1, 12));
+        assert_eq!(at(&s, "foo"), Pos::new(1, 16));
+        assert_eq!(at(&s, "bar"), Pos::new(2, 5));
+    }
+
+    #[test]
+    fn a_plain_scalar_over_lines_places_each_line_on_its_own_line() {
+        let s = scalar("expr: items   \n    +   bar\n", "expr");
+        assert_eq!(s.value, "items +   bar");
+        assert_eq!(at(&s, "bar"), Pos::new(2, 9));
+        assert_eq!(s.extent.end, Some(Pos::new(2, 12)));
+    }
+
+    #[test]
+    fn windows_line_breaks_are_line_breaks() {
+        let s = scalar("a: 1\r\nexpr: >-\r\n  x +\r\n  sizee(x)\r\n", "expr");
+        assert_eq!(at(&s, "sizee"), Pos::new(4, 3));
+    }
+
+    #[test]
+    fn a_one_line_scalar_needs_no_table() {
+        let s = scalar("expr: a + b\nq: 'x + y'\n", "expr");
+        assert_eq!((s.pos, s.extent.clone()), (Pos::new(1, 7), Extent::ending(Pos::new(1, 12))));
+        assert_eq!(at(&s, "b"), Pos::new(1, 11));
+        let q = scalar("expr: a + b\nq: 'x + y'\n", "q");
+        assert_eq!((q.pos, q.extent), (Pos::new(2, 5), Extent::ending(Pos::new(2, 10))));
+    }
+
+    #[test]
+    fn a_diagnostic_at_a_scalar_gets_the_scalars_end() {
+        let text = "a: 1\nexpr: >-\n  x +\n  y\nkey: 'quoted'\n";
+        let mut diags = vec![
+            Diagnostic::new(Pos::new(3, 3), "the folded block"),
+            Diagnostic::new(Pos::new(5, 7), "the quoted text"),
+            Diagnostic::new(Pos::new(5, 1), "a key"),
+            Diagnostic::new(Pos::new(3, 5), "inside a scalar: left alone"),
+        ];
+        fill_ends(text, &mut diags);
+        let ends: Vec<Option<Pos>> = diags.iter().map(|d| d.end).collect();
+        assert_eq!(ends, [Some(Pos::new(4, 4)), Some(Pos::new(5, 13)), Some(Pos::new(5, 4)), None]);
     }
 }

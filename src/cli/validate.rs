@@ -1,13 +1,17 @@
-//! `validate-mapping` and `validate-config`: compile-style reports (`FILE:LINE:COL: error: …`),
-//! `--format json`, exit 0 / 1 / 2.
+//! `validate-mapping` and `validate-config`: compile-style reports, `--format json`, exit 0 / 1 / 2.
+//!
+//! Each problem is shown as its one line, `FILE:LINE:COL: error: message` (the form editors, CI
+//! logs and `grep` jump to), then the source lines it covers with the offending text underlined,
+//! as rustc shows them. The JSON report gives each problem's severity and its start and end.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Pos, SourceFile};
 use crate::plan::{self, spec_tests};
 
 /// How a checker prints its report.
@@ -21,6 +25,8 @@ pub enum Format {
 struct FileReport {
     file: String,
     unreadable: Option<String>,
+    /// The file's text, to show problems in.
+    text: String,
     diagnostics: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     fields: usize,
@@ -41,6 +47,7 @@ fn check_file(path: &Path) -> FileReport {
     let mut report = FileReport {
         file,
         unreadable: None,
+        text: String::new(),
         diagnostics: Vec::new(),
         warnings: Vec::new(),
         fields: 0,
@@ -65,7 +72,26 @@ fn check_file(path: &Path) -> FileReport {
         }
         Err(diagnostics) => report.diagnostics = diagnostics,
     }
+    crate::yaml::fill_ends(&text, &mut report.diagnostics);
+    crate::yaml::fill_ends(&text, &mut report.warnings);
+    report.text = text;
     report
+}
+
+/// A failing embedded test, as a problem at the test.
+fn test_failure(t: &spec_tests::SpecTestResult) -> Option<Diagnostic> {
+    let why = t.failure.as_ref()?;
+    Some(Diagnostic::new(t.pos, format!("test \"{}\" failed: {why}", t.name)))
+}
+
+/// A problem in the JSON report: severity, message, where it starts and ends, and its one line.
+fn diagnostic_json(d: &Diagnostic, source: &SourceFile<'_>, file: &str) -> Value {
+    let at = |p: Pos| json!({ "line": p.line, "col": p.col });
+    json!({
+        "severity": d.severity.as_str(), "message": d.message,
+        "line": d.pos.line, "col": d.pos.col, "start": at(d.pos), "end": at(source.end_of(d)),
+        "rendered": d.render(file),
+    })
 }
 
 pub fn validate_mapping(files: &[PathBuf], format: Format) -> ExitCode {
@@ -93,16 +119,10 @@ fn write_text_report(
             writeln!(out, "{}: error: cannot read file: {e}", r.file)?;
             continue;
         }
-        for d in &r.diagnostics {
-            writeln!(out, "{}", d.render(&r.file))?;
-        }
-        for w in &r.warnings {
-            writeln!(out, "{}", w.render_warning(&r.file))?;
-        }
-        for t in &r.tests {
-            if let Some(why) = &t.failure {
-                writeln!(out, "{}:{}:{}: error: test \"{}\" failed: {why}", r.file, t.pos.line, t.pos.col, t.name)?;
-            }
+        let source = SourceFile::new(&r.file, &r.text);
+        let failures: Vec<Diagnostic> = r.tests.iter().filter_map(test_failure).collect();
+        for d in r.diagnostics.iter().chain(&r.warnings).chain(&failures) {
+            writeln!(out, "{}", source.render(d))?;
         }
         if r.diagnostics.is_empty() {
             let passed = r.tests.len() - r.failed_tests();
@@ -130,18 +150,15 @@ fn write_json_report(
     let files: Vec<_> = reports
         .iter()
         .map(|r| {
+            let source = SourceFile::new(&r.file, &r.text);
+            let diagnostics: Vec<Value> =
+                r.diagnostics.iter().chain(&r.warnings).map(|d| diagnostic_json(d, &source, &r.file)).collect();
             json!({
                 "file": r.file,
                 "ok": r.ok(),
                 "error": r.unreadable,
                 "fields": r.fields,
-                "diagnostics": r.diagnostics.iter().map(|d| json!({
-                    "line": d.pos.line, "col": d.pos.col, "severity": "error", "message": d.message,
-                    "rendered": d.render(&r.file),
-                })).chain(r.warnings.iter().map(|w| json!({
-                    "line": w.pos.line, "col": w.pos.col, "severity": "warning", "message": w.message,
-                    "rendered": w.render_warning(&r.file),
-                }))).collect::<Vec<_>>(),
+                "diagnostics": diagnostics,
                 "tests": r.tests.iter().map(|t| json!({
                     "name": t.name, "line": t.pos.line, "col": t.pos.col,
                     "passed": t.failure.is_none(), "message": t.failure,
@@ -174,16 +191,17 @@ fn checker_exit(written: io::Result<()>, unreadable: bool, all_ok: bool) -> Exit
 pub fn validate_config(files: &[PathBuf], format: Format) -> ExitCode {
     use crate::config::environments;
     let mut unreadable = false;
-    let mut reports = Vec::new();
+    // Each file's JSON report, and its problems as the text report shows them.
+    let mut reports: Vec<(Value, Vec<String>)> = Vec::new();
     for path in files {
         let shown = path.display().to_string();
         let text = match crate::limits::read_text_bounded(path, crate::limits::MAX_MAPPING_BYTES, "a settings file") {
             Ok(t) => t,
             Err(e) => {
                 unreadable = true;
-                reports.push(
-                    json!({"file": shown, "ok": false, "error": e.to_string(), "environments": [], "diagnostics": []}),
-                );
+                let report =
+                    json!({"file": shown, "ok": false, "error": e.to_string(), "environments": [], "diagnostics": []});
+                reports.push((report, Vec::new()));
                 continue;
             }
         };
@@ -194,34 +212,55 @@ pub fn validate_config(files: &[PathBuf], format: Format) -> ExitCode {
             environments::check(env, path, &mut located);
         }
         let names: Vec<String> = parsed.environments.iter().map(|e| e.name()).collect();
-        let rendered: Vec<serde_json::Value> = located
-            .iter()
-            .map(|l| {
-                let file = l.file.display().to_string();
-                json!({"file": file, "line": l.diagnostic.pos.line, "col": l.diagnostic.pos.col, "severity": "error",
-                       "message": l.diagnostic.message, "rendered": l.diagnostic.render(&file)})
-            })
-            .collect();
-        reports.push(json!({"file": shown, "ok": located.is_empty(), "error": null, "environments": names, "diagnostics": rendered}));
+        // The problems are in this file or in the mappings it names: each shown in its own file's text.
+        let mut texts: HashMap<PathBuf, String> = HashMap::from([(path.clone(), text)]);
+        for l in &located {
+            if !texts.contains_key(&l.file) {
+                let read = crate::limits::read_text_bounded(&l.file, crate::limits::MAX_MAPPING_BYTES, "a mapping");
+                texts.insert(l.file.clone(), read.unwrap_or_default());
+            }
+        }
+        for (file, text) in &texts {
+            let mut in_file: Vec<Diagnostic> =
+                located.iter().filter(|l| &l.file == file).map(|l| l.diagnostic.clone()).collect();
+            crate::yaml::fill_ends(text, &mut in_file);
+            for (l, filled) in located.iter_mut().filter(|l| &l.file == file).zip(in_file) {
+                l.diagnostic = filled;
+            }
+        }
+        let (mut rendered, mut shown_problems) = (Vec::new(), Vec::new());
+        for l in &located {
+            let file = l.file.display().to_string();
+            let source = SourceFile::new(&file, texts.get(&l.file).map_or("", String::as_str));
+            let mut problem = diagnostic_json(&l.diagnostic, &source, &file);
+            problem["file"] = json!(file);
+            rendered.push(problem);
+            shown_problems.push(source.render(&l.diagnostic));
+        }
+        let report = json!({"file": shown, "ok": located.is_empty(), "error": null, "environments": names, "diagnostics": rendered});
+        reports.push((report, shown_problems));
     }
-    let all_ok = reports.iter().all(|r| r["ok"] == true);
+    let all_ok = reports.iter().all(|(r, _)| r["ok"] == true);
     let mut out = io::stdout().lock();
     let written = match format {
-        Format::Json => serde_json::to_writer_pretty(&mut out, &json!({"ok": all_ok, "files": reports}))
-            .map_err(io::Error::other)
-            .and_then(|()| writeln!(out)),
+        Format::Json => {
+            let files: Vec<&Value> = reports.iter().map(|(r, _)| r).collect();
+            serde_json::to_writer_pretty(&mut out, &json!({"ok": all_ok, "files": files}))
+                .map_err(io::Error::other)
+                .and_then(|()| writeln!(out))
+        }
         Format::Text => (|| {
-            for r in &reports {
+            for (r, problems) in &reports {
                 if let Some(e) = r["error"].as_str() {
                     writeln!(out, "{}: error: cannot read file: {e}", r["file"].as_str().unwrap_or_default())?;
                     continue;
                 }
-                for d in r["diagnostics"].as_array().into_iter().flatten() {
-                    writeln!(out, "{}", d["rendered"].as_str().unwrap_or_default())?;
+                for problem in problems {
+                    writeln!(out, "{problem}")?;
                 }
                 let envs = r["environments"].as_array().map_or(0, Vec::len);
-                let problems = r["diagnostics"].as_array().map_or(0, Vec::len);
-                let verdict = if problems == 0 { "ok".to_string() } else { format!("{problems} problem(s)") };
+                let verdict =
+                    if problems.is_empty() { "ok".to_string() } else { format!("{} problem(s)", problems.len()) };
                 writeln!(
                     out,
                     "{}: {verdict} ({envs} environment(s) and their mappings checked)",

@@ -463,7 +463,7 @@ pub(super) fn compile_field(
             }
             Err(e) => {
                 diags.push(Diagnostic::new(
-                    src.pos.shifted(e.offset),
+                    src.pos_at(e.offset),
                     format!("invalid JSONPath `{}`: {}", src.value, e.message),
                 ));
                 return None;

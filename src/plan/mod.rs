@@ -520,7 +520,7 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
         };
         let reasons: Vec<String> = texts.iter().filter_map(|t| domain.excludes(t)).collect();
         if !texts.is_empty() && reasons.len() == texts.len() {
-            ctx.warnings.borrow_mut().push(Diagnostic::new(
+            ctx.warnings.borrow_mut().push(Diagnostic::warning(
                 when.pos,
                 format!("this rule can never fire: `{}` never equals {:?} ({})", field.value, texts, reasons[0]),
             ));

@@ -15,7 +15,7 @@ use super::field::{Extras, Field, FieldSet, FieldSource, PathSink, compile_field
 use super::output::OutputTree;
 use super::path::Segment;
 use super::types::FieldType;
-use crate::diagnostic::{Diagnostic, Spanned};
+use crate::diagnostic::{Diagnostic, Severity, Spanned};
 use crate::spec::{FieldSpec, NodeKind};
 
 /// What every scope of a mapping shares.
@@ -152,28 +152,45 @@ impl Names for ScopeNames<'_, '_> {
     }
 }
 
-/// Compiles an expression written at `text.pos`, reporting its errors at their columns.
+/// Compiles an expression written at `text.pos`, reporting each problem where it was written in
+/// the file (on its own line in a multi-line scalar), underlining the token it is at.
 pub(super) fn compile_expression(
     text: &Spanned<String>,
     names: &mut ScopeNames<'_, '_>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Compiled> {
+    let located = |at: usize, message: &str| {
+        let end = at + expr::syntax::token_len(&text.value, at);
+        Diagnostic::new(text.pos_at(at), format!("in expression `{}`: {message}", one_line(&text.value)))
+            .until(text.pos_at(end))
+    };
     match expr::compile(&text.value, names) {
         Ok(c) => {
             let mut warnings = names.ctx.warnings.borrow_mut();
             for (at, message) in &c.warnings {
-                warnings
-                    .push(Diagnostic::new(text.pos.shifted(*at), format!("in expression `{}`: {message}", text.value)));
+                warnings.push(Diagnostic { severity: Severity::Warning, ..located(*at, message) });
             }
             Some(c)
         }
         Err(errors) => {
-            for (at, message) in errors {
-                diags.push(Diagnostic::new(text.pos.shifted(at), format!("in expression `{}`: {message}", text.value)));
-            }
+            diags.extend(errors.iter().map(|(at, message)| located(*at, message)));
             None
         }
     }
+}
+
+/// An expression as a diagnostic's first line quotes it: on one line (a `|` block's lines joined),
+/// with a tab or another control character written as an escape.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(char::is_control) {
+        return text.into();
+    }
+    let joined = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+    joined
+        .chars()
+        .flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] })
+        .collect::<String>()
+        .into()
 }
 
 /// A boolean condition (`when:`, a rule's `check`).
@@ -185,10 +202,17 @@ pub(super) fn compile_condition(
 ) -> Option<Compiled> {
     let compiled = compile_expression(text, names, diags)?;
     if !matches!(compiled.ty, Ty::Bool | Ty::Dyn | Ty::Null) {
-        diags.push(Diagnostic::new(
-            text.pos,
-            format!("{what} is a condition, but `{}` gives {}, not a boolean", text.value, compiled.ty.name()),
-        ));
+        diags.push(
+            Diagnostic::new(
+                text.pos,
+                format!(
+                    "{what} is a condition, but `{}` gives {}, not a boolean",
+                    one_line(&text.value),
+                    compiled.ty.name()
+                ),
+            )
+            .spanning(&text.extent),
+        );
         return None;
     }
     Some(compiled)

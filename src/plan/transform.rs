@@ -814,7 +814,7 @@ mod tests {
     fn t(name: &str, arg: Option<NodeKind>) -> Transform {
         let step = StepSpec {
             name: Spanned::new(name.into(), Pos::new(1, 1)),
-            arg: arg.map(|kind| Node { pos: Pos::new(1, 10), kind }),
+            arg: arg.map(|kind| Node { pos: Pos::new(1, 10), kind, ..Node::default() }),
             when: None,
         };
         let mut diags = vec![];
@@ -940,7 +940,7 @@ mod tests {
         let mut diags = vec![];
         let step = StepSpec {
             name: Spanned::new("divide".into(), Pos::new(1, 1)),
-            arg: Some(Node { pos: Pos::new(1, 9), kind: NodeKind::Int(0) }),
+            arg: Some(Node { pos: Pos::new(1, 9), kind: NodeKind::Int(0), ..Node::default() }),
             when: None,
         };
         assert!(Transform::compile(&step, &mut diags).is_none());

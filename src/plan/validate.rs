@@ -95,14 +95,14 @@ impl Validator {
                 }
             }
             "pattern" => {
-                let Some(Node { kind: NodeKind::Str(p), pos }) = &step.arg else {
+                let Some(Node { kind: NodeKind::Str(p), pos, .. }) = &step.arg else {
                     diags.push(Diagnostic::new(pos, "`pattern` takes a regex string: `pattern: '^[A-Z]{2}$'`"));
                     return None;
                 };
                 Validator::Pattern(compile_regex(p, *pos, diags)?)
             }
             "one_of" => {
-                let Some(Node { kind: NodeKind::Seq(items), pos: list_pos }) = &step.arg else {
+                let Some(Node { kind: NodeKind::Seq(items), pos: list_pos, .. }) = &step.arg else {
                     diags.push(Diagnostic::new(pos, "`one_of` takes a list of allowed values: `one_of: [A, B]`"));
                     return None;
                 };
@@ -329,7 +329,7 @@ fn bounds<T>(
     read: impl Fn(&Node) -> Option<T>,
 ) -> Option<(Option<T>, Option<T>)> {
     let name = step.name.as_str();
-    let Some(Node { kind: NodeKind::Map(entries), pos }) = &step.arg else {
+    let Some(Node { kind: NodeKind::Map(entries), pos, .. }) = &step.arg else {
         diags.push(Diagnostic::new(
             step.name.pos,
             format!("`{name}` takes `{{min: N, max: N}}` (either may be left out)"),

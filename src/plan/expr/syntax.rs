@@ -653,6 +653,58 @@ impl Parser {
     }
 }
 
+/// How many characters the token at character `at` of `text` has — a name, a number, a string,
+/// a `$` path, an operator — so a problem found there can underline it. At least one, unless `at`
+/// is the end of the text.
+pub fn token_len(text: &str, at: usize) -> usize {
+    let rest: Vec<char> = text.chars().skip(at).collect();
+    let Some(&first) = rest.first() else { return 0 };
+    let word = |c: &char| c.is_alphanumeric() || *c == '_';
+    let len = match first {
+        c if word(&c) => {
+            let mut n = rest.iter().take_while(|c| word(c)).count();
+            // A fraction or an exponent's sign continues a number.
+            let continues = |n: usize| match rest.get(n) {
+                Some('.') => true,
+                Some('+' | '-') => matches!(rest[n - 1], 'e' | 'E'),
+                _ => false,
+            };
+            while c.is_ascii_digit() && continues(n) && rest.get(n + 1).is_some_and(word) {
+                n += 1 + rest[n + 1..].iter().take_while(|c| word(c)).count();
+            }
+            n
+        }
+        '"' | '\'' => {
+            let mut escaped = false;
+            let close = rest.iter().skip(1).position(|&c| {
+                let closes = c == first && !escaped;
+                escaped = c == '\\' && !escaped;
+                closes
+            });
+            close.map_or(rest.len(), |k| k + 2)
+        }
+        '$' => {
+            let mut n = 1;
+            let mut depth = 0usize;
+            while let Some(&c) = rest.get(n) {
+                match c {
+                    '[' => depth += 1,
+                    ']' if depth > 0 => depth -= 1,
+                    c if depth > 0 || word(&c) || c == '.' => {}
+                    _ => break,
+                }
+                n += 1;
+            }
+            n
+        }
+        _ => {
+            let two: String = rest.iter().take(2).collect();
+            PUNCTS.iter().find(|p| two.starts_with(**p)).map_or(1, |p| p.chars().count())
+        }
+    };
+    len.max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -752,5 +804,34 @@ mod tests {
         assert_eq!(e.at, 2);
         let e = parse(&"(".repeat(100)).unwrap_err();
         assert!(e.message.contains("nests deeper"), "{}", e.message);
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::token_len;
+
+    /// The token at the first `needle` of `text`.
+    fn token<'t>(text: &'t str, needle: &str) -> &'t str {
+        let at = text[..text.find(needle).unwrap()].chars().count();
+        let len = token_len(text, at);
+        let start = text.char_indices().nth(at).unwrap().0;
+        let end = text.char_indices().nth(at + len).map_or(text.len(), |(i, _)| i);
+        &text[start..end]
+    }
+
+    #[test]
+    fn the_token_at_an_offset_is_a_whole_name_number_string_path_or_operator() {
+        let text = r#"sizee(items) + 1.5e-3 - 2 == "a \" b" && $.a.b[0].c != é_1 || x"#;
+        assert_eq!(token(text, "sizee"), "sizee");
+        assert_eq!(token(text, "1.5"), "1.5e-3");
+        assert_eq!(token(text, "2 =="), "2");
+        assert_eq!(token(text, "=="), "==");
+        assert_eq!(token(text, "\"a"), r#""a \" b""#);
+        assert_eq!(token(text, "$"), "$.a.b[0].c");
+        assert_eq!(token(text, "é"), "é_1");
+        assert_eq!(token(text, "("), "(");
+        assert_eq!(token_len(text, text.chars().count()), 0);
+        assert_eq!(token("'open", "'"), "'open");
     }
 }
