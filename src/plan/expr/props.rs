@@ -27,3 +27,20 @@ fields:
     });
     assert_eq!(out.ok_value(), Some(expected), "{:?}", out.errors());
 }
+
+/// A zero with places is rounded and padded like any other decimal: `round()` and the
+/// `to_decimal` transform give it the places asked for instead of failing.
+#[test]
+fn a_zero_with_places_takes_more_places() {
+    let spec = r#"version: 1
+name: t
+fields:
+  - { target: price, source: $.price, type: string, transform: [{ to_decimal: { scale: 3 } }] }
+  - { target: rounded, expr: 'round(decimal("0.00"), 3)' }
+  - { target: negative, expr: 'round(decimal("-0.0"), 2, "floor")' }
+"#;
+    let (_, plan) = load_str(spec).unwrap_or_else(|d| panic!("{d:?}"));
+    let out = plan.apply(br#"{"price": "0.00"}"#);
+    let expected = serde_json::json!({"price": "0.000", "rounded": "0.000", "negative": "0.00"});
+    assert_eq!(out.ok_value(), Some(expected), "{:?}", out.errors());
+}
