@@ -44,3 +44,23 @@ fields:
     let expected = serde_json::json!({"price": "0.000", "rounded": "0.000", "negative": "0.00"});
     assert_eq!(out.ok_value(), Some(expected), "{:?}", out.errors());
 }
+
+/// `+` joins lists however they were made: a list literal, a list computed into a field, an
+/// array of the record.
+#[test]
+fn lists_read_from_fields_join() {
+    let spec = r#"version: 1
+name: t
+fields:
+  - { target: tags, source: $.tags, type: array }
+  - { target: counts, expr: '[1, 2]' }
+  - { target: twice, expr: 'counts + counts' }
+  - { target: more, expr: 'tags + ["x"]' }
+"#;
+    let (_, plan) = load_str(spec).unwrap_or_else(|d| panic!("{d:?}"));
+    let out = plan.apply(br#"{"tags": ["a", "b"]}"#);
+    let expected = serde_json::json!({
+        "tags": ["a", "b"], "counts": [1, 2], "twice": [1, 2, 1, 2], "more": ["a", "b", "x"],
+    });
+    assert_eq!(out.ok_value(), Some(expected), "{:?}", out.errors());
+}
