@@ -593,7 +593,8 @@ impl Code {
                     )
                 })?),
                 EVal::Double(d) => EVal::Double(-d),
-                EVal::Dec(d) => EVal::Dec(-d),
+                // `rust_decimal` keeps a sign on zero, and would write `-0.00`.
+                EVal::Dec(d) => EVal::Dec(if d.is_zero() { d.abs() } else { -d }),
                 EVal::Null => EVal::Null,
                 other => return fail(format!("`-` takes a number, found {}", other.kind())),
             },

@@ -64,3 +64,20 @@ fields:
     });
     assert_eq!(out.ok_value(), Some(expected), "{:?}", out.errors());
 }
+
+/// A zero has no sign, whatever its places: negating one gives it back, as `-0` is the integer 0.
+#[test]
+fn a_negated_decimal_zero_is_zero() {
+    let spec = r#"version: 1
+name: t
+fields:
+  - { target: m, source: $.m, type: string }
+  - { target: negated, expr: '-(decimal(m))' }
+  - { target: text, expr: 'string(-decimal(m))' }
+"#;
+    let (_, plan) = load_str(spec).unwrap_or_else(|d| panic!("{d:?}"));
+    let out = plan.apply(br#"{"m": "0.00"}"#);
+    assert_eq!(out.ok_value(), Some(serde_json::json!({"m": "0.00", "negated": "0.00", "text": "0.00"})));
+    let out = plan.apply(br#"{"m": "-1.50"}"#);
+    assert_eq!(out.ok_value(), Some(serde_json::json!({"m": "-1.50", "negated": "1.50", "text": "1.50"})));
+}
