@@ -108,19 +108,21 @@ impl Checker<'_> {
             AstKind::Str(s) => Some((Code::Const(Lit::Str(s.clone())), Ty::String)),
             AstKind::List(items) => {
                 let checked: Vec<Checked> = items.iter().map(|i| self.check(i)).collect();
-                let mut codes = Vec::with_capacity(items.len());
+                let mut typed = Vec::with_capacity(items.len());
                 let mut item_ty: Option<Ty> = None;
                 for c in checked {
                     let (code, ty) = c?;
                     item_ty = Some(match item_ty {
-                        None => ty,
+                        None => ty.clone(),
                         Some(t) if t == ty => t,
                         Some(t) if t.is_numeric() && ty.is_numeric() => numeric_join(&t, &ty).unwrap_or(Ty::Dyn),
                         Some(_) => Ty::Dyn,
                     });
-                    codes.push(code);
+                    typed.push((code, ty));
                 }
-                Some((Code::List(codes), Ty::List(Box::new(item_ty.unwrap_or(Ty::Dyn)))))
+                let item_ty = item_ty.unwrap_or(Ty::Dyn);
+                let codes = typed.into_iter().map(|(code, ty)| widened(code, &ty, &item_ty)).collect();
+                Some((Code::List(codes), Ty::List(Box::new(item_ty))))
             }
             AstKind::Ident(_) | AstKind::Select(..) => match name_chain(ast) {
                 Some(chain) => self.resolve(at, &chain),
@@ -184,6 +186,7 @@ impl Checker<'_> {
                         );
                     }
                 };
+                let (yc, nc) = (widened(yc, &yt, &ty), widened(nc, &nt, &ty));
                 Some((Code::Cond(Box::new(cc), Box::new(yc), Box::new(nc)), ty))
             }
             AstKind::Call { receiver, name, args } => {
@@ -546,6 +549,7 @@ impl Checker<'_> {
                         _ => Ty::Dyn,
                     };
                 }
+                codes = codes.into_iter().zip(&tys).map(|(code, t)| widened(code, t, &ty)).collect();
                 (Func::Coalesce, ty)
             }
             "string" => (Func::String, Ty::String),
@@ -601,6 +605,10 @@ impl Checker<'_> {
                     "min" => Func::Min,
                     _ => Func::Max,
                 };
+                if matches!(f, Func::Sum) && item == Ty::Decimal {
+                    // The sum of no decimals starts as the integer 0: a decimal zero, as typed.
+                    return Some((Code::Call(Func::Decimal, vec![Code::Call(f, codes)]), item));
+                }
                 (f, item)
             }
             other => unreachable!("`{other}` is described in the catalogue but not compiled"),
@@ -659,6 +667,16 @@ fn comparable(a: &Ty, b: &Ty) -> bool {
         (Ty::String | Ty::Date, Ty::String | Ty::Date) => true,
         (Ty::List(x), Ty::List(y)) => comparable(x, y),
         (a, b) => a == b,
+    }
+}
+
+/// `code`, of type `from`, where the checker joined it into a value of type `to`: an integer
+/// among decimals (a list item, a branch of `? :`, an argument of `coalesce`) becomes a decimal,
+/// so a value typed a decimal is one at run time (its field writes `"2"`, not `2`).
+fn widened(code: Code, from: &Ty, to: &Ty) -> Code {
+    match (from, to) {
+        (Ty::Int, Ty::Decimal) => Code::Call(Func::Decimal, vec![code]),
+        _ => code,
     }
 }
 

@@ -163,18 +163,15 @@ impl Rounding {
 /// `d` with exactly `places` digits after the point (rounded, or padded with zeros), or `None`
 /// when that does not fit a decimal.
 pub fn rescale(d: Decimal, places: u32, rounding: Rounding) -> Option<Decimal> {
-    let mut r = d.round_dp_with_strategy(places, rounding.strategy());
-    if r.scale() < places {
-        // Padding multiplies the mantissa; `rescale` would silently lose digits past 28.
-        let zeros = Decimal::from_i128_with_scale(10_i128.checked_pow(places - r.scale())?, 0);
-        let mut widened = r.checked_mul(zeros)?;
-        widened.set_scale(widened.scale() + places - r.scale()).ok()?;
-        if widened.scale() != places {
-            return None;
-        }
-        r = widened;
+    let r = d.round_dp_with_strategy(places, rounding.strategy());
+    if r.scale() >= places {
+        return Some(r);
     }
-    Some(r)
+    // Padding multiplies the mantissa, never past what a decimal holds (`Decimal::rescale` would
+    // silently lose digits past 28). Not with `checked_mul`: a zero times ten is a zero without
+    // places, and `0.00` could never be given three.
+    let mantissa = r.mantissa().checked_mul(10_i128.checked_pow(places - r.scale())?)?;
+    Decimal::try_from_i128_with_scale(mantissa, places).ok()
 }
 
 /// A compiled expression node. Names are already resolved to indexes.

@@ -618,7 +618,8 @@ impl Code {
                     )
                 })?),
                 EVal::Double(d) => EVal::Double(-d),
-                EVal::Dec(d) => EVal::Dec(-d),
+                // `rust_decimal` keeps a sign on zero, and would write `-0.00`.
+                EVal::Dec(d) => EVal::Dec(if d.is_zero() { d.abs() } else { -d }),
                 EVal::Null => EVal::Null,
                 other => return fail(format!("`-` takes a number, found {}", other.kind())),
             },
@@ -900,6 +901,8 @@ fn binary<'s>(op: BinaryOp, a: EVal<'s>, b: EVal<'s>) -> Result<EVal<'s>, EvalEr
         }
         _ => {}
     }
+    // A list read from a field (computed, or an array of the record) is still its JSON array.
+    let (a, b) = if op == BinaryOp::Add { (as_list(a), as_list(b)) } else { (a, b) };
     Ok(match (a, b) {
         (EVal::Null, _) | (_, EVal::Null) => EVal::Null,
         (EVal::Int(x), EVal::Int(y)) => EVal::Int(
@@ -970,6 +973,14 @@ fn binary<'s>(op: BinaryOp, a: EVal<'s>, b: EVal<'s>) -> Result<EVal<'s>, EvalEr
         }
         (x, y) => return fail(format!("`{}` cannot take {} and {}", op.symbol(), x.kind(), y.kind())),
     })
+}
+
+/// A JSON array as a list of its items; any other value as it is.
+fn as_list(v: EVal<'_>) -> EVal<'_> {
+    match v {
+        EVal::Json(Value::Array(items)) => EVal::List(items.iter().map(EVal::from_json).collect()),
+        other => other,
+    }
 }
 
 /// A decimal quotient: exact digits, but no more scale than needed (`25990 / 100` is `259.9`).

@@ -13,6 +13,8 @@ pub mod check;
 pub mod code;
 pub mod eval;
 pub mod functions;
+#[cfg(test)]
+mod props;
 pub mod syntax;
 
 pub use check::{Compiled, Names, compile};
