@@ -1014,3 +1014,22 @@ fn a_lookup_miss_on_a_required_field_names_the_table_and_the_key() {
         ]
     );
 }
+
+/// Amounts keep their places whatever the operands' values: a zero is no exception.
+#[test]
+fn decimal_arithmetic_keeps_places_with_zero_operands() {
+    let p = plan(
+        "fields:
+  - { target: price, source: $.price, type: string, output: false }
+  - { target: times_zero, expr: 'decimal(price) * 0' }
+  - { target: plus_zero, expr: 'decimal(\"12.5\") + decimal(\"0.00\")' }
+  - { target: zero_minus, expr: 'decimal(\"0.000\") - decimal(price)' }
+  - { target: product, expr: 'decimal(price) * decimal(\"0.5\")' }
+",
+    );
+    let out = apply(&p, json!({"price": "12.50"}));
+    assert_eq!(
+        out.ok_value(),
+        Some(json!({"times_zero": "0.00", "plus_zero": "12.50", "zero_minus": "-12.500", "product": "6.250"}))
+    );
+}

@@ -10,7 +10,7 @@ use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
 
-use super::code::{Code, Func, Lit, MacroKind, Reading, rescale};
+use super::code::{Code, Func, Lit, MacroKind, Reading, Rounding, rescale};
 use super::syntax::BinaryOp;
 use crate::plan::json::json_equal;
 use crate::plan::numbers::exact_decimal;
@@ -920,11 +920,18 @@ fn binary<'s>(op: BinaryOp, a: EVal<'s>, b: EVal<'s>) -> Result<EVal<'s>, EvalEr
         ),
         (x @ EVal::Dec(_), y @ (EVal::Int(_) | EVal::Dec(_))) | (x @ EVal::Int(_), y @ EVal::Dec(_)) => {
             let (x, y) = (to_decimal(&x)?, to_decimal(&y)?);
+            // `rust_decimal` takes a zero operand as having no places (`12.5 + 0.00` is `12.5`,
+            // `price * 0` is `0`); amounts keep their places: the larger scale for `+` and `-`,
+            // the sum of the scales for `*`, when a decimal can hold that many.
+            let places = |r: Decimal, want: u32| match rescale(r, want.min(28), Rounding::HalfEven) {
+                Some(padded) if r.scale() < want.min(28) => padded,
+                _ => r,
+            };
             EVal::Dec(
                 match op {
-                    BinaryOp::Add => x.checked_add(y),
-                    BinaryOp::Sub => x.checked_sub(y),
-                    BinaryOp::Mul => x.checked_mul(y),
+                    BinaryOp::Add => x.checked_add(y).map(|r| places(r, x.scale().max(y.scale()))),
+                    BinaryOp::Sub => x.checked_sub(y).map(|r| places(r, x.scale().max(y.scale()))),
+                    BinaryOp::Mul => x.checked_mul(y).map(|r| places(r, x.scale() + y.scale())),
                     BinaryOp::Div if y.is_zero() => return fail("division by zero"),
                     BinaryOp::Div => x.checked_div(y).map(|d| d.normalize().max_scale_with(x.scale().max(y.scale()))),
                     BinaryOp::Rem if y.is_zero() => return fail("remainder of a division by zero"),

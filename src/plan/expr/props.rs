@@ -12,8 +12,7 @@
 //! "unknown" when a decimal leaves what `rust_decimal` holds exactly (a 96-bit mantissa, 28
 //! places), or a quotient does not end within 28 places. Decimal text follows the engine's scale
 //! rules: `+` and `-` at the larger scale, `*` at the sum of the scales, `/` at the fewest places
-//! that hold the quotient but no fewer than its operands have; a zero operand of `+` or `*` is
-//! taken as `rust_decimal` takes it, without places.
+//! that hold the quotient but no fewer than its operands have; zeros included.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -919,15 +918,8 @@ impl D {
         p10(s - self.s).and_then(|f| self.m.checked_mul(f)).map_or_else(|| unknown("too many digits"), Ok)
     }
 
-    /// The sum at the larger scale. `rust_decimal` takes a zero as absolute: `x + 0.00` is `x` as
-    /// it is, `0.00 + x` too.
+    /// The sum at the larger scale (`12.5 + 0.00` is `12.50`).
     fn add(self, o: D) -> Result<D, Fail> {
-        if self.m == 0 {
-            return Ok(o);
-        }
-        if o.m == 0 {
-            return Ok(self);
-        }
         let s = self.s.max(o.s);
         D::new(self.at(s)? + o.at(s)?, s)
     }
@@ -936,11 +928,10 @@ impl D {
         self.add(o.neg())
     }
 
-    /// The product at the sum of the scales; a product by zero is a zero without places, as
-    /// `rust_decimal` gives it.
+    /// The product at the sum of the scales (`12.50 * 0` is `0.00`).
     fn mul(self, o: D) -> Result<D, Fail> {
         if self.m == 0 || o.m == 0 {
-            return Ok(D { m: 0, s: 0 });
+            return D::new(0, (self.s + o.s).min(28));
         }
         match self.m.checked_mul(o.m) {
             Some(m) => D::new(m, self.s + o.s),
