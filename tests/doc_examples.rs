@@ -2,8 +2,9 @@
 //! that must compile and whose embedded tests must pass, and every type, transform and validator
 //! the compiler knows must have an example there. A reference that drifts from the code fails here.
 
+use lambda_stream::plan::catalogue::{transforms, validators};
 use lambda_stream::plan::expr::syntax::{self, Ast, AstKind};
-use lambda_stream::plan::{self, expr, spec_tests, transform, types::FieldType, validate};
+use lambda_stream::plan::{self, expr, spec_tests, types::FieldType};
 use lambda_stream::spec::{FieldSpec, RuleWhen};
 
 use crate::util::root;
@@ -116,7 +117,7 @@ fn fields_of<'a>(fields: &'a [FieldSpec], out: &mut Vec<&'a FieldSpec>) {
 #[test]
 fn every_type_transform_validator_and_function_has_an_example() {
     let doc = std::fs::read_to_string(root().join("docs/mapping-spec.md")).unwrap();
-    let (mut types, mut transforms, mut validators) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut types, mut used_transforms, mut used_validators) = (Vec::new(), Vec::new(), Vec::new());
     let mut functions = Vec::new();
     for example in examples(&doc) {
         let (spec, _) = lambda_stream::spec::parse(&example.text);
@@ -124,8 +125,8 @@ fn every_type_transform_validator_and_function_has_an_example() {
         fields_of(&spec.fields, &mut all);
         for field in all {
             types.extend(field.kind.as_ref().map(|k| k.value.clone()));
-            transforms.extend(field.transform.iter().map(|s| s.name.value.clone()));
-            validators.extend(field.validate.iter().map(|s| s.name.value.clone()));
+            used_transforms.extend(field.transform.iter().map(|s| s.name.value.clone()));
+            used_validators.extend(field.validate.iter().map(|s| s.name.value.clone()));
         }
         let mut texts = Vec::new();
         field_expressions(&spec.fields, &mut texts);
@@ -152,8 +153,8 @@ fn every_type_transform_validator_and_function_has_an_example() {
         known.iter().filter(|n| !used.iter().any(|u| u == *n)).map(|n| format!("{what} {n}")).collect()
     };
     let mut absent = missing(FieldType::NAMES, &types, "type");
-    absent.extend(missing(transform::NAMES, &transforms, "transform"));
-    absent.extend(missing(validate::NAMES, &validators, "validator"));
+    absent.extend(missing(&transforms::names().collect::<Vec<_>>(), &used_transforms, "transform"));
+    absent.extend(missing(&validators::names().collect::<Vec<_>>(), &used_validators, "validator"));
     absent.extend(missing(&expr::functions::names().collect::<Vec<_>>(), &functions, "function"));
     assert!(absent.is_empty(), "no example in docs/mapping-spec.md uses: {}", absent.join(", "));
 }
@@ -191,4 +192,74 @@ fn every_function_example_gives_what_the_reference_says() {
         let expected: serde_json::Value = serde_json::from_str(f.example_gives).unwrap();
         assert_eq!(value[format!("example_{i}")], expected, "`{}` in the reference", f.example);
     }
+}
+
+/// The reference's tables of transforms and of validators are the catalogues', row for row.
+#[test]
+fn the_reference_transform_and_validator_tables_are_the_catalogues() {
+    let doc = std::fs::read_to_string(root().join("docs/mapping-spec.md")).unwrap();
+    for (table, what) in [(transforms::reference_table(), "transform"), (validators::reference_table(), "validator")] {
+        assert!(
+            doc.contains(&table),
+            "docs/mapping-spec.md's {what} table differs from the catalogue (src/plan/catalogue/{what}s.rs); it should read:\n{table}"
+        );
+    }
+}
+
+/// Every transform's example gives what the reference says: one field per example, of `type: any`
+/// so that the value checked is the transform's own.
+#[test]
+fn every_transform_example_gives_what_the_reference_says() {
+    let mut fields = String::new();
+    let mut record = serde_json::Map::new();
+    for (i, t) in transforms::CATALOGUE.iter().enumerate() {
+        fields.push_str(&format!(
+            "  - target: example_{i}\n    source: $.example_{i}\n    type: any\n    transform:\n      - {}\n",
+            t.example
+        ));
+        record.insert(format!("example_{i}"), serde_json::from_str(t.example_input).unwrap());
+    }
+    let text = format!("version: 1\nname: transform-examples\nfields:\n{fields}");
+    let (_, compiled) = plan::load_str(&text).unwrap_or_else(|d| panic!("{d:#?}"));
+    let outcome = compiled.apply(serde_json::Value::Object(record).to_string().as_bytes());
+    let value = outcome.ok_value().unwrap_or_else(|| panic!("{:?}", outcome.errors()));
+    for (i, t) in transforms::CATALOGUE.iter().enumerate() {
+        let expected: serde_json::Value = serde_json::from_str(t.example_gives).unwrap();
+        assert_eq!(value[format!("example_{i}")], expected, "`{}` on {} in the reference", t.example, t.example_input);
+    }
+}
+
+/// Every validator's example passes the value the reference says passes, and refuses the one it
+/// says fails with an error named after the validator: one field per example, of the passing
+/// value's type.
+#[test]
+fn every_validator_example_passes_and_fails_as_the_reference_says() {
+    let mut fields = String::new();
+    let (mut passing, mut failing) = (serde_json::Map::new(), serde_json::Map::new());
+    for (i, v) in validators::CATALOGUE.iter().enumerate() {
+        let passes: serde_json::Value = serde_json::from_str(v.example_passes).unwrap();
+        let field_type = match &passes {
+            serde_json::Value::String(_) => "string",
+            serde_json::Value::Number(n) if n.is_i64() => "integer",
+            serde_json::Value::Number(_) => "number",
+            other => panic!("`{}`: no field type for {other}", v.name),
+        };
+        fields.push_str(&format!(
+            "  - target: example_{i}\n    source: $.example_{i}\n    type: {field_type}\n    validate:\n      - {}\n",
+            v.example
+        ));
+        passing.insert(format!("example_{i}"), passes);
+        failing.insert(format!("example_{i}"), serde_json::from_str(v.example_fails).unwrap());
+    }
+    let text = format!("version: 1\nname: validator-examples\nfields:\n{fields}");
+    let (_, compiled) = plan::load_str(&text).unwrap_or_else(|d| panic!("{d:#?}"));
+    let passing = serde_json::Value::Object(passing);
+    let outcome = compiled.apply(passing.to_string().as_bytes());
+    assert_eq!(outcome.ok_value(), Some(passing), "{:?}", outcome.errors());
+    let outcome = compiled.apply(serde_json::Value::Object(failing).to_string().as_bytes());
+    let refused: Vec<(String, String)> =
+        outcome.errors().iter().map(|e| (e.field.clone().unwrap_or_default(), e.rule.clone())).collect();
+    let expected: Vec<(String, String)> =
+        validators::CATALOGUE.iter().enumerate().map(|(i, v)| (format!("example_{i}"), v.name.to_string())).collect();
+    assert_eq!(refused, expected, "each failing example refused once, by its validator");
 }

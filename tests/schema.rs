@@ -5,7 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use lambda_stream::plan::{expr, transform, types::FieldType, validate};
+use lambda_stream::plan::catalogue::{transforms, validators};
+use lambda_stream::plan::{expr, types::FieldType};
 use lambda_stream::spec;
 use serde_json::Value;
 
@@ -57,6 +58,7 @@ fn the_schema_refuses_what_the_loader_refuses_by_shape() {
         (format!("{base}, type: text}}\n"), "an unknown type"),
         (format!("{base}, type: string, transform: [lowercas]}}\n"), "an unknown transform"),
         (format!("{base}, type: integer, validate: [{{range: {{min: 1, mx: 2}}}}]}}\n"), "an unknown argument"),
+        (format!("{base}, type: integer, validate: [{{range: {{}}}}]}}\n"), "a range without bounds"),
         (format!("{base}, type: string}}\nrules:\n  - {{check: a != ''}}\n"), "a rule without a name"),
         ("version: 2\nname: t\nfields: [{target: a, source: $.a, type: string}]\n".to_string(), "another version"),
     ] {
@@ -108,8 +110,8 @@ fn step_names(step: &Value) -> BTreeSet<String> {
 #[test]
 fn every_type_transform_validator_and_function_is_in_the_schema() {
     let s = schema();
-    assert_eq!(step_names(&s["$defs"]["transform"]), set(transform::NAMES), "transforms");
-    assert_eq!(step_names(&s["$defs"]["validator"]), set(validate::NAMES), "validators");
+    assert_eq!(step_names(&s["$defs"]["transform"]), set(&transforms::names().collect::<Vec<_>>()), "transforms");
+    assert_eq!(step_names(&s["$defs"]["validator"]), set(&validators::names().collect::<Vec<_>>()), "validators");
     let types: BTreeSet<String> = s["$defs"]["field"]["properties"]["type"]["enum"]
         .as_array()
         .unwrap()
@@ -133,4 +135,61 @@ fn the_schema_command_prints_the_schema() {
     let out = crate::util::lambda_stream(&["schema"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), schema());
+}
+
+/// The schema's forms of a step's argument are the catalogue's: a step without one is a bare name
+/// (or `null` beside `when:`), one value is not a mapping, and an argument mapping has exactly the
+/// catalogue's keys, requires its required ones and, when at least one is needed, at least one.
+#[test]
+fn every_step_argument_in_the_schema_is_the_catalogues() {
+    use lambda_stream::plan::catalogue::Argument;
+    let s = schema();
+    let steps = transforms::CATALOGUE
+        .iter()
+        .map(|t| ("transform", t.name, &t.argument))
+        .chain(validators::CATALOGUE.iter().map(|v| ("validator", v.name, &v.argument)));
+    let mut problems = Vec::new();
+    for (kind, name, argument) in steps {
+        let choices = s["$defs"][kind]["oneOf"].as_array().unwrap();
+        let bare = choices.iter().any(|c| c["enum"].as_array().is_some_and(|e| e.iter().any(|n| n == name)));
+        let forms: Vec<&Value> = choices.iter().filter_map(|c| c["properties"].get(name)).collect();
+        let mut problem = |what: String| problems.push(format!("{kind} `{name}`: {what}"));
+        if bare != (*argument == Argument::None) {
+            problem(format!("a bare name in the schema: {bare}"));
+        }
+        if forms.is_empty() && *argument != Argument::None {
+            problem("no argument in the schema".into());
+        }
+        for form in forms {
+            match argument {
+                Argument::None if form["type"] != "null" => problem(format!("an argument in the schema: {form}")),
+                Argument::Value { .. } if form["type"] == "object" || form["type"] == "null" => {
+                    problem(format!("not one value in the schema: {form}"))
+                }
+                Argument::Keys { keys, at_least_one } => {
+                    let names: Vec<&str> = keys.iter().map(|k| k.name).collect();
+                    let required: Vec<&str> = keys.iter().filter(|k| k.required).map(|k| k.name).collect();
+                    let listed = |v: &Value| -> BTreeSet<String> {
+                        v.as_array().into_iter().flatten().map(|n| n.as_str().unwrap().to_string()).collect()
+                    };
+                    let schema_keys: BTreeSet<String> =
+                        form["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+                    if form["type"] != "object" || form["additionalProperties"] != false {
+                        problem(format!("not a closed mapping in the schema: {form}"));
+                    }
+                    if schema_keys != set(&names) {
+                        problem(format!("keys {schema_keys:?} in the schema, {names:?} in the catalogue"));
+                    }
+                    if listed(&form["required"]) != set(&required) {
+                        problem(format!("requires {} in the schema, {required:?} in the catalogue", form["required"]));
+                    }
+                    if *at_least_one != (form["minProperties"] == 1) {
+                        problem(format!("minProperties {} in the schema", form["minProperties"]));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(problems.is_empty(), "the schema's step arguments differ from the catalogue:\n{}", problems.join("\n"));
 }

@@ -10,6 +10,7 @@
 //! `drop`. `scope` compiles the fields of one scope (the record, or each item of an `items:`
 //! field) with them and orders the fields that read others.
 
+pub mod catalogue;
 mod codes;
 pub mod dates;
 mod delimit;

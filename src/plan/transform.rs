@@ -1,6 +1,8 @@
 //! Transforms: value → value steps applied in order before the type check.
 //!
 //! Each is resolved from its spec (name + argument) once at compile time; regexes are compiled then.
+//! Each is described in the catalogue ([`super::catalogue::transforms`]): its name, whether it takes
+//! an argument and which keys, and the kinds of value it takes come from there.
 //! At run time a transform either returns the new value or a [`StepError`]: a wrong JSON type is a
 //! `type` error, anything else is named after the transform.
 
@@ -8,6 +10,8 @@ use std::borrow::Cow;
 
 use serde_json::{Number, Value};
 
+use super::catalogue::Argument;
+use super::catalogue::transforms::{self, TransformDoc};
 use super::dates;
 use super::expr::eval::mask;
 use super::expr::{Rounding, rescale};
@@ -75,26 +79,6 @@ pub enum Factor {
     Float(f64),
 }
 
-pub const NAMES: &[&str] = &[
-    "trim",
-    "lowercase",
-    "uppercase",
-    "digits_only",
-    "replace",
-    "truncate",
-    "map",
-    "to_integer",
-    "to_number",
-    "to_string",
-    "multiply",
-    "divide",
-    "to_decimal",
-    "parse_datetime",
-    "parse_date",
-    "sha256",
-    "mask",
-];
-
 impl Transform {
     pub fn name(&self) -> &'static str {
         match self {
@@ -118,34 +102,57 @@ impl Transform {
         }
     }
 
+    /// The transform's description in the catalogue.
+    pub fn doc(&self) -> &'static TransformDoc {
+        transforms::find(self.name()).expect("every transform is in the catalogue")
+    }
+
     pub fn compile(step: &StepSpec, diags: &mut Vec<Diagnostic>) -> Option<Transform> {
         let name = step.name.as_str();
         let pos = step.name.pos;
-        let no_arg = |t: Transform, diags: &mut Vec<Diagnostic>| {
-            if let Some(arg) = &step.arg {
+        let unknown = |diags: &mut Vec<Diagnostic>| {
+            let names: Vec<&str> = transforms::names().collect();
+            diags.push(Diagnostic::new(
+                pos,
+                format!(
+                    "unknown transform `{name}`{}; known transforms: {}",
+                    suggestion(name, names.iter().copied()),
+                    names.join(", ")
+                ),
+            ));
+            None
+        };
+        let Some(doc) = transforms::find(name) else { return unknown(diags) };
+        let arg = match (&doc.argument, &step.arg) {
+            (Argument::None, None) => {
+                return match name {
+                    "trim" => Some(Transform::Trim),
+                    "lowercase" => Some(Transform::Lowercase),
+                    "uppercase" => Some(Transform::Uppercase),
+                    "digits_only" => Some(Transform::DigitsOnly),
+                    "to_integer" => Some(Transform::ToInteger),
+                    "to_number" => Some(Transform::ToNumber),
+                    "to_string" => Some(Transform::ToString),
+                    "sha256" => Some(Transform::Sha256),
+                    _ => unknown(diags),
+                };
+            }
+            (Argument::None, Some(arg)) => {
                 diags.push(Diagnostic::new(arg.pos, format!("transform `{name}` takes no argument")));
                 return None;
             }
-            Some(t)
-        };
-        let need_arg = |diags: &mut Vec<Diagnostic>, shape: &str| -> Option<&Node> {
-            if step.arg.is_none() {
-                diags.push(Diagnostic::new(pos, format!("transform `{name}` needs an argument: `{name}: {shape}`")));
+            (argument, None) => {
+                diags.push(Diagnostic::new(
+                    pos,
+                    format!("transform `{name}` needs an argument: `{name}: {}`", argument.usage()),
+                ));
+                return None;
             }
-            step.arg.as_ref()
+            (_, Some(arg)) => arg,
         };
         match name {
-            "trim" => no_arg(Transform::Trim, diags),
-            "lowercase" => no_arg(Transform::Lowercase, diags),
-            "uppercase" => no_arg(Transform::Uppercase, diags),
-            "digits_only" => no_arg(Transform::DigitsOnly, diags),
-            "to_integer" => no_arg(Transform::ToInteger, diags),
-            "to_number" => no_arg(Transform::ToNumber, diags),
-            "to_string" => no_arg(Transform::ToString, diags),
-            "sha256" => no_arg(Transform::Sha256, diags),
             "mask" => {
-                let arg = need_arg(diags, "{keep_first: N, keep_last: N, with: '*'}")?;
-                let args = args_map(arg, name, &["keep_first", "keep_last", "with"], diags)?;
+                let args = args_map(arg, doc, diags)?;
                 let count = |key: &str, diags: &mut Vec<Diagnostic>| -> Option<usize> {
                     match args.iter().find(|(k, _)| k == key).map(|(_, n)| *n) {
                         None => Some(0),
@@ -171,14 +178,7 @@ impl Transform {
                 Some(Transform::Mask { keep_first, keep_last, with })
             }
             "parse_datetime" | "parse_date" => {
-                let shape = if name == "parse_date" {
-                    "{format: '%Y%m%d'}"
-                } else {
-                    "{format: '%d/%m/%Y %H:%M:%S', zone: America/Sao_Paulo}"
-                };
-                let arg = need_arg(diags, shape)?;
-                let allowed: &[&str] = if name == "parse_date" { &["format"] } else { &["format", "zone"] };
-                let args = args_map(arg, name, allowed, diags)?;
+                let args = args_map(arg, doc, diags)?;
                 let (format, format_pos) = string_arg(&args, arg, "format", name, diags)?;
                 let parsed = match dates::DateFormat::new(&format, name == "parse_datetime") {
                     Ok(f) => f,
@@ -224,8 +224,7 @@ impl Transform {
                 Some(Transform::ParseDatetime { format: parsed, zone })
             }
             "to_decimal" => {
-                let arg = need_arg(diags, "{scale: 2, rounding: half_even}")?;
-                let args = args_map(arg, name, &["scale", "rounding"], diags)?;
+                let args = args_map(arg, doc, diags)?;
                 let scale = match args.iter().find(|(k, _)| k == "scale").map(|(_, n)| *n) {
                     Some(Node { kind: NodeKind::Int(n), .. }) if (0..=28).contains(n) => *n as u32,
                     Some(n) => {
@@ -253,8 +252,7 @@ impl Transform {
                 Some(Transform::ToDecimal { scale, rounding })
             }
             "replace" => {
-                let arg = need_arg(diags, "{pattern: REGEX, with: TEXT}")?;
-                let args = args_map(arg, name, &["pattern", "with"], diags)?;
+                let args = args_map(arg, doc, diags)?;
                 let pattern = string_arg(&args, arg, "pattern", name, diags)?;
                 let with = string_arg(&args, arg, "with", name, diags)?;
                 let pattern = compile_regex(&pattern.0, pattern.1, diags)?;
@@ -267,8 +265,7 @@ impl Transform {
                 Some(Transform::Replace { pattern, literal: !with.0.contains('$'), with: with.0 })
             }
             "truncate" => {
-                let arg = need_arg(diags, "{max: N}")?;
-                let args = args_map(arg, name, &["max"], diags)?;
+                let args = args_map(arg, doc, diags)?;
                 let Some(max) = args.iter().find(|(k, _)| k == "max").map(|(_, n)| n) else {
                     diags.push(Diagnostic::new(arg.pos, "`truncate` needs `max`"));
                     return None;
@@ -282,8 +279,7 @@ impl Transform {
                 }
             }
             "map" => {
-                let arg = need_arg(diags, "{values: {FROM: TO}, default: VALUE}")?;
-                let args = args_map(arg, name, &["values", "default"], diags)?;
+                let args = args_map(arg, doc, diags)?;
                 let Some(values) = args.iter().find(|(k, _)| k == "values").map(|(_, n)| n) else {
                     diags.push(Diagnostic::new(arg.pos, "`map` needs `values`"));
                     return None;
@@ -302,7 +298,6 @@ impl Transform {
                 Some(Transform::Map { values: table, default })
             }
             "multiply" | "divide" => {
-                let arg = need_arg(diags, "N")?;
                 let factor = match arg.kind {
                     NodeKind::Int(n) => Factor::Int(n),
                     NodeKind::Float(f) if f.is_finite() => Factor::Float(f),
@@ -324,53 +319,18 @@ impl Transform {
                     Some(Transform::Multiply(factor))
                 }
             }
-            _ => {
-                diags.push(Diagnostic::new(
-                    pos,
-                    format!(
-                        "unknown transform `{name}`{}; known transforms: {}",
-                        suggestion(name, NAMES.iter().copied()),
-                        NAMES.join(", ")
-                    ),
-                ));
-                None
-            }
+            _ => unknown(diags),
         }
     }
 
     /// Whether the transform can take a value of this static kind.
     pub fn accepts(&self, kind: Kind) -> bool {
-        if kind == Kind::Unknown {
-            return true;
-        }
-        match self {
-            Transform::Trim
-            | Transform::Lowercase
-            | Transform::Uppercase
-            | Transform::DigitsOnly
-            | Transform::Replace { .. }
-            | Transform::Truncate { .. } => kind == Kind::Str,
-            Transform::Map { .. } => matches!(kind, Kind::Str | Kind::Int | Kind::Num | Kind::Bool),
-            Transform::ToInteger | Transform::ToNumber => matches!(kind, Kind::Str | Kind::Int | Kind::Num),
-            Transform::ToString => true,
-            Transform::Multiply(_) | Transform::Divide(_) => matches!(kind, Kind::Int | Kind::Num),
-            Transform::Sha256
-            | Transform::Mask { .. }
-            | Transform::ParseDatetime { .. }
-            | Transform::ParseDate { .. } => kind == Kind::Str,
-            Transform::ToDecimal { .. } => matches!(kind, Kind::Str | Kind::Int | Kind::Num),
-        }
+        self.doc().takes.accepts(kind)
     }
 
     /// What the transform accepts, for messages.
     pub fn input_description(&self) -> &'static str {
-        match self {
-            Transform::Map { .. } => "a string, number or boolean",
-            Transform::ToInteger | Transform::ToNumber | Transform::ToDecimal { .. } => "a string or a number",
-            Transform::ToString => "any value",
-            Transform::Multiply(_) | Transform::Divide(_) => "a number",
-            _ => "a string",
-        }
+        self.doc().takes.describe()
     }
 
     /// The static kind of the result.
@@ -610,7 +570,8 @@ impl Transform {
         Ok(())
     }
 
-    /// Whether the transform works on text only.
+    /// Whether the transform works on text only: the catalogue's `Takes::Text`, as a match, since
+    /// it runs for every step of every record (a test holds the two together).
     fn takes_text(&self) -> bool {
         matches!(
             self,
@@ -725,7 +686,9 @@ pub fn value_table(values: &Node, diags: &mut Vec<Diagnostic>) -> Option<CodeTab
 
 type ArgMap<'a> = Vec<(String, &'a Node)>;
 
-fn args_map<'a>(arg: &'a Node, name: &str, allowed: &[&str], diags: &mut Vec<Diagnostic>) -> Option<ArgMap<'a>> {
+/// The entries of an argument mapping, every key one the transform's description allows.
+fn args_map<'a>(arg: &'a Node, doc: &TransformDoc, diags: &mut Vec<Diagnostic>) -> Option<ArgMap<'a>> {
+    let (name, allowed) = (doc.name, doc.argument.keys());
     let NodeKind::Map(entries) = &arg.kind else {
         diags.push(Diagnostic::new(
             arg.pos,
@@ -956,6 +919,71 @@ mod tests {
         let with_default = t("map", Some(yaml("{values: {C: CREDIT}, default: OTHER}")));
         assert_eq!(run(&with_default, json!("X")).unwrap(), json!("OTHER"));
         assert_eq!(run(&with_default, json!([1])).unwrap_err().rule, "type");
+    }
+
+    /// The messages of a step that does not compile.
+    fn refusal(step: &StepSpec) -> String {
+        let mut diags = vec![];
+        assert!(Transform::compile(step, &mut diags).is_none(), "{step:?} compiles");
+        diags.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The compiler and the catalogue agree: each example compiles to the transform it names, which
+    /// takes what the description says, and the argument is checked as described.
+    #[test]
+    fn every_catalogue_entry_compiles_as_it_is_described() {
+        use crate::plan::catalogue::{example_step, transforms::Takes};
+        for doc in transforms::CATALOGUE {
+            let name = doc.name;
+            let step = example_step(doc.example);
+            assert_eq!(step.name.value, name, "the example of `{name}` uses another transform");
+            let mut diags = vec![];
+            let t = Transform::compile(&step, &mut diags).unwrap_or_else(|| panic!("{name}: {diags:?}"));
+            assert_eq!(t.name(), name);
+            assert_eq!(t.takes_text(), doc.takes == Takes::Text, "`{name}` takes text only, or not");
+            match &doc.argument {
+                Argument::None => {
+                    let given =
+                        StepSpec { arg: Some(Node { kind: NodeKind::Int(1), ..Node::default() }), ..step.clone() };
+                    assert_eq!(refusal(&given), format!("transform `{name}` takes no argument"));
+                }
+                argument => {
+                    let bare = StepSpec { arg: None, ..step.clone() };
+                    assert_eq!(
+                        refusal(&bare),
+                        format!("transform `{name}` needs an argument: `{name}: {}`", argument.usage())
+                    );
+                }
+            }
+            let Argument::Keys { keys, .. } = &doc.argument else { continue };
+            let entries = |step: &StepSpec| match &step.arg {
+                Some(Node { kind: NodeKind::Map(entries), .. }) => entries.clone(),
+                other => panic!("the example of `{name}` has no argument mapping: {other:?}"),
+            };
+            let with_entries = |entries| StepSpec {
+                arg: Some(Node { kind: NodeKind::Map(entries), ..step.arg.clone().unwrap() }),
+                ..step.clone()
+            };
+            let mut unknown = entries(&step);
+            unknown.push((Spanned::new("bogus".into(), Pos::new(1, 1)), Node::default()));
+            let allowed: Vec<&str> = keys.iter().map(|k| k.name).collect();
+            assert_eq!(
+                refusal(&with_entries(unknown)),
+                format!("unknown key `bogus` in `{name}`; allowed keys: {}", allowed.join(", "))
+            );
+            for key in keys.iter() {
+                let mut without = entries(&step);
+                without.retain(|(k, _)| k.value != key.name);
+                let needs = format!("`{name}` needs `{}`", key.name);
+                if key.required {
+                    assert_eq!(refusal(&with_entries(without)), needs);
+                } else {
+                    let mut diags = vec![];
+                    Transform::compile(&with_entries(without), &mut diags);
+                    assert!(diags.iter().all(|d| d.message != needs), "`{}` is optional in `{name}`", key.name);
+                }
+            }
+        }
     }
 
     #[test]

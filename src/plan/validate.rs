@@ -1,9 +1,14 @@
 //! Validators: checks on the final, type-checked value of a field. A failing validator gives an
 //! error named after it (`cpf`, `range`, …); every validator of a field runs, so a record reports
 //! all its problems at once.
+//!
+//! Each is described in the catalogue ([`super::catalogue::validators`]): its name, whether it takes
+//! an argument and the field types it fits come from there.
 
 use serde_json::{Number, Value};
 
+use super::catalogue::Argument;
+use super::catalogue::validators::{self, ValidatorDoc};
 use super::codes;
 use super::json::compare;
 use super::outcome::StepError;
@@ -33,11 +38,6 @@ pub enum Validator {
     Luhn,
     Timezone,
 }
-
-pub const NAMES: &[&str] = &[
-    "pattern", "one_of", "range", "length", "email", "uuid", "datetime", "date", "cpf", "cnpj", "cep", "country",
-    "currency", "e164", "iban", "luhn", "timezone",
-];
 
 /// Up to this many allowed values a failed `one_of` lists them all; past it, it says how many
 /// there are and which one is nearest to the value found.
@@ -71,29 +71,39 @@ impl Validator {
         let name = step.name.as_str();
         let pos = step.name.pos;
         let before = diags.len();
+        let unknown = |diags: &mut Vec<Diagnostic>| {
+            let names: Vec<&str> = validators::names().collect();
+            diags.push(Diagnostic::new(
+                pos,
+                format!(
+                    "unknown validator `{name}`{}; known validators: {}",
+                    suggestion(name, names.iter().copied()),
+                    names.join(", ")
+                ),
+            ));
+            None
+        };
+        let Some(doc) = validators::find(name) else { return unknown(diags) };
+        if doc.argument == Argument::None
+            && let Some(arg) = &step.arg
+        {
+            diags.push(Diagnostic::new(arg.pos, format!("validator `{name}` takes no argument")));
+            return None;
+        }
         let validator = match name {
-            "email" | "uuid" | "datetime" | "date" | "cpf" | "cnpj" | "cep" | "country" | "currency" | "e164"
-            | "iban" | "luhn" | "timezone" => {
-                if let Some(arg) = &step.arg {
-                    diags.push(Diagnostic::new(arg.pos, format!("validator `{name}` takes no argument")));
-                    return None;
-                }
-                match name {
-                    "email" => Validator::Email,
-                    "uuid" => Validator::Uuid,
-                    "datetime" => Validator::Datetime,
-                    "date" => Validator::Date,
-                    "cpf" => Validator::Cpf,
-                    "cnpj" => Validator::Cnpj,
-                    "cep" => Validator::Cep,
-                    "country" => Validator::Country,
-                    "currency" => Validator::Currency,
-                    "e164" => Validator::E164,
-                    "iban" => Validator::Iban,
-                    "luhn" => Validator::Luhn,
-                    _ => Validator::Timezone,
-                }
-            }
+            "email" => Validator::Email,
+            "uuid" => Validator::Uuid,
+            "datetime" => Validator::Datetime,
+            "date" => Validator::Date,
+            "cpf" => Validator::Cpf,
+            "cnpj" => Validator::Cnpj,
+            "cep" => Validator::Cep,
+            "country" => Validator::Country,
+            "currency" => Validator::Currency,
+            "e164" => Validator::E164,
+            "iban" => Validator::Iban,
+            "luhn" => Validator::Luhn,
+            "timezone" => Validator::Timezone,
             "pattern" => {
                 let Some(Node { kind: NodeKind::Str(p), pos, .. }) = &step.arg else {
                     diags.push(Diagnostic::new(pos, "`pattern` takes a regex string: `pattern: '^[A-Z]{2}$'`"));
@@ -154,17 +164,7 @@ impl Validator {
                 }
                 Validator::Length { min, max }
             }
-            _ => {
-                diags.push(Diagnostic::new(
-                    pos,
-                    format!(
-                        "unknown validator `{name}`{}; known validators: {}",
-                        suggestion(name, NAMES.iter().copied()),
-                        NAMES.join(", ")
-                    ),
-                ));
-                return None;
-            }
+            _ => return unknown(diags),
         };
         if !validator.fits(field_type) {
             diags.push(Diagnostic::new(
@@ -180,22 +180,17 @@ impl Validator {
         (diags.len() == before).then_some(validator)
     }
 
+    /// The validator's description in the catalogue.
+    pub fn doc(&self) -> &'static ValidatorDoc {
+        validators::find(self.name()).expect("every validator is in the catalogue")
+    }
+
     fn fits(&self, t: FieldType) -> bool {
-        match self {
-            Validator::OneOf(_) => !matches!(t, FieldType::Object | FieldType::Array),
-            Validator::Range { .. } => t.is_numeric(),
-            Validator::Length { .. } => t.is_textual() || t == FieldType::Array,
-            _ => t.is_textual(),
-        }
+        self.doc().applies_to.fits(t)
     }
 
     fn applies_to(&self) -> &'static str {
-        match self {
-            Validator::OneOf(_) => "strings, numbers and booleans",
-            Validator::Range { .. } => "integers and numbers",
-            Validator::Length { .. } => "strings and arrays",
-            _ => "strings (types string, datetime, date)",
-        }
+        self.doc().applies_to.describe()
     }
 
     pub fn check(&self, value: &Val<'_>, sensitive: bool) -> Result<(), Box<StepError>> {
@@ -797,6 +792,65 @@ mod tests {
         assert!(is_uuid("3F1C2A9E-8B7D-4C6E-9F00-1A2B3C4D5E6F"));
         assert!(!is_uuid("3f1c2a9e8b7d4c6e9f001a2b3c4d5e6f"));
         assert!(!is_uuid("3f1c2a9e-8b7d-4c6e-9f00-1a2b3c4d5e6g"));
+    }
+
+    /// The compiler and the catalogue agree: each example compiles, for a field of its passing
+    /// value's type, to the validator it names; it fits exactly the types the description says, and
+    /// an argument is checked as described.
+    #[test]
+    fn every_catalogue_entry_compiles_as_it_is_described() {
+        use crate::plan::catalogue::example_step;
+        for doc in validators::CATALOGUE {
+            let name = doc.name;
+            let step = example_step(doc.example);
+            assert_eq!(step.name.value, name, "the example of `{name}` uses another validator");
+            let compile = |step: &StepSpec, t: FieldType| {
+                let mut diags = vec![];
+                Validator::compile(step, t, &mut diags).ok_or(diags)
+            };
+            let field_type = match serde_json::from_str(doc.example_passes).unwrap() {
+                Value::String(_) => FieldType::String,
+                Value::Number(n) if n.is_i64() => FieldType::Integer,
+                other => panic!("no field type for {other}"),
+            };
+            let v = compile(&step, field_type).unwrap_or_else(|d| panic!("{name}: {d:?}"));
+            assert_eq!(v.name(), name);
+            for t in FieldType::NAMES.iter().map(|n| FieldType::from_name(n).unwrap()) {
+                let refused = compile(&step, t).err().unwrap_or_default();
+                let cannot = format!(
+                    "validator `{name}` cannot apply to a field of type `{}`; it checks {}",
+                    t.name(),
+                    doc.applies_to.describe()
+                );
+                assert_eq!(!doc.applies_to.fits(t), refused.iter().any(|d| d.message == cannot), "`{name}` on {t:?}");
+            }
+            match &doc.argument {
+                Argument::None => {
+                    let given =
+                        StepSpec { arg: Some(Node { kind: NodeKind::Int(1), ..Node::default() }), ..step.clone() };
+                    let e = compile(&given, field_type).unwrap_err();
+                    assert_eq!(e[0].message, format!("validator `{name}` takes no argument"));
+                }
+                _ => assert!(compile(&StepSpec { arg: None, ..step.clone() }, field_type).is_err(), "{name}"),
+            }
+            if let Argument::Keys { keys, at_least_one } = &doc.argument {
+                let listed: Vec<String> = keys.iter().map(|k| format!("`{}`", k.name)).collect();
+                let mut none = step.arg.clone().unwrap();
+                none.kind = NodeKind::Map(vec![]);
+                let e = compile(&StepSpec { arg: Some(none), ..step.clone() }, field_type);
+                let needs = format!("`{name}` needs {} or both", listed.join(", "));
+                assert_eq!(*at_least_one, e.is_err_and(|e| e[0].message == needs), "{name}");
+                let mut arg = step.arg.clone().unwrap();
+                let NodeKind::Map(entries) = &mut arg.kind else { panic!("{name}") };
+                entries.push((Spanned::new("bogus".into(), Pos::new(1, 1)), Node::default()));
+                let allowed: Vec<&str> = keys.iter().map(|k| k.name).collect();
+                let e = compile(&StepSpec { arg: Some(arg), ..step }, field_type).unwrap_err();
+                assert_eq!(
+                    e[0].message,
+                    format!("unknown key `bogus` in `{name}`; allowed keys: {}", allowed.join(", "))
+                );
+            }
+        }
     }
 
     #[test]
