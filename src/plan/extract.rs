@@ -23,7 +23,7 @@ use std::fmt;
 use serde_json::Value;
 
 use super::path::{Segment, lookup_all};
-use super::value::{Item, ScannedArray, Val};
+use super::value::{Item, ScannedArray, Val, WrittenNumber};
 use std::rc::Rc;
 
 /// Deepest nesting of arrays and objects accepted (the same limit `serde_json` applies).
@@ -1267,6 +1267,10 @@ impl<'a> Scanner<'a> {
                     return Ok(Val::owned(Value::from(if bytes[0] == b'-' { -magnitude } else { magnitude })));
                 }
                 if let Some(f) = short_decimal(bytes) {
+                    // `1.50` is the float 1.5: its text is kept for messages (`1.5` is not).
+                    if bytes.last() == Some(&b'0') {
+                        return Ok(written(Value::from(f), raw));
+                    }
                     return Ok(Val::owned(Value::from(f)));
                 }
             }
@@ -1279,6 +1283,9 @@ impl<'a> Scanner<'a> {
             None => serde_json::from_str::<StrictValue>(raw),
         };
         match parsed {
+            // A float beyond the short forms (`1e3`, `99999999999999999999`, 17 digits): its text
+            // is kept for messages, which would otherwise quote `1000.0` or `1e20`.
+            Ok(StrictValue(v)) if v.is_f64() => Ok(written(v, raw)),
             Ok(StrictValue(v)) => Ok(Val::owned(v)),
             Err(e) => {
                 // serde_json counts from the start of the capture; the error points into the record.
@@ -1287,6 +1294,10 @@ impl<'a> Scanner<'a> {
             }
         }
     }
+}
+
+fn written(value: Value, text: &str) -> Val<'_> {
+    Val::Written(Box::new(WrittenNumber { value, text }))
 }
 
 /// The JSON number rules, once: a number written without a fraction or an exponent is an

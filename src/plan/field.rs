@@ -182,7 +182,7 @@ impl Field {
                         }
                     },
                     // A query below a string matches nothing.
-                    (Some(_), Some(Val::Str(_) | Val::Raw(_))) => {}
+                    (Some(_), Some(Val::Str(_) | Val::Raw(_) | Val::Written(_))) => {}
                     (Some(query), Some(Val::Other(root))) => match self.query_tail(query, root, text) {
                         Ok(Some(v)) => *state = FieldState::Present(v),
                         Ok(None) => {}
@@ -335,6 +335,7 @@ fn present_borrowed<'a>(state: &mut FieldState<'a>, v: &'a Val<'a>) {
         Val::List(items) => *state = FieldState::Present(Val::Items(items)),
         Val::Items(items) => *state = FieldState::Present(Val::Items(items)),
         Val::Other(v) => *state = FieldState::Present(Val::Other(Cow::Borrowed(v))),
+        Val::Written(n) => *state = FieldState::Present(Val::Written(n.clone())),
         Val::Rows(rows) => *state = FieldState::Present(Val::Rows(rows.clone())),
         Val::Array(array) => *state = FieldState::Present(Val::Array(array.clone())),
     }

@@ -1033,3 +1033,24 @@ fn decimal_arithmetic_keeps_places_with_zero_operands() {
         Some(json!({"times_zero": "0.00", "plus_zero": "12.50", "zero_minus": "-12.500", "product": "6.250"}))
     );
 }
+
+/// A number from the record is quoted in messages as the record writes it.
+#[test]
+fn messages_quote_numbers_as_the_record_writes_them() {
+    let p = plan(
+        "fields:\n  - { target: n, source: $.n, type: integer }\n  - { target: q, source: $.q, type: integer }\n  - { target: r, source: $.r, type: number, validate: [{ one_of: [1, 2] }] }\n  - { target: s, source: $.s, type: string, transform: [to_string] }\n  - { target: t, source: $.t, type: number }\n  - { target: big, source: $.big, type: integer }\n",
+    );
+    let out = p.apply(br#"{"n": 99999999999999999999, "q": 1e3, "r": 2.50}"#);
+    let messages: Vec<&str> = out.errors().iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "expected an integer, found a number 99999999999999999999",
+            "expected an integer, found a number 1e3",
+            "expected one of [1, 2], found a number 2.50"
+        ]
+    );
+    // What is written is unchanged: the value, in JSON's usual form.
+    let out = p.apply(br#"{"t": 1.50e1, "big": 1234567890123456789, "s": 1.50}"#);
+    assert_eq!(out.ok_value(), Some(json!({"s": "1.50", "t": 15.0, "big": 1234567890123456789_i64})));
+}

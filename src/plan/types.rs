@@ -102,7 +102,9 @@ impl FieldType {
             }
             // Integers are signed 64-bit: 2^63 and above is not one, though JSON can write it.
             (FieldType::Integer, Val::Other(v)) => v.as_i64().is_some(),
+            (FieldType::Integer, Val::Written(n)) => n.value.as_i64().is_some(),
             (FieldType::Number, Val::Other(v)) => v.is_number(),
+            (FieldType::Number, Val::Written(_)) => true,
             (FieldType::Boolean, Val::Other(v)) => v.is_boolean(),
             (FieldType::Object, Val::Other(v)) => v.is_object(),
             (FieldType::Array, Val::Other(v)) => v.is_array(),
@@ -380,7 +382,11 @@ pub fn describe(value: &Val<'_>, sensitive: bool) -> String {
         return format!("{} (value hidden: sensitive field)", value.kind_name());
     }
     const MAX: usize = 80;
-    let text = value.to_value().to_string();
+    // A number as the record writes it (`1e3`, not `1000.0`).
+    let text = match value.written() {
+        Some(written) => written.to_owned(),
+        None => value.to_value().to_string(),
+    };
     if text.chars().count() <= MAX {
         format!("{} {text}", value.kind_name())
     } else {

@@ -26,6 +26,10 @@ pub enum Val<'a> {
     Items(&'a [Item<'a>]),
     /// Any other JSON value but a string.
     Other(Cow<'a, Value>),
+    /// A number from the record whose text is not the one its value would be written with
+    /// (`1e3`, `1.50`, `99999999999999999999`): messages quote it as written. Boxed, as it is
+    /// rare, to keep every other value small.
+    Written(Box<WrittenNumber<'a>>),
     /// The objects an `items:` field mapped from an array: their output already written, their
     /// fields kept for the expressions that read them (`items.map(i, i.total_cents)`).
     Rows(Box<Rows<'a>>),
@@ -50,6 +54,13 @@ impl<'a> ScannedArray<'a> {
         // The scanner checked the text as JSON; a number `serde_json` cannot hold becomes null.
         serde_json::from_str(self.text).unwrap_or(Value::Null)
     }
+}
+
+/// A number and its text in the record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WrittenNumber<'a> {
+    pub value: Value,
+    pub text: &'a str,
 }
 
 /// A field's value during one record's evaluation.
@@ -109,7 +120,7 @@ impl Val<'_> {
         match self {
             Val::Raw(_) | Val::Items(_) | Val::Str(Cow::Borrowed(_)) | Val::Other(Cow::Borrowed(_)) => false,
             Val::Other(Cow::Owned(v)) => !matches!(v, Value::Null | Value::Bool(_) | Value::Number(_)),
-            Val::Str(Cow::Owned(_)) | Val::List(_) | Val::Rows(_) | Val::Array(_) => true,
+            Val::Str(Cow::Owned(_)) | Val::List(_) | Val::Rows(_) | Val::Array(_) | Val::Written(_) => true,
         }
     }
 }
@@ -180,6 +191,7 @@ impl Val<'_> {
             Val::List(items) => Val::List(items.clone()),
             Val::Items(items) => Val::Items(items),
             Val::Other(v) => Val::Other(v.clone()),
+            Val::Written(n) => Val::Written(n.clone()),
             Val::Rows(rows) => Val::Rows(rows.clone()),
             Val::Array(array) => Val::Array(array.clone()),
         }
@@ -213,6 +225,7 @@ impl<'a> Val<'a> {
             Val::List(items) => Val::Items(items),
             Val::Items(items) => Val::Items(items),
             Val::Other(v) => Val::Other(Cow::Borrowed(v)),
+            Val::Written(n) => Val::Written(n.clone()),
             Val::Rows(rows) => Val::Rows(rows.clone()),
             Val::Array(array) => Val::Array(array.clone()),
         }
@@ -231,7 +244,15 @@ impl<'a> Val<'a> {
         match self {
             Val::Raw(s) => Some(s),
             Val::Str(s) => Some(s),
-            Val::List(_) | Val::Items(_) | Val::Other(_) | Val::Rows(_) | Val::Array(_) => None,
+            Val::List(_) | Val::Items(_) | Val::Other(_) | Val::Written(_) | Val::Rows(_) | Val::Array(_) => None,
+        }
+    }
+
+    /// The record's text of a number, when it is not the text the value would be written with.
+    pub fn written(&self) -> Option<&str> {
+        match self {
+            Val::Written(n) => Some(n.text),
+            _ => None,
         }
     }
 
@@ -240,6 +261,7 @@ impl<'a> Val<'a> {
         match self {
             Val::Raw(_) | Val::Str(_) | Val::List(_) | Val::Items(_) | Val::Rows(_) | Val::Array(_) => None,
             Val::Other(v) => Some(v),
+            Val::Written(n) => Some(&n.value),
         }
     }
 
@@ -254,6 +276,7 @@ impl<'a> Val<'a> {
             Val::List(items) => Value::Array(items.iter().map(Item::to_value).collect()),
             Val::Items(items) => Value::Array(items.iter().map(Item::to_value).collect()),
             Val::Other(v) => v.as_ref().clone(),
+            Val::Written(n) => n.value.clone(),
             Val::Rows(rows) => serde_json::from_slice(&rows.json).expect("rows are written as valid JSON"),
             Val::Array(array) => array.to_value(),
         }
@@ -266,6 +289,7 @@ impl<'a> Val<'a> {
             Val::List(items) => Value::Array(items.into_iter().map(Item::into_value).collect()),
             Val::Items(items) => Value::Array(items.iter().map(Item::to_value).collect()),
             Val::Other(v) => v.into_owned(),
+            Val::Written(n) => n.value,
             Val::Rows(rows) => serde_json::from_slice(&rows.json).expect("rows are written as valid JSON"),
             Val::Array(array) => array.to_value(),
         }
@@ -279,7 +303,7 @@ impl<'a> Val<'a> {
             Val::Rows(rows) => Some(rows.rows.len()),
             Val::Array(array) => Some(array.len),
             Val::Other(v) => v.as_array().map(Vec::len),
-            Val::Raw(_) | Val::Str(_) => None,
+            Val::Raw(_) | Val::Str(_) | Val::Written(_) => None,
         }
     }
 
@@ -289,6 +313,7 @@ impl<'a> Val<'a> {
             Val::Raw(_) | Val::Str(_) => "a string",
             Val::List(_) | Val::Items(_) | Val::Rows(_) | Val::Array(_) => "an array",
             Val::Other(v) => json_kind(v),
+            Val::Written(_) => "a number",
         }
     }
 
@@ -315,6 +340,8 @@ impl<'a> Val<'a> {
             Val::List(items) => write_items(out, items),
             Val::Items(items) => write_items(out, items),
             Val::Rows(rows) => out.extend_from_slice(&rows.json),
+            // Written as any number is; the record's text is for messages.
+            Val::Written(n) => serde_json::to_writer(&mut *out, &n.value).expect("serialising into memory cannot fail"),
             Val::Array(array) => {
                 serde_json::to_writer(&mut *out, &array.to_value()).expect("serialising into memory cannot fail")
             }

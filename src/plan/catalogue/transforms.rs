@@ -163,7 +163,7 @@ pub const CATALOGUE: &[TransformDoc] = &[
         name: "to_string",
         argument: Argument::None,
         takes: Takes::Any,
-        summary: "numbers and booleans as JSON text, objects and arrays as compact JSON",
+        summary: "a number as the record writes it (`1.50` stays `\"1.50\"`), booleans as JSON text, objects and arrays as compact JSON",
         example: "to_string",
         example_input: "884213",
         example_gives: r#""884213""#,

@@ -238,6 +238,7 @@ impl<'s> EVal<'s> {
             Val::Raw(s) => EVal::Str(Cow::Borrowed(s)),
             Val::Str(s) => EVal::Str(Cow::Borrowed(s)),
             Val::Other(v) => EVal::from_json(v),
+            Val::Written(n) => EVal::from_json(&n.value),
             Val::List(items) => EVal::List(items.iter().map(EVal::from_item).collect()),
             Val::Items(items) => EVal::List(items.iter().map(EVal::from_item).collect()),
             Val::Rows(rows) => EVal::Rows(&rows.rows),
