@@ -725,3 +725,38 @@ async fn a_header_name_that_is_not_utf8_travels_on_and_stops_nothing() {
     assert_eq!(header(&replayed[0], "tenant").as_deref(), Some("acme"));
     assert_eq!(header(&replayed[0], "lambda-stream.error.stage"), None, "the old failure's headers stay behind");
 }
+
+/// A stop while the group rebalances — a member killed (the group waits out its session) and
+/// another joining — ends within 10 s with exit 0, and nothing is lost: what the stopping member
+/// could not commit is read again by the partitions' next owner.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_rebalance_stops_within_ten_seconds_and_exits_zero() {
+    let brokers = bootstrap();
+    let t = topics("w-stop-rebalance", 6).await;
+    let m = mapping();
+    let n = 20_000;
+    produce_range(&brokers, &t.input, 0..n);
+    let small = ["--max-batch", "100"];
+    let start = || WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &small);
+    let mut a = start();
+    a.wait_for_log("partitions assigned", Duration::from_secs(30));
+    let mut b = start();
+    b.wait_for_log("partitions assigned", Duration::from_secs(30));
+    let mut c = start();
+    c.wait_for_log("partitions assigned", Duration::from_secs(30));
+    a.signal("-KILL");
+    let _ = a.wait(Duration::from_secs(10));
+    let mut d = start();
+    std::thread::sleep(Duration::from_millis(500));
+    b.signal("-TERM");
+    let asked = Instant::now();
+    let (status, out) = b.wait(Duration::from_secs(60));
+    let took = asked.elapsed();
+    assert!(status.success(), "a stop during a rebalance exits 0, got {status:?}:\n{}", b.log_tail());
+    assert!(took < Duration::from_secs(10), "stopped in {took:?}, over 10 s:\n{}", b.log_tail());
+    let totals: serde_json::Value = serde_json::from_str(out.lines().last().expect("a totals line")).unwrap();
+    let placed = Placed::read(&brokers, &t.ok, &t.fail, 6, 0..n, Duration::from_secs(120));
+    placed.assert_complete(0..n);
+    let (tc, td) = (c.stop(), d.stop());
+    eprintln!("stopped in {took:?}; b {totals}; c {tc}; d {td}; {} duplicates", placed.duplicates());
+}

@@ -39,6 +39,7 @@ pub struct WorkerMetrics {
     batch_seconds: Histogram,
     in_flight: IntGauge,
     commits: IntCounter,
+    commits_refused_at_stop: IntCounter,
     rebalances: IntCounterVec,
     transaction_aborts: IntCounter,
     refresh_rejected: IntCounter,
@@ -92,6 +93,11 @@ impl WorkerMetrics {
                 "Batch deliveries sent again after a failed acknowledgement.",
             ),
             commits: counter(&registry, "lambda_stream_commits_total", "Offset commits (or committed transactions)."),
+            commits_refused_at_stop: counter(
+                &registry,
+                "lambda_stream_commits_refused_at_stop_total",
+                "Final commits at a stop the group refused or did not answer in time (their records are read again by the next owner).",
+            ),
             transaction_aborts: counter(
                 &registry,
                 "lambda_stream_transaction_aborts_total",
@@ -147,6 +153,10 @@ impl WorkerMetrics {
 
     pub fn committed(&self) {
         self.commits.inc();
+    }
+
+    pub fn commit_refused_at_stop(&self) {
+        self.commits_refused_at_stop.inc();
     }
 
     pub fn delivery_retried(&self) {

@@ -72,6 +72,33 @@ pub struct WorkerOptions {
     /// How long the loop may stay in one step before the watchdog gives up on it (`None`: the
     /// longest bound of any step plus a margin, see [`Worker::stall_limit`]).
     pub stall_timeout: Option<Duration>,
+    /// How long the group waits for a silent member before moving its partitions elsewhere
+    /// (classic protocol; with the consumer protocol the broker's group settings decide).
+    pub session_timeout: Duration,
+    pub group_protocol: GroupProtocol,
+    /// How long a stop (SIGTERM, Ctrl-C) may take, from the signal to leaving the group.
+    pub stop_within: Duration,
+}
+
+/// How the members of the group share the partitions. Both are incremental: a member joining or
+/// leaving moves only the partitions that change hands, the others keep flowing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// The classic group protocol with the `cooperative-sticky` assignor (any Kafka 2.4+).
+    Classic,
+    /// KIP-848's consumer protocol (`group.protocol=consumer`; Kafka 4.0+ brokers): the broker
+    /// assigns, and rebalances need no group-wide barrier.
+    Consumer,
+}
+
+impl GroupProtocol {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "classic" => Some(GroupProtocol::Classic),
+            "consumer" => Some(GroupProtocol::Consumer),
+            _ => None,
+        }
+    }
 }
 
 impl WorkerOptions {
@@ -88,6 +115,9 @@ impl WorkerOptions {
             consumer_extra: Vec::new(),
             pass_through: false,
             stall_timeout: None,
+            session_timeout: Duration::from_secs(45),
+            group_protocol: GroupProtocol::Classic,
+            stop_within: Duration::from_secs(10),
         }
     }
 
@@ -108,6 +138,19 @@ impl WorkerOptions {
             // (default 1 s). The loop drains a full queue in a fraction of that and then sat idle,
             // which capped throughput far below what the loop can do (docs/performance.md).
             .set("fetch.queue.backoff.ms", "10");
+        match self.group_protocol {
+            // The eager default revokes every partition of every member at each rebalance: one
+            // member crashing stopped the whole group for its session timeout.
+            GroupProtocol::Classic => {
+                config
+                    .set("partition.assignment.strategy", "cooperative-sticky")
+                    .set("session.timeout.ms", self.session_timeout.as_millis().to_string())
+                    .set("heartbeat.interval.ms", (self.session_timeout.as_millis() / 10).clamp(100, 3000).to_string());
+            }
+            GroupProtocol::Consumer => {
+                config.set("group.protocol", "consumer");
+            }
+        }
         if !self.stats_interval.is_zero() {
             config.set("statistics.interval.ms", self.stats_interval.as_millis().to_string());
         }
@@ -230,7 +273,9 @@ fn describe(tpl: &TopicPartitionList) -> String {
 pub struct Worker {
     pipeline: Arc<Pipeline>,
     sink: KafkaSink,
-    consumer: StreamConsumer<WorkerContext>,
+    /// Shared so that leaving the group at a stop can run on a thread of its own, bounded by the
+    /// stop's deadline (librdkafka's close waits for the group).
+    consumer: Option<Arc<StreamConsumer<WorkerContext>>>,
     options: WorkerOptions,
     totals: Totals,
     /// Since when batches have kept failing (exactly-once), to give up after `delivery_timeout`.
@@ -271,7 +316,7 @@ impl Worker {
         Ok(Worker {
             pipeline: Arc::new(pipeline),
             sink,
-            consumer,
+            consumer: Some(Arc::new(consumer)),
             options,
             totals: Totals::default(),
             failing_since: None,
@@ -345,7 +390,7 @@ impl Worker {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                first = self.consumer.recv() => push(&mut batch, first),
+                first = self.consumer().recv() => push(&mut batch, first),
                 () = tokio::time::sleep(idle) => {
                     // Nothing new: move what is in hand one stage on (mapped → produced → settled).
                     if let Some(mapping) = self.mapping.take() {
@@ -362,7 +407,7 @@ impl Worker {
                 // more than the record, and `recv` registers and drops a waker slot per call.
                 let fill_timer = tokio::time::sleep(self.options.max_wait);
                 tokio::pin!(fill_timer);
-                let mut messages = self.consumer.stream();
+                let mut messages = self.consumer().stream();
                 while batch.len() < self.options.max_batch {
                     tokio::select! {
                         biased;
@@ -382,23 +427,7 @@ impl Worker {
                 self.report_progress(&mut last_report);
             }
         }
-        // Finish the batch in hand: delivered, then committed (synchronously: the process is
-        // about to leave the group).
-        self.step("stopping");
-        if let Some(mapping) = self.mapping.take() {
-            self.hand_over(mapping).await?;
-        }
-        if let Some(in_flight) = self.in_flight.take() {
-            self.settle(in_flight).await?;
-        }
-        if let Some(offsets) = &self.last_commit
-            && let Err(e) = self.consumer.commit(offsets, CommitMode::Sync)
-        {
-            return Err(WorkerError::Commit(e.to_string()));
-        }
-        // Leave the group now, so its partitions move to the other members at once.
-        self.consumer.unsubscribe();
-        self.sink.flush(Duration::from_secs(10))?;
+        self.stop().await?;
         tracing::info!(
             received = self.totals.received,
             ok = self.totals.ok,
@@ -413,10 +442,82 @@ impl Worker {
         Ok(self.totals.clone())
     }
 
+    fn consumer(&self) -> &StreamConsumer<WorkerContext> {
+        self.consumer.as_deref().expect("the consumer is given up only when the worker stops")
+    }
+
+    /// A stop takes at most `stop_within`, also while the group rebalances (when a commit or
+    /// leaving the group waits for the other members): the batch in hand is settled if it can
+    /// be, what was delivered is committed if the group still takes the commit, and the member
+    /// leaves. Whatever is not committed by then is read again by its partitions' next owner — at
+    /// least once, as after a crash, but counted and logged, and the process exits 0: a normal stop
+    /// is not a failure. Only an error of the batch itself (undeliverable records) is one.
+    async fn stop(&mut self) -> Result<(), WorkerError> {
+        self.step("stopping");
+        let begun = tokio::time::Instant::now();
+        // The last second is for flushing the producer and exiting.
+        let deadline = begun + self.options.stop_within.saturating_sub(Duration::from_secs(1));
+        let settled = tokio::time::timeout_at(deadline, async {
+            if let Some(mapping) = self.mapping.take() {
+                self.hand_over(mapping).await?;
+            }
+            if let Some(in_flight) = self.in_flight.take() {
+                self.settle(in_flight).await?;
+            }
+            Ok::<(), WorkerError>(())
+        })
+        .await;
+        match settled {
+            Ok(result) => result?,
+            Err(_) => {
+                let t = &self.totals;
+                let in_hand = t.received.saturating_sub(t.ok + t.failed + t.skipped + t.released);
+                self.totals.released += in_hand;
+                tracing::warn!(
+                    released = in_hand,
+                    "the batch in hand was not settled before the stop deadline; its records are left for the next owner"
+                );
+            }
+        }
+        let consumer = self.consumer.take().expect("stopped once");
+        if let Some(offsets) = self.last_commit.take() {
+            self.step("committing at stop");
+            let committing = Arc::clone(&consumer);
+            let commit = tokio::task::spawn_blocking(move || committing.commit(&offsets, CommitMode::Sync));
+            let refused = match tokio::time::timeout_at(deadline, commit).await {
+                Ok(Ok(Ok(()))) => None,
+                Ok(Ok(Err(e))) => Some(e.to_string()),
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("the group did not answer before the stop deadline".to_owned()),
+            };
+            if let Some(why) = refused {
+                self.metrics.commit_refused_at_stop();
+                tracing::warn!(
+                    why,
+                    "the last commit was refused at stop (the partitions moved on, or the group is rebalancing); \
+                     their next owner reads again from the last commit it took"
+                );
+            }
+        }
+        // Leave the group now, so its partitions move to the other members at once. Closing waits
+        // for the group's answer: on a thread of its own, given up at the deadline.
+        self.step("leaving the group");
+        let leave = tokio::task::spawn_blocking(move || {
+            consumer.unsubscribe();
+            drop(consumer);
+        });
+        if tokio::time::timeout_at(deadline, leave).await.is_err() {
+            tracing::warn!("the group did not confirm the leave before the stop deadline; the session timeout will");
+        }
+        let left = (begun + self.options.stop_within).saturating_duration_since(tokio::time::Instant::now());
+        self.sink.flush(left.max(Duration::from_millis(100)))?;
+        Ok(())
+    }
+
     /// Drops gathered records of partitions no longer assigned to this member (revoked by a
     /// rebalance while the batch was being gathered); their new owner reads them again.
     fn release_revoked(&mut self, batch: &mut Vec<Input>) {
-        let Ok(assignment) = self.consumer.assignment() else { return };
+        let Ok(assignment) = self.consumer().assignment() else { return };
         let elements = assignment.elements();
         let assigned: Vec<(&str, i32)> = elements.iter().map(|e| (e.topic(), e.partition())).collect();
         let before = batch.len();
@@ -505,7 +606,7 @@ impl Worker {
         }
         self.totals.add(&summary);
         self.step("committing offsets");
-        match self.consumer.commit(&offsets, CommitMode::Async) {
+        match self.consumer().commit(&offsets, CommitMode::Async) {
             Ok(()) => self.metrics.committed(),
             Err(e) => tracing::warn!(error = %e, "offset commit failed; the next batch's commit will cover it"),
         }
@@ -528,7 +629,7 @@ impl Worker {
                 return Err(TransactionError::Abortable(e.to_string()));
             }
             let group = self
-                .consumer
+                .consumer()
                 .group_metadata()
                 .ok_or_else(|| TransactionError::Abortable("no consumer group metadata yet".into()))?;
             let give_up_at = Instant::now() + self.options.delivery_timeout;
@@ -596,7 +697,7 @@ impl Worker {
             }
         }
         for ((topic, partition), offset) in first {
-            if let Err(e) = self.consumer.seek(topic, partition, Offset::Offset(offset), Duration::from_secs(5)) {
+            if let Err(e) = self.consumer().seek(topic, partition, Offset::Offset(offset), Duration::from_secs(5)) {
                 tracing::info!(topic, partition, offset, error = %e, "not rewound (the partition restarts from its committed offset)");
             }
         }
@@ -605,7 +706,7 @@ impl Worker {
     fn report_progress(&self, last: &mut (Instant, u64)) {
         let seconds = last.0.elapsed().as_secs_f64();
         let rate = (self.totals.received - last.1) as f64 / seconds.max(1e-9);
-        let lag = self.consumer.context().lag.lock().expect("not poisoned").clone();
+        let lag = self.consumer().context().lag.lock().expect("not poisoned").clone();
         let mut lag: Vec<_> = lag.into_iter().collect();
         lag.sort();
         let lag_text = lag.iter().map(|((t, p), l)| format!("{t}-{p}:{l}")).collect::<Vec<_>>().join(",");
