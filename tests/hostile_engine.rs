@@ -436,6 +436,22 @@ fn forty_thousand_sibling_fields_compile() {
     assert_eq!(serde_json::from_slice::<Value>(&mapped.value).unwrap(), json!({"f0": 1, "f39999": 2}));
 }
 
+/// A datetime pattern is written at load, once: one no datetime can be written in (`%#z` only
+/// parses) is refused there instead of failing every record.
+#[test]
+fn a_datetime_pattern_no_datetime_can_be_written_in_is_refused_at_load() {
+    let mapping = |pattern: &str| {
+        format!(
+            "version: 1\nname: p\nfields:\n  - {{ target: at, source: $.at, type: datetime }}\n  - {{ target: shown, expr: 'format_datetime(at, \"{pattern}\", \"UTC\")' }}\n"
+        )
+    };
+    let problems = refused(&mapping("%d/%m %#z"));
+    assert!(problems.iter().any(|p| p.starts_with("m.yaml:5:") && p.contains("%#z")), "{problems:?}");
+    let plan = load(&mapping("%d/%m %:z"));
+    let Outcome::Mapped(m) = plan.apply(br#"{"at": "2026-03-29T01:30:00Z"}"#) else { panic!("mapped") };
+    assert_eq!(serde_json::from_slice::<Value>(&m.value).unwrap()["shown"], json!("29/03 +00:00"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Nothing silently collapsed.
 

@@ -308,6 +308,16 @@ impl DatetimePattern {
         let items = chrono::format::StrftimeItems::new(pattern).parse_to_owned().map_err(|_| {
             format!("invalid datetime pattern {pattern:?}: see the strftime specifiers (`%Y-%m-%d %H:%M`)")
         })?;
+        // A few specifiers are for reading text only (`%#z`) and fail whatever instant is written:
+        // written once here, such a pattern is refused at load instead of failing every record.
+        let probe = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH.with_timezone(&chrono_tz::Tz::UTC);
+        let mut written = String::new();
+        if std::fmt::Write::write_fmt(&mut written, format_args!("{}", probe.format_with_items(items.iter()))).is_err()
+        {
+            return Err(format!(
+                "datetime pattern {pattern:?} cannot be written: a specifier in it only reads text (like `%#z`); see the strftime specifiers"
+            ));
+        }
         Ok(DatetimePattern(items))
     }
 
