@@ -452,6 +452,20 @@ fn a_datetime_pattern_no_datetime_can_be_written_in_is_refused_at_load() {
     assert_eq!(serde_json::from_slice::<Value>(&m.value).unwrap()["shown"], json!("29/03 +00:00"));
 }
 
+/// Every specifier of a datetime pattern is an item held with the plan and text written per
+/// record: a pattern of millions of them is refused at load, quickly, without being quoted.
+#[test]
+fn a_datetime_pattern_of_a_million_specifiers_is_refused_at_load() {
+    let pattern = "%c".repeat(1_000_000);
+    let text = format!(
+        "version: 1\nname: p\nfields:\n  - {{ target: at, source: $.at, type: datetime }}\n  - {{ target: shown, expr: 'format_datetime(at, \"{pattern}\", \"UTC\")' }}\n"
+    );
+    let started = Instant::now();
+    let problems = refused(&text);
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(problems.iter().any(|p| p.contains("datetime pattern") && p.contains("at most")), "{:.300?}", problems);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Nothing silently collapsed.
 
