@@ -466,6 +466,32 @@ fn a_datetime_pattern_of_a_million_specifiers_is_refused_at_load() {
     assert!(problems.iter().any(|p| p.contains("datetime pattern") && p.contains("at most")), "{:.300?}", problems);
 }
 
+/// A long `one_of` names the allowed value nearest to a refused one; the edit distance costs the
+/// product of the two lengths, so long allowed values and a record value as long must not make one
+/// record take seconds.
+#[test]
+fn a_long_one_of_of_long_values_judges_a_long_value_quickly() {
+    let allowed: Vec<String> = (b'a'..=b'k').map(|c| char::from(c).to_string().repeat(10_000)).collect();
+    let mapping = format!(
+        "version: 1\nname: o\nfields:\n  - target: s\n    source: $.s\n    type: string\n    validate:\n      - one_of: [{}]\n",
+        allowed.join(", ")
+    );
+    let plan = load(&mapping);
+    let record = json!({ "s": "z".repeat(10_000) }).to_string();
+    let started = Instant::now();
+    let outcome = plan.apply(record.as_bytes());
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    let found = errors(&outcome);
+    assert_eq!(found.len(), 1, "{found:.300?}");
+    assert_eq!(found[0].1, "one_of");
+    assert!(found[0].2.starts_with("expected one of 11 values"), "{:.100}", found[0].2);
+    // A short value still gets its nearest allowed value.
+    let codes = "[AA, BB, CC, DD, EE, FF, GG, HH, II, JJ, KK]";
+    let plan = load(&mapping.replace(&format!("[{}]", allowed.join(", ")), codes));
+    let found = errors(&plan.apply(br#"{"s": "bb"}"#));
+    assert!(found[0].2.ends_with(r#"; nearest: "BB""#), "{found:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Nothing silently collapsed.
 
