@@ -436,6 +436,25 @@ fn forty_thousand_sibling_fields_compile() {
     assert_eq!(serde_json::from_slice::<Value>(&mapped.value).unwrap(), json!({"f0": 1, "f39999": 2}));
 }
 
+/// Every problem of an expression is reported, each with the expression quoted: a long one with
+/// thousands of problems must not make the report grow with their product.
+#[test]
+fn an_expression_with_thousands_of_unknown_names_is_refused_with_a_report_of_bounded_size() {
+    let names: Vec<String> = (0..5_000).map(|i| format!("x{i}")).collect();
+    let text = with_expr(&format!("[{}]", names.join(", ")));
+    let started = Instant::now();
+    let problems = refused(&text);
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert_eq!(problems.len(), 5_000);
+    let longest = problems.iter().map(String::len).max().unwrap();
+    assert!(longest < 1_000, "a problem of {longest} bytes");
+    assert!(problems[4_999].starts_with("m.yaml:5:"), "{}", problems[4_999]);
+    assert!(problems[4_999].contains("unknown name `x4999`"), "{}", problems[4_999]);
+    // A short expression is still quoted whole.
+    let problems = refused(&with_expr("a + sizee(a)"));
+    assert!(problems[0].contains("in expression `a + sizee(a)`: unknown function `sizee`"), "{problems:?}");
+}
+
 /// A datetime pattern is written at load, once: one no datetime can be written in (`%#z` only
 /// parses) is refused there instead of failing every record.
 #[test]
