@@ -485,6 +485,20 @@ fn a_datetime_pattern_of_a_million_specifiers_is_refused_at_load() {
     assert!(problems.iter().any(|p| p.contains("datetime pattern") && p.contains("at most")), "{:.300?}", problems);
 }
 
+/// The same for the format of the `parse_datetime` transform, which every failing record quoted.
+#[test]
+fn a_parse_datetime_format_of_a_million_specifiers_is_refused_at_load() {
+    let format = "%c".repeat(1_000_000);
+    let text = format!(
+        "version: 1\nname: p\nfields:\n  - target: at\n    source: $.at\n    type: string\n    transform:\n      - parse_datetime: {{ format: '%z {format}' }}\n"
+    );
+    let started = Instant::now();
+    let problems = refused(&text);
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(problems.iter().any(|p| p.contains("at most 256 characters")), "{:.300?}", problems);
+    assert!(problems.iter().all(|p| p.len() < 1_000), "the format is not quoted whole");
+}
+
 /// A long `one_of` names the allowed value nearest to a refused one; the edit distance costs the
 /// product of the two lengths, so long allowed values and a record value as long must not make one
 /// record take seconds.
