@@ -200,7 +200,7 @@ impl fmt::Display for Diagnostic {
 pub struct SourceFile<'a> {
     name: &'a str,
     text: &'a str,
-    /// The byte offset where each line starts.
+    /// The byte offset where each line starts: after a `\n`, or after a `\r` that no `\n` follows.
     lines: Vec<usize>,
     /// Whether each line is ASCII, so that a column is a byte offset: a file of one long line has
     /// all its problems on it, and counting characters up to each would take time for each.
@@ -209,8 +209,11 @@ pub struct SourceFile<'a> {
 
 impl<'a> SourceFile<'a> {
     pub fn new(name: &'a str, text: &'a str) -> Self {
-        let lines: Vec<usize> =
-            std::iter::once(0).chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1)).collect();
+        // Lines end as YAML ends them, whose positions these are: at `\n`, `\r\n` and a lone `\r`.
+        let bytes = text.as_bytes();
+        let breaks = memchr::memchr2_iter(b'\n', b'\r', bytes)
+            .filter(|&i| bytes[i] == b'\n' || bytes.get(i + 1) != Some(&b'\n'));
+        let lines: Vec<usize> = std::iter::once(0).chain(breaks.map(|i| i + 1)).collect();
         let ends = lines.iter().skip(1).copied().chain([text.len()]);
         let ascii = lines.iter().zip(ends).map(|(&start, end)| text.as_bytes()[start..end].is_ascii()).collect();
         SourceFile { name, text, lines, ascii }
@@ -397,6 +400,17 @@ mod tests {
         assert_eq!(SourceFile::new("m.yaml", TEXT).render(&d), "m.yaml:40:1: error: somewhere else\n");
         let d = Diagnostic::new(Pos::new(2, 8), "at the end of a line");
         assert!(SourceFile::new("m.yaml", TEXT).render(&d).ends_with("2 | fields:\n  |        ^\n"));
+    }
+
+    /// YAML breaks lines at `\n`, `\r\n` and a lone `\r`, and counts its positions so: the line
+    /// shown is the one the position names.
+    #[test]
+    fn lines_end_where_yaml_ends_them() {
+        let file = SourceFile::new("m.yaml", "a: 1\rb: x\r\nc: yy\n");
+        let shown = file.render(&Diagnostic::new(Pos::new(3, 4), "here"));
+        assert!(shown.ends_with("3 | c: yy\n  |    ^^\n"), "{shown}");
+        let shown = file.render(&Diagnostic::new(Pos::new(2, 4), "here"));
+        assert!(shown.ends_with("2 | b: x\n  |    ^\n"), "{shown}");
     }
 
     /// A mapping written as one long line (JSON is YAML) has all its problems on that line: each
