@@ -200,14 +200,23 @@ impl fmt::Display for Diagnostic {
 pub struct SourceFile<'a> {
     name: &'a str,
     text: &'a str,
-    /// The byte offset where each line starts.
+    /// The byte offset where each line starts: after a `\n`, or after a `\r` that no `\n` follows.
     lines: Vec<usize>,
+    /// Whether each line is ASCII, so that a column is a byte offset: a file of one long line has
+    /// all its problems on it, and counting characters up to each would take time for each.
+    ascii: Vec<bool>,
 }
 
 impl<'a> SourceFile<'a> {
     pub fn new(name: &'a str, text: &'a str) -> Self {
-        let lines = std::iter::once(0).chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1)).collect();
-        SourceFile { name, text, lines }
+        // Lines end as YAML ends them, whose positions these are: at `\n`, `\r\n` and a lone `\r`.
+        let bytes = text.as_bytes();
+        let breaks = memchr::memchr2_iter(b'\n', b'\r', bytes)
+            .filter(|&i| bytes[i] == b'\n' || bytes.get(i + 1) != Some(&b'\n'));
+        let lines: Vec<usize> = std::iter::once(0).chain(breaks.map(|i| i + 1)).collect();
+        let ends = lines.iter().skip(1).copied().chain([text.len()]);
+        let ascii = lines.iter().zip(ends).map(|(&start, end)| text.as_bytes()[start..end].is_ascii()).collect();
+        SourceFile { name, text, lines, ascii }
     }
 
     /// Line `line` (1-based) without its line break, and the byte offset it starts at.
@@ -221,10 +230,10 @@ impl<'a> SourceFile<'a> {
     /// The byte offset of `pos`: past the end of its line when the column is, at the end of the
     /// text when the line is.
     fn offset(&self, pos: Pos) -> usize {
+        let column = pos.col.saturating_sub(1) as usize;
         match self.line(pos.line) {
-            Some((start, line)) => {
-                start + line.char_indices().nth(pos.col.saturating_sub(1) as usize).map_or(line.len(), |(i, _)| i)
-            }
+            Some((start, line)) if self.ascii[pos.line as usize - 1] => start + column.min(line.len()),
+            Some((start, line)) => start + line.char_indices().nth(column).map_or(line.len(), |(i, _)| i),
             None => self.text.len(),
         }
     }
@@ -250,10 +259,19 @@ impl<'a> SourceFile<'a> {
         else {
             return format!("{title}\n");
         };
-        // Only the lines the diagnostic covers go to the renderer, which reads all it is given.
+        // Only the lines the diagnostic covers go to the renderer, which reads all it is given;
+        // of a long line, only the part around the text (a mapping written as one line of JSON
+        // would otherwise cost the whole line for each of its problems). The renderer shows less
+        // than that part of a line, so what it shows is the same.
         let excerpt = &self.text[first..last_start + last.len()];
         let from = self.offset(d.pos) - first;
         let to = (self.offset(end) - first).clamp(from, excerpt.len());
+        let cut_before = floor_char_boundary(excerpt, from.saturating_sub(SHOWN_AROUND));
+        let last_line = last_start - first;
+        let shown_to = if last_line == 0 { to.min(from + SHOWN_AROUND) } else { to };
+        let cut_after = ceil_char_boundary(excerpt, shown_to.max(last_line).saturating_add(SHOWN_AROUND));
+        let excerpt = &excerpt[cut_before..cut_after];
+        let (from, to) = (from - cut_before, to.min(cut_after) - cut_before);
         let level = match d.severity {
             Severity::Error => Level::ERROR,
             Severity::Warning => Level::WARNING,
@@ -265,6 +283,28 @@ impl<'a> SourceFile<'a> {
         out.push('\n');
         out
     }
+}
+
+/// How many bytes of a long line on either side of a diagnostic's text go to the renderer: more
+/// than it shows of a line.
+const SHOWN_AROUND: usize = 1024;
+
+/// The char boundary at or before byte `at` of `text` (its end, past it).
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The char boundary at or after byte `at` of `text` (its end, past it).
+fn ceil_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
 }
 
 /// How many characters the token at byte `at` of `line` has: a quoted scalar to its closing
@@ -360,6 +400,36 @@ mod tests {
         assert_eq!(SourceFile::new("m.yaml", TEXT).render(&d), "m.yaml:40:1: error: somewhere else\n");
         let d = Diagnostic::new(Pos::new(2, 8), "at the end of a line");
         assert!(SourceFile::new("m.yaml", TEXT).render(&d).ends_with("2 | fields:\n  |        ^\n"));
+    }
+
+    /// YAML breaks lines at `\n`, `\r\n` and a lone `\r`, and counts its positions so: the line
+    /// shown is the one the position names.
+    #[test]
+    fn lines_end_where_yaml_ends_them() {
+        let file = SourceFile::new("m.yaml", "a: 1\rb: x\r\nc: yy\n");
+        let shown = file.render(&Diagnostic::new(Pos::new(3, 4), "here"));
+        assert!(shown.ends_with("3 | c: yy\n  |    ^^\n"), "{shown}");
+        let shown = file.render(&Diagnostic::new(Pos::new(2, 4), "here"));
+        assert!(shown.ends_with("2 | b: x\n  |    ^\n"), "{shown}");
+    }
+
+    /// A mapping written as one long line (JSON is YAML) has all its problems on that line: each
+    /// is shown from the part of the line around it, in a time that does not grow with the line.
+    #[test]
+    fn a_problem_on_a_very_long_line_is_shown_from_the_part_around_it() {
+        let entry = r#"{"target": "a", "bogus": 1}, "#;
+        let text = format!("{{\"fields\": [{}]}}\n", entry.repeat(100_000));
+        let file = SourceFile::new("m.json", &text);
+        let started = std::time::Instant::now();
+        for k in (0..100_000).step_by(1_000).chain([99_999]) {
+            let col = 12 + k * entry.len() + 16 + 1;
+            let shown = file.render(&Diagnostic::new(Pos::new(1, col as u32), "unknown key `bogus`"));
+            assert!(shown.starts_with(&format!("m.json:1:{col}: error: unknown key `bogus`\n")), "{shown}");
+            assert!(shown.len() < 1_000, "{} bytes shown", shown.len());
+            assert!(shown.contains(r#""bogus": 1}"#) && shown.contains(" ^^^^^^^\n"), "{shown}");
+        }
+        let elapsed = started.elapsed();
+        assert!(elapsed < std::time::Duration::from_secs(5), "took {elapsed:?}");
     }
 
     #[test]

@@ -436,6 +436,95 @@ fn forty_thousand_sibling_fields_compile() {
     assert_eq!(serde_json::from_slice::<Value>(&mapped.value).unwrap(), json!({"f0": 1, "f39999": 2}));
 }
 
+/// Every problem of an expression is reported, each with the expression quoted: a long one with
+/// thousands of problems must not make the report grow with their product.
+#[test]
+fn an_expression_with_thousands_of_unknown_names_is_refused_with_a_report_of_bounded_size() {
+    let names: Vec<String> = (0..5_000).map(|i| format!("x{i}")).collect();
+    let text = with_expr(&format!("[{}]", names.join(", ")));
+    let started = Instant::now();
+    let problems = refused(&text);
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert_eq!(problems.len(), 5_000);
+    let longest = problems.iter().map(String::len).max().unwrap();
+    assert!(longest < 1_000, "a problem of {longest} bytes");
+    assert!(problems[4_999].starts_with("m.yaml:5:"), "{}", problems[4_999]);
+    assert!(problems[4_999].contains("unknown name `x4999`"), "{}", problems[4_999]);
+    // A short expression is still quoted whole.
+    let problems = refused(&with_expr("a + sizee(a)"));
+    assert!(problems[0].contains("in expression `a + sizee(a)`: unknown function `sizee`"), "{problems:?}");
+}
+
+/// A datetime pattern is written at load, once: one no datetime can be written in (`%#z` only
+/// parses) is refused there instead of failing every record.
+#[test]
+fn a_datetime_pattern_no_datetime_can_be_written_in_is_refused_at_load() {
+    let mapping = |pattern: &str| {
+        format!(
+            "version: 1\nname: p\nfields:\n  - {{ target: at, source: $.at, type: datetime }}\n  - {{ target: shown, expr: 'format_datetime(at, \"{pattern}\", \"UTC\")' }}\n"
+        )
+    };
+    let problems = refused(&mapping("%d/%m %#z"));
+    assert!(problems.iter().any(|p| p.starts_with("m.yaml:5:") && p.contains("%#z")), "{problems:?}");
+    let plan = load(&mapping("%d/%m %:z"));
+    let Outcome::Mapped(m) = plan.apply(br#"{"at": "2026-03-29T01:30:00Z"}"#) else { panic!("mapped") };
+    assert_eq!(serde_json::from_slice::<Value>(&m.value).unwrap()["shown"], json!("29/03 +00:00"));
+}
+
+/// Every specifier of a datetime pattern is an item held with the plan and text written per
+/// record: a pattern of millions of them is refused at load, quickly, without being quoted.
+#[test]
+fn a_datetime_pattern_of_a_million_specifiers_is_refused_at_load() {
+    let pattern = "%c".repeat(1_000_000);
+    let text = format!(
+        "version: 1\nname: p\nfields:\n  - {{ target: at, source: $.at, type: datetime }}\n  - {{ target: shown, expr: 'format_datetime(at, \"{pattern}\", \"UTC\")' }}\n"
+    );
+    let started = Instant::now();
+    let problems = refused(&text);
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(problems.iter().any(|p| p.contains("datetime pattern") && p.contains("at most")), "{:.300?}", problems);
+}
+
+/// The same for the format of the `parse_datetime` transform, which every failing record quoted.
+#[test]
+fn a_parse_datetime_format_of_a_million_specifiers_is_refused_at_load() {
+    let format = "%c".repeat(1_000_000);
+    let text = format!(
+        "version: 1\nname: p\nfields:\n  - target: at\n    source: $.at\n    type: string\n    transform:\n      - parse_datetime: {{ format: '%z {format}' }}\n"
+    );
+    let started = Instant::now();
+    let problems = refused(&text);
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(problems.iter().any(|p| p.contains("at most 256 characters")), "{:.300?}", problems);
+    assert!(problems.iter().all(|p| p.len() < 1_000), "the format is not quoted whole");
+}
+
+/// A long `one_of` names the allowed value nearest to a refused one; the edit distance costs the
+/// product of the two lengths, so long allowed values and a record value as long must not make one
+/// record take seconds.
+#[test]
+fn a_long_one_of_of_long_values_judges_a_long_value_quickly() {
+    let allowed: Vec<String> = (b'a'..=b'k').map(|c| char::from(c).to_string().repeat(10_000)).collect();
+    let mapping = format!(
+        "version: 1\nname: o\nfields:\n  - target: s\n    source: $.s\n    type: string\n    validate:\n      - one_of: [{}]\n",
+        allowed.join(", ")
+    );
+    let plan = load(&mapping);
+    let record = json!({ "s": "z".repeat(10_000) }).to_string();
+    let started = Instant::now();
+    let outcome = plan.apply(record.as_bytes());
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    let found = errors(&outcome);
+    assert_eq!(found.len(), 1, "{found:.300?}");
+    assert_eq!(found[0].1, "one_of");
+    assert!(found[0].2.starts_with("expected one of 11 values"), "{:.100}", found[0].2);
+    // A short value still gets its nearest allowed value.
+    let codes = "[AA, BB, CC, DD, EE, FF, GG, HH, II, JJ, KK]";
+    let plan = load(&mapping.replace(&format!("[{}]", allowed.join(", ")), codes));
+    let found = errors(&plan.apply(br#"{"s": "bb"}"#));
+    assert!(found[0].2.ends_with(r#"; nearest: "BB""#), "{found:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Nothing silently collapsed.
 

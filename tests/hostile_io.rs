@@ -226,6 +226,22 @@ fn a_lookup_file_past_its_limit_is_refused_at_its_line() {
     assert_refused_promptly(&run, 1, &format!("{at} `file: codes.json` resolves to /dev/zero"), "lookup link");
 }
 
+/// A named pipe in the mapping's folder, named as a lookup file: opening it waits for a writer that
+/// never comes, so it is refused unopened, as anything but a file is.
+#[test]
+fn a_lookup_file_that_is_a_named_pipe_is_refused_unopened() {
+    let mapping = TempFile::new(
+        "m.yaml",
+        b"version: 1\nname: pipe-lookup\nlookups:\n  codes: {file: codes.csv}\nfields:\n  - {target: id, source: $.id, type: any}\n",
+    );
+    let codes = mapping.path.with_file_name("codes.csv");
+    let made = std::process::Command::new("mkfifo").arg(&codes).status().unwrap();
+    assert!(made.success());
+    let run = run_bounded(&["validate-mapping", mapping.arg()], None);
+    let at = format!("{}:4:17: error: lookup table `codes`:", mapping.arg());
+    assert_refused_promptly(&run, 1, &format!("{at} cannot read {}: not a file", codes.display()), "lookup pipe");
+}
+
 #[test]
 fn process_input_is_read_line_by_line_and_an_endless_line_stops_it() {
     let mapping = "mappings/orders-to-billing.yaml";

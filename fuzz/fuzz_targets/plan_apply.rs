@@ -29,5 +29,6 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!serde_object, "refused as JSON a value serde_json reads: {:?}", f.errors);
             }
         }
+        Outcome::Dropped => assert!(serde_object, "dropped a value serde_json refuses"),
     }
 });

@@ -517,7 +517,9 @@ fn write_fields(out: &mut String, notes: &mut Vec<String>, shape: &Shape, indent
             write_fields(&mut items, notes, item_shape, &format!("{indent}    "), true, &format!("{at}[*]"));
         }
         let target = names.target(path);
-        let _ = writeln!(out, "{indent}- target: {target}");
+        // Snake case leaves only names YAML reads as a boolean or null to quote.
+        let written = if matches!(target.as_str(), "true" | "false" | "null") { quoted(&target) } else { target };
+        let _ = writeln!(out, "{indent}- target: {written}");
         let _ = writeln!(out, "{indent}  source: {}", quoted(&json_path(path)));
         if items.contains("- target: ") {
             let arrays = seen.held(Held::ObjectArray).count + seen.held(Held::EmptyArray).count;
@@ -750,6 +752,18 @@ mod tests {
         let mut values: Vec<i64> = output.as_object().unwrap().values().map(|v| v.as_i64().unwrap()).collect();
         values.sort_unstable();
         assert_eq!(values, (1..=29).collect::<Vec<_>>(), "every key is read once: {output}");
+    }
+
+    /// Keys that YAML would read as a boolean or null once snake-cased make targets that are still
+    /// names: quoted where they are written.
+    #[test]
+    fn keys_named_like_yaml_booleans_and_null_make_string_targets() {
+        let line = r#"{"true": 1, "False": 2, "NULL": 3, "null": {"true": 4}, "yes": 5}"#;
+        let text = starter_of(&[line]).unwrap_or_else(|e| panic!("{e}"));
+        let (_, plan) = plan::load_str(&text).unwrap();
+        let Outcome::Mapped(mapped) = plan.apply(line.as_bytes()) else { panic!("the sample maps: {text}") };
+        let output: Value = serde_json::from_slice(&mapped.value).unwrap();
+        assert_eq!(output, serde_json::json!({"true": 1, "false": 2, "null": 3, "null_2": {"true": 4}, "yes": 5}));
     }
 
     /// The fields are written in time that grows with the number of paths, not its square

@@ -674,6 +674,10 @@ fn lookup_file(base_dir: Option<&Path>, file: &str) -> Result<(PathBuf, PathBuf)
 /// by the extension of its name as written (`format`).
 fn read_lookup_file(path: &Path, shown: &Path, format: Option<&str>) -> Result<CodeTable, String> {
     let shown = shown.display();
+    // Opening a named pipe waits for a writer that may never come: only a file is opened.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(format!("cannot read {shown}: not a file"));
+    }
     let bytes = crate::limits::read_bounded(path, crate::limits::MAX_LOOKUP_BYTES, "a lookup file")
         .map_err(|e| format!("cannot read {shown}: {e}"))?;
     match format {

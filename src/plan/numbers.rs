@@ -28,6 +28,11 @@ pub fn exact_decimal(text: &str) -> Option<Decimal> {
     }
     let mut value = Decimal::from_str_exact(mantissa).ok()?;
     let Some(exponent) = exponent else { return Some(value) };
+    // One sign at most, then digits: `i32::from_str` would also take the `+` of `1e+-2`.
+    let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let exponent: i32 = exponent.strip_prefix('+').unwrap_or(exponent).parse().ok()?;
     if value.is_zero() {
         // Any exponent of zero is zero (and `0e999999999` must not loop).
@@ -83,6 +88,16 @@ mod tests {
         assert_eq!(read("1e-2147483648"), None);
         for not_a_number in ["", "-", ".", "1.2.3", "+1", "1_000", "abc", "1e", "e3", "0x10", "NaN", "inf"] {
             assert_eq!(read(not_a_number), None, "{not_a_number:?}");
+        }
+    }
+
+    #[test]
+    fn an_exponent_is_digits_after_at_most_one_sign() {
+        let read = |t: &str| exact_decimal(t).map(|d| d.to_string());
+        assert_eq!(read("1e+2"), Some("100".into()));
+        assert_eq!(read("1e-2"), Some("0.01".into()));
+        for odd in ["1e+-2", "1e++2", "1e-+2", "1e--2", "1e+", "1e-", "1e 2", "1e2 5", "1e٢"] {
+            assert_eq!(read(odd), None, "{odd:?}");
         }
     }
 }

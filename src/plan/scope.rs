@@ -159,10 +159,19 @@ pub(super) fn compile_expression(
     names: &mut ScopeNames<'_, '_>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Compiled> {
+    // Once for every problem of the expression: each quotes it, and finds the token it is at.
+    let quoted = one_line(&text.value);
+    let ascii = text.value.is_ascii();
     let located = |at: usize, message: &str| {
-        let end = at + expr::syntax::token_len(&text.value, at);
-        Diagnostic::new(text.pos_at(at), format!("in expression `{}`: {message}", one_line(&text.value)))
-            .until(text.pos_at(end))
+        // The text from the token on, up to a bound: a longer token is underlined that far.
+        let rest: std::borrow::Cow<'_, str> = if ascii {
+            let rest = text.value.get(at..).unwrap_or_default();
+            rest[..rest.len().min(TOKEN_CHARS)].into()
+        } else {
+            text.value.chars().skip(at).take(TOKEN_CHARS).collect::<String>().into()
+        };
+        let end = at + expr::syntax::token_len(&rest, 0);
+        Diagnostic::new(text.pos_at(at), format!("in expression `{quoted}`: {message}")).until(text.pos_at(end))
     };
     match expr::compile(&text.value, names) {
         Ok(c) => {
@@ -179,18 +188,41 @@ pub(super) fn compile_expression(
     }
 }
 
+/// The most characters of an expression a diagnostic quotes; a longer one is cut there (`…`).
+/// Every problem of an expression quotes it and the source line shown with it marks the place, so
+/// a long expression with thousands of problems must not be quoted whole in each.
+const QUOTED_CHARS: usize = 120;
+
+/// The most characters of a token a diagnostic underlines.
+const TOKEN_CHARS: usize = 4096;
+
 /// An expression as a diagnostic's first line quotes it: on one line (a `|` block's lines joined),
-/// with a tab or another control character written as an escape.
+/// with a tab or another control character written as an escape, cut after [`QUOTED_CHARS`].
 fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.contains(char::is_control) {
+    if text.chars().nth(QUOTED_CHARS).is_none() && !text.contains(char::is_control) {
         return text.into();
     }
-    let joined = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
-    joined
-        .chars()
-        .flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] })
-        .collect::<String>()
-        .into()
+    let mut shown = String::new();
+    let mut count = 0;
+    'lines: for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !shown.is_empty() {
+            shown.push(' ');
+            count += 1;
+        }
+        for c in line.chars() {
+            if count == QUOTED_CHARS {
+                shown.push('…');
+                break 'lines;
+            }
+            if c.is_control() {
+                shown.extend(c.escape_default());
+            } else {
+                shown.push(c);
+            }
+            count += 1;
+        }
+    }
+    shown.into()
 }
 
 /// A boolean condition (`when:`, a rule's `check`).

@@ -13,6 +13,7 @@ use serde_json::{Number, Value};
 use super::catalogue::Argument;
 use super::catalogue::transforms::{self, TransformDoc};
 use super::dates;
+use super::expr::code::MAX_DATETIME_PATTERN_CHARS;
 use super::expr::eval::mask;
 use super::expr::{Rounding, rescale};
 use super::json::CodeTable;
@@ -180,6 +181,16 @@ impl Transform {
             "parse_datetime" | "parse_date" => {
                 let args = args_map(arg, doc, diags)?;
                 let (format, format_pos) = string_arg(&args, arg, "format", name, diags)?;
+                // As a `format_datetime` pattern: its items are held with the plan, and a record
+                // that does not match it is told the format.
+                let chars = format.chars().count();
+                if chars > MAX_DATETIME_PATTERN_CHARS {
+                    diags.push(Diagnostic::new(
+                        format_pos,
+                        format!("the format has {chars} characters; a format has at most {MAX_DATETIME_PATTERN_CHARS} characters"),
+                    ));
+                    return None;
+                }
                 let parsed = match dates::DateFormat::new(&format, name == "parse_datetime") {
                     Ok(f) => f,
                     Err(bad) => {

@@ -628,10 +628,18 @@ pub fn is_timezone(s: &str) -> bool {
     s.parse::<chrono_tz::Tz>().is_ok()
 }
 
+/// The longest refused value that is given a nearest allowed one. The hint is for codes and
+/// names, and each edit distance costs the product of two lengths: long allowed values and a
+/// record value as long would take seconds per record.
+const NEAREST_LONGEST: usize = 64;
+
 /// The allowed string nearest to `found` by edit distance, ignoring case, when one is close
 /// enough to be what was meant; rendered as JSON.
 fn nearest_allowed(found: &str, allowed: &[Value]) -> Option<String> {
     let len = found.chars().count();
+    if len > NEAREST_LONGEST {
+        return None;
+    }
     let mut lowered: Option<String> = None;
     let mut best: Option<(usize, f64, &str)> = None;
     for candidate in allowed.iter().filter_map(Value::as_str) {

@@ -303,11 +303,32 @@ pub enum Func {
 #[derive(Debug)]
 pub struct DatetimePattern(Vec<chrono::format::Item<'static>>);
 
+/// The most characters a datetime pattern may have. Real patterns have a few dozen; each
+/// specifier becomes items held with the plan and text written for every record, so a pattern of
+/// millions would hold gigabytes from load on.
+pub const MAX_DATETIME_PATTERN_CHARS: usize = 256;
+
 impl DatetimePattern {
     pub fn compile(pattern: &str) -> Result<DatetimePattern, String> {
+        let chars = pattern.chars().count();
+        if chars > MAX_DATETIME_PATTERN_CHARS {
+            return Err(format!(
+                "the datetime pattern has {chars} characters; a pattern has at most {MAX_DATETIME_PATTERN_CHARS}"
+            ));
+        }
         let items = chrono::format::StrftimeItems::new(pattern).parse_to_owned().map_err(|_| {
             format!("invalid datetime pattern {pattern:?}: see the strftime specifiers (`%Y-%m-%d %H:%M`)")
         })?;
+        // A few specifiers are for reading text only (`%#z`) and fail whatever instant is written:
+        // written once here, such a pattern is refused at load instead of failing every record.
+        let probe = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH.with_timezone(&chrono_tz::Tz::UTC);
+        let mut written = String::new();
+        if std::fmt::Write::write_fmt(&mut written, format_args!("{}", probe.format_with_items(items.iter()))).is_err()
+        {
+            return Err(format!(
+                "datetime pattern {pattern:?} cannot be written: a specifier in it only reads text (like `%#z`); see the strftime specifiers"
+            ));
+        }
         Ok(DatetimePattern(items))
     }
 
