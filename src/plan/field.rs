@@ -273,9 +273,10 @@ impl Field {
                     }
                     Ok(None) if self.required && self.default.is_none() => {
                         let why = expr.code.why_null(env, &mut locals, expr.reads_sensitive || self.sensitive);
+                        let text = crate::diagnostic::one_line(&expr.text);
                         let message = match why {
-                            Some(why) => format!("required field is missing: `{}` gave null: {why}", expr.text),
-                            None => format!("required field is missing: `{}` gave null", expr.text),
+                            Some(why) => format!("required field is missing: `{text}` gave null: {why}"),
+                            None => format!("required field is missing: `{text}` gave null"),
                         };
                         *state = self.error(errors, "required", message);
                         return;

@@ -26,6 +26,12 @@ pub fn exact_decimal(text: &str) -> Option<Decimal> {
     if !digits_and_point {
         return None;
     }
+    // Zeros at the end of a long fraction hold no digit of the value: `1.000…0` with 40 zeros is
+    // 1, which a decimal holds, though not with 40 places.
+    let mantissa = match mantissa.split_once('.') {
+        Some((_, fraction)) if fraction.len() > 28 => mantissa.trim_end_matches('0'),
+        _ => mantissa,
+    };
     let mut value = Decimal::from_str_exact(mantissa).ok()?;
     let Some(exponent) = exponent else { return Some(value) };
     // One sign at most, then digits: `i32::from_str` would also take the `+` of `1e+-2`.
@@ -83,6 +89,8 @@ mod tests {
         assert_eq!(read("0.00000000000000000000000000001"), None);
         assert_eq!(read("1e-29"), None);
         assert_eq!(read("1e29"), None);
+        assert_eq!(read(&format!("1.{}", "0".repeat(40))), Some("1".into()));
+        assert_eq!(read(&format!("0.{}5", "0".repeat(27))), Some("0.0000000000000000000000000005".into()));
         assert_eq!(read("0e999999999"), Some("0".into()));
         assert_eq!(read("1e999999999"), None);
         assert_eq!(read("1e-2147483648"), None);

@@ -15,6 +15,7 @@ use super::field::{Extras, Field, FieldSet, FieldSource, PathSink, compile_field
 use super::output::OutputTree;
 use super::path::Segment;
 use super::types::FieldType;
+use crate::diagnostic::one_line;
 use crate::diagnostic::{Diagnostic, Severity, Spanned};
 use crate::spec::{FieldSpec, NodeKind};
 
@@ -188,42 +189,8 @@ pub(super) fn compile_expression(
     }
 }
 
-/// The most characters of an expression a diagnostic quotes; a longer one is cut there (`…`).
-/// Every problem of an expression quotes it and the source line shown with it marks the place, so
-/// a long expression with thousands of problems must not be quoted whole in each.
-const QUOTED_CHARS: usize = 120;
-
 /// The most characters of a token a diagnostic underlines.
 const TOKEN_CHARS: usize = 4096;
-
-/// An expression as a diagnostic's first line quotes it: on one line (a `|` block's lines joined),
-/// with a tab or another control character written as an escape, cut after [`QUOTED_CHARS`].
-fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().nth(QUOTED_CHARS).is_none() && !text.contains(char::is_control) {
-        return text.into();
-    }
-    let mut shown = String::new();
-    let mut count = 0;
-    'lines: for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if !shown.is_empty() {
-            shown.push(' ');
-            count += 1;
-        }
-        for c in line.chars() {
-            if count == QUOTED_CHARS {
-                shown.push('…');
-                break 'lines;
-            }
-            if c.is_control() {
-                shown.extend(c.escape_default());
-            } else {
-                shown.push(c);
-            }
-            count += 1;
-        }
-    }
-    shown.into()
-}
 
 /// A boolean condition (`when:`, a rule's `check`).
 pub(super) fn compile_condition(

@@ -1054,3 +1054,20 @@ fn messages_quote_numbers_as_the_record_writes_them() {
     let out = p.apply(br#"{"t": 1.50e1, "big": 1234567890123456789, "s": 1.50}"#);
     assert_eq!(out.ok_value(), Some(json!({"s": "1.50", "t": 15.0, "big": 1234567890123456789_i64})));
 }
+
+/// A long value from the record is quoted cut short in an expression's error, and a local date
+/// beyond the years a date is written with is an error, not a five-digit date.
+#[test]
+fn record_text_in_expression_errors_is_cut_and_local_dates_stay_in_range() {
+    let p = plan(
+        "fields:\n  - { target: zone, source: $.zone, type: string }\n  - { target: at, source: $.at, type: string }\n  - { target: day, expr: 'local_date(at, zone)' }\n",
+    );
+    let zone = "Z".repeat(100_000);
+    let out = apply(&p, json!({"zone": zone, "at": "2026-11-10T02:30:00Z"}));
+    let message = &out.errors()[0].message;
+    assert!(message.len() < 300, "{} bytes", message.len());
+    assert!(message.contains("\"… is not an IANA time zone"), "{message}");
+    let out = apply(&p, json!({"zone": "Etc/GMT+12", "at": "0000-01-01T00:00:00+00:00"}));
+    assert_eq!(rules_of(&out), vec![(Some("day"), "expr")], "{:?}", out.errors());
+    assert!(out.errors()[0].message.contains("outside the years 0000–9999"));
+}

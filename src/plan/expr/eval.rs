@@ -807,6 +807,16 @@ fn plain<'s>(v: EVal<'s>) -> EVal<'s> {
     }
 }
 
+/// Text from the record as a message quotes it: in quotes, cut after 80 characters (`…`), so a
+/// value of megabytes does not become a message of megabytes in every field it fails.
+fn shown(text: &str) -> String {
+    const QUOTED_CHARS: usize = 80;
+    match text.char_indices().nth(QUOTED_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+    }
+}
+
 /// A stored value as the type its readers were checked against (see [`Reading`]). The plan wrote
 /// it in that type's own form, so a value that does not read back is a defect of the plan, not of
 /// the record; it is still a per-record error rather than a wrong answer.
@@ -820,7 +830,7 @@ fn as_read<'s>(value: EVal<'s>, reading: &Reading) -> Result<EVal<'s>, EvalError
             Ok(t) => EVal::Time(t.with_timezone(&Utc)),
             Err(_) => {
                 return fail_quoting(
-                    format!("{s:?} is not an RFC 3339 datetime"),
+                    format!("{} is not an RFC 3339 datetime", shown(&s)),
                     "a value that is not an RFC 3339 datetime",
                 );
             }
@@ -848,7 +858,7 @@ fn dec_of_double(d: f64) -> Result<Decimal, EvalError> {
 fn parse_decimal(s: &str) -> Result<Decimal, EvalError> {
     exact_decimal(s).ok_or_else(|| {
         EvalError::quoting(
-            format!("{s:?} is not a decimal number a decimal can hold exactly (at most 28 digits after the point, 96 bits in all)"),
+            format!("{} is not a decimal number a decimal can hold exactly (at most 28 digits after the point, 96 bits in all)", shown(s)),
             "a string that is not a decimal number a decimal can hold exactly (value hidden: sensitive field)",
         )
     })
@@ -1127,7 +1137,7 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
                 Ok(i) => EVal::Int(i),
                 Err(_) => {
                     return fail_quoting(
-                        format!("{s:?} is not an integer"),
+                        format!("{} is not an integer", shown(&s)),
                         "a string that is not an integer (value hidden: sensitive field)",
                     );
                 }
@@ -1142,7 +1152,7 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
                 Ok(d) if d.is_finite() => EVal::Double(d),
                 _ => {
                     return fail_quoting(
-                        format!("{s:?} is not a number"),
+                        format!("{} is not a number", shown(&s)),
                         "a string that is not a number (value hidden: sensitive field)",
                     );
                 }
@@ -1156,7 +1166,7 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
                 Ok(t) => EVal::Time(t.with_timezone(&Utc)),
                 Err(_) => {
                     return fail_quoting(
-                        format!("{s:?} is not an RFC 3339 datetime"),
+                        format!("{} is not an RFC 3339 datetime", shown(&s)),
                         "a string that is not an RFC 3339 datetime (value hidden: sensitive field)",
                     );
                 }
@@ -1382,7 +1392,7 @@ fn in_zone(
             Ok(t) => t.with_timezone(&Utc),
             Err(_) => {
                 return fail_quoting(
-                    format!("{s:?} is not an RFC 3339 datetime"),
+                    format!("{} is not an RFC 3339 datetime", shown(&s)),
                     "a string that is not an RFC 3339 datetime (value hidden: sensitive field)",
                 );
             }
@@ -1393,12 +1403,18 @@ fn in_zone(
         (Some(tz), _) => tz,
         (None, EVal::Str(name)) => name.parse::<chrono_tz::Tz>().map_err(|_| EvalError {
             kind: EvalErrorKind::Zone,
-            message: format!("{name:?} is not an IANA time zone (like \"America/Sao_Paulo\")"),
+            message: format!("{} is not an IANA time zone (like \"America/Sao_Paulo\")", shown(&name)),
             without_values: Some("the value is not an IANA time zone".into()),
         })?,
         (None, other) => return fail(format!("a time zone is a string, found {}", other.kind())),
     };
-    Ok(instant.with_timezone(&zone))
+    let local = instant.with_timezone(&zone);
+    // A date or time on a clock is written with a four-digit year, as `type: date` and
+    // `datetime` are; an instant near the ends of that range can fall outside it on a zone's clock.
+    if !(0..=9999).contains(&chrono::Datelike::year(&local)) {
+        return fail("the local date is outside the years 0000–9999");
+    }
+    Ok(local)
 }
 
 /// Keeps the first `first` and last `last` characters and masks the rest. A value too short to
