@@ -30,10 +30,13 @@ RUN cargo build --release --locked --bin lambda-stream \
     fi \
  && install -D -m 0755 target/release/lambda-stream /out/lambda-stream
 
-# glibc and libgcc of Debian 12, like the build stage; CA certificates for TLS to the brokers
-# (librdkafka probes the standard paths) and to AWS; no shell.
+# glibc and libgcc of Debian 12, like the build stage, and CA certificates; no shell.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/lambda-stream /usr/local/bin/lambda-stream
+# The vendored OpenSSL that librdkafka uses looks for CA certificates under its build-time
+# directory (/usr/local/ssl), which this image does not have: point it at Debian's bundle, or
+# TLS to the brokers (MSK's 9094, 9096, 9098) fails verification. The AWS SDK reads it too.
+ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 # distroless's `nonroot` (65532), numeric so that Kubernetes' runAsNonRoot can verify it.
 USER 65532:65532
 # /metrics, /healthz and /readyz with --metrics-addr 0.0.0.0:9464.

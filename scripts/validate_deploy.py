@@ -11,8 +11,9 @@ ScaledObject schema is deploy/kubernetes/schemas/keda-scaledobject-*.json.
      PodDisruptionBudget and the ScaledObject together (same group, topic and brokers as the
      worker, probes on the metrics port, a grace period that fits the worker's stop, no more
      pods than partitions, …) and the security context;
-  3. the Dockerfile: multi-stage, pinned bases, a non-root final USER, no ADD of a URL, a context
-     (.dockerignore) that holds what it copies;
+  3. the Dockerfile: multi-stage, pinned bases (the Rust one new enough for the crate), a
+     non-root final USER, CA certificates the vendored OpenSSL finds, no ADD of a URL, and a
+     context (.dockerignore) that holds what it copies, including what the crate compiles in;
   4. a self-check: broken copies of all of the above, each of which must be refused for the
      reason it was broken, so a check that stopped working fails the run.
 """
@@ -488,6 +489,9 @@ def check_dockerfile(inputs, metrics_port, problems):
     entry = [s for s in final if s["instruction"] == "ENTRYPOINT"]
     if not entry or not entry[-1]["value"].strip().startswith("[") or "lambda-stream" not in entry[-1]["value"]:
         problems.add(where(final[0]), "the final stage's ENTRYPOINT must be the lambda-stream binary, in exec form")
+    env = " ".join(s["value"] for s in final if s["instruction"] == "ENV")
+    if not re.search(r"(^|\s)SSL_CERT_FILE=/\S+", env):
+        problems.add(where(final[0]), "the final stage sets no SSL_CERT_FILE: the vendored OpenSSL would look for CA certificates where the image has none")
     exposed = {p.split("/")[0] for s in final if s["instruction"] == "EXPOSE" for p in s["value"].split()}
     if metrics_port is not None and str(metrics_port) not in exposed:
         problems.add(where(final[0]), f"the final stage does not EXPOSE the metrics port {metrics_port}")
@@ -637,6 +641,8 @@ BROKEN = [
      dockerfile_edit("rust:1.95-bookworm", "rust:1.80-bookworm"), "older than the crate's rust-version"),
     ("a build stage that leaves out files the crate compiles in",
      dockerfile_edit("COPY data data\n", ""), "compiles in data/codes/"),
+    ("an image whose OpenSSL finds no CA certificates",
+     dockerfile_edit("ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt\n", ""), "sets no SSL_CERT_FILE"),
     ("a build context without the sources",
      lambda i: i.__setitem__("dockerignore", i["dockerignore"].replace("!src/\n", "")), "copies src, which .dockerignore leaves out"),
 ]
