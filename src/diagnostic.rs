@@ -245,7 +245,7 @@ impl<'a> SourceFile<'a> {
         }
         let Some((start, line)) = self.line(d.pos.line) else { return d.pos };
         let at = self.offset(d.pos) - start;
-        d.pos.shifted(token_len(line, at))
+        d.pos.shifted(yaml_token_len(line, at))
     }
 
     /// The diagnostic as its one line, then the source lines it covers with the text underlined,
@@ -307,10 +307,11 @@ fn ceil_char_boundary(text: &str, at: usize) -> usize {
     at
 }
 
-/// How many characters the token at byte `at` of `line` has: a quoted scalar to its closing
+/// How many characters the YAML token at byte `at` of `line` has (expressions have their own,
+/// `expr::syntax::token_len`): a quoted scalar to its closing
 /// quote, a `[…]` or `{…}` to its closing bracket, otherwise a plain word up to the next space,
 /// `:`, `,` or bracket. At least one character, unless `at` is past the line's end.
-fn token_len(line: &str, at: usize) -> usize {
+fn yaml_token_len(line: &str, at: usize) -> usize {
     let rest = line.get(at..).unwrap_or_default();
     let mut chars = rest.chars();
     let Some(first) = chars.next() else { return 0 };

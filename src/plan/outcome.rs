@@ -66,6 +66,9 @@ pub fn distinct_field_rules(pairs: impl IntoIterator<Item = String>) -> Vec<Stri
 /// The rule of the error a record gets when its expressions run out of steps.
 pub const BUDGET_RULE: &str = "budget";
 
+/// The rule of the error a field gets when a time zone its record gives is not an IANA name.
+pub const ZONE_RULE: &str = "zone";
+
 /// What a transform or validator reports; the field name is added by the caller.
 #[derive(Debug, PartialEq)]
 pub struct StepError {

@@ -611,7 +611,9 @@ impl Checker<'_> {
                 }
                 (f, item)
             }
-            other => unreachable!("`{other}` is described in the catalogue but not compiled"),
+            // A description without its compilation is a defect of the program, refused like a
+            // problem of the mapping rather than a panic while loading it.
+            other => return self.error(at, format!("`{other}()` is described but cannot be compiled by this build")),
         };
         Some((Code::Call(func, codes), ty))
     }

@@ -67,7 +67,7 @@ impl EvalErrorKind {
         match self {
             EvalErrorKind::Value => None,
             EvalErrorKind::Budget => Some(crate::plan::outcome::BUDGET_RULE),
-            EvalErrorKind::Zone => Some("zone"),
+            EvalErrorKind::Zone => Some(crate::plan::outcome::ZONE_RULE),
         }
     }
 }
