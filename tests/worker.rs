@@ -760,3 +760,298 @@ async fn sigterm_during_a_rebalance_stops_within_ten_seconds_and_exits_zero() {
     let (tc, td) = (c.stop(), d.stop());
     eprintln!("stopped in {took:?}; b {totals}; c {tc}; d {td}; {} duplicates", placed.duplicates());
 }
+
+/// The chaos tests' inputs: record `i` is sequence number `i / KEYS` of key `c{i % KEYS}`; the
+/// Kafka key is the key, so a key's records share one input partition (and, keeping the key, one
+/// output partition). Every tenth sequence number carries a text `seq`: a type error, → fail.
+const KEYS: u64 = 60;
+
+const KEYED_MAPPING: &str = "version: 1\nname: worker-chaos\nfields:\n  - {target: key, source: $.key, type: string, required: true}\n  - {target: seq, source: $.seq, type: integer, required: true}\n";
+
+fn keyed_valid(i: u64) -> bool {
+    (i / KEYS) % 10 != 3
+}
+
+fn send_keyed(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, i: u64) {
+    let (key, seq) = (format!("c{}", i % KEYS), i / KEYS);
+    let value = if keyed_valid(i) {
+        format!(r#"{{"key": "{key}", "seq": {seq}}}"#)
+    } else {
+        format!(r#"{{"key": "{key}", "seq": "x{seq}"}}"#)
+    };
+    let mut record = BaseRecord::to(topic).key(&key).payload(&value);
+    loop {
+        match p.send(record) {
+            Ok(()) => return,
+            Err((e, r)) => {
+                assert!(matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull)), "{e}");
+                record = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// Produces `per_second` keyed records a second for `seconds` on a thread of its own; the handle
+/// returns how many were produced (all acknowledged).
+fn produce_steadily(brokers: &str, topic: &str, per_second: u64, seconds: u64) -> std::thread::JoinHandle<u64> {
+    let (brokers, topic) = (brokers.to_owned(), topic.to_owned());
+    std::thread::spawn(move || {
+        let p = producer(&brokers);
+        let started = Instant::now();
+        let n = per_second * seconds;
+        let tick = Duration::from_millis(10);
+        let mut i = 0;
+        while i < n {
+            // Catch up to where the clock says production should be.
+            let due = (started.elapsed().as_millis() as u64 * per_second / 1000).min(n);
+            while i < due {
+                send_keyed(&p, &topic, i);
+                i += 1;
+            }
+            std::thread::sleep(tick);
+        }
+        p.flush(Duration::from_secs(60)).expect("inputs produced");
+        n
+    })
+}
+
+/// What the ok and fail topics hold for the keyed inputs: ok outputs as (partition, offset, key,
+/// seq) in each partition's offset order, fail outputs as (key, seq).
+struct KeyedPlaced {
+    ok: Vec<(i32, i64, u64, u64)>,
+    fail: Vec<(u64, u64)>,
+}
+
+impl KeyedPlaced {
+    fn read(brokers: &str, ok: &str, fail: &str, partitions: i32, n: u64, timeout: Duration) -> KeyedPlaced {
+        let want_ok = (0..n).filter(|i| keyed_valid(*i)).count();
+        let want_fail = n as usize - want_ok;
+        let (oks, fails) = std::thread::scope(|s| {
+            let oks = s.spawn(|| consume_from(brokers, ok, partitions, want_ok, timeout, GRACE));
+            let fails = s.spawn(|| consume_from(brokers, fail, partitions, want_fail, timeout, GRACE));
+            (oks.join().unwrap(), fails.join().unwrap())
+        });
+        let key_number =
+            |k: &serde_json::Value| -> u64 { k.as_str().unwrap().trim_start_matches('c').parse().unwrap() };
+        let mut placed = KeyedPlaced { ok: Vec::new(), fail: Vec::new() };
+        for m in oks {
+            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            placed.ok.push((
+                m.partition(),
+                m.offset(),
+                key_number(&v["key"]),
+                v["seq"].as_u64().expect("an integer seq"),
+            ));
+        }
+        placed.ok.sort();
+        for m in fails {
+            let envelope: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            let value = &envelope["value"];
+            let seq = value["seq"].as_str().unwrap().trim_start_matches('x').parse().unwrap();
+            placed.fail.push((key_number(&value["key"]), seq));
+        }
+        placed
+    }
+
+    fn total(&self) -> usize {
+        self.ok.len() + self.fail.len()
+    }
+
+    /// Outputs beyond one per input.
+    fn duplicates(&self) -> usize {
+        let ok: HashSet<(u64, u64)> = self.ok.iter().map(|&(_, _, k, s)| (k, s)).collect();
+        let fail: HashSet<&(u64, u64)> = self.fail.iter().collect();
+        self.total() - ok.len() - fail.len()
+    }
+
+    /// Every input of `0..n` is in its right topic at least once, and nothing else is there.
+    fn assert_complete(&self, n: u64) {
+        let input = |i: u64| (i % KEYS, i / KEYS);
+        let want_ok: HashSet<(u64, u64)> = (0..n).filter(|i| keyed_valid(*i)).map(input).collect();
+        let want_fail: HashSet<(u64, u64)> = (0..n).filter(|i| !keyed_valid(*i)).map(input).collect();
+        let got_ok: HashSet<(u64, u64)> = self.ok.iter().map(|&(_, _, k, s)| (k, s)).collect();
+        let got_fail: HashSet<(u64, u64)> = self.fail.iter().copied().collect();
+        let missing_ok: Vec<_> = want_ok.difference(&got_ok).take(10).collect();
+        let missing_fail: Vec<_> = want_fail.difference(&got_fail).take(10).collect();
+        assert!(
+            missing_ok.is_empty() && missing_fail.is_empty(),
+            "lost (key, seq): ok {missing_ok:?} of {}, fail {missing_fail:?} of {}",
+            want_ok.len() - got_ok.intersection(&want_ok).count(),
+            want_fail.len() - got_fail.intersection(&want_fail).count()
+        );
+        let extra_ok: Vec<_> = got_ok.difference(&want_ok).take(10).collect();
+        let extra_fail: Vec<_> = got_fail.difference(&want_fail).take(10).collect();
+        assert!(
+            extra_ok.is_empty() && extra_fail.is_empty(),
+            "unexpected outputs: ok {extra_ok:?}, fail {extra_fail:?}"
+        );
+    }
+
+    /// Per key, the first copy of each sequence number on the ok topic comes in sequence order
+    /// (copies of one already seen may come later: at-least-once redelivers, never reorders).
+    fn assert_first_copies_in_key_order(&self) {
+        let mut partition_of: BTreeMap<u64, i32> = BTreeMap::new();
+        let mut last_new: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut seen: HashSet<(u64, u64)> = HashSet::new();
+        for &(partition, offset, key, seq) in &self.ok {
+            let p = *partition_of.entry(key).or_insert(partition);
+            assert_eq!(p, partition, "key c{key}'s outputs are on partitions {p} and {partition}");
+            if !seen.insert((key, seq)) {
+                continue;
+            }
+            if let Some(&last) = last_new.get(&key) {
+                assert!(
+                    seq > last,
+                    "key c{key}: first copy of seq {seq} at {partition}/{offset} comes after the first copy of seq {last}"
+                );
+            }
+            last_new.insert(key, seq);
+        }
+        assert_eq!(partition_of.len() as u64, KEYS, "every key has outputs");
+    }
+}
+
+fn keyed_mapping() -> TempFile {
+    TempFile::new(&format!("{}.yaml", unique_topic("mapping")), KEYED_MAPPING.as_bytes())
+}
+
+/// Waits until the group's commits reach the end of every input partition: the members keep no
+/// commit behind what they placed (nor move one back) once the stream is drained.
+fn assert_commits_reach_the_end(brokers: &str, group: &str, topic: &str, partitions: i32) {
+    let end = end_offsets(brokers, topic, partitions);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = committed(brokers, group, topic, partitions);
+        if now == end {
+            return;
+        }
+        assert!(Instant::now() < deadline, "committed {now:?}, never the end {end:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// SIGTERM; asserts exit 0 within 10 s; returns how long it took and the totals line.
+fn stop_within_ten_seconds(w: &mut WorkerProcess, name: &str) -> (Duration, serde_json::Value) {
+    w.signal("-TERM");
+    let asked = Instant::now();
+    let (status, out) = w.wait(Duration::from_secs(30));
+    let took = asked.elapsed();
+    assert!(status.success(), "{name}: a stop exits 0, got {status:?}:\n{}", w.log_tail());
+    assert!(took < Duration::from_secs(10), "{name}: stopped in {took:?}, over 10 s:\n{}", w.log_tail());
+    let totals = serde_json::from_str(out.lines().last().expect("a totals line")).expect("totals JSON");
+    (took, totals)
+}
+
+/// How many times a worker's log says its final commit was refused at stop.
+fn refused_at_stop(w: &WorkerProcess) -> usize {
+    w.log().matches("the last commit was refused at stop").count()
+}
+
+/// The worker's promise under churn, against a steady stream: three members, a fourth joining,
+/// one SIGKILLed, one stopped with SIGTERM (exit 0 within 10 s), the killed one restarted. Every
+/// input is placed at least once; per key, first copies on the ok topic are in source order; and
+/// the duplicates stay within what the pipeline can hold uncommitted at each ownership change.
+///
+/// The bound, with `--max-batch B`: a member holds at most three batches whose commit has not
+/// been taken — the one being gathered (nothing produced yet), the one being mapped and the one
+/// with the producer — plus the last settled one while its asynchronous commit is on its way. Only
+/// produced-but-uncommitted records come back as duplicates, so a member that loses partitions
+/// (killed, stopped with its last commit refused, or giving partitions up in a rebalance: its
+/// commit after the revocation may be refused) leaves at most 3 × B to be read again. Here: one
+/// kill, one stop, and two joins each taking partitions from every member then alive (3 + 2).
+#[tokio::test(flavor = "multi_thread")]
+async fn chaos_three_workers_join_kill_stop_restart_account_for_every_record_in_key_order() {
+    let brokers = bootstrap();
+    let t = topics("w-chaos", 6).await;
+    let m = keyed_mapping();
+    const B: usize = 100;
+    let batch = B.to_string();
+    let args = ["--max-batch", batch.as_str()];
+    let start = || WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &args);
+    let mut a = start();
+    let mut b = start();
+    let mut c = start();
+    for w in [&a, &b, &c] {
+        w.wait_for_log("partitions assigned", Duration::from_secs(30));
+    }
+    let (per_second, seconds) = (800, 30);
+    let production = produce_steadily(&brokers, &t.input, per_second, seconds);
+    let began = Instant::now();
+    let at = |s: u64| std::thread::sleep(Duration::from_secs(s).saturating_sub(began.elapsed()));
+    at(4);
+    let mut d = start();
+    at(9);
+    a.signal("-KILL");
+    let (status, _) = a.wait(Duration::from_secs(10));
+    assert!(!status.success(), "killed");
+    at(14);
+    let (b_took, b_totals) = stop_within_ten_seconds(&mut b, "b (stopped mid-stream)");
+    at(18);
+    let mut a2 = start();
+    let n = production.join().expect("the producer thread");
+    let placed = KeyedPlaced::read(&brokers, &t.ok, &t.fail, 6, n, Duration::from_secs(60));
+    assert_commits_reach_the_end(&brokers, &t.group, &t.input, 6);
+    let mut stops = vec![("b", b_took)];
+    let mut totals = vec![("b", b_totals)];
+    let mut refused = refused_at_stop(&b);
+    for (name, w) in [("c", &mut c), ("d", &mut d), ("a2", &mut a2)] {
+        let (took, t) = stop_within_ten_seconds(w, name);
+        stops.push((name, took));
+        totals.push((name, t));
+        refused += refused_at_stop(w);
+    }
+    eprintln!(
+        "{n} inputs, {} outputs, {} duplicates; stops {stops:?}; commits refused at stop: {refused}; totals {totals:?}",
+        placed.total(),
+        placed.duplicates()
+    );
+    placed.assert_complete(n);
+    placed.assert_first_copies_in_key_order();
+    let ownership_changes = 1 /* kill */ + 1 /* stop */ + 3 + 2 /* joins */;
+    assert!(
+        placed.duplicates() <= ownership_changes * 3 * B,
+        "{} duplicates, over {ownership_changes} × 3 × {B}",
+        placed.duplicates()
+    );
+}
+
+/// One member with a backlog (so its batches are full), SIGKILLed mid-stream and restarted:
+/// nothing lost, per key the first copies are in source order, and the duplicates are at most the
+/// three batches the killed member could hold uncommitted (3 × `--max-batch`; see the chaos test
+/// above).
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_and_restart_keeps_each_keys_first_copies_in_order_and_duplicates_within_three_batches() {
+    let brokers = bootstrap();
+    let t = topics("w-kill-order", 3).await;
+    let m = keyed_mapping();
+    const B: usize = 100;
+    let batch = B.to_string();
+    let args = ["--max-batch", batch.as_str()];
+    let n = 20_000;
+    let p = producer(&brokers);
+    for i in 0..n {
+        send_keyed(&p, &t.input, i);
+    }
+    p.flush(Duration::from_secs(60)).expect("inputs produced");
+    let mut first = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &args);
+    first.wait_for_log("record routed to the fail topic", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+    first.signal("-KILL");
+    let (status, _) = first.wait(Duration::from_secs(10));
+    assert!(!status.success(), "killed");
+    let done_before: i64 =
+        committed(&brokers, &t.group, &t.input, 3).iter().map(|o| if let Offset::Offset(o) = o { *o } else { 0 }).sum();
+    assert!(done_before < n as i64, "the kill happened mid-stream ({done_before} inputs committed before it)");
+    let mut second = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &args);
+    let placed = KeyedPlaced::read(&brokers, &t.ok, &t.fail, 3, n, Duration::from_secs(90));
+    assert_commits_reach_the_end(&brokers, &t.group, &t.input, 3);
+    let (took, totals) = stop_within_ten_seconds(&mut second, "second");
+    eprintln!(
+        "{n} inputs, {done_before} committed before the kill, {} duplicates; second stopped in {took:?}: {totals}",
+        placed.duplicates()
+    );
+    placed.assert_complete(n);
+    placed.assert_first_copies_in_key_order();
+    assert!(placed.duplicates() <= 3 * B, "{} duplicates, over 3 × {B}", placed.duplicates());
+}
