@@ -480,7 +480,11 @@ impl Worker {
             }
         }
         let consumer = self.consumer.take().expect("stopped once");
-        if let Some(offsets) = self.last_commit.take() {
+        let last_commit = match (self.last_commit.take(), consumer.assignment()) {
+            (Some(offsets), Ok(assignment)) => Some(still_assigned(&offsets, &assignment)),
+            (offsets, _) => offsets,
+        };
+        if let Some(offsets) = last_commit.filter(|o| o.count() > 0) {
             self.step("committing at stop");
             let committing = Arc::clone(&consumer);
             let commit = tokio::task::spawn_blocking(move || committing.commit(&offsets, CommitMode::Sync));
@@ -606,9 +610,15 @@ impl Worker {
         }
         self.totals.add(&summary);
         self.step("committing offsets");
-        match self.consumer().commit(&offsets, CommitMode::Async) {
-            Ok(()) => self.metrics.committed(),
-            Err(e) => tracing::warn!(error = %e, "offset commit failed; the next batch's commit will cover it"),
+        let offsets = match self.consumer().assignment() {
+            Ok(assignment) => still_assigned(&offsets, &assignment),
+            Err(_) => offsets,
+        };
+        if offsets.count() > 0 {
+            match self.consumer().commit(&offsets, CommitMode::Async) {
+                Ok(()) => self.metrics.committed(),
+                Err(e) => tracing::warn!(error = %e, "offset commit failed; the next batch's commit will cover it"),
+            }
         }
         self.metrics.batch(&summary, &messages, started.elapsed().as_secs_f64());
         self.last_commit = Some(offsets);
@@ -936,8 +946,42 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The offsets of the partitions this member still owns. A batch's partitions may have been
+/// revoked while it was delivered; committing them would race their new owner's commits, and a
+/// late one could move a partition's committed offset back (duplicates on its next restart).
+fn still_assigned(offsets: &TopicPartitionList, assignment: &TopicPartitionList) -> TopicPartitionList {
+    let assigned = assignment.elements();
+    let owned: Vec<(&str, i32)> = assigned.iter().map(|e| (e.topic(), e.partition())).collect();
+    let mut kept = TopicPartitionList::new();
+    for e in offsets.elements() {
+        if owned.contains(&(e.topic(), e.partition()))
+            && kept.add_partition_offset(e.topic(), e.partition(), e.offset()).is_err()
+        {
+            tracing::warn!(topic = e.topic(), partition = e.partition(), "an offset that cannot be committed");
+        }
+    }
+    kept
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_the_partitions_still_owned_are_committed() {
+        let mut offsets = TopicPartitionList::new();
+        offsets.add_partition_offset("orders", 0, Offset::Offset(10)).unwrap();
+        offsets.add_partition_offset("orders", 1, Offset::Offset(20)).unwrap();
+        offsets.add_partition_offset("refunds", 0, Offset::Offset(30)).unwrap();
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition("orders", 1);
+        assignment.add_partition("refunds", 0);
+        assignment.add_partition("refunds", 1);
+        let kept = still_assigned(&offsets, &assignment);
+        let kept: Vec<(String, i32, Offset)> =
+            kept.elements().iter().map(|e| (e.topic().to_owned(), e.partition(), e.offset())).collect();
+        assert_eq!(kept, [("orders".to_owned(), 1, Offset::Offset(20)), ("refunds".to_owned(), 0, Offset::Offset(30))]);
+        assert_eq!(still_assigned(&offsets, &TopicPartitionList::new()).count(), 0);
+    }
     use super::*;
 
     fn input(topic: &str, partition: i32, offset: i64) -> Input {
