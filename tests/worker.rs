@@ -343,6 +343,29 @@ async fn two_workers_in_one_group_share_the_partitions() {
     assert_eq!(ra + rb, n + placed.duplicates() as u64, "{ta} {tb}");
 }
 
+/// SIGKILLs `worker` once it has mapped its first batch (and `after` more), checks that it was
+/// mid-stream — some of the `n` inputs committed, not all — and gives how many were.
+fn kill_mid_stream(
+    worker: &mut WorkerProcess,
+    after: Duration,
+    brokers: &str,
+    t: &Topics,
+    partitions: i32,
+    n: u64,
+) -> i64 {
+    worker.wait_for_log("record routed to the fail topic", Duration::from_secs(30));
+    std::thread::sleep(after);
+    worker.signal("-KILL");
+    let (status, _) = worker.wait(Duration::from_secs(10));
+    assert!(!status.success(), "killed");
+    let done_before: i64 = committed(brokers, &t.group, &t.input, partitions)
+        .iter()
+        .map(|o| if let Offset::Offset(o) = o { *o } else { 0 })
+        .sum();
+    assert!(done_before < n as i64, "the kill happened mid-stream ({done_before} inputs committed before it)");
+    done_before
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_mid_stream_then_restart_loses_nothing() {
     let brokers = bootstrap();
@@ -352,14 +375,7 @@ async fn sigkill_mid_stream_then_restart_loses_nothing() {
     produce_range(&brokers, &t.input, 0..n);
     let small = ["--max-batch", "100"];
     let mut first = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &small);
-    // Kill it as soon as it has mapped its first batch: mid-stream.
-    first.wait_for_log("record routed to the fail topic", Duration::from_secs(30));
-    first.signal("-KILL");
-    let (status, _) = first.wait(Duration::from_secs(10));
-    assert!(!status.success());
-    let done_before: i64 =
-        committed(&brokers, &t.group, &t.input, 3).iter().map(|o| if let Offset::Offset(o) = o { *o } else { 0 }).sum();
-    assert!(done_before < n as i64, "the kill happened mid-stream ({done_before} inputs committed before it)");
+    let done_before = kill_mid_stream(&mut first, Duration::ZERO, &brokers, &t, 3, n);
     let mut second = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &small);
     let placed = Placed::read(&brokers, &t.ok, &t.fail, 3, 0..n, Duration::from_secs(90));
     placed.assert_complete(0..n);
@@ -1035,14 +1051,7 @@ async fn sigkill_and_restart_keeps_each_keys_first_copies_in_order_and_duplicate
     }
     p.flush(Duration::from_secs(60)).expect("inputs produced");
     let mut first = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &args);
-    first.wait_for_log("record routed to the fail topic", Duration::from_secs(30));
-    std::thread::sleep(Duration::from_millis(500));
-    first.signal("-KILL");
-    let (status, _) = first.wait(Duration::from_secs(10));
-    assert!(!status.success(), "killed");
-    let done_before: i64 =
-        committed(&brokers, &t.group, &t.input, 3).iter().map(|o| if let Offset::Offset(o) = o { *o } else { 0 }).sum();
-    assert!(done_before < n as i64, "the kill happened mid-stream ({done_before} inputs committed before it)");
+    let done_before = kill_mid_stream(&mut first, Duration::from_millis(500), &brokers, &t, 3, n as u64);
     let mut second = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &args);
     let placed = KeyedPlaced::read(&brokers, &t.ok, &t.fail, 3, n, Duration::from_secs(90));
     assert_commits_reach_the_end(&brokers, &t.group, &t.input, 3);
