@@ -1051,7 +1051,7 @@ async fn sigkill_and_restart_keeps_each_keys_first_copies_in_order_and_duplicate
     }
     p.flush(Duration::from_secs(60)).expect("inputs produced");
     let mut first = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &args);
-    let done_before = kill_mid_stream(&mut first, Duration::from_millis(500), &brokers, &t, 3, n as u64);
+    let done_before = kill_mid_stream(&mut first, Duration::from_millis(500), &brokers, &t, 3, n);
     let mut second = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &args);
     let placed = KeyedPlaced::read(&brokers, &t.ok, &t.fail, 3, n, Duration::from_secs(90));
     assert_commits_reach_the_end(&brokers, &t.group, &t.input, 3);
