@@ -675,6 +675,50 @@ async fn the_metrics_endpoint_counts_what_the_worker_placed() {
     assert_accounting(&w.stop(), n);
 }
 
+/// Rebalances are incremental: a member that gives up some partitions to a newcomer keeps the
+/// rest, and its gauge and `/readyz` must say so (a readiness probe failing on a member that still
+/// works would count it as disrupted for the PodDisruptionBudget).
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_member_joins_each_members_gauge_counts_the_partitions_it_kept() {
+    let brokers = bootstrap();
+    let t = topics("w-gauge", 6).await;
+    let m = mapping();
+    let addr = || {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        format!("127.0.0.1:{port}")
+    };
+    let (a_addr, b_addr) = (addr(), addr());
+    let mut a = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &["--metrics-addr", &a_addr]);
+    a.wait_for_log("partitions assigned", Duration::from_secs(30));
+    let mut b = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &["--metrics-addr", &b_addr]);
+    b.wait_for_log("partitions assigned", Duration::from_secs(30));
+    let gauge =
+        |addr: &str| scrape(&format!("http://{addr}/metrics")).get("lambda_stream_assigned_partitions").copied();
+    let started = Instant::now();
+    let (ga, gb) = loop {
+        let (ga, gb) = (gauge(&a_addr), gauge(&b_addr));
+        if ga == Some(3.0) && gb == Some(3.0) {
+            break (ga, gb);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the members' gauges never showed 3 + 3 of 6 partitions: a {ga:?}, b {gb:?}\n{}",
+            a.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!((ga, gb), (Some(3.0), Some(3.0)));
+    assert_eq!(http_status(&format!("http://{a_addr}/readyz")), 200, "the member that gave up partitions is ready");
+    assert_eq!(http_status(&format!("http://{b_addr}/readyz")), 200);
+    b.stop();
+    let started = Instant::now();
+    while gauge(&a_addr) != Some(6.0) {
+        assert!(started.elapsed() < Duration::from_secs(30), "a never took back all 6: {:?}", gauge(&a_addr));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    a.stop();
+}
+
 /// A metrics address that cannot be served (taken) stops the start with a clear error, before
 /// the worker joins its group.
 #[tokio::test(flavor = "multi_thread")]

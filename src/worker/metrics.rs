@@ -178,9 +178,12 @@ impl WorkerMetrics {
     }
 
     /// A rebalance: `assign` with the partitions now assigned, or `revoke`.
-    pub fn rebalanced(&self, kind: &str, assigned: Option<usize>) {
+    pub fn rebalanced(&self, kind: &str) {
         self.rebalances.with_label_values(&[kind]).inc();
-        self.assigned_partitions.set(assigned.unwrap_or(0) as i64);
+    }
+
+    pub fn set_assigned_partitions(&self, count: usize) {
+        self.assigned_partitions.set(count as i64);
     }
 
     pub fn assigned_partitions(&self) -> i64 {
@@ -487,7 +490,8 @@ mod tests {
         endpoint.heartbeat.beat("polling");
         assert_eq!(answer(&endpoint, "/healthz").0, 200);
         assert_eq!(answer(&endpoint, "/readyz").0, 503, "no partition yet");
-        endpoint.metrics.rebalanced("assign", Some(3));
+        endpoint.metrics.rebalanced("assign");
+        endpoint.metrics.set_assigned_partitions(3);
         assert_eq!(answer(&endpoint, "/readyz").0, 200);
         std::thread::sleep(Duration::from_millis(80));
         let (status, body, _) = answer(&endpoint, "/healthz");

@@ -254,14 +254,23 @@ impl ConsumerContext for WorkerContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
-                self.metrics.rebalanced("revoke", None);
+                self.metrics.rebalanced("revoke");
                 tracing::info!(partitions = %describe(tpl), "partitions revoked")
             }
             Rebalance::Assign(tpl) => {
-                self.metrics.rebalanced("assign", Some(tpl.count()));
+                self.metrics.rebalanced("assign");
                 tracing::info!(partitions = %describe(tpl), "partitions assigned")
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    /// Both protocols are incremental: an assignment or revocation names only the partitions that
+    /// change hands, so the member's count is read from its whole assignment once applied.
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+        match consumer.assignment() {
+            Ok(assignment) => self.metrics.set_assigned_partitions(assignment.count()),
+            Err(e) => tracing::warn!(error = %e, "cannot read the assignment after a rebalance"),
         }
     }
 }
