@@ -193,14 +193,15 @@ impl WorkerProcess {
             fail,
             "--stats-interval-s",
             "1",
-            "--consumer-property",
-            "session.timeout.ms=6000",
-            "--consumer-property",
-            "heartbeat.interval.ms=500",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // A crashed member is detected in 6 s (the broker's consumer-protocol groups are set up
+        // alike by scripts/kafka/run); a worker told its protocol keeps the broker's choice.
+        if !extra.contains(&"--group-protocol") {
+            args.extend(["--session-timeout-s".to_string(), "6".to_string()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
             .args(&args)
@@ -1022,18 +1023,31 @@ fn refused_at_stop(w: &WorkerProcess) -> usize {
 /// kill, one stop, and two joins each taking partitions from every member then alive (3 + 2).
 #[tokio::test(flavor = "multi_thread")]
 async fn chaos_three_workers_join_kill_stop_restart_account_for_every_record_in_key_order() {
+    chaos(&[], "classic").await;
+}
+
+/// The same with the protocol left to the worker: the broker offers KIP-848's consumer protocol,
+/// so the members speak it (the broker assigns; its group session is 6 s, see scripts/kafka/run).
+#[tokio::test(flavor = "multi_thread")]
+async fn chaos_on_the_consumer_protocol_the_broker_offers_accounts_for_every_record_in_key_order() {
+    chaos(&["--group-protocol", "auto"], "consumer").await;
+}
+
+async fn chaos(protocol_args: &[&str], protocol: &str) {
     let brokers = bootstrap();
     let t = topics("w-chaos", 6).await;
     let m = keyed_mapping();
     const B: usize = 100;
     let batch = B.to_string();
-    let args = ["--max-batch", batch.as_str()];
+    let mut args = vec!["--max-batch", batch.as_str()];
+    args.extend_from_slice(protocol_args);
     let start = || WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &args);
     let mut a = start();
     let mut b = start();
     let mut c = start();
     for w in [&a, &b, &c] {
         w.wait_for_log("partitions assigned", Duration::from_secs(30));
+        w.wait_for_log(&format!("protocol=\"{protocol}\""), Duration::from_secs(1));
     }
     let (per_second, seconds) = (800, 30);
     let production = produce_steadily(&brokers, &t.input, per_second, seconds);

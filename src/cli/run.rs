@@ -70,14 +70,16 @@ pub struct RunArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(5..))]
     pub stall_timeout_s: Option<u64>,
     /// How long the group waits for a silent member (a crash, a frozen host) before its
-    /// partitions move to the others: shorter moves them sooner, but a pause longer than it (a
-    /// long GC-free stall, a network blip) costs a rebalance. Classic protocol only; with
-    /// `--group-protocol consumer` the broker's `group.consumer.session.timeout.ms` decides.
-    #[arg(long, default_value_t = 45, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub session_timeout_s: u64,
-    /// How the group shares partitions: `classic` (cooperative-sticky assignment, any broker) or
-    /// `consumer` (KIP-848, Kafka 4.0+ brokers). Both move only the partitions that change hands.
-    #[arg(long, default_value = "classic", value_parser = ["classic", "consumer"])]
+    /// partitions move to the others [default: 45]: shorter moves them sooner, but a pause longer
+    /// than it (a network blip) costs a rebalance. A classic-protocol setting: with the consumer
+    /// protocol the group's `consumer.session.timeout.ms` on the broker decides, so giving it
+    /// makes `auto` choose the classic protocol.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub session_timeout_s: Option<u64>,
+    /// How the group shares partitions: `consumer` (KIP-848, Kafka 4.0+ brokers), `classic`
+    /// (cooperative-sticky assignment, any broker), or `auto`: the consumer protocol when the
+    /// broker offers it. Both move only the partitions that change hands.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "classic", "consumer"])]
     pub group_protocol: String,
     /// Serve `/metrics` (Prometheus text format), `/healthz` and `/readyz` on this address, e.g.
     /// 127.0.0.1:9464 (`0.0.0.0:9464` to be scraped from other hosts).
@@ -159,9 +161,16 @@ pub fn run_worker(args: RunArgs) -> Result<ExitCode, CliError> {
     options.stall_timeout = args.stall_timeout_s.map(std::time::Duration::from_secs);
     options.consumer_extra = properties(&args.consumer_properties, "--consumer-property")?;
     options.pass_through = args.pass_through;
-    options.session_timeout = std::time::Duration::from_secs(args.session_timeout_s);
+    options.session_timeout = args.session_timeout_s.map(std::time::Duration::from_secs);
     options.group_protocol =
         crate::worker::GroupProtocol::from_name(&args.group_protocol).expect("clap checked the name");
+    if options.group_protocol == crate::worker::GroupProtocol::Consumer && options.session_timeout.is_some() {
+        return Err(CliError::Usage(
+            "--session-timeout-s is a classic-protocol setting; with --group-protocol consumer the group's \
+             consumer.session.timeout.ms on the broker decides (kafka-configs.sh --entity-type groups)"
+                .into(),
+        ));
+    }
     tracing::info!(
         topics = %options.topics.join(","), group = %options.group, exactly_once = options.exactly_once,
         topic_ok = %settings.topic_ok, topic_fail = %settings.topic_fail,

@@ -46,6 +46,7 @@ pub struct WorkerMetrics {
     assigned_partitions: IntGauge,
     lag: IntGaugeVec,
     mapping: IntGaugeVec,
+    group_protocol: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -116,6 +117,11 @@ impl WorkerMetrics {
                 &["topic", "partition"],
             ),
             mapping: gauge_vec("lambda_stream_mapping_info", "The mapping in use (value 1).", &["mapping"]),
+            group_protocol: gauge_vec(
+                "lambda_stream_group_protocol_info",
+                "The group protocol this member speaks, classic or consumer (value 1).",
+                &["protocol"],
+            ),
             records,
             rule_failures,
             rules_seen: Mutex::new(Default::default()),
@@ -180,6 +186,10 @@ impl WorkerMetrics {
     /// A rebalance: `assign` with the partitions now assigned, or `revoke`.
     pub fn rebalanced(&self, kind: &str) {
         self.rebalances.with_label_values(&[kind]).inc();
+    }
+
+    pub fn set_group_protocol(&self, protocol: &str) {
+        self.group_protocol.with_label_values(&[protocol]).set(1);
     }
 
     pub fn set_assigned_partitions(&self, count: usize) {

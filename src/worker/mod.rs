@@ -27,11 +27,13 @@
 //!
 //! Like `sink`, this module talks to `rdkafka` (the consumer side).
 
+pub mod group;
 mod heartbeat;
 pub mod metrics;
 pub mod range;
 pub mod replay;
 
+pub use group::GroupProtocol;
 pub use heartbeat::Heartbeat;
 use std::collections::HashMap;
 use std::future::Future;
@@ -73,35 +75,52 @@ pub struct WorkerOptions {
     /// longest bound of any step plus a margin, see [`Worker::stall_limit`]).
     pub stall_timeout: Option<Duration>,
     /// How long the group waits for a silent member before moving its partitions elsewhere
-    /// (classic protocol; with the consumer protocol the broker's group settings decide).
-    pub session_timeout: Duration,
+    /// (classic protocol, default 45 s; with the consumer protocol the broker's group settings
+    /// decide, so setting it asks for the classic protocol).
+    pub session_timeout: Option<Duration>,
+    /// `Auto` until [`Worker::new`] settles it.
     pub group_protocol: GroupProtocol,
     /// How long a stop (SIGTERM, Ctrl-C) may take, from the signal to leaving the group.
     pub stop_within: Duration,
 }
 
-/// How the members of the group share the partitions. Both are incremental: a member joining or
-/// leaving moves only the partitions that change hands, the others keep flowing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GroupProtocol {
-    /// The classic group protocol with the `cooperative-sticky` assignor (any Kafka 2.4+).
-    Classic,
-    /// KIP-848's consumer protocol (`group.protocol=consumer`; Kafka 4.0+ brokers): the broker
-    /// assigns, and rebalances need no group-wide barrier.
-    Consumer,
-}
-
-impl GroupProtocol {
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "classic" => Some(GroupProtocol::Classic),
-            "consumer" => Some(GroupProtocol::Consumer),
-            _ => None,
-        }
-    }
-}
+/// Kafka's own default: long enough that a pause or a network blip is not taken for a crash.
+const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
 
 impl WorkerOptions {
+    /// The first setting that only the classic group protocol honours, as the user wrote it.
+    fn classic_setting(&self) -> Option<String> {
+        if self.session_timeout.is_some() {
+            return Some("--session-timeout-s".into());
+        }
+        self.consumer_extra
+            .iter()
+            .find(|(k, _)| group::CLASSIC_ONLY_PROPERTIES.contains(&k.as_str()))
+            .map(|(k, _)| format!("--consumer-property {k}"))
+    }
+
+    /// Settles `Auto` (asking the broker when nothing on the command line decides), and says
+    /// which protocol and why.
+    fn settle_group_protocol(&mut self) -> group::Choice {
+        let mut requested = self.group_protocol;
+        if requested == GroupProtocol::Auto
+            && let Some((_, v)) = self.consumer_extra.iter().rev().find(|(k, _)| k == "group.protocol")
+        {
+            requested = GroupProtocol::from_name(&v.to_ascii_lowercase()).unwrap_or(GroupProtocol::Auto);
+        }
+        let choice = group::choose(requested, self.classic_setting().as_deref(), || {
+            let mut config = ClientConfig::new();
+            config.set("bootstrap.servers", &self.producer.brokers).set("client.id", "lambda-stream-worker");
+            for (k, v) in &self.producer.extra {
+                config.set(k, v);
+            }
+            let context = self.producer.context().map_err(|e| e.to_string())?;
+            group::ask_broker(&config, context, Duration::from_secs(10)).map_err(|e| e.to_string())
+        });
+        self.group_protocol = choice.protocol;
+        choice
+    }
+
     pub fn new(producer: ProducerSettings, topics: Vec<String>, group: String) -> Self {
         WorkerOptions {
             producer,
@@ -115,8 +134,8 @@ impl WorkerOptions {
             consumer_extra: Vec::new(),
             pass_through: false,
             stall_timeout: None,
-            session_timeout: Duration::from_secs(45),
-            group_protocol: GroupProtocol::Classic,
+            session_timeout: None,
+            group_protocol: GroupProtocol::Auto,
             stop_within: Duration::from_secs(10),
         }
     }
@@ -141,11 +160,13 @@ impl WorkerOptions {
         match self.group_protocol {
             // The eager default revokes every partition of every member at each rebalance: one
             // member crashing stopped the whole group for its session timeout.
-            GroupProtocol::Classic => {
+            GroupProtocol::Classic | GroupProtocol::Auto => {
+                let session = self.session_timeout.unwrap_or(DEFAULT_SESSION_TIMEOUT);
                 config
+                    .set("group.protocol", "classic")
                     .set("partition.assignment.strategy", "cooperative-sticky")
-                    .set("session.timeout.ms", self.session_timeout.as_millis().to_string())
-                    .set("heartbeat.interval.ms", (self.session_timeout.as_millis() / 10).clamp(100, 3000).to_string());
+                    .set("session.timeout.ms", session.as_millis().to_string())
+                    .set("heartbeat.interval.ms", (session.as_millis() / 10).clamp(100, 3000).to_string());
             }
             GroupProtocol::Consumer => {
                 config.set("group.protocol", "consumer");
@@ -311,8 +332,16 @@ impl Worker {
             // generation, so ids need not be tied to partitions.
             options.producer.transactional_id = Some(format!("lambda-stream-{}-{}", options.group, std::process::id()));
         }
+        let protocol = options.settle_group_protocol();
+        tracing::info!(
+            protocol = protocol.protocol.name(),
+            why = %protocol.why,
+            session_timeout_s = protocol.session_timeout.or(options.session_timeout).map(|d| d.as_secs_f64()),
+            "group protocol"
+        );
         let sink = KafkaSink::new(&options.producer)?;
         let metrics = Arc::new(metrics::WorkerMetrics::new());
+        metrics.set_group_protocol(protocol.protocol.name());
         let lag = Arc::new(Mutex::new(HashMap::new()));
         let context =
             WorkerContext { kafka: options.producer.context()?, lag: Arc::clone(&lag), metrics: Arc::clone(&metrics) };
