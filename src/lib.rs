@@ -35,12 +35,15 @@
 //! `lambda::runtime`, `config::ssm` and `cli::run` are left out: the engine and the local commands
 //! remain, and no Kafka, AWS or async runtime crate is compiled.
 
-// `unsafe` is refused everywhere but in the five functions that allow it by name, each with the
+// `unsafe` is refused everywhere but in the functions that allow it by name, each with the
 // argument for its soundness: the SSE2 read of 16 bytes of a string (string scan and short object
-// keys), the scanner's already-checked UTF-8, the output writer's inline copy of short text,
-// the SSE2 masks that delimit an embedded record, and librdkafka's accessors for a consumed
-// record's headers (rdkafka's own iterator panics on a header name that is not UTF-8).
+// keys), the scanner's already-checked UTF-8 (an `unsafe fn` whose callers each say which scan
+// accepted their range), the output writer's inline copy of short text, the SSE2 masks that
+// delimit an embedded record, and librdkafka's accessors for a consumed record's headers
+// (rdkafka's own iterator panics on a header name that is not UTF-8). Clippy refuses an `unsafe`
+// block without its `SAFETY:` comment.
 #![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cli;
 pub mod config;
