@@ -59,7 +59,7 @@ fn main() {
         let started = std::time::Instant::now();
         let mut rebuilt = 0usize;
         for _ in 0..n {
-            let e = lambda_stream::route::ReplayEnvelope::parse(std::hint::black_box(&envelope)).unwrap();
+            let e = lambda_stream::envelope::ReplayEnvelope::parse(std::hint::black_box(&envelope)).unwrap();
             rebuilt += usize::from(e.into_input([]).is_some());
         }
         let secs = started.elapsed().as_secs_f64();

@@ -15,7 +15,9 @@
 //!   Knows nothing of Kafka, Lambda or async runtimes.
 //! - [`record`] — Lambda Kafka event → inputs (base64, signed header bytes, tombstones), lenient
 //!   per record so one bad record never fails a batch.
-//! - [`route`] — `(input, outcome)` → ok message or fail envelope with `lambda-stream.error.*` headers.
+//! - [`route`] — `(input, outcome)` → ok message or fail message.
+//! - [`envelope`] — the fail message's JSON envelope and `lambda-stream.error.*` headers: written,
+//!   read back for triage, read back for a replay.
 //! - [`msk_iam`] — SigV4-signed SASL/OAUTHBEARER tokens for MSK IAM authentication.
 //! - [`sink`] — where messages go: `sink::kafka::KafkaSink` (with `worker`, the only `rdkafka`
 //!   user), memory.
@@ -48,6 +50,7 @@
 pub mod cli;
 pub mod config;
 pub mod diagnostic;
+pub mod envelope;
 pub mod lambda;
 pub mod limits;
 pub mod logging;

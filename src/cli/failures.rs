@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::error::CliError;
 use super::validate::Format;
+use crate::envelope::ReadEnvelope;
 use crate::plan::FieldError;
-use crate::route::ReadEnvelope;
 
 /// One row of the triage: a value (a stage, a `field:rule`, …) and the failures that have it.
 #[derive(Debug, Default, Serialize)]
@@ -195,7 +195,7 @@ pub fn failures(args: FailuresArgs) -> Result<ExitCode, CliError> {
                 triage.not_ours += 1;
                 if triage.not_ours_example.is_none() {
                     let why = match other {
-                        Some(Err(why)) => why,
+                        Some(Err(why)) => why.to_string(),
                         _ => "no value".into(),
                     };
                     triage.not_ours_example =

@@ -550,7 +550,8 @@ pub const NO_KAFKA: &str = "this lambda-stream is the mapping-tools build, witho
 
 /// One dry-run line: route, source position, key, destination, and value or errors.
 pub fn render_routed(routed: &crate::route::Routed) -> Vec<u8> {
-    use crate::route::{Route, Routed, text_or_base64};
+    use crate::envelope::text_or_base64;
+    use crate::route::{Route, Routed};
     use serde_json::value::RawValue;
 
     #[derive(serde::Serialize)]
@@ -615,7 +616,8 @@ pub fn render_routed(routed: &crate::route::Routed) -> Vec<u8> {
 /// One routed record as `--messages` prints it: the message exactly as it would be produced —
 /// topic, key, headers, payload (JSON as JSON, other bytes as text or base64) — or the skip.
 pub fn render_message(routed: &crate::route::Routed) -> Vec<u8> {
-    use crate::route::{Routed, text_or_base64};
+    use crate::envelope::text_or_base64;
+    use crate::route::Routed;
     use serde_json::value::RawValue;
     use serde_json::{Value, json};
 

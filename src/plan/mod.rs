@@ -19,6 +19,7 @@ pub mod expr;
 pub mod extract;
 mod field;
 pub mod json;
+pub mod members;
 pub mod numbers;
 pub mod outcome;
 mod output;

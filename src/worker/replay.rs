@@ -23,9 +23,10 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
+use crate::envelope::ReplayEnvelope;
 use crate::pipeline::Pipeline;
 use crate::record::Input;
-use crate::route::{ReplayEnvelope, Route, Routed};
+use crate::route::{Route, Routed};
 use crate::sink::ProducerSettings;
 use crate::sink::kafka::{KafkaContext, KafkaSink, PendingDelivery};
 
@@ -618,7 +619,7 @@ impl Rebuilt {
         };
         match rebuilt {
             Some(input) => {
-                let from = crate::route::position(from, m.partition(), Some(m.offset()));
+                let from = crate::envelope::position(from, m.partition(), Some(m.offset()));
                 Rebuilt::Ready { input, provenance: Provenance { old_rules, from, of } }
             }
             None => Rebuilt::NotOurs,

@@ -28,6 +28,8 @@ impl fmt::Display for ScanError {
     }
 }
 
+impl std::error::Error for ScanError {}
+
 /// Powers of ten that an `f64` holds exactly.
 pub(super) const EXACT_POWERS_OF_TEN: [f64; 16] =
     [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
