@@ -148,6 +148,66 @@ impl fmt::Display for Severity {
     }
 }
 
+/// What a compilation has found so far: errors refuse the mapping, warnings do not. Every phase
+/// of the compiler adds to one of these; a phase tells whether its own part compiled by whether
+/// [`Diagnostics::len`] (the errors) grew.
+#[derive(Clone, Debug, Default)]
+pub struct Diagnostics {
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    /// Adds a problem, by its severity.
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        match diagnostic.severity {
+            Severity::Error => self.errors.push(diagnostic),
+            Severity::Warning => self.warnings.push(diagnostic),
+        }
+    }
+
+    /// How many errors (warnings do not count).
+    pub fn len(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// No error so far (there may be warnings).
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// The errors so far.
+    pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
+        self.errors.iter()
+    }
+
+    /// The errors and the warnings, each sorted and without repeats.
+    pub fn into_parts(mut self) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+        for list in [&mut self.errors, &mut self.warnings] {
+            list.sort();
+            list.dedup();
+        }
+        (self.errors, self.warnings)
+    }
+}
+
+/// The errors by position in the order found.
+impl std::ops::Index<usize> for Diagnostics {
+    type Output = Diagnostic;
+
+    fn index(&self, i: usize) -> &Diagnostic {
+        &self.errors[i]
+    }
+}
+
+impl Extend<Diagnostic> for Diagnostics {
+    fn extend<I: IntoIterator<Item = Diagnostic>>(&mut self, iter: I) {
+        for d in iter {
+            self.push(d);
+        }
+    }
+}
+
 /// One located problem: an error refuses the mapping, a warning does not.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Diagnostic {

@@ -18,7 +18,7 @@ use super::types::describe;
 use super::types::{FieldType, Kind};
 use super::validate::Validator;
 use super::value::{FieldState, Rows, Val};
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::spec::FieldSpec;
 
 #[derive(Debug)]
@@ -346,7 +346,7 @@ pub(super) fn compile_field(
     spec: &FieldSpec,
     sink: &mut PathSink<'_>,
     extras: Extras,
-    diags: &mut Vec<Diagnostic>,
+    diags: &mut Diagnostics,
 ) -> Option<Field> {
     let before = diags.len();
     let target = spec.target.as_ref()?;
@@ -768,7 +768,7 @@ impl FieldSet {
 }
 
 /// Follows the static kind of the value through the transforms and against the declared type.
-fn check_transform_flow(spec: &FieldSpec, transforms: &[Transform], ty: FieldType, diags: &mut Vec<Diagnostic>) {
+fn check_transform_flow(spec: &FieldSpec, transforms: &[Transform], ty: FieldType, diags: &mut Diagnostics) {
     let mut kind = match &spec.constant {
         Some(c) => c.to_json().map(|v| Kind::of(&v)).unwrap_or(Kind::Unknown),
         None => Kind::Unknown,

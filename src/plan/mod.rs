@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::diagnostic::{Diagnostic, Pos, Spanned};
+use crate::diagnostic::{Diagnostic, Diagnostics, Pos, Spanned};
 use crate::spec::{LookupSpec, MappingSpec};
 use expr::{Budget, Compiled, Env, LookupTable, Ty};
 use extract::Extractor;
@@ -406,139 +406,27 @@ pub fn compile(spec: &MappingSpec) -> Result<Plan, Vec<Diagnostic>> {
 
 /// [`compile`] with options.
 pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan, Vec<Diagnostic>> {
-    let mut diags = Vec::new();
-    if let Some(v) = &spec.version
-        && v.value != SPEC_VERSION
-    {
-        diags.push(Diagnostic::new(
-            v.pos,
-            format!("unsupported `version: {}`; this program reads version {SPEC_VERSION}", v.value),
-        ));
-    }
-    let lookups = compile_lookups(&spec.lookups, options.base_dir.as_deref(), &mut diags);
+    let mut compiler = Compiler { spec, diags: Diagnostics::default() };
+    compiler.version();
+    let lookups = compiler.lookups(options.base_dir.as_deref());
     let secret = |reference: &str| (options.secret)(reference).map(Arc::from);
-    let ctx = Context { lookups: &lookups, secret: &secret, warnings: Default::default() };
-    let domains: Vec<_> = spec.fields.iter().map(scope::domain_of).collect();
+    let ctx = Context { lookups: &lookups, secret: &secret };
     let mut extractor = Extractor::default();
-    let (set, scope_tys) = compile_scope(&spec.fields, &mut PathSink::Record(&mut extractor), &ctx, &mut diags);
-    check_targets(&spec.fields.iter().filter_map(|f| f.target.as_ref()).collect::<Vec<_>>(), &mut diags);
-    if spec.fields.is_empty() && spec.name.is_some() {
-        diags.push(Diagnostic::new(Pos::new(1, 1), "`fields` is empty; a mapping needs at least one field"));
-    }
-    // Targets of fields that failed to compile are still known: naming one is not a new error.
-    let declared: Vec<&str> = spec.fields.iter().filter_map(|f| f.target.as_ref()).map(|t| t.as_str()).collect();
-    // By spec index: a field's index in the compiled set, and in the scope's types.
-    let mut target_index: HashMap<&str, usize> = HashMap::new();
-    for (i, f) in spec.fields.iter().enumerate() {
-        if let Some(t) = &f.target {
-            target_index.entry(t.as_str()).or_insert(i);
-        }
-    }
-    let compiled = set.as_ref().map(|s| &s.fields[..]).unwrap_or_default();
-    let find = |name: &Spanned<String>, what: &str, diags: &mut Vec<Diagnostic>| -> Option<usize> {
-        let found = compiled.iter().position(|f| f.target == name.value);
-        if found.is_none() && !declared.contains(&name.as_str()) {
-            let known = declared.iter().copied();
-            diags.push(Diagnostic::new(
-                name.pos,
-                format!(
-                    "{what} names unknown target `{}`{}",
-                    name.value,
-                    crate::diagnostic::suggestion(&name.value, known)
-                ),
-            ));
-        }
-        found
-    };
-    let key_field = spec.key.as_ref().and_then(|key| {
-        let i = find(key, "`key`", &mut diags)?;
-        let f = &compiled[i];
-        let always_present =
-            (f.required || f.default.is_some() || matches!(f.source, FieldSource::Const(_))) && f.when.is_none();
-        if !always_present {
-            diags.push(Diagnostic::new(
-                key.pos,
-                format!("`key` target `{}` may be absent; make it `required: true` or give it a `default`", key.value),
-            ));
-        }
-        if matches!(f.ty, FieldType::Object | FieldType::Array) {
-            diags.push(Diagnostic::new(
-                key.pos,
-                format!("`key` target `{}` is an {}; a key must be a scalar", key.value, f.ty.name()),
-            ));
-        }
-        Some(i)
-    });
-    for header in &spec.headers {
-        if header.value.is_empty() {
-            diags.push(Diagnostic::new(header.pos, "header names cannot be empty"));
-        }
-    }
-    // Rules and `drop` see the record's targets with the types their fields' readers see.
-    let tys: Vec<Ty> = scope_tys;
-    // Without a compiled field set, names still resolve (as `any`), so only real problems show.
-    let record_targets = target_index;
-    let drop = spec.drop.as_ref().and_then(|d| {
-        let mut names = ScopeNames {
-            targets: &record_targets,
-            tys: &tys,
-            sink: &mut PathSink::Record(&mut extractor),
-            ctx: &ctx,
-            domains: &domains,
-            no_targets: Some(
-                "`drop` is decided before any field is read: read the record with a `$` path, like `$.event_type`",
-            ),
-        };
-        compile_condition(d, "`drop`", &mut names, &mut diags)
-    });
-    let rules = {
-        let mut sink = PathSink::Record(&mut extractor);
-        rules::compile(
-            &spec.rules,
-            find,
-            |text, diags| {
-                let mut names = ScopeNames {
-                    targets: &record_targets,
-                    tys: &tys,
-                    sink: &mut sink,
-                    ctx: &ctx,
-                    no_targets: None,
-                    domains: &domains,
-                };
-                compile_condition(text, "a rule", &mut names, diags)
-            },
-            &mut diags,
-        )
-    };
-    // Field-condition rules that can never fire.
-    for rule in &spec.rules {
-        let Some(crate::spec::RuleWhen::Field(when)) = &rule.when else { continue };
-        let Some(field) = &when.field else { continue };
-        let Some(domain) = record_targets.get(field.as_str()).and_then(|&i| domains[i].as_ref()) else { continue };
-        let texts: Vec<&str> = match (&when.equals, &when.one_of) {
-            (Some(node), _) => node.as_str().into_iter().collect(),
-            (None, Some(list)) => list.value.iter().filter_map(|n| n.as_str()).collect(),
-            _ => continue,
-        };
-        let reasons: Vec<String> = texts.iter().filter_map(|t| domain.excludes(t)).collect();
-        if !texts.is_empty() && reasons.len() == texts.len() {
-            ctx.warnings.borrow_mut().push(Diagnostic::warning(
-                when.pos,
-                format!("this rule can never fire: `{}` never equals {:?} ({})", field.value, texts, reasons[0]),
-            ));
-        }
-    }
-    let mut warnings = ctx.warnings.take();
-    warnings.sort();
-    warnings.dedup();
+    let (set, tys) = compiler.scope(&ctx, &mut extractor);
+    let record = RecordScope::of(spec, set.as_ref(), tys);
+    let key_field = compiler.key(&record);
+    compiler.headers();
+    let drop = compiler.drop(&record, &ctx, &mut extractor);
+    let rules = compiler.rules(&record, &ctx, &mut extractor);
+    compiler.rules_that_never_fire(&record);
     extractor.finish();
-    let Some(set) = set.filter(|_| diags.is_empty()) else {
-        if diags.is_empty() {
-            diags.push(Diagnostic::new(Pos::new(1, 1), "the mapping could not be compiled"));
-        }
-        diags.sort();
-        diags.dedup();
-        return Err(diags);
+    let (errors, warnings) = compiler.diags.into_parts();
+    let Some(set) = set.filter(|_| errors.is_empty()) else {
+        return Err(if errors.is_empty() {
+            vec![Diagnostic::new(Pos::new(1, 1), "the mapping could not be compiled")]
+        } else {
+            errors
+        });
     };
     let (mut rules, mut drop) = (rules, drop);
     for rule in &mut rules {
@@ -564,11 +452,177 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
     })
 }
 
+/// The compiler of one mapping: the spec it reads and the problems its phases find, one short
+/// method per phase (as jaq's `Compiler` is). Every phase runs, so one pass reports every problem.
+struct Compiler<'s> {
+    spec: &'s MappingSpec,
+    diags: Diagnostics,
+}
+
+/// The record's fields as rules, `drop` and `key` see them once the fields are compiled.
+struct RecordScope<'s> {
+    /// Targets as written, also of fields that failed to compile: naming one is not a new error.
+    declared: Vec<&'s str>,
+    /// By spec index: a target's index in the compiled set and in `tys`.
+    targets: HashMap<&'s str, usize>,
+    /// The types the fields' readers see (`any` where a field did not compile, so that only
+    /// real problems show).
+    tys: Vec<Ty>,
+    domains: Vec<Option<expr::Domain>>,
+    compiled: &'s [field::Field],
+}
+
+impl<'s> RecordScope<'s> {
+    fn of(spec: &'s MappingSpec, set: Option<&'s FieldSet>, tys: Vec<Ty>) -> Self {
+        let mut targets = HashMap::new();
+        for (i, f) in spec.fields.iter().enumerate() {
+            if let Some(t) = &f.target {
+                targets.entry(t.as_str()).or_insert(i);
+            }
+        }
+        RecordScope {
+            declared: spec.fields.iter().filter_map(|f| f.target.as_ref()).map(|t| t.as_str()).collect(),
+            targets,
+            tys,
+            domains: spec.fields.iter().map(scope::domain_of).collect(),
+            compiled: set.map(|s| &s.fields[..]).unwrap_or_default(),
+        }
+    }
+
+    /// The compiled field a `key:` or a rule names; an unknown name is an error with the nearest.
+    fn find(&self, name: &Spanned<String>, what: &str, diags: &mut Diagnostics) -> Option<usize> {
+        let found = self.compiled.iter().position(|f| f.target == name.value);
+        if found.is_none() && !self.declared.contains(&name.as_str()) {
+            diags.push(Diagnostic::new(
+                name.pos,
+                format!(
+                    "{what} names unknown target `{}`{}",
+                    name.value,
+                    crate::diagnostic::suggestion(&name.value, self.declared.iter().copied())
+                ),
+            ));
+        }
+        found
+    }
+
+    fn names<'x, 'e>(
+        &'x self,
+        sink: &'x mut PathSink<'e>,
+        ctx: &'x Context<'x>,
+        no_targets: Option<&'static str>,
+    ) -> ScopeNames<'x, 'e> {
+        ScopeNames { targets: &self.targets, tys: &self.tys, sink, ctx, no_targets, domains: &self.domains }
+    }
+}
+
+impl<'s> Compiler<'s> {
+    fn version(&mut self) {
+        if let Some(v) = &self.spec.version
+            && v.value != SPEC_VERSION
+        {
+            self.diags.push(Diagnostic::new(
+                v.pos,
+                format!("unsupported `version: {}`; this program reads version {SPEC_VERSION}", v.value),
+            ));
+        }
+    }
+
+    fn lookups(&mut self, base_dir: Option<&Path>) -> HashMap<String, Arc<LookupTable>> {
+        compile_lookups(&self.spec.lookups, base_dir, &mut self.diags)
+    }
+
+    /// The record's fields, their paths into `extractor`; and the types their readers see.
+    fn scope(&mut self, ctx: &Context<'_>, extractor: &mut Extractor) -> (Option<FieldSet>, Vec<Ty>) {
+        let fields = &self.spec.fields;
+        let compiled = compile_scope(fields, &mut PathSink::Record(extractor), ctx, &mut self.diags);
+        check_targets(&fields.iter().filter_map(|f| f.target.as_ref()).collect::<Vec<_>>(), &mut self.diags);
+        if fields.is_empty() && self.spec.name.is_some() {
+            self.diags.push(Diagnostic::new(Pos::new(1, 1), "`fields` is empty; a mapping needs at least one field"));
+        }
+        compiled
+    }
+
+    /// `key:`: a target that is always present and a scalar.
+    fn key(&mut self, record: &RecordScope<'_>) -> Option<usize> {
+        let key = self.spec.key.as_ref()?;
+        let i = record.find(key, "`key`", &mut self.diags)?;
+        let f = &record.compiled[i];
+        let always_present =
+            (f.required || f.default.is_some() || matches!(f.source, FieldSource::Const(_))) && f.when.is_none();
+        if !always_present {
+            self.diags.push(Diagnostic::new(
+                key.pos,
+                format!("`key` target `{}` may be absent; make it `required: true` or give it a `default`", key.value),
+            ));
+        }
+        if matches!(f.ty, FieldType::Object | FieldType::Array) {
+            self.diags.push(Diagnostic::new(
+                key.pos,
+                format!("`key` target `{}` is an {}; a key must be a scalar", key.value, f.ty.name()),
+            ));
+        }
+        Some(i)
+    }
+
+    fn headers(&mut self) {
+        for header in self.spec.headers.iter().filter(|h| h.value.is_empty()) {
+            self.diags.push(Diagnostic::new(header.pos, "header names cannot be empty"));
+        }
+    }
+
+    /// `drop:`, a condition on the record alone: it is decided before any field is read.
+    fn drop(&mut self, record: &RecordScope<'_>, ctx: &Context<'_>, extractor: &mut Extractor) -> Option<Compiled> {
+        let text = self.spec.drop.as_ref()?;
+        let mut sink = PathSink::Record(extractor);
+        let mut names = record.names(
+            &mut sink,
+            ctx,
+            Some("`drop` is decided before any field is read: read the record with a `$` path, like `$.event_type`"),
+        );
+        compile_condition(text, "`drop`", &mut names, &mut self.diags)
+    }
+
+    /// Business rules, seeing the record's targets with the types their fields' readers see.
+    fn rules(&mut self, record: &RecordScope<'_>, ctx: &Context<'_>, extractor: &mut Extractor) -> Vec<Rule> {
+        let mut sink = PathSink::Record(extractor);
+        rules::compile(
+            &self.spec.rules,
+            |name, what, diags| record.find(name, what, diags),
+            |text, diags| compile_condition(text, "a rule", &mut record.names(&mut sink, ctx, None), diags),
+            &mut self.diags,
+        )
+    }
+
+    /// Warns of field-condition rules that can never fire: every value they name is one the
+    /// field's own checks refuse.
+    fn rules_that_never_fire(&mut self, record: &RecordScope<'_>) {
+        for rule in &self.spec.rules {
+            let Some(crate::spec::RuleWhen::Field(when)) = &rule.when else { continue };
+            let Some(field) = &when.field else { continue };
+            let Some(domain) = record.targets.get(field.as_str()).and_then(|&i| record.domains[i].as_ref()) else {
+                continue;
+            };
+            let texts: Vec<&str> = match (&when.equals, &when.one_of) {
+                (Some(node), _) => node.as_str().into_iter().collect(),
+                (None, Some(list)) => list.value.iter().filter_map(|n| n.as_str()).collect(),
+                _ => continue,
+            };
+            let reasons: Vec<String> = texts.iter().filter_map(|t| domain.excludes(t)).collect();
+            if !texts.is_empty() && reasons.len() == texts.len() {
+                self.diags.push(Diagnostic::warning(
+                    when.pos,
+                    format!("this rule can never fire: `{}` never equals {:?} ({})", field.value, texts, reasons[0]),
+                ));
+            }
+        }
+    }
+}
+
 /// Reads every `lookups:` table, inline or from a CSV or JSON file next to the mapping.
 fn compile_lookups(
     specs: &[LookupSpec],
     base_dir: Option<&Path>,
-    diags: &mut Vec<Diagnostic>,
+    diags: &mut Diagnostics,
 ) -> HashMap<String, Arc<LookupTable>> {
     let mut tables = HashMap::new();
     for spec in specs {
@@ -713,7 +767,7 @@ fn read_lookup_file(path: &Path, shown: &Path, format: Option<&str>) -> Result<C
 /// fields with other errors, so every problem is listed at once. Each target is compared with the
 /// first definition of each earlier target through maps of targets and of their dotted prefixes:
 /// time grows with the number of targets times their depth, not with its square.
-fn check_targets(targets: &[&Spanned<String>], diags: &mut Vec<Diagnostic>) {
+fn check_targets(targets: &[&Spanned<String>], diags: &mut Diagnostics) {
     use std::collections::HashMap;
     let mut first: HashMap<&str, Pos> = HashMap::new();
     // A dotted prefix → the first definitions of the earlier targets inside it, in order.

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use regex::Regex;
 
-use crate::diagnostic::{Diagnostic, Pos};
+use crate::diagnostic::{Diagnostic, Diagnostics, Pos};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 /// A compiled user regex, with its fast walk when its shape allows one.
@@ -327,7 +327,7 @@ fn greedy_is_exact(steps: &[Step]) -> bool {
 }
 
 /// Compiles a user regex, pointing at it when it does not compile.
-pub fn compile_regex(pattern: &str, pos: Pos, diags: &mut Vec<Diagnostic>) -> Option<Pattern> {
+pub fn compile_regex(pattern: &str, pos: Pos, diags: &mut Diagnostics) -> Option<Pattern> {
     match Pattern::new(pattern) {
         Ok(r) => Some(r),
         Err(e) => {

@@ -8,7 +8,7 @@ use super::expr::{Compiled, Env, EvalError};
 use super::field::{Field, reads_failed};
 use super::outcome::FieldError;
 use super::value::{FieldState, Val};
-use crate::diagnostic::{Diagnostic, Spanned};
+use crate::diagnostic::{Diagnostic, Diagnostics, Spanned};
 use crate::spec::{RuleSpec, RuleWhen};
 
 #[derive(Debug)]
@@ -48,9 +48,9 @@ enum Condition {
 /// reports unknown names; `expression` compiles an expression over the targets.
 pub fn compile(
     specs: &[RuleSpec],
-    mut find: impl FnMut(&Spanned<String>, &str, &mut Vec<Diagnostic>) -> Option<usize>,
-    mut expression: impl FnMut(&Spanned<String>, &mut Vec<Diagnostic>) -> Option<Compiled>,
-    diags: &mut Vec<Diagnostic>,
+    mut find: impl FnMut(&Spanned<String>, &str, &mut Diagnostics) -> Option<usize>,
+    mut expression: impl FnMut(&Spanned<String>, &mut Diagnostics) -> Option<Compiled>,
+    diags: &mut Diagnostics,
 ) -> Vec<Rule> {
     let mut rules = Vec::new();
     let mut names: Vec<&Spanned<String>> = Vec::new();

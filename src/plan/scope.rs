@@ -16,15 +16,13 @@ use super::output::OutputTree;
 use super::path::Segment;
 use super::types::FieldType;
 use crate::diagnostic::one_line;
-use crate::diagnostic::{Diagnostic, Severity, Spanned};
+use crate::diagnostic::{Diagnostic, Diagnostics, Severity, Spanned};
 use crate::spec::{FieldSpec, NodeKind};
 
 /// What every scope of a mapping shares.
 pub(super) struct Context<'c> {
     pub(super) lookups: &'c HashMap<String, Arc<LookupTable>>,
     pub(super) secret: &'c SharedSecret<'c>,
-    /// Located warnings: compiled, but surely a mistake.
-    pub(super) warnings: std::cell::RefCell<Vec<Diagnostic>>,
 }
 
 /// What the compiler knows about a field's possible values, from its spec.
@@ -158,7 +156,7 @@ impl Names for ScopeNames<'_, '_> {
 pub(super) fn compile_expression(
     text: &Spanned<String>,
     names: &mut ScopeNames<'_, '_>,
-    diags: &mut Vec<Diagnostic>,
+    diags: &mut Diagnostics,
 ) -> Option<Compiled> {
     // Once for every problem of the expression: each quotes it, and finds the token it is at.
     let quoted = one_line(&text.value);
@@ -176,9 +174,8 @@ pub(super) fn compile_expression(
     };
     match expr::compile(&text.value, names) {
         Ok(c) => {
-            let mut warnings = names.ctx.warnings.borrow_mut();
             for (at, message) in &c.warnings {
-                warnings.push(Diagnostic { severity: Severity::Warning, ..located(*at, message) });
+                diags.push(Diagnostic { severity: Severity::Warning, ..located(*at, message) });
             }
             Some(c)
         }
@@ -197,7 +194,7 @@ pub(super) fn compile_condition(
     text: &Spanned<String>,
     what: &str,
     names: &mut ScopeNames<'_, '_>,
-    diags: &mut Vec<Diagnostic>,
+    diags: &mut Diagnostics,
 ) -> Option<Compiled> {
     let compiled = compile_expression(text, names, diags)?;
     if !matches!(compiled.ty, Ty::Bool | Ty::Dyn | Ty::Null) {
@@ -223,7 +220,7 @@ pub(super) fn compile_scope(
     specs: &[FieldSpec],
     sink: &mut PathSink<'_>,
     ctx: &Context<'_>,
-    diags: &mut Vec<Diagnostic>,
+    diags: &mut Diagnostics,
 ) -> (Option<FieldSet>, Vec<Ty>) {
     let before = diags.len();
     // Targets by name (the first definition; duplicates are reported elsewhere).
@@ -380,7 +377,7 @@ fn evaluation_order(
     targets: &[&str],
     waits: &[bool],
     deps: &[Vec<usize>],
-    diags: &mut Vec<Diagnostic>,
+    diags: &mut Diagnostics,
 ) -> Option<Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -432,8 +429,6 @@ fn evaluation_order(
         }
     }
     if failed {
-        diags.sort();
-        diags.dedup();
         return None;
     }
     Some(order)

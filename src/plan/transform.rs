@@ -22,7 +22,7 @@ use super::outcome::StepError;
 use super::pattern::{Pattern, compile_regex};
 use super::types::{Kind, describe};
 use super::value::Val;
-use crate::diagnostic::{Diagnostic, suggestion};
+use crate::diagnostic::{Diagnostic, Diagnostics, suggestion};
 use crate::spec::{Node, NodeKind, StepSpec};
 
 #[derive(Debug)]
@@ -108,10 +108,10 @@ impl Transform {
         transforms::find(self.name()).expect("every transform is in the catalogue")
     }
 
-    pub fn compile(step: &StepSpec, diags: &mut Vec<Diagnostic>) -> Option<Transform> {
+    pub fn compile(step: &StepSpec, diags: &mut Diagnostics) -> Option<Transform> {
         let name = step.name.as_str();
         let pos = step.name.pos;
-        let unknown = |diags: &mut Vec<Diagnostic>| {
+        let unknown = |diags: &mut Diagnostics| {
             let names: Vec<&str> = transforms::names().collect();
             diags.push(Diagnostic::new(
                 pos,
@@ -154,7 +154,7 @@ impl Transform {
         match name {
             "mask" => {
                 let args = args_map(arg, doc, diags)?;
-                let count = |key: &str, diags: &mut Vec<Diagnostic>| -> Option<usize> {
+                let count = |key: &str, diags: &mut Diagnostics| -> Option<usize> {
                     match args.iter().find(|(k, _)| k == key).map(|(_, n)| *n) {
                         None => Some(0),
                         Some(Node { kind: NodeKind::Int(n), .. }) if *n >= 0 => Some(*n as usize),
@@ -667,7 +667,7 @@ fn arithmetic(value: Option<&Value>, factor: Factor, divide: bool) -> Result<Val
 
 /// A `values:` mapping of codes to values (the `map` transform, `lookups:` tables). A value that
 /// JSON cannot hold is reported and left out.
-pub fn value_table(values: &Node, diags: &mut Vec<Diagnostic>) -> Option<CodeTable> {
+pub fn value_table(values: &Node, diags: &mut Diagnostics) -> Option<CodeTable> {
     let NodeKind::Map(entries) = &values.kind else {
         diags.push(Diagnostic::new(values.pos, format!("`values` must be a mapping, found {}", values.kind_name())));
         return None;
@@ -703,7 +703,7 @@ pub fn value_table(values: &Node, diags: &mut Vec<Diagnostic>) -> Option<CodeTab
 type ArgMap<'a> = Vec<(String, &'a Node)>;
 
 /// The entries of an argument mapping, every key one the transform's description allows.
-fn args_map<'a>(arg: &'a Node, doc: &TransformDoc, diags: &mut Vec<Diagnostic>) -> Option<ArgMap<'a>> {
+fn args_map<'a>(arg: &'a Node, doc: &TransformDoc, diags: &mut Diagnostics) -> Option<ArgMap<'a>> {
     let (name, allowed) = (doc.name, doc.argument.keys());
     let NodeKind::Map(entries) = &arg.kind else {
         diags.push(Diagnostic::new(
@@ -735,7 +735,7 @@ fn string_arg(
     arg: &Node,
     key: &str,
     name: &str,
-    diags: &mut Vec<Diagnostic>,
+    diags: &mut Diagnostics,
 ) -> Option<(String, crate::diagnostic::Pos)> {
     match args.iter().find(|(k, _)| k == key) {
         None => {
@@ -796,7 +796,7 @@ mod tests {
             arg: arg.map(|kind| Node { pos: Pos::new(1, 10), kind, ..Node::default() }),
             when: None,
         };
-        let mut diags = vec![];
+        let mut diags = crate::diagnostic::Diagnostics::default();
         let t = Transform::compile(&step, &mut diags);
         assert!(diags.is_empty(), "{diags:?}");
         t.unwrap()
@@ -916,7 +916,7 @@ mod tests {
         assert_eq!(run(&t("divide", Some(NodeKind::Int(-1))), json!(-8)).unwrap(), json!(8));
         assert_eq!(run(&t("multiply", Some(NodeKind::Int(i64::MAX))), json!(3)).unwrap_err().rule, "multiply");
         assert_eq!(run(&t("divide", Some(NodeKind::Int(2))), json!("4")).unwrap_err().rule, "type");
-        let mut diags = vec![];
+        let mut diags = crate::diagnostic::Diagnostics::default();
         let step = StepSpec {
             name: Spanned::new("divide".into(), Pos::new(1, 1)),
             arg: Some(Node { pos: Pos::new(1, 9), kind: NodeKind::Int(0), ..Node::default() }),
@@ -939,7 +939,7 @@ mod tests {
 
     /// The messages of a step that does not compile.
     fn refusal(step: &StepSpec) -> String {
-        let mut diags = vec![];
+        let mut diags = crate::diagnostic::Diagnostics::default();
         assert!(Transform::compile(step, &mut diags).is_none(), "{step:?} compiles");
         diags.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("\n")
     }
@@ -953,7 +953,7 @@ mod tests {
             let name = doc.name;
             let step = example_step(doc.example);
             assert_eq!(step.name.value, name, "the example of `{name}` uses another transform");
-            let mut diags = vec![];
+            let mut diags = crate::diagnostic::Diagnostics::default();
             let t = Transform::compile(&step, &mut diags).unwrap_or_else(|| panic!("{name}: {diags:?}"));
             assert_eq!(t.name(), name);
             assert_eq!(t.takes_text(), doc.takes == Takes::Text, "`{name}` takes text only, or not");
@@ -994,7 +994,7 @@ mod tests {
                 if key.required {
                     assert_eq!(refusal(&with_entries(without)), needs);
                 } else {
-                    let mut diags = vec![];
+                    let mut diags = crate::diagnostic::Diagnostics::default();
                     Transform::compile(&with_entries(without), &mut diags);
                     assert!(diags.iter().all(|d| d.message != needs), "`{}` is optional in `{name}`", key.name);
                 }
@@ -1004,7 +1004,7 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_diagnosed() {
-        let mut diags = vec![];
+        let mut diags = crate::diagnostic::Diagnostics::default();
         let step = |name: &str, arg: Option<&str>| StepSpec {
             name: Spanned::new(name.into(), Pos::new(3, 7)),
             arg: arg.map(|a| crate::spec::load_yaml(a, &mut vec![]).unwrap()),

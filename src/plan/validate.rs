@@ -15,7 +15,7 @@ use super::outcome::StepError;
 use super::pattern::{Pattern, compile_regex};
 use super::types::{FieldType, describe, is_rfc3339, parse_date};
 use super::value::Val;
-use crate::diagnostic::{Diagnostic, suggestion};
+use crate::diagnostic::{Diagnostic, Diagnostics, suggestion};
 use crate::spec::{Node, NodeKind, StepSpec};
 
 #[derive(Debug)]
@@ -67,11 +67,11 @@ impl Validator {
     }
 
     /// Resolves a validator and checks it fits the field's declared type.
-    pub fn compile(step: &StepSpec, field_type: FieldType, diags: &mut Vec<Diagnostic>) -> Option<Validator> {
+    pub fn compile(step: &StepSpec, field_type: FieldType, diags: &mut Diagnostics) -> Option<Validator> {
         let name = step.name.as_str();
         let pos = step.name.pos;
         let before = diags.len();
-        let unknown = |diags: &mut Vec<Diagnostic>| {
+        let unknown = |diags: &mut Diagnostics| {
             let names: Vec<&str> = validators::names().collect();
             diags.push(Diagnostic::new(
                 pos,
@@ -320,7 +320,7 @@ impl Validator {
 /// Reads `{min, max}`, at least one present, each through `read`.
 fn bounds<T>(
     step: &StepSpec,
-    diags: &mut Vec<Diagnostic>,
+    diags: &mut Diagnostics,
     read: impl Fn(&Node) -> Option<T>,
 ) -> Option<(Option<T>, Option<T>)> {
     let name = step.name.as_str();
@@ -678,8 +678,8 @@ mod tests {
             arg: arg.map(|a| crate::spec::load_yaml(a, &mut vec![]).unwrap()),
             when: None,
         };
-        let mut diags = vec![];
-        Validator::compile(&step, t, &mut diags).ok_or(diags)
+        let mut diags = crate::diagnostic::Diagnostics::default();
+        Validator::compile(&step, t, &mut diags).ok_or_else(|| diags.into_parts().0)
     }
 
     #[test]
@@ -813,7 +813,7 @@ mod tests {
             let step = example_step(doc.example);
             assert_eq!(step.name.value, name, "the example of `{name}` uses another validator");
             let compile = |step: &StepSpec, t: FieldType| {
-                let mut diags = vec![];
+                let mut diags = crate::diagnostic::Diagnostics::default();
                 Validator::compile(step, t, &mut diags).ok_or(diags)
             };
             let field_type = match serde_json::from_str(doc.example_passes).unwrap() {
