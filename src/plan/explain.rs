@@ -10,7 +10,10 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::expr::{Budget, Env};
+use super::field::{Field, FieldSource, Slots, reads_failed};
 use super::outcome::{FieldError, Outcome};
+use super::value::{FieldState, Val};
 
 /// The whole story of one record.
 #[derive(Debug, Serialize)]
@@ -106,5 +109,170 @@ impl Explanation {
         }
         out.push_str(&format!("outcome: {}\n", self.outcome));
         out
+    }
+}
+
+impl Field {
+    /// The steps of this field for `Plan::explain`: `state` is its final state from the real
+    /// evaluation, `env` every field's; the pipeline is replayed on the value it resolved.
+    pub(super) fn trace<'a>(
+        &'a self,
+        slots: &'a [Option<Val<'a>>],
+        env: Env<'_>,
+        state: &FieldState<'_>,
+    ) -> super::explain::FieldTrace {
+        use super::explain::{FieldTrace, Step};
+        use super::types::describe;
+        let shown = |v: &Val<'_>| describe(v, self.sensitive);
+        let mut steps = Vec::new();
+        let mut locals = Vec::new();
+        if let Some(when) = &self.when {
+            let verdict = if reads_failed(when, env.fields) {
+                "not judged: it reads a field that has errors".to_string()
+            } else {
+                match when.code.condition(env, &mut locals) {
+                    Ok(Some(true)) => "holds".into(),
+                    Ok(Some(false)) => "does not hold: the field is left out".into(),
+                    Ok(None) => "is null: the field is left out".into(),
+                    Err(e) => format!("could not be evaluated: {}", e.message(when.reads_sensitive)),
+                }
+            };
+            steps.push(Step::new(format!("when {}", when.text), verdict));
+        }
+        let (source, found) = match &self.source {
+            FieldSource::Path { text, slot, .. } => {
+                let found = match &slots[*slot] {
+                    None => "absent".to_string(),
+                    Some(v) if v.is_null() => "null".into(),
+                    Some(v) => match v.items() {
+                        Some(items) => format!("{} match(es): {}", items.len(), shown(v)),
+                        None => match v.array_len() {
+                            Some(n) => format!("found an array of {n} item(s)"),
+                            None => format!("found {}", shown(v)),
+                        },
+                    },
+                };
+                (text.clone(), found)
+            }
+            FieldSource::Computed(expr) => {
+                let found = if reads_failed(expr, env.fields) {
+                    "not computed: it reads a field that has errors".into()
+                } else {
+                    match expr.code.value(env, &mut locals) {
+                        Ok(Some(v)) => format!("computed {}", shown(&v)),
+                        Ok(None) => "computed null".into(),
+                        Err(e) => format!("could not be computed: {}", e.message(expr.reads_sensitive)),
+                    }
+                };
+                (format!("expr {}", expr.text), found)
+            }
+            FieldSource::Const(v) => ("const".into(), if self.sensitive { "(hidden)".into() } else { v.to_string() }),
+        };
+        // The pipeline, replayed on what the source resolved to (items are traced as a whole).
+        let mut resolved = FieldState::Absent;
+        let mut scratch = Vec::new();
+        let runs = matches!(self.source, FieldSource::Path { .. })
+            && self.items.is_none()
+            && self.resolve(slots, &mut resolved, &mut scratch);
+        if let (Some(default), FieldState::Present(_)) = (&self.default, &resolved)
+            && matches!(&self.source, FieldSource::Path { slot, .. } if slots[*slot].as_ref().is_none_or(Val::is_null))
+        {
+            let v = Val::borrowed(default);
+            steps.push(Step::new("default", format!("→ {}", shown(&v))));
+        }
+        if let (true, FieldState::Present(value)) = (runs, &resolved) {
+            let mut value = value.clone();
+            let mut failed = false;
+            for transform in &self.transforms {
+                match transform.apply(&mut value, self.sensitive) {
+                    Ok(()) => steps.push(Step::new(transform.name(), format!("→ {}", shown(&value)))),
+                    Err(e) => {
+                        steps.push(Step::new(transform.name(), format!("✗ {}: {}", e.rule, e.message)));
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            if !failed {
+                match self.ty.check(&mut value, self.sensitive) {
+                    Ok(()) => steps.push(Step::new(format!("type {}", self.ty.name()), "✓")),
+                    Err(message) => {
+                        steps.push(Step::new(format!("type {}", self.ty.name()), format!("✗ {message}")));
+                        failed = true;
+                    }
+                }
+            }
+            for (k, validator) in self.validators.iter().enumerate().filter(|_| !failed) {
+                if let Some(Some(when)) = self.validator_when.get(k) {
+                    match when.code.condition(env, &mut locals) {
+                        Ok(Some(true)) => {}
+                        Ok(_) => {
+                            steps.push(Step::new(validator.name(), "not applied: its `when` does not hold"));
+                            continue;
+                        }
+                        Err(e) => {
+                            let why = e.message(when.reads_sensitive);
+                            steps.push(Step::new(
+                                validator.name(),
+                                format!("✗ its `when` could not be evaluated: {why}"),
+                            ));
+                            continue;
+                        }
+                    }
+                }
+                let verdict = match validator.check(&value, self.sensitive) {
+                    Ok(()) => "✓".to_string(),
+                    Err(e) => format!("✗ {}", e.message),
+                };
+                steps.push(Step::new(validator.name(), verdict));
+            }
+        } else if let (FieldState::Absent, Some(_)) = (&resolved, scratch.first()) {
+            steps.push(Step::new("required", format!("✗ {}", scratch[0].message)));
+        }
+        let result = match state {
+            FieldState::Present(_) if !self.output => "not written (output: false)".to_string(),
+            FieldState::Present(v) => format!("= {}", shown(v)),
+            FieldState::Absent => "left out".into(),
+            FieldState::Failed => "error (see the errors below)".into(),
+        };
+        let value = match state {
+            FieldState::Present(v) if !self.sensitive => Some(v.to_value()),
+            _ => None,
+        };
+        FieldTrace { target: self.target.clone(), source, found, steps, result, value }
+    }
+
+    /// For an `items:` field, each item's fields traced as the record's are, named after the item
+    /// (`lines[1].quantity`), items within items included; nothing for other fields.
+    pub(super) fn trace_items<'a>(
+        &'a self,
+        slots: &'a [Option<Val<'a>>],
+        budget: &Budget,
+    ) -> Vec<super::explain::FieldTrace> {
+        let (Some(set), FieldSource::Path { slot, .. }) = (&self.items, &self.source) else {
+            return Vec::new();
+        };
+        let Some(array) = slots[*slot].as_ref().filter(|v| !v.is_null()) else {
+            return Vec::new();
+        };
+        let Ok((len, rows)) = self.item_slots(set, array) else {
+            return Vec::new();
+        };
+        let width = set.paths.len();
+        let mut traces = Vec::new();
+        for index in 0..len {
+            let row = &rows[index * width..(index + 1) * width];
+            let mut states: Vec<FieldState<'_>> = (0..set.fields.len()).map(|_| FieldState::Absent).collect();
+            set.evaluate(Slots::Item(row), &mut states, budget, &mut Vec::new());
+            let env = Env { fields: &states, slots: row, budget };
+            for (field, state) in set.fields.iter().zip(&states) {
+                let inner = std::iter::once(field.trace(row, env, state)).chain(field.trace_items(row, budget));
+                traces.extend(inner.map(|mut t| {
+                    t.target = format!("{}[{index}].{}", self.target, t.target);
+                    t
+                }));
+            }
+        }
+        traces
     }
 }

@@ -18,7 +18,7 @@ use super::types::describe;
 use super::types::{FieldType, Kind};
 use super::validate::Validator;
 use super::value::{FieldState, Rows, Val};
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::{Diagnostic, Diagnostics, Spanned};
 use crate::spec::FieldSpec;
 
 #[derive(Debug)]
@@ -150,7 +150,7 @@ impl Field {
     /// Resolves the source into `state` (default and `required` included); `true` when the
     /// pipeline is to run on the value (a const already ran it at compile time).
     #[inline(always)]
-    fn resolve<'a>(
+    pub(super) fn resolve<'a>(
         &'a self,
         slots: &'a [Option<Val<'a>>],
         state: &mut FieldState<'a>,
@@ -342,166 +342,28 @@ fn present_borrowed<'a>(state: &mut FieldState<'a>, v: &'a Val<'a>) {
     }
 }
 
+/// Compiles one field in phases — target, type, `items`, `required`, steps, source, then its
+/// literal (a `default` or `const`) through its own pipeline — reporting every problem; `None`
+/// when any phase found one.
 pub(super) fn compile_field(
     spec: &FieldSpec,
     sink: &mut PathSink<'_>,
-    extras: Extras,
+    mut extras: Extras,
     diags: &mut Diagnostics,
 ) -> Option<Field> {
     let before = diags.len();
     let target = spec.target.as_ref()?;
-    if target.value.is_empty() || target.value.split('.').any(|s| s.trim().is_empty()) {
-        diags.push(Diagnostic::new(
-            target.pos,
-            format!(
-                "target `{}` has an empty segment; use names separated by dots, like `customer.email`",
-                target.value
-            ),
-        ));
-    }
-    let ty = match (&spec.kind, &spec.constant) {
-        (Some(t), _) => match FieldType::from_name(&t.value) {
-            Some(ty) => ty,
-            None => {
-                diags.push(Diagnostic::new(
-                    t.pos,
-                    format!(
-                        "unknown type `{}`{}; types: {}",
-                        t.value,
-                        crate::diagnostic::suggestion(&t.value, FieldType::NAMES.iter().copied()),
-                        FieldType::NAMES.join(", ")
-                    ),
-                ));
-                return None;
-            }
-        },
-        (None, Some(_)) => FieldType::Any,
-        (None, None) if spec.expr.is_some() => extras.inferred.unwrap_or(FieldType::Any),
-        (None, None) if spec.items.is_some() => FieldType::Array,
-        (None, None) => {
-            diags.push(Diagnostic::new(spec.pos, format!("field `{}` is missing `type`", target.value)));
-            FieldType::Any
-        }
-    };
-    if let (Some(_), Some(t)) = (&spec.items, &spec.kind)
-        && ty != FieldType::Array
-    {
-        diags.push(Diagnostic::new(
-            t.pos,
-            format!("field `{}` maps `items`, so it is an `array`, not `{}`", target.value, t.value),
-        ));
-    }
-    if let Some(items) = &spec.items {
-        if let Some(step) = spec.transform.first() {
-            diags.push(Diagnostic::new(
-                step.name.pos,
-                "a field with `items` takes no transforms: transform each item's fields instead",
-            ));
-        }
-        if spec.source.is_none() {
-            diags.push(Diagnostic::new(
-                items.pos,
-                format!("field `{}` maps `items` of an array: give its `source`", target.value),
-            ));
-        }
-    }
-    let required = spec.required.as_ref().is_some_and(|r| r.value);
-    if let (Some(r), Some(_)) = (&spec.required, &spec.default)
-        && r.value
-    {
-        diags.push(Diagnostic::new(
-            r.pos,
-            format!(
-                "field `{}` is `required` and has a `default`; a default makes it never missing, so keep one",
-                target.value
-            ),
-        ));
-    }
-
+    check_target(target, diags);
+    let ty = field_type(spec, target, extras.inferred, diags)?;
+    check_items(spec, target, ty, diags);
+    let required = check_required(spec, target, diags);
     let transforms: Vec<Transform> = spec.transform.iter().filter_map(|s| Transform::compile(s, diags)).collect();
     if transforms.len() == spec.transform.len() {
         check_transform_flow(spec, &transforms, ty, diags);
     }
     let validators: Vec<Validator> = spec.validate.iter().filter_map(|s| Validator::compile(s, ty, diags)).collect();
-
-    if let (Some(_), Some(other)) =
-        (&spec.expr, spec.source.as_ref().map(|s| s.pos).or(spec.constant.as_ref().map(|c| c.pos)))
-    {
-        diags.push(Diagnostic::new(
-            other,
-            format!("field `{}` has an `expr` and a `source` or `const`; keep one", target.value),
-        ));
-        return None;
-    }
     let in_item = matches!(sink, PathSink::Item(_));
-    let source = match (&spec.source, &spec.constant) {
-        _ if spec.expr.is_some() => match extras.computed {
-            Some(c) => FieldSource::Computed(c),
-            // Its expression did not compile; that is reported already.
-            None => return None,
-        },
-        (Some(src), None) => match path::parse_source(&src.value) {
-            Ok(p) if in_item && (p.tail.is_some() || p.prefix.iter().any(Segment::is_wildcard)) => {
-                diags.push(Diagnostic::new(
-                    src.pos,
-                    format!(
-                        "inside `items`, a source is a plain path into the item, like `$.sku` or `$.price.amount`; `{}` is not",
-                        src.value
-                    ),
-                ));
-                return None;
-            }
-            Ok(p) => {
-                let (slot, multi) = match (&mut *sink, &extras.items) {
-                    // The record's array is scanned item by item with the item fields' paths.
-                    (PathSink::Record(extractor), Some(set))
-                        if p.tail.is_none() && !p.prefix.iter().any(Segment::is_wildcard) =>
-                    {
-                        (extractor.add_items(&p.prefix, &set.paths), false)
-                    }
-                    _ => sink.add(&p.prefix),
-                };
-                FieldSource::Path { text: src.value.clone(), slot, multi, tail: p.tail }
-            }
-            Err(e) => {
-                diags.push(Diagnostic::new(
-                    src.pos_at(e.offset),
-                    format!("invalid JSONPath `{}`: {}", src.value, e.message),
-                ));
-                return None;
-            }
-        },
-        (None, Some(c)) => {
-            if let Some(r) = &spec.required {
-                diags.push(Diagnostic::new(r.pos, "a `const` field is always present; `required` does not apply"));
-            }
-            if let Some(d) = &spec.default {
-                diags.push(Diagnostic::new(d.pos, "a `const` field is always present; `default` does not apply"));
-            }
-            let value = match c.to_json() {
-                Ok(v) => v,
-                Err(d) => {
-                    diags.push(d);
-                    return None;
-                }
-            };
-            FieldSource::Const(value)
-        }
-        (Some(src), Some(_)) => {
-            diags.push(Diagnostic::new(
-                src.pos,
-                format!("field `{}` has both `source` and `const`; keep one", target.value),
-            ));
-            return None;
-        }
-        (None, None) => {
-            diags.push(Diagnostic::new(
-                spec.pos,
-                format!("field `{}` needs a `source` (a JSONPath), a `const` or an `expr`", target.value),
-            ));
-            return None;
-        }
-    };
+    let source = compile_source(spec, target, sink, extras.computed.take(), extras.items.as_deref(), diags)?;
     if diags.len() > before {
         return None;
     }
@@ -529,43 +391,227 @@ pub(super) fn compile_field(
         output: spec.output.as_ref().is_none_or(|o| o.value),
         later,
     };
-    // A default or const must survive the field's own pipeline; run it now so a bad one is a
-    // compile error at its position, not a failure on every record that lacks the field.
-    let literal = match (&field.source, &spec.default) {
-        (FieldSource::Const(v), _) => Some((v.clone(), spec.constant.as_ref().map(|c| c.pos), "const")),
+    check_literal(&mut field, spec, diags)?;
+    Some(field)
+}
+
+fn check_target(target: &Spanned<String>, diags: &mut Diagnostics) {
+    if target.value.is_empty() || target.value.split('.').any(|s| s.trim().is_empty()) {
+        diags.push(Diagnostic::new(
+            target.pos,
+            format!(
+                "target `{}` has an empty segment; use names separated by dots, like `customer.email`",
+                target.value
+            ),
+        ));
+    }
+}
+
+/// The declared type; without one, what a `const`, an `expr` (its inferred type) or `items`
+/// imply. `None` for an unknown type name: nothing after it can be checked.
+fn field_type(
+    spec: &FieldSpec,
+    target: &Spanned<String>,
+    inferred: Option<FieldType>,
+    diags: &mut Diagnostics,
+) -> Option<FieldType> {
+    Some(match (&spec.kind, &spec.constant) {
+        (Some(t), _) => match FieldType::from_name(&t.value) {
+            Some(ty) => ty,
+            None => {
+                diags.push(Diagnostic::new(
+                    t.pos,
+                    format!(
+                        "unknown type `{}`{}; types: {}",
+                        t.value,
+                        crate::diagnostic::suggestion(&t.value, FieldType::NAMES.iter().copied()),
+                        FieldType::NAMES.join(", ")
+                    ),
+                ));
+                return None;
+            }
+        },
+        (None, Some(_)) => FieldType::Any,
+        (None, None) if spec.expr.is_some() => inferred.unwrap_or(FieldType::Any),
+        (None, None) if spec.items.is_some() => FieldType::Array,
+        (None, None) => {
+            diags.push(Diagnostic::new(spec.pos, format!("field `{}` is missing `type`", target.value)));
+            FieldType::Any
+        }
+    })
+}
+
+/// A field with `items` is an array read from a `source`, with no transforms of its own.
+fn check_items(spec: &FieldSpec, target: &Spanned<String>, ty: FieldType, diags: &mut Diagnostics) {
+    let Some(items) = &spec.items else { return };
+    if let Some(t) = &spec.kind
+        && ty != FieldType::Array
+    {
+        diags.push(Diagnostic::new(
+            t.pos,
+            format!("field `{}` maps `items`, so it is an `array`, not `{}`", target.value, t.value),
+        ));
+    }
+    if let Some(step) = spec.transform.first() {
+        diags.push(Diagnostic::new(
+            step.name.pos,
+            "a field with `items` takes no transforms: transform each item's fields instead",
+        ));
+    }
+    if spec.source.is_none() {
+        diags.push(Diagnostic::new(
+            items.pos,
+            format!("field `{}` maps `items` of an array: give its `source`", target.value),
+        ));
+    }
+}
+
+/// `required`, refused together with a `default` (which makes the field never missing).
+fn check_required(spec: &FieldSpec, target: &Spanned<String>, diags: &mut Diagnostics) -> bool {
+    if let (Some(r), Some(_)) = (&spec.required, &spec.default)
+        && r.value
+    {
+        diags.push(Diagnostic::new(
+            r.pos,
+            format!(
+                "field `{}` is `required` and has a `default`; a default makes it never missing, so keep one",
+                target.value
+            ),
+        ));
+    }
+    spec.required.as_ref().is_some_and(|r| r.value)
+}
+
+/// Where the value comes from: a path (registered in `sink`), a `const` or an `expr` (compiled
+/// by the scope as `computed`; `None` when it did not compile, reported already).
+fn compile_source(
+    spec: &FieldSpec,
+    target: &Spanned<String>,
+    sink: &mut PathSink<'_>,
+    computed: Option<Compiled>,
+    items: Option<&FieldSet>,
+    diags: &mut Diagnostics,
+) -> Option<FieldSource> {
+    if let (Some(_), Some(other)) =
+        (&spec.expr, spec.source.as_ref().map(|s| s.pos).or(spec.constant.as_ref().map(|c| c.pos)))
+    {
+        diags.push(Diagnostic::new(
+            other,
+            format!("field `{}` has an `expr` and a `source` or `const`; keep one", target.value),
+        ));
+        return None;
+    }
+    if spec.expr.is_some() {
+        return computed.map(FieldSource::Computed);
+    }
+    match (&spec.source, &spec.constant) {
+        (Some(src), None) => path_source(src, sink, items, diags),
+        (None, Some(c)) => {
+            if let Some(r) = &spec.required {
+                diags.push(Diagnostic::new(r.pos, "a `const` field is always present; `required` does not apply"));
+            }
+            if let Some(d) = &spec.default {
+                diags.push(Diagnostic::new(d.pos, "a `const` field is always present; `default` does not apply"));
+            }
+            match c.to_json() {
+                Ok(v) => Some(FieldSource::Const(v)),
+                Err(d) => {
+                    diags.push(d);
+                    None
+                }
+            }
+        }
+        (Some(src), Some(_)) => {
+            diags.push(Diagnostic::new(
+                src.pos,
+                format!("field `{}` has both `source` and `const`; keep one", target.value),
+            ));
+            None
+        }
+        (None, None) => {
+            diags.push(Diagnostic::new(
+                spec.pos,
+                format!("field `{}` needs a `source` (a JSONPath), a `const` or an `expr`", target.value),
+            ));
+            None
+        }
+    }
+}
+
+/// A JSONPath source: its prefix registered with the scanner (an `items:` array item by item),
+/// its tail kept for the query after it.
+fn path_source(
+    src: &Spanned<String>,
+    sink: &mut PathSink<'_>,
+    items: Option<&FieldSet>,
+    diags: &mut Diagnostics,
+) -> Option<FieldSource> {
+    let in_item = matches!(sink, PathSink::Item(_));
+    match path::parse_source(&src.value) {
+        Ok(p) if in_item && (p.tail.is_some() || p.prefix.iter().any(Segment::is_wildcard)) => {
+            diags.push(Diagnostic::new(
+                src.pos,
+                format!(
+                    "inside `items`, a source is a plain path into the item, like `$.sku` or `$.price.amount`; `{}` is not",
+                    src.value
+                ),
+            ));
+            None
+        }
+        Ok(p) => {
+            let (slot, multi) = match (&mut *sink, items) {
+                // The record's array is scanned item by item with the item fields' paths.
+                (PathSink::Record(extractor), Some(set))
+                    if p.tail.is_none() && !p.prefix.iter().any(Segment::is_wildcard) =>
+                {
+                    (extractor.add_items(&p.prefix, &set.paths), false)
+                }
+                _ => sink.add(&p.prefix),
+            };
+            Some(FieldSource::Path { text: src.value.clone(), slot, multi, tail: p.tail })
+        }
+        Err(e) => {
+            diags.push(Diagnostic::new(
+                src.pos_at(e.offset),
+                format!("invalid JSONPath `{}`: {}", src.value, e.message),
+            ));
+            None
+        }
+    }
+}
+
+/// A default or const must survive the field's own pipeline; it runs now so that a bad one is a
+/// compile error at its position, not a failure on every record that lacks the field. A const is
+/// stored already transformed; a default flows through the transforms at run time like any
+/// resolved value, so it is kept as written.
+fn check_literal(field: &mut Field, spec: &FieldSpec, diags: &mut Diagnostics) -> Option<()> {
+    let (value, pos, what) = match (&field.source, &spec.default) {
+        (FieldSource::Const(v), _) => (v.clone(), spec.constant.as_ref().map(|c| c.pos), "const"),
         (_, Some(d)) => match d.to_json() {
-            Ok(v) => Some((v, Some(d.pos), "default")),
+            Ok(v) => (v, Some(d.pos), "default"),
             Err(e) => {
                 diags.push(e);
                 return None;
             }
         },
-        _ => None,
+        _ => return Some(()),
     };
-    if let Some((value, pos, what)) = literal {
-        let pos = pos.unwrap_or(spec.pos);
-        if value.is_null() {
-            diags.push(Diagnostic::new(pos, format!("`{what}` cannot be null")));
-            return None;
-        }
-        let mut errors = Vec::new();
-        let mut checked = Val::borrowed(&value);
-        let checked = field.run_pipeline(&mut checked, &mut errors, None).then(|| checked.into_value());
-        for e in &errors {
-            diags.push(Diagnostic::new(
-                pos,
-                format!("`{what}` fails its own field's checks ({}): {}", e.rule, e.message),
-            ));
-        }
-        match checked {
-            None => return None,
-            // A const is stored already transformed; a default flows through the transforms
-            // at run time like any resolved value, so it is kept as written.
-            Some(v) if what == "const" => field.source = FieldSource::Const(v),
-            Some(_) => field.default = Some(value),
-        }
+    let pos = pos.unwrap_or(spec.pos);
+    if value.is_null() {
+        diags.push(Diagnostic::new(pos, format!("`{what}` cannot be null")));
+        return None;
     }
-    Some(field)
+    let mut errors = Vec::new();
+    let mut checked = Val::borrowed(&value);
+    let checked = field.run_pipeline(&mut checked, &mut errors, None).then(|| checked.into_value());
+    for e in &errors {
+        diags.push(Diagnostic::new(pos, format!("`{what}` fails its own field's checks ({}): {}", e.rule, e.message)));
+    }
+    match checked? {
+        v if what == "const" => field.source = FieldSource::Const(v),
+        _ => field.default = Some(value),
+    }
+    Some(())
 }
 
 impl Field {
@@ -654,7 +700,7 @@ impl Field {
 
     /// The item count and, item after item, each item's slots (one per path of `set`): those the
     /// scanner filled, or looked up in the array's items.
-    fn item_slots<'s, 'a>(&self, set: &FieldSet, array: &'s Val<'a>) -> Result<ItemSlots<'s, 'a>, String> {
+    pub(super) fn item_slots<'s, 'a>(&self, set: &FieldSet, array: &'s Val<'a>) -> Result<ItemSlots<'s, 'a>, String> {
         let items: Vec<Val<'a>> = match array {
             Val::Array(scanned) => return Ok((scanned.len, Cow::Borrowed(&scanned.slots[..]))),
             Val::Other(Cow::Borrowed(Value::Array(items))) => items.iter().map(Val::borrowed).collect(),
@@ -799,170 +845,5 @@ fn check_transform_flow(spec: &FieldSpec, transforms: &[Transform], ty: FieldTyp
             pos,
             format!("type `{}` cannot hold {}, which is what `{last}` produces", ty.name(), kind.name()),
         ));
-    }
-}
-
-impl Field {
-    /// The steps of this field for `Plan::explain`: `state` is its final state from the real
-    /// evaluation, `env` every field's; the pipeline is replayed on the value it resolved.
-    pub(super) fn trace<'a>(
-        &'a self,
-        slots: &'a [Option<Val<'a>>],
-        env: Env<'_>,
-        state: &FieldState<'_>,
-    ) -> super::explain::FieldTrace {
-        use super::explain::{FieldTrace, Step};
-        use super::types::describe;
-        let shown = |v: &Val<'_>| describe(v, self.sensitive);
-        let mut steps = Vec::new();
-        let mut locals = Vec::new();
-        if let Some(when) = &self.when {
-            let verdict = if reads_failed(when, env.fields) {
-                "not judged: it reads a field that has errors".to_string()
-            } else {
-                match when.code.condition(env, &mut locals) {
-                    Ok(Some(true)) => "holds".into(),
-                    Ok(Some(false)) => "does not hold: the field is left out".into(),
-                    Ok(None) => "is null: the field is left out".into(),
-                    Err(e) => format!("could not be evaluated: {}", e.message(when.reads_sensitive)),
-                }
-            };
-            steps.push(Step::new(format!("when {}", when.text), verdict));
-        }
-        let (source, found) = match &self.source {
-            FieldSource::Path { text, slot, .. } => {
-                let found = match &slots[*slot] {
-                    None => "absent".to_string(),
-                    Some(v) if v.is_null() => "null".into(),
-                    Some(v) => match v.items() {
-                        Some(items) => format!("{} match(es): {}", items.len(), shown(v)),
-                        None => match v.array_len() {
-                            Some(n) => format!("found an array of {n} item(s)"),
-                            None => format!("found {}", shown(v)),
-                        },
-                    },
-                };
-                (text.clone(), found)
-            }
-            FieldSource::Computed(expr) => {
-                let found = if reads_failed(expr, env.fields) {
-                    "not computed: it reads a field that has errors".into()
-                } else {
-                    match expr.code.value(env, &mut locals) {
-                        Ok(Some(v)) => format!("computed {}", shown(&v)),
-                        Ok(None) => "computed null".into(),
-                        Err(e) => format!("could not be computed: {}", e.message(expr.reads_sensitive)),
-                    }
-                };
-                (format!("expr {}", expr.text), found)
-            }
-            FieldSource::Const(v) => ("const".into(), if self.sensitive { "(hidden)".into() } else { v.to_string() }),
-        };
-        // The pipeline, replayed on what the source resolved to (items are traced as a whole).
-        let mut resolved = FieldState::Absent;
-        let mut scratch = Vec::new();
-        let runs = matches!(self.source, FieldSource::Path { .. })
-            && self.items.is_none()
-            && self.resolve(slots, &mut resolved, &mut scratch);
-        if let (Some(default), FieldState::Present(_)) = (&self.default, &resolved)
-            && matches!(&self.source, FieldSource::Path { slot, .. } if slots[*slot].as_ref().is_none_or(Val::is_null))
-        {
-            let v = Val::borrowed(default);
-            steps.push(Step::new("default", format!("→ {}", shown(&v))));
-        }
-        if let (true, FieldState::Present(value)) = (runs, &resolved) {
-            let mut value = value.clone();
-            let mut failed = false;
-            for transform in &self.transforms {
-                match transform.apply(&mut value, self.sensitive) {
-                    Ok(()) => steps.push(Step::new(transform.name(), format!("→ {}", shown(&value)))),
-                    Err(e) => {
-                        steps.push(Step::new(transform.name(), format!("✗ {}: {}", e.rule, e.message)));
-                        failed = true;
-                        break;
-                    }
-                }
-            }
-            if !failed {
-                match self.ty.check(&mut value, self.sensitive) {
-                    Ok(()) => steps.push(Step::new(format!("type {}", self.ty.name()), "✓")),
-                    Err(message) => {
-                        steps.push(Step::new(format!("type {}", self.ty.name()), format!("✗ {message}")));
-                        failed = true;
-                    }
-                }
-            }
-            for (k, validator) in self.validators.iter().enumerate().filter(|_| !failed) {
-                if let Some(Some(when)) = self.validator_when.get(k) {
-                    match when.code.condition(env, &mut locals) {
-                        Ok(Some(true)) => {}
-                        Ok(_) => {
-                            steps.push(Step::new(validator.name(), "not applied: its `when` does not hold"));
-                            continue;
-                        }
-                        Err(e) => {
-                            let why = e.message(when.reads_sensitive);
-                            steps.push(Step::new(
-                                validator.name(),
-                                format!("✗ its `when` could not be evaluated: {why}"),
-                            ));
-                            continue;
-                        }
-                    }
-                }
-                let verdict = match validator.check(&value, self.sensitive) {
-                    Ok(()) => "✓".to_string(),
-                    Err(e) => format!("✗ {}", e.message),
-                };
-                steps.push(Step::new(validator.name(), verdict));
-            }
-        } else if let (FieldState::Absent, Some(_)) = (&resolved, scratch.first()) {
-            steps.push(Step::new("required", format!("✗ {}", scratch[0].message)));
-        }
-        let result = match state {
-            FieldState::Present(_) if !self.output => "not written (output: false)".to_string(),
-            FieldState::Present(v) => format!("= {}", shown(v)),
-            FieldState::Absent => "left out".into(),
-            FieldState::Failed => "error (see the errors below)".into(),
-        };
-        let value = match state {
-            FieldState::Present(v) if !self.sensitive => Some(v.to_value()),
-            _ => None,
-        };
-        FieldTrace { target: self.target.clone(), source, found, steps, result, value }
-    }
-
-    /// For an `items:` field, each item's fields traced as the record's are, named after the item
-    /// (`lines[1].quantity`), items within items included; nothing for other fields.
-    pub(super) fn trace_items<'a>(
-        &'a self,
-        slots: &'a [Option<Val<'a>>],
-        budget: &Budget,
-    ) -> Vec<super::explain::FieldTrace> {
-        let (Some(set), FieldSource::Path { slot, .. }) = (&self.items, &self.source) else {
-            return Vec::new();
-        };
-        let Some(array) = slots[*slot].as_ref().filter(|v| !v.is_null()) else {
-            return Vec::new();
-        };
-        let Ok((len, rows)) = self.item_slots(set, array) else {
-            return Vec::new();
-        };
-        let width = set.paths.len();
-        let mut traces = Vec::new();
-        for index in 0..len {
-            let row = &rows[index * width..(index + 1) * width];
-            let mut states: Vec<FieldState<'_>> = (0..set.fields.len()).map(|_| FieldState::Absent).collect();
-            set.evaluate(Slots::Item(row), &mut states, budget, &mut Vec::new());
-            let env = Env { fields: &states, slots: row, budget };
-            for (field, state) in set.fields.iter().zip(&states) {
-                let inner = std::iter::once(field.trace(row, env, state)).chain(field.trace_items(row, budget));
-                traces.extend(inner.map(|mut t| {
-                    t.target = format!("{}[{index}].{}", self.target, t.target);
-                    t
-                }));
-            }
-        }
-        traces
     }
 }
