@@ -118,7 +118,7 @@ fn bench_plan(c: &mut Criterion) {
     group.bench_function("compile_with_tests", |b| {
         b.iter(|| {
             let (spec, plan) = plan::load_str(black_box(&payments_text)).unwrap();
-            let results = plan::spec_tests::run(&spec, &plan);
+            let results = plan::mapping_tests::run(&spec, &plan);
             assert!(results.iter().all(|r| r.failure.is_none()));
             results
         })

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::diagnostic::Diagnostic;
 use crate::pipeline::Pipeline;
-use crate::plan::{self, Plan, spec_tests};
+use crate::plan::{self, Plan, mapping_tests};
 
 /// Where a mapping lives: `s3://bucket/key[?versionId=…]`, or a local path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,7 +173,7 @@ impl MappingSource {
         let options = plan::CompileOptions { base_dir, ..plan::CompileOptions::default() };
         let (spec, plan) = plan::load_str_in(&fetched.text, &options)
             .map_err(|diagnostics| SourceError::Invalid { location: location.clone(), diagnostics })?;
-        let failures: Vec<String> = spec_tests::run(&spec, &plan)
+        let failures: Vec<String> = mapping_tests::run(&spec, &plan)
             .into_iter()
             .filter_map(|t| {
                 t.failure.map(|why| {

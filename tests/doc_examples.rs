@@ -4,7 +4,7 @@
 
 use lambda_stream::plan::catalogue::{transforms, validators};
 use lambda_stream::plan::expr::syntax::{self, Ast, AstKind};
-use lambda_stream::plan::{self, expr, spec_tests, types::FieldType};
+use lambda_stream::plan::{self, expr, mapping_tests, types::FieldType};
 use lambda_stream::spec::{FieldSpec, RuleWhen};
 
 use crate::util::root;
@@ -60,7 +60,7 @@ fn every_example_in_the_mapping_reference_compiles_and_its_tests_pass() {
                 if spec.tests.is_empty() {
                     problems.push(format!("{}: an example without `tests:` shows nothing", at(1)));
                 }
-                for result in spec_tests::run(&spec, &compiled) {
+                for result in mapping_tests::run(&spec, &compiled) {
                     if let Some(why) = result.failure {
                         problems.push(format!("{}: test {:?} failed: {why}", at(result.pos.line), result.name));
                     }

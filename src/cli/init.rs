@@ -297,7 +297,7 @@ impl Shape {
                             seen.distinct.insert(s.clone());
                         }
                         seen.passes.retain(|check| match *check {
-                            "date" => types::parse_date(s).is_some(),
+                            "date" => types::iso_date(s).is_some(),
                             "datetime" => types::is_rfc3339(s),
                             name => STRING_CHECKS.iter().any(|(n, f)| *n == name && f(s)),
                         });
@@ -643,7 +643,7 @@ fn starter(samples: &[SampleLine], name: &str, from: &str) -> Result<(String, Ve
     let text = if tests.lines().count() > 1 { format!("{body}\n{tests}") } else { body };
     // What `validate-mapping` will do: compile, and run the tests.
     let (spec, plan) = plan::load_str(&text).map_err(|d| render(&text, &d))?;
-    for result in plan::spec_tests::run(&spec, &plan) {
+    for result in plan::mapping_tests::run(&spec, &plan) {
         if let Some(why) = result.failure {
             return Err(format!("the starter's test {:?} fails: {why}", result.name));
         }

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use super::error::CliError;
 use super::process::{DEFAULT_MAX_LINE_BYTES, process_lines};
 use crate::diagnostic::Diagnostic;
-use crate::plan::{self, CompileOptions, Plan, spec_tests};
+use crate::plan::{self, CompileOptions, Plan, mapping_tests};
 
 /// The page: markup, script and styles in one file, compiled into the binary.
 const PAGE: &str = include_str!("playground.html");
@@ -114,7 +114,7 @@ impl Session {
         match plan::load_str_in(text, &self.options()) {
             Ok((spec, plan)) => {
                 let mut problems: Vec<Problem> = plan.warnings().iter().map(|w| Problem::of(w, "warning")).collect();
-                let tests = spec_tests::run(&spec, &plan);
+                let tests = mapping_tests::run(&spec, &plan);
                 problems.extend(tests.iter().filter_map(|t| {
                     t.failure.as_ref().map(|why| Problem {
                         line: t.pos.line,

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 
 use crate::diagnostic::{Diagnostic, Pos, SourceFile};
-use crate::plan::{self, spec_tests};
+use crate::plan::{self, mapping_tests};
 
 /// How a checker prints its report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -30,7 +30,7 @@ struct FileReport {
     diagnostics: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     fields: usize,
-    tests: Vec<spec_tests::SpecTestResult>,
+    tests: Vec<mapping_tests::SpecTestResult>,
 }
 
 impl FileReport {
@@ -68,7 +68,7 @@ fn check_file(path: &Path) -> FileReport {
         Ok((spec, plan)) => {
             report.fields = plan.field_count();
             report.warnings = plan.warnings().to_vec();
-            report.tests = spec_tests::run(&spec, &plan);
+            report.tests = mapping_tests::run(&spec, &plan);
         }
         Err(diagnostics) => report.diagnostics = diagnostics,
     }
@@ -79,7 +79,7 @@ fn check_file(path: &Path) -> FileReport {
 }
 
 /// A failing embedded test, as a problem at the test.
-fn test_failure(t: &spec_tests::SpecTestResult) -> Option<Diagnostic> {
+fn test_failure(t: &mapping_tests::SpecTestResult) -> Option<Diagnostic> {
     let why = t.failure.as_ref()?;
     Some(Diagnostic::new(t.pos, format!("test \"{}\" failed: {why}", t.name)))
 }

@@ -183,7 +183,7 @@ impl Field {
                     },
                     // A query below a string matches nothing.
                     (Some(_), Some(Val::Str(_) | Val::Raw(_) | Val::Written(_))) => {}
-                    (Some(query), Some(Val::Other(root))) => match self.query_tail(query, root, text) {
+                    (Some(query), Some(Val::Json(root))) => match self.query_tail(query, root, text) {
                         Ok(Some(v)) => *state = FieldState::Present(v),
                         Ok(None) => {}
                         Err(message) => {
@@ -193,16 +193,19 @@ impl Field {
                     },
                     // Not reached: a path with a query after its prefix has no wildcard in the
                     // prefix, so its slot never collects a list. Answered correctly all the same.
-                    (Some(query), Some(list @ (Val::List(_) | Val::Items(_) | Val::Rows(_) | Val::Array(_)))) => {
-                        match self.query_tail(query, &list.to_value(), text) {
-                            Ok(Some(v)) => *state = FieldState::Present(Val::owned(v.into_value())),
-                            Ok(None) => {}
-                            Err(message) => {
-                                *state = self.error(errors, "type", message);
-                                return false;
-                            }
+                    (
+                        Some(query),
+                        Some(
+                            list @ (Val::Matches(_) | Val::LentMatches(_) | Val::MappedItems(_) | Val::ScannedItems(_)),
+                        ),
+                    ) => match self.query_tail(query, &list.to_value(), text) {
+                        Ok(Some(v)) => *state = FieldState::Present(Val::owned(v.into_value())),
+                        Ok(None) => {}
+                        Err(message) => {
+                            *state = self.error(errors, "type", message);
+                            return false;
                         }
-                    }
+                    },
                 }
                 // A match that is null counts as absent.
                 if matches!(state, FieldState::Present(v) if v.is_null()) {
@@ -333,12 +336,12 @@ fn present_borrowed<'a>(state: &mut FieldState<'a>, v: &'a Val<'a>) {
     match v {
         Val::Raw(s) => *state = FieldState::Present(Val::Raw(s)),
         Val::Str(s) => *state = FieldState::Present(Val::Str(Cow::Borrowed(s))),
-        Val::List(items) => *state = FieldState::Present(Val::Items(items)),
-        Val::Items(items) => *state = FieldState::Present(Val::Items(items)),
-        Val::Other(v) => *state = FieldState::Present(Val::Other(Cow::Borrowed(v))),
+        Val::Matches(items) => *state = FieldState::Present(Val::LentMatches(items)),
+        Val::LentMatches(items) => *state = FieldState::Present(Val::LentMatches(items)),
+        Val::Json(v) => *state = FieldState::Present(Val::Json(Cow::Borrowed(v))),
         Val::Written(n) => *state = FieldState::Present(Val::Written(n.clone())),
-        Val::Rows(rows) => *state = FieldState::Present(Val::Rows(rows.clone())),
-        Val::Array(array) => *state = FieldState::Present(Val::Array(array.clone())),
+        Val::MappedItems(rows) => *state = FieldState::Present(Val::MappedItems(rows.clone())),
+        Val::ScannedItems(array) => *state = FieldState::Present(Val::ScannedItems(array.clone())),
     }
 }
 
@@ -702,11 +705,11 @@ impl Field {
     /// scanner filled, or looked up in the array's items.
     pub(super) fn item_slots<'s, 'a>(&self, set: &FieldSet, array: &'s Val<'a>) -> Result<ItemSlots<'s, 'a>, String> {
         let items: Vec<Val<'a>> = match array {
-            Val::Array(scanned) => return Ok((scanned.len, Cow::Borrowed(&scanned.slots[..]))),
-            Val::Other(Cow::Borrowed(Value::Array(items))) => items.iter().map(Val::borrowed).collect(),
-            Val::Other(Cow::Owned(Value::Array(items))) => items.iter().map(|v| Val::owned(v.clone())).collect(),
-            Val::Items(items) => items.iter().map(|i| i.as_val()).collect(),
-            Val::List(items) => items.iter().map(|i| Val::owned(i.as_val().into_value())).collect(),
+            Val::ScannedItems(scanned) => return Ok((scanned.len, Cow::Borrowed(&scanned.slots[..]))),
+            Val::Json(Cow::Borrowed(Value::Array(items))) => items.iter().map(Val::borrowed).collect(),
+            Val::Json(Cow::Owned(Value::Array(items))) => items.iter().map(|v| Val::owned(v.clone())).collect(),
+            Val::LentMatches(items) => items.iter().map(|i| i.as_val()).collect(),
+            Val::Matches(items) => items.iter().map(|i| Val::owned(i.as_val().into_value())).collect(),
             other => return Err(format!("`items` maps an array, found {}", describe(other, self.sensitive))),
         };
         let slots = items.iter().flat_map(|item| set.paths.iter().map(|p| lookup_in_item(item, p))).collect();
@@ -751,7 +754,7 @@ impl Field {
             return FieldState::Failed;
         }
         json.push(b']');
-        FieldState::Present(Val::Rows(Box::new(Rows { json, rows })))
+        FieldState::Present(Val::MappedItems(Box::new(Rows { json, rows })))
     }
 }
 
@@ -764,8 +767,8 @@ fn lookup_in_item<'a>(item: &Val<'a>, path: &[Segment]) -> Option<Val<'a>> {
         return Some(item.clone());
     }
     match *item {
-        Val::Other(Cow::Borrowed(v)) => lookup_plain(v, path).map(Val::borrowed),
-        Val::Other(Cow::Owned(ref v)) => lookup_plain(v, path).map(|v| Val::owned(v.clone())),
+        Val::Json(Cow::Borrowed(v)) => lookup_plain(v, path).map(Val::borrowed),
+        Val::Json(Cow::Owned(ref v)) => lookup_plain(v, path).map(|v| Val::owned(v.clone())),
         _ => None,
     }
 }

@@ -126,7 +126,7 @@ impl<'a> Members<'a> {
     pub fn text_rows(&mut self, rows: Rows) -> Result<Vec<Vec<Option<Cow<'a, str>>>>, WrongType> {
         match self.slots[rows.slot].take() {
             None => Ok(Vec::new()),
-            Some(Val::Array(array)) => {
+            Some(Val::ScannedItems(array)) => {
                 let array = std::rc::Rc::try_unwrap(array).unwrap_or_else(|shared| (*shared).clone());
                 let mut cells = array.slots.into_iter();
                 let mut out = Vec::with_capacity(array.len);

@@ -270,7 +270,7 @@ fn describe_state(state: &FieldState<'_>, sensitive: bool) -> String {
         FieldState::Absent => "absent".into(),
         FieldState::Failed => "invalid".into(),
         FieldState::Present(_) if sensitive => "(hidden: sensitive field)".into(),
-        FieldState::Present(Val::Rows(rows)) => format!("{} item(s)", rows.rows.len()),
+        FieldState::Present(Val::MappedItems(rows)) => format!("{} item(s)", rows.rows.len()),
         FieldState::Present(v) => {
             let mut out = Vec::new();
             v.write_json(&mut out);

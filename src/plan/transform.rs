@@ -465,10 +465,10 @@ impl Transform {
                 }
             }
             Transform::ToInteger => match &*value {
-                Val::Other(v) if v.as_i64().is_some() => return Ok(()),
+                Val::Json(v) if v.as_i64().is_some() => return Ok(()),
                 // An integer written another way (`1234567890123456789`, `1e3` is not one).
                 Val::Written(n) if n.value.as_i64().is_some() => Val::owned(n.value.clone()),
-                Val::Other(_) | Val::Written(_) if value.json().is_some_and(Value::is_number) => {
+                Val::Json(_) | Val::Written(_) if value.json().is_some_and(Value::is_number) => {
                     let f = value.json().and_then(Value::as_f64).unwrap_or(f64::NAN);
                     if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
                         Val::owned(Value::from(f as i64))
@@ -494,12 +494,17 @@ impl Transform {
                         )));
                     }
                 },
-                Val::Other(_) | Val::Written(_) | Val::List(_) | Val::Items(_) | Val::Rows(_) | Val::Array(_) => {
+                Val::Json(_)
+                | Val::Written(_)
+                | Val::Matches(_)
+                | Val::LentMatches(_)
+                | Val::MappedItems(_)
+                | Val::ScannedItems(_) => {
                     return Err(wrong_type(value));
                 }
             },
             Transform::ToNumber => match &*value {
-                Val::Other(v) if v.is_number() => return Ok(()),
+                Val::Json(v) if v.is_number() => return Ok(()),
                 Val::Written(_) => return Ok(()),
                 Val::Raw(_) | Val::Str(_) => {
                     let t = value.as_str().unwrap_or_default().trim();
@@ -515,16 +520,18 @@ impl Transform {
                         }
                     }
                 }
-                Val::Other(_) | Val::List(_) | Val::Items(_) | Val::Rows(_) | Val::Array(_) => {
+                Val::Json(_) | Val::Matches(_) | Val::LentMatches(_) | Val::MappedItems(_) | Val::ScannedItems(_) => {
                     return Err(wrong_type(value));
                 }
             },
             Transform::ToString => match &*value {
                 Val::Raw(_) | Val::Str(_) => return Ok(()),
-                Val::List(_) | Val::Items(_) | Val::Rows(_) | Val::Array(_) => Val::text(value.to_value().to_string()),
+                Val::Matches(_) | Val::LentMatches(_) | Val::MappedItems(_) | Val::ScannedItems(_) => {
+                    Val::text(value.to_value().to_string())
+                }
                 // The number's text as the record writes it (`1.50` stays `"1.50"`).
                 Val::Written(n) => Val::text(n.text.to_owned()),
-                Val::Other(v) => match v.as_ref() {
+                Val::Json(v) => match v.as_ref() {
                     // Integers (ids, codes) are the usual case: `itoa` writes them without the
                     // formatting machinery and its buffer regrowth.
                     Value::Number(n) => Val::text(match n.as_i64() {

@@ -94,21 +94,21 @@ impl FieldType {
                 };
             }
             (FieldType::Date, Val::Raw(_) | Val::Str(_)) => {
-                if value.as_str().and_then(parse_date).is_some() {
+                if value.as_str().and_then(iso_date).is_some() {
                     true
                 } else {
                     return Err(format!("expected a date as YYYY-MM-DD, found {}", describe(value, sensitive)));
                 }
             }
             // Integers are signed 64-bit: 2^63 and above is not one, though JSON can write it.
-            (FieldType::Integer, Val::Other(v)) => v.as_i64().is_some(),
+            (FieldType::Integer, Val::Json(v)) => v.as_i64().is_some(),
             (FieldType::Integer, Val::Written(n)) => n.value.as_i64().is_some(),
-            (FieldType::Number, Val::Other(v)) => v.is_number(),
+            (FieldType::Number, Val::Json(v)) => v.is_number(),
             (FieldType::Number, Val::Written(_)) => true,
-            (FieldType::Boolean, Val::Other(v)) => v.is_boolean(),
-            (FieldType::Object, Val::Other(v)) => v.is_object(),
-            (FieldType::Array, Val::Other(v)) => v.is_array(),
-            (FieldType::Array, Val::List(_) | Val::Items(_) | Val::Rows(_)) => true,
+            (FieldType::Boolean, Val::Json(v)) => v.is_boolean(),
+            (FieldType::Object, Val::Json(v)) => v.is_object(),
+            (FieldType::Array, Val::Json(v)) => v.is_array(),
+            (FieldType::Array, Val::Matches(_) | Val::LentMatches(_) | Val::MappedItems(_)) => true,
             _ => false,
         };
         if ok {
@@ -362,8 +362,9 @@ fn normalize_with_chrono(s: &str) -> Option<String> {
     Some(parts.write_utc(&mut [0; CommonDateTime::MAX_LEN]).to_owned())
 }
 
-/// Strictly `YYYY-MM-DD`, and a real calendar day.
-pub fn parse_date(s: &str) -> Option<NaiveDate> {
+/// A date as the `date` type holds it: strictly `YYYY-MM-DD`, and a real calendar day (the
+/// `parse_date` transform, [`super::dates::parse_date`], reads other formats into this one).
+pub fn iso_date(s: &str) -> Option<NaiveDate> {
     let b = s.as_bytes();
     let shape = b.len() == 10
         && b[4] == b'-'

@@ -13,7 +13,7 @@ use super::codes;
 use super::json::compare;
 use super::outcome::StepError;
 use super::pattern::{Pattern, compile_regex};
-use super::types::{FieldType, describe, is_rfc3339, parse_date};
+use super::types::{FieldType, describe, is_rfc3339, iso_date};
 use super::value::Val;
 use crate::diagnostic::{Diagnostic, Diagnostics, suggestion};
 use crate::spec::{Node, NodeKind, StepSpec};
@@ -264,7 +264,7 @@ impl Validator {
                     Validator::Email => is_email(s),
                     Validator::Uuid => is_uuid(s),
                     Validator::Datetime => is_rfc3339(s),
-                    Validator::Date => parse_date(s).is_some(),
+                    Validator::Date => iso_date(s).is_some(),
                     Validator::Cpf => is_cpf(s),
                     Validator::Cnpj => is_cnpj(s),
                     Validator::Cep => is_cep(s),

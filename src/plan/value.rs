@@ -21,23 +21,23 @@ pub enum Val<'a> {
     /// The matches of a wildcard path (`$.items[*].sku`), an array kept as the values were found
     /// (mostly text borrowed from the record) until it is written: building a `Value` array would
     /// copy every item only to serialise and free it again.
-    List(Vec<Item<'a>>),
-    /// A [`Val::List`] lent out by [`Val::reborrow`].
-    Items(&'a [Item<'a>]),
+    Matches(Vec<Item<'a>>),
+    /// A [`Val::Matches`] lent out by [`Val::reborrow`].
+    LentMatches(&'a [Item<'a>]),
     /// Any other JSON value but a string.
-    Other(Cow<'a, Value>),
+    Json(Cow<'a, Value>),
     /// A number from the record whose text is not the one its value would be written with
     /// (`1e3`, `1.50`, `99999999999999999999`): messages quote it as written. Boxed, as it is
     /// rare, to keep every other value small.
     Written(Box<WrittenNumber<'a>>),
     /// The objects an `items:` field mapped from an array: their output already written, their
     /// fields kept for the expressions that read them (`items.map(i, i.total_cents)`).
-    Rows(Box<Rows<'a>>),
+    MappedItems(Box<Rows<'a>>),
     /// The array an `items:` field reads, as the extractor scanned it: each item's values found
     /// by the item fields' own paths, no `Value` tree built. Only its `items:` field sees it (it
-    /// has a slot of its own), and turns it into [`Val::Rows`].
+    /// has a slot of its own), and turns it into [`Val::MappedItems`].
     /// Shared, not boxed: the field's state borrows it from the slot without copying the items.
-    Array(Rc<ScannedArray<'a>>),
+    ScannedItems(Rc<ScannedArray<'a>>),
 }
 
 /// An array scanned item by item: its JSON text, and the item fields' slots of every item, one
@@ -118,9 +118,13 @@ impl Val<'_> {
     #[inline]
     fn owns(&self) -> bool {
         match self {
-            Val::Raw(_) | Val::Items(_) | Val::Str(Cow::Borrowed(_)) | Val::Other(Cow::Borrowed(_)) => false,
-            Val::Other(Cow::Owned(v)) => !matches!(v, Value::Null | Value::Bool(_) | Value::Number(_)),
-            Val::Str(Cow::Owned(_)) | Val::List(_) | Val::Rows(_) | Val::Array(_) | Val::Written(_) => true,
+            Val::Raw(_) | Val::LentMatches(_) | Val::Str(Cow::Borrowed(_)) | Val::Json(Cow::Borrowed(_)) => false,
+            Val::Json(Cow::Owned(v)) => !matches!(v, Value::Null | Value::Bool(_) | Value::Number(_)),
+            Val::Str(Cow::Owned(_))
+            | Val::Matches(_)
+            | Val::MappedItems(_)
+            | Val::ScannedItems(_)
+            | Val::Written(_) => true,
         }
     }
 }
@@ -176,7 +180,7 @@ impl Clone for Val<'_> {
         match self {
             Val::Raw(s) => Val::Raw(s),
             Val::Str(Cow::Borrowed(s)) => Val::Str(Cow::Borrowed(s)),
-            Val::Items(items) => Val::Items(items),
+            Val::LentMatches(items) => Val::LentMatches(items),
             other => other.clone_owned(),
         }
     }
@@ -188,12 +192,12 @@ impl Val<'_> {
         match self {
             Val::Raw(s) => Val::Raw(s),
             Val::Str(s) => Val::Str(s.clone()),
-            Val::List(items) => Val::List(items.clone()),
-            Val::Items(items) => Val::Items(items),
-            Val::Other(v) => Val::Other(v.clone()),
+            Val::Matches(items) => Val::Matches(items.clone()),
+            Val::LentMatches(items) => Val::LentMatches(items),
+            Val::Json(v) => Val::Json(v.clone()),
             Val::Written(n) => Val::Written(n.clone()),
-            Val::Rows(rows) => Val::Rows(rows.clone()),
-            Val::Array(array) => Val::Array(array.clone()),
+            Val::MappedItems(rows) => Val::MappedItems(rows.clone()),
+            Val::ScannedItems(array) => Val::ScannedItems(array.clone()),
         }
     }
 }
@@ -202,14 +206,14 @@ impl<'a> Val<'a> {
     pub fn borrowed(value: &'a Value) -> Self {
         match value {
             Value::String(s) => Val::Str(Cow::Borrowed(s)),
-            other => Val::Other(Cow::Borrowed(other)),
+            other => Val::Json(Cow::Borrowed(other)),
         }
     }
 
     pub fn owned(value: Value) -> Self {
         match value {
             Value::String(s) => Val::Str(Cow::Owned(s)),
-            other => Val::Other(Cow::Owned(other)),
+            other => Val::Json(Cow::Owned(other)),
         }
     }
 
@@ -222,20 +226,20 @@ impl<'a> Val<'a> {
         match self {
             Val::Raw(s) => Val::Raw(s),
             Val::Str(s) => Val::Str(Cow::Borrowed(s)),
-            Val::List(items) => Val::Items(items),
-            Val::Items(items) => Val::Items(items),
-            Val::Other(v) => Val::Other(Cow::Borrowed(v)),
+            Val::Matches(items) => Val::LentMatches(items),
+            Val::LentMatches(items) => Val::LentMatches(items),
+            Val::Json(v) => Val::Json(Cow::Borrowed(v)),
             Val::Written(n) => Val::Written(n.clone()),
-            Val::Rows(rows) => Val::Rows(rows.clone()),
-            Val::Array(array) => Val::Array(array.clone()),
+            Val::MappedItems(rows) => Val::MappedItems(rows.clone()),
+            Val::ScannedItems(array) => Val::ScannedItems(array.clone()),
         }
     }
 
     /// The items of a list of matches.
     pub fn items(&self) -> Option<&[Item<'a>]> {
         match self {
-            Val::List(items) => Some(items),
-            Val::Items(items) => Some(items),
+            Val::Matches(items) => Some(items),
+            Val::LentMatches(items) => Some(items),
             _ => None,
         }
     }
@@ -244,7 +248,12 @@ impl<'a> Val<'a> {
         match self {
             Val::Raw(s) => Some(s),
             Val::Str(s) => Some(s),
-            Val::List(_) | Val::Items(_) | Val::Other(_) | Val::Written(_) | Val::Rows(_) | Val::Array(_) => None,
+            Val::Matches(_)
+            | Val::LentMatches(_)
+            | Val::Json(_)
+            | Val::Written(_)
+            | Val::MappedItems(_)
+            | Val::ScannedItems(_) => None,
         }
     }
 
@@ -259,26 +268,31 @@ impl<'a> Val<'a> {
     /// The JSON value, if this is neither a string nor a list of matches.
     pub fn json(&self) -> Option<&Value> {
         match self {
-            Val::Raw(_) | Val::Str(_) | Val::List(_) | Val::Items(_) | Val::Rows(_) | Val::Array(_) => None,
-            Val::Other(v) => Some(v),
+            Val::Raw(_)
+            | Val::Str(_)
+            | Val::Matches(_)
+            | Val::LentMatches(_)
+            | Val::MappedItems(_)
+            | Val::ScannedItems(_) => None,
+            Val::Json(v) => Some(v),
             Val::Written(n) => Some(&n.value),
         }
     }
 
     pub fn is_null(&self) -> bool {
-        matches!(self, Val::Other(v) if v.is_null())
+        matches!(self, Val::Json(v) if v.is_null())
     }
 
     pub fn to_value(&self) -> Value {
         match self {
             Val::Raw(s) => Value::String(s.to_string()),
             Val::Str(s) => Value::String(s.to_string()),
-            Val::List(items) => Value::Array(items.iter().map(Item::to_value).collect()),
-            Val::Items(items) => Value::Array(items.iter().map(Item::to_value).collect()),
-            Val::Other(v) => v.as_ref().clone(),
+            Val::Matches(items) => Value::Array(items.iter().map(Item::to_value).collect()),
+            Val::LentMatches(items) => Value::Array(items.iter().map(Item::to_value).collect()),
+            Val::Json(v) => v.as_ref().clone(),
             Val::Written(n) => n.value.clone(),
-            Val::Rows(rows) => serde_json::from_slice(&rows.json).expect("rows are written as valid JSON"),
-            Val::Array(array) => array.to_value(),
+            Val::MappedItems(rows) => serde_json::from_slice(&rows.json).expect("rows are written as valid JSON"),
+            Val::ScannedItems(array) => array.to_value(),
         }
     }
 
@@ -286,23 +300,23 @@ impl<'a> Val<'a> {
         match self {
             Val::Raw(s) => Value::String(s.to_owned()),
             Val::Str(s) => Value::String(s.into_owned()),
-            Val::List(items) => Value::Array(items.into_iter().map(Item::into_value).collect()),
-            Val::Items(items) => Value::Array(items.iter().map(Item::to_value).collect()),
-            Val::Other(v) => v.into_owned(),
+            Val::Matches(items) => Value::Array(items.into_iter().map(Item::into_value).collect()),
+            Val::LentMatches(items) => Value::Array(items.iter().map(Item::to_value).collect()),
+            Val::Json(v) => v.into_owned(),
             Val::Written(n) => n.value,
-            Val::Rows(rows) => serde_json::from_slice(&rows.json).expect("rows are written as valid JSON"),
-            Val::Array(array) => array.to_value(),
+            Val::MappedItems(rows) => serde_json::from_slice(&rows.json).expect("rows are written as valid JSON"),
+            Val::ScannedItems(array) => array.to_value(),
         }
     }
 
     /// The number of items of an array value, whatever its form.
     pub fn array_len(&self) -> Option<usize> {
         match self {
-            Val::List(items) => Some(items.len()),
-            Val::Items(items) => Some(items.len()),
-            Val::Rows(rows) => Some(rows.rows.len()),
-            Val::Array(array) => Some(array.len),
-            Val::Other(v) => v.as_array().map(Vec::len),
+            Val::Matches(items) => Some(items.len()),
+            Val::LentMatches(items) => Some(items.len()),
+            Val::MappedItems(rows) => Some(rows.rows.len()),
+            Val::ScannedItems(array) => Some(array.len),
+            Val::Json(v) => v.as_array().map(Vec::len),
             Val::Raw(_) | Val::Str(_) | Val::Written(_) => None,
         }
     }
@@ -311,8 +325,8 @@ impl<'a> Val<'a> {
     pub fn kind_name(&self) -> &'static str {
         match self {
             Val::Raw(_) | Val::Str(_) => "a string",
-            Val::List(_) | Val::Items(_) | Val::Rows(_) | Val::Array(_) => "an array",
-            Val::Other(v) => json_kind(v),
+            Val::Matches(_) | Val::LentMatches(_) | Val::MappedItems(_) | Val::ScannedItems(_) => "an array",
+            Val::Json(v) => json_kind(v),
             Val::Written(_) => "a number",
         }
     }
@@ -322,7 +336,7 @@ impl<'a> Val<'a> {
         match (self.as_str(), other) {
             (Some(s), Value::String(o)) => s == o,
             (Some(_), _) => false,
-            (None, o) if self.items().is_some() || matches!(self, Val::Rows(_) | Val::Array(_)) => {
+            (None, o) if self.items().is_some() || matches!(self, Val::MappedItems(_) | Val::ScannedItems(_)) => {
                 json_equal(&self.to_value(), o)
             }
             (None, o) => self.json().is_some_and(|v| json_equal(v, o)),
@@ -337,17 +351,17 @@ impl<'a> Val<'a> {
             // Most text needs no escaping: copy it.
             Val::Str(s) if !needs_escape(s.as_bytes()) => write_quoted(out, s),
             Val::Str(s) => serde_json::to_writer(&mut *out, s.as_ref()).expect("serialising into memory cannot fail"),
-            Val::List(items) => write_items(out, items),
-            Val::Items(items) => write_items(out, items),
-            Val::Rows(rows) => out.extend_from_slice(&rows.json),
+            Val::Matches(items) => write_items(out, items),
+            Val::LentMatches(items) => write_items(out, items),
+            Val::MappedItems(rows) => out.extend_from_slice(&rows.json),
             // Written as any number is; the record's text is for messages.
             Val::Written(n) => serde_json::to_writer(&mut *out, &n.value).expect("serialising into memory cannot fail"),
-            Val::Array(array) => {
+            Val::ScannedItems(array) => {
                 serde_json::to_writer(&mut *out, &array.to_value()).expect("serialising into memory cannot fail")
             }
             // Integers are most of the non-string outputs; `itoa` writes them without the
             // serializer's dispatch (the digits are the same).
-            Val::Other(v) => match v.as_ref() {
+            Val::Json(v) => match v.as_ref() {
                 Value::Number(n) if n.is_i64() || n.is_u64() => {
                     let mut digits = itoa::Buffer::new();
                     let text = match n.as_i64() {
@@ -373,7 +387,7 @@ fn write_items(out: &mut Vec<u8>, items: &[Item<'_>]) {
     out.push(b']');
 }
 
-/// One match in a [`Val::List`]. Not a `Val` itself, so `Val` stays non-recursive and dropping one
+/// One match in a [`Val::Matches`]. Not a `Val` itself, so `Val` stays non-recursive and dropping one
 /// stays a few inlined checks instead of a call per value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item<'a> {
@@ -525,7 +539,7 @@ mod tests {
         {
             let mut scratch: Scratch<Option<Val<'_>>, 4> = Scratch::new();
             let slots = scratch.first(3);
-            slots[0] = Some(Val::Array(Rc::clone(&array)));
+            slots[0] = Some(Val::ScannedItems(Rc::clone(&array)));
             slots[1] = Some(Val::Raw("borrowed"));
             slots[2] = Some(Val::owned(json!({"owned": ["tree"]})));
             assert_eq!(Rc::strong_count(&array), 2);
@@ -533,7 +547,7 @@ mod tests {
         assert_eq!(Rc::strong_count(&array), 1, "the entry holding a share was dropped");
         {
             let mut states: Scratch<FieldState<'_>, 2> = Scratch::new();
-            states.first(2)[1] = FieldState::Present(Val::Array(Rc::clone(&array)));
+            states.first(2)[1] = FieldState::Present(Val::ScannedItems(Rc::clone(&array)));
         }
         assert_eq!(Rc::strong_count(&array), 1);
         for (value, owns) in [
@@ -543,7 +557,7 @@ mod tests {
             (Val::owned(json!(null)), false),
             (Val::text("x".into()), true),
             (Val::owned(json!([1])), true),
-            (Val::List(vec![Item::Raw("x")]), true),
+            (Val::Matches(vec![Item::Raw("x")]), true),
         ] {
             assert_eq!(value.owns(), owns, "{value:?}");
         }

@@ -191,9 +191,9 @@ impl Budget {
 /// A field's value read into an expression: a list is copied item by item, and costs its length.
 #[inline]
 fn read_charged<'s>(v: &'s Val<'s>, env: Env<'s>) -> Result<EVal<'s>, EvalError> {
-    if let Val::List(items) = v {
+    if let Val::Matches(items) = v {
         env.budget.spend(items.len() as u64)?;
-    } else if let Val::Items(items) = v {
+    } else if let Val::LentMatches(items) = v {
         env.budget.spend(items.len() as u64)?;
     }
     Ok(EVal::read(v))
@@ -237,13 +237,13 @@ impl<'s> EVal<'s> {
         match value {
             Val::Raw(s) => EVal::Str(Cow::Borrowed(s)),
             Val::Str(s) => EVal::Str(Cow::Borrowed(s)),
-            Val::Other(v) => EVal::from_json(v),
+            Val::Json(v) => EVal::from_json(v),
             Val::Written(n) => EVal::from_json(&n.value),
-            Val::List(items) => EVal::List(items.iter().map(EVal::from_item).collect()),
-            Val::Items(items) => EVal::List(items.iter().map(EVal::from_item).collect()),
-            Val::Rows(rows) => EVal::Rows(&rows.rows),
+            Val::Matches(items) => EVal::List(items.iter().map(EVal::from_item).collect()),
+            Val::LentMatches(items) => EVal::List(items.iter().map(EVal::from_item).collect()),
+            Val::MappedItems(rows) => EVal::Rows(&rows.rows),
             // Only in the slot of the `items:` field that maps it, which no expression reads.
-            Val::Array(_) => EVal::Null,
+            Val::ScannedItems(_) => EVal::Null,
         }
     }
 
@@ -359,7 +359,7 @@ impl Quick {
     #[inline]
     fn of(value: &Val<'_>) -> Quick {
         match value {
-            Val::Other(v) => match v.as_ref() {
+            Val::Json(v) => match v.as_ref() {
                 Value::Number(n) => n.as_i64().map_or(Quick::Slow, Quick::Int),
                 Value::Bool(b) => Quick::Bool(*b),
                 Value::Null => Quick::Null,
@@ -458,7 +458,7 @@ impl Code {
             }
             Code::Call(Func::Size, args) => match args.as_slice() {
                 [Code::Field(i)] => match &env.fields[*i] {
-                    FieldState::Present(Val::Rows(rows)) => Quick::Int(rows.rows.len() as i64),
+                    FieldState::Present(Val::MappedItems(rows)) => Quick::Int(rows.rows.len() as i64),
                     FieldState::Absent => Quick::Null,
                     _ => Quick::Slow,
                 },
@@ -469,7 +469,7 @@ impl Code {
                 [Code::Macro { kind: MacroKind::Map, list, depth, body }] => match (&**list, &**body) {
                     (Code::Field(i), Code::RowField(row, k)) if matches!(**row, Code::Local(d) if d == *depth) => {
                         match &env.fields[*i] {
-                            FieldState::Present(Val::Rows(rows)) => {
+                            FieldState::Present(Val::MappedItems(rows)) => {
                                 if env.budget.spend(rows.rows.len() as u64).is_err() {
                                     return Quick::Slow;
                                 }
@@ -519,8 +519,8 @@ impl Code {
     /// The value for a computed field's state: `None` for null (the field is absent).
     pub fn value<'s>(&'s self, env: Env<'s>, locals: &mut Vec<EVal<'s>>) -> Result<Option<Val<'static>>, EvalError> {
         match self.quick(env) {
-            Quick::Int(i) => Ok(Some(Val::Other(Cow::Owned(Value::from(i))))),
-            Quick::Bool(b) => Ok(Some(Val::Other(Cow::Owned(Value::Bool(b))))),
+            Quick::Int(i) => Ok(Some(Val::Json(Cow::Owned(Value::from(i))))),
+            Quick::Bool(b) => Ok(Some(Val::Json(Cow::Owned(Value::Bool(b))))),
             Quick::Null => Ok(None),
             Quick::Slow => self.eval(env, locals)?.into_val(),
         }
@@ -1497,7 +1497,7 @@ mod tests {
     #[test]
     fn logic_and_presence_agree_with_the_general_walk() {
         let leaves = || [Lit::Null, Lit::Bool(true), Lit::Bool(false), Lit::Int(1)];
-        let fields = [FieldState::Absent, FieldState::Present(Val::Other(Cow::Owned(Value::Null))), FieldState::Failed];
+        let fields = [FieldState::Absent, FieldState::Present(Val::Json(Cow::Owned(Value::Null))), FieldState::Failed];
         let budget = Budget::new(DEFAULT_STEPS);
         let env = Env { fields: &fields, slots: &[], budget: &budget };
         let c = |l: &Lit| Box::new(Code::Const(l.clone()));

@@ -85,12 +85,12 @@ impl<'a> Sink<'_, 'a> {
     pub(super) fn store(&mut self, slot: usize, value: Val<'a>) {
         if self.multi[slot] {
             match &mut self.slots[slot] {
-                Some(Val::List(items)) => items.push(Item::from_val(value)),
+                Some(Val::Matches(items)) => items.push(Item::from_val(value)),
                 empty => {
                     // Room for a few matches at once: growing from one item is a reallocation per record.
                     let mut items = Vec::with_capacity(4);
                     items.push(Item::from_val(value));
-                    *empty = Some(Val::List(items));
+                    *empty = Some(Val::Matches(items));
                 }
             }
         } else {
@@ -345,7 +345,7 @@ impl<'a> Scanner<'a> {
         // SAFETY: `elements` accepted the array from `start` to the cursor.
         #[allow(unsafe_code)]
         let text = unsafe { self.scanned_text(start, self.pos) };
-        sink.slots[capture.slot] = Some(Val::Array(Rc::new(ScannedArray { text, len, slots })));
+        sink.slots[capture.slot] = Some(Val::ScannedItems(Rc::new(ScannedArray { text, len, slots })));
         Ok(())
     }
 

@@ -57,7 +57,7 @@ impl Extractor {
     }
 
     /// Registers the array of an `items:` field (a prefix without wildcards) and returns its own
-    /// slot. The slot receives a [`Val::Array`]: for each item, the values at `item_paths` (plain
+    /// slot. The slot receives a [`Val::ScannedItems`]: for each item, the values at `item_paths` (plain
     /// paths into the item), found by scanning the item as a record is scanned — no `Value` of
     /// the array is built. Anything but an array is captured as it is, for the field to refuse.
     pub fn add_items(&mut self, prefix: &[Segment], item_paths: &[Vec<Segment>]) -> usize {
