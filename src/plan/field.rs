@@ -54,20 +54,20 @@ pub(super) struct Extras {
 }
 
 /// Where a field's source path goes: the record's extractor, or the paths read in each item.
-pub(super) enum PathSink<'e> {
+pub(super) enum SourcePaths<'e> {
     Record(&'e mut Extractor),
     Item(&'e mut Vec<Vec<Segment>>),
 }
 
-impl PathSink<'_> {
+impl SourcePaths<'_> {
     /// The slot of a plain prefix, and whether it collects every match of a wildcard.
     pub(super) fn add(&mut self, prefix: &[Segment]) -> (usize, bool) {
         match self {
-            PathSink::Record(extractor) => {
+            SourcePaths::Record(extractor) => {
                 let slot = extractor.add(prefix);
                 (slot, extractor.is_multi(slot))
             }
-            PathSink::Item(paths) => match paths.iter().position(|p| p == prefix) {
+            SourcePaths::Item(paths) => match paths.iter().position(|p| p == prefix) {
                 Some(slot) => (slot, false),
                 None => {
                     paths.push(prefix.to_vec());
@@ -157,7 +157,7 @@ impl Field {
         errors: &mut Vec<FieldError>,
     ) -> bool {
         // Already so; said again so the compiler knows the assignments below drop nothing and
-        // writes each value straight into `state` (see `Sink::store_raw`).
+        // writes each value straight into `state` (see `Captures::store_raw`).
         *state = FieldState::Absent;
         match &self.source {
             FieldSource::Const(v) => {
@@ -350,7 +350,7 @@ fn present_borrowed<'a>(state: &mut FieldState<'a>, v: &'a Val<'a>) {
 /// when any phase found one.
 pub(super) fn compile_field(
     spec: &FieldSpec,
-    sink: &mut PathSink<'_>,
+    paths: &mut SourcePaths<'_>,
     mut extras: Extras,
     diags: &mut Diagnostics,
 ) -> Option<Field> {
@@ -365,8 +365,8 @@ pub(super) fn compile_field(
         check_transform_flow(spec, &transforms, ty, diags);
     }
     let validators: Vec<Validator> = spec.validate.iter().filter_map(|s| Validator::compile(s, ty, diags)).collect();
-    let in_item = matches!(sink, PathSink::Item(_));
-    let source = compile_source(spec, target, sink, extras.computed.take(), extras.items.as_deref(), diags)?;
+    let in_item = matches!(paths, SourcePaths::Item(_));
+    let source = compile_source(spec, target, paths, extras.computed.take(), extras.items.as_deref(), diags)?;
     if diags.len() > before {
         return None;
     }
@@ -485,12 +485,12 @@ fn check_required(spec: &FieldSpec, target: &Spanned<String>, diags: &mut Diagno
     spec.required.as_ref().is_some_and(|r| r.value)
 }
 
-/// Where the value comes from: a path (registered in `sink`), a `const` or an `expr` (compiled
+/// Where the value comes from: a path (registered in `paths`), a `const` or an `expr` (compiled
 /// by the scope as `computed`; `None` when it did not compile, reported already).
 fn compile_source(
     spec: &FieldSpec,
     target: &Spanned<String>,
-    sink: &mut PathSink<'_>,
+    paths: &mut SourcePaths<'_>,
     computed: Option<Compiled>,
     items: Option<&FieldSet>,
     diags: &mut Diagnostics,
@@ -508,7 +508,7 @@ fn compile_source(
         return computed.map(FieldSource::Computed);
     }
     match (&spec.source, &spec.constant) {
-        (Some(src), None) => path_source(src, sink, items, diags),
+        (Some(src), None) => path_source(src, paths, items, diags),
         (None, Some(c)) => {
             if let Some(r) = &spec.required {
                 diags.push(Diagnostic::new(r.pos, "a `const` field is always present; `required` does not apply"));
@@ -545,11 +545,11 @@ fn compile_source(
 /// its tail kept for the query after it.
 fn path_source(
     src: &Spanned<String>,
-    sink: &mut PathSink<'_>,
+    paths: &mut SourcePaths<'_>,
     items: Option<&FieldSet>,
     diags: &mut Diagnostics,
 ) -> Option<FieldSource> {
-    let in_item = matches!(sink, PathSink::Item(_));
+    let in_item = matches!(paths, SourcePaths::Item(_));
     match path::parse_source(&src.value) {
         Ok(p) if in_item && (p.tail.is_some() || p.prefix.iter().any(Segment::is_wildcard)) => {
             diags.push(Diagnostic::new(
@@ -562,14 +562,14 @@ fn path_source(
             None
         }
         Ok(p) => {
-            let (slot, multi) = match (&mut *sink, items) {
+            let (slot, multi) = match (&mut *paths, items) {
                 // The record's array is scanned item by item with the item fields' paths.
-                (PathSink::Record(extractor), Some(set))
+                (SourcePaths::Record(extractor), Some(set))
                     if p.tail.is_none() && !p.prefix.iter().any(Segment::is_wildcard) =>
                 {
                     (extractor.add_items(&p.prefix, &set.paths), false)
                 }
-                _ => sink.add(&p.prefix),
+                _ => paths.add(&p.prefix),
             };
             Some(FieldSource::Path { text: src.value.clone(), slot, multi, tail: p.tail })
         }

@@ -42,7 +42,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, Pos, Spanned};
 use crate::spec::{LookupSpec, MappingSpec};
 use expr::{Budget, Compiled, Env, LookupTable, Ty};
 use extract::Extractor;
-use field::{FieldSet, FieldSource, PathSink, Slots};
+use field::{FieldSet, FieldSource, Slots, SourcePaths};
 use json::CodeTable;
 use outcome::BUDGET_RULE;
 use rules::Rule;
@@ -507,11 +507,11 @@ impl<'s> RecordScope<'s> {
 
     fn names<'x, 'e>(
         &'x self,
-        sink: &'x mut PathSink<'e>,
+        paths: &'x mut SourcePaths<'e>,
         ctx: &'x Context<'x>,
         no_targets: Option<&'static str>,
     ) -> ScopeNames<'x, 'e> {
-        ScopeNames { targets: &self.targets, tys: &self.tys, sink, ctx, no_targets, domains: &self.domains }
+        ScopeNames { targets: &self.targets, tys: &self.tys, paths, ctx, no_targets, domains: &self.domains }
     }
 }
 
@@ -534,7 +534,7 @@ impl<'s> Compiler<'s> {
     /// The record's fields, their paths into `extractor`; and the types their readers see.
     fn scope(&mut self, ctx: &Context<'_>, extractor: &mut Extractor) -> (Option<FieldSet>, Vec<Ty>) {
         let fields = &self.spec.fields;
-        let compiled = compile_scope(fields, &mut PathSink::Record(extractor), ctx, &mut self.diags);
+        let compiled = compile_scope(fields, &mut SourcePaths::Record(extractor), ctx, &mut self.diags);
         check_targets(&fields.iter().filter_map(|f| f.target.as_ref()).collect::<Vec<_>>(), &mut self.diags);
         if fields.is_empty() && self.spec.name.is_some() {
             self.diags.push(Diagnostic::new(Pos::new(1, 1), "`fields` is empty; a mapping needs at least one field"));
@@ -573,9 +573,9 @@ impl<'s> Compiler<'s> {
     /// `drop:`, a condition on the record alone: it is decided before any field is read.
     fn drop(&mut self, record: &RecordScope<'_>, ctx: &Context<'_>, extractor: &mut Extractor) -> Option<Compiled> {
         let text = self.spec.drop.as_ref()?;
-        let mut sink = PathSink::Record(extractor);
+        let mut paths = SourcePaths::Record(extractor);
         let mut names = record.names(
-            &mut sink,
+            &mut paths,
             ctx,
             Some("`drop` is decided before any field is read: read the record with a `$` path, like `$.event_type`"),
         );
@@ -584,11 +584,11 @@ impl<'s> Compiler<'s> {
 
     /// Business rules, seeing the record's targets with the types their fields' readers see.
     fn rules(&mut self, record: &RecordScope<'_>, ctx: &Context<'_>, extractor: &mut Extractor) -> Vec<Rule> {
-        let mut sink = PathSink::Record(extractor);
+        let mut paths = SourcePaths::Record(extractor);
         rules::compile(
             &self.spec.rules,
             |name, what, diags| record.find(name, what, diags),
-            |text, diags| compile_condition(text, "a rule", &mut record.names(&mut sink, ctx, None), diags),
+            |text, diags| compile_condition(text, "a rule", &mut record.names(&mut paths, ctx, None), diags),
             &mut self.diags,
         )
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::expr::syntax::PathStep;
 use super::expr::{self, Compiled, Domain, LookupTable, Names, RowShape, Ty};
-use super::field::{Extras, Field, FieldSet, FieldSource, PathSink, compile_field};
+use super::field::{Extras, Field, FieldSet, FieldSource, SourcePaths, compile_field};
 use super::output::OutputTree;
 use super::path::Segment;
 use super::types::FieldType;
@@ -97,7 +97,7 @@ fn holds(declared: FieldType, computed: &Ty) -> bool {
 pub(super) struct ScopeNames<'x, 'e> {
     pub(super) targets: &'x HashMap<&'x str, usize>,
     pub(super) tys: &'x [Ty],
-    pub(super) sink: &'x mut PathSink<'e>,
+    pub(super) paths: &'x mut SourcePaths<'e>,
     pub(super) ctx: &'x Context<'x>,
     /// Set for `drop:`, which runs before any field.
     pub(super) no_targets: Option<&'static str>,
@@ -129,7 +129,7 @@ impl Names for ScopeNames<'_, '_> {
                 PathStep::Index(i) => Segment::Index(*i),
             })
             .collect();
-        self.sink.add(&segments).0
+        self.paths.add(&segments).0
     }
 
     fn lookup(&self, name: &str) -> Option<Arc<LookupTable>> {
@@ -218,7 +218,7 @@ pub(super) fn compile_condition(
 /// reported) and the static type of each field, for the expressions outside the scope.
 pub(super) fn compile_scope(
     specs: &[FieldSpec],
-    sink: &mut PathSink<'_>,
+    paths: &mut SourcePaths<'_>,
     ctx: &Context<'_>,
     diags: &mut Diagnostics,
 ) -> (Option<FieldSet>, Vec<Ty>) {
@@ -238,7 +238,7 @@ pub(super) fn compile_scope(
         let mut set = None;
         let ty = if let Some(items) = &spec.items {
             let mut paths = Vec::new();
-            let (item_set, item_tys) = compile_scope(&items.value, &mut PathSink::Item(&mut paths), ctx, diags);
+            let (item_set, item_tys) = compile_scope(&items.value, &mut SourcePaths::Item(&mut paths), ctx, diags);
             set = item_set.map(|mut s| {
                 s.paths = paths;
                 Box::new(s)
@@ -267,8 +267,14 @@ pub(super) fn compile_scope(
         let mut changed = false;
         for &i in &untyped {
             let text = specs[i].expr.as_ref().expect("filtered on expr");
-            let mut names =
-                ScopeNames { targets: &targets, tys: &tys, sink: &mut *sink, ctx, no_targets: None, domains: &domains };
+            let mut names = ScopeNames {
+                targets: &targets,
+                tys: &tys,
+                paths: &mut *paths,
+                ctx,
+                no_targets: None,
+                domains: &domains,
+            };
             if let Ok(c) = expr::compile(&text.value, &mut names) {
                 let ty = read_type(&specs[i], c.ty);
                 if ty != tys[i] {
@@ -286,7 +292,7 @@ pub(super) fn compile_scope(
     let mut deps: Vec<Vec<usize>> = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
         let mut names =
-            ScopeNames { targets: &targets, tys: &tys, sink: &mut *sink, ctx, no_targets: None, domains: &domains };
+            ScopeNames { targets: &targets, tys: &tys, paths: &mut *paths, ctx, no_targets: None, domains: &domains };
         let computed = spec.expr.as_ref().and_then(|e| compile_expression(e, &mut names, diags));
         if let (Some(c), Some(kind)) = (&computed, &spec.kind)
             && let Some(declared) = FieldType::from_name(&kind.value)
@@ -320,10 +326,10 @@ pub(super) fn compile_scope(
         deps.push(reads);
         let inferred = computed.as_ref().map(|c| field_type_of(&c.ty));
         let extras = Extras { computed, inferred, when, validator_when, items: item_sets[i].take() };
-        fields.push(compile_field(spec, sink, extras, diags));
+        fields.push(compile_field(spec, paths, extras, diags));
     }
     // Which fields wait for others: known from the spec, so a cycle is reported with the rest.
-    let in_item = matches!(sink, PathSink::Item(_));
+    let in_item = matches!(paths, SourcePaths::Item(_));
     let waits: Vec<bool> = specs
         .iter()
         .map(|s| {

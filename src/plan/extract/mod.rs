@@ -31,8 +31,8 @@ mod scanner;
 mod trie;
 
 use super::value::Val;
+use scanner::{Captures, Scanner};
 pub use scanner::{MAX_DEPTH, ScanError};
-use scanner::{Scanner, Sink};
 pub use trie::Extractor;
 
 pub(crate) use bytes::next_special_byte;
@@ -82,8 +82,8 @@ impl Extractor {
             scanner.pos = start;
             return Err(scanner.error(format!("expected a JSON object, found {found}")));
         }
-        let mut sink = Sink { slots, multi: &self.multi };
-        scanner.value(&self.root, &mut sink, 0)?;
+        let mut captures = Captures { slots, multi: &self.multi };
+        scanner.value(&self.root, &mut captures, 0)?;
         scanner.skip_ws();
         if scanner.pos != bytes.len() {
             return Err(scanner.error("trailing characters after the JSON object".into()));

@@ -76,12 +76,12 @@ pub(crate) fn end_by_length(bytes: &[u8], start: usize, length: usize) -> Option
 }
 
 /// Where captured values go.
-pub(super) struct Sink<'s, 'a> {
+pub(super) struct Captures<'s, 'a> {
     pub(super) slots: &'s mut [Option<Val<'a>>],
     pub(super) multi: &'s [bool],
 }
 
-impl<'a> Sink<'_, 'a> {
+impl<'a> Captures<'_, 'a> {
     pub(super) fn store(&mut self, slot: usize, value: Val<'a>) {
         if self.multi[slot] {
             match &mut self.slots[slot] {
@@ -229,12 +229,12 @@ impl<'a> Scanner<'a> {
     }
 
     /// A value at a trie node.
-    pub(super) fn value(&mut self, node: &TrieNode, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {
+    pub(super) fn value(&mut self, node: &TrieNode, captures: &mut Captures<'_, 'a>, depth: usize) -> Scan {
         self.skip_ws();
         if let Some(items) = &node.items {
-            return self.items_and_value(node, items, sink, depth);
+            return self.items_and_value(node, items, captures, depth);
         }
-        self.value_here(node, sink, depth)
+        self.value_here(node, captures, depth)
     }
 
     /// An `items:` array, and then, when other fields read it too, the value for them. Out of
@@ -245,23 +245,23 @@ impl<'a> Scanner<'a> {
         &mut self,
         node: &TrieNode,
         items: &ItemsCapture,
-        sink: &mut Sink<'_, 'a>,
+        captures: &mut Captures<'_, 'a>,
         depth: usize,
     ) -> Scan {
         let start = self.pos;
-        self.items(items, sink, depth)?;
+        self.items(items, captures, depth)?;
         let others = node.materialize || !node.keys.is_empty() || !node.indexes.is_empty() || node.wildcard.is_some();
         if !others {
             return Ok(());
         }
         // Other fields read this value too: scan it again for them.
         self.pos = start;
-        self.value_here(node, sink, depth)
+        self.value_here(node, captures, depth)
     }
 
     /// A value at a trie node, whitespace skipped, the node's `items` already served.
     #[inline(always)]
-    pub(super) fn value_here(&mut self, node: &TrieNode, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {
+    pub(super) fn value_here(&mut self, node: &TrieNode, captures: &mut Captures<'_, 'a>, depth: usize) -> Scan {
         if node.materialize {
             let start = self.pos;
             // Strings are the common capture; their scan already says whether they had escapes.
@@ -272,7 +272,7 @@ impl<'a> Scanner<'a> {
                     // between its quotes.
                     #[allow(unsafe_code)]
                     let text = unsafe { self.scanned_text(start + 1, self.pos - 1) };
-                    sink.store_raw(slot, text);
+                    captures.store_raw(slot, text);
                 }
                 return Ok(());
             }
@@ -283,24 +283,24 @@ impl<'a> Scanner<'a> {
             // string) or by `skip_value`.
             #[allow(unsafe_code)]
             let value = unsafe { self.parse_captured(start)? };
-            sink.fill(node, value);
+            captures.fill(node, value);
             return Ok(());
         }
         match self.peek() {
-            Some(b'{') if !node.keys.is_empty() || node.wildcard.is_some() => self.object(node, sink, depth),
-            Some(b'[') if !node.indexes.is_empty() || node.wildcard.is_some() => self.array(node, sink, depth),
+            Some(b'{') if !node.keys.is_empty() || node.wildcard.is_some() => self.object(node, captures, depth),
+            Some(b'[') if !node.indexes.is_empty() || node.wildcard.is_some() => self.array(node, captures, depth),
             _ => self.skip_value(depth),
         }
     }
 
     /// An `items:` field's array, each item scanned with the item fields' trie into its own row
     /// of slots.
-    pub(super) fn items(&mut self, capture: &ItemsCapture, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {
+    pub(super) fn items(&mut self, capture: &ItemsCapture, captures: &mut Captures<'_, 'a>, depth: usize) -> Scan {
         let start = self.pos;
         if capture.text_only {
             let text = match self.peek() {
                 Some(b'{' | b'[') => {
-                    let given = capture.length_slot.and_then(|slot| given_length(sink.slots[slot].as_ref()));
+                    let given = capture.length_slot.and_then(|slot| given_length(captures.slots[slot].as_ref()));
                     match given.and_then(|length| end_by_length(self.bytes, start, length)) {
                         Some(end) => self.pos = end,
                         None => self.skip_balanced()?,
@@ -321,7 +321,7 @@ impl<'a> Scanner<'a> {
                     }
                 }
             };
-            sink.slots[capture.slot] = Some(Val::Raw(text));
+            captures.slots[capture.slot] = Some(Val::Raw(text));
             return Ok(());
         }
         if self.peek() != Some(b'[') {
@@ -329,7 +329,7 @@ impl<'a> Scanner<'a> {
             // SAFETY: `skip_value` accepted the value from `start`.
             #[allow(unsafe_code)]
             let value = unsafe { self.parse_captured(start)? };
-            sink.slots[capture.slot] = Some(value);
+            captures.slots[capture.slot] = Some(value);
             return Ok(());
         }
         let width = capture.trie.slot_count();
@@ -339,17 +339,17 @@ impl<'a> Scanner<'a> {
             slots.resize(slots.len() + width, None);
             let row = slots.len() - width;
             len += 1;
-            let mut item_sink = Sink { slots: &mut slots[row..], multi: &capture.trie.multi };
-            scanner.value(&capture.trie.root, &mut item_sink, depth)
+            let mut item_captures = Captures { slots: &mut slots[row..], multi: &capture.trie.multi };
+            scanner.value(&capture.trie.root, &mut item_captures, depth)
         })?;
         // SAFETY: `elements` accepted the array from `start` to the cursor.
         #[allow(unsafe_code)]
         let text = unsafe { self.scanned_text(start, self.pos) };
-        sink.slots[capture.slot] = Some(Val::ScannedItems(Rc::new(ScannedArray { text, len, slots })));
+        captures.slots[capture.slot] = Some(Val::ScannedItems(Rc::new(ScannedArray { text, len, slots })));
         Ok(())
     }
 
-    pub(super) fn object(&mut self, node: &TrieNode, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {
+    pub(super) fn object(&mut self, node: &TrieNode, captures: &mut Captures<'_, 'a>, depth: usize) -> Scan {
         let depth = self.enter(depth)?;
         self.skip_ws();
         if self.peek() == Some(b'}') {
@@ -396,16 +396,16 @@ impl<'a> Scanner<'a> {
                             // lie between its quotes.
                             #[allow(unsafe_code)]
                             let text = unsafe { self.scanned_text(start + 1, self.pos - 1) };
-                            sink.store_raw(slot, text);
+                            captures.store_raw(slot, text);
                         }
                         _ => {
                             self.pos = start;
-                            self.value(child, sink, depth)?;
+                            self.value(child, captures, depth)?;
                         }
                     }
                 }
                 None => match (&node.wildcard, self.peek()) {
-                    (Some(w), _) => self.value(w, sink, depth)?,
+                    (Some(w), _) => self.value(w, captures, depth)?,
                     // Unread text, the usual unread value, is skipped here without a call.
                     (None, Some(b'"')) => {
                         self.skip_string()?;
@@ -425,11 +425,11 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    pub(super) fn array(&mut self, node: &TrieNode, sink: &mut Sink<'_, 'a>, depth: usize) -> Scan {
+    pub(super) fn array(&mut self, node: &TrieNode, captures: &mut Captures<'_, 'a>, depth: usize) -> Scan {
         self.elements(depth, |scanner, index, depth| match node.indexes.iter().find(|(i, _)| *i == index) {
-            Some((_, child)) => scanner.value(child, sink, depth),
+            Some((_, child)) => scanner.value(child, captures, depth),
             None => match &node.wildcard {
-                Some(w) => scanner.value(w, sink, depth),
+                Some(w) => scanner.value(w, captures, depth),
                 None => scanner.skip_value(depth),
             },
         })
