@@ -152,184 +152,13 @@ impl Transform {
             (_, Some(arg)) => arg,
         };
         match name {
-            "mask" => {
-                let args = args_map(arg, doc, diags)?;
-                let count = |key: &str, diags: &mut Diagnostics| -> Option<usize> {
-                    match args.iter().find(|(k, _)| k == key).map(|(_, n)| *n) {
-                        None => Some(0),
-                        Some(Node { kind: NodeKind::Int(n), .. }) if *n >= 0 => Some(*n as usize),
-                        Some(n) => {
-                            diags.push(Diagnostic::new(n.pos, format!("`{key}` must be a whole number ≥ 0")));
-                            None
-                        }
-                    }
-                };
-                let keep_first = count("keep_first", diags)?;
-                let keep_last = count("keep_last", diags)?;
-                let with = match args.iter().find(|(k, _)| k == "with").map(|(_, n)| *n) {
-                    None => '*',
-                    Some(n) => match n.as_str().map(|s| (s.chars().count(), s.chars().next())) {
-                        Some((1, Some(c))) => c,
-                        _ => {
-                            diags.push(Diagnostic::new(n.pos, "`with` is the one character that masks, like '*'"));
-                            return None;
-                        }
-                    },
-                };
-                Some(Transform::Mask { keep_first, keep_last, with })
-            }
-            "parse_datetime" | "parse_date" => {
-                let args = args_map(arg, doc, diags)?;
-                let (format, format_pos) = string_arg(&args, arg, "format", name, diags)?;
-                // As a `format_datetime` pattern: its items are held with the plan, and a record
-                // that does not match it is told the format.
-                let chars = format.chars().count();
-                if chars > MAX_DATETIME_PATTERN_CHARS {
-                    diags.push(Diagnostic::new(
-                        format_pos,
-                        format!("the format has {chars} characters; a format has at most {MAX_DATETIME_PATTERN_CHARS} characters"),
-                    ));
-                    return None;
-                }
-                let parsed = match dates::DateFormat::new(&format, name == "parse_datetime") {
-                    Ok(f) => f,
-                    Err(bad) => {
-                        diags.push(Diagnostic::new(format_pos, format!("format `{format}`: {bad}")));
-                        return None;
-                    }
-                };
-                if name == "parse_date" {
-                    return Some(Transform::ParseDate { format: parsed });
-                }
-                let zone = match args.iter().find(|(k, _)| k == "zone").map(|(_, n)| *n) {
-                    None => None,
-                    Some(node) => match node.as_str().map(|z| (z, z.parse::<chrono_tz::Tz>())) {
-                        Some((_, Ok(tz))) => Some(tz),
-                        Some((z, Err(_))) => {
-                            let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
-                            diags.push(Diagnostic::new(
-                                node.pos,
-                                format!(
-                                    "unknown time zone `{z}`{}; use an IANA name like `America/Sao_Paulo` or `UTC`",
-                                    suggestion(z, names)
-                                ),
-                            ));
-                            return None;
-                        }
-                        None => {
-                            diags.push(Diagnostic::new(
-                                node.pos,
-                                "`zone` is an IANA time zone name, like `America/Sao_Paulo`",
-                            ));
-                            return None;
-                        }
-                    },
-                };
-                if zone.is_none() && !dates::has_offset(&format) {
-                    diags.push(Diagnostic::new(
-                        arg.pos,
-                        "`parse_datetime` needs a `zone` (like `America/Sao_Paulo`) unless the format reads an offset (`%z`)",
-                    ));
-                    return None;
-                }
-                Some(Transform::ParseDatetime { format: parsed, zone })
-            }
-            "to_decimal" => {
-                let args = args_map(arg, doc, diags)?;
-                let scale = match args.iter().find(|(k, _)| k == "scale").map(|(_, n)| *n) {
-                    Some(Node { kind: NodeKind::Int(n), .. }) if (0..=28).contains(n) => *n as u32,
-                    Some(n) => {
-                        diags.push(Diagnostic::new(n.pos, "`scale` is the number of digits after the point, 0 to 28"));
-                        return None;
-                    }
-                    None => {
-                        diags.push(Diagnostic::new(arg.pos, "`to_decimal` needs `scale`"));
-                        return None;
-                    }
-                };
-                let rounding = match args.iter().find(|(k, _)| k == "rounding").map(|(_, n)| *n) {
-                    None => Rounding::HalfEven,
-                    Some(n) => match n.as_str().and_then(Rounding::from_name) {
-                        Some(r) => r,
-                        None => {
-                            diags.push(Diagnostic::new(
-                                n.pos,
-                                format!("`rounding` is one of {}", Rounding::NAMES.join(", ")),
-                            ));
-                            return None;
-                        }
-                    },
-                };
-                Some(Transform::ToDecimal { scale, rounding })
-            }
-            "replace" => {
-                let args = args_map(arg, doc, diags)?;
-                let pattern = string_arg(&args, arg, "pattern", name, diags)?;
-                let with = string_arg(&args, arg, "with", name, diags)?;
-                let pattern = compile_regex(&pattern.0, pattern.1, diags)?;
-                // Pointed at the replacement itself: inside a quoted scalar a column would be off
-                // by the quote and by every escape; the message quotes the reference.
-                if let Err(message) = pattern.check_replacement(&with.0) {
-                    diags.push(Diagnostic::new(with.1, message));
-                    return None;
-                }
-                Some(Transform::Replace { pattern, literal: !with.0.contains('$'), with: with.0 })
-            }
-            "truncate" => {
-                let args = args_map(arg, doc, diags)?;
-                let Some(max) = args.iter().find(|(k, _)| k == "max").map(|(_, n)| n) else {
-                    diags.push(Diagnostic::new(arg.pos, "`truncate` needs `max`"));
-                    return None;
-                };
-                match max.kind {
-                    NodeKind::Int(n) if n > 0 => Some(Transform::Truncate { max: n as usize }),
-                    _ => {
-                        diags.push(Diagnostic::new(max.pos, "`max` must be a positive integer"));
-                        None
-                    }
-                }
-            }
-            "map" => {
-                let args = args_map(arg, doc, diags)?;
-                let Some(values) = args.iter().find(|(k, _)| k == "values").map(|(_, n)| n) else {
-                    diags.push(Diagnostic::new(arg.pos, "`map` needs `values`"));
-                    return None;
-                };
-                let table = value_table(values, diags)?;
-                let default = match args.iter().find(|(k, _)| k == "default") {
-                    None => None,
-                    Some((_, n)) => match n.to_json() {
-                        Ok(v) => Some(v),
-                        Err(d) => {
-                            diags.push(d);
-                            return None;
-                        }
-                    },
-                };
-                Some(Transform::Map { values: table, default })
-            }
-            "multiply" | "divide" => {
-                let factor = match arg.kind {
-                    NodeKind::Int(n) => Factor::Int(n),
-                    NodeKind::Float(f) if f.is_finite() => Factor::Float(f),
-                    _ => {
-                        diags.push(Diagnostic::new(
-                            arg.pos,
-                            format!("`{name}` takes a number, found {}", arg.kind_name()),
-                        ));
-                        return None;
-                    }
-                };
-                if name == "divide" {
-                    if matches!(factor, Factor::Int(0)) || matches!(factor, Factor::Float(f) if f == 0.0) {
-                        diags.push(Diagnostic::new(arg.pos, "`divide` by zero"));
-                        return None;
-                    }
-                    Some(Transform::Divide(factor))
-                } else {
-                    Some(Transform::Multiply(factor))
-                }
-            }
+            "mask" => compile_mask(arg, doc, diags),
+            "parse_datetime" | "parse_date" => compile_date_parse(name, arg, doc, diags),
+            "to_decimal" => compile_to_decimal(arg, doc, diags),
+            "replace" => compile_replace(name, arg, doc, diags),
+            "truncate" => compile_truncate(arg, doc, diags),
+            "map" => compile_map(arg, doc, diags),
+            "multiply" | "divide" => compile_factor(name, arg, diags),
             _ => unknown(diags),
         }
     }
@@ -609,6 +438,189 @@ impl Transform {
                 | Transform::ParseDatetime { .. }
                 | Transform::ParseDate { .. }
         )
+    }
+}
+
+/// `mask: {keep_first, keep_last, with}`.
+fn compile_mask(arg: &Node, doc: &TransformDoc, diags: &mut Diagnostics) -> Option<Transform> {
+    let args = args_map(arg, doc, diags)?;
+    let count = |key: &str, diags: &mut Diagnostics| -> Option<usize> {
+        match args.iter().find(|(k, _)| k == key).map(|(_, n)| *n) {
+            None => Some(0),
+            Some(Node { kind: NodeKind::Int(n), .. }) if *n >= 0 => Some(*n as usize),
+            Some(n) => {
+                diags.push(Diagnostic::new(n.pos, format!("`{key}` must be a whole number ≥ 0")));
+                None
+            }
+        }
+    };
+    let keep_first = count("keep_first", diags)?;
+    let keep_last = count("keep_last", diags)?;
+    let with = match args.iter().find(|(k, _)| k == "with").map(|(_, n)| *n) {
+        None => '*',
+        Some(n) => match n.as_str().map(|s| (s.chars().count(), s.chars().next())) {
+            Some((1, Some(c))) => c,
+            _ => {
+                diags.push(Diagnostic::new(n.pos, "`with` is the one character that masks, like '*'"));
+                return None;
+            }
+        },
+    };
+    Some(Transform::Mask { keep_first, keep_last, with })
+}
+
+/// `parse_datetime` / `parse_date: {format, zone}`: the format checked and kept parsed.
+fn compile_date_parse(name: &str, arg: &Node, doc: &TransformDoc, diags: &mut Diagnostics) -> Option<Transform> {
+    let args = args_map(arg, doc, diags)?;
+    let (format, format_pos) = string_arg(&args, arg, "format", name, diags)?;
+    // As a `format_datetime` pattern: its items are held with the plan, and a record
+    // that does not match it is told the format.
+    let chars = format.chars().count();
+    if chars > MAX_DATETIME_PATTERN_CHARS {
+        diags.push(Diagnostic::new(
+            format_pos,
+            format!("the format has {chars} characters; a format has at most {MAX_DATETIME_PATTERN_CHARS} characters"),
+        ));
+        return None;
+    }
+    let parsed = match dates::DateFormat::new(&format, name == "parse_datetime") {
+        Ok(f) => f,
+        Err(bad) => {
+            diags.push(Diagnostic::new(format_pos, format!("format `{format}`: {bad}")));
+            return None;
+        }
+    };
+    if name == "parse_date" {
+        return Some(Transform::ParseDate { format: parsed });
+    }
+    let zone = match args.iter().find(|(k, _)| k == "zone").map(|(_, n)| *n) {
+        None => None,
+        Some(node) => match node.as_str().map(|z| (z, z.parse::<chrono_tz::Tz>())) {
+            Some((_, Ok(tz))) => Some(tz),
+            Some((z, Err(_))) => {
+                let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
+                diags.push(Diagnostic::new(
+                    node.pos,
+                    format!(
+                        "unknown time zone `{z}`{}; use an IANA name like `America/Sao_Paulo` or `UTC`",
+                        suggestion(z, names)
+                    ),
+                ));
+                return None;
+            }
+            None => {
+                diags.push(Diagnostic::new(node.pos, "`zone` is an IANA time zone name, like `America/Sao_Paulo`"));
+                return None;
+            }
+        },
+    };
+    if zone.is_none() && !dates::has_offset(&format) {
+        diags.push(Diagnostic::new(
+            arg.pos,
+            "`parse_datetime` needs a `zone` (like `America/Sao_Paulo`) unless the format reads an offset (`%z`)",
+        ));
+        return None;
+    }
+    Some(Transform::ParseDatetime { format: parsed, zone })
+}
+
+/// `to_decimal: {scale, rounding}`.
+fn compile_to_decimal(arg: &Node, doc: &TransformDoc, diags: &mut Diagnostics) -> Option<Transform> {
+    let args = args_map(arg, doc, diags)?;
+    let scale = match args.iter().find(|(k, _)| k == "scale").map(|(_, n)| *n) {
+        Some(Node { kind: NodeKind::Int(n), .. }) if (0..=28).contains(n) => *n as u32,
+        Some(n) => {
+            diags.push(Diagnostic::new(n.pos, "`scale` is the number of digits after the point, 0 to 28"));
+            return None;
+        }
+        None => {
+            diags.push(Diagnostic::new(arg.pos, "`to_decimal` needs `scale`"));
+            return None;
+        }
+    };
+    let rounding = match args.iter().find(|(k, _)| k == "rounding").map(|(_, n)| *n) {
+        None => Rounding::HalfEven,
+        Some(n) => match n.as_str().and_then(Rounding::from_name) {
+            Some(r) => r,
+            None => {
+                diags.push(Diagnostic::new(n.pos, format!("`rounding` is one of {}", Rounding::NAMES.join(", "))));
+                return None;
+            }
+        },
+    };
+    Some(Transform::ToDecimal { scale, rounding })
+}
+
+/// `replace: {pattern, with}`: the regex compiled, the replacement checked against its groups.
+fn compile_replace(name: &str, arg: &Node, doc: &TransformDoc, diags: &mut Diagnostics) -> Option<Transform> {
+    let args = args_map(arg, doc, diags)?;
+    let pattern = string_arg(&args, arg, "pattern", name, diags)?;
+    let with = string_arg(&args, arg, "with", name, diags)?;
+    let pattern = compile_regex(&pattern.0, pattern.1, diags)?;
+    // Pointed at the replacement itself: inside a quoted scalar a column would be off
+    // by the quote and by every escape; the message quotes the reference.
+    if let Err(message) = pattern.check_replacement(&with.0) {
+        diags.push(Diagnostic::new(with.1, message));
+        return None;
+    }
+    Some(Transform::Replace { pattern, literal: !with.0.contains('$'), with: with.0 })
+}
+
+/// `truncate: {max}`.
+fn compile_truncate(arg: &Node, doc: &TransformDoc, diags: &mut Diagnostics) -> Option<Transform> {
+    let args = args_map(arg, doc, diags)?;
+    let Some(max) = args.iter().find(|(k, _)| k == "max").map(|(_, n)| n) else {
+        diags.push(Diagnostic::new(arg.pos, "`truncate` needs `max`"));
+        return None;
+    };
+    match max.kind {
+        NodeKind::Int(n) if n > 0 => Some(Transform::Truncate { max: n as usize }),
+        _ => {
+            diags.push(Diagnostic::new(max.pos, "`max` must be a positive integer"));
+            None
+        }
+    }
+}
+
+/// `map: {values, default}`.
+fn compile_map(arg: &Node, doc: &TransformDoc, diags: &mut Diagnostics) -> Option<Transform> {
+    let args = args_map(arg, doc, diags)?;
+    let Some(values) = args.iter().find(|(k, _)| k == "values").map(|(_, n)| n) else {
+        diags.push(Diagnostic::new(arg.pos, "`map` needs `values`"));
+        return None;
+    };
+    let table = value_table(values, diags)?;
+    let default = match args.iter().find(|(k, _)| k == "default") {
+        None => None,
+        Some((_, n)) => match n.to_json() {
+            Ok(v) => Some(v),
+            Err(d) => {
+                diags.push(d);
+                return None;
+            }
+        },
+    };
+    Some(Transform::Map { values: table, default })
+}
+
+/// `multiply` / `divide` by a number (never zero).
+fn compile_factor(name: &str, arg: &Node, diags: &mut Diagnostics) -> Option<Transform> {
+    let factor = match arg.kind {
+        NodeKind::Int(n) => Factor::Int(n),
+        NodeKind::Float(f) if f.is_finite() => Factor::Float(f),
+        _ => {
+            diags.push(Diagnostic::new(arg.pos, format!("`{name}` takes a number, found {}", arg.kind_name())));
+            return None;
+        }
+    };
+    if name == "divide" {
+        if matches!(factor, Factor::Int(0)) || matches!(factor, Factor::Float(f) if f == 0.0) {
+            diags.push(Diagnostic::new(arg.pos, "`divide` by zero"));
+            return None;
+        }
+        Some(Transform::Divide(factor))
+    } else {
+        Some(Transform::Multiply(factor))
     }
 }
 
