@@ -111,59 +111,9 @@ impl Validator {
                 };
                 Validator::Pattern(compile_regex(p, *pos, diags)?)
             }
-            "one_of" => {
-                let Some(Node { kind: NodeKind::Seq(items), pos: list_pos, .. }) = &step.arg else {
-                    diags.push(Diagnostic::new(pos, "`one_of` takes a list of allowed values: `one_of: [A, B]`"));
-                    return None;
-                };
-                if items.is_empty() {
-                    diags.push(Diagnostic::new(*list_pos, "`one_of` needs at least one value"));
-                }
-                let mut values = Vec::with_capacity(items.len());
-                for item in items {
-                    match item.to_json() {
-                        Ok(v) => {
-                            if let Err(msg) = field_type.check(&mut Val::borrowed(&v), false) {
-                                diags.push(Diagnostic::new(
-                                    item.pos,
-                                    format!(
-                                        "`one_of` value does not fit the field's type `{}`: {msg}",
-                                        field_type.name()
-                                    ),
-                                ));
-                            }
-                            values.push(v);
-                        }
-                        Err(d) => diags.push(d),
-                    }
-                }
-                Validator::OneOf(values)
-            }
-            "range" => {
-                let (min, max) = bounds(step, diags, |n| match n.kind {
-                    NodeKind::Int(i) => Some(Number::from(i)),
-                    NodeKind::Float(f) => Number::from_f64(f),
-                    _ => None,
-                })?;
-                if let (Some(lo), Some(hi)) = (&min, &max)
-                    && lo.as_f64() > hi.as_f64()
-                {
-                    diags.push(Diagnostic::new(pos, format!("`range` has min {lo} above max {hi}")));
-                }
-                Validator::Range { min, max }
-            }
-            "length" => {
-                let (min, max) = bounds(step, diags, |n| match n.kind {
-                    NodeKind::Int(i) if i >= 0 => Some(i as usize),
-                    _ => None,
-                })?;
-                if let (Some(lo), Some(hi)) = (min, max)
-                    && lo > hi
-                {
-                    diags.push(Diagnostic::new(pos, format!("`length` has min {lo} above max {hi}")));
-                }
-                Validator::Length { min, max }
-            }
+            "one_of" => compile_one_of(step, field_type, diags)?,
+            "range" => compile_range(step, diags)?,
+            "length" => compile_length(step, diags)?,
             _ => return unknown(diags),
         };
         if !validator.fits(field_type) {
@@ -315,6 +265,62 @@ impl Validator {
             other => format!("expected a value accepted by `{}`", other.name()),
         }
     }
+}
+
+/// `one_of: [values]`: each value must fit the field's type.
+fn compile_one_of(step: &StepSpec, field_type: FieldType, diags: &mut Diagnostics) -> Option<Validator> {
+    let Some(Node { kind: NodeKind::Seq(items), pos: list_pos, .. }) = &step.arg else {
+        diags.push(Diagnostic::new(step.name.pos, "`one_of` takes a list of allowed values: `one_of: [A, B]`"));
+        return None;
+    };
+    if items.is_empty() {
+        diags.push(Diagnostic::new(*list_pos, "`one_of` needs at least one value"));
+    }
+    let mut values = Vec::with_capacity(items.len());
+    for item in items {
+        match item.to_json() {
+            Ok(v) => {
+                if let Err(msg) = field_type.check(&mut Val::borrowed(&v), false) {
+                    diags.push(Diagnostic::new(
+                        item.pos,
+                        format!("`one_of` value does not fit the field's type `{}`: {msg}", field_type.name()),
+                    ));
+                }
+                values.push(v);
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    Some(Validator::OneOf(values))
+}
+
+/// `range: {min, max}` over numbers.
+fn compile_range(step: &StepSpec, diags: &mut Diagnostics) -> Option<Validator> {
+    let (min, max) = bounds(step, diags, |n| match n.kind {
+        NodeKind::Int(i) => Some(Number::from(i)),
+        NodeKind::Float(f) => Number::from_f64(f),
+        _ => None,
+    })?;
+    if let (Some(lo), Some(hi)) = (&min, &max)
+        && lo.as_f64() > hi.as_f64()
+    {
+        diags.push(Diagnostic::new(step.name.pos, format!("`range` has min {lo} above max {hi}")));
+    }
+    Some(Validator::Range { min, max })
+}
+
+/// `length: {min, max}` in characters.
+fn compile_length(step: &StepSpec, diags: &mut Diagnostics) -> Option<Validator> {
+    let (min, max) = bounds(step, diags, |n| match n.kind {
+        NodeKind::Int(i) if i >= 0 => Some(i as usize),
+        _ => None,
+    })?;
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        diags.push(Diagnostic::new(step.name.pos, format!("`length` has min {lo} above max {hi}")));
+    }
+    Some(Validator::Length { min, max })
 }
 
 /// Reads `{min, max}`, at least one present, each through `read`.
