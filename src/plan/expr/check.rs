@@ -106,24 +106,7 @@ impl Checker<'_> {
             AstKind::Int(n) => Some((Code::Const(Lit::Int(*n)), Ty::Int)),
             AstKind::Double(d) => Some((Code::Const(Lit::Double(*d)), Ty::Double)),
             AstKind::Str(s) => Some((Code::Const(Lit::Str(s.clone())), Ty::String)),
-            AstKind::List(items) => {
-                let checked: Vec<Checked> = items.iter().map(|i| self.check(i)).collect();
-                let mut typed = Vec::with_capacity(items.len());
-                let mut item_ty: Option<Ty> = None;
-                for c in checked {
-                    let (code, ty) = c?;
-                    item_ty = Some(match item_ty {
-                        None => ty.clone(),
-                        Some(t) if t == ty => t,
-                        Some(t) if t.is_numeric() && ty.is_numeric() => numeric_join(&t, &ty).unwrap_or(Ty::Dyn),
-                        Some(_) => Ty::Dyn,
-                    });
-                    typed.push((code, ty));
-                }
-                let item_ty = item_ty.unwrap_or(Ty::Dyn);
-                let codes = typed.into_iter().map(|(code, ty)| widened(code, &ty, &item_ty)).collect();
-                Some((Code::List(codes), Ty::List(Box::new(item_ty))))
-            }
+            AstKind::List(items) => self.list(items),
             AstKind::Ident(_) | AstKind::Select(..) => match name_chain(ast) {
                 Some(chain) => self.resolve(at, &chain),
                 None => {
@@ -167,28 +150,7 @@ impl Checker<'_> {
                 Some((Code::Neg(Box::new(code)), ty))
             }
             AstKind::Binary(op, left, right) => self.binary(*op, left, right),
-            AstKind::Cond(cond, yes, no) => {
-                let c = self.check(cond);
-                let y = self.check(yes);
-                let n = self.check(no);
-                let ((cc, ct), (yc, yt), (nc, nt)) = (c?, y?, n?);
-                self.expect_bool(cond.at, &ct, "the condition of `? :`")?;
-                let ty = match (&yt, &nt) {
-                    (a, b) if a == b => a.clone(),
-                    (Ty::Null, b) => b.clone(),
-                    (a, Ty::Null) => a.clone(),
-                    (a, b) if a.is_numeric() && b.is_numeric() => numeric_join(a, b).unwrap_or(Ty::Dyn),
-                    (a, b) if a.fits(b) => Ty::Dyn,
-                    (a, b) => {
-                        return self.error(
-                            no.at,
-                            format!("the branches of `? :` give {} and {}; they must agree", a.name(), b.name()),
-                        );
-                    }
-                };
-                let (yc, nc) = (widened(yc, &yt, &ty), widened(nc, &nt, &ty));
-                Some((Code::Cond(Box::new(cc), Box::new(yc), Box::new(nc)), ty))
-            }
+            AstKind::Cond(cond, yes, no) => self.cond(cond, yes, no),
             AstKind::Call { receiver, name, args } => {
                 let mut all: Vec<&Ast> = Vec::with_capacity(args.len() + 1);
                 if let Some(r) = receiver {
@@ -198,6 +160,50 @@ impl Checker<'_> {
                 self.call(at, name, &all, receiver.is_some())
             }
         }
+    }
+
+    /// A list literal: its items' types joined into one item type (numbers widen).
+    fn list(&mut self, items: &[Ast]) -> Checked {
+        let checked: Vec<Checked> = items.iter().map(|i| self.check(i)).collect();
+        let mut typed = Vec::with_capacity(items.len());
+        let mut item_ty: Option<Ty> = None;
+        for c in checked {
+            let (code, ty) = c?;
+            item_ty = Some(match item_ty {
+                None => ty.clone(),
+                Some(t) if t == ty => t,
+                Some(t) if t.is_numeric() && ty.is_numeric() => numeric_join(&t, &ty).unwrap_or(Ty::Dyn),
+                Some(_) => Ty::Dyn,
+            });
+            typed.push((code, ty));
+        }
+        let item_ty = item_ty.unwrap_or(Ty::Dyn);
+        let codes = typed.into_iter().map(|(code, ty)| widened(code, &ty, &item_ty)).collect();
+        Some((Code::List(codes), Ty::List(Box::new(item_ty))))
+    }
+
+    /// `c ? yes : no`: a boolean condition, and branches that agree on a type.
+    fn cond(&mut self, cond: &Ast, yes: &Ast, no: &Ast) -> Checked {
+        let c = self.check(cond);
+        let y = self.check(yes);
+        let n = self.check(no);
+        let ((cc, ct), (yc, yt), (nc, nt)) = (c?, y?, n?);
+        self.expect_bool(cond.at, &ct, "the condition of `? :`")?;
+        let ty = match (&yt, &nt) {
+            (a, b) if a == b => a.clone(),
+            (Ty::Null, b) => b.clone(),
+            (a, Ty::Null) => a.clone(),
+            (a, b) if a.is_numeric() && b.is_numeric() => numeric_join(a, b).unwrap_or(Ty::Dyn),
+            (a, b) if a.fits(b) => Ty::Dyn,
+            (a, b) => {
+                return self.error(
+                    no.at,
+                    format!("the branches of `? :` give {} and {}; they must agree", a.name(), b.name()),
+                );
+            }
+        };
+        let (yc, nc) = (widened(yc, &yt, &ty), widened(nc, &nt, &ty));
+        Some((Code::Cond(Box::new(cc), Box::new(yc), Box::new(nc)), ty))
     }
 
     fn expect_bool(&mut self, at: usize, ty: &Ty, what: &str) -> Option<()> {
