@@ -896,20 +896,7 @@ fn binary<'s>(op: BinaryOp, a: EVal<'s>, b: EVal<'s>) -> Result<EVal<'s>, EvalEr
                 other => return fail(format!("`in` takes a list on its right, found {}", other.kind())),
             });
         }
-        BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-            if a.is_null() || b.is_null() {
-                return Ok(EVal::Null);
-            }
-            let Some(ord) = order(&a, &b)? else {
-                return fail(format!("`{}` cannot order {} and {}", op.symbol(), a.kind(), b.kind()));
-            };
-            return Ok(EVal::Bool(match op {
-                BinaryOp::Lt => ord.is_lt(),
-                BinaryOp::Le => ord.is_le(),
-                BinaryOp::Gt => ord.is_gt(),
-                _ => ord.is_ge(),
-            }));
-        }
+        BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => return compare(op, &a, &b),
         _ => {}
     }
     // A list read from a field (computed, or an array of the record) is still its JSON array.
@@ -930,27 +917,7 @@ fn binary<'s>(op: BinaryOp, a: EVal<'s>, b: EVal<'s>) -> Result<EVal<'s>, EvalEr
             .ok_or_else(|| overflow(op))?,
         ),
         (x @ EVal::Dec(_), y @ (EVal::Int(_) | EVal::Dec(_))) | (x @ EVal::Int(_), y @ EVal::Dec(_)) => {
-            let (x, y) = (to_decimal(&x)?, to_decimal(&y)?);
-            // `rust_decimal` takes a zero operand as having no places (`12.5 + 0.00` is `12.5`,
-            // `price * 0` is `0`); amounts keep their places: the larger scale for `+` and `-`,
-            // the sum of the scales for `*`, when a decimal can hold that many.
-            let places = |r: Decimal, want: u32| match rescale(r, want.min(28), Rounding::HalfEven) {
-                Some(padded) if r.scale() < want.min(28) => padded,
-                _ => r,
-            };
-            EVal::Dec(
-                match op {
-                    BinaryOp::Add => x.checked_add(y).map(|r| places(r, x.scale().max(y.scale()))),
-                    BinaryOp::Sub => x.checked_sub(y).map(|r| places(r, x.scale().max(y.scale()))),
-                    BinaryOp::Mul => x.checked_mul(y).map(|r| places(r, x.scale() + y.scale())),
-                    BinaryOp::Div if y.is_zero() => return fail("division by zero"),
-                    BinaryOp::Div => x.checked_div(y).map(|d| d.normalize().max_scale_with(x.scale().max(y.scale()))),
-                    BinaryOp::Rem if y.is_zero() => return fail("remainder of a division by zero"),
-                    BinaryOp::Rem => x.checked_rem(y),
-                    _ => unreachable!("arithmetic operators only"),
-                }
-                .ok_or_else(|| overflow(op))?,
-            )
+            decimal_arithmetic(op, &x, &y)?
         }
         (EVal::Dec(_), EVal::Double(_)) | (EVal::Double(_), EVal::Dec(_)) => {
             return fail("an exact decimal never meets a float; convert with `decimal(…)` or `double(…)`");
@@ -991,6 +958,47 @@ fn binary<'s>(op: BinaryOp, a: EVal<'s>, b: EVal<'s>) -> Result<EVal<'s>, EvalEr
         }
         (x, y) => return fail(format!("`{}` cannot take {} and {}", op.symbol(), x.kind(), y.kind())),
     })
+}
+
+/// `+ - * / %` on exact decimals (an integer operand taken exactly).
+fn decimal_arithmetic(op: BinaryOp, x: &EVal<'_>, y: &EVal<'_>) -> Result<EVal<'static>, EvalError> {
+    let (x, y) = (to_decimal(x)?, to_decimal(y)?);
+    // `rust_decimal` takes a zero operand as having no places (`12.5 + 0.00` is `12.5`,
+    // `price * 0` is `0`); amounts keep their places: the larger scale for `+` and `-`,
+    // the sum of the scales for `*`, when a decimal can hold that many.
+    let places = |r: Decimal, want: u32| match rescale(r, want.min(28), Rounding::HalfEven) {
+        Some(padded) if r.scale() < want.min(28) => padded,
+        _ => r,
+    };
+    Ok(EVal::Dec(
+        match op {
+            BinaryOp::Add => x.checked_add(y).map(|r| places(r, x.scale().max(y.scale()))),
+            BinaryOp::Sub => x.checked_sub(y).map(|r| places(r, x.scale().max(y.scale()))),
+            BinaryOp::Mul => x.checked_mul(y).map(|r| places(r, x.scale() + y.scale())),
+            BinaryOp::Div if y.is_zero() => return fail("division by zero"),
+            BinaryOp::Div => x.checked_div(y).map(|d| d.normalize().max_scale_with(x.scale().max(y.scale()))),
+            BinaryOp::Rem if y.is_zero() => return fail("remainder of a division by zero"),
+            BinaryOp::Rem => x.checked_rem(y),
+            _ => unreachable!("arithmetic operators only"),
+        }
+        .ok_or_else(|| overflow(op))?,
+    ))
+}
+
+/// `< <= > >=` (null when either side is null).
+fn compare(op: BinaryOp, a: &EVal<'_>, b: &EVal<'_>) -> Result<EVal<'static>, EvalError> {
+    if a.is_null() || b.is_null() {
+        return Ok(EVal::Null);
+    }
+    let Some(ord) = order(a, b)? else {
+        return fail(format!("`{}` cannot order {} and {}", op.symbol(), a.kind(), b.kind()));
+    };
+    Ok(EVal::Bool(match op {
+        BinaryOp::Lt => ord.is_lt(),
+        BinaryOp::Le => ord.is_le(),
+        BinaryOp::Gt => ord.is_gt(),
+        _ => ord.is_ge(),
+    }))
 }
 
 /// A JSON array as a list of its items; any other value as it is.
