@@ -65,93 +65,107 @@ pub fn compile(
             }
             names.push(name);
         }
-        if let Some(check) = &spec.check {
-            if !spec.require.is_empty() || !spec.forbid.is_empty() {
-                diags.push(Diagnostic::new(
-                    check.pos,
-                    "a rule has either `check` or `require`/`forbid`; write the requirement into the check, like `has(x)`",
-                ));
-            }
-            let when = match &spec.when {
-                None => None,
-                Some(RuleWhen::Expr(w)) => Some(expression(w, diags)),
-                Some(RuleWhen::Field(w)) => {
-                    diags.push(Diagnostic::new(
-                        w.pos,
-                        "with `check`, `when` is an expression too, like `status == \"DECLINED\"`",
-                    ));
-                    continue;
-                }
-            };
-            let compiled = expression(check, diags);
-            let field = spec.field.as_ref().and_then(|f| find(f, "`field`", diags));
-            if diags.len() > before {
-                continue;
-            }
-            if let (Some(name), Some(check), Some(when)) =
-                (&spec.name, compiled, when.map_or(Some(None), |w| w.map(Some)))
-            {
-                rules.push(Rule::Expr(Box::new(ExprRule {
-                    name: name.value.clone(),
-                    text: spec.check.as_ref().map(|c| c.value.clone()).unwrap_or_default(),
-                    check,
-                    when,
-                    message: spec.message.clone(),
-                    field,
-                })));
-            }
-            continue;
-        }
-        if spec.message.is_some() || spec.field.is_some() {
-            diags.push(Diagnostic::new(spec.pos, "`message` and `field` belong to rules with a `check` expression"));
-        }
-        let when = match &spec.when {
-            Some(RuleWhen::Field(w)) => Some(w),
-            Some(RuleWhen::Expr(w)) => {
-                diags.push(Diagnostic::new(
-                    w.pos,
-                    "a `when` expression needs a `check` expression; for `require`/`forbid`, `when` names a field: `{field: status, equals: PAID}`",
-                ));
-                continue;
-            }
-            None => None,
+        let rule = match &spec.check {
+            Some(check) => expression_rule(spec, check, &mut find, &mut expression, diags),
+            None => field_rule(spec, &mut find, diags),
         };
-        if spec.require.is_empty() && spec.forbid.is_empty() {
-            diags.push(Diagnostic::new(spec.pos, "rule has neither `require` nor `forbid`; it would check nothing"));
-        }
-        let require: Vec<usize> = spec.require.iter().filter_map(|t| find(t, "`require`", diags)).collect();
-        let forbid: Vec<usize> = spec.forbid.iter().filter_map(|t| find(t, "`forbid`", diags)).collect();
-        let Some(when) = when else { continue };
-        let when_field = when.field.as_ref().and_then(|f| find(f, "`when`", diags));
-        let conditions = [when.equals.is_some(), when.one_of.is_some(), when.present.is_some()];
-        let condition = match conditions.iter().filter(|c| **c).count() {
-            1 => {
-                if let Some(node) = &when.equals {
-                    node.to_json().map_err(|d| diags.push(d)).ok().map(Condition::Equals)
-                } else if let Some(list) = &when.one_of {
-                    let values: Result<Vec<Value>, Diagnostic> = list.value.iter().map(|n| n.to_json()).collect();
-                    values.map_err(|d| diags.push(d)).ok().map(Condition::In)
-                } else {
-                    when.present.as_ref().map(|p| Condition::Present(p.value))
-                }
-            }
-            n => {
-                let found = if n == 0 { "none" } else { "several" };
-                diags.push(Diagnostic::new(
-                    when.pos,
-                    format!("`when` needs exactly one of `equals`, `in` or `present`, found {found}"),
-                ));
-                None
-            }
-        };
-        if diags.len() > before {
-            continue;
-        }
-        if let (Some(name), Some(when_field), Some(condition)) = (&spec.name, when_field, condition) {
-            rules.push(Rule::Fields(FieldRule { name: name.value.clone(), when_field, condition, require, forbid }));
+        // A rule with a problem anywhere (its name included) is left out; the problem is reported.
+        if let Some(rule) = rule.filter(|_| diags.len() == before) {
+            rules.push(rule);
         }
     }
     rules
+}
+
+/// A rule with a `check` expression (and an optional `when` expression).
+fn expression_rule(
+    spec: &RuleSpec,
+    check: &Spanned<String>,
+    find: &mut impl FnMut(&Spanned<String>, &str, &mut Diagnostics) -> Option<usize>,
+    expression: &mut impl FnMut(&Spanned<String>, &mut Diagnostics) -> Option<Compiled>,
+    diags: &mut Diagnostics,
+) -> Option<Rule> {
+    if !spec.require.is_empty() || !spec.forbid.is_empty() {
+        diags.push(Diagnostic::new(
+            check.pos,
+            "a rule has either `check` or `require`/`forbid`; write the requirement into the check, like `has(x)`",
+        ));
+    }
+    let when = match &spec.when {
+        None => None,
+        Some(RuleWhen::Expr(w)) => Some(expression(w, diags)),
+        Some(RuleWhen::Field(w)) => {
+            diags.push(Diagnostic::new(
+                w.pos,
+                "with `check`, `when` is an expression too, like `status == \"DECLINED\"`",
+            ));
+            return None;
+        }
+    };
+    let compiled = expression(check, diags);
+    let field = spec.field.as_ref().and_then(|f| find(f, "`field`", diags));
+    let (name, check, when) = (spec.name.as_ref()?, compiled?, when.map_or(Some(None), |w| w.map(Some))?);
+    Some(Rule::Expr(Box::new(ExprRule {
+        name: name.value.clone(),
+        text: spec.check.as_ref().map(|c| c.value.clone()).unwrap_or_default(),
+        check,
+        when,
+        message: spec.message.clone(),
+        field,
+    })))
+}
+
+/// A rule in the field-condition form: `when: {field, equals | one_of | present}` with
+/// `require` / `forbid` targets.
+fn field_rule(
+    spec: &RuleSpec,
+    find: &mut impl FnMut(&Spanned<String>, &str, &mut Diagnostics) -> Option<usize>,
+    diags: &mut Diagnostics,
+) -> Option<Rule> {
+    if spec.message.is_some() || spec.field.is_some() {
+        diags.push(Diagnostic::new(spec.pos, "`message` and `field` belong to rules with a `check` expression"));
+    }
+    let when = match &spec.when {
+        Some(RuleWhen::Field(w)) => Some(w),
+        Some(RuleWhen::Expr(w)) => {
+            diags.push(Diagnostic::new(
+                w.pos,
+                "a `when` expression needs a `check` expression; for `require`/`forbid`, `when` names a field: `{field: status, equals: PAID}`",
+            ));
+            return None;
+        }
+        None => None,
+    };
+    if spec.require.is_empty() && spec.forbid.is_empty() {
+        diags.push(Diagnostic::new(spec.pos, "rule has neither `require` nor `forbid`; it would check nothing"));
+    }
+    let require: Vec<usize> = spec.require.iter().filter_map(|t| find(t, "`require`", diags)).collect();
+    let forbid: Vec<usize> = spec.forbid.iter().filter_map(|t| find(t, "`forbid`", diags)).collect();
+    let when = when?;
+    let when_field = when.field.as_ref().and_then(|f| find(f, "`when`", diags));
+    let conditions = [when.equals.is_some(), when.one_of.is_some(), when.present.is_some()];
+    let condition = match conditions.iter().filter(|c| **c).count() {
+        1 => {
+            if let Some(node) = &when.equals {
+                node.to_json().map_err(|d| diags.push(d)).ok().map(Condition::Equals)
+            } else if let Some(list) = &when.one_of {
+                let values: Result<Vec<Value>, Diagnostic> = list.value.iter().map(|n| n.to_json()).collect();
+                values.map_err(|d| diags.push(d)).ok().map(Condition::In)
+            } else {
+                when.present.as_ref().map(|p| Condition::Present(p.value))
+            }
+        }
+        n => {
+            let found = if n == 0 { "none" } else { "several" };
+            diags.push(Diagnostic::new(
+                when.pos,
+                format!("`when` needs exactly one of `equals`, `in` or `present`, found {found}"),
+            ));
+            None
+        }
+    };
+    let (name, when_field, condition) = (spec.name.as_ref()?, when_field?, condition?);
+    Some(Rule::Fields(FieldRule { name: name.value.clone(), when_field, condition, require, forbid }))
 }
 
 impl Rule {
