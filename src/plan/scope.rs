@@ -232,61 +232,8 @@ pub(super) fn compile_scope(
     }
     let domains: Vec<Option<Domain>> = specs.iter().map(domain_of).collect();
     // Item scopes first: their shapes are the types of the fields that map them.
-    let mut item_sets: Vec<Option<Box<FieldSet>>> = Vec::with_capacity(specs.len());
-    let mut tys: Vec<Ty> = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let mut set = None;
-        let ty = if let Some(items) = &spec.items {
-            let mut paths = Vec::new();
-            let (item_set, item_tys) = compile_scope(&items.value, &mut SourcePaths::Item(&mut paths), ctx, diags);
-            set = item_set.map(|mut s| {
-                s.paths = paths;
-                Box::new(s)
-            });
-            match &set {
-                Some(s) => {
-                    let fields = s.fields.iter().zip(item_tys).map(|(f, ty)| (f.target.clone(), ty)).collect();
-                    Ty::List(Box::new(Ty::Row(Arc::new(RowShape { fields }))))
-                }
-                None => Ty::Dyn,
-            }
-        } else {
-            match spec.kind.as_ref().and_then(|k| FieldType::from_name(&k.value)) {
-                Some(t) => ty_of(t),
-                None => Ty::Dyn,
-            }
-        };
-        item_sets.push(set);
-        tys.push(ty);
-    }
-    // Computed fields without a `type:` take their expression's type; a few passes let types
-    // flow along chains of computed fields.
-    let untyped: Vec<usize> =
-        (0..specs.len()).filter(|&i| specs[i].expr.is_some() && specs[i].kind.is_none()).collect();
-    for _ in 0..=untyped.len().min(8) {
-        let mut changed = false;
-        for &i in &untyped {
-            let text = specs[i].expr.as_ref().expect("filtered on expr");
-            let mut names = ScopeNames {
-                targets: &targets,
-                tys: &tys,
-                paths: &mut *paths,
-                ctx,
-                no_targets: None,
-                domains: &domains,
-            };
-            if let Ok(c) = expr::compile(&text.value, &mut names) {
-                let ty = read_type(&specs[i], c.ty);
-                if ty != tys[i] {
-                    tys[i] = ty;
-                    changed = true;
-                }
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
+    let (mut item_sets, mut tys) = item_scopes(specs, ctx, diags);
+    infer_computed_types(specs, &targets, &domains, &mut tys, paths, ctx);
     // Every field, for good.
     let mut fields: Vec<Option<Field>> = Vec::with_capacity(specs.len());
     let mut deps: Vec<Vec<usize>> = Vec::with_capacity(specs.len());
@@ -351,6 +298,76 @@ pub(super) fn compile_scope(
     let output =
         OutputTree::build(fields.iter().enumerate().filter(|(_, f)| f.output).map(|(i, f)| (i, f.target.as_str())));
     (Some(FieldSet { fields, later, output, paths: Vec::new() }), tys)
+}
+
+/// The `items:` fields' own scopes, compiled first: each one's shape (its fields and their types)
+/// is the type of the field that maps it. Per field: its item scope, and its type as far as the
+/// spec says.
+fn item_scopes(
+    specs: &[FieldSpec],
+    ctx: &Context<'_>,
+    diags: &mut Diagnostics,
+) -> (Vec<Option<Box<FieldSet>>>, Vec<Ty>) {
+    let mut item_sets: Vec<Option<Box<FieldSet>>> = Vec::with_capacity(specs.len());
+    let mut tys: Vec<Ty> = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let mut set = None;
+        let ty = if let Some(items) = &spec.items {
+            let mut paths = Vec::new();
+            let (item_set, item_tys) = compile_scope(&items.value, &mut SourcePaths::Item(&mut paths), ctx, diags);
+            set = item_set.map(|mut s| {
+                s.paths = paths;
+                Box::new(s)
+            });
+            match &set {
+                Some(s) => {
+                    let fields = s.fields.iter().zip(item_tys).map(|(f, ty)| (f.target.clone(), ty)).collect();
+                    Ty::List(Box::new(Ty::Row(Arc::new(RowShape { fields }))))
+                }
+                None => Ty::Dyn,
+            }
+        } else {
+            match spec.kind.as_ref().and_then(|k| FieldType::from_name(&k.value)) {
+                Some(t) => ty_of(t),
+                None => Ty::Dyn,
+            }
+        };
+        item_sets.push(set);
+        tys.push(ty);
+    }
+    (item_sets, tys)
+}
+
+/// Computed fields without a `type:` take their expression's type; a few passes let types flow
+/// along chains of computed fields. Problems are not reported here: the fields' own compilation
+/// reports them once.
+fn infer_computed_types(
+    specs: &[FieldSpec],
+    targets: &HashMap<&str, usize>,
+    domains: &[Option<Domain>],
+    tys: &mut [Ty],
+    paths: &mut SourcePaths<'_>,
+    ctx: &Context<'_>,
+) {
+    let untyped: Vec<usize> =
+        (0..specs.len()).filter(|&i| specs[i].expr.is_some() && specs[i].kind.is_none()).collect();
+    for _ in 0..=untyped.len().min(8) {
+        let mut changed = false;
+        for &i in &untyped {
+            let text = specs[i].expr.as_ref().expect("filtered on expr");
+            let mut names = ScopeNames { targets, tys, paths: &mut *paths, ctx, no_targets: None, domains };
+            if let Ok(c) = expr::compile(&text.value, &mut names) {
+                let ty = read_type(&specs[i], c.ty);
+                if ty != tys[i] {
+                    tys[i] = ty;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
 }
 
 /// Sensitivity follows the value: a field computed from a sensitive field is sensitive too, unless
