@@ -139,7 +139,43 @@ impl Field {
             };
             steps.push(Step::new(format!("when {}", when.text), verdict));
         }
-        let (source, found) = match &self.source {
+        let (source, found) = self.trace_source(slots, env);
+        // The pipeline, replayed on what the source resolved to (items are traced as a whole).
+        let mut resolved = FieldState::Absent;
+        let mut scratch = Vec::new();
+        let runs = matches!(self.source, FieldSource::Path { .. })
+            && self.items.is_none()
+            && self.resolve(slots, &mut resolved, &mut scratch);
+        if let (Some(default), FieldState::Present(_)) = (&self.default, &resolved)
+            && matches!(&self.source, FieldSource::Path { slot, .. } if slots[*slot].as_ref().is_none_or(Val::is_null))
+        {
+            let v = Val::borrowed(default);
+            steps.push(Step::new("default", format!("→ {}", shown(&v))));
+        }
+        if let (true, FieldState::Present(value)) = (runs, &resolved) {
+            self.trace_pipeline(value.clone(), env, &mut steps);
+        } else if let (FieldState::Absent, Some(_)) = (&resolved, scratch.first()) {
+            steps.push(Step::new("required", format!("✗ {}", scratch[0].message)));
+        }
+        let result = match state {
+            FieldState::Present(_) if !self.output => "not written (output: false)".to_string(),
+            FieldState::Present(v) => format!("= {}", shown(v)),
+            FieldState::Absent => "left out".into(),
+            FieldState::Failed => "error (see the errors below)".into(),
+        };
+        let value = match state {
+            FieldState::Present(v) if !self.sensitive => Some(v.to_value()),
+            _ => None,
+        };
+        FieldTrace { target: self.target.clone(), source, found, steps, result, value }
+    }
+
+    /// Where the field's value came from, and what was found there.
+    fn trace_source(&self, slots: &[Option<Val<'_>>], env: Env<'_>) -> (String, String) {
+        use super::types::describe;
+        let mut locals = Vec::new();
+        let shown = |v: &Val<'_>| describe(v, self.sensitive);
+        match &self.source {
             FieldSource::Path { text, slot, .. } => {
                 let found = match &slots[*slot] {
                     None => "absent".to_string(),
@@ -167,79 +203,56 @@ impl Field {
                 (format!("expr {}", expr.text), found)
             }
             FieldSource::Const(v) => ("const".into(), if self.sensitive { "(hidden)".into() } else { v.to_string() }),
-        };
-        // The pipeline, replayed on what the source resolved to (items are traced as a whole).
-        let mut resolved = FieldState::Absent;
-        let mut scratch = Vec::new();
-        let runs = matches!(self.source, FieldSource::Path { .. })
-            && self.items.is_none()
-            && self.resolve(slots, &mut resolved, &mut scratch);
-        if let (Some(default), FieldState::Present(_)) = (&self.default, &resolved)
-            && matches!(&self.source, FieldSource::Path { slot, .. } if slots[*slot].as_ref().is_none_or(Val::is_null))
-        {
-            let v = Val::borrowed(default);
-            steps.push(Step::new("default", format!("→ {}", shown(&v))));
         }
-        if let (true, FieldState::Present(value)) = (runs, &resolved) {
-            let mut value = value.clone();
-            let mut failed = false;
-            for transform in &self.transforms {
-                match transform.apply(&mut value, self.sensitive) {
-                    Ok(()) => steps.push(Step::new(transform.name(), format!("→ {}", shown(&value)))),
+    }
+
+    /// The transforms, the type check and the validators, replayed on `value`.
+    fn trace_pipeline<'a>(&'a self, mut value: Val<'a>, env: Env<'_>, steps: &mut Vec<super::explain::Step>) {
+        let mut locals = Vec::new();
+        use super::explain::Step;
+        use super::types::describe;
+        let shown = |v: &Val<'_>| describe(v, self.sensitive);
+        let mut failed = false;
+        for transform in &self.transforms {
+            match transform.apply(&mut value, self.sensitive) {
+                Ok(()) => steps.push(Step::new(transform.name(), format!("→ {}", shown(&value)))),
+                Err(e) => {
+                    steps.push(Step::new(transform.name(), format!("✗ {}: {}", e.rule, e.message)));
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if !failed {
+            match self.ty.check(&mut value, self.sensitive) {
+                Ok(()) => steps.push(Step::new(format!("type {}", self.ty.name()), "✓")),
+                Err(message) => {
+                    steps.push(Step::new(format!("type {}", self.ty.name()), format!("✗ {message}")));
+                    failed = true;
+                }
+            }
+        }
+        for (k, validator) in self.validators.iter().enumerate().filter(|_| !failed) {
+            if let Some(Some(when)) = self.validator_when.get(k) {
+                match when.code.condition(env, &mut locals) {
+                    Ok(Some(true)) => {}
+                    Ok(_) => {
+                        steps.push(Step::new(validator.name(), "not applied: its `when` does not hold"));
+                        continue;
+                    }
                     Err(e) => {
-                        steps.push(Step::new(transform.name(), format!("✗ {}: {}", e.rule, e.message)));
-                        failed = true;
-                        break;
+                        let why = e.message(when.reads_sensitive);
+                        steps.push(Step::new(validator.name(), format!("✗ its `when` could not be evaluated: {why}")));
+                        continue;
                     }
                 }
             }
-            if !failed {
-                match self.ty.check(&mut value, self.sensitive) {
-                    Ok(()) => steps.push(Step::new(format!("type {}", self.ty.name()), "✓")),
-                    Err(message) => {
-                        steps.push(Step::new(format!("type {}", self.ty.name()), format!("✗ {message}")));
-                        failed = true;
-                    }
-                }
-            }
-            for (k, validator) in self.validators.iter().enumerate().filter(|_| !failed) {
-                if let Some(Some(when)) = self.validator_when.get(k) {
-                    match when.code.condition(env, &mut locals) {
-                        Ok(Some(true)) => {}
-                        Ok(_) => {
-                            steps.push(Step::new(validator.name(), "not applied: its `when` does not hold"));
-                            continue;
-                        }
-                        Err(e) => {
-                            let why = e.message(when.reads_sensitive);
-                            steps.push(Step::new(
-                                validator.name(),
-                                format!("✗ its `when` could not be evaluated: {why}"),
-                            ));
-                            continue;
-                        }
-                    }
-                }
-                let verdict = match validator.check(&value, self.sensitive) {
-                    Ok(()) => "✓".to_string(),
-                    Err(e) => format!("✗ {}", e.message),
-                };
-                steps.push(Step::new(validator.name(), verdict));
-            }
-        } else if let (FieldState::Absent, Some(_)) = (&resolved, scratch.first()) {
-            steps.push(Step::new("required", format!("✗ {}", scratch[0].message)));
+            let verdict = match validator.check(&value, self.sensitive) {
+                Ok(()) => "✓".to_string(),
+                Err(e) => format!("✗ {}", e.message),
+            };
+            steps.push(Step::new(validator.name(), verdict));
         }
-        let result = match state {
-            FieldState::Present(_) if !self.output => "not written (output: false)".to_string(),
-            FieldState::Present(v) => format!("= {}", shown(v)),
-            FieldState::Absent => "left out".into(),
-            FieldState::Failed => "error (see the errors below)".into(),
-        };
-        let value = match state {
-            FieldState::Present(v) if !self.sensitive => Some(v.to_value()),
-            _ => None,
-        };
-        FieldTrace { target: self.target.clone(), source, found, steps, result, value }
     }
 
     /// For an `items:` field, each item's fields traced as the record's are, named after the item
