@@ -995,36 +995,7 @@ fn value_to_quote(line: &str, at: Pos) -> Option<Diagnostic> {
         return None;
     }
     // The value runs to the `}` closing its `{ … }` (or to a `, key: ` after it), else the line's end.
-    let mut value_end = end_of_line;
-    if d > 0 {
-        let mut depth = d;
-        let mut quote: Option<char> = None;
-        let mut j = value_start;
-        while j < end_of_line {
-            let c = chars[j];
-            match quote {
-                Some('"') if c == '\\' => j += 1,
-                Some(q) if c == q => quote = None,
-                Some(_) => {}
-                None => match c {
-                    '"' | '\'' if matches!(chars[j - 1], ' ' | '{' | '[' | ',') => quote = Some(c),
-                    '{' | '[' | '(' => depth += 1,
-                    '}' | ']' | ')' if depth == d => break,
-                    '}' | ']' | ')' => depth -= 1,
-                    ',' if depth == d && j > stop => {
-                        let key = j + 1 + chars[j + 1..end_of_line].iter().take_while(|c| **c == ' ').count();
-                        let key_len = chars[key..end_of_line].iter().take_while(|c| is_key_char(**c)).count();
-                        if key_len > 0 && chars.get(key + key_len..key + key_len + 2) == Some(&[':', ' ']) {
-                            break;
-                        }
-                    }
-                    _ => {}
-                },
-            }
-            j += 1;
-        }
-        value_end = j.min(end_of_line);
-    }
+    let value_end = if d > 0 { flow_value_end(&chars, value_start, end_of_line, d, stop) } else { end_of_line };
     let value: String = chars[value_start..value_end].iter().collect::<String>().trim_end().to_string();
     let key: String = chars[key_start..colon].iter().collect();
     if value.is_empty() {
@@ -1049,6 +1020,39 @@ fn value_to_quote(line: &str, at: Pos) -> Option<Diagnostic> {
         )
         .until(start.shifted(value.chars().count())),
     )
+}
+
+/// Where a value inside `{ … }` (at bracket depth `d`) ends: at the bracket that closes its
+/// mapping, or at a `, key: ` after the stop; else at the line's end.
+fn flow_value_end(chars: &[char], value_start: usize, end_of_line: usize, d: usize, stop: usize) -> usize {
+    let is_key_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let mut depth = d;
+    let mut quote: Option<char> = None;
+    let mut j = value_start;
+    while j < end_of_line {
+        let c = chars[j];
+        match quote {
+            Some('"') if c == '\\' => j += 1,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' if matches!(chars[j - 1], ' ' | '{' | '[' | ',') => quote = Some(c),
+                '{' | '[' | '(' => depth += 1,
+                '}' | ']' | ')' if depth == d => break,
+                '}' | ']' | ')' => depth -= 1,
+                ',' if depth == d && j > stop => {
+                    let key = j + 1 + chars[j + 1..end_of_line].iter().take_while(|c| **c == ' ').count();
+                    let key_len = chars[key..end_of_line].iter().take_while(|c| is_key_char(**c)).count();
+                    if key_len > 0 && chars.get(key + key_len..key + key_len + 2) == Some(&[':', ' ']) {
+                        break;
+                    }
+                }
+                _ => {}
+            },
+        }
+        j += 1;
+    }
+    j.min(end_of_line)
 }
 
 /// A key indented differently from the key above it in the same block.
