@@ -199,6 +199,9 @@ impl Transform {
     /// `Val` in and out of every step stalled: its 32 bytes are copied as two 16-byte loads that
     /// straddle the word stores that built it, so store forwarding fails and each move waits for
     /// the stores to retire (seen in `perf annotate` as samples piling on those loads).
+    ///
+    /// One arm per transform: a flat dispatch table, long because the transforms are many, not
+    /// because any arm is.
     pub fn apply<'v>(&'v self, value: &mut Val<'v>, sensitive: bool) -> Result<(), Box<StepError>> {
         let wrong_type = |value: &Val<'_>| {
             Box::new(StepError {

@@ -402,6 +402,8 @@ impl Checker<'_> {
     /// Arity, literal forms and argument types come from the function's description in the
     /// [catalogue](super::functions); what is left here is what a description cannot say: the
     /// constants each function resolves at load and the type of its result.
+    ///
+    /// One arm per built-in: a flat dispatch table, in the evaluator's order.
     fn call(&mut self, at: usize, name: &str, args: &[&Ast], method: bool) -> Checked {
         let shown = if method { format!("`.{name}()`") } else { format!("`{name}()`") };
         let Some(function) = functions::find(name) else {

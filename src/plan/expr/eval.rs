@@ -551,6 +551,8 @@ impl Code {
     }
 
     /// Evaluates the expression over one record.
+    ///
+    /// One arm per code node: a flat dispatch table, the general walk the fast paths are held to.
     pub fn eval<'s>(&'s self, env: Env<'s>, locals: &mut Vec<EVal<'s>>) -> Result<EVal<'s>, EvalError> {
         Ok(match self {
             Code::Const(lit) => match lit {
@@ -1096,6 +1098,10 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Runs a function; a `null` argument gives `null`, except where the function is about nulls.
+///
+/// One arm per built-in, each a few lines: a flat dispatch table, kept whole so that every
+/// function's run-time rule is read in one place (the catalogue describes them, the checker types
+/// them in the same order).
 fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError> {
     let take = |v: &mut EVal<'s>| plain(std::mem::replace(v, EVal::Null));
     if let (Func::Size, [EVal::Rows(rows)]) = (func, &*args) {

@@ -153,6 +153,8 @@ const MAX_NESTING: usize = 64;
 /// is built, well inside the smallest stack a mapping is compiled or run on.
 pub const MAX_HEIGHT: usize = 128;
 
+/// The tokens of an expression with their character offsets. One loop with one arm per kind of
+/// token, as lexers are written: the arms share the cursor, so splitting them would pass it around.
 fn lex(text: &str) -> Result<Vec<(usize, Tok)>, SyntaxError> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
