@@ -62,14 +62,43 @@ pub enum SourceError {
     Location { location: String, why: String },
     #[error("cannot read mapping file {path}: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error("cannot get the mapping s3://{bucket}/{key}: {reason}")]
-    S3 { bucket: String, key: String, reason: String },
+    #[error("cannot get the mapping s3://{bucket}/{key}: {source}")]
+    S3 { bucket: String, key: String, source: S3Error },
     #[error("mapping {location} is not UTF-8 text")]
     NotText { location: String },
     #[error("mapping {location} is invalid:\n{}", render(location, diagnostics))]
     Invalid { location: String, diagnostics: Vec<Diagnostic> },
     #[error("mapping {location}: {} embedded test(s) failed:\n{}", failures.len(), failures.join("\n"))]
     Tests { location: String, failures: Vec<String> },
+}
+
+/// Why an S3 object could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    /// S3 did not answer, or answered with an error (no such key, access denied, throttling). The
+    /// SDK's message with its causes: its own text alone says only "service error".
+    #[error("{}", aws_sdk_s3::error::DisplayErrorContext(.0))]
+    Get(#[source] Box<aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::get_object::GetObjectError>>),
+    /// The object's body stopped coming.
+    #[error("{0}")]
+    Body(#[source] aws_sdk_s3::primitives::ByteStreamError),
+    /// The object is larger than a mapping may be.
+    #[error(transparent)]
+    TooLarge(std::io::Error),
+}
+
+impl SourceError {
+    /// Whether the source answered that there is no such mapping (a file or an S3 object that does
+    /// not exist), as opposed to failing to answer or refusing.
+    pub fn is_missing(&self) -> bool {
+        match self {
+            SourceError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            SourceError::S3 { source: S3Error::Get(e), .. } => {
+                e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
+            }
+            _ => false,
+        }
+    }
 }
 
 fn render(location: &str, diagnostics: &[Diagnostic]) -> String {
@@ -129,7 +158,7 @@ impl MappingSource {
                     Some(Tag::S3 { etag }) => etag.clone(),
                     _ => None,
                 };
-                let failed = |reason: String| SourceError::S3 { bucket: bucket.clone(), key: key.clone(), reason };
+                let failed = |source: S3Error| SourceError::S3 { bucket: bucket.clone(), key: key.clone(), source };
                 let request = client
                     .get_object()
                     .bucket(bucket)
@@ -139,19 +168,20 @@ impl MappingSource {
                 let object = match request.send().await {
                     Ok(object) => object,
                     Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 304) => return Ok(None),
-                    Err(e) => return Err(failed(aws_sdk_s3::error::DisplayErrorContext(&e).to_string())),
+                    Err(e) => return Err(failed(S3Error::Get(Box::new(e)))),
                 };
                 let tag = Tag::S3 { etag: object.e_tag().map(str::to_owned) };
                 let version_id = object.version_id().filter(|v| *v != "null").map(str::to_owned);
                 // Refused before the body is read: a mapping object the size of a disk image
                 // must not fill the function's memory on a refresh.
                 let max = crate::limits::MAX_MAPPING_BYTES;
+                let too_large = || failed(S3Error::TooLarge(crate::limits::too_large(max, "a mapping")));
                 if object.content_length().is_some_and(|n| n < 0 || n as u64 > max) {
-                    return Err(failed(crate::limits::too_large(max, "a mapping").to_string()));
+                    return Err(too_large());
                 }
-                let bytes = object.body.collect().await.map_err(|e| failed(e.to_string()))?.into_bytes();
+                let bytes = object.body.collect().await.map_err(|e| failed(S3Error::Body(e)))?.into_bytes();
                 if bytes.len() as u64 > max {
-                    return Err(failed(crate::limits::too_large(max, "a mapping").to_string()));
+                    return Err(too_large());
                 }
                 let text = String::from_utf8(bytes.to_vec())
                     .map_err(|_| SourceError::NotText { location: self.location.to_string() })?;

@@ -30,13 +30,16 @@ pub const PRINCIPAL: &str = "lambda-stream";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MskIamError {
-    /// Never carries credentials: only what the provider said went wrong.
-    #[error("cannot get AWS credentials for MSK IAM authentication: {0}")]
-    Credentials(String),
+    /// Never carries credentials: only what the provider said went wrong (its whole chain: the
+    /// provider's own message names the source that failed only in its causes).
+    #[error("cannot get AWS credentials for MSK IAM authentication: {}", error_chain(.0))]
+    Credentials(#[source] aws_credential_types::provider::error::CredentialsError),
+    #[error("cannot get AWS credentials for MSK IAM authentication: no credentials provider is configured")]
+    NoProvider,
     #[error("cannot sign the MSK IAM token: {0}")]
-    Sign(String),
+    Sign(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("cannot start the credentials runtime: {0}")]
-    Runtime(String),
+    Runtime(#[source] std::io::Error),
 }
 
 /// A signed token and when it stops being valid.
@@ -73,11 +76,11 @@ pub fn sign_token(
         .time(now)
         .settings(settings)
         .build()
-        .map_err(|e| MskIamError::Sign(e.to_string()))?;
+        .map_err(|e| MskIamError::Sign(e.into()))?;
     let request = SignableRequest::new("GET", &endpoint, std::iter::empty(), SignableBody::Bytes(&[]))
-        .map_err(|e| MskIamError::Sign(e.to_string()))?;
+        .map_err(|e| MskIamError::Sign(e.into()))?;
     let (instructions, _signature) =
-        sign(request, &params.into()).map_err(|e| MskIamError::Sign(e.to_string()))?.into_parts();
+        sign(request, &params.into()).map_err(|e| MskIamError::Sign(e.into()))?.into_parts();
 
     let mut url = endpoint;
     let mut query = form_urlencoded::Serializer::for_suffix(&mut url, 0);
@@ -87,7 +90,7 @@ pub fn sign_token(
     query.append_pair("User-Agent", concat!("lambda-stream/", env!("CARGO_PKG_VERSION")));
     query.finish();
 
-    let signed_at_ms = now.duration_since(UNIX_EPOCH).map_err(|e| MskIamError::Sign(e.to_string()))?.as_millis();
+    let signed_at_ms = now.duration_since(UNIX_EPOCH).map_err(|e| MskIamError::Sign(e.into()))?.as_millis();
     // SigV4 counts the lifetime from the signing time truncated to the second.
     let expires_at_ms = (signed_at_ms / 1000 * 1000 + lifetime.as_millis()) as i64;
     Ok(AuthToken { token: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url), expires_at_ms })
@@ -112,10 +115,8 @@ struct SignerRuntime(Option<tokio::runtime::Runtime>);
 
 impl SignerRuntime {
     fn new() -> Result<Self, MskIamError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| MskIamError::Runtime(e.to_string()))?;
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(MskIamError::Runtime)?;
         Ok(SignerRuntime(Some(runtime)))
     }
 
@@ -149,9 +150,7 @@ impl MskIamSigner {
                     .load(),
             )
         });
-        let provider = loaded
-            .credentials_provider()
-            .ok_or_else(|| MskIamError::Credentials("no credentials provider is configured".into()))?;
+        let provider = loaded.credentials_provider().ok_or(MskIamError::NoProvider)?;
         Ok(MskIamSigner { region, provider, lifetime: TOKEN_LIFETIME, runtime: Arc::new(runtime) })
     }
 
@@ -170,7 +169,7 @@ impl MskIamSigner {
     pub fn token(&self) -> Result<AuthToken, MskIamError> {
         let credentials = off_runtime(|| self.runtime.block_on(self.provider.provide_credentials()))
             // The provider's error says which source failed; it holds no secret.
-            .map_err(|e| MskIamError::Credentials(error_chain(&e)))?;
+            .map_err(MskIamError::Credentials)?;
         sign_token(&self.region, &credentials, SystemTime::now(), self.lifetime)
     }
 }

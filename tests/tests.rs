@@ -6,6 +6,7 @@
 mod architecture;
 mod cli;
 mod doc_examples;
+mod exit_codes;
 mod golden;
 mod hostile;
 mod hostile_engine;

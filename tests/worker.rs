@@ -432,7 +432,7 @@ async fn missing_fail_topic_stops_the_worker_without_committing_past_it() {
         &["--delivery-timeout-s", "4", "--producer-property", "message.timeout.ms=1500"],
     );
     let (status, _) = w.wait(Duration::from_secs(40));
-    assert_eq!(status.code(), Some(1), "{}", w.log());
+    assert_eq!(status.code(), Some(3), "the broker refusing the topic is infrastructure: {}", w.log());
     let log = w.log();
     assert!(log.contains(&fail) && log.contains("stopped without committing past"), "{log}");
     // Nothing committed: the batch that held records for the missing topic was never acknowledged.
@@ -501,7 +501,7 @@ async fn broker_restart(exactly_once: bool, port: u16) {
         args.extend(["--exactly-once", "--transactional-id", "r-eos"]);
     }
     // A short stall limit: if the worker ever gets stuck in one client call, its watchdog exits
-    // (status 1) and, as its supervisor (ECS, Kubernetes, systemd) would, this test restarts it.
+    // (status 3) and, as its supervisor (ECS, Kubernetes, systemd) would, this test restarts it.
     args.extend(["--stall-timeout-s", "45"]);
     let start = || WorkerProcess::start(&brokers, &m, "r-in", "g", "r-ok", "r-fail", &args);
     let mut worker = start();
@@ -566,7 +566,7 @@ async fn broker_stopped_and_restarted_mid_stream_loses_nothing() {
 
 /// Once, in a clean-clone CI run, the exactly-once worker stopped making progress after the
 /// restart without logging why; about twenty runs since have not reproduced it. The worker's
-/// watchdog now turns such a stall into exit 1 naming the step, and the test restarts the
+/// watchdog now turns such a stall into exit 3 naming the step, and the test restarts the
 /// worker as a supervisor would: the claim under test (no loss, no duplicate) still holds.
 #[tokio::test(flavor = "multi_thread")]
 async fn exactly_once_broker_stopped_and_restarted_mid_stream_no_loss_no_duplicate() {
@@ -721,7 +721,9 @@ async fn after_a_member_joins_each_members_gauge_counts_the_partitions_it_kept()
 }
 
 /// A metrics address that cannot be served (taken) stops the start with a clear error, before
-/// the worker joins its group.
+/// the worker joins its group. Exit 3, not 2: the command line is right, the machine's address is
+/// not free (the exit-code table's infrastructure row, as an unreachable broker); the same
+/// command may start once the address is free again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_taken_metrics_address_fails_the_start() {
     let brokers = bootstrap();
@@ -731,7 +733,7 @@ async fn a_taken_metrics_address_fails_the_start() {
     let addr = taken.local_addr().unwrap().to_string();
     let mut w = WorkerProcess::start(&brokers, &m, &t.input, &t.group, &t.ok, &t.fail, &["--metrics-addr", &addr]);
     let (status, _) = w.wait(Duration::from_secs(20));
-    assert_eq!(status.code(), Some(2), "{}", w.log());
+    assert_eq!(status.code(), Some(3), "{}", w.log());
     assert!(w.log().contains(&format!("cannot serve metrics on {addr}")), "{}", w.log());
 }
 

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::Path;
-use std::process::ExitCode;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -17,10 +16,6 @@ use serde_json::Value;
 use super::error::CliError;
 use super::validate::Format;
 use crate::plan::{FieldError, Outcome, Plan};
-
-/// Exit code when at least one record would change (0 when none would), as `diff` does with 1;
-/// 1 and 2 keep their meaning from `validate-mapping`.
-pub const EXIT_CHANGED: u8 = 3;
 
 /// Where the records come from.
 pub enum Samples<'p> {
@@ -155,7 +150,14 @@ fn flatten<'v>(prefix: &str, value: &'v Value, out: &mut BTreeMap<String, &'v Va
 }
 
 /// `lambda-stream diff-mapping`.
-pub fn diff_mapping(old: &Path, new: &Path, samples: Samples<'_>, format: Format) -> Result<ExitCode, CliError> {
+/// Ends [`Changed`](super::exit::Outcome::Changed) when at least one record would change (as
+/// `diff` ends 1), done when none would.
+pub fn diff_mapping(
+    old: &Path,
+    new: &Path,
+    samples: Samples<'_>,
+    format: Format,
+) -> Result<super::exit::Outcome, CliError> {
     let (_, old_plan) = super::source::load(old)?;
     let (_, new_plan) = super::source::load(new)?;
     let mut hidden = old_plan.sensitive_targets();
@@ -199,7 +201,7 @@ pub fn diff_mapping(old: &Path, new: &Path, samples: Samples<'_>, format: Format
         }
     }
     out.flush()?;
-    Ok(if summary.changed == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CHANGED) })
+    Ok(if summary.changed == 0 { super::exit::Outcome::Done } else { super::exit::Outcome::Changed })
 }
 
 /// A record's label (`line 3`, `orders-0@1042`) and its value.

@@ -3,12 +3,11 @@
 //! example each — read from the fail topic without a consumer group, committing nothing.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::error::CliError;
+use super::error::{BadTime, CliError};
+use super::exit::Outcome;
 use super::validate::Format;
 use crate::envelope::ReadEnvelope;
 use crate::plan::FieldError;
@@ -99,7 +98,7 @@ impl Tally {
 }
 
 /// A point in time: `2h`, `30m`, `45s`, `1d` ago, or RFC 3339; milliseconds since the epoch.
-pub fn parse_time(text: &str, now_ms: i64) -> Result<i64, String> {
+pub fn parse_time(text: &str, now_ms: i64) -> Result<i64, BadTime> {
     let text = text.trim();
     let units = [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)];
     for (suffix, ms) in units {
@@ -109,13 +108,13 @@ pub fn parse_time(text: &str, now_ms: i64) -> Result<i64, String> {
     }
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
-        .map_err(|_| format!("`{text}` is not a duration ago (2h, 30m, 1d) or an RFC 3339 time (2026-12-01T08:00:00Z)"))
+        .map_err(|source| BadTime { text: text.to_owned(), source })
 }
 
 /// Parses `--since` / `--until` values against the time now.
-fn times_from_now() -> impl Fn(&Option<String>) -> Result<Option<i64>, CliError> {
+pub(super) fn times_from_now() -> impl Fn(&Option<String>) -> Result<Option<i64>, CliError> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
-    move |t| t.as_deref().map(|t| parse_time(t, now)).transpose().map_err(CliError::Usage)
+    move |t| Ok(t.as_deref().map(|t| parse_time(t, now)).transpose()?)
 }
 
 fn time_text(ms: Option<i64>) -> String {
@@ -174,7 +173,7 @@ pub struct FailuresArgs {
     pub format: Format,
 }
 
-pub fn failures(args: FailuresArgs) -> Result<ExitCode, CliError> {
+pub fn failures(args: FailuresArgs) -> Result<Outcome, CliError> {
     let time = times_from_now();
     let range = crate::worker::range::Range {
         since_ms: time(&args.since)?,
@@ -209,158 +208,14 @@ pub fn failures(args: FailuresArgs) -> Result<ExitCode, CliError> {
                 last_progress = std::time::Instant::now();
             }
         },
-    )
-    .map_err(CliError::Usage)?;
+    )?;
     triage.read = read;
     tally.finish(&mut triage);
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&triage).expect("a triage serialises")),
         Format::Text => print!("{}", render(&triage)),
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Options of `replay`.
-#[derive(Debug, clap::Args)]
-pub struct ReplayArgs {
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-    /// The fail topic to replay.
-    #[arg(long)]
-    pub from: String,
-    /// The mapping to replay through (a file or s3://).
-    #[arg(long)]
-    pub mapping: PathBuf,
-    /// Where records that now map go.
-    #[arg(long)]
-    pub topic_ok: String,
-    /// Where records that still fail go (not --from, unless --allow-same-topic).
-    #[arg(long)]
-    pub topic_fail: String,
-    /// Consumer group (default `lambda-stream-replay-<from>-<mapping name>`).
-    #[arg(long)]
-    pub group: Option<String>,
-    /// From this time (`2h`, `1d` ago, or RFC 3339).
-    #[arg(long)]
-    pub since: Option<String>,
-    /// Up to this time.
-    #[arg(long)]
-    pub until: Option<String>,
-    /// Only records whose errors include this `field:rule`.
-    #[arg(long = "where", value_name = "FIELD:RULE")]
-    pub only_rule: Option<String>,
-    /// Produce and commit nothing: per old `field:rule`, how many records would now pass.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Records per batch: each batch is delivered, then its offsets committed.
-    #[arg(long, default_value_t = crate::worker::replay::DEFAULT_MAX_BATCH as u64, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_batch: u64,
-    /// Allow --topic-fail to be --from (a replay then reads what it writes only after it ends).
-    #[arg(long)]
-    pub allow_same_topic: bool,
-    /// Output format of the summary.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-}
-
-/// `lambda-stream replay`.
-pub fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
-    if args.topic_fail == args.from && !args.allow_same_topic {
-        return Err(CliError::Usage(format!(
-            "--topic-fail is --from (`{}`): a replay would feed itself; give another fail topic, or --allow-same-topic",
-            args.from
-        )));
-    }
-    let (_, plan) = super::source::load(&args.mapping)?;
-    let time = times_from_now();
-    let group = args.group.clone().unwrap_or_else(|| format!("lambda-stream-replay-{}-{}", args.from, plan.name()));
-    let cluster = args.cluster.settings()?;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let options = crate::worker::replay::ReplayOptions {
-        cluster: cluster.clone(),
-        from: args.from.clone(),
-        group,
-        since_ms: time(&args.since)?,
-        until_ms: time(&args.until)?,
-        only_rule: args.only_rule.clone(),
-        dry_run: args.dry_run,
-        max_batch: args.max_batch as usize,
-        stop: std::sync::Arc::clone(&stop),
-    };
-    let router = crate::route::Router {
-        topic_ok: args.topic_ok.clone(),
-        topic_fail: args.topic_fail.clone(),
-        function_name: "lambda-stream-replay".into(),
-        function_env: String::new(),
-    };
-    let pipeline = crate::pipeline::Pipeline::new(plan, router);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)?;
-    let sink = if args.dry_run { None } else { Some(crate::sink::kafka::KafkaSink::new(&cluster)?) };
-    runtime.spawn(stop_on_signal(stop));
-    let mut last = std::time::Instant::now();
-    let report = runtime
-        .block_on(crate::worker::replay::replay(&options, std::sync::Arc::new(pipeline), sink.as_ref(), |r| {
-            if last.elapsed().as_secs() >= 1 {
-                eprintln!("read {} records: {} now ok, {} still failing", r.read, r.now_ok, r.still_failing);
-                last = std::time::Instant::now();
-            }
-        }))
-        .map_err(CliError::Usage)?;
-    for warning in &report.warnings {
-        eprintln!("lambda-stream: warning: {warning}");
-    }
-    match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises")),
-        Format::Text => {
-            let what = if args.dry_run { "would be" } else { "are" };
-            println!(
-                "{} read: {} {what} ok now, {} still failing, {} skipped; {} not ours; {} not selected",
-                report.read, report.now_ok, report.still_failing, report.skipped, report.not_ours, report.not_selected
-            );
-            if report.already_delivered > 0 {
-                println!("{} delivered by the interrupted run before (not sent again)", report.already_delivered);
-            }
-            for (rule, o) in &report.by_old_rule {
-                let news: Vec<String> = o.new_errors.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
-                println!(
-                    "  {rule}: {} pass, {} still fail{}",
-                    o.now_ok,
-                    o.still_failing,
-                    if news.is_empty() { String::new() } else { format!(" ({})", news.join(", ")) }
-                );
-            }
-        }
-    }
-    if report.interrupted {
-        eprintln!("lambda-stream: interrupted; what was read is delivered and committed: run it again to resume");
-        return Ok(ExitCode::from(130));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The first SIGINT or SIGTERM asks the replay to stop after the batches in flight are delivered
-/// and committed; a second one stops the process at once (what was not committed is replayed by
-/// the next run, which does not send again what it finds delivered).
-async fn stop_on_signal(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        return;
-    };
-    for n in 0.. {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-        if n > 0 {
-            eprintln!("lambda-stream: stopped at once");
-            std::process::exit(130);
-        }
-        eprintln!(
-            "lambda-stream: stopping after the batches in flight are delivered and committed (again to stop at once)"
-        );
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
+    Ok(Outcome::Done)
 }
 
 fn render(t: &Triage) -> String {
@@ -399,7 +254,7 @@ mod tests {
         assert_eq!(parse_time("2h", now).unwrap(), now - 7_200_000);
         assert_eq!(parse_time("1d", now).unwrap(), now - 86_400_000);
         assert_eq!(parse_time("2026-12-01T08:00:00Z", now).unwrap(), now);
-        assert!(parse_time("yesterday", now).unwrap_err().contains("RFC 3339"));
+        assert!(parse_time("yesterday", now).unwrap_err().to_string().contains("RFC 3339"));
     }
 
     #[test]

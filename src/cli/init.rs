@@ -593,7 +593,7 @@ type SampleLine = (usize, Sample, Value);
 
 /// The starter mapping for the samples, with tests from two of them, checked by compiling it; and
 /// the notes for the author on paths whose shape differs between samples.
-fn starter(samples: &[SampleLine], name: &str, from: &str) -> Result<(String, Vec<String>), String> {
+fn starter(samples: &[SampleLine], name: &str, from: &str) -> Result<(String, Vec<String>), CliError> {
     let mut shape = Shape { unit: "samples", ..Shape::default() };
     for (line, sample, _) in samples {
         if let Sample::Object(entries) = sample {
@@ -601,7 +601,7 @@ fn starter(samples: &[SampleLine], name: &str, from: &str) -> Result<(String, Ve
         }
     }
     if shape.objects == 0 {
-        return Err("no sample is a JSON object".into());
+        return Err(CliError::Usage("no sample is a JSON object".into()));
     }
     let mut fields = String::new();
     let mut notes = Vec::new();
@@ -626,7 +626,7 @@ fn starter(samples: &[SampleLine], name: &str, from: &str) -> Result<(String, Ve
         }
     );
     let body = format!("{head}{fields}");
-    let (_, plan) = plan::load_str(&body).map_err(|d| render(&body, &d))?;
+    let (_, plan) = plan::load_str(&body).map_err(|d| CliError::Usage(render(&body, &d)))?;
     // Tests from the first sample and the one that differs most from it in the fields present.
     let objects: Vec<&Value> = samples.iter().map(|(_, _, v)| v).filter(|v| v.is_object()).collect();
     let width = |v: &Value| v.as_object().map_or(0, Map::len);
@@ -642,10 +642,10 @@ fn starter(samples: &[SampleLine], name: &str, from: &str) -> Result<(String, Ve
     }
     let text = if tests.lines().count() > 1 { format!("{body}\n{tests}") } else { body };
     // What `validate-mapping` will do: compile, and run the tests.
-    let (spec, plan) = plan::load_str(&text).map_err(|d| render(&text, &d))?;
+    let (spec, plan) = plan::load_str(&text).map_err(|d| CliError::Usage(render(&text, &d)))?;
     for result in plan::mapping_tests::run(&spec, &plan) {
         if let Some(why) = result.failure {
-            return Err(format!("the starter's test {:?} fails: {why}", result.name));
+            return Err(CliError::Usage(format!("the starter's test {:?} fails: {why}", result.name)));
         }
     }
     Ok((text, notes))
@@ -660,7 +660,23 @@ fn render(text: &str, diagnostics: &[crate::diagnostic::Diagnostic]) -> String {
     out
 }
 
-/// `lambda-stream init`.
+/// `lambda-stream init`: the starter on standard output, or in `output` (a file that must not
+/// exist yet).
+pub fn run(from: &Path, name: Option<String>, output: Option<&Path>) -> Result<super::exit::Outcome, CliError> {
+    let text = init(from, name)?;
+    match output {
+        None => print!("{text}"),
+        Some(path) => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+            .map_err(|source| CliError::WriteFile { path: path.display().to_string(), source })?,
+    }
+    Ok(super::exit::Outcome::Done)
+}
+
+/// The starter mapping for the samples in `from`.
 pub fn init(from: &Path, name: Option<String>) -> Result<String, CliError> {
     let shown = from.display().to_string();
     let text = crate::limits::read_text_bounded(from, crate::limits::MAX_SAMPLES_BYTES, "a sample file")
@@ -680,7 +696,7 @@ pub fn init(from: &Path, name: Option<String>) -> Result<String, CliError> {
         snake_case(from.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default().as_str())
             .replace('_', "-")
     });
-    let (text, notes) = starter(&samples, &name, &shown).map_err(CliError::Usage)?;
+    let (text, notes) = starter(&samples, &name, &shown)?;
     for note in notes {
         eprintln!("{shown}: {note}");
     }
@@ -702,11 +718,11 @@ mod tests {
         assert_eq!(json_path(&["a".into(), "odd key".into()]), "$.a['odd key']");
     }
 
-    fn starter_of(lines: &[&str]) -> Result<String, String> {
+    fn starter_of(lines: &[&str]) -> Result<String, CliError> {
         starter_and_notes(lines).map(|(text, _)| text)
     }
 
-    fn starter_and_notes(lines: &[&str]) -> Result<(String, Vec<String>), String> {
+    fn starter_and_notes(lines: &[&str]) -> Result<(String, Vec<String>), CliError> {
         let samples: Vec<SampleLine> = lines
             .iter()
             .enumerate()

@@ -2,23 +2,31 @@
 //!
 //! - [`validate`] — `validate-mapping` and `validate-config`: every problem as `FILE:LINE:COL`.
 //! - [`diff`] — `diff-mapping`: what an edit of a mapping changes on sample records.
+//! - [`explain`](mod@explain) — what a mapping does with one record, field by field.
 //! - [`failures`](mod@failures) — triage of a fail topic: what failed, by stage, rule, mapping and topic.
+//! - [`replay`](mod@replay) — a fail topic run through a (fixed) mapping again.
 //! - [`init`] — a starter mapping inferred from sample records.
 //! - [`playground`] — a local page to edit a mapping against samples, with results as you type.
 //! - [`source`] — the mapping a command names: a file, or (full build) an `s3://` object.
 //! - [`process`] — the local dry run on JSON lines or a saved Lambda event.
 //! - [`run`](mod@run) — `lambda-stream run`, the consumer-group worker, and its watchdog.
 //!
-//! Exit codes follow compiler conventions: 0 success, 1 the input has problems (an invalid mapping,
-//! a failing embedded test), 2 usage errors and unreadable files.
+//! Every command returns how it ended or why it stopped; [`exit`] alone turns that into the exit
+//! code, by one table: 0 done, 1 a mapping or environments file refused (or tests failed), 2 usage
+//! errors and input that cannot be read, 3 infrastructure (a broker, S3, SSM unreachable or
+//! refusing).
 
 pub mod diff;
 mod error;
+pub mod exit;
+pub mod explain;
 #[cfg(feature = "kafka")]
 pub mod failures;
 pub mod init;
 pub mod playground;
 pub mod process;
+#[cfg(feature = "kafka")]
+pub mod replay;
 #[cfg(feature = "kafka")]
 pub mod run;
 pub mod source;
@@ -30,6 +38,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use error::CliError;
+use exit::{Exit, Outcome};
 #[cfg(feature = "kafka")]
 pub use run::RunArgs;
 pub use validate::Format;
@@ -168,87 +177,53 @@ pub enum Command {
     /// to the end of the fail topic as it was when the replay started. Offsets are committed
     /// under --group after delivery, so an interrupted replay resumes.
     #[cfg(feature = "kafka")]
-    Replay(Box<failures::ReplayArgs>),
+    Replay(Box<replay::ReplayArgs>),
     /// Run as a Kafka consumer-group worker: consume, map, produce to the ok and fail topics, and
     /// commit offsets only after delivery. Stops cleanly on SIGTERM or Ctrl-C.
     #[cfg(feature = "kafka")]
     Run(Box<RunArgs>),
 }
 
-/// Runs a parsed command line.
+/// Runs a parsed command line; the exit code follows the table in [`exit`].
 pub fn run(cli: Cli) -> ExitCode {
-    match cli.command {
-        None => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            let _ = cmd.print_help();
-            ExitCode::from(2)
+    exit::finish(dispatch(cli))
+}
+
+fn dispatch(cli: Cli) -> Result<Outcome, CliError> {
+    let Some(command) = cli.command else {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        let _ = cmd.print_help();
+        return Ok(Outcome::Reported(Exit::Usage));
+    };
+    match command {
+        Command::ValidateMapping { files, format } => validate::validate_mapping(&files, format),
+        Command::ValidateConfig { files, format } => validate::validate_config(&files, format),
+        Command::Explain { mapping, input, field, format } => {
+            explain::explain(&mapping, &input, field.as_deref(), format)
         }
-        Some(Command::ValidateMapping { files, format }) => validate::validate_mapping(&files, format),
-        Some(Command::ValidateConfig { files, format }) => validate::validate_config(&files, format),
-        Some(Command::Explain { mapping, input, field, format }) => {
-            process::explain(&mapping, &input, field.as_deref(), format).map(|()| ExitCode::SUCCESS).unwrap_or_else(
-                |e| {
-                    eprintln!("lambda-stream: {e}");
-                    e.exit_code()
-                },
-            )
-        }
-        Some(Command::DiffMapping { old, new, input, event, format }) => {
+        Command::DiffMapping { old, new, input, event, format } => {
             let samples = match (&input, &event) {
                 (Some(lines), _) => diff::Samples::Lines(lines),
                 (None, Some(event)) => diff::Samples::Event(event),
                 (None, None) => unreachable!("clap requires --input or --event"),
             };
-            diff::diff_mapping(&old, &new, samples, format).unwrap_or_else(|e| {
-                eprintln!("lambda-stream: {e}");
-                e.exit_code()
-            })
+            diff::diff_mapping(&old, &new, samples, format)
         }
-        Some(Command::Init { from, name, output }) => {
-            let written = init::init(&from, name).and_then(|text| match &output {
-                None => {
-                    print!("{text}");
-                    Ok(())
-                }
-                Some(path) => std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(path)
-                    .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
-                    .map_err(|source| CliError::Read { path: path.display().to_string(), source }),
-            });
-            written.map(|()| ExitCode::SUCCESS).unwrap_or_else(|e| {
-                eprintln!("lambda-stream: {e}");
-                e.exit_code()
-            })
+        Command::Init { from, name, output } => init::run(&from, name, output.as_deref()),
+        Command::Playground { mapping, samples, port } => {
+            playground::serve(&mapping, &samples, port).map(|()| Outcome::Done)
         }
-        Some(Command::Playground { mapping, samples, port }) => {
-            playground::serve(&mapping, &samples, port).map(|()| ExitCode::SUCCESS).unwrap_or_else(|e| {
-                eprintln!("lambda-stream: {e}");
-                e.exit_code()
-            })
-        }
-        Some(Command::Schema) => {
+        Command::Schema => {
             print!("{}", crate::spec::SCHEMA);
-            ExitCode::SUCCESS
+            Ok(Outcome::Done)
         }
         #[cfg(feature = "kafka")]
-        Some(Command::Failures(args)) => failures::failures(args).unwrap_or_else(|e| {
-            eprintln!("lambda-stream: {e}");
-            e.exit_code()
-        }),
+        Command::Failures(args) => failures::failures(args),
         #[cfg(feature = "kafka")]
-        Some(Command::Replay(args)) => failures::replay(*args).unwrap_or_else(|e| {
-            eprintln!("lambda-stream: {e}");
-            e.exit_code()
-        }),
+        Command::Replay(args) => replay::replay(*args),
         #[cfg(feature = "kafka")]
-        Some(Command::Run(args)) => run::run_worker(*args).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "worker stopped");
-            eprintln!("lambda-stream: {e}");
-            e.exit_code()
-        }),
-        Some(Command::Process {
+        Command::Run(args) => run::run(*args),
+        Command::Process {
             mapping,
             input,
             event,
@@ -258,19 +233,14 @@ pub fn run(cli: Cli) -> ExitCode {
             brokers,
             topic_ok,
             topic_fail,
-        }) => {
+        } => {
             let printing = process::Printing { messages, metrics, topic_ok, topic_fail };
-            let result = match (input, event) {
-                (Some(input), _) => {
-                    process::process(&mapping, &input, max_line_bytes, &printing).map(|()| ExitCode::SUCCESS)
-                }
-                (None, Some(event)) => process::process_event(&mapping, &event, brokers, &printing),
+            let records = match (input, event) {
+                (Some(input), _) => process::Records::Lines { input, max_line_bytes },
+                (None, Some(event)) => process::Records::Event { event, brokers },
                 (None, None) => unreachable!("clap requires --input or --event"),
             };
-            result.unwrap_or_else(|e| {
-                eprintln!("lambda-stream: {e}");
-                e.exit_code()
-            })
+            process::run(&mapping, records, &printing)
         }
     }
 }

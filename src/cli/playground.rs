@@ -284,8 +284,7 @@ const MAX_HEAD_BYTES: usize = 16 << 10;
 /// is printed on standard error either way.
 pub fn serve(mapping: &Path, samples: &Path, port: u16) -> Result<(), CliError> {
     let session = Session::open(mapping, samples)?;
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .map_err(|e| CliError::Usage(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+    let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|source| CliError::Listen { port, source })?;
     let address = listener.local_addr().map_err(CliError::Write)?;
     eprintln!(
         "playground for {} with {} sample(s): http://{address}/ (Ctrl-C to stop)",

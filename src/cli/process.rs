@@ -2,11 +2,11 @@
 //! handler's own code (printing routed records, or producing to a real cluster with `--brokers`).
 
 use std::io::{self, Write};
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::error::CliError;
+use super::exit::Outcome as Ended;
 use crate::plan::{self, Outcome, Plan};
 
 /// Counts for the one-line summary on stderr.
@@ -59,6 +59,23 @@ impl Printing {
             function_env: name("LAMBDA_ENV"),
         }
     }
+}
+
+/// Where `process` takes its records from.
+pub enum Records {
+    /// JSON lines (`-`: standard input), each longer than `max_line_bytes` failing alone.
+    Lines { input: PathBuf, max_line_bytes: usize },
+    /// A saved Lambda event, printed or (with `brokers`) produced.
+    Event { event: PathBuf, brokers: Option<String> },
+}
+
+/// `lambda-stream process`.
+pub fn run(mapping: &Path, records: Records, printing: &Printing) -> Result<Ended, CliError> {
+    match records {
+        Records::Lines { input, max_line_bytes } => process(mapping, &input, max_line_bytes, printing)?,
+        Records::Event { event, brokers } => process_event(mapping, &event, brokers, printing)?,
+    }
+    Ok(Ended::Done)
 }
 
 pub fn process(mapping: &Path, input: &Path, max_line_bytes: usize, printing: &Printing) -> Result<(), CliError> {
@@ -114,7 +131,7 @@ pub fn duration_text(secs: f64) -> String {
 
 /// A record or an event read whole (`explain`, `process --event`), from a file or standard input
 /// (`-`), up to [`crate::limits::MAX_RECORD_BYTES`].
-fn read_input(input: &Path, what: &str) -> Result<Vec<u8>, CliError> {
+pub(super) fn read_input(input: &Path, what: &str) -> Result<Vec<u8>, CliError> {
     let shown = input.display().to_string();
     let read_err = |source| CliError::Read { path: shown.clone(), source };
     let max = crate::limits::MAX_RECORD_BYTES;
@@ -425,41 +442,13 @@ fn render_chunk(
     (out, tally)
 }
 
-/// `lambda-stream explain`: one record through the mapping, step by step.
-pub fn explain(
-    mapping: &Path,
-    input: &Path,
-    field: Option<&str>,
-    format: super::validate::Format,
-) -> Result<(), CliError> {
-    let (_, plan) = super::source::load(mapping)?;
-    let text = read_input(input, "a record")?;
-    // A file saved with a final newline (or a BOM) holds the same record.
-    let mut explanation = plan.explain(text.trim_ascii_end());
-    if let Some(target) = field {
-        explanation = explanation.only(target);
-        if explanation.fields.is_empty() {
-            return Err(CliError::Usage(format!("the mapping has no target `{target}`")));
-        }
-    }
-    let mut out = io::stdout().lock();
-    match format {
-        super::validate::Format::Text => out.write_all(explanation.render().as_bytes())?,
-        super::validate::Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &explanation).expect("an explanation serialises");
-            out.write_all(b"\n")?;
-        }
-    }
-    Ok(())
-}
-
 /// `process --event`: the Lambda handler's code on a saved event.
 pub fn process_event(
     mapping: &Path,
     event: &Path,
     brokers: Option<String>,
     printing: &Printing,
-) -> Result<ExitCode, CliError> {
+) -> Result<(), CliError> {
     use crate::lambda::Function;
     use crate::pipeline::Pipeline;
     use crate::sink::MemorySink;
@@ -512,7 +501,7 @@ pub fn process_event(
                 s.skipped - s.dropped,
                 duration_text(started.elapsed().as_secs_f64())
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(())
         }
         #[cfg(not(feature = "kafka"))]
         Some(_) => Err(CliError::Usage(NO_KAFKA.into())),
@@ -527,7 +516,7 @@ pub fn process_event(
             println!("{response}");
             let peak = crate::logging::peak_rss_mib().map(|m| format!(", peak RSS {m:.1} MiB")).unwrap_or_default();
             eprintln!("delivered in {}{peak}", duration_text(started.elapsed().as_secs_f64()));
-            Ok(ExitCode::SUCCESS)
+            Ok(())
         }
     }
 }

@@ -2,9 +2,9 @@
 //! `environments.yaml`, and a watchdog that exits when the loop stalls.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use super::error::CliError;
+use super::exit::{Exit, Outcome};
 
 /// `lambda-stream run`'s flags; each overrides the environment variable named after `env`, which
 /// overrides `environments.yaml` (used when `--env` or LAMBDA_ENV names an entry).
@@ -57,14 +57,14 @@ pub struct RunArgs {
     /// Wait this long for a batch to fill once it has a record.
     #[arg(long, default_value_t = 20)]
     pub max_wait_ms: u64,
-    /// Give up (exit 1, nothing committed past the stuck records) after deliveries have failed
+    /// Give up (exit 3, nothing committed past the stuck records) after deliveries have failed
     /// this long.
     #[arg(long, default_value_t = 120)]
     pub delivery_timeout_s: u64,
     /// Seconds between progress lines (0: none).
     #[arg(long, default_value_t = 10)]
     pub stats_interval_s: u64,
-    /// Exit with status 1 when the loop stays this long in one step (a client call that never
+    /// Exit with status 3 when the loop stays this long in one step (a client call that never
     /// returns), for the supervisor to restart the worker. Default: the longest bound of any
     /// step (the message timeout + 5 s) plus 60 s.
     #[arg(long, value_parser = clap::value_parser!(u64).range(5..))]
@@ -109,8 +109,13 @@ pub(super) fn properties(list: &[String], flag: &str) -> Result<Vec<(String, Str
 }
 
 /// `lambda-stream run`: settings from flags, the environment and (with an environment named)
-/// `environments.yaml`, `parameter://` values from SSM; then the worker until a stop signal.
-pub fn run_worker(args: RunArgs) -> Result<ExitCode, CliError> {
+/// `environments.yaml`, `parameter://` values from SSM; then the worker until a stop signal. Why it
+/// stopped, if not on a signal, is also logged.
+pub fn run(args: RunArgs) -> Result<Outcome, CliError> {
+    run_worker(args).inspect_err(|e| tracing::error!(error = %e, "worker stopped"))
+}
+
+fn run_worker(args: RunArgs) -> Result<Outcome, CliError> {
     use crate::worker::{Worker, WorkerOptions};
 
     crate::logging::init(args.json_logs, "info");
@@ -182,14 +187,14 @@ pub fn run_worker(args: RunArgs) -> Result<ExitCode, CliError> {
     // The stream consumer spawns its wake-up task on the current runtime.
     let _entered = runtime.enter();
     let listener = match args.metrics_addr {
-        Some(addr) => Some(crate::worker::metrics::Listener::bind(addr).map_err(CliError::Usage)?),
+        Some(addr) => Some(crate::worker::metrics::Listener::bind(addr)?),
         None => None,
     };
     let mut worker = Worker::new(pipeline, options)?;
     watch_for_stalls(worker.heartbeat(), worker.stall_limit());
     if let Some(listener) = listener {
         let addr = listener.addr();
-        crate::worker::metrics::serve(listener, worker.metrics_endpoint()).map_err(CliError::Usage)?;
+        crate::worker::metrics::serve(listener, worker.metrics_endpoint())?;
         tracing::info!(%addr, "metrics at /metrics, health at /healthz and /readyz");
     }
     for refresher in refreshers {
@@ -198,7 +203,7 @@ pub fn run_worker(args: RunArgs) -> Result<ExitCode, CliError> {
     let totals = runtime.block_on(worker.run(crate::worker::shutdown_signal()))?;
     // One machine-readable line on stdout for scripts and tests: the run's accounting.
     println!("{}", serde_json::to_string(&totals).expect("totals serialise"));
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Done)
 }
 
 /// Checks the mapping's source every refresh interval and on each SIGHUP; a changed mapping that
@@ -252,7 +257,7 @@ fn watch_for_stalls(heartbeat: std::sync::Arc<crate::worker::Heartbeat>, limit: 
                     limit_s = limit.as_secs(),
                     "worker stuck in one step longer than any of its bounds; exiting for a restart"
                 );
-                std::process::exit(1);
+                std::process::exit(i32::from(Exit::Infrastructure.code()));
             }
         }
     };

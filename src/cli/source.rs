@@ -4,23 +4,23 @@
 
 use std::path::Path;
 
-use super::error::CliError;
+use super::error::{CliError, MappingReadError};
 use crate::plan::{self, LoadError, Plan};
 use crate::spec::MappingSpec;
 
 /// The text of the mapping at `path` (a file path or an `s3://` location).
-pub fn read_text(path: &Path) -> Result<String, String> {
+pub fn read_text(path: &Path) -> Result<String, MappingReadError> {
     let shown = path.to_string_lossy();
     if shown.starts_with("s3://") {
         #[cfg(feature = "kafka")]
         {
-            let location = crate::mapping_source::Location::parse(&shown).map_err(|e| e.to_string())?;
-            return crate::mapping_source::read_text_blocking(&location).map_err(|e| e.to_string());
+            let location = crate::mapping_source::Location::parse(&shown)?;
+            return Ok(crate::mapping_source::read_text_blocking(&location)?);
         }
         #[cfg(not(feature = "kafka"))]
-        return Err("s3:// mappings are read by the full build (this is the mapping-tools build); copy the object with `aws s3 cp` first".into());
+        return Err(MappingReadError::NeedsFullBuild);
     }
-    crate::limits::read_text_bounded(path, crate::limits::MAX_MAPPING_BYTES, "a mapping").map_err(|e| e.to_string())
+    Ok(crate::limits::read_text_bounded(path, crate::limits::MAX_MAPPING_BYTES, "a mapping")?)
 }
 
 /// The mapping at `path`, parsed and compiled (lookup files next to a mapping file; an S3
@@ -30,7 +30,6 @@ pub fn load(path: &Path) -> Result<(MappingSpec, Plan), CliError> {
         return Ok(plan::load_file(path)?);
     }
     let shown = path.to_string_lossy().into_owned();
-    let text =
-        read_text(path).map_err(|why| CliError::Read { path: shown.clone(), source: std::io::Error::other(why) })?;
+    let text = read_text(path).map_err(|source| CliError::ReadMapping { path: shown.clone(), source })?;
     plan::load_str(&text).map_err(|diagnostics| CliError::Mapping(LoadError::Invalid { path: shown, diagnostics }))
 }

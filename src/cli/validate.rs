@@ -1,4 +1,5 @@
-//! `validate-mapping` and `validate-config`: compile-style reports, `--format json`, exit 0 / 1 / 2.
+//! `validate-mapping` and `validate-config`: compile-style reports, `--format json`, exit 0 / 1 / 2
+//! (3 when an `s3://` mapping's S3 does not answer).
 //!
 //! Each problem is shown as its one line, `FILE:LINE:COL: error: message` (the form editors, CI
 //! logs and `grep` jump to), then the source lines it covers with the offending text underlined,
@@ -7,9 +8,11 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use serde_json::{Value, json};
+
+use super::error::{CliError, MappingReadError};
+use super::exit::{Exit, Outcome};
 
 use crate::diagnostic::{Diagnostic, Pos, SourceFile};
 use crate::plan::{self, mapping_tests};
@@ -24,7 +27,7 @@ pub enum Format {
 /// What `validate-mapping` found in one file.
 struct FileReport {
     file: String,
-    unreadable: Option<String>,
+    unreadable: Option<MappingReadError>,
     /// The file's text, to show problems in.
     text: String,
     diagnostics: Vec<Diagnostic>,
@@ -94,18 +97,19 @@ fn diagnostic_json(d: &Diagnostic, source: &SourceFile<'_>, file: &str) -> Value
     })
 }
 
-pub fn validate_mapping(files: &[PathBuf], format: Format) -> ExitCode {
+pub fn validate_mapping(files: &[PathBuf], format: Format) -> Result<Outcome, CliError> {
     let reports: Vec<FileReport> = files.iter().map(|f| check_file(f)).collect();
     let tests_run: usize = reports.iter().map(|r| r.tests.len()).sum();
     let tests_failed: usize = reports.iter().map(FileReport::failed_tests).sum();
     let all_ok = reports.iter().all(FileReport::ok);
-    let unreadable = reports.iter().any(|r| r.unreadable.is_some());
+    let unreadable = reports.iter().filter_map(|r| r.unreadable.as_ref()).map(super::exit::mapping_read).max();
     let mut out = io::stdout().lock();
     let written = match format {
         Format::Text => write_text_report(&mut out, &reports, tests_run, tests_failed),
         Format::Json => write_json_report(&mut out, &reports, all_ok, tests_run, tests_failed),
     };
-    checker_exit(written.and_then(|()| out.flush()), unreadable, all_ok)
+    written.and_then(|()| out.flush())?;
+    Ok(checker_outcome(unreadable, all_ok))
 }
 
 fn write_text_report(
@@ -156,7 +160,7 @@ fn write_json_report(
             json!({
                 "file": r.file,
                 "ok": r.ok(),
-                "error": r.unreadable,
+                "error": r.unreadable.as_ref().map(ToString::to_string),
                 "fields": r.fields,
                 "diagnostics": diagnostics,
                 "tests": r.tests.iter().map(|t| json!({
@@ -171,24 +175,19 @@ fn write_json_report(
     writeln!(out)
 }
 
-/// The checkers' exit code: 2 when output failed or a file was unreadable, 1 for problems, else 0.
-fn checker_exit(written: io::Result<()>, unreadable: bool, all_ok: bool) -> ExitCode {
-    if let Err(e) = written {
-        eprintln!("lambda-stream: cannot write output: {e}");
-        return ExitCode::from(2);
-    }
-    if unreadable {
-        ExitCode::from(2)
-    } else if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+/// How a checker ended: a file it could not read (or whose S3 did not answer) says so before any
+/// problem found in the others, which say so before success.
+fn checker_outcome(unreadable: Option<Exit>, all_ok: bool) -> Outcome {
+    match unreadable {
+        Some(exit) => Outcome::Reported(exit),
+        None if all_ok => Outcome::Done,
+        None => Outcome::Reported(Exit::Refused),
     }
 }
 
 /// `validate-config`: the same conventions as `validate-mapping` (problems as FILE:LINE:COL, exit
 /// 0 / 1 / 2, `--format json`).
-pub fn validate_config(files: &[PathBuf], format: Format) -> ExitCode {
+pub fn validate_config(files: &[PathBuf], format: Format) -> Result<Outcome, CliError> {
     use crate::config::environments;
     let mut unreadable = false;
     // Each file's JSON report, and its problems as the text report shows them.
@@ -270,5 +269,6 @@ pub fn validate_config(files: &[PathBuf], format: Format) -> ExitCode {
             Ok(())
         })(),
     };
-    checker_exit(written.and_then(|()| out.flush()), unreadable, all_ok)
+    written.and_then(|()| out.flush())?;
+    Ok(checker_outcome(unreadable.then_some(Exit::Usage), all_ok))
 }

@@ -283,7 +283,7 @@ pub fn check(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
     }
     for value in [&env.msk_servers, &env.topic_ok, &env.topic_fail, &env.kafka.scram_secret].into_iter().flatten() {
         if let Err(why) = parameter_name(&value.value).unwrap_or(Ok(String::new())) {
-            diags.push(here(Diagnostic::new(value.pos, why)));
+            diags.push(here(Diagnostic::new(value.pos, why.to_string())));
         }
     }
     check_topic_names(env, &mut |d| diags.push(here(d)));
@@ -519,18 +519,49 @@ pub fn resolve_relative(file: &Path, path: &str) -> PathBuf {
 /// or `ssm` in any case (in a hierarchy: no top level `/aws` or `/ssm`). The parameters AWS
 /// publishes itself are read under `/aws/`: `/aws/service/…` (public parameters) and
 /// `/aws/reference/secretsmanager/…` (a Secrets Manager secret, whose name may also hold `+ = @`).
-pub fn parameter_name(value: &str) -> Option<Result<String, String>> {
+pub fn parameter_name(value: &str) -> Option<Result<String, ReferenceError>> {
     let name = value.strip_prefix(PARAMETER_PREFIX)?;
     if name.is_empty() || name.chars().any(|c| c.is_whitespace()) {
-        return Some(Err(format!(
-            "`{value}` is not a valid parameter reference: expected parameter://name/with/segments"
-        )));
+        return Some(Err(ReferenceError::Malformed { value: value.to_owned() }));
     }
     let full = if name.starts_with('/') || !name.contains('/') { name.to_string() } else { format!("/{name}") };
     Some(match parameter_name_problem(&full) {
         None => Ok(full),
-        Some(why) => Err(format!("`{}`: {why}", value.escape_debug())),
+        Some(problem) => Err(ReferenceError::Refused { value: value.to_owned(), problem }),
     })
+}
+
+/// Why a `parameter://` value names no parameter SSM would take.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceError {
+    #[error("`{value}` is not a valid parameter reference: expected parameter://name/with/segments")]
+    Malformed { value: String },
+    #[error("`{}`: {problem}", .value.escape_debug())]
+    Refused { value: String, problem: NameProblem },
+}
+
+/// What SSM's naming rules refuse in a parameter name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameProblem {
+    #[error("SSM parameter names use letters, digits and `/ _ . -` only, not {}", shown_char(*.0))]
+    Character(char),
+    #[error("the name is {0} characters; SSM takes at most {MAX_PARAMETER_NAME}")]
+    TooLong(usize),
+    #[error("the name ends with `/`; SSM names a parameter, not a path")]
+    TrailingSlash,
+    #[error("the name has an empty level (`//`), which SSM refuses")]
+    EmptyLevel,
+    #[error("the name has {0} levels; SSM allows at most {MAX_PARAMETER_LEVELS}")]
+    TooDeep(usize),
+    #[error(
+        "SSM reserves names that start with `{0}` (in any case) for its own; only `/aws/service/…` and \
+         `/aws/reference/secretsmanager/…` are read there"
+    )]
+    Reserved(&'static str),
+}
+
+fn shown_char(c: char) -> String {
+    if c.is_ascii_graphic() { format!("`{c}`") } else { format!("{c:?}") }
 }
 
 /// The most levels of hierarchy SSM allows in a parameter name.
@@ -541,29 +572,26 @@ pub const MAX_PARAMETER_LEVELS: usize = 15;
 pub const MAX_PARAMETER_NAME: usize = 1011;
 
 /// Why SSM would refuse `name` (as sent: `/a/b` or `flat`), if it would.
-fn parameter_name_problem(name: &str) -> Option<String> {
+fn parameter_name_problem(name: &str) -> Option<NameProblem> {
     let secret = name.strip_prefix("/aws/reference/secretsmanager/");
     let public = secret.is_some() || name.starts_with("/aws/service/");
     let extra = if secret.is_some() { "+=@" } else { "" };
     if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "/_.-".contains(*c) || extra.contains(*c))) {
-        return Some(format!(
-            "SSM parameter names use letters, digits and `/ _ . -` only, not {}",
-            if c.is_ascii_graphic() { format!("`{c}`") } else { format!("{:?}", c) }
-        ));
+        return Some(NameProblem::Character(c));
     }
     let length = name.chars().count();
     if length > MAX_PARAMETER_NAME {
-        return Some(format!("the name is {length} characters; SSM takes at most {MAX_PARAMETER_NAME}"));
+        return Some(NameProblem::TooLong(length));
     }
     let levels: Vec<&str> = name.strip_prefix('/').unwrap_or(name).split('/').collect();
     if levels.last() == Some(&"") {
-        return Some("the name ends with `/`; SSM names a parameter, not a path".into());
+        return Some(NameProblem::TrailingSlash);
     }
     if levels.contains(&"") {
-        return Some("the name has an empty level (`//`), which SSM refuses".into());
+        return Some(NameProblem::EmptyLevel);
     }
     if levels.len() > MAX_PARAMETER_LEVELS {
-        return Some(format!("the name has {} levels; SSM allows at most {MAX_PARAMETER_LEVELS}", levels.len()));
+        return Some(NameProblem::TooDeep(levels.len()));
     }
     // A flat name may not start with `aws` or `ssm`; in a hierarchy, the top levels `/aws` and
     // `/ssm` are AWS's own.
@@ -571,10 +599,7 @@ fn parameter_name_problem(name: &str) -> Option<String> {
     let flat = !name.starts_with('/');
     let reserved = ["aws", "ssm"].into_iter().find(|p| if flat { first.starts_with(p) } else { first == *p });
     if !public && let Some(prefix) = reserved {
-        return Some(format!(
-            "SSM reserves names that start with `{prefix}` (in any case) for its own; only \
-             `/aws/service/…` and `/aws/reference/secretsmanager/…` are read there"
-        ));
+        return Some(NameProblem::Reserved(prefix));
     }
     None
 }
@@ -693,7 +718,7 @@ mod tests {
     #[test]
     fn parameter_names_ssm_refuses_are_refused() {
         let refused = |name: &str| match parameter_name(&format!("parameter://{name}")) {
-            Some(Err(why)) => why,
+            Some(Err(why)) => why.to_string(),
             other => panic!("{name}: expected a refusal, got {other:?}"),
         };
         assert!(refused("team//servers").contains("empty level"));

@@ -35,14 +35,19 @@ use std::path::PathBuf;
 
 use crate::sink::ProducerSettings;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("missing required setting `{key}` (environment variable {var}){context}")]
     Missing { key: &'static str, var: &'static str, context: String },
     #[error("setting {name} has an invalid value {value:?}: {why}")]
     Invalid { name: &'static str, value: String, why: String },
-    #[error("cannot read {file}: {why}")]
-    Read { file: String, why: String },
+    #[error("setting {name} has an invalid value {value:?}: {source}")]
+    Number { name: &'static str, value: String, source: std::num::ParseIntError },
+    /// A `parameter://` value that names no parameter SSM would take.
+    #[error("setting {name} has an invalid value {value:?}: {source}")]
+    Reference { name: &'static str, value: String, source: environments::ReferenceError },
+    #[error("cannot read {file}: {source}")]
+    Read { file: String, source: std::io::Error },
     #[error("{file} is invalid:\n{problems}")]
     File { file: String, problems: String },
     #[error("{file}: unknown environment `{env}` (from LAMBDA_ENV); environments in the file: {known}")]
@@ -51,14 +56,34 @@ pub enum ConfigError {
     UnknownStage { file: String, env: String, stage: String, known: String },
     #[error("{file}: environment `{env}` has several stages ({known}); set LAMBDA_STAGE to choose one")]
     AmbiguousStage { file: String, env: String, known: String },
-    #[error("setting `{key}` refers to parameter `{name}`, which cannot be resolved: {why}")]
-    Parameter { key: &'static str, name: String, why: String },
+    #[error("setting `{key}` refers to parameter `{name}`, which cannot be resolved: {source}")]
+    Parameter { key: &'static str, name: String, source: ParameterError },
+}
+
+/// Why a `parameter://` reference has no value. Never carries a parameter's value.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ParameterError {
+    #[error("no parameter store is configured here")]
+    NoStore,
+    #[error("ParameterNotFound: no such parameter in SSM Parameter Store")]
+    NotFound,
+    #[error("it was not fetched")]
+    NotFetched,
+    /// SSM did not answer, or refused (credentials, permissions, throttling): one error for every
+    /// name of the call. The SDK's message names the operation and the AWS error code; it carries
+    /// no parameter values.
+    #[cfg(feature = "kafka")]
+    #[error("{}", aws_sdk_ssm::error::DisplayErrorContext(.0.as_ref()))]
+    Ssm(
+        #[source]
+        std::sync::Arc<aws_sdk_ssm::error::SdkError<aws_sdk_ssm::operation::get_parameters::GetParametersError>>,
+    ),
 }
 
 /// Resolves `parameter://` references (AWS SSM Parameter Store in Lambda).
 pub trait ParameterResolver {
     /// The parameter's value (SecureStrings decrypted). The error must not contain the value.
-    fn resolve(&self, name: &str) -> Result<String, String>;
+    fn resolve(&self, name: &str) -> Result<String, ParameterError>;
 
     /// Whether its answers are the parameters' values. A resolver that only learns which
     /// parameters the settings name answers with stand-ins, and checks of the values (a topic's
@@ -72,8 +97,8 @@ pub trait ParameterResolver {
 pub struct NoParameterStore;
 
 impl ParameterResolver for NoParameterStore {
-    fn resolve(&self, _name: &str) -> Result<String, String> {
-        Err("no parameter store is configured here".into())
+    fn resolve(&self, _name: &str) -> Result<String, ParameterError> {
+        Err(ParameterError::NoStore)
     }
 }
 
@@ -193,9 +218,9 @@ impl Settings {
             let Some(raw) = get(var).or_else(|| from_file(pick)) else { return Ok(None) };
             match environments::parameter_name(&raw) {
                 None => Ok(Some(raw)),
-                Some(Err(why)) => Err(ConfigError::Invalid { name: var, value: raw, why }),
+                Some(Err(source)) => Err(ConfigError::Reference { name: var, value: raw, source }),
                 Some(Ok(name)) => {
-                    resolver.resolve(&name).map(Some).map_err(|why| ConfigError::Parameter { key, name, why })
+                    resolver.resolve(&name).map(Some).map_err(|source| ConfigError::Parameter { key, name, source })
                 }
             }
         };
@@ -248,11 +273,7 @@ impl Settings {
          -> Result<u64, ConfigError> {
             match get(var).or_else(|| from_file(pick)) {
                 None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|e: std::num::ParseIntError| ConfigError::Invalid {
-                    name: var,
-                    value: v,
-                    why: e.to_string(),
-                }),
+                Some(v) => v.trim().parse().map_err(|source| ConfigError::Number { name: var, value: v, source }),
             }
         };
         let lambda_name =
@@ -485,7 +506,7 @@ fn select(
 ) -> Result<environments::Environment, ConfigError> {
     let shown = path.display().to_string();
     let text = crate::limits::read_text_bounded(path, crate::limits::MAX_MAPPING_BYTES, "a settings file")
-        .map_err(|e| ConfigError::Read { file: shown.clone(), why: e.to_string() })?;
+        .map_err(|source| ConfigError::Read { file: shown.clone(), source })?;
     let (parsed, diags) = environments::parse(&text);
     if !diags.is_empty() {
         let problems = diags.iter().map(|d| d.render(&shown)).collect::<Vec<_>>().join("\n");
@@ -622,10 +643,10 @@ mod tests {
 
     struct FakeStore;
     impl ParameterResolver for FakeStore {
-        fn resolve(&self, name: &str) -> Result<String, String> {
+        fn resolve(&self, name: &str) -> Result<String, ParameterError> {
             match name {
                 "/acme/kafka/servers" => Ok("resolved:9092".into()),
-                _ => Err("ParameterNotFound".into()),
+                _ => Err(ParameterError::NotFound),
             }
         }
     }
@@ -767,7 +788,8 @@ mod tests {
         let param = e(&[("ENVIRONMENTS_FILE", m), ("LAMBDA_ENV", "acme"), ("LAMBDA_STAGE", "master")]);
         assert_eq!(
             param,
-            "setting `msk_servers` refers to parameter `/acme/nope`, which cannot be resolved: ParameterNotFound"
+            "setting `msk_servers` refers to parameter `/acme/nope`, which cannot be resolved: ParameterNotFound: no \
+             such parameter in SSM Parameter Store"
         );
     }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use aws_sdk_ssm::Client;
 
-use super::{ConfigError, ParameterResolver, Settings};
+use super::{ConfigError, ParameterError, ParameterResolver, Settings};
 
 /// Answers every reference with a placeholder and remembers the names asked for.
 #[derive(Default)]
@@ -19,7 +19,7 @@ pub struct RecordingResolver {
 }
 
 impl ParameterResolver for RecordingResolver {
-    fn resolve(&self, name: &str) -> Result<String, String> {
+    fn resolve(&self, name: &str) -> Result<String, ParameterError> {
         let mut names = self.names.borrow_mut();
         if !names.iter().any(|n| n == name) {
             names.push(name.to_string());
@@ -36,15 +36,15 @@ impl ParameterResolver for RecordingResolver {
 #[derive(Default)]
 pub struct FetchedParameters {
     pub values: HashMap<String, String>,
-    pub problems: HashMap<String, String>,
+    pub problems: HashMap<String, ParameterError>,
 }
 
 impl ParameterResolver for FetchedParameters {
-    fn resolve(&self, name: &str) -> Result<String, String> {
+    fn resolve(&self, name: &str) -> Result<String, ParameterError> {
         match (self.values.get(name), self.problems.get(name)) {
             (Some(v), _) => Ok(v.clone()),
             (None, Some(why)) => Err(why.clone()),
-            (None, None) => Err("it was not fetched".into()),
+            (None, None) => Err(ParameterError::NotFetched),
         }
     }
 }
@@ -61,15 +61,13 @@ pub async fn fetch(client: &Client, names: &[String]) -> FetchedParameters {
                     }
                 }
                 for missing in out.invalid_parameters() {
-                    fetched
-                        .problems
-                        .insert(missing.clone(), "ParameterNotFound: no such parameter in SSM Parameter Store".into());
+                    fetched.problems.insert(missing.clone(), ParameterError::NotFound);
                 }
             }
             Err(e) => {
                 // The SDK's message names the operation and the AWS error code (for example
                 // AccessDeniedException); it carries no parameter values.
-                let why = aws_sdk_ssm::error::DisplayErrorContext(&e).to_string();
+                let why = ParameterError::Ssm(std::sync::Arc::new(e));
                 for name in chunk {
                     fetched.problems.insert(name.clone(), why.clone());
                 }

@@ -23,7 +23,12 @@ pub enum HandlerError {
     #[error("the invocation event is not a Kafka event: {0}")]
     Event(#[from] record::EventError),
     #[error("{count} of {total} messages were not delivered (first: {first}); the batch will be retried")]
-    Undelivered { count: usize, total: usize, first: String },
+    Undelivered {
+        count: usize,
+        total: usize,
+        #[source]
+        first: crate::sink::SinkError,
+    },
 }
 
 /// Everything built at cold start and borrowed by every invocation.
@@ -72,7 +77,7 @@ impl<S: Sink> Function<S> {
         Err(HandlerError::Undelivered {
             count: report.undelivered.len(),
             total: report.summary.ok + report.summary.failed,
-            first: report.undelivered[0].1.to_string(),
+            first: report.undelivered[0].1.clone(),
         })
     }
 }

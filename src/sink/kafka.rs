@@ -1,7 +1,7 @@
 //! The Kafka sink: one idempotent (optionally transactional) producer, and the client context
 //! shared with the worker's consumer (MSK IAM tokens, rate-limited error logs).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
@@ -18,43 +18,59 @@ use crate::msk_iam::{MskIamSigner, PRINCIPAL};
 use crate::route::OutMessage;
 
 /// A transactional call failed; what to do next follows librdkafka's classification.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum TransactionError {
     /// Abort the transaction and run the batch again in a new one.
     #[error("transaction must be aborted: {0}")]
-    Abortable(String),
+    Abortable(#[source] KafkaError),
+    /// A message of the transaction was not delivered: abort, and run the batch again.
+    #[error("transaction must be aborted: {0}")]
+    Undelivered(#[source] SinkError),
+    /// The consumer has no group metadata yet to commit the offsets under: abort, and run again.
+    #[error("transaction must be aborted: no consumer group metadata yet")]
+    NoGroupMetadata,
     /// The same call may be retried.
     #[error("transaction call may be retried: {0}")]
-    Retriable(String),
+    Retriable(#[source] KafkaError),
     /// The producer is unusable (for example fenced by a newer instance): stop.
     #[error("fatal transactional producer error: {0}")]
-    Fatal(String),
+    Fatal(#[source] KafkaError),
 }
 
-impl From<rdkafka::error::KafkaError> for TransactionError {
-    fn from(e: rdkafka::error::KafkaError) -> Self {
+impl From<KafkaError> for TransactionError {
+    fn from(e: KafkaError) -> Self {
         match &e {
-            rdkafka::error::KafkaError::Transaction(t) if t.is_fatal() => TransactionError::Fatal(e.to_string()),
-            rdkafka::error::KafkaError::Transaction(t) if t.txn_requires_abort() => {
-                TransactionError::Abortable(e.to_string())
-            }
-            rdkafka::error::KafkaError::Transaction(t) if t.is_retriable() => {
-                TransactionError::Retriable(e.to_string())
-            }
+            KafkaError::Transaction(t) if t.is_fatal() => TransactionError::Fatal(e),
+            KafkaError::Transaction(t) if t.txn_requires_abort() => TransactionError::Abortable(e),
+            KafkaError::Transaction(t) if t.is_retriable() => TransactionError::Retriable(e),
             // Anything else (a timeout, a state error) is treated as needing an abort; an abort
             // that then fails fatally stops the worker.
-            _ => TransactionError::Abortable(e.to_string()),
+            _ => TransactionError::Abortable(e),
         }
     }
+}
+
+/// Whether librdkafka refused a client's configuration (a property it does not know, a value it
+/// does not take, a certificate it cannot load, a topic list it cannot subscribe to) rather than
+/// failing to reach or use the cluster: the first is fixed by changing the settings, the second
+/// may pass by itself.
+pub fn is_configuration(e: &KafkaError) -> bool {
+    matches!(
+        e,
+        KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_) | KafkaError::Nul(_) | KafkaError::Subscription(_)
+    )
+}
+
+/// A producer that could not be made: its configuration refused, or the client unable to start.
+fn creation_error(e: KafkaError) -> SinkError {
+    if is_configuration(&e) { SinkError::Config(Arc::new(e)) } else { SinkError::Create(Arc::new(e)) }
 }
 
 impl ProducerSettings {
     /// The client context: with MSK IAM, a signer with the default AWS credentials chain.
     pub fn context(&self) -> Result<KafkaContext, SinkError> {
         let msk_iam = match &self.msk_iam_region {
-            Some(region) => {
-                Some(MskIamSigner::from_default_chain(region).map_err(|e| SinkError::Create(e.to_string()))?)
-            }
+            Some(region) => Some(MskIamSigner::from_default_chain(region).map_err(|e| SinkError::Create(Arc::new(e)))?),
             None => None,
         };
         Ok(KafkaContext::new(msk_iam))
@@ -143,13 +159,11 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     pub fn new(settings: &ProducerSettings) -> Result<Self, SinkError> {
-        let producer: FutureProducer<KafkaContext> = settings
-            .client_config()
-            .create_with_context(settings.context()?)
-            .map_err(|e| SinkError::Create(e.to_string()))?;
+        let producer: FutureProducer<KafkaContext> =
+            settings.client_config().create_with_context(settings.context()?).map_err(creation_error)?;
         if settings.transactional_id.is_some() {
             // Fences any older producer with the same id and recovers its unfinished transaction.
-            producer.init_transactions(Duration::from_secs(30)).map_err(|e| SinkError::Create(e.to_string()))?;
+            producer.init_transactions(Duration::from_secs(30)).map_err(creation_error)?;
         }
         Ok(KafkaSink { producer })
     }
@@ -179,7 +193,7 @@ impl KafkaSink {
     pub fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
         self.producer
             .flush(Timeout::After(timeout))
-            .map_err(|e| SinkError::Delivery { topic: "*".into(), reason: e.to_string() })
+            .map_err(|e| SinkError::Delivery { topic: "*".into(), source: Arc::new(e) })
     }
 }
 
@@ -221,7 +235,7 @@ impl KafkaSink {
                         tokio::time::sleep(Duration::from_millis(1)).await;
                     }
                     Err((e, _)) => {
-                        break Err(SinkError::Delivery { topic: m.topic.clone(), reason: e.to_string() });
+                        break Err(SinkError::Delivery { topic: m.topic.clone(), source: Arc::new(e) });
                     }
                 }
             };
@@ -267,10 +281,8 @@ impl KafkaSink {
             };
             results.push(match outcome {
                 Some(Ok(Ok(placed))) => Ok((placed.partition, placed.offset)),
-                Some(Ok(Err((e, _)))) => Err(SinkError::Delivery { topic: p.topic, reason: e.to_string() }),
-                Some(Err(_canceled)) => {
-                    Err(SinkError::Delivery { topic: p.topic, reason: "the producer was closed".into() })
-                }
+                Some(Ok(Err((e, _)))) => Err(SinkError::Delivery { topic: p.topic, source: Arc::new(e) }),
+                Some(Err(_canceled)) => Err(SinkError::Failed { topic: p.topic, reason: "the producer was closed" }),
                 None => Err(SinkError::Timeout { topic: p.topic }),
             });
         }

@@ -6,7 +6,7 @@
 //! deadline is reported as failed, and the caller returns an error so the batch is retried.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::route::OutMessage;
@@ -14,17 +14,30 @@ use crate::route::OutMessage;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 
-/// Why a message was not delivered. Never carries credentials: only topic names and broker errors.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// A cause from the Kafka client (an `rdkafka::error::KafkaError`), kept whole as the error's
+/// source. Named as a trait object: only `sink::kafka` and the worker talk to `rdkafka`, so its
+/// types stay out of this module's interface. Shared, because one failure can be every message's.
+pub type ClientError = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Why the producer could not be made, or a message was not delivered. Never carries credentials:
+/// only topic names and client errors.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum SinkError {
+    /// The Kafka client refused its configuration (a property it does not know, a value it does
+    /// not take, a certificate file it cannot read).
     #[error("cannot create the Kafka producer: {0}")]
-    Create(String),
+    Config(#[source] ClientError),
+    /// The producer could not start: its MSK IAM signer, or its transactional id's registration
+    /// with the brokers.
+    #[error("cannot create the Kafka producer: {0}")]
+    Create(#[source] ClientError),
+    #[error("delivery to topic `{topic}` failed: {source}")]
+    Delivery { topic: String, source: ClientError },
+    /// Delivery failed for a reason of this program's (the producer closed, a test's failure).
     #[error("delivery to topic `{topic}` failed: {reason}")]
-    Delivery { topic: String, reason: String },
+    Failed { topic: String, reason: &'static str },
     #[error("delivery to topic `{topic}` was not confirmed before the deadline")]
     Timeout { topic: String },
-    #[error("cannot write output: {0}")]
-    Io(String),
 }
 
 pub type Delivery = Result<(), SinkError>;
@@ -100,7 +113,7 @@ impl Sink for MemorySink {
             .iter()
             .map(|m| {
                 if self.failing_topic.as_deref() == Some(m.topic.as_str()) {
-                    Err(SinkError::Delivery { topic: m.topic.clone(), reason: "injected failure".into() })
+                    Err(SinkError::Failed { topic: m.topic.clone(), reason: "injected failure" })
                 } else {
                     delivered.push((*m).clone());
                     Ok(())

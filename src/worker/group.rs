@@ -138,7 +138,7 @@ pub fn ask_broker(config: &ClientConfig, context: KafkaContext, timeout: Duratio
 mod tests {
     use super::*;
 
-    fn offer(protocols: &[&str]) -> Result<Offer, String> {
+    fn offer(protocols: &[&str]) -> Result<Offer, KafkaError> {
         Ok(Offer {
             protocols: protocols.iter().map(|p| p.to_string()).collect(),
             consumer_session_timeout: Some(Duration::from_secs(45)),
@@ -165,11 +165,12 @@ mod tests {
 
     #[test]
     fn a_classic_only_setting_asks_for_the_classic_protocol_without_asking_the_broker() {
-        let c =
-            choose::<String>(GroupProtocol::Auto, Some("--session-timeout-s"), || panic!("the broker is not asked"));
+        let c = choose::<KafkaError>(GroupProtocol::Auto, Some("--session-timeout-s"), || {
+            panic!("the broker is not asked")
+        });
         assert_eq!(c.protocol, GroupProtocol::Classic);
         assert!(c.why.contains("--session-timeout-s"), "{}", c.why);
-        let c = choose::<String>(GroupProtocol::Classic, None, || panic!("the broker is not asked"));
+        let c = choose::<KafkaError>(GroupProtocol::Classic, None, || panic!("the broker is not asked"));
         assert_eq!(c.protocol, GroupProtocol::Classic);
     }
 

@@ -260,14 +260,26 @@ impl Default for Limits {
     }
 }
 
+/// Why the metrics endpoint cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot start the metrics endpoint: {0}")]
+    Start(#[source] std::io::Error),
+    #[error("cannot start the metrics thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
 /// The endpoint's listening socket, bound before the worker connects to anything, so a taken
 /// address fails the start at once.
 pub struct Listener(std::net::TcpListener);
 
 impl Listener {
-    pub fn bind(addr: SocketAddr) -> Result<Self, String> {
-        let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
-        listener.set_nonblocking(true).map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+    pub fn bind(addr: SocketAddr) -> Result<Self, EndpointError> {
+        let bind = |source| EndpointError::Bind { addr, source };
+        let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
+        listener.set_nonblocking(true).map_err(bind)?;
         Ok(Listener(listener))
     }
 
@@ -281,24 +293,24 @@ impl Listener {
 /// else 503). HTTP/1.1 with keep-alive, within [`HEADER_READ_TIMEOUT`], [`CONNECTION_LIFETIME`]
 /// and [`MAX_CONNECTIONS`]. The thread runs a one-thread runtime of its own, so the endpoint
 /// answers whatever the worker's runtime is doing: `/healthz` says 503 while the loop is stuck.
-pub fn serve(listener: Listener, endpoint: Endpoint) -> Result<(), String> {
+pub fn serve(listener: Listener, endpoint: Endpoint) -> Result<(), EndpointError> {
     serve_with(listener, endpoint, Limits::default())
 }
 
-fn serve_with(listener: Listener, endpoint: Endpoint, limits: Limits) -> Result<(), String> {
+fn serve_with(listener: Listener, endpoint: Endpoint, limits: Limits) -> Result<(), EndpointError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()
-        .map_err(|e| format!("cannot start the metrics endpoint: {e}"))?;
+        .map_err(EndpointError::Start)?;
     let listener = {
         let _entered = runtime.enter();
-        tokio::net::TcpListener::from_std(listener.0).map_err(|e| format!("cannot start the metrics endpoint: {e}"))?
+        tokio::net::TcpListener::from_std(listener.0).map_err(EndpointError::Start)?
     };
     std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || runtime.block_on(accept(listener, Arc::new(endpoint), limits)))
-        .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
+        .map_err(EndpointError::Thread)?;
     Ok(())
 }
 
@@ -575,20 +587,21 @@ mod tests {
 
     /// Waits (at most `within`) for the server to close `stream`; whatever it sends first is read
     /// and ignored. How long it took, or an error if it stayed open.
-    fn closed_within(stream: &mut TcpStream, within: Duration) -> Result<Duration, String> {
+    fn closed_within(stream: &mut TcpStream, within: Duration) -> std::io::Result<Duration> {
+        let still_open = || std::io::Error::new(std::io::ErrorKind::TimedOut, format!("still open after {within:?}"));
         let started = Instant::now();
         let mut buffer = [0u8; 1024];
         loop {
-            let left = within.checked_sub(started.elapsed()).ok_or("still open")?;
+            let left = within.checked_sub(started.elapsed()).ok_or_else(still_open)?;
             stream.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
             match stream.read(&mut buffer) {
                 Ok(0) => return Ok(started.elapsed()),
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(started.elapsed()),
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                    return Err(format!("still open after {within:?}"));
+                    return Err(still_open());
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e),
             }
         }
     }

@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message, Timestamp};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
@@ -108,14 +109,16 @@ impl WorkerOptions {
         {
             requested = GroupProtocol::from_name(&v.to_ascii_lowercase()).unwrap_or(GroupProtocol::Auto);
         }
-        let choice = group::choose(requested, self.classic_setting().as_deref(), || {
+        // Only the reason is shown (in the log line saying which protocol and why).
+        type Why = Box<dyn std::error::Error + Send + Sync>;
+        let choice = group::choose(requested, self.classic_setting().as_deref(), || -> Result<group::Offer, Why> {
             let mut config = ClientConfig::new();
             config.set("bootstrap.servers", &self.producer.brokers).set("client.id", "lambda-stream-worker");
             for (k, v) in &self.producer.extra {
                 config.set(k, v);
             }
-            let context = self.producer.context().map_err(|e| e.to_string())?;
-            group::ask_broker(&config, context, Duration::from_secs(10)).map_err(|e| e.to_string())
+            let context = self.producer.context()?;
+            Ok(group::ask_broker(&config, context, Duration::from_secs(10))?)
         });
         self.group_protocol = choice.protocol;
         choice
@@ -186,25 +189,34 @@ impl WorkerOptions {
     }
 }
 
+/// Why the worker stopped (or could not start).
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error("cannot create the Kafka consumer: {0}")]
-    Consumer(String),
-    #[error("cannot subscribe to {topics}: {why}")]
-    Subscribe { topics: String, why: String },
+    Consumer(#[source] KafkaError),
+    #[error("cannot subscribe to {topics}: {source}")]
+    Subscribe { topics: String, source: KafkaError },
     #[error(transparent)]
     Producer(#[from] SinkError),
     #[error(
         "{count} message(s) could not be delivered for {seconds} s (first: {first}); stopped without committing \
          past {topic}[{partition}] offset {offset}"
     )]
-    Undeliverable { count: usize, seconds: u64, first: String, topic: String, partition: i32, offset: i64 },
+    Undeliverable {
+        count: usize,
+        seconds: u64,
+        #[source]
+        first: SinkError,
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
     #[error(transparent)]
     Transaction(TransactionError),
-    #[error("cannot commit offsets: {0}")]
-    Commit(String),
+    /// The task mapping a batch did not finish: mapping panicked (never seen: it is property- and
+    /// fuzz-tested), and nothing past the batch before it was committed.
     #[error("mapping a batch failed: {0}")]
-    Mapping(String),
+    Mapping(#[source] tokio::task::JoinError),
 }
 
 /// Counts since the worker started: `ok + failed + skipped = received`; `released` records were
@@ -346,11 +358,11 @@ impl Worker {
         let context =
             WorkerContext { kafka: options.producer.context()?, lag: Arc::clone(&lag), metrics: Arc::clone(&metrics) };
         let consumer: StreamConsumer<WorkerContext> =
-            options.consumer_config().create_with_context(context).map_err(|e| WorkerError::Consumer(e.to_string()))?;
+            options.consumer_config().create_with_context(context).map_err(WorkerError::Consumer)?;
         let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
-            .map_err(|e| WorkerError::Subscribe { topics: options.topics.join(","), why: e.to_string() })?;
+            .map_err(|source| WorkerError::Subscribe { topics: options.topics.join(","), source })?;
         Ok(Worker {
             pipeline: Arc::new(pipeline),
             sink,
@@ -577,7 +589,7 @@ impl Worker {
         let mapping = map_on_blocking_thread(&self.pipeline, self.options.pass_through, batch, offsets);
         if self.options.exactly_once {
             self.step("mapping");
-            let mapped = mapping.await.map_err(|e| WorkerError::Mapping(e.to_string()))?;
+            let mapped = mapping.await.map_err(WorkerError::Mapping)?;
             return self.process_transaction(mapped).await;
         }
         // At-least-once, pipelined in three stages: this batch is mapped on a blocking thread
@@ -596,7 +608,7 @@ impl Worker {
         let mapped = match mapping.await {
             Ok(mapped) => mapped,
             // Mapping never panics (property- and fuzz-tested); if it did, stop before any commit.
-            Err(e) => return Err(WorkerError::Mapping(e.to_string())),
+            Err(e) => return Err(WorkerError::Mapping(e)),
         };
         if let Some(previous) = self.in_flight.take() {
             self.settle(previous).await?;
@@ -674,12 +686,9 @@ impl Worker {
             self.step("producing in the transaction");
             let deliveries = self.sink.send_all(&refs, self.message_deadline()).await;
             if let Some(Err(e)) = deliveries.into_iter().find(Result::is_err) {
-                return Err(TransactionError::Abortable(e.to_string()));
+                return Err(TransactionError::Undelivered(e));
             }
-            let group = self
-                .consumer()
-                .group_metadata()
-                .ok_or_else(|| TransactionError::Abortable("no consumer group metadata yet".into()))?;
+            let group = self.consumer().group_metadata().ok_or(TransactionError::NoGroupMetadata)?;
             let give_up_at = Instant::now() + self.options.delivery_timeout;
             loop {
                 self.step("committing the transaction");
@@ -859,7 +868,7 @@ fn undeliverable(
     WorkerError::Undeliverable {
         count: undelivered.len(),
         seconds: waited.as_secs(),
-        first: undelivered[0].1.to_string(),
+        first: undelivered[0].1.clone(),
         topic: first.origin.topic.clone(),
         partition: first.origin.partition,
         offset,

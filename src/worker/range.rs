@@ -5,11 +5,36 @@
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 
-use crate::sink::ProducerSettings;
 use crate::sink::kafka::KafkaContext;
+use crate::sink::{ProducerSettings, SinkError};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// Why a topic could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RangeError {
+    /// The client's context (its MSK IAM signer) could not be made.
+    #[error(transparent)]
+    Context(#[from] SinkError),
+    #[error("cannot create a consumer: {0}")]
+    Consumer(#[source] KafkaError),
+    #[error("topic `{topic}` does not exist or has no such partition")]
+    NoSuchTopic { topic: String },
+    /// The cluster did not answer for the topic: unreachable, or refusing the client.
+    #[error("cannot read topic `{topic}` from {brokers}: {source}")]
+    Metadata { topic: String, brokers: Box<str>, source: KafkaError },
+    #[error("cannot read the end of `{topic}`: {source}")]
+    End { topic: String, source: KafkaError },
+    #[error("cannot find offsets for times: {0}")]
+    OffsetsForTimes(#[source] KafkaError),
+    #[error("cannot read `{topic}` partition {partition}: {source}")]
+    Partition { topic: String, partition: i32, source: KafkaError },
+    /// The partition has more records (its end was read before), so the broker is not answering.
+    #[error("no record from `{topic}` partition {partition} within {} s", .within.as_secs())]
+    Silent { topic: String, partition: i32, within: Duration },
+}
 
 /// One record of the stretch.
 pub struct RangeRecord<'a> {
@@ -35,24 +60,20 @@ pub fn read_range(
     range: &Range,
     mut each: impl FnMut(RangeRecord<'_>),
     mut progress: impl FnMut(u64, u64),
-) -> Result<u64, String> {
+) -> Result<u64, RangeError> {
     let consumer = reader(cluster, "lambda-stream-failures")?;
     let timeout = Duration::from_secs(10);
-    let partitions = partitions_of(&consumer, topic, range.partition, timeout)?;
+    let partitions = partitions_of(&consumer, &cluster.brokers, topic, range.partition, timeout)?;
     if partitions.is_empty() {
-        return Err(format!("topic `{topic}` does not exist or has no such partition"));
+        return Err(RangeError::NoSuchTopic { topic: topic.to_owned() });
     }
     // Start and end offsets per partition: the end is where the topic ended when the read began
     // (or the first offset at `until`), so a busy topic's read still ends.
-    let at = |ms: i64| -> Result<Vec<i64>, String> {
+    let at = |ms: i64| -> Result<Vec<i64>, RangeError> {
         Ok(offsets_at(&consumer, topic, &partitions, ms, timeout)?.into_iter().map(|o| o.unwrap_or(i64::MAX)).collect())
     };
-    let watermarks: Vec<(i64, i64)> = partitions
-        .iter()
-        .map(|p| {
-            consumer.fetch_watermarks(topic, *p, timeout).map_err(|e| format!("cannot read the end of `{topic}`: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
+    let watermarks: Vec<(i64, i64)> =
+        partitions.iter().map(|p| end_of(&consumer, topic, *p, timeout)).collect::<Result<_, _>>()?;
     let starts: Vec<i64> = match range.since_ms {
         Some(ms) => at(ms)?.iter().zip(&watermarks).map(|(o, (low, high))| (*o).clamp(*low, *high)).collect(),
         None => watermarks.iter().map(|(low, _)| *low).collect(),
@@ -96,7 +117,7 @@ pub fn read_range(
 /// of partition reported, committed records only; it reads ahead in large fetches, without
 /// librdkafka's one-second pause once its prefetch queue is full (the worker's consumer sets the
 /// same, for the same reason).
-pub(super) fn reader(cluster: &ProducerSettings, group: &str) -> Result<BaseConsumer<KafkaContext>, String> {
+pub(super) fn reader(cluster: &ProducerSettings, group: &str) -> Result<BaseConsumer<KafkaContext>, RangeError> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &cluster.brokers)
@@ -111,8 +132,19 @@ pub(super) fn reader(cluster: &ProducerSettings, group: &str) -> Result<BaseCons
     for (k, v) in &cluster.extra {
         config.set(k, v);
     }
-    let context = cluster.context().map_err(|e| e.to_string())?;
-    config.create_with_context(context).map_err(|e| format!("cannot create a consumer: {e}"))
+    config.create_with_context(cluster.context()?).map_err(RangeError::Consumer)
+}
+
+/// The low and high watermarks of `partition` of `topic`.
+pub(super) fn end_of<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<(i64, i64), RangeError> {
+    consumer
+        .fetch_watermarks(topic, partition, timeout)
+        .map_err(|source| RangeError::End { topic: topic.to_owned(), source })
 }
 
 /// Points the reader at `partition` of `topic` from `offset` (and at nothing else).
@@ -121,11 +153,11 @@ pub(super) fn assign<C: ConsumerContext>(
     topic: &str,
     partition: i32,
     offset: i64,
-) -> Result<(), String> {
+) -> Result<(), RangeError> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
         .and_then(|()| consumer.assign(&tpl))
-        .map_err(|e| format!("cannot read `{topic}` partition {partition}: {e}"))
+        .map_err(|source| RangeError::Partition { topic: topic.to_owned(), partition, source })
 }
 
 /// The assigned partition's next record; `None` at its end. No record within `timeout` is an
@@ -135,24 +167,29 @@ pub(super) fn next_record<'c, C: ConsumerContext>(
     topic: &str,
     partition: i32,
     timeout: Duration,
-) -> Result<Option<BorrowedMessage<'c>>, String> {
+) -> Result<Option<BorrowedMessage<'c>>, RangeError> {
     match consumer.poll(timeout) {
         Some(Ok(m)) => Ok(Some(m)),
-        Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => Ok(None),
-        Some(Err(e)) => Err(format!("cannot read `{topic}` partition {partition}: {e}")),
-        None => Err(format!("no record from `{topic}` partition {partition} within {} s", timeout.as_secs())),
+        Some(Err(KafkaError::PartitionEOF(_))) => Ok(None),
+        Some(Err(source)) => Err(RangeError::Partition { topic: topic.to_owned(), partition, source }),
+        None => Err(RangeError::Silent { topic: topic.to_owned(), partition, within: timeout }),
     }
 }
 
 /// The partitions of `topic` (only `only`, when given); empty when the topic does not exist.
+/// `brokers` (the bootstrap servers) is named in the error when the cluster does not answer.
 pub(super) fn partitions_of<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
+    brokers: &str,
     topic: &str,
     only: Option<i32>,
     timeout: Duration,
-) -> Result<Vec<i32>, String> {
-    let metadata =
-        consumer.fetch_metadata(Some(topic), timeout).map_err(|e| format!("cannot read topic `{topic}`: {e}"))?;
+) -> Result<Vec<i32>, RangeError> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(|source| RangeError::Metadata {
+        topic: topic.to_owned(),
+        brokers: brokers.into(),
+        source,
+    })?;
     Ok(metadata
         .topics()
         .iter()
@@ -170,11 +207,15 @@ pub(super) fn offsets_at<C: ConsumerContext>(
     partitions: &[i32],
     ms: i64,
     timeout: Duration,
-) -> Result<Vec<Option<i64>>, String> {
+) -> Result<Vec<Option<i64>>, RangeError> {
     let mut tpl = TopicPartitionList::new();
     for p in partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Offset(ms)).map_err(|e| e.to_string())?;
+        tpl.add_partition_offset(topic, *p, Offset::Offset(ms)).map_err(|source| RangeError::Partition {
+            topic: topic.to_owned(),
+            partition: *p,
+            source,
+        })?;
     }
-    let found = consumer.offsets_for_times(tpl, timeout).map_err(|e| format!("cannot find offsets for times: {e}"))?;
+    let found = consumer.offsets_for_times(tpl, timeout).map_err(RangeError::OffsetsForTimes)?;
     Ok(found.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { Some(o) } else { None }).collect())
 }

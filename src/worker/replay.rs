@@ -19,16 +19,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
+use super::range::RangeError;
 use crate::envelope::ReplayEnvelope;
 use crate::pipeline::Pipeline;
 use crate::record::Input;
 use crate::route::{Route, Routed};
-use crate::sink::ProducerSettings;
 use crate::sink::kafka::{KafkaContext, KafkaSink, PendingDelivery};
+use crate::sink::{ProducerSettings, SinkError};
 
 /// On every replayed message: where in the fail topic it came from (`topic/partition/offset`).
 pub const HEADER_REPLAY_FROM: &str = "lambda-stream.replay.from";
@@ -38,6 +40,34 @@ pub const HEADER_REPLAY_OF: &str = "lambda-stream.replay.of";
 /// Records per batch unless told otherwise (`--max-batch`): one delivery wait and one commit
 /// each. Much smaller batches measured slower (the end of each waits for the one before it).
 pub const DEFAULT_MAX_BATCH: usize = 5_000;
+
+/// Why a replay stopped before its end. Nothing past the last commit is committed: a run of the
+/// same replay resumes there.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// Reading a topic's partitions, ends, offsets or records failed.
+    #[error(transparent)]
+    Range(#[from] RangeError),
+    #[error("topic `{topic}` does not exist")]
+    NoSuchTopic { topic: String },
+    #[error("cannot read committed offsets: {0}")]
+    Committed(#[source] KafkaError),
+    #[error("cannot read `{topic}`: {source}")]
+    Read { topic: String, source: KafkaError },
+    /// A partition has more records to read (its end was read at the start), so the broker is
+    /// not answering.
+    #[error("no record from `{topic}` within {} s", .within.as_secs())]
+    Silent { topic: String, within: Duration },
+    #[error("delivery failed, nothing past the last commit is committed: {0}")]
+    Delivery(#[source] SinkError),
+    #[error("cannot commit: {0}")]
+    Commit(#[source] KafkaError),
+    #[error("cannot start the {stage}: {source}")]
+    Thread { stage: &'static str, source: std::io::Error },
+    /// A stage's thread panicked (a bug: its message is printed above this one).
+    #[error("the {stage} stopped unexpectedly")]
+    Panicked { stage: &'static str },
+}
 
 /// What to replay and how.
 pub struct ReplayOptions {
@@ -153,7 +183,7 @@ fn delivered_since(
     from: &str,
     marker: &ResumeMarker,
     timeout: Duration,
-) -> Result<HashSet<(i32, i64)>, String> {
+) -> Result<HashSet<(i32, i64)>, ReplayError> {
     let prefix = format!("{from}/");
     let mut found = HashSet::new();
     for ((topic, p), start) in &marker.ends {
@@ -198,15 +228,14 @@ async fn land(
     router: &crate::route::Router,
     marker: Option<&mut ResumeMarker>,
     mode: CommitMode,
-) -> Result<(), String> {
+) -> Result<(), ReplayError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let placed = sink.confirm_placed(batch.pending, deadline).await;
     // Where each output partition ends after this batch: a handful of entries for thousands of
     // messages, so found in a short list rather than a map keyed by topic name.
     let mut ends: Vec<((Route, i32), i64)> = Vec::new();
     for (route, result) in batch.routes.into_iter().zip(placed) {
-        let (partition, offset) =
-            result.map_err(|e| format!("delivery failed, nothing past the last commit is committed: {e}"))?;
+        let (partition, offset) = result.map_err(ReplayError::Delivery)?;
         match ends.iter_mut().find(|(at, _)| *at == (route, partition)) {
             Some((_, end)) => *end = (*end).max(offset + 1),
             None => ends.push(((route, partition), offset + 1)),
@@ -226,13 +255,13 @@ async fn land(
     };
     let mut offsets = TopicPartitionList::new();
     for (p, next) in batch.positions {
-        offsets.add_partition_offset(from, p, Offset::Offset(next)).map_err(|e| e.to_string())?;
+        offsets.add_partition_offset(from, p, Offset::Offset(next)).map_err(ReplayError::Commit)?;
         if let Some(mut e) = offsets.find_partition(from, p) {
             e.set_metadata(metadata.as_str());
         }
     }
     // Between batches the commit is not waited for (a later one covers a lost one); the last is.
-    consumer.commit(&offsets, mode).map_err(|e| format!("cannot commit: {e}"))
+    consumer.commit(&offsets, mode).map_err(ReplayError::Commit)
 }
 
 /// Runs the replay to the end of the fail topic as it was when it started (or to `until`), or
@@ -242,22 +271,22 @@ pub async fn replay(
     pipeline: Arc<Pipeline>,
     sink: Option<&KafkaSink>,
     mut progress: impl FnMut(&ReplayReport),
-) -> Result<ReplayReport, String> {
+) -> Result<ReplayReport, ReplayError> {
     let consumer = super::range::reader(&options.cluster, &options.group)?;
     let timeout = Duration::from_secs(10);
     // A dry run sends nothing, whatever it was given to send with.
     let sink = sink.filter(|_| !options.dry_run);
     let topic = options.from.as_str();
-    let partitions = super::range::partitions_of(&consumer, topic, None, timeout)?;
+    let brokers = options.cluster.brokers.as_str();
+    let partitions = super::range::partitions_of(&consumer, brokers, topic, None, timeout)?;
     if partitions.is_empty() {
-        return Err(format!("topic `{topic}` does not exist"));
+        return Err(ReplayError::NoSuchTopic { topic: topic.to_owned() });
     }
     let mut all = TopicPartitionList::new();
     for p in &partitions {
         all.add_partition(topic, *p);
     }
-    let committed =
-        consumer.committed_offsets(all, timeout).map_err(|e| format!("cannot read committed offsets: {e}"))?;
+    let committed = consumer.committed_offsets(all, timeout).map_err(ReplayError::Committed)?;
     let at_time = |ms: i64| super::range::offsets_at(&consumer, topic, &partitions, ms, timeout);
     let since = options.since_ms.map(&at_time).transpose()?;
     let until = options.until_ms.map(&at_time).transpose()?;
@@ -268,9 +297,7 @@ pub async fn replay(
     let mut previous: Option<ResumeMarker> = None;
     let mut resumed_without_marker = false;
     for (i, p) in partitions.iter().enumerate() {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, *p, timeout)
-            .map_err(|e| format!("cannot read the end of `{topic}`: {e}"))?;
+        let (low, high) = super::range::end_of(&consumer, topic, *p, timeout)?;
         let element = committed.find_partition(topic, *p);
         let resumed = element.as_ref().and_then(|e| match e.offset() {
             Offset::Offset(o) => Some(o),
@@ -296,10 +323,8 @@ pub async fn replay(
     if sink.is_some() {
         let router = pipeline.router();
         for output in [&router.topic_ok, &router.topic_fail] {
-            for p in super::range::partitions_of(&consumer, output, None, timeout)? {
-                let (_, high) = consumer
-                    .fetch_watermarks(output, p, timeout)
-                    .map_err(|e| format!("cannot read the end of `{output}`: {e}"))?;
+            for p in super::range::partitions_of(&consumer, brokers, output, None, timeout)? {
+                let (_, high) = super::range::end_of(&consumer, output, p, timeout)?;
                 marker.ends.insert((output.clone(), p), high);
             }
         }
@@ -344,7 +369,7 @@ pub async fn replay(
         std::thread::Builder::new()
             .name("replay-reader".into())
             .spawn(move || plan.read(&consumer, &stop, &batches))
-            .map_err(|e| format!("cannot start the reader: {e}"))?
+            .map_err(|source| ReplayError::Thread { stage: "reader", source })?
     };
     // Mapped on a thread of its own, as the worker maps a batch on a blocking thread: mapping and
     // handing over one after the other on this thread left the reader, a batch ahead, waiting.
@@ -361,7 +386,7 @@ pub async fn replay(
                     }
                 }
             })
-            .map_err(|e| format!("cannot start the mapper: {e}"))?
+            .map_err(|source| ReplayError::Thread { stage: "mapper", source })?
     };
     let mut in_flight: Option<InFlight> = None;
     while let Ok(batch) = mapped.recv() {
@@ -393,8 +418,8 @@ pub async fn replay(
         }
         progress(&report);
     }
-    mapper.join().map_err(|_| "the mapper stopped unexpectedly".to_string())?;
-    report.interrupted = reader.join().map_err(|_| "the reader stopped unexpectedly".to_string())?;
+    mapper.join().map_err(|_| ReplayError::Panicked { stage: "mapper" })?;
+    report.interrupted = reader.join().map_err(|_| ReplayError::Panicked { stage: "reader" })?;
     if let (Some(sink), Some(last)) = (sink, in_flight) {
         land(last, sink, &consumer, topic, pipeline.router(), record_marker.then_some(&mut marker), CommitMode::Sync)
             .await?;
@@ -460,7 +485,7 @@ impl ReadPlan {
         mut self,
         consumer: &BaseConsumer<KafkaContext>,
         stop: &AtomicBool,
-        out: &std::sync::mpsc::SyncSender<Result<ReadBatch, String>>,
+        out: &std::sync::mpsc::SyncSender<Result<ReadBatch, ReplayError>>,
     ) -> bool {
         let timeout = Duration::from_secs(10);
         let topic = self.topic.as_str();
@@ -469,17 +494,17 @@ impl ReadPlan {
         let mut assignment = TopicPartitionList::new();
         for (i, p) in self.partitions.iter().enumerate() {
             if next[i] < self.ends[i]
-                && let Err(e) = assignment.add_partition_offset(topic, *p, Offset::Offset(next[i]))
+                && let Err(source) = assignment.add_partition_offset(topic, *p, Offset::Offset(next[i]))
             {
-                let _ = out.send(Err(e.to_string()));
+                let _ = out.send(Err(RangeError::Partition { topic: topic.to_owned(), partition: *p, source }.into()));
                 return false;
             }
         }
         if open == 0 {
             return false;
         }
-        if let Err(e) = consumer.assign(&assignment) {
-            let _ = out.send(Err(format!("cannot read `{topic}`: {e}")));
+        if let Err(source) = consumer.assign(&assignment) {
+            let _ = out.send(Err(ReplayError::Read { topic: topic.to_owned(), source }));
             return false;
         }
         // Partition id → its index in the plan, looked up per record: ids are small and dense.
@@ -507,7 +532,7 @@ impl ReadPlan {
                         Some(i) => (i, m),
                         None => continue,
                     },
-                    Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
+                    Some(Err(KafkaError::PartitionEOF(partition))) => {
                         let Some(i) = index_of(partition) else { continue };
                         if next[i] >= self.ends[i] {
                             continue;
@@ -533,12 +558,12 @@ impl ReadPlan {
                         open -= 1;
                         continue;
                     }
-                    Some(Err(e)) => {
-                        let _ = out.send(Err(format!("cannot read `{topic}`: {e}")));
+                    Some(Err(source)) => {
+                        let _ = out.send(Err(ReplayError::Read { topic: topic.to_owned(), source }));
                         return false;
                     }
                     None => {
-                        let _ = out.send(Err(format!("no record from `{topic}` within {} s", timeout.as_secs())));
+                        let _ = out.send(Err(ReplayError::Silent { topic: topic.to_owned(), within: timeout }));
                         return false;
                     }
                 };
