@@ -35,7 +35,7 @@ fn main() {
     let (_, plan) =
         lambda_stream::plan::load_file(std::path::Path::new(&format!("{root}/mappings/orders-to-billing.yaml")))
             .unwrap();
-    let router = lambda_stream::route::Router {
+    let router = lambda_stream::destination::Router {
         topic_ok: "ok".into(),
         topic_fail: topic.clone(),
         function_name: "bench".into(),

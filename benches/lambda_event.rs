@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use lambda_stream::destination::{Destination, Origin, OutMessage, Router};
 use lambda_stream::lambda::Function;
 use lambda_stream::pipeline::Pipeline;
 use lambda_stream::record::{self, Payload};
-use lambda_stream::route::{Origin, OutMessage, Route, Router};
 use lambda_stream::sink::kafka::KafkaSink;
 use lambda_stream::sink::{ProducerSettings, Sink};
 use rdkafka::ClientConfig;
@@ -160,7 +160,7 @@ async fn pass_through(sink: &KafkaSink, event: &[u8], topic: &str) {
         .into_iter()
         .filter_map(|input| match input.payload {
             Payload::Value(v) => Some(OutMessage {
-                route: Route::Ok,
+                destination: Destination::Ok,
                 topic: topic.to_string(),
                 key: input.source.key.clone(),
                 payload: v,

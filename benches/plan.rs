@@ -22,10 +22,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use lambda_stream::destination::Router;
 use lambda_stream::envelope::ReplayEnvelope;
 use lambda_stream::plan::{self, Outcome};
 use lambda_stream::record::{Input, Payload, Source};
-use lambda_stream::route::Router;
 use serde_json::Value;
 
 #[cfg(feature = "mimalloc")]

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use lambda_stream::destination::Router;
 use lambda_stream::mapping_source::{Location, MappingSource, Refresh, Refresher};
 use lambda_stream::pipeline::Pipeline;
 use lambda_stream::record::{Input, Payload, Source};
-use lambda_stream::route::Router;
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]

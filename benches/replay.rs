@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use lambda_stream::destination::Router;
 use lambda_stream::pipeline::Pipeline;
 use lambda_stream::plan;
 use lambda_stream::record::{Input, Payload, Source};
-use lambda_stream::route::Router;
 use lambda_stream::sink::ProducerSettings;
 use lambda_stream::sink::kafka::KafkaSink;
 use lambda_stream::worker::replay::{ReplayOptions, replay};

@@ -15,9 +15,9 @@
 
 use std::time::{Duration, Instant};
 
+use lambda_stream::destination::Router;
 use lambda_stream::pipeline::Pipeline;
 use lambda_stream::plan;
-use lambda_stream::route::Router;
 use lambda_stream::sink::ProducerSettings;
 use lambda_stream::worker::{Worker, WorkerOptions};
 use rdkafka::producer::{BaseRecord, Producer};

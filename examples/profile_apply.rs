@@ -40,7 +40,7 @@ fn main() {
         let text = std::fs::read_to_string(&mapping).unwrap();
         let (_, rejecting) =
             plan::load_str(&text.replace("one_of: [CREATED, PAID, SHIPPED, CANCELLED]", "one_of: [CREATED]")).unwrap();
-        let router = lambda_stream::route::Router {
+        let router = lambda_stream::destination::Router {
             topic_ok: "ok".into(),
             topic_fail: "fail".into(),
             function_name: "profile".into(),

@@ -15,7 +15,7 @@
 //!   Knows nothing of Kafka, Lambda or async runtimes.
 //! - [`record`] — Lambda Kafka event → inputs (base64, signed header bytes, tombstones), lenient
 //!   per record so one bad record never fails a batch.
-//! - [`route`] — `(input, outcome)` → ok message or fail message.
+//! - [`destination`] — `(input, outcome)` → a message for the ok topic or the fail topic.
 //! - [`envelope`] — the fail message's JSON envelope and `lambda-stream.error.*` headers: written,
 //!   read back for triage, read back for a replay.
 //! - [`msk_iam`] — SigV4-signed SASL/OAUTHBEARER tokens for MSK IAM authentication.
@@ -49,6 +49,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod destination;
 pub mod diagnostic;
 pub mod envelope;
 pub mod lambda;
@@ -61,7 +62,6 @@ pub mod msk_iam;
 pub mod pipeline;
 pub mod plan;
 pub mod record;
-pub mod route;
 pub mod sink;
 pub mod spec;
 pub mod telemetry;

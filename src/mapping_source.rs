@@ -271,14 +271,14 @@ pub async fn load_pipeline(settings: &crate::config::Settings) -> Result<(Pipeli
         let location = Location::parse(&route.mapping_file.to_string_lossy())?;
         let (refresher, plan) = Refresher::load(MappingSource::new(location).await, interval).await?;
         refreshers.push(refresher.for_route(index));
-        let router = crate::route::Router {
+        let router = crate::destination::Router {
             topic_ok: route.topic_ok.clone(),
             topic_fail: route.topic_fail.clone(),
             ..settings.router()
         };
         routes.push(crate::pipeline::TopicRoute { source_topic: route.source_topic.clone(), plan, router });
     }
-    let unrouted = settings.unrouted_topic_fail.as_ref().map(|fail| crate::route::Router {
+    let unrouted = settings.unrouted_topic_fail.as_ref().map(|fail| crate::destination::Router {
         topic_ok: String::new(),
         topic_fail: fail.clone(),
         ..settings.router()
@@ -396,7 +396,7 @@ mod tests {
         let source = MappingSource::new(Location::File(path.clone())).await;
         let (refresher, plan) = Refresher::load(source, Duration::from_secs(1)).await.unwrap();
         assert_eq!(plan.identity(), format!("m@{}", plan::text_version(v1)));
-        let router = crate::route::Router {
+        let router = crate::destination::Router {
             topic_ok: "ok".into(),
             topic_fail: "fail".into(),
             function_name: String::new(),

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::destination::{Destination, Origin, OutMessage, Routed, Router};
 use crate::plan::{FieldError, Plan};
 use crate::record::Input;
-use crate::route::{Origin, OutMessage, Route, Routed, Router};
 use crate::sink::{Sink, SinkError};
 
 /// The compiled mappings and the routing names, built once at cold start: one route (a mapping
@@ -128,7 +128,7 @@ impl Pipeline {
         self.route_plan(0)
     }
 
-    /// Route `index`'s mapping now.
+    /// Destination `index`'s mapping now.
     pub fn route_plan(&self, index: usize) -> Arc<Plan> {
         // The lock only guards a pointer swap, which cannot leave it half-written.
         self.routes[index].plan.read().unwrap_or_else(PoisonError::into_inner).clone()
@@ -203,16 +203,16 @@ impl Pipeline {
         let mut summary = Summary { received: inputs.len(), mapping, ..Summary::default() };
         for r in &routed {
             match r {
-                Routed::Message(m) => match m.route {
-                    Route::Ok => summary.ok += 1,
-                    Route::Fail => {
+                Routed::Message(m) => match m.destination {
+                    Destination::Ok => summary.ok += 1,
+                    Destination::Fail => {
                         summary.failed += 1;
                         log_failed_record(m);
                     }
                 },
                 Routed::Skipped(origin, reason) => {
                     summary.skipped += 1;
-                    if *reason == crate::route::SkipReason::Dropped {
+                    if *reason == crate::destination::SkipReason::Dropped {
                         summary.dropped += 1;
                     }
                     tracing::debug!(topic = %origin.topic, partition = origin.partition, offset = origin.offset, ?reason, "record skipped");
@@ -331,8 +331,11 @@ mod tests {
         let s = &report.summary;
         assert_eq!((s.received, s.ok, s.failed, s.skipped, s.dropped), (1000, 600, 0, 400, 200));
         assert_eq!(sink.delivered.lock().unwrap().len(), 600, "nothing is produced for a skipped record");
-        let reasons =
-            report.routed.iter().filter(|r| matches!(r, Routed::Skipped(_, crate::route::SkipReason::Dropped))).count();
+        let reasons = report
+            .routed
+            .iter()
+            .filter(|r| matches!(r, Routed::Skipped(_, crate::destination::SkipReason::Dropped)))
+            .count();
         assert_eq!(reasons, 200);
     }
 

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Map, Value, json};
 
+use crate::destination::Routed;
 use crate::pipeline::BatchReport;
-use crate::route::Routed;
 
 /// The most `field:rule` pairs a batch reports by name; the rest are summed as `other`.
 pub const MAX_RULES: usize = 20;
@@ -149,9 +149,9 @@ pub fn emf_lines(report: &BatchReport, settings: &MetricsSettings, context: Batc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::destination::Router;
     use crate::pipeline::{Pipeline, Summary};
     use crate::record::{Input, Payload, Source};
-    use crate::route::Router;
 
     fn router() -> Router {
         Router { topic_ok: "ok".into(), topic_fail: "fail".into(), function_name: "f".into(), function_env: "e".into() }

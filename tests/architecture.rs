@@ -115,7 +115,7 @@ fn no_module_depends_on_one_that_depends_back_on_it() {
     assert!(modules.contains_key("plan::field") && modules.contains_key("plan"), "{:?}", modules.keys());
     let graph = graph(&modules);
     assert!(graph["plan"].contains("plan::field"), "the reader finds a parent's use of its child");
-    assert!(graph["route"].contains("plan"), "the reader finds crate:: paths");
+    assert!(graph["destination"].contains("plan"), "the reader finds crate:: paths");
     let found = cycles(&graph);
     assert!(found.is_empty(), "dependency cycles in src/:\n{}", found.join("\n"));
 }

@@ -243,9 +243,9 @@ fn fresh_topics(prefixes: &[&str], partitions: i32) -> Vec<String> {
 fn fail_messages(
     mapping: &str,
     fail_topic: &str,
-) -> impl Fn(&lambda_stream::record::Input) -> lambda_stream::route::OutMessage + use<> {
+) -> impl Fn(&lambda_stream::record::Input) -> lambda_stream::destination::OutMessage + use<> {
     let (_, plan) = lambda_stream::plan::load_str(mapping).unwrap();
-    let router = lambda_stream::route::Router {
+    let router = lambda_stream::destination::Router {
         topic_ok: "unused".into(),
         topic_fail: fail_topic.into(),
         function_name: "f".into(),

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use lambda_stream::destination::Destination;
 use lambda_stream::lambda::Function;
-use lambda_stream::route::Route;
 use lambda_stream::sink::MemorySink;
 use serde_json::{Value, json};
 
@@ -189,14 +189,14 @@ async fn every_hostile_row_ends_in_one_clear_place() {
             Expect::Ok(output) => {
                 assert_eq!(summary["ok"], 1, "{}: {summary}", row.name);
                 assert_eq!(delivered.len(), 1);
-                assert_eq!(delivered[0].route, Route::Ok);
+                assert_eq!(delivered[0].destination, Destination::Ok);
                 assert_eq!(String::from_utf8_lossy(&delivered[0].payload), output, "{}", row.name);
             }
             Expect::Fail { stage, rule, message } => {
                 assert_eq!(summary["failed"], 1, "{}: {summary}", row.name);
                 assert_eq!(delivered.len(), 1);
                 let m = &delivered[0];
-                assert_eq!((m.route, m.topic.as_str()), (Route::Fail, "fail"), "{}", row.name);
+                assert_eq!((m.destination, m.topic.as_str()), (Destination::Fail, "fail"), "{}", row.name);
                 let envelope: Value = serde_json::from_slice(&m.payload)
                     .unwrap_or_else(|e| panic!("{}: the envelope reads back as JSON: {e}", row.name));
                 assert_eq!(envelope["stage"], stage, "{}: {envelope}", row.name);

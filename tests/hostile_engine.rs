@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use lambda_stream::destination::{Destination, Router};
 use lambda_stream::lambda::Function;
 use lambda_stream::pipeline::Pipeline;
 use lambda_stream::plan::{self, Outcome, Plan};
-use lambda_stream::route::{Route, Router};
 use lambda_stream::sink::MemorySink;
 use serde_json::{Value, json};
 
@@ -165,7 +165,7 @@ async fn the_fail_envelope_and_its_headers_never_carry_a_sensitive_value() {
     assert_eq!(summary["failed"], 1, "{summary}");
     let delivered = f.sink.delivered.lock().unwrap();
     let m = &delivered[0];
-    assert_eq!(m.route, Route::Fail);
+    assert_eq!(m.destination, Destination::Fail);
     let envelope: Value = serde_json::from_slice(&m.payload).unwrap();
     let errors = envelope["errors"].to_string();
     assert!(!errors.contains(CARD), "{errors}");
@@ -320,7 +320,7 @@ async fn a_record_over_its_budget_fails_alone_and_the_batch_goes_on() {
         .unwrap();
     assert_eq!((summary["ok"].as_u64(), summary["failed"].as_u64()), (Some(2), Some(1)), "{summary}");
     let delivered = f.sink.delivered.lock().unwrap();
-    let failed = delivered.iter().find(|m| m.route == Route::Fail).unwrap();
+    let failed = delivered.iter().find(|m| m.destination == Destination::Fail).unwrap();
     let envelope: Value = serde_json::from_slice(&failed.payload).unwrap();
     assert_eq!(envelope["errors"][0]["rule"], "budget", "{envelope}");
 }

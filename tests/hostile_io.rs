@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use lambda_stream::destination::Router;
 use lambda_stream::lambda::Function;
 use lambda_stream::pipeline::Pipeline;
 use lambda_stream::plan;
-use lambda_stream::route::Router;
 use lambda_stream::sink::MemorySink;
 use serde_json::{Value, json};
 

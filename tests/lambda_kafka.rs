@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
+use lambda_stream::destination::Router;
 use lambda_stream::lambda::{Function, HandlerError};
 use lambda_stream::pipeline::Pipeline;
 use lambda_stream::plan::{self, Outcome};
-use lambda_stream::route::Router;
 use lambda_stream::sink::ProducerSettings;
 use lambda_stream::sink::kafka::KafkaSink;
 use rdkafka::Message;

@@ -10,9 +10,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use lambda_stream::destination::Router;
 use lambda_stream::mapping_source::{Location, MappingSource, Refresh, Refresher, SourceError};
 use lambda_stream::pipeline::Pipeline;
-use lambda_stream::route::Router;
 
 use crate::ssm_moto::Moto;
 

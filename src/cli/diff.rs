@@ -39,7 +39,7 @@ pub struct FieldChange {
 pub enum Change {
     /// Another destination: `ok`, `fail` or `dropped` on each side; the errors the record had
     /// (`was`) and has (`errors`), if any.
-    Route { old: &'static str, new: &'static str, was: Vec<FieldError>, errors: Vec<FieldError> },
+    Destination { old: &'static str, new: &'static str, was: Vec<FieldError>, errors: Vec<FieldError> },
     /// Ok under both, with other output values (or another key).
     Values {
         fields: Vec<FieldChange>,
@@ -99,7 +99,7 @@ pub fn compare(old: &Plan, new: &Plan, value: &[u8], hidden: &[&str]) -> Option<
             (!removed.is_empty() || !added.is_empty()).then_some(Change::Errors { removed, added })
         }
         (Outcome::Dropped, Outcome::Dropped) => None,
-        _ => Some(Change::Route {
+        _ => Some(Change::Destination {
             old: route(&before),
             new: route(&after),
             was: before.errors().to_vec(),
@@ -176,9 +176,9 @@ pub fn diff_mapping(
             Some(change) => {
                 summary.changed += 1;
                 match &change {
-                    Change::Route { old: "ok", new: "fail", .. } => summary.ok_to_fail += 1,
-                    Change::Route { old: "fail", new: "ok", .. } => summary.fail_to_ok += 1,
-                    Change::Route { .. } => summary.other_route += 1,
+                    Change::Destination { old: "ok", new: "fail", .. } => summary.ok_to_fail += 1,
+                    Change::Destination { old: "fail", new: "ok", .. } => summary.fail_to_ok += 1,
+                    Change::Destination { .. } => summary.other_route += 1,
                     Change::Values { .. } => summary.values += 1,
                     Change::Errors { .. } => summary.errors += 1,
                 }
@@ -263,7 +263,7 @@ fn error_line(e: &FieldError) -> String {
 pub fn render(c: &RecordChange) -> String {
     let mut s = String::new();
     match &c.change {
-        Change::Route { old, new, was, errors } => {
+        Change::Destination { old, new, was, errors } => {
             s.push_str(&format!("{}: {old} → {new}\n", c.record));
             for e in was {
                 s.push_str(&format!("  - {}\n", error_line(e)));
@@ -339,7 +339,7 @@ mod tests {
         let stricter =
             plan("  - { source: $.a, target: a, type: integer, required: true, validate: [{ range: { min: 2 } }] }\n");
         match compare(&old, &stricter, br#"{"a": 1}"#, &[]) {
-            Some(Change::Route { old: "ok", new: "fail", was, errors }) => {
+            Some(Change::Destination { old: "ok", new: "fail", was, errors }) => {
                 assert!(was.is_empty());
                 assert_eq!(errors[0].rule, "range");
             }

@@ -49,10 +49,10 @@ pub struct Printing {
 impl Printing {
     /// The router of a dry run: the given topic names (`ok`, `fail` by default) and the function
     /// names from the environment, as the fail envelope carries them.
-    fn router(&self) -> crate::route::Router {
+    fn router(&self) -> crate::destination::Router {
         let layers = crate::config::Layers::command_line(Vec::new(), "lambda-stream-local");
         let name = |n: &str| layers.get(n).unwrap_or_default();
-        crate::route::Router {
+        crate::destination::Router {
             topic_ok: self.topic_ok.clone().unwrap_or_else(|| "ok".into()),
             topic_fail: self.topic_fail.clone().unwrap_or_else(|| "fail".into()),
             function_name: name("LAMBDA_NAME"),
@@ -316,12 +316,12 @@ fn over_limit(line: &[u8], max_line_bytes: usize) -> Option<plan::Failure> {
 /// at offset line − 1 (what the fail envelope's `source` then shows), routed as the function
 /// would route it.
 pub struct LineMessages {
-    router: crate::route::Router,
+    router: crate::destination::Router,
     topic: String,
 }
 
 impl LineMessages {
-    fn route(&self, plan: &Plan, line: &[u8], offset: usize, max_line_bytes: usize) -> crate::route::Routed {
+    fn route(&self, plan: &Plan, line: &[u8], offset: usize, max_line_bytes: usize) -> crate::destination::Routed {
         use crate::record::{Input, Payload, Source};
         let topic = &self.topic;
         let source = Source {
@@ -333,9 +333,12 @@ impl LineMessages {
         };
         let input = Input { source, payload: Payload::Value(line.to_vec()) };
         match over_limit(line, max_line_bytes) {
-            Some(failure) => {
-                crate::route::Routed::Message(self.router.fail_message(Some(plan), &input.source, failure, Some(line)))
-            }
+            Some(failure) => crate::destination::Routed::Message(self.router.fail_message(
+                Some(plan),
+                &input.source,
+                failure,
+                Some(line),
+            )),
             None => self.router.route(plan, &input),
         }
     }
@@ -390,7 +393,7 @@ fn render_chunk(
     max_line_bytes: usize,
     messages: Option<&LineMessages>,
 ) -> (Vec<u8>, Tally) {
-    use crate::route::{Route, Routed};
+    use crate::destination::{Destination, Routed};
     let mut out = Vec::with_capacity(lines.len() * 512);
     let mut tally = Tally::default();
     for (i, line) in lines.iter().enumerate() {
@@ -403,7 +406,7 @@ fn render_chunk(
         if let Some(messages) = messages {
             let routed = messages.route(plan, line, line_no - 1, max_line_bytes);
             match &routed {
-                Routed::Message(m) if m.route == Route::Ok => tally.ok += 1,
+                Routed::Message(m) if m.destination == Destination::Ok => tally.ok += 1,
                 Routed::Message(_) => tally.failed += 1,
                 Routed::Skipped(..) => tally.dropped += 1,
             }
@@ -538,9 +541,9 @@ pub const NO_KAFKA: &str = "this lambda-stream is the mapping-tools build, witho
      (`cargo build --release`, see docs/deployment.md)";
 
 /// One dry-run line: route, source position, key, destination, and value or errors.
-pub fn render_routed(routed: &crate::route::Routed) -> Vec<u8> {
+pub fn render_routed(routed: &crate::destination::Routed) -> Vec<u8> {
+    use crate::destination::{Destination, Routed};
     use crate::envelope::text_or_base64;
-    use crate::route::{Route, Routed};
     use serde_json::value::RawValue;
 
     #[derive(serde::Serialize)]
@@ -560,7 +563,7 @@ pub fn render_routed(routed: &crate::route::Routed) -> Vec<u8> {
         #[serde(skip_serializing_if = "Option::is_none")]
         errors: Option<&'a [plan::FieldError]>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<crate::route::SkipReason>,
+        reason: Option<crate::destination::SkipReason>,
     }
 
     let line = match routed {
@@ -577,14 +580,14 @@ pub fn render_routed(routed: &crate::route::Routed) -> Vec<u8> {
             errors: None,
         }),
         Routed::Message(m) => {
-            let value = match m.route {
+            let value = match m.destination {
                 // The mapped bytes as they are: spec order preserved.
-                Route::Ok => serde_json::from_slice::<&RawValue>(&m.payload).ok(),
-                Route::Fail => None,
+                Destination::Ok => serde_json::from_slice::<&RawValue>(&m.payload).ok(),
+                Destination::Fail => None,
             };
             let (stage, errors) = m.failure.as_ref().map(|f| (f.stage, f.errors.as_slice())).unzip();
             serde_json::to_vec(&Line {
-                route: if m.route == Route::Ok { "ok" } else { "fail" },
+                route: if m.destination == Destination::Ok { "ok" } else { "fail" },
                 topic: &m.origin.topic,
                 partition: m.origin.partition,
                 offset: m.origin.offset,
@@ -604,9 +607,9 @@ pub fn render_routed(routed: &crate::route::Routed) -> Vec<u8> {
 
 /// One routed record as `--messages` prints it: the message exactly as it would be produced —
 /// topic, key, headers, payload (JSON as JSON, other bytes as text or base64) — or the skip.
-pub fn render_message(routed: &crate::route::Routed) -> Vec<u8> {
+pub fn render_message(routed: &crate::destination::Routed) -> Vec<u8> {
+    use crate::destination::Routed;
     use crate::envelope::text_or_base64;
-    use crate::route::Routed;
     use serde_json::value::RawValue;
     use serde_json::{Value, json};
 
@@ -621,7 +624,7 @@ pub fn render_message(routed: &crate::route::Routed) -> Vec<u8> {
     #[serde(untagged)]
     enum Line<'a> {
         Message { topic: &'a str, key: Value, headers: Vec<Value>, payload: Payload<'a> },
-        Skipped { skipped: crate::route::SkipReason, source: Value },
+        Skipped { skipped: crate::destination::SkipReason, source: Value },
     }
     let bytes = |b: &[u8]| -> Value {
         match text_or_base64(b) {

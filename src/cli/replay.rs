@@ -76,7 +76,7 @@ pub fn replay(args: ReplayArgs) -> Result<Outcome, CliError> {
         max_batch: args.max_batch as usize,
         stop: std::sync::Arc::clone(&stop),
     };
-    let router = crate::route::Router {
+    let router = crate::destination::Router {
         topic_ok: args.topic_ok.clone(),
         topic_fail: args.topic_fail.clone(),
         function_name: "lambda-stream-replay".into(),

@@ -378,8 +378,8 @@ impl Settings {
     }
 
     /// The names that go into every fail record, and the destination topics.
-    pub fn router(&self) -> crate::route::Router {
-        crate::route::Router {
+    pub fn router(&self) -> crate::destination::Router {
+        crate::destination::Router {
             topic_ok: self.topic_ok.clone(),
             topic_fail: self.topic_fail.clone(),
             function_name: self.lambda_name.clone(),

@@ -1,5 +1,6 @@
 //! The Kafka sink: one idempotent (optionally transactional) producer, and the client context
-//! shared with the worker's consumer (MSK IAM tokens, rate-limited error logs).
+//! shared with the worker's consumer (MSK IAM tokens, rate-limited error logs), and the librdkafka
+//! glue both read records with (a consumed record's headers, byte for byte).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,8 +15,8 @@ use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, ClientContext};
 
 use super::{Delivery, ProducerSettings, Sink, SinkError};
+use crate::destination::OutMessage;
 use crate::msk_iam::{MskIamSigner, PRINCIPAL};
-use crate::route::OutMessage;
 
 /// A transactional call failed; what to do next follows librdkafka's classification.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -304,6 +305,46 @@ impl Sink for KafkaSink {
     }
 }
 
+/// A consumed record's headers in order, as `(name, value)` bytes (a header without a value reads
+/// as an empty one), straight from librdkafka.
+///
+/// Not through rdkafka's `Headers::iter`: it turns every name into `&str` with an `unwrap`, so a
+/// record whose header name is not UTF-8 (any producer can write one; the broker does not check)
+/// would panic the consumer on that record again at every restart. And the replay skips most of a
+/// fail record's headers by their prefix, which needs no UTF-8 check at all.
+#[allow(unsafe_code)] // librdkafka's header accessors; see the SAFETY comments
+pub(crate) fn record_headers<'m>(
+    m: &'m rdkafka::message::BorrowedMessage<'_>,
+) -> impl Iterator<Item = (&'m [u8], &'m [u8])> + 'm {
+    use rdkafka::bindings as rd;
+    let mut headers: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
+    // SAFETY: `m.ptr()` is the message `m` borrows, alive for `'m`. librdkafka parses its headers on
+    // the first call and keeps them with the message (freed with it, never while it is borrowed);
+    // on any error (none, or unparsable) the pointer is left null and no header is read.
+    let found = unsafe { rd::rd_kafka_message_headers(m.ptr(), &mut headers) };
+    let count = if found == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && !headers.is_null() {
+        // SAFETY: `headers` is the message's valid header list.
+        unsafe { rd::rd_kafka_header_cnt(headers) }
+    } else {
+        0
+    };
+    (0..count).filter_map(move |i| {
+        let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0usize);
+        // SAFETY: `i < count` indexes the list; the name is a NUL-terminated copy and the value a
+        // buffer of `size` bytes (or null), both owned by the list, which nothing modifies while the
+        // message is borrowed: they live for `'m`.
+        unsafe {
+            let got = rd::rd_kafka_header_get_all(headers, i, &mut name, &mut value, &mut size);
+            if got != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+                return None;
+            }
+            let name: &'m [u8] = std::ffi::CStr::from_ptr(name).to_bytes();
+            let value: &'m [u8] = if value.is_null() { &[] } else { std::slice::from_raw_parts(value.cast(), size) };
+            Some((name, value))
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,12 +401,12 @@ mod tests {
         settings.extra.push(("queue.buffering.max.messages".into(), "1".into()));
         let sink = KafkaSink::new(&settings).unwrap();
         let message = |n: u8| OutMessage {
-            route: crate::route::Route::Ok,
+            destination: crate::destination::Destination::Ok,
             topic: "t".into(),
             key: None,
             payload: vec![n],
             headers: Vec::new(),
-            origin: crate::route::Origin {
+            origin: crate::destination::Origin {
                 group: "s-0".into(),
                 topic: "s".into(),
                 partition: 0,

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::route::OutMessage;
+use crate::destination::OutMessage;
 
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -21,8 +21,8 @@ use prometheus::{
 };
 
 use super::heartbeat::Heartbeat;
+use crate::destination::OutMessage;
 use crate::pipeline::Summary;
-use crate::route::OutMessage;
 
 /// Distinct `rule` label values kept over the worker's life; later new pairs count as `other`,
 /// so no input can grow the series without bound.
@@ -446,12 +446,12 @@ fn answer(endpoint: &Endpoint, url: &str) -> (u16, String, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::destination::{Destination, Origin};
     use crate::plan::{Failure, FieldError, Stage};
-    use crate::route::{Origin, Route};
 
     fn failed(field: &str, rule: &str) -> OutMessage {
         OutMessage {
-            route: Route::Fail,
+            destination: Destination::Fail,
             topic: "fail".into(),
             key: None,
             payload: Vec::new(),

@@ -47,9 +47,9 @@ use rdkafka::message::{BorrowedMessage, Message, Timestamp};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
+use crate::destination::{Destination, OutMessage, Routed};
 use crate::pipeline::{Pipeline, Summary};
 use crate::record::{Input, Payload, Source};
-use crate::route::{OutMessage, Route, Routed};
 use crate::sink::kafka::{KafkaContext, KafkaSink, PendingDelivery, TransactionError};
 use crate::sink::{Delivery, ProducerSettings, Sink, SinkError};
 
@@ -884,50 +884,13 @@ fn push(batch: &mut Vec<Input>, received: Result<BorrowedMessage<'_>, rdkafka::e
     }
 }
 
-/// A consumed record's headers in order, as `(name, value)` bytes (a header without a value reads
-/// as an empty one), straight from librdkafka.
-///
-/// Not through rdkafka's `Headers::iter`: it turns every name into `&str` with an `unwrap`, so a
-/// record whose header name is not UTF-8 (any producer can write one; the broker does not check)
-/// would panic the consumer on that record again at every restart. And the replay skips most of a
-/// fail record's headers by their prefix, which needs no UTF-8 check at all.
-#[allow(unsafe_code)] // librdkafka's header accessors; see the SAFETY comments
-pub(crate) fn record_headers<'m>(m: &'m BorrowedMessage<'_>) -> impl Iterator<Item = (&'m [u8], &'m [u8])> + 'm {
-    use rdkafka::bindings as rd;
-    let mut headers: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
-    // SAFETY: `m.ptr()` is the message `m` borrows, alive for `'m`. librdkafka parses its headers on
-    // the first call and keeps them with the message (freed with it, never while it is borrowed);
-    // on any error (none, or unparsable) the pointer is left null and no header is read.
-    let found = unsafe { rd::rd_kafka_message_headers(m.ptr(), &mut headers) };
-    let count = if found == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && !headers.is_null() {
-        // SAFETY: `headers` is the message's valid header list.
-        unsafe { rd::rd_kafka_header_cnt(headers) }
-    } else {
-        0
-    };
-    (0..count).filter_map(move |i| {
-        let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0usize);
-        // SAFETY: `i < count` indexes the list; the name is a NUL-terminated copy and the value a
-        // buffer of `size` bytes (or null), both owned by the list, which nothing modifies while the
-        // message is borrowed: they live for `'m`.
-        unsafe {
-            let got = rd::rd_kafka_header_get_all(headers, i, &mut name, &mut value, &mut size);
-            if got != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
-                return None;
-            }
-            let name: &'m [u8] = std::ffi::CStr::from_ptr(name).to_bytes();
-            let value: &'m [u8] = if value.is_null() { &[] } else { std::slice::from_raw_parts(value.cast(), size) };
-            Some((name, value))
-        }
-    })
-}
-
 /// A consumed record as the pipeline's input (the same shape the Lambda event decoder gives). A
 /// header name that is not UTF-8 is read as Kafka's Java clients read it: each invalid sequence
 /// becomes U+FFFD.
 pub fn input_of(m: &BorrowedMessage<'_>) -> Input {
-    let headers =
-        record_headers(m).map(|(name, value)| (String::from_utf8_lossy(name).into_owned(), value.to_vec())).collect();
+    let headers = crate::sink::kafka::record_headers(m)
+        .map(|(name, value)| (String::from_utf8_lossy(name).into_owned(), value.to_vec()))
+        .collect();
     let (timestamp, timestamp_type) = match m.timestamp() {
         Timestamp::NotAvailable => (None, None),
         Timestamp::CreateTime(t) => (Some(t), Some("CREATE_TIME".to_string())),
@@ -971,12 +934,12 @@ fn next_offsets(batch: &[Input]) -> TopicPartitionList {
 fn pass_through(input: &mut Input, topic_ok: &str) -> Option<OutMessage> {
     match &mut input.payload {
         Payload::Value(v) => Some(OutMessage {
-            route: Route::Ok,
+            destination: Destination::Ok,
             topic: topic_ok.to_string(),
             key: input.source.key.clone(),
             payload: std::mem::take(v),
             headers: input.source.headers.iter().map(|(k, v)| (k.clone().into(), v.clone())).collect(),
-            origin: crate::route::Origin::of(&input.source),
+            origin: crate::destination::Origin::of(&input.source),
             failure: None,
         }),
         _ => None,
@@ -1040,12 +1003,12 @@ mod tests {
 
     fn message(topic: &str, offset: i64) -> OutMessage {
         OutMessage {
-            route: Route::Ok,
+            destination: Destination::Ok,
             topic: topic.into(),
             key: None,
             payload: offset.to_string().into_bytes(),
             headers: Vec::new(),
-            origin: crate::route::Origin {
+            origin: crate::destination::Origin {
                 group: "in-0".into(),
                 topic: "in".into(),
                 partition: 0,
@@ -1080,7 +1043,7 @@ mod tests {
             "/mappings/orders-to-billing.yaml"
         )))
         .unwrap();
-        let router = crate::route::Router {
+        let router = crate::destination::Router {
             topic_ok: "ok".into(),
             topic_fail: "fail".into(),
             function_name: "f".into(),

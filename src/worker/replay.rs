@@ -25,10 +25,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use super::range::RangeError;
+use crate::destination::{Destination, Routed};
 use crate::envelope::ReplayEnvelope;
 use crate::pipeline::Pipeline;
 use crate::record::Input;
-use crate::route::{Route, Routed};
 use crate::sink::kafka::{KafkaContext, KafkaSink, PendingDelivery};
 use crate::sink::{ProducerSettings, SinkError};
 
@@ -193,7 +193,7 @@ fn delivered_since(
         }
         super::range::assign(consumer, topic, *p, *start)?;
         while let Some(m) = super::range::next_record(consumer, topic, *p, timeout)? {
-            let from = super::record_headers(&m).find(|(name, _)| *name == HEADER_REPLAY_FROM.as_bytes());
+            let from = crate::sink::kafka::record_headers(&m).find(|(name, _)| *name == HEADER_REPLAY_FROM.as_bytes());
             if let Some(position) = from.and_then(|(_, f)| std::str::from_utf8(f).ok()).and_then(|f| {
                 let (part, offset) = f.strip_prefix(&prefix)?.split_once('/')?;
                 Some((part.parse().ok()?, offset.parse().ok()?))
@@ -212,7 +212,7 @@ fn delivered_since(
 struct InFlight {
     pending: Vec<PendingDelivery>,
     /// Each message's route (ok or fail topic), in the order of `pending`.
-    routes: Vec<Route>,
+    routes: Vec<Destination>,
     /// Where the group resumes once the batch is delivered: every partition of `from` read so far.
     positions: Vec<(i32, i64)>,
 }
@@ -225,7 +225,7 @@ async fn land(
     sink: &KafkaSink,
     consumer: &BaseConsumer<KafkaContext>,
     from: &str,
-    router: &crate::route::Router,
+    router: &crate::destination::Router,
     marker: Option<&mut ResumeMarker>,
     mode: CommitMode,
 ) -> Result<(), ReplayError> {
@@ -233,7 +233,7 @@ async fn land(
     let placed = sink.confirm_placed(batch.pending, deadline).await;
     // Where each output partition ends after this batch: a handful of entries for thousands of
     // messages, so found in a short list rather than a map keyed by topic name.
-    let mut ends: Vec<((Route, i32), i64)> = Vec::new();
+    let mut ends: Vec<((Destination, i32), i64)> = Vec::new();
     for (route, result) in batch.routes.into_iter().zip(placed) {
         let (partition, offset) = result.map_err(ReplayError::Delivery)?;
         match ends.iter_mut().find(|(at, _)| *at == (route, partition)) {
@@ -243,9 +243,9 @@ async fn land(
     }
     let metadata = match marker {
         Some(marker) => {
-            let topic = |route: Route| match route {
-                Route::Ok => router.topic_ok.clone(),
-                Route::Fail => router.topic_fail.clone(),
+            let topic = |destination: Destination| match destination {
+                Destination::Ok => router.topic_ok.clone(),
+                Destination::Fail => router.topic_fail.clone(),
             };
             marker.merge(ResumeMarker { ends: ends.into_iter().map(|((r, p), end)| ((topic(r), p), end)).collect() });
             // Output partitions added since the start could make it too long for the broker.
@@ -407,7 +407,7 @@ pub async fn replay(
             positions[i].1 = next;
         }
         if let Some(sink) = sink {
-            let routes = messages.iter().map(|m| m.route).collect();
+            let routes = messages.iter().map(|m| m.destination).collect();
             let pending = sink.enqueue(&messages).await;
             // This batch is in flight: now the one before it is awaited and committed.
             if let Some(before) = in_flight.take() {
@@ -640,7 +640,7 @@ impl Rebuilt {
         let rebuilt = if envelope.source_had_no_headers() {
             envelope.into_input([])
         } else {
-            envelope.into_input(super::record_headers(m))
+            envelope.into_input(crate::sink::kafka::record_headers(m))
         };
         match rebuilt {
             Some(input) => {
@@ -682,7 +682,7 @@ impl RuleSets {
 
 /// Counts a replayed record's new outcome into the report; returns its message, carrying the
 /// replay headers, if it has one to send.
-fn tally(report: &mut ReplayReport, routed: Routed, provenance: Provenance) -> Option<crate::route::OutMessage> {
+fn tally(report: &mut ReplayReport, routed: Routed, provenance: Provenance) -> Option<crate::destination::OutMessage> {
     let Provenance { old_rules, from, of } = provenance;
     let mut message = match routed {
         Routed::Message(m) => m,

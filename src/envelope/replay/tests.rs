@@ -1,8 +1,8 @@
 use super::*;
+use crate::destination::Routed;
+use crate::destination::tests::{input, plan, router};
 use crate::plan::Failure;
 use crate::record::{Payload, Source};
-use crate::route::Routed;
-use crate::route::tests::{input, plan, router};
 use serde_json::Value;
 
 #[test]

@@ -1,4 +1,6 @@
-//! Where each record goes: `(Source, Outcome)` → an [`OutMessage`] for the ok or the fail topic.
+//! Where each record goes: `(Source, Outcome)` → an [`OutMessage`] for its [`Destination`], the
+//! ok or the fail topic. (A *route*, elsewhere, is a source topic with its own mapping: see
+//! [`Pipeline`](crate::pipeline::Pipeline).)
 //!
 //! A fail record's value and headers are the [`envelope`](crate::envelope)'s.
 
@@ -13,7 +15,7 @@ use crate::record::{Input, Payload, Source};
 /// A message to produce, with the position of the input it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutMessage {
-    pub route: Route,
+    pub destination: Destination,
     pub topic: String,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
@@ -21,14 +23,15 @@ pub struct OutMessage {
     pub headers: Vec<(Cow<'static, str>, Vec<u8>)>,
     /// The input record's position (for logs, accounting and partial-batch responses).
     pub origin: Origin,
-    /// Why the record failed, exactly when `route` is `Fail`: kept as data next to the envelope
+    /// Why the record failed, exactly when `destination` is `Fail`: kept as data next to the envelope
     /// written from it, so logs and the dry run never parse the envelope back.
     pub failure: Option<Failure>,
 }
 
+/// Which of its topics a message goes to (`ok` or `fail` in logs, metrics and JSON output).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Route {
+pub enum Destination {
     Ok,
     Fail,
 }
@@ -116,7 +119,7 @@ impl Router {
         );
         headers.push((HEADER_OK_MAPPING.into(), plan.identity().into_bytes()));
         OutMessage {
-            route: Route::Ok,
+            destination: Destination::Ok,
             topic: self.topic_ok.clone(),
             key: key.or_else(|| source.key.clone()),
             payload: value,
@@ -142,7 +145,7 @@ impl Router {
         let payload = FailEnvelope::of(source, stage, errors, mapping, function, value).to_json();
         let headers = fail_headers(stage, source, errors, mapping_name);
         OutMessage {
-            route: Route::Fail,
+            destination: Destination::Fail,
             topic: self.topic_fail.clone(),
             key: source.key.clone(),
             payload,
@@ -197,7 +200,7 @@ pub(crate) mod tests {
         let Routed::Message(m) = router().route(&plan(), &input(Payload::Value(br#"{"id": 7}"#.to_vec()))) else {
             panic!()
         };
-        assert_eq!(m.route, Route::Ok);
+        assert_eq!(m.destination, Destination::Ok);
         assert_eq!(m.topic, "ok");
         assert_eq!(m.key.as_deref(), Some(&b"k-1"[..]));
         assert_eq!(m.payload, br#"{"id":7}"#);
@@ -216,7 +219,7 @@ pub(crate) mod tests {
         let Routed::Message(m) = router().route(&plan(), &input(Payload::Value(br#"{"id": "x"}"#.to_vec()))) else {
             panic!()
         };
-        assert_eq!(m.route, Route::Fail);
+        assert_eq!(m.destination, Destination::Fail);
         assert_eq!(m.topic, "fail");
         assert_eq!(m.key.as_deref(), Some(&b"k-1"[..]));
         let doc: Value = serde_json::from_slice(&m.payload).unwrap();
