@@ -31,7 +31,7 @@ pub mod environments;
 #[cfg(feature = "kafka")]
 pub mod ssm;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::sink::ProducerSettings;
 
@@ -210,45 +210,12 @@ impl Settings {
             _ => String::new(),
         };
         let from_file = |pick: fn(&environments::Environment) -> Option<String>| env.and_then(pick);
-        // Environment variable first, then the file; `parameter://` values resolved.
-        let value = |var: &'static str,
-                     key: &'static str,
-                     pick: fn(&environments::Environment) -> Option<String>|
-         -> Result<Option<String>, ConfigError> {
-            let Some(raw) = get(var).or_else(|| from_file(pick)) else { return Ok(None) };
-            match environments::parameter_name(&raw) {
-                None => Ok(Some(raw)),
-                Some(Err(source)) => Err(ConfigError::Reference { name: var, value: raw, source }),
-                Some(Ok(name)) => {
-                    resolver.resolve(&name).map(Some).map_err(|source| ConfigError::Parameter { key, name, source })
-                }
-            }
-        };
+        let value = |var: &'static str, key: &'static str, pick: Pick| resolved(&get, env, resolver, var, key, pick);
         // `routes:` (unless the variables name one mapping): the first route fills in the one
         // mapping's settings, which the variables would otherwise have to give.
         let one_mapping = ["MAPPING_FILE", "TOPIC_OK", "TOPIC_FAIL"].iter().any(|v| get(v).is_some());
         let (routes, unrouted_topic_fail) = match (env, &file) {
-            (Some(e), Some(f)) if !e.routes.is_empty() && !one_mapping => {
-                let mut routes = Vec::new();
-                let mut unrouted = None;
-                for r in &e.routes {
-                    let text = |s: &Option<crate::diagnostic::Spanned<String>>| {
-                        s.as_ref().map(|s| s.value.clone()).unwrap_or_default()
-                    };
-                    let topic = text(&r.source_topic);
-                    if topic == environments::DEFAULT_ROUTE {
-                        unrouted = r.topic_fail.as_ref().map(|t| t.value.clone());
-                        continue;
-                    }
-                    routes.push(RouteSettings {
-                        source_topic: topic,
-                        mapping_file: environments::resolve_relative(f, &text(&r.mapping)),
-                        topic_ok: text(&r.topic_ok),
-                        topic_fail: text(&r.topic_fail),
-                    });
-                }
-                (routes, unrouted)
-            }
+            (Some(e), Some(f)) if !e.routes.is_empty() && !one_mapping => routes_of(e, f),
             _ => (Vec::new(), None),
         };
         let first_route = routes.first().cloned();
@@ -267,37 +234,13 @@ impl Settings {
                 }
             }
         };
-        let number = |var: &'static str,
-                      default: u64,
-                      pick: fn(&environments::Environment) -> Option<String>|
-         -> Result<u64, ConfigError> {
-            match get(var).or_else(|| from_file(pick)) {
-                None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|source| ConfigError::Number { name: var, value: v, source }),
-            }
-        };
-        let lambda_name =
-            match get("LAMBDA_NAME").or_else(|| from_file(|e| e.lambda_name.as_ref().map(|s| s.value.clone()))) {
-                Some(n) => n,
-                None => get("AWS_LAMBDA_FUNCTION_NAME").ok_or_else(|| ConfigError::Missing {
-                    key: "lambda_name",
-                    var: "LAMBDA_NAME",
-                    context: context.clone(),
-                })?,
-            };
-        let partial = get("PARTIAL_BATCH_RESPONSE")
-            .or_else(|| from_file(|e| e.batch.partial_batch_response.as_ref().map(|b| b.value.to_string())));
-        let partial_batch = match partial.as_deref().map(str::trim) {
-            None | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "PARTIAL_BATCH_RESPONSE",
-                    value: other.into(),
-                    why: "expected true or false".into(),
-                });
-            }
-        };
+        let number = |var: &'static str, default: u64, pick: Pick| number(&get, env, var, default, pick);
+        let lambda_name = lambda_name(&get, env, &context)?;
+        let partial_batch = flag(
+            "PARTIAL_BATCH_RESPONSE",
+            get("PARTIAL_BATCH_RESPONSE")
+                .or_else(|| from_file(|e| e.batch.partial_batch_response.as_ref().map(|b| b.value.to_string()))),
+        )?;
         let mut producer = ProducerSettings::new(required("MSK_SERVERS", "msk_servers", |e| {
             e.msk_servers.as_ref().map(|s| s.value.clone())
         })?);
@@ -306,27 +249,15 @@ impl Settings {
         producer.message_timeout_ms = number("KAFKA_MESSAGE_TIMEOUT_MS", 30_000, |e| {
             e.producer.message_timeout_ms.as_ref().map(|v| v.value.to_string())
         })? as u32;
-        if let Some(c) =
-            get("KAFKA_COMPRESSION").or_else(|| from_file(|e| e.producer.compression.as_ref().map(|s| s.value.clone())))
-        {
-            if !["none", "gzip", "snappy", "lz4"].contains(&c.as_str()) {
-                return Err(ConfigError::Invalid {
-                    name: "KAFKA_COMPRESSION",
-                    value: c,
-                    why: "expected none, gzip, snappy or lz4".into(),
-                });
-            }
+        if let Some(c) = compression(
+            get("KAFKA_COMPRESSION")
+                .or_else(|| from_file(|e| e.producer.compression.as_ref().map(|s| s.value.clone()))),
+        )? {
             producer.compression = c;
         }
         security(&value, &get, env, &mut producer)?;
-        let mapping_file = match (get("MAPPING_FILE"), &first_route) {
-            (Some(m), _) => PathBuf::from(m),
-            (None, Some(r)) => r.mapping_file.clone(),
-            (None, None) => match (env.and_then(|e| e.mapping.as_ref()), &file) {
-                (Some(m), Some(f)) => environments::resolve_relative(f, &m.value),
-                _ => return Err(ConfigError::Missing { key: "mapping", var: "MAPPING_FILE", context }),
-            },
-        };
+        let mapping_file = mapping_file(get("MAPPING_FILE"), first_route.as_ref(), env, file.as_deref())
+            .ok_or_else(|| ConfigError::Missing { key: "mapping", var: "MAPPING_FILE", context: context.clone() })?;
         let settings = Settings {
             lambda_name,
             lambda_env: get("LAMBDA_ENV").ok_or_else(|| ConfigError::Missing {
@@ -536,6 +467,113 @@ fn select(
         None => return Err(ConfigError::AmbiguousStage { file: shown, env, known: known() }),
     };
     Ok((*chosen).clone())
+}
+
+/// A setting: its environment variable first, then the file; a `parameter://` value resolved.
+fn resolved(
+    get: &impl Fn(&str) -> Option<String>,
+    env: Option<&environments::Environment>,
+    resolver: &dyn ParameterResolver,
+    var: &'static str,
+    key: &'static str,
+    pick: Pick,
+) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = get(var).or_else(|| env.and_then(pick)) else { return Ok(None) };
+    match environments::parameter_name(&raw) {
+        None => Ok(Some(raw)),
+        Some(Err(source)) => Err(ConfigError::Reference { name: var, value: raw, source }),
+        Some(Ok(name)) => {
+            resolver.resolve(&name).map(Some).map_err(|source| ConfigError::Parameter { key, name, source })
+        }
+    }
+}
+
+/// A whole-number setting (variable, then file), `default` when unset.
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    env: Option<&environments::Environment>,
+    var: &'static str,
+    default: u64,
+    pick: Pick,
+) -> Result<u64, ConfigError> {
+    match get(var).or_else(|| env.and_then(pick)) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|source| ConfigError::Number { name: var, value: v, source }),
+    }
+}
+
+/// The function's name: `LAMBDA_NAME` or the file's `lambda_name`, else the one the Lambda runtime
+/// gives (`AWS_LAMBDA_FUNCTION_NAME`).
+fn lambda_name(
+    get: &impl Fn(&str) -> Option<String>,
+    env: Option<&environments::Environment>,
+    context: &str,
+) -> Result<String, ConfigError> {
+    get("LAMBDA_NAME")
+        .or_else(|| env.and_then(|e| e.lambda_name.as_ref().map(|s| s.value.clone())))
+        .or_else(|| get("AWS_LAMBDA_FUNCTION_NAME"))
+        .ok_or_else(|| ConfigError::Missing { key: "lambda_name", var: "LAMBDA_NAME", context: context.to_string() })
+}
+
+/// The one mapping: `MAPPING_FILE`, else the first route's, else the environment's `mapping:`
+/// (relative to environments.yaml).
+fn mapping_file(
+    variable: Option<String>,
+    first_route: Option<&RouteSettings>,
+    env: Option<&environments::Environment>,
+    file: Option<&Path>,
+) -> Option<PathBuf> {
+    match (variable, first_route) {
+        (Some(m), _) => Some(PathBuf::from(m)),
+        (None, Some(r)) => Some(r.mapping_file.clone()),
+        (None, None) => match (env.and_then(|e| e.mapping.as_ref()), file) {
+            (Some(m), Some(f)) => Some(environments::resolve_relative(f, &m.value)),
+            _ => None,
+        },
+    }
+}
+
+/// The routes of an environment's `routes:`, and the fail topic of its default route (records of
+/// a topic no route takes).
+fn routes_of(env: &environments::Environment, file: &Path) -> (Vec<RouteSettings>, Option<String>) {
+    let mut routes = Vec::new();
+    let mut unrouted = None;
+    let text = |s: &Option<crate::diagnostic::Spanned<String>>| s.as_ref().map(|s| s.value.clone()).unwrap_or_default();
+    for r in &env.routes {
+        let topic = text(&r.source_topic);
+        if topic == environments::DEFAULT_ROUTE {
+            unrouted = r.topic_fail.as_ref().map(|t| t.value.clone());
+            continue;
+        }
+        routes.push(RouteSettings {
+            source_topic: topic,
+            mapping_file: environments::resolve_relative(file, &text(&r.mapping)),
+            topic_ok: text(&r.topic_ok),
+            topic_fail: text(&r.topic_fail),
+        });
+    }
+    (routes, unrouted)
+}
+
+/// A yes/no setting: `true`/`1` or `false`/`0`; unset is no.
+fn flag(name: &'static str, value: Option<String>) -> Result<bool, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(ConfigError::Invalid { name, value: other.into(), why: "expected true or false".into() }),
+    }
+}
+
+/// The producer's compression, one librdkafka and every Kafka client reads.
+fn compression(value: Option<String>) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(c) if !["none", "gzip", "snappy", "lz4"].contains(&c.as_str()) => Err(ConfigError::Invalid {
+            name: "KAFKA_COMPRESSION",
+            value: c,
+            why: "expected none, gzip, snappy or lz4".into(),
+        }),
+        other => Ok(other),
+    }
 }
 
 #[cfg(test)]
