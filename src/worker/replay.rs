@@ -282,71 +282,28 @@ pub async fn replay(
     if partitions.is_empty() {
         return Err(ReplayError::NoSuchTopic { topic: topic.to_owned() });
     }
-    let mut all = TopicPartitionList::new();
-    for p in &partitions {
-        all.add_partition(topic, *p);
-    }
-    let committed = consumer.committed_offsets(all, timeout).map_err(ReplayError::Committed)?;
-    let at_time = |ms: i64| super::range::offsets_at(&consumer, topic, &partitions, ms, timeout);
-    let since = options.since_ms.map(&at_time).transpose()?;
-    let until = options.until_ms.map(&at_time).transpose()?;
+    let Range { starts, ends, previous, resumed_without_marker } =
+        Range::of(&consumer, options, topic, &partitions, timeout)?;
     let mut report = ReplayReport::default();
-    let mut starts = Vec::new();
-    let mut ends = Vec::new();
-    // What the group's last commit says: where it resumes and where the outputs ended then.
-    let mut previous: Option<ResumeMarker> = None;
-    let mut resumed_without_marker = false;
-    for (i, p) in partitions.iter().enumerate() {
-        let (low, high) = super::range::end_of(&consumer, topic, *p, timeout)?;
-        let element = committed.find_partition(topic, *p);
-        let resumed = element.as_ref().and_then(|e| match e.offset() {
-            Offset::Offset(o) => Some(o),
-            _ => None,
-        });
-        if resumed.is_some() {
-            match element.as_ref().and_then(|e| ResumeMarker::decode(e.metadata())) {
-                Some(m) => previous.get_or_insert_with(ResumeMarker::default).merge(m),
-                None => resumed_without_marker = true,
-            }
-        }
-        let from_time = since.as_ref().map(|s| s[i].unwrap_or(high));
-        // A dry run ignores the group's progress: it looks at the whole range.
-        let start = if options.dry_run { from_time.unwrap_or(low) } else { resumed.or(from_time).unwrap_or(low) };
-        starts.push(start.clamp(low, high));
-        ends.push(until.as_ref().map_or(high, |u| u[i].unwrap_or(high).min(high)));
-    }
 
     // Before anything is sent: where the outputs end now (the marker of this run's first commit)
     // and what an interrupted run delivered after its last commit.
-    let mut marker = ResumeMarker::default();
-    let mut already = HashSet::new();
-    if sink.is_some() {
-        let router = pipeline.router();
-        for output in [&router.topic_ok, &router.topic_fail] {
-            for p in super::range::partitions_of(&consumer, brokers, output, None, timeout)? {
-                let (_, high) = super::range::end_of(&consumer, output, p, timeout)?;
-                marker.ends.insert((output.clone(), p), high);
-            }
-        }
-        if let Some(previous) = &previous {
-            let delivered = delivered_since(&consumer, topic, previous, timeout)?;
-            already = delivered
-                .into_iter()
-                .filter(|(p, o)| partitions.iter().position(|x| x == p).is_some_and(|i| *o >= starts[i]))
-                .collect();
-        } else if resumed_without_marker {
+    let (marker, already) = if sink.is_some() {
+        let outputs =
+            OutputsNow::of(&consumer, &pipeline, brokers, topic, previous.as_ref(), &partitions, &starts, timeout)?;
+        if previous.is_none() && resumed_without_marker {
             report.warnings.push(
                 "the group's offsets carry no record of where the outputs ended (committed by another tool?): records delivered after the last commit, if any, may be sent again".into(),
             );
         }
-    }
-    // Commit metadata is bounded by the broker: with too many output partitions to name, the
-    // commits go without the marker, and a resumed run may send some records again.
-    let record_marker = marker.encode().len() <= MARKER_MAX_BYTES;
+        (outputs.marker, outputs.already)
+    } else {
+        (ResumeMarker::default(), HashSet::new())
+    };
+    let mut marker = marker;
+    let record_marker = marker.fits();
     if sink.is_some() && !record_marker {
-        report.warnings.push(
-            "the output topics have too many partitions to record where they ended: a run resuming after a kill may send records delivered after the last commit again".into(),
-        );
+        report.warnings.push(TOO_MANY_OUTPUT_PARTITIONS.into());
     }
 
     // Where the group resumes per partition, once what has been read so far is delivered.
@@ -371,31 +328,11 @@ pub async fn replay(
             .spawn(move || plan.read(&consumer, &stop, &batches))
             .map_err(|source| ReplayError::Thread { stage: "reader", source })?
     };
-    // Mapped on a thread of its own, as the worker maps a batch on a blocking thread: mapping and
-    // handing over one after the other on this thread left the reader, a batch ahead, waiting.
-    let (mapped_batches, mapped) = std::sync::mpsc::sync_channel(1);
-    let mapper = {
-        let pipeline = Arc::clone(&pipeline);
-        std::thread::Builder::new()
-            .name("replay-mapper".into())
-            .spawn(move || {
-                while let Ok(batch) = received.recv() {
-                    let mapped = batch.map(|batch| MappedBatch::of(batch, &pipeline));
-                    if mapped_batches.send(mapped).is_err() {
-                        return;
-                    }
-                }
-            })
-            .map_err(|source| ReplayError::Thread { stage: "mapper", source })?
-    };
+    let (mapper, mapped) = spawn_mapper(received, Arc::clone(&pipeline))?;
     let mut in_flight: Option<InFlight> = None;
     while let Ok(batch) = mapped.recv() {
         let MappedBatch { counts, routed, next } = batch?;
-        report.read += counts.read;
-        report.not_ours += counts.not_ours;
-        report.not_selected += counts.not_selected;
-        report.already_delivered += counts.already_delivered;
-        report.warnings.extend(counts.warning);
+        report.count(counts);
         let router = pipeline.router();
         let mut messages = Vec::with_capacity(routed.len());
         for (routed, provenance) in routed {
@@ -425,6 +362,140 @@ pub async fn replay(
             .await?;
     }
     Ok(report)
+}
+
+/// Commit metadata is bounded by the broker: with too many output partitions to name, the commits
+/// go without the marker, and a resumed run may send some records again.
+const TOO_MANY_OUTPUT_PARTITIONS: &str = "the output topics have too many partitions to record where they ended: a run resuming after a kill may send records delivered after the last commit again";
+
+impl ResumeMarker {
+    /// Whether the marker fits in a commit's metadata.
+    fn fits(&self) -> bool {
+        self.encode().len() <= MARKER_MAX_BYTES
+    }
+}
+
+impl ReplayReport {
+    /// Adds what the reader counted in one batch.
+    fn count(&mut self, counts: ReadCounts) {
+        self.read += counts.read;
+        self.not_ours += counts.not_ours;
+        self.not_selected += counts.not_selected;
+        self.already_delivered += counts.already_delivered;
+        self.warnings.extend(counts.warning);
+    }
+}
+
+/// Where a replay reads each partition of the fail topic, and what the group's last commit said.
+struct Range {
+    starts: Vec<i64>,
+    ends: Vec<i64>,
+    /// Where the outputs ended when the group last committed (its marker), if it said.
+    previous: Option<ResumeMarker>,
+    /// The group has commits without a marker (made by another tool).
+    resumed_without_marker: bool,
+}
+
+impl Range {
+    /// From the group's commits (unless a dry run, which looks at the whole range), `--since` and
+    /// `--until`, within each partition's low and high watermarks.
+    fn of(
+        consumer: &BaseConsumer<KafkaContext>,
+        options: &ReplayOptions,
+        topic: &str,
+        partitions: &[i32],
+        timeout: Duration,
+    ) -> Result<Self, ReplayError> {
+        let mut all = TopicPartitionList::new();
+        for p in partitions {
+            all.add_partition(topic, *p);
+        }
+        let committed = consumer.committed_offsets(all, timeout).map_err(ReplayError::Committed)?;
+        let at_time = |ms: i64| super::range::offsets_at(consumer, topic, partitions, ms, timeout);
+        let since = options.since_ms.map(&at_time).transpose()?;
+        let until = options.until_ms.map(&at_time).transpose()?;
+        let mut range = Range { starts: Vec::new(), ends: Vec::new(), previous: None, resumed_without_marker: false };
+        for (i, p) in partitions.iter().enumerate() {
+            let (low, high) = super::range::end_of(consumer, topic, *p, timeout)?;
+            let element = committed.find_partition(topic, *p);
+            let resumed = element.as_ref().and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+            if resumed.is_some() {
+                match element.as_ref().and_then(|e| ResumeMarker::decode(e.metadata())) {
+                    Some(m) => range.previous.get_or_insert_with(ResumeMarker::default).merge(m),
+                    None => range.resumed_without_marker = true,
+                }
+            }
+            let from_time = since.as_ref().map(|s| s[i].unwrap_or(high));
+            let start = if options.dry_run { from_time.unwrap_or(low) } else { resumed.or(from_time).unwrap_or(low) };
+            range.starts.push(start.clamp(low, high));
+            range.ends.push(until.as_ref().map_or(high, |u| u[i].unwrap_or(high).min(high)));
+        }
+        Ok(range)
+    }
+}
+
+/// Before anything is sent: where the outputs end now (the marker of this run's first commit),
+/// and what an interrupted run delivered after its last commit (not to be sent again).
+struct OutputsNow {
+    marker: ResumeMarker,
+    already: HashSet<(i32, i64)>,
+}
+
+impl OutputsNow {
+    #[allow(clippy::too_many_arguments)]
+    fn of(
+        consumer: &BaseConsumer<KafkaContext>,
+        pipeline: &Pipeline,
+        brokers: &str,
+        topic: &str,
+        previous: Option<&ResumeMarker>,
+        partitions: &[i32],
+        starts: &[i64],
+        timeout: Duration,
+    ) -> Result<Self, ReplayError> {
+        let mut marker = ResumeMarker::default();
+        let router = pipeline.router();
+        for output in [&router.topic_ok, &router.topic_fail] {
+            for p in super::range::partitions_of(consumer, brokers, output, None, timeout)? {
+                let (_, high) = super::range::end_of(consumer, output, p, timeout)?;
+                marker.ends.insert((output.clone(), p), high);
+            }
+        }
+        let already = match previous {
+            Some(previous) => delivered_since(consumer, topic, previous, timeout)?
+                .into_iter()
+                .filter(|(p, o)| partitions.iter().position(|x| x == p).is_some_and(|i| *o >= starts[i]))
+                .collect(),
+            None => HashSet::new(),
+        };
+        Ok(OutputsNow { marker, already })
+    }
+}
+
+/// The mapper's thread: maps each batch the reader sends (on every core, as the worker maps a
+/// batch on a blocking thread) and hands it on; mapping and handing over on one thread left the
+/// reader, a batch ahead, waiting.
+#[allow(clippy::type_complexity)]
+fn spawn_mapper(
+    received: std::sync::mpsc::Receiver<Result<ReadBatch, ReplayError>>,
+    pipeline: Arc<Pipeline>,
+) -> Result<(std::thread::JoinHandle<()>, std::sync::mpsc::Receiver<Result<MappedBatch, ReplayError>>), ReplayError> {
+    let (mapped_batches, mapped) = std::sync::mpsc::sync_channel(1);
+    let mapper = std::thread::Builder::new()
+        .name("replay-mapper".into())
+        .spawn(move || {
+            while let Ok(batch) = received.recv() {
+                let mapped = batch.map(|batch| MappedBatch::of(batch, &pipeline));
+                if mapped_batches.send(mapped).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|source| ReplayError::Thread { stage: "mapper", source })?;
+    Ok((mapper, mapped))
 }
 
 /// A batch as the mapper hands it over: what the reader counted, each rebuilt record's new
@@ -478,6 +549,43 @@ struct ReadBatch {
 }
 
 impl ReadPlan {
+    /// Assigns the partitions with something left to read, each at its start; how many.
+    fn assign(&self, consumer: &BaseConsumer<KafkaContext>, next: &[i64]) -> Result<usize, ReplayError> {
+        let topic = self.topic.as_str();
+        let mut assignment = TopicPartitionList::new();
+        for (i, p) in self.partitions.iter().enumerate().filter(|(i, _)| next[*i] < self.ends[*i]) {
+            assignment
+                .add_partition_offset(topic, *p, Offset::Offset(next[i]))
+                .map_err(|source| RangeError::Partition { topic: topic.to_owned(), partition: *p, source })?;
+        }
+        if assignment.count() > 0 {
+            consumer.assign(&assignment).map_err(|source| ReplayError::Read { topic: topic.to_owned(), source })?;
+        }
+        Ok(assignment.count())
+    }
+
+    /// Partition `i` reached the end of what is there: where the reader stands now is past the
+    /// transaction markers it skipped. At this run's end: done. Before it: the rest is a
+    /// transaction still open, and the next run resumes here (said in the warning returned).
+    fn reached_end(&mut self, consumer: &BaseConsumer<KafkaContext>, i: usize, next: &mut [i64]) -> Option<String> {
+        let (topic, partition) = (self.topic.as_str(), self.partitions[i]);
+        let position = consumer.position().ok().and_then(|tpl| {
+            tpl.find_partition(topic, partition).and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            })
+        });
+        next[i] = next[i].max(position.unwrap_or(next[i])).min(self.ends[i]);
+        if next[i] >= self.ends[i] {
+            return None;
+        }
+        self.ends[i] = next[i];
+        Some(format!(
+            "`{topic}` partition {partition} ends at offset {} for now (a transaction still open?): the next run resumes there",
+            next[i]
+        ))
+    }
+
     /// Reads batch after batch until the ends, a stop request (returns `true`), an error (handed
     /// over) or the receiver's going away. Every partition is read at once, as a consumer of the
     /// topic would: read one after the other, each one's first fetch waited alone.
@@ -488,25 +596,18 @@ impl ReadPlan {
         out: &std::sync::mpsc::SyncSender<Result<ReadBatch, ReplayError>>,
     ) -> bool {
         let timeout = Duration::from_secs(10);
-        let topic = self.topic.as_str();
+        // Owned: `reached_end` updates the plan while the topic's name is in use.
+        let topic = self.topic.clone();
+        let topic = topic.as_str();
         let mut next = self.starts.clone();
-        let mut open: usize = (0..self.partitions.len()).filter(|i| next[*i] < self.ends[*i]).count();
-        let mut assignment = TopicPartitionList::new();
-        for (i, p) in self.partitions.iter().enumerate() {
-            if next[i] < self.ends[i]
-                && let Err(source) = assignment.add_partition_offset(topic, *p, Offset::Offset(next[i]))
-            {
-                let _ = out.send(Err(RangeError::Partition { topic: topic.to_owned(), partition: *p, source }.into()));
+        let mut open = match self.assign(consumer, &next) {
+            Ok(0) => return false,
+            Ok(open) => open,
+            Err(e) => {
+                let _ = out.send(Err(e));
                 return false;
             }
-        }
-        if open == 0 {
-            return false;
-        }
-        if let Err(source) = consumer.assign(&assignment) {
-            let _ = out.send(Err(ReplayError::Read { topic: topic.to_owned(), source }));
-            return false;
-        }
+        };
         // Partition id → its index in the plan, looked up per record: ids are small and dense.
         let mut indexes = vec![None; self.partitions.iter().map(|p| *p as usize + 1).max().unwrap_or(0)];
         for (i, p) in self.partitions.iter().enumerate() {
@@ -537,23 +638,7 @@ impl ReadPlan {
                         if next[i] >= self.ends[i] {
                             continue;
                         }
-                        // Where the reader stands now: past the transaction markers it skipped.
-                        // At the end: done. Before it: the rest is a transaction still open; the
-                        // next run resumes here.
-                        let position = consumer.position().ok().and_then(|tpl| {
-                            tpl.find_partition(topic, partition).and_then(|e| match e.offset() {
-                                Offset::Offset(o) => Some(o),
-                                _ => None,
-                            })
-                        });
-                        next[i] = next[i].max(position.unwrap_or(next[i])).min(self.ends[i]);
-                        if next[i] < self.ends[i] {
-                            batch.counts.warning = Some(format!(
-                                "`{topic}` partition {partition} ends at offset {} for now (a transaction still open?): the next run resumes there",
-                                next[i]
-                            ));
-                            self.ends[i] = next[i];
-                        }
+                        batch.counts.warning = self.reached_end(consumer, i, &mut next).or(batch.counts.warning);
                         touched[i] = true;
                         open -= 1;
                         continue;
