@@ -306,54 +306,8 @@ pub fn check(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
             )));
         }
     }
-    if let Some(size) = &env.batch.size
-        && !(1..=10_000).contains(&size.value)
-    {
-        diags.push(here(Diagnostic::new(
-            size.pos,
-            format!("batch `size` must be 1 to 10000 (Lambda's limit for Kafka), found {}", size.value),
-        )));
-    }
-    if let Some(w) = &env.batch.window_seconds
-        && !(0..=300).contains(&w.value)
-    {
-        diags.push(here(Diagnostic::new(w.pos, format!("batch `window_seconds` must be 0 to 300, found {}", w.value))));
-    }
-    if let Some(p) = &env.batch.starting_position
-        && !STARTING_POSITIONS.contains(&p.value.as_str())
-    {
-        diags.push(here(Diagnostic::new(
-            p.pos,
-            format!("`starting_position` must be one of {}, found `{}`", STARTING_POSITIONS.join(", "), p.value),
-        )));
-    }
-    match env.kafka.security.as_ref().map(|s| (s.value.as_str(), s.pos)) {
-        None | Some(("plaintext" | "tls" | "iam", _)) => {}
-        Some(("sasl_scram", pos)) => {
-            if env.kafka.scram_secret.is_none() {
-                diags.push(here(Diagnostic::new(
-                    pos,
-                    "`security: sasl_scram` needs `scram_secret` (a parameter:// reference to the credentials)",
-                )));
-            }
-        }
-        Some((other, pos)) => diags.push(here(Diagnostic::new(
-            pos,
-            format!(
-                "unknown `security` `{other}`{}; one of {}",
-                crate::diagnostic::suggestion(other, SECURITY_KINDS.iter().copied()),
-                SECURITY_KINDS.join(", ")
-            ),
-        ))),
-    }
-    if let Some(secret) = &env.kafka.scram_secret
-        && !secret.value.starts_with(PARAMETER_PREFIX)
-    {
-        diags.push(here(Diagnostic::new(
-            secret.pos,
-            "`scram_secret` must be a parameter:// reference; credentials never go in this file",
-        )));
-    }
+    check_batch(env, &mut |d| diags.push(here(d)));
+    check_security(env, &mut |d| diags.push(here(d)));
     if let Some(c) = &env.producer.compression
         && !["none", "gzip", "snappy", "lz4"].contains(&c.value.as_str())
     {
@@ -364,6 +318,62 @@ pub fn check(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
     }
     if let Some(mapping) = &env.mapping {
         check_mapping(mapping, &name, file, diags);
+    }
+}
+
+/// The event source mapping's batch settings, within Lambda's limits.
+fn check_batch(env: &Environment, push: &mut dyn FnMut(Diagnostic)) {
+    if let Some(size) = &env.batch.size
+        && !(1..=10_000).contains(&size.value)
+    {
+        push(Diagnostic::new(
+            size.pos,
+            format!("batch `size` must be 1 to 10000 (Lambda's limit for Kafka), found {}", size.value),
+        ));
+    }
+    if let Some(w) = &env.batch.window_seconds
+        && !(0..=300).contains(&w.value)
+    {
+        push(Diagnostic::new(w.pos, format!("batch `window_seconds` must be 0 to 300, found {}", w.value)));
+    }
+    if let Some(p) = &env.batch.starting_position
+        && !STARTING_POSITIONS.contains(&p.value.as_str())
+    {
+        push(Diagnostic::new(
+            p.pos,
+            format!("`starting_position` must be one of {}, found `{}`", STARTING_POSITIONS.join(", "), p.value),
+        ));
+    }
+}
+
+/// `security` is one this program speaks, with the credentials it needs, never written inline.
+fn check_security(env: &Environment, push: &mut dyn FnMut(Diagnostic)) {
+    match env.kafka.security.as_ref().map(|s| (s.value.as_str(), s.pos)) {
+        None | Some(("plaintext" | "tls" | "iam", _)) => {}
+        Some(("sasl_scram", pos)) => {
+            if env.kafka.scram_secret.is_none() {
+                push(Diagnostic::new(
+                    pos,
+                    "`security: sasl_scram` needs `scram_secret` (a parameter:// reference to the credentials)",
+                ));
+            }
+        }
+        Some((other, pos)) => push(Diagnostic::new(
+            pos,
+            format!(
+                "unknown `security` `{other}`{}; one of {}",
+                crate::diagnostic::suggestion(other, SECURITY_KINDS.iter().copied()),
+                SECURITY_KINDS.join(", ")
+            ),
+        )),
+    }
+    if let Some(secret) = &env.kafka.scram_secret
+        && !secret.value.starts_with(PARAMETER_PREFIX)
+    {
+        push(Diagnostic::new(
+            secret.pos,
+            "`scram_secret` must be a parameter:// reference; credentials never go in this file",
+        ));
     }
 }
 
