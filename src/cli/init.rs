@@ -530,33 +530,7 @@ fn write_fields(out: &mut String, notes: &mut Vec<String>, shape: &Shape, indent
             out.push_str(&items);
             continue;
         }
-        let object_arrays = seen.held(Held::ObjectArray).count;
-        let kinds = [
-            seen.integers,
-            seen.floats,
-            seen.strings,
-            seen.booleans,
-            seen.scalar_arrays,
-            seen.objects_empty,
-            object_arrays,
-        ]
-        .iter()
-        .filter(|n| **n > 0)
-        .count();
-        let (ty, why) = match () {
-            _ if seen.present == 0 => ("any", "only null or absent in the samples"),
-            _ if kinds > 1 && seen.integers + seen.floats == seen.present => ("number", "integers and decimals"),
-            _ if kinds > 1 => ("any", "values of several kinds"),
-            _ if seen.integers > 0 => ("integer", "whole numbers in every sample"),
-            _ if seen.floats > 0 => ("number", "numbers"),
-            _ if seen.booleans > 0 => ("boolean", "true or false"),
-            _ if seen.scalar_arrays > 0 => ("array", "an array of values"),
-            _ if seen.objects_empty > 0 => ("object", "an empty object"),
-            _ if seen.items.is_some() => ("array", "an array of objects"),
-            _ if seen.passes.contains(&"datetime") => ("datetime", "every value is an RFC 3339 datetime"),
-            _ if seen.passes.contains(&"date") => ("date", "every value is a YYYY-MM-DD date"),
-            _ => ("string", "text"),
-        };
+        let (ty, why) = seen.guess_type();
         let _ = writeln!(out, "{indent}  {}", guessed(&format!("type: {ty}"), why));
         if every && seen.present > 0 {
             let all = format!("present in all {} {}", shape.objects, shape.unit);
@@ -565,26 +539,64 @@ fn write_fields(out: &mut String, notes: &mut Vec<String>, shape: &Shape, indent
         if ty != "string" {
             continue;
         }
+        if let Some((check, why)) = seen.guess_check() {
+            let _ = writeln!(out, "{indent}  validate:");
+            let _ = writeln!(out, "{indent}    {}", guessed(&format!("- {check}"), why));
+        }
+    }
+}
+
+impl Seen {
+    /// The type the samples suggest for a path, and why.
+    fn guess_type(&self) -> (&'static str, &'static str) {
+        let object_arrays = self.held(Held::ObjectArray).count;
+        let kinds = [
+            self.integers,
+            self.floats,
+            self.strings,
+            self.booleans,
+            self.scalar_arrays,
+            self.objects_empty,
+            object_arrays,
+        ]
+        .iter()
+        .filter(|n| **n > 0)
+        .count();
+        match () {
+            _ if self.present == 0 => ("any", "only null or absent in the samples"),
+            _ if kinds > 1 && self.integers + self.floats == self.present => ("number", "integers and decimals"),
+            _ if kinds > 1 => ("any", "values of several kinds"),
+            _ if self.integers > 0 => ("integer", "whole numbers in every sample"),
+            _ if self.floats > 0 => ("number", "numbers"),
+            _ if self.booleans > 0 => ("boolean", "true or false"),
+            _ if self.scalar_arrays > 0 => ("array", "an array of values"),
+            _ if self.objects_empty > 0 => ("object", "an empty object"),
+            _ if self.items.is_some() => ("array", "an array of objects"),
+            _ if self.passes.contains(&"datetime") => ("datetime", "every value is an RFC 3339 datetime"),
+            _ if self.passes.contains(&"date") => ("date", "every value is a YYYY-MM-DD date"),
+            _ => ("string", "text"),
+        }
+    }
+
+    /// A check every sampled text passed (or a short list of codes), and why.
+    fn guess_check(&self) -> Option<(String, &'static str)> {
         let mut checks: Vec<String> =
-            seen.passes.iter().filter(|c| !matches!(**c, "date" | "datetime")).map(|c| c.to_string()).take(1).collect();
+            self.passes.iter().filter(|c| !matches!(**c, "date" | "datetime")).map(|c| c.to_string()).take(1).collect();
         // Codes, not free text or ids: a few short values without spaces or digits, each seen
         // about three times.
-        let few = (2..=ONE_OF_MAX).contains(&seen.distinct.len())
-            && seen.strings >= 3 * seen.distinct.len()
-            && seen
+        let few = (2..=ONE_OF_MAX).contains(&self.distinct.len())
+            && self.strings >= 3 * self.distinct.len()
+            && self
                 .distinct
                 .iter()
                 .all(|v| v.len() <= 32 && !v.contains(' ') && !v.contains(|c: char| c.is_ascii_digit()))
             && checks.is_empty();
         if few {
-            let values: Vec<String> = seen.distinct.iter().map(|v| yaml_json(&Value::from(v.as_str()))).collect();
+            let values: Vec<String> = self.distinct.iter().map(|v| yaml_json(&Value::from(v.as_str()))).collect();
             checks.push(format!("one_of: [{}]", values.join(", ")));
         }
-        if let Some(check) = checks.first() {
-            let why = if few { "few distinct values in the samples" } else { "every value passed it" };
-            let _ = writeln!(out, "{indent}  validate:");
-            let _ = writeln!(out, "{indent}    {}", guessed(&format!("- {check}"), why));
-        }
+        let why = if few { "few distinct values in the samples" } else { "every value passed it" };
+        checks.into_iter().next().map(|check| (check, why))
     }
 }
 
