@@ -89,9 +89,11 @@ fn generated_spec(n: usize) -> String {
 
 fn bench_plan(c: &mut Criterion) {
     let record = reference_record();
-    let (_, plan) =
-        plan::load_file(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/orders-to-billing.yaml")))
-            .expect("the shipped mapping compiles");
+    let (_, plan) = lambda_stream::mapping_file::load_file(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/mappings/orders-to-billing.yaml"
+    )))
+    .expect("the shipped mapping compiles");
     assert!(matches!(plan.apply(&record), Outcome::Mapped(_)), "the reference record maps");
 
     let mut group = c.benchmark_group("plan");

@@ -145,7 +145,10 @@ fn main() {
 }
 
 fn shipped_pipeline(ok: &str, fail: &str) -> Pipeline {
-    let (_, plan) = plan::load_file(std::path::Path::new(&format!("{ROOT}/mappings/orders-to-billing.yaml"))).unwrap();
+    let (_, plan) = lambda_stream::mapping_file::load_file(std::path::Path::new(&format!(
+        "{ROOT}/mappings/orders-to-billing.yaml"
+    )))
+    .unwrap();
     Pipeline::new(
         plan,
         Router {

@@ -7,12 +7,16 @@ use std::sync::OnceLock;
 
 fn shipped_plan() -> &'static Plan {
     static PLAN: OnceLock<Plan> = OnceLock::new();
-    PLAN.get_or_init(|| plan::load_file(&crate::util::root().join("mappings/orders-to-billing.yaml")).unwrap().1)
+    PLAN.get_or_init(|| {
+        lambda_stream::mapping_file::load_file(&crate::util::root().join("mappings/orders-to-billing.yaml")).unwrap().1
+    })
 }
 
 fn payments_plan() -> &'static Plan {
     static PLAN: OnceLock<Plan> = OnceLock::new();
-    PLAN.get_or_init(|| plan::load_file(&crate::util::root().join("mappings/payments-to-ledger.yaml")).unwrap().1)
+    PLAN.get_or_init(|| {
+        lambda_stream::mapping_file::load_file(&crate::util::root().join("mappings/payments-to-ledger.yaml")).unwrap().1
+    })
 }
 
 /// Every expression the mapping reference and the payments mapping use, as material for mutation.

@@ -35,7 +35,7 @@ fn main() {
         Ok(result) => result.program,
         Err(diagnostics) => panic!("orders.vrl does not compile:\n{}", vrl::diagnostic::Formatter::new(&source, diagnostics)),
     };
-    let (_, plan) = plan::load_file(std::path::Path::new(&format!("{ROOT}/mappings/orders-to-billing.yaml"))).unwrap();
+    let (_, plan) = lambda_stream::mapping_file::load_file(std::path::Path::new(&format!("{ROOT}/mappings/orders-to-billing.yaml"))).unwrap();
     let pretty = std::fs::read(format!("{ROOT}/tests/fixtures/order.json")).unwrap();
     let record = serde_json::to_vec(&serde_json::from_slice::<serde_json::Value>(&pretty).unwrap()).unwrap();
 

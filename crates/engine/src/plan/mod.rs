@@ -34,7 +34,7 @@ pub mod validate;
 pub mod value;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -292,26 +292,13 @@ impl Plan {
     }
 }
 
-/// A mapping file that could not be turned into a plan.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("cannot read mapping file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("mapping file {path} is invalid:\n{}", render_all(path, diagnostics))]
-    Invalid { path: String, diagnostics: Vec<Diagnostic> },
-}
-
-fn render_all(path: &str, diagnostics: &[Diagnostic]) -> String {
-    diagnostics.iter().map(|d| d.render(path)).collect::<Vec<_>>().join("\n")
-}
-
-/// Parses and compiles mapping text: every shape and meaning problem, or a plan. Lookup files
-/// are read relative to the current directory.
+/// Parses and compiles mapping text: every shape and meaning problem, or a plan. No lookup file
+/// can be read: a mapping that names one is refused (see [`CompileOptions::lookup_file`]).
 pub fn load_str(text: &str) -> Result<(MappingSpec, Plan), Vec<Diagnostic>> {
     load_str_in(text, &CompileOptions::default())
 }
 
-/// [`load_str`] with options (the directory lookup files are read from).
+/// [`load_str`] with options (how lookup files are read, how keys are resolved).
 ///
 /// Parsing and compiling run on a thread of their own with a stack of [`COMPILE_STACK_BYTES`],
 /// whichever thread asks: a mapping that loads in `validate-mapping` loads the same in a Lambda's
@@ -356,23 +343,15 @@ pub fn text_version(text: &str) -> String {
     hex
 }
 
-/// Reads, parses and compiles a mapping file.
-pub fn load_file(path: &std::path::Path) -> Result<(MappingSpec, Plan), LoadError> {
-    let shown = path.display().to_string();
-    let text = crate::limits::read_text_bounded(path, crate::limits::MAX_MAPPING_BYTES, "a mapping")
-        .map_err(|source| LoadError::Io { path: shown.clone(), source })?;
-    let options = CompileOptions { base_dir: path.parent().map(Path::to_path_buf), ..CompileOptions::default() };
-    load_str_in(&text, &options).map_err(|diagnostics| LoadError::Invalid { path: shown, diagnostics })
-}
-
 /// The version of the mapping format this program reads.
 pub const SPEC_VERSION: i64 = 1;
 
-/// How a mapping compiles beyond its text.
+/// How a mapping compiles beyond its text: what the engine cannot know by itself, given by its
+/// caller (the engine reads no file).
 pub struct CompileOptions {
-    /// The folder `lookups:` files are read from, and must lie inside: the mapping file's
-    /// directory; else (a mapping from S3, or given as text) the current one.
-    pub base_dir: Option<PathBuf>,
+    /// Reads a lookup table's `file:` (the name as written) and returns its bytes, or says why it
+    /// cannot (the message follows `lookup table `name`: `). The default reads none.
+    pub lookup_file: LookupResolver,
     /// Resolves an HMAC key reference. The default reads `env://NAME` from the environment.
     pub secret: SecretResolver,
 }
@@ -380,10 +359,27 @@ pub struct CompileOptions {
 /// Turns a key reference (`env://NAME`) into the key's bytes, or says why it cannot.
 pub type SecretResolver = Box<dyn Fn(&str) -> Result<Vec<u8>, String> + Send + Sync>;
 
+/// Turns a lookup table's `file:` into the file's bytes, or says why it cannot.
+pub type LookupResolver = Box<dyn Fn(&str) -> Result<LookupFile, String> + Send + Sync>;
+
+/// A lookup file's bytes, as its caller read them, and its path as messages show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupFile {
+    /// The path as messages name it (the mapping's folder joined with the name as written).
+    pub shown: String,
+    /// The file's content: CSV or JSON, by the extension of the name as written.
+    pub bytes: Vec<u8>,
+}
+
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { base_dir: None, secret: Box::new(env_secret) }
+        CompileOptions { lookup_file: Box::new(no_lookup_files), secret: Box::new(env_secret) }
     }
+}
+
+/// The default [`LookupResolver`]: a mapping compiled from text alone has no folder to read from.
+pub fn no_lookup_files(file: &str) -> Result<LookupFile, String> {
+    Err(format!("`file: {file}` cannot be read: this mapping is compiled without access to files"))
 }
 
 /// `env://NAME`: the variable's bytes. Keys never sit in the mapping file itself.
@@ -408,7 +404,7 @@ pub fn compile(spec: &MappingSpec) -> Result<Plan, Vec<Diagnostic>> {
 pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan, Vec<Diagnostic>> {
     let mut compiler = Compiler { spec, diags: Diagnostics::default() };
     compiler.version();
-    let lookups = compiler.lookups(options.base_dir.as_deref());
+    let lookups = compiler.lookups(&options.lookup_file);
     let secret = |reference: &str| (options.secret)(reference).map(Arc::from);
     let ctx = Context { lookups: &lookups, secret: &secret };
     let mut extractor = Extractor::default();
@@ -527,8 +523,8 @@ impl<'s> Compiler<'s> {
         }
     }
 
-    fn lookups(&mut self, base_dir: Option<&Path>) -> HashMap<String, Arc<LookupTable>> {
-        compile_lookups(&self.spec.lookups, base_dir, &mut self.diags)
+    fn lookups(&mut self, lookup_file: &LookupResolver) -> HashMap<String, Arc<LookupTable>> {
+        compile_lookups(&self.spec.lookups, lookup_file, &mut self.diags)
     }
 
     /// The record's fields, their paths into `extractor`; and the types their readers see.
@@ -618,10 +614,10 @@ impl<'s> Compiler<'s> {
     }
 }
 
-/// Reads every `lookups:` table, inline or from a CSV or JSON file next to the mapping.
+/// Reads every `lookups:` table, inline or from a CSV or JSON file the caller reads.
 fn compile_lookups(
     specs: &[LookupSpec],
-    base_dir: Option<&Path>,
+    lookup_file: &LookupResolver,
     diags: &mut Diagnostics,
 ) -> HashMap<String, Arc<LookupTable>> {
     let mut tables = HashMap::new();
@@ -629,9 +625,9 @@ fn compile_lookups(
         let name = &spec.name;
         let values: Option<CodeTable> = match (&spec.values, &spec.file) {
             (Some(node), None) => transform::value_table(node, diags),
-            (None, Some(file)) => match lookup_file(base_dir, &file.value).and_then(|(read, shown)| {
+            (None, Some(file)) => match lookup_file(&file.value).and_then(|read| {
                 let format = Path::new(&file.value).extension().and_then(|e| e.to_str());
-                read_lookup_file(&read, &shown, format)
+                parse_lookup_file(&read, format)
             }) {
                 Ok(t) => Some(t),
                 Err(message) => {
@@ -679,64 +675,12 @@ fn compile_lookups(
     tables
 }
 
-/// Where a lookup table's `file:` is read from: the path to read (links resolved) and the path
-/// as messages show it (the folder joined with the name as written).
-///
-/// The name is relative to the mapping's folder (`base_dir`; without one, a mapping given as text
-/// or read from S3, the working directory: the function's package) and must stay inside it, so a
-/// mapping names only files published with it: an absolute path is refused, so is a `..` that
-/// climbs out of the folder, and so is a name that resolves outside it through a symlink.
-fn lookup_file(base_dir: Option<&Path>, file: &str) -> Result<(PathBuf, PathBuf), String> {
-    use std::path::Component;
-    let folder = match base_dir {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let name = Path::new(file);
-    let mut depth = 0usize;
-    for component in name.components() {
-        match component {
-            Component::Prefix(_) | Component::RootDir => {
-                return Err(format!(
-                    "`file: {file}` is an absolute path; a lookup file is named relative to the mapping's folder and lies inside it"
-                ));
-            }
-            Component::CurDir => {}
-            Component::ParentDir if depth == 0 => {
-                return Err(format!(
-                    "`file: {file}` leaves the mapping's folder; a lookup file lies inside the folder of the mapping that reads it"
-                ));
-            }
-            Component::ParentDir => depth -= 1,
-            Component::Normal(_) => depth += 1,
-        }
-    }
-    let shown = if folder == Path::new(".") { name.to_path_buf() } else { folder.join(name) };
-    // A name that does not resolve is left to the read, which says why it cannot.
-    let Ok(resolved) = std::fs::canonicalize(&shown) else { return Ok((shown.clone(), shown)) };
-    let inside = std::fs::canonicalize(folder).is_ok_and(|folder| resolved.starts_with(folder));
-    if !inside {
-        return Err(format!(
-            "`file: {file}` resolves to {} (through a symlink), outside the mapping's folder; a lookup file lies inside the folder of the mapping that reads it",
-            resolved.display()
-        ));
-    }
-    // The resolved path is read: the name cannot be pointed elsewhere between check and read.
-    Ok((resolved, shown))
-}
-
-/// A lookup file: JSON (an object of code → value) or CSV (a header row, then code,value rows),
-/// by the extension of its name as written (`format`).
-fn read_lookup_file(path: &Path, shown: &Path, format: Option<&str>) -> Result<CodeTable, String> {
-    let shown = shown.display();
-    // Opening a named pipe waits for a writer that may never come: only a file is opened.
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-        return Err(format!("cannot read {shown}: not a file"));
-    }
-    let bytes = crate::limits::read_bounded(path, crate::limits::MAX_LOOKUP_BYTES, "a lookup file")
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+/// A lookup file's bytes: JSON (an object of code → value) or CSV (a header row, then code,value
+/// rows), by the extension of its name as written (`format`).
+fn parse_lookup_file(file: &LookupFile, format: Option<&str>) -> Result<CodeTable, String> {
+    let (shown, bytes) = (&file.shown, &file.bytes);
     match format {
-        Some("json") => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Some("json") => match serde_json::from_slice::<serde_json::Value>(bytes) {
             Ok(serde_json::Value::Object(map)) => Ok(map.into_iter().collect()),
             Ok(other) => {
                 Err(format!("{shown} must hold a JSON object of code → value, found {}", json::json_kind(&other)))

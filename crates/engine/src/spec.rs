@@ -152,7 +152,7 @@ pub fn parse(text: &str) -> (MappingSpec, Vec<Diagnostic>) {
 }
 
 /// The JSON Schema of mapping files (draft 2020-12), for editors: `lambda-stream schema` prints it.
-pub const SCHEMA: &str = include_str!("../schema/mapping.schema.json");
+pub const SCHEMA: &str = include_str!("../../../schema/mapping.schema.json");
 
 // The keys each part of a mapping file accepts; `schema/mapping.schema.json` is held to them by a
 // test.

@@ -5,11 +5,11 @@
 
 /// Every assigned ISO 3166-1 alpha-2 code (the tz database's `iso3166.tab`).
 pub static COUNTRIES: CodeSet<{ 26usize.pow(2).div_ceil(64) }> =
-    CodeSet::parse(include_bytes!("../../data/codes/iso3166.tab"), 2);
+    CodeSet::parse(include_bytes!("../../../../data/codes/iso3166.tab"), 2);
 
 /// Every alphabetic code of ISO 4217 list one: current currencies and funds.
 pub static CURRENCIES: CodeSet<{ 26usize.pow(3).div_ceil(64) }> =
-    CodeSet::parse(include_bytes!("../../data/codes/iso4217.tsv"), 3);
+    CodeSet::parse(include_bytes!("../../../../data/codes/iso4217.tsv"), 3);
 
 /// Codes of a fixed number of upper-case ASCII letters, one bit each (the code read in base 26).
 pub struct CodeSet<const WORDS: usize> {

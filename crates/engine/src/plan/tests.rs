@@ -503,133 +503,33 @@ mod expressions {
     }
 
     #[test]
-    fn lookup_tables_from_csv_and_json_files_next_to_the_mapping() {
-        let dir = std::env::temp_dir().join(format!("lookups-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("mcc.csv"), "mcc,category\n5651,apparel\n5411,grocery\n").unwrap();
-        std::fs::write(dir.join("tiers.json"), r#"{"G": "gold", "S": "silver"}"#).unwrap();
+    fn lookup_files_come_from_the_resolver_and_are_parsed_by_their_extension() {
         let text = "version: 1\nname: t\nlookups:\n  mcc: {file: mcc.csv, default: other}\n  tiers: {file: tiers.json}\nfields:\n  - {target: m, source: $.m, type: any}\n  - {target: t, source: $.t, type: string}\n  - {target: c, expr: 'lookup(\"mcc\", m)'}\n  - {target: tier, expr: 'lookup(\"tiers\", t)'}\n";
-        let options = CompileOptions { base_dir: Some(dir.clone()), ..CompileOptions::default() };
-        let (_, p) = load_str_in(text, &options).unwrap();
+        let files = |csv: &'static str| CompileOptions {
+            lookup_file: Box::new(move |name| {
+                let bytes = match name {
+                    "mcc.csv" => csv.as_bytes().to_vec(),
+                    "tiers.json" => br#"{"G": "gold", "S": "silver"}"#.to_vec(),
+                    _ => return Err(format!("no file {name}")),
+                };
+                Ok(LookupFile { shown: format!("maps/{name}"), bytes })
+            }),
+            ..CompileOptions::default()
+        };
+        let (_, p) = load_str_in(text, &files("mcc,category\n5651,apparel\n5411,grocery\n")).unwrap();
         assert_eq!(
             apply(&p, json!({"m": 5411, "t": "G"})).ok_value().unwrap(),
             json!({"m": 5411, "t": "G", "c": "grocery", "tier": "gold"})
         );
-        assert_eq!(
-            apply(&p, json!({"m": 1, "t": "X"})).ok_value().unwrap(),
-            json!({"m": 1, "t": "X", "c": "other"}),
-            "no default: absent"
+        let refused = load_str_in(text, &files("mcc,category,extra\n5651,apparel,x\n")).unwrap_err();
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].message.starts_with("lookup table `mcc`: maps/mcc.csv line 2: expected two columns"),
+            "{refused:?}"
         );
-        std::fs::write(dir.join("mcc.csv"), "mcc,category,extra\n5651,apparel,x\n").unwrap();
-        let refused = load_str_in(text, &options).unwrap_err();
-        assert!(refused[0].message.contains("expected two columns"), "{refused:?}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    /// A folder `outside/` holding a lookup file, and in it a mapping folder `mapping/` holding
-    /// `codes.csv` and `sub/more.csv`; removed when dropped.
-    struct LookupFolders {
-        root: std::path::PathBuf,
-    }
-
-    impl LookupFolders {
-        fn new() -> Self {
-            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let root = std::env::temp_dir().join(format!("lookup-folders-{}-{n}", std::process::id()));
-            std::fs::create_dir_all(root.join("mapping/sub")).unwrap();
-            std::fs::write(root.join("secret.csv"), "code,value\nS,outside\n").unwrap();
-            std::fs::write(root.join("mapping/codes.csv"), "code,value\nA,alpha\n").unwrap();
-            std::fs::write(root.join("mapping/sub/more.csv"), "code,value\nB,beta\n").unwrap();
-            LookupFolders { root }
-        }
-
-        fn folder(&self) -> std::path::PathBuf {
-            self.root.join("mapping")
-        }
-
-        /// Compiles a mapping in `mapping/` whose table `t` reads `file` (written as given, in
-        /// single quotes on line 4, its text starting at column 29): the value of `lookup("t", "A")`.
-        fn load(&self, file: &str) -> Result<Value, Vec<Diagnostic>> {
-            let text = format!(
-                "version: 1\nname: t\nlookups:\n  t: {{default: none, file: '{file}'}}\nfields:\n  - {{target: c, expr: 'lookup(\"t\", \"A\")'}}\n"
-            );
-            let options = CompileOptions { base_dir: Some(self.folder()), ..CompileOptions::default() };
-            let (_, p) = load_str_in(&text, &options)?;
-            Ok(apply(&p, json!({})).ok_value().unwrap()["c"].clone())
-        }
-    }
-
-    impl Drop for LookupFolders {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.root);
-        }
-    }
-
-    /// The one diagnostic of a refused `file:`, at the value's line and column.
-    fn refusal(result: Result<Value, Vec<Diagnostic>>) -> String {
-        let diagnostics = result.expect_err("the file is refused");
-        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
-        assert_eq!((diagnostics[0].pos.line, diagnostics[0].pos.col), (4, 29), "{diagnostics:?}");
-        diagnostics[0].message.clone()
-    }
-
-    #[test]
-    fn a_lookup_file_is_read_from_the_mapping_folder_and_below() {
-        let folders = LookupFolders::new();
-        assert_eq!(folders.load("codes.csv").unwrap(), "alpha");
-        assert_eq!(folders.load("./codes.csv").unwrap(), "alpha");
-        assert_eq!(folders.load("sub/more.csv").unwrap(), "none");
-        assert_eq!(folders.load("sub/../codes.csv").unwrap(), "alpha", "`..` that stays inside");
-        let message = refusal(folders.load("missing.csv"));
-        assert!(message.contains("cannot read") && message.contains("missing.csv"), "{message}");
-    }
-
-    #[test]
-    fn an_absolute_lookup_file_is_refused_at_its_line() {
-        let folders = LookupFolders::new();
-        for file in ["/etc/passwd".to_owned(), folders.folder().join("codes.csv").display().to_string()] {
-            let message = refusal(folders.load(&file));
-            assert!(
-                message.starts_with("lookup table `t`:") && message.contains("absolute") && message.contains(&file),
-                "{message}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_lookup_file_outside_the_mapping_folder_is_refused() {
-        let folders = LookupFolders::new();
-        for file in ["../secret.csv", "sub/../../secret.csv", "../mapping/codes.csv", ".."] {
-            let message = refusal(folders.load(file));
-            assert!(message.contains("leaves the mapping's folder") && message.contains(file), "{file}: {message}");
-        }
-        // Without a folder (a mapping given as text, or read from S3), the working directory is
-        // the folder: `..` leaves it just the same.
-        let text = "version: 1\nname: t\nlookups:\n  t: {file: ../secret.csv}\nfields:\n  - {target: c, expr: 'lookup(\"t\", \"A\")'}\n";
         let refused = load_str(text).unwrap_err();
-        assert!(refused[0].message.contains("leaves the mapping's folder"), "{refused:?}");
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn a_link_in_the_mapping_folder_to_a_file_outside_is_refused() {
-        let folders = LookupFolders::new();
-        let folder = folders.folder();
-        std::os::unix::fs::symlink(folders.root.join("secret.csv"), folder.join("link.csv")).unwrap();
-        std::os::unix::fs::symlink(&folders.root, folder.join("up")).unwrap();
-        std::os::unix::fs::symlink("codes.csv", folder.join("inside.csv")).unwrap();
-        for file in ["link.csv", "up/secret.csv"] {
-            let message = refusal(folders.load(file));
-            assert!(message.contains("outside the mapping's folder") && message.contains(file), "{file}: {message}");
-        }
-        assert_eq!(folders.load("inside.csv").unwrap(), "alpha", "a link to a file inside the folder");
-        // The folder itself may be reached through a link.
-        let linked = folders.root.join("linked-mapping");
-        std::os::unix::fs::symlink(&folder, &linked).unwrap();
-        let text = "version: 1\nname: t\nlookups:\n  t: {file: codes.csv}\nfields:\n  - {target: c, expr: 'lookup(\"t\", \"A\")'}\n";
-        let options = CompileOptions { base_dir: Some(linked), ..CompileOptions::default() };
-        assert!(load_str_in(text, &options).is_ok());
+        assert_eq!(refused.len(), 2, "without a resolver no file is read: {refused:?}");
+        assert!(refused[0].message.contains("`file: mcc.csv` cannot be read"), "{refused:?}");
     }
 }
 
