@@ -13,11 +13,14 @@ use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 /// A place in a source file: 1-based line and column (columns count characters, not bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pos {
+    /// The line, from 1.
     pub line: u32,
+    /// The column, from 1, in characters.
     pub col: u32,
 }
 
 impl Pos {
+    /// The place at `line` and `col`.
     pub const fn new(line: u32, col: u32) -> Self {
         Pos { line, col }
     }
@@ -90,8 +93,11 @@ impl PartialEq for Extent {
 /// A value together with where it was written.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Spanned<T> {
+    /// The value.
     pub value: T,
+    /// Where it starts.
     pub pos: Pos,
+    /// Where it ends, and where each character of a string was written.
     pub extent: Extent,
 }
 
@@ -101,6 +107,7 @@ impl<T> Spanned<T> {
         Spanned { value, pos, extent: Extent::default() }
     }
 
+    /// A value with where it starts and ends.
     pub fn with_extent(value: T, pos: Pos, extent: Extent) -> Self {
         Spanned { value, pos, extent }
     }
@@ -112,6 +119,7 @@ impl<T> Spanned<T> {
 }
 
 impl Spanned<String> {
+    /// The text.
     pub fn as_str(&self) -> &str {
         &self.value
     }
@@ -134,6 +142,7 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// `error` or `warning`, as messages say it.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Error => "error",
@@ -211,8 +220,11 @@ impl Extend<Diagnostic> for Diagnostics {
 /// One located problem: an error refuses the mapping, a warning does not.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Diagnostic {
+    /// Whether it refuses the mapping.
     pub severity: Severity,
+    /// Where the problem is.
     pub pos: Pos,
+    /// What the problem is.
     pub message: String,
     /// Just past the offending text, when the code that found the problem knows it; otherwise a
     /// [`SourceFile`] takes the token written at `pos`.
@@ -268,6 +280,7 @@ pub struct SourceFile<'a> {
 }
 
 impl<'a> SourceFile<'a> {
+    /// The file `name` (as messages show it) whose text is `text`.
     pub fn new(name: &'a str, text: &'a str) -> Self {
         // Lines end as YAML ends them, whose positions these are: at `\n`, `\r\n` and a lone `\r`.
         let bytes = text.as_bytes();

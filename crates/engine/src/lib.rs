@@ -21,6 +21,7 @@
 // delimit an embedded record. Clippy refuses an `unsafe` block without its `SAFETY:` comment.
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 pub mod diagnostic;
 pub mod plan;

@@ -13,8 +13,11 @@ pub use crate::yaml::{Node, NodeKind, load_yaml};
 /// The whole mapping file.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MappingSpec {
+    /// `version:`, the mapping format's version.
     pub version: Option<Spanned<i64>>,
+    /// `name:`, the mapping's name.
     pub name: Option<Spanned<String>>,
+    /// `description:`, for people.
     pub description: Option<String>,
     /// Output target whose value becomes the Kafka key of ok records.
     pub key: Option<Spanned<String>>,
@@ -26,27 +29,39 @@ pub struct MappingSpec {
     pub drop: Option<Spanned<String>>,
     /// `limits: { steps: N }` — the evaluation budget of one record's expressions.
     pub steps: Option<Spanned<i64>>,
+    /// `fields:`, the output fields.
     pub fields: Vec<FieldSpec>,
+    /// `rules:`, the cross-field rules.
     pub rules: Vec<RuleSpec>,
+    /// `tests:`, examples the mapping must satisfy.
     pub tests: Vec<TestSpec>,
 }
 
 /// One entry of `fields:`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FieldSpec {
+    /// Where the entry starts.
     pub pos: Pos,
+    /// `target:`, the output field's name (dots nest).
     pub target: Option<Spanned<String>>,
+    /// `source:`, a JSONPath into the record.
     pub source: Option<Spanned<String>>,
     /// `const:` — a fixed value; a field has either a source or a const.
     pub constant: Option<Node>,
+    /// `type:` as written.
     pub kind: Option<Spanned<String>>,
+    /// `required:`.
     pub required: Option<Spanned<bool>>,
+    /// `default:`, the value when the source is absent.
     pub default: Option<Node>,
+    /// `transform:` steps, in order.
     pub transform: Vec<StepSpec>,
+    /// `validate:` steps, in order.
     pub validate: Vec<StepSpec>,
     /// `sensitive:` as written: a computed field that says nothing inherits the sensitivity of
     /// what it reads; `false` declares a value safe to show (a hash, a mask).
     pub sensitive: Option<bool>,
+    /// `description:`, for people.
     pub description: Option<String>,
     /// `expr:` — the value is computed from other targets.
     pub expr: Option<Spanned<String>>,
@@ -61,27 +76,39 @@ pub struct FieldSpec {
 /// A transform or validator: `trim`, or `range: {min: 1}`, optionally with `when:`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepSpec {
+    /// The step's name.
     pub name: Spanned<String>,
+    /// Its argument, if any.
     pub arg: Option<Node>,
+    /// `when:`, the condition it runs under.
     pub when: Option<Spanned<String>>,
 }
 
 /// One entry of `lookups:`: a table given inline (`values:`) or read from a CSV or JSON file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LookupSpec {
+    /// The table's name.
     pub name: Spanned<String>,
+    /// `values:`, the table inline.
     pub values: Option<Node>,
+    /// `file:`, the file the table is read from.
     pub file: Option<Spanned<String>>,
+    /// `default:`, the value of a code the table does not hold.
     pub default: Option<Node>,
 }
 
 /// One entry of `rules:`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RuleSpec {
+    /// Where the entry starts.
     pub pos: Pos,
+    /// `name:`, the rule's name (the rule of its errors).
     pub name: Option<Spanned<String>>,
+    /// `when:`, the condition it applies under.
     pub when: Option<RuleWhen>,
+    /// `require:`, targets that must be present.
     pub require: Vec<Spanned<String>>,
+    /// `forbid:`, targets that must be absent.
     pub forbid: Vec<Spanned<String>>,
     /// `check:` — an expression that must hold.
     pub check: Option<Spanned<String>>,
@@ -94,28 +121,41 @@ pub struct RuleSpec {
 /// A rule's `when`: the field-condition form, or an expression.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RuleWhen {
+    /// `field:` with `equals:`, `in:` or `present:`.
     Field(WhenSpec),
+    /// An expression.
     Expr(Spanned<String>),
 }
 
+/// A rule's field-condition `when:`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WhenSpec {
+    /// Where it starts.
     pub pos: Pos,
+    /// `field:`, the target it reads.
     pub field: Option<Spanned<String>>,
+    /// `equals:`, the value it must equal.
     pub equals: Option<Node>,
+    /// `in:`, the values it must be one of.
     pub one_of: Option<Spanned<Vec<Node>>>,
+    /// `present:`, whether it must be present or absent.
     pub present: Option<Spanned<bool>>,
 }
 
 /// One entry of `tests:`, an example the mapping must satisfy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TestSpec {
+    /// Where the entry starts.
     pub pos: Pos,
+    /// `name:`.
     pub name: Option<Spanned<String>>,
+    /// `input:` or `input_raw:`, the record it maps.
     pub input: Option<TestInput>,
+    /// `expect:`, the outcome it must give.
     pub expect: Option<ExpectSpec>,
 }
 
+/// A test's record.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TestInput {
     /// `input:` — a YAML mapping, fed to the plan as its JSON text.
@@ -124,19 +164,25 @@ pub enum TestInput {
     Raw(Spanned<String>),
 }
 
+/// A test's expected outcome.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExpectSpec {
+    /// `ok:`, the output it must give.
     Ok(Node),
+    /// `fail:`, the errors it must give.
     Fail(Vec<ExpectedError>),
     /// `dropped: true` — the mapping's `drop:` skips the record.
     Dropped,
 }
 
+/// One error a test expects.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExpectedError {
+    /// Where it is written.
     pub pos: Pos,
     /// `None` for record-level errors such as `json`.
     pub field: Option<String>,
+    /// The rule that fails.
     pub rule: String,
 }
 
@@ -154,11 +200,14 @@ pub fn parse(text: &str) -> (MappingSpec, Vec<Diagnostic>) {
 /// The JSON Schema of mapping files (draft 2020-12), for editors: `lambda-stream schema` prints it.
 pub const SCHEMA: &str = include_str!("../../../schema/mapping.schema.json");
 
-// The keys each part of a mapping file accepts; `schema/mapping.schema.json` is held to them by a
-// test.
+// The keys each part of a mapping file accepts (unknown keys are refused with the nearest one);
+// `schema/mapping.schema.json` is held to them by a test.
+/// The keys at the top of a mapping file.
 pub const TOP_KEYS: &[&str] =
     &["version", "name", "description", "key", "headers", "lookups", "drop", "limits", "fields", "rules", "tests"];
+/// The keys of `limits:`.
 pub const LIMIT_KEYS: &[&str] = &["steps"];
+/// The keys of a `fields:` entry.
 pub const FIELD_KEYS: &[&str] = &[
     "target",
     "source",
@@ -175,11 +224,17 @@ pub const FIELD_KEYS: &[&str] = &[
     "sensitive",
     "description",
 ];
+/// The keys of a `rules:` entry.
 pub const RULE_KEYS: &[&str] = &["name", "when", "check", "message", "field", "require", "forbid"];
+/// The keys of a `lookups:` entry.
 pub const LOOKUP_KEYS: &[&str] = &["values", "file", "default"];
+/// The keys of a rule's field-condition `when:`.
 pub const WHEN_KEYS: &[&str] = &["field", "equals", "in", "present"];
+/// The keys of a `tests:` entry.
 pub const TEST_KEYS: &[&str] = &["name", "input", "input_raw", "expect"];
+/// The keys of a test's `expect:`.
 pub const EXPECT_KEYS: &[&str] = &["ok", "fail", "dropped"];
+/// The keys of an expected error.
 pub const EXPECTED_ERROR_KEYS: &[&str] = &["field", "rule"];
 
 fn read_spec(root: &Node, diags: &mut Vec<Diagnostic>) -> MappingSpec {

@@ -17,20 +17,29 @@ use crate::diagnostic::{Diagnostic, Extent, Layout, Pos, Spanned, suggestion};
 /// A YAML node, owned and position-tagged, detached from the parser's lifetimes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Node {
+    /// Where the node starts.
     pub pos: Pos,
+    /// What it holds.
     pub kind: NodeKind,
     /// Where a scalar ends, and where each character of a string was written.
     pub extent: Extent,
 }
 
+/// What a YAML node holds.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum NodeKind {
+    /// `null`, `~` or nothing.
     #[default]
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// An integer.
     Int(i64),
+    /// A float.
     Float(f64),
+    /// A string.
     Str(String),
+    /// A list.
     Seq(Vec<Node>),
     /// Entries in file order; keys are the scalar keys' text.
     Map(Vec<(Spanned<String>, Node)>),
@@ -50,6 +59,7 @@ impl Node {
         }
     }
 
+    /// The text, if it is a string.
     pub fn as_str(&self) -> Option<&str> {
         match &self.kind {
             NodeKind::Str(s) => Some(s),
@@ -775,14 +785,17 @@ impl<'a> Fields<'a> {
         Some(Fields { entries })
     }
 
+    /// The value of `key`, if given.
     pub fn get(&self, key: &str) -> Option<&'a Node> {
         self.entries.iter().find(|(k, _)| k.value == key).map(|(_, v)| v)
     }
 
+    /// The value of `key` as a string; another kind of value is reported in `diags`.
     pub fn string(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<Spanned<String>> {
         self.get(key).and_then(|node| expect_string(node, key, diags))
     }
 
+    /// The value of `key` as a boolean; another kind of value is reported in `diags`.
     pub fn boolean(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<Spanned<bool>> {
         let node = self.get(key)?;
         match node.kind {
@@ -797,6 +810,7 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The items of `key` as a list (none when absent); another kind of value is reported in `diags`.
     pub fn list(&self, key: &str, diags: &mut Vec<Diagnostic>) -> &'a [Node] {
         match self.get(key) {
             None => &[],
@@ -808,11 +822,13 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The items of `key` as strings; other kinds of values are reported in `diags`.
     pub fn string_list(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Vec<Spanned<String>> {
         self.list(key, diags).iter().filter_map(|n| expect_string(n, key, diags)).collect()
     }
 }
 
+/// The node as a string; another kind of value is reported in `diags`, named `what`.
 pub fn expect_string(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<Spanned<String>> {
     match &node.kind {
         NodeKind::Str(s) => Some(node.spanned(s.clone())),

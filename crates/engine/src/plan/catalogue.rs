@@ -19,16 +19,28 @@ pub enum Argument {
     /// No argument: the step is a bare name (`trim`).
     None,
     /// One value (`multiply: N`): how a message writes it, and what it is.
-    Value { written: &'static str, what: &'static str },
+    Value {
+        /// The argument as a message writes it (`N`).
+        written: &'static str,
+        /// What the argument is (`a number`).
+        what: &'static str,
+    },
     /// A mapping of keys (`truncate: {max: N}`), in the order messages list them; `at_least_one`:
     /// every key may be left out, but not all of them.
-    Keys { keys: &'static [Key], at_least_one: bool },
+    Keys {
+        /// The keys of the mapping.
+        keys: &'static [Key],
+        /// Whether at least one key must be given.
+        at_least_one: bool,
+    },
 }
 
 /// A key of an argument mapping.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Key {
+    /// The key as a mapping writes it.
     pub name: &'static str,
+    /// Whether the key must be given.
     pub required: bool,
     /// A value for it, as a message shows the argument's form (`N`, `'%Y%m%d'`).
     pub sample: &'static str,

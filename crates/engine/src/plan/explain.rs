@@ -23,8 +23,11 @@ pub struct Explanation {
     /// The record-level step before any field (`drop`, or why the value is not usable).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
+    /// Each target, in spec order.
     pub fields: Vec<FieldTrace>,
+    /// Each cross-field rule.
     pub rules: Vec<RuleTrace>,
+    /// The errors the record got, as `Plan::apply` reports them.
     pub errors: Vec<FieldError>,
     /// The output value, for an ok record.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -34,11 +37,13 @@ pub struct Explanation {
 /// One target.
 #[derive(Debug, Serialize)]
 pub struct FieldTrace {
+    /// The output field's name.
     pub target: String,
     /// The JSONPath, `expr: …`, or `const`.
     pub source: String,
     /// Where the source led: `found …`, `absent`, `null`, `N matches …`, or the computed value.
     pub found: String,
+    /// Its steps, in the order they ran.
     pub steps: Vec<Step>,
     /// `= value`, `left out`, `not written (output: false)`, or `error`.
     pub result: String,
@@ -50,7 +55,9 @@ pub struct FieldTrace {
 /// One step of a field: a condition, the default, a transform, the type check, a validator.
 #[derive(Debug, Serialize)]
 pub struct Step {
+    /// What the step is (`when`, `default`, a transform, `type`, a validator).
     pub step: String,
+    /// What it did or decided.
     pub verdict: String,
 }
 
@@ -63,7 +70,9 @@ impl Step {
 /// One rule.
 #[derive(Debug, Serialize)]
 pub struct RuleTrace {
+    /// The rule's name.
     pub name: String,
+    /// Whether it held, failed or was not judged, and why.
     pub verdict: String,
 }
 

@@ -10,11 +10,15 @@ use crate::spec::{ExpectSpec, MappingSpec, TestInput};
 /// The result of one embedded test; `failure` says why it failed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpecTestResult {
+    /// The test's `name:` (empty when it has none).
     pub name: String,
+    /// Where the test is written.
     pub pos: Pos,
+    /// Why it failed; `None` when it passed.
     pub failure: Option<String>,
 }
 
+/// Runs the mapping's embedded `tests:` against its plan.
 pub fn run(spec: &MappingSpec, plan: &Plan) -> Vec<SpecTestResult> {
     spec.tests
         .iter()

@@ -46,8 +46,11 @@ pub struct Members<'a> {
 /// A member of another type than the reader asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WrongType {
+    /// Not a string.
     NotText,
+    /// Not an integer.
     NotInteger,
+    /// Not an array.
     NotArray,
 }
 

@@ -107,12 +107,13 @@ fn guarded(map: impl FnOnce() -> Outcome) -> Outcome {
 const INLINE_SLOTS: usize = 32;
 
 impl Plan {
+    /// The mapping's `name:`.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// Source headers to copy onto ok records, as the spec's `headers:` lists them.
-    /// See [`Plan::with_version`]; a plan loaded from text has the text's SHA-256 prefix.
+    /// Which text of the mapping this is (see [`Plan::with_version`]); a plan loaded from text
+    /// has the text's SHA-256 prefix.
     pub fn version(&self) -> &str {
         &self.version
     }
@@ -128,6 +129,7 @@ impl Plan {
         self
     }
 
+    /// Source headers to copy onto ok records, as the spec's `headers:` lists them.
     pub fn headers(&self) -> &[String] {
         &self.headers
     }
@@ -147,6 +149,7 @@ impl Plan {
         self.set.fields.iter().filter(sensitive).map(|f| f.target.as_str()).collect()
     }
 
+    /// How many fields the mapping has (its top-level `fields:`).
     pub fn field_count(&self) -> usize {
         self.set.fields.len()
     }

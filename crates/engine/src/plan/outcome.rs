@@ -8,14 +8,18 @@ use serde_json::Value;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
+    /// Reading the record: not JSON, not an object, too deep.
     Decode,
+    /// A field's type check, transforms or validators.
     Validate,
+    /// A cross-field rule.
     Rule,
     /// A defect of the engine met on this record (a panic caught): never the record's fault.
     Internal,
 }
 
 impl Stage {
+    /// The stage as the fail envelope writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Decode => "decode",
@@ -29,8 +33,11 @@ impl Stage {
 /// One problem with one record: which output field, which rule or validator, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FieldError {
+    /// The output field, or `None` for a record-level error.
     pub field: Option<String>,
+    /// The validator, transform or rule that failed (`required`, `type`, a rule's name).
     pub rule: String,
+    /// Why, in words (without the value when it is sensitive).
     pub message: String,
 }
 
@@ -72,19 +79,24 @@ pub const ZONE_RULE: &str = "zone";
 /// What a transform or validator reports; the field name is added by the caller.
 #[derive(Debug, PartialEq)]
 pub struct StepError {
+    /// The step's name.
     pub rule: String,
+    /// Why it failed.
     pub message: String,
 }
 
 /// The result of applying the plan to one record.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
+    /// The record mapped: the output to write.
     Mapped(Mapped),
+    /// The record failed: where and why.
     Failed(Failure),
     /// The mapping's `drop:` holds for this record: it is skipped, and counted.
     Dropped,
 }
 
+/// A mapped record: what goes to the ok topic.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mapped {
     /// The output object as JSON bytes, fields in spec order.
@@ -96,7 +108,9 @@ pub struct Mapped {
 /// Why a record failed: where, and every error found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
+    /// Where it failed.
     pub stage: Stage,
+    /// Every error found.
     pub errors: Vec<FieldError>,
 }
 
@@ -117,6 +131,7 @@ impl Outcome {
         }
     }
 
+    /// The errors of a failed record; none otherwise.
     pub fn errors(&self) -> &[FieldError] {
         match self {
             Outcome::Mapped(_) | Outcome::Dropped => &[],

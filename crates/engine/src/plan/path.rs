@@ -14,13 +14,16 @@ use serde_json_path::JsonPath;
 /// One step of a plain path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Segment {
+    /// A member of an object, by name.
     Key(Box<str>),
+    /// An element of an array, by index.
     Index(usize),
     /// `[*]` or `.*`: every element of an array, every member value of an object.
     Wildcard,
 }
 
 impl Segment {
+    /// Whether it is `[*]`.
     pub fn is_wildcard(&self) -> bool {
         matches!(self, Segment::Wildcard)
     }
@@ -29,6 +32,7 @@ impl Segment {
 /// A compiled `source:`.
 #[derive(Debug)]
 pub struct SourcePath {
+    /// The plain steps the extractor follows.
     pub prefix: Vec<Segment>,
     /// The non-plain remainder, as a query rooted at the prefix's value.
     pub tail: Option<JsonPath>,
@@ -37,7 +41,9 @@ pub struct SourcePath {
 /// A JSONPath that does not parse: where (character offset in the path) and why.
 #[derive(Debug, PartialEq)]
 pub struct PathError {
+    /// The character offset in the path.
     pub offset: usize,
+    /// What is wrong.
     pub message: String,
 }
 

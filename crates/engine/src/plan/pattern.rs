@@ -95,6 +95,7 @@ impl Pattern {
         Ok(Pattern { regex, anchored })
     }
 
+    /// The expression as written.
     pub fn as_str(&self) -> &str {
         self.regex.as_str()
     }
@@ -104,6 +105,7 @@ impl Pattern {
         self.anchored.is_some()
     }
 
+    /// Whether the expression matches somewhere in `text`.
     pub fn is_match(&self, text: &str) -> bool {
         match &self.anchored {
             Some(a) => a.match_len(text).is_some(),

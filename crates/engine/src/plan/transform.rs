@@ -25,50 +25,76 @@ use super::value::Val;
 use crate::diagnostic::{Diagnostic, Diagnostics, suggestion};
 use crate::spec::{Node, NodeKind, StepSpec};
 
+/// A compiled `transform:` step, with its argument.
 #[derive(Debug)]
 pub enum Transform {
+    /// `trim`: removes leading and trailing whitespace.
     Trim,
+    /// `lowercase`.
     Lowercase,
+    /// `uppercase`.
     Uppercase,
+    /// `digits_only`: keeps the digits of the text.
     DigitsOnly,
     /// `literal`: the replacement has no `$` group reference (decided once, at compile time).
     Replace {
+        /// What is replaced.
         pattern: Pattern,
+        /// What it is replaced with.
         with: String,
+        /// Whether `with` is taken literally.
         literal: bool,
     },
+    /// `truncate`: keeps at most `max` characters.
     Truncate {
+        /// The most characters kept.
         max: usize,
     },
+    /// `map`: a value looked up in a table.
     Map {
+        /// Values to their replacements.
         values: CodeTable,
+        /// The replacement of a value the table does not hold; without one, such a value fails the field.
         default: Option<Value>,
     },
+    /// `to_integer`.
     ToInteger,
+    /// `to_number`.
     ToNumber,
+    /// `to_string`.
     ToString,
+    /// `multiply` by a factor.
     Multiply(Factor),
+    /// `divide` by a factor.
     Divide(Factor),
     /// Lower-case hex SHA-256 of the text.
     Sha256,
     /// Keeps the first and last characters, masks the rest.
     Mask {
+        /// How many characters are shown at the start.
         keep_first: usize,
+        /// How many characters are shown at the end.
         keep_last: usize,
+        /// The character that replaces the others.
         with: char,
     },
     /// Local date and time text in a format and an IANA zone → RFC 3339 in UTC.
     ParseDatetime {
+        /// The format the text is read with.
         format: dates::DateFormat,
+        /// The zone the text is local to; UTC without one.
         zone: Option<chrono_tz::Tz>,
     },
     /// Date text in a format → `YYYY-MM-DD`.
     ParseDate {
+        /// The format the text is read with.
         format: dates::DateFormat,
     },
     /// A number, or a number in text → a decimal string with exactly `scale` digits after the point.
     ToDecimal {
+        /// How many digits after the point.
         scale: u32,
+        /// How a value with more digits is rounded.
         rounding: Rounding,
     },
 }
@@ -76,11 +102,14 @@ pub enum Transform {
 /// A numeric argument, kept exact when it is an integer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Factor {
+    /// An integer.
     Int(i64),
+    /// A float.
     Float(f64),
 }
 
 impl Transform {
+    /// The transform's name as a mapping writes it.
     pub fn name(&self) -> &'static str {
         match self {
             Transform::Trim => "trim",
@@ -108,6 +137,7 @@ impl Transform {
         transforms::find(self.name()).expect("every transform is in the catalogue")
     }
 
+    /// Compiles one step, or reports why it cannot be (an unknown name, a bad argument) in `diags`.
     pub fn compile(step: &StepSpec, diags: &mut Diagnostics) -> Option<Transform> {
         let name = step.name.as_str();
         let pos = step.name.pos;

@@ -11,21 +11,32 @@ use super::value::Val;
 /// A declared `type:`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldType {
+    /// `string`.
     String,
+    /// `integer`.
     Integer,
+    /// `number`.
     Number,
+    /// `boolean`.
     Boolean,
+    /// `datetime`: RFC 3339 text.
     Datetime,
+    /// `date`: `YYYY-MM-DD` text.
     Date,
+    /// `object`.
     Object,
+    /// `array`.
     Array,
+    /// `any`: no type check.
     Any,
 }
 
 impl FieldType {
+    /// The types as a mapping writes them.
     pub const NAMES: &'static [&'static str] =
         &["string", "integer", "number", "boolean", "datetime", "date", "object", "array", "any"];
 
+    /// The type a mapping names, if it is one.
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "string" => FieldType::String,
@@ -41,6 +52,7 @@ impl FieldType {
         })
     }
 
+    /// The type as a mapping writes it.
     pub fn name(self) -> &'static str {
         match self {
             FieldType::String => "string",
@@ -60,6 +72,7 @@ impl FieldType {
         matches!(self, FieldType::String | FieldType::Datetime | FieldType::Date)
     }
 
+    /// Whether it is `integer` or `number`.
     pub fn is_numeric(self) -> bool {
         matches!(self, FieldType::Integer | FieldType::Number)
     }
@@ -132,18 +145,24 @@ impl FieldType {
 /// What the compiler knows about a value's JSON type between transforms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// Not known (the record's value, or `null`).
     Unknown,
+    /// A string.
     Str,
     /// An integer for sure.
     Int,
     /// A number, integer or not.
     Num,
+    /// A boolean.
     Bool,
+    /// An object.
     Obj,
+    /// An array.
     Arr,
 }
 
 impl Kind {
+    /// The kind of a JSON value.
     pub fn of(value: &Value) -> Kind {
         match value {
             Value::String(_) => Kind::Str,
@@ -156,6 +175,7 @@ impl Kind {
         }
     }
 
+    /// The kind as messages name it.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Unknown => "any value",

@@ -18,24 +18,53 @@ use super::value::Val;
 use crate::diagnostic::{Diagnostic, Diagnostics, suggestion};
 use crate::spec::{Node, NodeKind, StepSpec};
 
+/// A compiled `validate:` step: one check of a field's value, with its argument.
 #[derive(Debug)]
 pub enum Validator {
+    /// `pattern: REGEX`: the text matches the expression.
     Pattern(Pattern),
+    /// `one_of: [..]`: the value is one of these.
     OneOf(Vec<Value>),
-    Range { min: Option<Number>, max: Option<Number> },
-    Length { min: Option<usize>, max: Option<usize> },
+    /// `range: {min, max}`: the number lies within these bounds (each inclusive, each optional).
+    Range {
+        /// The least value allowed, if any.
+        min: Option<Number>,
+        /// The greatest value allowed, if any.
+        max: Option<Number>,
+    },
+    /// `length: {min, max}`: the length (characters of a text, items of an array) lies within
+    /// these bounds.
+    Length {
+        /// The shortest length allowed, if any.
+        min: Option<usize>,
+        /// The longest length allowed, if any.
+        max: Option<usize>,
+    },
+    /// `email`: an e-mail address.
     Email,
+    /// `uuid`: a UUID in its hyphenated form.
     Uuid,
+    /// `datetime`: an RFC 3339 date and time.
     Datetime,
+    /// `date`: a `YYYY-MM-DD` calendar date.
     Date,
+    /// `cpf`: a Brazilian individual taxpayer number with valid check digits.
     Cpf,
+    /// `cnpj`: a Brazilian company taxpayer number with valid check digits.
     Cnpj,
+    /// `cep`: a Brazilian postal code.
     Cep,
+    /// `country`: an ISO 3166-1 alpha-2 country code.
     Country,
+    /// `currency`: an ISO 4217 currency code.
     Currency,
+    /// `e164`: a phone number in E.164 form.
     E164,
+    /// `iban`: an IBAN with valid check digits and its country's format.
     Iban,
+    /// `luhn`: digits whose Luhn check digit is right.
     Luhn,
+    /// `timezone`: an IANA time zone name.
     Timezone,
 }
 
@@ -44,6 +73,7 @@ pub enum Validator {
 const ONE_OF_LISTED: usize = 10;
 
 impl Validator {
+    /// The validator's name as a mapping writes it.
     pub fn name(&self) -> &'static str {
         match self {
             Validator::Pattern(_) => "pattern",
@@ -143,6 +173,7 @@ impl Validator {
         self.doc().applies_to.describe()
     }
 
+    /// Checks a value; with `sensitive`, the message leaves the value out.
     pub fn check(&self, value: &Val<'_>, sensitive: bool) -> Result<(), Box<StepError>> {
         let fail = |expected: String| {
             Err(Box::new(StepError {
@@ -516,6 +547,7 @@ fn mod11(values: &[u32], weights: &[u32]) -> u32 {
     if r < 2 { 0 } else { 11 - r }
 }
 
+/// Whether `s` is a CPF: 11 digits (`.`, `-`, `/` allowed between them) with valid check digits.
 pub fn is_cpf(s: &str) -> bool {
     let Some((buf, len)) = document_chars(s) else { return false };
     let chars = &buf[..len];
@@ -542,6 +574,7 @@ pub fn is_cnpj(s: &str) -> bool {
     v[12] == first && v[13] == second
 }
 
+/// Whether `s` is a CEP: 8 digits, or 5-3 with a hyphen.
 pub fn is_cep(s: &str) -> bool {
     let b = s.as_bytes();
     match b.len() {

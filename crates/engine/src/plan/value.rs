@@ -13,10 +13,12 @@ use serde_json::Value;
 
 use super::json::{json_equal, json_kind};
 
+/// A value of a field or a path while one record is mapped, borrowing from the record where it can.
 #[derive(Debug, PartialEq)]
 pub enum Val<'a> {
     /// Text straight from the record: it had no escapes there, so it needs none in the output.
     Raw(&'a str),
+    /// Text, borrowed or built.
     Str(Cow<'a, str>),
     /// The matches of a wildcard path (`$.items[*].sku`), an array kept as the values were found
     /// (mostly text borrowed from the record) until it is written: building a `Value` array would
@@ -44,8 +46,11 @@ pub enum Val<'a> {
 /// item after the other.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScannedArray<'a> {
+    /// The array's JSON text in the record.
     pub text: &'a str,
+    /// How many items it has.
     pub len: usize,
+    /// The item fields' slots, item after item.
     pub slots: Vec<Option<Val<'a>>>,
 }
 
@@ -59,14 +64,18 @@ impl<'a> ScannedArray<'a> {
 /// A number and its text in the record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WrittenNumber<'a> {
+    /// The number's value.
     pub value: Value,
+    /// The number as the record writes it.
     pub text: &'a str,
 }
 
 /// A field's value during one record's evaluation.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FieldState<'a> {
+    /// No value: left out of the output.
     Absent,
+    /// A value.
     Present(Val<'a>),
     /// It already has errors; rules and expressions do not pile more on it.
     Failed,
@@ -167,7 +176,9 @@ impl Scrap for FieldState<'_> {
 /// What an `items:` field made of an array: the JSON array, and each item's field states.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rows<'a> {
+    /// The JSON array of the mapped items, as written to the output.
     pub json: Vec<u8>,
+    /// The field states of each item.
     pub rows: Vec<Box<[FieldState<'a>]>>,
 }
 
@@ -203,6 +214,7 @@ impl Val<'_> {
 }
 
 impl<'a> Val<'a> {
+    /// A JSON value, borrowed.
     pub fn borrowed(value: &'a Value) -> Self {
         match value {
             Value::String(s) => Val::Str(Cow::Borrowed(s)),
@@ -210,6 +222,7 @@ impl<'a> Val<'a> {
         }
     }
 
+    /// A JSON value, owned.
     pub fn owned(value: Value) -> Self {
         match value {
             Value::String(s) => Val::Str(Cow::Owned(s)),
@@ -217,6 +230,7 @@ impl<'a> Val<'a> {
         }
     }
 
+    /// A string.
     pub fn text(s: String) -> Self {
         Val::Str(Cow::Owned(s))
     }
@@ -244,6 +258,7 @@ impl<'a> Val<'a> {
         }
     }
 
+    /// The text, if it is a string.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Val::Raw(s) => Some(s),
@@ -279,10 +294,12 @@ impl<'a> Val<'a> {
         }
     }
 
+    /// Whether it is `null`.
     pub fn is_null(&self) -> bool {
         matches!(self, Val::Json(v) if v.is_null())
     }
 
+    /// The value as JSON, copied.
     pub fn to_value(&self) -> Value {
         match self {
             Val::Raw(s) => Value::String(s.to_string()),
@@ -296,6 +313,7 @@ impl<'a> Val<'a> {
         }
     }
 
+    /// The value as JSON.
     pub fn into_value(self) -> Value {
         match self {
             Val::Raw(s) => Value::String(s.to_owned()),
@@ -393,10 +411,12 @@ fn write_items(out: &mut Vec<u8>, items: &[Item<'_>]) {
 pub enum Item<'a> {
     /// Text straight from the record, without escapes.
     Raw(&'a str),
+    /// Any other JSON value.
     Json(Value),
 }
 
 impl<'a> Item<'a> {
+    /// A value as one match.
     pub fn from_val(value: Val<'a>) -> Self {
         match value {
             Val::Raw(s) => Item::Raw(s),
@@ -404,6 +424,7 @@ impl<'a> Item<'a> {
         }
     }
 
+    /// The match as a value, borrowed.
     pub fn as_val(&self) -> Val<'_> {
         match self {
             Item::Raw(s) => Val::Raw(s),

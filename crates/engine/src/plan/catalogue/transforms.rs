@@ -57,9 +57,13 @@ impl Takes {
 /// One built-in transform.
 #[derive(Debug)]
 pub struct TransformDoc {
+    /// The transform's name in a `transform:` list.
     pub name: &'static str,
+    /// How its argument is written.
     pub argument: Argument,
+    /// The values it applies to.
     pub takes: Takes,
+    /// What it does, in a sentence.
     pub summary: &'static str,
     /// The step as a mapping writes it in a `transform:` list (`truncate: {max: 3}`) …
     pub example: &'static str,

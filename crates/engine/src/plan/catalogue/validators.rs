@@ -51,8 +51,11 @@ impl AppliesTo {
 /// One built-in validator.
 #[derive(Debug)]
 pub struct ValidatorDoc {
+    /// The validator's name in a `validate:` list.
     pub name: &'static str,
+    /// How its argument is written.
     pub argument: Argument,
+    /// The types of field it applies to.
     pub applies_to: AppliesTo,
     /// What passes.
     pub summary: &'static str,

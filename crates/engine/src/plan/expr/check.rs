@@ -20,7 +20,9 @@ pub trait Names {
     }
     /// Registers a plain path into the record (or the item being mapped) and gives its slot.
     fn path(&mut self, steps: &[PathStep]) -> usize;
+    /// The `lookups:` table of this name, if there is one.
     fn lookup(&self, name: &str) -> Option<Arc<LookupTable>>;
+    /// The names of every `lookups:` table, for suggestions.
     fn lookup_names(&self) -> Vec<String>;
     /// Resolves a key reference (`env://NAME`) at compile time.
     fn secret(&self, reference: &str) -> Result<Arc<[u8]>, String>;
@@ -33,7 +35,9 @@ pub trait Names {
 /// A checked expression.
 #[derive(Debug)]
 pub struct Compiled {
+    /// The code that evaluates it.
     pub code: Code,
+    /// The type of its value.
     pub ty: Ty,
     /// The fields it reads: it is evaluated only when none of them failed.
     pub reads: Vec<usize>,

@@ -11,18 +11,25 @@ use crate::plan::json::CodeTable;
 /// A static type, as the checker follows it through an expression.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Ty {
+    /// `null`.
     Null,
+    /// A boolean.
     Bool,
+    /// A 64-bit integer.
     Int,
+    /// A float.
     Double,
     /// A JSON number of a `type: number` field: an integer or a float.
     Number,
+    /// An exact decimal.
     Decimal,
+    /// Text.
     String,
     /// A `datetime` field or `timestamp(…)`: compared as instants.
     Timestamp,
     /// A `date` field: `YYYY-MM-DD` text, compared as text (which orders days).
     Date,
+    /// A list of values of one type.
     List(Box<Ty>),
     /// One object of an `items:` field.
     Row(Arc<RowShape>),
@@ -59,10 +66,12 @@ impl Domain {
 /// The fields of an `items:` field's objects, by name.
 #[derive(Debug, PartialEq)]
 pub struct RowShape {
+    /// Each field's name and type, in spec order.
     pub fields: Vec<(String, Ty)>,
 }
 
 impl Ty {
+    /// The type as messages name it (`an integer`, `a list of strings`).
     pub fn name(&self) -> String {
         match self {
             Ty::Null => "null".into(),
@@ -81,6 +90,7 @@ impl Ty {
         }
     }
 
+    /// Whether it is one of the number types.
     pub fn is_numeric(&self) -> bool {
         matches!(self, Ty::Int | Ty::Double | Ty::Number | Ty::Decimal)
     }
@@ -112,7 +122,9 @@ fn plural(item: &Ty) -> String {
 pub struct LookupTable {
     /// Its name under `lookups:`, for messages.
     pub name: String,
+    /// Codes and their values.
     pub values: CodeTable,
+    /// The value of a code the table does not hold, if any.
     pub default: Option<Value>,
     /// The type every value (and the default) shares, or `Dyn`.
     pub ty: Ty,
@@ -121,18 +133,27 @@ pub struct LookupTable {
 /// How `round()` and `to_decimal` round, by CEL-ish names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rounding {
+    /// To the nearest; a tie to the even neighbour.
     HalfEven,
+    /// To the nearest; a tie away from zero.
     HalfUp,
+    /// To the nearest; a tie toward zero.
     HalfDown,
+    /// Toward zero.
     Down,
+    /// Away from zero.
     Up,
+    /// Toward negative infinity.
     Floor,
+    /// Toward positive infinity.
     Ceiling,
 }
 
 impl Rounding {
+    /// The modes as a mapping writes them.
     pub const NAMES: &'static [&'static str] = &["half_even", "half_up", "half_down", "down", "up", "floor", "ceiling"];
 
+    /// The mode a mapping names, if it is one.
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "half_even" => Rounding::HalfEven,
@@ -146,6 +167,7 @@ impl Rounding {
         })
     }
 
+    /// The same mode as `rust_decimal` names it.
     pub fn strategy(self) -> rust_decimal::RoundingStrategy {
         use rust_decimal::RoundingStrategy as S;
         match self {
@@ -177,6 +199,7 @@ pub fn rescale(d: Decimal, places: u32, rounding: Rounding) -> Option<Decimal> {
 /// A compiled expression node. Names are already resolved to indexes.
 #[derive(Debug)]
 pub enum Code {
+    /// A constant.
     Const(Lit),
     /// A field of the scope (a target), by index.
     Field(usize),
@@ -191,21 +214,35 @@ pub enum Code {
     RowField(Box<Code>, usize),
     /// `x.name` on a value known only at run time (an object).
     Member(Box<Code>, String),
+    /// `list[i]` or `object[key]`.
     Index(Box<Code>, Box<Code>),
+    /// `!x`.
     Not(Box<Code>),
+    /// `-x`.
     Neg(Box<Code>),
+    /// `a && b`.
     And(Box<Code>, Box<Code>),
+    /// `a || b`.
     Or(Box<Code>, Box<Code>),
+    /// `c ? a : b`.
     Cond(Box<Code>, Box<Code>, Box<Code>),
+    /// An arithmetic or comparison operator.
     Binary(syntax::BinaryOp, Box<Code>, Box<Code>),
+    /// A list literal.
     List(Vec<Code>),
+    /// `has(x)`: whether a value is present (not null).
     Has(Box<Code>),
+    /// A built-in function with its arguments.
     Call(Func, Vec<Code>),
     /// `list.all(x, p)` and friends: `body` sees the item as `Local(depth)`.
     Macro {
+        /// Which macro.
         kind: MacroKind,
+        /// The list it runs over.
         list: Box<Code>,
+        /// The nesting depth of its item variable.
         depth: usize,
+        /// What it computes for each item.
         body: Box<Code>,
     },
 }
@@ -216,7 +253,9 @@ pub enum Code {
 /// numbers, not text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reading {
+    /// A decimal kept as its exact text.
     Decimal,
+    /// A datetime kept as RFC 3339 text.
     Instant,
     /// Each item of a list.
     Items(Box<Reading>),
@@ -245,57 +284,99 @@ impl Reading {
 /// A constant, owned by the plan.
 #[derive(Debug, Clone)]
 pub enum Lit {
+    /// `null`.
     Null,
+    /// A boolean.
     Bool(bool),
+    /// An integer.
     Int(i64),
+    /// A float.
     Double(f64),
+    /// A string.
     Str(String),
 }
 
+/// The list macros: `list.all(x, p)` and the like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MacroKind {
+    /// `all`: whether `p` holds for every item.
     All,
+    /// `exists`: whether `p` holds for any item.
     Exists,
+    /// `map`: the list of what the body gives for each item.
     Map,
+    /// `filter`: the items for which `p` holds.
     Filter,
 }
 
 /// Built-in functions, resolved at compile time (with their constant arguments).
 #[derive(Debug)]
 pub enum Func {
+    /// `size`.
     Size,
+    /// `coalesce`.
     Coalesce,
+    /// `string`.
     String,
+    /// `int`.
     Int,
+    /// `double`.
     Double,
+    /// `decimal`.
     Decimal,
+    /// `timestamp`.
     Timestamp,
+    /// `round`, with its rounding mode.
     Round(Rounding),
+    /// `abs`.
     Abs,
+    /// `lower`.
     Lower,
+    /// `upper`.
     Upper,
+    /// `trim`.
     Trim,
+    /// `split`.
     Split,
+    /// `join`.
     Join,
+    /// `substring`.
     Substring,
+    /// `pad_left`.
     PadLeft,
+    /// `pad_right`.
     PadRight,
+    /// `starts_with`.
     StartsWith,
+    /// `ends_with`.
     EndsWith,
+    /// `contains`.
     Contains,
+    /// `matches`, with its compiled expression.
     Matches(regex::Regex),
+    /// `replace`.
     Replace,
+    /// `mask`.
     Mask,
+    /// `sha256`.
     Sha256,
+    /// `hmac_sha256`, with its key.
     HmacSha256(Arc<[u8]>),
+    /// `lookup`, with its table.
     Lookup(Arc<LookupTable>),
+    /// `sum`.
     Sum,
+    /// `min`.
     Min,
+    /// `max`.
     Max,
     /// The zone when it was written as a literal (resolved at load); else read per record.
     LocalDate(Option<chrono_tz::Tz>),
+    /// `local_time`; the zone as for `LocalDate`.
     LocalTime(Option<chrono_tz::Tz>),
+    /// `local_datetime`; the zone as for `LocalDate`.
     LocalDatetime(Option<chrono_tz::Tz>),
+    /// `format_datetime`, with its pattern; the zone as for `LocalDate`.
     FormatDatetime(DatetimePattern, Option<chrono_tz::Tz>),
 }
 
@@ -309,6 +390,7 @@ pub struct DatetimePattern(Vec<chrono::format::Item<'static>>);
 pub const MAX_DATETIME_PATTERN_CHARS: usize = 256;
 
 impl DatetimePattern {
+    /// Parses `pattern`, or says why it cannot be used.
     pub fn compile(pattern: &str) -> Result<DatetimePattern, String> {
         let chars = pattern.chars().count();
         if chars > MAX_DATETIME_PATTERN_CHARS {
@@ -332,6 +414,7 @@ impl DatetimePattern {
         Ok(DatetimePattern(items))
     }
 
+    /// The pattern's parsed items.
     pub fn items(&self) -> &[chrono::format::Item<'static>] {
         &self.0
     }

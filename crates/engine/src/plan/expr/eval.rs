@@ -19,13 +19,21 @@ use crate::plan::value::{FieldState, Item, Val};
 /// A value while an expression runs. Text and JSON borrow from the record or the plan.
 #[derive(Clone, Debug)]
 pub enum EVal<'s> {
+    /// `null`.
     Null,
+    /// A boolean.
     Bool(bool),
+    /// An integer.
     Int(i64),
+    /// A float.
     Double(f64),
+    /// An exact decimal.
     Dec(Decimal),
+    /// Text.
     Str(Cow<'s, str>),
+    /// An instant.
     Time(DateTime<Utc>),
+    /// A list the expression built.
     List(Vec<EVal<'s>>),
     /// An array or object from the record (or a `type: any` field).
     Json(&'s Value),
@@ -44,6 +52,7 @@ pub enum EVal<'s> {
 /// it reports on is sensitive.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EvalError {
+    /// Why there is no value.
     pub kind: EvalErrorKind,
     message: String,
     /// `message` without the record's values, when it quotes any.
@@ -109,6 +118,7 @@ fn fail_quoting<T>(message: impl Into<String>, without_values: impl Into<String>
 /// one allocation large enough to abort the process. Past them the expression fails for this
 /// record, like any other value it cannot compute.
 pub const MAX_TEXT_BYTES: usize = 8 * 1024 * 1024;
+/// See [`MAX_TEXT_BYTES`].
 pub const MAX_LIST_ITEMS: usize = 1_000_000;
 
 fn text_too_long<T>(bytes: usize) -> Result<T, EvalError> {
@@ -153,6 +163,7 @@ pub struct Budget {
 pub const DEFAULT_STEPS: u64 = 1_000_000;
 
 impl Budget {
+    /// A budget of `limit` steps.
     pub fn new(limit: u64) -> Budget {
         Budget { left: std::cell::Cell::new(limit), limit, refused: std::cell::Cell::new(false) }
     }
@@ -183,6 +194,7 @@ impl Budget {
         self.refused.get()
     }
 
+    /// The message of an expression refused for want of steps.
     pub fn spent_message(&self) -> String {
         format!("the record's expressions took more than {} steps (the mapping's `limits: {{ steps }}`)", self.limit)
     }
@@ -225,7 +237,9 @@ fn size_steps(v: &EVal<'_>) -> u64 {
 /// What an expression reads: the scope's field states and the extractor's slots.
 #[derive(Clone, Copy)]
 pub struct Env<'s> {
+    /// The states of the scope's fields, by index.
     pub fields: &'s [FieldState<'s>],
+    /// The extractor's slots, by index.
     pub slots: &'s [Option<Val<'s>>],
     /// The record's evaluation budget, shared by all its expressions.
     pub budget: &'s Budget,
@@ -254,6 +268,7 @@ impl<'s> EVal<'s> {
         }
     }
 
+    /// A JSON value as an expression sees it.
     pub fn from_json(v: &'s Value) -> EVal<'s> {
         match v {
             Value::Null => EVal::Null,
@@ -283,6 +298,7 @@ impl<'s> EVal<'s> {
         }
     }
 
+    /// Whether it is `null`.
     pub fn is_null(&self) -> bool {
         matches!(self, EVal::Null)
     }

@@ -10,15 +10,19 @@ use super::code::Ty;
 /// What an argument may be, as the checker sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Takes {
+    /// Any value.
     Any,
     /// A string or a date (text).
     Text,
+    /// An integer.
     Int,
     /// An integer, a float, a number or a decimal.
     Number,
     /// A number, or text that is parsed as one.
     NumberOrText,
+    /// A list.
     List,
+    /// A string or a list.
     TextOrList,
     /// A datetime field or `timestamp(…)`, or an RFC 3339 string.
     Instant,
@@ -29,6 +33,7 @@ pub enum Takes {
 }
 
 impl Takes {
+    /// Whether a value of type `ty` may be passed.
     pub fn accepts(self, ty: &Ty) -> bool {
         let any_of = |tys: &[Ty]| tys.iter().any(|t| t.fits(ty));
         match self {
@@ -45,6 +50,7 @@ impl Takes {
         }
     }
 
+    /// What it takes, as messages and the reference say it.
     pub fn describe(self) -> &'static str {
         match self {
             Takes::Any => "any value",
@@ -73,11 +79,16 @@ pub enum Form {
     Constant,
 }
 
+/// One parameter of a built-in function.
 #[derive(Debug)]
 pub struct Param {
+    /// Its name, as the reference shows it.
     pub name: &'static str,
+    /// What it takes.
     pub takes: Takes,
+    /// How it must be written.
     pub form: Form,
+    /// Whether it may be left out.
     pub optional: bool,
     /// The last parameter may repeat (`coalesce(a, b, …)`).
     pub repeats: bool,
@@ -96,14 +107,17 @@ const fn constant(name: &'static str, takes: Takes) -> Param {
 /// One built-in function.
 #[derive(Debug)]
 pub struct Function {
+    /// Its name in an expression.
     pub name: &'static str,
     /// Other names for the same function (`count` for `size`).
     pub aliases: &'static [&'static str],
+    /// Its parameters, in order.
     pub params: &'static [Param],
     /// Only written as a method on a list, with an item name: `items.all(i, …)`.
     pub macro_form: bool,
     /// What it gives, as the reference says it.
     pub gives: &'static str,
+    /// What it does, in a sentence.
     pub summary: &'static str,
     /// An expression over the example record of the reference ([`EXAMPLE_RECORD`]) …
     pub example: &'static str,

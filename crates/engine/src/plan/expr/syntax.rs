@@ -22,65 +22,105 @@ use std::fmt;
 /// A parsed expression: `at` is the character offset of the node inside the expression text.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ast {
+    /// The character offset of the node in the expression text.
     pub at: usize,
+    /// What the node is.
     pub kind: AstKind,
 }
 
+/// The kinds of expression node.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AstKind {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// An integer literal.
     Int(i64),
+    /// A float literal.
     Double(f64),
+    /// A string literal, unescaped.
     Str(String),
+    /// `[a, b]`.
     List(Vec<Ast>),
+    /// A name: a target, a macro variable.
     Ident(String),
     /// `$.a.b[0]`: a path into the record (or into the array item being mapped).
     Path(Vec<PathStep>, String),
+    /// `x.name`.
     Select(Box<Ast>, String),
+    /// `x[i]`.
     Index(Box<Ast>, Box<Ast>),
     /// `f(args)` or, with a receiver, `x.f(args)`.
     Call {
+        /// The value before the dot, in the method form.
         receiver: Option<Box<Ast>>,
+        /// The function's name.
         name: String,
+        /// The arguments.
         args: Vec<Ast>,
     },
+    /// `!x`, `-x`.
     Unary(UnaryOp, Box<Ast>),
+    /// `a op b`.
     Binary(BinaryOp, Box<Ast>, Box<Ast>),
+    /// `c ? a : b`.
     Cond(Box<Ast>, Box<Ast>, Box<Ast>),
 }
 
+/// One step of a `$` path.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PathStep {
+    /// `.name` or `['name']`.
     Key(String),
+    /// `[i]`.
     Index(usize),
 }
 
+/// A prefix operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnaryOp {
+    /// `!`.
     Not,
+    /// `-`.
     Neg,
 }
 
+/// An infix operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryOp {
+    /// `||`.
     Or,
+    /// `&&`.
     And,
+    /// `==`.
     Eq,
+    /// `!=`.
     Ne,
+    /// `<`.
     Lt,
+    /// `<=`.
     Le,
+    /// `>`.
     Gt,
+    /// `>=`.
     Ge,
+    /// `in`.
     In,
+    /// `+`.
     Add,
+    /// `-`.
     Sub,
+    /// `*`.
     Mul,
+    /// `/`.
     Div,
+    /// `%`.
     Rem,
 }
 
 impl BinaryOp {
+    /// The operator as written.
     pub fn symbol(self) -> &'static str {
         match self {
             BinaryOp::Or => "||",
@@ -104,7 +144,9 @@ impl BinaryOp {
 /// A syntax error at a character offset of the expression.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyntaxError {
+    /// The character offset.
     pub at: usize,
+    /// What is wrong.
     pub message: String,
 }
 

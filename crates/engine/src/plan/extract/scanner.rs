@@ -17,8 +17,11 @@ pub const MAX_DEPTH: usize = 128;
 /// Why a record value is not a JSON object the extractor can read; positions are 1-based.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanError {
+    /// What is wrong.
     pub message: String,
+    /// The line, from 1.
     pub line: usize,
+    /// The column, from 1.
     pub column: usize,
 }
 

@@ -104,6 +104,7 @@ impl Extractor {
         self.multi[slot]
     }
 
+    /// How many slots a record fills.
     pub fn slot_count(&self) -> usize {
         self.multi.len()
     }
