@@ -1,5 +1,6 @@
 //! Property tests: applying a plan never panics, whatever the input, and its outcome is coherent.
 
+use lambda_stream::mapping_file;
 use lambda_stream::plan::{self, Outcome, Plan};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -8,14 +9,14 @@ use std::sync::OnceLock;
 fn shipped_plan() -> &'static Plan {
     static PLAN: OnceLock<Plan> = OnceLock::new();
     PLAN.get_or_init(|| {
-        lambda_stream::mapping_file::load_file(&crate::util::root().join("mappings/orders-to-billing.yaml")).unwrap().1
+        mapping_file::load_file(&crate::util::root().join("mappings/orders-to-billing.yaml")).unwrap().1
     })
 }
 
 fn payments_plan() -> &'static Plan {
     static PLAN: OnceLock<Plan> = OnceLock::new();
     PLAN.get_or_init(|| {
-        lambda_stream::mapping_file::load_file(&crate::util::root().join("mappings/payments-to-ledger.yaml")).unwrap().1
+        mapping_file::load_file(&crate::util::root().join("mappings/payments-to-ledger.yaml")).unwrap().1
     })
 }
 
