@@ -15,9 +15,11 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# Cargo reads every target of the manifest (benches and tests included) before it builds one.
+# Cargo reads every target of the manifest (benches and tests included) and every member of the
+# workspace (the engine, crates/engine) before it builds one.
 COPY Cargo.toml Cargo.lock ./
 COPY src src
+COPY crates crates
 COPY data data
 COPY schema schema
 COPY benches benches

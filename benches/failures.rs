@@ -32,9 +32,10 @@ fn main() {
     let order: serde_json::Value = serde_json::from_str(&order).unwrap();
     let mut bad = order.clone();
     bad["customer"]["document"] = "123.456.789-00".into();
-    let (_, plan) =
-        lambda_stream::plan::load_file(std::path::Path::new(&format!("{root}/mappings/orders-to-billing.yaml")))
-            .unwrap();
+    let (_, plan) = lambda_stream::mapping_file::load_file(std::path::Path::new(&format!(
+        "{root}/mappings/orders-to-billing.yaml"
+    )))
+    .unwrap();
     let router = lambda_stream::destination::Router {
         topic_ok: "ok".into(),
         topic_fail: topic.clone(),

@@ -48,7 +48,8 @@ fn main() {
     runtime.block_on(create_topics(&brokers, &[(&ok, 3), (&fail, 1), (&pass, 3)]));
 
     let (_, plan) =
-        lambda_stream::plan::load_file(&std::path::Path::new(ROOT).join("mappings/orders-to-billing.yaml")).unwrap();
+        lambda_stream::mapping_file::load_file(&std::path::Path::new(ROOT).join("mappings/orders-to-billing.yaml"))
+            .unwrap();
     let function = Function {
         pipeline: Pipeline::new(
             plan,

@@ -24,6 +24,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lambda_stream::destination::Router;
 use lambda_stream::envelope::ReplayEnvelope;
+use lambda_stream::mapping_file;
 use lambda_stream::plan::{self, Outcome};
 use lambda_stream::record::{Input, Payload, Source};
 use serde_json::Value;
@@ -89,9 +90,11 @@ fn generated_spec(n: usize) -> String {
 
 fn bench_plan(c: &mut Criterion) {
     let record = reference_record();
-    let (_, plan) =
-        plan::load_file(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/orders-to-billing.yaml")))
-            .expect("the shipped mapping compiles");
+    let (_, plan) = mapping_file::load_file(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/mappings/orders-to-billing.yaml"
+    )))
+    .expect("the shipped mapping compiles");
     assert!(matches!(plan.apply(&record), Outcome::Mapped(_)), "the reference record maps");
 
     let mut group = c.benchmark_group("plan");

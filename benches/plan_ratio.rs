@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use lambda_stream::plan;
+use lambda_stream::mapping_file;
 use serde_json::Value;
 
 const ROUNDS: usize = 41;
@@ -23,7 +23,8 @@ fn main() {
     let record: Value =
         serde_json::from_slice(&std::fs::read(format!("{root}/tests/fixtures/order.json")).unwrap()).unwrap();
     let record = serde_json::to_vec(&record).unwrap();
-    let (_, plan) = plan::load_file(std::path::Path::new(&format!("{root}/mappings/orders-to-billing.yaml"))).unwrap();
+    let (_, plan) =
+        mapping_file::load_file(std::path::Path::new(&format!("{root}/mappings/orders-to-billing.yaml"))).unwrap();
 
     let mut apply_ns = Vec::with_capacity(rounds);
     let mut baseline_ns = Vec::with_capacity(rounds);

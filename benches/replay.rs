@@ -21,6 +21,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use lambda_stream::destination::Router;
+use lambda_stream::mapping_file;
 use lambda_stream::pipeline::Pipeline;
 use lambda_stream::plan;
 use lambda_stream::record::{Input, Payload, Source};
@@ -145,7 +146,8 @@ fn main() {
 }
 
 fn shipped_pipeline(ok: &str, fail: &str) -> Pipeline {
-    let (_, plan) = plan::load_file(std::path::Path::new(&format!("{ROOT}/mappings/orders-to-billing.yaml"))).unwrap();
+    let (_, plan) =
+        mapping_file::load_file(std::path::Path::new(&format!("{ROOT}/mappings/orders-to-billing.yaml"))).unwrap();
     Pipeline::new(
         plan,
         Router {

@@ -16,8 +16,8 @@
 use std::time::{Duration, Instant};
 
 use lambda_stream::destination::Router;
+use lambda_stream::mapping_file;
 use lambda_stream::pipeline::Pipeline;
-use lambda_stream::plan;
 use lambda_stream::sink::ProducerSettings;
 use lambda_stream::worker::{Worker, WorkerOptions};
 use rdkafka::producer::{BaseRecord, Producer};
@@ -112,7 +112,7 @@ async fn run_once(
 ) -> f64 {
     let mapping =
         std::env::var("WORKER_BENCH_MAPPING").unwrap_or_else(|_| format!("{ROOT}/mappings/orders-to-billing.yaml"));
-    let (_, plan) = plan::load_file(std::path::Path::new(&mapping)).unwrap();
+    let (_, plan) = mapping_file::load_file(std::path::Path::new(&mapping)).unwrap();
     let mut pipeline = Pipeline::new(
         plan,
         Router {

@@ -5,6 +5,7 @@
 //! `envelope`: the record's fail envelope, as a replay reads it back, under a mapping allowing only
 //! status `CREATED`).
 
+use lambda_stream::mapping_file;
 use lambda_stream::plan;
 use serde_json::Value;
 
@@ -17,7 +18,7 @@ fn main() {
     let record: Value = serde_json::from_str(first).unwrap();
     let record = serde_json::to_vec(&record).unwrap();
     let mapping = std::env::var("MAPPING").unwrap_or_else(|_| format!("{root}/mappings/orders-to-billing.yaml"));
-    let (_, plan) = plan::load_file(std::path::Path::new(&mapping)).unwrap();
+    let (_, plan) = mapping_file::load_file(std::path::Path::new(&mapping)).unwrap();
     let started = std::time::Instant::now();
     if std::env::args().nth(2).as_deref() == Some("scan") {
         // Only the extractor's scan, over the mapping's source paths.

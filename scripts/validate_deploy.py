@@ -510,11 +510,16 @@ def check_dockerfile(inputs, metrics_port, problems):
     # Files the crate compiles in (include_str!/include_bytes!) are under a directory it copies.
     copied = {w.strip("/").split("/")[0] for s in steps if s["instruction"] == "COPY" and not s["value"].startswith("--from=")
               for w in [w for w in s["value"].split() if not w.startswith("--")][:-1]}
-    for source in sorted((ROOT / "src").rglob("*.rs")):
+    for source in sorted(s for folder in ("src", "crates") for s in (ROOT / folder).rglob("*.rs")):
         for included in re.findall(r'include_(?:str|bytes)!\(\s*"([^"]+)"', source.read_text()):
             target = (source.parent / included).resolve().relative_to(ROOT)
             if target.parts[0] not in copied:
                 problems.add("Dockerfile", f"{source.relative_to(ROOT)} compiles in {target}, which the build stage does not copy")
+    # Every member of the workspace is copied: Cargo reads them all before it builds one.
+    members = re.search(r"^members\s*=\s*\[([^\]]*)\]", (ROOT / "Cargo.toml").read_text(), re.M)
+    for member in re.findall(r'"([^"]+)"', members.group(1)) if members else []:
+        if member.strip("./") and member.strip("/").split("/")[0] not in copied:
+            problems.add("Dockerfile", f"the build stage does not copy {member}, a member of the workspace")
     # The context (.dockerignore: everything out, then what the build needs back in) holds what
     # the build copies, and what it copies exists.
     allowed = {line[1:].strip().strip("/") for line in inputs["dockerignore"].splitlines() if line.startswith("!")}
@@ -641,6 +646,8 @@ BROKEN = [
      dockerfile_edit("rust:1.95-bookworm", "rust:1.80-bookworm"), "older than the crate's rust-version"),
     ("a build stage that leaves out files the crate compiles in",
      dockerfile_edit("COPY data data\n", ""), "compiles in data/codes/"),
+    ("a build stage that leaves out a member of the workspace",
+     dockerfile_edit("COPY crates crates\n", ""), "does not copy crates/engine"),
     ("an image whose OpenSSL finds no CA certificates",
      dockerfile_edit("ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt\n", ""), "sets no SSL_CERT_FILE"),
     ("a build context without the sources",

@@ -4,15 +4,24 @@
 //! validate them. It is loaded and compiled once; every record then runs through the compiled plan,
 //! and the result goes to the *ok* topic or, with every error explained, to the *fail* topic.
 //!
+//! The engine is the crate `lambda_stream_engine` (`crates/engine`), re-exported here as
+//! [`diagnostic`], [`yaml`], [`spec`] and [`plan`]: a crate of its own, it does no I/O and links
+//! nothing of Kafka, Lambda, AWS or async runtimes, and Cargo enforces it.
+//!
 //! Module map, in layers (each uses only those above it in this list; `tests/architecture.rs`
 //! checks that there is no cycle). `docs/architecture.md` says why it is shaped so.
+//! - [`diagnostic`] — (engine) positions (`line:col`) and located problems shared by loading and
+//!   compiling.
+//! - [`yaml`] — (engine) YAML with positions and unknown-key checks, for the spec and
+//!   `environments.yaml`.
+//! - [`spec`] — (engine) the mapping file as written: YAML → spec types with positions; shape
+//!   checks only.
+//! - [`plan`] — (engine) `compile(&spec) -> Plan` collecting every problem;
+//!   `Plan::apply(&[u8]) -> Outcome`, pure and synchronous; expressions (`plan::expr`) for computed
+//!   fields, conditions and rules.
 //! - [`limits`] — how much of a file is read at most (a mapping, a lookup table, a record).
-//! - [`diagnostic`] — positions (`line:col`) and located problems shared by loading and compiling.
-//! - [`yaml`] — YAML with positions and unknown-key checks, for the spec and `environments.yaml`.
-//! - [`spec`] — the mapping file as written: YAML → spec types with positions; shape checks only.
-//! - [`plan`] — `compile(&spec) -> Plan` collecting every problem; `Plan::apply(&[u8]) -> Outcome`,
-//!   pure and synchronous; expressions (`plan::expr`) for computed fields, conditions and rules.
-//!   Knows nothing of Kafka, Lambda or async runtimes.
+//! - [`mapping_file`] — a mapping read from disk: its text, and the lookup files next to it, read
+//!   for the engine under their rules (inside the mapping's folder, a regular file, bounded).
 //! - [`record`] — Lambda Kafka event → inputs (base64, signed header bytes, tombstones), lenient
 //!   per record so one bad record never fails a batch.
 //! - [`destination`] — `(input, outcome)` → a message for the ok topic or the fail topic.
@@ -38,33 +47,29 @@
 //! remain, and no Kafka, AWS or async runtime crate is compiled.
 
 // `unsafe` is refused everywhere but in the functions that allow it by name, each with the
-// argument for its soundness: the SSE2 read of 16 bytes of a string (string scan and short object
-// keys), the scanner's already-checked UTF-8 (an `unsafe fn` whose callers each say which scan
-// accepted their range), the output writer's inline copy of short text, the SSE2 masks that
-// delimit an embedded record, and librdkafka's accessors for a consumed record's headers
-// (rdkafka's own iterator panics on a header name that is not UTF-8). Clippy refuses an `unsafe`
-// block without its `SAFETY:` comment.
+// argument for its soundness: here, librdkafka's accessors for a consumed record's headers
+// (rdkafka's own iterator panics on a header name that is not UTF-8); the engine's crate lists its
+// own. Clippy refuses an `unsafe` block without its `SAFETY:` comment.
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+
+pub use lambda_stream_engine::{diagnostic, plan, spec, yaml};
 
 pub mod cli;
 pub mod config;
 pub mod destination;
-pub mod diagnostic;
 pub mod envelope;
 pub mod lambda;
 pub mod limits;
 pub mod logging;
+pub mod mapping_file;
 #[cfg(feature = "kafka")]
 pub mod mapping_source;
 #[cfg(feature = "kafka")]
 pub mod msk_iam;
 pub mod pipeline;
-pub mod plan;
 pub mod record;
 pub mod sink;
-pub mod spec;
 pub mod telemetry;
 #[cfg(feature = "kafka")]
 pub mod worker;
-pub mod yaml;

@@ -197,10 +197,10 @@ impl MappingSource {
         // Lookup files are read next to a mapping file; an S3 mapping's from the working
         // directory (the function's package).
         let base_dir = match &self.location {
-            Location::File(path) => path.parent().map(Path::to_path_buf),
+            Location::File(path) => path.parent(),
             Location::S3 { .. } => None,
         };
-        let options = plan::CompileOptions { base_dir, ..plan::CompileOptions::default() };
+        let options = crate::mapping_file::options(base_dir);
         let (spec, plan) = plan::load_str_in(&fetched.text, &options)
             .map_err(|diagnostics| SourceError::Invalid { location: location.clone(), diagnostics })?;
         let failures: Vec<String> = mapping_tests::run(&spec, &plan)

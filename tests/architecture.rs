@@ -1,10 +1,14 @@
-//! The layering of `src/`, checked: no module depends on one that depends back on it, the engine
-//! (`spec`, `plan`) uses no Kafka, Lambda, async or AWS crate, and each outside service has one
-//! door (`rdkafka` only in `sink::kafka` and `worker` with its modules, `lambda_runtime` only in `lambda::runtime`).
+//! The layering of the two crates' sources, checked: no module depends on one that depends back on
+//! it, the engine (`crates/engine`: `diagnostic`, `yaml`, `spec`, `plan`) uses no Kafka, Lambda,
+//! async or AWS crate and its manifest names none, and each outside service has one door
+//! (`rdkafka` only in `sink::kafka` and `worker` with its modules, `lambda_runtime` only in
+//! `lambda::runtime`).
 //!
 //! Dependencies are read from the source text: `crate::a::b`, `super::x` and a parent's uses of its
 //! own children (`field::Field` in `plan/mod.rs`), each resolved to the longest module path that
-//! exists. Unit-test modules (everything from a file's `#[cfg(test)]` on) and comments are left out.
+//! exists. The engine's modules keep their names in the package that re-exports them (`plan`,
+//! `plan::field`), so the two crates make one graph. Unit-test modules (everything from a file's
+//! `#[cfg(test)]` on) and comments are left out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -13,16 +17,20 @@ use crate::util::root;
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
-/// Module path (`plan::field`, `plan` for `plan/mod.rs`) → the code of its file, tests excluded.
-fn modules() -> BTreeMap<String, String> {
-    fn walk(dir: &Path, found: &mut BTreeMap<String, String>) {
+/// The engine's sources, a package of its own.
+const ENGINE_SRC: &str = "crates/engine/src";
+
+/// Module path (`plan::field`, `plan` for `plan/mod.rs`) → the code of its file, tests excluded,
+/// of the crate whose sources are in `src` (relative to the repository's root).
+fn modules_of(src: &str) -> BTreeMap<String, String> {
+    fn walk(src: &Path, dir: &Path, found: &mut BTreeMap<String, String>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
-                walk(&path, found);
+                walk(src, &path, found);
                 continue;
             }
-            let rel = path.strip_prefix(root().join("src")).unwrap().with_extension("");
+            let rel = path.strip_prefix(src).unwrap().with_extension("");
             let mut parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
             if parts == ["lib"] || parts == ["main"] || parts.last().is_some_and(|p| p == "tests") {
                 continue; // the crate root, the binary, and unit-test modules kept in their own file
@@ -36,8 +44,16 @@ fn modules() -> BTreeMap<String, String> {
             found.insert(parts.join("::"), code);
         }
     }
+    let src = root().join(src);
     let mut found = BTreeMap::new();
-    walk(&root().join("src"), &mut found);
+    walk(&src, &src, &mut found);
+    found
+}
+
+/// Every module of both crates: the package's `src/` and the engine's.
+fn modules() -> BTreeMap<String, String> {
+    let mut found = modules_of("src");
+    found.extend(modules_of(ENGINE_SRC));
     found
 }
 
@@ -110,6 +126,53 @@ fn cycles(graph: &Graph) -> Vec<String> {
 }
 
 #[test]
+fn the_engine_and_the_package_name_their_modules_apart() {
+    let (package, engine) = (modules_of("src"), modules_of(ENGINE_SRC));
+    assert!(engine.contains_key("plan::field") && engine.contains_key("spec"), "{:?}", engine.keys());
+    assert!(package.contains_key("destination") && !package.contains_key("plan"), "{:?}", package.keys());
+    let both: Vec<&String> = package.keys().filter(|m| engine.contains_key(*m)).collect();
+    assert!(both.is_empty(), "modules in both crates: {both:?}");
+}
+
+/// The dependency names of one `[…dependencies]` table of a Cargo manifest (`dependencies`,
+/// `dev-dependencies`): the keys of its lines, up to the next table.
+fn manifest_dependencies(manifest: &str, table: &str) -> Vec<String> {
+    let header = format!("[{table}]");
+    let mut names = Vec::new();
+    let mut inside = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line == header;
+        } else if inside
+            && !line.starts_with('#')
+            && let Some((name, _)) = line.split_once('=')
+        {
+            names.push(name.trim().to_string());
+        }
+    }
+    names
+}
+
+#[test]
+fn the_engine_depends_on_no_kafka_lambda_aws_async_command_line_or_logging_crate() {
+    let manifest = std::fs::read_to_string(root().join("crates/engine/Cargo.toml")).unwrap();
+    let names = manifest_dependencies(&manifest, "dependencies");
+    assert!(names.iter().any(|n| n == "serde_json"), "the manifest reader finds the engine's dependencies: {names:?}");
+    let forbidden =
+        ["rdkafka", "tokio", "aws", "lambda", "clap", "tracing", "mimalloc", "hyper", "futures", "prometheus"];
+    let wrong: Vec<&String> = names.iter().filter(|n| forbidden.iter().any(|f| n.contains(f))).collect();
+    assert!(wrong.is_empty(), "the engine depends on {wrong:?}");
+    assert!(!manifest.contains("[build-dependencies]"), "the engine builds no code of its own (no C)");
+}
+
+#[test]
+fn the_manifest_reader_finds_a_forbidden_dependency() {
+    let manifest = "[package]\nname = \"x\"\n\n[dependencies]\n# a comment = 1\nserde = \"1\"\ntokio = { version = \"1\" }\n\n[dev-dependencies]\nproptest = \"1\"\n";
+    assert_eq!(manifest_dependencies(manifest, "dependencies"), ["serde", "tokio"]);
+    assert_eq!(manifest_dependencies(manifest, "dev-dependencies"), ["proptest"]);
+}
+
+#[test]
 fn no_module_depends_on_one_that_depends_back_on_it() {
     let modules = modules();
     assert!(modules.contains_key("plan::field") && modules.contains_key("plan"), "{:?}", modules.keys());
@@ -117,7 +180,7 @@ fn no_module_depends_on_one_that_depends_back_on_it() {
     assert!(graph["plan"].contains("plan::field"), "the reader finds a parent's use of its child");
     assert!(graph["destination"].contains("plan"), "the reader finds crate:: paths");
     let found = cycles(&graph);
-    assert!(found.is_empty(), "dependency cycles in src/:\n{}", found.join("\n"));
+    assert!(found.is_empty(), "dependency cycles in src/ and {ENGINE_SRC}:\n{}", found.join("\n"));
 }
 
 #[test]

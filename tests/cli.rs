@@ -464,12 +464,12 @@ fn init_keeps_an_array_of_objects_when_a_few_samples_hold_another_shape() {
 #[test]
 fn explain_tells_each_fields_story_and_agrees_with_the_mapping() {
     use crate::util::root;
-    use lambda_stream::plan;
+    use lambda_stream::mapping_file;
     for (mapping, records) in [
         ("mappings/orders-to-billing.yaml", "tests/fixtures/orders.jsonl"),
         ("mappings/payments-to-ledger.yaml", "tests/fixtures/payments.jsonl"),
     ] {
-        let (_, p) = plan::load_file(&root().join(mapping)).unwrap();
+        let (_, p) = mapping_file::load_file(&root().join(mapping)).unwrap();
         let text = std::fs::read_to_string(root().join(records)).unwrap();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let outcome = p.apply(line.as_bytes());

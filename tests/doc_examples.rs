@@ -2,6 +2,7 @@
 //! that must compile and whose embedded tests must pass, and every type, transform and validator
 //! the compiler knows must have an example there. A reference that drifts from the code fails here.
 
+use lambda_stream::mapping_file;
 use lambda_stream::plan::catalogue::{transforms, validators};
 use lambda_stream::plan::expr::syntax::{self, Ast, AstKind};
 use lambda_stream::plan::{self, expr, mapping_tests, types::FieldType};
@@ -44,7 +45,7 @@ fn every_example_in_the_mapping_reference_compiles_and_its_tests_pass() {
         // The reference's HMAC example reads its key from `env://DOCUMENT_HASH_KEY`; its lookup
         // files are read from the reference's folder, `docs/`, as a mapping's are from its own.
         let options = plan::CompileOptions {
-            base_dir: Some(root().join("docs")),
+            lookup_file: mapping_file::lookup_files_in(Some(&root().join("docs"))),
             secret: Box::new(|reference| match reference {
                 "env://DOCUMENT_HASH_KEY" => Ok(b"example-key".to_vec()),
                 other => plan::env_secret(other),

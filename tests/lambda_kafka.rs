@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use lambda_stream::destination::Router;
 use lambda_stream::lambda::{Function, HandlerError};
+use lambda_stream::mapping_file;
 use lambda_stream::pipeline::Pipeline;
 use lambda_stream::plan::{self, Outcome};
 use lambda_stream::sink::ProducerSettings;
@@ -18,7 +19,7 @@ use crate::kafka_util::*;
 use crate::util::root;
 
 fn function(brokers: &str, mapping: &str, ok: &str, fail: &str, partial: bool) -> Function<KafkaSink> {
-    let (_, plan) = plan::load_file(&root().join(mapping)).unwrap();
+    let (_, plan) = mapping_file::load_file(&root().join(mapping)).unwrap();
     let mut settings = ProducerSettings::new(brokers);
     settings.message_timeout_ms = 10_000;
     Function {
@@ -304,7 +305,7 @@ fn scram_function(password: &str, ok: &str, fail: &str) -> Function<KafkaSink> {
     let settings =
         Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()), &NoParameterStore)
             .unwrap();
-    let (_, plan) = plan::load_file(&root().join("mappings/orders-to-billing.yaml")).unwrap();
+    let (_, plan) = mapping_file::load_file(&root().join("mappings/orders-to-billing.yaml")).unwrap();
     Function {
         pipeline: Pipeline::new(
             plan,

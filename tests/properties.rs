@@ -1,5 +1,6 @@
 //! Property tests: applying a plan never panics, whatever the input, and its outcome is coherent.
 
+use lambda_stream::mapping_file;
 use lambda_stream::plan::{self, Outcome, Plan};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -7,12 +8,16 @@ use std::sync::OnceLock;
 
 fn shipped_plan() -> &'static Plan {
     static PLAN: OnceLock<Plan> = OnceLock::new();
-    PLAN.get_or_init(|| plan::load_file(&crate::util::root().join("mappings/orders-to-billing.yaml")).unwrap().1)
+    PLAN.get_or_init(|| {
+        mapping_file::load_file(&crate::util::root().join("mappings/orders-to-billing.yaml")).unwrap().1
+    })
 }
 
 fn payments_plan() -> &'static Plan {
     static PLAN: OnceLock<Plan> = OnceLock::new();
-    PLAN.get_or_init(|| plan::load_file(&crate::util::root().join("mappings/payments-to-ledger.yaml")).unwrap().1)
+    PLAN.get_or_init(|| {
+        mapping_file::load_file(&crate::util::root().join("mappings/payments-to-ledger.yaml")).unwrap().1
+    })
 }
 
 /// Every expression the mapping reference and the payments mapping use, as material for mutation.

@@ -3,8 +3,6 @@
 
 use std::io;
 
-use crate::plan;
-
 /// Problems that stop a command. Each keeps its cause as its source; the message (its `Display`)
 /// is what the command prints on stderr.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +24,7 @@ pub enum CliError {
     #[error("cannot listen on 127.0.0.1:{port}: {source}")]
     Listen { port: u16, source: io::Error },
     #[error(transparent)]
-    Mapping(#[from] plan::LoadError),
+    Mapping(#[from] crate::mapping_file::LoadError),
     #[error(transparent)]
     Event(#[from] crate::lambda::HandlerError),
     #[error(transparent)]

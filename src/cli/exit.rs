@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use super::error::{CliError, MappingReadError};
 use crate::config::{ConfigError, ParameterError};
 use crate::lambda::HandlerError;
-use crate::plan::LoadError;
+use crate::mapping_file::LoadError;
 use crate::sink::SinkError;
 
 /// What an exit code says, for every command.

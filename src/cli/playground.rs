@@ -107,7 +107,7 @@ impl Session {
 
     fn options(&self) -> CompileOptions {
         // Lookup files are read next to the mapping, as the function reads them.
-        CompileOptions { base_dir: self.mapping.parent().map(Path::to_path_buf), ..CompileOptions::default() }
+        crate::mapping_file::options(self.mapping.parent())
     }
 
     fn check(&self, text: &str) -> Checked {

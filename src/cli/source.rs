@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use super::error::{CliError, MappingReadError};
-use crate::plan::{self, LoadError, Plan};
+use crate::mapping_file::{self, LoadError};
+use crate::plan::Plan;
 use crate::spec::MappingSpec;
 
 /// The text of the mapping at `path` (a file path or an `s3://` location).
@@ -27,9 +28,10 @@ pub fn read_text(path: &Path) -> Result<String, MappingReadError> {
 /// mapping's from the working directory).
 pub fn load(path: &Path) -> Result<(MappingSpec, Plan), CliError> {
     if !path.to_string_lossy().starts_with("s3://") {
-        return Ok(plan::load_file(path)?);
+        return Ok(mapping_file::load_file(path)?);
     }
     let shown = path.to_string_lossy().into_owned();
     let text = read_text(path).map_err(|source| CliError::ReadMapping { path: shown.clone(), source })?;
-    plan::load_str(&text).map_err(|diagnostics| CliError::Mapping(LoadError::Invalid { path: shown, diagnostics }))
+    mapping_file::load_str(&text)
+        .map_err(|diagnostics| CliError::Mapping(LoadError::Invalid { path: shown, diagnostics }))
 }

@@ -65,8 +65,7 @@ fn check_file(path: &Path) -> FileReport {
     };
     // Lookup files are read next to the mapping, as the function reads them.
     let in_s3 = path.to_string_lossy().starts_with("s3://");
-    let base_dir = path.parent().filter(|_| !in_s3).map(Path::to_path_buf);
-    let options = plan::CompileOptions { base_dir, ..Default::default() };
+    let options = crate::mapping_file::options(path.parent().filter(|_| !in_s3));
     match plan::load_str_in(&text, &options) {
         Ok((spec, plan)) => {
             report.fields = plan.field_count();

@@ -489,10 +489,7 @@ fn check_mapping(mapping: &Spanned<String>, name: &str, file: &Path, diags: &mut
             }
             Ok(text) => {
                 // Its lookup files are read from its folder, as the function reads them.
-                let options = crate::plan::CompileOptions {
-                    base_dir: path.parent().map(Path::to_path_buf),
-                    ..crate::plan::CompileOptions::default()
-                };
+                let options = crate::mapping_file::options(path.parent());
                 if let Err(problems) = crate::plan::load_str_in(&text, &options) {
                     diags.push(here(Diagnostic::new(
                         mapping.pos,

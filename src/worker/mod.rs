@@ -1038,7 +1038,7 @@ mod tests {
     /// batch is being mapped.
     #[test]
     fn batches_are_mapped_off_the_async_threads() {
-        let (_, plan) = crate::plan::load_file(std::path::Path::new(concat!(
+        let (_, plan) = crate::mapping_file::load_file(std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/mappings/orders-to-billing.yaml"
         )))

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Instant;
 
-use lambda_stream::plan::{self, Outcome};
+use lambda_stream::mapping_file;
+use lambda_stream::plan::Outcome;
 use vrl::compiler::state::RuntimeState;
 use vrl::compiler::{Context, Program, TargetValue, TimeZone};
 use vrl::value::{Secrets, Value as VrlValue};
@@ -35,7 +36,7 @@ fn main() {
         Ok(result) => result.program,
         Err(diagnostics) => panic!("orders.vrl does not compile:\n{}", vrl::diagnostic::Formatter::new(&source, diagnostics)),
     };
-    let (_, plan) = plan::load_file(std::path::Path::new(&format!("{ROOT}/mappings/orders-to-billing.yaml"))).unwrap();
+    let (_, plan) = mapping_file::load_file(std::path::Path::new(&format!("{ROOT}/mappings/orders-to-billing.yaml"))).unwrap();
     let pretty = std::fs::read(format!("{ROOT}/tests/fixtures/order.json")).unwrap();
     let record = serde_json::to_vec(&serde_json::from_slice::<serde_json::Value>(&pretty).unwrap()).unwrap();
 
