@@ -5,11 +5,11 @@
 
 use std::sync::LazyLock;
 
-use lambda_stream::plan::{Outcome, Plan, load_str};
+use lambda_stream_engine::plan::{Outcome, Plan, load_str};
 use libfuzzer_sys::fuzz_target;
 
 static PLAN: LazyLock<Plan> = LazyLock::new(|| {
-    load_str(include_str!("../../mappings/orders-to-billing.yaml")).expect("the shipped mapping compiles").1
+    load_str(include_str!("../../../../mappings/orders-to-billing.yaml")).expect("the shipped mapping compiles").1
 });
 
 fuzz_target!(|data: &[u8]| {

@@ -8,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use lambda_stream::plan::{Outcome, Plan, Stage, load_str};
+use lambda_stream_engine::plan::{Outcome, Plan, Stage, load_str};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 
