@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -32,7 +32,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 // Each broker bench uses part of what they share.
 #[allow(dead_code)]
 mod support;
-use support::{delete_topics, median};
+use support::{WorkerProcess, delete_topics, median};
 
 const PARTITIONS: i32 = 6;
 const PER_PARTITION_PER_SECOND: u64 = 100;
@@ -210,7 +210,7 @@ async fn run(brokers: &str, scenario: &Scenario, timeline: &Timeline, round: usi
 
 /// One `lambda-stream run` process, its log in a file.
 struct Member {
-    child: Child,
+    process: WorkerProcess,
     log: PathBuf,
 }
 
@@ -238,7 +238,7 @@ impl Member {
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .expect("the worker starts");
-        Member { child, log: log.to_path_buf() }
+        Member { process: WorkerProcess(child), log: log.to_path_buf() }
     }
 
     fn log(&self) -> String {
@@ -275,22 +275,8 @@ impl Member {
     }
 
     fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(started.elapsed() < Duration::from_secs(20), "the member did not stop:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let stopped = self.process.stop();
+        stopped.unwrap_or_else(|| panic!("the member did not stop:\n{}", self.log()))
     }
 }
 

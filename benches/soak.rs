@@ -9,7 +9,7 @@
 //! Without `--bench` (as `cargo test --all-targets` runs it) it runs for ten seconds and checks the
 //! samples were taken and every record was committed.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use rdkafka::producer::{BaseRecord, Producer};
 // Each broker bench uses part of what they share.
 #[allow(dead_code)]
 mod support;
-use support::{NumberedOrders, committed, create_topics, delete_topics};
+use support::{NumberedOrders, WorkerProcess, committed, create_topics, delete_topics};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const PARTITIONS: i32 = 6;
@@ -62,7 +62,7 @@ fn main() {
         std::thread::sleep(SAMPLE_EVERY.min(Duration::from_secs(seconds).saturating_sub(began.elapsed())));
         let lag = ends(&watcher, &input) - committed(&watcher, &input, PARTITIONS);
         samples.push(Sample { at: began.elapsed(), rss_kib: worker.rss_kib(), lag });
-        assert!(worker.child.try_wait().unwrap().is_none(), "the worker stopped");
+        assert!(worker.process.0.try_wait().unwrap().is_none(), "the worker stopped");
     }
     producing.store(false, Ordering::Relaxed);
     producer_thread.join().unwrap();
@@ -142,7 +142,7 @@ fn produce_steadily(brokers: &str, topic: &str, rate: u64, producing: &AtomicBoo
 
 /// The worker as it runs in production: the release binary, the shipped mapping.
 struct Worker {
-    child: Child,
+    process: WorkerProcess,
 }
 
 impl Worker {
@@ -156,11 +156,11 @@ impl Worker {
             .stdout(Stdio::null())
             .spawn()
             .expect("the worker starts");
-        Worker { child }
+        Worker { process: WorkerProcess(child) }
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.0.id())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -169,14 +169,6 @@ impl Worker {
     }
 
     fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.stop().expect("the worker stops within 20 s")
     }
 }

@@ -150,3 +150,30 @@ pub async fn run_until_committed(
         .expect("worker run");
     (totals, watcher.await.unwrap())
 }
+
+/// A `lambda-stream run` child process, stopped as a supervisor stops it (SIGTERM, then waited
+/// for) and killed if it is dropped still running.
+pub struct WorkerProcess(pub std::process::Child);
+
+#[allow(dead_code)]
+impl WorkerProcess {
+    /// Sends SIGTERM and waits for the exit; `None` when it has not exited within 20 s.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
