@@ -24,6 +24,7 @@ errors are {"error_code": int, "message": str}):
                                              references?}; v = N, "latest" or -1
   GET  /subjects/{subject}/versions/{v}/schema
   GET  /config                               {"compatibilityLevel": "BACKWARD"}
+  GET  /associations/resources/{ns}/{topic}  [] (no topic-to-subject associations are kept)
 
 Deliberately simpler than Confluent's server:
   - Schemas are kept and returned as registered, byte for byte. Confluent stores a canonical form
@@ -422,6 +423,10 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, list(SCHEMA_TYPES), None
             if seg == ["config"]:
                 return 200, {"compatibilityLevel": "BACKWARD"}, None
+            if n == 4 and seg[:2] == ["associations", "resources"]:
+                # Confluent's client (2.16+) asks which subject a topic is associated with before
+                # falling back to <topic>-value; this registry keeps no associations.
+                return 200, [], None
             if seg == []:
                 return 200, {}, None
         if method == "POST":
@@ -435,7 +440,7 @@ class Handler(BaseHTTPRequestHandler):
 
     @staticmethod
     def known_path(seg):
-        return bool(seg) and seg[0] in ("subjects", "schemas", "config")
+        return bool(seg) and seg[0] in ("subjects", "schemas", "config", "associations")
 
     def test_hook(self, path, body):
         server = self.server
