@@ -349,7 +349,8 @@ def auth_check(kind, flags, conf):
     try:
         client = SchemaRegistryClient({"url": url, **conf})
         schema_id = client.register_schema("auth-value", Schema(MONEY, "AVRO"))
-        equal(f"{kind}: a client with credentials registers and fetches", client.get_schema(schema_id).schema_str, MONEY)
+        fetched = client.get_schema(schema_id).schema_str
+        equal(f"{kind}: a client with credentials registers and fetches", fetched, MONEY)
         anonymous = SchemaRegistryClient({"url": url})
         raises(f"{kind}: a client without credentials gets 401", lambda: anonymous.get_subjects(), 401, 40101)
     finally:
