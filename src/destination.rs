@@ -9,6 +9,8 @@ use std::borrow::Cow;
 use serde::Serialize;
 
 use crate::envelope::{FailEnvelope, FunctionInfo, HEADER_OK_MAPPING, MappingInfo, fail_headers};
+use crate::format::wire::SchemaId;
+use crate::format::{BatchSchemas, SourceFormat};
 use crate::plan::{Failure, Outcome, Plan};
 use crate::record::{Input, Payload, Source};
 
@@ -97,13 +99,31 @@ impl Router {
     /// Maps and routes one input: the single path shared by the Lambda handler, `process` and
     /// the worker.
     pub fn route(&self, plan: &Plan, input: &Input) -> Routed {
+        self.route_format(plan, input, SourceFormat::Json, &BatchSchemas::none())
+    }
+
+    /// [`Router::route`] for a value in `format`, read with the batch's `schemas`.
+    pub fn route_format(&self, plan: &Plan, input: &Input, format: SourceFormat, schemas: &BatchSchemas) -> Routed {
         match &input.payload {
             Payload::Tombstone => Routed::Skipped(Origin::of(&input.source), SkipReason::Tombstone),
-            Payload::Value(bytes) => match plan.apply(bytes) {
-                Outcome::Mapped(m) => Routed::Message(self.ok_message(plan, &input.source, m.value, m.key)),
-                Outcome::Failed(f) => Routed::Message(self.fail_message(Some(plan), &input.source, f, Some(bytes))),
-                Outcome::Dropped => Routed::Skipped(Origin::of(&input.source), SkipReason::Dropped),
-            },
+            Payload::Value(bytes) => {
+                let applied = schemas.apply(plan, format, bytes, input.source.value_schema_id);
+                match applied.outcome {
+                    Outcome::Mapped(m) => Routed::Message(self.ok_message(plan, &input.source, m.value, m.key)),
+                    Outcome::Failed(f) if format == SourceFormat::Json => {
+                        Routed::Message(self.fail_message(Some(plan), &input.source, f, Some(bytes)))
+                    }
+                    Outcome::Failed(f) => Routed::Message(self.fail_message_in_format(
+                        Some(plan),
+                        &input.source,
+                        f,
+                        Some(bytes),
+                        format,
+                        applied.schema,
+                    )),
+                    Outcome::Dropped => Routed::Skipped(Origin::of(&input.source), SkipReason::Dropped),
+                }
+            }
             Payload::Undecodable { reason, raw } => {
                 let failure = Failure::of_record("record", reason.clone());
                 let raw = raw.as_deref().map(str::as_bytes);
@@ -138,11 +158,39 @@ impl Router {
         failure: Failure,
         value: Option<&[u8]>,
     ) -> OutMessage {
+        self.fail_message_with(plan, source, failure, value, |envelope| envelope)
+    }
+
+    /// [`Router::fail_message`] for a value in a registry's format: its envelope keeps the bytes
+    /// as base64 with the format and the schema id, so `failures` shows them and a replay reads
+    /// them again.
+    pub fn fail_message_in_format(
+        &self,
+        plan: Option<&Plan>,
+        source: &Source,
+        failure: Failure,
+        value: Option<&[u8]>,
+        format: SourceFormat,
+        schema: Option<SchemaId>,
+    ) -> OutMessage {
+        self.fail_message_with(plan, source, failure, value, |envelope| {
+            envelope.in_format(format.as_str(), schema.map(|id| id.to_string()), value)
+        })
+    }
+
+    fn fail_message_with(
+        &self,
+        plan: Option<&Plan>,
+        source: &Source,
+        failure: Failure,
+        value: Option<&[u8]>,
+        finish: impl FnOnce(FailEnvelope<'_>) -> FailEnvelope<'_>,
+    ) -> OutMessage {
         let (stage, errors) = (failure.stage, failure.errors.as_slice());
         let mapping_name = plan.map_or("", Plan::name);
         let mapping = MappingInfo { name: mapping_name, version: plan.map_or("", Plan::version) };
         let function = FunctionInfo { name: &self.function_name, env: &self.function_env };
-        let payload = FailEnvelope::of(source, stage, errors, mapping, function, value).to_json();
+        let payload = finish(FailEnvelope::of(source, stage, errors, mapping, function, value)).to_json();
         let headers = fail_headers(stage, source, errors, mapping_name);
         OutMessage {
             destination: Destination::Fail,

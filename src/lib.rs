@@ -24,6 +24,8 @@
 //!   for the engine under their rules (inside the mapping's folder, a regular file, bounded).
 //! - [`record`] — Lambda Kafka event → inputs (base64, signed header bytes, tombstones), lenient
 //!   per record so one bad record never fails a batch.
+//! - [`format`] — record formats (JSON, Avro, JSON behind a registry's framing), the registries'
+//!   wire framings, schema registries and their cache.
 //! - [`destination`] — `(input, outcome)` → a message for the ok topic or the fail topic.
 //! - [`envelope`] — the fail message's JSON envelope and `lambda-stream.error.*` headers: written,
 //!   read back for triage, read back for a replay.
@@ -59,6 +61,7 @@ pub mod cli;
 pub mod config;
 pub mod destination;
 pub mod envelope;
+pub mod format;
 pub mod lambda;
 pub mod limits;
 pub mod logging;

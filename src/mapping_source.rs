@@ -70,6 +70,9 @@ pub enum SourceError {
     Invalid { location: String, diagnostics: Vec<Diagnostic> },
     #[error("mapping {location}: {} embedded test(s) failed:\n{}", failures.len(), failures.join("\n"))]
     Tests { location: String, failures: Vec<String> },
+    /// The schema registry's client could not be set up (its settings are wrong).
+    #[error(transparent)]
+    Registry(#[from] crate::format::registry::RegistryError),
 }
 
 /// Why an S3 object could not be read.
@@ -263,7 +266,8 @@ pub async fn load_pipeline(settings: &crate::config::Settings) -> Result<(Pipeli
     if settings.routes.is_empty() {
         let location = Location::parse(&settings.mapping_file.to_string_lossy())?;
         let (refresher, plan) = Refresher::load(MappingSource::new(location).await, interval).await?;
-        return Ok((Pipeline::new(plan, settings.router()), vec![refresher]));
+        let pipeline = Pipeline::new(plan, settings.router()).with_format(settings.source_format);
+        return Ok((with_schemas(pipeline, settings)?, vec![refresher]));
     }
     let mut routes = Vec::new();
     let mut refreshers = Vec::new();
@@ -276,14 +280,29 @@ pub async fn load_pipeline(settings: &crate::config::Settings) -> Result<(Pipeli
             topic_fail: route.topic_fail.clone(),
             ..settings.router()
         };
-        routes.push(crate::pipeline::TopicRoute { source_topic: route.source_topic.clone(), plan, router });
+        routes.push(crate::pipeline::TopicRoute {
+            source_topic: route.source_topic.clone(),
+            plan,
+            router,
+            format: settings.format_of(&route.source_topic),
+        });
     }
     let unrouted = settings.unrouted_topic_fail.as_ref().map(|fail| crate::destination::Router {
         topic_ok: String::new(),
         topic_fail: fail.clone(),
         ..settings.router()
     });
-    Ok((Pipeline::with_routes(routes, unrouted), refreshers))
+    Ok((with_schemas(Pipeline::with_routes(routes, unrouted), settings)?, refreshers))
+}
+
+/// The pipeline reading its framed records' schemas from the settings' registry.
+fn with_schemas(pipeline: Pipeline, settings: &crate::config::Settings) -> Result<Pipeline, SourceError> {
+    Ok(match &settings.schema_registry {
+        Some(registry) => {
+            pipeline.with_schemas(std::sync::Arc::new(crate::format::registry::Schemas::from_settings(registry)?))
+        }
+        None => pipeline,
+    })
 }
 
 /// What a refresh did.

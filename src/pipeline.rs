@@ -8,6 +8,10 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::destination::{Destination, Origin, OutMessage, Routed, Router};
+#[cfg(feature = "kafka")]
+use crate::format::registry::RegistryError;
+use crate::format::registry::Schemas;
+use crate::format::{BatchSchemas, SourceFormat};
 use crate::plan::{FieldError, Plan};
 use crate::record::Input;
 use crate::sink::{Sink, SinkError};
@@ -18,6 +22,8 @@ use crate::sink::{Sink, SinkError};
 /// starts and keeps them to its end, so no batch is ever mapped by two versions of one.
 pub struct Pipeline {
     routes: Vec<RouteEntry>,
+    /// Where the schemas of routes in a registry's format come from (none: every route is JSON).
+    schemas: Option<Arc<Schemas>>,
     /// Where records of a topic no route takes go (several routes only), with why.
     unrouted: Option<Router>,
     /// How many threads map a large batch (all cores by default).
@@ -29,6 +35,8 @@ struct RouteEntry {
     topic: Option<String>,
     plan: RwLock<Arc<Plan>>,
     router: Router,
+    /// How its records' values are written.
+    format: SourceFormat,
 }
 
 /// A route of a pipeline with several: the source topic it takes, its mapping and its topics.
@@ -36,6 +44,7 @@ pub struct TopicRoute {
     pub source_topic: String,
     pub plan: Plan,
     pub router: Router,
+    pub format: SourceFormat,
 }
 
 /// What happened to a batch: every input is counted exactly once in `ok`, `failed` or `skipped`.
@@ -92,8 +101,8 @@ impl Pipeline {
     /// A pipeline that maps large batches on every available core.
     pub fn new(plan: Plan, router: Router) -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let route = RouteEntry { topic: None, plan: RwLock::new(Arc::new(plan)), router };
-        Pipeline { routes: vec![route], unrouted: None, threads }
+        let route = RouteEntry { topic: None, plan: RwLock::new(Arc::new(plan)), router, format: SourceFormat::Json };
+        Pipeline { routes: vec![route], schemas: None, unrouted: None, threads }
     }
 
     /// A pipeline with one route per source topic; records of other topics go to `unrouted`'s
@@ -103,9 +112,63 @@ impl Pipeline {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let routes = routes
             .into_iter()
-            .map(|r| RouteEntry { topic: Some(r.source_topic), plan: RwLock::new(Arc::new(r.plan)), router: r.router })
+            .map(|r| RouteEntry {
+                topic: Some(r.source_topic),
+                plan: RwLock::new(Arc::new(r.plan)),
+                router: r.router,
+                format: r.format,
+            })
             .collect();
-        Pipeline { routes, unrouted, threads }
+        Pipeline { routes, schemas: None, unrouted, threads }
+    }
+
+    /// The same pipeline with every route's records in `format`.
+    pub fn with_format(mut self, format: SourceFormat) -> Self {
+        self.routes.iter_mut().for_each(|r| r.format = format);
+        self
+    }
+
+    /// The same pipeline reading the schemas of its framed records from `schemas`.
+    pub fn with_schemas(mut self, schemas: Arc<Schemas>) -> Self {
+        self.schemas = Some(schemas);
+        self
+    }
+
+    /// The record format of route `index`.
+    pub fn route_format(&self, index: usize) -> SourceFormat {
+        self.routes[index].format
+    }
+
+    /// Whether some route reads records that name schemas, and where they come from.
+    pub fn schemas(&self) -> Option<&Arc<Schemas>> {
+        self.schemas.as_ref().filter(|_| self.routes.iter().any(|r| r.format.uses_schemas()))
+    }
+
+    /// The record format of an input, by the route that takes it.
+    pub fn format_of(&self, input: &Input) -> SourceFormat {
+        match &self.routes[..] {
+            [one] if one.topic.is_none() => one.format,
+            routes => routes
+                .iter()
+                .find(|r| r.topic.as_deref() == Some(input.source.topic.as_str()))
+                .map_or(SourceFormat::Json, |r| r.format),
+        }
+    }
+
+    /// The schemas the records of a batch name: fetched (each unknown id once, concurrently)
+    /// from the registry. A registry that cannot answer is an error for the whole batch, which
+    /// must then be retried: no record may fail for it.
+    #[cfg(feature = "kafka")]
+    pub async fn prepare(&self, inputs: &[Input]) -> Result<BatchSchemas, RegistryError> {
+        match self.schemas() {
+            None => Ok(BatchSchemas::none()),
+            Some(schemas) => schemas.prepare(crate::format::registry::schema_ids(inputs, |i| self.format_of(i))).await,
+        }
+    }
+
+    /// The schemas of a batch when none has to be fetched: JSON routes, or a schema file.
+    pub fn local_schemas(&self) -> BatchSchemas {
+        self.schemas().and_then(|s| s.without_fetching()).unwrap_or_default()
     }
 
     /// How many routes it has (one mapping each).
@@ -154,13 +217,18 @@ impl Pipeline {
     /// Maps and routes every input, on all available cores, keeping input order (and so the order
     /// within each source partition).
     pub fn route_all(&self, inputs: &[Input]) -> Vec<Routed> {
-        self.route_all_with(&self.plans(), inputs)
+        self.route_all_with(&self.plans(), inputs, &self.local_schemas())
+    }
+
+    /// [`Pipeline::route_all`] with the batch's schemas ([`Pipeline::prepare`]).
+    pub fn route_all_in(&self, inputs: &[Input], schemas: &BatchSchemas) -> Vec<Routed> {
+        self.route_all_with(&self.plans(), inputs, schemas)
     }
 
     /// [`Pipeline::route_all`] with given mappings, one per route (those the batch took).
-    fn route_all_with(&self, plans: &[Arc<Plan>], inputs: &[Input]) -> Vec<Routed> {
+    fn route_all_with(&self, plans: &[Arc<Plan>], inputs: &[Input], schemas: &BatchSchemas) -> Vec<Routed> {
         let parts = map_chunks(inputs, self.threads, |_, part| {
-            part.iter().map(|i| self.route_one(plans, i)).collect::<Vec<_>>()
+            part.iter().map(|i| self.route_one(plans, i, schemas)).collect::<Vec<_>>()
         });
         match <[Vec<Routed>; 1]>::try_from(parts) {
             Ok([one]) => one,
@@ -168,14 +236,14 @@ impl Pipeline {
         }
     }
 
-    fn route_one(&self, plans: &[Arc<Plan>], input: &Input) -> Routed {
+    fn route_one(&self, plans: &[Arc<Plan>], input: &Input, schemas: &BatchSchemas) -> Routed {
         if let [one] = &self.routes[..]
             && one.topic.is_none()
         {
-            return one.router.route(&plans[0], input);
+            return one.router.route_format(&plans[0], input, one.format, schemas);
         }
         match self.routes.iter().position(|r| r.topic.as_deref() == Some(input.source.topic.as_str())) {
-            Some(i) => self.routes[i].router.route(&plans[i], input),
+            Some(i) => self.routes[i].router.route_format(&plans[i], input, self.routes[i].format, schemas),
             None => {
                 let router = self.unrouted.as_ref().unwrap_or(&self.routes[0].router);
                 let topics: Vec<&str> = self.routes.iter().filter_map(|r| r.topic.as_deref()).collect();
@@ -197,8 +265,13 @@ impl Pipeline {
     /// Maps and routes a batch and counts it (`duration_ms` left at zero); logs each failed
     /// record. The worker delivers the result itself (to overlap delivery with consuming).
     pub fn route_batch(&self, inputs: &[Input]) -> (Vec<Routed>, Summary) {
+        self.route_batch_in(inputs, &self.local_schemas())
+    }
+
+    /// [`Pipeline::route_batch`] with the batch's schemas ([`Pipeline::prepare`]).
+    pub fn route_batch_in(&self, inputs: &[Input], schemas: &BatchSchemas) -> (Vec<Routed>, Summary) {
         let plans = self.plans();
-        let routed = self.route_all_with(&plans, inputs);
+        let routed = self.route_all_with(&plans, inputs, schemas);
         let mapping = plans.iter().map(|p| p.identity()).collect::<Vec<_>>().join(",");
         let mut summary = Summary { received: inputs.len(), mapping, ..Summary::default() };
         for r in &routed {
@@ -222,10 +295,23 @@ impl Pipeline {
         (routed, summary)
     }
 
-    /// Routes a batch and delivers it through `sink` before `deadline`.
+    /// Routes a batch and delivers it through `sink` before `deadline`, with the schemas it has
+    /// without fetching ([`Pipeline::local_schemas`]): records that name schemas in a registry
+    /// need [`Pipeline::prepare`] and [`Pipeline::run_batch_in`].
     pub async fn run_batch<S: Sink>(&self, sink: &S, inputs: &[Input], deadline: Instant) -> BatchReport {
+        self.run_batch_in(sink, inputs, deadline, &self.local_schemas()).await
+    }
+
+    /// [`Pipeline::run_batch`] with the batch's schemas given.
+    pub async fn run_batch_in<S: Sink>(
+        &self,
+        sink: &S,
+        inputs: &[Input],
+        deadline: Instant,
+        schemas: &BatchSchemas,
+    ) -> BatchReport {
         let started = Instant::now();
-        let (routed, mut summary) = self.route_batch(inputs);
+        let (routed, mut summary) = self.route_batch_in(inputs, schemas);
         let mapping_ms = started.elapsed().as_secs_f64() * 1e3;
         let messages: Vec<&OutMessage> = routed.iter().filter_map(Routed::message).collect();
         let delivering = Instant::now();
@@ -392,11 +478,13 @@ mod tests {
                     source_topic: "orders".into(),
                     plan: plan("orders", "order_id"),
                     router: router("o-ok", "o-fail"),
+                    format: SourceFormat::Json,
                 },
                 TopicRoute {
                     source_topic: "payments".into(),
                     plan: plan("payments", "payment_id"),
                     router: router("p-ok", "p-fail"),
+                    format: SourceFormat::Json,
                 },
             ],
             Some(router("", "unrouted")),

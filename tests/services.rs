@@ -10,6 +10,7 @@ mod lambda_kafka;
 mod lambda_rie;
 mod playground_browser;
 mod s3_moto;
+mod schema_registry;
 mod ssm_moto;
 mod util;
 mod worker;

@@ -7,6 +7,7 @@ mod architecture;
 mod cli;
 mod doc_examples;
 mod exit_codes;
+mod formats;
 mod function_length;
 mod golden;
 mod hostile;

@@ -49,6 +49,10 @@ pub enum CliError {
     #[cfg(feature = "kafka")]
     #[error(transparent)]
     Time(#[from] BadTime),
+    /// The schema registry could not answer.
+    #[cfg(feature = "kafka")]
+    #[error(transparent)]
+    Registry(#[from] crate::format::registry::RegistryError),
     #[error("{0}")]
     Usage(String),
 }

@@ -111,6 +111,8 @@ pub fn exit_of(e: &CliError) -> Exit {
         CliError::Replay(e) => kafka::replay(e),
         #[cfg(feature = "kafka")]
         CliError::Time(_) => Exit::Usage,
+        #[cfg(feature = "kafka")]
+        CliError::Registry(_) => Exit::Infrastructure,
     }
 }
 
@@ -136,6 +138,8 @@ fn handler(e: &HandlerError) -> Exit {
     match e {
         HandlerError::Event(_) => Exit::Usage,
         HandlerError::Undelivered { .. } => Exit::Infrastructure,
+        #[cfg(feature = "kafka")]
+        HandlerError::Registry(_) => Exit::Infrastructure,
     }
 }
 
@@ -191,6 +195,7 @@ mod kafka {
             SourceError::S3 { .. } if e.is_missing() => Exit::Usage,
             SourceError::S3 { .. } => Exit::Infrastructure,
             SourceError::Location { .. } | SourceError::Io { .. } | SourceError::NotText { .. } => Exit::Usage,
+            SourceError::Registry(_) => Exit::Usage,
         }
     }
 
@@ -199,7 +204,9 @@ mod kafka {
             WorkerError::Consumer(k) | WorkerError::Subscribe { source: k, .. } if is_configuration(k) => Exit::Usage,
             WorkerError::Consumer(_) | WorkerError::Subscribe { .. } => Exit::Infrastructure,
             WorkerError::Producer(e) => sink(e),
-            WorkerError::Undeliverable { .. } | WorkerError::Transaction(_) => Exit::Infrastructure,
+            WorkerError::Undeliverable { .. } | WorkerError::Transaction(_) | WorkerError::Registry(..) => {
+                Exit::Infrastructure
+            }
             WorkerError::Mapping(_) => Exit::Bug,
         }
     }

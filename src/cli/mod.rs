@@ -22,6 +22,7 @@ pub mod exit;
 pub mod explain;
 #[cfg(feature = "kafka")]
 pub mod failures;
+pub mod formats;
 pub mod init;
 pub mod playground;
 pub mod process;
@@ -166,6 +167,8 @@ pub enum Command {
         /// Destination topic for failed records.
         #[arg(long)]
         topic_fail: Option<String>,
+        #[command(flatten)]
+        formats: formats::FormatArgs,
     },
     /// Triage a fail topic: counts by stage, field:rule, mapping and source topic, with first and
     /// last time seen and an example each. Reads from a point in time without a consumer group and
@@ -233,14 +236,16 @@ fn dispatch(cli: Cli) -> Result<Outcome, CliError> {
             brokers,
             topic_ok,
             topic_fail,
+            formats,
         } => {
             let printing = process::Printing { messages, metrics, topic_ok, topic_fail };
+            let format = formats::LineFormat::from_args(&formats)?;
             let records = match (input, event) {
                 (Some(input), _) => process::Records::Lines { input, max_line_bytes },
                 (None, Some(event)) => process::Records::Event { event, brokers },
                 (None, None) => unreachable!("clap requires --input or --event"),
             };
-            process::run(&mapping, records, &printing)
+            process::run(&mapping, records, &printing, &format)
         }
     }
 }

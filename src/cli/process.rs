@@ -1,6 +1,8 @@
 //! `process`: the local dry run, on JSON lines or on a saved Lambda Kafka event through the
 //! handler's own code (printing routed records, or producing to a real cluster with `--brokers`).
 
+use super::formats::LineFormat;
+use crate::format::{BatchSchemas, SourceFormat};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -70,15 +72,21 @@ pub enum Records {
 }
 
 /// `lambda-stream process`.
-pub fn run(mapping: &Path, records: Records, printing: &Printing) -> Result<Ended, CliError> {
+pub fn run(mapping: &Path, records: Records, printing: &Printing, format: &LineFormat) -> Result<Ended, CliError> {
     match records {
-        Records::Lines { input, max_line_bytes } => process(mapping, &input, max_line_bytes, printing)?,
-        Records::Event { event, brokers } => process_event(mapping, &event, brokers, printing)?,
+        Records::Lines { input, max_line_bytes } => process(mapping, &input, max_line_bytes, printing, format)?,
+        Records::Event { event, brokers } => process_event(mapping, &event, brokers, printing, format)?,
     }
     Ok(Ended::Done)
 }
 
-pub fn process(mapping: &Path, input: &Path, max_line_bytes: usize, printing: &Printing) -> Result<(), CliError> {
+pub fn process(
+    mapping: &Path,
+    input: &Path,
+    max_line_bytes: usize,
+    printing: &Printing,
+    format: &LineFormat,
+) -> Result<(), CliError> {
     let (_spec, plan) = super::source::load(mapping)?;
     let shown = input.display().to_string();
     let reader: Box<dyn io::BufRead> = if input == Path::new("-") {
@@ -94,7 +102,7 @@ pub fn process(mapping: &Path, input: &Path, max_line_bytes: usize, printing: &P
         router: printing.router(),
         topic: input.file_name().map_or_else(|| "-".into(), |n| n.to_string_lossy().into_owned()),
     });
-    let tally = process_stream(&plan, reader, &shown, max_line_bytes, messages.as_ref(), &mut out);
+    let tally = process_stream(&plan, reader, &shown, max_line_bytes, messages.as_ref(), format, &mut out);
     out.flush()?;
     let tally = tally?;
     let secs = started.elapsed().as_secs_f64();
@@ -264,6 +272,7 @@ pub fn process_stream(
     shown: &str,
     max_line_bytes: usize,
     messages: Option<&LineMessages>,
+    format: &LineFormat,
     out: &mut impl Write,
 ) -> Result<Tally, CliError> {
     let limit = max_line_bytes.max(usize::try_from(crate::limits::MAX_RECORD_BYTES).unwrap_or(usize::MAX));
@@ -286,7 +295,7 @@ pub fn process_stream(
         if batch.ends.is_empty() {
             return Ok(tally);
         }
-        tally.add(process_line_slices(plan, &batch.lines(), first, max_line_bytes, messages, out)?);
+        tally.add(process_line_slices(plan, &batch.lines(), first, max_line_bytes, messages, format, out)?);
     }
 }
 
@@ -320,8 +329,36 @@ pub struct LineMessages {
     topic: String,
 }
 
+/// How a batch of lines is read: their format, the batch's schemas, and (for a binary format)
+/// each line's value, decoded from base64.
+struct Reading<'a> {
+    format: SourceFormat,
+    schemas: &'a BatchSchemas,
+    /// Per line of the batch (binary formats only): the value's bytes, or why the line is not one.
+    values: &'a [Result<Vec<u8>, String>],
+}
+
+impl Reading<'_> {
+    /// The value of line `index` of the batch, or the failure of a line that is not one.
+    fn value<'l>(&'l self, line: &'l [u8], index: usize) -> Result<&'l [u8], plan::Failure> {
+        match self.values.get(index) {
+            None => Ok(line),
+            Some(Ok(value)) => Ok(value),
+            Some(Err(why)) => Err(plan::Failure::of_record("base64", why.clone())),
+        }
+    }
+}
+
 impl LineMessages {
-    fn route(&self, plan: &Plan, line: &[u8], offset: usize, max_line_bytes: usize) -> crate::destination::Routed {
+    fn route(
+        &self,
+        plan: &Plan,
+        line: &[u8],
+        offset: usize,
+        max_line_bytes: usize,
+        reading: &Reading<'_>,
+        index: usize,
+    ) -> crate::destination::Routed {
         use crate::record::{Input, Payload, Source};
         let topic = &self.topic;
         let source = Source {
@@ -331,16 +368,18 @@ impl LineMessages {
             group: format!("{topic}-0"),
             ..Source::default()
         };
-        let input = Input { source, payload: Payload::Value(line.to_vec()) };
-        match over_limit(line, max_line_bytes) {
-            Some(failure) => crate::destination::Routed::Message(self.router.fail_message(
-                Some(plan),
-                &input.source,
-                failure,
-                Some(line),
-            )),
-            None => self.router.route(plan, &input),
+        let failed = |failure| {
+            crate::destination::Routed::Message(self.router.fail_message(Some(plan), &source, failure, Some(line)))
+        };
+        if let Some(failure) = over_limit(line, max_line_bytes) {
+            return failed(failure);
         }
+        let value = match reading.value(line, index) {
+            Ok(value) => value,
+            Err(failure) => return failed(failure),
+        };
+        let input = Input { source: source.clone(), payload: Payload::Value(value.to_vec()) };
+        self.router.route_format(plan, &input, reading.format, reading.schemas)
     }
 }
 
@@ -352,7 +391,7 @@ pub fn process_lines(
     messages: Option<&LineMessages>,
     out: &mut impl Write,
 ) -> Result<Tally, CliError> {
-    process_line_slices(plan, &split_lines(text), 0, max_line_bytes, messages, out)
+    process_line_slices(plan, &split_lines(text), 0, max_line_bytes, messages, &LineFormat::json(), out)
 }
 
 /// Maps `lines` (the first of them line `first + 1` of the input), using all cores, and writes the
@@ -363,11 +402,20 @@ fn process_line_slices(
     first: usize,
     max_line_bytes: usize,
     messages: Option<&LineMessages>,
+    format: &LineFormat,
     out: &mut impl Write,
 ) -> Result<Tally, CliError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // A binary format's lines are base64: decoded here, once, and their schemas fetched (each id
+    // once) before any record is mapped.
+    let values: Vec<Result<Vec<u8>, String>> = match format.format {
+        SourceFormat::Json => Vec::new(),
+        _ => lines.iter().map(|line| format.value_of(line)).collect(),
+    };
+    let schemas = format.batch_schemas(values.iter().filter_map(|v| v.as_deref().ok()))?;
+    let reading = Reading { format: format.format, schemas: &schemas, values: &values };
     let rendered = crate::pipeline::map_chunks(lines, threads, |at, part| {
-        render_chunk(plan, part, first + at, max_line_bytes, messages)
+        render_chunk(plan, part, first + at, first, max_line_bytes, messages, &reading)
     });
     let mut tally = Tally::default();
     for (bytes, t) in rendered {
@@ -390,8 +438,10 @@ fn render_chunk(
     plan: &Plan,
     lines: &[&[u8]],
     first_index: usize,
+    batch_first: usize,
     max_line_bytes: usize,
     messages: Option<&LineMessages>,
+    reading: &Reading<'_>,
 ) -> (Vec<u8>, Tally) {
     use crate::destination::{Destination, Routed};
     let mut out = Vec::with_capacity(lines.len() * 512);
@@ -403,8 +453,9 @@ fn render_chunk(
         }
         tally.records += 1;
         let line_no = first_index + i + 1;
+        let index = first_index + i - batch_first;
         if let Some(messages) = messages {
-            let routed = messages.route(plan, line, line_no - 1, max_line_bytes);
+            let routed = messages.route(plan, line, line_no - 1, max_line_bytes, reading, index);
             match &routed {
                 Routed::Message(m) if m.destination == Destination::Ok => tally.ok += 1,
                 Routed::Message(_) => tally.failed += 1,
@@ -415,7 +466,10 @@ fn render_chunk(
         }
         let outcome = match over_limit(line, max_line_bytes) {
             Some(failure) => Outcome::Failed(failure),
-            None => plan.apply(line),
+            None => match reading.value(line, index) {
+                Ok(value) => reading.schemas.apply(plan, reading.format, value, None).outcome,
+                Err(failure) => Outcome::Failed(failure),
+            },
         };
         match outcome {
             Outcome::Mapped(m) => {
@@ -451,6 +505,7 @@ pub fn process_event(
     event: &Path,
     brokers: Option<String>,
     printing: &Printing,
+    format: &LineFormat,
 ) -> Result<(), CliError> {
     use crate::lambda::Function;
     use crate::pipeline::Pipeline;
@@ -466,13 +521,23 @@ pub fn process_event(
     // A dry run needs no cluster settings: only the names that go into fail records.
     let router = printing.router();
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
-    let pipeline = Pipeline::new(plan, router);
+    let mut pipeline = Pipeline::new(plan, router).with_format(format.format);
+    if let Some(schemas) = &format.schemas {
+        pipeline = pipeline.with_schemas(schemas.clone());
+    }
     let margin = std::time::Duration::ZERO;
     match brokers {
         None => {
             let function =
                 Function { pipeline, sink: MemorySink::default(), partial_batch: false, delivery_margin: margin };
             let started = Instant::now();
+            // Schemas from a registry are fetched on an async runtime; everything else is ready.
+            #[cfg(feature = "kafka")]
+            let report = match format.block_on(function.run_event(payload, deadline)) {
+                Some(report) => report?,
+                None => run_ready(function.run_event(payload, deadline))?,
+            };
+            #[cfg(not(feature = "kafka"))]
             let report = run_ready(function.run_event(payload, deadline))?;
             let mut out = io::BufWriter::new(io::stdout().lock());
             for routed in &report.routed {

@@ -46,6 +46,12 @@ pub struct Environment {
     pub topic_ok: Option<Spanned<String>>,
     pub topic_fail: Option<Spanned<String>>,
     pub mapping: Option<Spanned<String>>,
+    /// How the source records' values are written (`json`, `json-schema`, `avro`).
+    pub source_format: Option<Spanned<String>>,
+    /// The schema registry: a Confluent-compatible REST API's URL.
+    pub schema_registry_url: Option<Spanned<String>>,
+    /// `user:password` for the registry's HTTP Basic authentication (a `parameter://` value).
+    pub schema_registry_user_info: Option<Spanned<String>>,
     /// One route per source topic, instead of `mapping`, `topic_ok` and `topic_fail`.
     pub routes: Vec<RouteSpec>,
     pub batch: Batch,
@@ -62,6 +68,8 @@ pub struct RouteSpec {
     pub mapping: Option<Spanned<String>>,
     pub topic_ok: Option<Spanned<String>>,
     pub topic_fail: Option<Spanned<String>>,
+    /// How this topic's values are written, when not the environment's `source_format`.
+    pub format: Option<Spanned<String>>,
 }
 
 /// The `source_topic` of the route that takes every topic without one of its own.
@@ -103,12 +111,15 @@ const SETTING_KEYS: &[&str] = &[
     "topic_ok",
     "topic_fail",
     "mapping",
+    "source_format",
+    "schema_registry_url",
+    "schema_registry_user_info",
     "routes",
     "batch",
     "kafka",
     "producer",
 ];
-const ROUTE_KEYS: &[&str] = &["source_topic", "mapping", "topic_ok", "topic_fail"];
+const ROUTE_KEYS: &[&str] = &["source_topic", "mapping", "topic_ok", "topic_fail", "format"];
 const BATCH_KEYS: &[&str] = &["size", "window_seconds", "starting_position", "partial_batch_response"];
 const KAFKA_KEYS: &[&str] = &["security", "scram_secret", "ca_bundle", "tls"];
 const PRODUCER_KEYS: &[&str] = &["linger_ms", "compression", "message_timeout_ms"];
@@ -203,6 +214,9 @@ fn read_environment(
     env.topic_ok = f.string("topic_ok", diags);
     env.topic_fail = f.string("topic_fail", diags);
     env.mapping = f.string("mapping", diags);
+    env.source_format = f.string("source_format", diags);
+    env.schema_registry_url = f.string("schema_registry_url", diags);
+    env.schema_registry_user_info = f.string("schema_registry_user_info", diags);
     for node in f.list("routes", diags) {
         if let Some(r) = Fields::read(node, "a route", ROUTE_KEYS, diags) {
             env.routes.push(RouteSpec {
@@ -211,6 +225,7 @@ fn read_environment(
                 mapping: r.string("mapping", diags),
                 topic_ok: r.string("topic_ok", diags),
                 topic_fail: r.string("topic_fail", diags),
+                format: r.string("format", diags),
             });
         }
     }

@@ -22,6 +22,10 @@
 //! | `DELIVERY_MARGIN_MS` | stop waiting for deliveries this long before Lambda's deadline | 1000 |
 //! | `CONSUMER_GROUP` | the worker's consumer group | — |
 //! | `WORKER_CONCURRENCY`, `WORKER_MAX_BATCH` | the worker's mapping threads and largest batch | all cores, 5000 |
+//! | `SOURCE_FORMAT` | `json`, `json-schema` or `avro` (docs/formats.md) | `json` |
+//! | `SCHEMA_REGISTRY_URL` | a Confluent-compatible schema registry | — (required for `avro`) |
+//! | `SCHEMA_REGISTRY_USER_INFO`, `SCHEMA_REGISTRY_BEARER_TOKEN` | its credentials (`parameter://` values read from SSM) | none |
+//! | `SCHEMA_REGISTRY_TIMEOUT_MS` | how long one registry request may take | 10000 |
 //!
 //! With an `environments.yaml` (`ENVIRONMENTS_FILE`, else `$LAMBDA_TASK_ROOT/environments.yaml`, else
 //! `./environments.yaml`; `ENVIRONMENTS_FILE=none` uses none), `LAMBDA_ENV` (and `LAMBDA_STAGE` when an account has several stages)
@@ -33,6 +37,7 @@ pub mod ssm;
 
 use std::path::{Path, PathBuf};
 
+use crate::format::SourceFormat;
 use crate::sink::ProducerSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +114,21 @@ pub struct RouteSettings {
     pub mapping_file: PathBuf,
     pub topic_ok: String,
     pub topic_fail: String,
+    /// How this topic's values are written (the environment's `source_format` unless the route says).
+    pub format: Option<SourceFormat>,
+}
+
+/// Where schemas come from, for records in a registry's format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// A Confluent-compatible REST API's base URL.
+    pub url: String,
+    /// `user:password` for HTTP Basic (Confluent Cloud: API key and secret).
+    pub user_info: Option<String>,
+    /// A bearer token, instead of `user_info`.
+    pub bearer_token: Option<String>,
+    /// How long one registry request may take.
+    pub timeout_ms: u64,
 }
 
 /// Everything an entry needs, resolved: flags over variables over `environments.yaml`.
@@ -137,6 +157,10 @@ pub struct Settings {
     pub worker_concurrency: Option<usize>,
     /// The worker's largest batch.
     pub worker_max_batch: Option<usize>,
+    /// How source records' values are written (routes may say otherwise).
+    pub source_format: SourceFormat,
+    /// The schema registry, when some records are in a registry's format.
+    pub schema_registry: Option<RegistrySettings>,
 }
 
 /// The layers a setting is looked up in, first match wins: command-line flags (by the name of the
@@ -281,11 +305,40 @@ impl Settings {
             consumer_group: get("CONSUMER_GROUP"),
             worker_concurrency: positive(&get, "WORKER_CONCURRENCY")?,
             worker_max_batch: positive(&get, "WORKER_MAX_BATCH")?,
+            source_format: source_format(
+                get("SOURCE_FORMAT").or_else(|| from_file(|e| e.source_format.as_ref().map(|s| s.value.clone()))),
+            )?,
+            schema_registry: registry_settings(&value, &number)?,
         };
+        settings.check_formats()?;
         if resolver.gives_values() {
             settings.check_topics()?;
         }
         Ok(settings)
+    }
+
+    /// The format of records of `topic`: its route's, else the environment's.
+    pub fn format_of(&self, topic: &str) -> SourceFormat {
+        self.routes.iter().find(|r| r.source_topic == topic).and_then(|r| r.format).unwrap_or(self.source_format)
+    }
+
+    /// Every format in use, the environment's and the routes'.
+    pub fn formats(&self) -> impl Iterator<Item = SourceFormat> + '_ {
+        std::iter::once(self.source_format).chain(self.routes.iter().map(|r| r.format.unwrap_or(self.source_format)))
+    }
+
+    /// Records that name schemas need somewhere to read them from.
+    fn check_formats(&self) -> Result<(), ConfigError> {
+        if let Some(format) = self.formats().find(|f| f.uses_schemas())
+            && self.schema_registry.is_none()
+        {
+            return Err(ConfigError::Missing {
+                key: "schema_registry_url",
+                var: "SCHEMA_REGISTRY_URL",
+                context: format!(": {format} records name their schema in a registry"),
+            });
+        }
+        Ok(())
     }
 
     /// Every topic named, resolved, is one Kafka takes (see [`environments::topic_problem`]): a
@@ -550,6 +603,7 @@ fn routes_of(env: &environments::Environment, file: &Path) -> (Vec<RouteSettings
             mapping_file: environments::resolve_relative(file, &text(&r.mapping)),
             topic_ok: text(&r.topic_ok),
             topic_fail: text(&r.topic_fail),
+            format: r.format.as_ref().and_then(|f| f.value.parse().ok()),
         });
     }
     (routes, unrouted)
@@ -561,6 +615,36 @@ fn flag(name: &'static str, value: Option<String>) -> Result<bool, ConfigError> 
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") => Ok(true),
         Some(other) => Err(ConfigError::Invalid { name, value: other.into(), why: "expected true or false".into() }),
+    }
+}
+
+/// The schema registry's settings, when `SCHEMA_REGISTRY_URL` (or the file's
+/// `schema_registry_url`) names one.
+fn registry_settings(
+    value: &impl Fn(&'static str, &'static str, Pick) -> Result<Option<String>, ConfigError>,
+    number: &impl Fn(&'static str, u64, Pick) -> Result<u64, ConfigError>,
+) -> Result<Option<RegistrySettings>, ConfigError> {
+    let Some(url) = value("SCHEMA_REGISTRY_URL", "schema_registry_url", |e| {
+        e.schema_registry_url.as_ref().map(|s| s.value.clone())
+    })?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(RegistrySettings {
+        url,
+        user_info: value("SCHEMA_REGISTRY_USER_INFO", "schema_registry_user_info", |e| {
+            e.schema_registry_user_info.as_ref().map(|s| s.value.clone())
+        })?,
+        bearer_token: value("SCHEMA_REGISTRY_BEARER_TOKEN", "schema_registry_bearer_token", |_| None)?,
+        timeout_ms: number("SCHEMA_REGISTRY_TIMEOUT_MS", 10_000, |_| None)?,
+    }))
+}
+
+/// `SOURCE_FORMAT`: how source records' values are written.
+fn source_format(value: Option<String>) -> Result<SourceFormat, ConfigError> {
+    match value {
+        None => Ok(SourceFormat::Json),
+        Some(v) => v.parse().map_err(|why| ConfigError::Invalid { name: "SOURCE_FORMAT", value: v, why }),
     }
 }
 
@@ -846,13 +930,15 @@ mod tests {
                     source_topic: "orders".into(),
                     mapping_file: dir.join("o.yaml"),
                     topic_ok: "billing".into(),
-                    topic_fail: "billing.fail".into()
+                    topic_fail: "billing.fail".into(),
+                    format: None,
                 },
                 RouteSettings {
                     source_topic: "payments".into(),
                     mapping_file: "s3://team/p.yaml".into(),
                     topic_ok: "ledger".into(),
-                    topic_fail: "ledger.fail".into()
+                    topic_fail: "ledger.fail".into(),
+                    format: None,
                 },
             ]
         );

@@ -28,6 +28,13 @@ pub struct FailEnvelope<'a> {
     /// The original value (see `value_encoding`).
     pub value: Option<EnvelopeValue<'a>>,
     pub value_encoding: &'static str,
+    /// The value's record format when it is not plain JSON (`avro`, `json-schema`): the value is
+    /// then kept as base64 of its bytes as they arrived, framing included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_format: Option<&'static str>,
+    /// The schema the value names (a Confluent id, a Glue schema version), when it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_id: Option<String>,
 }
 
 /// A record's value in its fail envelope. A JSON object is embedded as it is: its exact bytes,
@@ -224,7 +231,22 @@ impl<'a> FailEnvelope<'a> {
             value_length,
             value,
             value_encoding,
+            value_format: None,
+            schema_id: None,
         }
+    }
+
+    /// The envelope of a value in a registry's format: its bytes kept as base64, whatever they
+    /// happen to look like, with the format and the schema they name.
+    pub fn in_format(mut self, format: &'static str, schema_id: Option<String>, value: Option<&[u8]>) -> Self {
+        if let Some(bytes) = value {
+            self.value = Some(EnvelopeValue::Text(BASE64.encode(bytes)));
+            self.value_encoding = "base64";
+            self.value_length = None;
+        }
+        self.value_format = Some(format);
+        self.schema_id = schema_id;
+        self
     }
 
     /// The envelope as the fail record's value.

@@ -29,6 +29,10 @@ pub enum HandlerError {
         #[source]
         first: crate::sink::SinkError,
     },
+    /// The schema registry could not answer: no record was mapped, the batch is retried.
+    #[cfg(feature = "kafka")]
+    #[error(transparent)]
+    Registry(#[from] crate::format::registry::RegistryError),
 }
 
 /// Everything built at cold start and borrowed by every invocation.
@@ -53,7 +57,11 @@ impl<S: Sink> Function<S> {
         let event = record::decode_event_text(event)?;
         // Stop waiting for the broker early enough to answer before Lambda kills us.
         let deliver_by = deadline.checked_sub(self.delivery_margin).unwrap_or(deadline);
-        let mut report = self.pipeline.run_batch(&self.sink, &event.inputs, deliver_by).await;
+        #[cfg(feature = "kafka")]
+        let schemas = self.pipeline.prepare(&event.inputs).await?;
+        #[cfg(not(feature = "kafka"))]
+        let schemas = self.pipeline.local_schemas();
+        let mut report = self.pipeline.run_batch_in(&self.sink, &event.inputs, deliver_by, &schemas).await;
         report.summary.duration_ms = started.elapsed().as_millis() as u64;
         report.event_source = event.event_source;
         log_summary(&report, report.event_source.as_deref());

@@ -16,6 +16,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
         let error_type = match e {
             HandlerError::Event(_) => "InvalidKafkaEvent",
             HandlerError::Undelivered { .. } => "DeliveryFailed",
+            HandlerError::Registry(_) => "SchemaRegistryUnavailable",
         };
         lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
     }

@@ -33,6 +33,9 @@ pub struct Source {
     pub headers: Vec<(String, Vec<u8>)>,
     /// The event's grouping key for this record (`topic-partition`), as given.
     pub group: String,
+    /// The schema of a value whose registry framing was taken off before it arrived (the
+    /// `valueSchemaMetadata` of an event source mapping with a schema registry).
+    pub value_schema_id: Option<crate::format::wire::SchemaId>,
 }
 
 impl Source {
@@ -203,7 +206,18 @@ fn decode_fields(fields: RawRecord<'_>, group: &str, group_topic: Option<&str>, 
             },
         },
     };
-    let source = Source { topic, partition, offset, timestamp, timestamp_type, key, headers, group: group.to_owned() };
+    let value_schema_id = fields.value_schema_metadata.and_then(|m| schema_metadata(m, &mut problems));
+    let source = Source {
+        topic,
+        partition,
+        offset,
+        timestamp,
+        timestamp_type,
+        key,
+        headers,
+        group: group.to_owned(),
+        value_schema_id,
+    };
     let payload = match fields.value.map(|v| (v, text(v))) {
         None if problems.is_empty() => Payload::Tombstone,
         None => Payload::Undecodable { reason: problems.join("; "), raw: None },
@@ -221,6 +235,30 @@ fn decode_fields(fields: RawRecord<'_>, group: &str, group_topic: Option<&str>, 
         }
     };
     Input { source, payload }
+}
+
+/// The schema id of `valueSchemaMetadata` (`{"dataFormat", "schemaId"}`): a Confluent id in
+/// decimal or a Glue schema version's UUID.
+fn schema_metadata(raw: &RawValue, problems: &mut Vec<String>) -> Option<crate::format::wire::SchemaId> {
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        #[serde(rename = "schemaId")]
+        schema_id: Option<String>,
+    }
+    match serde_json::from_str::<Metadata>(raw.get()) {
+        Ok(Metadata { schema_id: Some(id) }) => match crate::format::wire::SchemaId::parse(&id) {
+            Some(id) => Some(id),
+            None => {
+                problems.push(format!("`valueSchemaMetadata.schemaId` {id:?} is neither a number nor a UUID"));
+                None
+            }
+        },
+        Ok(Metadata { schema_id: None }) => None,
+        Err(e) => {
+            problems.push(format!("`valueSchemaMetadata` cannot be read: {e}"));
+            None
+        }
+    }
 }
 
 /// A JSON string's text: borrowed when it has no escapes (base64 never has), else unescaped.

@@ -81,12 +81,24 @@ pub(super) struct RawRecord<'a> {
     pub key: Option<&'a RawValue>,
     pub headers: Option<&'a RawValue>,
     pub value: Option<&'a RawValue>,
+    /// `{"dataFormat": "AVRO", "schemaId": "…"}`, from an event source mapping with a schema
+    /// registry: the value's framing was taken off, and this names its schema.
+    pub value_schema_metadata: Option<&'a RawValue>,
 }
 
 impl<'a> RawRecord<'a> {
     /// The fields read, as the event names them, in the order of [`RawRecord::slot`].
-    const FIELDS: [&'static str; 8] =
-        ["topic", "partition", "offset", "timestamp", "timestampType", "key", "headers", "value"];
+    const FIELDS: [&'static str; 9] = [
+        "topic",
+        "partition",
+        "offset",
+        "timestamp",
+        "timestampType",
+        "key",
+        "headers",
+        "value",
+        "valueSchemaMetadata",
+    ];
 
     fn slot(&mut self, i: usize) -> &mut Option<&'a RawValue> {
         match i {
@@ -97,7 +109,8 @@ impl<'a> RawRecord<'a> {
             4 => &mut self.timestamp_type,
             5 => &mut self.key,
             6 => &mut self.headers,
-            _ => &mut self.value,
+            7 => &mut self.value,
+            _ => &mut self.value_schema_metadata,
         }
     }
 
@@ -112,6 +125,7 @@ impl<'a> RawRecord<'a> {
             self.key,
             self.headers,
             self.value,
+            self.value_schema_metadata,
         ];
         let fields: Vec<String> = Self::FIELDS
             .iter()

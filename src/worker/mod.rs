@@ -87,6 +87,9 @@ pub struct WorkerOptions {
 
 /// Kafka's own default: long enough that a pause or a network blip is not taken for a crash.
 const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
+/// How long the worker retries a schema registry that does not answer before it stops (without
+/// committing the batch, so a restart maps it again).
+pub const REGISTRY_RETRY: Duration = Duration::from_secs(120);
 
 impl WorkerOptions {
     /// The first setting that only the classic group protocol honours, as the user wrote it.
@@ -217,6 +220,10 @@ pub enum WorkerError {
     /// fuzz-tested), and nothing past the batch before it was committed.
     #[error("mapping a batch failed: {0}")]
     Mapping(#[source] tokio::task::JoinError),
+    /// The schema registry did not answer for as long as the worker retries; nothing past the
+    /// batch before was committed.
+    #[error("{0}; retried for {1} s, stopped without committing the batch")]
+    Registry(#[source] crate::format::registry::RegistryError, u64),
 }
 
 /// Counts since the worker started: `ok + failed + skipped = received`; `released` records were
@@ -585,8 +592,10 @@ impl Worker {
     async fn process(&mut self, batch: Vec<Input>) -> Result<(), WorkerError> {
         let offsets = next_offsets(&batch);
         self.metrics.consumed(batch.len());
+        self.step("fetching the batch's schemas");
+        let schemas = self.schemas_of(&batch).await?;
         self.step("starting to map");
-        let mapping = map_on_blocking_thread(&self.pipeline, self.options.pass_through, batch, offsets);
+        let mapping = map_on_blocking_thread(&self.pipeline, self.options.pass_through, batch, offsets, schemas);
         if self.options.exactly_once {
             self.step("mapping");
             let mapped = mapping.await.map_err(WorkerError::Mapping)?;
@@ -600,6 +609,27 @@ impl Worker {
             self.hand_over(previous).await?;
         }
         Ok(())
+    }
+
+    /// The schemas the batch's records name, fetched from the registry with retries: a registry
+    /// that is down holds the batch (no record fails for it) until it answers, or until
+    /// [`REGISTRY_RETRY`] has passed, when the worker stops without committing the batch.
+    async fn schemas_of(&self, batch: &[Input]) -> Result<crate::format::BatchSchemas, WorkerError> {
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(250);
+        loop {
+            match self.pipeline.prepare(batch).await {
+                Ok(schemas) => return Ok(schemas),
+                Err(e) if started.elapsed() + wait > REGISTRY_RETRY => {
+                    return Err(WorkerError::Registry(e, started.elapsed().as_secs()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "the schema registry did not answer; retrying the batch's schemas");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
     }
 
     /// Waits for a mapped batch, settles the batch before it, and hands it to the producer.
@@ -782,11 +812,12 @@ fn map_on_blocking_thread(
     pass_through: bool,
     mut batch: Vec<Input>,
     offsets: TopicPartitionList,
+    schemas: crate::format::BatchSchemas,
 ) -> tokio::task::JoinHandle<MappedBatch> {
     let pipeline = Arc::clone(pipeline);
     let started = Instant::now();
     tokio::task::spawn_blocking(move || {
-        let (messages, summary) = route(&pipeline, pass_through, &mut batch);
+        let (messages, summary) = route(&pipeline, pass_through, &mut batch, &schemas);
         MappedBatch { batch, messages, summary, offsets, started }
     })
 }
@@ -813,7 +844,12 @@ fn to_resend<'m>(sent: &[&'m OutMessage], deliveries: &[Delivery]) -> Vec<&'m Ou
 
 /// Maps and routes a batch into the messages to produce. In pass-through mode the values are
 /// moved out of the batch (only its positions are needed afterwards), not copied.
-fn route(pipeline: &Pipeline, pass_through_only: bool, batch: &mut [Input]) -> (Vec<OutMessage>, Summary) {
+fn route(
+    pipeline: &Pipeline,
+    pass_through_only: bool,
+    batch: &mut [Input],
+    schemas: &crate::format::BatchSchemas,
+) -> (Vec<OutMessage>, Summary) {
     if pass_through_only {
         let messages: Vec<OutMessage> =
             batch.iter_mut().filter_map(|i| pass_through(i, &pipeline.router().topic_ok)).collect();
@@ -825,7 +861,7 @@ fn route(pipeline: &Pipeline, pass_through_only: bool, batch: &mut [Input]) -> (
         };
         return (messages, summary);
     }
-    let (routed, summary) = pipeline.route_batch(batch);
+    let (routed, summary) = pipeline.route_batch_in(batch, schemas);
     let messages = routed
         .into_iter()
         .filter_map(|r| match r {
@@ -907,6 +943,8 @@ pub fn input_of(m: &BorrowedMessage<'_>) -> Input {
             headers,
             // Only Lambda events group records (`topic-partition`); partial-batch answers use it.
             group: String::new(),
+            // A consumed value keeps its framing; the schema id is read from it.
+            value_schema_id: None,
         },
         payload: match m.payload() {
             None => Payload::Tombstone,
@@ -1059,7 +1097,7 @@ mod tests {
         let (mapped_at, ticked_at, ok) = runtime.block_on(async {
             let ticker = tokio::spawn(async { Instant::now() });
             let offsets = next_offsets(&batch);
-            let mapped = map_on_blocking_thread(&pipeline, false, batch, offsets).await.unwrap();
+            let mapped = map_on_blocking_thread(&pipeline, false, batch, offsets, Default::default()).await.unwrap();
             (Instant::now(), ticker.await.unwrap(), mapped.summary.ok)
         });
         assert_eq!(ok, 20_000);

@@ -14,6 +14,7 @@ pub mod catalogue;
 mod codes;
 pub mod dates;
 mod delimit;
+pub mod document;
 pub mod explain;
 pub mod expr;
 pub mod extract;
@@ -40,6 +41,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Pos, Spanned};
 use crate::spec::{LookupSpec, MappingSpec};
+use document::Doc;
 use expr::{Budget, Compiled, Env, LookupTable, Ty};
 use extract::Extractor;
 use field::{FieldSet, FieldSource, Slots, SourcePaths};
@@ -175,7 +177,23 @@ impl Plan {
     /// and every field's final state from the same evaluation as [`apply`](Self::apply), the
     /// steps between replayed on the values the fields resolved.
     pub fn explain(&self, bytes: &[u8]) -> explain::Explanation {
-        let outcome = self.apply(bytes);
+        self.explain_with(self.apply(bytes), |slots| {
+            self.extractor.scan_into(bytes, slots).map_err(|e| format!("the value is not a usable JSON object: {e}"))
+        })
+    }
+
+    /// [`explain`](Self::explain) for a record decoded from a binary format.
+    pub fn explain_document(&self, doc: &Doc<'_>, input_len: usize) -> explain::Explanation {
+        self.explain_with(self.apply_document(doc, input_len), |slots| {
+            self.extractor.walk_into(doc, slots).map_err(|e| format!("the record cannot be mapped: {e}"))
+        })
+    }
+
+    fn explain_with<'a>(
+        &self,
+        outcome: Outcome,
+        fill: impl FnOnce(&mut [Option<Val<'a>>]) -> Result<(), String>,
+    ) -> explain::Explanation {
         let mut explanation = explain::Explanation {
             outcome: explain::Explanation::outcome_name(&outcome),
             record: None,
@@ -188,8 +206,8 @@ impl Plan {
             }),
         };
         let mut slots = vec![None; self.extractor.slot_count()];
-        if let Err(e) = self.extractor.scan_into(bytes, &mut slots) {
-            explanation.record = Some(format!("the value is not a usable JSON object: {e}"));
+        if let Err(why) = fill(&mut slots) {
+            explanation.record = Some(why);
             return explanation;
         }
         if matches!(outcome, Outcome::Dropped) {
@@ -217,9 +235,36 @@ impl Plan {
     }
 
     fn map_record(&self, bytes: &[u8]) -> Outcome {
+        self.map_slots(bytes.len(), |slots| {
+            self.extractor
+                .scan_into(bytes, slots)
+                .map_err(|e| Failure::of_record("json", format!("value is not a usable JSON object: {e}")))
+        })
+    }
+
+    /// Maps one record decoded from a binary format (Avro, Protobuf): its values are looked up
+    /// in the tree by the mapping's paths, exactly as they are scanned from a JSON record's text.
+    /// `input_len`, the record's size on the wire, only sizes the output buffer. Never panics.
+    pub fn apply_document(&self, doc: &Doc<'_>, input_len: usize) -> Outcome {
+        guarded(|| {
+            self.map_slots(input_len, |slots| {
+                self.extractor
+                    .walk_into(doc, slots)
+                    .map_err(|e| Failure::of_record("record", format!("the record cannot be mapped: {e}")))
+            })
+        })
+    }
+
+    /// Maps one record whose slots `fill` fills from its source (a scan of JSON text, a walk of a
+    /// decoded tree); a record `fill` refuses fails with the failure it gives.
+    fn map_slots<'a>(
+        &self,
+        input_len: usize,
+        fill: impl FnOnce(&mut [Option<Val<'a>>]) -> Result<(), Failure>,
+    ) -> Outcome {
         let budget = Budget::new(self.step_limit);
         // Slots on the stack when they fit (they do for typical mappings): no allocation per record.
-        let mut inline: Scratch<Option<Val<'_>>, INLINE_SLOTS> = Scratch::new();
+        let mut inline: Scratch<Option<Val<'a>>, INLINE_SLOTS> = Scratch::new();
         let mut spilled = Vec::new();
         let slots = match self.extractor.slot_count() {
             n if n <= INLINE_SLOTS => inline.first(n),
@@ -228,10 +273,10 @@ impl Plan {
                 &mut spilled[..]
             }
         };
-        let scanned = self.extractor.scan_into(bytes, slots);
+        let filled = fill(slots);
         let slots: &[Option<Val<'_>>] = slots;
-        if let Err(e) = scanned {
-            return Outcome::Failed(Failure::of_record("json", format!("value is not a usable JSON object: {e}")));
+        if let Err(failure) = filled {
+            return Outcome::Failed(failure);
         }
         if let Some(drop) = &self.drop {
             match drop.code.condition(Env { fields: &[], slots, budget: &budget }, &mut Vec::new()) {
@@ -275,7 +320,7 @@ impl Plan {
         // buffer on a typical mapping, and a buffer past the allocator's small-size caches costs
         // several times more to allocate and free.
         let longest = self.output_capacity.load(Ordering::Relaxed);
-        let mut value = Vec::with_capacity(if longest == 0 { bytes.len() } else { longest.min(bytes.len()) });
+        let mut value = Vec::with_capacity(if longest == 0 { input_len } else { longest.min(input_len) });
         self.set.output.write(states, &mut value);
         if value.len() > longest {
             self.output_capacity.fetch_max(value.len(), Ordering::Relaxed);

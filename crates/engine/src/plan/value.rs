@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
+use super::document::Doc;
 use super::json::{json_equal, json_kind};
 
 /// A value of a field or a path while one record is mapped, borrowing from the record where it can.
@@ -42,22 +43,34 @@ pub enum Val<'a> {
     ScannedItems(Rc<ScannedArray<'a>>),
 }
 
-/// An array scanned item by item: its JSON text, and the item fields' slots of every item, one
-/// item after the other.
+/// An array scanned item by item: the whole array, and the item fields' slots of every item,
+/// one item after the other.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScannedArray<'a> {
-    /// The array's JSON text in the record.
-    pub text: &'a str,
+    /// The whole array, for an expression that reads it as a value.
+    pub whole: WholeArray<'a>,
     /// How many items it has.
     pub len: usize,
     /// The item fields' slots, item after item.
     pub slots: Vec<Option<Val<'a>>>,
 }
 
+/// Where a [`ScannedArray`] came from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WholeArray<'a> {
+    /// Its JSON text in the record.
+    Text(&'a str),
+    /// Its items in a decoded record.
+    Decoded(&'a [Doc<'a>]),
+}
+
 impl<'a> ScannedArray<'a> {
     fn to_value(&self) -> Value {
-        // The scanner checked the text as JSON; a number `serde_json` cannot hold becomes null.
-        serde_json::from_str(self.text).unwrap_or(Value::Null)
+        match self.whole {
+            // The scanner checked the text as JSON; a number `serde_json` cannot hold becomes null.
+            WholeArray::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+            WholeArray::Decoded(items) => Value::Array(items.iter().map(Doc::to_value).collect()),
+        }
     }
 }
 
@@ -556,7 +569,7 @@ mod tests {
 
     #[test]
     fn scratch_drops_what_its_entries_own_and_only_that() {
-        let array = Rc::new(ScannedArray { text: "[]", len: 0, slots: Vec::new() });
+        let array = Rc::new(ScannedArray { whole: WholeArray::Text("[]"), len: 0, slots: Vec::new() });
         {
             let mut scratch: Scratch<Option<Val<'_>>, 4> = Scratch::new();
             let slots = scratch.first(3);

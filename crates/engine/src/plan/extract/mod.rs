@@ -23,17 +23,20 @@
 //! - `keys` — object keys as two machine words, for one-probe key tables;
 //! - `trie` — [`Extractor`]: the trie of the paths a mapping reads, built and finished;
 //! - `scanner` — the one pass over a record, guided by the trie;
+//! - `walk` — the same paths looked up in a record decoded from a binary format;
 //! - this module — the scan's entry points.
 
 mod bytes;
 mod keys;
 mod scanner;
 mod trie;
+mod walk;
 
 use super::value::Val;
 use scanner::{Captures, Scanner};
 pub use scanner::{MAX_DEPTH, ScanError};
 pub use trie::Extractor;
+pub use walk::WalkError;
 
 pub(crate) use bytes::next_special_byte;
 #[cfg(test)]

@@ -9,7 +9,7 @@ use super::bytes::next_special_byte;
 use super::keys::short_key;
 use super::trie::{ItemsCapture, TrieNode};
 use crate::plan::path::lookup_all;
-use crate::plan::value::{Item, ScannedArray, Val, WrittenNumber};
+use crate::plan::value::{Item, ScannedArray, Val, WholeArray, WrittenNumber};
 
 /// Deepest nesting of arrays and objects accepted (the same limit `serde_json` applies).
 pub const MAX_DEPTH: usize = 128;
@@ -348,7 +348,8 @@ impl<'a> Scanner<'a> {
         // SAFETY: `elements` accepted the array from `start` to the cursor.
         #[allow(unsafe_code)]
         let text = unsafe { self.scanned_text(start, self.pos) };
-        captures.slots[capture.slot] = Some(Val::ScannedItems(Rc::new(ScannedArray { text, len, slots })));
+        captures.slots[capture.slot] =
+            Some(Val::ScannedItems(Rc::new(ScannedArray { whole: WholeArray::Text(text), len, slots })));
         Ok(())
     }
 

@@ -1,0 +1,151 @@
+//! `--format`, `--registry` and `--schema`: how `process` reads records that are not plain JSON.
+//!
+//! With `--input`, a binary record is one line of base64 (as `kcat -e -f '%s\n'` or the fail
+//! envelope's `value` give it); with `--event`, the event's values are read as they are.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use super::error::CliError;
+use crate::format::registry::{SchemaSource, Schemas};
+use crate::format::{BatchSchemas, CompiledSchema, RegisteredSchema, SourceFormat};
+
+/// The record-format flags, as given.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct FormatArgs {
+    /// How record values are written: json, json-schema (JSON behind a registry's framing) or
+    /// avro. Binary records are read from --input as one base64 value per line.
+    #[arg(long = "format", default_value = "json", value_parser = parse_format)]
+    pub format: SourceFormat,
+    /// A Confluent-compatible schema registry to read schemas from (its base URL); credentials
+    /// from SCHEMA_REGISTRY_USER_INFO or SCHEMA_REGISTRY_BEARER_TOKEN.
+    #[arg(long, conflicts_with = "schema")]
+    pub registry: Option<String>,
+    /// One Avro schema file (.avsc) to read every record with, whatever schema id it names.
+    #[arg(long)]
+    pub schema: Option<PathBuf>,
+}
+
+fn parse_format(text: &str) -> Result<SourceFormat, String> {
+    text.parse()
+}
+
+/// How one run of `process` reads its records.
+pub struct LineFormat {
+    pub format: SourceFormat,
+    pub schemas: Option<Arc<Schemas>>,
+    #[cfg(feature = "kafka")]
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl LineFormat {
+    /// Plain JSON records.
+    pub fn json() -> Self {
+        LineFormat {
+            format: SourceFormat::Json,
+            schemas: None,
+            #[cfg(feature = "kafka")]
+            runtime: None,
+        }
+    }
+
+    /// The flags' format and where its schemas come from.
+    pub fn from_args(args: &FormatArgs) -> Result<Self, CliError> {
+        let schemas = match (&args.schema, &args.registry) {
+            (Some(file), _) => Some(Arc::new(Schemas::new(SchemaSource::File(Arc::new(schema_file(file)?))))),
+            (None, Some(url)) => Some(Arc::new(registry(url)?)),
+            (None, None) if args.format.uses_schemas() => {
+                return Err(CliError::Usage(format!(
+                    "--format {} records name a schema: give --registry URL or --schema FILE",
+                    args.format
+                )));
+            }
+            (None, None) => None,
+        };
+        #[cfg(feature = "kafka")]
+        let runtime = match &schemas {
+            Some(s) if s.without_fetching().is_none() => {
+                Some(tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::Runtime)?)
+            }
+            _ => None,
+        };
+        Ok(LineFormat {
+            format: args.format,
+            schemas,
+            #[cfg(feature = "kafka")]
+            runtime,
+        })
+    }
+
+    /// A record line as the bytes of its value: base64 for a binary format.
+    pub fn value_of(&self, line: &[u8]) -> Result<Vec<u8>, String> {
+        if self.format == SourceFormat::Json {
+            return Ok(line.to_vec());
+        }
+        let text = line.trim_ascii();
+        BASE64.decode(text).map_err(|e| format!("a {} record line must be base64 of the value: {e}", self.format))
+    }
+
+    /// The schemas the `values` name: read from the file, or fetched from the registry (each
+    /// id once).
+    pub fn batch_schemas<'v>(&self, values: impl IntoIterator<Item = &'v [u8]>) -> Result<BatchSchemas, CliError> {
+        let Some(schemas) = &self.schemas else { return Ok(BatchSchemas::none()) };
+        if let Some(local) = schemas.without_fetching() {
+            return Ok(local);
+        }
+        let ids = crate::format::registry::distinct_ids(values.into_iter().map(|v| (v, None)));
+        self.fetch(schemas, ids)
+    }
+
+    #[cfg(feature = "kafka")]
+    fn fetch(&self, schemas: &Schemas, ids: Vec<crate::format::wire::SchemaId>) -> Result<BatchSchemas, CliError> {
+        match &self.runtime {
+            Some(runtime) => runtime.block_on(schemas.prepare(ids)).map_err(CliError::from),
+            None => Ok(BatchSchemas::none()),
+        }
+    }
+
+    #[cfg(not(feature = "kafka"))]
+    fn fetch(&self, _schemas: &Schemas, _ids: Vec<crate::format::wire::SchemaId>) -> Result<BatchSchemas, CliError> {
+        Ok(BatchSchemas::none())
+    }
+
+    /// Runs a future that may wait on the registry.
+    #[cfg(feature = "kafka")]
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> Option<F::Output> {
+        self.runtime.as_ref().map(|r| r.block_on(future))
+    }
+}
+
+/// An Avro schema file, compiled.
+pub fn schema_file(path: &Path) -> Result<CompiledSchema, CliError> {
+    let shown = path.display().to_string();
+    let text = crate::limits::read_bounded(path, crate::limits::MAX_RECORD_BYTES, "a schema")
+        .map_err(|source| CliError::Read { path: shown.clone(), source })?;
+    let text = String::from_utf8(text).map_err(|_| CliError::Usage(format!("{shown} is not UTF-8 text")))?;
+    let schema = RegisteredSchema { kind: "AVRO".into(), text, references: Vec::new() };
+    CompiledSchema::compile(&schema).map_err(|why| CliError::Usage(format!("{shown}: {why}")))
+}
+
+#[cfg(feature = "kafka")]
+fn registry(url: &str) -> Result<Schemas, CliError> {
+    let layers = crate::config::Layers::command_line(Vec::new(), "lambda-stream-local");
+    let settings = crate::config::RegistrySettings {
+        url: url.to_string(),
+        user_info: layers.get("SCHEMA_REGISTRY_USER_INFO"),
+        bearer_token: layers.get("SCHEMA_REGISTRY_BEARER_TOKEN"),
+        timeout_ms: layers.get("SCHEMA_REGISTRY_TIMEOUT_MS").and_then(|t| t.parse().ok()).unwrap_or(10_000),
+    };
+    Schemas::from_settings(&settings).map_err(CliError::from)
+}
+
+#[cfg(not(feature = "kafka"))]
+fn registry(_url: &str) -> Result<Schemas, CliError> {
+    Err(CliError::Usage(
+        "this lambda-stream is the mapping-tools build: --registry needs the full build; give --schema FILE instead"
+            .into(),
+    ))
+}

@@ -1,0 +1,722 @@
+//! Avro binary records → [`Doc`], by a reader compiled once per writer schema.
+//!
+//! The schema text is parsed by `apache-avro` (names, namespaces, references, logical types); the
+//! reading is this module's own: a flat table of types walked over the bytes, text borrowed from
+//! the record, field names from the table. `apache-avro`'s generic reader builds a `Value` with an
+//! owned `String` for every field name and every text of every record, only for it to be walked
+//! and freed again; `scripts/bench formats` measures both.
+//!
+//! Every length, count and index is checked against what remains of the record before anything
+//! is allocated, nesting is bounded, and every problem is a [`AvroError`] naming where in the
+//! record it is: a hostile record fails, it never panics or exhausts memory.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use apache_avro::Schema;
+use apache_avro::schema::{InnerDecimalSchema, UuidSchema};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::plan::document::Doc;
+
+/// How deep records, arrays and maps may nest in one record (as for JSON records).
+pub const MAX_DEPTH: usize = crate::plan::extract::MAX_DEPTH;
+
+/// Items of a zero-width type (`null`, an empty record) one block may claim: past this, a count
+/// is not backed by bytes and only a hostile record would send it.
+const MAX_EMPTY_ITEMS: u64 = 65_536;
+
+/// A writer schema, compiled for reading.
+#[derive(Debug)]
+pub struct AvroReader {
+    types: Vec<Ty>,
+    root: usize,
+}
+
+#[derive(Debug)]
+enum Ty {
+    Null,
+    Bool,
+    Int,
+    Long,
+    Float,
+    Double,
+    Bytes,
+    Str,
+    Fixed(usize),
+    Enum(Vec<String>),
+    Array(usize),
+    Map(usize),
+    Union(Vec<usize>),
+    Record(Vec<(String, usize)>),
+    /// Unscaled two's-complement bytes (`fixed`: of this size) and the scale.
+    Decimal {
+        scale: usize,
+        fixed: Option<usize>,
+    },
+    /// `big-decimal`: bytes holding the unscaled bytes and then the scale as a long.
+    BigDecimal,
+    Uuid(UuidForm),
+    Date,
+    TimeMillis,
+    TimeMicros,
+    /// Since the epoch in 10^-digits seconds; `utc`: written with `Z` (`local-…` is not).
+    Timestamp {
+        digits: u8,
+        utc: bool,
+    },
+    Duration,
+    /// A named type defined elsewhere, compiled at this index.
+    Ref(usize),
+}
+
+#[derive(Debug)]
+enum UuidForm {
+    Text,
+    Bytes16,
+}
+
+/// A schema that cannot be read with (a reference to an unknown name, an unsupported form).
+#[derive(Debug, thiserror::Error)]
+pub enum AvroSchemaError {
+    #[error("not an Avro schema: {0}")]
+    Parse(#[from] apache_avro::Error),
+    #[error("the schema refers to `{0}`, which neither it nor its references define")]
+    UnknownName(String),
+}
+
+/// Why a record does not read with its writer schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (byte {offset} of the Avro body{})", if path.is_empty() { String::new() } else { format!(", in `{path}`") })]
+pub struct AvroError {
+    pub message: String,
+    /// Where the problem was found, from the start of the Avro body.
+    pub offset: usize,
+    /// The field being read, as a path (`order.items[2].sku`).
+    pub path: String,
+}
+
+impl AvroReader {
+    /// Compiles a writer schema; `references` are the texts of the schemas it names types from
+    /// (a registry's references), in dependency order.
+    pub fn new(schema: &str, references: &[String]) -> Result<Self, AvroSchemaError> {
+        let (root, named) = if references.is_empty() {
+            (Schema::parse_str(schema)?, Vec::new())
+        } else {
+            Schema::parse_str_with_list(schema, references)?
+        };
+        let mut compiler = Compiler::default();
+        for schema in &named {
+            compiler.register(schema);
+        }
+        compiler.register(&root);
+        let root_index = compiler.compile(&root)?;
+        Ok(AvroReader { types: compiler.types, root: root_index })
+    }
+
+    /// Reads one record body (the Avro binary datum, without any framing). The whole body must
+    /// be one value of the schema.
+    pub fn read<'a>(&'a self, bytes: &'a [u8]) -> Result<Doc<'a>, AvroError> {
+        let mut reader = Reading { bytes, pos: 0, path: Vec::new() };
+        let doc = reader.value(self, self.root, 0)?;
+        if reader.pos != bytes.len() {
+            return Err(reader.error(format!(
+                "{} bytes left after the record: the body is longer than its schema says",
+                bytes.len() - reader.pos
+            )));
+        }
+        Ok(doc)
+    }
+}
+
+#[derive(Default)]
+struct Compiler<'s> {
+    types: Vec<Ty>,
+    /// Named types by full name: their definition, and their index once compiled.
+    definitions: HashMap<String, &'s Schema>,
+    compiled: HashMap<String, usize>,
+}
+
+impl<'s> Compiler<'s> {
+    /// Records every named type defined in `schema`, so references to it can be compiled.
+    fn register(&mut self, schema: &'s Schema) {
+        match schema {
+            Schema::Record(r) => {
+                self.definitions.insert(r.name.to_string(), schema);
+                r.fields.iter().for_each(|f| self.register(&f.schema));
+            }
+            Schema::Enum(e) => {
+                self.definitions.insert(e.name.to_string(), schema);
+            }
+            Schema::Fixed(f) | Schema::Duration(f) => {
+                self.definitions.insert(f.name.to_string(), schema);
+            }
+            Schema::Decimal(d) => {
+                if let InnerDecimalSchema::Fixed(f) = &d.inner {
+                    self.definitions.insert(f.name.to_string(), schema);
+                }
+            }
+            Schema::Uuid(UuidSchema::Fixed(f)) => {
+                self.definitions.insert(f.name.to_string(), schema);
+            }
+            Schema::Array(a) => self.register(&a.items),
+            Schema::Map(m) => self.register(&m.types),
+            Schema::Union(u) => u.variants().iter().for_each(|v| self.register(v)),
+            _ => {}
+        }
+    }
+
+    fn push(&mut self, ty: Ty) -> usize {
+        self.types.push(ty);
+        self.types.len() - 1
+    }
+
+    fn compile(&mut self, schema: &'s Schema) -> Result<usize, AvroSchemaError> {
+        // Named types get their index before their contents, so a record can contain itself.
+        if let Some(name) = schema.name().map(ToString::to_string)
+            && !matches!(schema, Schema::Ref { .. })
+        {
+            if let Some(&index) = self.compiled.get(&name) {
+                return Ok(index);
+            }
+            let index = self.push(Ty::Null);
+            self.compiled.insert(name, index);
+            let ty = self.compile_shape(schema)?;
+            self.types[index] = ty;
+            return Ok(index);
+        }
+        let ty = self.compile_shape(schema)?;
+        Ok(self.push(ty))
+    }
+
+    fn compile_shape(&mut self, schema: &'s Schema) -> Result<Ty, AvroSchemaError> {
+        Ok(match schema {
+            Schema::Null => Ty::Null,
+            Schema::Boolean => Ty::Bool,
+            Schema::Int => Ty::Int,
+            Schema::Long => Ty::Long,
+            Schema::Float => Ty::Float,
+            Schema::Double => Ty::Double,
+            Schema::Bytes => Ty::Bytes,
+            Schema::String => Ty::Str,
+            Schema::Fixed(f) => Ty::Fixed(f.size),
+            Schema::Enum(e) => Ty::Enum(e.symbols.clone()),
+            Schema::Array(a) => Ty::Array(self.compile(&a.items)?),
+            Schema::Map(m) => Ty::Map(self.compile(&m.types)?),
+            Schema::Union(u) => Ty::Union(u.variants().iter().map(|v| self.compile(v)).collect::<Result<_, _>>()?),
+            Schema::Record(r) => Ty::Record(
+                r.fields
+                    .iter()
+                    .map(|f| Ok::<_, AvroSchemaError>((f.name.clone(), self.compile(&f.schema)?)))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Schema::Decimal(d) => Ty::Decimal {
+                scale: d.scale,
+                fixed: match &d.inner {
+                    InnerDecimalSchema::Bytes => None,
+                    InnerDecimalSchema::Fixed(f) => Some(f.size),
+                },
+            },
+            Schema::BigDecimal => Ty::BigDecimal,
+            Schema::Uuid(UuidSchema::String) => Ty::Uuid(UuidForm::Text),
+            Schema::Uuid(UuidSchema::Bytes) => Ty::Uuid(UuidForm::Bytes16),
+            Schema::Uuid(UuidSchema::Fixed(_)) => Ty::Uuid(UuidForm::Bytes16),
+            Schema::Date => Ty::Date,
+            Schema::TimeMillis => Ty::TimeMillis,
+            Schema::TimeMicros => Ty::TimeMicros,
+            Schema::TimestampMillis => Ty::Timestamp { digits: 3, utc: true },
+            Schema::TimestampMicros => Ty::Timestamp { digits: 6, utc: true },
+            Schema::TimestampNanos => Ty::Timestamp { digits: 9, utc: true },
+            Schema::LocalTimestampMillis => Ty::Timestamp { digits: 3, utc: false },
+            Schema::LocalTimestampMicros => Ty::Timestamp { digits: 6, utc: false },
+            Schema::LocalTimestampNanos => Ty::Timestamp { digits: 9, utc: false },
+            Schema::Duration(_) => Ty::Duration,
+            Schema::Ref { name } => {
+                let full = name.to_string();
+                let index = match self.compiled.get(&full) {
+                    Some(&index) => index,
+                    None => {
+                        let definition =
+                            *self.definitions.get(&full).ok_or_else(|| AvroSchemaError::UnknownName(full.clone()))?;
+                        self.compile(definition)?
+                    }
+                };
+                Ty::Ref(index)
+            }
+        })
+    }
+}
+
+/// One record being read.
+struct Reading<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    /// The fields and indexes being read, for messages.
+    path: Vec<PathPart<'a>>,
+}
+
+enum PathPart<'a> {
+    Field(&'a str),
+    Index(u64),
+    Key(Cow<'a, str>),
+}
+
+impl<'a> Reading<'a> {
+    fn error(&self, message: String) -> AvroError {
+        /// Parts of a path shown at each end: a recursive record's path can be hundreds deep.
+        const SHOWN: usize = 8;
+        let mut path = String::new();
+        let parts = self.path.len();
+        for (i, part) in self.path.iter().enumerate() {
+            if parts > 2 * SHOWN && (SHOWN..parts - SHOWN).contains(&i) {
+                if i == SHOWN {
+                    path.push_str(&format!(".…({} more)…", parts - 2 * SHOWN));
+                }
+                continue;
+            }
+            match part {
+                PathPart::Field(name) => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(name);
+                }
+                PathPart::Index(i) => path.push_str(&format!("[{i}]")),
+                PathPart::Key(k) => path.push_str(&format!("[{k:?}]")),
+            }
+        }
+        AvroError { message, offset: self.pos, path }
+    }
+
+    fn truncated(&self, what: &str) -> AvroError {
+        self.error(format!("the record ends in the middle of {what}: it is truncated or not this schema's"))
+    }
+
+    fn take(&mut self, len: usize, what: &str) -> Result<&'a [u8], AvroError> {
+        if self.bytes.len() - self.pos < len {
+            return Err(self.truncated(what));
+        }
+        let taken = &self.bytes[self.pos..self.pos + len];
+        self.pos += len;
+        Ok(taken)
+    }
+
+    /// A zig-zag varint of at most 64 bits.
+    fn long(&mut self) -> Result<i64, AvroError> {
+        let mut value: u64 = 0;
+        for i in 0..10 {
+            let Some(&byte) = self.bytes.get(self.pos) else { return Err(self.truncated("a number")) };
+            self.pos += 1;
+            if i == 9 && byte > 1 {
+                return Err(self.error("a number longer than 64 bits".into()));
+            }
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok((value >> 1) as i64 ^ -((value & 1) as i64));
+            }
+        }
+        Err(self.error("a number longer than 64 bits".into()))
+    }
+
+    fn int(&mut self) -> Result<i32, AvroError> {
+        let value = self.long()?;
+        i32::try_from(value).map_err(|_| self.error(format!("{value} is out of range for an Avro int")))
+    }
+
+    /// A length or count: not negative, and no more than the bytes left (each byte, at least,
+    /// is one byte of the record).
+    fn length(&mut self, what: &str) -> Result<usize, AvroError> {
+        let at = self.pos;
+        let value = self.long()?;
+        if value < 0 {
+            self.pos = at;
+            return Err(self.error(format!("negative length {value} of {what}")));
+        }
+        let left = self.bytes.len() - self.pos;
+        if value as u64 > left as u64 {
+            self.pos = at;
+            return Err(self.error(format!("{what} of {value} bytes, but only {left} bytes are left")));
+        }
+        Ok(value as usize)
+    }
+
+    fn bytes(&mut self, what: &str) -> Result<&'a [u8], AvroError> {
+        let len = self.length(what)?;
+        self.take(len, what)
+    }
+
+    fn text(&mut self) -> Result<&'a str, AvroError> {
+        let at = self.pos;
+        let bytes = self.bytes("a string")?;
+        std::str::from_utf8(bytes).map_err(|e| {
+            self.pos = at;
+            self.error(format!("a string that is not UTF-8 (byte {} of it)", e.valid_up_to()))
+        })
+    }
+
+    fn float(&mut self, width: usize) -> Result<f64, AvroError> {
+        let at = self.pos;
+        let raw = self.take(width, "a floating-point number")?;
+        let value = if width == 4 {
+            f64::from(f32::from_le_bytes(raw.try_into().expect("4 bytes")))
+        } else {
+            f64::from_le_bytes(raw.try_into().expect("8 bytes"))
+        };
+        if !value.is_finite() {
+            self.pos = at;
+            return Err(self.error(format!("{value} is not a finite number; a mapped record cannot hold it")));
+        }
+        Ok(value)
+    }
+
+    /// The items of an array or the entries of a map: blocks of a count (negative: followed by
+    /// the block's size in bytes), ending with a count of 0.
+    fn blocks(
+        &mut self,
+        reader: &'a AvroReader,
+        item: usize,
+        what: &str,
+        mut each: impl FnMut(&mut Self, u64) -> Result<(), AvroError>,
+    ) -> Result<(), AvroError> {
+        let mut index: u64 = 0;
+        loop {
+            let at = self.pos;
+            let mut count = self.long()?;
+            if count == 0 {
+                return Ok(());
+            }
+            if count < 0 {
+                count =
+                    count.checked_neg().ok_or_else(|| self.error(format!("a block count of {what} out of range")))?;
+                self.long()?; // the block's size in bytes: not needed to read it
+            }
+            let count = count as u64;
+            let left = (self.bytes.len() - self.pos) as u64;
+            if count > left && (count > MAX_EMPTY_ITEMS || reader.has_width(item)) {
+                self.pos = at;
+                return Err(self.error(format!("{what} claims {count} items, but only {left} bytes are left")));
+            }
+            for _ in 0..count {
+                each(self, index)?;
+                index += 1;
+            }
+        }
+    }
+
+    fn value(&mut self, reader: &'a AvroReader, ty: usize, depth: usize) -> Result<Doc<'a>, AvroError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error(format!("the record nests deeper than {MAX_DEPTH} levels")));
+        }
+        Ok(match &reader.types[ty] {
+            Ty::Null => Doc::Null,
+            Ty::Bool => match self.take(1, "a boolean")?[0] {
+                0 => Doc::Bool(false),
+                1 => Doc::Bool(true),
+                other => {
+                    self.pos -= 1;
+                    return Err(self.error(format!("a boolean byte must be 0 or 1, not {other}")));
+                }
+            },
+            Ty::Int => Doc::Int(i64::from(self.int()?)),
+            Ty::Long => Doc::Int(self.long()?),
+            Ty::Float => Doc::Float(self.float(4)?),
+            Ty::Double => Doc::Float(self.float(8)?),
+            Ty::Str => Doc::Str(Cow::Borrowed(self.text()?)),
+            Ty::Bytes => Doc::Str(Cow::Owned(BASE64.encode(self.bytes("bytes")?))),
+            Ty::Fixed(size) => Doc::Str(Cow::Owned(BASE64.encode(self.take(*size, "a fixed")?))),
+            Ty::Enum(symbols) => {
+                let at = self.pos;
+                let index = self.long()?;
+                match usize::try_from(index).ok().and_then(|i| symbols.get(i)) {
+                    Some(symbol) => Doc::Str(Cow::Borrowed(symbol)),
+                    None => {
+                        self.pos = at;
+                        return Err(
+                            self.error(format!("enum index {index}, but the enum has {} symbols", symbols.len()))
+                        );
+                    }
+                }
+            }
+            Ty::Array(item) => {
+                let mut items = Vec::new();
+                self.blocks(reader, *item, "an array", |r, index| {
+                    r.path.push(PathPart::Index(index));
+                    items.push(r.value(reader, *item, depth + 1)?);
+                    r.path.pop();
+                    Ok(())
+                })?;
+                Doc::List(items)
+            }
+            Ty::Map(value) => {
+                let mut entries = Vec::new();
+                self.blocks(reader, *value, "a map", |r, _| {
+                    let key = r.text()?;
+                    r.path.push(PathPart::Key(Cow::Borrowed(key)));
+                    entries.push((Cow::Borrowed(key), r.value(reader, *value, depth + 1)?));
+                    r.path.pop();
+                    Ok(())
+                })?;
+                Doc::Object(entries)
+            }
+            Ty::Union(branches) => {
+                let branch = self.branch(branches)?;
+                self.value(reader, branch, depth + 1)?
+            }
+            Ty::Record(fields) => {
+                let mut members = Vec::with_capacity(fields.len());
+                for (name, field) in fields {
+                    self.path.push(PathPart::Field(name));
+                    // A union that chose `null` leaves the field out, as a JSON record leaves out
+                    // what it does not have: `required:` and defaults then mean the same.
+                    if let Ty::Union(branches) = &reader.types[*field] {
+                        let branch = self.branch(branches)?;
+                        if !matches!(reader.types[branch], Ty::Null) {
+                            members.push((Cow::Borrowed(name.as_str()), self.value(reader, branch, depth + 1)?));
+                        }
+                    } else {
+                        members.push((Cow::Borrowed(name.as_str()), self.value(reader, *field, depth + 1)?));
+                    }
+                    self.path.pop();
+                }
+                Doc::Object(members)
+            }
+            Ty::Ref(index) => self.value(reader, *index, depth + 1)?,
+            logical => self.logical(logical)?,
+        })
+    }
+
+    /// A value of a logical type: what its underlying bytes or number mean.
+    fn logical(&mut self, ty: &'a Ty) -> Result<Doc<'a>, AvroError> {
+        Ok(match ty {
+            Ty::Decimal { scale, fixed } => {
+                let unscaled = match fixed {
+                    Some(size) => self.take(*size, "a decimal")?,
+                    None => self.bytes("a decimal")?,
+                };
+                Doc::Decimal(self.decimal_text(unscaled, *scale)?)
+            }
+            Ty::BigDecimal => {
+                let unscaled = self.bytes("a big-decimal")?;
+                let scale = self.long()?;
+                let scale =
+                    usize::try_from(scale).map_err(|_| self.error(format!("a big-decimal scale of {scale}")))?;
+                Doc::Decimal(self.decimal_text(unscaled, scale)?)
+            }
+            Ty::Uuid(UuidForm::Text) => Doc::Str(Cow::Borrowed(self.text()?)),
+            Ty::Uuid(UuidForm::Bytes16) => {
+                let raw = self.take(16, "a uuid")?;
+                Doc::Str(Cow::Owned(uuid_text(raw)))
+            }
+            Ty::Date => {
+                let days = self.int()?;
+                let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+                    .and_then(|epoch| epoch.checked_add_signed(chrono::TimeDelta::days(i64::from(days))))
+                    .ok_or_else(|| self.error(format!("date {days} days from 1970-01-01 is out of range")))?;
+                Doc::Str(Cow::Owned(date.format("%Y-%m-%d").to_string()))
+            }
+            Ty::TimeMillis => {
+                let millis = self.int()?;
+                Doc::Str(Cow::Owned(self.time_text(i64::from(millis) * 1_000_000, 3)?))
+            }
+            Ty::TimeMicros => {
+                let micros = self.long()?;
+                let nanos = micros.checked_mul(1_000).ok_or_else(|| self.error("time-micros out of range".into()))?;
+                Doc::Str(Cow::Owned(self.time_text(nanos, 6)?))
+            }
+            Ty::Timestamp { digits, utc } => {
+                let count = self.long()?;
+                Doc::Str(Cow::Owned(self.timestamp_text(count, *digits, *utc)?))
+            }
+            Ty::Duration => {
+                let raw = self.take(12, "a duration")?;
+                let part =
+                    |i: usize| Doc::Int(i64::from(u32::from_le_bytes(raw[i..i + 4].try_into().expect("4 bytes"))));
+                Doc::Object(vec![
+                    (Cow::Borrowed("months"), part(0)),
+                    (Cow::Borrowed("days"), part(4)),
+                    (Cow::Borrowed("millis"), part(8)),
+                ])
+            }
+            // `value` reads every other type itself.
+            other => return Err(self.error(format!("{other:?} read as a logical type"))),
+        })
+    }
+
+    fn branch(&mut self, branches: &[usize]) -> Result<usize, AvroError> {
+        let at = self.pos;
+        let index = self.long()?;
+        usize::try_from(index).ok().and_then(|i| branches.get(i).copied()).ok_or_else(|| {
+            self.pos = at;
+            self.error(format!("union branch {index}, but the union has {} branches", branches.len()))
+        })
+    }
+
+    /// The decimal text of a two's-complement big-endian unscaled value and its scale.
+    fn decimal_text(&self, unscaled: &[u8], scale: usize) -> Result<String, AvroError> {
+        if unscaled.len() > 16 {
+            return Err(self.error(format!(
+                "a decimal of {} bytes; decimals of up to 16 bytes (38 digits) are read",
+                unscaled.len()
+            )));
+        }
+        if unscaled.is_empty() {
+            return Err(self.error("a decimal with no bytes".into()));
+        }
+        let negative = unscaled[0] & 0x80 != 0;
+        let mut word = [if negative { 0xff } else { 0 }; 16];
+        word[16 - unscaled.len()..].copy_from_slice(unscaled);
+        let value = i128::from_be_bytes(word);
+        Ok(scaled_text(value, scale))
+    }
+
+    fn time_text(&self, nanos: i64, digits: u8) -> Result<String, AvroError> {
+        let time = u32::try_from(nanos / 1_000_000_000)
+            .ok()
+            .and_then(|secs| {
+                chrono::NaiveTime::from_num_seconds_from_midnight_opt(secs, (nanos % 1_000_000_000) as u32)
+            })
+            .filter(|_| nanos >= 0)
+            .ok_or_else(|| self.error("a time of day out of range".into()))?;
+        Ok(time.format(if digits == 3 { "%H:%M:%S%.3f" } else { "%H:%M:%S%.6f" }).to_string())
+    }
+
+    fn timestamp_text(&self, count: i64, digits: u8, utc: bool) -> Result<String, AvroError> {
+        let per_second = 10i64.pow(u32::from(digits));
+        let (secs, fraction) = (count.div_euclid(per_second), count.rem_euclid(per_second));
+        let nanos = (fraction * 10i64.pow(9 - u32::from(digits))) as u32;
+        let at = chrono::DateTime::from_timestamp(secs, nanos)
+            .ok_or_else(|| self.error(format!("timestamp {count} is out of range")))?;
+        let format = match digits {
+            3 => "%Y-%m-%dT%H:%M:%S%.3f",
+            6 => "%Y-%m-%dT%H:%M:%S%.6f",
+            _ => "%Y-%m-%dT%H:%M:%S%.9f",
+        };
+        let mut text = at.naive_utc().format(format).to_string();
+        if utc {
+            text.push('Z');
+        }
+        Ok(text)
+    }
+}
+
+impl AvroReader {
+    /// Whether every value of the type takes at least one byte.
+    fn has_width(&self, ty: usize) -> bool {
+        fn width(reader: &AvroReader, ty: usize, seen: &mut Vec<usize>) -> bool {
+            if seen.contains(&ty) {
+                return true; // a type containing itself is not empty
+            }
+            seen.push(ty);
+            match &reader.types[ty] {
+                Ty::Null => false,
+                Ty::Fixed(size) => *size > 0,
+                Ty::Decimal { fixed: Some(size), .. } => *size > 0,
+                Ty::Record(fields) => fields.iter().any(|(_, f)| width(reader, *f, seen)),
+                Ty::Ref(index) => width(reader, *index, seen),
+                _ => true,
+            }
+        }
+        width(self, ty, &mut Vec::new())
+    }
+}
+
+/// `value / 10^scale` in decimal, exactly.
+fn scaled_text(value: i128, scale: usize) -> String {
+    let digits = value.unsigned_abs().to_string();
+    let mut text = String::with_capacity(digits.len() + scale + 3);
+    if value < 0 {
+        text.push('-');
+    }
+    if scale == 0 {
+        text.push_str(&digits);
+    } else if digits.len() > scale {
+        let (whole, fraction) = digits.split_at(digits.len() - scale);
+        text.push_str(whole);
+        text.push('.');
+        text.push_str(fraction);
+    } else {
+        text.push_str("0.");
+        text.extend(std::iter::repeat_n('0', scale - digits.len()));
+        text.push_str(&digits);
+    }
+    text
+}
+
+fn uuid_text(raw: &[u8]) -> String {
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_exact_text() {
+        assert_eq!(scaled_text(123450, 2), "1234.50");
+        assert_eq!(scaled_text(-5, 2), "-0.05");
+        assert_eq!(scaled_text(7, 0), "7");
+        assert_eq!(scaled_text(i128::MIN, 3), "-170141183460469231731687303715884105.728");
+    }
+
+    fn zigzag(n: i64) -> Vec<u8> {
+        let mut v = ((n << 1) ^ (n >> 63)) as u64;
+        let mut out = Vec::new();
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(byte);
+                return out;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    #[test]
+    fn hostile_counts_and_lengths_fail_without_allocating() {
+        let reader = AvroReader::new(r#"{"type":"array","items":"null"}"#, &[]).unwrap();
+        let huge = zigzag(1 << 40);
+        assert!(reader.read(&huge).unwrap_err().message.contains("claims"));
+        let reader = AvroReader::new(r#""string""#, &[]).unwrap();
+        let e = reader.read(&zigzag(-3)).unwrap_err();
+        assert!(e.message.contains("negative length -3"), "{e}");
+        let e = reader.read(&zigzag(1 << 40)).unwrap_err();
+        assert!(e.message.contains("bytes are left"), "{e}");
+        let mut bad = zigzag(2);
+        bad.extend([0xff, 0xfe]);
+        assert!(reader.read(&bad).unwrap_err().message.contains("not UTF-8"));
+        // Ten continuation bytes: longer than 64 bits.
+        assert!(reader.read(&[0xff; 11]).unwrap_err().message.contains("64 bits"));
+    }
+
+    #[test]
+    fn recursion_is_bounded() {
+        let schema = r#"{"type":"record","name":"Node","fields":[{"name":"next","type":["null","Node"]}]}"#;
+        let reader = AvroReader::new(schema, &[]).unwrap();
+        let mut body = vec![2u8; 10_000]; // branch 1 (Node), ten thousand times
+        body.push(0); // then null
+        let e = reader.read(&body).unwrap_err();
+        assert!(e.message.contains("deeper than"), "{e}");
+        let shallow = [2u8, 2, 0];
+        assert_eq!(
+            reader.read(&shallow).unwrap(),
+            Doc::Object(vec![("next".into(), Doc::Object(vec![("next".into(), Doc::Object(vec![]))]))])
+        );
+    }
+
+    #[test]
+    fn unknown_references_are_named() {
+        let schema = r#"{"type":"record","name":"Order","fields":[{"name":"total","type":"com.example.Money"}]}"#;
+        let e = AvroReader::new(schema, &[]).unwrap_err();
+        assert!(e.to_string().contains("Money"), "{e}");
+        let money =
+            r#"{"type":"record","name":"Money","namespace":"com.example","fields":[{"name":"cents","type":"long"}]}"#;
+        let reader = AvroReader::new(schema, &[money.to_string()]).unwrap();
+        assert_eq!(
+            reader.read(&zigzag(-250)).unwrap(),
+            Doc::Object(vec![("total".into(), Doc::Object(vec![("cents".into(), Doc::Int(-250))]))])
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! Record formats: how a source record's value becomes what a mapping reads.
+//!
+//! - `json` (the default): the value is JSON text, scanned by the plan as it stands.
+//! - `json-schema`: JSON behind a registry's framing; the framing is taken off, the text scanned.
+//! - `avro`: an Avro binary body behind a registry's framing ([`wire`]), read with its writer
+//!   schema ([`avro`]) into a tree the plan walks, never through JSON text.
+//!
+//! Schemas come from a [`registry`]: a Confluent-compatible REST API, AWS Glue Schema Registry,
+//! or one schema file for every record (dry runs). A batch first finds the schema ids its records
+//! name and fetches the unknown ones, once each and concurrently ([`registry::Schemas::prepare`]);
+//! records are then mapped without waiting on anything. A record whose schema the registry does
+//! not have, or whose body does not read, fails with stage `decode`; a registry that cannot be
+//! reached fails the batch, so it is retried and no record is lost.
+
+pub mod avro;
+pub mod registry;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::plan::{Failure, FieldError, Outcome, Plan, Stage};
+use avro::AvroReader;
+use wire::{SchemaId, WireError, unframe};
+
+/// How a source topic's record values are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SourceFormat {
+    #[default]
+    Json,
+    /// JSON behind a registry's framing.
+    JsonSchema,
+    Avro,
+}
+
+impl SourceFormat {
+    pub const NAMES: &'static str = "json, json-schema, avro";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceFormat::Json => "json",
+            SourceFormat::JsonSchema => "json-schema",
+            SourceFormat::Avro => "avro",
+        }
+    }
+
+    /// Whether its records name a schema (and so need a registry or a schema file).
+    pub fn uses_schemas(self) -> bool {
+        self == SourceFormat::Avro
+    }
+
+    /// Whether its records are framed for a registry.
+    pub fn is_framed(self) -> bool {
+        self != SourceFormat::Json
+    }
+}
+
+impl fmt::Display for SourceFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SourceFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "json" | "" => Ok(SourceFormat::Json),
+            "json-schema" | "jsonschema" => Ok(SourceFormat::JsonSchema),
+            "avro" => Ok(SourceFormat::Avro),
+            "protobuf" => Err("`protobuf` records are not read yet; formats: json, json-schema, avro".into()),
+            other => Err(format!("unknown record format `{other}`; formats: {}", Self::NAMES)),
+        }
+    }
+}
+
+/// A schema as a registry holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisteredSchema {
+    /// `AVRO`, `JSON` or `PROTOBUF`, as registries name them.
+    pub kind: String,
+    pub text: String,
+    /// The texts of the schemas it references, those it depends on first.
+    pub references: Vec<String>,
+}
+
+/// A schema compiled for reading records.
+#[derive(Debug)]
+pub enum CompiledSchema {
+    Avro(AvroReader),
+    /// A JSON Schema: the record is JSON text; the schema is not needed to read it.
+    Json,
+}
+
+impl CompiledSchema {
+    /// Compiles a registry's schema, or says why it cannot be read with.
+    pub fn compile(schema: &RegisteredSchema) -> Result<Self, String> {
+        match schema.kind.to_ascii_uppercase().as_str() {
+            "AVRO" | "" => {
+                AvroReader::new(&schema.text, &schema.references).map(CompiledSchema::Avro).map_err(|e| e.to_string())
+            }
+            "JSON" => Ok(CompiledSchema::Json),
+            other => Err(format!("a {other} schema, which this function does not read")),
+        }
+    }
+}
+
+/// What a batch knows of the schemas its records name: each id's compiled schema, or why there
+/// is none (the registry does not have it, it does not compile).
+#[derive(Debug, Default)]
+pub struct BatchSchemas {
+    found: HashMap<SchemaId, Result<Arc<CompiledSchema>, String>>,
+    /// The one schema every record is read with (a schema file), whatever id it names.
+    every: Option<Arc<CompiledSchema>>,
+}
+
+impl BatchSchemas {
+    /// No schemas: for JSON records.
+    pub fn none() -> Self {
+        BatchSchemas::default()
+    }
+
+    /// Every record read with `schema`.
+    pub fn every(schema: Arc<CompiledSchema>) -> Self {
+        BatchSchemas { found: HashMap::new(), every: Some(schema) }
+    }
+
+    /// Adds what is known of schema `id`.
+    pub fn insert(&mut self, id: SchemaId, schema: Result<Arc<CompiledSchema>, String>) {
+        self.found.insert(id, schema);
+    }
+
+    fn schema(&self, id: SchemaId) -> Result<&CompiledSchema, String> {
+        if let Some(every) = &self.every {
+            return Ok(every);
+        }
+        match self.found.get(&id) {
+            Some(Ok(schema)) => Ok(schema),
+            Some(Err(why)) => Err(why.clone()),
+            None => Err(format!("schema {id} was not fetched for this batch")),
+        }
+    }
+
+    /// Maps one record value written in `format`. `metadata_id` is the schema id an event source
+    /// mapping with a schema registry reports beside a value it has taken the framing off.
+    pub fn apply(&self, plan: &Plan, format: SourceFormat, value: &[u8], metadata_id: Option<SchemaId>) -> Applied {
+        let (id, body) = match (format, metadata_id) {
+            (SourceFormat::Json, _) => return Applied::plain(plan.apply(value)),
+            (_, Some(id)) => (id, std::borrow::Cow::Borrowed(value)),
+            (_, None) => match unframe(value) {
+                Ok(framed) => (framed.schema, framed.body),
+                Err(e) => return Applied::failed(None, wire_failure(format, &e)),
+            },
+        };
+        if format == SourceFormat::JsonSchema {
+            return Applied { outcome: plan.apply(&body), schema: Some(id) };
+        }
+        let schema = match self.schema(id) {
+            Ok(schema) => schema,
+            Err(why) => return Applied::failed(Some(id), decode_failure(format, id, why)),
+        };
+        let outcome = match schema {
+            CompiledSchema::Avro(reader) => match reader.read(&body) {
+                Ok(doc) => plan.apply_document(&doc, body.len()),
+                Err(e) => Outcome::Failed(decode_failure(format, id, e.to_string())),
+            },
+            CompiledSchema::Json => plan.apply(&body),
+        };
+        Applied { outcome, schema: Some(id) }
+    }
+}
+
+/// A record's outcome, and the schema its value named.
+#[derive(Debug)]
+pub struct Applied {
+    pub outcome: Outcome,
+    pub schema: Option<SchemaId>,
+}
+
+impl Applied {
+    fn plain(outcome: Outcome) -> Self {
+        Applied { outcome, schema: None }
+    }
+    fn failed(schema: Option<SchemaId>, failure: Failure) -> Self {
+        Applied { outcome: Outcome::Failed(failure), schema }
+    }
+}
+
+fn wire_failure(format: SourceFormat, e: &WireError) -> Failure {
+    Failure {
+        stage: Stage::Decode,
+        errors: vec![FieldError {
+            field: None,
+            rule: "framing".into(),
+            message: format!("the value is not a registry-framed {format} record: {e}"),
+        }],
+    }
+}
+
+fn decode_failure(format: SourceFormat, id: SchemaId, why: String) -> Failure {
+    Failure {
+        stage: Stage::Decode,
+        errors: vec![FieldError {
+            field: None,
+            rule: format.as_str().into(),
+            message: format!("the value does not read as {format} with schema {id}: {why}"),
+        }],
+    }
+}
