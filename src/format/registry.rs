@@ -292,6 +292,34 @@ pub mod confluent {
             }))
         }
 
+        /// The schema registered under `subject` at `version` (`latest` or a number), its
+        /// references resolved, and its id.
+        pub async fn schema_by_subject(&self, subject: &str, version: &str) -> Result<(u32, Fetched), RegistryError> {
+            #[derive(Deserialize)]
+            struct VersionAnswer {
+                id: u32,
+                #[serde(flatten)]
+                schema: SchemaAnswer,
+            }
+            let path = format!("/subjects/{}/versions/{}", encode(subject), encode(version));
+            let Some(answer) = self.get::<VersionAnswer>(&path).await? else {
+                return Ok((0, Fetched::Missing(format!("the registry has no subject `{subject}` version {version}"))));
+            };
+            let mut references = Vec::new();
+            if let Err(missing) = self.resolve(&answer.schema.references, &mut references, 0).await? {
+                return Ok((
+                    answer.id,
+                    Fetched::Missing(format!("`{subject}` references {missing}, which the registry does not have")),
+                ));
+            }
+            let schema = RegisteredSchema {
+                kind: answer.schema.schema_type.unwrap_or_else(|| "AVRO".into()),
+                text: answer.schema.schema,
+                references,
+            };
+            Ok((answer.id, Fetched::Schema(schema)))
+        }
+
         /// Appends the texts of `refs` (and theirs, first) to `out`; `Ok(Err(what))` names a
         /// reference the registry does not have.
         async fn resolve(
