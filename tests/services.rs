@@ -9,6 +9,7 @@ mod kafka_util;
 mod lambda_kafka;
 mod lambda_rie;
 mod playground_browser;
+mod registry_avro;
 mod s3_moto;
 mod schema_registry;
 mod ssm_moto;

@@ -28,6 +28,13 @@ pub struct RunArgs {
     /// Destination for failed records (env TOPIC_FAIL).
     #[arg(long)]
     pub topic_fail: Option<String>,
+    /// How source record values are written: json, json-schema or avro (env SOURCE_FORMAT).
+    #[arg(long = "format")]
+    pub format: Option<String>,
+    /// A Confluent-compatible schema registry's base URL (env SCHEMA_REGISTRY_URL); its
+    /// credentials from SCHEMA_REGISTRY_USER_INFO or SCHEMA_REGISTRY_BEARER_TOKEN.
+    #[arg(long)]
+    pub registry: Option<String>,
     /// Environment (account) in environments.yaml (env LAMBDA_ENV).
     #[arg(long)]
     pub env: Option<String>,
@@ -126,6 +133,8 @@ fn run_worker(args: RunArgs) -> Result<Outcome, CliError> {
         ("CONSUMER_GROUP", args.group.clone()),
         ("TOPIC_OK", args.topic_ok.clone()),
         ("TOPIC_FAIL", args.topic_fail.clone()),
+        ("SOURCE_FORMAT", args.format.clone()),
+        ("SCHEMA_REGISTRY_URL", args.registry.clone()),
         ("LAMBDA_ENV", args.env.clone()),
         ("LAMBDA_STAGE", args.stage.clone()),
         ("ENVIRONMENTS_FILE", args.environments.as_ref().map(|p| p.display().to_string())),

@@ -339,6 +339,28 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_schema_id_an_event_source_mapping_with_a_registry_gives() {
+        let record = |metadata: Value| json!({"topic": "orders", "partition": 0, "offset": 1, "value": b64(b"body"), "valueSchemaMetadata": metadata});
+        let e = event(json!({"orders-0": [
+            record(json!({"dataFormat": "AVRO", "schemaId": "42"})),
+            record(json!({"dataFormat": "PROTOBUF", "schemaId": "12345678-1234-1234-1234-123456789012"})),
+            record(json!({"dataFormat": "AVRO", "schemaId": "forty-two"})),
+        ]}));
+        // Every field, the metadata given twice: refused, never a panic.
+        let repeated = br#"{"eventSource":"aws:kafka","records":{"orders-0":[{"topic":"orders","partition":0,
+            "offset":4,"timestamp":1,"timestampType":"CREATE_TIME","key":null,"headers":[],"value":"eA==",
+            "valueSchemaMetadata":{"schemaId":"1"},"valueSchemaMetadata":{"schemaId":"2"}}]}}"#;
+        let repeated = decode_event(repeated).unwrap();
+        use crate::format::wire::SchemaId;
+        assert_eq!(e.inputs[0].source.value_schema_id, Some(SchemaId::Confluent(42)));
+        assert_eq!(e.inputs[1].source.value_schema_id, SchemaId::parse("12345678-1234-1234-1234-123456789012"));
+        assert!(matches!(&e.inputs[2].payload, Payload::Undecodable { reason, .. } if reason.contains("forty-two")));
+        assert!(
+            matches!(&repeated.inputs[0].payload, Payload::Undecodable { reason, .. } if reason.contains("valueSchemaMetadata"))
+        );
+    }
+
+    #[test]
     fn decodes_msk_records_with_signed_header_bytes() {
         let e = event(json!({"orders-0": [{
             "topic": "orders", "partition": 0, "offset": 15, "timestamp": 1_700_000_000_000_i64,

@@ -212,7 +212,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for RecordEntry<'a> {
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let mut record = RawRecord::default();
-                let (mut seen, mut repeated) = (0u8, None);
+                // One bit per field read.
+                const _: () = assert!(RawRecord::FIELDS.len() <= 16);
+                let (mut seen, mut repeated) = (0u16, None);
                 while let Some(name) = map.next_key::<Name<'de>>()? {
                     let Some(i) = RawRecord::FIELDS.iter().position(|f| *f == name.0) else {
                         map.next_value::<IgnoredAny>()?;

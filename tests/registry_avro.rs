@@ -1,0 +1,280 @@
+//! Avro records read through a Confluent-compatible schema registry: the test registry
+//! (`scripts/registry/server.py`, held to the protocol by Confluent's own client in
+//! `schema_registry.rs`), one per test on a free port, so its request counts are the test's own.
+//! Records are fastavro's (`tests/fixtures/avro`), framed with the ids the registry gave.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::{Value, json};
+
+use crate::util::{TempFile, fixture, root, stderr, stdout};
+
+/// A test registry on a free port of 127.0.0.1, stopped when dropped.
+pub struct TestRegistry {
+    child: Child,
+    pub url: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl TestRegistry {
+    pub fn start(auth: &[&str]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("python3")
+            .arg("scripts/registry/server.py")
+            .args(["--port", &port.to_string()])
+            .args(auth)
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the test registry");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "the test registry did not start on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        TestRegistry { child, url: format!("http://127.0.0.1:{port}"), runtime }
+    }
+
+    fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.runtime.block_on(async {
+            let client = reqwest::Client::new();
+            let mut request = client.request(method, format!("{}{path}", self.url));
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request.send().await.expect("the test registry answers");
+            let status = response.status();
+            let text = response.text().await.unwrap();
+            assert!(status.is_success(), "{path}: {status} {text}");
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        })
+    }
+
+    /// Registers an Avro schema file under `subject`; its id.
+    pub fn register(&self, subject: &str, schema_file: &str) -> u32 {
+        let schema = std::fs::read_to_string(fixture(&format!("avro/{schema_file}"))).unwrap();
+        let answer =
+            self.call(reqwest::Method::POST, &format!("/subjects/{subject}/versions"), Some(json!({"schema": schema})));
+        answer["id"].as_u64().unwrap() as u32
+    }
+
+    /// Requests received, per `METHOD /path`.
+    pub fn requests(&self) -> Value {
+        self.call(reqwest::Method::GET, "/_test/requests", None)
+    }
+
+    pub fn fault(&self, fault: Value) {
+        self.call(reqwest::Method::POST, "/_test/fault", Some(fault));
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Avro body of the first value of a fixture file (its 5-byte Confluent framing taken off).
+pub fn body_of(file: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(fixture(&format!("avro/{file}"))).unwrap();
+    BASE64.decode(text.lines().next().unwrap().trim()).unwrap()[5..].to_vec()
+}
+
+/// `body` framed for schema `id`, Confluent's way.
+pub fn framed(id: u32, body: &[u8]) -> Vec<u8> {
+    lambda_stream::format::wire::confluent_frame(id, body)
+}
+
+fn lambda_stream_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .output()
+        .expect("the binary runs")
+}
+
+fn process_lines(registry: &str, lines: &[Vec<u8>], env: &[(&str, &str)]) -> Output {
+    let text: String = lines.iter().map(|v| BASE64.encode(v) + "\n").collect();
+    let input = TempFile::new("records.b64", text.as_bytes());
+    lambda_stream_env(
+        &[
+            "process",
+            "--mapping",
+            "mappings/orders-to-billing.yaml",
+            "--format",
+            "avro",
+            "--registry",
+            registry,
+            "--input",
+            input.arg(),
+        ],
+        env,
+    )
+}
+
+#[test]
+fn three_thousand_records_of_three_schemas_make_three_registry_calls() {
+    let registry = TestRegistry::start(&[]);
+    let order = registry.register("orders-value", "order.avsc");
+    let types = registry.register("types-value", "types.avsc");
+    let node = registry.register("nodes-value", "hostile-recursive.avsc");
+    assert_eq!(registry.requests().get("GET /schemas/ids/1"), None);
+    let (order_body, types_body) = (body_of("order.confluent.b64"), body_of("types.confluent.b64"));
+    let lines: Vec<Vec<u8>> = (0..3000)
+        .map(|i| match i % 3 {
+            0 => framed(order, &order_body),
+            1 => framed(types, &types_body),
+            // A one-node list: `next` is null.
+            _ => framed(node, &[0]),
+        })
+        .collect();
+    let out = process_lines(&registry.url, &lines, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The order records map; the others are not orders, and fail the mapping's `required`.
+    assert!(stderr(&out).starts_with("3000 records: 1000 ok, 2000 failed"), "{}", stderr(&out));
+    let requests = registry.requests();
+    for id in [order, types, node] {
+        assert_eq!(requests[format!("GET /schemas/ids/{id}")], 1, "{requests}");
+    }
+    let schema_calls: u64 = requests
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("GET /schemas"))
+        .map(|(_, n)| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(schema_calls, 3, "{requests}");
+}
+
+#[test]
+fn a_schema_the_registry_does_not_have_fails_its_records_with_stage_decode() {
+    let registry = TestRegistry::start(&[]);
+    let order = registry.register("orders-value", "order.avsc");
+    let body = body_of("order.confluent.b64");
+    let out = process_lines(&registry.url, &[framed(order, &body), framed(order + 41, &body)], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["route"], "ok", "{lines:?}");
+    assert_eq!(lines[1]["route"], "fail");
+    assert_eq!(lines[1]["stage"], "decode");
+    let message = lines[1]["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("no schema with id {}", order + 41)), "{message}");
+}
+
+#[test]
+fn a_registry_that_fails_or_cannot_be_reached_stops_the_run_with_exit_3_and_maps_nothing() {
+    let registry = TestRegistry::start(&[]);
+    let order = registry.register("orders-value", "order.avsc");
+    registry.fault(json!({"status": 503, "count": -1, "path_prefix": "/schemas"}));
+    let records = [framed(order, &body_of("order.confluent.b64"))];
+    let out = process_lines(&registry.url, &records, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("answered 503"), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "", "no record is mapped, or failed, for the registry's fault");
+    let closed = format!("http://127.0.0.1:{}", TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+    let out = process_lines(&closed, &records, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot be reached"), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn a_registry_wanting_basic_auth_gets_the_credentials_from_the_environment() {
+    let registry = TestRegistry::start(&["--basic-auth", "svc:s3cret-local"]);
+    // The test hooks need no auth; registering does.
+    let schema = std::fs::read_to_string(fixture("avro/order.avsc")).unwrap();
+    let id = registry.runtime.block_on(async {
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{}/subjects/orders-value/versions", registry.url))
+            .basic_auth("svc", Some("s3cret-local"))
+            .json(&json!({"schema": schema}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["id"].as_u64().unwrap() as u32
+    });
+    let records = [framed(id, &body_of("order.confluent.b64"))];
+    let out = process_lines(&registry.url, &records, &[("SCHEMA_REGISTRY_USER_INFO", "svc:s3cret-local")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("1 records: 1 ok"), "{}", stderr(&out));
+    let out = process_lines(&registry.url, &records, &[("SCHEMA_REGISTRY_USER_INFO", "svc:wrong")]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("401"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("wrong"), "credentials never appear in messages: {}", stderr(&out));
+}
+
+/// A Lambda event of one record per value, as an event source mapping sends it.
+fn event(records: &[Value]) -> TempFile {
+    let event = json!({
+        "eventSource": "aws:kafka",
+        "eventSourceArn": "arn:aws:kafka:sa-east-1:123456789012:cluster/orders/abc",
+        "records": {"orders-0": records},
+    });
+    TempFile::new("event.json", event.to_string().as_bytes())
+}
+
+fn record(offset: i64, value: &[u8], metadata: Option<Value>) -> Value {
+    let mut record = json!({
+        "topic": "orders", "partition": 0, "offset": offset, "timestamp": 1_764_000_000_000i64,
+        "timestampType": "CREATE_TIME", "headers": [], "value": BASE64.encode(value),
+    });
+    if let Some(metadata) = metadata {
+        record["valueSchemaMetadata"] = metadata;
+    }
+    record
+}
+
+#[test]
+fn lambda_events_with_and_without_the_event_source_mappings_schema_registry_read_alike() {
+    let registry = TestRegistry::start(&[]);
+    let id = registry.register("orders-value", "order.avsc");
+    let body = body_of("order.confluent.b64");
+    let run = |event: &TempFile, format: &str| {
+        lambda_stream_env(
+            &[
+                "process",
+                "--mapping",
+                "mappings/orders-to-billing.yaml",
+                "--event",
+                event.arg(),
+                "--format",
+                format,
+                "--registry",
+                &registry.url,
+            ],
+            &[],
+        )
+    };
+    // Without a schema registry on the event source mapping: the value as produced, framed.
+    let framed_event = event(&[record(7, &framed(id, &body), None)]);
+    let plain = run(&framed_event, "avro");
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    // `EventRecordFormat: SOURCE`: the framing is taken off, the schema id is beside the value.
+    let metadata = json!({"dataFormat": "AVRO", "schemaId": id.to_string()});
+    let source_event = event(&[record(7, &body, Some(metadata.clone()))]);
+    let source = run(&source_event, "avro");
+    assert!(source.status.success(), "{}", stderr(&source));
+    // `EventRecordFormat: JSON`: Lambda decoded the value into JSON text; it is mapped as JSON.
+    let json_text = std::fs::read(fixture("order.json")).unwrap();
+    let json_event = event(&[record(7, &json_text, Some(metadata))]);
+    let decoded = run(&json_event, "json");
+    assert!(decoded.status.success(), "{}", stderr(&decoded));
+    for out in [&plain, &source, &decoded] {
+        assert!(stderr(out).starts_with("1 records: 1 ok"), "{}", stderr(out));
+    }
+    assert_eq!(stdout(&plain), stdout(&source));
+    assert_eq!(stdout(&plain), stdout(&decoded), "Avro and its JSON map alike");
+    // One fetch for the two Avro runs' one id each (each run is a process of its own).
+    assert_eq!(registry.requests()[format!("GET /schemas/ids/{id}")], 2);
+}
