@@ -17,7 +17,6 @@ use crate::util::{TempFile, fixture, root, stderr, stdout};
 pub struct TestRegistry {
     child: Child,
     pub url: String,
-    runtime: tokio::runtime::Runtime,
 }
 
 impl TestRegistry {
@@ -37,12 +36,22 @@ impl TestRegistry {
             assert!(started.elapsed() < Duration::from_secs(20), "the test registry did not start on {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        TestRegistry { child, url: format!("http://127.0.0.1:{port}"), runtime }
+        TestRegistry { child, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// Runs `future` to its end on a runtime and a thread of their own (the caller may be an
+    /// async test, whose thread cannot block on another runtime).
+    fn block_on<T: Send>(&self, future: impl std::future::Future<Output = T> + Send) -> T {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future))
+                .join()
+                .unwrap()
+        })
     }
 
     fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        self.runtime.block_on(async {
+        self.block_on(async {
             let client = reqwest::Client::new();
             let mut request = client.request(method, format!("{}{path}", self.url));
             if let Some(body) = body {
@@ -191,7 +200,7 @@ fn a_registry_wanting_basic_auth_gets_the_credentials_from_the_environment() {
     let registry = TestRegistry::start(&["--basic-auth", "svc:s3cret-local"]);
     // The test hooks need no auth; registering does.
     let schema = std::fs::read_to_string(fixture("avro/order.avsc")).unwrap();
-    let id = registry.runtime.block_on(async {
+    let id = registry.block_on(async {
         let answer: Value = reqwest::Client::new()
             .post(format!("{}/subjects/orders-value/versions", registry.url))
             .basic_auth("svc", Some("s3cret-local"))
@@ -277,4 +286,74 @@ fn lambda_events_with_and_without_the_event_source_mappings_schema_registry_read
     assert_eq!(stdout(&plain), stdout(&decoded), "Avro and its JSON map alike");
     // One fetch for the two Avro runs' one id each (each run is a process of its own).
     assert_eq!(registry.requests()[format!("GET /schemas/ids/{id}")], 2);
+}
+
+/// Produces `values` to `topic`, keyed by their index, and waits for every acknowledgement.
+fn produce_values(topic: &str, values: &[Vec<u8>]) {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", crate::kafka_util::bootstrap())
+        .create()
+        .expect("producer");
+    for (i, value) in values.iter().enumerate() {
+        let key = i.to_string();
+        producer.send(BaseRecord::to(topic).key(&key).payload(value)).expect("queued");
+    }
+    producer.flush(Duration::from_secs(30)).expect("every record acknowledged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_maps_avro_from_the_broker_fetching_each_schema_once_for_its_whole_run() {
+    let registry = TestRegistry::start(&[]);
+    let id = registry.register("orders-value", "order.avsc");
+    let t = crate::worker::topics("w-avro", 2).await;
+    let body = body_of("order.confluent.b64");
+    // 150 orders, and 50 naming a schema the registry does not have.
+    let values: Vec<Vec<u8>> = (0..200).map(|i| framed(if i % 4 == 3 { id + 7 } else { id }, &body)).collect();
+    produce_values(&t.input, &values);
+    let mapping = TempFile::new("orders.yaml", &std::fs::read(root().join("mappings/orders-to-billing.yaml")).unwrap());
+    let brokers = crate::kafka_util::bootstrap();
+    let extra = ["--format", "avro", "--registry", &registry.url, "--max-batch", "25"];
+    let mut worker =
+        crate::worker::WorkerProcess::start(&brokers, &mapping, &t.input, &t.group, &t.ok, &t.fail, &extra);
+    let ok = crate::kafka_util::consume(&t.ok, 2, 150, Duration::from_secs(60));
+    let fail = crate::kafka_util::consume(&t.fail, 2, 50, Duration::from_secs(30));
+    let totals = worker.stop();
+    assert_eq!((ok.len(), fail.len()), (150, 50), "{totals}\n{}", worker.log());
+    assert_eq!(totals["received"], 200, "{totals}");
+    assert_eq!((totals["ok"].as_u64(), totals["failed"].as_u64()), (Some(150), Some(50)), "{totals}");
+    let order = crate::kafka_util::json_payload(&ok[0]);
+    assert_eq!(order["order_id"], "3f1c2a9e-8b7d-4c6e-9f00-1a2b3c4d5e6f", "{order}");
+    for m in &fail {
+        assert_eq!(crate::kafka_util::header(m, "lambda-stream.error.stage").as_deref(), Some("decode"));
+        let envelope = crate::kafka_util::json_payload(m);
+        assert_eq!(envelope["value_format"], "avro", "{envelope}");
+        assert_eq!(envelope["schema_id"], (id + 7).to_string(), "{envelope}");
+        assert_eq!(BASE64.decode(envelope["value"].as_str().unwrap()).unwrap(), framed(id + 7, &body));
+    }
+    // The known schema is fetched once for the whole run, whatever the number of batches.
+    assert_eq!(registry.requests()[format!("GET /schemas/ids/{id}")], 1, "{}", registry.requests());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_waits_out_a_registry_outage_and_fails_no_record_for_it() {
+    let registry = TestRegistry::start(&[]);
+    let id = registry.register("orders-value", "order.avsc");
+    registry.fault(json!({"status": 503, "count": -1, "path_prefix": "/schemas"}));
+    let t = crate::worker::topics("w-avro-outage", 1).await;
+    let values: Vec<Vec<u8>> = (0..20).map(|_| framed(id, &body_of("order.confluent.b64"))).collect();
+    produce_values(&t.input, &values);
+    let mapping = TempFile::new("orders.yaml", &std::fs::read(root().join("mappings/orders-to-billing.yaml")).unwrap());
+    let brokers = crate::kafka_util::bootstrap();
+    let extra = ["--format", "avro", "--registry", &registry.url];
+    let mut worker =
+        crate::worker::WorkerProcess::start(&brokers, &mapping, &t.input, &t.group, &t.ok, &t.fail, &extra);
+    worker.wait_for_log("the schema registry did not answer", Duration::from_secs(30));
+    registry.call(reqwest::Method::POST, "/_test/clear-faults", None);
+    let ok = crate::kafka_util::consume(&t.ok, 1, 20, Duration::from_secs(60));
+    let fail = crate::kafka_util::consume(&t.fail, 1, 0, Duration::from_secs(2));
+    let totals = worker.stop();
+    assert_eq!(ok.len(), 20, "{totals}\n{}", worker.log());
+    assert!(fail.is_empty(), "no record fails for the registry's outage: {totals}");
+    assert!(registry.requests()[format!("GET /schemas/ids/{id}")].as_u64().unwrap() >= 2);
 }

@@ -159,14 +159,14 @@ fn end_offsets(brokers: &str, topic: &str, partitions: i32) -> Vec<Offset> {
 }
 
 /// A `lambda-stream run` process; killed if still running when dropped.
-struct WorkerProcess {
+pub(crate) struct WorkerProcess {
     child: Child,
     log: PathBuf,
     _dir: TempFile,
 }
 
 impl WorkerProcess {
-    fn start(
+    pub(crate) fn start(
         brokers: &str,
         mapping: &TempFile,
         topics: &str,
@@ -216,7 +216,7 @@ impl WorkerProcess {
         WorkerProcess { child, log, _dir: dir }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -227,7 +227,7 @@ impl WorkerProcess {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    fn wait_for_log(&self, needle: &str, timeout: Duration) {
+    pub(crate) fn wait_for_log(&self, needle: &str, timeout: Duration) {
         let started = Instant::now();
         while started.elapsed() < timeout {
             if self.log().contains(needle) {
@@ -258,7 +258,7 @@ impl WorkerProcess {
     }
 
     /// SIGTERM, then the totals line it prints on a clean exit.
-    fn stop(&mut self) -> serde_json::Value {
+    pub(crate) fn stop(&mut self) -> serde_json::Value {
         self.signal("-TERM");
         let started = Instant::now();
         let (status, out) = self.wait(Duration::from_secs(20));
@@ -275,14 +275,14 @@ impl Drop for WorkerProcess {
     }
 }
 
-struct Topics {
-    input: String,
-    ok: String,
-    fail: String,
-    group: String,
+pub(crate) struct Topics {
+    pub(crate) input: String,
+    pub(crate) ok: String,
+    pub(crate) fail: String,
+    pub(crate) group: String,
 }
 
-async fn topics(prefix: &str, partitions: i32) -> Topics {
+pub(crate) async fn topics(prefix: &str, partitions: i32) -> Topics {
     let t = Topics {
         input: unique_topic(&format!("{prefix}-in")),
         ok: unique_topic(&format!("{prefix}-ok")),
