@@ -357,3 +357,51 @@ async fn a_worker_waits_out_a_registry_outage_and_fails_no_record_for_it() {
     assert!(fail.is_empty(), "no record fails for the registry's outage: {totals}");
     assert!(registry.requests()[format!("GET /schemas/ids/{id}")].as_u64().unwrap() >= 2);
 }
+
+#[test]
+fn the_function_behind_the_lambda_emulator_maps_avro_and_fails_the_invocation_when_the_registry_is_down() {
+    let registry = TestRegistry::start(&[]);
+    let id = registry.register("orders-value", "order.avsc");
+    let brokers = crate::kafka_util::bootstrap();
+    let (ok, fail) = (crate::kafka_util::unique_topic("rie-avro-ok"), crate::kafka_util::unique_topic("rie-avro-fail"));
+    tokio::runtime::Runtime::new().unwrap().block_on(crate::kafka_util::create_topics(&[(&ok, 1), (&fail, 1)]));
+    let settings = vec![
+        ("LAMBDA_ENV", "test".to_string()),
+        ("ENVIRONMENTS_FILE", "none".into()),
+        ("MSK_SERVERS", brokers),
+        ("MAPPING_FILE", root().join("mappings/orders-to-billing.yaml").display().to_string()),
+        ("TOPIC_OK", ok.clone()),
+        ("TOPIC_FAIL", fail.clone()),
+        ("SOURCE_FORMAT", "avro".into()),
+        ("SCHEMA_REGISTRY_URL", registry.url.clone()),
+    ];
+    let function =
+        crate::emulator::Emulated::start(std::path::Path::new(env!("CARGO_BIN_EXE_lambda-stream")), &settings);
+    let body = body_of("order.confluent.b64");
+    // One record framed as produced, one as an event source mapping with a registry sends it.
+    let metadata = json!({"dataFormat": "AVRO", "schemaId": id.to_string()});
+    let records = json!({"eventSource": "aws:kafka", "records": {"orders-0": [
+        record(10, &framed(id, &body), None),
+        record(11, &body, Some(metadata)),
+        record(12, &framed(id + 5, &body), None),
+    ]}});
+    let (status, answer) = function.invoke(records.to_string().as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let summary: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!((&summary["ok"], &summary["failed"]), (&json!(2), &json!(1)), "{summary}");
+    assert_eq!(crate::kafka_util::consume(&ok, 1, 2, Duration::from_secs(15)).len(), 2);
+    let failed = crate::kafka_util::consume(&fail, 1, 1, Duration::from_secs(15));
+    assert_eq!(crate::kafka_util::header(&failed[0], "lambda-stream.error.stage").as_deref(), Some("decode"));
+
+    // The registry down: the invocation fails (Lambda retries the batch); nothing is produced.
+    registry.fault(json!({"status": 500, "count": -1, "path_prefix": "/schemas"}));
+    let unknown =
+        json!({"eventSource": "aws:kafka", "records": {"orders-0": [record(13, &framed(id + 9, &body), None)]}});
+    let (status, answer) = function.invoke(unknown.to_string().as_bytes());
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.contains("SchemaRegistryUnavailable"), "{status} {answer}");
+    assert!(
+        crate::kafka_util::consume(&fail, 1, 2, Duration::from_secs(3)).len() == 1,
+        "no fail record for the outage"
+    );
+}
