@@ -267,7 +267,7 @@ pub async fn load_pipeline(settings: &crate::config::Settings) -> Result<(Pipeli
         let location = Location::parse(&settings.mapping_file.to_string_lossy())?;
         let (refresher, plan) = Refresher::load(MappingSource::new(location).await, interval).await?;
         let pipeline = Pipeline::new(plan, settings.router()).with_format(settings.source_format);
-        return Ok((with_schemas(pipeline, settings)?, vec![refresher]));
+        return Ok((with_schemas(pipeline, settings).await?, vec![refresher]));
     }
     let mut routes = Vec::new();
     let mut refreshers = Vec::new();
@@ -292,14 +292,15 @@ pub async fn load_pipeline(settings: &crate::config::Settings) -> Result<(Pipeli
         topic_fail: fail.clone(),
         ..settings.router()
     });
-    Ok((with_schemas(Pipeline::with_routes(routes, unrouted), settings)?, refreshers))
+    Ok((with_schemas(Pipeline::with_routes(routes, unrouted), settings).await?, refreshers))
 }
 
 /// The pipeline reading its framed records' schemas from the settings' registry.
-fn with_schemas(pipeline: Pipeline, settings: &crate::config::Settings) -> Result<Pipeline, SourceError> {
+async fn with_schemas(pipeline: Pipeline, settings: &crate::config::Settings) -> Result<Pipeline, SourceError> {
     Ok(match &settings.schema_registry {
         Some(registry) => {
-            pipeline.with_schemas(std::sync::Arc::new(crate::format::registry::Schemas::from_settings(registry)?))
+            let schemas = crate::format::registry::Schemas::from_settings(registry).await?;
+            pipeline.with_schemas(std::sync::Arc::new(schemas))
         }
         None => pipeline,
     })

@@ -405,3 +405,81 @@ fn the_function_behind_the_lambda_emulator_maps_avro_and_fails_the_invocation_wh
         "no fail record for the outage"
     );
 }
+
+/// Registers `schema_file` in moto's Glue Schema Registry with boto3; the schema version's id.
+fn glue_register(moto: &crate::ssm_moto::Moto, schema_file: &str) -> String {
+    let script = r#"
+import sys, boto3
+glue = boto3.client("glue", region_name="us-east-1", endpoint_url=sys.argv[1],
+                    aws_access_key_id="test", aws_secret_access_key="test")
+glue.create_registry(RegistryName="orders")
+answer = glue.create_schema(RegistryId={"RegistryName": "orders"}, SchemaName="orders-value", DataFormat="AVRO",
+                            Compatibility="NONE", SchemaDefinition=open(sys.argv[2]).read())
+print(answer["SchemaVersionId"])
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &format!("http://127.0.0.1:{}", moto.port)])
+        .arg(fixture(&format!("avro/{schema_file}")))
+        .output()
+        .expect("python3 runs boto3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A fixture's Glue-framed value with its schema version replaced by `version`.
+fn glue_framed(file: &str, version: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(fixture(&format!("avro/{file}"))).unwrap();
+    let mut value = BASE64.decode(text.lines().next().unwrap().trim()).unwrap();
+    let lambda_stream::format::wire::SchemaId::Glue(uuid) =
+        lambda_stream::format::wire::SchemaId::parse(version).unwrap()
+    else {
+        panic!("{version} is a UUID")
+    };
+    value[2..18].copy_from_slice(&uuid);
+    value
+}
+
+#[test]
+fn avro_framed_by_glue_reads_through_glue_schema_registry_on_moto() {
+    let moto = crate::ssm_moto::Moto::start(false);
+    let version = glue_register(&moto, "order.avsc");
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let unknown = "0badc0de-0000-4000-8000-000000000000";
+    let lines = [
+        glue_framed("glue-order.b64", &version),
+        glue_framed("glue-order-zlib.b64", &version),
+        glue_framed("glue-order.b64", unknown),
+    ];
+    let text: String = lines.iter().map(|v| BASE64.encode(v) + "\n").collect();
+    let input = TempFile::new("glue.b64", text.as_bytes());
+    let args = [
+        "process",
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--format",
+        "avro",
+        "--registry",
+        "glue:us-east-1",
+        "--input",
+        input.arg(),
+    ];
+    let out = lambda_stream_env(&args, &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!((got[0]["route"].as_str(), got[1]["route"].as_str()), (Some("ok"), Some("ok")), "{got:?}");
+    assert_eq!(got[0]["value"], got[1]["value"], "zlib-compressed bodies read alike");
+    assert_eq!(got[2]["stage"], "decode", "{:?}", got[2]);
+    let message = got[2]["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("Glue has no schema version {unknown}")), "{message}");
+    // Glue not answering is the run's failure, not the records'.
+    drop(moto);
+    let out = lambda_stream_env(&args, &env);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+}

@@ -20,8 +20,9 @@ pub struct FormatArgs {
     /// avro. Binary records are read from --input as one base64 value per line.
     #[arg(long = "format", default_value = "json", value_parser = parse_format)]
     pub format: SourceFormat,
-    /// A Confluent-compatible schema registry to read schemas from (its base URL); credentials
-    /// from SCHEMA_REGISTRY_USER_INFO or SCHEMA_REGISTRY_BEARER_TOKEN.
+    /// The schema registry to read schemas from: a Confluent-compatible one's base URL
+    /// (credentials from SCHEMA_REGISTRY_USER_INFO or SCHEMA_REGISTRY_BEARER_TOKEN), or AWS Glue
+    /// Schema Registry: `glue`, `glue:REGION` or the registry's ARN (AWS credentials as usual).
     #[arg(long, conflicts_with = "schema")]
     pub registry: Option<String>,
     /// One Avro schema file (.avsc) to read every record with, whatever schema id it names.
@@ -54,9 +55,22 @@ impl LineFormat {
 
     /// The flags' format and where its schemas come from.
     pub fn from_args(args: &FormatArgs) -> Result<Self, CliError> {
+        #[cfg(feature = "kafka")]
+        let runtime = match &args.registry {
+            Some(_) if args.schema.is_none() => {
+                Some(tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::Runtime)?)
+            }
+            _ => None,
+        };
         let schemas = match (&args.schema, &args.registry) {
             (Some(file), _) => Some(Arc::new(Schemas::new(SchemaSource::File(Arc::new(schema_file(file)?))))),
-            (None, Some(url)) => Some(Arc::new(registry(url)?)),
+            #[cfg(feature = "kafka")]
+            (None, Some(url)) => {
+                let runtime = runtime.as_ref().expect("a runtime for the registry");
+                Some(Arc::new(runtime.block_on(registry(url))?))
+            }
+            #[cfg(not(feature = "kafka"))]
+            (None, Some(_)) => return Err(CliError::Usage(NO_REGISTRY.into())),
             (None, None) if args.format.uses_schemas() => {
                 return Err(CliError::Usage(format!(
                     "--format {} records name a schema: give --registry URL or --schema FILE",
@@ -131,7 +145,7 @@ pub fn schema_file(path: &Path) -> Result<CompiledSchema, CliError> {
 }
 
 #[cfg(feature = "kafka")]
-fn registry(url: &str) -> Result<Schemas, CliError> {
+async fn registry(url: &str) -> Result<Schemas, CliError> {
     let layers = crate::config::Layers::command_line(Vec::new(), "lambda-stream-local");
     let settings = crate::config::RegistrySettings {
         url: url.to_string(),
@@ -139,13 +153,9 @@ fn registry(url: &str) -> Result<Schemas, CliError> {
         bearer_token: layers.get("SCHEMA_REGISTRY_BEARER_TOKEN"),
         timeout_ms: layers.get("SCHEMA_REGISTRY_TIMEOUT_MS").and_then(|t| t.parse().ok()).unwrap_or(10_000),
     };
-    Schemas::from_settings(&settings).map_err(CliError::from)
+    Schemas::from_settings(&settings).await.map_err(CliError::from)
 }
 
 #[cfg(not(feature = "kafka"))]
-fn registry(_url: &str) -> Result<Schemas, CliError> {
-    Err(CliError::Usage(
-        "this lambda-stream is the mapping-tools build: --registry needs the full build; give --schema FILE instead"
-            .into(),
-    ))
-}
+const NO_REGISTRY: &str =
+    "this lambda-stream is the mapping-tools build: --registry needs the full build; give --schema FILE instead";

@@ -13,6 +13,8 @@
 //! reached fails the batch, so it is retried and no record is lost.
 
 pub mod avro;
+#[cfg(feature = "kafka")]
+pub mod glue;
 pub mod registry;
 pub mod wire;
 

@@ -22,6 +22,9 @@ pub enum SchemaSource {
     /// A Confluent-compatible Schema Registry's REST API.
     #[cfg(feature = "kafka")]
     Confluent(confluent::ConfluentRegistry),
+    /// AWS Glue Schema Registry.
+    #[cfg(feature = "kafka")]
+    Glue(super::glue::GlueRegistry),
 }
 
 /// A registry that could not answer: an infrastructure failure (the batch is retried), never a
@@ -82,10 +85,15 @@ impl Schemas {
         Schemas { source, cache: Mutex::new(Cache::default()) }
     }
 
-    /// The registry the settings name.
+    /// The registry the settings name: AWS Glue Schema Registry (`glue`, `glue:REGION` or a
+    /// registry's ARN), else a Confluent-compatible REST API at the URL.
     #[cfg(feature = "kafka")]
-    pub fn from_settings(settings: &crate::config::RegistrySettings) -> Result<Self, RegistryError> {
+    pub async fn from_settings(settings: &crate::config::RegistrySettings) -> Result<Self, RegistryError> {
         use confluent::{ConfluentRegistry, RegistryAuth};
+        let timeout = std::time::Duration::from_millis(settings.timeout_ms);
+        if super::glue::is_glue(&settings.url) {
+            return Ok(Schemas::new(SchemaSource::Glue(super::glue::GlueRegistry::new(&settings.url, timeout).await?)));
+        }
         let auth = match (&settings.user_info, &settings.bearer_token) {
             (_, Some(token)) => RegistryAuth::Bearer(token.clone()),
             (Some(info), None) => {
@@ -94,7 +102,6 @@ impl Schemas {
             }
             (None, None) => RegistryAuth::None,
         };
-        let timeout = std::time::Duration::from_millis(settings.timeout_ms);
         Ok(Schemas::new(SchemaSource::Confluent(ConfluentRegistry::new(&settings.url, auth, timeout)?)))
     }
 
@@ -104,6 +111,8 @@ impl Schemas {
             SchemaSource::File(_) => "a schema file".into(),
             #[cfg(feature = "kafka")]
             SchemaSource::Confluent(registry) => registry.url().to_string(),
+            #[cfg(feature = "kafka")]
+            SchemaSource::Glue(registry) => format!("AWS Glue Schema Registry at {}", registry.url()),
         }
     }
 
@@ -169,6 +178,11 @@ impl Schemas {
             (SchemaSource::Confluent(_), SchemaId::Glue(_)) => Ok(Fetched::Missing(format!(
                 "the record is framed for AWS Glue Schema Registry (schema version {id}), \
                  but this function reads schemas from a Confluent-compatible registry"
+            ))),
+            (SchemaSource::Glue(registry), SchemaId::Glue(_)) => registry.schema_version(id).await,
+            (SchemaSource::Glue(_), SchemaId::Confluent(_)) => Ok(Fetched::Missing(format!(
+                "the record is framed for a Confluent-compatible registry (schema id {id}), \
+                 but this function reads schemas from AWS Glue Schema Registry"
             ))),
             // A schema file serves every record; `prepare` never fetches for it.
             (SchemaSource::File(_), _) => Ok(Fetched::Missing("a schema file has no ids".into())),
