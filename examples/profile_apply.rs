@@ -3,7 +3,8 @@
 //! (`RECORD` defaults to the reference order; a `.jsonl` file gives its first line).
 //! (`scan`: only the extractor's pass over the record, for the mapping's source paths;
 //! `envelope`: the record's fail envelope, as a replay reads it back, under a mapping allowing only
-//! status `CREATED`).
+//! status `CREATED`; `avro`: the reference order as Avro behind Confluent's framing, read with
+//! its writer schema and mapped, as an Avro batch maps it).
 
 use lambda_stream::mapping_file;
 use lambda_stream::plan;
@@ -35,6 +36,24 @@ fn main() {
         }
         let secs = started.elapsed().as_secs_f64();
         println!("scan: {n} records ({found} values) in {secs:.2} s: {:.0} records/s", n as f64 / secs);
+        return;
+    }
+    if std::env::args().nth(2).as_deref() == Some("avro") {
+        use base64::Engine as _;
+        use lambda_stream::format::{BatchSchemas, CompiledSchema, SourceFormat, avro::AvroReader, wire::SchemaId};
+        let framed = std::fs::read_to_string(format!("{root}/tests/fixtures/avro/order.confluent.b64")).unwrap();
+        let framed = base64::engine::general_purpose::STANDARD.decode(framed.trim()).unwrap();
+        let schema = std::fs::read_to_string(format!("{root}/tests/fixtures/avro/order.avsc")).unwrap();
+        let mut schemas = BatchSchemas::none();
+        let reader = AvroReader::new(&schema, &[]).unwrap();
+        schemas.insert(SchemaId::Confluent(1), Ok(std::sync::Arc::new(CompiledSchema::Avro(reader))));
+        let mut ok = 0usize;
+        for _ in 0..n {
+            let applied = schemas.apply(&plan, SourceFormat::Avro, std::hint::black_box(&framed), None);
+            ok += usize::from(matches!(applied.outcome, plan::Outcome::Mapped(_)));
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!("avro: {n} records ({ok}) in {secs:.2} s: {:.0} records/s", n as f64 / secs);
         return;
     }
     if std::env::args().nth(2).as_deref() == Some("envelope") {

@@ -19,6 +19,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::plan::document::Doc;
+use crate::plan::extract::{MemberName, Projection};
 
 /// How deep records, arrays and maps may nest in one record (as for JSON records).
 pub const MAX_DEPTH: usize = crate::plan::extract::MAX_DEPTH;
@@ -26,6 +27,9 @@ pub const MAX_DEPTH: usize = crate::plan::extract::MAX_DEPTH;
 /// Items of a zero-width type (`null`, an empty record) one block may claim: past this, a count
 /// is not backed by bytes and only a hostile record would send it.
 const MAX_EMPTY_ITEMS: u64 = 65_536;
+
+/// What is read below a value: `None` everything, else what the mapping reads.
+pub type Below<'a> = Option<Projection<'a>>;
 
 /// A writer schema, compiled for reading.
 #[derive(Debug)]
@@ -49,7 +53,8 @@ enum Ty {
     Array(usize),
     Map(usize),
     Union(Vec<usize>),
-    Record(Vec<(String, usize)>),
+    /// Fields by name (prepared for the mapping's lookups) and type.
+    Record(Vec<(MemberName, usize)>),
     /// Unscaled two's-complement bytes (`fixed`: of this size) and the scale.
     Decimal {
         scale: usize,
@@ -118,15 +123,55 @@ impl AvroReader {
     /// Reads one record body (the Avro binary datum, without any framing). The whole body must
     /// be one value of the schema.
     pub fn read<'a>(&'a self, bytes: &'a [u8]) -> Result<Doc<'a>, AvroError> {
-        let mut reader = Reading { bytes, pos: 0, path: Vec::new() };
-        let doc = reader.value(self, self.root, 0)?;
-        if reader.pos != bytes.len() {
-            return Err(reader.error(format!(
-                "{} bytes left after the record: the body is longer than its schema says",
-                bytes.len() - reader.pos
-            )));
+        self.read_projected(bytes, None)
+    }
+
+    /// Reads one record body for a mapping: only the values at the points of `projection` that
+    /// the mapping reads whole are built, each pushed onto `captured` with its point, in record
+    /// order (what [`crate::plan::Plan::apply_captured`] maps); everything else is stepped over,
+    /// checked as strictly as when it is read. No tree of the record is built.
+    pub fn read_captures<'a, 'p>(
+        &'a self,
+        bytes: &'a [u8],
+        projection: Projection<'p>,
+        captured: &mut Vec<(Projection<'p>, Doc<'a>)>,
+    ) -> Result<(), AvroError> {
+        if !matches!(self.types[self.resolve(self.root)], Ty::Record(_)) {
+            return Err(AvroError {
+                message: "the schema's top level is not a record; a mapping reads records".into(),
+                offset: 0,
+                path: String::new(),
+            });
         }
-        Ok(doc)
+        let read = |track: bool, captured: &mut Vec<(Projection<'p>, Doc<'a>)>| {
+            let mut reading = Reading { bytes, pos: 0, path: Vec::new(), track };
+            reading.visit(self, self.root, projection, 0, captured)?;
+            reading.finished()
+        };
+        // A record that fails is read again, keeping the path, to say where the problem is.
+        read(false, captured).map_err(|first| read(true, &mut Vec::new()).err().unwrap_or(first))
+    }
+
+    /// The type a reference names.
+    fn resolve(&self, mut ty: usize) -> usize {
+        for _ in 0..MAX_DEPTH {
+            match self.types[ty] {
+                Ty::Ref(target) => ty = target,
+                _ => break,
+            }
+        }
+        ty
+    }
+
+    /// [`read`](Self::read), building only what `projection` says a mapping reads (`None`:
+    /// everything); the rest is stepped over, checked as strictly but not built.
+    pub fn read_projected<'a>(&'a self, bytes: &'a [u8], projection: Below<'a>) -> Result<Doc<'a>, AvroError> {
+        let read = |track: bool| {
+            let mut reading = Reading { bytes, pos: 0, path: Vec::new(), track };
+            let doc = reading.value(self, self.root, 0, projection)?;
+            reading.finished().map(|()| doc)
+        };
+        read(false).map_err(|first| read(true).err().unwrap_or(first))
     }
 }
 
@@ -208,7 +253,7 @@ impl<'s> Compiler<'s> {
             Schema::Record(r) => Ty::Record(
                 r.fields
                     .iter()
-                    .map(|f| Ok::<_, AvroSchemaError>((f.name.clone(), self.compile(&f.schema)?)))
+                    .map(|f| Ok::<_, AvroSchemaError>((MemberName::new(&f.name), self.compile(&f.schema)?)))
                     .collect::<Result<_, _>>()?,
             ),
             Schema::Decimal(d) => Ty::Decimal {
@@ -252,8 +297,10 @@ impl<'s> Compiler<'s> {
 struct Reading<'a> {
     bytes: &'a [u8],
     pos: usize,
-    /// The fields and indexes being read, for messages.
+    /// The fields and indexes being read, for messages: kept only when a record that failed is
+    /// read again to say where (keeping it for every record cost a fifth of the read).
     path: Vec<PathPart<'a>>,
+    track: bool,
 }
 
 enum PathPart<'a> {
@@ -263,6 +310,31 @@ enum PathPart<'a> {
 }
 
 impl<'a> Reading<'a> {
+    /// The whole body was the value.
+    fn finished(&self) -> Result<(), AvroError> {
+        if self.pos == self.bytes.len() {
+            return Ok(());
+        }
+        Err(self.error(format!(
+            "{} bytes left after the record: the body is longer than its schema says",
+            self.bytes.len() - self.pos
+        )))
+    }
+
+    #[inline(always)]
+    fn enter(&mut self, part: PathPart<'a>) {
+        if self.track {
+            self.path.push(part);
+        }
+    }
+
+    #[inline(always)]
+    fn leave(&mut self) {
+        if self.track {
+            self.path.pop();
+        }
+    }
+
     fn error(&self, message: String) -> AvroError {
         /// Parts of a path shown at each end: a recursive record's path can be hundreds deep.
         const SHOWN: usize = 8;
@@ -349,10 +421,15 @@ impl<'a> Reading<'a> {
     fn text(&mut self) -> Result<&'a str, AvroError> {
         let at = self.pos;
         let bytes = self.bytes("a string")?;
-        std::str::from_utf8(bytes).map_err(|e| {
-            self.pos = at;
-            self.error(format!("a string that is not UTF-8 (byte {} of it)", e.valid_up_to()))
-        })
+        // Most text is ASCII: simdutf8's check of a valid string is several times std's.
+        match simdutf8::basic::from_utf8(bytes) {
+            Ok(text) => Ok(text),
+            Err(_) => {
+                let valid = std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| bytes.len());
+                self.pos = at;
+                Err(self.error(format!("a string that is not UTF-8 (byte {valid} of it)")))
+            }
+        }
     }
 
     fn float(&mut self, width: usize) -> Result<f64, AvroError> {
@@ -404,20 +481,21 @@ impl<'a> Reading<'a> {
         }
     }
 
-    fn value(&mut self, reader: &'a AvroReader, ty: usize, depth: usize) -> Result<Doc<'a>, AvroError> {
+    fn value(
+        &mut self,
+        reader: &'a AvroReader,
+        ty: usize,
+        depth: usize,
+        below: Below<'a>,
+    ) -> Result<Doc<'a>, AvroError> {
         if depth > MAX_DEPTH {
             return Err(self.error(format!("the record nests deeper than {MAX_DEPTH} levels")));
         }
+        // A value read whole is built whole.
+        let below = below.filter(|p| !p.whole());
         Ok(match &reader.types[ty] {
             Ty::Null => Doc::Null,
-            Ty::Bool => match self.take(1, "a boolean")?[0] {
-                0 => Doc::Bool(false),
-                1 => Doc::Bool(true),
-                other => {
-                    self.pos -= 1;
-                    return Err(self.error(format!("a boolean byte must be 0 or 1, not {other}")));
-                }
-            },
+            Ty::Bool => Doc::Bool(self.boolean()?),
             Ty::Int => Doc::Int(i64::from(self.int()?)),
             Ty::Long => Doc::Int(self.long()?),
             Ty::Float => Doc::Float(self.float(4)?),
@@ -425,65 +503,250 @@ impl<'a> Reading<'a> {
             Ty::Str => Doc::Str(Cow::Borrowed(self.text()?)),
             Ty::Bytes => Doc::Str(Cow::Owned(BASE64.encode(self.bytes("bytes")?))),
             Ty::Fixed(size) => Doc::Str(Cow::Owned(BASE64.encode(self.take(*size, "a fixed")?))),
-            Ty::Enum(symbols) => {
-                let at = self.pos;
-                let index = self.long()?;
-                match usize::try_from(index).ok().and_then(|i| symbols.get(i)) {
-                    Some(symbol) => Doc::Str(Cow::Borrowed(symbol)),
-                    None => {
-                        self.pos = at;
-                        return Err(
-                            self.error(format!("enum index {index}, but the enum has {} symbols", symbols.len()))
-                        );
-                    }
-                }
-            }
-            Ty::Array(item) => {
-                let mut items = Vec::new();
-                self.blocks(reader, *item, "an array", |r, index| {
-                    r.path.push(PathPart::Index(index));
-                    items.push(r.value(reader, *item, depth + 1)?);
-                    r.path.pop();
-                    Ok(())
-                })?;
-                Doc::List(items)
-            }
-            Ty::Map(value) => {
-                let mut entries = Vec::new();
-                self.blocks(reader, *value, "a map", |r, _| {
-                    let key = r.text()?;
-                    r.path.push(PathPart::Key(Cow::Borrowed(key)));
-                    entries.push((Cow::Borrowed(key), r.value(reader, *value, depth + 1)?));
-                    r.path.pop();
-                    Ok(())
-                })?;
-                Doc::Object(entries)
-            }
+            Ty::Enum(symbols) => Doc::Str(Cow::Borrowed(self.symbol(symbols)?)),
+            Ty::Array(item) => self.array(reader, *item, depth, below)?,
+            Ty::Map(value) => self.map(reader, *value, depth, below)?,
             Ty::Union(branches) => {
                 let branch = self.branch(branches)?;
-                self.value(reader, branch, depth + 1)?
+                self.value(reader, branch, depth + 1, below)?
             }
-            Ty::Record(fields) => {
-                let mut members = Vec::with_capacity(fields.len());
-                for (name, field) in fields {
-                    self.path.push(PathPart::Field(name));
-                    // A union that chose `null` leaves the field out, as a JSON record leaves out
-                    // what it does not have: `required:` and defaults then mean the same.
+            Ty::Record(fields) => self.record(reader, fields, depth, below)?,
+            Ty::Ref(index) => self.value(reader, *index, depth + 1, below)?,
+            logical => self.logical(logical)?,
+        })
+    }
+
+    fn boolean(&mut self) -> Result<bool, AvroError> {
+        match self.take(1, "a boolean")?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => {
+                self.pos -= 1;
+                Err(self.error(format!("a boolean byte must be 0 or 1, not {other}")))
+            }
+        }
+    }
+
+    fn symbol<'s>(&mut self, symbols: &'s [String]) -> Result<&'s str, AvroError> {
+        let at = self.pos;
+        let index = self.long()?;
+        match usize::try_from(index).ok().and_then(|i| symbols.get(i)) {
+            Some(symbol) => Ok(symbol),
+            None => {
+                self.pos = at;
+                Err(self.error(format!("enum index {index}, but the enum has {} symbols", symbols.len())))
+            }
+        }
+    }
+
+    /// An array. Items nothing reads are stepped over and kept as `null`, so the ones read keep
+    /// their indexes.
+    fn array(
+        &mut self,
+        reader: &'a AvroReader,
+        item: usize,
+        depth: usize,
+        below: Below<'a>,
+    ) -> Result<Doc<'a>, AvroError> {
+        let mut items = Vec::new();
+        self.blocks(reader, item, "an array", |r, index| {
+            r.enter(PathPart::Index(index));
+            let read = match below {
+                None => Some(None),
+                Some(p) => usize::try_from(index).ok().and_then(|i| p.element(i)).map(Some),
+            };
+            match read {
+                Some(sub) => items.push(r.value(reader, item, depth + 1, sub)?),
+                None => {
+                    r.skip(reader, item, depth + 1)?;
+                    items.push(Doc::Null);
+                }
+            }
+            r.leave();
+            Ok(())
+        })?;
+        Ok(Doc::List(items))
+    }
+
+    fn map(
+        &mut self,
+        reader: &'a AvroReader,
+        value: usize,
+        depth: usize,
+        below: Below<'a>,
+    ) -> Result<Doc<'a>, AvroError> {
+        let mut entries = Vec::new();
+        self.blocks(reader, value, "a map", |r, _| {
+            let key = r.text()?;
+            r.enter(PathPart::Key(Cow::Borrowed(key)));
+            match below.map(|p| p.member(key)) {
+                None => entries.push((Cow::Borrowed(key), r.value(reader, value, depth + 1, None)?)),
+                Some(Some(sub)) => entries.push((Cow::Borrowed(key), r.value(reader, value, depth + 1, Some(sub))?)),
+                Some(None) => r.skip(reader, value, depth + 1)?,
+            }
+            r.leave();
+            Ok(())
+        })?;
+        Ok(Doc::Object(entries))
+    }
+
+    fn record(
+        &mut self,
+        reader: &'a AvroReader,
+        fields: &'a [(MemberName, usize)],
+        depth: usize,
+        below: Below<'a>,
+    ) -> Result<Doc<'a>, AvroError> {
+        let mut members = Vec::with_capacity(if below.is_some() { 4 } else { fields.len() });
+        for (name, field) in fields {
+            self.enter(PathPart::Field(name.as_str()));
+            let sub = match below {
+                None => Some(None),
+                Some(p) => p.member_named(name).map(Some),
+            };
+            match sub {
+                None => self.skip(reader, *field, depth + 1)?,
+                Some(sub) => {
+                    // A union that chose `null` leaves the field out, as a JSON record leaves
+                    // out what it does not have: `required:` and defaults then mean the same.
                     if let Ty::Union(branches) = &reader.types[*field] {
                         let branch = self.branch(branches)?;
                         if !matches!(reader.types[branch], Ty::Null) {
-                            members.push((Cow::Borrowed(name.as_str()), self.value(reader, branch, depth + 1)?));
+                            members.push((Cow::Borrowed(name.as_str()), self.value(reader, branch, depth + 1, sub)?));
                         }
                     } else {
-                        members.push((Cow::Borrowed(name.as_str()), self.value(reader, *field, depth + 1)?));
+                        members.push((Cow::Borrowed(name.as_str()), self.value(reader, *field, depth + 1, sub)?));
                     }
-                    self.path.pop();
                 }
-                Doc::Object(members)
             }
-            Ty::Ref(index) => self.value(reader, *index, depth + 1)?,
-            logical => self.logical(logical)?,
-        })
+            self.leave();
+        }
+        Ok(Doc::Object(members))
+    }
+
+    /// A value at a point of the mapping's projection: built and captured where the mapping
+    /// reads it whole, followed where it reads below it, stepped over elsewhere.
+    fn visit<'p>(
+        &mut self,
+        reader: &'a AvroReader,
+        ty: usize,
+        point: Projection<'p>,
+        depth: usize,
+        captured: &mut Vec<(Projection<'p>, Doc<'a>)>,
+    ) -> Result<(), AvroError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error(format!("the record nests deeper than {MAX_DEPTH} levels")));
+        }
+        if point.whole() {
+            let value = self.value(reader, ty, depth, None)?;
+            captured.push((point, value));
+            return Ok(());
+        }
+        match &reader.types[ty] {
+            Ty::Record(fields) => {
+                for (name, field) in fields {
+                    self.enter(PathPart::Field(name.as_str()));
+                    match point.member_named(name) {
+                        Some(below) => self.visit(reader, *field, below, depth + 1, captured)?,
+                        None => self.skip(reader, *field, depth + 1)?,
+                    }
+                    self.leave();
+                }
+            }
+            Ty::Union(branches) => {
+                let branch = self.branch(branches)?;
+                self.visit(reader, branch, point, depth + 1, captured)?;
+            }
+            Ty::Ref(index) => self.visit(reader, *index, point, depth + 1, captured)?,
+            Ty::Array(item) => self.blocks(reader, *item, "an array", |r, index| {
+                r.enter(PathPart::Index(index));
+                match usize::try_from(index).ok().and_then(|i| point.element(i)) {
+                    Some(below) => r.visit(reader, *item, below, depth + 1, captured)?,
+                    None => r.skip(reader, *item, depth + 1)?,
+                }
+                r.leave();
+                Ok(())
+            })?,
+            Ty::Map(value) => self.blocks(reader, *value, "a map", |r, _| {
+                let key = r.text()?;
+                r.enter(PathPart::Key(Cow::Borrowed(key)));
+                match point.member(key) {
+                    Some(below) => r.visit(reader, *value, below, depth + 1, captured)?,
+                    None => r.skip(reader, *value, depth + 1)?,
+                }
+                r.leave();
+                Ok(())
+            })?,
+            // The mapping reads below a value that has nothing below it: nothing is found there.
+            _ => self.skip(reader, ty, depth)?,
+        }
+        Ok(())
+    }
+
+    /// Steps over a value nothing reads: its lengths, counts, indexes and text are checked, as
+    /// when it is read, but nothing is built.
+    fn skip(&mut self, reader: &'a AvroReader, ty: usize, depth: usize) -> Result<(), AvroError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error(format!("the record nests deeper than {MAX_DEPTH} levels")));
+        }
+        match &reader.types[ty] {
+            Ty::Null => {}
+            Ty::Bool => {
+                self.boolean()?;
+            }
+            Ty::Int | Ty::Date | Ty::TimeMillis => {
+                self.int()?;
+            }
+            Ty::Long | Ty::TimeMicros | Ty::Timestamp { .. } => {
+                self.long()?;
+            }
+            Ty::Enum(symbols) => {
+                self.symbol(symbols)?;
+            }
+            Ty::Float => {
+                self.take(4, "a floating-point number")?;
+            }
+            Ty::Double => {
+                self.take(8, "a floating-point number")?;
+            }
+            // Text is checked even when nothing reads it, as a JSON record's is: a record with
+            // broken text is broken for every reader of the topic.
+            Ty::Str | Ty::Uuid(UuidForm::Text) => {
+                self.text()?;
+            }
+            Ty::Bytes | Ty::Decimal { fixed: None, .. } => {
+                self.bytes("bytes")?;
+            }
+            Ty::BigDecimal => {
+                self.bytes("a big-decimal")?;
+                self.long()?;
+            }
+            Ty::Fixed(size) | Ty::Decimal { fixed: Some(size), .. } => {
+                self.take(*size, "a fixed")?;
+            }
+            Ty::Uuid(UuidForm::Bytes16) => {
+                self.take(16, "a uuid")?;
+            }
+            Ty::Duration => {
+                self.take(12, "a duration")?;
+            }
+            Ty::Array(item) => self.blocks(reader, *item, "an array", |r, _| r.skip(reader, *item, depth + 1))?,
+            Ty::Map(value) => self.blocks(reader, *value, "a map", |r, _| {
+                r.text()?;
+                r.skip(reader, *value, depth + 1)
+            })?,
+            Ty::Union(branches) => {
+                let branch = self.branch(branches)?;
+                self.skip(reader, branch, depth + 1)?;
+            }
+            Ty::Record(fields) => {
+                for (_, field) in fields {
+                    self.skip(reader, *field, depth + 1)?;
+                }
+            }
+            Ty::Ref(index) => self.skip(reader, *index, depth + 1)?,
+        }
+        Ok(())
     }
 
     /// A value of a logical type: what its underlying bytes or number mean.

@@ -14,7 +14,7 @@ use aws_sigv4::sign::v4;
 use serde::Deserialize;
 
 use super::RegisteredSchema;
-use super::registry::{Fetched, RegistryError};
+use super::fetched::{Fetched, RegistryError};
 use super::wire::SchemaId;
 
 /// Glue Schema Registry in one region, with the process's AWS credentials.

@@ -13,6 +13,7 @@
 //! reached fails the batch, so it is retried and no record is lost.
 
 pub mod avro;
+pub mod fetched;
 #[cfg(feature = "kafka")]
 pub mod glue;
 pub mod registry;
@@ -113,7 +114,8 @@ impl CompiledSchema {
 /// is none (the registry does not have it, it does not compile).
 #[derive(Debug, Default)]
 pub struct BatchSchemas {
-    found: HashMap<SchemaId, Result<Arc<CompiledSchema>, String>>,
+    /// Looked up once per record: foldhash, as std's SipHash cost more than the lookup.
+    found: HashMap<SchemaId, Result<Arc<CompiledSchema>, String>, foldhash::fast::RandomState>,
     /// The one schema every record is read with (a schema file), whatever id it names.
     every: Option<Arc<CompiledSchema>>,
 }
@@ -126,7 +128,7 @@ impl BatchSchemas {
 
     /// Every record read with `schema`.
     pub fn every(schema: Arc<CompiledSchema>) -> Self {
-        BatchSchemas { found: HashMap::new(), every: Some(schema) }
+        BatchSchemas { found: HashMap::default(), every: Some(schema) }
     }
 
     /// Adds what is known of schema `id`.
@@ -164,10 +166,13 @@ impl BatchSchemas {
             Err(why) => return Applied::failed(Some(id), decode_failure(format, id, why)),
         };
         let outcome = match schema {
-            CompiledSchema::Avro(reader) => match reader.read(&body) {
-                Ok(doc) => plan.apply_document(&doc, body.len()),
-                Err(e) => Outcome::Failed(decode_failure(format, id, e.to_string())),
-            },
+            CompiledSchema::Avro(reader) => {
+                let mut captured = Vec::with_capacity(32);
+                match reader.read_captures(&body, plan.projection(), &mut captured) {
+                    Ok(()) => plan.apply_captured(&captured, body.len()),
+                    Err(e) => Outcome::Failed(decode_failure(format, id, e.to_string())),
+                }
+            }
             CompiledSchema::Json => plan.apply(&body),
         };
         Applied { outcome, schema: Some(id) }

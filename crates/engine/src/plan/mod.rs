@@ -242,6 +242,24 @@ impl Plan {
         })
     }
 
+    /// What the mapping reads of a record: a decoder builds only that of a record's tree.
+    pub fn projection(&self) -> extract::Projection<'_> {
+        self.extractor.projection()
+    }
+
+    /// Maps one record of a binary format from the values its decoder found at the points of
+    /// this plan's [`projection`](Self::projection) (a `Projection` of another plan is a defect
+    /// of the caller: the record then fails, stage `internal`). Never panics.
+    pub fn apply_captured(&self, captured: &[(extract::Projection<'_>, Doc<'_>)], input_len: usize) -> Outcome {
+        guarded(|| {
+            self.map_slots(input_len, |slots| {
+                self.extractor
+                    .fill_captured(captured, slots)
+                    .map_err(|e| Failure::of_record("record", format!("the record cannot be mapped: {e}")))
+            })
+        })
+    }
+
     /// Maps one record decoded from a binary format (Avro, Protobuf): its values are looked up
     /// in the tree by the mapping's paths, exactly as they are scanned from a JSON record's text.
     /// `input_len`, the record's size on the wire, only sizes the output buffer. Never panics.

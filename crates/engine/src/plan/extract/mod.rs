@@ -35,7 +35,7 @@ mod walk;
 use super::value::Val;
 use scanner::{Captures, Scanner};
 pub use scanner::{MAX_DEPTH, ScanError};
-pub use trie::Extractor;
+pub use trie::{Extractor, MemberName, Projection};
 pub use walk::WalkError;
 
 pub(crate) use bytes::next_special_byte;

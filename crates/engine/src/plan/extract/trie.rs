@@ -344,3 +344,81 @@ pub(super) fn spread_seed(n: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     (z ^ (z >> 31)) | 1
 }
+
+/// A member name prepared for [`Projection::member_named`].
+#[derive(Clone, Debug)]
+pub struct MemberName {
+    text: Box<str>,
+    words: (u64, u64),
+}
+
+impl MemberName {
+    /// Prepares `name`.
+    pub fn new(name: &str) -> Self {
+        MemberName { text: name.into(), words: super::keys::key_words(name.as_bytes()) }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// What a mapping reads below one point of a record, for a decoder that builds a record's tree
+/// ([`crate::plan::document::Doc`]): it builds only the members the mapping reads, and skips the
+/// rest without building them. A decoder that ignores it builds the whole record; the mapping
+/// reads the same either way.
+#[derive(Clone, Copy, Debug)]
+pub struct Projection<'p>(&'p TrieNode);
+
+impl<'p> Projection<'p> {
+    pub(super) fn node(&self) -> &'p TrieNode {
+        self.0
+    }
+
+    /// Whether the value here is read whole (captured, or an `items:` array): build all of it.
+    pub fn whole(&self) -> bool {
+        self.0.materialize || self.0.items.is_some()
+    }
+
+    /// What is read below member `name` of an object here; `None`: nothing, skip it.
+    pub fn member(&self, name: &str) -> Option<Projection<'p>> {
+        match self.0.find_key(name) {
+            Some(i) => Some(Projection(&self.0.keys[i].1)),
+            None => self.0.wildcard.as_deref().map(Projection),
+        }
+    }
+
+    /// [`member`](Self::member) by a name prepared once ([`MemberName`]): a decoder that meets
+    /// the same names in every record (a schema's fields) looks them up without hashing them
+    /// again.
+    #[inline]
+    pub fn member_named(&self, name: &MemberName) -> Option<Projection<'p>> {
+        let node = self.0;
+        let found = if node.key_table.is_empty() {
+            None
+        } else {
+            let len = name.text.len();
+            node.probe(name.words, len, |i| len <= 16 || *node.keys[i].0 == *name.text)
+        };
+        match found {
+            Some(i) => Some(Projection(&node.keys[i].1)),
+            None => node.wildcard.as_deref().map(Projection),
+        }
+    }
+
+    /// What is read below item `index` of an array here; `None`: nothing, skip it.
+    pub fn element(&self, index: usize) -> Option<Projection<'p>> {
+        match self.0.indexes.iter().find(|(i, _)| *i == index) {
+            Some((_, node)) => Some(Projection(node)),
+            None => self.0.wildcard.as_deref().map(Projection),
+        }
+    }
+}
+
+impl Extractor {
+    /// What the mapping reads of a record ([`Projection`]).
+    pub fn projection(&self) -> Projection<'_> {
+        Projection(&self.root)
+    }
+}

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use serde_json::{Number, Value};
 
 use super::scanner::{Captures, MAX_DEPTH};
-use super::trie::{Extractor, ItemsCapture, TrieNode};
+use super::trie::{Extractor, ItemsCapture, Projection, TrieNode};
 use crate::plan::document::Doc;
 use crate::plan::value::{ScannedArray, Val, WholeArray};
 
@@ -36,6 +36,24 @@ impl Extractor {
         }
         let mut captures = Captures { slots, multi: &self.multi };
         walk(&self.root, doc, &mut captures, 0)
+    }
+}
+
+impl Extractor {
+    /// Fills the slots from values a decoder found at the points of [`Projection`]s it was
+    /// given ([`Extractor::projection`], followed through the record): each value is what the
+    /// mapping reads at its point (and below it), in record order. The decoder builds no tree of
+    /// the rest of the record, and nothing here walks it.
+    pub fn fill_captured<'a>(
+        &self,
+        captured: &'a [(Projection<'_>, Doc<'a>)],
+        slots: &mut [Option<Val<'a>>],
+    ) -> Result<(), WalkError> {
+        let mut captures = Captures { slots, multi: &self.multi };
+        for (point, value) in captured {
+            walk(point.node(), value, &mut captures, 0)?;
+        }
+        Ok(())
     }
 }
 
