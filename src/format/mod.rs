@@ -14,6 +14,7 @@
 
 pub mod avro;
 pub mod registry;
+pub mod shape;
 pub mod wire;
 
 use std::collections::HashMap;
