@@ -1,6 +1,7 @@
 //! The command line: argument parsing (clap), and one module per command.
 //!
 //! - [`validate`] — `validate-mapping` and `validate-config`: every problem as `FILE:LINE:COL`.
+//! - [`schema_check`] — the schemas `validate-mapping` holds a mapping to (files, a registry).
 //! - [`diff`] — `diff-mapping`: what an edit of a mapping changes on sample records.
 //! - [`explain`](mod@explain) — what a mapping does with one record, field by field.
 //! - [`failures`](mod@failures) — triage of a fail topic: what failed, by stage, rule, mapping and topic.
@@ -30,6 +31,7 @@ pub mod process;
 pub mod replay;
 #[cfg(feature = "kafka")]
 pub mod run;
+pub mod schema_check;
 pub mod source;
 pub mod validate;
 
@@ -53,7 +55,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check mapping files: compile each one and run its embedded tests.
+    /// Check mapping files: compile each one, run its embedded tests, and hold it to the schemas of
+    /// its topics when it names them or they are given.
     ValidateMapping {
         /// Mapping files (YAML).
         #[arg(required = true)]
@@ -61,6 +64,15 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Hold what each mapping reads to this schema: an Avro schema file (.avsc), or
+        /// registry:SUBJECT[@VERSION] from SCHEMA_REGISTRY_URL (full build). Overrides the
+        /// mapping's `source_schema:`.
+        #[arg(long, value_name = "SCHEMA")]
+        source_schema: Option<String>,
+        /// Hold what each mapping writes to this schema, given the same way. Overrides the
+        /// mapping's `target_schema:`.
+        #[arg(long, value_name = "SCHEMA")]
+        target_schema: Option<String>,
     },
     /// Show what an edit of a mapping would change: map every sample with both and print the
     /// records whose route, values or errors differ. Exit 0 when nothing changed, 3 when something
@@ -199,7 +211,10 @@ fn dispatch(cli: Cli) -> Result<Outcome, CliError> {
         return Ok(Outcome::Reported(Exit::Usage));
     };
     match command {
-        Command::ValidateMapping { files, format } => validate::validate_mapping(&files, format),
+        Command::ValidateMapping { files, format, source_schema, target_schema } => {
+            let schemas = validate::SchemaFlags { source: source_schema.as_deref(), target: target_schema.as_deref() };
+            validate::validate_mapping(&files, format, schemas)
+        }
         Command::ValidateConfig { files, format } => validate::validate_config(&files, format),
         Command::Explain { mapping, input, field, format } => {
             explain::explain(&mapping, &input, field.as_deref(), format)
