@@ -6,7 +6,7 @@
 //! - [`explain`](mod@explain) — what a mapping does with one record, field by field.
 //! - [`failures`](mod@failures) — triage of a fail topic: what failed, by stage, rule, mapping and topic.
 //! - [`replay`](mod@replay) — a fail topic run through a (fixed) mapping again.
-//! - [`init`] — a starter mapping inferred from sample records.
+//! - [`init`] — a starter mapping inferred from sample records; [`init_schema`] from a schema.
 //! - [`playground`] — a local page to edit a mapping against samples, with results as you type.
 //! - [`source`] — the mapping a command names: a file, or (full build) an `s3://` object.
 //! - [`process`] — the local dry run on JSON lines or a saved Lambda event.
@@ -25,6 +25,7 @@ pub mod explain;
 pub mod failures;
 pub mod formats;
 pub mod init;
+pub mod init_schema;
 pub mod playground;
 pub mod process;
 #[cfg(feature = "kafka")]
@@ -110,12 +111,18 @@ pub enum Command {
         format: Format,
     },
     /// Write a starter mapping from sample records (JSON lines): every field, type and check
-    /// inferred from the samples and marked `# guess:`, with embedded tests from two samples.
+    /// inferred from the samples and marked `# guess:`, with embedded tests from two samples; or
+    /// from the schema of the records (--from-schema): every field the schema has, typed as it is.
+    #[command(group = clap::ArgGroup::new("starter").required(true).multiple(false))]
     Init {
         /// Sample record values, one JSON object per line.
-        #[arg(long)]
-        from: PathBuf,
-        /// The mapping's name (default: the samples' file name).
+        #[arg(long, group = "starter")]
+        from: Option<PathBuf>,
+        /// The schema of the records: an Avro schema file (.avsc), or registry:SUBJECT[@VERSION]
+        /// from SCHEMA_REGISTRY_URL (full build).
+        #[arg(long, group = "starter", value_name = "SCHEMA")]
+        from_schema: Option<String>,
+        /// The mapping's name (default: the samples' or the schema's file name, or the subject).
         #[arg(long)]
         name: Option<String>,
         /// Write the mapping to this file (it must not exist yet) instead of standard output.
@@ -227,7 +234,11 @@ fn dispatch(cli: Cli) -> Result<Outcome, CliError> {
             };
             diff::diff_mapping(&old, &new, samples, format)
         }
-        Command::Init { from, name, output } => init::run(&from, name, output.as_deref()),
+        Command::Init { from, from_schema, name, output } => match (from, from_schema) {
+            (Some(from), _) => init::run(&from, name, output.as_deref()),
+            (None, Some(schema)) => init_schema::run(&schema, name, output.as_deref()),
+            (None, None) => unreachable!("clap requires --from or --from-schema"),
+        },
         Command::Playground { mapping, samples, port } => {
             playground::serve(&mapping, &samples, port).map(|()| Outcome::Done)
         }

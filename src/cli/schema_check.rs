@@ -74,7 +74,7 @@ pub enum SchemaProblem {
 
 impl SchemaProblem {
     /// The problem as what stops a command: a schema given on the command line.
-    fn into_cli(self, flag: &str) -> CliError {
+    pub(super) fn into_cli(self, flag: &str) -> CliError {
         match self {
             SchemaProblem::Unusable(why) => CliError::Usage(format!("--{flag}: {why}")),
             #[cfg(feature = "kafka")]
@@ -174,7 +174,7 @@ impl Schemas {
 }
 
 /// Reads a schema and turns it into the shape of its records.
-fn read_shape(at: &SchemaAt) -> Result<Shape, SchemaProblem> {
+pub(super) fn read_shape(at: &SchemaAt) -> Result<Shape, SchemaProblem> {
     let (text, references) = match at {
         SchemaAt::File(path) => {
             let bytes = crate::limits::read_bounded(path, crate::limits::MAX_RECORD_BYTES, "a schema")
