@@ -90,6 +90,8 @@ fn check_file(path: &Path, schemas: &mut Schemas) -> FileReport {
                     Severity::Warning => report.warnings.push(d),
                 }
             }
+            report.diagnostics.sort_by_key(|d| d.pos);
+            report.warnings.sort_by_key(|d| d.pos);
         }
         Err(diagnostics) => report.diagnostics = diagnostics,
     }
