@@ -350,3 +350,21 @@ fn a_registry_subject_is_fetched_and_one_that_does_not_answer_exits_3() {
         stdout(&out)
     );
 }
+
+/// The mapping reference's examples that name a schema fit it (their paths are from `docs/`).
+#[test]
+fn the_references_examples_fit_the_schemas_they_name() {
+    use lambda_stream::format::shape::avro_shape;
+    use lambda_stream::plan::schema_check::check_source;
+    let doc = std::fs::read_to_string(crate::util::root().join("docs/mapping-spec.md")).unwrap();
+    let mut checked = 0;
+    for example in crate::doc_examples::examples(&doc) {
+        let (spec, _) = lambda_stream::spec::parse(&example.text);
+        let Some(schema) = &spec.source_schema else { continue };
+        let text = std::fs::read_to_string(crate::util::root().join("docs").join(&schema.value)).unwrap();
+        let found = check_source(&spec, &avro_shape(&text, &[]).unwrap());
+        assert!(found.is_empty(), "docs/mapping-spec.md:{}: {found:?}", example.line);
+        checked += 1;
+    }
+    assert!(checked > 0, "no example of the reference names a schema");
+}
