@@ -176,6 +176,19 @@ fn the_output_is_held_to_the_target_schema() {
     );
 }
 
+/// Source and target problems together, in the order of their places in the file.
+#[test]
+fn schema_problems_are_reported_in_file_order() {
+    let target = TempFile::new("billing.avsc", BILLING.as_bytes());
+    let mapping = order_mapping(
+        "  - { target: order_id, source: $.order.idd, type: string, required: true }\n  - { target: total_cents, source: $.payment.amount_cents, type: number, required: true }\n",
+    );
+    let out = validate(&mapping, &["--target-schema", target.arg()]);
+    let found: Vec<String> =
+        problems(&out, &mapping).iter().map(|p| p.split(": error").next().unwrap().to_owned()).collect();
+    assert_eq!(found, ["5:5", "5:40", "6:66"], "{}", stdout(&out));
+}
+
 #[test]
 fn a_schema_that_cannot_be_had_is_an_error_at_the_key_or_stops_the_run_when_given_as_a_flag() {
     let mapping = TempFile::new(
