@@ -7,9 +7,10 @@
 //! Problems are diagnostics at the mapping's own `line:col`, as the compiler's are: the `source:`
 //! step where a path leaves the schema (with the nearest member's name), the `type:` that cannot
 //! hold a value, the `$` path of an expression, the `target:` the schema does not take. Paths
-//! are followed through `[*]`, `items:` and nested records; a map or a value the schema leaves
-//! open (`any`) takes any path below it. The kinds a value can have between transforms are the
-//! compiler's own ([`kind_after`]); the schema only says more about the value it starts from.
+//! are followed through `[*]`, `items:` and nested records; a map takes any key, and a value the
+//! schema leaves open (`any`) any path below it. The kinds a value can have between transforms
+//! are the compiler's own ([`kind_after`]); the schema only says more about the value it starts
+//! from.
 
 use super::Plan;
 use super::expr::syntax::{self, Ast, AstKind, PathStep};

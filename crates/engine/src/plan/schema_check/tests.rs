@@ -108,13 +108,14 @@ fn a_misspelt_source_is_an_error_at_the_step_with_the_nearest_member() {
 #[test]
 fn a_step_into_a_value_that_has_none_is_an_error() {
     let found = source(
-        "fields:\n  - { target: x, source: $.id.first, type: string }\n  - { target: y, source: '$.customer[0]', type: string }\n",
+        "fields:\n  - { target: x, source: $.id.first, type: string }\n  - { target: y, source: '$.customer[0]', type: string }\n  - { target: z, source: $.attrs.any_key.deeper, type: string }\n",
     );
     assert_eq!(
         found,
         [
             "4:30: error: `$.id.first`: `$.id` is text in the source schema; it has no member `first`",
             "5:37: error: `$.customer[0]`: `$.customer` is a record in the source schema, not an array",
+            "6:41: error: `$.attrs.any_key.deeper`: `$.attrs.any_key` is text in the source schema; it has no member `deeper`",
         ]
     );
 }
