@@ -89,6 +89,12 @@ fn rules_naming_unknown_targets() {
     check("rules");
 }
 
+/// Held to the schemas it names (`source_schema:`, `target_schema:`).
+#[test]
+fn mismatches_with_the_schemas_of_the_topics() {
+    check("schemas");
+}
+
 #[test]
 fn failing_embedded_tests() {
     check("failing-tests");

@@ -17,5 +17,6 @@ mod parcels;
 mod payments;
 mod properties;
 mod schema;
+mod schema_checks;
 mod util;
 mod validators;

@@ -331,7 +331,7 @@ impl Shape {
 }
 
 /// `customerId` → `customer_id`, `Sales-Channel` → `sales_channel`.
-fn snake_case(name: &str) -> String {
+pub(super) fn snake_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
     let mut previous_lower = false;
     for c in name.chars() {
@@ -362,7 +362,7 @@ fn snake_case(name: &str) -> String {
 /// The JSONPath of a key path: dotted names where they are plain, brackets elsewhere. What a YAML
 /// file cannot hold as it is (control characters, line separators, a byte-order mark) is written
 /// as a JSONPath escape.
-fn json_path(path: &[String]) -> String {
+pub(super) fn json_path(path: &[String]) -> String {
     let mut out = String::from("$");
     for key in path {
         let plain = key.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
@@ -392,7 +392,7 @@ fn json_path(path: &[String]) -> String {
 }
 
 /// Whether a key can be written in a path without escapes (as a plain path, inside `items:`, must).
-fn plain_key(key: &str) -> bool {
+pub(super) fn plain_key(key: &str) -> bool {
     let both_quotes = key.contains('\'') && key.contains('"');
     !(both_quotes || key.contains('\\') || key.chars().any(needs_escape))
 }
@@ -400,12 +400,12 @@ fn plain_key(key: &str) -> bool {
 /// Characters a YAML scalar or a JSONPath string cannot hold as they are: C0 and C1 controls,
 /// DEL, the line and paragraph separators, the byte-order mark and the two non-characters of the
 /// basic plane. Each is below U+10000, so one `\uXXXX` escape writes it.
-fn needs_escape(c: char) -> bool {
+pub(super) fn needs_escape(c: char) -> bool {
     matches!(c, '\0'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}')
 }
 
 /// JSON text that is also YAML (a flow collection): what YAML cannot hold as it is, escaped.
-fn yaml_json(value: &Value) -> String {
+pub(super) fn yaml_json(value: &Value) -> String {
     let text = serde_json::to_string(value).expect("a JSON value");
     if !text.chars().any(needs_escape) {
         return text;
@@ -427,7 +427,7 @@ fn guessed(text: &str, why: &str) -> String {
 }
 
 /// A YAML single-quoted scalar.
-fn quoted(text: &str) -> String {
+pub(super) fn quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
@@ -435,7 +435,7 @@ fn quoted(text: &str) -> String {
 /// (`customer_id`, then `customer_id_2`, …), so no two paths share a target and no target lies
 /// inside another's value.
 #[derive(Default)]
-struct TargetNames<'p> {
+pub(super) struct TargetNames<'p> {
     /// A key path (or a prefix of one) → its name's last segment.
     names: HashMap<&'p [String], String>,
     /// A parent key path → the names given inside it.
@@ -450,7 +450,7 @@ struct Level {
 }
 
 impl<'p> TargetNames<'p> {
-    fn target(&mut self, path: &'p [String]) -> String {
+    pub(super) fn target(&mut self, path: &'p [String]) -> String {
         let mut segments = Vec::with_capacity(path.len());
         for end in 1..=path.len() {
             let prefix = &path[..end];
@@ -663,7 +663,7 @@ fn starter(samples: &[SampleLine], name: &str, from: &str) -> Result<(String, Ve
     Ok((text, notes))
 }
 
-fn render(text: &str, diagnostics: &[crate::diagnostic::Diagnostic]) -> String {
+pub(super) fn render(text: &str, diagnostics: &[crate::diagnostic::Diagnostic]) -> String {
     let mut out = String::from("the starter mapping does not compile (please report this):\n");
     for d in diagnostics {
         let _ = writeln!(out, "{}", d.render("<starter>"));
@@ -675,7 +675,11 @@ fn render(text: &str, diagnostics: &[crate::diagnostic::Diagnostic]) -> String {
 /// `lambda-stream init`: the starter on standard output, or in `output` (a file that must not
 /// exist yet).
 pub fn run(from: &Path, name: Option<String>, output: Option<&Path>) -> Result<super::exit::Outcome, CliError> {
-    let text = init(from, name)?;
+    write_starter(&init(from, name)?, output)
+}
+
+/// A starter mapping on standard output, or in `output` (a file that must not exist yet).
+pub(super) fn write_starter(text: &str, output: Option<&Path>) -> Result<super::exit::Outcome, CliError> {
     match output {
         None => print!("{text}"),
         Some(path) => std::fs::OpenOptions::new()

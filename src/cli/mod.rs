@@ -1,11 +1,12 @@
 //! The command line: argument parsing (clap), and one module per command.
 //!
 //! - [`validate`] — `validate-mapping` and `validate-config`: every problem as `FILE:LINE:COL`.
+//! - [`schema_check`] — the schemas `validate-mapping` holds a mapping to (files, a registry).
 //! - [`diff`] — `diff-mapping`: what an edit of a mapping changes on sample records.
 //! - [`explain`](mod@explain) — what a mapping does with one record, field by field.
 //! - [`failures`](mod@failures) — triage of a fail topic: what failed, by stage, rule, mapping and topic.
 //! - [`replay`](mod@replay) — a fail topic run through a (fixed) mapping again.
-//! - [`init`] — a starter mapping inferred from sample records.
+//! - [`init`] — a starter mapping inferred from sample records; [`init_schema`] from a schema.
 //! - [`playground`] — a local page to edit a mapping against samples, with results as you type.
 //! - [`source`] — the mapping a command names: a file, or (full build) an `s3://` object.
 //! - [`process`] — the local dry run on JSON lines or a saved Lambda event.
@@ -24,12 +25,14 @@ pub mod explain;
 pub mod failures;
 pub mod formats;
 pub mod init;
+pub mod init_schema;
 pub mod playground;
 pub mod process;
 #[cfg(feature = "kafka")]
 pub mod replay;
 #[cfg(feature = "kafka")]
 pub mod run;
+pub mod schema_check;
 pub mod source;
 pub mod validate;
 
@@ -53,7 +56,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check mapping files: compile each one and run its embedded tests.
+    /// Check mapping files: compile each one, run its embedded tests, and hold it to the schemas of
+    /// its topics when it names them or they are given.
     ValidateMapping {
         /// Mapping files (YAML).
         #[arg(required = true)]
@@ -61,6 +65,15 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Hold what each mapping reads to this schema: an Avro schema file (.avsc), or
+        /// registry:SUBJECT[@VERSION] from SCHEMA_REGISTRY_URL (full build). Overrides the
+        /// mapping's `source_schema:`.
+        #[arg(long, value_name = "SCHEMA")]
+        source_schema: Option<String>,
+        /// Hold what each mapping writes to this schema, given the same way. Overrides the
+        /// mapping's `target_schema:`.
+        #[arg(long, value_name = "SCHEMA")]
+        target_schema: Option<String>,
     },
     /// Show what an edit of a mapping would change: map every sample with both and print the
     /// records whose route, values or errors differ. Exit 0 when nothing changed, 3 when something
@@ -98,12 +111,18 @@ pub enum Command {
         format: Format,
     },
     /// Write a starter mapping from sample records (JSON lines): every field, type and check
-    /// inferred from the samples and marked `# guess:`, with embedded tests from two samples.
+    /// inferred from the samples and marked `# guess:`, with embedded tests from two samples; or
+    /// from the schema of the records (--from-schema): every field the schema has, typed as it is.
+    #[command(group = clap::ArgGroup::new("starter").required(true).multiple(false))]
     Init {
         /// Sample record values, one JSON object per line.
-        #[arg(long)]
-        from: PathBuf,
-        /// The mapping's name (default: the samples' file name).
+        #[arg(long, group = "starter")]
+        from: Option<PathBuf>,
+        /// The schema of the records: an Avro schema file (.avsc), or registry:SUBJECT[@VERSION]
+        /// from SCHEMA_REGISTRY_URL (full build).
+        #[arg(long, group = "starter", value_name = "SCHEMA")]
+        from_schema: Option<String>,
+        /// The mapping's name (default: the samples' or the schema's file name, or the subject).
         #[arg(long)]
         name: Option<String>,
         /// Write the mapping to this file (it must not exist yet) instead of standard output.
@@ -199,7 +218,10 @@ fn dispatch(cli: Cli) -> Result<Outcome, CliError> {
         return Ok(Outcome::Reported(Exit::Usage));
     };
     match command {
-        Command::ValidateMapping { files, format } => validate::validate_mapping(&files, format),
+        Command::ValidateMapping { files, format, source_schema, target_schema } => {
+            let schemas = validate::SchemaFlags { source: source_schema.as_deref(), target: target_schema.as_deref() };
+            validate::validate_mapping(&files, format, schemas)
+        }
         Command::ValidateConfig { files, format } => validate::validate_config(&files, format),
         Command::Explain { mapping, input, field, format } => {
             explain::explain(&mapping, &input, field.as_deref(), format)
@@ -212,7 +234,11 @@ fn dispatch(cli: Cli) -> Result<Outcome, CliError> {
             };
             diff::diff_mapping(&old, &new, samples, format)
         }
-        Command::Init { from, name, output } => init::run(&from, name, output.as_deref()),
+        Command::Init { from, from_schema, name, output } => match (from, from_schema) {
+            (Some(from), _) => init::run(&from, name, output.as_deref()),
+            (None, Some(schema)) => init_schema::run(&schema, name, output.as_deref()),
+            (None, None) => unreachable!("clap requires --from or --from-schema"),
+        },
         Command::Playground { mapping, samples, port } => {
             playground::serve(&mapping, &samples, port).map(|()| Outcome::Done)
         }

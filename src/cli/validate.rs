@@ -14,8 +14,16 @@ use serde_json::{Value, json};
 use super::error::{CliError, MappingReadError};
 use super::exit::{Exit, Outcome};
 
-use crate::diagnostic::{Diagnostic, Pos, SourceFile};
+use super::schema_check::Schemas;
+use crate::diagnostic::{Diagnostic, Pos, Severity, SourceFile};
 use crate::plan::{self, mapping_tests};
+
+/// `--source-schema` and `--target-schema`, as given.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SchemaFlags<'a> {
+    pub source: Option<&'a str>,
+    pub target: Option<&'a str>,
+}
 
 /// How a checker prints its report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -34,6 +42,8 @@ struct FileReport {
     warnings: Vec<Diagnostic>,
     fields: usize,
     tests: Vec<mapping_tests::SpecTestResult>,
+    /// A schema registry the mapping's schema keys name did not answer.
+    registry_unreachable: bool,
 }
 
 impl FileReport {
@@ -45,7 +55,7 @@ impl FileReport {
     }
 }
 
-fn check_file(path: &Path) -> FileReport {
+fn check_file(path: &Path, schemas: &mut Schemas) -> FileReport {
     let file = path.display().to_string();
     let mut report = FileReport {
         file,
@@ -55,6 +65,7 @@ fn check_file(path: &Path) -> FileReport {
         warnings: Vec::new(),
         fields: 0,
         tests: Vec::new(),
+        registry_unreachable: false,
     };
     let text = match super::source::read_text(path) {
         Ok(text) => text,
@@ -71,6 +82,16 @@ fn check_file(path: &Path) -> FileReport {
             report.fields = plan.field_count();
             report.warnings = plan.warnings().to_vec();
             report.tests = mapping_tests::run(&spec, &plan);
+            let findings = schemas.check(path, &spec, &plan);
+            report.registry_unreachable = findings.unreachable;
+            for d in findings.diagnostics {
+                match d.severity {
+                    Severity::Error => report.diagnostics.push(d),
+                    Severity::Warning => report.warnings.push(d),
+                }
+            }
+            report.diagnostics.sort_by_key(|d| d.pos);
+            report.warnings.sort_by_key(|d| d.pos);
         }
         Err(diagnostics) => report.diagnostics = diagnostics,
     }
@@ -96,12 +117,20 @@ fn diagnostic_json(d: &Diagnostic, source: &SourceFile<'_>, file: &str) -> Value
     })
 }
 
-pub fn validate_mapping(files: &[PathBuf], format: Format) -> Result<Outcome, CliError> {
-    let reports: Vec<FileReport> = files.iter().map(|f| check_file(f)).collect();
+/// `validate-mapping`: each file compiled, its tests run, and held to its schemas (`schemas`:
+/// the flags' `--source-schema` and `--target-schema`, as given).
+pub fn validate_mapping(files: &[PathBuf], format: Format, schemas: SchemaFlags<'_>) -> Result<Outcome, CliError> {
+    let mut schemas = Schemas::from_flags(schemas.source, schemas.target)?;
+    let reports: Vec<FileReport> = files.iter().map(|f| check_file(f, &mut schemas)).collect();
     let tests_run: usize = reports.iter().map(|r| r.tests.len()).sum();
     let tests_failed: usize = reports.iter().map(FileReport::failed_tests).sum();
     let all_ok = reports.iter().all(FileReport::ok);
-    let unreadable = reports.iter().filter_map(|r| r.unreadable.as_ref()).map(super::exit::mapping_read).max();
+    let unreadable = reports
+        .iter()
+        .filter_map(|r| r.unreadable.as_ref())
+        .map(super::exit::mapping_read)
+        .chain(reports.iter().filter(|r| r.registry_unreachable).map(|_| Exit::Infrastructure))
+        .max();
     let mut out = io::stdout().lock();
     let written = match format {
         Format::Text => write_text_report(&mut out, &reports, tests_run, tests_failed),

@@ -17,6 +17,7 @@ pub mod fetched;
 #[cfg(feature = "kafka")]
 pub mod glue;
 pub mod registry;
+pub mod shape;
 pub mod wire;
 
 use std::collections::HashMap;

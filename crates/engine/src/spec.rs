@@ -19,6 +19,11 @@ pub struct MappingSpec {
     pub name: Option<Spanned<String>>,
     /// `description:`, for people.
     pub description: Option<String>,
+    /// `source_schema:` — the schema of the records it reads (a file relative to the mapping, or
+    /// `registry:SUBJECT[@VERSION]`), for `validate-mapping` to hold it to. Nothing else reads it.
+    pub source_schema: Option<Spanned<String>>,
+    /// `target_schema:` — the schema of the records it writes, the same way.
+    pub target_schema: Option<Spanned<String>>,
     /// Output target whose value becomes the Kafka key of ok records.
     pub key: Option<Spanned<String>>,
     /// Source headers copied onto ok records.
@@ -203,8 +208,21 @@ pub const SCHEMA: &str = include_str!("../../../schema/mapping.schema.json");
 // The keys each part of a mapping file accepts (unknown keys are refused with the nearest one);
 // `schema/mapping.schema.json` is held to them by a test.
 /// The keys at the top of a mapping file.
-pub const TOP_KEYS: &[&str] =
-    &["version", "name", "description", "key", "headers", "lookups", "drop", "limits", "fields", "rules", "tests"];
+pub const TOP_KEYS: &[&str] = &[
+    "version",
+    "name",
+    "description",
+    "source_schema",
+    "target_schema",
+    "key",
+    "headers",
+    "lookups",
+    "drop",
+    "limits",
+    "fields",
+    "rules",
+    "tests",
+];
 /// The keys of `limits:`.
 pub const LIMIT_KEYS: &[&str] = &["steps"];
 /// The keys of a `fields:` entry.
@@ -254,6 +272,8 @@ fn read_spec(root: &Node, diags: &mut Vec<Diagnostic>) -> MappingSpec {
         diags.push(Diagnostic::new(root.pos, "missing `name` (it identifies the mapping in the fail topic)"));
     }
     spec.description = top.string("description", diags).map(|s| s.value);
+    spec.source_schema = top.string("source_schema", diags);
+    spec.target_schema = top.string("target_schema", diags);
     spec.key = top.string("key", diags);
     spec.headers = top.string_list("headers", diags);
     spec.drop = top.get("drop").and_then(|n| expression(n, "`drop`", diags));

@@ -13,7 +13,7 @@ use super::extract::Extractor;
 use super::outcome::FieldError;
 use super::output::OutputTree;
 use super::path::{self, Segment};
-use super::transform::Transform;
+use super::transform::{Transform, kind_after};
 use super::types::describe;
 use super::types::{FieldType, Kind};
 use super::validate::Validator;
@@ -818,35 +818,35 @@ impl FieldSet {
 
 /// Follows the static kind of the value through the transforms and against the declared type.
 fn check_transform_flow(spec: &FieldSpec, transforms: &[Transform], ty: FieldType, diags: &mut Diagnostics) {
-    let mut kind = match &spec.constant {
+    let kind = match &spec.constant {
         Some(c) => c.to_json().map(|v| Kind::of(&v)).unwrap_or(Kind::Unknown),
         None => Kind::Unknown,
     };
-    let mut produced_by: Option<&str> = None;
-    for (transform, step) in transforms.iter().zip(&spec.transform) {
-        if !transform.accepts(kind) {
-            let after = produced_by.map(|p| format!(" (the result of `{p}`)")).unwrap_or_default();
+    let kind = match kind_after(kind, transforms) {
+        Ok(kind) => kind,
+        Err((i, kind)) => {
+            let (transform, step) = (&transforms[i], &spec.transform[i]);
+            let after = i.checked_sub(1).map(|p| format!(" (the result of `{}`)", transforms[p].name()));
             diags.push(Diagnostic::new(
                 step.name.pos,
                 format!(
-                    "transform `{}` takes {}, but receives {}{after}",
+                    "transform `{}` takes {}, but receives {}{}",
                     transform.name(),
                     transform.input_description(),
-                    kind.name()
+                    kind.name(),
+                    after.unwrap_or_default()
                 ),
             ));
             return;
         }
-        kind = transform.output(kind);
-        produced_by = Some(transform.name());
-    }
-    if let Some(last) = produced_by
+    };
+    if let Some(last) = transforms.last()
         && !ty.accepts(kind)
     {
         let pos = spec.kind.as_ref().map_or(spec.pos, |k| k.pos);
         diags.push(Diagnostic::new(
             pos,
-            format!("type `{}` cannot hold {}, which is what `{last}` produces", ty.name(), kind.name()),
+            format!("type `{}` cannot hold {}, which is what `{}` produces", ty.name(), kind.name(), last.name()),
         ));
     }
 }

@@ -159,8 +159,10 @@ fn common_mistake(text: &str) -> Option<PathError> {
     None
 }
 
-/// The longest run of plain segments after `$` (each with its byte offset), and the text after it.
-fn plain_prefix(text: &str) -> (Vec<(Segment, usize)>, &str) {
+/// The longest run of plain segments after `$` (each with the byte offset where it starts), and
+/// the text after it. Wildcards included: a schema check follows them, the extractor only when
+/// nothing but plain segments follows (see [`parse_source`]).
+pub fn plain_prefix(text: &str) -> (Vec<(Segment, usize)>, &str) {
     let mut segments = Vec::new();
     let Some(mut rest) = text.strip_prefix('$') else { return (segments, text) };
     loop {

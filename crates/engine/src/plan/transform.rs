@@ -474,6 +474,15 @@ impl Transform {
     }
 }
 
+/// The static kind of a value of kind `kind` after `transforms`, in order; or the first step that
+/// cannot take what it receives, with what it receives. The compiler follows a field's value so
+/// from what it knows of it (nothing, or a const), a schema check from what the schema says.
+pub fn kind_after(kind: Kind, transforms: &[Transform]) -> Result<Kind, (usize, Kind)> {
+    transforms.iter().enumerate().try_fold(kind, |kind, (i, transform)| {
+        if transform.accepts(kind) { Ok(transform.output(kind)) } else { Err((i, kind)) }
+    })
+}
+
 /// `mask: {keep_first, keep_last, with}`.
 fn compile_mask(arg: &Node, doc: &TransformDoc, diags: &mut Diagnostics) -> Option<Transform> {
     let args = args_map(arg, doc, diags)?;

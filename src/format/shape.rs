@@ -1,0 +1,258 @@
+//! An Avro schema as the [`Shape`] of the records it writes, as the Avro reader presents them to
+//! a mapping (docs/formats.md): `int`/`long` an integer, `float`/`double` a number, a decimal its
+//! exact text, a timestamp RFC 3339 text in UTC, a local timestamp the same without a zone, a
+//! date `YYYY-MM-DD`, a time `HH:MM:SS.fff`, a uuid text, an enum its symbol, bytes and fixed
+//! base64 text, `["null", T]` a `T` that may be missing, another union any value, a map an object
+//! of any keys, a duration an object of `months`, `days` and `millis`.
+//!
+//! Named types are resolved wherever they are used, references included. A recursive type (a
+//! linked list, a tree) is followed a few levels down and is any value below; a schema so large
+//! that its shape would have more than [`MAX_NODES`] parts is any value past them.
+
+use std::collections::HashMap;
+
+use apache_avro::Schema;
+use apache_avro::schema::{InnerDecimalSchema, UuidSchema};
+
+use crate::plan::shape::{Member, Shape, ShapeKind};
+
+/// How many times a named type is followed inside itself: a path that deep into a recursive type
+/// is checked, one deeper reads any value.
+pub const RECURSION_LEVELS: usize = 3;
+
+/// How many parts (members, items, values) a shape has at most; past them, any value.
+pub const MAX_NODES: usize = 100_000;
+
+/// How deep types nest in a shape at most; deeper, any value.
+pub const MAX_DEPTH: usize = 64;
+
+/// A schema that does not describe records a mapping reads.
+#[derive(Debug, thiserror::Error)]
+pub enum ShapeError {
+    #[error("not an Avro schema: {0}")]
+    Parse(#[from] apache_avro::Error),
+    #[error("the schema refers to `{0}`, which neither it nor its references define")]
+    UnknownName(String),
+    #[error("the schema's top type is {0}, not a record: a mapping reads and writes records")]
+    NotARecord(String),
+}
+
+/// The shape of the records `schema` (Avro schema text) describes; `references` are the texts of
+/// the schemas it names types from, those they depend on first (a registry's references).
+pub fn avro_shape(schema: &str, references: &[String]) -> Result<Shape, ShapeError> {
+    let (root, named) = if references.is_empty() {
+        (Schema::parse_str(schema)?, Vec::new())
+    } else {
+        Schema::parse_str_with_list(schema, references)?
+    };
+    let mut converter = Converter::default();
+    for schema in named.iter().chain([&root]) {
+        converter.register(schema);
+    }
+    let shape = converter.shape(&root, 0)?;
+    match shape.kind {
+        ShapeKind::Object(_) => Ok(shape),
+        other => Err(ShapeError::NotARecord(other.describe())),
+    }
+}
+
+#[derive(Default)]
+struct Converter<'s> {
+    /// Named types by full name.
+    definitions: HashMap<String, &'s Schema>,
+    /// The named types being converted, outermost first: the way to the current one.
+    open: Vec<String>,
+    nodes: usize,
+}
+
+impl<'s> Converter<'s> {
+    /// Records every named type defined in `schema`.
+    fn register(&mut self, schema: &'s Schema) {
+        if let Some(name) = schema.name().filter(|_| !matches!(schema, Schema::Ref { .. })) {
+            self.definitions.insert(name.to_string(), schema);
+        }
+        match schema {
+            Schema::Record(r) => r.fields.iter().for_each(|f| self.register(&f.schema)),
+            Schema::Decimal(d) => {
+                if let InnerDecimalSchema::Fixed(f) = &d.inner {
+                    self.definitions.insert(f.name.to_string(), schema);
+                }
+            }
+            Schema::Uuid(UuidSchema::Fixed(f)) => {
+                self.definitions.insert(f.name.to_string(), schema);
+            }
+            Schema::Array(a) => self.register(&a.items),
+            Schema::Map(m) => self.register(&m.types),
+            Schema::Union(u) => u.variants().iter().for_each(|v| self.register(v)),
+            _ => {}
+        }
+    }
+
+    fn shape(&mut self, schema: &'s Schema, depth: usize) -> Result<Shape, ShapeError> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES || depth > MAX_DEPTH {
+            return Ok(Shape::of(ShapeKind::Any));
+        }
+        let kind = match schema {
+            Schema::Null => return Ok(Shape::of(ShapeKind::Any).or_null()),
+            Schema::Boolean => ShapeKind::Boolean,
+            Schema::Int | Schema::Long => ShapeKind::Integer,
+            Schema::Float | Schema::Double => ShapeKind::Number,
+            Schema::Bytes | Schema::Fixed(_) => ShapeKind::Bytes,
+            Schema::String | Schema::Uuid(_) => ShapeKind::String,
+            Schema::Enum(e) => ShapeKind::Enum(e.symbols.clone()),
+            Schema::Decimal(_) | Schema::BigDecimal => ShapeKind::Decimal,
+            Schema::Date => ShapeKind::Date,
+            Schema::TimeMillis | Schema::TimeMicros => ShapeKind::Time,
+            Schema::TimestampMillis | Schema::TimestampMicros | Schema::TimestampNanos => ShapeKind::Datetime,
+            Schema::LocalTimestampMillis | Schema::LocalTimestampMicros | Schema::LocalTimestampNanos => {
+                ShapeKind::LocalDatetime
+            }
+            Schema::Duration(_) => ShapeKind::Object(
+                ["months", "days", "millis"].map(|n| Member::new(n, Shape::of(ShapeKind::Integer))).to_vec(),
+            ),
+            Schema::Array(a) => ShapeKind::Array(Box::new(self.shape(&a.items, depth + 1)?)),
+            Schema::Map(m) => ShapeKind::Map(Box::new(self.shape(&m.types, depth + 1)?)),
+            Schema::Union(u) => return self.union(u.variants(), depth),
+            Schema::Record(r) => {
+                let name = r.name.to_string();
+                return self.named(name, depth, |this| {
+                    let members = r.fields.iter().map(|f| {
+                        let member = Member::new(f.name.clone(), this.shape(&f.schema, depth + 1)?);
+                        Ok(if f.default.is_some() { member.with_default() } else { member })
+                    });
+                    Ok(ShapeKind::Object(members.collect::<Result<_, ShapeError>>()?))
+                });
+            }
+            Schema::Ref { name } => {
+                let full = name.to_string();
+                let definition = *self.definitions.get(&full).ok_or_else(|| ShapeError::UnknownName(full.clone()))?;
+                return self.shape(definition, depth);
+            }
+        };
+        Ok(Shape::of(kind))
+    }
+
+    /// A record: followed inside itself [`RECURSION_LEVELS`] times, then any value.
+    fn named(
+        &mut self,
+        name: String,
+        depth: usize,
+        convert: impl FnOnce(&mut Self) -> Result<ShapeKind, ShapeError>,
+    ) -> Result<Shape, ShapeError> {
+        if self.open.iter().filter(|open| **open == name).count() >= RECURSION_LEVELS || depth > MAX_DEPTH {
+            return Ok(Shape::of(ShapeKind::Any));
+        }
+        self.open.push(name);
+        let kind = convert(self);
+        self.open.pop();
+        Ok(Shape::of(kind?))
+    }
+
+    /// `["null", T]` is a `T` that may be missing; branches of one kind are that kind; others,
+    /// any value (the record has the branch's value).
+    fn union(&mut self, variants: &'s [Schema], depth: usize) -> Result<Shape, ShapeError> {
+        let nullable = variants.iter().any(|v| matches!(v, Schema::Null));
+        let mut branches = Vec::new();
+        for variant in variants.iter().filter(|v| !matches!(v, Schema::Null)) {
+            branches.push(self.shape(variant, depth + 1)?);
+        }
+        let mut shape = match branches.len() {
+            0 => Shape::of(ShapeKind::Any),
+            1 => branches.remove(0),
+            _ if branches.iter().all(|b| b.kind == branches[0].kind) => branches.remove(0),
+            _ => Shape::of(ShapeKind::Any),
+        };
+        shape.nullable |= nullable;
+        Ok(shape)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/tests/fixtures/avro/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    fn kind_of<'s>(shape: &'s Shape, path: &[&str]) -> &'s Shape {
+        path.iter().fold(shape, |at, name| &at.member(name).unwrap_or_else(|| panic!("no {name}")).shape)
+    }
+
+    #[test]
+    fn every_avro_type_has_the_kind_the_reader_gives_it() {
+        let shape = avro_shape(&fixture("types.avsc"), &[]).unwrap();
+        let expected = [
+            ("int_field", ShapeKind::Integer),
+            ("long_field", ShapeKind::Integer),
+            ("float_field", ShapeKind::Number),
+            ("double_field", ShapeKind::Number),
+            ("boolean_field", ShapeKind::Boolean),
+            ("string_field", ShapeKind::String),
+            ("bytes_field", ShapeKind::Bytes),
+            ("fixed_field", ShapeKind::Bytes),
+            ("enum_field", ShapeKind::Enum(vec!["CREATED".into(), "PAID".into(), "SHIPPED".into()])),
+            ("decimal_field", ShapeKind::Decimal),
+            ("decimal_fixed", ShapeKind::Decimal),
+            ("timestamp_millis", ShapeKind::Datetime),
+            ("timestamp_micros", ShapeKind::Datetime),
+            ("date_field", ShapeKind::Date),
+            ("time_millis", ShapeKind::Time),
+            ("uuid_field", ShapeKind::String),
+            ("string_or_long", ShapeKind::Any),
+            ("map_of_long", ShapeKind::Map(Box::new(Shape::of(ShapeKind::Integer)))),
+            ("array_of_string", ShapeKind::Array(Box::new(Shape::of(ShapeKind::String)))),
+        ];
+        for (name, kind) in expected {
+            assert_eq!(kind_of(&shape, &[name]).kind, kind, "{name}");
+            assert!(!kind_of(&shape, &[name]).nullable || name == "string_or_long", "{name}");
+        }
+        let optional = shape.member("optional_null").unwrap();
+        assert_eq!(
+            (&optional.shape.kind, optional.shape.nullable, optional.has_default),
+            (&ShapeKind::String, true, true)
+        );
+        assert!(kind_of(&shape, &["string_or_long"]).nullable);
+        assert_eq!(kind_of(&shape, &["nested", "count"]).kind, ShapeKind::Integer);
+        let ShapeKind::Array(line) = &kind_of(&shape, &["array_of_record"]).kind else { panic!() };
+        assert_eq!(kind_of(line, &["sku"]).kind, ShapeKind::String);
+    }
+
+    #[test]
+    fn a_recursive_type_is_followed_a_few_levels_then_is_any_value() {
+        let shape = avro_shape(&fixture("hostile-recursive.avsc"), &[]).unwrap();
+        let mut at = &shape;
+        for _ in 0..RECURSION_LEVELS - 1 {
+            at = kind_of(at, &["next"]);
+            assert!(at.nullable && matches!(at.kind, ShapeKind::Object(_)), "{at:?}");
+        }
+        assert_eq!(kind_of(at, &["next"]).kind, ShapeKind::Any);
+    }
+
+    #[test]
+    fn a_tree_with_many_recursive_fields_stays_small() {
+        let children: Vec<String> = (0..40).map(|i| format!(r#"{{"name": "c{i}", "type": ["null", "T"]}}"#)).collect();
+        let schema = format!(r#"{{"type": "record", "name": "T", "fields": [{}]}}"#, children.join(","));
+        let started = std::time::Instant::now();
+        let shape = avro_shape(&schema, &[]).unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(matches!(kind_of(&shape, &["c0"]).kind, ShapeKind::Object(_)));
+    }
+
+    #[test]
+    fn named_types_from_references_resolve_and_a_top_type_must_be_a_record() {
+        let reference =
+            r#"{"type": "record", "name": "Money", "namespace": "x", "fields": [{"name": "cents", "type": "long"}]}"#;
+        let schema =
+            r#"{"type": "record", "name": "Order", "namespace": "x", "fields": [{"name": "total", "type": "Money"}]}"#;
+        let shape = avro_shape(schema, &[reference.to_string()]).unwrap();
+        assert_eq!(kind_of(&shape, &["total", "cents"]).kind, ShapeKind::Integer);
+        let refused = avro_shape(schema, &[]).unwrap_err().to_string();
+        assert!(refused.starts_with("not an Avro schema"), "{refused}");
+        assert_eq!(
+            avro_shape(r#"{"type": "array", "items": "long"}"#, &[]).unwrap_err().to_string(),
+            "the schema's top type is an array, not a record: a mapping reads and writes records"
+        );
+    }
+}
