@@ -139,13 +139,16 @@ impl Pipeline {
         self.routes[index].format
     }
 
-    /// Whether some route reads records that name schemas, and where they come from.
+    /// Where the schemas of records that name one come from.
     pub fn schemas(&self) -> Option<&Arc<Schemas>> {
-        self.schemas.as_ref().filter(|_| self.routes.iter().any(|r| r.format.uses_schemas()))
+        self.schemas.as_ref()
     }
 
-    /// The record format of an input, by the route that takes it.
+    /// The record format of an input: the one it says it is in, else its route's.
     pub fn format_of(&self, input: &Input) -> SourceFormat {
+        if let Some(format) = input.source.value_format {
+            return format;
+        }
         match &self.routes[..] {
             [one] if one.topic.is_none() => one.format,
             routes => routes
@@ -240,10 +243,13 @@ impl Pipeline {
         if let [one] = &self.routes[..]
             && one.topic.is_none()
         {
-            return one.router.route_format(&plans[0], input, one.format, schemas);
+            return one.router.route_format(&plans[0], input, input.source.value_format.unwrap_or(one.format), schemas);
         }
         match self.routes.iter().position(|r| r.topic.as_deref() == Some(input.source.topic.as_str())) {
-            Some(i) => self.routes[i].router.route_format(&plans[i], input, self.routes[i].format, schemas),
+            Some(i) => {
+                let format = input.source.value_format.unwrap_or(self.routes[i].format);
+                self.routes[i].router.route_format(&plans[i], input, format, schemas)
+            }
             None => {
                 let router = self.unrouted.as_ref().unwrap_or(&self.routes[0].router);
                 let topics: Vec<&str> = self.routes.iter().filter_map(|r| r.topic.as_deref()).collect();

@@ -483,3 +483,53 @@ fn avro_framed_by_glue_reads_through_glue_schema_registry_on_moto() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(stdout(&out), "");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn avro_failures_replay_through_a_fixed_mapping_reading_their_schemas_again() {
+    let registry = TestRegistry::start(&[]);
+    let id = registry.register("orders-value", "order.avsc");
+    let t = crate::worker::topics("w-avro-replay", 1).await;
+    let (ok2, fail2) = (crate::kafka_util::unique_topic("replay-ok"), crate::kafka_util::unique_topic("replay-fail"));
+    crate::kafka_util::create_topics(&[(&ok2, 1), (&fail2, 1)]).await;
+    let values: Vec<Vec<u8>> = (0..30).map(|_| framed(id, &body_of("order.confluent.b64"))).collect();
+    produce_values(&t.input, &values);
+    let mapping = |statuses: &str| {
+        let text = format!(
+            "version: 1\nname: statuses\nfields:\n  - {{target: order_id, source: $.order.id, type: string, required: true}}\n  - {{target: status, source: $.order.status, type: string, validate: [{{one_of: [{statuses}]}}]}}\n"
+        );
+        TempFile::new("statuses.yaml", text.as_bytes())
+    };
+    // A mapping that takes only new orders: every (paid) order fails.
+    let strict = mapping("CREATED");
+    let brokers = crate::kafka_util::bootstrap();
+    let extra = ["--format", "avro", "--registry", &registry.url];
+    let mut worker = crate::worker::WorkerProcess::start(&brokers, &strict, &t.input, &t.group, &t.ok, &t.fail, &extra);
+    let failed = crate::kafka_util::consume(&t.fail, 1, 30, Duration::from_secs(60));
+    worker.stop();
+    assert_eq!(failed.len(), 30, "{}", worker.log());
+    // The fixed mapping, replayed: each envelope's base64 value is read as Avro again.
+    let fixed = mapping("CREATED, PAID");
+    let out = crate::util::lambda_stream(&[
+        "replay",
+        "--brokers",
+        &brokers,
+        "--from",
+        &t.fail,
+        "--mapping",
+        fixed.arg(),
+        "--topic-ok",
+        &ok2,
+        "--topic-fail",
+        &fail2,
+        "--registry",
+        &registry.url,
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((report["read"].as_u64(), report["now_ok"].as_u64()), (Some(30), Some(30)), "{report:#}");
+    let replayed = crate::kafka_util::consume(&ok2, 1, 30, Duration::from_secs(30));
+    assert_eq!(replayed.len(), 30);
+    assert_eq!(crate::kafka_util::json_payload(&replayed[0])["status"], "PAID");
+}

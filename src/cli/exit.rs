@@ -234,7 +234,8 @@ mod kafka {
             | ReplayError::Silent { .. }
             | ReplayError::Delivery(_)
             | ReplayError::Commit(_)
-            | ReplayError::Thread { .. } => Exit::Infrastructure,
+            | ReplayError::Thread { .. }
+            | ReplayError::Registry(_) => Exit::Infrastructure,
             ReplayError::Panicked { .. } => Exit::Bug,
         }
     }

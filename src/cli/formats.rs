@@ -55,43 +55,34 @@ impl LineFormat {
 
     /// The flags' format and where its schemas come from.
     pub fn from_args(args: &FormatArgs) -> Result<Self, CliError> {
+        if args.format.uses_schemas() && args.schema.is_none() && args.registry.is_none() {
+            return Err(CliError::Usage(format!(
+                "--format {} records name a schema: give --registry URL or --schema FILE",
+                args.format
+            )));
+        }
         #[cfg(feature = "kafka")]
-        let runtime = match &args.registry {
-            Some(_) if args.schema.is_none() => {
-                Some(tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::Runtime)?)
+        {
+            // A registry is spoken to on a runtime of its own, kept for the batches' fetches.
+            let runtime = match (&args.schema, &args.registry) {
+                (None, Some(_)) => Some(
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::Runtime)?,
+                ),
+                _ => None,
+            };
+            let schemas = match &runtime {
+                Some(runtime) => schemas_of(args, runtime)?,
+                None => file_schemas(args)?,
+            };
+            Ok(LineFormat { format: args.format, schemas, runtime })
+        }
+        #[cfg(not(feature = "kafka"))]
+        {
+            if args.schema.is_none() && args.registry.is_some() {
+                return Err(CliError::Usage(NO_REGISTRY.into()));
             }
-            _ => None,
-        };
-        let schemas = match (&args.schema, &args.registry) {
-            (Some(file), _) => Some(Arc::new(Schemas::new(SchemaSource::File(Arc::new(schema_file(file)?))))),
-            #[cfg(feature = "kafka")]
-            (None, Some(url)) => {
-                let runtime = runtime.as_ref().expect("a runtime for the registry");
-                Some(Arc::new(runtime.block_on(registry(url))?))
-            }
-            #[cfg(not(feature = "kafka"))]
-            (None, Some(_)) => return Err(CliError::Usage(NO_REGISTRY.into())),
-            (None, None) if args.format.uses_schemas() => {
-                return Err(CliError::Usage(format!(
-                    "--format {} records name a schema: give --registry URL or --schema FILE",
-                    args.format
-                )));
-            }
-            (None, None) => None,
-        };
-        #[cfg(feature = "kafka")]
-        let runtime = match &schemas {
-            Some(s) if s.without_fetching().is_none() => {
-                Some(tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::Runtime)?)
-            }
-            _ => None,
-        };
-        Ok(LineFormat {
-            format: args.format,
-            schemas,
-            #[cfg(feature = "kafka")]
-            runtime,
-        })
+            Ok(LineFormat { format: args.format, schemas: file_schemas(args)? })
+        }
     }
 
     /// A record line as the bytes of its value: base64 for a binary format.
@@ -131,6 +122,24 @@ impl LineFormat {
     #[cfg(feature = "kafka")]
     pub fn block_on<F: std::future::Future>(&self, future: F) -> Option<F::Output> {
         self.runtime.as_ref().map(|r| r.block_on(future))
+    }
+}
+
+/// Where the flags say schemas come from (`None`: nowhere), a registry's client made on
+/// `runtime`.
+#[cfg(feature = "kafka")]
+pub fn schemas_of(args: &FormatArgs, runtime: &tokio::runtime::Runtime) -> Result<Option<Arc<Schemas>>, CliError> {
+    match (&args.schema, &args.registry) {
+        (None, Some(url)) => Ok(Some(Arc::new(runtime.block_on(registry(url))?))),
+        _ => file_schemas(args),
+    }
+}
+
+/// The schema file the flags name, if any.
+fn file_schemas(args: &FormatArgs) -> Result<Option<Arc<Schemas>>, CliError> {
+    match &args.schema {
+        Some(file) => Ok(Some(Arc::new(Schemas::new(SchemaSource::File(Arc::new(schema_file(file)?)))))),
+        None => Ok(None),
     }
 }
 

@@ -50,6 +50,14 @@ pub struct ReplayArgs {
     /// Output format of the summary.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// The schema registry that fail records in a registry's format (`value_format` in their
+    /// envelope: avro, json-schema) name their schemas in: a Confluent-compatible one's URL, or
+    /// `glue`, `glue:REGION`, a Glue registry's ARN (env SCHEMA_REGISTRY_URL).
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// Or one Avro schema file to read every such record with.
+    #[arg(long, conflicts_with = "registry")]
+    pub schema: Option<PathBuf>,
 }
 
 /// `lambda-stream replay`.
@@ -82,8 +90,18 @@ pub fn replay(args: ReplayArgs) -> Result<Outcome, CliError> {
         function_name: "lambda-stream-replay".into(),
         function_env: String::new(),
     };
-    let pipeline = crate::pipeline::Pipeline::new(plan, router);
+    let mut pipeline = crate::pipeline::Pipeline::new(plan, router);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)?;
+    let registry =
+        args.registry.clone().or_else(|| std::env::var("SCHEMA_REGISTRY_URL").ok().filter(|u| !u.is_empty()));
+    let formats = super::formats::FormatArgs {
+        format: crate::format::SourceFormat::Json,
+        registry: if args.schema.is_some() { None } else { registry },
+        schema: args.schema.clone(),
+    };
+    if let Some(schemas) = super::formats::schemas_of(&formats, &runtime)? {
+        pipeline = pipeline.with_schemas(schemas);
+    }
     let sink = if args.dry_run { None } else { Some(crate::sink::kafka::KafkaSink::new(&cluster)?) };
     runtime.spawn(stop_on_signal(stop));
     let mut last = std::time::Instant::now();

@@ -23,6 +23,8 @@ pub struct ReplayEnvelope<'a> {
     /// The value's JSON text in the envelope (`null` or absent: a tombstone).
     value: Option<&'a str>,
     value_encoding: Option<Cow<'a, str>>,
+    /// The value's record format, when not JSON (`avro`, `json-schema`).
+    value_format: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -54,6 +56,7 @@ struct EnvelopeReader {
     key_encoding: Member,
     header_count: Member,
     value_encoding: Member,
+    value_format: Member,
     value: Member,
     errors: Rows,
 }
@@ -71,6 +74,7 @@ fn envelope_reader() -> &'static EnvelopeReader {
             key_encoding: b.member(&["source", "key_encoding"]),
             header_count: b.member(&["source", "header_count"]),
             value_encoding: b.member(&["value_encoding"]),
+            value_format: b.member(&["value_format"]),
             // Envelopes written before `value_length` are read too: their record is delimited.
             value: b.text_with_length(&["value"], &["value_length"]),
             errors: b.rows(&["errors"], &[&["field"], &["rule"]]),
@@ -161,6 +165,9 @@ impl<'a> OwnLayout<'a> {
             errors,
             value: Some(value),
             value_encoding: Some(Cow::Borrowed(value_encoding)),
+            // The layout this reads ends at `value_encoding`: a value in another format is read
+            // by the scanner.
+            value_format: None,
         })
     }
 
@@ -309,7 +316,8 @@ impl<'a> ReplayEnvelope<'a> {
             errors.push(ErrorKey { field, rule: rule.ok_or(EnvelopeError::Shape("an error without its `rule`"))? });
         }
         let value_encoding = named("value_encoding", m.text(reader.value_encoding))?;
-        Ok(ReplayEnvelope { source, errors, value, value_encoding })
+        let value_format = named("value_format", m.text(reader.value_format))?;
+        Ok(ReplayEnvelope { source, errors, value, value_encoding, value_format })
     }
 
     /// The failure's `field:rule`s in order, each once (`-` for a record-level error).
@@ -354,7 +362,12 @@ impl<'a> ReplayEnvelope<'a> {
     /// `lambda-stream.error.*`; a name that is not UTF-8 read with U+FFFD for each invalid
     /// sequence, as the worker reads it), timestamp and position. `None` when the key or the value
     /// does not decode by its encoding.
+    /// A value in a format this program does not know is not rebuilt (`None`).
     pub fn into_input<'h>(self, fail_headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>) -> Option<Input> {
+        let value_format = match self.value_format.as_deref() {
+            None => None,
+            Some(format) => Some(format.parse::<crate::format::SourceFormat>().ok()?),
+        };
         let payload = match (self.value, self.value_encoding.as_deref()) {
             (None, _) => Payload::Tombstone,
             (Some(json), Some("json")) => Payload::Value(json.as_bytes().to_vec()),
@@ -381,6 +394,7 @@ impl<'a> ReplayEnvelope<'a> {
                 timestamp: s.timestamp,
                 key,
                 headers,
+                value_format,
                 ..Source::default()
             },
             payload,

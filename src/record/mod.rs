@@ -36,6 +36,9 @@ pub struct Source {
     /// The schema of a value whose registry framing was taken off before it arrived (the
     /// `valueSchemaMetadata` of an event source mapping with a schema registry).
     pub value_schema_id: Option<crate::format::wire::SchemaId>,
+    /// The format the record says its value is in, over its route's: a replayed fail record's
+    /// (its envelope's `value_format`).
+    pub value_format: Option<crate::format::SourceFormat>,
 }
 
 impl Source {
@@ -217,6 +220,7 @@ fn decode_fields(fields: RawRecord<'_>, group: &str, group_topic: Option<&str>, 
         headers,
         group: group.to_owned(),
         value_schema_id,
+        value_format: None,
     };
     let payload = match fields.value.map(|v| (v, text(v))) {
         None if problems.is_empty() => Payload::Tombstone,

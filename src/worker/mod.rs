@@ -945,6 +945,7 @@ pub fn input_of(m: &BorrowedMessage<'_>) -> Input {
             group: String::new(),
             // A consumed value keeps its framing; the schema id is read from it.
             value_schema_id: None,
+            value_format: None,
         },
         payload: match m.payload() {
             None => Payload::Tombstone,

@@ -67,6 +67,9 @@ pub enum ReplayError {
     /// A stage's thread panicked (a bug: its message is printed above this one).
     #[error("the {stage} stopped unexpectedly")]
     Panicked { stage: &'static str },
+    /// The schema registry could not answer; nothing past the last commit is committed.
+    #[error(transparent)]
+    Registry(crate::format::registry::RegistryError),
 }
 
 /// What to replay and how.
@@ -484,11 +487,17 @@ fn spawn_mapper(
     pipeline: Arc<Pipeline>,
 ) -> Result<(std::thread::JoinHandle<()>, std::sync::mpsc::Receiver<Result<MappedBatch, ReplayError>>), ReplayError> {
     let (mapped_batches, mapped) = std::sync::mpsc::sync_channel(1);
+    // Records in a registry's format name schemas, fetched (each unknown one once) on the
+    // replay's runtime before a batch is mapped.
+    let runtime = tokio::runtime::Handle::current();
     let mapper = std::thread::Builder::new()
         .name("replay-mapper".into())
         .spawn(move || {
             while let Ok(batch) = received.recv() {
-                let mapped = batch.map(|batch| MappedBatch::of(batch, &pipeline));
+                let mapped = batch.and_then(|batch| {
+                    let schemas = runtime.block_on(pipeline.prepare(&batch.inputs)).map_err(ReplayError::Registry)?;
+                    Ok(MappedBatch::of(batch, &pipeline, &schemas))
+                });
                 if mapped_batches.send(mapped).is_err() {
                     return;
                 }
@@ -518,8 +527,8 @@ struct ReadCounts {
 
 impl MappedBatch {
     /// Maps a batch's rebuilt records on every core, as the worker maps a batch.
-    fn of(batch: ReadBatch, pipeline: &Pipeline) -> MappedBatch {
-        let routed = pipeline.route_all(&batch.inputs).into_iter().zip(batch.provenance).collect();
+    fn of(batch: ReadBatch, pipeline: &Pipeline, schemas: &crate::format::BatchSchemas) -> MappedBatch {
+        let routed = pipeline.route_all_in(&batch.inputs, schemas).into_iter().zip(batch.provenance).collect();
         MappedBatch { counts: batch.counts, routed, next: batch.next }
     }
 }
