@@ -245,3 +245,56 @@ fn format_flags_are_checked() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("bad.avsc"), "{}", stderr(&out));
 }
+
+#[test]
+fn avro_decimals_stay_exact_through_type_decimal_and_expressions() {
+    let mapping = TempFile::new(
+        "decimals.yaml",
+        b"version: 1\nname: decimals\nfields:\n  - {target: amount, source: $.decimal_field, type: decimal, required: true}\n  - {target: refund, source: $.decimal_negative, type: decimal}\n  - {target: fixed, source: $.decimal_fixed, type: decimal}\n  - {target: doubled, expr: 'amount * 2', type: decimal}\n",
+    );
+    let out = lambda_stream(&[
+        "process",
+        "--mapping",
+        mapping.arg(),
+        "--format",
+        "avro",
+        "--schema",
+        &avro("types.avsc"),
+        "--input",
+        &avro("types.confluent.b64"),
+    ]);
+    let got = lines(&stdout(&out));
+    let expected: Value = serde_json::from_str(&std::fs::read_to_string(avro("types.expected.json")).unwrap()).unwrap();
+    assert_eq!(got[0]["route"], "ok", "{got:?} {}", stderr(&out));
+    let value = &got[0]["value"];
+    assert_eq!(value["amount"], expected["decimal_field"]);
+    assert_eq!(value["refund"], expected["decimal_negative"]);
+    assert_eq!(value["fixed"], expected["decimal_fixed"]);
+    assert_eq!(value["amount"], "1234.50");
+    assert_eq!(value["doubled"], "2469.00", "{value}");
+}
+
+#[test]
+fn a_json_number_under_type_decimal_is_read_exactly_from_its_text() {
+    let mapping = TempFile::new(
+        "price.yaml",
+        b"version: 1\nname: price\nfields:\n  - {target: price, source: $.price, type: decimal}\n",
+    );
+    let input = TempFile::new(
+        "prices.jsonl",
+        b"{\"price\": 2.50}\n{\"price\": 12345678901234567890.123456789}\n{\"price\": 1.5e3}\n{\"price\": \"0.10\"}\n{\"price\": true}\n",
+    );
+    let out = lambda_stream(&["process", "--mapping", mapping.arg(), "--input", input.arg()]);
+    let got = lines(&stdout(&out));
+    let prices: Vec<&Value> = got.iter().map(|l| &l["value"]["price"]).collect();
+    assert_eq!(
+        prices[..4],
+        [
+            &Value::from("2.50"),
+            &Value::from("12345678901234567890.123456789"),
+            &Value::from("1500"),
+            &Value::from("0.10")
+        ]
+    );
+    assert_eq!(got[4]["errors"][0]["rule"], "type", "{:?}", got[4]);
+}

@@ -141,15 +141,13 @@ fn field_type(kind: &ShapeKind) -> (&'static str, String) {
         ShapeKind::Boolean => "boolean",
         ShapeKind::Datetime => "datetime",
         ShapeKind::Date => "date",
+        ShapeKind::Decimal => "decimal",
         ShapeKind::Object(_) | ShapeKind::Map(_) => "object",
         ShapeKind::Array(_) => "array",
         ShapeKind::Any => "any",
-        ShapeKind::String
-        | ShapeKind::Decimal
-        | ShapeKind::LocalDatetime
-        | ShapeKind::Time
-        | ShapeKind::Bytes
-        | ShapeKind::Enum(_) => "string",
+        ShapeKind::String | ShapeKind::LocalDatetime | ShapeKind::Time | ShapeKind::Bytes | ShapeKind::Enum(_) => {
+            "string"
+        }
     };
     (ty, kind.describe())
 }

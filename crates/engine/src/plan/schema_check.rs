@@ -461,11 +461,12 @@ impl Given {
             (T::Integer, Given::Num) => Some(
                 "; a number may have a fraction: declare `type: number`, or convert it with `to_integer`, which refuses one",
             ),
+            (T::Decimal, Given::Text(F::Decimal | F::Plain) | Given::Int) => None,
             (T::Integer, Given::Text(F::Decimal)) => {
-                Some("; an exact decimal arrives as text: declare `type: string` to keep it exact")
+                Some("; an exact decimal arrives as text: declare `type: decimal` to keep it exact")
             }
             (T::Number, Given::Text(F::Decimal)) => Some(
-                "; an exact decimal arrives as text: declare `type: string` to keep it exact, or convert it with `to_number` (a float, which may round it)",
+                "; an exact decimal arrives as text: declare `type: decimal` to keep it exact, or convert it with `to_number` (a float, which may round it)",
             ),
             (T::Integer, Given::Text(F::Plain | F::Enum)) => Some("; convert it with `to_integer`"),
             (T::Number, Given::Int | Given::Num) => None,
@@ -636,6 +637,7 @@ fn type_fits(ty: FieldType, kind: &ShapeKind) -> bool {
         (FieldType::Datetime, S::Datetime | S::String) | (FieldType::Date, S::Date | S::String) => true,
         (FieldType::Integer, S::Integer | S::Number) | (FieldType::Number, S::Number) => true,
         (FieldType::Boolean, S::Boolean) => true,
+        (FieldType::Decimal, S::Decimal | S::Integer) => true,
         (FieldType::Object, S::Object(_) | S::Map(_)) | (FieldType::Array, S::Array(_)) => true,
         _ => false,
     }

@@ -56,6 +56,7 @@ pub(super) fn ty_of(field_type: FieldType) -> Ty {
         FieldType::Boolean => Ty::Bool,
         FieldType::Datetime => Ty::Timestamp,
         FieldType::Date => Ty::Date,
+        FieldType::Decimal => Ty::Decimal,
         FieldType::Array => Ty::List(Box::new(Ty::Dyn)),
         FieldType::Object | FieldType::Any => Ty::Dyn,
     }
@@ -89,6 +90,7 @@ fn holds(declared: FieldType, computed: &Ty) -> bool {
         (FieldType::Any, _) | (_, Ty::Dyn | Ty::Null) => true,
         (FieldType::String, Ty::String | Ty::Decimal | Ty::Date | Ty::Timestamp) => true,
         (FieldType::Number, t) => matches!(t, Ty::Int | Ty::Double | Ty::Number),
+        (FieldType::Decimal, t) => matches!(t, Ty::Int | Ty::Decimal),
         (t, c) => t == field_type_of(c),
     }
 }

@@ -8,6 +8,39 @@ use serde_json::Value;
 
 use super::value::Val;
 
+/// The exact decimal text of a value: decimal text as it is (`-12.50`), a JSON number from the
+/// text the record wrote it with (`1e2` as `100`), an integer. `None` for anything else, and for
+/// text that is not a plain decimal (no sign but `-`, no exponent, no spaces).
+pub fn decimal_text<'v>(value: &'v Val<'_>) -> Option<Cow<'v, str>> {
+    fn plain(text: &str) -> bool {
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        let (whole, fraction) = match digits.split_once('.') {
+            Some((whole, fraction)) => (whole, Some(fraction)),
+            None => (digits, None),
+        };
+        !whole.is_empty()
+            && whole.bytes().all(|b| b.is_ascii_digit())
+            && fraction.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+    }
+    let number_text = |text: &str| -> Option<String> {
+        if plain(text) {
+            return Some(text.to_string());
+        }
+        // An exponent (`1.5e3`): exact through a decimal, never a float.
+        rust_decimal::Decimal::from_scientific(text).ok().map(|d| d.normalize().to_string())
+    };
+    match value {
+        Val::Raw(s) => plain(s).then_some(Cow::Borrowed(*s)),
+        Val::Str(s) => plain(s).then_some(Cow::Borrowed(s.as_ref())),
+        Val::Written(n) => number_text(n.text).map(Cow::Owned),
+        Val::Json(v) => match v.as_ref() {
+            Value::Number(n) => number_text(&n.to_string()).map(Cow::Owned),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// A declared `type:`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldType {
@@ -23,6 +56,9 @@ pub enum FieldType {
     Datetime,
     /// `date`: `YYYY-MM-DD` text.
     Date,
+    /// `decimal`: an exact decimal (an Avro or Protobuf decimal, decimal text, or a JSON number
+    /// read from its text), written as its decimal text: never through a float.
+    Decimal,
     /// `object`.
     Object,
     /// `array`.
@@ -34,7 +70,7 @@ pub enum FieldType {
 impl FieldType {
     /// The types as a mapping writes them.
     pub const NAMES: &'static [&'static str] =
-        &["string", "integer", "number", "boolean", "datetime", "date", "object", "array", "any"];
+        &["string", "integer", "number", "decimal", "boolean", "datetime", "date", "object", "array", "any"];
 
     /// The type a mapping names, if it is one.
     pub fn from_name(name: &str) -> Option<Self> {
@@ -45,6 +81,7 @@ impl FieldType {
             "boolean" => FieldType::Boolean,
             "datetime" => FieldType::Datetime,
             "date" => FieldType::Date,
+            "decimal" => FieldType::Decimal,
             "object" => FieldType::Object,
             "array" => FieldType::Array,
             "any" => FieldType::Any,
@@ -61,6 +98,7 @@ impl FieldType {
             FieldType::Boolean => "boolean",
             FieldType::Datetime => "datetime",
             FieldType::Date => "date",
+            FieldType::Decimal => "decimal",
             FieldType::Object => "object",
             FieldType::Array => "array",
             FieldType::Any => "any",
@@ -81,6 +119,7 @@ impl FieldType {
     pub fn accepts(self, kind: Kind) -> bool {
         match (self, kind) {
             (FieldType::Any, _) | (_, Kind::Unknown) => true,
+            (FieldType::Decimal, Kind::Str | Kind::Int | Kind::Num) => true,
             (t, Kind::Str) => t.is_textual(),
             (t, Kind::Int | Kind::Num) => t.is_numeric(),
             (FieldType::Boolean, Kind::Bool) => true,
@@ -113,6 +152,16 @@ impl FieldType {
                     return Err(format!("expected a date as YYYY-MM-DD, found {}", describe(value, sensitive)));
                 }
             }
+            (FieldType::Decimal, _) => {
+                // Written as text: a number becomes its exact decimal text.
+                let text = match decimal_text(value) {
+                    None => return Err(format!("expected a decimal number, found {}", describe(value, sensitive))),
+                    Some(_) if matches!(value, Val::Raw(_) | Val::Str(_)) => return Ok(()),
+                    Some(text) => text.into_owned(),
+                };
+                *value = Val::text(text);
+                return Ok(());
+            }
             // Integers are signed 64-bit: 2^63 and above is not one, though JSON can write it.
             (FieldType::Integer, Val::Json(v)) => v.as_i64().is_some(),
             (FieldType::Integer, Val::Written(n)) => n.value.as_i64().is_some(),
@@ -135,6 +184,7 @@ impl FieldType {
                 FieldType::Array => "an array",
                 FieldType::Datetime => "an RFC 3339 datetime string",
                 FieldType::Date => "a YYYY-MM-DD date string",
+                FieldType::Decimal => "a decimal number",
                 FieldType::String | FieldType::Any => "a string",
             };
             Err(format!("expected {expected}, found {}", describe(value, sensitive)))
