@@ -141,7 +141,7 @@ fn a_type_that_cannot_hold_the_schemas_value_is_an_error_unless_a_transform_conv
         "6:42: error: `type: integer` cannot hold `$.weight`, which the source schema gives as a number (a float); a number may have a fraction: declare `type: number`, or convert it with `to_integer`, which refuses one",
         "7:39: error: `type: datetime` cannot hold `$.day`, which the source schema gives as a date (YYYY-MM-DD text)",
         "8:41: error: `type: datetime` cannot hold `$.local`, which the source schema gives as a date and time without a zone (text); it has no zone: read it with `parse_datetime: {format: '%Y-%m-%dT%H:%M:%S%.f', zone: …}`, or declare `type: string`",
-        "9:42: error: `type: number` cannot hold `$.amount`, which the source schema gives as an exact decimal (as text); an exact decimal arrives as text: declare `type: string` to keep it exact, or convert it with `to_number` (a float, which may round it)",
+        "9:42: error: `type: number` cannot hold `$.amount`, which the source schema gives as an exact decimal (as text); an exact decimal arrives as text: declare `type: decimal` to keep it exact, or convert it with `to_number` (a float, which may round it)",
     ];
     assert_eq!(found, expected);
 }
