@@ -298,3 +298,75 @@ fn a_json_number_under_type_decimal_is_read_exactly_from_its_text() {
     );
     assert_eq!(got[4]["errors"][0]["rule"], "type", "{:?}", got[4]);
 }
+
+mod hostile_bytes {
+    //! The Avro reader and the framing on arbitrary and mutated values: an error or a record,
+    //! never a panic, whatever the bytes.
+    use super::*;
+    use proptest::prelude::*;
+
+    use std::sync::OnceLock;
+
+    fn readers() -> &'static [AvroReader] {
+        static READERS: OnceLock<Vec<AvroReader>> = OnceLock::new();
+        READERS.get_or_init(|| {
+            ["order.avsc", "types.avsc", "hostile-recursive.avsc"]
+                .iter()
+                .map(|f| AvroReader::new(&std::fs::read_to_string(avro(f)).unwrap(), &[]).unwrap())
+                .collect()
+        })
+    }
+
+    fn valid_bodies() -> &'static [Vec<u8>] {
+        static BODIES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+        BODIES.get_or_init(|| {
+            ["order.confluent.b64", "types.confluent.b64"]
+                .iter()
+                .map(|f| BASE64.decode(std::fs::read_to_string(avro(f)).unwrap().trim()).unwrap()[5..].to_vec())
+                .collect()
+        })
+    }
+
+    fn orders_plan() -> &'static lambda_stream::plan::Plan {
+        static PLAN: OnceLock<lambda_stream::plan::Plan> = OnceLock::new();
+        PLAN.get_or_init(|| {
+            let text = std::fs::read_to_string(crate::util::root().join("mappings/orders-to-billing.yaml")).unwrap();
+            lambda_stream::plan::load_str(&text).unwrap().1
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            for reader in readers() {
+                let _ = reader.read(&bytes);
+                let mut captured = Vec::new();
+                let _ = reader.read_captures(&bytes, orders_plan().projection(), &mut captured);
+            }
+            let _ = unframe(&bytes);
+        }
+
+        #[test]
+        fn mutated_records_never_panic(
+            which in 0usize..2,
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut body = valid_bodies()[which].clone();
+            let mapping = orders_plan();
+            for (at, byte) in &flips {
+                let i = at.index(body.len());
+                body[i] = *byte;
+            }
+            body.truncate(cut.index(body.len() + 1));
+            let reader = &readers()[which];
+            let _ = reader.read(&body);
+            let mut captured = Vec::new();
+            if reader.read_captures(&body, mapping.projection(), &mut captured).is_ok() {
+                let _ = mapping.apply_captured(&captured, body.len());
+            }
+        }
+    }
+}

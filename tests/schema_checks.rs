@@ -364,6 +364,16 @@ fn a_registry_subject_is_fetched_and_one_that_does_not_answer_exits_3() {
     );
 }
 
+#[cfg(feature = "kafka")]
+#[test]
+fn a_registry_subject_with_glue_as_the_registry_is_a_usage_error_that_says_why() {
+    let args = ["validate-mapping", "mappings/orders-to-billing.yaml", "--source-schema", "registry:orders-value"];
+    let out = with_registry("glue:us-east-1", &args);
+    assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), stderr(&out));
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(said.contains("AWS Glue Schema Registry") && said.contains("give the schema as a file"), "{said}");
+}
+
 /// The mapping reference's examples that name a schema fit it (their paths are from `docs/`).
 #[test]
 fn the_references_examples_fit_the_schemas_they_name() {

@@ -1,7 +1,7 @@
 //! `--format`, `--registry` and `--schema`: how `process` reads records that are not plain JSON.
 //!
-//! With `--input`, a binary record is one line of base64 (as `kcat -e -f '%s\n'` or the fail
-//! envelope's `value` give it); with `--event`, the event's values are read as they are.
+//! With `--input`, a binary record is one line of base64 (as a fail envelope's `value` holds it);
+//! with `--event`, the event's values are read as they are.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -91,7 +91,9 @@ impl LineFormat {
             return Ok(line.to_vec());
         }
         let text = line.trim_ascii();
-        BASE64.decode(text).map_err(|e| format!("a {} record line must be base64 of the value: {e}", self.format))
+        BASE64
+            .decode(text)
+            .map_err(|e| format!("with --format {}, a line is the base64 of a record's value: {e}", self.format))
     }
 
     /// The schemas the `values` name: read from the file, or fetched from the registry (each
@@ -153,16 +155,29 @@ pub fn schema_file(path: &Path) -> Result<CompiledSchema, CliError> {
     CompiledSchema::compile(&schema).map_err(|why| CliError::Usage(format!("{shown}: {why}")))
 }
 
+/// The registry at `url`, its credentials and timeout from the environment
+/// (`SCHEMA_REGISTRY_USER_INFO`, `SCHEMA_REGISTRY_BEARER_TOKEN`, `SCHEMA_REGISTRY_TIMEOUT_MS`) as
+/// the function reads them, but for `parameter://` values, which only the function resolves.
 #[cfg(feature = "kafka")]
-async fn registry(url: &str) -> Result<Schemas, CliError> {
+pub(super) fn registry_settings(url: &str) -> Result<crate::config::RegistrySettings, CliError> {
     let layers = crate::config::Layers::command_line(Vec::new(), "lambda-stream-local");
-    let settings = crate::config::RegistrySettings {
+    let timeout_ms = match layers.get("SCHEMA_REGISTRY_TIMEOUT_MS") {
+        None => 10_000,
+        Some(text) => text.trim().parse().map_err(|_| {
+            CliError::Usage(format!("SCHEMA_REGISTRY_TIMEOUT_MS is `{text}`, not a number of milliseconds"))
+        })?,
+    };
+    Ok(crate::config::RegistrySettings {
         url: url.to_string(),
         user_info: layers.get("SCHEMA_REGISTRY_USER_INFO"),
         bearer_token: layers.get("SCHEMA_REGISTRY_BEARER_TOKEN"),
-        timeout_ms: layers.get("SCHEMA_REGISTRY_TIMEOUT_MS").and_then(|t| t.parse().ok()).unwrap_or(10_000),
-    };
-    Schemas::from_settings(&settings).await.map_err(CliError::from)
+        timeout_ms,
+    })
+}
+
+#[cfg(feature = "kafka")]
+async fn registry(url: &str) -> Result<Schemas, CliError> {
+    Schemas::from_settings(&registry_settings(url)?).await.map_err(CliError::from)
 }
 
 #[cfg(not(feature = "kafka"))]

@@ -212,7 +212,7 @@ mod tests {
     required: true                 # schema: never null
   - target: amount
     source: '$.amount'
-    type: string                   # schema: an exact decimal (as text)
+    type: decimal                  # schema: an exact decimal (as text)
     required: true                 # schema: never null
   - target: status
     source: '$.status'

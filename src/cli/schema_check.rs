@@ -199,18 +199,17 @@ fn fetch(subject: &str, version: &str) -> Result<(String, Vec<String>), SchemaPr
             "`{REGISTRY}{subject}` is read from the schema registry at SCHEMA_REGISTRY_URL, which is not set"
         )));
     };
-    let auth = match (layers.get("SCHEMA_REGISTRY_BEARER_TOKEN"), layers.get("SCHEMA_REGISTRY_USER_INFO")) {
-        (Some(token), _) => RegistryAuth::Bearer(token),
-        (None, Some(info)) => {
-            let (user, password) = info.split_once(':').unwrap_or((info.as_str(), ""));
-            RegistryAuth::Basic { user: user.into(), password: password.into() }
-        }
-        (None, None) => RegistryAuth::None,
-    };
-    let timeout_ms = layers.get("SCHEMA_REGISTRY_TIMEOUT_MS").and_then(|t| t.parse().ok()).unwrap_or(10_000);
+    if crate::format::glue::is_glue(&url) {
+        return Err(SchemaProblem::Unusable(format!(
+            "`{REGISTRY}{subject}` names a subject, which a Confluent-compatible registry has; SCHEMA_REGISTRY_URL is \
+             AWS Glue Schema Registry (`{url}`): give the schema as a file"
+        )));
+    }
+    let settings = super::formats::registry_settings(&url).map_err(|e| SchemaProblem::Unusable(e.to_string()))?;
+    let auth = RegistryAuth::of(&settings);
     let unreachable = SchemaProblem::Unreachable;
-    let registry =
-        ConfluentRegistry::new(&url, auth, std::time::Duration::from_millis(timeout_ms)).map_err(unreachable)?;
+    let timeout = std::time::Duration::from_millis(settings.timeout_ms);
+    let registry = ConfluentRegistry::new(&url, auth, timeout).map_err(unreachable)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

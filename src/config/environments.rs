@@ -215,6 +215,7 @@ fn read_environment(
     env.topic_fail = f.string("topic_fail", diags);
     env.mapping = f.string("mapping", diags);
     env.source_format = f.string("source_format", diags);
+    format_known(env.source_format.as_ref(), diags);
     env.schema_registry_url = f.string("schema_registry_url", diags);
     env.schema_registry_user_info = f.string("schema_registry_user_info", diags);
     for node in f.list("routes", diags) {
@@ -227,6 +228,7 @@ fn read_environment(
                 topic_fail: r.string("topic_fail", diags),
                 format: r.string("format", diags),
             });
+            format_known(env.routes.last().and_then(|r| r.format.as_ref()), diags);
         }
     }
     let int = |node: Option<&Node>, key: &str, diags: &mut Vec<Diagnostic>| -> Option<Spanned<i64>> {
@@ -296,6 +298,7 @@ pub fn check(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
     } else {
         check_routes(env, file, diags);
     }
+    check_formats(env, &mut |d| diags.push(here(d)));
     for value in [&env.msk_servers, &env.topic_ok, &env.topic_fail, &env.kafka.scram_secret].into_iter().flatten() {
         if let Err(why) = parameter_name(&value.value).unwrap_or(Ok(String::new())) {
             diags.push(here(Diagnostic::new(value.pos, why.to_string())));
@@ -417,6 +420,38 @@ fn check_topic_names(env: &Environment, report: &mut impl FnMut(Diagnostic)) {
 
 /// Routes: each complete, one per source topic, every source topic routed (or a default route),
 /// no route writing to a topic the function reads, and each route's mapping compiling.
+/// A record format is one this program reads (checked as the file is read, so that no cold start
+/// takes a misspelt one for the default).
+fn format_known(format: Option<&Spanned<String>>, diags: &mut Vec<Diagnostic>) {
+    if let Some(format) = format
+        && let Err(why) = format.value.parse::<crate::format::SourceFormat>()
+    {
+        diags.push(Diagnostic::new(format.pos, why));
+    }
+}
+
+/// Records that name schemas have a registry to read them from.
+fn check_formats(env: &Environment, diags: &mut impl FnMut(Diagnostic)) {
+    let formats = std::iter::once(env.source_format.as_ref()).chain(env.routes.iter().map(|r| r.format.as_ref()));
+    let mut uses_schemas = None;
+    for format in formats.flatten() {
+        if format.value.parse::<crate::format::SourceFormat>().is_ok_and(|f| f.uses_schemas()) {
+            uses_schemas = uses_schemas.or(Some(format));
+        }
+    }
+    if let Some(format) = uses_schemas
+        && env.schema_registry_url.is_none()
+    {
+        diags(Diagnostic::new(
+            format.pos,
+            format!(
+                "`{}` records name their schema in a registry: set `schema_registry_url` (or SCHEMA_REGISTRY_URL)",
+                format.value
+            ),
+        ));
+    }
+}
+
 fn check_routes(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
     let here = |d: Diagnostic| Located { file: file.to_path_buf(), diagnostic: d };
     let name = env.name();
@@ -673,6 +708,22 @@ mod tests {
             check(env, &here(), &mut problems);
         }
         assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn record_formats_are_checked_as_the_file_is_read_and_avro_needs_a_registry() {
+        let text = "version: 1\nacme:\n  prod:\n    lambda_name: fn\n    msk_servers: b:9092\n    source_topics: [orders, payments]\n    source_format: avr0\n    routes:\n      - { source_topic: orders, mapping: o.yaml, topic_ok: a, topic_fail: a.fail, format: avrro }\n      - { source_topic: payments, mapping: p.yaml, topic_ok: b, topic_fail: b.fail, format: avro }\n";
+        let (file, diags) = parse(text);
+        let messages: Vec<String> = diags.iter().map(|d| format!("{}: {}", d.pos, d.message)).collect();
+        assert_eq!(messages.len(), 2, "{messages:#?}");
+        assert!(messages[0].starts_with("7:20: unknown record format `avr0`"), "{messages:#?}");
+        assert!(messages[1].contains("unknown record format `avrro`"), "{messages:#?}");
+        let mut problems = Vec::new();
+        check(&file.environments[0], &here(), &mut problems);
+        assert!(
+            problems.iter().any(|p| p.diagnostic.message.contains("`avro` records name their schema in a registry")),
+            "{problems:#?}"
+        );
     }
 
     #[test]

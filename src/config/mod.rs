@@ -603,6 +603,8 @@ fn routes_of(env: &environments::Environment, file: &Path) -> (Vec<RouteSettings
             mapping_file: environments::resolve_relative(file, &text(&r.mapping)),
             topic_ok: text(&r.topic_ok),
             topic_fail: text(&r.topic_fail),
+            // Checked when the file is read (`environments::check`): a value that does not parse
+            // never reaches here from a checked file.
             format: r.format.as_ref().and_then(|f| f.value.parse().ok()),
         });
     }

@@ -79,7 +79,10 @@ enum Ty {
 #[derive(Debug)]
 enum UuidForm {
     Text,
-    Bytes16,
+    /// `bytes`: a length, which must be 16, then the bytes.
+    Bytes,
+    /// `fixed` of 16.
+    Fixed16,
 }
 
 /// A schema that cannot be read with (a reference to an unknown name, an unsupported form).
@@ -265,8 +268,8 @@ impl<'s> Compiler<'s> {
             },
             Schema::BigDecimal => Ty::BigDecimal,
             Schema::Uuid(UuidSchema::String) => Ty::Uuid(UuidForm::Text),
-            Schema::Uuid(UuidSchema::Bytes) => Ty::Uuid(UuidForm::Bytes16),
-            Schema::Uuid(UuidSchema::Fixed(_)) => Ty::Uuid(UuidForm::Bytes16),
+            Schema::Uuid(UuidSchema::Bytes) => Ty::Uuid(UuidForm::Bytes),
+            Schema::Uuid(UuidSchema::Fixed(_)) => Ty::Uuid(UuidForm::Fixed16),
             Schema::Date => Ty::Date,
             Schema::TimeMillis => Ty::TimeMillis,
             Schema::TimeMicros => Ty::TimeMicros,
@@ -711,21 +714,20 @@ impl<'a> Reading<'a> {
             }
             // Text is checked even when nothing reads it, as a JSON record's is: a record with
             // broken text is broken for every reader of the topic.
-            Ty::Str | Ty::Uuid(UuidForm::Text) => {
+            Ty::Str => {
                 self.text()?;
             }
             Ty::Bytes | Ty::Decimal { fixed: None, .. } => {
                 self.bytes("bytes")?;
             }
             Ty::BigDecimal => {
-                self.bytes("a big-decimal")?;
-                self.long()?;
+                self.big_decimal()?;
             }
             Ty::Fixed(size) | Ty::Decimal { fixed: Some(size), .. } => {
                 self.take(*size, "a fixed")?;
             }
-            Ty::Uuid(UuidForm::Bytes16) => {
-                self.take(16, "a uuid")?;
+            Ty::Uuid(form) => {
+                self.uuid(form)?;
             }
             Ty::Duration => {
                 self.take(12, "a duration")?;
@@ -759,18 +761,8 @@ impl<'a> Reading<'a> {
                 };
                 Doc::Decimal(self.decimal_text(unscaled, *scale)?)
             }
-            Ty::BigDecimal => {
-                let unscaled = self.bytes("a big-decimal")?;
-                let scale = self.long()?;
-                let scale =
-                    usize::try_from(scale).map_err(|_| self.error(format!("a big-decimal scale of {scale}")))?;
-                Doc::Decimal(self.decimal_text(unscaled, scale)?)
-            }
-            Ty::Uuid(UuidForm::Text) => Doc::Str(Cow::Borrowed(self.text()?)),
-            Ty::Uuid(UuidForm::Bytes16) => {
-                let raw = self.take(16, "a uuid")?;
-                Doc::Str(Cow::Owned(uuid_text(raw)))
-            }
+            Ty::BigDecimal => Doc::Decimal(self.big_decimal()?),
+            Ty::Uuid(form) => self.uuid(form)?,
             Ty::Date => {
                 let days = self.int()?;
                 let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
@@ -803,6 +795,42 @@ impl<'a> Reading<'a> {
             }
             // `value` reads every other type itself.
             other => return Err(self.error(format!("{other:?} read as a logical type"))),
+        })
+    }
+
+    /// `big-decimal`: `bytes` holding the unscaled value (as `bytes`) and then the scale (a
+    /// `long`), as the Avro specification and its Java and Rust libraries write it.
+    fn big_decimal(&mut self) -> Result<String, AvroError> {
+        let at = self.pos;
+        let outer = self.bytes("a big-decimal")?;
+        let mut inner = Reading { bytes: outer, pos: 0, path: Vec::new(), track: false };
+        let parsed = inner.bytes("a big-decimal's digits").and_then(|unscaled| {
+            let scale = inner.long()?;
+            let scale = usize::try_from(scale).map_err(|_| inner.error(format!("a big-decimal scale of {scale}")))?;
+            if inner.pos != outer.len() {
+                return Err(inner.error("bytes left after a big-decimal's scale".into()));
+            }
+            inner.decimal_text(unscaled, scale)
+        });
+        parsed.map_err(|e| {
+            self.pos = at;
+            self.error(e.message)
+        })
+    }
+
+    fn uuid(&mut self, form: &UuidForm) -> Result<Doc<'a>, AvroError> {
+        Ok(match form {
+            UuidForm::Text => Doc::Str(Cow::Borrowed(self.text()?)),
+            UuidForm::Fixed16 => Doc::Str(Cow::Owned(uuid_text(self.take(16, "a uuid")?))),
+            UuidForm::Bytes => {
+                let at = self.pos;
+                let raw = self.bytes("a uuid")?;
+                if raw.len() != 16 {
+                    self.pos = at;
+                    return Err(self.error(format!("a uuid of {} bytes; a uuid is 16", raw.len())));
+                }
+                Doc::Str(Cow::Owned(uuid_text(raw)))
+            }
         })
     }
 
@@ -952,6 +980,32 @@ mod tests {
         assert!(reader.read(&bad).unwrap_err().message.contains("not UTF-8"));
         // Ten continuation bytes: longer than 64 bits.
         assert!(reader.read(&[0xff; 11]).unwrap_err().message.contains("64 bits"));
+    }
+
+    #[test]
+    fn uuid_on_bytes_and_big_decimal_read_as_the_specification_writes_them() {
+        let schema = r#"{"type":"record","name":"R","fields":[
+            {"name":"id","type":{"type":"bytes","logicalType":"uuid"}},
+            {"name":"amount","type":{"type":"bytes","logicalType":"big-decimal"}},
+            {"name":"n","type":"int"}]}"#;
+        let reader = AvroReader::new(schema, &[]).unwrap();
+        let mut body = zigzag(16);
+        body.extend((0u8..16).collect::<Vec<_>>());
+        // -12345 scaled by 2: its two's-complement bytes, then the scale, inside one `bytes`.
+        let mut inner = zigzag(2);
+        inner.extend((-12345i16).to_be_bytes());
+        inner.extend(zigzag(2));
+        body.extend(zigzag(inner.len() as i64));
+        body.extend(inner);
+        body.extend(zigzag(7));
+        let doc = reader.read(&body).unwrap();
+        assert_eq!(doc.get("id"), Some(&Doc::Str("00010203-0405-0607-0809-0a0b0c0d0e0f".into())));
+        assert_eq!(doc.get("amount"), Some(&Doc::Decimal("-123.45".into())));
+        assert_eq!(doc.get("n"), Some(&Doc::Int(7)));
+        // A uuid of another length is refused, never misread.
+        let mut short = zigzag(15);
+        short.extend([0u8; 15]);
+        assert!(reader.read(&short).unwrap_err().message.contains("a uuid of 15 bytes"));
     }
 
     #[test]

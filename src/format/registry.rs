@@ -72,14 +72,7 @@ impl Schemas {
         if super::glue::is_glue(&settings.url) {
             return Ok(Schemas::new(SchemaSource::Glue(super::glue::GlueRegistry::new(&settings.url, timeout).await?)));
         }
-        let auth = match (&settings.user_info, &settings.bearer_token) {
-            (_, Some(token)) => RegistryAuth::Bearer(token.clone()),
-            (Some(info), None) => {
-                let (user, password) = info.split_once(':').unwrap_or((info.as_str(), ""));
-                RegistryAuth::Basic { user: user.into(), password: password.into() }
-            }
-            (None, None) => RegistryAuth::None,
-        };
+        let auth = RegistryAuth::of(settings);
         Ok(Schemas::new(SchemaSource::Confluent(ConfluentRegistry::new(&settings.url, auth, timeout)?)))
     }
 
@@ -216,6 +209,20 @@ pub mod confluent {
         Basic { user: String, password: String },
         /// `Authorization: Bearer`.
         Bearer(String),
+    }
+
+    impl RegistryAuth {
+        /// The credentials the settings give: a bearer token, else `user:password`.
+        pub fn of(settings: &crate::config::RegistrySettings) -> Self {
+            match (&settings.user_info, &settings.bearer_token) {
+                (_, Some(token)) => RegistryAuth::Bearer(token.clone()),
+                (Some(info), None) => {
+                    let (user, password) = info.split_once(':').unwrap_or((info.as_str(), ""));
+                    RegistryAuth::Basic { user: user.into(), password: password.into() }
+                }
+                (None, None) => RegistryAuth::None,
+            }
+        }
     }
 
     pub struct ConfluentRegistry {

@@ -88,8 +88,9 @@ pub struct WorkerOptions {
 /// Kafka's own default: long enough that a pause or a network blip is not taken for a crash.
 const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
 /// How long the worker retries a schema registry that does not answer before it stops (without
-/// committing the batch, so a restart maps it again).
-pub const REGISTRY_RETRY: Duration = Duration::from_secs(120);
+/// committing the batch, so a restart maps it again). Below the default stall timeout, which
+/// would stop it otherwise, with less to say.
+pub const REGISTRY_RETRY: Duration = Duration::from_secs(60);
 
 impl WorkerOptions {
     /// The first setting that only the classic group protocol honours, as the user wrote it.
