@@ -68,7 +68,10 @@ fn main() {
                 v[v.len() / 2]
             };
             let (json, avro) = (median(&mut json_ns), median(&mut avro_ns));
-            println!("json {json:.0} ns/record, avro {avro:.0} ns/record: avro at {:.2}x json's records/s", json / avro);
+            println!(
+                "json {json:.0} ns/record, avro {avro:.0} ns/record: avro at {:.2}x json's records/s",
+                json / avro
+            );
             return;
         }
         let mut ok = 0usize;

@@ -533,3 +533,16 @@ async fn avro_failures_replay_through_a_fixed_mapping_reading_their_schemas_agai
     assert_eq!(replayed.len(), 30);
     assert_eq!(crate::kafka_util::json_payload(&replayed[0])["status"], "PAID");
 }
+
+#[test]
+fn a_registry_answer_past_its_bound_is_the_registrys_failure_and_nothing_is_mapped() {
+    let registry = TestRegistry::start(&[]);
+    // A schema whose text alone is past the 8 MiB a registry's answer may be.
+    let huge = json!({"type": "record", "name": "Huge", "doc": "x".repeat(9 << 20), "fields": []}).to_string();
+    let answer = registry.call(reqwest::Method::POST, "/subjects/huge-value/versions", Some(json!({"schema": huge})));
+    let id = answer["id"].as_u64().unwrap() as u32;
+    let out = process_lines(&registry.url, &[framed(id, &[])], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("an answer of more than 8 MiB"), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+}

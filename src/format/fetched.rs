@@ -24,3 +24,28 @@ pub enum Fetched {
     /// It has no such schema (or not all of its references): the records naming it fail.
     Missing(String),
 }
+
+/// The most of a registry's answer that is read: far beyond any schema, so a registry (or
+/// something else at its address) cannot make the process hold an answer of any size.
+pub const MAX_ANSWER_BYTES: usize = 8 << 20;
+
+/// A registry's answer body, read up to [`MAX_ANSWER_BYTES`].
+#[cfg(feature = "kafka")]
+pub async fn answer_body(mut response: reqwest::Response, url: &str) -> Result<Vec<u8>, RegistryError> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(RegistryError::BadAnswer {
+                        url: url.to_string(),
+                        why: format!("an answer of more than {} MiB", MAX_ANSWER_BYTES >> 20),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(RegistryError::Unreachable { url: url.to_string(), source: Box::new(e) }),
+        }
+    }
+}

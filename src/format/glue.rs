@@ -108,7 +108,7 @@ impl GlueRegistry {
         }
         let response = request.send().await.map_err(|e| unreachable(Box::new(e)))?;
         let status = response.status();
-        let text = response.bytes().await.map_err(|e| unreachable(Box::new(e)))?;
+        let text = super::fetched::answer_body(response, &self.endpoint).await?;
         if status.is_success() {
             let version: SchemaVersion = serde_json::from_slice(&text)
                 .map_err(|e| RegistryError::BadAnswer { url: self.endpoint.clone(), why: e.to_string() })?;

@@ -196,9 +196,10 @@ pub mod confluent {
     use super::{Fetched, RegistryError};
     use crate::format::RegisteredSchema;
 
-    /// References are followed this deep at most: a cycle or a runaway chain is a broken
-    /// registry, not a schema.
+    /// References are followed this deep at most, and this many in all: a cycle or a runaway
+    /// chain is a broken registry, not a schema.
     const MAX_REFERENCE_DEPTH: usize = 32;
+    const MAX_REFERENCES: usize = 256;
 
     /// How a registry wants to be spoken to.
     #[derive(Clone, Debug, Default)]
@@ -332,6 +333,9 @@ pub mod confluent {
                 if depth >= MAX_REFERENCE_DEPTH {
                     return Ok(Err(format!("{what} (references nested deeper than {MAX_REFERENCE_DEPTH})")));
                 }
+                if out.len() >= MAX_REFERENCES {
+                    return Ok(Err(format!("{what} (more than {MAX_REFERENCES} references)")));
+                }
                 let path = format!("/subjects/{}/versions/{}", encode(&reference.subject), reference.version);
                 let Some(answer) = self.get::<SchemaAnswer>(&path).await? else { return Ok(Err(what)) };
                 if let Err(missing) = Box::pin(self.resolve(&answer.references, out, depth + 1)).await? {
@@ -360,7 +364,7 @@ pub mod confluent {
                 |e: reqwest::Error| RegistryError::Unreachable { url: self.url.clone(), source: Box::new(e) };
             let response = request.send().await.map_err(unreachable)?;
             let status = response.status();
-            let body = response.bytes().await.map_err(unreachable)?;
+            let body = super::super::fetched::answer_body(response, &url).await?;
             if status.is_success() {
                 return serde_json::from_slice(&body)
                     .map(Some)
