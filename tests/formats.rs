@@ -370,3 +370,29 @@ mod hostile_bytes {
         }
     }
 }
+
+#[test]
+fn diff_mapping_compares_two_mappings_on_avro_samples_as_on_their_json() {
+    let old = std::fs::read_to_string(crate::util::root().join("mappings/orders-to-billing.yaml")).unwrap();
+    let new = old.replace("target: customer.birth_date", "target: customer.born_on");
+    assert_ne!(old, new, "the edit changes the mapping");
+    let new = TempFile::new("new.yaml", new.as_bytes());
+    let jsonl = std::fs::read_to_string(fixture("orders.jsonl")).unwrap();
+    let json_lines: Vec<&str> =
+        jsonl.lines().enumerate().filter(|(i, _)| [0, 1, 2, 7].contains(i)).map(|(_, l)| l).collect();
+    let json = TempFile::new("orders.jsonl", json_lines.join("\n").as_bytes());
+    let diff = |extra: &[&str]| {
+        let base = ["diff-mapping", "mappings/orders-to-billing.yaml", new.arg(), "--format", "json"];
+        lambda_stream(&[&base[..], extra].concat())
+    };
+    let from_avro =
+        diff(&["--input", &avro("orders.confluent.b64"), "--records-format", "avro", "--schema", &avro("order.avsc")]);
+    let from_json = diff(&["--input", json.arg()]);
+    // Exit 3: records would change (as `diff` ends 1).
+    assert_eq!(from_avro.status.code(), Some(3), "{}", stderr(&from_avro));
+    let (a, j): (Value, Value) =
+        (serde_json::from_str(&stdout(&from_avro)).unwrap(), serde_json::from_str(&stdout(&from_json)).unwrap());
+    assert!(a["summary"]["changed"].as_u64().unwrap() > 0, "{a:#}");
+    assert_eq!(a["summary"], j["summary"]);
+    assert_eq!(a["changes"], j["changes"]);
+}

@@ -76,7 +76,11 @@ pub struct Summary {
 
 /// Maps one record value with both plans and says what changed, if anything.
 pub fn compare(old: &Plan, new: &Plan, value: &[u8], hidden: &[&str]) -> Option<Change> {
-    let (before, after) = (old.apply(value), new.apply(value));
+    compare_outcomes(old.apply(value), new.apply(value), hidden)
+}
+
+/// What changed between the outcomes of one record under the old and the new mapping.
+fn compare_outcomes(before: Outcome, after: Outcome, hidden: &[&str]) -> Option<Change> {
     let route = |o: &Outcome| match o {
         Outcome::Mapped(_) => "ok",
         Outcome::Failed(_) => "fail",
@@ -157,21 +161,34 @@ pub fn diff_mapping(
     new: &Path,
     samples: Samples<'_>,
     format: Format,
+    records_format: &super::formats::LineFormat,
 ) -> Result<super::exit::Outcome, CliError> {
     let (_, old_plan) = super::source::load(old)?;
     let (_, new_plan) = super::source::load(new)?;
     let mut hidden = old_plan.sensitive_targets();
     hidden.extend(new_plan.sensitive_targets());
-    let records = read_samples(samples)?;
+    let lines = matches!(samples, Samples::Lines(_));
+    let mut records = read_samples(samples)?;
+    // Samples in a binary format are base64 lines (an event's values are bytes already); their
+    // schemas are fetched once each, as a batch's are.
+    if lines {
+        for (_, value, _) in &mut records {
+            if let Some(line) = value {
+                *line = records_format.value_of(line).map_err(CliError::Usage)?;
+            }
+        }
+    }
+    let schemas = records_format.batch_schemas(records.iter().filter_map(|(_, v, _)| v.as_deref()))?;
     let mut summary = Summary::default();
     let mut changes = Vec::new();
-    for (label, value) in &records {
+    for (label, value, schema) in &records {
         let Some(value) = value else {
             summary.skipped += 1;
             continue;
         };
         summary.records += 1;
-        match compare(&old_plan, &new_plan, value, &hidden) {
+        let outcome = |plan: &Plan| schemas.apply(plan, records_format.format, value, *schema).outcome;
+        match compare_outcomes(outcome(&old_plan), outcome(&new_plan), &hidden) {
             None => summary.unchanged += 1,
             Some(change) => {
                 summary.changed += 1;
@@ -204,8 +221,9 @@ pub fn diff_mapping(
     Ok(if summary.changed == 0 { super::exit::Outcome::Done } else { super::exit::Outcome::Changed })
 }
 
-/// A record's label (`line 3`, `orders-0@1042`) and its value.
-type LabelledRecord = (String, Option<Vec<u8>>);
+/// A record's label (`line 3`, `orders-0@1042`), its value, and the schema an event gives beside
+/// it (`valueSchemaMetadata`).
+type LabelledRecord = (String, Option<Vec<u8>>, Option<crate::format::wire::SchemaId>);
 
 /// Each record with its label; `None` for what is not a record to compare (a blank line, a
 /// tombstone).
@@ -222,7 +240,7 @@ fn read_samples(samples: Samples<'_>) -> Result<Vec<LabelledRecord>, CliError> {
                 .enumerate()
                 .map(|(i, line)| {
                     let value = (!line.iter().all(u8::is_ascii_whitespace)).then(|| line.to_vec());
-                    (format!("line {}", i + 1), value)
+                    (format!("line {}", i + 1), value, None)
                 })
                 .collect())
         }
@@ -244,7 +262,7 @@ fn read_samples(samples: Samples<'_>) -> Result<Vec<LabelledRecord>, CliError> {
                         // Unreadable under both mappings alike: nothing an edit changes.
                         crate::record::Payload::Undecodable { .. } => None,
                     };
-                    (label, value)
+                    (label, value, input.source.value_schema_id)
                 })
                 .collect())
         }

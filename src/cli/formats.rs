@@ -30,7 +30,7 @@ pub struct FormatArgs {
     pub schema: Option<PathBuf>,
 }
 
-fn parse_format(text: &str) -> Result<SourceFormat, String> {
+pub(super) fn parse_format(text: &str) -> Result<SourceFormat, String> {
     text.parse()
 }
 

@@ -93,6 +93,16 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// How the sample records are written: json, json-schema or avro (binary records as one
+        /// base64 value per line of --input).
+        #[arg(long = "records-format", default_value = "json", value_parser = formats::parse_format)]
+        records_format: crate::format::SourceFormat,
+        /// A schema registry for the samples' schemas (see `process --registry`).
+        #[arg(long, conflicts_with = "schema")]
+        registry: Option<String>,
+        /// One Avro schema file to read every sample with.
+        #[arg(long)]
+        schema: Option<PathBuf>,
     },
     /// Show what a mapping does with one record, field by field: where each source led, the value
     /// after each transform, each check, condition and rule, and the output or errors.
@@ -226,13 +236,15 @@ fn dispatch(cli: Cli) -> Result<Outcome, CliError> {
         Command::Explain { mapping, input, field, format } => {
             explain::explain(&mapping, &input, field.as_deref(), format)
         }
-        Command::DiffMapping { old, new, input, event, format } => {
+        Command::DiffMapping { old, new, input, event, format, records_format, registry, schema } => {
+            let records =
+                formats::LineFormat::from_args(&formats::FormatArgs { format: records_format, registry, schema })?;
             let samples = match (&input, &event) {
                 (Some(lines), _) => diff::Samples::Lines(lines),
                 (None, Some(event)) => diff::Samples::Event(event),
                 (None, None) => unreachable!("clap requires --input or --event"),
             };
-            diff::diff_mapping(&old, &new, samples, format)
+            diff::diff_mapping(&old, &new, samples, format, &records)
         }
         Command::Init { from, from_schema, name, output } => match (from, from_schema) {
             (Some(from), _) => init::run(&from, name, output.as_deref()),
