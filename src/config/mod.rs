@@ -118,18 +118,7 @@ pub struct RouteSettings {
     pub format: Option<SourceFormat>,
 }
 
-/// Where schemas come from, for records in a registry's format.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RegistrySettings {
-    /// A Confluent-compatible REST API's base URL.
-    pub url: String,
-    /// `user:password` for HTTP Basic (Confluent Cloud: API key and secret).
-    pub user_info: Option<String>,
-    /// A bearer token, instead of `user_info`.
-    pub bearer_token: Option<String>,
-    /// How long one registry request may take.
-    pub timeout_ms: u64,
-}
+pub use crate::format::registry::RegistrySettings;
 
 /// Everything an entry needs, resolved: flags over variables over `environments.yaml`.
 #[derive(Clone, Debug)]

@@ -12,6 +12,19 @@ use super::wire::SchemaId;
 use super::{BatchSchemas, CompiledSchema, SourceFormat};
 use crate::record::{Input, Payload};
 
+/// Where schemas come from, for records in a registry's format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// A Confluent-compatible REST API's base URL.
+    pub url: String,
+    /// `user:password` for HTTP Basic (Confluent Cloud: API key and secret).
+    pub user_info: Option<String>,
+    /// A bearer token, instead of `user_info`.
+    pub bearer_token: Option<String>,
+    /// How long one registry request may take.
+    pub timeout_ms: u64,
+}
+
 /// How many compiled schemas a process keeps.
 pub const CACHE_CAPACITY: usize = 1_000;
 
@@ -66,7 +79,7 @@ impl Schemas {
     /// The registry the settings name: AWS Glue Schema Registry (`glue`, `glue:REGION` or a
     /// registry's ARN), else a Confluent-compatible REST API at the URL.
     #[cfg(feature = "kafka")]
-    pub async fn from_settings(settings: &crate::config::RegistrySettings) -> Result<Self, RegistryError> {
+    pub async fn from_settings(settings: &RegistrySettings) -> Result<Self, RegistryError> {
         use confluent::{ConfluentRegistry, RegistryAuth};
         let timeout = std::time::Duration::from_millis(settings.timeout_ms);
         if super::glue::is_glue(&settings.url) {
@@ -214,7 +227,7 @@ pub mod confluent {
 
     impl RegistryAuth {
         /// The credentials the settings give: a bearer token, else `user:password`.
-        pub fn of(settings: &crate::config::RegistrySettings) -> Self {
+        pub fn of(settings: &super::RegistrySettings) -> Self {
             match (&settings.user_info, &settings.bearer_token) {
                 (_, Some(token)) => RegistryAuth::Bearer(token.clone()),
                 (Some(info), None) => {
