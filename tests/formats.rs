@@ -396,3 +396,54 @@ fn diff_mapping_compares_two_mappings_on_avro_samples_as_on_their_json() {
     assert_eq!(a["summary"], j["summary"]);
     assert_eq!(a["changes"], j["changes"]);
 }
+
+#[test]
+fn explain_follows_an_avro_record_field_by_field() {
+    let out = lambda_stream(&[
+        "explain",
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--input",
+        &avro("order.confluent.b64"),
+        "--records-format",
+        "avro",
+        "--schema",
+        &avro("order.avsc"),
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let from_avro: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let json = TempFile::new("order.json", &std::fs::read(fixture("order.json")).unwrap());
+    let out = lambda_stream(&[
+        "explain",
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--input",
+        json.arg(),
+        "--format",
+        "json",
+    ]);
+    let from_json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(from_avro["outcome"], "ok", "{from_avro:#}");
+    assert_eq!(from_avro["output"], from_json["output"]);
+    assert_eq!(from_avro["fields"].as_array().unwrap().len(), from_json["fields"].as_array().unwrap().len());
+    // A value that does not read says why, as the record's step.
+    let bad = TempFile::new("bad.b64", b"AAAAAAEC\n");
+    let out = lambda_stream(&[
+        "explain",
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--input",
+        bad.arg(),
+        "--records-format",
+        "avro",
+        "--schema",
+        &avro("order.avsc"),
+        "--format",
+        "json",
+    ]);
+    let failed: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(failed["outcome"], "fail");
+    assert!(failed["record"].as_str().unwrap().contains("does not read as avro"), "{failed:#}");
+}

@@ -1,5 +1,5 @@
 //! `explain --mapping M --input R.json [--field F]`: what a mapping does with one record, field by
-//! field, from the same evaluation as the function's.
+//! field, from the same evaluation as the function's (an Avro record too, `--records-format avro`).
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -9,11 +9,19 @@ use super::exit::Outcome;
 use super::validate::Format;
 
 /// `lambda-stream explain`: one record through the mapping, step by step.
-pub fn explain(mapping: &Path, input: &Path, field: Option<&str>, format: Format) -> Result<Outcome, CliError> {
+pub fn explain(
+    mapping: &Path,
+    input: &Path,
+    field: Option<&str>,
+    format: Format,
+    records: &super::formats::LineFormat,
+) -> Result<Outcome, CliError> {
     let (_, plan) = super::source::load(mapping)?;
     let text = super::process::read_input(input, "a record")?;
     // A file saved with a final newline (or a BOM) holds the same record.
-    let mut explanation = plan.explain(text.trim_ascii_end());
+    let value = records.value_of(text.trim_ascii_end()).map_err(CliError::Usage)?;
+    let schemas = records.batch_schemas([value.as_slice()])?;
+    let mut explanation = schemas.explain(&plan, records.format, &value, None);
     if let Some(target) = field {
         explanation = explanation.only(target);
         if explanation.fields.is_empty() {

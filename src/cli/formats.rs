@@ -30,6 +30,29 @@ pub struct FormatArgs {
     pub schema: Option<PathBuf>,
 }
 
+/// The record-format flags of the commands whose `--format` is their report's (`diff-mapping`,
+/// `explain`).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RecordFormatArgs {
+    /// How the records are written: json, json-schema (JSON behind a registry's framing) or avro
+    /// (a binary record as base64: one value per line of --input).
+    #[arg(long = "records-format", default_value = "json", value_parser = parse_format)]
+    pub records_format: SourceFormat,
+    /// The schema registry the records' schemas are in (see `process --registry`).
+    #[arg(long, conflicts_with = "schema")]
+    pub registry: Option<String>,
+    /// One Avro schema file (.avsc) to read every record with.
+    #[arg(long)]
+    pub schema: Option<PathBuf>,
+}
+
+impl RecordFormatArgs {
+    /// How the records are read.
+    pub fn line_format(self) -> Result<LineFormat, CliError> {
+        LineFormat::from_args(&FormatArgs { format: self.records_format, registry: self.registry, schema: self.schema })
+    }
+}
+
 pub(super) fn parse_format(text: &str) -> Result<SourceFormat, String> {
     text.parse()
 }

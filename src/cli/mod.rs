@@ -93,16 +93,8 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
-        /// How the sample records are written: json, json-schema or avro (binary records as one
-        /// base64 value per line of --input).
-        #[arg(long = "records-format", default_value = "json", value_parser = formats::parse_format)]
-        records_format: crate::format::SourceFormat,
-        /// A schema registry for the samples' schemas (see `process --registry`).
-        #[arg(long, conflicts_with = "schema")]
-        registry: Option<String>,
-        /// One Avro schema file to read every sample with.
-        #[arg(long)]
-        schema: Option<PathBuf>,
+        #[command(flatten)]
+        records: formats::RecordFormatArgs,
     },
     /// Show what a mapping does with one record, field by field: where each source led, the value
     /// after each transform, each check, condition and rule, and the output or errors.
@@ -110,7 +102,7 @@ pub enum Command {
         /// The mapping file.
         #[arg(long)]
         mapping: PathBuf,
-        /// One record value (JSON); `-` reads standard input.
+        /// One record value (JSON; base64 with --records-format avro); `-` reads standard input.
         #[arg(long)]
         input: PathBuf,
         /// Only this target (and the targets under it).
@@ -119,6 +111,8 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        #[command(flatten)]
+        records: formats::RecordFormatArgs,
     },
     /// Write a starter mapping from sample records (JSON lines): every field, type and check
     /// inferred from the samples and marked `# guess:`, with embedded tests from two samples; or
@@ -233,12 +227,11 @@ fn dispatch(cli: Cli) -> Result<Outcome, CliError> {
             validate::validate_mapping(&files, format, schemas)
         }
         Command::ValidateConfig { files, format } => validate::validate_config(&files, format),
-        Command::Explain { mapping, input, field, format } => {
-            explain::explain(&mapping, &input, field.as_deref(), format)
+        Command::Explain { mapping, input, field, format, records } => {
+            explain::explain(&mapping, &input, field.as_deref(), format, &records.line_format()?)
         }
-        Command::DiffMapping { old, new, input, event, format, records_format, registry, schema } => {
-            let records =
-                formats::LineFormat::from_args(&formats::FormatArgs { format: records_format, registry, schema })?;
+        Command::DiffMapping { old, new, input, event, format, records } => {
+            let records = records.line_format()?;
             let samples = match (&input, &event) {
                 (Some(lines), _) => diff::Samples::Lines(lines),
                 (None, Some(event)) => diff::Samples::Event(event),

@@ -25,6 +25,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use std::borrow::Cow;
+
+use crate::plan::explain::Explanation;
 use crate::plan::{Failure, FieldError, Outcome, Plan, Stage};
 use avro::AvroReader;
 use wire::{SchemaId, WireError, unframe};
@@ -151,32 +154,75 @@ impl BatchSchemas {
     /// Maps one record value written in `format`. `metadata_id` is the schema id an event source
     /// mapping with a schema registry reports beside a value it has taken the framing off.
     pub fn apply(&self, plan: &Plan, format: SourceFormat, value: &[u8], metadata_id: Option<SchemaId>) -> Applied {
-        let (id, body) = match (format, metadata_id) {
-            (SourceFormat::Json, _) => return Applied::plain(plan.apply(value)),
-            (_, Some(id)) => (id, std::borrow::Cow::Borrowed(value)),
-            (_, None) => match unframe(value) {
-                Ok(framed) => (framed.schema, framed.body),
-                Err(e) => return Applied::failed(None, wire_failure(format, &e)),
-            },
-        };
-        if format == SourceFormat::JsonSchema {
-            return Applied { outcome: plan.apply(&body), schema: Some(id) };
+        if format == SourceFormat::Json {
+            return Applied::plain(plan.apply(value));
         }
-        let schema = match self.schema(id) {
-            Ok(schema) => schema,
-            Err(why) => return Applied::failed(Some(id), decode_failure(format, id, why)),
+        let (id, body, schema) = match self.resolve(format, value, metadata_id) {
+            Ok(found) => found,
+            Err((id, failure)) => return Applied::failed(id, failure),
         };
         let outcome = match schema {
-            CompiledSchema::Avro(reader) => {
+            None | Some(CompiledSchema::Json) => plan.apply(&body),
+            Some(CompiledSchema::Avro(reader)) => {
                 let mut captured = Vec::with_capacity(32);
                 match reader.read_captures(&body, plan.projection(), &mut captured) {
                     Ok(()) => plan.apply_captured(&captured, body.len()),
                     Err(e) => Outcome::Failed(decode_failure(format, id, e.to_string())),
                 }
             }
-            CompiledSchema::Json => plan.apply(&body),
         };
         Applied { outcome, schema: Some(id) }
+    }
+
+    /// What the plan does with one record value written in `format`, field by field
+    /// (`lambda-stream explain`), from the same reading as [`apply`](Self::apply)'s.
+    pub fn explain(
+        &self,
+        plan: &Plan,
+        format: SourceFormat,
+        value: &[u8],
+        metadata_id: Option<SchemaId>,
+    ) -> Explanation {
+        if format == SourceFormat::Json {
+            return plan.explain(value);
+        }
+        let (id, body, schema) = match self.resolve(format, value, metadata_id) {
+            Ok(found) => found,
+            Err((_, failure)) => return Explanation::not_read(failure),
+        };
+        match schema {
+            None | Some(CompiledSchema::Json) => plan.explain(&body),
+            // The whole record, for the trace to show where each path led.
+            Some(CompiledSchema::Avro(reader)) => match reader.read(&body) {
+                Ok(doc) => plan.explain_document(&doc, body.len()),
+                Err(e) => Explanation::not_read(decode_failure(format, id, e.to_string())),
+            },
+        }
+    }
+
+    /// A framed value's schema id, body and compiled schema (`None`: the body is JSON text to
+    /// scan), or why the value cannot be read.
+    #[allow(clippy::type_complexity)]
+    fn resolve<'v>(
+        &self,
+        format: SourceFormat,
+        value: &'v [u8],
+        metadata_id: Option<SchemaId>,
+    ) -> Result<(SchemaId, Cow<'v, [u8]>, Option<&CompiledSchema>), (Option<SchemaId>, Failure)> {
+        let (id, body) = match metadata_id {
+            Some(id) => (id, Cow::Borrowed(value)),
+            None => match unframe(value) {
+                Ok(framed) => (framed.schema, framed.body),
+                Err(e) => return Err((None, wire_failure(format, &e))),
+            },
+        };
+        if format == SourceFormat::JsonSchema {
+            return Ok((id, body, None));
+        }
+        match self.schema(id) {
+            Ok(schema) => Ok((id, body, Some(schema))),
+            Err(why) => Err((Some(id), decode_failure(format, id, why))),
+        }
     }
 }
 

@@ -85,6 +85,19 @@ impl Explanation {
         }
     }
 
+    /// A record that failed before any field was read (its value could not be decoded): the
+    /// failure, and why, as the record-level step.
+    pub fn not_read(failure: super::outcome::Failure) -> Self {
+        Explanation {
+            outcome: "fail",
+            record: failure.errors.first().map(|e| e.message.clone()),
+            fields: Vec::new(),
+            rules: Vec::new(),
+            errors: failure.errors,
+            output: None,
+        }
+    }
+
     /// Only the fields whose target is `target` or lies under it (`customer` keeps
     /// `customer.email`, `lines` keeps `lines[0].sku`).
     pub fn only(mut self, target: &str) -> Self {
