@@ -134,11 +134,6 @@ impl Pipeline {
         self
     }
 
-    /// The record format of route `index`.
-    pub fn route_format(&self, index: usize) -> SourceFormat {
-        self.routes[index].format
-    }
-
     /// Where the schemas of records that name one come from.
     pub fn schemas(&self) -> Option<&Arc<Schemas>> {
         self.schemas.as_ref()

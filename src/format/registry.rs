@@ -6,7 +6,7 @@
 //! once, all of them at the same time, never once per record.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use super::wire::SchemaId;
 use super::{BatchSchemas, CompiledSchema, SourceFormat};
@@ -45,6 +45,8 @@ pub use super::fetched::{Fetched, RegistryError};
 /// A pipeline's schemas: their source and the compiled ones seen so far.
 pub struct Schemas {
     source: SchemaSource,
+    // Only fetches from a registry fill it; the mapping-tools build has none.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     cache: Mutex<Cache>,
 }
 
@@ -109,11 +111,6 @@ impl Schemas {
         }
     }
 
-    /// How many compiled schemas the process holds.
-    pub fn cached(&self) -> usize {
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner).compiled.len()
-    }
-
     /// The schemas `wanted` (a batch's distinct ids, [`schema_ids`]): cached ones at once, the
     /// others fetched, each once, concurrently. A registry that cannot answer fails the whole
     /// batch.
@@ -125,7 +122,7 @@ impl Schemas {
         let mut batch = BatchSchemas::none();
         let mut unknown = Vec::new();
         {
-            let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             for id in wanted {
                 match cache.compiled.get(&id) {
                     Some(schema) => batch.insert(id, schema.clone()),
@@ -137,7 +134,7 @@ impl Schemas {
             return Ok(batch);
         }
         let fetched = futures::future::join_all(unknown.iter().map(|id| self.fetch(*id))).await;
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (id, fetched) in unknown.into_iter().zip(fetched) {
             match fetched? {
                 Fetched::Schema(schema) => {
