@@ -179,6 +179,20 @@ impl AvroReader {
     }
 }
 
+/// Every named type `schema` defines (itself included), by full name: what a reference can name.
+pub fn named_types<'s>(schema: &'s Schema, into: &mut HashMap<String, &'s Schema>) {
+    if let Some(name) = schema.name().filter(|_| !matches!(schema, Schema::Ref { .. })) {
+        into.insert(name.to_string(), schema);
+    }
+    match schema {
+        Schema::Record(r) => r.fields.iter().for_each(|f| named_types(&f.schema, into)),
+        Schema::Array(a) => named_types(&a.items, into),
+        Schema::Map(m) => named_types(&m.types, into),
+        Schema::Union(u) => u.variants().iter().for_each(|v| named_types(v, into)),
+        _ => {}
+    }
+}
+
 #[derive(Default)]
 struct Compiler<'s> {
     types: Vec<Ty>,
@@ -190,30 +204,7 @@ struct Compiler<'s> {
 impl<'s> Compiler<'s> {
     /// Records every named type defined in `schema`, so references to it can be compiled.
     fn register(&mut self, schema: &'s Schema) {
-        match schema {
-            Schema::Record(r) => {
-                self.definitions.insert(r.name.to_string(), schema);
-                r.fields.iter().for_each(|f| self.register(&f.schema));
-            }
-            Schema::Enum(e) => {
-                self.definitions.insert(e.name.to_string(), schema);
-            }
-            Schema::Fixed(f) | Schema::Duration(f) => {
-                self.definitions.insert(f.name.to_string(), schema);
-            }
-            Schema::Decimal(d) => {
-                if let InnerDecimalSchema::Fixed(f) = &d.inner {
-                    self.definitions.insert(f.name.to_string(), schema);
-                }
-            }
-            Schema::Uuid(UuidSchema::Fixed(f)) => {
-                self.definitions.insert(f.name.to_string(), schema);
-            }
-            Schema::Array(a) => self.register(&a.items),
-            Schema::Map(m) => self.register(&m.types),
-            Schema::Union(u) => u.variants().iter().for_each(|v| self.register(v)),
-            _ => {}
-        }
+        named_types(schema, &mut self.definitions);
     }
 
     fn push(&mut self, ty: Ty) -> usize {

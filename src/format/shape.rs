@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 
 use apache_avro::Schema;
-use apache_avro::schema::{InnerDecimalSchema, UuidSchema};
 
 use crate::plan::shape::{Member, Shape, ShapeKind};
 
@@ -68,24 +67,7 @@ struct Converter<'s> {
 impl<'s> Converter<'s> {
     /// Records every named type defined in `schema`.
     fn register(&mut self, schema: &'s Schema) {
-        if let Some(name) = schema.name().filter(|_| !matches!(schema, Schema::Ref { .. })) {
-            self.definitions.insert(name.to_string(), schema);
-        }
-        match schema {
-            Schema::Record(r) => r.fields.iter().for_each(|f| self.register(&f.schema)),
-            Schema::Decimal(d) => {
-                if let InnerDecimalSchema::Fixed(f) = &d.inner {
-                    self.definitions.insert(f.name.to_string(), schema);
-                }
-            }
-            Schema::Uuid(UuidSchema::Fixed(f)) => {
-                self.definitions.insert(f.name.to_string(), schema);
-            }
-            Schema::Array(a) => self.register(&a.items),
-            Schema::Map(m) => self.register(&m.types),
-            Schema::Union(u) => u.variants().iter().for_each(|v| self.register(v)),
-            _ => {}
-        }
+        super::avro::named_types(schema, &mut self.definitions);
     }
 
     fn shape(&mut self, schema: &'s Schema, depth: usize) -> Result<Shape, ShapeError> {
