@@ -16,6 +16,7 @@ mod hostile_io;
 mod parcels;
 mod payments;
 mod properties;
+mod protobuf;
 mod schema;
 mod schema_checks;
 mod util;

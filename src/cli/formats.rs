@@ -168,13 +168,13 @@ fn file_schemas(args: &FormatArgs) -> Result<Option<Arc<Schemas>>, CliError> {
     }
 }
 
-/// An Avro schema file, compiled.
+/// A schema file (Avro `.avsc`, Protobuf `.proto`, or a JSON Schema), compiled.
 pub fn schema_file(path: &Path) -> Result<CompiledSchema, CliError> {
     let shown = path.display().to_string();
     let text = crate::limits::read_bounded(path, crate::limits::MAX_RECORD_BYTES, "a schema")
         .map_err(|source| CliError::Read { path: shown.clone(), source })?;
     let text = String::from_utf8(text).map_err(|_| CliError::Usage(format!("{shown} is not UTF-8 text")))?;
-    let schema = RegisteredSchema { kind: "AVRO".into(), text, references: Vec::new() };
+    let schema = RegisteredSchema::standalone(RegisteredSchema::kind_of_file(&shown, &text), text);
     CompiledSchema::compile(&schema).map_err(|why| CliError::Usage(format!("{shown}: {why}")))
 }
 

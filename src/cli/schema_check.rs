@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::CliError;
 use crate::diagnostic::{Diagnostic, Spanned};
-use crate::format::shape::avro_shape;
+use crate::format::RegisteredSchema;
 use crate::plan::Plan;
 use crate::plan::schema_check::{check_source, check_target};
 use crate::plan::shape::Shape;
@@ -175,22 +175,23 @@ impl Schemas {
 
 /// Reads a schema and turns it into the shape of its records.
 pub(super) fn read_shape(at: &SchemaAt) -> Result<Shape, SchemaProblem> {
-    let (text, references) = match at {
+    let schema = match at {
         SchemaAt::File(path) => {
             let bytes = crate::limits::read_bounded(path, crate::limits::MAX_RECORD_BYTES, "a schema")
                 .map_err(|e| SchemaProblem::Unusable(format!("cannot read {}: {e}", path.display())))?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| SchemaProblem::Unusable(format!("{} is not UTF-8 text", path.display())))?;
-            (text, Vec::new())
+            let kind = RegisteredSchema::kind_of_file(&path.to_string_lossy(), &text);
+            RegisteredSchema::standalone(kind, text)
         }
         SchemaAt::Registry { subject, version } => fetch(subject, version)?,
     };
-    avro_shape(&text, &references).map_err(|e| SchemaProblem::Unusable(e.to_string()))
+    schema.shape().map_err(|e| SchemaProblem::Unusable(e.to_string()))
 }
 
 /// A subject's schema text and its references' texts, from the registry at `SCHEMA_REGISTRY_URL`.
 #[cfg(feature = "kafka")]
-fn fetch(subject: &str, version: &str) -> Result<(String, Vec<String>), SchemaProblem> {
+fn fetch(subject: &str, version: &str) -> Result<RegisteredSchema, SchemaProblem> {
     use crate::format::registry::Fetched;
     use crate::format::registry::confluent::{ConfluentRegistry, RegistryAuth};
     let layers = crate::config::Layers::command_line(Vec::new(), "lambda-stream-local");
@@ -215,19 +216,13 @@ fn fetch(subject: &str, version: &str) -> Result<(String, Vec<String>), SchemaPr
         .build()
         .map_err(|e| SchemaProblem::Unusable(format!("cannot start the async runtime: {e}")))?;
     match runtime.block_on(registry.schema_by_subject(subject, version)).map_err(unreachable)? {
-        (_, Fetched::Schema(schema)) if schema.kind.eq_ignore_ascii_case("AVRO") || schema.kind.is_empty() => {
-            Ok((schema.text, schema.references))
-        }
-        (_, Fetched::Schema(schema)) => Err(SchemaProblem::Unusable(format!(
-            "`{subject}` is a {} schema; schemas are checked in Avro",
-            schema.kind
-        ))),
+        (_, Fetched::Schema(schema)) => Ok(schema),
         (_, Fetched::Missing(why)) => Err(SchemaProblem::Unusable(why)),
     }
 }
 
 #[cfg(not(feature = "kafka"))]
-fn fetch(subject: &str, _version: &str) -> Result<(String, Vec<String>), SchemaProblem> {
+fn fetch(subject: &str, _version: &str) -> Result<RegisteredSchema, SchemaProblem> {
     Err(SchemaProblem::Unusable(format!(
         "`{REGISTRY}{subject}` is read from a schema registry by the full build (this is the mapping-tools build); \
          save the schema as an .avsc file and name the file instead"

@@ -907,7 +907,7 @@ impl AvroReader {
 }
 
 /// `value / 10^scale` in decimal, exactly.
-fn scaled_text(value: i128, scale: usize) -> String {
+pub(crate) fn scaled_text(value: i128, scale: usize) -> String {
     let digits = value.unsigned_abs().to_string();
     let mut text = String::with_capacity(digits.len() + scale + 3);
     if value < 0 {

@@ -3,7 +3,9 @@
 //! - `json` (the default): the value is JSON text, scanned by the plan as it stands.
 //! - `json-schema`: JSON behind a registry's framing; the framing is taken off, the text scanned.
 //! - `avro`: an Avro binary body behind a registry's framing ([`wire`]), read with its writer
-//!   schema ([`avro`]) into a tree the plan walks, never through JSON text.
+//!   schema ([`avro`]) straight into the values the plan reads, never through JSON text.
+//! - `protobuf`: a Protobuf body behind a registry's framing, its message named by the indexes
+//!   that start the body, read with its schema ([`protobuf`]) into a tree of what the plan reads.
 //!
 //! Schemas come from a [`registry`]: a Confluent-compatible REST API, AWS Glue Schema Registry,
 //! or one schema file for every record (dry runs). A batch first finds the schema ids its records
@@ -16,6 +18,7 @@ pub mod avro;
 pub mod fetched;
 #[cfg(feature = "kafka")]
 pub mod glue;
+pub mod protobuf;
 pub mod registry;
 pub mod shape;
 pub mod wire;
@@ -30,6 +33,7 @@ use std::borrow::Cow;
 use crate::plan::explain::Explanation;
 use crate::plan::{Failure, FieldError, Outcome, Plan, Stage};
 use avro::AvroReader;
+use protobuf::{MessageIndexes, ProtoFile, ProtobufReader};
 use wire::{SchemaId, WireError, unframe};
 
 /// How a source topic's record values are written.
@@ -40,22 +44,24 @@ pub enum SourceFormat {
     /// JSON behind a registry's framing.
     JsonSchema,
     Avro,
+    Protobuf,
 }
 
 impl SourceFormat {
-    pub const NAMES: &'static str = "json, json-schema, avro";
+    pub const NAMES: &'static str = "json, json-schema, avro, protobuf";
 
     pub fn as_str(self) -> &'static str {
         match self {
             SourceFormat::Json => "json",
             SourceFormat::JsonSchema => "json-schema",
             SourceFormat::Avro => "avro",
+            SourceFormat::Protobuf => "protobuf",
         }
     }
 
     /// Whether its records name a schema (and so need a registry or a schema file).
     pub fn uses_schemas(self) -> bool {
-        self == SourceFormat::Avro
+        matches!(self, SourceFormat::Avro | SourceFormat::Protobuf)
     }
 
     /// Whether its records are framed for a registry.
@@ -77,7 +83,7 @@ impl FromStr for SourceFormat {
             "json" | "" => Ok(SourceFormat::Json),
             "json-schema" | "jsonschema" => Ok(SourceFormat::JsonSchema),
             "avro" => Ok(SourceFormat::Avro),
-            "protobuf" => Err("`protobuf` records are not read yet; formats: json, json-schema, avro".into()),
+            "protobuf" | "proto" => Ok(SourceFormat::Protobuf),
             other => Err(format!("unknown record format `{other}`; formats: {}", Self::NAMES)),
         }
     }
@@ -89,14 +95,66 @@ pub struct RegisteredSchema {
     /// `AVRO`, `JSON` or `PROTOBUF`, as registries name them.
     pub kind: String,
     pub text: String,
-    /// The texts of the schemas it references, those it depends on first.
-    pub references: Vec<String>,
+    /// The schemas it references, those it depends on first.
+    pub references: Vec<SchemaReference>,
+}
+
+/// A schema another one references.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchemaReference {
+    /// The name the referencing schema uses: a Protobuf import's path, an Avro type's full name.
+    pub name: String,
+    pub text: String,
+}
+
+impl RegisteredSchema {
+    /// A schema that references nothing.
+    pub fn standalone(kind: &str, text: String) -> Self {
+        RegisteredSchema { kind: kind.into(), text, references: Vec::new() }
+    }
+
+    /// A schema file's kind, from its name and text: `.proto` is Protobuf; JSON with
+    /// `properties`, `$schema` or `"type": "object"` is a JSON Schema; other JSON is Avro.
+    pub fn kind_of_file(name: &str, text: &str) -> &'static str {
+        if name.ends_with(".proto") {
+            return "PROTOBUF";
+        }
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(o))
+                if o.contains_key("$schema")
+                    || o.contains_key("properties")
+                    || o.get("type").and_then(serde_json::Value::as_str) == Some("object") =>
+            {
+                "JSON"
+            }
+            _ => "AVRO",
+        }
+    }
+
+    /// The shape of the records it describes, whatever its kind.
+    pub fn shape(&self) -> Result<crate::plan::shape::Shape, shape::ShapeError> {
+        match self.kind.to_ascii_uppercase().as_str() {
+            "AVRO" | "" => shape::avro_shape(&self.text, &self.reference_texts()),
+            "PROTOBUF" => shape::protobuf_shape(&self.text, &self.proto_files()),
+            "JSON" => shape::json_schema_shape(&self.text),
+            other => Err(shape::ShapeError::UnknownKind(other.to_string())),
+        }
+    }
+
+    fn proto_files(&self) -> Vec<ProtoFile<'_>> {
+        self.references.iter().map(|r| ProtoFile { name: &r.name, text: &r.text }).collect()
+    }
+
+    fn reference_texts(&self) -> Vec<String> {
+        self.references.iter().map(|r| r.text.clone()).collect()
+    }
 }
 
 /// A schema compiled for reading records.
 #[derive(Debug)]
 pub enum CompiledSchema {
     Avro(AvroReader),
+    Protobuf(ProtobufReader),
     /// A JSON Schema: the record is JSON text; the schema is not needed to read it.
     Json,
 }
@@ -105,9 +163,12 @@ impl CompiledSchema {
     /// Compiles a registry's schema, or says why it cannot be read with.
     pub fn compile(schema: &RegisteredSchema) -> Result<Self, String> {
         match schema.kind.to_ascii_uppercase().as_str() {
-            "AVRO" | "" => {
-                AvroReader::new(&schema.text, &schema.references).map(CompiledSchema::Avro).map_err(|e| e.to_string())
-            }
+            "AVRO" | "" => AvroReader::new(&schema.text, &schema.reference_texts())
+                .map(CompiledSchema::Avro)
+                .map_err(|e| e.to_string()),
+            "PROTOBUF" => ProtobufReader::new(&schema.text, &schema.proto_files())
+                .map(CompiledSchema::Protobuf)
+                .map_err(|e| e.to_string()),
             "JSON" => Ok(CompiledSchema::Json),
             other => Err(format!("a {other} schema, which this function does not read")),
         }
@@ -170,6 +231,11 @@ impl BatchSchemas {
                     Err(e) => Outcome::Failed(decode_failure(format, id, e.to_string())),
                 }
             }
+            Some(CompiledSchema::Protobuf(reader)) => match reader.read(&body, indexes_of(id), Some(plan.projection()))
+            {
+                Ok(doc) => plan.apply_document(&doc, body.len()),
+                Err(e) => Outcome::Failed(decode_failure(format, id, e.to_string())),
+            },
         };
         Applied { outcome, schema: Some(id) }
     }
@@ -194,6 +260,10 @@ impl BatchSchemas {
             None | Some(CompiledSchema::Json) => plan.explain(&body),
             // The whole record, for the trace to show where each path led.
             Some(CompiledSchema::Avro(reader)) => match reader.read(&body) {
+                Ok(doc) => plan.explain_document(&doc, body.len()),
+                Err(e) => Explanation::not_read(decode_failure(format, id, e.to_string())),
+            },
+            Some(CompiledSchema::Protobuf(reader)) => match reader.read(&body, indexes_of(id), None) {
                 Ok(doc) => plan.explain_document(&doc, body.len()),
                 Err(e) => Explanation::not_read(decode_failure(format, id, e.to_string())),
             },
@@ -239,6 +309,14 @@ impl Applied {
     }
     fn failed(schema: Option<SchemaId>, failure: Failure) -> Self {
         Applied { outcome: Outcome::Failed(failure), schema }
+    }
+}
+
+/// How a Protobuf body names its message: as the registry that framed it writes it.
+fn indexes_of(id: SchemaId) -> MessageIndexes {
+    match id {
+        SchemaId::Confluent(_) => MessageIndexes::Confluent,
+        SchemaId::Glue(_) => MessageIndexes::Glue,
     }
 }
 

@@ -204,7 +204,7 @@ pub mod confluent {
     use serde::Deserialize;
 
     use super::{Fetched, RegistryError};
-    use crate::format::RegisteredSchema;
+    use crate::format::{RegisteredSchema, SchemaReference};
 
     /// References are followed this deep at most, and this many in all: a cycle or a runaway
     /// chain is a broken registry, not a schema.
@@ -253,6 +253,7 @@ pub mod confluent {
 
     #[derive(Deserialize)]
     struct Reference {
+        name: String,
         subject: String,
         version: i64,
     }
@@ -335,7 +336,7 @@ pub mod confluent {
         async fn resolve(
             &self,
             refs: &[Reference],
-            out: &mut Vec<String>,
+            out: &mut Vec<SchemaReference>,
             depth: usize,
         ) -> Result<Result<(), String>, RegistryError> {
             for reference in refs {
@@ -351,8 +352,8 @@ pub mod confluent {
                 if let Err(missing) = Box::pin(self.resolve(&answer.references, out, depth + 1)).await? {
                     return Ok(Err(missing));
                 }
-                if !out.contains(&answer.schema) {
-                    out.push(answer.schema);
+                if !out.iter().any(|r| r.name == reference.name) {
+                    out.push(SchemaReference { name: reference.name.clone(), text: answer.schema });
                 }
             }
             Ok(Ok(()))

@@ -1,5 +1,8 @@
-//! An Avro schema as the [`Shape`] of the records it writes, as the Avro reader presents them to
-//! a mapping (docs/formats.md): `int`/`long` an integer, `float`/`double` a number, a decimal its
+//! A registered schema as the [`Shape`] of the records it describes, as the readers present them
+//! to a mapping (docs/formats.md): [`shape_of`] for any kind, by way of [`avro_shape`],
+//! [`protobuf_shape`] and [`json_schema_shape`].
+//!
+//! Avro: `int`/`long` an integer, `float`/`double` a number, a decimal its
 //! exact text, a timestamp RFC 3339 text in UTC, a local timestamp the same without a zone, a
 //! date `YYYY-MM-DD`, a time `HH:MM:SS.fff`, a uuid text, an enum its symbol, bytes and fixed
 //! base64 text, `["null", T]` a `T` that may be missing, another union any value, a map an object
@@ -15,6 +18,10 @@ use apache_avro::Schema;
 
 use crate::plan::shape::{Member, Shape, ShapeKind};
 
+use prost_reflect::{Cardinality, FieldDescriptor, Kind, MessageDescriptor, Syntax};
+
+use super::protobuf::{ProtoFile, ProtobufSchemaError, compile_pool, schema_file};
+
 /// How many times a named type is followed inside itself: a path that deep into a recursive type
 /// is checked, one deeper reads any value.
 pub const RECURSION_LEVELS: usize = 3;
@@ -28,6 +35,12 @@ pub const MAX_DEPTH: usize = 64;
 /// A schema that does not describe records a mapping reads.
 #[derive(Debug, thiserror::Error)]
 pub enum ShapeError {
+    #[error("{0}")]
+    Protobuf(#[from] super::protobuf::ProtobufSchemaError),
+    #[error("not a JSON Schema: {0}")]
+    JsonSchema(String),
+    #[error("a {0} schema, which has no shape here; kinds: AVRO, PROTOBUF, JSON")]
+    UnknownKind(String),
     #[error("not an Avro schema: {0}")]
     Parse(#[from] apache_avro::Error),
     #[error("the schema refers to `{0}`, which neither it nor its references define")]
@@ -147,6 +160,228 @@ impl<'s> Converter<'s> {
         };
         shape.nullable |= nullable;
         Ok(shape)
+    }
+}
+
+/// The shape of the records of a Protobuf schema's first message (the one a Confluent record
+/// with the lone index `0` is written with), as the Protobuf reader presents them; `references`
+/// are the files it imports, by import name.
+pub fn protobuf_shape(schema: &str, references: &[ProtoFile<'_>]) -> Result<Shape, ShapeError> {
+    let pool = compile_pool(schema, references)?;
+    let first = schema_file(&pool).and_then(|f| f.messages().next()).ok_or(ProtobufSchemaError::NoMessage)?;
+    Ok(proto_message(&first, &mut Vec::new(), &mut 0))
+}
+/// A message's shape; `open` are the messages being converted (a recursive one is followed
+/// [`RECURSION_LEVELS`] times, then any value).
+fn proto_message(message: &MessageDescriptor, open: &mut Vec<String>, nodes: &mut usize) -> Shape {
+    *nodes += 1;
+    let name = message.full_name().to_string();
+    if *nodes > MAX_NODES || open.len() > MAX_DEPTH || open.iter().filter(|o| **o == name).count() >= RECURSION_LEVELS {
+        return Shape::of(ShapeKind::Any);
+    }
+    if let Some(special) = proto_well_known(&name) {
+        return special;
+    }
+    open.push(name);
+    let proto3 = message.parent_file().syntax() == Syntax::Proto3;
+    let members = message
+        .fields()
+        .map(|f| {
+            let shape = proto_field(&f, proto3, open, nodes);
+            // Every protobuf field may be left out of a record: it reads as its default, or
+            // as missing when it has presence.
+            Member::new(f.name(), shape).with_default()
+        })
+        .collect();
+    open.pop();
+    Shape::object(members)
+}
+
+fn proto_field(f: &FieldDescriptor, proto3: bool, open: &mut Vec<String>, nodes: &mut usize) -> Shape {
+    if f.is_map() {
+        let Kind::Message(entry) = f.kind() else { return Shape::of(ShapeKind::Any) };
+        let value = proto_single(&entry.map_entry_value_field(), open, nodes);
+        return Shape::of(ShapeKind::Map(Box::new(value)));
+    }
+    let one = proto_single(f, open, nodes);
+    if f.cardinality() == Cardinality::Repeated {
+        return Shape::array(one);
+    }
+    if f.supports_presence() || !proto3 { one.or_null() } else { one }
+}
+
+fn proto_single(f: &FieldDescriptor, open: &mut Vec<String>, nodes: &mut usize) -> Shape {
+    Shape::of(match f.kind() {
+        Kind::Double | Kind::Float => ShapeKind::Number,
+        Kind::Bool => ShapeKind::Boolean,
+        Kind::String => ShapeKind::String,
+        Kind::Bytes => ShapeKind::Bytes,
+        Kind::Enum(e) => ShapeKind::Enum(e.values().map(|v| v.name().to_string()).collect()),
+        Kind::Message(m) => return proto_message(&m, open, nodes),
+        _ => ShapeKind::Integer,
+    })
+}
+
+fn proto_well_known(name: &str) -> Option<Shape> {
+    let scalar = |kind| Some(Shape::of(kind));
+    match name {
+        "google.protobuf.Timestamp" => scalar(ShapeKind::Datetime),
+        "google.protobuf.Duration" | "google.protobuf.FieldMask" | "google.protobuf.StringValue" => {
+            scalar(ShapeKind::String)
+        }
+        "google.protobuf.DoubleValue" | "google.protobuf.FloatValue" => scalar(ShapeKind::Number),
+        "google.protobuf.Int64Value"
+        | "google.protobuf.UInt64Value"
+        | "google.protobuf.Int32Value"
+        | "google.protobuf.UInt32Value" => scalar(ShapeKind::Integer),
+        "google.protobuf.BoolValue" => scalar(ShapeKind::Boolean),
+        "google.protobuf.BytesValue" => scalar(ShapeKind::Bytes),
+        "google.protobuf.Struct" => scalar(ShapeKind::Map(Box::new(Shape::of(ShapeKind::Any)))),
+        "google.protobuf.Value" => scalar(ShapeKind::Any),
+        "google.protobuf.ListValue" => Some(Shape::array(Shape::of(ShapeKind::Any))),
+        "google.protobuf.Empty" => Some(Shape::object(Vec::new())),
+        "google.protobuf.Any" => Some(Shape::object(vec![
+            Member::new("@type", Shape::of(ShapeKind::String)),
+            Member::new("value", Shape::of(ShapeKind::Bytes)),
+        ])),
+        "confluent.type.Decimal" => scalar(ShapeKind::Decimal),
+        _ => None,
+    }
+}
+
+/// The shape of the records a JSON Schema describes: `type` (one, or several with `null`),
+/// `properties` and `required` (a property not required may be missing), `items`,
+/// `additionalProperties` (an object of any keys), `enum`, string `format`s `date-time`, `date`
+/// and `time`, `oneOf`/`anyOf` as unions, and local `$ref`s (`#/definitions/…`, `#/$defs/…`).
+/// What it cannot tell (`allOf`, a remote `$ref`, a condition) is any value.
+pub fn json_schema_shape(schema: &str) -> Result<Shape, ShapeError> {
+    let root: serde_json::Value = serde_json::from_str(schema).map_err(|e| ShapeError::JsonSchema(e.to_string()))?;
+    if !root.is_object() {
+        return Err(ShapeError::JsonSchema("the schema is not a JSON object".into()));
+    }
+    let mut converter = JsonSchemaConverter { root: &root, open: Vec::new(), nodes: 0 };
+    let shape = converter.shape(&root, 0);
+    match shape.kind {
+        ShapeKind::Object(_) | ShapeKind::Map(_) => Ok(shape),
+        other => Err(ShapeError::NotARecord(other.describe())),
+    }
+}
+
+struct JsonSchemaConverter<'s> {
+    root: &'s serde_json::Value,
+    /// The `$ref`s being followed, outermost first.
+    open: Vec<&'s str>,
+    nodes: usize,
+}
+
+impl<'s> JsonSchemaConverter<'s> {
+    fn shape(&mut self, schema: &'s serde_json::Value, depth: usize) -> Shape {
+        use serde_json::Value;
+        self.nodes += 1;
+        if self.nodes > MAX_NODES || depth > MAX_DEPTH {
+            return Shape::of(ShapeKind::Any);
+        }
+        let Value::Object(schema) = schema else { return Shape::of(ShapeKind::Any) };
+        if let Some(Value::String(reference)) = schema.get("$ref") {
+            return self.reference(reference, depth);
+        }
+        if let Some(Value::Array(branches)) = schema.get("oneOf").or_else(|| schema.get("anyOf")) {
+            return self.union(branches, depth);
+        }
+        if let Some(Value::Array(symbols)) = schema.get("enum") {
+            let nullable = symbols.iter().any(Value::is_null);
+            let texts: Option<Vec<String>> =
+                symbols.iter().filter(|s| !s.is_null()).map(|s| s.as_str().map(str::to_string)).collect();
+            if let Some(texts) = texts {
+                let shape = Shape::of(ShapeKind::Enum(texts));
+                return if nullable { shape.or_null() } else { shape };
+            }
+            return Shape::of(ShapeKind::Any);
+        }
+        let (types, nullable): (Vec<&str>, bool) = match schema.get("type") {
+            Some(Value::String(t)) => (vec![t.as_str()], t == "null"),
+            Some(Value::Array(ts)) => {
+                let names: Vec<&str> = ts.iter().filter_map(Value::as_str).collect();
+                (names.iter().copied().filter(|t| *t != "null").collect(), names.contains(&"null"))
+            }
+            _ if schema.contains_key("properties") => (vec!["object"], false),
+            _ => (Vec::new(), false),
+        };
+        let shape = match types.as_slice() {
+            ["object"] => self.object(schema, depth),
+            ["array"] => match schema.get("items") {
+                Some(items) => Shape::array(self.shape(items, depth + 1)),
+                None => Shape::array(Shape::of(ShapeKind::Any)),
+            },
+            ["string"] => Shape::of(match schema.get("format").and_then(Value::as_str) {
+                Some("date-time") => ShapeKind::Datetime,
+                Some("date") => ShapeKind::Date,
+                Some("time") => ShapeKind::Time,
+                _ => ShapeKind::String,
+            }),
+            ["integer"] => Shape::of(ShapeKind::Integer),
+            ["number"] => Shape::of(ShapeKind::Number),
+            ["boolean"] => Shape::of(ShapeKind::Boolean),
+            _ => Shape::of(ShapeKind::Any),
+        };
+        if nullable { shape.or_null() } else { shape }
+    }
+
+    fn object(&mut self, schema: &'s serde_json::Map<String, serde_json::Value>, depth: usize) -> Shape {
+        use serde_json::Value;
+        let required: Vec<&str> = match schema.get("required") {
+            Some(Value::Array(names)) => names.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        match schema.get("properties") {
+            Some(Value::Object(properties)) => Shape::object(
+                properties
+                    .iter()
+                    .map(|(name, property)| {
+                        let shape = self.shape(property, depth + 1);
+                        if required.contains(&name.as_str()) {
+                            Member::new(name.clone(), shape)
+                        } else {
+                            // A property not required may be left out: missing when read, and
+                            // not needed of a writer.
+                            Member::new(name.clone(), shape.or_null()).with_default()
+                        }
+                    })
+                    .collect(),
+            ),
+            _ => match schema.get("additionalProperties") {
+                Some(values @ Value::Object(_)) => Shape::of(ShapeKind::Map(Box::new(self.shape(values, depth + 1)))),
+                _ => Shape::of(ShapeKind::Map(Box::new(Shape::of(ShapeKind::Any)))),
+            },
+        }
+    }
+
+    /// A local reference, followed [`RECURSION_LEVELS`] times inside itself; another, any value.
+    fn reference(&mut self, reference: &'s str, depth: usize) -> Shape {
+        let Some(pointer) = reference.strip_prefix('#') else { return Shape::of(ShapeKind::Any) };
+        let Some(target) = self.root.pointer(pointer) else { return Shape::of(ShapeKind::Any) };
+        if self.open.iter().filter(|o| **o == reference).count() >= RECURSION_LEVELS {
+            return Shape::of(ShapeKind::Any);
+        }
+        self.open.push(reference);
+        let shape = self.shape(target, depth + 1);
+        self.open.pop();
+        shape
+    }
+
+    /// As an Avro union: `null` and one other is that other, possibly missing.
+    fn union(&mut self, branches: &'s [serde_json::Value], depth: usize) -> Shape {
+        let mut shapes: Vec<Shape> = branches.iter().map(|b| self.shape(b, depth + 1)).collect();
+        let nullable = shapes.iter().any(|s| s.nullable && s.kind == ShapeKind::Any)
+            || branches.iter().any(|b| b.get("type").and_then(serde_json::Value::as_str) == Some("null"));
+        shapes.retain(|s| !(s.kind == ShapeKind::Any && s.nullable));
+        let mut shape = match shapes.len() {
+            1 => shapes.remove(0),
+            n if n > 1 && shapes.iter().all(|s| s.kind == shapes[0].kind) => shapes.remove(0),
+            _ => Shape::of(ShapeKind::Any),
+        };
+        shape.nullable |= nullable;
+        shape
     }
 }
 
