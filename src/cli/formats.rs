@@ -25,7 +25,8 @@ pub struct FormatArgs {
     /// Schema Registry: `glue`, `glue:REGION` or the registry's ARN (AWS credentials as usual).
     #[arg(long, conflicts_with = "schema")]
     pub registry: Option<String>,
-    /// One Avro schema file (.avsc) to read every record with, whatever schema id it names.
+    /// One schema file (Avro .avsc, Protobuf .proto) to read every record with, whatever schema
+    /// id it names.
     #[arg(long)]
     pub schema: Option<PathBuf>,
 }
@@ -41,7 +42,7 @@ pub struct RecordFormatArgs {
     /// The schema registry the records' schemas are in (see `process --registry`).
     #[arg(long, conflicts_with = "schema")]
     pub registry: Option<String>,
-    /// One Avro schema file (.avsc) to read every record with.
+    /// One schema file (Avro .avsc, Protobuf .proto) to read every record with.
     #[arg(long)]
     pub schema: Option<PathBuf>,
 }

@@ -65,8 +65,8 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
-        /// Hold what each mapping reads to this schema: an Avro schema file (.avsc), or
-        /// registry:SUBJECT[@VERSION] from SCHEMA_REGISTRY_URL (full build). Overrides the
+        /// Hold what each mapping reads to this schema: a schema file (Avro .avsc, Protobuf .proto or JSON
+        /// Schema), or registry:SUBJECT[@VERSION] from SCHEMA_REGISTRY_URL (full build). Overrides the
         /// mapping's `source_schema:`.
         #[arg(long, value_name = "SCHEMA")]
         source_schema: Option<String>,
@@ -122,8 +122,8 @@ pub enum Command {
         /// Sample record values, one JSON object per line.
         #[arg(long, group = "starter")]
         from: Option<PathBuf>,
-        /// The schema of the records: an Avro schema file (.avsc), or registry:SUBJECT[@VERSION]
-        /// from SCHEMA_REGISTRY_URL (full build).
+        /// The schema of the records: a schema file (Avro .avsc, Protobuf .proto or JSON
+        /// Schema), or registry:SUBJECT[@VERSION] from SCHEMA_REGISTRY_URL (full build).
         #[arg(long, group = "starter", value_name = "SCHEMA")]
         from_schema: Option<String>,
         /// The mapping's name (default: the samples' or the schema's file name, or the subject).

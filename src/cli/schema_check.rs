@@ -1,7 +1,8 @@
 //! The schemas `validate-mapping` holds a mapping to: `--source-schema` and `--target-schema`, or
-//! the mapping's own `source_schema:` and `target_schema:` (a flag wins over the key). Each is an
-//! Avro schema file (`.avsc`; a key's path is relative to the mapping's folder) or
-//! `registry:SUBJECT[@VERSION]`, fetched from `SCHEMA_REGISTRY_URL` (the full build only).
+//! the mapping's own `source_schema:` and `target_schema:` (a flag wins over the key). Each is a
+//! schema file (Avro `.avsc`, Protobuf `.proto` or a JSON Schema; a key's path is relative to the
+//! mapping's folder) or `registry:SUBJECT[@VERSION]`, fetched from `SCHEMA_REGISTRY_URL` (the full
+//! build only).
 //!
 //! Only `validate-mapping` reads them: a mapping loaded to map records (a cold start, a refresh)
 //! never does, so a registry that is down never keeps a function from starting.
@@ -225,7 +226,7 @@ fn fetch(subject: &str, version: &str) -> Result<RegisteredSchema, SchemaProblem
 fn fetch(subject: &str, _version: &str) -> Result<RegisteredSchema, SchemaProblem> {
     Err(SchemaProblem::Unusable(format!(
         "`{REGISTRY}{subject}` is read from a schema registry by the full build (this is the mapping-tools build); \
-         save the schema as an .avsc file and name the file instead"
+         save the schema as a file (.avsc, .proto, .json) and name the file instead"
     )))
 }
 

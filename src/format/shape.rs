@@ -472,4 +472,70 @@ mod tests {
             "the schema's top type is an array, not a record: a mapping reads and writes records"
         );
     }
+
+    #[test]
+    fn protobuf_fields_have_the_kinds_the_reader_gives_them() {
+        let schema = r#"
+            syntax = "proto3";
+            import "google/protobuf/timestamp.proto";
+            message M {
+              int64 n = 1;
+              optional string maybe = 2;
+              repeated string tags = 3;
+              map<string, double> rates = 4;
+              google.protobuf.Timestamp at = 5;
+              M next = 6;
+              enum Kind { A = 0; B = 1; }
+              Kind kind = 7;
+            }
+        "#;
+        let shape = protobuf_shape(schema, &[]).unwrap();
+        assert_eq!(kind_of(&shape, &["n"]).kind, ShapeKind::Integer);
+        assert!(!kind_of(&shape, &["n"]).nullable, "a proto3 scalar reads as its default when absent");
+        assert!(kind_of(&shape, &["maybe"]).nullable);
+        assert_eq!(kind_of(&shape, &["tags"]).kind, ShapeKind::Array(Box::new(Shape::of(ShapeKind::String))));
+        assert_eq!(kind_of(&shape, &["rates"]).kind, ShapeKind::Map(Box::new(Shape::of(ShapeKind::Number))));
+        assert_eq!(kind_of(&shape, &["at"]).kind, ShapeKind::Datetime);
+        assert_eq!(kind_of(&shape, &["kind"]).kind, ShapeKind::Enum(vec!["A".into(), "B".into()]));
+        let mut at = &shape;
+        for _ in 0..RECURSION_LEVELS - 1 {
+            at = kind_of(at, &["next"]);
+            assert!(matches!(at.kind, ShapeKind::Object(_)) && at.nullable, "{at:?}");
+        }
+        assert_eq!(kind_of(at, &["next"]).kind, ShapeKind::Any);
+        assert!(shape.member("n").unwrap().has_default, "a writer may leave any protobuf field out");
+    }
+
+    #[test]
+    fn json_schemas_give_types_formats_requirements_unions_and_references() {
+        let schema = r##"{
+          "type": "object",
+          "required": ["id", "node"],
+          "properties": {
+            "id": {"type": "integer"},
+            "at": {"type": "string", "format": "date-time"},
+            "either": {"oneOf": [{"type": "null"}, {"type": "number"}]},
+            "status": {"enum": ["A", "B", null]},
+            "node": {"$ref": "#/definitions/node"},
+            "remote": {"$ref": "https://example.com/x.json"}
+          },
+          "definitions": {
+            "node": {"type": "object", "properties": {"next": {"$ref": "#/definitions/node"}}}
+          }
+        }"##;
+        let shape = json_schema_shape(schema).unwrap();
+        let id = shape.member("id").unwrap();
+        assert_eq!((&id.shape.kind, id.optional()), (&ShapeKind::Integer, false));
+        let at = shape.member("at").unwrap();
+        assert_eq!((&at.shape.kind, at.shape.nullable, at.has_default), (&ShapeKind::Datetime, true, true));
+        assert_eq!(kind_of(&shape, &["either"]).kind, ShapeKind::Number);
+        assert!(kind_of(&shape, &["either"]).nullable);
+        assert!(
+            matches!(kind_of(&shape, &["status"]).kind, ShapeKind::Enum(_)) && kind_of(&shape, &["status"]).nullable
+        );
+        assert_eq!(kind_of(&shape, &["remote"]).kind, ShapeKind::Any);
+        assert!(matches!(kind_of(&shape, &["node", "next", "next"]).kind, ShapeKind::Object(_)));
+        let refused = json_schema_shape(r#"{"type": "string"}"#).unwrap_err().to_string();
+        assert!(refused.contains("not a record"), "{refused}");
+    }
 }
