@@ -73,6 +73,12 @@ impl TestRegistry {
         answer["id"].as_u64().unwrap() as u32
     }
 
+    /// Registers `body` (`{"schema": …, "schemaType": …, "references": …}`) under `subject`; its id.
+    pub fn register_body(&self, subject: &str, body: Value) -> u32 {
+        let answer = self.call(reqwest::Method::POST, &format!("/subjects/{subject}/versions"), Some(body));
+        answer["id"].as_u64().unwrap() as u32
+    }
+
     /// Requests received, per `METHOD /path`.
     pub fn requests(&self) -> Value {
         self.call(reqwest::Method::GET, "/_test/requests", None)
@@ -101,7 +107,7 @@ pub fn framed(id: u32, body: &[u8]) -> Vec<u8> {
     lambda_stream::format::wire::confluent_frame(id, body)
 }
 
-fn lambda_stream_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+pub fn lambda_stream_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
         .args(args)
         .envs(env.iter().copied())
@@ -224,7 +230,7 @@ fn a_registry_wanting_basic_auth_gets_the_credentials_from_the_environment() {
 }
 
 /// A Lambda event of one record per value, as an event source mapping sends it.
-fn event(records: &[Value]) -> TempFile {
+pub fn event(records: &[Value]) -> TempFile {
     let event = json!({
         "eventSource": "aws:kafka",
         "eventSourceArn": "arn:aws:kafka:sa-east-1:123456789012:cluster/orders/abc",
@@ -233,7 +239,7 @@ fn event(records: &[Value]) -> TempFile {
     TempFile::new("event.json", event.to_string().as_bytes())
 }
 
-fn record(offset: i64, value: &[u8], metadata: Option<Value>) -> Value {
+pub fn record(offset: i64, value: &[u8], metadata: Option<Value>) -> Value {
     let mut record = json!({
         "topic": "orders", "partition": 0, "offset": offset, "timestamp": 1_764_000_000_000i64,
         "timestampType": "CREATE_TIME", "headers": [], "value": BASE64.encode(value),

@@ -10,6 +10,7 @@ mod lambda_kafka;
 mod lambda_rie;
 mod playground_browser;
 mod registry_avro;
+mod registry_protobuf;
 mod s3_moto;
 mod schema_registry;
 mod ssm_moto;
