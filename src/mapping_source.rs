@@ -73,6 +73,9 @@ pub enum SourceError {
     /// The schema registry's client could not be set up (its settings are wrong).
     #[error(transparent)]
     Registry(#[from] crate::format::registry::RegistryError),
+    /// The output's writer schema cannot be had.
+    #[error(transparent)]
+    Output(#[from] crate::format::output::OutputError),
 }
 
 /// Why an S3 object could not be read.
@@ -265,15 +268,19 @@ pub async fn load_pipeline(settings: &crate::config::Settings) -> Result<(Pipeli
     let interval = Duration::from_secs(settings.mapping_refresh_s);
     if settings.routes.is_empty() {
         let location = Location::parse(&settings.mapping_file.to_string_lossy())?;
-        let (refresher, plan) = Refresher::load(MappingSource::new(location).await, interval).await?;
-        let pipeline = Pipeline::new(plan, settings.router()).with_format(settings.source_format);
+        let (refresher, plan) = Refresher::load(MappingSource::new(location.clone()).await, interval).await?;
+        let output = output_encoder(&plan, &settings.topic_ok, &location, settings).await?;
+        let pipeline =
+            Pipeline::new(plan, settings.router()).with_format(settings.source_format).with_route_output(0, output);
         return Ok((with_schemas(pipeline, settings).await?, vec![refresher]));
     }
     let mut routes = Vec::new();
     let mut refreshers = Vec::new();
+    let mut outputs = Vec::new();
     for (index, route) in settings.routes.iter().enumerate() {
         let location = Location::parse(&route.mapping_file.to_string_lossy())?;
-        let (refresher, plan) = Refresher::load(MappingSource::new(location).await, interval).await?;
+        let (refresher, plan) = Refresher::load(MappingSource::new(location.clone()).await, interval).await?;
+        outputs.push(output_encoder(&plan, &route.topic_ok, &location, settings).await?);
         refreshers.push(refresher.for_route(index));
         let router = crate::destination::Router {
             topic_ok: route.topic_ok.clone(),
@@ -292,7 +299,28 @@ pub async fn load_pipeline(settings: &crate::config::Settings) -> Result<(Pipeli
         topic_fail: fail.clone(),
         ..settings.router()
     });
-    Ok((with_schemas(Pipeline::with_routes(routes, unrouted), settings).await?, refreshers))
+    let mut pipeline = Pipeline::with_routes(routes, unrouted);
+    for (index, output) in outputs.into_iter().enumerate() {
+        pipeline = pipeline.with_route_output(index, output);
+    }
+    Ok((with_schemas(pipeline, settings).await?, refreshers))
+}
+
+/// How a route's ok records are written: its mapping's `output:` under the settings'. Found once,
+/// at the start; a refreshed mapping keeps it.
+async fn output_encoder(
+    plan: &crate::plan::Plan,
+    topic_ok: &str,
+    location: &Location,
+    settings: &crate::config::Settings,
+) -> Result<crate::format::output::OutputEncoder, SourceError> {
+    let output = settings.output.over(plan.output());
+    let base = match location {
+        Location::File(path) => path.parent(),
+        Location::S3 { .. } => None,
+    };
+    let registry = settings.schema_registry.as_ref();
+    Ok(crate::format::output::resolve(&output, topic_ok, base, registry, settings.output.register).await?)
 }
 
 /// The pipeline reading its framed records' schemas from the settings' registry.

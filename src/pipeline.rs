@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::destination::{Destination, Origin, OutMessage, Routed, Router};
+use crate::format::output::OutputEncoder;
 #[cfg(feature = "kafka")]
 use crate::format::registry::RegistryError;
 use crate::format::registry::Schemas;
@@ -37,6 +38,8 @@ struct RouteEntry {
     router: Router,
     /// How its records' values are written.
     format: SourceFormat,
+    /// How its ok records are written.
+    output: OutputEncoder,
 }
 
 /// A route of a pipeline with several: the source topic it takes, its mapping and its topics.
@@ -101,7 +104,13 @@ impl Pipeline {
     /// A pipeline that maps large batches on every available core.
     pub fn new(plan: Plan, router: Router) -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let route = RouteEntry { topic: None, plan: RwLock::new(Arc::new(plan)), router, format: SourceFormat::Json };
+        let route = RouteEntry {
+            topic: None,
+            plan: RwLock::new(Arc::new(plan)),
+            router,
+            format: SourceFormat::Json,
+            output: OutputEncoder::Json,
+        };
         Pipeline { routes: vec![route], schemas: None, unrouted: None, threads }
     }
 
@@ -117,9 +126,18 @@ impl Pipeline {
                 plan: RwLock::new(Arc::new(r.plan)),
                 router: r.router,
                 format: r.format,
+                output: OutputEncoder::Json,
             })
             .collect();
         Pipeline { routes, schemas: None, unrouted, threads }
+    }
+
+    /// The same pipeline with route `index`'s ok records written by `output`.
+    pub fn with_route_output(mut self, index: usize, output: OutputEncoder) -> Self {
+        if let Some(route) = self.routes.get_mut(index) {
+            route.output = output;
+        }
+        self
     }
 
     /// The same pipeline with every route's records in `format`.
@@ -235,15 +253,19 @@ impl Pipeline {
     }
 
     fn route_one(&self, plans: &[Arc<Plan>], input: &Input, schemas: &BatchSchemas) -> Routed {
-        if let [one] = &self.routes[..]
-            && one.topic.is_none()
-        {
-            return one.router.route_format(&plans[0], input, input.source.value_format.unwrap_or(one.format), schemas);
-        }
-        match self.routes.iter().position(|r| r.topic.as_deref() == Some(input.source.topic.as_str())) {
+        let index = match &self.routes[..] {
+            [one] if one.topic.is_none() => Some(0),
+            _ => self.routes.iter().position(|r| r.topic.as_deref() == Some(input.source.topic.as_str())),
+        };
+        match index {
             Some(i) => {
-                let format = input.source.value_format.unwrap_or(self.routes[i].format);
-                self.routes[i].router.route_format(&plans[i], input, format, schemas)
+                let route = &self.routes[i];
+                let format = input.source.value_format.unwrap_or(route.format);
+                let routed = route.router.route_format(&plans[i], input, format, schemas);
+                if route.output.is_json() {
+                    return routed;
+                }
+                encode_ok(routed, &route.output, &route.router, &plans[i], input, format)
             }
             None => {
                 let router = self.unrouted.as_ref().unwrap_or(&self.routes[0].router);
@@ -322,6 +344,40 @@ impl Pipeline {
             messages.iter().zip(deliveries).filter_map(|(m, d)| d.err().map(|e| (m.origin.clone(), e))).collect();
         summary.duration_ms = started.elapsed().as_millis() as u64;
         BatchReport { summary, routed, undelivered, mapping_ms, delivery_ms, event_source: None }
+    }
+}
+
+/// An ok message's value written by `output`; a record it cannot write fails, stage `encode`,
+/// its envelope keeping the input value as it came.
+pub(crate) fn encode_ok(
+    routed: Routed,
+    output: &OutputEncoder,
+    router: &Router,
+    plan: &Plan,
+    input: &Input,
+    format: SourceFormat,
+) -> Routed {
+    let Routed::Message(mut message) = routed else { return routed };
+    if message.destination != Destination::Ok {
+        return Routed::Message(message);
+    }
+    match output.encode(std::mem::take(&mut message.payload)) {
+        Ok(payload) => {
+            message.payload = payload;
+            Routed::Message(message)
+        }
+        Err(failure) => {
+            let value = match &input.payload {
+                crate::record::Payload::Value(v) => Some(v.as_slice()),
+                _ => None,
+            };
+            Routed::Message(if format == SourceFormat::Json {
+                router.fail_message(Some(plan), &input.source, failure, value)
+            } else {
+                let schema = value.and_then(crate::format::wire::schema_id_of).or(input.source.value_schema_id);
+                router.fail_message_in_format(Some(plan), &input.source, failure, value, format, schema)
+            })
+        }
     }
 }
 

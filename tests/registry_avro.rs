@@ -295,7 +295,7 @@ fn lambda_events_with_and_without_the_event_source_mappings_schema_registry_read
 }
 
 /// Produces `values` to `topic`, keyed by their index, and waits for every acknowledgement.
-fn produce_values(topic: &str, values: &[Vec<u8>]) {
+pub fn produce_values(topic: &str, values: &[Vec<u8>]) {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", crate::kafka_util::bootstrap())

@@ -3,6 +3,7 @@
 //! `scripts/test` starts them and runs this binary (`cargo test --test services`); a missing
 //! service fails these tests, it never skips them.
 
+mod avro_output;
 mod cli_kafka;
 mod emulator;
 mod kafka_util;

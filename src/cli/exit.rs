@@ -196,6 +196,10 @@ mod kafka {
             SourceError::S3 { .. } => Exit::Infrastructure,
             SourceError::Location { .. } | SourceError::Io { .. } | SourceError::NotText { .. } => Exit::Usage,
             SourceError::Registry(_) => Exit::Usage,
+            SourceError::Output(crate::format::output::OutputError::Registry(
+                crate::format::registry::RegistryError::Unreachable { .. },
+            )) => Exit::Infrastructure,
+            SourceError::Output(_) => Exit::Usage,
         }
     }
 

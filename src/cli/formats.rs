@@ -10,6 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::error::CliError;
+use crate::format::output::{OutputEncoder, OutputSettings};
 use crate::format::registry::{SchemaSource, Schemas};
 use crate::format::{BatchSchemas, CompiledSchema, RegisteredSchema, SourceFormat};
 
@@ -58,10 +59,81 @@ pub(super) fn parse_format(text: &str) -> Result<SourceFormat, String> {
     text.parse()
 }
 
+/// How `process` writes ok records, over the mapping's `output:`.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct OutputArgs {
+    /// How ok records are written: json or avro (over the mapping's `output.format`). Avro values
+    /// are shown as base64 beside the mapped JSON.
+    #[arg(long)]
+    pub output_format: Option<String>,
+    /// The Avro writer schema: a file, or registry:SUBJECT[@VERSION] with --registry (over the
+    /// mapping's `output.schema`). With --registry, the schema's id frames each value; without,
+    /// values are bare Avro bodies.
+    #[arg(long)]
+    pub output_schema: Option<String>,
+    /// Register the output schema file under `<topic-ok>-value` when the registry does not have
+    /// it yet.
+    #[arg(long)]
+    pub register_schemas: bool,
+}
+
+impl OutputArgs {
+    /// The encoder of ok records for `plan` (read from `mapping`), its topic `topic_ok`.
+    pub fn encoder(
+        &self,
+        plan: &crate::plan::Plan,
+        topic_ok: &str,
+        mapping: &Path,
+        format: &LineFormat,
+    ) -> Result<OutputEncoder, CliError> {
+        let settings = OutputSettings {
+            format: match &self.output_format {
+                None => None,
+                Some(name) => Some(crate::plan::OutputFormat::parse(name).map_err(CliError::Usage)?),
+            },
+            // A file named on the command line is where the shell says, not beside the mapping.
+            schema: self.output_schema.as_ref().map(|at| match at.starts_with("registry:") {
+                true => at.clone(),
+                false => std::path::absolute(at).map_or_else(|_| at.clone(), |p| p.display().to_string()),
+            }),
+            subject: None,
+            register: self.register_schemas,
+        };
+        let output = settings.over(plan.output());
+        let base = mapping.parent();
+        let usage = |e: crate::format::output::OutputError| CliError::Usage(e.to_string());
+        #[cfg(feature = "kafka")]
+        if let Some(url) = &format.registry
+            && output.format != crate::plan::OutputFormat::Json
+        {
+            let registry = registry_settings(url)?;
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::Runtime)?;
+            let resolved = runtime.block_on(crate::format::output::resolve(
+                &output,
+                topic_ok,
+                base,
+                Some(&registry),
+                self.register_schemas,
+            ));
+            return resolved.map_err(|e| match e {
+                crate::format::output::OutputError::Registry(r) => CliError::from(r),
+                other => usage(other),
+            });
+        }
+        let _ = format;
+        crate::format::output::resolve_local(&output, topic_ok, base).map_err(usage)
+    }
+}
+
 /// How one run of `process` reads its records.
 pub struct LineFormat {
     pub format: SourceFormat,
     pub schemas: Option<Arc<Schemas>>,
+    /// `--registry`, as given.
+    pub registry: Option<String>,
+    /// How ok records are written (JSON until the mapping is known: [`OutputArgs::encoder`]).
+    pub output: OutputEncoder,
     #[cfg(feature = "kafka")]
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -72,6 +144,8 @@ impl LineFormat {
         LineFormat {
             format: SourceFormat::Json,
             schemas: None,
+            registry: None,
+            output: OutputEncoder::Json,
             #[cfg(feature = "kafka")]
             runtime: None,
         }
@@ -98,14 +172,25 @@ impl LineFormat {
                 Some(runtime) => schemas_of(args, runtime)?,
                 None => file_schemas(args)?,
             };
-            Ok(LineFormat { format: args.format, schemas, runtime })
+            Ok(LineFormat {
+                format: args.format,
+                schemas,
+                registry: args.registry.clone(),
+                output: OutputEncoder::Json,
+                runtime,
+            })
         }
         #[cfg(not(feature = "kafka"))]
         {
             if args.schema.is_none() && args.registry.is_some() {
                 return Err(CliError::Usage(NO_REGISTRY.into()));
             }
-            Ok(LineFormat { format: args.format, schemas: file_schemas(args)? })
+            Ok(LineFormat {
+                format: args.format,
+                schemas: file_schemas(args)?,
+                registry: args.registry.clone(),
+                output: OutputEncoder::Json,
+            })
         }
     }
 

@@ -192,6 +192,8 @@ pub enum Command {
         topic_fail: Option<String>,
         #[command(flatten)]
         formats: formats::FormatArgs,
+        #[command(flatten)]
+        output: formats::OutputArgs,
     },
     /// Triage a fail topic: counts by stage, field:rule, mapping and source topic, with first and
     /// last time seen and an example each. Reads from a point in time without a consumer group and
@@ -268,15 +270,16 @@ fn dispatch(cli: Cli) -> Result<Outcome, CliError> {
             topic_ok,
             topic_fail,
             formats,
+            output,
         } => {
             let printing = process::Printing { messages, metrics, topic_ok, topic_fail };
-            let format = formats::LineFormat::from_args(&formats)?;
+            let mut format = formats::LineFormat::from_args(&formats)?;
             let records = match (input, event) {
                 (Some(input), _) => process::Records::Lines { input, max_line_bytes },
                 (None, Some(event)) => process::Records::Event { event, brokers },
                 (None, None) => unreachable!("clap requires --input or --event"),
             };
-            process::run(&mapping, records, &printing, &format)
+            process::run(&mapping, records, &printing, &mut format, &output)
         }
     }
 }

@@ -72,22 +72,30 @@ pub enum Records {
 }
 
 /// `lambda-stream process`.
-pub fn run(mapping: &Path, records: Records, printing: &Printing, format: &LineFormat) -> Result<Ended, CliError> {
+pub fn run(
+    mapping: &Path,
+    records: Records,
+    printing: &Printing,
+    format: &mut LineFormat,
+    output: &super::formats::OutputArgs,
+) -> Result<Ended, CliError> {
+    let (_spec, plan) = super::source::load(mapping)?;
+    let topic_ok = printing.topic_ok.clone().unwrap_or_else(|| "ok".into());
+    format.output = output.encoder(&plan, &topic_ok, mapping, format)?;
     match records {
-        Records::Lines { input, max_line_bytes } => process(mapping, &input, max_line_bytes, printing, format)?,
-        Records::Event { event, brokers } => process_event(mapping, &event, brokers, printing, format)?,
+        Records::Lines { input, max_line_bytes } => process(plan, &input, max_line_bytes, printing, format)?,
+        Records::Event { event, brokers } => process_event(plan, &event, brokers, printing, format)?,
     }
     Ok(Ended::Done)
 }
 
 pub fn process(
-    mapping: &Path,
+    plan: Plan,
     input: &Path,
     max_line_bytes: usize,
     printing: &Printing,
     format: &LineFormat,
 ) -> Result<(), CliError> {
-    let (_spec, plan) = super::source::load(mapping)?;
     let shown = input.display().to_string();
     let reader: Box<dyn io::BufRead> = if input == Path::new("-") {
         Box::new(io::stdin().lock())
@@ -336,6 +344,8 @@ struct Reading<'a> {
     schemas: &'a BatchSchemas,
     /// Per line of the batch (binary formats only): the value's bytes, or why the line is not one.
     values: &'a [Result<Vec<u8>, String>],
+    /// How ok records are written.
+    output: &'a crate::format::output::OutputEncoder,
 }
 
 impl Reading<'_> {
@@ -379,7 +389,11 @@ impl LineMessages {
             Err(failure) => return failed(failure),
         };
         let input = Input { source: source.clone(), payload: Payload::Value(value.to_vec()) };
-        self.router.route_format(plan, &input, reading.format, reading.schemas)
+        let routed = self.router.route_format(plan, &input, reading.format, reading.schemas);
+        if reading.output.is_json() {
+            return routed;
+        }
+        crate::pipeline::encode_ok(routed, reading.output, &self.router, plan, &input, reading.format)
     }
 }
 
@@ -413,7 +427,7 @@ fn process_line_slices(
         _ => lines.iter().map(|line| format.value_of(line)).collect(),
     };
     let schemas = format.batch_schemas(values.iter().filter_map(|v| v.as_deref().ok()))?;
-    let reading = Reading { format: format.format, schemas: &schemas, values: &values };
+    let reading = Reading { format: format.format, schemas: &schemas, values: &values, output: &format.output };
     let rendered = crate::pipeline::map_chunks(lines, threads, |at, part| {
         render_chunk(plan, part, first + at, first, max_line_bytes, messages, &reading)
     });
@@ -471,6 +485,14 @@ fn render_chunk(
                 Err(failure) => Outcome::Failed(failure),
             },
         };
+        // The value as the output writes it (beside the mapped JSON), or the record's failure.
+        let (outcome, encoded) = match outcome {
+            Outcome::Mapped(m) if !reading.output.is_json() => match reading.output.encode(m.value.clone()) {
+                Ok(bytes) => (Outcome::Mapped(m), Some(bytes)),
+                Err(failure) => (Outcome::Failed(failure), None),
+            },
+            other => (other, None),
+        };
         match outcome {
             Outcome::Mapped(m) => {
                 tally.ok += 1;
@@ -481,6 +503,14 @@ fn render_chunk(
                 }
                 out.extend_from_slice(br#","value":"#);
                 out.extend_from_slice(&m.value);
+                if let Some(encoded) = encoded {
+                    out.extend_from_slice(format!(r#","{}":"#, reading.output.format()).as_bytes());
+                    {
+                        use base64::Engine as _;
+                        let text = base64::engine::general_purpose::STANDARD.encode(encoded);
+                        serde_json::to_writer(&mut out, &text).expect("in-memory write");
+                    }
+                }
                 out.extend_from_slice(b"}\n");
             }
             Outcome::Failed(f) => {
@@ -501,7 +531,7 @@ fn render_chunk(
 
 /// `process --event`: the Lambda handler's code on a saved event.
 pub fn process_event(
-    mapping: &Path,
+    plan: Plan,
     event: &Path,
     brokers: Option<String>,
     printing: &Printing,
@@ -512,7 +542,6 @@ pub fn process_event(
     use crate::sink::MemorySink;
 
     crate::logging::init(false, "error");
-    let (_, plan) = super::source::load(mapping)?;
     let text = read_input(event, "an event")?;
     // Checked as the Lambda runtime checks an event before handing it over: JSON throughout.
     let payload: &serde_json::value::RawValue =
@@ -521,7 +550,8 @@ pub fn process_event(
     // A dry run needs no cluster settings: only the names that go into fail records.
     let router = printing.router();
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
-    let mut pipeline = Pipeline::new(plan, router).with_format(format.format);
+    let mut pipeline =
+        Pipeline::new(plan, router).with_format(format.format).with_route_output(0, format.output.clone());
     if let Some(schemas) = &format.schemas {
         pipeline = pipeline.with_schemas(schemas.clone());
     }

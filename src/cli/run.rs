@@ -35,6 +35,18 @@ pub struct RunArgs {
     /// credentials from SCHEMA_REGISTRY_USER_INFO or SCHEMA_REGISTRY_BEARER_TOKEN.
     #[arg(long)]
     pub registry: Option<String>,
+    /// How ok records are written: json or avro (env OUTPUT_FORMAT); over the mapping's
+    /// `output.format`.
+    #[arg(long)]
+    pub output_format: Option<String>,
+    /// The Avro writer schema: a file, or registry:SUBJECT[@VERSION] (env OUTPUT_SCHEMA); over the
+    /// mapping's `output.schema`. Default: the latest under `<topic-ok>-value`.
+    #[arg(long)]
+    pub output_schema: Option<String>,
+    /// Register the output schema file under its subject when it is not yet (env
+    /// REGISTER_SCHEMAS=true). Without it, a schema the registry does not have stops the start.
+    #[arg(long)]
+    pub register_schemas: bool,
     /// Environment (account) in environments.yaml (env LAMBDA_ENV).
     #[arg(long)]
     pub env: Option<String>,
@@ -135,6 +147,9 @@ fn run_worker(args: RunArgs) -> Result<Outcome, CliError> {
         ("TOPIC_FAIL", args.topic_fail.clone()),
         ("SOURCE_FORMAT", args.format.clone()),
         ("SCHEMA_REGISTRY_URL", args.registry.clone()),
+        ("OUTPUT_FORMAT", args.output_format.clone()),
+        ("OUTPUT_SCHEMA", args.output_schema.clone()),
+        ("REGISTER_SCHEMAS", args.register_schemas.then(|| "true".to_string())),
         ("LAMBDA_ENV", args.env.clone()),
         ("LAMBDA_STAGE", args.stage.clone()),
         ("ENVIRONMENTS_FILE", args.environments.as_ref().map(|p| p.display().to_string())),

@@ -150,6 +150,8 @@ pub struct Settings {
     pub source_format: SourceFormat,
     /// The schema registry, when some records are in a registry's format.
     pub schema_registry: Option<RegistrySettings>,
+    /// How ok records are written, over each mapping's `output:`.
+    pub output: crate::format::output::OutputSettings,
 }
 
 /// The layers a setting is looked up in, first match wins: command-line flags (by the name of the
@@ -298,6 +300,7 @@ impl Settings {
                 get("SOURCE_FORMAT").or_else(|| from_file(|e| e.source_format.as_ref().map(|s| s.value.clone()))),
             )?,
             schema_registry: registry_settings(&value, &number)?,
+            output: output_settings(&get)?,
         };
         settings.check_formats()?;
         if resolver.gives_values() {
@@ -632,6 +635,37 @@ fn registry_settings(
 }
 
 /// `SOURCE_FORMAT`: how source records' values are written.
+/// `OUTPUT_FORMAT`, `OUTPUT_SCHEMA`, `OUTPUT_SUBJECT` and `REGISTER_SCHEMAS`.
+fn output_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::format::output::OutputSettings, ConfigError> {
+    let format = match get("OUTPUT_FORMAT") {
+        None => None,
+        Some(text) => Some(crate::plan::OutputFormat::parse(&text).map_err(|why| ConfigError::Invalid {
+            name: "OUTPUT_FORMAT",
+            value: text.clone(),
+            why,
+        })?),
+    };
+    let register = match get("REGISTER_SCHEMAS").as_deref().map(str::trim) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                name: "REGISTER_SCHEMAS",
+                value: other.to_string(),
+                why: "it is true or false".into(),
+            });
+        }
+    };
+    Ok(crate::format::output::OutputSettings {
+        format,
+        schema: get("OUTPUT_SCHEMA"),
+        subject: get("OUTPUT_SUBJECT"),
+        register,
+    })
+}
+
 fn source_format(value: Option<String>) -> Result<SourceFormat, ConfigError> {
     match value {
         None => Ok(SourceFormat::Json),

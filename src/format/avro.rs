@@ -36,6 +36,9 @@ pub type Below<'a> = Option<Projection<'a>>;
 pub struct AvroReader {
     types: Vec<Ty>,
     root: usize,
+    /// Record fields' defaults, by the record's type index (for writing a field the mapped
+    /// record leaves out).
+    defaults: HashMap<usize, Vec<Option<serde_json::Value>>>,
 }
 
 #[derive(Debug)]
@@ -121,7 +124,7 @@ impl AvroReader {
         }
         compiler.register(&root);
         let root_index = compiler.compile(&root)?;
-        Ok(AvroReader { types: compiler.types, root: root_index })
+        Ok(AvroReader { types: compiler.types, root: root_index, defaults: compiler.defaults })
     }
 
     /// Reads one record body (the Avro binary datum, without any framing). The whole body must
@@ -199,6 +202,7 @@ struct Compiler<'s> {
     /// Named types by full name: their definition, and their index once compiled.
     definitions: HashMap<String, &'s Schema>,
     compiled: HashMap<String, usize>,
+    defaults: HashMap<usize, Vec<Option<serde_json::Value>>>,
 }
 
 impl<'s> Compiler<'s> {
@@ -224,6 +228,9 @@ impl<'s> Compiler<'s> {
             self.compiled.insert(name, index);
             let ty = self.compile_shape(schema)?;
             self.types[index] = ty;
+            if let Schema::Record(r) = schema {
+                self.defaults.insert(index, r.fields.iter().map(|f| f.default.clone()).collect());
+            }
             return Ok(index);
         }
         let ty = self.compile_shape(schema)?;
@@ -931,6 +938,466 @@ pub(crate) fn scaled_text(value: i128, scale: usize) -> String {
 fn uuid_text(raw: &[u8]) -> String {
     let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+/// Why a mapped record cannot be written with the writer schema. Like [`AvroError`], it names
+/// where and what kind of value, never the value (a field may be `sensitive`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", if path.is_empty() { String::new() } else { format!("`{path}`: ") })]
+pub struct AvroEncodeError {
+    pub message: String,
+    /// The output field, as a path (`customer.address.zip`).
+    pub path: String,
+}
+
+impl AvroReader {
+    /// Writes a mapped record (the output, as JSON) as an Avro body of this schema: the inverse
+    /// of the reader's table. Decimal text (or a JSON number) becomes the schema's unscaled
+    /// bytes at its scale; RFC 3339 text a timestamp; `YYYY-MM-DD` a date; base64 text bytes; a
+    /// member the record leaves out the field's default, or `null` in a union that has it.
+    pub fn write_json(&self, value: &serde_json::Value, out: &mut Vec<u8>) -> Result<(), AvroEncodeError> {
+        let mut writing = Writing { reader: self, path: Vec::new() };
+        writing.value(self.root, Some(value), out, 0).map_err(|message| {
+            let mut path = String::new();
+            for part in &writing.path {
+                if !path.is_empty() && !part.starts_with('[') {
+                    path.push('.');
+                }
+                path.push_str(part);
+            }
+            AvroEncodeError { message, path }
+        })
+    }
+}
+
+/// One mapped record being written; `path` is where, once something failed.
+struct Writing<'a> {
+    reader: &'a AvroReader,
+    path: Vec<String>,
+}
+
+fn json_kind(value: Option<&serde_json::Value>) -> &'static str {
+    use serde_json::Value;
+    match value {
+        None => "missing",
+        Some(Value::Null) => "null",
+        Some(Value::Bool(_)) => "a boolean",
+        Some(Value::Number(_)) => "a number",
+        Some(Value::String(_)) => "text",
+        Some(Value::Array(_)) => "an array",
+        Some(Value::Object(_)) => "an object",
+    }
+}
+
+impl Writing<'_> {
+    fn value(
+        &mut self,
+        ty: usize,
+        value: Option<&serde_json::Value>,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<(), String> {
+        use serde_json::Value;
+        if depth > MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH} levels"));
+        }
+        let reader = self.reader;
+        let wrong = |expected: &str| format!("the schema has {expected} here, the record {}", json_kind(value));
+        match (&reader.types[ty], value) {
+            (Ty::Ref(target), _) => self.value(*target, value, out, depth),
+            (Ty::Null, None | Some(Value::Null)) => Ok(()),
+            (Ty::Bool, Some(Value::Bool(b))) => {
+                out.push(u8::from(*b));
+                Ok(())
+            }
+            (Ty::Int, Some(Value::Number(n))) => {
+                let n = n.as_i64().and_then(|n| i32::try_from(n).ok()).ok_or_else(|| wrong("an int (32 bits)"))?;
+                write_long(out, i64::from(n));
+                Ok(())
+            }
+            (Ty::Long, Some(Value::Number(n))) => {
+                write_long(out, n.as_i64().ok_or_else(|| wrong("a long (a whole number)"))?);
+                Ok(())
+            }
+            (Ty::Float, Some(Value::Number(n))) => {
+                out.extend_from_slice(&(n.as_f64().unwrap_or(f64::NAN) as f32).to_le_bytes());
+                Ok(())
+            }
+            (Ty::Double, Some(Value::Number(n))) => {
+                out.extend_from_slice(&n.as_f64().unwrap_or(f64::NAN).to_le_bytes());
+                Ok(())
+            }
+            (Ty::Str | Ty::Uuid(UuidForm::Text), Some(Value::String(text))) => {
+                write_bytes(out, text.as_bytes());
+                Ok(())
+            }
+            (Ty::Bytes, Some(Value::String(text))) => {
+                let raw = BASE64
+                    .decode(text)
+                    .map_err(|_| "the schema has bytes here: base64 text, which this is not".to_string())?;
+                write_bytes(out, &raw);
+                Ok(())
+            }
+            (Ty::Fixed(size), Some(Value::String(text))) => {
+                let raw = BASE64
+                    .decode(text)
+                    .map_err(|_| format!("the schema has {size} fixed bytes here: base64 text, which this is not"))?;
+                if raw.len() != *size {
+                    return Err(format!("the schema has {size} fixed bytes here, the record {}", raw.len()));
+                }
+                out.extend_from_slice(&raw);
+                Ok(())
+            }
+            (Ty::Enum(symbols), Some(Value::String(text))) => {
+                let index = symbols
+                    .iter()
+                    .position(|s| s == text)
+                    .ok_or_else(|| format!("not a symbol of the enum (symbols: {})", symbols.join(", ")))?;
+                write_long(out, index as i64);
+                Ok(())
+            }
+            (Ty::Array(_), Some(Value::Array(_))) | (Ty::Map(_), Some(Value::Object(_))) => {
+                self.collection(ty, value, out, depth)
+            }
+            (Ty::Union(branches), _) => self.union(branches, value, out, depth),
+            (Ty::Record(fields), Some(Value::Object(members))) => self.record(ty, fields, members, out, depth),
+            (
+                Ty::Decimal { .. }
+                | Ty::Uuid(UuidForm::Bytes | UuidForm::Fixed16)
+                | Ty::Date
+                | Ty::TimeMillis
+                | Ty::TimeMicros
+                | Ty::Timestamp { .. }
+                | Ty::Duration,
+                Some(_),
+            ) => self.logical(ty, value, out),
+            (Ty::BigDecimal, _) => Err("the schema has a big-decimal here, which is not written".into()),
+            (other, _) => Err(wrong(expected_name(other))),
+        }
+    }
+
+    /// An array's items or a map's entries: one block of them, then the end.
+    fn collection(
+        &mut self,
+        ty: usize,
+        value: Option<&serde_json::Value>,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<(), String> {
+        use serde_json::Value;
+        match (&self.reader.types[ty], value) {
+            (Ty::Array(item), Some(Value::Array(items))) => {
+                if !items.is_empty() {
+                    write_long(out, items.len() as i64);
+                    for (i, value) in items.iter().enumerate() {
+                        self.path.push(format!("[{i}]"));
+                        self.value(*item, Some(value), out, depth + 1)?;
+                        self.path.pop();
+                    }
+                }
+                out.push(0);
+                Ok(())
+            }
+            (Ty::Map(item), Some(Value::Object(members))) => {
+                if !members.is_empty() {
+                    write_long(out, members.len() as i64);
+                    for (key, value) in members {
+                        write_bytes(out, key.as_bytes());
+                        self.path.push(key.clone());
+                        self.value(*item, Some(value), out, depth + 1)?;
+                        self.path.pop();
+                    }
+                }
+                out.push(0);
+                Ok(())
+            }
+            (other, _) => Err(format!("the schema has {} here", expected_name(other))),
+        }
+    }
+
+    /// A value of a logical type (decimal, uuid as bytes, date, time, timestamp, duration), from
+    /// the form the reader gives it.
+    fn logical(&mut self, ty: usize, value: Option<&serde_json::Value>, out: &mut Vec<u8>) -> Result<(), String> {
+        use serde_json::Value;
+        let reader = self.reader;
+        let wrong = |expected: &str| format!("the schema has {expected} here, the record {}", json_kind(value));
+        match (&reader.types[ty], value) {
+            (Ty::Decimal { scale, fixed }, Some(Value::String(_) | Value::Number(_))) => {
+                let text = match value {
+                    Some(Value::String(text)) => text.clone(),
+                    Some(other) => other.to_string(),
+                    None => unreachable!("matched a value"),
+                };
+                let unscaled = unscaled_of(&text, *scale)?;
+                let raw = twos_complement(unscaled, *fixed).ok_or_else(|| {
+                    format!("the decimal does not fit the schema's {} fixed bytes", fixed.unwrap_or(16))
+                })?;
+                match fixed {
+                    Some(_) => out.extend_from_slice(&raw),
+                    None => write_bytes(out, &raw),
+                }
+                Ok(())
+            }
+            (Ty::Uuid(form @ (UuidForm::Bytes | UuidForm::Fixed16)), Some(Value::String(text))) => {
+                let raw =
+                    uuid_bytes(text).ok_or_else(|| "the schema has a uuid here; this is not uuid text".to_string())?;
+                if matches!(form, UuidForm::Bytes) {
+                    write_long(out, 16);
+                }
+                out.extend_from_slice(&raw);
+                Ok(())
+            }
+            (Ty::Date, Some(Value::String(text))) => {
+                let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .map_err(|_| "the schema has a date here; this is not YYYY-MM-DD".to_string())?;
+                let days = date.signed_duration_since(chrono::NaiveDate::default()).num_days();
+                write_long(out, days);
+                Ok(())
+            }
+            (Ty::TimeMillis | Ty::TimeMicros, Some(Value::String(text))) => {
+                let time = chrono::NaiveTime::parse_from_str(text, "%H:%M:%S%.f")
+                    .map_err(|_| "the schema has a time of day here; this is not HH:MM:SS".to_string())?;
+                let micros = time.signed_duration_since(chrono::NaiveTime::MIN).num_microseconds().unwrap_or(0);
+                let is_millis = matches!(reader.types[ty], Ty::TimeMillis);
+                write_long(out, if is_millis { micros / 1000 } else { micros });
+                Ok(())
+            }
+            (Ty::Timestamp { digits, .. }, Some(Value::Number(n))) => {
+                // A count since the epoch in the schema's unit, as an expression may compute.
+                let _ = digits;
+                write_long(out, n.as_i64().ok_or_else(|| wrong("a timestamp (text or a whole count)"))?);
+                Ok(())
+            }
+            (Ty::Timestamp { digits, utc }, Some(Value::String(text))) => {
+                let at = if *utc {
+                    chrono::DateTime::parse_from_rfc3339(text).map(|t| t.naive_utc())
+                } else {
+                    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                }
+                .map_err(|_| "the schema has a timestamp here; this is not RFC 3339 date-time text".to_string())?;
+                let since = at.signed_duration_since(chrono::NaiveDateTime::default());
+                let count = match digits {
+                    3 => Some(since.num_milliseconds()),
+                    6 => since.num_microseconds(),
+                    _ => since.num_nanoseconds(),
+                }
+                .ok_or_else(|| "a timestamp out of the schema's range".to_string())?;
+                write_long(out, count);
+                Ok(())
+            }
+            (Ty::Duration, Some(Value::Object(parts))) => {
+                for part in ["months", "days", "millis"] {
+                    let n = parts.get(part).and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok());
+                    let n = n.ok_or_else(|| format!("a duration's `{part}` is a whole number of 32 bits"))?;
+                    out.extend_from_slice(&n.to_le_bytes());
+                }
+                Ok(())
+            }
+            (other, _) => Err(wrong(expected_name(other))),
+        }
+    }
+
+    /// The branch a value takes: `null` (or missing) the null branch; another value the first
+    /// branch it fits.
+    fn union(
+        &mut self,
+        branches: &[usize],
+        value: Option<&serde_json::Value>,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<(), String> {
+        let reader = self.reader;
+        let is_null = |b: &usize| matches!(reader.types[reader.resolve(*b)], Ty::Null);
+        if matches!(value, None | Some(serde_json::Value::Null)) {
+            let index = branches
+                .iter()
+                .position(is_null)
+                .ok_or_else(|| format!("the record has it {}, and the schema's union has no null", json_kind(value)))?;
+            write_long(out, index as i64);
+            return Ok(());
+        }
+        let mut scratch = Vec::new();
+        for (index, branch) in branches.iter().enumerate().filter(|(_, b)| !is_null(b)) {
+            scratch.clear();
+            let depth_path = self.path.len();
+            if self.value(*branch, value, &mut scratch, depth + 1).is_ok() {
+                write_long(out, index as i64);
+                out.extend_from_slice(&scratch);
+                return Ok(());
+            }
+            self.path.truncate(depth_path);
+        }
+        Err(format!("the record has {} here, which fits no branch of the schema's union", json_kind(value)))
+    }
+
+    fn record(
+        &mut self,
+        ty: usize,
+        fields: &[(MemberName, usize)],
+        members: &serde_json::Map<String, serde_json::Value>,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<(), String> {
+        let reader = self.reader;
+        for (i, (name, field)) in fields.iter().enumerate() {
+            self.path.push(name.as_str().to_string());
+            let member = members.get(name.as_str()).filter(|v| !v.is_null());
+            let default = reader.defaults.get(&ty).and_then(|d| d.get(i)).and_then(Option::as_ref);
+            match (member, default) {
+                (None, Some(default)) if !self.takes_null(*field) => self.default(*field, default, out)?,
+                _ => self.value(*field, member.or(members.get(name.as_str())), out, depth + 1).map_err(|e| {
+                    if member.is_none() {
+                        format!("the record leaves it out, and the schema has no default for it ({e})")
+                    } else {
+                        e
+                    }
+                })?,
+            }
+            self.path.pop();
+        }
+        Ok(())
+    }
+
+    /// Whether `null` is a value of the type (itself, or a branch of its union).
+    fn takes_null(&self, ty: usize) -> bool {
+        match &self.reader.types[self.reader.resolve(ty)] {
+            Ty::Null => true,
+            Ty::Union(branches) => {
+                branches.iter().any(|b| matches!(self.reader.types[self.reader.resolve(*b)], Ty::Null))
+            }
+            _ => false,
+        }
+    }
+
+    /// A field's default, as the schema writes it: a union's is of its first branch; bytes and
+    /// fixed are text of code points 0–255.
+    fn default(&mut self, ty: usize, default: &serde_json::Value, out: &mut Vec<u8>) -> Result<(), String> {
+        let reader = self.reader;
+        match (&reader.types[reader.resolve(ty)], default) {
+            (Ty::Union(branches), _) => {
+                write_long(out, 0);
+                self.default(branches[0], default, out)
+            }
+            (Ty::Bytes | Ty::Fixed(_), serde_json::Value::String(text)) => {
+                let raw: Vec<u8> = text.chars().map(|c| c as u32 as u8).collect();
+                if matches!(reader.types[reader.resolve(ty)], Ty::Bytes) {
+                    write_long(out, raw.len() as i64);
+                }
+                out.extend_from_slice(&raw);
+                Ok(())
+            }
+            _ => self.value(ty, Some(default), out, 0),
+        }
+    }
+}
+
+fn expected_name(ty: &Ty) -> &'static str {
+    match ty {
+        Ty::Null => "null",
+        Ty::Bool => "a boolean",
+        Ty::Int | Ty::Long => "a whole number",
+        Ty::Float | Ty::Double => "a number",
+        Ty::Str | Ty::Uuid(_) => "text",
+        Ty::Bytes | Ty::Fixed(_) => "bytes (base64 text)",
+        Ty::Enum(_) => "an enum symbol",
+        Ty::Array(_) => "an array",
+        Ty::Map(_) | Ty::Record(_) | Ty::Duration => "an object",
+        Ty::Decimal { .. } | Ty::BigDecimal => "a decimal (text or a number)",
+        Ty::Date => "a date",
+        Ty::TimeMillis | Ty::TimeMicros => "a time of day",
+        Ty::Timestamp { .. } => "a timestamp",
+        Ty::Union(_) | Ty::Ref(_) => "a value",
+    }
+}
+
+fn write_long(out: &mut Vec<u8>, value: i64) {
+    let mut z = ((value << 1) ^ (value >> 63)) as u64;
+    loop {
+        let byte = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    write_long(out, bytes.len() as i64);
+    out.extend_from_slice(bytes);
+}
+
+/// Decimal text (`-12.5`, `1e3`) as an unscaled integer at `scale`; more fraction digits than the
+/// scale are refused unless they are zeros (nothing is rounded on the way out).
+fn unscaled_of(text: &str, scale: usize) -> Result<i128, String> {
+    let bad = || "the schema has a decimal here; this is not decimal text".to_string();
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(at) => (&text[..at], text[at + 1..].parse::<i32>().map_err(|_| bad())?),
+        None => (text, 0),
+    };
+    let (negative, digits) = match mantissa.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, mantissa.strip_prefix('+').unwrap_or(mantissa)),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() && fraction.is_empty() || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    // The digits, and the power of ten they are to be divided by.
+    let all: String = format!("{whole}{fraction}");
+    let places = fraction.len() as i64 - i64::from(exponent);
+    let shift = scale as i64 - places;
+    let mut digits = all.trim_start_matches('0').to_string();
+    if shift >= 0 {
+        digits.extend(std::iter::repeat_n('0', shift as usize));
+    } else {
+        let cut = (-shift) as usize;
+        let keep = digits.len().saturating_sub(cut);
+        if digits[keep..].bytes().any(|b| b != b'0') {
+            return Err(format!(
+                "the value has more decimal places than the schema's scale of {scale}; round it first"
+            ));
+        }
+        digits.truncate(keep);
+    }
+    if digits.is_empty() {
+        return Ok(0);
+    }
+    let magnitude: i128 = digits.parse().map_err(|_| "a decimal too large for 128 bits".to_string())?;
+    Ok(if negative { -magnitude } else { magnitude })
+}
+
+/// Big-endian two's complement: the fewest bytes (`fixed: None`), or exactly `size`.
+fn twos_complement(value: i128, fixed: Option<usize>) -> Option<Vec<u8>> {
+    let full = value.to_be_bytes();
+    let fill = if value < 0 { 0xff } else { 0 };
+    let mut start = 0;
+    while start < 15 && full[start] == fill && (full[start + 1] & 0x80 == fill & 0x80) {
+        start += 1;
+    }
+    let minimal = &full[start..];
+    match fixed {
+        None => Some(minimal.to_vec()),
+        Some(size) if size >= minimal.len() => {
+            let mut out = vec![fill; size - minimal.len()];
+            out.extend_from_slice(minimal);
+            Some(out)
+        }
+        Some(_) => None,
+    }
+}
+
+fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 || text.len() != 36 {
+        return None;
+    }
+    let mut raw = [0u8; 16];
+    for (i, byte) in raw.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(raw)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod avro;
 pub mod fetched;
 #[cfg(feature = "kafka")]
 pub mod glue;
+pub mod output;
 pub mod protobuf;
 pub mod registry;
 pub mod shape;

@@ -331,6 +331,31 @@ pub mod confluent {
             Ok((answer.id, Fetched::Schema(schema)))
         }
 
+        /// The id `schema` (Avro text) has under `subject`, if it is registered there; with
+        /// `register`, registers it when it is not (`POST /subjects/{subject}/versions`).
+        pub async fn id_under(
+            &self,
+            subject: &str,
+            schema: &str,
+            register: bool,
+        ) -> Result<Option<u32>, RegistryError> {
+            #[derive(Deserialize)]
+            struct IdAnswer {
+                id: u32,
+            }
+            let body = serde_json::json!({"schema": schema});
+            let path = format!("/subjects/{}", encode(subject));
+            if let Some(found) = self.send::<IdAnswer>(reqwest::Method::POST, &path, Some(&body)).await? {
+                return Ok(Some(found.id));
+            }
+            if !register {
+                return Ok(None);
+            }
+            let path = format!("/subjects/{}/versions", encode(subject));
+            let registered = self.send::<IdAnswer>(reqwest::Method::POST, &path, Some(&body)).await?;
+            Ok(registered.map(|r| r.id))
+        }
+
         /// Appends the texts of `refs` (and theirs, first) to `out`; `Ok(Err(what))` names a
         /// reference the registry does not have.
         async fn resolve(
@@ -361,11 +386,25 @@ pub mod confluent {
 
         /// `GET path`: the answer, `None` when the registry says it has no such thing.
         async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<Option<T>, RegistryError> {
+            self.send(reqwest::Method::GET, path, None).await
+        }
+
+        /// A request: the answer, `None` when the registry says it has no such thing.
+        async fn send<T: serde::de::DeserializeOwned>(
+            &self,
+            method: reqwest::Method,
+            path: &str,
+            body: Option<&serde_json::Value>,
+        ) -> Result<Option<T>, RegistryError> {
             let url = format!("{}{path}", self.url);
-            let mut request = self.http.get(&url).header(
+            let mut request = self.http.request(method, &url).header(
                 "Accept",
                 "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json, application/json",
             );
+            if let Some(body) = body {
+                request =
+                    request.header("Content-Type", "application/vnd.schemaregistry.v1+json").body(body.to_string());
+            }
             request = match &self.auth {
                 RegistryAuth::None => request,
                 RegistryAuth::Basic { user, password } => request.basic_auth(user, Some(password)),

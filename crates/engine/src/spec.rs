@@ -24,6 +24,8 @@ pub struct MappingSpec {
     pub source_schema: Option<Spanned<String>>,
     /// `target_schema:` — the schema of the records it writes, the same way.
     pub target_schema: Option<Spanned<String>>,
+    /// `output:` — how ok records are written (JSON unless it says otherwise).
+    pub output: Option<OutputSpec>,
     /// Output target whose value becomes the Kafka key of ok records.
     pub key: Option<Spanned<String>>,
     /// Source headers copied onto ok records.
@@ -40,6 +42,21 @@ pub struct MappingSpec {
     pub rules: Vec<RuleSpec>,
     /// `tests:`, examples the mapping must satisfy.
     pub tests: Vec<TestSpec>,
+}
+
+/// `output: { format: avro, schema: …, subject: … }`: the format ok records are written in, and
+/// the writer schema. The engine checks the format's name; finding the schema and its id is the
+/// caller's (it has the files and the registry).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputSpec {
+    /// Where the block starts.
+    pub pos: Pos,
+    /// `format:` — `json` or `avro`.
+    pub format: Option<Spanned<String>>,
+    /// `schema:` — a schema file (relative to the mapping) or `registry:SUBJECT[@VERSION]`.
+    pub schema: Option<Spanned<String>>,
+    /// `subject:` — the registry subject the schema is registered under.
+    pub subject: Option<Spanned<String>>,
 }
 
 /// One entry of `fields:`.
@@ -214,6 +231,7 @@ pub const TOP_KEYS: &[&str] = &[
     "description",
     "source_schema",
     "target_schema",
+    "output",
     "key",
     "headers",
     "lookups",
@@ -223,6 +241,8 @@ pub const TOP_KEYS: &[&str] = &[
     "rules",
     "tests",
 ];
+/// The keys of `output:`.
+pub const OUTPUT_KEYS: &[&str] = &["format", "schema", "subject"];
 /// The keys of `limits:`.
 pub const LIMIT_KEYS: &[&str] = &["steps"];
 /// The keys of a `fields:` entry.
@@ -274,6 +294,16 @@ fn read_spec(root: &Node, diags: &mut Vec<Diagnostic>) -> MappingSpec {
     spec.description = top.string("description", diags).map(|s| s.value);
     spec.source_schema = top.string("source_schema", diags);
     spec.target_schema = top.string("target_schema", diags);
+    if let Some(node) = top.get("output")
+        && let Some(output) = Fields::read(node, "`output`", OUTPUT_KEYS, diags)
+    {
+        spec.output = Some(OutputSpec {
+            pos: node.pos,
+            format: output.string("format", diags),
+            schema: output.string("schema", diags),
+            subject: output.string("subject", diags),
+        });
+    }
     spec.key = top.string("key", diags);
     spec.headers = top.string_list("headers", diags);
     spec.drop = top.get("drop").and_then(|n| expression(n, "`drop`", diags));

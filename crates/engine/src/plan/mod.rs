@@ -71,6 +71,8 @@ pub struct Plan {
     rules: Vec<Rule>,
     key_field: Option<usize>,
     headers: Vec<String>,
+    /// `output:` — how ok records are written.
+    output: Output,
     /// The steps one record's expressions may take ([`expr::Budget`]).
     step_limit: u64,
     /// Things that compile but are surely mistakes; `validate-mapping` shows them.
@@ -136,6 +138,11 @@ impl Plan {
     /// Source headers to copy onto ok records, as the spec's `headers:` lists them.
     pub fn headers(&self) -> &[String] {
         &self.headers
+    }
+
+    /// How ok records are written (`output:`).
+    pub fn output(&self) -> &Output {
+        &self.output
     }
 
     /// Located warnings: parts of the mapping that compile but are surely mistakes.
@@ -480,6 +487,7 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
     let record = RecordScope::of(spec, set.as_ref(), tys);
     let key_field = compiler.key(&record);
     compiler.headers();
+    let output = compiler.output();
     let drop = compiler.drop(&record, &ctx, &mut extractor);
     let rules = compiler.rules(&record, &ctx, &mut extractor);
     compiler.rules_that_never_fire(&record);
@@ -510,10 +518,56 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
         rules,
         key_field,
         headers: spec.headers.iter().map(|h| h.value.clone()).collect(),
+        output,
         step_limit: spec.steps.as_ref().map_or(expr::DEFAULT_STEPS, |s| s.value as u64),
         warnings,
         output_capacity: AtomicUsize::new(0),
     })
+}
+
+/// The format ok records are written in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// JSON text (the default).
+    #[default]
+    Json,
+    /// Avro, with a writer schema, framed for its registry.
+    Avro,
+}
+
+impl OutputFormat {
+    /// The names, for messages.
+    pub const NAMES: &'static str = "json, avro";
+
+    /// The name as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::Json => "json",
+            OutputFormat::Avro => "avro",
+        }
+    }
+
+    /// The format `name` names, or why none does.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "json" | "" => Ok(OutputFormat::Json),
+            "avro" => Ok(OutputFormat::Avro),
+            "protobuf" => Err("records are not written as Protobuf yet; output formats: json, avro".into()),
+            other => Err(format!("unknown output format `{other}`; output formats: {}", Self::NAMES)),
+        }
+    }
+}
+
+/// A mapping's `output:`: the format, and where the writer schema is (as written: a file relative
+/// to the mapping, or `registry:SUBJECT[@VERSION]`), for the caller to find.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    /// `format:`.
+    pub format: OutputFormat,
+    /// `schema:`, else the mapping's `target_schema:`.
+    pub schema: Option<String>,
+    /// `subject:`.
+    pub subject: Option<String>,
 }
 
 /// The compiler of one mapping: the spec it reads and the problems its phases find, one short
@@ -626,6 +680,21 @@ impl<'s> Compiler<'s> {
             ));
         }
         Some(i)
+    }
+
+    /// `output:` checked: a known format, and an Avro one has a schema to write with (its own
+    /// `schema:`, the mapping's `target_schema:`, or the subject in the registry).
+    fn output(&mut self) -> Output {
+        let Some(spec) = &self.spec.output else { return Output::default() };
+        let format = match &spec.format {
+            None => OutputFormat::Json,
+            Some(name) => OutputFormat::parse(&name.value).unwrap_or_else(|why| {
+                self.diags.push(Diagnostic::new(name.pos, format!("`output.format`: {why}")));
+                OutputFormat::Json
+            }),
+        };
+        let schema = spec.schema.as_ref().or(self.spec.target_schema.as_ref()).map(|s| s.value.clone());
+        Output { format, schema, subject: spec.subject.as_ref().map(|s| s.value.clone()) }
     }
 
     fn headers(&mut self) {

@@ -14,6 +14,9 @@ pub enum Stage {
     Validate,
     /// A cross-field rule.
     Rule,
+    /// Writing the mapped record in the output's format (Avro): it does not fit the writer
+    /// schema.
+    Encode,
     /// A defect of the engine met on this record (a panic caught): never the record's fault.
     Internal,
 }
@@ -25,6 +28,7 @@ impl Stage {
             Stage::Decode => "decode",
             Stage::Validate => "validate",
             Stage::Rule => "rule",
+            Stage::Encode => "encode",
             Stage::Internal => "internal",
         }
     }

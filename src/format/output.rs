@@ -1,0 +1,223 @@
+//! How ok records are written: JSON (the mapped record as it stands), or Avro with a writer
+//! schema, framed as its registry expects (Confluent: magic byte and the schema's id; or no
+//! framing at all, for consumers that know the schema).
+//!
+//! The writer schema and its id are found once, when the function or the worker starts
+//! ([`OutputEncoder`] is built by the caller, which has the files and the registry): a schema
+//! named by `registry:SUBJECT[@VERSION]` comes with its id; a schema file is looked up under its
+//! subject (default `<ok topic>-value`) and must be registered there already, unless registering
+//! was asked for (`--register-schemas`, `REGISTER_SCHEMAS=true`): production never registers a
+//! schema as a side effect.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::plan::{Failure, FieldError, Output, OutputFormat, Stage};
+
+use super::avro::AvroReader;
+use super::fetched::RegistryError;
+use super::wire::confluent_frame;
+
+/// How a written body is framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Confluent's: magic byte 0, then the schema id (4 bytes, big-endian).
+    Confluent(u32),
+    /// The bare body.
+    None,
+}
+
+/// What turns a mapped record (JSON) into the ok message's value.
+#[derive(Clone, Debug, Default)]
+pub enum OutputEncoder {
+    /// The mapped JSON as it stands.
+    #[default]
+    Json,
+    Avro {
+        schema: Arc<AvroReader>,
+        framing: Framing,
+    },
+}
+
+impl OutputEncoder {
+    pub fn is_json(&self) -> bool {
+        matches!(self, OutputEncoder::Json)
+    }
+
+    /// The format's name, for messages and `process` output.
+    pub fn format(&self) -> &'static str {
+        match self {
+            OutputEncoder::Json => "json",
+            OutputEncoder::Avro { .. } => "avro",
+        }
+    }
+
+    /// The ok message's value for a mapped record, or why the record cannot be written (it then
+    /// fails, stage `encode`).
+    pub fn encode(&self, mapped: Vec<u8>) -> Result<Vec<u8>, Failure> {
+        let OutputEncoder::Avro { schema, framing } = self else { return Ok(mapped) };
+        let value: serde_json::Value =
+            serde_json::from_slice(&mapped).map_err(|e| encode_failure(None, e.to_string()))?;
+        let mut body = Vec::with_capacity(mapped.len() / 2 + 8);
+        schema
+            .write_json(&value, &mut body)
+            .map_err(|e| encode_failure(Some(e.path.clone()).filter(|p| !p.is_empty()), e.message))?;
+        Ok(match framing {
+            Framing::Confluent(id) => confluent_frame(*id, &body),
+            Framing::None => body,
+        })
+    }
+}
+
+fn encode_failure(field: Option<String>, message: String) -> Failure {
+    Failure {
+        stage: Stage::Encode,
+        errors: vec![FieldError {
+            field,
+            rule: "avro".into(),
+            message: format!("the mapped record does not fit the output schema: {message}"),
+        }],
+    }
+}
+
+/// What the settings or the command line say of the output; each value given overrides the
+/// mapping's `output:`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutputSettings {
+    /// `OUTPUT_FORMAT` / `--output-format`.
+    pub format: Option<OutputFormat>,
+    /// `OUTPUT_SCHEMA` / `--output-schema`: a file, or `registry:SUBJECT[@VERSION]`.
+    pub schema: Option<String>,
+    /// `OUTPUT_SUBJECT`: the subject a schema file is registered under.
+    pub subject: Option<String>,
+    /// `REGISTER_SCHEMAS=true` / `--register-schemas`: register a schema file that is not yet.
+    pub register: bool,
+}
+
+impl OutputSettings {
+    /// The mapping's `output:` with these settings over it.
+    pub fn over(&self, mapping: &Output) -> Output {
+        Output {
+            format: self.format.unwrap_or(mapping.format),
+            schema: self.schema.clone().or_else(|| mapping.schema.clone()),
+            subject: self.subject.clone().or_else(|| mapping.subject.clone()),
+        }
+    }
+}
+
+/// Why the output's writer schema cannot be had: the function or worker does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("the output schema `{at}` cannot be used: {why}")]
+    Schema { at: String, why: String },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(
+        "the output schema `{file}` is not registered under subject `{subject}` in the registry at {url}: register it \
+         there first, or let this run register it (--register-schemas, REGISTER_SCHEMAS=true)"
+    )]
+    NotRegistered { file: String, subject: String, url: String },
+    #[error(
+        "Avro output takes its schema id from a Confluent-compatible registry; writing through AWS Glue Schema \
+         Registry is not supported yet (leave the registry out to write bare Avro bodies)"
+    )]
+    Glue,
+    #[error("the output schema `registry:{0}` names a subject, but no schema registry is set (SCHEMA_REGISTRY_URL)")]
+    NoRegistry(String),
+}
+
+/// Where the writer schema is.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+enum SchemaAt {
+    File(PathBuf),
+    Subject { subject: String, version: String },
+}
+
+fn schema_at(output: &Output, ok_topic: &str, base: Option<&Path>) -> SchemaAt {
+    let default_subject = || output.subject.clone().unwrap_or_else(|| format!("{ok_topic}-value"));
+    match &output.schema {
+        None => SchemaAt::Subject { subject: default_subject(), version: "latest".into() },
+        Some(at) => match at.strip_prefix("registry:") {
+            Some(named) => {
+                let (subject, version) = named.split_once('@').unwrap_or((named, "latest"));
+                SchemaAt::Subject { subject: subject.into(), version: version.into() }
+            }
+            None => SchemaAt::File(match base {
+                Some(base) if Path::new(at).is_relative() => base.join(at),
+                _ => PathBuf::from(at),
+            }),
+        },
+    }
+}
+
+fn read_file(path: &Path) -> Result<(String, AvroReader), OutputError> {
+    let at = || path.display().to_string();
+    let bytes = crate::limits::read_bounded(path, crate::limits::MAX_RECORD_BYTES, "a schema")
+        .map_err(|e| OutputError::Schema { at: at(), why: e.to_string() })?;
+    let text = String::from_utf8(bytes).map_err(|_| OutputError::Schema { at: at(), why: "not UTF-8 text".into() })?;
+    let reader = AvroReader::new(&text, &[]).map_err(|e| OutputError::Schema { at: at(), why: e.to_string() })?;
+    Ok((text, reader))
+}
+
+/// The encoder for `output` without a registry: a schema file, bodies written bare.
+pub fn resolve_local(output: &Output, ok_topic: &str, base: Option<&Path>) -> Result<OutputEncoder, OutputError> {
+    if output.format == OutputFormat::Json {
+        return Ok(OutputEncoder::Json);
+    }
+    match schema_at(output, ok_topic, base) {
+        SchemaAt::File(path) => {
+            let (_, reader) = read_file(&path)?;
+            Ok(OutputEncoder::Avro { schema: Arc::new(reader), framing: Framing::None })
+        }
+        SchemaAt::Subject { subject, .. } => Err(OutputError::NoRegistry(subject)),
+    }
+}
+
+/// The encoder for `output` (`base`: the mapping's folder, for a relative schema file), its
+/// schema's id from `registry`: a subject's version comes with its id; a schema file is looked up
+/// under its subject, and registered there only when `register` says so.
+#[cfg(feature = "kafka")]
+pub async fn resolve(
+    output: &Output,
+    ok_topic: &str,
+    base: Option<&Path>,
+    registry: Option<&super::registry::RegistrySettings>,
+    register: bool,
+) -> Result<OutputEncoder, OutputError> {
+    use super::registry::Fetched;
+    use super::registry::confluent::{ConfluentRegistry, RegistryAuth};
+    let Some(settings) = registry.filter(|_| output.format != OutputFormat::Json) else {
+        return resolve_local(output, ok_topic, base);
+    };
+    if super::glue::is_glue(&settings.url) {
+        return Err(OutputError::Glue);
+    }
+    let timeout = std::time::Duration::from_millis(settings.timeout_ms);
+    let client = ConfluentRegistry::new(&settings.url, RegistryAuth::of(settings), timeout)?;
+    let (id, reader) = match schema_at(output, ok_topic, base) {
+        SchemaAt::Subject { subject, version } => match client.schema_by_subject(&subject, &version).await? {
+            (id, Fetched::Schema(schema)) => {
+                let texts: Vec<String> = schema.references.iter().map(|r| r.text.clone()).collect();
+                let reader = AvroReader::new(&schema.text, &texts)
+                    .map_err(|e| OutputError::Schema { at: format!("registry:{subject}"), why: e.to_string() })?;
+                (id, reader)
+            }
+            (_, Fetched::Missing(why)) => return Err(OutputError::Schema { at: format!("registry:{subject}"), why }),
+        },
+        SchemaAt::File(path) => {
+            let (text, reader) = read_file(&path)?;
+            let subject = output.subject.clone().unwrap_or_else(|| format!("{ok_topic}-value"));
+            match client.id_under(&subject, &text, register).await? {
+                Some(id) => (id, reader),
+                None => {
+                    return Err(OutputError::NotRegistered {
+                        file: path.display().to_string(),
+                        subject,
+                        url: settings.url.clone(),
+                    });
+                }
+            }
+        }
+    };
+    Ok(OutputEncoder::Avro { schema: Arc::new(reader), framing: Framing::Confluent(id) })
+}
