@@ -5,7 +5,9 @@
 //! `envelope`: the record's fail envelope, as a replay reads it back, under a mapping allowing only
 //! status `CREATED`; `avro`: the reference order as Avro behind Confluent's framing, read with
 //! its writer schema and mapped, as an Avro batch maps it; `avro ratio`: that against the JSON
-//! order, interleaved, 41 rounds of N records each, medians).
+//! order, interleaved, 41 rounds of N records each, medians; `protobuf` and `protobuf ratio`: the
+//! same with the reference order as Protobuf; `avro-out ratio`: mapping the JSON order and writing
+//! the result as Avro (tests/fixtures/avro/billing.avsc) against mapping it alone).
 
 use lambda_stream::mapping_file;
 use lambda_stream::plan;
@@ -39,48 +41,12 @@ fn main() {
         println!("scan: {n} records ({found} values) in {secs:.2} s: {:.0} records/s", n as f64 / secs);
         return;
     }
-    if std::env::args().nth(2).as_deref() == Some("avro") {
-        use base64::Engine as _;
-        use lambda_stream::format::{BatchSchemas, CompiledSchema, SourceFormat, avro::AvroReader, wire::SchemaId};
-        let framed = std::fs::read_to_string(format!("{root}/tests/fixtures/avro/order.confluent.b64")).unwrap();
-        let framed = base64::engine::general_purpose::STANDARD.decode(framed.trim()).unwrap();
-        let schema = std::fs::read_to_string(format!("{root}/tests/fixtures/avro/order.avsc")).unwrap();
-        let mut schemas = BatchSchemas::none();
-        let reader = AvroReader::new(&schema, &[]).unwrap();
-        schemas.insert(SchemaId::Confluent(1), Ok(std::sync::Arc::new(CompiledSchema::Avro(reader))));
-        if std::env::args().nth(3).as_deref() == Some("ratio") {
-            // Interleaved: rounds of JSON and Avro alternate, so the VM's drifts touch both alike.
-            let (mut json_ns, mut avro_ns) = (Vec::new(), Vec::new());
-            for _ in 0..41 {
-                let t = std::time::Instant::now();
-                for _ in 0..n {
-                    std::hint::black_box(plan.apply(std::hint::black_box(&record)));
-                }
-                json_ns.push(t.elapsed().as_nanos() as f64 / n as f64);
-                let t = std::time::Instant::now();
-                for _ in 0..n {
-                    std::hint::black_box(schemas.apply(&plan, SourceFormat::Avro, std::hint::black_box(&framed), None));
-                }
-                avro_ns.push(t.elapsed().as_nanos() as f64 / n as f64);
-            }
-            let median = |v: &mut Vec<f64>| {
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
-            };
-            let (json, avro) = (median(&mut json_ns), median(&mut avro_ns));
-            println!(
-                "json {json:.0} ns/record, avro {avro:.0} ns/record: avro at {:.2}x json's records/s",
-                json / avro
-            );
-            return;
-        }
-        let mut ok = 0usize;
-        for _ in 0..n {
-            let applied = schemas.apply(&plan, SourceFormat::Avro, std::hint::black_box(&framed), None);
-            ok += usize::from(matches!(applied.outcome, plan::Outcome::Mapped(_)));
-        }
-        let secs = started.elapsed().as_secs_f64();
-        println!("avro: {n} records ({ok}) in {secs:.2} s: {:.0} records/s", n as f64 / secs);
+    if let Some(format) = std::env::args().nth(2).filter(|a| a == "avro" || a == "protobuf") {
+        binary(&plan, &record, &format, n, started);
+        return;
+    }
+    if std::env::args().nth(2).as_deref() == Some("avro-out") {
+        avro_out(&plan, &record, n);
         return;
     }
     if std::env::args().nth(2).as_deref() == Some("envelope") {
@@ -138,4 +104,98 @@ fn source_paths(text: &str) -> Vec<String> {
         .filter_map(|l| l.trim().strip_prefix("source:"))
         .map(|s| s.split('#').next().unwrap().trim().to_string())
         .collect()
+}
+
+/// The median of a sample.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Interleaved rounds of `a` and `b` (so the machine's drifts touch both alike): each one's median
+/// time per record, in nanoseconds.
+fn interleaved(n: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
+    let (mut a_ns, mut b_ns) = (Vec::new(), Vec::new());
+    for _ in 0..41 {
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            a();
+        }
+        a_ns.push(t.elapsed().as_nanos() as f64 / n as f64);
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            b();
+        }
+        b_ns.push(t.elapsed().as_nanos() as f64 / n as f64);
+    }
+    (median(&mut a_ns), median(&mut b_ns))
+}
+
+/// The reference order in `format` (avro, protobuf), framed as Confluent frames it, mapped.
+fn binary(plan: &plan::Plan, record: &[u8], format: &str, n: usize, started: std::time::Instant) {
+    use base64::Engine as _;
+    use lambda_stream::format::{BatchSchemas, CompiledSchema, RegisteredSchema, SourceFormat, wire::SchemaId};
+    let root = env!("CARGO_MANIFEST_DIR");
+    let (dir, schema_file, kind, source_format) = match format {
+        "avro" => ("avro", "order.avsc", "AVRO", SourceFormat::Avro),
+        _ => ("protobuf", "order.proto", "PROTOBUF", SourceFormat::Protobuf),
+    };
+    let framed = std::fs::read_to_string(format!("{root}/tests/fixtures/{dir}/order.confluent.b64")).unwrap();
+    let framed = base64::engine::general_purpose::STANDARD.decode(framed.trim()).unwrap();
+    let text = std::fs::read_to_string(format!("{root}/tests/fixtures/{dir}/{schema_file}")).unwrap();
+    let compiled = CompiledSchema::compile(&RegisteredSchema::standalone(kind, text)).unwrap();
+    let mut schemas = BatchSchemas::none();
+    schemas.insert(SchemaId::Confluent(1), Ok(std::sync::Arc::new(compiled)));
+    if std::env::args().nth(3).as_deref() == Some("ratio") {
+        let (json, binary) = interleaved(
+            n,
+            || {
+                std::hint::black_box(plan.apply(std::hint::black_box(record)));
+            },
+            || {
+                std::hint::black_box(schemas.apply(plan, source_format, std::hint::black_box(&framed), None));
+            },
+        );
+        println!(
+            "json {json:.0} ns/record, {format} {binary:.0} ns/record: {format} at {:.2}x json's records/s",
+            json / binary
+        );
+        return;
+    }
+    let mut ok = 0usize;
+    for _ in 0..n {
+        let applied = schemas.apply(plan, source_format, std::hint::black_box(&framed), None);
+        ok += usize::from(matches!(applied.outcome, plan::Outcome::Mapped(_)));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("{format}: {n} records ({ok}) in {secs:.2} s: {:.0} records/s", n as f64 / secs);
+}
+
+/// Mapping the JSON order and writing the result as Avro, against mapping it alone.
+fn avro_out(plan: &plan::Plan, record: &[u8], n: usize) {
+    use lambda_stream::format::avro::AvroReader;
+    use lambda_stream::format::output::{Framing, OutputEncoder};
+    let root = env!("CARGO_MANIFEST_DIR");
+    let schema = std::fs::read_to_string(format!("{root}/tests/fixtures/avro/billing.avsc")).unwrap();
+    let encoder = OutputEncoder::Avro {
+        schema: std::sync::Arc::new(AvroReader::new(&schema, &[]).unwrap()),
+        framing: Framing::Confluent(1),
+    };
+    let mapped = |r: &[u8]| match plan.apply(r) {
+        plan::Outcome::Mapped(m) => m.value,
+        other => panic!("the reference order maps: {other:?}"),
+    };
+    let (json, avro) = interleaved(
+        n,
+        || {
+            std::hint::black_box(mapped(std::hint::black_box(record)));
+        },
+        || {
+            std::hint::black_box(encoder.encode(mapped(std::hint::black_box(record))).unwrap());
+        },
+    );
+    println!(
+        "json out {json:.0} ns/record, avro out {avro:.0} ns/record: avro out at {:.2}x json out's records/s",
+        json / avro
+    );
 }
