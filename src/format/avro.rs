@@ -38,7 +38,7 @@ pub struct AvroReader {
     root: usize,
     /// Record fields' defaults, by the record's type index (for writing a field the mapped
     /// record leaves out).
-    defaults: HashMap<usize, Vec<Option<serde_json::Value>>>,
+    defaults: HashMap<usize, Vec<Option<Doc<'static>>>>,
 }
 
 #[derive(Debug)]
@@ -202,7 +202,7 @@ struct Compiler<'s> {
     /// Named types by full name: their definition, and their index once compiled.
     definitions: HashMap<String, &'s Schema>,
     compiled: HashMap<String, usize>,
-    defaults: HashMap<usize, Vec<Option<serde_json::Value>>>,
+    defaults: HashMap<usize, Vec<Option<Doc<'static>>>>,
 }
 
 impl<'s> Compiler<'s> {
@@ -229,7 +229,7 @@ impl<'s> Compiler<'s> {
             let ty = self.compile_shape(schema)?;
             self.types[index] = ty;
             if let Schema::Record(r) = schema {
-                self.defaults.insert(index, r.fields.iter().map(|f| f.default.clone()).collect());
+                self.defaults.insert(index, r.fields.iter().map(|f| f.default.as_ref().map(owned_doc)).collect());
             }
             return Ok(index);
         }
@@ -955,11 +955,12 @@ impl AvroReader {
     /// of the reader's table. Decimal text (or a JSON number) becomes the schema's unscaled
     /// bytes at its scale; RFC 3339 text a timestamp; `YYYY-MM-DD` a date; base64 text bytes; a
     /// member the record leaves out the field's default, or `null` in a union that has it.
-    pub fn write_json(&self, value: &serde_json::Value, out: &mut Vec<u8>) -> Result<(), AvroEncodeError> {
+    pub fn write(&self, value: &Doc<'_>, out: &mut Vec<u8>) -> Result<(), AvroEncodeError> {
         let mut writing = Writing { reader: self, path: Vec::new() };
         writing.value(self.root, Some(value), out, 0).map_err(|message| {
             let mut path = String::new();
-            for part in &writing.path {
+            // Pushed innermost first, on the way out.
+            for part in writing.path.iter().rev() {
                 if !path.is_empty() && !part.starts_with('[') {
                     path.push('.');
                 }
@@ -976,28 +977,35 @@ struct Writing<'a> {
     path: Vec<String>,
 }
 
-fn json_kind(value: Option<&serde_json::Value>) -> &'static str {
-    use serde_json::Value;
+fn json_kind(value: Option<&Doc<'_>>) -> &'static str {
     match value {
         None => "missing",
-        Some(Value::Null) => "null",
-        Some(Value::Bool(_)) => "a boolean",
-        Some(Value::Number(_)) => "a number",
-        Some(Value::String(_)) => "text",
-        Some(Value::Array(_)) => "an array",
-        Some(Value::Object(_)) => "an object",
+        Some(Doc::Str(_)) => "text",
+        Some(other) => other.kind(),
+    }
+}
+
+/// A JSON value as a tree of owned parts (a schema's default).
+fn owned_doc(value: &serde_json::Value) -> Doc<'static> {
+    use serde_json::Value;
+    match value {
+        Value::Null => Doc::Null,
+        Value::Bool(b) => Doc::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Doc::Int(i),
+            (None, Some(f)) if n.is_f64() => Doc::Float(f),
+            _ => Doc::Decimal(n.to_string()),
+        },
+        Value::String(s) => Doc::Str(Cow::Owned(s.clone())),
+        Value::Array(items) => Doc::List(items.iter().map(owned_doc).collect()),
+        Value::Object(members) => {
+            Doc::Object(members.iter().map(|(k, v)| (Cow::Owned(k.clone()), owned_doc(v))).collect())
+        }
     }
 }
 
 impl Writing<'_> {
-    fn value(
-        &mut self,
-        ty: usize,
-        value: Option<&serde_json::Value>,
-        out: &mut Vec<u8>,
-        depth: usize,
-    ) -> Result<(), String> {
-        use serde_json::Value;
+    fn value(&mut self, ty: usize, value: Option<&Doc<'_>>, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
         if depth > MAX_DEPTH {
             return Err(format!("nested deeper than {MAX_DEPTH} levels"));
         }
@@ -1005,42 +1013,42 @@ impl Writing<'_> {
         let wrong = |expected: &str| format!("the schema has {expected} here, the record {}", json_kind(value));
         match (&reader.types[ty], value) {
             (Ty::Ref(target), _) => self.value(*target, value, out, depth),
-            (Ty::Null, None | Some(Value::Null)) => Ok(()),
-            (Ty::Bool, Some(Value::Bool(b))) => {
+            (Ty::Null, None | Some(Doc::Null)) => Ok(()),
+            (Ty::Bool, Some(Doc::Bool(b))) => {
                 out.push(u8::from(*b));
                 Ok(())
             }
-            (Ty::Int, Some(Value::Number(n))) => {
-                let n = n.as_i64().and_then(|n| i32::try_from(n).ok()).ok_or_else(|| wrong("an int (32 bits)"))?;
+            (Ty::Int, Some(Doc::Int(n))) => {
+                let n = i32::try_from(*n).map_err(|_| wrong("an int (32 bits)"))?;
                 write_long(out, i64::from(n));
                 Ok(())
             }
-            (Ty::Long, Some(Value::Number(n))) => {
-                write_long(out, n.as_i64().ok_or_else(|| wrong("a long (a whole number)"))?);
+            (Ty::Long, Some(Doc::Int(n))) => {
+                write_long(out, *n);
                 Ok(())
             }
-            (Ty::Float, Some(Value::Number(n))) => {
-                out.extend_from_slice(&(n.as_f64().unwrap_or(f64::NAN) as f32).to_le_bytes());
+            (Ty::Float, Some(Doc::Int(_) | Doc::Float(_))) => {
+                out.extend_from_slice(&(number_of(value) as f32).to_le_bytes());
                 Ok(())
             }
-            (Ty::Double, Some(Value::Number(n))) => {
-                out.extend_from_slice(&n.as_f64().unwrap_or(f64::NAN).to_le_bytes());
+            (Ty::Double, Some(Doc::Int(_) | Doc::Float(_))) => {
+                out.extend_from_slice(&number_of(value).to_le_bytes());
                 Ok(())
             }
-            (Ty::Str | Ty::Uuid(UuidForm::Text), Some(Value::String(text))) => {
+            (Ty::Str | Ty::Uuid(UuidForm::Text), Some(Doc::Str(text))) => {
                 write_bytes(out, text.as_bytes());
                 Ok(())
             }
-            (Ty::Bytes, Some(Value::String(text))) => {
+            (Ty::Bytes, Some(Doc::Str(text))) => {
                 let raw = BASE64
-                    .decode(text)
+                    .decode(text.as_bytes())
                     .map_err(|_| "the schema has bytes here: base64 text, which this is not".to_string())?;
                 write_bytes(out, &raw);
                 Ok(())
             }
-            (Ty::Fixed(size), Some(Value::String(text))) => {
+            (Ty::Fixed(size), Some(Doc::Str(text))) => {
                 let raw = BASE64
-                    .decode(text)
+                    .decode(text.as_bytes())
                     .map_err(|_| format!("the schema has {size} fixed bytes here: base64 text, which this is not"))?;
                 if raw.len() != *size {
                     return Err(format!("the schema has {size} fixed bytes here, the record {}", raw.len()));
@@ -1048,7 +1056,7 @@ impl Writing<'_> {
                 out.extend_from_slice(&raw);
                 Ok(())
             }
-            (Ty::Enum(symbols), Some(Value::String(text))) => {
+            (Ty::Enum(symbols), Some(Doc::Str(text))) => {
                 let index = symbols
                     .iter()
                     .position(|s| s == text)
@@ -1056,11 +1064,11 @@ impl Writing<'_> {
                 write_long(out, index as i64);
                 Ok(())
             }
-            (Ty::Array(_), Some(Value::Array(_))) | (Ty::Map(_), Some(Value::Object(_))) => {
+            (Ty::Array(_), Some(Doc::List(_))) | (Ty::Map(_), Some(Doc::Object(_))) => {
                 self.collection(ty, value, out, depth)
             }
             (Ty::Union(branches), _) => self.union(branches, value, out, depth),
-            (Ty::Record(fields), Some(Value::Object(members))) => self.record(ty, fields, members, out, depth),
+            (Ty::Record(fields), Some(Doc::Object(members))) => self.record(ty, fields, members, out, depth),
             (
                 Ty::Decimal { .. }
                 | Ty::Uuid(UuidForm::Bytes | UuidForm::Fixed16)
@@ -1080,32 +1088,33 @@ impl Writing<'_> {
     fn collection(
         &mut self,
         ty: usize,
-        value: Option<&serde_json::Value>,
+        value: Option<&Doc<'_>>,
         out: &mut Vec<u8>,
         depth: usize,
     ) -> Result<(), String> {
-        use serde_json::Value;
         match (&self.reader.types[ty], value) {
-            (Ty::Array(item), Some(Value::Array(items))) => {
+            (Ty::Array(item), Some(Doc::List(items))) => {
                 if !items.is_empty() {
                     write_long(out, items.len() as i64);
                     for (i, value) in items.iter().enumerate() {
-                        self.path.push(format!("[{i}]"));
-                        self.value(*item, Some(value), out, depth + 1)?;
-                        self.path.pop();
+                        if let Err(e) = self.value(*item, Some(value), out, depth + 1) {
+                            self.path.push(format!("[{i}]"));
+                            return Err(e);
+                        }
                     }
                 }
                 out.push(0);
                 Ok(())
             }
-            (Ty::Map(item), Some(Value::Object(members))) => {
+            (Ty::Map(item), Some(Doc::Object(members))) => {
                 if !members.is_empty() {
                     write_long(out, members.len() as i64);
                     for (key, value) in members {
                         write_bytes(out, key.as_bytes());
-                        self.path.push(key.clone());
-                        self.value(*item, Some(value), out, depth + 1)?;
-                        self.path.pop();
+                        if let Err(e) = self.value(*item, Some(value), out, depth + 1) {
+                            self.path.push(key.to_string());
+                            return Err(e);
+                        }
                     }
                 }
                 out.push(0);
@@ -1117,16 +1126,17 @@ impl Writing<'_> {
 
     /// A value of a logical type (decimal, uuid as bytes, date, time, timestamp, duration), from
     /// the form the reader gives it.
-    fn logical(&mut self, ty: usize, value: Option<&serde_json::Value>, out: &mut Vec<u8>) -> Result<(), String> {
-        use serde_json::Value;
+    fn logical(&mut self, ty: usize, value: Option<&Doc<'_>>, out: &mut Vec<u8>) -> Result<(), String> {
         let reader = self.reader;
         let wrong = |expected: &str| format!("the schema has {expected} here, the record {}", json_kind(value));
         match (&reader.types[ty], value) {
-            (Ty::Decimal { scale, fixed }, Some(Value::String(_) | Value::Number(_))) => {
+            (Ty::Decimal { scale, fixed }, Some(Doc::Str(_) | Doc::Decimal(_) | Doc::Int(_) | Doc::Float(_))) => {
                 let text = match value {
-                    Some(Value::String(text)) => text.clone(),
-                    Some(other) => other.to_string(),
-                    None => unreachable!("matched a value"),
+                    Some(Doc::Str(text)) => text.to_string(),
+                    Some(Doc::Decimal(text)) => text.clone(),
+                    Some(Doc::Int(n)) => n.to_string(),
+                    Some(Doc::Float(f)) => f.to_string(),
+                    _ => unreachable!("matched a number or text"),
                 };
                 let unscaled = unscaled_of(&text, *scale)?;
                 let raw = twos_complement(unscaled, *fixed).ok_or_else(|| {
@@ -1138,7 +1148,7 @@ impl Writing<'_> {
                 }
                 Ok(())
             }
-            (Ty::Uuid(form @ (UuidForm::Bytes | UuidForm::Fixed16)), Some(Value::String(text))) => {
+            (Ty::Uuid(form @ (UuidForm::Bytes | UuidForm::Fixed16)), Some(Doc::Str(text))) => {
                 let raw =
                     uuid_bytes(text).ok_or_else(|| "the schema has a uuid here; this is not uuid text".to_string())?;
                 if matches!(form, UuidForm::Bytes) {
@@ -1147,14 +1157,14 @@ impl Writing<'_> {
                 out.extend_from_slice(&raw);
                 Ok(())
             }
-            (Ty::Date, Some(Value::String(text))) => {
-                let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                    .map_err(|_| "the schema has a date here; this is not YYYY-MM-DD".to_string())?;
+            (Ty::Date, Some(Doc::Str(text))) => {
+                let date =
+                    date_of(text).ok_or_else(|| "the schema has a date here; this is not YYYY-MM-DD".to_string())?;
                 let days = date.signed_duration_since(chrono::NaiveDate::default()).num_days();
                 write_long(out, days);
                 Ok(())
             }
-            (Ty::TimeMillis | Ty::TimeMicros, Some(Value::String(text))) => {
+            (Ty::TimeMillis | Ty::TimeMicros, Some(Doc::Str(text))) => {
                 let time = chrono::NaiveTime::parse_from_str(text, "%H:%M:%S%.f")
                     .map_err(|_| "the schema has a time of day here; this is not HH:MM:SS".to_string())?;
                 let micros = time.signed_duration_since(chrono::NaiveTime::MIN).num_microseconds().unwrap_or(0);
@@ -1162,13 +1172,12 @@ impl Writing<'_> {
                 write_long(out, if is_millis { micros / 1000 } else { micros });
                 Ok(())
             }
-            (Ty::Timestamp { digits, .. }, Some(Value::Number(n))) => {
+            (Ty::Timestamp { .. }, Some(Doc::Int(n))) => {
                 // A count since the epoch in the schema's unit, as an expression may compute.
-                let _ = digits;
-                write_long(out, n.as_i64().ok_or_else(|| wrong("a timestamp (text or a whole count)"))?);
+                write_long(out, *n);
                 Ok(())
             }
-            (Ty::Timestamp { digits, utc }, Some(Value::String(text))) => {
+            (Ty::Timestamp { digits, utc }, Some(Doc::Str(text))) => {
                 let at = if *utc {
                     chrono::DateTime::parse_from_rfc3339(text).map(|t| t.naive_utc())
                 } else {
@@ -1185,9 +1194,12 @@ impl Writing<'_> {
                 write_long(out, count);
                 Ok(())
             }
-            (Ty::Duration, Some(Value::Object(parts))) => {
+            (Ty::Duration, Some(Doc::Object(parts))) => {
                 for part in ["months", "days", "millis"] {
-                    let n = parts.get(part).and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok());
+                    let n = match parts.iter().find(|(k, _)| k == part) {
+                        Some((_, Doc::Int(n))) => u32::try_from(*n).ok(),
+                        _ => None,
+                    };
                     let n = n.ok_or_else(|| format!("a duration's `{part}` is a whole number of 32 bits"))?;
                     out.extend_from_slice(&n.to_le_bytes());
                 }
@@ -1202,19 +1214,25 @@ impl Writing<'_> {
     fn union(
         &mut self,
         branches: &[usize],
-        value: Option<&serde_json::Value>,
+        value: Option<&Doc<'_>>,
         out: &mut Vec<u8>,
         depth: usize,
     ) -> Result<(), String> {
         let reader = self.reader;
         let is_null = |b: &usize| matches!(reader.types[reader.resolve(*b)], Ty::Null);
-        if matches!(value, None | Some(serde_json::Value::Null)) {
+        if matches!(value, None | Some(Doc::Null)) {
             let index = branches
                 .iter()
                 .position(is_null)
                 .ok_or_else(|| format!("the record has it {}, and the schema's union has no null", json_kind(value)))?;
             write_long(out, index as i64);
             return Ok(());
+        }
+        // `["null", T]`, the usual union: the one other branch, written in place.
+        let mut others = branches.iter().enumerate().filter(|(_, b)| !is_null(b));
+        if let (Some((index, branch)), None) = (others.next(), others.next()) {
+            write_long(out, index as i64);
+            return self.value(*branch, value, out, depth + 1);
         }
         let mut scratch = Vec::new();
         for (index, branch) in branches.iter().enumerate().filter(|(_, b)| !is_null(b)) {
@@ -1234,26 +1252,41 @@ impl Writing<'_> {
         &mut self,
         ty: usize,
         fields: &[(MemberName, usize)],
-        members: &serde_json::Map<String, serde_json::Value>,
+        members: &[(Cow<'_, str>, Doc<'_>)],
         out: &mut Vec<u8>,
         depth: usize,
     ) -> Result<(), String> {
-        let reader = self.reader;
+        let defaults = self.reader.defaults.get(&ty);
+        // Mapped members usually come in the schema's order: each is looked for where the last
+        // one was found first.
+        let mut next = 0;
         for (i, (name, field)) in fields.iter().enumerate() {
-            self.path.push(name.as_str().to_string());
-            let member = members.get(name.as_str()).filter(|v| !v.is_null());
-            let default = reader.defaults.get(&ty).and_then(|d| d.get(i)).and_then(Option::as_ref);
-            match (member, default) {
-                (None, Some(default)) if !self.takes_null(*field) => self.default(*field, default, out)?,
-                _ => self.value(*field, member.or(members.get(name.as_str())), out, depth + 1).map_err(|e| {
+            let at = match members.get(next) {
+                Some((n, _)) if n == name.as_str() => Some(next),
+                _ => members.iter().position(|(n, _)| n == name.as_str()),
+            };
+            if let Some(at) = at {
+                next = at + 1;
+            }
+            let given = at.map(|at| &members[at].1);
+            let member = given.filter(|v| !matches!(v, Doc::Null));
+            let default = defaults.and_then(|d| d.get(i)).and_then(Option::as_ref);
+            let written = match (member, default) {
+                (None, Some(default)) if !self.takes_null(*field) => self.default(*field, default, out),
+                _ => self.value(*field, given, out, depth + 1).map_err(|e| {
                     if member.is_none() {
                         format!("the record leaves it out, and the schema has no default for it ({e})")
                     } else {
                         e
                     }
-                })?,
+                }),
+            };
+            if let Err(e) = written {
+                // The path is kept on the way out of a failure only: nothing is allocated for a
+                // record that writes.
+                self.path.push(name.as_str().to_string());
+                return Err(e);
             }
-            self.path.pop();
         }
         Ok(())
     }
@@ -1271,14 +1304,14 @@ impl Writing<'_> {
 
     /// A field's default, as the schema writes it: a union's is of its first branch; bytes and
     /// fixed are text of code points 0–255.
-    fn default(&mut self, ty: usize, default: &serde_json::Value, out: &mut Vec<u8>) -> Result<(), String> {
+    fn default(&mut self, ty: usize, default: &Doc<'_>, out: &mut Vec<u8>) -> Result<(), String> {
         let reader = self.reader;
         match (&reader.types[reader.resolve(ty)], default) {
             (Ty::Union(branches), _) => {
                 write_long(out, 0);
                 self.default(branches[0], default, out)
             }
-            (Ty::Bytes | Ty::Fixed(_), serde_json::Value::String(text)) => {
+            (Ty::Bytes | Ty::Fixed(_), Doc::Str(text)) => {
                 let raw: Vec<u8> = text.chars().map(|c| c as u32 as u8).collect();
                 if matches!(reader.types[reader.resolve(ty)], Ty::Bytes) {
                     write_long(out, raw.len() as i64);
@@ -1288,6 +1321,28 @@ impl Writing<'_> {
             }
             _ => self.value(ty, Some(default), out, 0),
         }
+    }
+}
+
+/// `YYYY-MM-DD`, read by hand: chrono's format-driven parser costs more than the rest of a
+/// record's fields together.
+fn date_of(text: &str) -> Option<chrono::NaiveDate> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range].iter().try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    chrono::NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)
+}
+
+/// An integer or a float as a float.
+fn number_of(value: Option<&Doc<'_>>) -> f64 {
+    match value {
+        Some(Doc::Int(n)) => *n as f64,
+        Some(Doc::Float(f)) => *f,
+        _ => f64::NAN,
     }
 }
 

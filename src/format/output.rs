@@ -56,11 +56,11 @@ impl OutputEncoder {
     /// fails, stage `encode`).
     pub fn encode(&self, mapped: Vec<u8>) -> Result<Vec<u8>, Failure> {
         let OutputEncoder::Avro { schema, framing } = self else { return Ok(mapped) };
-        let value: serde_json::Value =
-            serde_json::from_slice(&mapped).map_err(|e| encode_failure(None, e.to_string()))?;
+        // A tree borrowing the mapped text: no owned string per field, no sorted objects.
+        let value = crate::plan::document::Doc::from_json(&mapped).map_err(|e| encode_failure(None, e.to_string()))?;
         let mut body = Vec::with_capacity(mapped.len() / 2 + 8);
         schema
-            .write_json(&value, &mut body)
+            .write(&value, &mut body)
             .map_err(|e| encode_failure(Some(e.path.clone()).filter(|p| !p.is_empty()), e.message))?;
         Ok(match framing {
             Framing::Confluent(id) => confluent_frame(*id, &body),

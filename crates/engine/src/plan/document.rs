@@ -84,6 +84,101 @@ impl Doc<'_> {
     }
 }
 
+impl<'a> Doc<'a> {
+    /// Parses JSON text into a tree that borrows its text from `json` wherever it has no escapes
+    /// (a mapped record on its way to a binary format: cheaper than a `Value`, which owns every
+    /// string and sorts every object). An integer beyond 64 signed bits is kept exact, as
+    /// [`Doc::Decimal`] text.
+    pub fn from_json(json: &'a [u8]) -> Result<Self, serde_json::Error> {
+        let mut reader = serde_json::Deserializer::from_slice(json);
+        let doc = serde::Deserialize::deserialize(&mut reader)?;
+        reader.end()?;
+        Ok(doc)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Doc<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(DocVisitor)
+    }
+}
+
+struct DocVisitor;
+
+impl<'de> serde::de::Visitor<'de> for DocVisitor {
+    type Value = Doc<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(Doc::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(Doc::Int(n))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(i64::try_from(n).map_or_else(|_| Doc::Decimal(n.to_string()), Doc::Int))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Self::Value, E> {
+        Ok(Doc::Float(n))
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Doc::Str(Cow::Borrowed(s)))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Doc::Str(Cow::Owned(s.to_string())))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Doc::Str(Cow::Owned(s)))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Doc::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Doc::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Doc::List(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        while let Some(Key(name)) = map.next_key()? {
+            members.push((name, map.next_value()?));
+        }
+        Ok(Doc::Object(members))
+    }
+}
+
+/// An object's member name, borrowed from the text when it can be.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(s.to_string())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +197,18 @@ mod tests {
         assert_eq!(doc.get("n"), Some(&Doc::Int(i64::MIN)));
         assert_eq!(doc.get("nope"), None);
         assert_eq!(Doc::Float(f64::NAN).to_value(), Value::Null);
+    }
+
+    #[test]
+    fn json_text_parses_into_a_tree_that_borrows_its_text() {
+        let text =
+            br#"{"a": "plain", "b": "esc\"aped", "n": -3, "big": 18446744073709551615, "f": 1.5, "l": [null, true]}"#;
+        let doc = Doc::from_json(text).unwrap();
+        assert!(matches!(doc.get("a"), Some(Doc::Str(Cow::Borrowed("plain")))));
+        assert_eq!(doc.get("b"), Some(&Doc::Str("esc\"aped".into())));
+        assert_eq!(doc.get("big"), Some(&Doc::Decimal("18446744073709551615".into())));
+        assert_eq!(doc.get("l"), Some(&Doc::List(vec![Doc::Null, Doc::Bool(true)])));
+        assert_eq!(doc.get("f"), Some(&Doc::Float(1.5)));
+        assert!(Doc::from_json(b"{} extra").is_err());
     }
 }
