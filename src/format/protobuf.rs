@@ -399,8 +399,9 @@ impl FieldKind {
 enum Slot<'a> {
     Unset,
     One(Doc<'a>),
-    /// A singular message, kept open so that a later occurrence merges into it.
-    Message(Vec<Slot<'a>>),
+    /// A singular message, kept open so that a later occurrence merges into it, and what the
+    /// mapping reads of it.
+    Message(Vec<Slot<'a>>, Below<'a>),
     List(Vec<Doc<'a>>),
     Map(Vec<(Cow<'a, str>, Doc<'a>)>),
 }
@@ -455,10 +456,16 @@ impl ProtobufReader {
         let table = &self.messages[message];
         let mut members = Vec::with_capacity(slots.len().min(16));
         for (field, slot) in table.fields.iter().zip(slots) {
-            let Some(field_below) = member_below(below, &field.name) else { continue };
+            // A slot is set only for a field the mapping reads; an unset one is looked up, for
+            // its default, unless it has none.
+            if matches!(slot, Slot::Unset)
+                && (field.label == Label::Explicit || member_below(below, &field.name).is_none())
+            {
+                continue;
+            }
             let value = match slot {
                 Slot::One(doc) => doc,
-                Slot::Message(inner) => match field.kind {
+                Slot::Message(inner, field_below) => match field.kind {
                     FieldKind::Message(m) | FieldKind::Group(m) => self.finish(m, inner, field_below).map_err(|e| {
                         format!("{}{}{e}", field.name.as_str(), if e.starts_with('.') { "" } else { ": " })
                     })?,
@@ -772,13 +779,13 @@ impl<'a> Reading<'a> {
     }
 
     /// Reads a message's fields up to `end` (or, for a group, up to its end-group tag).
-    fn message<'p>(
+    fn message(
         &mut self,
         reader: &'a ProtobufReader,
         message: usize,
         end: usize,
         group: Option<u32>,
-        below: Below<'p>,
+        below: Below<'a>,
         depth: usize,
     ) -> Result<Vec<Slot<'a>>, ProtobufError> {
         let mut slots: Vec<Slot<'a>> = Vec::new();
@@ -788,14 +795,14 @@ impl<'a> Reading<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn fill<'p>(
+    fn fill(
         &mut self,
         reader: &'a ProtobufReader,
         message: usize,
         slots: &mut [Slot<'a>],
         end: usize,
         group: Option<u32>,
-        below: Below<'p>,
+        below: Below<'a>,
         depth: usize,
     ) -> Result<(), ProtobufError> {
         if depth > MAX_DEPTH {
@@ -848,14 +855,14 @@ impl<'a> Reading<'a> {
 
     /// One occurrence of `field` in the record, into its slot.
     #[allow(clippy::too_many_arguments)]
-    fn field<'p>(
+    fn field(
         &mut self,
         reader: &'a ProtobufReader,
         field: &'a Field,
         slot: &mut Slot<'a>,
         wire: u8,
         end: usize,
-        below: Below<'p>,
+        below: Below<'a>,
         depth: usize,
     ) -> Result<(), ProtobufError> {
         let expected = field.kind.wire_type();
@@ -909,13 +916,13 @@ impl<'a> Reading<'a> {
                 FieldKind::Message(m) | FieldKind::Group(m) => {
                     self.expect_wire(wire, expected, field)?;
                     // A message the record sets twice is the two merged.
-                    if !matches!(slot, Slot::Message(_)) {
+                    let below = if reader.messages[m].special.is_some() { None } else { below };
+                    if !matches!(slot, Slot::Message(..)) {
                         let mut fresh = Vec::new();
                         fresh.resize_with(reader.messages[m].fields.len(), || Slot::Unset);
-                        *slot = Slot::Message(fresh);
+                        *slot = Slot::Message(fresh, below);
                     }
-                    let Slot::Message(inner) = slot else { unreachable!("a message slot was just made") };
-                    let below = if reader.messages[m].special.is_some() { None } else { below };
+                    let Slot::Message(inner, _) = slot else { unreachable!("a message slot was just made") };
                     if wire == START_GROUP {
                         self.fill(reader, m, inner, end, Some(field.number), below, depth + 1)?;
                     } else {
@@ -933,12 +940,12 @@ impl<'a> Reading<'a> {
     }
 
     /// One item of a repeated field, written unpacked.
-    fn single<'p>(
+    fn single(
         &mut self,
         reader: &'a ProtobufReader,
         field: &'a Field,
         end: usize,
-        below: Below<'p>,
+        below: Below<'a>,
         depth: usize,
     ) -> Result<Doc<'a>, ProtobufError> {
         let (m, inner_end, group) = match field.kind {
