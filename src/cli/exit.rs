@@ -196,9 +196,8 @@ mod kafka {
             SourceError::S3 { .. } => Exit::Infrastructure,
             SourceError::Location { .. } | SourceError::Io { .. } | SourceError::NotText { .. } => Exit::Usage,
             SourceError::Registry(_) => Exit::Usage,
-            SourceError::Output(crate::format::output::OutputError::Registry(
-                crate::format::registry::RegistryError::Unreachable { .. },
-            )) => Exit::Infrastructure,
+            // As `process` does: a registry that fails to answer is the infrastructure's.
+            SourceError::Output(crate::format::output::OutputError::Registry(_)) => Exit::Infrastructure,
             SourceError::Output(_) => Exit::Usage,
         }
     }

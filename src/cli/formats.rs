@@ -17,8 +17,8 @@ use crate::format::{BatchSchemas, CompiledSchema, RegisteredSchema, SourceFormat
 /// The record-format flags, as given.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct FormatArgs {
-    /// How record values are written: json, json-schema (JSON behind a registry's framing) or
-    /// avro. Binary records are read from --input as one base64 value per line.
+    /// How record values are written: json, json-schema (JSON behind a registry's framing), avro
+    /// or protobuf. Binary records are read from --input as one base64 value per line.
     #[arg(long = "format", default_value = "json", value_parser = parse_format)]
     pub format: SourceFormat,
     /// The schema registry to read schemas from: a Confluent-compatible one's base URL
@@ -36,8 +36,8 @@ pub struct FormatArgs {
 /// `explain`).
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct RecordFormatArgs {
-    /// How the records are written: json, json-schema (JSON behind a registry's framing) or avro
-    /// (a binary record as base64: one value per line of --input).
+    /// How the records are written: json, json-schema (JSON behind a registry's framing), avro or
+    /// protobuf (a binary record as base64: one value per line of --input).
     #[arg(long = "records-format", default_value = "json", value_parser = parse_format)]
     pub records_format: SourceFormat,
     /// The schema registry the records' schemas are in (see `process --registry`).
@@ -71,8 +71,8 @@ pub struct OutputArgs {
     /// values are bare Avro bodies.
     #[arg(long)]
     pub output_schema: Option<String>,
-    /// Register the output schema file under `<topic-ok>-value` when the registry does not have
-    /// it yet.
+    /// Register the output schema file under its subject (the mapping's `output.subject`, else
+    /// `<topic-ok>-value`) when the registry does not have it yet.
     #[arg(long)]
     pub register_schemas: bool,
 }
@@ -91,11 +91,7 @@ impl OutputArgs {
                 None => None,
                 Some(name) => Some(crate::plan::OutputFormat::parse(name).map_err(CliError::Usage)?),
             },
-            // A file named on the command line is where the shell says, not beside the mapping.
-            schema: self.output_schema.as_ref().map(|at| match at.starts_with("registry:") {
-                true => at.clone(),
-                false => std::path::absolute(at).map_or_else(|_| at.clone(), |p| p.display().to_string()),
-            }),
+            schema: self.output_schema.as_deref().map(command_line_schema),
             subject: None,
             register: self.register_schemas,
         };
@@ -124,6 +120,16 @@ impl OutputArgs {
         let _ = format;
         crate::format::output::resolve_local(&output, topic_ok, base).map_err(usage)
     }
+}
+
+/// A schema named on the command line: a file is where the shell says (made absolute, as the
+/// mapping's own `output.schema` is relative to the mapping's folder), a `registry:` subject as
+/// given.
+pub fn command_line_schema(at: &str) -> String {
+    if at.starts_with("registry:") {
+        return at.to_string();
+    }
+    std::path::absolute(at).map_or_else(|_| at.to_string(), |p| p.display().to_string())
 }
 
 /// How one run of `process` reads its records.

@@ -28,7 +28,8 @@ pub struct RunArgs {
     /// Destination for failed records (env TOPIC_FAIL).
     #[arg(long)]
     pub topic_fail: Option<String>,
-    /// How source record values are written: json, json-schema or avro (env SOURCE_FORMAT).
+    /// How source record values are written: json, json-schema, avro or protobuf (env
+    /// SOURCE_FORMAT).
     #[arg(long = "format")]
     pub format: Option<String>,
     /// A Confluent-compatible schema registry's base URL (env SCHEMA_REGISTRY_URL); its
@@ -148,7 +149,8 @@ fn run_worker(args: RunArgs) -> Result<Outcome, CliError> {
         ("SOURCE_FORMAT", args.format.clone()),
         ("SCHEMA_REGISTRY_URL", args.registry.clone()),
         ("OUTPUT_FORMAT", args.output_format.clone()),
-        ("OUTPUT_SCHEMA", args.output_schema.clone()),
+        // A file named on the command line is where the shell says, not beside the mapping.
+        ("OUTPUT_SCHEMA", args.output_schema.as_deref().map(super::formats::command_line_schema)),
         ("REGISTER_SCHEMAS", args.register_schemas.then(|| "true".to_string())),
         ("LAMBDA_ENV", args.env.clone()),
         ("LAMBDA_STAGE", args.stage.clone()),

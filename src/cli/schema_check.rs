@@ -42,10 +42,7 @@ impl SchemaAt {
                 _ => path.to_path_buf(),
             }));
         };
-        let (subject, version) = match named.rsplit_once('@') {
-            Some((subject, version)) if version == "latest" || version.parse::<u32>().is_ok() => (subject, version),
-            _ => (named, "latest"),
-        };
+        let (subject, version) = crate::format::registry::subject_and_version(named);
         if subject.is_empty() {
             return Err(format!("`{text}` names no subject: write `registry:SUBJECT` or `registry:SUBJECT@VERSION`"));
         }

@@ -1404,6 +1404,11 @@ fn unscaled_of(text: &str, scale: usize) -> Result<i128, String> {
     let places = fraction.len() as i64 - i64::from(exponent);
     let shift = scale as i64 - places;
     let mut digits = all.trim_start_matches('0').to_string();
+    // An unscaled value has at most 39 digits: past that, a number is too large before any zero
+    // is written (an exponent could otherwise ask for billions of them).
+    if !digits.is_empty() && digits.len() as i64 + shift > 39 {
+        return Err("a decimal too large for 128 bits".into());
+    }
     if shift >= 0 {
         digits.extend(std::iter::repeat_n('0', shift as usize));
     } else {

@@ -139,7 +139,7 @@ fn schema_at(output: &Output, ok_topic: &str, base: Option<&Path>) -> SchemaAt {
         None => SchemaAt::Subject { subject: default_subject(), version: "latest".into() },
         Some(at) => match at.strip_prefix("registry:") {
             Some(named) => {
-                let (subject, version) = named.split_once('@').unwrap_or((named, "latest"));
+                let (subject, version) = super::registry::subject_and_version(named);
                 SchemaAt::Subject { subject: subject.into(), version: version.into() }
             }
             None => SchemaAt::File(match base {

@@ -25,6 +25,15 @@ pub struct RegistrySettings {
     pub timeout_ms: u64,
 }
 
+/// `SUBJECT[@VERSION]` (after `registry:`) as a subject and a version (`latest` unless a number
+/// or `latest` follows the last `@`: a subject may itself hold an `@`).
+pub fn subject_and_version(named: &str) -> (&str, &str) {
+    match named.rsplit_once('@') {
+        Some((subject, version)) if version == "latest" || version.parse::<u32>().is_ok() => (subject, version),
+        _ => (named, "latest"),
+    }
+}
+
 /// How many compiled schemas a process keeps.
 pub const CACHE_CAPACITY: usize = 1_000;
 
@@ -443,5 +452,18 @@ pub mod confluent {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_may_hold_an_at_sign_and_only_a_number_or_latest_is_a_version() {
+        assert_eq!(subject_and_version("orders-value"), ("orders-value", "latest"));
+        assert_eq!(subject_and_version("orders-value@3"), ("orders-value", "3"));
+        assert_eq!(subject_and_version("team@orders"), ("team@orders", "latest"));
+        assert_eq!(subject_and_version("team@orders@latest"), ("team@orders", "latest"));
     }
 }
