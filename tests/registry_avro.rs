@@ -79,6 +79,11 @@ impl TestRegistry {
         answer["id"].as_u64().unwrap() as u32
     }
 
+    /// `GET path`'s answer.
+    pub fn block_on_get(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, None)
+    }
+
     /// Requests received, per `METHOD /path`.
     pub fn requests(&self) -> Value {
         self.call(reqwest::Method::GET, "/_test/requests", None)

@@ -219,3 +219,111 @@ print(answer["SchemaVersionId"])
     assert_eq!(lines(&out)[0]["route"], "ok", "{}", stdout(&out));
     assert_eq!(lines(&out), lines(&confluent));
 }
+
+/// The records Confluent's ProtobufDeserializer reads from `values` as `com.example.billing.Billing`.
+fn deserialize_billing(values: &[Vec<u8>]) -> Vec<Value> {
+    let mut child = Command::new("python3")
+        .arg(proto("deserialize.py"))
+        .args([&proto(""), "billing.proto", "Billing"])
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let text: String = values.iter().map(|v| BASE64.encode(v) + "\n").collect();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn process_writes_protobuf_that_confluents_deserializer_reads() {
+    let registry = TestRegistry::start(&[]);
+    let schema = proto("billing.proto");
+    let args = [
+        "process",
+        "--mapping",
+        "mappings/orders-to-billing.yaml",
+        "--input",
+        "tests/fixtures/orders.jsonl",
+        "--topic-ok",
+        "billing",
+        "--registry",
+        &registry.url,
+        "--output-format",
+        "protobuf",
+        "--output-schema",
+        &schema,
+        "--register-schemas",
+    ];
+    let out = lambda_stream_env(&args, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ok: Vec<Value> = lines(&out).into_iter().filter(|l| l["route"] == "ok").collect();
+    assert_eq!(ok.len(), 3, "{}", stdout(&out));
+    let values: Vec<Vec<u8>> = ok.iter().map(|l| BASE64.decode(l["protobuf"].as_str().unwrap()).unwrap()).collect();
+    let decoded = deserialize_billing(&values);
+    let utc = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().to_utc();
+    for (line, record) in ok.iter().zip(&decoded) {
+        let mapped = &line["value"];
+        for field in ["order_id", "order_number", "status", "channel", "skus", "schema", "total"] {
+            assert_eq!(mapped[field], record[field], "{field}: {record}");
+        }
+        // proto3's JSON mapping writes 64-bit integers as text.
+        assert_eq!(mapped["total_cents"].to_string(), record["total_cents"].as_str().unwrap(), "{record}");
+        assert_eq!(mapped["customer"]["id"], record["customer"]["id"]);
+        assert_eq!(mapped["ship_to"]["zip"], record["ship_to"]["zip"]);
+        assert_eq!(utc(&mapped["created_at"]), utc(&record["created_at"]));
+        if !mapped["paid_at"].is_null() {
+            assert_eq!(utc(&mapped["paid_at"]), utc(&record["paid_at"]));
+        }
+    }
+    // Registered as Protobuf text, under the topic's subject.
+    let latest = registry.block_on_get("/subjects/billing-value/versions/latest");
+    assert_eq!(latest["schemaType"], "PROTOBUF", "{latest}");
+    assert!(latest["schema"].as_str().unwrap().contains("message Billing"), "{latest}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protobuf_in_the_worker_protobuf_out_read_back_by_confluents_deserializer() {
+    let registry = TestRegistry::start(&[]);
+    let text = std::fs::read_to_string(proto("order.proto")).unwrap();
+    let id = registry.register_body("orders-value", json!({"schema": text, "schemaType": "PROTOBUF"}));
+    let value = BASE64.decode(std::fs::read_to_string(proto("order.confluent.b64")).unwrap().trim()).unwrap();
+    let framed = lambda_stream::format::wire::confluent_frame(id, &value[5..]);
+    let t = crate::worker::topics("w-proto-out", 2).await;
+    crate::registry_avro::produce_values(&t.input, &vec![framed; 60]);
+    let mapping = TempFile::new("orders.yaml", &std::fs::read(root().join("mappings/orders-to-billing.yaml")).unwrap());
+    let schema = proto("billing.proto");
+    let extra = [
+        "--format",
+        "protobuf",
+        "--registry",
+        &registry.url,
+        "--output-format",
+        "protobuf",
+        "--output-schema",
+        &schema,
+        "--register-schemas",
+        "--max-batch",
+        "25",
+    ];
+    let brokers = crate::kafka_util::bootstrap();
+    let mut worker =
+        crate::worker::WorkerProcess::start(&brokers, &mapping, &t.input, &t.group, &t.ok, &t.fail, &extra);
+    let ok = crate::kafka_util::consume(&t.ok, 2, 60, std::time::Duration::from_secs(60));
+    let totals = worker.stop();
+    assert_eq!(ok.len(), 60, "{totals}\n{}", worker.log());
+    use rdkafka::Message as _;
+    let payloads: Vec<Vec<u8>> = ok.iter().map(|m| m.payload().unwrap().to_vec()).collect();
+    let decoded = deserialize_billing(&payloads);
+    assert_eq!(decoded.len(), 60);
+    for record in &decoded {
+        assert_eq!(record["order_id"], "3f1c2a9e-8b7d-4c6e-9f00-1a2b3c4d5e6f", "{record}");
+        assert_eq!(record["status"], "PAID", "{record}");
+        assert_eq!(record["total_cents"], "25990", "{record}");
+        assert_eq!(record["skus"], json!(["SKU-001", "SKU-002"]), "{record}");
+    }
+}

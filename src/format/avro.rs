@@ -1385,7 +1385,7 @@ fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Decimal text (`-12.5`, `1e3`) as an unscaled integer at `scale`; more fraction digits than the
 /// scale are refused unless they are zeros (nothing is rounded on the way out).
-fn unscaled_of(text: &str, scale: usize) -> Result<i128, String> {
+pub(crate) fn unscaled_of(text: &str, scale: usize) -> Result<i128, String> {
     let bad = || "the schema has a decimal here; this is not decimal text".to_string();
     let (mantissa, exponent) = match text.find(['e', 'E']) {
         Some(at) => (&text[..at], text[at + 1..].parse::<i32>().map_err(|_| bad())?),
@@ -1429,7 +1429,7 @@ fn unscaled_of(text: &str, scale: usize) -> Result<i128, String> {
 }
 
 /// Big-endian two's complement: the fewest bytes (`fixed: None`), or exactly `size`.
-fn twos_complement(value: i128, fixed: Option<usize>) -> Option<Vec<u8>> {
+pub(crate) fn twos_complement(value: i128, fixed: Option<usize>) -> Option<Vec<u8>> {
     let full = value.to_be_bytes();
     let fill = if value < 0 { 0xff } else { 0 };
     let mut start = 0;

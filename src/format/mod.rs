@@ -20,6 +20,7 @@ pub mod fetched;
 pub mod glue;
 pub mod output;
 pub mod protobuf;
+pub mod protobuf_writer;
 pub mod registry;
 pub mod shape;
 pub mod wire;

@@ -16,6 +16,7 @@ use crate::plan::{Failure, FieldError, Output, OutputFormat, Stage};
 
 use super::avro::AvroReader;
 use super::fetched::RegistryError;
+use super::protobuf::ProtobufReader;
 use super::wire::confluent_frame;
 
 /// How a written body is framed.
@@ -37,6 +38,13 @@ pub enum OutputEncoder {
         schema: Arc<AvroReader>,
         framing: Framing,
     },
+    /// Protobuf: `message` of the schema; with Confluent's framing, its message indexes follow
+    /// the id.
+    Protobuf {
+        schema: Arc<ProtobufReader>,
+        message: usize,
+        framing: Framing,
+    },
 }
 
 impl OutputEncoder {
@@ -49,32 +57,51 @@ impl OutputEncoder {
         match self {
             OutputEncoder::Json => "json",
             OutputEncoder::Avro { .. } => "avro",
+            OutputEncoder::Protobuf { .. } => "protobuf",
         }
     }
 
     /// The ok message's value for a mapped record, or why the record cannot be written (it then
     /// fails, stage `encode`).
     pub fn encode(&self, mapped: Vec<u8>) -> Result<Vec<u8>, Failure> {
-        let OutputEncoder::Avro { schema, framing } = self else { return Ok(mapped) };
+        let rule = self.format();
+        let framing = match self {
+            OutputEncoder::Json => return Ok(mapped),
+            OutputEncoder::Avro { framing, .. } | OutputEncoder::Protobuf { framing, .. } => *framing,
+        };
         // A tree borrowing the mapped text: no owned string per field, no sorted objects.
-        let value = crate::plan::document::Doc::from_json(&mapped).map_err(|e| encode_failure(None, e.to_string()))?;
+        let value =
+            crate::plan::document::Doc::from_json(&mapped).map_err(|e| encode_failure(rule, None, e.to_string()))?;
+        let failed = |path: &str, message: String| {
+            encode_failure(rule, Some(path.to_string()).filter(|p| !p.is_empty()), message)
+        };
         let mut body = Vec::with_capacity(mapped.len() / 2 + 8);
-        schema
-            .write(&value, &mut body)
-            .map_err(|e| encode_failure(Some(e.path.clone()).filter(|p| !p.is_empty()), e.message))?;
+        match self {
+            OutputEncoder::Avro { schema, .. } => {
+                schema.write(&value, &mut body).map_err(|e| failed(&e.path, e.message))?
+            }
+            OutputEncoder::Protobuf { schema, message, .. } => {
+                // Confluent's framing names the message; a bare body is the message alone.
+                if let Framing::Confluent(_) = framing {
+                    body.extend_from_slice(&schema.confluent_indexes(*message));
+                }
+                schema.write(*message, &value, &mut body).map_err(|e| failed(&e.path, e.message))?
+            }
+            OutputEncoder::Json => unreachable!("JSON returned above"),
+        }
         Ok(match framing {
-            Framing::Confluent(id) => confluent_frame(*id, &body),
+            Framing::Confluent(id) => confluent_frame(id, &body),
             Framing::None => body,
         })
     }
 }
 
-fn encode_failure(field: Option<String>, message: String) -> Failure {
+fn encode_failure(rule: &str, field: Option<String>, message: String) -> Failure {
     Failure {
         stage: Stage::Encode,
         errors: vec![FieldError {
             field,
-            rule: "avro".into(),
+            rule: rule.into(),
             message: format!("the mapped record does not fit the output schema: {message}"),
         }],
     }
@@ -101,6 +128,7 @@ impl OutputSettings {
             format: self.format.unwrap_or(mapping.format),
             schema: self.schema.clone().or_else(|| mapping.schema.clone()),
             subject: self.subject.clone().or_else(|| mapping.subject.clone()),
+            message: mapping.message.clone(),
         }
     }
 }
@@ -118,8 +146,8 @@ pub enum OutputError {
     )]
     NotRegistered { file: String, subject: String, url: String },
     #[error(
-        "Avro output takes its schema id from a Confluent-compatible registry; writing through AWS Glue Schema \
-         Registry is not supported yet (leave the registry out to write bare Avro bodies)"
+        "Avro and Protobuf output take their schema id from a Confluent-compatible registry; writing through AWS \
+         Glue Schema Registry is not supported yet (leave the registry out to write bare bodies)"
     )]
     Glue,
     #[error("the output schema `registry:{0}` names a subject, but no schema registry is set (SCHEMA_REGISTRY_URL)")]
@@ -150,13 +178,50 @@ fn schema_at(output: &Output, ok_topic: &str, base: Option<&Path>) -> SchemaAt {
     }
 }
 
-fn read_file(path: &Path) -> Result<(String, AvroReader), OutputError> {
+fn read_file(path: &Path) -> Result<String, OutputError> {
     let at = || path.display().to_string();
     let bytes = crate::limits::read_bounded(path, crate::limits::MAX_RECORD_BYTES, "a schema")
         .map_err(|e| OutputError::Schema { at: at(), why: e.to_string() })?;
-    let text = String::from_utf8(bytes).map_err(|_| OutputError::Schema { at: at(), why: "not UTF-8 text".into() })?;
-    let reader = AvroReader::new(&text, &[]).map_err(|e| OutputError::Schema { at: at(), why: e.to_string() })?;
-    Ok((text, reader))
+    String::from_utf8(bytes).map_err(|_| OutputError::Schema { at: at(), why: "not UTF-8 text".into() })
+}
+
+/// The encoder of `output`'s format with `schema` (and the files it references), `framing` once
+/// the id is known.
+fn encoder_of(
+    output: &Output,
+    schema: &super::RegisteredSchema,
+    at: &str,
+    framing: Framing,
+) -> Result<OutputEncoder, OutputError> {
+    let refused = |why: String| OutputError::Schema { at: at.to_string(), why };
+    match output.format {
+        OutputFormat::Json => Ok(OutputEncoder::Json),
+        OutputFormat::Avro => {
+            let texts: Vec<String> = schema.references.iter().map(|r| r.text.clone()).collect();
+            let reader = AvroReader::new(&schema.text, &texts).map_err(|e| refused(e.to_string()))?;
+            Ok(OutputEncoder::Avro { schema: Arc::new(reader), framing })
+        }
+        OutputFormat::Protobuf => {
+            let files: Vec<super::protobuf::ProtoFile<'_>> =
+                schema.references.iter().map(|r| super::protobuf::ProtoFile { name: &r.name, text: &r.text }).collect();
+            let reader = ProtobufReader::new(&schema.text, &files).map_err(|e| refused(e.to_string()))?;
+            let message = match &output.message {
+                None => reader.first_message(),
+                Some(name) => {
+                    reader.message_named(name).ok_or_else(|| refused(format!("the schema has no message `{name}`")))?
+                }
+            };
+            Ok(OutputEncoder::Protobuf { schema: Arc::new(reader), message, framing })
+        }
+    }
+}
+
+/// The registry's name for the output's kind of schema.
+fn kind_of(format: OutputFormat) -> &'static str {
+    match format {
+        OutputFormat::Protobuf => "PROTOBUF",
+        _ => "AVRO",
+    }
 }
 
 /// The encoder for `output` without a registry: a schema file, bodies written bare.
@@ -166,8 +231,8 @@ pub fn resolve_local(output: &Output, ok_topic: &str, base: Option<&Path>) -> Re
     }
     match schema_at(output, ok_topic, base) {
         SchemaAt::File(path) => {
-            let (_, reader) = read_file(&path)?;
-            Ok(OutputEncoder::Avro { schema: Arc::new(reader), framing: Framing::None })
+            let schema = super::RegisteredSchema::standalone(kind_of(output.format), read_file(&path)?);
+            encoder_of(output, &schema, &path.display().to_string(), Framing::None)
         }
         SchemaAt::Subject { subject, .. } => Err(OutputError::NoRegistry(subject)),
     }
@@ -194,30 +259,23 @@ pub async fn resolve(
     }
     let timeout = std::time::Duration::from_millis(settings.timeout_ms);
     let client = ConfluentRegistry::new(&settings.url, RegistryAuth::of(settings), timeout)?;
-    let (id, reader) = match schema_at(output, ok_topic, base) {
+    match schema_at(output, ok_topic, base) {
         SchemaAt::Subject { subject, version } => match client.schema_by_subject(&subject, &version).await? {
             (id, Fetched::Schema(schema)) => {
-                let texts: Vec<String> = schema.references.iter().map(|r| r.text.clone()).collect();
-                let reader = AvroReader::new(&schema.text, &texts)
-                    .map_err(|e| OutputError::Schema { at: format!("registry:{subject}"), why: e.to_string() })?;
-                (id, reader)
+                encoder_of(output, &schema, &format!("registry:{subject}"), Framing::Confluent(id))
             }
-            (_, Fetched::Missing(why)) => return Err(OutputError::Schema { at: format!("registry:{subject}"), why }),
+            (_, Fetched::Missing(why)) => Err(OutputError::Schema { at: format!("registry:{subject}"), why }),
         },
         SchemaAt::File(path) => {
-            let (text, reader) = read_file(&path)?;
+            let schema = super::RegisteredSchema::standalone(kind_of(output.format), read_file(&path)?);
+            // Compiled before the registry is asked, so a broken file registers nothing.
+            let shown = path.display().to_string();
+            encoder_of(output, &schema, &shown, Framing::None)?;
             let subject = output.subject.clone().unwrap_or_else(|| format!("{ok_topic}-value"));
-            match client.id_under(&subject, &text, register).await? {
-                Some(id) => (id, reader),
-                None => {
-                    return Err(OutputError::NotRegistered {
-                        file: path.display().to_string(),
-                        subject,
-                        url: settings.url.clone(),
-                    });
-                }
+            match client.id_under(&subject, &schema.text, &schema.kind, register).await? {
+                Some(id) => encoder_of(output, &schema, &shown, Framing::Confluent(id)),
+                None => Err(OutputError::NotRegistered { file: shown, subject, url: settings.url.clone() }),
             }
         }
-    };
-    Ok(OutputEncoder::Avro { schema: Arc::new(reader), framing: Framing::Confluent(id) })
+    }
 }

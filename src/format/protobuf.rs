@@ -73,39 +73,40 @@ pub enum MessageIndexes {
 /// A registered Protobuf schema, compiled for reading.
 #[derive(Debug)]
 pub struct ProtobufReader {
-    messages: Vec<Message>,
+    pub(crate) messages: Vec<Message>,
     /// The schema file's top-level messages, in declaration order (Confluent's first level).
-    top: Vec<usize>,
+    pub(crate) top: Vec<usize>,
     /// Every message of the schema file, nested ones too, sorted by full name (Glue's index).
     by_name: Vec<usize>,
     /// Each enum's values by number (sorted): the name a number reads as.
-    enums: Vec<Vec<(i32, String)>>,
+    pub(crate) enums: Vec<Vec<(i32, String)>>,
 }
 
+/// One message of the table (the writer, [`super::protobuf_writer`], walks it too).
 #[derive(Debug)]
-struct Message {
-    full_name: String,
-    fields: Vec<Field>,
+pub(crate) struct Message {
+    pub(crate) full_name: String,
+    pub(crate) fields: Vec<Field>,
     /// Field positions by number, for numbers below its length (most schemas): else a search.
     by_number: Vec<u16>,
     /// Messages declared inside it, in declaration order (Confluent's next levels).
-    nested: Vec<usize>,
+    pub(crate) nested: Vec<usize>,
     /// Read as its JSON mapping says, not as an object of its fields.
-    special: Option<Special>,
+    pub(crate) special: Option<Special>,
 }
 
 #[derive(Debug)]
-struct Field {
-    name: MemberName,
-    number: u32,
-    kind: FieldKind,
-    label: Label,
+pub(crate) struct Field {
+    pub(crate) name: MemberName,
+    pub(crate) number: u32,
+    pub(crate) kind: FieldKind,
+    pub(crate) label: Label,
     /// The real `oneof` it belongs to: setting it unsets the others.
     oneof: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Label {
+pub(crate) enum Label {
     /// proto3 without presence: absent means its default.
     Implicit,
     /// With presence: absent means missing.
@@ -116,7 +117,7 @@ enum Label {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum FieldKind {
+pub(crate) enum FieldKind {
     Double,
     Float,
     Int32,
@@ -139,7 +140,7 @@ enum FieldKind {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Special {
+pub(crate) enum Special {
     Timestamp,
     Duration,
     /// `google.protobuf.*Value` holding a scalar: the scalar.
@@ -155,12 +156,12 @@ enum Special {
 }
 
 /// The protobuf wire types.
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
-const START_GROUP: u8 = 3;
-const END_GROUP: u8 = 4;
-const FIXED32: u8 = 5;
+pub(crate) const VARINT: u8 = 0;
+pub(crate) const FIXED64: u8 = 1;
+pub(crate) const LEN: u8 = 2;
+pub(crate) const START_GROUP: u8 = 3;
+pub(crate) const END_GROUP: u8 = 4;
+pub(crate) const FIXED32: u8 = 5;
 
 /// A schema that cannot be read with.
 #[derive(Debug, thiserror::Error)]
@@ -377,7 +378,7 @@ impl Message {
 
 impl FieldKind {
     /// The wire type a single value of it is written with.
-    fn wire_type(self) -> u8 {
+    pub(crate) fn wire_type(self) -> u8 {
         match self {
             FieldKind::Double | FieldKind::Fixed64 | FieldKind::SFixed64 => FIXED64,
             FieldKind::Float | FieldKind::Fixed32 | FieldKind::SFixed32 => FIXED32,
@@ -388,7 +389,7 @@ impl FieldKind {
     }
 
     /// Whether a repeated field of it may be packed (scalars of fixed or varint width).
-    fn packable(self) -> bool {
+    pub(crate) fn packable(self) -> bool {
         matches!(self.wire_type(), VARINT | FIXED32 | FIXED64)
     }
 }
@@ -584,7 +585,7 @@ fn unscaled_i128(raw: &[u8]) -> i128 {
 }
 
 /// `field_name` → `fieldName`, as the JSON mapping writes a field mask's paths.
-fn lower_camel(path: &str) -> String {
+pub(crate) fn lower_camel(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     let mut upper = false;
     for c in path.chars() {

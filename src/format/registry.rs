@@ -340,19 +340,25 @@ pub mod confluent {
             Ok((answer.id, Fetched::Schema(schema)))
         }
 
-        /// The id `schema` (Avro text) has under `subject`, if it is registered there; with
-        /// `register`, registers it when it is not (`POST /subjects/{subject}/versions`).
+        /// The id `schema` (of `kind`: `AVRO`, `PROTOBUF`) has under `subject`, if it is
+        /// registered there; with `register`, registers it when it is not
+        /// (`POST /subjects/{subject}/versions`).
         pub async fn id_under(
             &self,
             subject: &str,
             schema: &str,
+            kind: &str,
             register: bool,
         ) -> Result<Option<u32>, RegistryError> {
             #[derive(Deserialize)]
             struct IdAnswer {
                 id: u32,
             }
-            let body = serde_json::json!({"schema": schema});
+            // Avro is the registries' default kind, and is not named (as Confluent's clients do).
+            let body = match kind {
+                "AVRO" | "" => serde_json::json!({"schema": schema}),
+                kind => serde_json::json!({"schema": schema, "schemaType": kind}),
+            };
             let path = format!("/subjects/{}", encode(subject));
             if let Some(found) = self.send::<IdAnswer>(reqwest::Method::POST, &path, Some(&body)).await? {
                 return Ok(Some(found.id));

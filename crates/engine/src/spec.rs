@@ -51,12 +51,14 @@ pub struct MappingSpec {
 pub struct OutputSpec {
     /// Where the block starts.
     pub pos: Pos,
-    /// `format:` — `json` or `avro`.
+    /// `format:` — `json`, `avro` or `protobuf`.
     pub format: Option<Spanned<String>>,
     /// `schema:` — a schema file (relative to the mapping) or `registry:SUBJECT[@VERSION]`.
     pub schema: Option<Spanned<String>>,
     /// `subject:` — the registry subject the schema is registered under.
     pub subject: Option<Spanned<String>>,
+    /// `message:` — the Protobuf message written (default: the schema's first).
+    pub message: Option<Spanned<String>>,
 }
 
 /// One entry of `fields:`.
@@ -242,7 +244,7 @@ pub const TOP_KEYS: &[&str] = &[
     "tests",
 ];
 /// The keys of `output:`.
-pub const OUTPUT_KEYS: &[&str] = &["format", "schema", "subject"];
+pub const OUTPUT_KEYS: &[&str] = &["format", "schema", "subject", "message"];
 /// The keys of `limits:`.
 pub const LIMIT_KEYS: &[&str] = &["steps"];
 /// The keys of a `fields:` entry.
@@ -302,6 +304,7 @@ fn read_spec(root: &Node, diags: &mut Vec<Diagnostic>) -> MappingSpec {
             format: output.string("format", diags),
             schema: output.string("schema", diags),
             subject: output.string("subject", diags),
+            message: output.string("message", diags),
         });
     }
     spec.key = top.string("key", diags);

@@ -533,17 +533,20 @@ pub enum OutputFormat {
     Json,
     /// Avro, with a writer schema, framed for its registry.
     Avro,
+    /// Protobuf, one message of a schema, framed for its registry.
+    Protobuf,
 }
 
 impl OutputFormat {
     /// The names, for messages.
-    pub const NAMES: &'static str = "json, avro";
+    pub const NAMES: &'static str = "json, avro, protobuf";
 
     /// The name as written.
     pub fn as_str(self) -> &'static str {
         match self {
             OutputFormat::Json => "json",
             OutputFormat::Avro => "avro",
+            OutputFormat::Protobuf => "protobuf",
         }
     }
 
@@ -552,7 +555,7 @@ impl OutputFormat {
         match name.trim().to_ascii_lowercase().as_str() {
             "json" | "" => Ok(OutputFormat::Json),
             "avro" => Ok(OutputFormat::Avro),
-            "protobuf" => Err("records are not written as Protobuf yet; output formats: json, avro".into()),
+            "protobuf" | "proto" => Ok(OutputFormat::Protobuf),
             other => Err(format!("unknown output format `{other}`; output formats: {}", Self::NAMES)),
         }
     }
@@ -568,6 +571,8 @@ pub struct Output {
     pub schema: Option<String>,
     /// `subject:`.
     pub subject: Option<String>,
+    /// `message:` — the Protobuf message written (default: the schema's first).
+    pub message: Option<String>,
 }
 
 /// The compiler of one mapping: the spec it reads and the problems its phases find, one short
@@ -694,7 +699,12 @@ impl<'s> Compiler<'s> {
             }),
         };
         let schema = spec.schema.as_ref().or(self.spec.target_schema.as_ref()).map(|s| s.value.clone());
-        Output { format, schema, subject: spec.subject.as_ref().map(|s| s.value.clone()) }
+        Output {
+            format,
+            schema,
+            subject: spec.subject.as_ref().map(|s| s.value.clone()),
+            message: spec.message.as_ref().map(|s| s.value.clone()),
+        }
     }
 
     fn headers(&mut self) {
