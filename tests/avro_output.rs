@@ -191,3 +191,103 @@ async fn avro_in_the_worker_avro_out_read_back_by_confluents_deserializer() {
         assert_same_record(&mapped["value"], record);
     }
 }
+
+/// Reads Glue-framed Avro values as Glue's own clients would: the schema version's UUID from the
+/// header, its definition from Glue (`GetSchemaVersion`, boto3), the body with fastavro.
+const GLUE_READ: &str = r#"
+import base64, datetime as dt, io, json, sys, uuid, boto3, fastavro
+glue = boto3.client("glue", region_name="us-east-1", endpoint_url=sys.argv[1],
+                    aws_access_key_id="test", aws_secret_access_key="test")
+def plain(v):
+    if isinstance(v, dt.datetime): return v.astimezone(dt.timezone.utc).isoformat()
+    if isinstance(v, dt.date): return v.isoformat()
+    if isinstance(v, uuid.UUID): return str(v)
+    if isinstance(v, dict): return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, list): return [plain(x) for x in v]
+    return v
+for line in sys.stdin:
+    value = base64.b64decode(line)
+    assert value[0] == 3 and value[1] == 0, value[:2]
+    version = str(uuid.UUID(bytes=value[2:18]))
+    answer = glue.get_schema_version(SchemaVersionId=version)
+    schema = fastavro.parse_schema(json.loads(answer["SchemaDefinition"]))
+    body = io.BytesIO(value[18:])
+    record = fastavro.schemaless_reader(body, schema)
+    assert body.tell() == len(value) - 18
+    print(json.dumps({"version": version, "record": plain(record)}))
+"#;
+
+#[test]
+fn avro_out_through_glue_schema_registry_on_moto_reads_back_with_glues_definition() {
+    let moto = crate::ssm_moto::Moto::start(false);
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let create = r#"
+import sys, boto3
+glue = boto3.client("glue", region_name="us-east-1", endpoint_url=sys.argv[1],
+                    aws_access_key_id="test", aws_secret_access_key="test")
+glue.create_registry(RegistryName="billing")
+"#;
+    let out = Command::new("python3").args(["-c", create, &endpoint]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let schema = billing();
+    let run = |register: bool| {
+        let mut args = vec![
+            "process",
+            "--mapping",
+            "mappings/orders-to-billing.yaml",
+            "--input",
+            "tests/fixtures/orders.jsonl",
+            "--topic-ok",
+            "billing",
+            "--registry",
+            "arn:aws:glue:us-east-1:123456789012:registry/billing",
+            "--output-format",
+            "avro",
+            "--output-schema",
+            &schema,
+        ];
+        if register {
+            args.push("--register-schemas");
+        }
+        lambda_stream_env(&args, &env)
+    };
+    let refused = run(false);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("AWS Glue registry `billing`"), "{}", stderr(&refused));
+    let out = run(true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ok: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["route"] == "ok")
+        .collect();
+    assert_eq!(ok.len(), 3);
+    let values: String = ok.iter().map(|l| l["avro"].as_str().unwrap().to_string() + "\n").collect();
+    let mut child = Command::new("python3")
+        .args(["-c", GLUE_READ, &endpoint])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(values.as_bytes()).unwrap();
+    let read = child.wait_with_output().unwrap();
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    let decoded: Vec<Value> =
+        String::from_utf8(read.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for (line, decoded) in ok.iter().zip(&decoded) {
+        assert_same_record(&line["value"], &decoded["record"]);
+    }
+    // Registered once (the second and third records find the version the first run made).
+    let again = run(false);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let versions: Vec<&Value> = decoded.iter().map(|d| &d["version"]).collect();
+    assert!(versions.windows(2).all(|w| w[0] == w[1]), "{versions:?}");
+}

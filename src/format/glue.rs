@@ -1,5 +1,7 @@
 //! AWS Glue Schema Registry: a record's schema version, by its UUID, through Glue's
-//! `GetSchemaVersion` API.
+//! `GetSchemaVersion` API; and, for writing, a schema's version by its definition
+//! (`GetSchemaByDefinition`), registered only when asked (`RegisterSchemaVersion`, or
+//! `CreateSchema` for a schema Glue does not have yet).
 //!
 //! One JSON call signed with SigV4 (`aws-sigv4`, already used for MSK IAM), with credentials from
 //! the default chain (in Lambda, the execution role's). The generated `aws-sdk-glue` crate would
@@ -81,7 +83,98 @@ impl GlueRegistry {
 
     /// The schema version `id` (a UUID).
     pub async fn schema_version(&self, id: SchemaId) -> Result<Fetched, RegistryError> {
-        let body = serde_json::json!({ "SchemaVersionId": id.to_string() }).to_string();
+        let answer = self.call("GetSchemaVersion", serde_json::json!({ "SchemaVersionId": id.to_string() })).await?;
+        match answer {
+            Ok(version) => Ok(available(version, &format!("Glue schema version {id}"))?.1),
+            Err(GlueRefusal::NotFound) => Ok(Fetched::Missing(format!("Glue has no schema version {id}"))),
+            Err(GlueRefusal::Other(e)) => Err(e),
+        }
+    }
+
+    /// The version of schema `name` in registry `registry` (`latest` or a number): its UUID and
+    /// its schema.
+    pub async fn schema_by_name(
+        &self,
+        registry: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<(SchemaId, Fetched)>, RegistryError> {
+        let number = match version {
+            "latest" => serde_json::json!({"LatestVersion": true}),
+            n => serde_json::json!({"VersionNumber": n.parse::<i64>().unwrap_or(0)}),
+        };
+        let body = serde_json::json!({
+            "SchemaId": {"RegistryName": registry, "SchemaName": name},
+            "SchemaVersionNumber": number,
+        });
+        match self.call("GetSchemaVersion", body).await? {
+            Ok(version) => {
+                let what = format!("Glue schema `{name}` version {version}", version = version_text(version.clone()));
+                let (id, fetched) = available(version, &what)?;
+                Ok(id.map(|id| (id, fetched)))
+            }
+            Err(GlueRefusal::NotFound) => Ok(None),
+            Err(GlueRefusal::Other(e)) => Err(e),
+        }
+    }
+
+    /// The UUID of the version of schema `name` (in `registry`) whose definition is `definition`,
+    /// if there is one; with `register`, registered as a new version (or a new schema of
+    /// `data_format`) when there is not.
+    pub async fn version_of(
+        &self,
+        registry: &str,
+        name: &str,
+        definition: &str,
+        data_format: &str,
+        register: bool,
+    ) -> Result<Option<SchemaId>, RegistryError> {
+        let schema = serde_json::json!({"RegistryName": registry, "SchemaName": name});
+        let found = self
+            .call("GetSchemaByDefinition", serde_json::json!({"SchemaId": schema, "SchemaDefinition": definition}))
+            .await?;
+        let answer = match found {
+            Ok(answer) => Some(answer),
+            Err(GlueRefusal::NotFound) => None,
+            Err(GlueRefusal::Other(e)) => return Err(e),
+        };
+        if let Some(id) = answer.as_ref().and_then(version_id) {
+            return Ok(Some(id));
+        }
+        if !register {
+            return Ok(None);
+        }
+        let registered = self
+            .call("RegisterSchemaVersion", serde_json::json!({"SchemaId": schema, "SchemaDefinition": definition}))
+            .await?;
+        let registered = match registered {
+            Ok(answer) => answer,
+            // No such schema yet: created, with this definition as its first version.
+            Err(GlueRefusal::NotFound) => self
+                .call(
+                    "CreateSchema",
+                    serde_json::json!({
+                        "RegistryId": {"RegistryName": registry},
+                        "SchemaName": name,
+                        "DataFormat": data_format,
+                        "Compatibility": "BACKWARD",
+                        "SchemaDefinition": definition,
+                    }),
+                )
+                .await?
+                .map_err(GlueRefusal::into_error)?,
+            Err(GlueRefusal::Other(e)) => return Err(e),
+        };
+        Ok(version_id(&registered))
+    }
+
+    /// One Glue API call, signed: its answer, or Glue's refusal.
+    async fn call(
+        &self,
+        operation: &str,
+        body: serde_json::Value,
+    ) -> Result<Result<serde_json::Value, GlueRefusal>, RegistryError> {
+        let body = body.to_string();
         let unreachable = |e: Box<dyn std::error::Error + Send + Sync>| RegistryError::Unreachable {
             url: self.endpoint.clone(),
             source: e,
@@ -97,7 +190,8 @@ impl GlueRegistry {
             .build()
             .map_err(|e| unreachable(e.into()))?;
         let url = format!("{}/", self.endpoint);
-        let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", "AWSGlue.GetSchemaVersion")];
+        let target = format!("AWSGlue.{operation}");
+        let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target.as_str())];
         let signable =
             SignableRequest::new("POST", &url, headers.iter().copied(), SignableBody::Bytes(body.as_bytes()))
                 .map_err(|e| unreachable(e.into()))?;
@@ -110,34 +204,75 @@ impl GlueRegistry {
         let status = response.status();
         let text = super::fetched::answer_body(response, &self.endpoint).await?;
         if status.is_success() {
-            let version: SchemaVersion = serde_json::from_slice(&text)
-                .map_err(|e| RegistryError::BadAnswer { url: self.endpoint.clone(), why: e.to_string() })?;
-            return Ok(match (version.schema_definition, version.status.as_deref()) {
-                (Some(text), None | Some("AVAILABLE")) => Fetched::Schema(RegisteredSchema {
-                    kind: version.data_format.unwrap_or_else(|| "AVRO".into()),
-                    text,
-                    references: Vec::new(),
-                }),
-                (_, status) => Fetched::Missing(format!(
-                    "Glue schema version {id} is {}",
-                    status.unwrap_or("without a definition").to_ascii_lowercase()
-                )),
-            });
+            return serde_json::from_slice(&text)
+                .map(Ok)
+                .map_err(|e| RegistryError::BadAnswer { url: self.endpoint.clone(), why: e.to_string() });
         }
         let error: Option<GlueErrorAnswer> = serde_json::from_slice(&text).ok();
         let kind = error.as_ref().and_then(|e| e.kind.clone()).unwrap_or_default();
         let message = error.and_then(|e| e.message).unwrap_or_default();
         // `__type` may carry a namespace prefix (`com.amazonaws…#EntityNotFoundException`).
         if kind.ends_with("EntityNotFoundException") {
-            return Ok(Fetched::Missing(format!("Glue has no schema version {id}")));
+            return Ok(Err(GlueRefusal::NotFound));
         }
-        Err(RegistryError::Refused {
+        Ok(Err(GlueRefusal::Other(RegistryError::Refused {
             url: self.endpoint.clone(),
             status: status.as_u16(),
             code: None,
             message: format!("{} {message}", kind.rsplit('#').next().unwrap_or_default()).trim().to_string(),
-        })
+        })))
     }
+}
+
+/// Why Glue did not answer a call.
+enum GlueRefusal {
+    /// It has no such registry, schema or version.
+    NotFound,
+    Other(RegistryError),
+}
+
+impl GlueRefusal {
+    fn into_error(self) -> RegistryError {
+        match self {
+            GlueRefusal::NotFound => RegistryError::BadAnswer {
+                url: "AWS Glue".into(),
+                why: "the registry does not exist (EntityNotFoundException)".into(),
+            },
+            GlueRefusal::Other(e) => e,
+        }
+    }
+}
+
+/// The version's UUID in an answer.
+fn version_id(answer: &serde_json::Value) -> Option<SchemaId> {
+    answer.get("SchemaVersionId").and_then(serde_json::Value::as_str).and_then(SchemaId::parse)
+}
+
+fn version_text(answer: serde_json::Value) -> String {
+    answer.get("VersionNumber").map_or_else(|| "?".into(), ToString::to_string)
+}
+
+/// A `GetSchemaVersion` answer: the version's UUID, and its schema if it is available.
+fn available(answer: serde_json::Value, what: &str) -> Result<(Option<SchemaId>, Fetched), RegistryError> {
+    let id = version_id(&answer);
+    let version: SchemaVersion = serde_json::from_value(answer)
+        .map_err(|e| RegistryError::BadAnswer { url: "AWS Glue".into(), why: e.to_string() })?;
+    let fetched = match (version.schema_definition, version.status.as_deref()) {
+        (Some(text), None | Some("AVAILABLE")) => Fetched::Schema(RegisteredSchema {
+            kind: version.data_format.unwrap_or_else(|| "AVRO".into()),
+            text,
+            references: Vec::new(),
+        }),
+        (_, status) => {
+            Fetched::Missing(format!("{what} is {}", status.unwrap_or("without a definition").to_ascii_lowercase()))
+        }
+    };
+    Ok((id, fetched))
+}
+
+/// The registry a spec names (an ARN's `registry/NAME`), else Glue's default registry.
+pub fn registry_name(spec: &str) -> &str {
+    spec.rsplit_once(":registry/").map_or("default-registry", |(_, name)| name)
 }
 
 /// The region a registry spec names, if it names one.

@@ -24,6 +24,8 @@ use super::wire::confluent_frame;
 pub enum Framing {
     /// Confluent's: magic byte 0, then the schema id (4 bytes, big-endian).
     Confluent(u32),
+    /// AWS Glue's: header version 3, compression 0, then the schema version's UUID.
+    Glue([u8; 16]),
     /// The bare body.
     None,
 }
@@ -81,9 +83,12 @@ impl OutputEncoder {
                 schema.write(&value, &mut body).map_err(|e| failed(&e.path, e.message))?
             }
             OutputEncoder::Protobuf { schema, message, .. } => {
-                // Confluent's framing names the message; a bare body is the message alone.
-                if let Framing::Confluent(_) = framing {
-                    body.extend_from_slice(&schema.confluent_indexes(*message));
+                // A registry's framing names the message, each its own way; a bare body is the
+                // message alone.
+                match framing {
+                    Framing::Confluent(_) => body.extend_from_slice(&schema.confluent_indexes(*message)),
+                    Framing::Glue(_) => body.extend_from_slice(&schema.glue_index(*message)),
+                    Framing::None => {}
                 }
                 schema.write(*message, &value, &mut body).map_err(|e| failed(&e.path, e.message))?
             }
@@ -91,6 +96,13 @@ impl OutputEncoder {
         }
         Ok(match framing {
             Framing::Confluent(id) => confluent_frame(id, &body),
+            Framing::Glue(uuid) => {
+                let mut framed = Vec::with_capacity(18 + body.len());
+                framed.extend_from_slice(&[3, 0]);
+                framed.extend_from_slice(&uuid);
+                framed.extend_from_slice(&body);
+                framed
+            }
             Framing::None => body,
         })
     }
@@ -146,10 +158,10 @@ pub enum OutputError {
     )]
     NotRegistered { file: String, subject: String, url: String },
     #[error(
-        "Avro and Protobuf output take their schema id from a Confluent-compatible registry; writing through AWS \
-         Glue Schema Registry is not supported yet (leave the registry out to write bare bodies)"
+        "the output schema `{file}` is not a version of schema `{schema}` in AWS Glue registry `{registry}`: register \
+         it there first, or let this run register it (--register-schemas, REGISTER_SCHEMAS=true)"
     )]
-    Glue,
+    NotInGlue { file: String, schema: String, registry: String },
     #[error("the output schema `registry:{0}` names a subject, but no schema registry is set (SCHEMA_REGISTRY_URL)")]
     NoRegistry(String),
 }
@@ -255,7 +267,7 @@ pub async fn resolve(
         return resolve_local(output, ok_topic, base);
     };
     if super::glue::is_glue(&settings.url) {
-        return Err(OutputError::Glue);
+        return resolve_glue(output, ok_topic, base, settings, register).await;
     }
     let timeout = std::time::Duration::from_millis(settings.timeout_ms);
     let client = ConfluentRegistry::new(&settings.url, RegistryAuth::of(settings), timeout)?;
@@ -275,6 +287,51 @@ pub async fn resolve(
             match client.id_under(&subject, &schema.text, &schema.kind, register).await? {
                 Some(id) => encoder_of(output, &schema, &shown, Framing::Confluent(id)),
                 None => Err(OutputError::NotRegistered { file: shown, subject, url: settings.url.clone() }),
+            }
+        }
+    }
+}
+
+/// [`resolve`] with AWS Glue Schema Registry: schemas are named by `output.subject`, else the ok
+/// topic (as Glue's serializers name them), in the registry an ARN names (else Glue's
+/// `default-registry`); the framing carries the version's UUID.
+#[cfg(feature = "kafka")]
+async fn resolve_glue(
+    output: &Output,
+    ok_topic: &str,
+    base: Option<&Path>,
+    settings: &super::registry::RegistrySettings,
+    register: bool,
+) -> Result<OutputEncoder, OutputError> {
+    use super::glue::{GlueRegistry, registry_name};
+    use super::registry::Fetched;
+    use super::wire::SchemaId;
+    let timeout = std::time::Duration::from_millis(settings.timeout_ms);
+    let glue = GlueRegistry::new(&settings.url, timeout).await?;
+    let registry = registry_name(&settings.url);
+    let uuid = |id: SchemaId| match id {
+        SchemaId::Glue(uuid) => uuid,
+        SchemaId::Confluent(_) => [0; 16],
+    };
+    match schema_at(output, ok_topic, base) {
+        SchemaAt::Subject { subject, version } => match glue.schema_by_name(registry, &subject, &version).await? {
+            Some((id, Fetched::Schema(schema))) => {
+                encoder_of(output, &schema, &format!("registry:{subject}"), Framing::Glue(uuid(id)))
+            }
+            Some((_, Fetched::Missing(why))) => Err(OutputError::Schema { at: format!("registry:{subject}"), why }),
+            None => Err(OutputError::Schema {
+                at: format!("registry:{subject}"),
+                why: format!("AWS Glue registry `{registry}` has no schema `{subject}` version {version}"),
+            }),
+        },
+        SchemaAt::File(path) => {
+            let schema = super::RegisteredSchema::standalone(kind_of(output.format), read_file(&path)?);
+            let shown = path.display().to_string();
+            encoder_of(output, &schema, &shown, Framing::None)?;
+            let name = output.subject.clone().unwrap_or_else(|| ok_topic.to_string());
+            match glue.version_of(registry, &name, &schema.text, &schema.kind, register).await? {
+                Some(id) => encoder_of(output, &schema, &shown, Framing::Glue(uuid(id))),
+                None => Err(OutputError::NotInGlue { file: shown, schema: name, registry: registry.to_string() }),
             }
         }
     }

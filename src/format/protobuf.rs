@@ -77,7 +77,7 @@ pub struct ProtobufReader {
     /// The schema file's top-level messages, in declaration order (Confluent's first level).
     pub(crate) top: Vec<usize>,
     /// Every message of the schema file, nested ones too, sorted by full name (Glue's index).
-    by_name: Vec<usize>,
+    pub(crate) by_name: Vec<usize>,
     /// Each enum's values by number (sorted): the name a number reads as.
     pub(crate) enums: Vec<Vec<(i32, String)>>,
 }

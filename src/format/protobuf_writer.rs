@@ -68,6 +68,14 @@ impl ProtobufReader {
         out
     }
 
+    /// The message index AWS Glue's framing writes before a body of `message`: its place among
+    /// the file's messages sorted by full name, one unsigned varint.
+    pub fn glue_index(&self, message: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_varint(&mut out, self.by_name.iter().position(|&m| m == message).unwrap_or(0) as u64);
+        out
+    }
+
     /// Writes a mapped record as a body of `message` (without the message indexes).
     pub fn write(&self, message: usize, value: &Doc<'_>, out: &mut Vec<u8>) -> Result<(), ProtobufWriteError> {
         let mut writing = Writing { reader: self, path: Vec::new() };
