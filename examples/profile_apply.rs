@@ -7,7 +7,8 @@
 //! its writer schema and mapped, as an Avro batch maps it; `avro ratio`: that against the JSON
 //! order, interleaved, 41 rounds of N records each, medians; `protobuf` and `protobuf ratio`: the
 //! same with the reference order as Protobuf; `avro-out ratio`: mapping the JSON order and writing
-//! the result as Avro (tests/fixtures/avro/billing.avsc) against mapping it alone).
+//! the result as Avro (tests/fixtures/avro/billing.avsc) against mapping it alone;
+//! `protobuf-out ratio` the same with tests/fixtures/protobuf/billing.proto).
 
 use lambda_stream::mapping_file;
 use lambda_stream::plan;
@@ -45,8 +46,8 @@ fn main() {
         binary(&plan, &record, &format, n, started);
         return;
     }
-    if std::env::args().nth(2).as_deref() == Some("avro-out") {
-        avro_out(&plan, &record, n);
+    if let Some(format) = std::env::args().nth(2).filter(|a| a == "avro-out" || a == "protobuf-out") {
+        binary_out(&plan, &record, &format, n);
         return;
     }
     if std::env::args().nth(2).as_deref() == Some("envelope") {
@@ -171,15 +172,23 @@ fn binary(plan: &plan::Plan, record: &[u8], format: &str, n: usize, started: std
     println!("{format}: {n} records ({ok}) in {secs:.2} s: {:.0} records/s", n as f64 / secs);
 }
 
-/// Mapping the JSON order and writing the result as Avro, against mapping it alone.
-fn avro_out(plan: &plan::Plan, record: &[u8], n: usize) {
+/// Mapping the JSON order and writing the result as Avro or Protobuf, against mapping it alone.
+fn binary_out(plan: &plan::Plan, record: &[u8], format: &str, n: usize) {
     use lambda_stream::format::avro::AvroReader;
     use lambda_stream::format::output::{Framing, OutputEncoder};
+    use lambda_stream::format::protobuf::ProtobufReader;
     let root = env!("CARGO_MANIFEST_DIR");
-    let schema = std::fs::read_to_string(format!("{root}/tests/fixtures/avro/billing.avsc")).unwrap();
-    let encoder = OutputEncoder::Avro {
-        schema: std::sync::Arc::new(AvroReader::new(&schema, &[]).unwrap()),
-        framing: Framing::Confluent(1),
+    let encoder = if format == "avro-out" {
+        let schema = std::fs::read_to_string(format!("{root}/tests/fixtures/avro/billing.avsc")).unwrap();
+        OutputEncoder::Avro {
+            schema: std::sync::Arc::new(AvroReader::new(&schema, &[]).unwrap()),
+            framing: Framing::Confluent(1),
+        }
+    } else {
+        let schema = std::fs::read_to_string(format!("{root}/tests/fixtures/protobuf/billing.proto")).unwrap();
+        let reader = ProtobufReader::new(&schema, &[]).unwrap();
+        let message = reader.first_message();
+        OutputEncoder::Protobuf { schema: std::sync::Arc::new(reader), message, framing: Framing::Confluent(1) }
     };
     let mapped = |r: &[u8]| match plan.apply(r) {
         plan::Outcome::Mapped(m) => m.value,
@@ -195,7 +204,7 @@ fn avro_out(plan: &plan::Plan, record: &[u8], n: usize) {
         },
     );
     println!(
-        "json out {json:.0} ns/record, avro out {avro:.0} ns/record: avro out at {:.2}x json out's records/s",
+        "json out {json:.0} ns/record, {format} {avro:.0} ns/record: {format} at {:.2}x json out's records/s",
         json / avro
     );
 }
