@@ -3,33 +3,21 @@
 //! fetches the writer schema by the id in it from the test registry. End to end on the broker:
 //! Avro in (fastavro's records), the worker, Avro out.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 
-use crate::registry_avro::{TestRegistry, body_of, framed, lambda_stream_env};
+use crate::registry_avro::{TestRegistry, base64_lines, body_of, framed, lambda_stream_env, python_lines};
 use crate::util::{TempFile, fixture, root, stderr, stdout};
 
 /// The records Confluent's deserializer reads from `values`.
 fn deserialize(registry: &str, topic: &str, values: &[Vec<u8>]) -> Vec<Value> {
-    let mut child = Command::new("python3")
-        .arg(fixture("avro/deserialize.py"))
-        .args([registry, topic])
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let text: String = values.iter().map(|v| BASE64.encode(v) + "\n").collect();
-    use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    let script = fixture("avro/deserialize.py").to_str().unwrap().to_string();
+    let lines = python_lines(&[&script, registry, topic], &base64_lines(values));
+    lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn billing() -> String {
@@ -269,19 +257,8 @@ glue.create_registry(RegistryName="billing")
         .collect();
     assert_eq!(ok.len(), 3);
     let values: String = ok.iter().map(|l| l["avro"].as_str().unwrap().to_string() + "\n").collect();
-    let mut child = Command::new("python3")
-        .args(["-c", GLUE_READ, &endpoint])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(values.as_bytes()).unwrap();
-    let read = child.wait_with_output().unwrap();
-    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
     let decoded: Vec<Value> =
-        String::from_utf8(read.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        python_lines(&["-c", GLUE_READ, &endpoint], &values).iter().map(|l| serde_json::from_str(l).unwrap()).collect();
     for (line, decoded) in ok.iter().zip(&decoded) {
         assert_same_record(&line["value"], &decoded["record"]);
     }

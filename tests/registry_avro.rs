@@ -101,6 +101,29 @@ impl Drop for TestRegistry {
     }
 }
 
+/// Runs `python3 ARGS` with `input` on its standard input: its standard output's lines (it must
+/// succeed). The services tests' way to Confluent's clients, fastavro and boto3.
+pub fn python_lines(args: &[&str], input: &str) -> Vec<String> {
+    use std::io::Write as _;
+    let mut child = Command::new("python3")
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python3 {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(String::from).collect()
+}
+
+/// Values as base64 lines, as the Python helpers read them.
+pub fn base64_lines(values: &[Vec<u8>]) -> String {
+    values.iter().map(|v| BASE64.encode(v) + "\n").collect()
+}
+
 /// The Avro body of the first value of a fixture file (its 5-byte Confluent framing taken off).
 pub fn body_of(file: &str) -> Vec<u8> {
     let text = std::fs::read_to_string(fixture(&format!("avro/{file}"))).unwrap();

@@ -4,13 +4,13 @@
 //! registered over REST, AWS Glue Schema Registry on moto, and the Lambda event an event source
 //! mapping with a schema registry sends.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 
-use crate::registry_avro::{TestRegistry, event, lambda_stream_env, record};
+use crate::registry_avro::{TestRegistry, base64_lines, event, lambda_stream_env, python_lines, record};
 use crate::util::{TempFile, fixture, root, stderr, stdout};
 
 fn proto(name: &str) -> String {
@@ -26,20 +26,9 @@ fn serialize(
     message: &str,
     records: &str,
 ) -> Vec<Vec<u8>> {
-    let mut child = Command::new("python3")
-        .arg(proto("serialize.py"))
-        .args([registry, topic, dir.to_str().unwrap(), file, message])
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(records.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(|l| BASE64.decode(l).unwrap()).collect()
+    let script = proto("serialize.py");
+    let args = [script.as_str(), registry, topic, dir.to_str().unwrap(), file, message];
+    python_lines(&args, records).iter().map(|l| BASE64.decode(l).unwrap()).collect()
 }
 
 fn lines(out: &std::process::Output) -> Vec<Value> {
@@ -222,21 +211,9 @@ print(answer["SchemaVersionId"])
 
 /// The records Confluent's ProtobufDeserializer reads from `values` as `com.example.billing.Billing`.
 fn deserialize_billing(values: &[Vec<u8>]) -> Vec<Value> {
-    let mut child = Command::new("python3")
-        .arg(proto("deserialize.py"))
-        .args([&proto(""), "billing.proto", "Billing"])
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let text: String = values.iter().map(|v| BASE64.encode(v) + "\n").collect();
-    use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    let (script, dir) = (proto("deserialize.py"), proto(""));
+    let lines = python_lines(&[&script, &dir, "billing.proto", "Billing"], &base64_lines(values));
+    lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 #[test]

@@ -338,28 +338,12 @@ impl<'a> Reading<'a> {
     }
 
     fn error(&self, message: String) -> AvroError {
-        /// Parts of a path shown at each end: a recursive record's path can be hundreds deep.
-        const SHOWN: usize = 8;
-        let mut path = String::new();
-        let parts = self.path.len();
-        for (i, part) in self.path.iter().enumerate() {
-            if parts > 2 * SHOWN && (SHOWN..parts - SHOWN).contains(&i) {
-                if i == SHOWN {
-                    path.push_str(&format!(".…({} more)…", parts - 2 * SHOWN));
-                }
-                continue;
-            }
-            match part {
-                PathPart::Field(name) => {
-                    if !path.is_empty() {
-                        path.push('.');
-                    }
-                    path.push_str(name);
-                }
-                PathPart::Index(i) => path.push_str(&format!("[{i}]")),
-                PathPart::Key(k) => path.push_str(&format!("[{k:?}]")),
-            }
-        }
+        use super::record_path::{Step, text};
+        let path = text(self.path.iter().map(|part| match part {
+            PathPart::Field(name) => Step::Field(name),
+            PathPart::Index(i) => Step::Index(*i),
+            PathPart::Key(k) => Step::Key(k),
+        }));
         AvroError { message, offset: self.pos, path }
     }
 

@@ -21,6 +21,7 @@ pub mod glue;
 pub mod output;
 pub mod protobuf;
 pub mod protobuf_writer;
+mod record_path;
 pub mod registry;
 pub mod shape;
 pub mod wire;
