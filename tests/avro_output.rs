@@ -268,3 +268,46 @@ glue.create_registry(RegistryName="billing")
     let versions: Vec<&Value> = decoded.iter().map(|d| &d["version"]).collect();
     assert!(versions.windows(2).all(|w| w[0] == w[1]), "{versions:?}");
 }
+
+#[test]
+fn the_function_behind_the_lambda_emulator_writes_avro_with_a_registered_subjects_schema() {
+    let registry = TestRegistry::start(&[]);
+    let id = registry.register("orders-value", "order.avsc");
+    let brokers = crate::kafka_util::bootstrap();
+    let (ok, fail) =
+        (crate::kafka_util::unique_topic("rie-avro-out-ok"), crate::kafka_util::unique_topic("rie-avro-out-fail"));
+    tokio::runtime::Runtime::new().unwrap().block_on(crate::kafka_util::create_topics(&[(&ok, 1), (&fail, 1)]));
+    // The writer schema, registered before the function is deployed (it never registers one).
+    registry.register(&format!("{ok}-value"), "billing.avsc");
+    let settings = vec![
+        ("LAMBDA_ENV", "test".to_string()),
+        ("ENVIRONMENTS_FILE", "none".into()),
+        ("MSK_SERVERS", brokers),
+        ("MAPPING_FILE", root().join("mappings/orders-to-billing.yaml").display().to_string()),
+        ("TOPIC_OK", ok.clone()),
+        ("TOPIC_FAIL", fail.clone()),
+        ("SOURCE_FORMAT", "avro".into()),
+        ("SCHEMA_REGISTRY_URL", registry.url.clone()),
+        ("OUTPUT_FORMAT", "avro".into()),
+    ];
+    let function =
+        crate::emulator::Emulated::start(std::path::Path::new(env!("CARGO_BIN_EXE_lambda-stream")), &settings);
+    let body = body_of("order.confluent.b64");
+    let records: Vec<Value> = (0..3).map(|i| crate::registry_avro::record(20 + i, &framed(id, &body), None)).collect();
+    let event = serde_json::json!({"eventSource": "aws:kafka", "records": {"orders-0": records}});
+    let (status, answer) = function.invoke(event.to_string().as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let produced = crate::kafka_util::consume(&ok, 1, 3, Duration::from_secs(15));
+    use rdkafka::Message as _;
+    let payloads: Vec<Vec<u8>> = produced.iter().map(|m| m.payload().unwrap().to_vec()).collect();
+    let decoded = deserialize(&registry.url, &ok, &payloads);
+    let order: Value = serde_json::from_slice(&std::fs::read(fixture("order.json")).unwrap()).unwrap();
+    let input = TempFile::new("order.jsonl", (order.to_string() + "\n").as_bytes());
+    let json =
+        lambda_stream_env(&["process", "--mapping", "mappings/orders-to-billing.yaml", "--input", input.arg()], &[]);
+    let mapped: Value = serde_json::from_str(stdout(&json).lines().next().unwrap()).unwrap();
+    assert_eq!(decoded.len(), 3);
+    for record in &decoded {
+        assert_same_record(&mapped["value"], record);
+    }
+}
