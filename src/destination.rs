@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-use crate::envelope::{FailEnvelope, FunctionInfo, HEADER_OK_MAPPING, MappingInfo, fail_headers};
+use crate::envelope::{FailEnvelope, FunctionInfo, HEADER_ID, HEADER_OK_MAPPING, MappingInfo, fail_headers, record_id};
 use crate::format::wire::SchemaId;
 use crate::format::{BatchSchemas, SourceFormat};
 use crate::plan::{Failure, Outcome, Plan};
@@ -133,11 +133,15 @@ impl Router {
     }
 
     fn ok_message(&self, plan: &Plan, source: &Source, value: Vec<u8>, key: Option<Vec<u8>>) -> OutMessage {
-        let mut headers: Vec<(Cow<'static, str>, Vec<u8>)> = Vec::with_capacity(plan.headers().len() + 1);
+        let mut headers: Vec<(Cow<'static, str>, Vec<u8>)> = Vec::with_capacity(plan.headers().len() + 2);
         headers.extend(
-            plan.headers().iter().filter_map(|name| source.header(name).map(|v| (name.clone().into(), v.to_vec()))),
+            plan.headers()
+                .iter()
+                .filter(|name| *name != HEADER_ID)
+                .filter_map(|name| source.header(name).map(|v| (name.clone().into(), v.to_vec()))),
         );
         headers.push((HEADER_OK_MAPPING.into(), plan.identity().into_bytes()));
+        headers.push((HEADER_ID.into(), record_id(source).into_bytes()));
         OutMessage {
             destination: Destination::Ok,
             topic: self.topic_ok.clone(),
@@ -257,7 +261,11 @@ pub(crate) mod tests {
         assert_eq!(plan().version().len(), 12);
         assert_eq!(
             m.headers,
-            vec![("traceparent".into(), b"00-abc".to_vec()), (HEADER_OK_MAPPING.into(), identity.into_bytes())]
+            vec![
+                ("traceparent".into(), b"00-abc".to_vec()),
+                (HEADER_OK_MAPPING.into(), identity.into_bytes()),
+                (HEADER_ID.into(), b"orders/3/42".to_vec()),
+            ]
         );
         assert_eq!(m.origin.offset, Some(42));
     }
@@ -288,6 +296,8 @@ pub(crate) mod tests {
         assert_eq!(header(HEADER_TOPIC).as_deref(), Some("orders"));
         assert_eq!(header(HEADER_PARTITION).as_deref(), Some("3"));
         assert_eq!(header(HEADER_OFFSET).as_deref(), Some("42"));
+        // The same id the record's ok message would carry: its position.
+        assert_eq!(header(HEADER_ID).as_deref(), Some("orders/3/42"));
         assert!(header(HEADER_MESSAGE).unwrap().starts_with("id: expected an integer"), "{:?}", header(HEADER_MESSAGE));
     }
 

@@ -122,6 +122,15 @@ fn replay_re_drives_failures_through_a_fixed_mapping() {
     );
     assert_eq!(crate::kafka_util::header(m, "lambda-stream.replay.of").as_deref(), Some("orders.checkout.v1/0/103"));
     assert_eq!(crate::kafka_util::header(m, "lambda-stream.replay.from"), Some(format!("{fail}/0/1")));
+    // The id the first attempt's fail record carried: a consumer deduplicating on it sees one record.
+    assert_eq!(crate::kafka_util::header(m, "lambda-stream.id").as_deref(), Some("orders.checkout.v1/0/103"));
+    let first_attempt = crate::kafka_util::consume(fail, 1, 4, std::time::Duration::from_secs(15));
+    assert!(
+        first_attempt
+            .iter()
+            .any(|f| crate::kafka_util::header(f, "lambda-stream.id").as_deref() == Some("orders.checkout.v1/0/103")),
+        "the failure carried the same id"
+    );
     assert!(
         crate::kafka_util::header(m, "lambda-stream.error.stage").is_none(),
         "the old failure's headers stay behind"
@@ -136,6 +145,13 @@ fn replay_re_drives_failures_through_a_fixed_mapping() {
         })
         .expect("the record of offset 101 still fails");
     assert!(crate::kafka_util::header(from_101, "traceparent").is_some(), "the original headers travel");
+    use rdkafka::Message as _;
+    use rdkafka::message::Headers as _;
+    let ids: Vec<&[u8]> = from_101
+        .headers()
+        .map(|h| h.iter().filter(|h| h.key == "lambda-stream.id").filter_map(|h| h.value).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, [&b"orders.checkout.v1/0/101"[..]], "one id, the record's own, on a failure of a replay");
     assert!(crate::kafka_util::header(from_101, "source-region").is_some(), "all of them");
 
     let again = replay(&[]);

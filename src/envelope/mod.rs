@@ -21,11 +21,12 @@ mod write;
 
 pub use error::EnvelopeError;
 pub use names::{
-    ERROR_HEADER_PREFIX, HEADER_MAPPING, HEADER_MESSAGE, HEADER_OFFSET, HEADER_OK_MAPPING, HEADER_PARTITION,
+    ERROR_HEADER_PREFIX, HEADER_ID, HEADER_MAPPING, HEADER_MESSAGE, HEADER_OFFSET, HEADER_OK_MAPPING, HEADER_PARTITION,
     HEADER_STAGE, HEADER_TOPIC, position,
 };
 pub use read::{ReadEnvelope, ReadMapping, ReadSource};
 pub use replay::ReplayEnvelope;
 pub use write::{
-    EnvelopeSource, EnvelopeValue, FailEnvelope, FunctionInfo, MappingInfo, fail_headers, summary, text_or_base64,
+    EnvelopeSource, EnvelopeValue, FailEnvelope, FunctionInfo, MappingInfo, fail_headers, record_id, summary,
+    text_or_base64,
 };

@@ -10,6 +10,10 @@ pub const HEADER_MESSAGE: &str = "lambda-stream.error.message";
 pub const HEADER_MAPPING: &str = "lambda-stream.error.mapping";
 /// On ok records: the mapping that made it, `name@version`.
 pub const HEADER_OK_MAPPING: &str = "lambda-stream.mapping";
+/// On every produced message, ok and fail: a stable id of the source record it came from, the
+/// same on every retry, redelivery and replay of that record, so a consumer can drop the
+/// duplicates at-least-once delivery brings (docs/operations.md).
+pub const HEADER_ID: &str = "lambda-stream.id";
 
 /// `topic/partition/offset` (`?` for an unknown offset), written without the formatting
 /// machinery: a replay writes two for every record.

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::error::EnvelopeError;
-use super::names::{ERROR_HEADER_PREFIX, position};
+use super::names::{ERROR_HEADER_PREFIX, HEADER_ID, position};
 use crate::plan::members::{self, Member, Members, MembersReader, MembersReaderBuilder, Rows, WrongType};
 use crate::record::{Input, Payload, Source};
 
@@ -383,7 +383,8 @@ impl<'a> ReplayEnvelope<'a> {
         };
         let headers = fail_headers
             .into_iter()
-            .filter(|(k, _)| !k.starts_with(ERROR_HEADER_PREFIX.as_bytes()))
+            // Ours, not the source record's: the replayed messages get their own again.
+            .filter(|(k, _)| !k.starts_with(ERROR_HEADER_PREFIX.as_bytes()) && *k != HEADER_ID.as_bytes())
             .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.to_vec()))
             .collect();
         Some(Input {

@@ -7,7 +7,9 @@ use serde::Serialize;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::names::{HEADER_MAPPING, HEADER_MESSAGE, HEADER_OFFSET, HEADER_PARTITION, HEADER_STAGE, HEADER_TOPIC};
+use super::names::{
+    HEADER_ID, HEADER_MAPPING, HEADER_MESSAGE, HEADER_OFFSET, HEADER_PARTITION, HEADER_STAGE, HEADER_TOPIC,
+};
 use crate::plan::{FieldError, Stage};
 use crate::record::Source;
 
@@ -255,15 +257,15 @@ impl<'a> FailEnvelope<'a> {
     }
 }
 
-/// The fail record's headers: the `lambda-stream.error.*` ones, then every header of the source
-/// record in its order (a replay of the failure restores them: trace context and the like).
+/// The fail record's headers: the `lambda-stream.error.*` ones and `lambda-stream.id`, then every
+/// header of the source record in its order (a replay of the failure restores them: trace context and the like).
 pub fn fail_headers(
     stage: Stage,
     source: &Source,
     errors: &[FieldError],
     mapping_name: &str,
 ) -> Vec<(Cow<'static, str>, Vec<u8>)> {
-    let mut headers = Vec::with_capacity(6 + source.headers.len());
+    let mut headers = Vec::with_capacity(7 + source.headers.len());
     headers.extend([
         (HEADER_STAGE.into(), stage.as_str().as_bytes().to_vec()),
         (HEADER_TOPIC.into(), source.topic.as_bytes().to_vec()),
@@ -271,9 +273,18 @@ pub fn fail_headers(
         (HEADER_OFFSET.into(), source.offset.map_or_else(String::new, |o| o.to_string()).into_bytes()),
         (HEADER_MESSAGE.into(), summary(errors).into_bytes()),
         (HEADER_MAPPING.into(), mapping_name.as_bytes().to_vec()),
+        (HEADER_ID.into(), record_id(source).into_bytes()),
     ]);
-    headers.extend(source.headers.iter().map(|(k, v)| (Cow::Owned(k.clone()), v.clone())));
+    // A source header of the id's name (a replayed failure's own) is the one just written.
     headers
+        .extend(source.headers.iter().filter(|(k, _)| k != HEADER_ID).map(|(k, v)| (Cow::Owned(k.clone()), v.clone())));
+    headers
+}
+
+/// The stable id of a source record: its position, `topic/partition/offset`. A replay reads its
+/// records with their original positions, so a replayed record keeps its id.
+pub fn record_id(source: &Source) -> String {
+    super::names::position(&source.topic, source.partition, source.offset)
 }
 
 /// Bytes as text when they are UTF-8, else base64; and which one it is.

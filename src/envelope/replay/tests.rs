@@ -46,8 +46,9 @@ fn a_fail_record_rebuilds_the_exact_source_record() {
         let Routed::Message(m) = router().route(&plan(), &record) else { panic!() };
         let names: Vec<&str> = m.headers.iter().map(|(k, _)| k.as_ref()).collect();
         assert_eq!(names[..6].iter().filter(|n| n.starts_with("lambda-stream.error.")).count(), 6);
+        assert_eq!(names[6], crate::envelope::HEADER_ID);
         let after_ours: Vec<(String, Vec<u8>)> =
-            m.headers[6..].iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+            m.headers[7..].iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         assert_eq!(after_ours, record.source.headers, "source headers after ours, in order");
         let doc: Value = serde_json::from_slice(&m.payload).unwrap();
         assert_eq!(doc["value_encoding"], encoding, "{}", String::from_utf8_lossy(&value));
@@ -97,7 +98,7 @@ fn a_fail_record_rebuilds_the_exact_source_record() {
     let mut bare = input(Payload::Value(br#"{"id": 1.5}"#.to_vec()));
     bare.source.headers.clear();
     let Routed::Message(m) = router().route(&plan(), &bare) else { panic!() };
-    assert_eq!(m.headers.len(), 6, "the function's own headers only");
+    assert_eq!(m.headers.len(), 7, "the function's own headers only");
     let doc: Value = serde_json::from_slice(&m.payload).unwrap();
     assert_eq!(doc["source"]["header_count"], 0);
     assert!(ReplayEnvelope::parse(&m.payload).unwrap().source_had_no_headers());
