@@ -109,7 +109,9 @@ impl Router {
             Payload::Value(bytes) => {
                 let applied = schemas.apply(plan, format, bytes, input.source.value_schema_id);
                 match applied.outcome {
-                    Outcome::Mapped(m) => Routed::Message(self.ok_message(plan, &input.source, m.value, m.key)),
+                    Outcome::Mapped(m) => {
+                        Routed::Message(self.ok_message(plan, &input.source, m.value, m.key, m.id.as_deref()))
+                    }
                     Outcome::Failed(f) if format == SourceFormat::Json => {
                         Routed::Message(self.fail_message(Some(plan), &input.source, f, Some(bytes)))
                     }
@@ -132,7 +134,14 @@ impl Router {
         }
     }
 
-    fn ok_message(&self, plan: &Plan, source: &Source, value: Vec<u8>, key: Option<Vec<u8>>) -> OutMessage {
+    fn ok_message(
+        &self,
+        plan: &Plan,
+        source: &Source,
+        value: Vec<u8>,
+        key: Option<Vec<u8>>,
+        id: Option<&str>,
+    ) -> OutMessage {
         let mut headers: Vec<(Cow<'static, str>, Vec<u8>)> = Vec::with_capacity(plan.headers().len() + 2);
         headers.extend(
             plan.headers()
@@ -141,7 +150,7 @@ impl Router {
                 .filter_map(|name| source.header(name).map(|v| (name.clone().into(), v.to_vec()))),
         );
         headers.push((HEADER_OK_MAPPING.into(), plan.identity().into_bytes()));
-        headers.push((HEADER_ID.into(), record_id(source).into_bytes()));
+        headers.push((HEADER_ID.into(), record_id(id, source).into_bytes()));
         OutMessage {
             destination: Destination::Ok,
             topic: self.topic_ok.clone(),
@@ -195,7 +204,7 @@ impl Router {
         let mapping = MappingInfo { name: mapping_name, version: plan.map_or("", Plan::version) };
         let function = FunctionInfo { name: &self.function_name, env: &self.function_env };
         let payload = finish(FailEnvelope::of(source, stage, errors, mapping, function, value)).to_json();
-        let headers = fail_headers(stage, source, errors, mapping_name);
+        let headers = fail_headers(stage, source, errors, mapping_name, &record_id(failure.id.as_deref(), source));
         OutMessage {
             destination: Destination::Fail,
             topic: self.topic_fail.clone(),
@@ -268,6 +277,27 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(m.origin.offset, Some(42));
+    }
+
+    #[test]
+    fn a_dedupe_key_is_the_id_of_the_ok_and_the_fail_message_alike() {
+        let (_, plan) = crate::plan::load_str(
+            "version: 1\nname: m\ndedupe_key: $.event_id\nfields:\n  - {target: id, source: $.id, type: integer}\n",
+        )
+        .unwrap();
+        let id_of = |value: &[u8]| {
+            let Routed::Message(m) = router().route(&plan, &input(Payload::Value(value.to_vec()))) else { panic!() };
+            let id = m.headers.iter().find(|(k, _)| k == HEADER_ID).map(|(_, v)| String::from_utf8(v.clone()).unwrap());
+            (m.destination, id.unwrap())
+        };
+        assert_eq!(id_of(br#"{"event_id": "e-7", "id": 1}"#), (Destination::Ok, "e-7".to_string()));
+        assert_eq!(id_of(br#"{"event_id": "e-7", "id": "x"}"#), (Destination::Fail, "e-7".to_string()));
+        assert_eq!(id_of(br#"{"event_id": 42, "id": 1}"#), (Destination::Ok, "42".to_string()));
+        // Without a value for the key, the record's position is its id.
+        assert_eq!(id_of(br#"{"id": 1}"#), (Destination::Ok, "orders/3/42".to_string()));
+        assert_eq!(id_of(b"not json"), (Destination::Fail, "orders/3/42".to_string()));
+        let refused = crate::plan::load_str("version: 1\nname: m\ndedupe_key: $.a == 1\nfields: []\n").unwrap_err();
+        assert!(refused.iter().any(|d| d.message.contains("`dedupe_key` is an id")), "{refused:?}");
     }
 
     #[test]

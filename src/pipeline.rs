@@ -366,7 +366,13 @@ pub(crate) fn encode_ok(
             message.payload = payload;
             Routed::Message(message)
         }
-        Err(failure) => {
+        Err(mut failure) => {
+            // The record keeps the id its ok message had (a `dedupe_key:` value, or its position).
+            failure.id = message
+                .headers
+                .iter()
+                .find(|(name, _)| name == crate::envelope::HEADER_ID)
+                .and_then(|(_, id)| String::from_utf8(id.clone()).ok());
             let value = match &input.payload {
                 crate::record::Payload::Value(v) => Some(v.as_slice()),
                 _ => None,

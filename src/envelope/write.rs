@@ -264,6 +264,7 @@ pub fn fail_headers(
     source: &Source,
     errors: &[FieldError],
     mapping_name: &str,
+    id: &str,
 ) -> Vec<(Cow<'static, str>, Vec<u8>)> {
     let mut headers = Vec::with_capacity(7 + source.headers.len());
     headers.extend([
@@ -273,7 +274,7 @@ pub fn fail_headers(
         (HEADER_OFFSET.into(), source.offset.map_or_else(String::new, |o| o.to_string()).into_bytes()),
         (HEADER_MESSAGE.into(), summary(errors).into_bytes()),
         (HEADER_MAPPING.into(), mapping_name.as_bytes().to_vec()),
-        (HEADER_ID.into(), record_id(source).into_bytes()),
+        (HEADER_ID.into(), id.as_bytes().to_vec()),
     ]);
     // A source header of the id's name (a replayed failure's own) is the one just written.
     headers
@@ -281,10 +282,14 @@ pub fn fail_headers(
     headers
 }
 
-/// The stable id of a source record: its position, `topic/partition/offset`. A replay reads its
-/// records with their original positions, so a replayed record keeps its id.
-pub fn record_id(source: &Source) -> String {
-    super::names::position(&source.topic, source.partition, source.offset)
+/// The stable id of a source record: the mapping's `dedupe_key:` value when it has one (`key`),
+/// else its position, `topic/partition/offset`. A replay reads its records with their original
+/// positions, so a replayed record keeps its id either way.
+pub fn record_id(key: Option<&str>, source: &Source) -> String {
+    match key {
+        Some(key) => key.to_string(),
+        None => super::names::position(&source.topic, source.partition, source.offset),
+    }
 }
 
 /// Bytes as text when they are UTF-8, else base64; and which one it is.

@@ -331,6 +331,7 @@ fn wire_failure(format: SourceFormat, e: &WireError) -> Failure {
             rule: "framing".into(),
             message: format!("the value is not a registry-framed {format} record: {e}"),
         }],
+        id: None,
     }
 }
 
@@ -342,5 +343,6 @@ fn decode_failure(format: SourceFormat, id: SchemaId, why: String) -> Failure {
             rule: format.as_str().into(),
             message: format!("the value does not read as {format} with schema {id}: {why}"),
         }],
+        id: None,
     }
 }

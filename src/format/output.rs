@@ -116,6 +116,7 @@ fn encode_failure(rule: &str, field: Option<String>, message: String) -> Failure
             rule: rule.into(),
             message: format!("the mapped record does not fit the output schema: {message}"),
         }],
+        id: None,
     }
 }
 

@@ -460,6 +460,7 @@ mod tests {
             failure: Some(Failure {
                 stage: Stage::Validate,
                 errors: vec![FieldError { field: Some(field.into()), rule: rule.into(), message: String::new() }],
+                id: None,
             }),
         }
     }

@@ -34,6 +34,9 @@ pub struct MappingSpec {
     pub lookups: Vec<LookupSpec>,
     /// `drop:` — an expression over the record; records where it holds are skipped.
     pub drop: Option<Spanned<String>>,
+    /// `dedupe_key:` — an expression over the record: its value is the record's stable id
+    /// (`lambda-stream.id`) instead of its position.
+    pub dedupe_key: Option<Spanned<String>>,
     /// `limits: { steps: N }` — the evaluation budget of one record's expressions.
     pub steps: Option<Spanned<i64>>,
     /// `fields:`, the output fields.
@@ -238,6 +241,7 @@ pub const TOP_KEYS: &[&str] = &[
     "headers",
     "lookups",
     "drop",
+    "dedupe_key",
     "limits",
     "fields",
     "rules",
@@ -310,6 +314,7 @@ fn read_spec(root: &Node, diags: &mut Vec<Diagnostic>) -> MappingSpec {
     spec.key = top.string("key", diags);
     spec.headers = top.string_list("headers", diags);
     spec.drop = top.get("drop").and_then(|n| expression(n, "`drop`", diags));
+    spec.dedupe_key = top.get("dedupe_key").and_then(|n| expression(n, "`dedupe_key`", diags));
     if let Some(limits) = top.get("limits").and_then(|n| Fields::read(n, "`limits`", LIMIT_KEYS, diags)) {
         match limits.get("steps") {
             None => {}

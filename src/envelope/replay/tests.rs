@@ -133,6 +133,7 @@ fn own_envelopes_read_straight_through_as_the_scan_reads_them() {
         Failure {
             stage: Stage::Validate,
             errors: vec![error(Some("status"), "one_of", r#"expected one of ["A"], found "B""#)],
+            id: None,
         },
         Failure {
             stage: Stage::Rule,
@@ -141,9 +142,10 @@ fn own_envelopes_read_straight_through_as_the_scan_reads_them() {
                 error(None, "record", "não é"),
                 error(Some("a.b"), "cpf", "again"),
             ],
+            id: None,
         },
-        Failure { stage: Stage::Validate, errors: vec![] },
-        Failure { stage: Stage::Validate, errors: vec![error(Some("q\"uoted"), "r", "a \u{1} control")] },
+        Failure { stage: Stage::Validate, errors: vec![], id: None },
+        Failure { stage: Stage::Validate, errors: vec![error(Some("q\"uoted"), "r", "a \u{1} control")], id: None },
     ];
     let values: [&[u8]; 4] = ["{\"id\":\"x\",\"s\":\"é\"}".as_bytes(), b"[1,2]", b"{}", b"not json"];
     let sources = [

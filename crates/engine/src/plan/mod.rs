@@ -67,6 +67,8 @@ pub struct Plan {
     extractor: Extractor,
     /// `drop:` — records where it holds are skipped before any field is read.
     drop: Option<Compiled>,
+    /// `dedupe_key:` — the record's stable id, read from the record before any field.
+    dedupe: Option<Compiled>,
     set: FieldSet,
     rules: Vec<Rule>,
     key_field: Option<usize>,
@@ -103,6 +105,7 @@ fn guarded(map: impl FnOnce() -> Outcome) -> Outcome {
                         "the mapping engine failed on this record ({why}); please report it with the record"
                     ),
                 }],
+                id: None,
             })
         }
     }
@@ -305,6 +308,18 @@ impl Plan {
         if let Err(failure) = filled {
             return Outcome::Failed(failure);
         }
+        // The record's id, before anything can fail it: a failure carries it as an ok record would.
+        let id = self.dedupe.as_ref().and_then(|key| {
+            let value = key.code.value(Env { fields: &[], slots, budget: &budget }, &mut Vec::new()).ok()??;
+            match value.as_str() {
+                Some(text) => Some(text.to_string()),
+                None => {
+                    let mut json = Vec::new();
+                    value.write_json(&mut json);
+                    String::from_utf8(json).ok().filter(|text| text != "null")
+                }
+            }
+        });
         if let Some(drop) = &self.drop {
             match drop.code.condition(Env { fields: &[], slots, budget: &budget }, &mut Vec::new()) {
                 Ok(Some(true)) => return Outcome::Dropped,
@@ -312,7 +327,7 @@ impl Plan {
                 Err(e) => {
                     let rule = e.kind.rule().unwrap_or("drop");
                     let message = format!("`drop` could not be evaluated: {}", e.message(drop.reads_sensitive));
-                    return Outcome::Failed(Failure::of_record(rule, message));
+                    return Outcome::Failed(Failure { id, ..Failure::of_record(rule, message) });
                 }
             }
         }
@@ -340,7 +355,7 @@ impl Plan {
         }
         if !errors.is_empty() {
             let stage = if field_errors { Stage::Validate } else { Stage::Rule };
-            return Outcome::Failed(Failure { stage, errors });
+            return Outcome::Failed(Failure { stage, errors, id });
         }
         // One allocation, rarely a regrowth: outputs are smaller than their input, and most are
         // about as long as the longest seen so far. Sizing by the input alone wastes half of each
@@ -363,7 +378,7 @@ impl Plan {
             }),
             _ => None,
         });
-        Outcome::Mapped(Mapped { value, key })
+        Outcome::Mapped(Mapped { value, key, id })
     }
 }
 
@@ -489,6 +504,7 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
     compiler.headers();
     let output = compiler.output();
     let drop = compiler.drop(&record, &ctx, &mut extractor);
+    let dedupe = compiler.dedupe_key(&record, &ctx, &mut extractor);
     let rules = compiler.rules(&record, &ctx, &mut extractor);
     compiler.rules_that_never_fire(&record);
     extractor.finish();
@@ -514,6 +530,7 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
         version: String::new(),
         extractor,
         drop,
+        dedupe,
         set,
         rules,
         key_field,
@@ -723,6 +740,34 @@ impl<'s> Compiler<'s> {
             Some("`drop` is decided before any field is read: read the record with a `$` path, like `$.event_type`"),
         );
         compile_condition(text, "`drop`", &mut names, &mut self.diags)
+    }
+
+    /// `dedupe_key:` — a value of the record (text, a number), as its id.
+    fn dedupe_key(
+        &mut self,
+        record: &RecordScope<'_>,
+        ctx: &Context<'_>,
+        extractor: &mut Extractor,
+    ) -> Option<Compiled> {
+        let text = self.spec.dedupe_key.as_ref()?;
+        let mut paths = SourcePaths::Record(extractor);
+        let mut names = record.names(
+            &mut paths,
+            ctx,
+            Some("`dedupe_key` is read before any field: read the record with a `$` path, like `$.event_id`"),
+        );
+        let compiled = scope::compile_expression(text, &mut names, &mut self.diags)?;
+        if matches!(compiled.ty, Ty::Bool | Ty::List(_) | Ty::Row(_)) {
+            self.diags.push(
+                Diagnostic::new(
+                    text.pos,
+                    format!("`dedupe_key` is an id: text or a number, but it gives {}", compiled.ty.name()),
+                )
+                .spanning(&text.extent),
+            );
+            return None;
+        }
+        Some(compiled)
     }
 
     /// Business rules, seeing the record's targets with the types their fields' readers see.

@@ -107,6 +107,8 @@ pub struct Mapped {
     pub value: Vec<u8>,
     /// The Kafka key chosen by the spec's `key:` (string values as their text), if it names one.
     pub key: Option<Vec<u8>>,
+    /// The record's stable id from the spec's `dedupe_key:`, if it has one and it has a value.
+    pub id: Option<String>,
 }
 
 /// Why a record failed: where, and every error found.
@@ -116,13 +118,16 @@ pub struct Failure {
     pub stage: Stage,
     /// Every error found.
     pub errors: Vec<FieldError>,
+    /// The record's stable id from the spec's `dedupe_key:`, when it was computed before the
+    /// record failed.
+    pub id: Option<String>,
 }
 
 impl Failure {
     /// A failure of the whole record at the decode stage (not JSON, unreadable, `drop` failed):
     /// one error that names no field.
     pub fn of_record(rule: &str, message: String) -> Self {
-        Failure { stage: Stage::Decode, errors: vec![FieldError { field: None, rule: rule.into(), message }] }
+        Failure { stage: Stage::Decode, errors: vec![FieldError { field: None, rule: rule.into(), message }], id: None }
     }
 }
 
