@@ -93,6 +93,9 @@ pub(crate) struct Message {
     pub(crate) nested: Vec<usize>,
     /// Read as its JSON mapping says, not as an object of its fields.
     pub(crate) special: Option<Special>,
+    /// Each real `oneof`'s members, as field positions: setting one unsets the others without
+    /// a pass over every field.
+    oneof_members: Vec<Vec<usize>>,
 }
 
 #[derive(Debug)]
@@ -357,12 +360,19 @@ fn compile_message_table(
         "confluent.type.Decimal" => Some(Special::Decimal),
         _ => None,
     };
+    let mut oneof_members = vec![Vec::new(); oneofs.len()];
+    for (i, field) in fields.iter().enumerate() {
+        if let Some(oneof) = field.oneof {
+            oneof_members[oneof].push(i);
+        }
+    }
     Message {
         full_name: message.full_name().to_string(),
         fields,
         by_number,
         nested: message.child_messages().map(|m| index[m.full_name()]).collect(),
         special,
+        oneof_members,
     }
 }
 
@@ -473,7 +483,7 @@ impl ProtobufReader {
                     _ => continue,
                 },
                 Slot::List(items) => Doc::List(items),
-                Slot::Map(entries) => Doc::Object(entries),
+                Slot::Map(entries) => Doc::Object(last_of_each_key(entries)),
                 Slot::Unset => match field.label {
                     Label::Implicit => self.default_of(field.kind),
                     Label::Repeated => Doc::List(Vec::new()),
@@ -510,6 +520,23 @@ impl ProtobufReader {
             Err(_) => Doc::Int(i64::from(number)),
         }
     }
+}
+
+/// A map's entries with each key once, its last value (as protobuf merges a map), in the order
+/// the keys first came.
+fn last_of_each_key<'a>(entries: Vec<(Cow<'a, str>, Doc<'a>)>) -> Vec<(Cow<'a, str>, Doc<'a>)> {
+    let mut at: HashMap<Cow<'a, str>, usize> = HashMap::with_capacity(entries.len());
+    let mut out: Vec<(Cow<'a, str>, Doc<'a>)> = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        match at.get(&key) {
+            Some(&i) => out[i].1 = value,
+            None => {
+                at.insert(key.clone(), out.len());
+                out.push((key, value));
+            }
+        }
+    }
+    out
 }
 
 /// A well-known type's JSON form, from its fields (read whole, already in their own forms).
@@ -817,9 +844,9 @@ impl<'a> Reading<'a> {
             let field = &table.fields[i];
             if let Some(oneof) = field.oneof {
                 // A oneof holds one member: the last one the record sets.
-                for (other, slot) in table.fields.iter().zip(slots.iter_mut()) {
-                    if other.oneof == Some(oneof) && other.number != number {
-                        *slot = Slot::Unset;
+                for &other in &table.oneof_members[oneof] {
+                    if other != i {
+                        slots[other] = Slot::Unset;
                     }
                 }
             }
@@ -866,8 +893,8 @@ impl<'a> Reading<'a> {
                     Some(projection) => projection.whole() || projection.member(&key).is_some(),
                 };
                 if wanted {
-                    // A key the record repeats: the last entry wins.
-                    entries.retain(|(k, _)| *k != key);
+                    // A key the record repeats is settled when the message is finished: checking
+                    // each entry against the earlier ones here would be quadratic in the record.
                     entries.push((key, value));
                 }
             }
@@ -1273,6 +1300,29 @@ mod tests {
                 .concat();
         let doc = reader.read(&body, MessageIndexes::Confluent, Some(plan.projection())).unwrap();
         assert_eq!(doc.to_value(), json!({"inner": {"x": "x1"}}));
+    }
+
+    #[test]
+    fn a_map_of_many_entries_reads_in_time_linear_in_its_size() {
+        // 200,000 distinct keys and one repeated: a check per entry against every earlier one
+        // would take minutes; a record must not stall its partition.
+        let schema = "syntax = \"proto3\"; message M { map<string, int64> m = 1; }";
+        let reader = ProtobufReader::new(schema, &[]).unwrap();
+        let mut body = vec![0];
+        let entry = |key: &str, value: u64| {
+            let inner = [len_field(1, key.as_bytes()), tag(2, VARINT), varint(value)].concat();
+            len_field(1, &inner)
+        };
+        for i in 0..200_000u64 {
+            body.extend(entry(&format!("k{i}"), i));
+        }
+        body.extend(entry("k7", 700));
+        let started = std::time::Instant::now();
+        let doc = reader.read(&body, MessageIndexes::Confluent, None).unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+        let Doc::Object(members) = doc.get("m").unwrap() else { panic!() };
+        assert_eq!(members.len(), 200_000, "a repeated key is one member");
+        assert_eq!(doc.get("m").unwrap().get("k7"), Some(&Doc::Int(700)), "the last entry of a key wins");
     }
 
     #[test]
