@@ -612,7 +612,7 @@ fn unscaled_i128(raw: &[u8]) -> i128 {
 }
 
 /// `field_name` → `fieldName`, as the JSON mapping writes a field mask's paths.
-pub(crate) fn lower_camel(path: &str) -> String {
+fn lower_camel(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     let mut upper = false;
     for c in path.chars() {
