@@ -20,6 +20,17 @@ fn deserialize(registry: &str, topic: &str, values: &[Vec<u8>]) -> Vec<Value> {
     lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
+/// The reference order as `process` maps it from JSON: what every written record must say.
+fn mapped_order() -> Value {
+    let order: Value = serde_json::from_slice(&std::fs::read(fixture("order.json")).unwrap()).unwrap();
+    let input = TempFile::new("order.jsonl", (order.to_string() + "\n").as_bytes());
+    let json =
+        lambda_stream_env(&["process", "--mapping", "mappings/orders-to-billing.yaml", "--input", input.arg()], &[]);
+    let mapped: Value = serde_json::from_str(stdout(&json).lines().next().unwrap()).unwrap();
+    assert_eq!(mapped["route"], "ok", "{mapped} {}", stderr(&json));
+    mapped["value"].clone()
+}
+
 fn billing() -> String {
     fixture("avro/billing.avsc").to_str().unwrap().to_string()
 }
@@ -169,14 +180,9 @@ async fn avro_in_the_worker_avro_out_read_back_by_confluents_deserializer() {
     let decoded = deserialize(&registry.url, &t.ok, &payloads);
     assert_eq!(decoded.len(), 120);
     // The same order as JSON, mapped by `process`, is what every Avro record says.
-    let order: Value = serde_json::from_slice(&std::fs::read(fixture("order.json")).unwrap()).unwrap();
-    let input = TempFile::new("order.jsonl", (order.to_string() + "\n").as_bytes());
-    let json =
-        lambda_stream_env(&["process", "--mapping", "mappings/orders-to-billing.yaml", "--input", input.arg()], &[]);
-    let mapped: Value = serde_json::from_str(stdout(&json).lines().next().unwrap()).unwrap();
-    assert_eq!(mapped["route"], "ok", "{mapped} {}", stderr(&json));
+    let mapped = mapped_order();
     for record in &decoded {
-        assert_same_record(&mapped["value"], record);
+        assert_same_record(&mapped, record);
     }
 }
 
@@ -301,13 +307,9 @@ fn the_function_behind_the_lambda_emulator_writes_avro_with_a_registered_subject
     use rdkafka::Message as _;
     let payloads: Vec<Vec<u8>> = produced.iter().map(|m| m.payload().unwrap().to_vec()).collect();
     let decoded = deserialize(&registry.url, &ok, &payloads);
-    let order: Value = serde_json::from_slice(&std::fs::read(fixture("order.json")).unwrap()).unwrap();
-    let input = TempFile::new("order.jsonl", (order.to_string() + "\n").as_bytes());
-    let json =
-        lambda_stream_env(&["process", "--mapping", "mappings/orders-to-billing.yaml", "--input", input.arg()], &[]);
-    let mapped: Value = serde_json::from_str(stdout(&json).lines().next().unwrap()).unwrap();
+    let mapped = mapped_order();
     assert_eq!(decoded.len(), 3);
     for record in &decoded {
-        assert_same_record(&mapped["value"], record);
+        assert_same_record(&mapped, record);
     }
 }

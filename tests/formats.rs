@@ -299,7 +299,7 @@ fn a_json_number_under_type_decimal_is_read_exactly_from_its_text() {
     assert_eq!(got[4]["errors"][0]["rule"], "type", "{:?}", got[4]);
 }
 
-mod hostile_bytes {
+pub(crate) mod hostile_bytes {
     //! The Avro reader and the framing on arbitrary and mutated values: an error or a record,
     //! never a panic, whatever the bytes.
     use super::*;
@@ -327,7 +327,8 @@ mod hostile_bytes {
         })
     }
 
-    fn orders_plan() -> &'static lambda_stream::plan::Plan {
+    /// The billing mapping, compiled once for the property tests of every reader.
+    pub(crate) fn orders_plan() -> &'static lambda_stream::plan::Plan {
         static PLAN: OnceLock<lambda_stream::plan::Plan> = OnceLock::new();
         PLAN.get_or_init(|| {
             let text = std::fs::read_to_string(crate::util::root().join("mappings/orders-to-billing.yaml")).unwrap();

@@ -186,13 +186,7 @@ mod hostile_bytes {
         })
     }
 
-    fn orders_plan() -> &'static lambda_stream::plan::Plan {
-        static PLAN: OnceLock<lambda_stream::plan::Plan> = OnceLock::new();
-        PLAN.get_or_init(|| {
-            let text = std::fs::read_to_string(crate::util::root().join("mappings/orders-to-billing.yaml")).unwrap();
-            lambda_stream::plan::load_str(&text).unwrap().1
-        })
-    }
+    use crate::formats::hostile_bytes::orders_plan;
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
