@@ -26,6 +26,8 @@ pub struct MappingSpec {
     pub target_schema: Option<Spanned<String>>,
     /// `output:` — how ok records are written (JSON unless it says otherwise).
     pub output: Option<OutputSpec>,
+    /// `outputs:` — where mapped records go, by content (none: the ok topic of the settings).
+    pub outputs: Vec<OutputEntrySpec>,
     /// Output target whose value becomes the Kafka key of ok records.
     pub key: Option<Spanned<String>>,
     /// Source headers copied onto ok records.
@@ -62,6 +64,42 @@ pub struct OutputSpec {
     pub subject: Option<Spanned<String>>,
     /// `message:` — the Protobuf message written (default: the schema's first).
     pub message: Option<Spanned<String>>,
+}
+
+/// One entry of `outputs:`: a destination of mapped records, taken when its `when` holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputEntrySpec {
+    /// Where the entry starts.
+    pub pos: Pos,
+    /// `name:` — how metrics, tests and `explain` name it.
+    pub name: Option<Spanned<String>>,
+    /// `when:` — a condition over the record's targets (and `$` paths); none: every record.
+    pub when: Option<Spanned<String>>,
+    /// `topic:` — a topic name, or, when `topics:` is given, an expression that picks one of them.
+    pub topic: Option<Spanned<String>>,
+    /// `topics:` — every topic a computed `topic:` may give.
+    pub topics: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `all: true` — the record also goes on to the entries after this one (fan-out).
+    pub all: Option<Spanned<bool>>,
+    /// `key:` — the target whose value is this output's Kafka key.
+    pub key: Option<Spanned<String>>,
+    /// `fields:` — the targets this output writes (all of them when absent).
+    pub fields: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `envelope:` — `cloudevents` (binary mode) or `cloudevents-structured`.
+    pub envelope: Option<Spanned<String>>,
+    /// `type:` — the CloudEvents type.
+    pub event_type: Option<AttributeSpec>,
+    /// `source:` — the CloudEvents source.
+    pub event_source: Option<AttributeSpec>,
+}
+
+/// A CloudEvents attribute as written: text, or `{expr: …}` computed from the record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttributeSpec {
+    /// The text itself.
+    Literal(Spanned<String>),
+    /// `{expr: …}`.
+    Expr(Spanned<String>),
 }
 
 /// One entry of `fields:`.
@@ -180,6 +218,8 @@ pub struct TestSpec {
     pub input: Option<TestInput>,
     /// `expect:`, the outcome it must give.
     pub expect: Option<ExpectSpec>,
+    /// `expect.output:` — the outputs the mapped record must go to, in order.
+    pub outputs: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// A test's record.
@@ -200,6 +240,8 @@ pub enum ExpectSpec {
     Fail(Vec<ExpectedError>),
     /// `dropped: true` — the mapping's `drop:` skips the record.
     Dropped,
+    /// `output:` alone — the record maps (to any value) and goes to the outputs it names.
+    Routed,
 }
 
 /// One error a test expects.
@@ -237,6 +279,7 @@ pub const TOP_KEYS: &[&str] = &[
     "source_schema",
     "target_schema",
     "output",
+    "outputs",
     "key",
     "headers",
     "lookups",
@@ -249,6 +292,11 @@ pub const TOP_KEYS: &[&str] = &[
 ];
 /// The keys of `output:`.
 pub const OUTPUT_KEYS: &[&str] = &["format", "schema", "subject", "message"];
+/// The keys of an `outputs:` entry.
+pub const OUTPUT_ENTRY_KEYS: &[&str] =
+    &["name", "when", "topic", "topics", "all", "key", "fields", "envelope", "type", "source"];
+/// The keys of a computed CloudEvents attribute.
+pub const ATTRIBUTE_KEYS: &[&str] = &["expr"];
 /// The keys of `limits:`.
 pub const LIMIT_KEYS: &[&str] = &["steps"];
 /// The keys of a `fields:` entry.
@@ -277,7 +325,7 @@ pub const WHEN_KEYS: &[&str] = &["field", "equals", "in", "present"];
 /// The keys of a `tests:` entry.
 pub const TEST_KEYS: &[&str] = &["name", "input", "input_raw", "expect"];
 /// The keys of a test's `expect:`.
-pub const EXPECT_KEYS: &[&str] = &["ok", "fail", "dropped"];
+pub const EXPECT_KEYS: &[&str] = &["ok", "fail", "dropped", "output"];
 /// The keys of an expected error.
 pub const EXPECTED_ERROR_KEYS: &[&str] = &["field", "rule"];
 
@@ -311,6 +359,7 @@ fn read_spec(root: &Node, diags: &mut Vec<Diagnostic>) -> MappingSpec {
             message: output.string("message", diags),
         });
     }
+    spec.outputs = top.list("outputs", diags).iter().filter_map(|n| read_output_entry(n, diags)).collect();
     spec.key = top.string("key", diags);
     spec.headers = top.string_list("headers", diags);
     spec.drop = top.get("drop").and_then(|n| expression(n, "`drop`", diags));
@@ -356,6 +405,50 @@ fn read_spec(root: &Node, diags: &mut Vec<Diagnostic>) -> MappingSpec {
     spec.rules = top.list("rules", diags).iter().filter_map(|n| read_rule(n, diags)).collect();
     spec.tests = top.list("tests", diags).iter().filter_map(|n| read_test(n, diags)).collect();
     spec
+}
+
+fn read_output_entry(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<OutputEntrySpec> {
+    let f = Fields::read(node, "an output", OUTPUT_ENTRY_KEYS, diags)?;
+    let name = f.string("name", diags);
+    if f.get("name").is_none() {
+        diags.push(Diagnostic::new(node.pos, "output is missing `name` (metrics, tests and `explain` name it)"));
+    }
+    let topic = match f.get("topic") {
+        None => {
+            diags.push(Diagnostic::new(node.pos, "output is missing `topic`"));
+            None
+        }
+        Some(t) => expression(t, "`topic`", diags),
+    };
+    let spanned_list = |key: &str, diags: &mut Vec<Diagnostic>| {
+        f.get(key).map(|n| Spanned::new(f.string_list(key, diags), n.pos))
+    };
+    let attribute = |key: &str, diags: &mut Vec<Diagnostic>| match f.get(key)? {
+        n @ Node { kind: NodeKind::Map(_), .. } => {
+            let computed = Fields::read(n, "a computed attribute", ATTRIBUTE_KEYS, diags)?;
+            match computed.get("expr") {
+                Some(e) => expression(e, "`expr`", diags).map(AttributeSpec::Expr),
+                None => {
+                    diags.push(Diagnostic::new(n.pos, "a computed attribute is `{expr: …}`"));
+                    None
+                }
+            }
+        }
+        n => expression(n, &format!("`{key}`"), diags).map(AttributeSpec::Literal),
+    };
+    Some(OutputEntrySpec {
+        pos: node.pos,
+        name,
+        when: f.get("when").and_then(|n| expression(n, "`when`", diags)),
+        topic,
+        topics: spanned_list("topics", diags),
+        all: f.boolean("all", diags),
+        key: f.string("key", diags),
+        fields: spanned_list("fields", diags),
+        envelope: f.string("envelope", diags),
+        event_type: attribute("type", diags),
+        event_source: attribute("source", diags),
+    })
 }
 
 fn read_field(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<FieldSpec> {
@@ -514,11 +607,28 @@ fn read_test(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<TestSpec> {
         }
         Some(e) => read_expect(e, diags),
     };
-    Some(TestSpec { pos: node.pos, name, input, expect })
+    let outputs = f
+        .get("expect")
+        .and_then(|e| Fields::read(e, "`expect`", EXPECT_KEYS, &mut Vec::new()))
+        .and_then(|e| e.get("output").map(|n| (e, n)))
+        .map(|(e, n)| match &n.kind {
+            NodeKind::Seq(_) => Spanned::new(e.string_list("output", diags), n.pos),
+            _ => Spanned::new(e.string("output", diags).into_iter().collect(), n.pos),
+        });
+    Some(TestSpec { pos: node.pos, name, input, expect, outputs })
 }
 
 fn read_expect(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ExpectSpec> {
     let f = Fields::read(node, "`expect`", EXPECT_KEYS, diags)?;
+    if let Some(output) = f.get("output")
+        && (f.get("fail").is_some() || f.get("dropped").is_some())
+    {
+        diags.push(Diagnostic::new(output.pos, "`output` says where a mapped record goes: it goes with `ok`, or alone"));
+        return None;
+    }
+    if f.get("output").is_some() && f.get("ok").is_none() {
+        return Some(ExpectSpec::Routed);
+    }
     match (f.get("ok"), f.get("fail"), f.get("dropped")) {
         (None, None, Some(_)) => match f.boolean("dropped", diags) {
             Some(b) if b.value => Some(ExpectSpec::Dropped),
@@ -549,7 +659,7 @@ fn read_expect(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ExpectSpec> {
             Some(ExpectSpec::Fail(errors))
         }
         _ => {
-            diags.push(Diagnostic::new(node.pos, "`expect` has exactly one of `ok`, `fail` or `dropped`"));
+            diags.push(Diagnostic::new(node.pos, "`expect` has exactly one of `ok`, `fail`, `dropped` or `output`"));
             None
         }
     }

@@ -27,6 +27,9 @@ pub struct Explanation {
     pub fields: Vec<FieldTrace>,
     /// Each cross-field rule.
     pub rules: Vec<RuleTrace>,
+    /// Each of the mapping's `outputs:` with its verdict, once fields and rules passed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<super::outputs::OutputTrace>,
     /// The errors the record got, as `Plan::apply` reports them.
     pub errors: Vec<FieldError>,
     /// The output value, for an ok record.
@@ -93,6 +96,7 @@ impl Explanation {
             record: failure.errors.first().map(|e| e.message.clone()),
             fields: Vec::new(),
             rules: Vec::new(),
+            outputs: Vec::new(),
             errors: failure.errors,
             output: None,
         }

@@ -39,6 +39,13 @@ fn run_one(test: &crate::spec::TestSpec, plan: &Plan) -> Result<(), String> {
         None => return Err("the test has no input".into()),
     };
     let outcome = plan.apply(&input);
+    if let (Some(expected), Outcome::Mapped(mapped)) = (&test.outputs, &outcome) {
+        let went: Vec<&str> = mapped.deliveries.iter().map(|d| plan.outputs()[d.output].name()).collect();
+        let wanted: Vec<&str> = expected.value.iter().map(|n| n.value.as_str()).collect();
+        if went != wanted {
+            return Err(format!("expected the record to go to output(s) {}, but it went to {}", wanted.join(", "), went.join(", ")));
+        }
+    }
     // A failing test says what differs, never what a sensitive field held: its message reaches
     // `validate-mapping`'s output and the log line of a refused refresh.
     let hidden = plan.sensitive_targets();
@@ -63,7 +70,7 @@ fn run_one(test: &crate::spec::TestSpec, plan: &Plan) -> Result<(), String> {
                 Err(format!("output differs: {}{tail}", differences[..shown].join("; ")))
             }
         }
-        (Some(ExpectSpec::Ok(_)), Outcome::Failed(failure)) => {
+        (Some(ExpectSpec::Ok(_) | ExpectSpec::Routed), Outcome::Failed(failure)) => {
             let got: Vec<String> = failure
                 .errors
                 .iter()
@@ -72,6 +79,7 @@ fn run_one(test: &crate::spec::TestSpec, plan: &Plan) -> Result<(), String> {
             Err(format!("expected ok, but the record failed: {}", got.join("; ")))
         }
         (Some(ExpectSpec::Dropped), Outcome::Dropped) => Ok(()),
+        (Some(ExpectSpec::Routed), Outcome::Mapped(_)) => Ok(()),
         (Some(ExpectSpec::Dropped), Outcome::Mapped(_)) => {
             Err(format!("expected the record dropped, but it mapped to {}", mapped()))
         }
@@ -80,7 +88,7 @@ fn run_one(test: &crate::spec::TestSpec, plan: &Plan) -> Result<(), String> {
                 failure.errors.iter().map(|e| format!("{} ({})", e.field.as_deref().unwrap_or("-"), e.rule)).collect();
             Err(format!("expected the record dropped, but it failed: {}", got.join("; ")))
         }
-        (Some(ExpectSpec::Ok(_) | ExpectSpec::Fail(_)), Outcome::Dropped) => {
+        (Some(ExpectSpec::Ok(_) | ExpectSpec::Fail(_) | ExpectSpec::Routed), Outcome::Dropped) => {
             Err("the record was dropped by the mapping's `drop`".into())
         }
         (Some(ExpectSpec::Fail(_)), Outcome::Mapped(_)) => {

@@ -25,6 +25,7 @@ pub mod members;
 pub mod numbers;
 pub mod outcome;
 mod output;
+pub mod outputs;
 pub mod path;
 pub mod pattern;
 mod rules;
@@ -54,6 +55,7 @@ use scope::{Context, ScopeNames, compile_condition, compile_scope};
 use types::FieldType;
 use value::{FieldState, Scratch, Val};
 
+pub use outputs::{CloudEventsMode, Delivery, EventAttributes, OutputEntry, OutputTrace};
 pub use outcome::{Failure, FieldError, Mapped, Outcome, Stage, StepError, distinct_field_rules, field_rule};
 
 /// The mapping, compiled. Immutable, `Send + Sync`: build once, share by reference.
@@ -75,6 +77,8 @@ pub struct Plan {
     headers: Vec<String>,
     /// `output:` — how ok records are written.
     output: Output,
+    /// `outputs:` — where mapped records go by content (none: the ok topic).
+    outputs: Vec<OutputEntry>,
     /// The steps one record's expressions may take ([`expr::Budget`]).
     step_limit: u64,
     /// Things that compile but are surely mistakes; `validate-mapping` shows them.
@@ -148,6 +152,23 @@ impl Plan {
         &self.output
     }
 
+    /// `outputs:`, in order: where mapped records go by content. Empty: every mapped record goes
+    /// to the ok topic of the settings.
+    pub fn outputs(&self) -> &[OutputEntry] {
+        &self.outputs
+    }
+
+    /// Every topic the mapping's outputs may write to, each once, in order of declaration.
+    pub fn output_topics(&self) -> Vec<&str> {
+        let mut topics: Vec<&str> = Vec::new();
+        for topic in self.outputs.iter().flat_map(|o| o.topics()) {
+            if !topics.contains(&topic.as_str()) {
+                topics.push(topic);
+            }
+        }
+        topics
+    }
+
     /// Located warnings: parts of the mapping that compile but are surely mistakes.
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
@@ -211,6 +232,7 @@ impl Plan {
             record: None,
             fields: Vec::new(),
             rules: Vec::new(),
+            outputs: Vec::new(),
             errors: outcome.errors().to_vec(),
             output: outcome.ok_value().map(|mut v| {
                 self.hide_sensitive(&mut v);
@@ -236,6 +258,11 @@ impl Plan {
             explanation.fields.extend(field.trace_items(&slots, &budget));
         }
         explanation.rules = self.rules.iter().map(|r| r.trace(env, &self.set.fields)).collect();
+        let routed = matches!(&outcome, Outcome::Mapped(_))
+            || matches!(&outcome, Outcome::Failed(f) if f.stage == Stage::Route);
+        if routed {
+            explanation.outputs = outputs::trace(&self.outputs, env);
+        }
         explanation
     }
 
@@ -367,18 +394,16 @@ impl Plan {
         if value.len() > longest {
             self.output_capacity.fetch_max(value.len(), Ordering::Relaxed);
         }
-        let key = self.key_field.and_then(|i| match &states[i] {
-            FieldState::Present(v) => Some(match v.as_str() {
-                Some(s) => s.as_bytes().to_vec(),
-                None => {
-                    let mut json = Vec::new();
-                    v.write_json(&mut json);
-                    json
-                }
-            }),
-            _ => None,
-        });
-        Outcome::Mapped(Mapped { value, key, id })
+        let key = self.key_field.and_then(|i| outputs::key_of(&states[i]));
+        let deliveries = if self.outputs.is_empty() {
+            Vec::new()
+        } else {
+            match outputs::route(&self.outputs, Env { fields: states, slots, budget: &budget }, states, &key) {
+                Ok(deliveries) => deliveries,
+                Err((stage, errors)) => return Outcome::Failed(Failure { stage, errors, id }),
+            }
+        };
+        Outcome::Mapped(Mapped { value, key, id, deliveries })
     }
 }
 
@@ -507,6 +532,8 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
     let dedupe = compiler.dedupe_key(&record, &ctx, &mut extractor);
     let rules = compiler.rules(&record, &ctx, &mut extractor);
     compiler.rules_that_never_fire(&record);
+    let outputs = compiler.outputs(&record, &ctx, &mut extractor, output.format);
+    compiler.expected_outputs(&outputs);
     extractor.finish();
     let (errors, warnings) = compiler.diags.into_parts();
     let Some(set) = set.filter(|_| errors.is_empty()) else {
@@ -516,9 +543,12 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
             errors
         });
     };
-    let (mut rules, mut drop) = (rules, drop);
+    let (mut rules, mut drop, mut outputs) = (rules, drop, outputs);
     for rule in &mut rules {
         rule.follow_sensitivity(&set.fields);
+    }
+    for output in &mut outputs {
+        output.follow_sensitivity(|i| set.fields[i].sensitive);
     }
     // `drop` reads the record before any field exists: if the mapping has a secret, `drop` may
     // read it too, and its messages leave values out.
@@ -536,6 +566,7 @@ pub fn compile_with(spec: &MappingSpec, options: &CompileOptions) -> Result<Plan
         key_field,
         headers: spec.headers.iter().map(|h| h.value.clone()).collect(),
         output,
+        outputs,
         step_limit: spec.steps.as_ref().map_or(expr::DEFAULT_STEPS, |s| s.value as u64),
         warnings,
         output_capacity: AtomicUsize::new(0),
@@ -685,25 +716,75 @@ impl<'s> Compiler<'s> {
     /// `key:`: a target that is always present and a scalar.
     fn key(&mut self, record: &RecordScope<'_>) -> Option<usize> {
         let key = self.spec.key.as_ref()?;
-        let i = record.find(key, "`key`", &mut self.diags)?;
-        let f = &record.compiled[i];
-        let always_present =
-            (f.required || f.default.is_some() || matches!(f.source, FieldSource::Const(_))) && f.when.is_none();
-        if !always_present {
-            self.diags.push(Diagnostic::new(
-                key.pos,
-                format!("`key` target `{}` may be absent; make it `required: true` or give it a `default`", key.value),
-            ));
-        }
-        if matches!(f.ty, FieldType::Object | FieldType::Array) {
-            self.diags.push(Diagnostic::new(
-                key.pos,
-                format!("`key` target `{}` is an {}; a key must be a scalar", key.value, f.ty.name()),
-            ));
-        }
-        Some(i)
+        key_target(record, key, "`key`", &mut self.diags)
     }
 
+    /// `outputs:`, each entry's expressions seeing the record's targets as rules do.
+    fn outputs(
+        &mut self,
+        record: &RecordScope<'_>,
+        ctx: &Context<'_>,
+        extractor: &mut Extractor,
+        format: OutputFormat,
+    ) -> Vec<OutputEntry> {
+        let mut paths = SourcePaths::Record(extractor);
+        outputs::compile(
+            &self.spec.outputs,
+            outputs::Targets { compiled: record.compiled, declared: &record.declared },
+            format == OutputFormat::Json,
+            |name, what, diags| key_target(record, name, what, diags),
+            |text, diags| scope::compile_expression(text, &mut record.names(&mut paths, ctx, None), diags),
+            &mut self.diags,
+        )
+    }
+
+    /// The outputs the embedded tests expect a record to go to are outputs of the mapping.
+    fn expected_outputs(&mut self, outputs: &[OutputEntry]) {
+        let names: Vec<&str> = outputs.iter().map(OutputEntry::name).collect();
+        for expected in self.spec.tests.iter().filter_map(|t| t.outputs.as_ref()) {
+            if names.is_empty() {
+                self.diags.push(Diagnostic::new(
+                    expected.pos,
+                    "`expect.output` names outputs, but the mapping has no `outputs:`",
+                ));
+                continue;
+            }
+            for name in expected.value.iter().filter(|n| !names.contains(&n.as_str())) {
+                self.diags.push(Diagnostic::new(
+                    name.pos,
+                    format!(
+                        "`expect.output` names unknown output `{}`{}",
+                        name.value,
+                        crate::diagnostic::suggestion(&name.value, names.iter().copied())
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// A target that is a Kafka key (`key:`, an output's `key:`): always present, and a scalar.
+fn key_target(record: &RecordScope<'_>, key: &Spanned<String>, what: &str, diags: &mut Diagnostics) -> Option<usize> {
+    let i = record.find(key, what, diags)?;
+    let f = &record.compiled[i];
+    let always_present =
+        (f.required || f.default.is_some() || matches!(f.source, FieldSource::Const(_))) && f.when.is_none();
+    if !always_present {
+        diags.push(Diagnostic::new(
+            key.pos,
+            format!("{what} target `{}` may be absent; make it `required: true` or give it a `default`", key.value),
+        ));
+    }
+    if matches!(f.ty, FieldType::Object | FieldType::Array) {
+        diags.push(Diagnostic::new(
+            key.pos,
+            format!("{what} target `{}` is an {}; a key must be a scalar", key.value, f.ty.name()),
+        ));
+    }
+    Some(i)
+}
+
+impl Compiler<'_> {
     /// `output:` checked: a known format, and an Avro one has a schema to write with (its own
     /// `schema:`, the mapping's `target_schema:`, or the subject in the registry).
     fn output(&mut self) -> Output {

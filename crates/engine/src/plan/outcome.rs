@@ -14,6 +14,9 @@ pub enum Stage {
     Validate,
     /// A cross-field rule.
     Rule,
+    /// Choosing the record's outputs (`outputs:`): none takes it, or a computed topic is not one
+    /// of the declared.
+    Route,
     /// Writing the mapped record in the output's format (Avro): it does not fit the writer
     /// schema.
     Encode,
@@ -28,6 +31,7 @@ impl Stage {
             Stage::Decode => "decode",
             Stage::Validate => "validate",
             Stage::Rule => "rule",
+            Stage::Route => "route",
             Stage::Encode => "encode",
             Stage::Internal => "internal",
         }
@@ -109,6 +113,9 @@ pub struct Mapped {
     pub key: Option<Vec<u8>>,
     /// The record's stable id from the spec's `dedupe_key:`, if it has one and it has a value.
     pub id: Option<String>,
+    /// Where it goes by the mapping's `outputs:`, in order; empty when the mapping has none (the
+    /// record goes to the ok topic).
+    pub deliveries: Vec<super::outputs::Delivery>,
 }
 
 /// Why a record failed: where, and every error found.
