@@ -46,7 +46,7 @@ fn main() {
         source: lambda_stream::record::Source { topic: "orders".into(), offset: Some(1), ..Default::default() },
         payload: lambda_stream::record::Payload::Value(serde_json::to_vec(&bad).unwrap()),
     };
-    let envelope = router.route(&plan, &input).message().expect("a fail message").payload.clone();
+    let envelope = router.route(&plan, &input).first().expect("a fail message").payload.clone();
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("linger.ms", "20")

@@ -168,6 +168,7 @@ async fn pass_through(sink: &KafkaSink, event: &[u8], topic: &str) {
                 headers: input.source.headers.iter().map(|(k, v)| (k.clone().into(), v.clone())).collect(),
                 origin: Origin::of(&input.source),
                 failure: None,
+                output: None,
             }),
             _ => None,
         })

@@ -150,7 +150,7 @@ fn bench_plan(c: &mut Criterion) {
         ..Source::default()
     };
     let failing = Input { source, payload: Payload::Value(record.clone()) };
-    let envelope = router.route(&rejecting, &failing).message().expect("a fail message").payload.clone();
+    let envelope = router.route(&rejecting, &failing).first().expect("a fail message").payload.clone();
     let mut group = c.benchmark_group("fail");
     group.throughput(Throughput::Elements(1));
     group.bench_function("route", |b| b.iter(|| router.route(&rejecting, black_box(&failing))));

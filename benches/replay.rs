@@ -91,7 +91,7 @@ fn main() {
             ..Source::default()
         };
         let routed = wrong_router.route(&wrong, &Input { source, payload: Payload::Value(value) });
-        let m = routed.message().expect("a fail message");
+        let m = routed.first().expect("a fail message");
         assert!(m.failure.is_some(), "the wrong mapping rejects the order");
         envelope_bytes = m.payload.len();
         // With the headers the function writes (`lambda-stream.error.*`), which the replay reads too.

@@ -69,7 +69,7 @@ fn main() {
             ..Default::default()
         };
         let input = lambda_stream::record::Input { source, payload: lambda_stream::record::Payload::Value(record) };
-        let envelope = router.route(&rejecting, &input).message().expect("a fail message").payload.clone();
+        let envelope = router.route(&rejecting, &input).first().expect("a fail message").payload.clone();
         let started = std::time::Instant::now();
         let mut rebuilt = 0usize;
         for _ in 0..n {

@@ -1,17 +1,20 @@
-//! Where each record goes: `(Source, Outcome)` → an [`OutMessage`] for its [`Destination`], the
-//! ok or the fail topic. (A *route*, elsewhere, is a source topic with its own mapping: see
-//! [`Pipeline`](crate::pipeline::Pipeline).)
+//! Where each record goes: `(Source, Outcome)` → the [`OutMessage`]s for its [`Destination`]: the
+//! ok topic, the topics of the mapping's `outputs:` its content chose (one message per output, a
+//! CloudEvent where the output says so), or the fail topic. (A *route*, elsewhere, is a source
+//! topic with its own mapping: see [`Pipeline`](crate::pipeline::Pipeline).)
 //!
 //! A fail record's value and headers are the [`envelope`](crate::envelope)'s.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::envelope::cloudevents::{Event, STRUCTURED_CONTENT_TYPE};
 use crate::envelope::{FailEnvelope, FunctionInfo, HEADER_ID, HEADER_OK_MAPPING, MappingInfo, fail_headers, record_id};
 use crate::format::wire::SchemaId;
 use crate::format::{BatchSchemas, SourceFormat};
-use crate::plan::{Failure, Outcome, Plan};
+use crate::plan::{CloudEventsMode, Failure, Mapped, Outcome, OutputFormat, Plan};
 use crate::record::{Input, Payload, Source};
 
 /// A message to produce, with the position of the input it came from.
@@ -28,6 +31,8 @@ pub struct OutMessage {
     /// Why the record failed, exactly when `destination` is `Fail`: kept as data next to the envelope
     /// written from it, so logs and the dry run never parse the envelope back.
     pub failure: Option<Failure>,
+    /// The mapping's output (`outputs:`) an ok message goes to, for metrics and the dry run.
+    pub output: Option<Arc<str>>,
 }
 
 /// Which of its topics a message goes to (`ok` or `fail` in logs, metrics and JSON output).
@@ -62,6 +67,9 @@ impl Origin {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Routed {
     Message(OutMessage),
+    /// A record the mapping's `outputs:` send to several outputs: one ok message each. The record
+    /// counts once (`ok`); each message is delivered and accounted for on its own.
+    Fanout(Vec<OutMessage>),
     /// Nothing to produce: counted, never silent.
     Skipped(Origin, SkipReason),
 }
@@ -77,12 +85,27 @@ pub enum SkipReason {
 }
 
 impl Routed {
-    /// The message to produce, unless the input was skipped.
-    pub fn message(&self) -> Option<&OutMessage> {
+    /// The messages to produce: none for a skipped input, several for a record fanned out.
+    pub fn messages(&self) -> &[OutMessage] {
         match self {
-            Routed::Message(m) => Some(m),
-            Routed::Skipped(..) => None,
+            Routed::Message(m) => std::slice::from_ref(m),
+            Routed::Fanout(messages) => messages,
+            Routed::Skipped(..) => &[],
         }
+    }
+
+    /// Moves the messages to produce onto `out`.
+    pub fn append_to(self, out: &mut Vec<OutMessage>) {
+        match self {
+            Routed::Message(m) => out.push(m),
+            Routed::Fanout(messages) => out.extend(messages),
+            Routed::Skipped(..) => {}
+        }
+    }
+
+    /// The first message: the fail message of a failed record, the ok message of a mapped one.
+    pub fn first(&self) -> Option<&OutMessage> {
+        self.messages().first()
     }
 }
 
@@ -109,9 +132,10 @@ impl Router {
             Payload::Value(bytes) => {
                 let applied = schemas.apply(plan, format, bytes, input.source.value_schema_id);
                 match applied.outcome {
-                    Outcome::Mapped(m) => {
+                    Outcome::Mapped(m) if m.deliveries.is_empty() => {
                         Routed::Message(self.ok_message(plan, &input.source, m.value, m.key, m.id.as_deref()))
                     }
+                    Outcome::Mapped(m) => self.output_messages(plan, &input.source, m),
                     Outcome::Failed(f) if format == SourceFormat::Json => {
                         Routed::Message(self.fail_message(Some(plan), &input.source, f, Some(bytes)))
                     }
@@ -159,6 +183,57 @@ impl Router {
             headers,
             origin: Origin::of(source),
             failure: None,
+            output: None,
+        }
+    }
+
+    /// The messages of a record the mapping's `outputs:` route: one per output it chose, each
+    /// with that output's topic, key and value, as a CloudEvent where the output says so.
+    fn output_messages(&self, plan: &Plan, source: &Source, mapped: Mapped) -> Routed {
+        let Mapped { value, key: _, id, deliveries } = mapped;
+        let template = self.ok_message(plan, source, Vec::new(), None, id.as_deref());
+        let id = record_id(id.as_deref(), source);
+        // The record's whole value is moved into the last message that writes it, copied for others.
+        let mut sharing = deliveries.iter().filter(|d| d.value.is_none()).count();
+        let mut whole = Some(value);
+        let mut messages = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let output = &plan.outputs()[delivery.output];
+            let payload = match delivery.value {
+                Some(own) => own,
+                None => {
+                    sharing -= 1;
+                    if sharing == 0 { whole.take().unwrap_or_default() } else { whole.clone().unwrap_or_default() }
+                }
+            };
+            let mut message = OutMessage {
+                topic: output.topics()[delivery.topic].clone(),
+                key: delivery.key.or_else(|| source.key.clone()),
+                headers: template.headers.clone(),
+                output: Some(Arc::clone(output.shared_name())),
+                payload,
+                ..template.clone()
+            };
+            if let (Some(mode), Some(attributes)) = (output.cloud_events(), &delivery.event) {
+                let event = Event {
+                    attributes,
+                    id: &id,
+                    timestamp_ms: source.timestamp,
+                    content_type: media_type(plan.output().format),
+                };
+                match mode {
+                    CloudEventsMode::Binary => event.push_headers(&mut message.headers),
+                    CloudEventsMode::Structured => {
+                        message.payload = event.structured(&message.payload);
+                        message.headers.push(("content-type".into(), STRUCTURED_CONTENT_TYPE.into()));
+                    }
+                }
+            }
+            messages.push(message);
+        }
+        match <[OutMessage; 1]>::try_from(messages) {
+            Ok([one]) => Routed::Message(one),
+            Err(many) => Routed::Fanout(many),
         }
     }
 
@@ -213,7 +288,31 @@ impl Router {
             headers,
             origin: Origin::of(source),
             failure: Some(failure),
+            output: None,
         }
+    }
+}
+
+/// Messages per output of the mapping's `outputs:`, in order of first appearance: a record fanned
+/// out to three outputs counts once in each.
+pub fn output_counts<'a>(messages: impl Iterator<Item = &'a OutMessage>) -> Vec<(&'a str, u64)> {
+    let mut counts: Vec<(&str, u64)> = Vec::new();
+    for output in messages.filter_map(|m| m.output.as_deref()) {
+        // A mapping has a handful of outputs: a short list beats a map.
+        match counts.iter_mut().find(|(name, _)| *name == output) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((output, 1)),
+        }
+    }
+    counts
+}
+
+/// The media type of a mapped record written in `format`, as CloudEvents' `content-type` says it.
+fn media_type(format: OutputFormat) -> &'static str {
+    match format {
+        OutputFormat::Json => "application/json",
+        OutputFormat::Avro => "application/avro",
+        OutputFormat::Protobuf => "application/protobuf",
     }
 }
 
@@ -342,5 +441,89 @@ pub(crate) mod tests {
         assert!(
             matches!(router().route(&plan(), &input(Payload::Tombstone)), Routed::Skipped(o, SkipReason::Tombstone) if o.offset == Some(42))
         );
+    }
+
+    const OUTPUTS: &str = r#"version: 1
+name: pay
+fields:
+  - {target: id, source: $.id, type: integer, required: true}
+  - {target: region, source: $.region, type: string}
+outputs:
+  - {name: audit, all: true, topic: pay.audit}
+  - name: regional
+    when: region != null
+    topic: '"pay." + region'
+    topics: [pay.br, pay.us]
+    key: id
+    fields: [id]
+    envelope: cloudevents
+    type: com.example.pay
+    source: {expr: '"/pay/" + region'}
+  - {name: rest, topic: pay.rest, envelope: cloudevents-structured, type: com.example.pay, source: /pay}
+"#;
+
+    fn header<'m>(m: &'m OutMessage, name: &str) -> Option<&'m str> {
+        m.headers.iter().find(|(k, _)| k == name).map(|(_, v)| std::str::from_utf8(v).unwrap())
+    }
+
+    #[test]
+    fn a_record_fanned_out_is_one_message_per_output_each_with_its_topic_key_value_and_envelope() {
+        let (_, plan) = crate::plan::load_str(OUTPUTS).unwrap();
+        let routed = router().route(&plan, &input(Payload::Value(br#"{"id": 7, "region": "br"}"#.to_vec())));
+        let Routed::Fanout(messages) = &routed else { panic!("{routed:?}") };
+        let topics: Vec<(&str, Option<&str>)> =
+            messages.iter().map(|m| (m.topic.as_str(), m.output.as_deref())).collect();
+        assert_eq!(topics, [("pay.audit", Some("audit")), ("pay.br", Some("regional"))]);
+        let (audit, regional) = (&messages[0], &messages[1]);
+        assert_eq!(audit.payload, br#"{"id":7,"region":"br"}"#);
+        assert_eq!(audit.key.as_deref(), Some(&b"k-1"[..]), "the source key: the output has none of its own");
+        assert_eq!(header(audit, "ce_id"), None);
+        assert_eq!(regional.payload, br#"{"id":7}"#);
+        assert_eq!(regional.key.as_deref(), Some(&b"7"[..]));
+        for (name, value) in [
+            ("ce_specversion", "1.0"),
+            ("ce_id", "orders/3/42"),
+            ("ce_source", "/pay/br"),
+            ("ce_type", "com.example.pay"),
+            ("ce_time", "2023-11-14T22:13:20.000Z"),
+            ("content-type", "application/json"),
+            (HEADER_ID, "orders/3/42"),
+        ] {
+            assert_eq!(header(regional, name), Some(value), "{name}");
+        }
+        assert!(messages.iter().all(|m| m.destination == Destination::Ok && m.origin.offset == Some(42)));
+    }
+
+    #[test]
+    fn a_structured_cloud_event_holds_the_record_as_data_and_a_route_failure_goes_to_the_fail_topic() {
+        let (_, plan) = crate::plan::load_str(OUTPUTS).unwrap();
+        let routed = router().route(&plan, &input(Payload::Value(br#"{"id": 8}"#.to_vec())));
+        let Routed::Fanout(messages) = &routed else { panic!("{routed:?}") };
+        let rest = &messages[1];
+        assert_eq!(rest.topic, "pay.rest");
+        assert_eq!(header(rest, "content-type"), Some("application/cloudevents+json; charset=UTF-8"));
+        let event: Value = serde_json::from_slice(&rest.payload).unwrap();
+        assert_eq!(
+            event,
+            json!({"specversion": "1.0", "id": "orders/3/42", "source": "/pay", "type": "com.example.pay", "time": "2023-11-14T22:13:20.000Z", "datacontenttype": "application/json", "data": {"id": 8}})
+        );
+        let routed = router().route(&plan, &input(Payload::Value(br#"{"id": 9, "region": "fr"}"#.to_vec())));
+        let m = routed.first().unwrap();
+        assert_eq!((m.destination, m.topic.as_str(), m.output.as_deref()), (Destination::Fail, "fail", None));
+        let doc: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(doc["stage"], "route");
+        assert_eq!(header(m, HEADER_ID), Some("orders/3/42"));
+        assert!(doc["errors"][0]["message"].as_str().unwrap().contains("computed `pay.fr`"), "{doc}");
+    }
+
+    #[test]
+    fn output_counts_count_each_message_of_a_fanout() {
+        let (_, plan) = crate::plan::load_str(OUTPUTS).unwrap();
+        let routed: Vec<Routed> = [&br#"{"id": 1, "region": "us"}"#[..], br#"{"id": 2}"#, br#"{"id": "x"}"#]
+            .iter()
+            .map(|v| router().route(&plan, &input(Payload::Value(v.to_vec()))))
+            .collect();
+        let counts = output_counts(routed.iter().flat_map(Routed::messages));
+        assert_eq!(counts, [("audit", 2), ("regional", 1), ("rest", 1)]);
     }
 }

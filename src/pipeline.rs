@@ -299,6 +299,9 @@ impl Pipeline {
         let mut summary = Summary { received: inputs.len(), mapping, ..Summary::default() };
         for r in &routed {
             match r {
+                // A record fanned out to several outputs is one `ok` record (its messages are
+                // counted per output by the metrics).
+                Routed::Fanout(_) => summary.ok += 1,
                 Routed::Message(m) => match m.destination {
                     Destination::Ok => summary.ok += 1,
                     Destination::Fail => {
@@ -336,7 +339,7 @@ impl Pipeline {
         let started = Instant::now();
         let (routed, mut summary) = self.route_batch_in(inputs, schemas);
         let mapping_ms = started.elapsed().as_secs_f64() * 1e3;
-        let messages: Vec<&OutMessage> = routed.iter().filter_map(Routed::message).collect();
+        let messages: Vec<&OutMessage> = routed.iter().flat_map(Routed::messages).collect();
         let delivering = Instant::now();
         let deliveries = sink.send_all(&messages, deadline).await;
         let delivery_ms = delivering.elapsed().as_secs_f64() * 1e3;
@@ -357,34 +360,44 @@ pub(crate) fn encode_ok(
     input: &Input,
     format: SourceFormat,
 ) -> Routed {
-    let Routed::Message(mut message) = routed else { return routed };
-    if message.destination != Destination::Ok {
-        return Routed::Message(message);
-    }
-    match output.encode(std::mem::take(&mut message.payload)) {
-        Ok(payload) => {
-            message.payload = payload;
-            Routed::Message(message)
-        }
-        Err(mut failure) => {
-            // The record keeps the id its ok message had (a `dedupe_key:` value, or its position).
-            failure.id = message
-                .headers
-                .iter()
-                .find(|(name, _)| name == crate::envelope::HEADER_ID)
-                .and_then(|(_, id)| String::from_utf8(id.clone()).ok());
-            let value = match &input.payload {
-                crate::record::Payload::Value(v) => Some(v.as_slice()),
-                _ => None,
-            };
-            Routed::Message(if format == SourceFormat::Json {
-                router.fail_message(Some(plan), &input.source, failure, value)
-            } else {
-                let schema = value.and_then(crate::format::wire::schema_id_of).or(input.source.value_schema_id);
-                router.fail_message_in_format(Some(plan), &input.source, failure, value, format, schema)
-            })
+    let mut messages = match routed {
+        Routed::Message(message) if message.destination == Destination::Ok => vec![message],
+        Routed::Fanout(messages) => messages,
+        other => return other,
+    };
+    let mut failed = None;
+    for message in &mut messages {
+        match output.encode(std::mem::take(&mut message.payload)) {
+            Ok(payload) => message.payload = payload,
+            Err(failure) => {
+                failed = Some(failure);
+                break;
+            }
         }
     }
+    let Some(mut failure) = failed else {
+        return match <[OutMessage; 1]>::try_from(messages) {
+            Ok([one]) => Routed::Message(one),
+            Err(many) => Routed::Fanout(many),
+        };
+    };
+    // A record one of whose outputs cannot be written fails whole: none of its messages is sent,
+    // and its fail record keeps the id its ok messages had (a `dedupe_key:` value, or its position).
+    failure.id = messages[0]
+        .headers
+        .iter()
+        .find(|(name, _)| name == crate::envelope::HEADER_ID)
+        .and_then(|(_, id)| String::from_utf8(id.clone()).ok());
+    let value = match &input.payload {
+        crate::record::Payload::Value(v) => Some(v.as_slice()),
+        _ => None,
+    };
+    Routed::Message(if format == SourceFormat::Json {
+        router.fail_message(Some(plan), &input.source, failure, value)
+    } else {
+        let schema = value.and_then(crate::format::wire::schema_id_of).or(input.source.value_schema_id);
+        router.fail_message_in_format(Some(plan), &input.source, failure, value, format, schema)
+    })
 }
 
 /// One warning per failed record: its position, stage and `field:rule` pairs. Rules and field
@@ -581,6 +594,6 @@ mod tests {
         p.replace_route_plan(1, plan("payments", "pid"));
         assert_eq!(p.route_plan(0).name(), "orders");
         let (routed, _) = p.route_batch(&ins[1..2]);
-        assert_eq!(routed[0].message().unwrap().payload, br#"{"pid":2}"#);
+        assert_eq!(routed[0].first().unwrap().payload, br#"{"pid":2}"#);
     }
 }

@@ -6,8 +6,9 @@
 //! per `field:rule` pair that failed records (dimension `rule` added) — EMF gives each dimension
 //! one value per document. Those pairs are the [`MAX_RULES`] most frequent of the batch; the
 //! rest are summed under `other`, so a batch of any shape adds at most `MAX_RULES + 1` metric
-//! streams. The mapping's version is a property, not a dimension: a new version starts no new
-//! metric.
+//! streams. A mapping with `outputs:` adds one document per output a batch wrote to, with its
+//! messages (dimension `output`). The mapping's version is a property, not a dimension: a new
+//! version starts no new metric.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,6 +119,16 @@ pub fn emf_documents(
         main.insert(name.into(), json!(value));
     }
     let mut documents = vec![Value::Object(main)];
+    for (output, n) in crate::destination::output_counts(report.routed.iter().flat_map(Routed::messages)) {
+        let mut doc = base(json!({
+            "Namespace": settings.namespace,
+            "Dimensions": [["function", "mapping", "output"]],
+            "Metrics": [{ "Name": "OutputRecords", "Unit": "Count" }],
+        }));
+        doc.insert("output".into(), json!(output));
+        doc.insert("OutputRecords".into(), json!(n));
+        documents.push(Value::Object(doc));
+    }
     for (rule, n) in rule_failures(report) {
         let mut doc = base(json!({
             "Namespace": settings.namespace,

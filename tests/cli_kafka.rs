@@ -268,7 +268,7 @@ fn fail_messages(
         function_env: "test".into(),
     };
     move |input| {
-        let m = router.route(&plan, input).message().expect("a message").clone();
+        let m = router.route(&plan, input).first().expect("a message").clone();
         assert!(m.failure.is_some(), "the mapping rejects the record");
         m
     }

@@ -472,6 +472,7 @@ fn render_chunk(
             let routed = messages.route(plan, line, line_no - 1, max_line_bytes, reading, index);
             match &routed {
                 Routed::Message(m) if m.destination == Destination::Ok => tally.ok += 1,
+                Routed::Fanout(_) => tally.ok += 1,
                 Routed::Message(_) => tally.failed += 1,
                 Routed::Skipped(..) => tally.dropped += 1,
             }
@@ -652,6 +653,8 @@ pub fn render_routed(routed: &crate::destination::Routed) -> Vec<u8> {
         #[serde(skip_serializing_if = "Option::is_none")]
         to: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
+        output: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         value: Option<&'a RawValue>,
         #[serde(skip_serializing_if = "Option::is_none")]
         stage: Option<plan::Stage>,
@@ -661,8 +664,8 @@ pub fn render_routed(routed: &crate::destination::Routed) -> Vec<u8> {
         reason: Option<crate::destination::SkipReason>,
     }
 
-    let line = match routed {
-        Routed::Skipped(o, reason) => serde_json::to_vec(&Line {
+    if let Routed::Skipped(o, reason) = routed {
+        let mut line = serde_json::to_vec(&Line {
             route: "skip",
             reason: Some(*reason),
             topic: &o.topic,
@@ -670,34 +673,41 @@ pub fn render_routed(routed: &crate::destination::Routed) -> Vec<u8> {
             offset: o.offset,
             key: None,
             to: None,
+            output: None,
             value: None,
             stage: None,
             errors: None,
-        }),
-        Routed::Message(m) => {
-            let value = match m.destination {
-                // The mapped bytes as they are: spec order preserved.
-                Destination::Ok => serde_json::from_slice::<&RawValue>(&m.payload).ok(),
-                Destination::Fail => None,
-            };
-            let (stage, errors) = m.failure.as_ref().map(|f| (f.stage, f.errors.as_slice())).unzip();
-            serde_json::to_vec(&Line {
-                route: if m.destination == Destination::Ok { "ok" } else { "fail" },
-                topic: &m.origin.topic,
-                partition: m.origin.partition,
-                offset: m.origin.offset,
-                key: m.key.as_deref().map(|k| text_or_base64(k).0),
-                to: Some(&m.topic),
-                value,
-                stage,
-                errors,
-                reason: None,
-            })
-        }
-    };
-    let mut line = line.expect("a dry-run line always serialises");
-    line.push(b'\n');
-    line
+        })
+        .expect("a dry-run line always serialises");
+        line.push(b'\n');
+        return line;
+    }
+    // One line per message: a record fanned out to several outputs has one for each.
+    let mut out = Vec::new();
+    for m in routed.messages() {
+        let value = match m.destination {
+            // The mapped bytes as they are: spec order preserved.
+            Destination::Ok => serde_json::from_slice::<&RawValue>(&m.payload).ok(),
+            Destination::Fail => None,
+        };
+        let (stage, errors) = m.failure.as_ref().map(|f| (f.stage, f.errors.as_slice())).unzip();
+        let line = serde_json::to_vec(&Line {
+            route: if m.destination == Destination::Ok { "ok" } else { "fail" },
+            topic: &m.origin.topic,
+            partition: m.origin.partition,
+            offset: m.origin.offset,
+            key: m.key.as_deref().map(|k| text_or_base64(k).0),
+            to: Some(&m.topic),
+            output: m.output.as_deref(),
+            value,
+            stage,
+            errors,
+            reason: None,
+        });
+        out.extend(line.expect("a dry-run line always serialises"));
+        out.push(b'\n');
+    }
+    out
 }
 
 /// One routed record as `--messages` prints it: the message exactly as it would be produced —
@@ -727,12 +737,18 @@ pub fn render_message(routed: &crate::destination::Routed) -> Vec<u8> {
             (encoded, _) => json!({ "base64": encoded }),
         }
     };
-    let line = match routed {
-        Routed::Skipped(o, reason) => Line::Skipped {
+    if let Routed::Skipped(o, reason) = routed {
+        let line = Line::Skipped {
             skipped: *reason,
             source: json!({ "topic": o.topic, "partition": o.partition, "offset": o.offset }),
-        },
-        Routed::Message(m) => Line::Message {
+        };
+        let mut out = serde_json::to_vec(&line).expect("a message line always serialises");
+        out.push(b'\n');
+        return out;
+    }
+    let mut out = Vec::new();
+    for m in routed.messages() {
+        let line = Line::Message {
             topic: &m.topic,
             key: m.key.as_deref().map_or(Value::Null, bytes),
             headers: m.headers.iter().map(|(name, value)| json!([name, bytes(value)])).collect(),
@@ -740,9 +756,9 @@ pub fn render_message(routed: &crate::destination::Routed) -> Vec<u8> {
                 Ok(raw) => Payload::Json(raw),
                 Err(_) => Payload::Bytes(bytes(&m.payload)),
             },
-        },
-    };
-    let mut out = serde_json::to_vec(&line).expect("a message line always serialises");
-    out.push(b'\n');
+        };
+        out.extend(serde_json::to_vec(&line).expect("a message line always serialises"));
+        out.push(b'\n');
+    }
     out
 }

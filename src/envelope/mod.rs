@@ -6,6 +6,7 @@
 //! Kafka Connect's `__connect.errors.*`, so dead-letter tooling that reads those finds its way:
 //! `lambda-stream.error.stage`, `.topic`, `.partition`, `.offset`, `.message`.
 //!
+//! - `cloudevents` — CloudEvents for the outputs that ask for them (binary and structured mode);
 //! - `names` — the headers' names, and a record's position as text;
 //! - `write` — the envelope and the headers of a fail record;
 //! - `read` — the envelope as triage (`lambda-stream failures`) reads it: everything but the value;
@@ -13,6 +14,7 @@
 //!   through the mapping engine's scanner door ([`crate::plan::members`]) or, for the layout this
 //!   crate writes, straight through.
 
+pub mod cloudevents;
 mod error;
 mod names;
 mod read;

@@ -413,6 +413,7 @@ mod tests {
                 offset: Some(i64::from(n)),
             },
             failure: None,
+            output: None,
         };
         let messages = [message(1), message(2)];
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();

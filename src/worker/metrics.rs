@@ -33,6 +33,7 @@ pub struct WorkerMetrics {
     registry: Registry,
     received: IntCounter,
     records: IntCounterVec,
+    outputs: IntCounterVec,
     rule_failures: IntCounterVec,
     rules_seen: Mutex<std::collections::HashSet<String>>,
     delivery_retries: IntCounter,
@@ -64,6 +65,12 @@ impl WorkerMetrics {
             v
         };
         let records = vec("lambda_stream_records_total", "Records mapped, by where they went.", &["route"]);
+        // Output names are the mapping's own (`outputs:`): a handful, never from the records.
+        let outputs = vec(
+            "lambda_stream_output_records_total",
+            "Messages produced to the mapping's outputs, by output.",
+            &["output"],
+        );
         let rule_failures =
             vec("lambda_stream_field_rule_failures_total", "Errors of failed records, by field:rule.", &["rule"]);
         let rebalances = vec("lambda_stream_rebalances_total", "Consumer group rebalances, by kind.", &["kind"]);
@@ -123,6 +130,7 @@ impl WorkerMetrics {
                 &["protocol"],
             ),
             records,
+            outputs,
             rule_failures,
             rules_seen: Mutex::new(Default::default()),
             rebalances,
@@ -139,6 +147,9 @@ impl WorkerMetrics {
         self.records.with_label_values(&["skipped"]).inc_by(summary.skipped as u64);
         self.batch_seconds.observe(seconds);
         self.in_flight.sub(summary.received as i64);
+        for (output, count) in crate::destination::output_counts(messages.iter()) {
+            self.outputs.with_label_values(&[output]).inc_by(count);
+        }
         let mut seen = self.rules_seen.lock().expect("not poisoned");
         for e in messages.iter().filter_map(|m| m.failure.as_ref()).flat_map(|f| &f.errors) {
             let pair = e.field_rule();
@@ -462,6 +473,7 @@ mod tests {
                 errors: vec![FieldError { field: Some(field.into()), rule: rule.into(), message: String::new() }],
                 id: None,
             }),
+            output: None,
         }
     }
 

@@ -47,7 +47,7 @@ use rdkafka::message::{BorrowedMessage, Message, Timestamp};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
-use crate::destination::{Destination, OutMessage, Routed};
+use crate::destination::{Destination, OutMessage};
 use crate::pipeline::{Pipeline, Summary};
 use crate::record::{Input, Payload, Source};
 use crate::sink::kafka::{KafkaContext, KafkaSink, PendingDelivery, TransactionError};
@@ -863,13 +863,10 @@ fn route(
         return (messages, summary);
     }
     let (routed, summary) = pipeline.route_batch_in(batch, schemas);
-    let messages = routed
-        .into_iter()
-        .filter_map(|r| match r {
-            Routed::Message(m) => Some(m),
-            Routed::Skipped(..) => None,
-        })
-        .collect();
+    let mut messages = Vec::with_capacity(routed.len());
+    for r in routed {
+        r.append_to(&mut messages);
+    }
     (messages, summary)
 }
 
@@ -981,6 +978,7 @@ fn pass_through(input: &mut Input, topic_ok: &str) -> Option<OutMessage> {
             headers: input.source.headers.iter().map(|(k, v)| (k.clone().into(), v.clone())).collect(),
             origin: crate::destination::Origin::of(&input.source),
             failure: None,
+            output: None,
         }),
         _ => None,
     }
@@ -1055,6 +1053,7 @@ mod tests {
                 offset: Some(offset),
             },
             failure: None,
+            output: None,
         }
     }
 

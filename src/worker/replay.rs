@@ -25,7 +25,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use super::range::RangeError;
-use crate::destination::{Destination, Routed};
+use crate::destination::Routed;
 use crate::envelope::ReplayEnvelope;
 use crate::pipeline::Pipeline;
 use crate::record::Input;
@@ -214,8 +214,8 @@ fn delivered_since(
 /// A batch handed to the producer whose acknowledgements are still awaited.
 struct InFlight {
     pending: Vec<PendingDelivery>,
-    /// Each message's route (ok or fail topic), in the order of `pending`.
-    routes: Vec<Destination>,
+    /// Each message's topic (ok, an output's, or fail), in the order of `pending`.
+    topics: Vec<String>,
     /// Where the group resumes once the batch is delivered: every partition of `from` read so far.
     positions: Vec<(i32, i64)>,
 }
@@ -228,7 +228,6 @@ async fn land(
     sink: &KafkaSink,
     consumer: &BaseConsumer<KafkaContext>,
     from: &str,
-    router: &crate::destination::Router,
     marker: Option<&mut ResumeMarker>,
     mode: CommitMode,
 ) -> Result<(), ReplayError> {
@@ -236,21 +235,17 @@ async fn land(
     let placed = sink.confirm_placed(batch.pending, deadline).await;
     // Where each output partition ends after this batch: a handful of entries for thousands of
     // messages, so found in a short list rather than a map keyed by topic name.
-    let mut ends: Vec<((Destination, i32), i64)> = Vec::new();
-    for (route, result) in batch.routes.into_iter().zip(placed) {
+    let mut ends: Vec<((String, i32), i64)> = Vec::new();
+    for (topic, result) in batch.topics.into_iter().zip(placed) {
         let (partition, offset) = result.map_err(ReplayError::Delivery)?;
-        match ends.iter_mut().find(|(at, _)| *at == (route, partition)) {
+        match ends.iter_mut().find(|((t, p), _)| *p == partition && *t == topic) {
             Some((_, end)) => *end = (*end).max(offset + 1),
-            None => ends.push(((route, partition), offset + 1)),
+            None => ends.push(((topic, partition), offset + 1)),
         }
     }
     let metadata = match marker {
         Some(marker) => {
-            let topic = |destination: Destination| match destination {
-                Destination::Ok => router.topic_ok.clone(),
-                Destination::Fail => router.topic_fail.clone(),
-            };
-            marker.merge(ResumeMarker { ends: ends.into_iter().map(|((r, p), end)| ((topic(r), p), end)).collect() });
+            marker.merge(ResumeMarker { ends: ends.into_iter().collect() });
             // Output partitions added since the start could make it too long for the broker.
             Some(marker.encode()).filter(|m| m.len() <= MARKER_MAX_BYTES).unwrap_or_default()
         }
@@ -336,33 +331,29 @@ pub async fn replay(
     while let Ok(batch) = mapped.recv() {
         let MappedBatch { counts, routed, next } = batch?;
         report.count(counts);
-        let router = pipeline.router();
         let mut messages = Vec::with_capacity(routed.len());
         for (routed, provenance) in routed {
-            if let Some(message) = tally(&mut report, routed, provenance) {
-                messages.push(message);
-            }
+            tally(&mut report, routed, provenance, &mut messages);
         }
         for (i, next) in next {
             positions[i].1 = next;
         }
         if let Some(sink) = sink {
-            let routes = messages.iter().map(|m| m.destination).collect();
+            let topics = messages.iter().map(|m| m.topic.clone()).collect();
             let pending = sink.enqueue(&messages).await;
             // This batch is in flight: now the one before it is awaited and committed.
             if let Some(before) = in_flight.take() {
                 let marker = record_marker.then_some(&mut marker);
-                land(before, sink, &consumer, topic, router, marker, CommitMode::Async).await?;
+                land(before, sink, &consumer, topic, marker, CommitMode::Async).await?;
             }
-            in_flight = Some(InFlight { pending, routes, positions: positions.clone() });
+            in_flight = Some(InFlight { pending, topics, positions: positions.clone() });
         }
         progress(&report);
     }
     mapper.join().map_err(|_| ReplayError::Panicked { stage: "mapper" })?;
     report.interrupted = reader.join().map_err(|_| ReplayError::Panicked { stage: "reader" })?;
     if let (Some(sink), Some(last)) = (sink, in_flight) {
-        land(last, sink, &consumer, topic, pipeline.router(), record_marker.then_some(&mut marker), CommitMode::Sync)
-            .await?;
+        land(last, sink, &consumer, topic, record_marker.then_some(&mut marker), CommitMode::Sync).await?;
     }
     Ok(report)
 }
@@ -461,10 +452,16 @@ impl OutputsNow {
     ) -> Result<Self, ReplayError> {
         let mut marker = ResumeMarker::default();
         let router = pipeline.router();
-        for output in [&router.topic_ok, &router.topic_fail] {
+        let plan = pipeline.plan();
+        // With `outputs:`, a replayed record goes to its outputs' topics, not to the ok topic.
+        let ok: Vec<&str> = match plan.output_topics() {
+            declared if declared.is_empty() => vec![router.topic_ok.as_str()],
+            declared => declared,
+        };
+        for output in ok.into_iter().chain([router.topic_fail.as_str()]) {
             for p in super::range::partitions_of(consumer, brokers, output, None, timeout)? {
                 let (_, high) = super::range::end_of(consumer, output, p, timeout)?;
-                marker.ends.insert((output.clone(), p), high);
+                marker.ends.insert((output.to_owned(), p), high);
             }
         }
         let already = match previous {
@@ -774,20 +771,26 @@ impl RuleSets {
     }
 }
 
-/// Counts a replayed record's new outcome into the report; returns its message, carrying the
-/// replay headers, if it has one to send.
-fn tally(report: &mut ReplayReport, routed: Routed, provenance: Provenance) -> Option<crate::destination::OutMessage> {
+/// Counts a replayed record's new outcome into the report; appends its messages (one, or one per
+/// output it now goes to), carrying the replay headers, to `messages`.
+fn tally(
+    report: &mut ReplayReport,
+    routed: Routed,
+    provenance: Provenance,
+    messages: &mut Vec<crate::destination::OutMessage>,
+) {
     let Provenance { old_rules, from, of } = provenance;
-    let mut message = match routed {
-        Routed::Message(m) => m,
-        Routed::Skipped(..) => {
-            report.skipped += 1;
-            return None;
-        }
-    };
-    message.headers.push((HEADER_REPLAY_FROM.into(), from.into_bytes()));
-    message.headers.push((HEADER_REPLAY_OF.into(), of.into_bytes()));
-    let new_rules = message
+    if let Routed::Skipped(..) = routed {
+        report.skipped += 1;
+        return;
+    }
+    let first = messages.len();
+    routed.append_to(messages);
+    for message in &mut messages[first..] {
+        message.headers.push((HEADER_REPLAY_FROM.into(), from.clone().into_bytes()));
+        message.headers.push((HEADER_REPLAY_OF.into(), of.clone().into_bytes()));
+    }
+    let new_rules = messages[first]
         .failure
         .as_ref()
         .map(|f| crate::plan::distinct_field_rules(f.errors.iter().map(crate::plan::FieldError::field_rule)));
@@ -811,7 +814,6 @@ fn tally(report: &mut ReplayReport, routed: Routed, provenance: Provenance) -> O
             }
         }
     }
-    Some(message)
 }
 
 #[cfg(test)]

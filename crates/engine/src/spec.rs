@@ -420,9 +420,8 @@ fn read_output_entry(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<OutputE
         }
         Some(t) => expression(t, "`topic`", diags),
     };
-    let spanned_list = |key: &str, diags: &mut Vec<Diagnostic>| {
-        f.get(key).map(|n| Spanned::new(f.string_list(key, diags), n.pos))
-    };
+    let spanned_list =
+        |key: &str, diags: &mut Vec<Diagnostic>| f.get(key).map(|n| Spanned::new(f.string_list(key, diags), n.pos));
     let attribute = |key: &str, diags: &mut Vec<Diagnostic>| match f.get(key)? {
         n @ Node { kind: NodeKind::Map(_), .. } => {
             let computed = Fields::read(n, "a computed attribute", ATTRIBUTE_KEYS, diags)?;
@@ -623,7 +622,8 @@ fn read_expect(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ExpectSpec> {
     if let Some(output) = f.get("output")
         && (f.get("fail").is_some() || f.get("dropped").is_some())
     {
-        diags.push(Diagnostic::new(output.pos, "`output` says where a mapped record goes: it goes with `ok`, or alone"));
+        diags
+            .push(Diagnostic::new(output.pos, "`output` says where a mapped record goes: it goes with `ok`, or alone"));
         return None;
     }
     if f.get("output").is_some() && f.get("ok").is_none() {

@@ -43,7 +43,11 @@ fn run_one(test: &crate::spec::TestSpec, plan: &Plan) -> Result<(), String> {
         let went: Vec<&str> = mapped.deliveries.iter().map(|d| plan.outputs()[d.output].name()).collect();
         let wanted: Vec<&str> = expected.value.iter().map(|n| n.value.as_str()).collect();
         if went != wanted {
-            return Err(format!("expected the record to go to output(s) {}, but it went to {}", wanted.join(", "), went.join(", ")));
+            return Err(format!(
+                "expected the record to go to output(s) {}, but it went to {}",
+                wanted.join(", "),
+                went.join(", ")
+            ));
         }
     }
     // A failing test says what differs, never what a sensitive field held: its message reaches

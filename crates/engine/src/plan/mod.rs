@@ -55,8 +55,8 @@ use scope::{Context, ScopeNames, compile_condition, compile_scope};
 use types::FieldType;
 use value::{FieldState, Scratch, Val};
 
-pub use outputs::{CloudEventsMode, Delivery, EventAttributes, OutputEntry, OutputTrace};
 pub use outcome::{Failure, FieldError, Mapped, Outcome, Stage, StepError, distinct_field_rules, field_rule};
+pub use outputs::{CloudEventsMode, Delivery, EventAttributes, OutputEntry, OutputTrace};
 
 /// The mapping, compiled. Immutable, `Send + Sync`: build once, share by reference.
 #[derive(Debug)]
@@ -258,8 +258,8 @@ impl Plan {
             explanation.fields.extend(field.trace_items(&slots, &budget));
         }
         explanation.rules = self.rules.iter().map(|r| r.trace(env, &self.set.fields)).collect();
-        let routed = matches!(&outcome, Outcome::Mapped(_))
-            || matches!(&outcome, Outcome::Failed(f) if f.stage == Stage::Route);
+        let routed =
+            matches!(&outcome, Outcome::Mapped(_)) || matches!(&outcome, Outcome::Failed(f) if f.stage == Stage::Route);
         if routed {
             explanation.outputs = outputs::trace(&self.outputs, env);
         }

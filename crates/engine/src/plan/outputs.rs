@@ -155,20 +155,23 @@ impl OutputEntry {
         let Some(when) = &self.when else { return Ok(true) };
         match when.code.condition(env, &mut Vec::new()) {
             Ok(holds) => Ok(holds == Some(true)),
-            Err(e) => Err(self.error(format!("its `when` could not be evaluated: {}", e.message(when.reads_sensitive)))),
+            Err(e) => {
+                Err(self.error(format!("its `when` could not be evaluated: {}", e.message(when.reads_sensitive))))
+            }
         }
     }
 
     /// The index of the topic it writes this record to, among [`topics`](Self::topics).
     fn topic_index(&self, env: Env<'_>) -> Result<usize, FieldError> {
         let Topic::Computed { code, topics } = &self.topic else { return Ok(0) };
-        let value = code
-            .code
-            .value(env, &mut Vec::new())
-            .map_err(|e| self.error(format!("its `topic` could not be computed: {}", e.message(code.reads_sensitive))))?;
+        let value = code.code.value(env, &mut Vec::new()).map_err(|e| {
+            self.error(format!("its `topic` could not be computed: {}", e.message(code.reads_sensitive)))
+        })?;
         let text = match &value {
             Some(v) => text_of(v),
-            None => return Err(self.error(format!("its `topic` `{}` gave no value (it read an absent one)", code.text))),
+            None => {
+                return Err(self.error(format!("its `topic` `{}` gave no value (it read an absent one)", code.text)));
+            }
         };
         match text.and_then(|t| topics.iter().position(|known| known == t)) {
             Some(i) => Ok(i),
@@ -496,7 +499,11 @@ fn topic(
 
 /// `fields:` — the targets an output writes: each name is a written target, or the dotted
 /// prefix of some (`customer` for `customer.id` and `customer.tier`).
-fn written_fields(names: &Spanned<Vec<Spanned<String>>>, targets: &Targets<'_>, diags: &mut Diagnostics) -> Option<OutputTree> {
+fn written_fields(
+    names: &Spanned<Vec<Spanned<String>>>,
+    targets: &Targets<'_>,
+    diags: &mut Diagnostics,
+) -> Option<OutputTree> {
     if names.value.is_empty() {
         diags.push(Diagnostic::new(names.pos, "`fields` lists the targets the output writes; it is empty"));
         return None;
@@ -603,7 +610,11 @@ fn envelope(
             diags.push(
                 Diagnostic::new(
                     text.pos,
-                    format!("the CloudEvents `{name}` is text, but `{}` gives {}", one_line(&text.value), code.ty.name()),
+                    format!(
+                        "the CloudEvents `{name}` is text, but `{}` gives {}",
+                        one_line(&text.value),
+                        code.ty.name()
+                    ),
                 )
                 .spanning(&text.extent),
             );
@@ -667,7 +678,9 @@ outputs:
                     (output.name().to_string(), output.topics()[d.topic].clone())
                 })
                 .collect()),
-            Outcome::Failed(f) => Err((f.stage, f.errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; "))),
+            Outcome::Failed(f) => {
+                Err((f.stage, f.errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ")))
+            }
             Outcome::Dropped => panic!("dropped"),
         }
     }
@@ -695,7 +708,8 @@ outputs:
         let (stage, message) = routes(&plan, &record(100, "FR")).unwrap_err();
         assert_eq!(stage, Stage::Route);
         assert!(
-            message.contains("output `regional`: its `topic` computed `payments.fr.v1`, which is not one of its `topics`"),
+            message
+                .contains("output `regional`: its `topic` computed `payments.fr.v1`, which is not one of its `topics`"),
             "{message}"
         );
         let unrouted = br#"{"id":"p-2","amount":5,"customer":{"id":"c-1"}}"#;
@@ -722,7 +736,10 @@ outputs:
         assert_eq!(priority.value, None, "the whole record: shared, not copied");
         assert_eq!(priority.key.as_deref(), Some(&b"p-1"[..]), "the mapping's key");
         let event = priority.event.as_ref().unwrap();
-        assert_eq!((event.event_type.as_str(), event.source.as_str()), ("com.example.payment.priority", "/payments/BR"));
+        assert_eq!(
+            (event.event_type.as_str(), event.source.as_str()),
+            ("com.example.payment.priority", "/payments/BR")
+        );
         assert_eq!(plan.outputs()[1].cloud_events(), Some(super::CloudEventsMode::Binary));
     }
 
@@ -771,12 +788,17 @@ outputs:
         let found = problems("  - {name: all, topic: t1}\n  - {name: never, when: a > 1, topic: t2}\n");
         assert_eq!(
             found,
-            vec!["warning 9:5: this output is never reached: output `all` (at 8:5) has no `when` and takes every record before it"]
+            vec![
+                "warning 9:5: this output is never reached: output `all` (at 8:5) has no `when` and takes every record before it"
+            ]
         );
         assert!(problems("  - {name: tap, all: true, topic: t1}\n  - {name: rest, topic: t2}\n").is_empty());
         let structured_avro = "version: 1\nname: m\noutput: {format: avro, schema: x.avsc}\nfields:\n  - {target: a, source: $.a, type: integer}\noutputs:\n  - {name: o, topic: t, envelope: cloudevents-structured, type: t, source: /s}\n";
         let refused = load_str(structured_avro).unwrap_err();
-        assert!(refused.iter().any(|d| d.message.starts_with("structured CloudEvents are JSON documents")), "{refused:?}");
+        assert!(
+            refused.iter().any(|d| d.message.starts_with("structured CloudEvents are JSON documents")),
+            "{refused:?}"
+        );
     }
 
     #[test]
@@ -795,7 +817,12 @@ outputs:
             "{PAYMENTS}tests:\n  - name: t\n    input: {{id: p}}\n    expect: {{output: priorty}}\n"
         ))
         .unwrap_err();
-        assert!(unknown.iter().any(|d| d.message == "`expect.output` names unknown output `priorty`; did you mean `priority`?"), "{unknown:?}");
+        assert!(
+            unknown
+                .iter()
+                .any(|d| d.message == "`expect.output` names unknown output `priorty`; did you mean `priority`?"),
+            "{unknown:?}"
+        );
     }
 
     #[test]
@@ -803,11 +830,18 @@ outputs:
         let plan = plan(PAYMENTS);
         let explanation = plan.explain(&record(9_000_000, "US"));
         let verdicts: Vec<(bool, &str)> = explanation.outputs.iter().map(|o| (o.taken, o.verdict.as_str())).collect();
-        assert_eq!(verdicts[0], (true, "✓ its `when` `amount_cents > 5000000` holds (all: true: the next outputs are tried too)"));
+        assert_eq!(
+            verdicts[0],
+            (true, "✓ its `when` `amount_cents > 5000000` holds (all: true: the next outputs are tried too)")
+        );
         assert_eq!(verdicts[1], (true, "✓ its `when` `amount_cents > 1000000` holds"));
         assert_eq!(verdicts[2], (false, "not tried: output `priority` took the record first"));
         let explanation = plan.explain(&record(10, "FR"));
         assert_eq!(explanation.outcome, "fail");
-        assert!(explanation.outputs[2].verdict.starts_with("✗ output `regional`: its `topic` computed `payments.fr.v1`"), "{:?}", explanation.outputs);
+        assert!(
+            explanation.outputs[2].verdict.starts_with("✗ output `regional`: its `topic` computed `payments.fr.v1`"),
+            "{:?}",
+            explanation.outputs
+        );
     }
 }
