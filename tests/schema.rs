@@ -86,6 +86,7 @@ fn every_key_the_loader_accepts_is_in_the_schema_and_no_other() {
         ("/$defs/lookup", spec::LOOKUP_KEYS),
         ("/$defs/rule/properties/when/oneOf/1", spec::WHEN_KEYS),
         ("/$defs/test", spec::TEST_KEYS),
+        ("/$defs/outputEntry", spec::OUTPUT_ENTRY_KEYS),
         ("/$defs/test/properties/expect", spec::EXPECT_KEYS),
         ("/$defs/test/properties/expect/properties/fail/items", spec::EXPECTED_ERROR_KEYS),
     ] {

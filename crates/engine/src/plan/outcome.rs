@@ -115,7 +115,31 @@ pub struct Mapped {
     pub id: Option<String>,
     /// Where it goes by the mapping's `outputs:`, in order; empty when the mapping has none (the
     /// record goes to the ok topic).
-    pub deliveries: Vec<super::outputs::Delivery>,
+    pub deliveries: Vec<Delivery>,
+}
+
+/// Where one mapped record goes: one output, one of its topics, and what is written there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// The output's index in `Plan::outputs`.
+    pub output: usize,
+    /// The topic's index in that output's `topics`.
+    pub topic: usize,
+    /// The output's own value when it writes only some `fields:`; `None`: the record's value.
+    pub value: Option<Vec<u8>>,
+    /// The Kafka key: the output's `key:` target, else the record's key.
+    pub key: Option<Vec<u8>>,
+    /// The CloudEvents `type` and `source` of this record, when the output is a CloudEvent.
+    pub event: Option<EventAttributes>,
+}
+
+/// A record's CloudEvents attributes that the mapping decides (the host adds `id` and `time`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventAttributes {
+    /// `type`.
+    pub event_type: String,
+    /// `source`.
+    pub source: String,
 }
 
 /// Why a record failed: where, and every error found.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::expr::{Compiled, Env, Ty};
 use super::field::Field;
-use super::outcome::{FieldError, Stage};
+use super::outcome::{Delivery, EventAttributes, FieldError, Stage};
 use super::output::OutputTree;
 use super::value::{FieldState, Val};
 use crate::diagnostic::{Diagnostic, Diagnostics, Pos, Spanned, one_line};
@@ -67,30 +67,6 @@ pub enum CloudEventsMode {
 pub(super) enum Attribute {
     Literal(String),
     Computed(Compiled),
-}
-
-/// Where one mapped record goes: one output, one of its topics, and what is written there.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Delivery {
-    /// The output's index in [`Plan::outputs`](super::Plan::outputs).
-    pub output: usize,
-    /// The topic's index in that output's [`topics`](OutputEntry::topics).
-    pub topic: usize,
-    /// The output's own value when it writes only some `fields:`; `None`: the record's value.
-    pub value: Option<Vec<u8>>,
-    /// The Kafka key: the output's `key:` target, else the record's key.
-    pub key: Option<Vec<u8>>,
-    /// The CloudEvents `type` and `source` of this record, when the output is a CloudEvent.
-    pub event: Option<EventAttributes>,
-}
-
-/// A record's CloudEvents attributes that the mapping decides (the host adds `id` and `time`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventAttributes {
-    /// `type`.
-    pub event_type: String,
-    /// `source`.
-    pub source: String,
 }
 
 impl OutputEntry {
