@@ -70,6 +70,12 @@ pub enum SourceError {
     Invalid { location: String, diagnostics: Vec<Diagnostic> },
     #[error("mapping {location}: {} embedded test(s) failed:\n{}", failures.len(), failures.join("\n"))]
     Tests { location: String, failures: Vec<String> },
+    /// The mapping's `outputs:` write to topics the settings do not allow (`OUTPUT_TOPICS`).
+    #[error(
+        "mapping {location}: its outputs write to {}, which OUTPUT_TOPICS does not list ({}); the function may write only to the topics it is granted",
+        topics.join(", "), allowed.join(", ")
+    )]
+    Topics { location: String, topics: Vec<String>, allowed: Vec<String> },
     /// The schema registry's client could not be set up (its settings are wrong).
     #[error(transparent)]
     Registry(#[from] crate::format::registry::RegistryError),
@@ -130,6 +136,8 @@ pub struct Fetched {
 pub struct MappingSource {
     pub location: Location,
     s3: Option<aws_sdk_s3::Client>,
+    /// The topics its `outputs:` may write to (`OUTPUT_TOPICS`); empty: any.
+    allowed_topics: Vec<String>,
 }
 
 impl MappingSource {
@@ -146,12 +154,19 @@ impl MappingSource {
                 Some(aws_sdk_s3::Client::from_conf(s3))
             }
         };
-        MappingSource { location, s3 }
+        MappingSource { location, s3, allowed_topics: Vec::new() }
     }
 
     /// With a given S3 client (tests point one at an emulator).
     pub fn with_s3_client(location: Location, client: aws_sdk_s3::Client) -> Self {
-        MappingSource { location, s3: Some(client) }
+        MappingSource { location, s3: Some(client), allowed_topics: Vec::new() }
+    }
+
+    /// The same source, refusing a mapping whose `outputs:` write to a topic not in `topics`
+    /// (none: any topic), at the start and on every refresh.
+    pub fn allowing_topics(mut self, topics: &[String]) -> Self {
+        self.allowed_topics = topics.to_vec();
+        self
     }
 
     /// The text, unless it is the one `last` identifies (then `None`, and nothing is downloaded).
@@ -220,6 +235,15 @@ impl MappingSource {
         if !failures.is_empty() {
             return Err(SourceError::Tests { location, failures });
         }
+        let outside: Vec<String> = plan
+            .output_topics()
+            .into_iter()
+            .filter(|t| !self.allowed_topics.is_empty() && !self.allowed_topics.iter().any(|a| a == t))
+            .map(String::from)
+            .collect();
+        if !outside.is_empty() {
+            return Err(SourceError::Topics { location, topics: outside, allowed: self.allowed_topics.clone() });
+        }
         Ok(match &fetched.version_id {
             Some(v) => plan.with_version(v.clone()),
             None => plan,
@@ -268,7 +292,8 @@ pub async fn load_pipeline(settings: &crate::config::Settings) -> Result<(Pipeli
     let interval = Duration::from_secs(settings.mapping_refresh_s);
     if settings.routes.is_empty() {
         let location = Location::parse(&settings.mapping_file.to_string_lossy())?;
-        let (refresher, plan) = Refresher::load(MappingSource::new(location.clone()).await, interval).await?;
+        let source = MappingSource::new(location.clone()).await.allowing_topics(&settings.output_topics);
+        let (refresher, plan) = Refresher::load(source, interval).await?;
         let output = output_encoder(&plan, &settings.topic_ok, &location, settings).await?;
         let pipeline =
             Pipeline::new(plan, settings.router()).with_format(settings.source_format).with_route_output(0, output);
@@ -279,7 +304,8 @@ pub async fn load_pipeline(settings: &crate::config::Settings) -> Result<(Pipeli
     let mut outputs = Vec::new();
     for (index, route) in settings.routes.iter().enumerate() {
         let location = Location::parse(&route.mapping_file.to_string_lossy())?;
-        let (refresher, plan) = Refresher::load(MappingSource::new(location.clone()).await, interval).await?;
+        let source = MappingSource::new(location.clone()).await.allowing_topics(&settings.output_topics);
+        let (refresher, plan) = Refresher::load(source, interval).await?;
         outputs.push(output_encoder(&plan, &route.topic_ok, &location, settings).await?);
         refreshers.push(refresher.for_route(index));
         let router = crate::destination::Router {

@@ -41,6 +41,8 @@ struct FileReport {
     diagnostics: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     fields: usize,
+    /// Every topic the mapping's `outputs:` may write to: what its producer must be allowed.
+    output_topics: Vec<String>,
     tests: Vec<mapping_tests::SpecTestResult>,
     /// A schema registry the mapping's schema keys name did not answer.
     registry_unreachable: bool,
@@ -64,6 +66,7 @@ fn check_file(path: &Path, schemas: &mut Schemas) -> FileReport {
         diagnostics: Vec::new(),
         warnings: Vec::new(),
         fields: 0,
+        output_topics: Vec::new(),
         tests: Vec::new(),
         registry_unreachable: false,
     };
@@ -80,6 +83,7 @@ fn check_file(path: &Path, schemas: &mut Schemas) -> FileReport {
     match plan::load_str_in(&text, &options) {
         Ok((spec, plan)) => {
             report.fields = plan.field_count();
+            report.output_topics = plan.output_topics().into_iter().map(String::from).collect();
             report.warnings = plan.warnings().to_vec();
             report.tests = mapping_tests::run(&spec, &plan);
             let findings = schemas.check(path, &spec, &plan);
@@ -159,7 +163,17 @@ fn write_text_report(
         if r.diagnostics.is_empty() {
             let passed = r.tests.len() - r.failed_tests();
             let verdict = if r.ok() { "ok" } else { "FAILED" };
-            writeln!(out, "{}: {verdict} ({} fields, {passed}/{} tests passed)", r.file, r.fields, r.tests.len())?;
+            let topics = match &r.output_topics[..] {
+                [] => String::new(),
+                topics => format!(", writes to {}", topics.join(", ")),
+            };
+            writeln!(
+                out,
+                "{}: {verdict} ({} fields, {passed}/{} tests passed{topics})",
+                r.file,
+                r.fields,
+                r.tests.len()
+            )?;
         } else {
             writeln!(out, "{}: {} problem(s); the mapping is refused", r.file, r.diagnostics.len())?;
         }
@@ -190,6 +204,7 @@ fn write_json_report(
                 "ok": r.ok(),
                 "error": r.unreadable.as_ref().map(ToString::to_string),
                 "fields": r.fields,
+                "output_topics": r.output_topics,
                 "diagnostics": diagnostics,
                 "tests": r.tests.iter().map(|t| json!({
                     "name": t.name, "line": t.pos.line, "col": t.pos.col,

@@ -43,6 +43,9 @@ pub struct Environment {
     pub lambda_name: Option<Spanned<String>>,
     pub msk_servers: Option<Spanned<String>>,
     pub source_topics: Vec<Spanned<String>>,
+    /// The topics the mapping's `outputs:` may write to: the function refuses a mapping that
+    /// writes elsewhere (they are what it is granted).
+    pub output_topics: Vec<Spanned<String>>,
     pub topic_ok: Option<Spanned<String>>,
     pub topic_fail: Option<Spanned<String>>,
     pub mapping: Option<Spanned<String>>,
@@ -108,6 +111,7 @@ const SETTING_KEYS: &[&str] = &[
     "lambda_env",
     "msk_servers",
     "source_topics",
+    "output_topics",
     "topic_ok",
     "topic_fail",
     "mapping",
@@ -211,6 +215,7 @@ fn read_environment(
     }
     env.msk_servers = f.string("msk_servers", diags);
     env.source_topics = f.string_list("source_topics", diags);
+    env.output_topics = f.string_list("output_topics", diags);
     env.topic_ok = f.string("topic_ok", diags);
     env.topic_fail = f.string("topic_fail", diags);
     env.mapping = f.string("mapping", diags);

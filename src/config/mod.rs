@@ -19,6 +19,7 @@
 //! | `KAFKA_SECURITY` | `plaintext`, `tls`, `sasl_scram` or `iam` (docs/deployment.md) | `plaintext` |
 //! | `MSK_IAM_REGION` | region MSK IAM tokens are signed for | `AWS_REGION` |
 //! | `SOURCE_TOPICS` | topics the worker consumes (comma-separated) | `source_topics` |
+//! | `OUTPUT_TOPICS` | the topics a mapping's `outputs:` may write to (comma-separated); a mapping that writes elsewhere is refused | `output_topics`, else any |
 //! | `DELIVERY_MARGIN_MS` | stop waiting for deliveries this long before Lambda's deadline | 1000 |
 //! | `CONSUMER_GROUP` | the worker's consumer group | — |
 //! | `WORKER_CONCURRENCY`, `WORKER_MAX_BATCH` | the worker's mapping threads and largest batch | all cores, 5000 |
@@ -140,6 +141,8 @@ pub struct Settings {
     pub unrouted_topic_fail: Option<String>,
     /// Topics to consume (the worker; in Lambda the event source mapping names them).
     pub source_topics: Vec<String>,
+    /// The topics a mapping's `outputs:` may write to (what the function is granted); empty: any.
+    pub output_topics: Vec<String>,
     /// The worker's consumer group.
     pub consumer_group: Option<String>,
     /// The worker's mapping threads (default: all cores).
@@ -293,6 +296,10 @@ impl Settings {
                 Some(list) => list.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
                 None => env.map(|e| e.source_topics.iter().map(|t| t.value.clone()).collect()).unwrap_or_default(),
             },
+            output_topics: match get("OUTPUT_TOPICS") {
+                Some(list) => list.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
+                None => env.map(|e| e.output_topics.iter().map(|t| t.value.clone()).collect()).unwrap_or_default(),
+            },
             consumer_group: get("CONSUMER_GROUP"),
             worker_concurrency: positive(&get, "WORKER_CONCURRENCY")?,
             worker_max_batch: positive(&get, "WORKER_MAX_BATCH")?,
@@ -343,6 +350,7 @@ impl Settings {
         let topics = [("TOPIC_OK", &self.topic_ok), ("TOPIC_FAIL", &self.topic_fail)]
             .into_iter()
             .chain(self.source_topics.iter().map(|t| ("SOURCE_TOPICS", t)))
+            .chain(self.output_topics.iter().map(|t| ("OUTPUT_TOPICS", t)))
             .chain(self.unrouted_topic_fail.iter().map(|t| ("routes", t)))
             .chain(routes);
         for (name, topic) in topics {

@@ -130,6 +130,10 @@ impl Explanation {
         for r in &self.rules {
             out.push_str(&format!("rule {}: {}\n", r.name, r.verdict));
         }
+        for o in &self.outputs {
+            let to = o.topic.as_deref().map(|t| format!(" → {t}")).unwrap_or_default();
+            out.push_str(&format!("output {}{to}: {}\n", o.name, o.verdict));
+        }
         for e in &self.errors {
             out.push_str(&format!("error: {} {}: {}\n", e.field.as_deref().unwrap_or("(record)"), e.rule, e.message));
         }
