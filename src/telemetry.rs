@@ -229,7 +229,35 @@ mod tests {
     fn check_document(validator: &jsonschema::Validator, doc: &Value) {
         let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{errors:?} in {doc}");
-        assert!(doc["RecordsReceived"].is_number() || doc["FieldRuleFailures"].is_number(), "{doc}");
+        let named = ["RecordsReceived", "FieldRuleFailures", "OutputRecords"];
+        assert!(named.iter().any(|name| doc[name].is_number()), "{doc}");
+    }
+
+    #[test]
+    fn a_mapping_with_outputs_reports_messages_per_output_and_a_fanned_out_record_once() {
+        let mapping = "version: 1\nname: m\nfields:\n  - {target: id, source: $.id, type: integer, required: true}\noutputs:\n  - {name: audit, all: true, when: id > 1, topic: a}\n  - {name: main, topic: b}\n";
+        let values: Vec<String> =
+            [r#"{"id": 1}"#, r#"{"id": 2}"#, r#"{"id": 3}"#, r#"{"id": "x"}"#].map(String::from).to_vec();
+        let r = report(mapping, &values);
+        assert_eq!((r.summary.ok, r.summary.failed), (3, 1), "a record fanned out is one ok record");
+        let settings = MetricsSettings { namespace: "ns".into(), function: "fn".into() };
+        let docs = emf_documents(&r, &settings, BatchContext::default(), 1_764_000_000_000);
+        let outputs: Vec<(&str, u64)> = docs
+            .iter()
+            .filter(|d| d.get("OutputRecords").is_some())
+            .map(|d| (d["output"].as_str().unwrap(), d["OutputRecords"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(outputs, [("main", 3), ("audit", 2)], "in order of first appearance");
+        let schema: Value = serde_json::from_str(include_str!("../schema/emf.schema.json")).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        for doc in &docs {
+            check_document(&validator, doc);
+        }
+        let output_doc = docs.iter().find(|d| d.get("OutputRecords").is_some()).unwrap();
+        assert_eq!(
+            output_doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["function", "mapping", "output"]])
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod emulator;
 mod kafka_util;
 mod lambda_kafka;
 mod lambda_rie;
+mod outputs;
 mod playground_browser;
 mod registry_avro;
 mod registry_protobuf;

@@ -612,7 +612,7 @@ async fn sighup_swaps_in_a_changed_mapping_without_losing_or_duplicating_a_recor
 
 /// Scrapes `url` with Python's HTTP client and parses the text with `prometheus_client`'s parser
 /// (installed by `scripts/test`): every sample as `name{label="value",…}` → value.
-fn scrape(url: &str) -> std::collections::HashMap<String, f64> {
+pub(crate) fn scrape(url: &str) -> std::collections::HashMap<String, f64> {
     let script = r#"
 import json, sys, urllib.request
 from prometheus_client.parser import text_string_to_metric_families

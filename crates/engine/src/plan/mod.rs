@@ -55,7 +55,9 @@ use scope::{Context, ScopeNames, compile_condition, compile_scope};
 use types::FieldType;
 use value::{FieldState, Scratch, Val};
 
-pub use outcome::{Delivery, EventAttributes, Failure, FieldError, Mapped, Outcome, Stage, StepError, distinct_field_rules, field_rule};
+pub use outcome::{
+    Delivery, EventAttributes, Failure, FieldError, Mapped, Outcome, Stage, StepError, distinct_field_rules, field_rule,
+};
 pub use outputs::{CloudEventsMode, OutputEntry, OutputTrace};
 
 /// The mapping, compiled. Immutable, `Send + Sync`: build once, share by reference.

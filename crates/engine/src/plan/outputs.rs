@@ -50,7 +50,15 @@ pub(super) enum Envelope {
     /// The mapped record, as it is.
     Plain,
     /// A CloudEvent, in the Kafka protocol binding's binary or structured mode.
-    CloudEvents { mode: CloudEventsMode, event_type: Attribute, source: Attribute },
+    CloudEvents(Box<CloudEvents>),
+}
+
+/// A CloudEvents output's mode and the attributes the mapping decides.
+#[derive(Debug)]
+pub(super) struct CloudEvents {
+    mode: CloudEventsMode,
+    event_type: Attribute,
+    source: Attribute,
 }
 
 /// The two modes of the CloudEvents Kafka protocol binding.
@@ -103,14 +111,14 @@ impl OutputEntry {
     pub fn cloud_events(&self) -> Option<CloudEventsMode> {
         match &self.envelope {
             Envelope::Plain => None,
-            Envelope::CloudEvents { mode, .. } => Some(*mode),
+            Envelope::CloudEvents(events) => Some(events.mode),
         }
     }
 
     /// Marks the expressions that read a sensitive field: their messages leave values out.
     pub(super) fn follow_sensitivity(&mut self, sensitive: impl Fn(usize) -> bool) {
         let attributes = match &mut self.envelope {
-            Envelope::CloudEvents { event_type, source, .. } => [Some(event_type), Some(source)],
+            Envelope::CloudEvents(events) => [Some(&mut events.event_type), Some(&mut events.source)],
             Envelope::Plain => [None, None],
         };
         let computed = attributes.into_iter().flatten().filter_map(|a| match a {
@@ -170,7 +178,8 @@ impl OutputEntry {
     }
 
     fn attributes(&self, env: Env<'_>) -> Result<Option<EventAttributes>, FieldError> {
-        let Envelope::CloudEvents { event_type, source, .. } = &self.envelope else { return Ok(None) };
+        let Envelope::CloudEvents(events) = &self.envelope else { return Ok(None) };
+        let (event_type, source) = (&events.event_type, &events.source);
         let text = |attribute: &Attribute, name: &str| match attribute {
             Attribute::Literal(text) => Ok(text.clone()),
             Attribute::Computed(code) => match code.code.value(env, &mut Vec::new()) {
@@ -599,7 +608,7 @@ fn envelope(
     };
     let event_type = attribute(&spec.event_type, "type");
     let source = attribute(&spec.event_source, "source");
-    Some(Envelope::CloudEvents { mode, event_type: event_type?, source: source? })
+    Some(Envelope::CloudEvents(Box::new(CloudEvents { mode, event_type: event_type?, source: source? })))
 }
 
 #[cfg(test)]
