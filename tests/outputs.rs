@@ -24,6 +24,8 @@ struct OutputTopics {
     priority: String,
     br: String,
     us: String,
+    /// Written only by the fixed mapping a replay runs.
+    fr: String,
     rest: String,
 }
 
@@ -35,16 +37,22 @@ impl OutputTopics {
             priority: unique_topic(&format!("{prefix}-priority")),
             br: format!("{regional}.br"),
             us: format!("{regional}.us"),
+            fr: format!("{regional}.fr"),
             rest: unique_topic(&format!("{prefix}-rest")),
             regional,
         };
-        let all = [&t.audit, &t.priority, &t.br, &t.us, &t.rest];
+        let all = [&t.audit, &t.priority, &t.br, &t.us, &t.fr, &t.rest];
         create_topics(&all.map(|topic| (topic.as_str(), partitions))).await;
         t
     }
 
     /// Four outputs: three chosen by `when`, one by a topic expression; audit fans out.
     fn mapping(&self) -> TempFile {
+        self.mapping_with(&[&self.br, &self.us])
+    }
+
+    /// The mapping with a regional output over `regional` topics.
+    fn mapping_with(&self, regional: &[&str]) -> TempFile {
         let text = format!(
             r#"version: 1
 name: outputs-test
@@ -61,9 +69,9 @@ outputs:
     type: com.example.order.priority
     source: {{expr: '"/orders/" + coalesce(region, "none")'}}
   - name: regional
-    when: region == "br" || region == "us"
+    when: region != null && (region != "fr" || {with_fr})
     topic: '"{regional}." + region'
-    topics: [{br}, {us}]
+    topics: [{topics}]
     fields: [id, region]
   - name: rest
     when: region == null
@@ -73,10 +81,10 @@ outputs:
     source: /orders
 "#,
             regional = self.regional,
+            with_fr = regional.contains(&self.fr.as_str()),
+            topics = regional.join(", "),
             audit = self.audit,
             priority = self.priority,
-            br = self.br,
-            us = self.us,
             rest = self.rest,
         );
         TempFile::new(&format!("{}.yaml", unique_topic("outputs")), text.as_bytes())
@@ -197,6 +205,38 @@ async fn the_worker_writes_each_record_to_the_outputs_its_content_chooses_in_one
     let totals = worker.stop();
     assert_eq!(totals["ok"], mapped as u64, "{totals}");
     assert_eq!(totals["failed"], failing.len() as u64, "{totals}");
+
+    // The fix: a topic for `fr`. A replay sends the records the first mapping could not route
+    // through the fixed mapping's outputs; the invalid ones fail again.
+    let fixed = outputs.mapping_with(&[&outputs.br, &outputs.us, &outputs.fr]);
+    let fail2 = unique_topic("o-worker-fail2");
+    create_topics(&[(&fail2, 1)]).await;
+    let base = ["replay", "--brokers", &brokers, "--from", &t.fail, "--mapping", fixed.arg(), "--topic-ok", &t.ok];
+    let out = crate::util::lambda_stream(&[&base[..], &["--topic-fail", &fail2, "--format", "json"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let unroutable: Vec<u64> = failing.iter().copied().filter(|i| record(*i).is_some()).collect();
+    assert_eq!(report["now_ok"], unroutable.len() as u64, "{report:#}");
+    assert_eq!(report["still_failing"], invalid as u64, "{report:#}");
+    let replayed = consume_from(&brokers, &outputs.fr, 3, unroutable.len(), Duration::from_secs(30), Duration::ZERO);
+    let mut ids: Vec<u64> = replayed.iter().map(id_of_any).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, unroutable);
+    assert!(replayed.iter().all(|m| header(m, "lambda-stream.replay.from").is_some()));
+    let feeding = crate::util::lambda_stream(&[
+        "replay",
+        "--brokers",
+        &brokers,
+        "--from",
+        &outputs.fr,
+        "--mapping",
+        fixed.arg(),
+        "--topic-ok",
+        &t.ok,
+        "--topic-fail",
+        &fail2,
+    ]);
+    assert_eq!(feeding.status.code(), Some(2), "an output that is --from would feed the replay");
 }
 
 /// The id of an output message (in its value, or its CloudEvents `data`) or of a fail record (its

@@ -17,6 +17,7 @@ mod parcels;
 mod payments;
 mod properties;
 mod protobuf;
+mod routes;
 mod schema;
 mod schema_checks;
 mod util;

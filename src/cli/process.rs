@@ -504,6 +504,9 @@ fn render_chunk(
                 }
                 out.extend_from_slice(br#","value":"#);
                 out.extend_from_slice(&m.value);
+                if !m.deliveries.is_empty() {
+                    write_outputs(&mut out, plan, &m);
+                }
                 if let Some(encoded) = encoded {
                     out.extend_from_slice(format!(r#","{}":"#, reading.output.format()).as_bytes());
                     {
@@ -528,6 +531,34 @@ fn render_chunk(
         }
     }
     (out, tally)
+}
+
+/// `,"outputs":[…]`: where the mapping's `outputs:` send a mapped record — each output's name and
+/// topic, with its key and value where they are its own (`key:`, `fields:`).
+fn write_outputs(out: &mut Vec<u8>, plan: &Plan, mapped: &plan::Mapped) {
+    out.extend_from_slice(br#","outputs":["#);
+    for (i, delivery) in mapped.deliveries.iter().enumerate() {
+        let output = &plan.outputs()[delivery.output];
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"output":"#);
+        serde_json::to_writer(&mut *out, output.name()).expect("in-memory write");
+        out.extend_from_slice(br#","topic":"#);
+        serde_json::to_writer(&mut *out, &output.topics()[delivery.topic]).expect("in-memory write");
+        if delivery.key != mapped.key
+            && let Some(key) = &delivery.key
+        {
+            out.extend_from_slice(br#","key":"#);
+            serde_json::to_writer(&mut *out, &String::from_utf8_lossy(key)).expect("in-memory write");
+        }
+        if let Some(value) = &delivery.value {
+            out.extend_from_slice(br#","value":"#);
+            out.extend_from_slice(value);
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
 }
 
 /// `process --event`: the Lambda handler's code on a saved event.

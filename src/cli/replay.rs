@@ -69,6 +69,12 @@ pub fn replay(args: ReplayArgs) -> Result<Outcome, CliError> {
         )));
     }
     let (_, plan) = super::source::load(&args.mapping)?;
+    if plan.output_topics().contains(&args.from.as_str()) && !args.allow_same_topic {
+        return Err(CliError::Usage(format!(
+            "the mapping's outputs write to --from (`{}`): a replay would feed itself; give the output another topic, or --allow-same-topic",
+            args.from
+        )));
+    }
     let time = super::failures::times_from_now();
     let group = args.group.clone().unwrap_or_else(|| format!("lambda-stream-replay-{}-{}", args.from, plan.name()));
     let cluster = args.cluster.settings()?;
