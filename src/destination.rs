@@ -166,21 +166,12 @@ impl Router {
         key: Option<Vec<u8>>,
         id: Option<&str>,
     ) -> OutMessage {
-        let mut headers: Vec<(Cow<'static, str>, Vec<u8>)> = Vec::with_capacity(plan.headers().len() + 2);
-        headers.extend(
-            plan.headers()
-                .iter()
-                .filter(|name| *name != HEADER_ID)
-                .filter_map(|name| source.header(name).map(|v| (name.clone().into(), v.to_vec()))),
-        );
-        headers.push((HEADER_OK_MAPPING.into(), plan.identity().into_bytes()));
-        headers.push((HEADER_ID.into(), record_id(id, source).into_bytes()));
         OutMessage {
             destination: Destination::Ok,
             topic: self.topic_ok.clone(),
             key: key.or_else(|| source.key.clone()),
             payload: value,
-            headers,
+            headers: ok_headers(plan, source, record_id(id, source)),
             origin: Origin::of(source),
             failure: None,
             output: None,
@@ -190,14 +181,21 @@ impl Router {
     /// The messages of a record the mapping's `outputs:` route: one per output it chose, each
     /// with that output's topic, key and value, as a CloudEvent where the output says so.
     fn output_messages(&self, plan: &Plan, source: &Source, mapped: Mapped) -> Routed {
-        let Mapped { value, key: _, id, deliveries } = mapped;
-        let template = self.ok_message(plan, source, Vec::new(), None, id.as_deref());
+        let Mapped { value, key, id, deliveries } = mapped;
         let id = record_id(id.as_deref(), source);
-        // The record's whole value is moved into the last message that writes it, copied for others.
+        // The id again for the CloudEvents `id`, copied only when an output writes an event.
+        let event_id = if deliveries.iter().any(|d| d.event.is_some()) { id.clone() } else { String::new() };
+        let mut headers = Some(ok_headers(plan, source, id));
+        let mut origin = Some(Origin::of(source));
+        let mut record_key = Some(key.or_else(|| source.key.clone()));
+        // The record's whole value, its headers and its origin are moved into the last message
+        // that needs them, copied for the others: a record that goes to one output copies nothing.
         let mut sharing = deliveries.iter().filter(|d| d.value.is_none()).count();
         let mut whole = Some(value);
-        let mut messages = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
+        let count = deliveries.len();
+        let mut messages = Vec::with_capacity(count);
+        for (i, delivery) in deliveries.into_iter().enumerate() {
+            let last = i + 1 == count;
             let output = &plan.outputs()[delivery.output];
             let payload = match delivery.value {
                 Some(own) => own,
@@ -207,17 +205,22 @@ impl Router {
                 }
             };
             let mut message = OutMessage {
+                destination: Destination::Ok,
                 topic: output.topics()[delivery.topic].clone(),
-                key: delivery.key.or_else(|| source.key.clone()),
-                headers: template.headers.clone(),
-                output: Some(Arc::clone(output.shared_name())),
+                key: match delivery.key {
+                    Some(own) => Some(own),
+                    None => take_or_clone(&mut record_key, last).flatten(),
+                },
                 payload,
-                ..template.clone()
+                headers: take_or_clone(&mut headers, last).unwrap_or_default(),
+                origin: take_or_clone(&mut origin, last).unwrap_or_else(|| Origin::of(source)),
+                failure: None,
+                output: Some(Arc::clone(output.shared_name())),
             };
             if let (Some(mode), Some(attributes)) = (output.cloud_events(), &delivery.event) {
                 let event = Event {
                     attributes,
-                    id: &id,
+                    id: &event_id,
                     timestamp_ms: source.timestamp,
                     content_type: media_type(plan.output().format),
                 };
@@ -229,12 +232,12 @@ impl Router {
                     }
                 }
             }
+            if count == 1 {
+                return Routed::Message(message);
+            }
             messages.push(message);
         }
-        match <[OutMessage; 1]>::try_from(messages) {
-            Ok([one]) => Routed::Message(one),
-            Err(many) => Routed::Fanout(many),
-        }
+        Routed::Fanout(messages)
     }
 
     /// The fail message of a record: its envelope names `plan`, or no mapping (`None`: a record no
@@ -305,6 +308,26 @@ pub fn output_counts<'a>(messages: impl Iterator<Item = &'a OutMessage>) -> Vec<
         }
     }
     counts
+}
+
+/// What `held` holds: moved out for its `last` user, copied for the others.
+fn take_or_clone<T: Clone>(held: &mut Option<T>, last: bool) -> Option<T> {
+    if last { held.take() } else { held.clone() }
+}
+
+/// The headers of an ok message: the source headers the mapping's `headers:` pass on, the
+/// mapping's identity, and the record's stable id.
+fn ok_headers(plan: &Plan, source: &Source, id: String) -> Vec<(Cow<'static, str>, Vec<u8>)> {
+    let mut headers: Vec<(Cow<'static, str>, Vec<u8>)> = Vec::with_capacity(plan.headers().len() + 2);
+    headers.extend(
+        plan.headers()
+            .iter()
+            .filter(|name| *name != HEADER_ID)
+            .filter_map(|name| source.header(name).map(|v| (name.clone().into(), v.to_vec()))),
+    );
+    headers.push((HEADER_OK_MAPPING.into(), plan.identity().into_bytes()));
+    headers.push((HEADER_ID.into(), id.into_bytes()));
+    headers
 }
 
 /// The media type of a mapped record written in `format`, as CloudEvents' `content-type` says it.

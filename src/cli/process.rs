@@ -546,9 +546,7 @@ fn write_outputs(out: &mut Vec<u8>, plan: &Plan, mapped: &plan::Mapped) {
         serde_json::to_writer(&mut *out, output.name()).expect("in-memory write");
         out.extend_from_slice(br#","topic":"#);
         serde_json::to_writer(&mut *out, &output.topics()[delivery.topic]).expect("in-memory write");
-        if delivery.key != mapped.key
-            && let Some(key) = &delivery.key
-        {
+        if let Some(key) = &delivery.key {
             out.extend_from_slice(br#","key":"#);
             serde_json::to_writer(&mut *out, &String::from_utf8_lossy(key)).expect("in-memory write");
         }

@@ -398,9 +398,9 @@ impl Plan {
         }
         let key = self.key_field.and_then(|i| outputs::key_of(&states[i]));
         let deliveries = if self.outputs.is_empty() {
-            Vec::new()
+            outcome::Deliveries::new()
         } else {
-            match outputs::route(&self.outputs, Env { fields: states, slots, budget: &budget }, states, &key) {
+            match outputs::route(&self.outputs, Env { fields: states, slots, budget: &budget }, states) {
                 Ok(deliveries) => deliveries,
                 Err((stage, errors)) => return Outcome::Failed(Failure { stage, errors, id }),
             }

@@ -115,8 +115,11 @@ pub struct Mapped {
     pub id: Option<String>,
     /// Where it goes by the mapping's `outputs:`, in order; empty when the mapping has none (the
     /// record goes to the ok topic).
-    pub deliveries: Vec<Delivery>,
+    pub deliveries: Deliveries,
 }
+
+/// A record's deliveries, in order: one held inline (most records go to one output), more spilled.
+pub type Deliveries = smallvec::SmallVec<[Delivery; 1]>;
 
 /// Where one mapped record goes: one output, one of its topics, and what is written there.
 #[derive(Clone, Debug, PartialEq)]
@@ -127,10 +130,11 @@ pub struct Delivery {
     pub topic: usize,
     /// The output's own value when it writes only some `fields:`; `None`: the record's value.
     pub value: Option<Vec<u8>>,
-    /// The Kafka key: the output's `key:` target, else the record's key.
+    /// The output's own Kafka key (its `key:` target); `None` when it has none, and the record's
+    /// key (`Mapped::key`, else the source record's) applies.
     pub key: Option<Vec<u8>>,
     /// The CloudEvents `type` and `source` of this record, when the output is a CloudEvent.
-    pub event: Option<EventAttributes>,
+    pub event: Option<Box<EventAttributes>>,
 }
 
 /// A record's CloudEvents attributes that the mapping decides (the host adds `id` and `time`).

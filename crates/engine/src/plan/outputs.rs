@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::expr::{Compiled, Env, Ty};
 use super::field::Field;
-use super::outcome::{Delivery, EventAttributes, FieldError, Stage};
+use super::outcome::{Deliveries, Delivery, EventAttributes, FieldError, Stage};
 use super::output::OutputTree;
 use super::value::{FieldState, Val};
 use crate::diagnostic::{Diagnostic, Diagnostics, Pos, Spanned, one_line};
@@ -177,7 +177,7 @@ impl OutputEntry {
         }
     }
 
-    fn attributes(&self, env: Env<'_>) -> Result<Option<EventAttributes>, FieldError> {
+    fn attributes(&self, env: Env<'_>) -> Result<Option<Box<EventAttributes>>, FieldError> {
         let Envelope::CloudEvents(events) = &self.envelope else { return Ok(None) };
         let (event_type, source) = (&events.event_type, &events.source);
         let text = |attribute: &Attribute, name: &str| match attribute {
@@ -194,7 +194,7 @@ impl OutputEntry {
                 ))),
             },
         };
-        Ok(Some(EventAttributes { event_type: text(event_type, "type")?, source: text(source, "source")? }))
+        Ok(Some(Box::new(EventAttributes { event_type: text(event_type, "type")?, source: text(source, "source")? })))
     }
 
     fn error(&self, why: String) -> FieldError {
@@ -203,14 +203,12 @@ impl OutputEntry {
 }
 
 /// The outputs a mapped record goes to, in entry order, or why it goes to none (stage `route`).
-/// `value` is the record's whole value; `key` its key by the mapping's `key:`.
 pub(super) fn route(
     outputs: &[OutputEntry],
     env: Env<'_>,
     states: &[FieldState<'_>],
-    key: &Option<Vec<u8>>,
-) -> Result<Vec<Delivery>, (Stage, Vec<FieldError>)> {
-    let mut deliveries = Vec::new();
+) -> Result<Deliveries, (Stage, Vec<FieldError>)> {
+    let mut deliveries = Deliveries::new();
     let fail = |e: FieldError| (Stage::Route, vec![e]);
     for (index, output) in outputs.iter().enumerate() {
         if !output.matches(env).map_err(fail)? {
@@ -223,10 +221,8 @@ pub(super) fn route(
             tree.write(states, &mut value);
             value
         });
-        let key = match output.key {
-            Some(field) => key_of(&states[field]),
-            None => key.clone(),
-        };
+        // An output without a key of its own writes the record's (`Mapped::key`), not copied here.
+        let key = output.key.and_then(|field| key_of(&states[field]));
         deliveries.push(Delivery { output: index, topic, value, key, event });
         if !output.fanout {
             break;
@@ -719,7 +715,8 @@ outputs:
         let Outcome::Mapped(m) = plan.apply(&record(2_000_000, "BR")) else { panic!() };
         let priority = &m.deliveries[0];
         assert_eq!(priority.value, None, "the whole record: shared, not copied");
-        assert_eq!(priority.key.as_deref(), Some(&b"p-1"[..]), "the mapping's key");
+        assert_eq!(priority.key, None, "no key of its own: the record's applies");
+        assert_eq!(m.key.as_deref(), Some(&b"p-1"[..]));
         let event = priority.event.as_ref().unwrap();
         assert_eq!(
             (event.event_type.as_str(), event.source.as_str()),

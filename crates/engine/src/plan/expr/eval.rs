@@ -374,13 +374,16 @@ impl Quick {
     /// A field's value, when it is an integer, a boolean or null.
     #[inline]
     fn of(value: &Val<'_>) -> Quick {
-        match value {
-            Val::Json(v) => match v.as_ref() {
-                Value::Number(n) => n.as_i64().map_or(Quick::Slow, Quick::Int),
-                Value::Bool(b) => Quick::Bool(*b),
-                Value::Null => Quick::Null,
-                _ => Quick::Slow,
-            },
+        let json = match value {
+            Val::Json(v) => v.as_ref(),
+            // A number kept as the record wrote it (`1.50`) is still that number.
+            Val::Written(n) => &n.value,
+            _ => return Quick::Slow,
+        };
+        match json {
+            Value::Number(n) => n.as_i64().map_or(Quick::Slow, Quick::Int),
+            Value::Bool(b) => Quick::Bool(*b),
+            Value::Null => Quick::Null,
             _ => Quick::Slow,
         }
     }
@@ -469,6 +472,11 @@ impl Code {
                         return Quick::Slow;
                     }
                     return Quick::Bool((x == y) == (*op == BinaryOp::Eq));
+                }
+                // Text, lists and calls are never quick: `"a." + lower(b) + ".c"` is decided at
+                // once, not by walking its whole tree again at each level of the general walk.
+                if never_quick(a) || never_quick(b) {
+                    return Quick::Slow;
                 }
                 quick_binary(*op, a.quick(env), b.quick(env))
             }
@@ -678,6 +686,22 @@ impl Code {
                 Quick::Int(i) => EVal::Int(i),
                 Quick::Bool(b) => EVal::Bool(b),
                 Quick::Null => EVal::Null,
+                Quick::Slow if *op == BinaryOp::In && constant_list(b).is_some() => {
+                    // `x in ["A", "B"]`: each constant compared in place, no list built per record
+                    // (the steps spent are the same as for the list).
+                    let items = constant_list(b).expect("checked");
+                    let left = a.eval(env, locals)?;
+                    env.budget.spend(2 * items.len() as u64 + size_steps(&left))?;
+                    let left = plain(left);
+                    let mut found = false;
+                    for item in items {
+                        if equal(&left, &item.eval(env, locals)?) {
+                            found = true;
+                            break;
+                        }
+                    }
+                    EVal::Bool(found)
+                }
                 Quick::Slow => {
                     let left = a.eval(env, locals)?;
                     let right = b.eval(env, locals)?;
@@ -693,6 +717,24 @@ impl Code {
             Code::Call(func, args) => eval_call(func, args, env, locals)?,
             Code::Macro { kind, list, depth, body } => eval_macro(*kind, list, *depth, body, env, locals)?,
         })
+    }
+}
+
+/// An operand [`Code::quick`] always answers `Slow` for.
+#[inline]
+fn never_quick(code: &Code) -> bool {
+    match code {
+        Code::Const(Lit::Str(_) | Lit::Double(_)) | Code::List(_) => true,
+        Code::Call(func, _) => !matches!(func, Func::Size | Func::Sum),
+        _ => false,
+    }
+}
+
+/// The items of a list literal whose items are all constants.
+fn constant_list(code: &Code) -> Option<&[Code]> {
+    match code {
+        Code::List(items) if items.iter().all(|i| matches!(i, Code::Const(_))) => Some(items),
+        _ => None,
     }
 }
 
@@ -964,8 +1006,18 @@ fn binary<'s>(op: BinaryOp, a: EVal<'s>, b: EVal<'s>) -> Result<EVal<'s>, EvalEr
         }
         (EVal::Str(x), EVal::Str(y)) if op == BinaryOp::Add => {
             checked_text_len(x.len().checked_add(y.len()))?;
-            let mut s = String::with_capacity(x.len() + y.len() + 16);
-            s.push_str(&x);
+            // `a + b + c` grows the text `a + b` built instead of copying it again.
+            let mut s = match x {
+                Cow::Owned(mut s) => {
+                    s.reserve(y.len());
+                    s
+                }
+                Cow::Borrowed(x) => {
+                    let mut s = String::with_capacity(x.len() + y.len() + 16);
+                    s.push_str(x);
+                    s
+                }
+            };
             s.push_str(&y);
             EVal::Str(Cow::Owned(s))
         }
@@ -1092,6 +1144,25 @@ fn int_arg(v: &EVal<'_>, what: &str) -> Result<i64, EvalError> {
         EVal::Int(i) => Ok(i),
         other => fail(format!("{what} must be an integer, found {}", other.kind())),
     }
+}
+
+/// `lower()` and `upper()`: ASCII text in place of Unicode's case tables, and text already in
+/// the case asked for kept as it is (borrowed from the record when it was).
+fn change_case(text: Cow<'_, str>, upper: bool) -> Result<EVal<'_>, EvalError> {
+    if !text.is_ascii() {
+        return sized(if upper { text.to_uppercase() } else { text.to_lowercase() });
+    }
+    let wrong_case = |b: &u8| if upper { b.is_ascii_lowercase() } else { b.is_ascii_uppercase() };
+    if !text.bytes().any(|b| wrong_case(&b)) {
+        return Ok(EVal::Str(text));
+    }
+    let mut owned = text.into_owned();
+    if upper {
+        owned.make_ascii_uppercase();
+    } else {
+        owned.make_ascii_lowercase();
+    }
+    Ok(EVal::Str(Cow::Owned(owned)))
 }
 
 fn str_arg<'s>(v: &EVal<'s>, what: &str) -> Result<Cow<'s, str>, EvalError> {
@@ -1223,8 +1294,8 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
             other => return fail(format!("`abs()` takes a number, found {}", other.kind())),
         },
         // A case change can grow a text (some characters take more bytes in the other case).
-        Func::Lower => sized(str_arg(&next(), "the value")?.to_lowercase())?,
-        Func::Upper => sized(str_arg(&next(), "the value")?.to_uppercase())?,
+        Func::Lower => change_case(str_arg(&next(), "the value")?, false)?,
+        Func::Upper => change_case(str_arg(&next(), "the value")?, true)?,
         Func::Trim => match str_arg(&next(), "the value")? {
             Cow::Borrowed(s) => EVal::Str(Cow::Borrowed(s.trim())),
             Cow::Owned(s) => EVal::Str(Cow::Owned(s.trim().to_owned())),
@@ -1272,7 +1343,13 @@ fn call<'s>(func: &'s Func, args: &mut [EVal<'s>]) -> Result<EVal<'s>, EvalError
                     "substring() reaches outside the string",
                 );
             }
-            EVal::Str(Cow::Owned(s.chars().skip(start as usize).take((end - start) as usize).collect()))
+            // Byte offsets of the characters: text from the record stays borrowed, not copied.
+            let byte_at = |chars: i64| s.char_indices().nth(chars as usize).map_or(s.len(), |(at, _)| at);
+            let (from, to) = if s.is_ascii() { (start as usize, end as usize) } else { (byte_at(start), byte_at(end)) };
+            EVal::Str(match s {
+                Cow::Borrowed(text) => Cow::Borrowed(&text[from..to]),
+                Cow::Owned(text) => Cow::Owned(text[from..to].to_string()),
+            })
         }
         Func::PadLeft | Func::PadRight => {
             let s = str_arg(&next(), "the value")?;
