@@ -10,6 +10,10 @@
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does one small round as a check.
 //! `WORKER_BENCH_METRICS=1` pairs instead the mapped worker with its `/metrics` endpoint served and
 //! scraped every second against the same worker without it (the cost of metrics).
+//! `WORKER_BENCH_OUTPUTS=1` pairs instead the mapped worker writing to four output topics (the
+//! shipped mapping with `outputs:` — three chosen by `when` on the amount, which the records then
+//! spread over four bands, one computing its topic from the shipping state) against the same
+//! worker writing every record to its one ok topic.
 //! Environment: `WORKER_BENCH_MAPPING` (another mapping file), `WORKER_BENCH_RECORDS`, `WORKER_BENCH_THREADS` (mapping threads, default 1),
 //! `WORKER_BENCH_CONSUMER` / `WORKER_BENCH_PRODUCER` (`k=v,k=v` librdkafka properties).
 
@@ -50,12 +54,24 @@ fn main() {
         &brokers,
         &[(&input, PARTITIONS), (&ok, PARTITIONS), (&fail, PARTITIONS), (&pass, PARTITIONS)],
     ));
+    let outputs_mode = std::env::var_os("WORKER_BENCH_OUTPUTS").is_some();
+    let output_topics: Vec<String> =
+        ["large", "medium", "small", "state.sp"].iter().map(|o| format!("wb-{o}-{tag}")).collect();
+    if outputs_mode {
+        runtime.block_on(create_topics(
+            &brokers,
+            &output_topics.iter().map(|t| (t.as_str(), PARTITIONS)).collect::<Vec<_>>(),
+        ));
+    }
     let started = Instant::now();
     let mut orders = NumberedOrders::new();
     let producer = support::producer(&brokers);
     for i in 0..records {
         let key = format!("order-{i}");
-        support::send(&producer, BaseRecord::to(&input).key(&key).payload(orders.nth(i)));
+        let order = orders.nth(i);
+        // In outputs mode the amounts spread over the outputs' bands, in both modes alike.
+        let order = if outputs_mode { with_amount(order, 10_000 + (i * 7_919) % 90_000) } else { order.to_vec() };
+        support::send(&producer, BaseRecord::to(&input).key(&key).payload(&order[..]));
     }
     producer.flush(Duration::from_secs(120)).unwrap();
     let bytes = orders.nth(0).len();
@@ -70,15 +86,32 @@ fn main() {
     let mut ratios = Vec::new();
     // Metrics mode: the "baseline" side is the mapped worker without the endpoint.
     let metrics_mode = std::env::var_os("WORKER_BENCH_METRICS").is_some();
-    let (side_a, side_b) = if metrics_mode { ("mapped + /metrics", "mapped") } else { ("mapped", "pass-through") };
+    let (side_a, side_b) = match (metrics_mode, outputs_mode) {
+        (true, _) => ("mapped + /metrics", "mapped"),
+        (_, true) => ("four outputs", "one ok topic"),
+        _ => ("mapped", "pass-through"),
+    };
+    let outputs_mapping = outputs_mode.then(|| four_outputs_mapping(tag));
     for round in 0..rounds {
         let order = if round % 2 == 0 { [true, false] } else { [false, true] };
         let mut pair = [0.0f64; 2];
         for second_side in order {
             let group = format!("wb-group-{tag}-{round}-{second_side}");
-            let (pass_through, metrics) = if metrics_mode { (false, !second_side) } else { (second_side, false) };
-            let rate =
-                runtime.block_on(run_once(&brokers, &input, &group, &ok, &fail, &pass, pass_through, metrics, records));
+            let (pass_through, metrics) =
+                if metrics_mode || outputs_mode { (false, metrics_mode && !second_side) } else { (second_side, false) };
+            let mapping = outputs_mapping.as_deref().filter(|_| !second_side);
+            let rate = runtime.block_on(run_once(
+                &brokers,
+                &input,
+                &group,
+                &ok,
+                &fail,
+                &pass,
+                pass_through,
+                metrics,
+                records,
+                mapping,
+            ));
             eprintln!("round {round}: {} {rate:.0} records/s", if second_side { side_b } else { side_a });
             pair[usize::from(second_side)] = rate;
         }
@@ -96,6 +129,26 @@ fn main() {
          paired ratio median {ratio:.3} [q1 {q1:.3}, q3 {q3:.3}] ({records} records, {rounds} rounds)"
     );
     runtime.block_on(delete_topics(&brokers, &[&input, &ok, &fail, &pass]));
+    if outputs_mode {
+        runtime.block_on(delete_topics(&brokers, &output_topics.iter().map(String::as_str).collect::<Vec<_>>()));
+    }
+}
+
+/// The shipped mapping with four outputs on this run's topics (`wb-<output>-<tag>`).
+fn four_outputs_mapping(tag: u32) -> String {
+    let text = std::fs::read_to_string(format!("{ROOT}/mappings/orders-to-billing.yaml")).unwrap();
+    format!(
+        "{text}\noutputs:\n  - {{name: large, when: total_cents >= 77500, topic: wb-large-{tag}}}\n  - {{name: medium, when: total_cents >= 55000, topic: wb-medium-{tag}}}\n  - {{name: small, when: total_cents >= 32500, topic: wb-small-{tag}}}\n  - name: by-state\n    topic: '\"wb-state.\" + lower(ship_to.state) + \"-{tag}\"'\n    topics: [wb-state.sp-{tag}, wb-state.rj-{tag}]\n"
+    )
+}
+
+/// An order with its payment amount replaced (five digits, as the reference order's).
+fn with_amount(order: &[u8], cents: i64) -> Vec<u8> {
+    const AMOUNT: &[u8] = b"\"amount_cents\":25990";
+    let at = order.windows(AMOUNT.len()).position(|w| w == AMOUNT).expect("the reference order's amount");
+    let mut record = order.to_vec();
+    record[at + AMOUNT.len() - 5..at + AMOUNT.len()].copy_from_slice(format!("{cents:05}").as_bytes());
+    record
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -109,10 +162,14 @@ async fn run_once(
     pass_through: bool,
     metrics: bool,
     records: i64,
+    mapping_text: Option<&str>,
 ) -> f64 {
     let mapping =
         std::env::var("WORKER_BENCH_MAPPING").unwrap_or_else(|_| format!("{ROOT}/mappings/orders-to-billing.yaml"));
-    let (_, plan) = mapping_file::load_file(std::path::Path::new(&mapping)).unwrap();
+    let (_, plan) = match mapping_text {
+        Some(text) => lambda_stream::plan::load_str(text).unwrap(),
+        None => mapping_file::load_file(std::path::Path::new(&mapping)).unwrap(),
+    };
     let mut pipeline = Pipeline::new(
         plan,
         Router {
