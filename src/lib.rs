@@ -26,9 +26,10 @@
 //!   per record so one bad record never fails a batch.
 //! - [`format`] — record formats (JSON, Avro, JSON behind a registry's framing), the registries'
 //!   wire framings, schema registries and their cache.
-//! - [`destination`] — `(input, outcome)` → a message for the ok topic or the fail topic.
+//! - [`destination`] — `(input, outcome)` → a message for the ok topic, one per output the
+//!   mapping's `outputs:` chose, or the fail topic.
 //! - [`envelope`] — the fail message's JSON envelope and `lambda-stream.error.*` headers: written,
-//!   read back for triage, read back for a replay.
+//!   read back for triage, read back for a replay; CloudEvents for the outputs that ask for them.
 //! - [`msk_iam`] — SigV4-signed SASL/OAUTHBEARER tokens for MSK IAM authentication.
 //! - [`sink`] — where messages go: `sink::kafka::KafkaSink` (with `worker`, the only `rdkafka`
 //!   user), memory.

@@ -515,4 +515,22 @@ mod tests {
         assert!(e.contains("1 embedded test(s) failed") && e.contains("m.yaml:6:"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[tokio::test]
+    async fn a_mapping_whose_outputs_write_to_a_topic_not_granted_is_refused_at_load() {
+        let dir = std::env::temp_dir().join(format!("ls-topics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.yaml");
+        let text = "version: 1\nname: m\nfields:\n  - { source: $.a, target: a, type: integer }\noutputs:\n  - { name: big, when: a > 1, topic: t.big }\n  - { name: rest, topic: t.rest }\n";
+        std::fs::write(&path, text).unwrap();
+        let allowed = ["t.big".to_string()];
+        let source = MappingSource::new(Location::File(path.clone())).await.allowing_topics(&allowed);
+        let e = Refresher::load(source, Duration::ZERO).await.err().unwrap();
+        assert!(matches!(&e, SourceError::Topics { topics, .. } if topics == &["t.rest"]), "{e}");
+        assert!(e.to_string().contains("its outputs write to t.rest, which OUTPUT_TOPICS does not list (t.big)"), "{e}");
+        let both = ["t.big".to_string(), "t.rest".to_string()];
+        let source = MappingSource::new(Location::File(path.clone())).await.allowing_topics(&both);
+        assert!(Refresher::load(source, Duration::ZERO).await.is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -340,7 +340,7 @@ pub fn check(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
         )));
     }
     if let Some(mapping) = &env.mapping {
-        check_mapping(mapping, &name, file, diags);
+        check_mapping(mapping, &name, file, &env.output_topics, diags);
     }
 }
 
@@ -516,7 +516,7 @@ fn check_routes(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
             }
         }
         if let Some(mapping) = &route.mapping {
-            check_mapping(mapping, &name, file, diags);
+            check_mapping(mapping, &name, file, &env.output_topics, diags);
         }
     }
     if !seen.contains(&DEFAULT_ROUTE) {
@@ -532,9 +532,16 @@ fn check_routes(env: &Environment, file: &Path, diags: &mut Vec<Located>) {
     }
 }
 
-/// The mapping an environment (or route) names compiles. A mapping in S3 is checked where it is
-/// read: at the function's cold start (and by `validate-mapping` on a copy before it is published).
-fn check_mapping(mapping: &Spanned<String>, name: &str, file: &Path, diags: &mut Vec<Located>) {
+/// The mapping an environment (or route) names compiles, and its outputs write only to the
+/// environment's `output_topics` when it lists them. A mapping in S3 is checked where it is read:
+/// at the function's cold start (and by `validate-mapping` on a copy before it is published).
+fn check_mapping(
+    mapping: &Spanned<String>,
+    name: &str,
+    file: &Path,
+    output_topics: &[Spanned<String>],
+    diags: &mut Vec<Located>,
+) {
     let here = |d: Diagnostic| Located { file: file.to_path_buf(), diagnostic: d };
     if !mapping.value.starts_with("s3://") {
         let path = resolve_relative(file, &mapping.value);
@@ -545,16 +552,33 @@ fn check_mapping(mapping: &Spanned<String>, name: &str, file: &Path, diags: &mut
             Ok(text) => {
                 // Its lookup files are read from its folder, as the function reads them.
                 let options = crate::mapping_file::options(path.parent());
-                if let Err(problems) = crate::plan::load_str_in(&text, &options) {
-                    diags.push(here(Diagnostic::new(
-                        mapping.pos,
-                        format!(
-                            "mapping `{}` of environment `{name}` has {} problem(s), listed below",
-                            path.display(),
-                            problems.len()
-                        ),
-                    )));
-                    diags.extend(problems.into_iter().map(|d| Located { file: path.clone(), diagnostic: d }));
+                match crate::plan::load_str_in(&text, &options) {
+                    Err(problems) => {
+                        diags.push(here(Diagnostic::new(
+                            mapping.pos,
+                            format!(
+                                "mapping `{}` of environment `{name}` has {} problem(s), listed below",
+                                path.display(),
+                                problems.len()
+                            ),
+                        )));
+                        diags.extend(problems.into_iter().map(|d| Located { file: path.clone(), diagnostic: d }));
+                    }
+                    Ok((_, plan)) if !output_topics.is_empty() => {
+                        let allowed = |t: &&str| output_topics.iter().any(|o| o.value == *t);
+                        let outside: Vec<&str> = plan.output_topics().into_iter().filter(|t| !allowed(t)).collect();
+                        if !outside.is_empty() {
+                            diags.push(here(Diagnostic::new(
+                                mapping.pos,
+                                format!(
+                                    "mapping `{}` writes to {}, which `output_topics` does not list",
+                                    path.display(),
+                                    outside.join(", ")
+                                ),
+                            )));
+                        }
+                    }
+                    Ok(_) => {}
                 }
             }
         }
@@ -858,6 +882,22 @@ mod tests {
         assert_eq!(env.routes.len(), 3);
         let mut problems = Vec::new();
         check(env, &here(), &mut problems);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn a_mapping_whose_outputs_write_outside_output_topics_is_reported() {
+        let text = "version: 1\nacme:\n  prod:\n    lambda_name: f\n    msk_servers: b:9092\n    source_topics: [payments]\n    topic_ok: unused\n    topic_fail: payments.fail\n    mapping: ../../mappings/payments-by-route.yaml\n    output_topics: [payments.audit.v1, payments.refunds.v1, payments.captured.brl.v1, payments.captured.usd.v1, payments.captured.eur.v1]\n";
+        let (file, diags) = parse(text);
+        assert!(diags.is_empty(), "{diags:?}");
+        let mut problems = Vec::new();
+        check(&file.environments[0], &here(), &mut problems);
+        let messages: Vec<&str> = problems.iter().map(|p| p.diagnostic.message.as_str()).collect();
+        assert_eq!(messages.len(), 1, "{messages:#?}");
+        assert!(messages[0].ends_with("writes to payments.other.v1, which `output_topics` does not list"), "{messages:#?}");
+        let (file, _) = parse(&text.replace("payments.captured.eur.v1]", "payments.captured.eur.v1, payments.other.v1]"));
+        let mut problems = Vec::new();
+        check(&file.environments[0], &here(), &mut problems);
         assert!(problems.is_empty(), "{problems:#?}");
     }
 
