@@ -527,7 +527,10 @@ mod tests {
         let source = MappingSource::new(Location::File(path.clone())).await.allowing_topics(&allowed);
         let e = Refresher::load(source, Duration::ZERO).await.err().unwrap();
         assert!(matches!(&e, SourceError::Topics { topics, .. } if topics == &["t.rest"]), "{e}");
-        assert!(e.to_string().contains("its outputs write to t.rest, which OUTPUT_TOPICS does not list (t.big)"), "{e}");
+        assert!(
+            e.to_string().contains("its outputs write to t.rest, which OUTPUT_TOPICS does not list (t.big)"),
+            "{e}"
+        );
         let both = ["t.big".to_string(), "t.rest".to_string()];
         let source = MappingSource::new(Location::File(path.clone())).await.allowing_topics(&both);
         assert!(Refresher::load(source, Duration::ZERO).await.is_ok());

@@ -894,8 +894,12 @@ mod tests {
         check(&file.environments[0], &here(), &mut problems);
         let messages: Vec<&str> = problems.iter().map(|p| p.diagnostic.message.as_str()).collect();
         assert_eq!(messages.len(), 1, "{messages:#?}");
-        assert!(messages[0].ends_with("writes to payments.other.v1, which `output_topics` does not list"), "{messages:#?}");
-        let (file, _) = parse(&text.replace("payments.captured.eur.v1]", "payments.captured.eur.v1, payments.other.v1]"));
+        assert!(
+            messages[0].ends_with("writes to payments.other.v1, which `output_topics` does not list"),
+            "{messages:#?}"
+        );
+        let (file, _) =
+            parse(&text.replace("payments.captured.eur.v1]", "payments.captured.eur.v1, payments.other.v1]"));
         let mut problems = Vec::new();
         check(&file.environments[0], &here(), &mut problems);
         assert!(problems.is_empty(), "{problems:#?}");
