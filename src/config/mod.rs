@@ -292,14 +292,8 @@ impl Settings {
             mapping_refresh_s: number("MAPPING_REFRESH_S", 60, |_| None)?,
             routes,
             unrouted_topic_fail,
-            source_topics: match get("SOURCE_TOPICS") {
-                Some(list) => list.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
-                None => env.map(|e| e.source_topics.iter().map(|t| t.value.clone()).collect()).unwrap_or_default(),
-            },
-            output_topics: match get("OUTPUT_TOPICS") {
-                Some(list) => list.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
-                None => env.map(|e| e.output_topics.iter().map(|t| t.value.clone()).collect()).unwrap_or_default(),
-            },
+            source_topics: topic_list(get("SOURCE_TOPICS"), env.map(|e| &e.source_topics[..])),
+            output_topics: topic_list(get("OUTPUT_TOPICS"), env.map(|e| &e.output_topics[..])),
             consumer_group: get("CONSUMER_GROUP"),
             worker_concurrency: positive(&get, "WORKER_CONCURRENCY")?,
             worker_max_batch: positive(&get, "WORKER_MAX_BATCH")?,
@@ -690,6 +684,14 @@ fn compression(value: Option<String>) -> Result<Option<String>, ConfigError> {
             why: "expected none, gzip, snappy or lz4".into(),
         }),
         other => Ok(other),
+    }
+}
+
+/// A comma-separated list of topics from a variable, else the file's list.
+fn topic_list(variable: Option<String>, from_file: Option<&[crate::diagnostic::Spanned<String>]>) -> Vec<String> {
+    match variable {
+        Some(list) => list.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
+        None => from_file.map(|topics| topics.iter().map(|t| t.value.clone()).collect()).unwrap_or_default(),
     }
 }
 

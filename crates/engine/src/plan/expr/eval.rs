@@ -461,25 +461,7 @@ impl Code {
                 Code::Slot(i) => Quick::Bool(env.slots[*i].as_ref().is_some_and(|v| !v.is_null())),
                 _ => Quick::Slow,
             },
-            Code::Binary(op, a, b) => {
-                if matches!(op, BinaryOp::Eq | BinaryOp::Ne)
-                    && let (Some(x), Some(y)) = (text_leaf(a, env), text_leaf(b, env))
-                {
-                    // Long texts compared inside a macro's loop are work the budget must see;
-                    // when it is spent, the general walk reports it.
-                    let longest = x.map_or(0, str::len).max(y.map_or(0, str::len));
-                    if longest > 64 && env.budget.spend(longest as u64 / 64).is_err() {
-                        return Quick::Slow;
-                    }
-                    return Quick::Bool((x == y) == (*op == BinaryOp::Eq));
-                }
-                // Text, lists and calls are never quick: `"a." + lower(b) + ".c"` is decided at
-                // once, not by walking its whole tree again at each level of the general walk.
-                if never_quick(a) || never_quick(b) {
-                    return Quick::Slow;
-                }
-                quick_binary(*op, a.quick(env), b.quick(env))
-            }
+            Code::Binary(op, a, b) => quick_of_binary(*op, a, b, env),
             Code::Call(Func::Size, args) => match args.as_slice() {
                 [Code::Field(i)] => match &env.fields[*i] {
                     FieldState::Present(Val::MappedItems(rows)) => Quick::Int(rows.rows.len() as i64),
@@ -718,6 +700,28 @@ impl Code {
             Code::Macro { kind, list, depth, body } => eval_macro(*kind, list, *depth, body, env, locals)?,
         })
     }
+}
+
+/// [`Code::quick`] of `a op b`.
+#[inline]
+fn quick_of_binary(op: BinaryOp, a: &Code, b: &Code, env: Env<'_>) -> Quick {
+    if matches!(op, BinaryOp::Eq | BinaryOp::Ne)
+        && let (Some(x), Some(y)) = (text_leaf(a, env), text_leaf(b, env))
+    {
+        // Long texts compared inside a macro's loop are work the budget must see;
+        // when it is spent, the general walk reports it.
+        let longest = x.map_or(0, str::len).max(y.map_or(0, str::len));
+        if longest > 64 && env.budget.spend(longest as u64 / 64).is_err() {
+            return Quick::Slow;
+        }
+        return Quick::Bool((x == y) == (op == BinaryOp::Eq));
+    }
+    // Text, lists and calls are never quick: `"a." + lower(b) + ".c"` is decided at once, not by
+    // walking its whole tree again at each level of the general walk.
+    if never_quick(a) || never_quick(b) {
+        return Quick::Slow;
+    }
+    quick_binary(op, a.quick(env), b.quick(env))
 }
 
 /// An operand [`Code::quick`] always answers `Slow` for.
