@@ -13,7 +13,7 @@
 //! read while *n+1* is mapped and *n* delivered; a stop request (SIGINT, SIGTERM) is honoured
 //! between batches, after the batches in flight are delivered and committed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -180,15 +180,15 @@ impl ResumeMarker {
 }
 
 /// The fail-topic positions `(partition, offset)` of `from` that records on the outputs, from the
-/// marker's positions to their ends now, were replayed from.
+/// marker's positions to their ends now, were replayed from, each with the topics it was found on.
 fn delivered_since(
     consumer: &BaseConsumer<KafkaContext>,
     from: &str,
     marker: &ResumeMarker,
     timeout: Duration,
-) -> Result<HashSet<(i32, i64)>, ReplayError> {
+) -> Result<Delivered, ReplayError> {
     let prefix = format!("{from}/");
-    let mut found = HashSet::new();
+    let mut found = Delivered::new();
     for ((topic, p), start) in &marker.ends {
         let Ok((_, high)) = consumer.fetch_watermarks(topic, *p, timeout) else { continue };
         if *start >= high {
@@ -201,7 +201,7 @@ fn delivered_since(
                 let (part, offset) = f.strip_prefix(&prefix)?.split_once('/')?;
                 Some((part.parse().ok()?, offset.parse().ok()?))
             }) {
-                found.insert(position);
+                found.entry(position).or_default().push(topic.clone());
             }
             if m.offset() + 1 >= high {
                 break;
@@ -210,6 +210,10 @@ fn delivered_since(
     }
     Ok(found)
 }
+
+/// Fail-topic positions `(partition, offset)` an interrupted run delivered, with the output topics
+/// each was found on (several for a record a mapping's `outputs:` fanned out).
+type Delivered = HashMap<(i32, i64), Vec<String>>;
 
 /// A batch handed to the producer whose acknowledgements are still awaited.
 struct InFlight {
@@ -296,7 +300,7 @@ pub async fn replay(
         }
         (outputs.marker, outputs.already)
     } else {
-        (ResumeMarker::default(), HashSet::new())
+        (ResumeMarker::default(), Delivered::new())
     };
     let mut marker = marker;
     let record_marker = marker.fits();
@@ -319,6 +323,7 @@ pub async fn replay(
             ends,
             max_batch: options.max_batch,
             already,
+            fans_out: pipeline.plan().outputs().iter().any(|o| o.fans_out()),
             only_rule: options.only_rule.clone(),
         };
         std::thread::Builder::new()
@@ -435,7 +440,7 @@ impl Range {
 /// and what an interrupted run delivered after its last commit (not to be sent again).
 struct OutputsNow {
     marker: ResumeMarker,
-    already: HashSet<(i32, i64)>,
+    already: Delivered,
 }
 
 impl OutputsNow {
@@ -467,9 +472,9 @@ impl OutputsNow {
         let already = match previous {
             Some(previous) => delivered_since(consumer, topic, previous, timeout)?
                 .into_iter()
-                .filter(|(p, o)| partitions.iter().position(|x| x == p).is_some_and(|i| *o >= starts[i]))
+                .filter(|((p, o), _)| partitions.iter().position(|x| x == p).is_some_and(|i| *o >= starts[i]))
                 .collect(),
-            None => HashSet::new(),
+            None => Delivered::new(),
         };
         Ok(OutputsNow { marker, already })
     }
@@ -537,8 +542,11 @@ struct ReadPlan {
     starts: Vec<i64>,
     ends: Vec<i64>,
     max_batch: usize,
-    /// Positions whose records an interrupted run delivered: counted, not handed over.
-    already: HashSet<(i32, i64)>,
+    /// Positions whose records an interrupted run delivered: counted, not handed over — unless
+    /// the mapping can fan a record out, when the run may have been stopped between its messages:
+    /// then the record is mapped again and only the messages to topics it was not found on go.
+    already: Delivered,
+    fans_out: bool,
     /// `--where`: only records whose errors include this `field:rule`.
     only_rule: Option<String>,
 }
@@ -674,14 +682,16 @@ impl ReadPlan {
                     open -= 1;
                 }
                 batch.counts.read += 1;
-                if !self.already.is_empty() && self.already.contains(&(self.partitions[i], m.offset())) {
+                let delivered = self.already.get(&(self.partitions[i], m.offset()));
+                if delivered.is_some() && !self.fans_out {
                     batch.counts.already_delivered += 1;
                     continue;
                 }
                 match Rebuilt::from_message(&m, topic, self.only_rule.as_deref(), &mut rule_sets) {
                     Rebuilt::NotOurs => batch.counts.not_ours += 1,
                     Rebuilt::NotSelected => batch.counts.not_selected += 1,
-                    Rebuilt::Ready { input, provenance } => {
+                    Rebuilt::Ready { input, mut provenance } => {
+                        provenance.delivered_to = delivered.cloned().unwrap_or_default();
                         batch.inputs.push(input);
                         batch.provenance.push(provenance);
                     }
@@ -716,6 +726,8 @@ struct Provenance {
     /// The replay headers' values: the fail record's position and the source record's.
     from: String,
     of: String,
+    /// The output topics an interrupted run already delivered this record to (fan-out only).
+    delivered_to: Vec<String>,
 }
 
 impl Rebuilt {
@@ -736,7 +748,7 @@ impl Rebuilt {
         match rebuilt {
             Some(input) => {
                 let from = crate::envelope::position(from, m.partition(), Some(m.offset()));
-                Rebuilt::Ready { input, provenance: Provenance { old_rules, from, of } }
+                Rebuilt::Ready { input, provenance: Provenance { old_rules, from, of, delivered_to: Vec::new() } }
             }
             None => Rebuilt::NotOurs,
         }
@@ -779,13 +791,22 @@ fn tally(
     provenance: Provenance,
     messages: &mut Vec<crate::destination::OutMessage>,
 ) {
-    let Provenance { old_rules, from, of } = provenance;
+    let Provenance { old_rules, from, of, delivered_to } = provenance;
     if let Routed::Skipped(..) = routed {
         report.skipped += 1;
         return;
     }
     let first = messages.len();
     routed.append_to(messages);
+    if !delivered_to.is_empty() {
+        // Resumed after a stop between the messages of a fanned-out record: only the rest go.
+        let rest: Vec<_> = messages.drain(first..).filter(|m| !delivered_to.contains(&m.topic)).collect();
+        if rest.is_empty() {
+            report.already_delivered += 1;
+            return;
+        }
+        messages.extend(rest);
+    }
     for message in &mut messages[first..] {
         message.headers.push((HEADER_REPLAY_FROM.into(), from.clone().into_bytes()));
         message.headers.push((HEADER_REPLAY_OF.into(), of.clone().into_bytes()));
@@ -819,6 +840,43 @@ fn tally(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run resumed after a stop between the messages of a fanned-out record sends only those
+    /// its predecessor did not deliver; a record delivered everywhere is counted, not sent.
+    #[test]
+    fn a_fanned_out_record_resumed_sends_only_the_messages_not_yet_delivered() {
+        let (_, plan) = crate::plan::load_str(
+            "version: 1\nname: m\nfields:\n  - {target: id, source: $.id, type: integer}\noutputs:\n  - {name: audit, all: true, topic: t.audit}\n  - {name: main, topic: t.main}\n",
+        )
+        .unwrap();
+        let router = crate::destination::Router {
+            topic_ok: "ok".into(),
+            topic_fail: "fail".into(),
+            function_name: "f".into(),
+            function_env: "e".into(),
+        };
+        let input = Input {
+            source: crate::record::Source { topic: "in".into(), offset: Some(3), ..Default::default() },
+            payload: crate::record::Payload::Value(br#"{"id": 1}"#.to_vec()),
+        };
+        let provenance = |delivered_to: &[&str]| Provenance {
+            old_rules: Arc::from(vec!["id:type".to_string()]),
+            from: "fail/0/9".into(),
+            of: "in/0/3".into(),
+            delivered_to: delivered_to.iter().map(|t| t.to_string()).collect(),
+        };
+        let mut report = ReplayReport::default();
+        let mut messages = Vec::new();
+        tally(&mut report, router.route(&plan, &input), provenance(&["t.audit"]), &mut messages);
+        let topics: Vec<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
+        assert_eq!(topics, ["t.main"], "audit had it already");
+        assert_eq!((report.now_ok, report.already_delivered), (1, 0));
+        tally(&mut report, router.route(&plan, &input), provenance(&["t.audit", "t.main"]), &mut messages);
+        assert_eq!(messages.len(), 1, "nothing more to send");
+        assert_eq!((report.now_ok, report.already_delivered), (1, 1));
+        tally(&mut report, router.route(&plan, &input), provenance(&[]), &mut messages);
+        assert_eq!(messages.len(), 3, "a record not seen before: both messages");
+    }
 
     /// Equal error lists share one list of rules; lists that differ never do, whatever their text.
     #[test]
