@@ -228,6 +228,7 @@ impl Router {
                     CloudEventsMode::Binary => event.push_headers(&mut message.headers),
                     CloudEventsMode::Structured => {
                         message.payload = event.structured(&message.payload);
+                        message.headers.retain(|(name, _)| name != "content-type");
                         message.headers.push(("content-type".into(), STRUCTURED_CONTENT_TYPE.into()));
                     }
                 }

@@ -70,6 +70,12 @@ pub enum SourceError {
     Invalid { location: String, diagnostics: Vec<Diagnostic> },
     #[error("mapping {location}: {} embedded test(s) failed:\n{}", failures.len(), failures.join("\n"))]
     Tests { location: String, failures: Vec<String> },
+    /// An output writes structured CloudEvents (JSON documents) and the settings write another
+    /// format (`OUTPUT_FORMAT`, `--output-format`).
+    #[error(
+        "mapping {location}: output `{output}` writes structured CloudEvents, which are JSON documents, but ok records are written as {format}; use `envelope: cloudevents` (binary mode) or JSON output"
+    )]
+    Structured { location: String, output: String, format: &'static str },
     /// The mapping's `outputs:` write to topics the settings do not allow (`OUTPUT_TOPICS`).
     #[error(
         "mapping {location}: its outputs write to {}, which OUTPUT_TOPICS does not list ({}); the function may write only to the topics it is granted",
@@ -341,6 +347,16 @@ async fn output_encoder(
     settings: &crate::config::Settings,
 ) -> Result<crate::format::output::OutputEncoder, SourceError> {
     let output = settings.output.over(plan.output());
+    // Structured CloudEvents are JSON documents: the mapping checked that against its own
+    // `output.format`, and a setting may have changed it since.
+    let structured = plan.outputs().iter().find(|o| o.cloud_events() == Some(crate::plan::CloudEventsMode::Structured));
+    if let Some(structured) = structured.filter(|_| output.format != crate::plan::OutputFormat::Json) {
+        return Err(SourceError::Structured {
+            location: location.to_string(),
+            output: structured.name().to_string(),
+            format: output.format.as_str(),
+        });
+    }
     let base = match location {
         Location::File(path) => path.parent(),
         Location::S3 { .. } => None,

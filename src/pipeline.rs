@@ -368,7 +368,15 @@ pub(crate) fn encode_ok(
     let mut failed = None;
     for message in &mut messages {
         match output.encode(std::mem::take(&mut message.payload)) {
-            Ok(payload) => message.payload = payload,
+            Ok(payload) => {
+                message.payload = payload;
+                // A binary-mode CloudEvent says what its value is: the format it is written in.
+                if message.headers.iter().any(|(name, _)| name == "ce_specversion") {
+                    for (_, value) in message.headers.iter_mut().filter(|(name, _)| name == "content-type") {
+                        *value = format!("application/{}", output.format()).into_bytes();
+                    }
+                }
+            }
             Err(failure) => {
                 failed = Some(failure);
                 break;

@@ -139,3 +139,26 @@ fn an_event_counts_a_fanned_out_record_once_and_its_messages_per_output() {
     let main = lines.iter().find(|l| l.get("RecordsOk").is_some()).unwrap();
     assert_eq!(main["RecordsOk"], 2.0);
 }
+
+#[test]
+fn structured_cloud_events_are_refused_when_the_output_format_is_not_json() {
+    let out = lambda_stream(&[
+        "process",
+        "--mapping",
+        MAPPING,
+        "--input",
+        PAYMENTS,
+        "--output-format",
+        "avro",
+        "--output-schema",
+        "tests/fixtures/avro/billing.avsc",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "output `other` writes structured CloudEvents, which are JSON documents, but --output-format is avro"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}

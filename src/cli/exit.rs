@@ -190,7 +190,10 @@ mod kafka {
 
     pub(super) fn mapping_source(e: &SourceError) -> Exit {
         match e {
-            SourceError::Invalid { .. } | SourceError::Tests { .. } | SourceError::Topics { .. } => Exit::Refused,
+            SourceError::Invalid { .. }
+            | SourceError::Tests { .. }
+            | SourceError::Topics { .. }
+            | SourceError::Structured { .. } => Exit::Refused,
             SourceError::S3 { source: S3Error::TooLarge(_), .. } => Exit::Usage,
             SourceError::S3 { .. } if e.is_missing() => Exit::Usage,
             SourceError::S3 { .. } => Exit::Infrastructure,

@@ -96,6 +96,16 @@ impl OutputArgs {
             register: self.register_schemas,
         };
         let output = settings.over(plan.output());
+        if output.format != crate::plan::OutputFormat::Json
+            && let Some(structured) =
+                plan.outputs().iter().find(|o| o.cloud_events() == Some(crate::plan::CloudEventsMode::Structured))
+        {
+            return Err(CliError::Usage(format!(
+                "output `{}` writes structured CloudEvents, which are JSON documents, but --output-format is {}; use `envelope: cloudevents` (binary mode) or JSON output",
+                structured.name(),
+                output.format.as_str()
+            )));
+        }
         let base = mapping.parent();
         let usage = |e: crate::format::output::OutputError| CliError::Usage(e.to_string());
         #[cfg(feature = "kafka")]

@@ -32,12 +32,16 @@ pub struct Event<'a> {
 
 impl Event<'_> {
     fn time(&self) -> Option<String> {
-        let at = chrono::DateTime::from_timestamp_millis(self.timestamp_ms?)?;
+        // Kafka writes -1 for a record without a timestamp.
+        let at = chrono::DateTime::from_timestamp_millis(self.timestamp_ms.filter(|t| *t >= 0)?)?;
         Some(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
     }
 
     /// Binary mode: the `ce_*` headers and `content-type`, appended to `headers`.
     pub fn push_headers(&self, headers: &mut Vec<(Cow<'static, str>, Vec<u8>)>) {
+        // The event's own attributes only: a source header of those names passed on by the
+        // mapping's `headers:` would be a second, contradicting value.
+        headers.retain(|(name, _)| !name.starts_with("ce_") && name != "content-type");
         headers.push(("ce_specversion".into(), SPEC_VERSION.into()));
         headers.push(("ce_id".into(), self.id.as_bytes().to_vec()));
         headers.push(("ce_source".into(), self.attributes.source.as_bytes().to_vec()));

@@ -84,7 +84,7 @@ impl<S: Sink> Function<S> {
         }
         Err(HandlerError::Undelivered {
             count: report.undelivered.len(),
-            total: report.summary.ok + report.summary.failed,
+            total: report.routed.iter().map(|r| r.messages().len()).sum(),
             first: report.undelivered[0].1.clone(),
         })
     }

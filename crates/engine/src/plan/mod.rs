@@ -401,6 +401,12 @@ impl Plan {
             outcome::Deliveries::new()
         } else {
             match outputs::route(&self.outputs, Env { fields: states, slots, budget: &budget }, states) {
+                // As for fields and rules: a decisive `a || b` may have spent the budget unseen.
+                Ok(_) if budget.spent() => {
+                    let errors =
+                        vec![FieldError { field: None, rule: BUDGET_RULE.into(), message: budget.spent_message() }];
+                    return Outcome::Failed(Failure { stage: Stage::Route, errors, id });
+                }
                 Ok(deliveries) => deliveries,
                 Err((stage, errors)) => return Outcome::Failed(Failure { stage, errors, id }),
             }

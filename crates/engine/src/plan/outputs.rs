@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::expr::{Compiled, Env, Ty};
+use super::expr::{Compiled, Env, EvalError, Ty};
 use super::field::Field;
 use super::outcome::{Deliveries, Delivery, EventAttributes, FieldError, Stage};
 use super::output::OutputTree;
@@ -162,11 +162,11 @@ impl OutputEntry {
             None => {
                 let shown = match (code.reads_sensitive, text) {
                     (true, _) => "a value (hidden: it reads a sensitive field)".to_string(),
-                    (false, Some(t)) => format!("`{t}`"),
+                    (false, Some(t)) => format!("`{}`", cut(t)),
                     (false, None) => {
                         let mut json = Vec::new();
                         value.as_ref().expect("matched above").write_json(&mut json);
-                        format!("{} (not text)", String::from_utf8_lossy(&json))
+                        format!("{} (not text)", cut(&String::from_utf8_lossy(&json)))
                     }
                 };
                 Err(self.error(format!(
@@ -188,10 +188,10 @@ impl OutputEntry {
                     _ => Err(self.error(format!("its CloudEvents `{name}` is not text, and the attribute is text"))),
                 },
                 Ok(None) => Err(self.error(format!("its CloudEvents `{name}` gave no value, and it is required"))),
-                Err(e) => Err(self.error(format!(
-                    "its CloudEvents `{name}` could not be computed: {}",
-                    e.message(code.reads_sensitive)
-                ))),
+                Err(e) => Err(self.eval_error(
+                    &e,
+                    format!("its CloudEvents `{name}` could not be computed: {}", e.message(code.reads_sensitive)),
+                )),
             },
         };
         Ok(Some(Box::new(EventAttributes { event_type: text(event_type, "type")?, source: text(source, "source")? })))
@@ -199,6 +199,11 @@ impl OutputEntry {
 
     fn error(&self, why: String) -> FieldError {
         FieldError { field: None, rule: ROUTE_RULE.into(), message: format!("output `{}`: {why}", self.name) }
+    }
+
+    /// An expression's error: rule `route`, or the error's own (`budget`: the record's steps ran out).
+    fn eval_error(&self, e: &EvalError, why: String) -> FieldError {
+        FieldError { rule: e.kind.rule().unwrap_or(ROUTE_RULE).into(), ..self.error(why) }
     }
 }
 
@@ -240,6 +245,18 @@ pub(super) fn route(
         }));
     }
     Ok(deliveries)
+}
+
+/// The most characters of a computed value a message quotes: a value of megabytes must not
+/// become a fail record of megabytes.
+const QUOTED_CHARS: usize = 80;
+
+/// `text`, cut after [`QUOTED_CHARS`] characters (`…`).
+fn cut(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        None => text.into(),
+        Some((at, _)) => format!("{}…", &text[..at]).into(),
+    }
 }
 
 /// A value's text, if it is text (however the evaluator holds it).
@@ -352,7 +369,7 @@ pub(super) fn compile(
     let mut compiled = Vec::new();
     let mut names: Vec<&Spanned<String>> = Vec::new();
     let mut catch_all: Option<(&str, Pos)> = None;
-    for spec in specs {
+    for (index, spec) in specs.iter().enumerate() {
         if let Some(name) = &spec.name {
             match names.iter().find(|n| n.value == name.value) {
                 Some(first) => diags.push(Diagnostic::new(
@@ -379,6 +396,7 @@ pub(super) fn compile(
         if spec.when.is_none() && !fanout && catch_all.is_none() {
             catch_all = Some((spec.name.as_ref().map_or("", |n| n.value.as_str()), spec.pos));
         }
+        same_event_source(spec, &specs[..index], diags);
         if let (Some(name), Some(topic), Some(envelope)) = (&spec.name, topic, envelope) {
             let when_ok = spec.when.is_none() || when.is_some();
             let key_ok = spec.key.is_none() || key.is_some();
@@ -390,6 +408,30 @@ pub(super) fn compile(
         }
     }
     compiled
+}
+
+/// Warns of a CloudEvents output that an earlier one fanning out (`all: true`) shares its literal
+/// `source` with: a record going to both is two events with the same `source` and `id`, which
+/// CloudEvents consumers take for one event delivered twice.
+fn same_event_source(spec: &OutputEntrySpec, earlier: &[OutputEntrySpec], diags: &mut Diagnostics) {
+    let literal_source = |s: &OutputEntrySpec| match (&s.envelope, &s.event_source) {
+        (Some(e), Some(AttributeSpec::Literal(source))) if e.value.starts_with("cloudevents") => {
+            Some(source.value.clone())
+        }
+        _ => None,
+    };
+    let Some(source) = literal_source(spec) else { return };
+    let fanning = earlier.iter().filter(|e| e.all.as_ref().is_some_and(|a| a.value));
+    if let Some(first) = fanning.into_iter().find(|e| literal_source(e).as_deref() == Some(source.as_str())) {
+        diags.push(Diagnostic::warning(
+            spec.pos,
+            format!(
+                "output `{}` (at {}) fans out to this one with the same CloudEvents `source` `{source}`: a record going to both is two events with one `source` and `id`; give each its own `source`",
+                first.name.as_ref().map_or("", |n| n.value.as_str()),
+                first.pos
+            ),
+        ));
+    }
 }
 
 fn condition(
@@ -726,6 +768,26 @@ outputs:
     }
 
     #[test]
+    fn a_long_computed_topic_is_cut_and_a_spent_budget_fails_with_rule_budget() {
+        let plan = plan(
+            "version: 1\nname: m\nlimits: { steps: 40 }\nfields:\n  - {target: a, source: $.a, type: string}\n  - {target: n, source: $.n, type: array}\noutputs:\n  - name: slow\n    when: n.exists(x, x == 0) || a == \"x\"\n    topic: t.slow\n  - name: by-a\n    topic: '\"t.\" + a'\n    topics: [t.b]\n",
+        );
+        let long = format!(r#"{{"a": "{}"}}"#, "y".repeat(1_000));
+        let by_a = super::tests::plan(
+            "version: 1\nname: m\nfields:\n  - {target: a, source: $.a, type: string}\noutputs:\n  - name: by-a\n    topic: '\"t.\" + a'\n    topics: [t.b]\n",
+        );
+        let (stage, message) = routes(&by_a, long.as_bytes()).unwrap_err();
+        assert_eq!(stage, Stage::Route);
+        assert!(message.contains(&format!("computed `t.{}…`", "y".repeat(78))), "{message}");
+        assert!(message.len() < 300, "{message}");
+        let many: Vec<String> = (1..200).map(|i| i.to_string()).collect();
+        let spending = format!(r#"{{"a": "x", "n": [{}]}}"#, many.join(","));
+        let Outcome::Failed(failure) = plan.apply(spending.as_bytes()) else { panic!("the budget is spent") };
+        assert_eq!(failure.stage, Stage::Route);
+        assert_eq!(failure.errors[0].rule, "budget", "{:?}", failure.errors);
+    }
+
+    #[test]
     fn without_outputs_a_record_has_no_deliveries() {
         let plan = plan("version: 1\nname: m\nfields:\n  - {target: a, source: $.a, type: integer}\n");
         let Outcome::Mapped(m) = plan.apply(br#"{"a": 1}"#) else { panic!() };
@@ -775,6 +837,14 @@ outputs:
             ]
         );
         assert!(problems("  - {name: tap, all: true, topic: t1}\n  - {name: rest, topic: t2}\n").is_empty());
+        let same_source = problems(
+            "  - {name: tap, all: true, topic: t1, envelope: cloudevents, type: a, source: /s}\n  - {name: rest, topic: t2, envelope: cloudevents-structured, type: b, source: /s}\n",
+        );
+        assert_eq!(same_source.len(), 1, "{same_source:?}");
+        assert!(
+            same_source[0].contains("fans out to this one with the same CloudEvents `source` `/s`"),
+            "{same_source:?}"
+        );
         let structured_avro = "version: 1\nname: m\noutput: {format: avro, schema: x.avsc}\nfields:\n  - {target: a, source: $.a, type: integer}\noutputs:\n  - {name: o, topic: t, envelope: cloudevents-structured, type: t, source: /s}\n";
         let refused = load_str(structured_avro).unwrap_err();
         assert!(
