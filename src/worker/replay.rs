@@ -563,6 +563,25 @@ struct ReadBatch {
 }
 
 impl ReadPlan {
+    /// One record of the fail topic into the batch: rebuilt, counted as not ours or not selected,
+    /// or as delivered by an interrupted run.
+    fn take(&self, m: &BorrowedMessage<'_>, partition: i32, batch: &mut ReadBatch, rule_sets: &mut RuleSets) {
+        let delivered = self.already.get(&(partition, m.offset()));
+        if delivered.is_some() && !self.fans_out {
+            batch.counts.already_delivered += 1;
+            return;
+        }
+        match Rebuilt::from_message(m, &self.topic, self.only_rule.as_deref(), rule_sets) {
+            Rebuilt::NotOurs => batch.counts.not_ours += 1,
+            Rebuilt::NotSelected => batch.counts.not_selected += 1,
+            Rebuilt::Ready { input, mut provenance } => {
+                provenance.delivered_to = delivered.cloned().unwrap_or_default();
+                batch.inputs.push(input);
+                batch.provenance.push(provenance);
+            }
+        }
+    }
+
     /// Assigns the partitions with something left to read, each at its start; how many.
     fn assign(&self, consumer: &BaseConsumer<KafkaContext>, next: &[i64]) -> Result<usize, ReplayError> {
         let topic = self.topic.as_str();
@@ -682,20 +701,7 @@ impl ReadPlan {
                     open -= 1;
                 }
                 batch.counts.read += 1;
-                let delivered = self.already.get(&(self.partitions[i], m.offset()));
-                if delivered.is_some() && !self.fans_out {
-                    batch.counts.already_delivered += 1;
-                    continue;
-                }
-                match Rebuilt::from_message(&m, topic, self.only_rule.as_deref(), &mut rule_sets) {
-                    Rebuilt::NotOurs => batch.counts.not_ours += 1,
-                    Rebuilt::NotSelected => batch.counts.not_selected += 1,
-                    Rebuilt::Ready { input, mut provenance } => {
-                        provenance.delivered_to = delivered.cloned().unwrap_or_default();
-                        batch.inputs.push(input);
-                        batch.provenance.push(provenance);
-                    }
-                }
+                self.take(&m, self.partitions[i], &mut batch, &mut rule_sets);
             }
             batch.next = (0..self.partitions.len()).filter(|i| touched[*i]).map(|i| (i, next[i])).collect();
             if out.send(Ok(batch)).is_err() {
