@@ -162,3 +162,40 @@ fn structured_cloud_events_are_refused_when_the_output_format_is_not_json() {
         stderr(&out)
     );
 }
+
+/// A binary-mode CloudEvent written as Avro says so in its `content-type`.
+#[test]
+fn a_binary_cloud_event_written_as_avro_says_its_content_type() {
+    let text = std::fs::read_to_string(crate::util::root().join("mappings/orders-to-billing.yaml")).unwrap();
+    let mapping = TempFile::new(
+        "routes-avro.yaml",
+        (text + "\noutputs:\n  - {name: events, topic: billing.events, envelope: cloudevents, type: com.example.billing, source: /billing}\n")
+            .as_bytes(),
+    );
+    let args = [
+        "process",
+        "--mapping",
+        mapping.arg(),
+        "--input",
+        "tests/fixtures/orders.jsonl",
+        "--messages",
+        "--topic-ok",
+        "unused",
+        "--topic-fail",
+        "billing.fail",
+        "--output-format",
+        "avro",
+        "--output-schema",
+        "tests/fixtures/avro/billing.avsc",
+    ];
+    let out = lambda_stream(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let events: Vec<Value> = lines(&out).into_iter().filter(|m| m["topic"] == "billing.events").collect();
+    assert!(!events.is_empty(), "{}", stdout(&out));
+    for event in &events {
+        let headers = event["headers"].as_array().unwrap();
+        let content_types: Vec<&Value> = headers.iter().filter(|h| h[0] == "content-type").map(|h| &h[1]).collect();
+        assert_eq!(content_types, [&Value::from("application/avro")], "{event}");
+        assert!(event["payload"].get("base64").is_some() || event["payload"].is_string(), "an Avro body: {event}");
+    }
+}
