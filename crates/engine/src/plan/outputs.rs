@@ -440,20 +440,40 @@ fn condition(
     diags: &mut Diagnostics,
 ) -> Option<Compiled> {
     let compiled = expression(text, diags)?;
-    if matches!(compiled.ty, Ty::Bool | Ty::Dyn | Ty::Null) {
+    of_kind(text, compiled, Kind::Condition, "an output's `when`", diags)
+}
+
+/// What an expression of an output must give.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A boolean (`when`).
+    Condition,
+    /// Text (a computed topic or CloudEvents attribute).
+    Text,
+}
+
+/// `compiled` when it gives what `kind` asks (or may, as `dyn` and null may); else a problem at
+/// `text` saying what `what` should give and what it gives.
+fn of_kind(
+    text: &Spanned<String>,
+    compiled: Compiled,
+    kind: Kind,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<Compiled> {
+    let fits = match kind {
+        Kind::Condition => matches!(compiled.ty, Ty::Bool | Ty::Dyn | Ty::Null),
+        Kind::Text => matches!(compiled.ty, Ty::String | Ty::Dyn | Ty::Null),
+    };
+    if fits {
         return Some(compiled);
     }
-    diags.push(
-        Diagnostic::new(
-            text.pos,
-            format!(
-                "an output's `when` is a condition, but `{}` gives {}, not a boolean",
-                one_line(&text.value),
-                compiled.ty.name()
-            ),
-        )
-        .spanning(&text.extent),
-    );
+    let (quoted, gives) = (one_line(&text.value), compiled.ty.name());
+    let message = match kind {
+        Kind::Condition => format!("{what} is a condition, but `{quoted}` gives {gives}, not a boolean"),
+        Kind::Text => format!("{what} is text, but `{quoted}` gives {gives}"),
+    };
+    diags.push(Diagnostic::new(text.pos, message).spanning(&text.extent));
     None
 }
 
@@ -506,17 +526,7 @@ fn topic(
         ));
         return None;
     }
-    let code = expression(text, diags)?;
-    if !matches!(code.ty, Ty::String | Ty::Dyn | Ty::Null) {
-        diags.push(
-            Diagnostic::new(
-                text.pos,
-                format!("a `topic` is text, but `{}` gives {}", one_line(&text.value), code.ty.name()),
-            )
-            .spanning(&text.extent),
-        );
-        return None;
-    }
+    let code = of_kind(text, expression(text, diags)?, Kind::Text, "a `topic`", diags)?;
     valid.then(|| Topic::Computed { code, topics: topics.value.iter().map(|t| t.value.clone()).collect() })
 }
 
@@ -627,21 +637,7 @@ fn envelope(
         Some(AttributeSpec::Literal(text)) => Some(Attribute::Literal(text.value.clone())),
         Some(AttributeSpec::Expr(text)) => {
             let code = expression(text, diags)?;
-            if matches!(code.ty, Ty::String | Ty::Dyn | Ty::Null) {
-                return Some(Attribute::Computed(code));
-            }
-            diags.push(
-                Diagnostic::new(
-                    text.pos,
-                    format!(
-                        "the CloudEvents `{name}` is text, but `{}` gives {}",
-                        one_line(&text.value),
-                        code.ty.name()
-                    ),
-                )
-                .spanning(&text.extent),
-            );
-            None
+            of_kind(text, code, Kind::Text, &format!("the CloudEvents `{name}`"), diags).map(Attribute::Computed)
         }
     };
     let event_type = attribute(&spec.event_type, "type");
